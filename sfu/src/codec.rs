@@ -1,0 +1,170 @@
+//! Codecs the engine forwards, and how to spot the first packet of a keyframe in each.
+//!
+//! The selector only switches a viewer onto a layer at a packet that starts a keyframe,
+//! so these checks decide when a viewer's picture can begin. They look at the RTP payload
+//! only (no header) and never panic on short or hostile input.
+
+/// A codec as the router sees it. Payload types differ per session; codecs do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// VP8 (RFC 7741), with picture id rewriting.
+    Vp8,
+    /// VP9 (RFC 9628).
+    Vp9,
+    /// H.264 (RFC 6184).
+    H264,
+    /// AV1 (AOM RTP spec).
+    Av1,
+    /// Opus audio.
+    Opus,
+}
+
+impl Codec {
+    /// Maps str0m's codec name; `None` for codecs Cascade does not forward.
+    pub fn from_str0m(codec: str0m::format::Codec) -> Option<Self> {
+        use str0m::format::Codec as C;
+        Some(match codec {
+            C::Vp8 => Codec::Vp8,
+            C::Vp9 => Codec::Vp9,
+            C::H264 => Codec::H264,
+            C::Av1 => Codec::Av1,
+            C::Opus => Codec::Opus,
+            _ => return None,
+        })
+    }
+
+    /// RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            _ => 90_000,
+        }
+    }
+
+    /// Whether this is a video codec.
+    pub fn is_video(self) -> bool {
+        !matches!(self, Codec::Opus)
+    }
+
+    /// Whether `payload` is the first packet of a keyframe, where a decoder can start.
+    pub fn starts_keyframe(self, payload: &[u8]) -> bool {
+        match self {
+            Codec::Vp8 => str0m::rtp::Vp8Descriptor::parse(payload)
+                .map(|d| d.starts_keyframe(payload))
+                .unwrap_or(false),
+            Codec::Vp9 => vp9_starts_keyframe(payload),
+            Codec::H264 => h264_starts_keyframe(payload),
+            Codec::Av1 => av1_starts_keyframe(payload),
+            Codec::Opus => true,
+        }
+    }
+}
+
+/// VP9 descriptor byte 0 is `I|P|L|F|B|E|V|Z`: a keyframe starts where P=0 and B=1,
+/// on spatial layer 0 when the L byte is present.
+fn vp9_starts_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let not_predicted = b0 & 0x40 == 0;
+    let begins_frame = b0 & 0x08 != 0;
+    if !(not_predicted && begins_frame) {
+        return false;
+    }
+    if b0 & 0x20 == 0 {
+        return true; // no layer indices: a single spatial layer
+    }
+    // Skip the picture id (1 or 2 bytes) to the layer indices byte; SID is its bits 3..1.
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let Some(&pid) = payload.get(1) else {
+            return false;
+        };
+        at += if pid & 0x80 != 0 { 2 } else { 1 };
+    }
+    payload.get(at).is_some_and(|l| (l >> 1) & 0x07 == 0)
+}
+
+const H264_IDR: u8 = 5;
+const H264_SPS: u8 = 7;
+const H264_STAP_A: u8 = 24;
+const H264_FU_A: u8 = 28;
+
+/// An H.264 keyframe starts at its SPS (alone or in a STAP-A), or at the first fragment
+/// of an IDR slice when the encoder sends no SPS in band.
+fn h264_starts_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    match b0 & 0x1f {
+        H264_SPS | H264_IDR => true,
+        H264_STAP_A => {
+            let mut at = 1;
+            while let (Some(&hi), Some(&lo)) = (payload.get(at), payload.get(at + 1)) {
+                let len = usize::from(u16::from_be_bytes([hi, lo]));
+                match payload.get(at + 2) {
+                    Some(&nal) if matches!(nal & 0x1f, H264_SPS | H264_IDR) => return true,
+                    Some(_) => at += 2 + len,
+                    None => return false,
+                }
+            }
+            false
+        }
+        H264_FU_A => payload
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && fu & 0x1f == H264_IDR),
+        _ => false,
+    }
+}
+
+/// AV1 aggregation header `Z|Y|W W|N|-|-|-`: N=1 starts a coded video sequence, and Z=0
+/// says the packet does not continue an OBU from the previous one.
+fn av1_starts_keyframe(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|b| b & 0x08 != 0 && b & 0x80 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_keyframe_start_needs_s_bit_pid0_and_p_bit_clear() {
+        // X=1, S=1, PID=0; I=1 with a 15-bit picture id; VP8 header byte with P=0.
+        let key = [0x90, 0x80, 0x81, 0x23, 0x10];
+        assert!(Codec::Vp8.starts_keyframe(&key));
+        let delta = [0x90, 0x80, 0x81, 0x23, 0x11];
+        assert!(!Codec::Vp8.starts_keyframe(&delta));
+        let continuation = [0x80, 0x80, 0x81, 0x23, 0x10];
+        assert!(!Codec::Vp8.starts_keyframe(&continuation));
+        assert!(!Codec::Vp8.starts_keyframe(&[]));
+        assert!(!Codec::Vp8.starts_keyframe(&[0x90, 0x80]));
+    }
+
+    #[test]
+    fn h264_keyframe_in_single_stap_a_and_fu_a() {
+        assert!(Codec::H264.starts_keyframe(&[0x67, 0x42]));
+        // STAP-A with an SPS of length 2 then a PPS.
+        assert!(Codec::H264.starts_keyframe(&[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68]));
+        // STAP-A with only non-IDR slices.
+        assert!(!Codec::H264.starts_keyframe(&[0x18, 0x00, 0x01, 0x41]));
+        // FU-A start of an IDR, then a middle fragment.
+        assert!(Codec::H264.starts_keyframe(&[0x7c, 0x85]));
+        assert!(!Codec::H264.starts_keyframe(&[0x7c, 0x05]));
+        // Truncated STAP-A length does not run off the end.
+        assert!(!Codec::H264.starts_keyframe(&[0x18, 0xff, 0xff]));
+        assert!(!Codec::H264.starts_keyframe(&[0x41, 0x9a]));
+    }
+
+    #[test]
+    fn vp9_and_av1_keyframe_starts() {
+        assert!(Codec::Vp9.starts_keyframe(&[0x08]));
+        assert!(!Codec::Vp9.starts_keyframe(&[0x48]));
+        assert!(!Codec::Vp9.starts_keyframe(&[0x00]));
+        // I=1 with 15-bit picture id, L=1, SID=1: not the base spatial layer.
+        assert!(!Codec::Vp9.starts_keyframe(&[0xa8, 0x80, 0x01, 0x02]));
+        assert!(Codec::Vp9.starts_keyframe(&[0xa8, 0x80, 0x01, 0x00]));
+        assert!(Codec::Av1.starts_keyframe(&[0x08]));
+        assert!(!Codec::Av1.starts_keyframe(&[0x88]));
+        assert!(!Codec::Av1.starts_keyframe(&[]));
+    }
+}

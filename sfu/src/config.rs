@@ -1,0 +1,74 @@
+//! Node configuration: a `Clone + Default` builder validated in [`NodeConfig::validate`].
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// How a media node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Media workers (threads, each with its own UDP port). 0 means one per core.
+    pub workers: usize,
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// First UDP port; worker `i` uses `udp_port + i`. 0 picks free ports.
+    pub udp_port: u16,
+    /// Address announced in ICE candidates (defaults to `bind_ip`).
+    pub public_ip: Option<IpAddr>,
+    /// Most sessions (publishers and viewers) the node accepts.
+    pub max_sessions: usize,
+    /// A session that has not connected after this long is closed.
+    pub handshake_timeout: Duration,
+    /// At most one keyframe request per publisher layer in this window.
+    pub keyframe_throttle: Duration,
+    /// Packets kept per outgoing video stream for retransmission.
+    pub rtx_cache_packets: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            workers: 0,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port: 0,
+            public_ip: None,
+            max_sessions: 10_000,
+            handshake_timeout: Duration::from_secs(15),
+            keyframe_throttle: Duration::from_millis(500),
+            rtx_cache_packets: 1024,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Worker count after resolving 0 to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(64)
+    }
+
+    /// The address put in ICE candidates.
+    pub fn announced_ip(&self) -> IpAddr {
+        match (self.public_ip, self.bind_ip) {
+            (Some(ip), _) => ip,
+            (None, ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (None, ip) => ip,
+        }
+    }
+
+    /// Checks the values that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_sessions == 0 {
+            return Err("max_sessions must be at least 1".into());
+        }
+        if self.udp_port != 0 && usize::from(self.udp_port) + self.worker_count() > 65_536 {
+            return Err("udp_port range runs past 65535".into());
+        }
+        if self.public_ip.is_some_and(|ip| ip.is_unspecified()) {
+            return Err("public_ip must be a concrete address".into());
+        }
+        Ok(())
+    }
+}

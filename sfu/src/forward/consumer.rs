@@ -1,0 +1,173 @@
+//! One viewer's egress: a continuous audio stream and a continuous video stream, fed by
+//! whatever publisher and layer is current. Decide (target from preference), select, then
+//! rewrite, each by its own part.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::rtp::Vp8Patch;
+
+use super::layers::{LayerPref, LayerTable};
+use super::rewrite::SeqRewriter;
+use super::selector::{LayerSelector, Selected};
+use super::vp8::Vp8Munger;
+use super::{DropReason, MediaPacket, SourceKey};
+use crate::codec::Codec;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// A packet ready for the viewer's outgoing stream of `kind`.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Which outgoing stream.
+    pub kind: Kind,
+    /// Codec, to pick the viewer's payload type.
+    pub codec: Codec,
+    /// Outgoing extended sequence number.
+    pub seq: u64,
+    /// Outgoing RTP timestamp.
+    pub ts: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload, shared with the publisher's packet.
+    pub payload: Arc<[u8]>,
+    /// VP8 descriptor rewrite to apply while serialising.
+    pub vp8_patch: Option<Vp8Patch>,
+    /// First packet after a layer or publisher switch.
+    pub switched: bool,
+}
+
+#[derive(Debug)]
+struct VideoOut {
+    selector: LayerSelector,
+    rewriter: SeqRewriter,
+    vp8: Vp8Munger,
+    /// The table the current target was resolved against.
+    resolved_against: Option<Arc<LayerTable>>,
+}
+
+#[derive(Debug)]
+struct AudioOut {
+    source: Option<SourceKey>,
+    rewriter: SeqRewriter,
+}
+
+/// One viewer's forwarding state.
+#[derive(Debug)]
+pub struct Consumer {
+    pref: LayerPref,
+    video: VideoOut,
+    audio: AudioOut,
+}
+
+impl Consumer {
+    /// A consumer whose outgoing streams start at the given (random) origins.
+    pub fn new(pref: LayerPref, seq_origin: [u16; 2], ts_origin: [u32; 2]) -> Self {
+        Consumer {
+            pref,
+            video: VideoOut {
+                selector: LayerSelector::default(),
+                rewriter: SeqRewriter::new(90_000, seq_origin[0], ts_origin[0]),
+                vp8: Vp8Munger::default(),
+                resolved_against: None,
+            },
+            audio: AudioOut {
+                source: None,
+                rewriter: SeqRewriter::new(48_000, seq_origin[1], ts_origin[1]),
+            },
+        }
+    }
+
+    /// Changes the wanted layer; takes effect at the next keyframe of that layer.
+    pub fn set_pref(&mut self, pref: LayerPref) {
+        self.pref = pref;
+        self.video.resolved_against = None;
+    }
+
+    /// The viewer's wanted layer.
+    pub fn pref(&self) -> &LayerPref {
+        &self.pref
+    }
+
+    /// The video source now flowing to the viewer.
+    pub fn current_video(&self) -> Option<SourceKey> {
+        self.video.selector.current()
+    }
+
+    /// The source whose keyframe this viewer is waiting for.
+    pub fn waiting_for_keyframe(&self) -> Option<SourceKey> {
+        self.video.selector.waiting_for()
+    }
+
+    /// Decides, selects and rewrites one packet for this viewer.
+    pub fn forward(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
+        match pkt.kind {
+            super::Kind::Audio => self.forward_audio(pkt, now),
+            super::Kind::Video => self.forward_video(pkt, now),
+        }
+    }
+
+    fn forward_audio(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
+        let a = &mut self.audio;
+        let switched = a.source != Some(pkt.source);
+        if switched {
+            a.source = Some(pkt.source);
+            a.rewriter.switch_source(pkt.seq, pkt.ts, now);
+        }
+        let out = a.rewriter.rewrite(pkt.seq, pkt.ts, now).ok_or(DropReason::Stale)?;
+        Ok(Forward {
+            kind: Kind::Audio,
+            codec: pkt.codec,
+            seq: out.seq,
+            ts: out.ts,
+            marker: pkt.marker,
+            payload: pkt.payload.clone(),
+            vp8_patch: None,
+            switched,
+        })
+    }
+
+    fn forward_video(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
+        let v = &mut self.video;
+        if let Some(table) = &pkt.layers {
+            let stale = v
+                .resolved_against
+                .as_ref()
+                .is_none_or(|t| !Arc::ptr_eq(t, table));
+            if stale {
+                v.selector.set_target(table.resolve(&self.pref));
+                v.resolved_against = Some(table.clone());
+            }
+        }
+        let switched = match v.selector.select(pkt.source, pkt.keyframe) {
+            Selected::Forward { switched } => switched,
+            Selected::Drop(reason) => return Err(reason),
+        };
+        if switched {
+            v.rewriter.switch_source(pkt.seq, pkt.ts, now);
+            v.vp8.switch_source();
+        }
+        let out = v.rewriter.rewrite(pkt.seq, pkt.ts, now).ok_or(DropReason::Stale)?;
+        let vp8_patch = match pkt.codec {
+            Codec::Vp8 => v.vp8.munge(&pkt.payload),
+            _ => None,
+        };
+        Ok(Forward {
+            kind: Kind::Video,
+            codec: pkt.codec,
+            seq: out.seq,
+            ts: out.ts,
+            marker: pkt.marker,
+            payload: pkt.payload.clone(),
+            vp8_patch,
+            switched,
+        })
+    }
+}

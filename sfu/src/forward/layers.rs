@@ -1,0 +1,252 @@
+//! A publisher's simulcast encodings, ranked low to high by the bitrate they carry, and
+//! how a viewer's preference maps onto them.
+//!
+//! Publishers name their RIDs as they like ("q/h/f", "l/m/h", "0/1/2"), so the rank comes
+//! from what each encoding measurably carries over the last second, not from its name.
+//! An encoding that has sent nothing for [`INACTIVE_AFTER`] drops out of the ranking, so a
+//! viewer on "high" falls back to the best layer still flowing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::SourceKey;
+
+/// An encoding that sent nothing for this long is inactive.
+pub const INACTIVE_AFTER: Duration = Duration::from_millis(1500);
+/// How often the ranking is recomputed.
+pub const RANK_EVERY: Duration = Duration::from_secs(1);
+
+/// Which layer a viewer wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LayerPref {
+    /// The highest active layer.
+    #[default]
+    Auto,
+    /// By rank: 0 is the lowest; clamped to the layers there are.
+    Rank(u8),
+    /// A publisher's RID by name; falls back to the highest layer if absent.
+    Rid(String),
+}
+
+/// One encoding as viewers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodingInfo {
+    /// Index in the publisher's session (stable for its lifetime).
+    pub encoding: u8,
+    /// RID, if the publisher sends simulcast.
+    pub rid: Option<String>,
+    /// Measured bitrate over the last ranking period.
+    pub bitrate_bps: u64,
+}
+
+/// A publisher's active encodings, lowest first. Shared by reference with every packet,
+/// so viewers on any worker resolve their preference against the same table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerTable {
+    /// The publisher this table describes.
+    pub generation: u32,
+    /// Active encodings ordered low to high.
+    pub active: Vec<EncodingInfo>,
+}
+
+impl LayerTable {
+    /// The source a viewer with `pref` should receive.
+    pub fn resolve(&self, pref: &LayerPref) -> Option<SourceKey> {
+        let top = self.active.len().checked_sub(1)?;
+        let idx = match pref {
+            LayerPref::Auto => top,
+            LayerPref::Rank(r) => usize::from(*r).min(top),
+            LayerPref::Rid(rid) => self
+                .active
+                .iter()
+                .position(|e| e.rid.as_deref() == Some(rid))
+                .unwrap_or(top),
+        };
+        Some(SourceKey {
+            generation: self.generation,
+            encoding: self.active[idx].encoding,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Counter {
+    rid: Option<String>,
+    bytes: u64,
+    last_bitrate: u64,
+    last_packet: Option<Instant>,
+}
+
+/// Ranks one publisher's encodings; lives on the publisher's worker.
+#[derive(Debug)]
+pub struct LayerRanker {
+    generation: u32,
+    counters: Vec<Counter>,
+    table: Arc<LayerTable>,
+    last_rank: Option<Instant>,
+}
+
+impl LayerRanker {
+    /// Upper bound on encodings per publisher (3 simulcast layers plus slack).
+    pub const MAX_ENCODINGS: usize = 4;
+
+    /// A ranker for the publisher `generation`.
+    pub fn new(generation: u32) -> Self {
+        LayerRanker {
+            generation,
+            counters: Vec::new(),
+            table: Arc::new(LayerTable {
+                generation,
+                active: Vec::new(),
+            }),
+            last_rank: None,
+        }
+    }
+
+    /// The encoding index for `rid`, registering it on first sight; `None` past the bound.
+    pub fn encoding_for(&mut self, rid: Option<&str>) -> Option<u8> {
+        if let Some(i) = self.counters.iter().position(|c| c.rid.as_deref() == rid) {
+            return Some(i as u8);
+        }
+        if self.counters.len() >= Self::MAX_ENCODINGS {
+            return None;
+        }
+        self.counters.push(Counter {
+            rid: rid.map(str::to_owned),
+            bytes: 0,
+            last_bitrate: 0,
+            last_packet: None,
+        });
+        Some((self.counters.len() - 1) as u8)
+    }
+
+    /// Counts a packet; returns the current table. A newly seen encoding re-ranks at once
+    /// so the first viewer does not wait a full period for a layer.
+    pub fn on_packet(&mut self, now: Instant, encoding: u8, bytes: usize) -> &Arc<LayerTable> {
+        let mut fresh = false;
+        if let Some(c) = self.counters.get_mut(usize::from(encoding)) {
+            fresh = c.last_packet.is_none_or(|t| now.saturating_duration_since(t) > INACTIVE_AFTER);
+            c.bytes += bytes as u64;
+            c.last_packet = Some(now);
+        }
+        if fresh {
+            self.rank(now, false);
+        }
+        &self.table
+    }
+
+    /// Re-ranks when a period has passed. Returns whether the table changed.
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        match self.last_rank {
+            Some(t) if now.saturating_duration_since(t) < RANK_EVERY => false,
+            _ => self.rank(now, true),
+        }
+    }
+
+    /// The current table.
+    pub fn table(&self) -> &Arc<LayerTable> {
+        &self.table
+    }
+
+    fn rank(&mut self, now: Instant, period_end: bool) -> bool {
+        let elapsed = self.last_rank.map(|t| now.saturating_duration_since(t));
+        if period_end {
+            let secs = elapsed.map_or(1.0, |d| d.as_secs_f64().max(0.001));
+            for c in &mut self.counters {
+                c.last_bitrate = (c.bytes as f64 * 8.0 / secs) as u64;
+                c.bytes = 0;
+            }
+            self.last_rank = Some(now);
+        }
+        let mut active: Vec<EncodingInfo> = self
+            .counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.last_packet
+                    .is_some_and(|t| now.saturating_duration_since(t) <= INACTIVE_AFTER)
+            })
+            .map(|(i, c)| EncodingInfo {
+                encoding: i as u8,
+                rid: c.rid.clone(),
+                bitrate_bps: c.last_bitrate,
+            })
+            .collect();
+        // Stable sort: before any rate is measured, the publisher's own order stands.
+        active.sort_by_key(|e| e.bitrate_bps);
+        let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
+        let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
+        let same_rates = self.table.active == active;
+        if changed || !same_rates {
+            self.table = Arc::new(LayerTable {
+                generation: self.generation,
+                active,
+            });
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn ranks_by_measured_bitrate_not_by_name() {
+        let t0 = Instant::now();
+        let mut r = LayerRanker::new(7);
+        // The publisher lists its high layer first.
+        let h = r.encoding_for(Some("h")).unwrap();
+        let l = r.encoding_for(Some("l")).unwrap();
+        let m = r.encoding_for(Some("m")).unwrap();
+        for i in 0..100 {
+            r.on_packet(ms(t0, i * 10), h, 1200);
+            r.on_packet(ms(t0, i * 10), l, 100);
+            r.on_packet(ms(t0, i * 10), m, 500);
+        }
+        assert!(r.handle_timeout(ms(t0, 1000)));
+        let t = r.table().clone();
+        let rids: Vec<_> = t.active.iter().map(|e| e.rid.clone().unwrap()).collect();
+        assert_eq!(rids, ["l", "m", "h"]);
+        assert_eq!(t.resolve(&LayerPref::Rank(0)), Some(SourceKey { generation: 7, encoding: l }));
+        assert_eq!(t.resolve(&LayerPref::Auto), Some(SourceKey { generation: 7, encoding: h }));
+        assert_eq!(t.resolve(&LayerPref::Rank(9)), Some(SourceKey { generation: 7, encoding: h }));
+        assert_eq!(
+            t.resolve(&LayerPref::Rid("m".into())),
+            Some(SourceKey { generation: 7, encoding: m })
+        );
+    }
+
+    #[test]
+    fn silent_layer_drops_out_and_viewer_falls_back() {
+        let t0 = Instant::now();
+        let mut r = LayerRanker::new(1);
+        let lo = r.encoding_for(Some("q")).unwrap();
+        let hi = r.encoding_for(Some("f")).unwrap();
+        r.on_packet(t0, lo, 100);
+        r.on_packet(t0, hi, 1000);
+        r.handle_timeout(ms(t0, 1000));
+        // Only the low layer keeps sending.
+        for i in 0..30 {
+            r.on_packet(ms(t0, 1000 + i * 100), lo, 100);
+        }
+        r.handle_timeout(ms(t0, 4000));
+        let t = r.table();
+        assert_eq!(t.active.len(), 1);
+        assert_eq!(t.resolve(&LayerPref::Auto).unwrap().encoding, lo);
+    }
+
+    #[test]
+    fn bounded_encodings_and_empty_table() {
+        let mut r = LayerRanker::new(1);
+        for i in 0..LayerRanker::MAX_ENCODINGS {
+            assert!(r.encoding_for(Some(&i.to_string())).is_some());
+        }
+        assert_eq!(r.encoding_for(Some("extra")), None);
+        assert_eq!(LayerTable::default().resolve(&LayerPref::Auto), None);
+    }
+}

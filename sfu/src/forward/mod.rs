@@ -1,0 +1,67 @@
+//! The forwarding core: no I/O, no clock of its own, no str0m session.
+//!
+//! A packet from a publisher is parsed once into a [`MediaPacket`]. For each viewer its
+//! [`Consumer`] decides (layer choice from [`layers`]), selects ([`selector`], gated on
+//! keyframes) and rewrites ([`rewrite`], [`vp8`]) it into a [`Forward`], or drops it with a
+//! [`DropReason`]. The worker then hands the `Forward` to the viewer's str0m stream.
+
+pub mod consumer;
+pub mod layers;
+pub mod rewrite;
+pub mod selector;
+pub mod throttle;
+pub mod vp8;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::codec::Codec;
+pub use consumer::{Consumer, Forward, Kind};
+pub use layers::{LayerPref, LayerRanker, LayerTable};
+
+/// One encoding of one publisher: `generation` changes when a publisher (re)starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceKey {
+    /// Unique per publisher session.
+    pub generation: u32,
+    /// The encoding within that session (simulcast layer, or 0).
+    pub encoding: u8,
+}
+
+/// Why a packet was not forwarded to a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The viewer waits for a keyframe on the layer it switches to.
+    AwaitingKeyframe,
+    /// The packet belongs to a layer the viewer does not receive.
+    OtherLayer,
+    /// Arrived after the viewer was spliced onto a newer source.
+    Stale,
+    /// The viewer did not negotiate this codec.
+    CodecUnsupported,
+}
+
+/// A publisher's packet, parsed once and shared (by `Arc`) with every viewer and worker.
+#[derive(Debug, Clone)]
+pub struct MediaPacket {
+    /// Audio or video.
+    pub kind: Kind,
+    /// Which publisher and encoding.
+    pub source: SourceKey,
+    /// Codec of the payload.
+    pub codec: Codec,
+    /// Extended sequence number in the publisher's space.
+    pub seq: u64,
+    /// RTP timestamp in the publisher's space.
+    pub ts: u32,
+    /// RTP marker bit (end of a video frame).
+    pub marker: bool,
+    /// Whether this packet starts a keyframe.
+    pub keyframe: bool,
+    /// RTP payload (no header).
+    pub payload: Arc<[u8]>,
+    /// When the node received it.
+    pub arrival: Instant,
+    /// The publisher's video layers when this packet arrived (video only).
+    pub layers: Option<Arc<LayerTable>>,
+}

@@ -1,0 +1,104 @@
+//! Which packets a viewer gets: the current layer's, until a keyframe of the target layer
+//! arrives and the viewer moves onto it. Only answers "forward this packet?"; the rewriting
+//! lives in [`super::rewrite`] and the choice of target in [`super::layers`].
+
+use super::{DropReason, SourceKey};
+
+/// Outcome for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selected {
+    /// Forward it; `switched` when it is the first packet of a newly current source.
+    Forward {
+        /// The viewer just moved onto this packet's source.
+        switched: bool,
+    },
+    /// Drop it.
+    Drop(DropReason),
+}
+
+/// Keyframe-gated simulcast layer selection for one viewer.
+#[derive(Debug, Clone, Default)]
+pub struct LayerSelector {
+    current: Option<SourceKey>,
+    target: Option<SourceKey>,
+}
+
+impl LayerSelector {
+    /// The source the viewer should end up on.
+    pub fn set_target(&mut self, target: Option<SourceKey>) {
+        self.target = target;
+    }
+
+    /// The source now flowing to the viewer.
+    pub fn current(&self) -> Option<SourceKey> {
+        self.current
+    }
+
+    /// The source whose keyframe the viewer waits for, if a switch is pending.
+    pub fn waiting_for(&self) -> Option<SourceKey> {
+        self.target.filter(|t| Some(*t) != self.current)
+    }
+
+    /// Decides for one packet from `source`; `keyframe` when it starts a keyframe.
+    pub fn select(&mut self, source: SourceKey, keyframe: bool) -> Selected {
+        if Some(source) == self.target && Some(source) != self.current {
+            if keyframe {
+                self.current = Some(source);
+                return Selected::Forward { switched: true };
+            }
+            // Keep the old layer flowing (if it still is) until the keyframe comes.
+            return Selected::Drop(DropReason::AwaitingKeyframe);
+        }
+        if Some(source) == self.current {
+            return Selected::Forward { switched: false };
+        }
+        Selected::Drop(DropReason::OtherLayer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: SourceKey = SourceKey { generation: 1, encoding: 0 };
+    const HIGH: SourceKey = SourceKey { generation: 1, encoding: 2 };
+
+    #[test]
+    fn nothing_before_the_first_keyframe() {
+        let mut s = LayerSelector::default();
+        s.set_target(Some(LOW));
+        assert_eq!(s.select(LOW, false), Selected::Drop(DropReason::AwaitingKeyframe));
+        assert_eq!(s.select(HIGH, true), Selected::Drop(DropReason::OtherLayer));
+        assert_eq!(s.waiting_for(), Some(LOW));
+        assert_eq!(s.select(LOW, true), Selected::Forward { switched: true });
+        assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
+        assert_eq!(s.waiting_for(), None);
+    }
+
+    #[test]
+    fn switch_keeps_old_layer_until_new_keyframe() {
+        let mut s = LayerSelector::default();
+        s.set_target(Some(LOW));
+        s.select(LOW, true);
+        s.set_target(Some(HIGH));
+        // Deltas of the new layer are never forwarded before its keyframe.
+        for _ in 0..5 {
+            assert_eq!(s.select(HIGH, false), Selected::Drop(DropReason::AwaitingKeyframe));
+            assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
+        }
+        assert_eq!(s.select(HIGH, true), Selected::Forward { switched: true });
+        assert_eq!(s.select(LOW, false), Selected::Drop(DropReason::OtherLayer));
+        assert_eq!(s.current(), Some(HIGH));
+    }
+
+    #[test]
+    fn a_new_publisher_generation_is_a_switch() {
+        let mut s = LayerSelector::default();
+        s.set_target(Some(LOW));
+        s.select(LOW, true);
+        let reborn = SourceKey { generation: 2, encoding: 0 };
+        s.set_target(Some(reborn));
+        assert_eq!(s.select(reborn, false), Selected::Drop(DropReason::AwaitingKeyframe));
+        assert_eq!(s.select(reborn, true), Selected::Forward { switched: true });
+    }
+}

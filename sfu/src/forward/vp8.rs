@@ -1,0 +1,132 @@
+//! VP8 picture id and TL0PICIDX continuity across source switches (RFC 7741 §4.2).
+//!
+//! Each simulcast layer numbers its pictures on its own. When a viewer moves to another
+//! layer, the decoder must see picture ids go on by one, or it assumes lost frames and
+//! asks for a keyframe again. The munger keeps an offset per field, reset at each splice,
+//! and hands str0m a [`Vp8Patch`] that rewrites the descriptor while it serialises.
+
+use str0m::rtp::{Vp8Descriptor, Vp8Patch};
+
+const PID_MOD_15: u16 = 0x8000;
+const PID_MOD_7: u16 = 0x80;
+
+/// Picture id / TL0PICIDX offsets for one outgoing VP8 stream.
+#[derive(Debug, Clone, Default)]
+pub struct Vp8Munger {
+    pid_offset: u16,
+    tl0_offset: u8,
+    last_pid: Option<u16>,
+    last_tl0: Option<u8>,
+    /// Set by a splice: the next packet's fields define the offsets.
+    resync: bool,
+}
+
+impl Vp8Munger {
+    /// Marks a splice: the next packet (a keyframe of the new source) continues the ids.
+    pub fn switch_source(&mut self) {
+        self.resync = true;
+    }
+
+    /// Returns the patch that makes this packet's ids continuous, or `None` when the
+    /// descriptor carries no ids (or is malformed, in which case it is sent unchanged).
+    pub fn munge(&mut self, payload: &[u8]) -> Option<Vp8Patch> {
+        let desc = Vp8Descriptor::parse(payload).ok()?;
+        let mut patch = desc.patch();
+        if let Some(pid) = desc.picture_id() {
+            let modulus = if pid > 0x7f || self.last_pid.is_some_and(|p| p > 0x7f) {
+                PID_MOD_15
+            } else {
+                PID_MOD_7
+            };
+            if self.resync {
+                let next = self.last_pid.map_or(pid, |p| (p + 1) % modulus);
+                self.pid_offset = next.wrapping_sub(pid);
+            }
+            let out = pid.wrapping_add(self.pid_offset) % PID_MOD_15;
+            // A 7-bit field can only carry 7 bits; the decoder wraps it the same way.
+            let out = if pid <= 0x7f && modulus == PID_MOD_7 { out % PID_MOD_7 } else { out };
+            self.last_pid = Some(out);
+            patch = patch.picture_id(out);
+        }
+        if let Some(tl0) = desc.tl0_pic_idx() {
+            if self.resync {
+                let next = self.last_tl0.map_or(tl0, |t| t.wrapping_add(1));
+                self.tl0_offset = next.wrapping_sub(tl0);
+            }
+            let out = tl0.wrapping_add(self.tl0_offset);
+            self.last_tl0 = Some(out);
+            patch = patch.tl0_pic_idx(out);
+        }
+        self.resync = false;
+        // Only fails when a field is missing, which the checks above rule out.
+        patch.build().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VP8 descriptor with a 15-bit picture id and TL0PICIDX, then one payload byte.
+    fn vp8(pid: u16, tl0: u8, key: bool) -> Vec<u8> {
+        let s_bit = 0x10;
+        vec![
+            0x80 | s_bit,
+            0x80 | 0x40 | 0x20, // I, L and T
+            0x80 | (pid >> 8) as u8,
+            pid as u8,
+            tl0,
+            0x00, // TID 0
+            if key { 0x00 } else { 0x01 },
+        ]
+    }
+
+    /// The (picture id, tl0) the patch writes, checked by building the expected patch.
+    fn apply(payload: &[u8], patch: Option<Vp8Patch>) -> (u16, u8) {
+        let patch = patch.expect("a patch");
+        let d = Vp8Descriptor::parse(payload).unwrap();
+        for pid in 0..0x8000u16 {
+            for tl0 in [0u8, 1, 2, 7, 8, 9, 10, 250, 251] {
+                let want = d.patch().picture_id(pid).tl0_pic_idx(tl0).build().unwrap();
+                if want == patch {
+                    return (pid, tl0);
+                }
+            }
+        }
+        panic!("patch writes values outside the expected set");
+    }
+
+    #[test]
+    fn ids_continue_across_switch() {
+        let mut m = Vp8Munger::default();
+        m.switch_source();
+        assert_eq!(apply(&vp8(100, 7, true), m.munge(&vp8(100, 7, true))), (100, 7));
+        assert_eq!(apply(&vp8(101, 8, false), m.munge(&vp8(101, 8, false))), (101, 8));
+        // Switch to a layer whose ids are far away and about to wrap.
+        m.switch_source();
+        let k = vp8(0x7fff, 250, true);
+        assert_eq!(apply(&k, m.munge(&k)), (102, 9));
+        let d = vp8(0, 251, false);
+        assert_eq!(apply(&d, m.munge(&d)), (103, 10));
+    }
+
+    #[test]
+    fn output_wraps_at_fifteen_bits() {
+        let mut m = Vp8Munger::default();
+        m.switch_source();
+        let a = vp8(0x7ffe, 0, true);
+        assert_eq!(apply(&a, m.munge(&a)).0, 0x7ffe);
+        m.switch_source();
+        let b = vp8(5, 0, true);
+        assert_eq!(apply(&b, m.munge(&b)).0, 0x7fff);
+        let c = vp8(6, 0, false);
+        assert_eq!(apply(&c, m.munge(&c)).0, 0);
+    }
+
+    #[test]
+    fn malformed_descriptor_is_left_alone() {
+        let mut m = Vp8Munger::default();
+        assert!(m.munge(&[]).is_none());
+        assert!(m.munge(&[0x80]).is_none());
+    }
+}

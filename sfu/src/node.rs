@@ -1,0 +1,247 @@
+//! The node: starts the workers and is the handle the HTTP front talks to. It admits
+//! sessions through the [`Directory`], places each on the least loaded worker, and waits
+//! for that worker's answer.
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use prometheus::Encoder;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::NodeConfig;
+use crate::directory::{Directory, Role, StreamStatus};
+use crate::error::SfuError;
+use crate::forward::LayerPref;
+use crate::ids::{SessionId, WorkerId};
+use crate::metrics::Metrics;
+use crate::worker::{Command, Shared, Worker};
+
+/// Commands queued per worker before senders see back-pressure.
+const COMMAND_QUEUE: usize = 8192;
+
+/// A session the node opened.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// Its id (part of the resource URL).
+    pub id: SessionId,
+    /// The SDP answer.
+    pub answer: String,
+}
+
+/// A running media node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    addrs: Vec<SocketAddr>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Binds one UDP socket per worker and starts the worker threads.
+    pub fn start(config: NodeConfig, metrics: Metrics) -> Result<Node, SfuError> {
+        config.validate().map_err(SfuError::BadSdp)?;
+        let n = config.worker_count();
+        let mut sockets = Vec::with_capacity(n);
+        let mut addrs = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = match config.udp_port {
+                0 => 0,
+                p => p + i as u16,
+            };
+            let s = StdUdpSocket::bind(SocketAddr::new(config.bind_ip, port))?;
+            s.set_nonblocking(true)?;
+            let port = s.local_addr()?.port();
+            addrs.push(SocketAddr::new(config.announced_ip(), port));
+            sockets.push(s);
+        }
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
+        let shared = Arc::new(Shared {
+            directory: Arc::new(Directory::new(config.max_sessions)),
+            metrics,
+            peers: txs,
+            loads: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+            handshake_timeout: config.handshake_timeout,
+            rtx_cache_packets: config.rtx_cache_packets,
+        });
+        let mut threads = Vec::with_capacity(n);
+        for (i, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
+            let shared = shared.clone();
+            let local = addrs[i];
+            let t = std::thread::Builder::new()
+                .name(format!("cascade-media-{i}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime"); // Invariant: no I/O driver limits hit at start.
+                    rt.block_on(async move {
+                        let socket = tokio::net::UdpSocket::from_std(socket)
+                            .expect("a non-blocking socket"); // Invariant: set above.
+                        Worker::new(WorkerId(i), socket, local, shared).run(rx).await;
+                    });
+                })?;
+            threads.push(t);
+        }
+        Ok(Node {
+            inner: Arc::new(Inner {
+                shared,
+                addrs,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The UDP address each worker announces.
+    pub fn media_addrs(&self) -> &[SocketAddr] {
+        &self.inner.addrs
+    }
+
+    /// Opens a publisher (WHIP) session on `stream`.
+    pub async fn publish(&self, stream: &str, offer: String) -> Result<Opened, SfuError> {
+        self.open(stream, Role::Publisher, offer, LayerPref::Auto).await
+    }
+
+    /// Opens a viewer (WHEP) session on `stream`.
+    pub async fn view(&self, stream: &str, offer: String, pref: LayerPref) -> Result<Opened, SfuError> {
+        self.open(stream, Role::Viewer, offer, pref).await
+    }
+
+    async fn open(
+        &self,
+        stream_name: &str,
+        role: Role,
+        offer: String,
+        pref: LayerPref,
+    ) -> Result<Opened, SfuError> {
+        let shared = &self.inner.shared;
+        let worker = shared
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.load(Ordering::Relaxed))
+            .map_or(0, |(i, _)| i);
+        let id = SessionId(rand::random::<u64>() | 1);
+        let stream = shared.directory.admit(id, stream_name, role, WorkerId(worker))?;
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Open {
+            id,
+            stream,
+            role,
+            offer,
+            pref,
+            reply,
+        };
+        let result = match shared.peers[worker].try_send(cmd) {
+            Ok(()) => rx.await.unwrap_or(Err(SfuError::WorkerUnavailable)),
+            Err(_) => Err(SfuError::WorkerUnavailable),
+        };
+        match result {
+            Ok(answer) => Ok(Opened { id, answer }),
+            Err(e) => {
+                shared.directory.release(id);
+                Err(e)
+            }
+        }
+    }
+
+    fn worker_of(&self, id: SessionId, role: Role) -> Result<&mpsc::Sender<Command>, SfuError> {
+        let info = self
+            .inner
+            .shared
+            .directory
+            .session(id)
+            .filter(|i| i.role == role)
+            .ok_or(SfuError::NoSuchSession)?;
+        Ok(&self.inner.shared.peers[info.worker.0])
+    }
+
+    /// The stream a session belongs to, if it exists with that role.
+    pub fn session_stream(&self, id: SessionId, role: Role) -> Option<String> {
+        let info = self.inner.shared.directory.session(id)?;
+        (info.role == role).then_some(info.stream_name)
+    }
+
+    /// Ends a session.
+    pub async fn close(&self, id: SessionId, role: Role) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.worker_of(id, role)?
+            .send(Command::Close { id, reply })
+            .await
+            .map_err(|_| SfuError::WorkerUnavailable)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SfuError::NoSuchSession),
+            Err(_) => Err(SfuError::WorkerUnavailable),
+        }
+    }
+
+    /// Applies a trickle-ice-sdpfrag; `Some(answer fragment)` after an ICE restart.
+    pub async fn patch(&self, id: SessionId, role: Role, frag: String) -> Result<Option<String>, SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.worker_of(id, role)?
+            .send(Command::Patch { id, frag, reply })
+            .await
+            .map_err(|_| SfuError::WorkerUnavailable)?;
+        rx.await.unwrap_or(Err(SfuError::WorkerUnavailable))
+    }
+
+    /// Changes a viewer's wanted layer.
+    pub async fn select_layer(&self, id: SessionId, pref: LayerPref) -> Result<(), SfuError> {
+        self.worker_of(id, Role::Viewer)?
+            .send(Command::SetPref { id, pref })
+            .await
+            .map_err(|_| SfuError::WorkerUnavailable)
+    }
+
+    /// Follows a stream's status.
+    pub fn watch(&self, stream: &str) -> Option<watch::Receiver<StreamStatus>> {
+        self.inner.shared.directory.watch(stream)
+    }
+
+    /// Streams known to this node.
+    pub fn streams(&self) -> Vec<(String, StreamStatus)> {
+        self.inner.shared.directory.list()
+    }
+
+    /// Open sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.shared.directory.session_count()
+    }
+
+    /// The metrics, in Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.inner.shared.metrics;
+        m.viewers.reset();
+        for (name, status) in self.streams() {
+            m.viewers.with_label_values(&[&name]).set(i64::from(status.viewers));
+        }
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Closes every session cleanly and stops the workers.
+    pub async fn shutdown(&self) {
+        let mut waits = Vec::new();
+        for peer in &self.inner.shared.peers {
+            let (tx, rx) = oneshot::channel();
+            if peer.send(Command::Shutdown(tx)).await.is_ok() {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+        let threads = std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! A Session: one str0m `Rtc` (ICE-lite, RTP mode) and what its role needs around it.
+//!
+//! A publisher's incoming RTP is parsed once into [`MediaPacket`]s; a viewer takes
+//! [`Forward`]s into its outgoing streams. Everything a session produces that concerns
+//! other sessions comes back as an [`Effect`] for the worker to route: the session never
+//! reaches into another one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::CodecConfig;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::net::Protocol;
+use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+
+use crate::codec::Codec;
+use crate::directory::Role;
+use crate::error::SfuError;
+use crate::forward::layers::LayerRanker;
+use crate::forward::throttle::KeyframeThrottle;
+use crate::forward::{Forward, Kind, MediaPacket, SourceKey};
+use crate::ids::{SessionId, StreamId};
+
+/// Something a session did that the worker must act on.
+#[derive(Debug)]
+pub enum Effect {
+    /// ICE and DTLS are up.
+    Connected(SessionId),
+    /// The peer is gone (ICE timed out or DTLS closed).
+    Gone(SessionId, &'static str),
+    /// A publisher's packet, to route to the stream's viewers.
+    Media(StreamId, Arc<MediaPacket>),
+    /// A viewer asked for a keyframe (PLI/FIR) of what it receives.
+    ViewerKeyframe(SessionId),
+    /// A NACK counted from a viewer (`true`) or sent to a publisher (`false`).
+    Nacks(bool, u64),
+}
+
+/// Sends a datagram; the worker's socket.
+pub trait Transmitter {
+    /// Sends `data` to `to`; must not block.
+    fn send(&mut self, to: SocketAddr, data: &[u8]);
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InTrack {
+    kind: Kind,
+    mid: Mid,
+    encoding: u8,
+}
+
+#[derive(Debug)]
+struct PublisherState {
+    generation: u32,
+    ranker: LayerRanker,
+    throttle: KeyframeThrottle,
+    tracks: HashMap<Ssrc, InTrack>,
+    codecs: HashMap<Pt, Option<Codec>>,
+    rids: Vec<(Mid, Option<Rid>)>,
+    layers_changed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct OutTrack {
+    mid: Mid,
+    pts: Vec<(Codec, Pt)>,
+}
+
+#[derive(Debug, Default)]
+struct ViewerState {
+    video: Option<OutTrack>,
+    audio: Option<OutTrack>,
+}
+
+/// One WebRTC peer.
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// The stream it publishes or watches.
+    pub stream: StreamId,
+    /// Its role.
+    pub role: Role,
+    rtc: Rtc,
+    created: Instant,
+    connected: bool,
+    /// When str0m next wants time.
+    pub next_timeout: Instant,
+    publisher: Option<PublisherState>,
+    viewer: Option<ViewerState>,
+    stats: HashMap<(Mid, Option<Rid>), u64>,
+    rtx_cache_packets: usize,
+    remote_ufrag: String,
+}
+
+/// Settings for opening a session.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenParams {
+    /// The worker's announced address.
+    pub local: SocketAddr,
+    /// Packets kept for retransmission per outgoing video stream.
+    pub rtx_cache_packets: usize,
+}
+
+impl Session {
+    /// Accepts an SDP offer; returns the session and the SDP answer.
+    pub fn open(
+        id: SessionId,
+        stream: StreamId,
+        role: Role,
+        offer: &str,
+        params: OpenParams,
+        now: Instant,
+    ) -> Result<(Session, String), SfuError> {
+        let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default().to_owned();
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let candidate =
+            Candidate::host(params.local, Protocol::Udp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let mut session = Session {
+            id,
+            stream,
+            role,
+            rtc,
+            created: now,
+            connected: false,
+            next_timeout: now,
+            publisher: (role == Role::Publisher).then(|| PublisherState {
+                generation: (id.0 as u32) ^ ((id.0 >> 32) as u32),
+                ranker: LayerRanker::new((id.0 as u32) ^ ((id.0 >> 32) as u32)),
+                throttle: KeyframeThrottle::new(Duration::from_millis(500)),
+                tracks: HashMap::new(),
+                codecs: HashMap::new(),
+                rids: Vec::new(),
+                layers_changed: false,
+            }),
+            viewer: (role == Role::Viewer).then(ViewerState::default),
+            stats: HashMap::new(),
+            rtx_cache_packets: params.rtx_cache_packets,
+            remote_ufrag,
+        };
+        session.check_directions()?;
+        Ok((session, answer.to_sdp_string()))
+    }
+
+    /// A publisher must send something; a viewer must receive something.
+    fn check_directions(&mut self) -> Result<(), SfuError> {
+        let mut ok = false;
+        let mut events = Vec::new();
+        // Drain the MediaAdded events accept_offer queued (no I/O happens before ICE).
+        while let Ok(Output::Event(e)) = self.rtc.poll_output() {
+            events.push(e);
+        }
+        for e in events {
+            if let Event::MediaAdded(m) = e {
+                let local_sends = m.direction.is_sending();
+                let local_receives = m.direction.is_receiving();
+                match self.role {
+                    Role::Publisher => ok |= local_receives,
+                    Role::Viewer => {
+                        ok |= local_sends;
+                        if local_sends {
+                            self.add_out_track(m.mid, m.kind);
+                        }
+                    }
+                }
+            }
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(SfuError::BadSdp(match self.role {
+                Role::Publisher => "a WHIP offer must send audio or video (sendonly)".into(),
+                Role::Viewer => "a WHEP offer must receive audio or video (recvonly)".into(),
+            }))
+        }
+    }
+
+    fn add_out_track(&mut self, mid: Mid, kind: MediaKind) {
+        let Some(media) = self.rtc.media(mid) else {
+            return;
+        };
+        let remote: Vec<Pt> = media.remote_pts().to_vec();
+        let config: &CodecConfig = self.rtc.codec_config();
+        let pts = config
+            .params()
+            .iter()
+            .filter(|p| remote.contains(&p.pt()))
+            .filter_map(|p| Codec::from_str0m(p.spec().codec).map(|c| (c, p.pt())))
+            .collect();
+        let track = OutTrack { mid, pts };
+        let rtx = self.rtx_cache_packets;
+        if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            if kind == MediaKind::Video {
+                tx.set_rtx_cache(rtx, Duration::from_secs(3), Some(0.15));
+            }
+        }
+        if let Some(v) = self.viewer.as_mut() {
+            match kind {
+                MediaKind::Video => v.video = Some(track),
+                MediaKind::Audio => v.audio = Some(track),
+            }
+        }
+    }
+
+    /// Whether this session owns a datagram from an unknown address (STUN ufrag check).
+    pub fn accepts(&self, input: &Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    /// Whether ICE and DTLS completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// When the session was opened.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// The publisher generation (unique per publisher session).
+    pub fn generation(&self) -> Option<u32> {
+        self.publisher.as_ref().map(|p| p.generation)
+    }
+
+    /// Feeds a datagram or a timeout, then drains.
+    pub fn handle_input(
+        &mut self,
+        input: Input,
+        tx: &mut dyn Transmitter,
+        effects: &mut Vec<Effect>,
+    ) {
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!(session = %self.id, "input rejected: {e}");
+        }
+        self.drain(tx, effects);
+    }
+
+    /// Writes a forwarded packet into this viewer's outgoing stream, then drains.
+    /// Returns false when the viewer has no matching track or codec.
+    pub fn write(
+        &mut self,
+        fwd: &Forward,
+        wallclock: Instant,
+        tx: &mut dyn Transmitter,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(viewer) = self.viewer.as_ref() else {
+            return false;
+        };
+        let track = match fwd.kind {
+            Kind::Video => viewer.video.as_ref(),
+            Kind::Audio => viewer.audio.as_ref(),
+        };
+        let Some(track) = track else {
+            return false;
+        };
+        let Some(&(_, pt)) = track.pts.iter().find(|(c, _)| *c == fwd.codec) else {
+            return false;
+        };
+        let mid = track.mid;
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        let mut w = RtpWrite::new(pt, fwd.seq.into(), fwd.ts, wallclock, fwd.payload.clone())
+            .marker(fwd.marker)
+            .nackable(fwd.kind == Kind::Video);
+        if let Some(p) = fwd.vp8_patch {
+            w = w.vp8_patch(p);
+        }
+        stream.write_rtp(w);
+        self.drain(tx, effects);
+        true
+    }
+
+    /// Asks the publisher for a keyframe of `encoding`, unless throttled. Returns whether
+    /// a request went out.
+    pub fn request_keyframe(
+        &mut self,
+        encoding: u8,
+        now: Instant,
+        tx: &mut dyn Transmitter,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(p) = self.publisher.as_mut() else {
+            return false;
+        };
+        let Some((mid, rid)) = p.rids.get(usize::from(encoding)).cloned() else {
+            return false;
+        };
+        if !p.throttle.allow(usize::from(encoding), now) {
+            return false;
+        }
+        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.drain(tx, effects);
+        true
+    }
+
+    /// Re-ranks a publisher's layers; returns the new table's layers when they changed.
+    pub fn poll_layers(&mut self, now: Instant) -> Option<Vec<crate::forward::layers::EncodingInfo>> {
+        let p = self.publisher.as_mut()?;
+        let changed = p.ranker.handle_timeout(now) | std::mem::take(&mut p.layers_changed);
+        changed.then(|| p.ranker.table().active.clone())
+    }
+
+    /// Sends a DTLS close and stops.
+    pub fn close(&mut self, tx: &mut dyn Transmitter) {
+        let mut ignored = Vec::new();
+        self.drain(tx, &mut ignored);
+        self.rtc.disconnect();
+    }
+
+    /// Whether str0m still runs this session.
+    pub fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
+    }
+
+    /// The current local ICE credentials and candidate, for an ICE restart answer.
+    pub fn restart_ice(&mut self, remote: IceCreds, tx: &mut dyn Transmitter) -> IceCreds {
+        let local = IceCreds::new();
+        {
+            self.remote_ufrag = remote.ufrag.clone();
+            let mut api = self.rtc.direct_api();
+            api.set_remote_ice_credentials(remote);
+            api.set_local_ice_credentials(local.clone());
+        }
+        let mut ignored = Vec::new();
+        self.drain(tx, &mut ignored);
+        local
+    }
+
+    /// Adds a trickled remote candidate (ICE-lite needs none, but keeps them).
+    pub fn add_remote_candidate(&mut self, c: Candidate, tx: &mut dyn Transmitter) {
+        self.rtc.add_remote_candidate(c);
+        let mut ignored = Vec::new();
+        self.drain(tx, &mut ignored);
+    }
+
+    /// The remote ICE username fragment in use.
+    pub fn remote_ufrag(&self) -> &str {
+        &self.remote_ufrag
+    }
+
+    fn drain(&mut self, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => tx.send(t.destination, &t.contents),
+                Ok(Output::Event(e)) => self.on_event(e, effects),
+                Err(e) => {
+                    tracing::debug!(session = %self.id, "session failed: {e}");
+                    self.rtc.disconnect();
+                    effects.push(Effect::Gone(self.id, "error"));
+                    self.next_timeout = self.created + Duration::from_secs(3600 * 24 * 365);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event, effects: &mut Vec<Effect>) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                effects.push(Effect::Connected(self.id));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                effects.push(Effect::Gone(self.id, "ice_timeout"));
+            }
+            Event::RtpPacket(pkt) => {
+                if let Some(m) = self.parse(pkt) {
+                    effects.push(Effect::Media(self.stream, Arc::new(m)));
+                }
+            }
+            Event::KeyframeRequest(_) => effects.push(Effect::ViewerKeyframe(self.id)),
+            Event::MediaEgressStats(s) => {
+                let d = self.stat_delta(s.mid, s.rid, s.nacks);
+                if d > 0 {
+                    effects.push(Effect::Nacks(true, d));
+                }
+            }
+            Event::MediaIngressStats(s) => {
+                let d = self.stat_delta(s.mid, s.rid, s.nacks);
+                if d > 0 {
+                    effects.push(Effect::Nacks(false, d));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn stat_delta(&mut self, mid: Mid, rid: Option<Rid>, total: u64) -> u64 {
+        // Bounded: one entry per negotiated (mid, rid).
+        let last = self.stats.entry((mid, rid)).or_insert(0);
+        let d = total.saturating_sub(*last);
+        *last = total;
+        d
+    }
+
+    /// Parses a publisher's packet once: track, encoding, codec, keyframe start.
+    fn parse(&mut self, pkt: RtpPacket) -> Option<MediaPacket> {
+        let p = self.publisher.as_mut()?;
+        let ssrc = pkt.header.ssrc;
+        let track = match p.tracks.get(&ssrc) {
+            Some(t) => *t,
+            None => {
+                let mut api = self.rtc.direct_api();
+                let rx = api.stream_rx(&ssrc)?;
+                let (mid, rid) = (rx.mid(), rx.rid());
+                let kind = match self.rtc.media(mid)?.kind() {
+                    MediaKind::Audio => Kind::Audio,
+                    MediaKind::Video => Kind::Video,
+                };
+                let encoding = match kind {
+                    Kind::Video => p.ranker.encoding_for(rid.as_deref())?,
+                    Kind::Audio => 0,
+                };
+                if kind == Kind::Video && usize::from(encoding) == p.rids.len() {
+                    p.rids.push((mid, rid));
+                }
+                let t = InTrack { kind, mid, encoding };
+                if p.tracks.len() < 16 {
+                    p.tracks.insert(ssrc, t);
+                }
+                t
+            }
+        };
+        let pt = pkt.header.payload_type;
+        let codec = match p.codecs.get(&pt) {
+            Some(c) => *c,
+            None => {
+                let c = self
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|x| x.pt() == pt)
+                    .and_then(|x| Codec::from_str0m(x.spec().codec));
+                if p.codecs.len() < 32 {
+                    p.codecs.insert(pt, c);
+                }
+                c
+            }
+        }?;
+        let _ = track.mid;
+        let layers = match track.kind {
+            Kind::Video => {
+                let before = Arc::as_ptr(p.ranker.table());
+                let t = p.ranker.on_packet(pkt.timestamp, track.encoding, pkt.payload.len()).clone();
+                p.layers_changed |= !std::ptr::eq(before, Arc::as_ptr(&t));
+                Some(t)
+            }
+            Kind::Audio => None,
+        };
+        Some(MediaPacket {
+            kind: track.kind,
+            source: SourceKey {
+                generation: p.generation,
+                encoding: track.encoding,
+            },
+            codec,
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            keyframe: track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload),
+            payload: pkt.payload,
+            arrival: pkt.timestamp,
+            layers,
+        })
+    }
+}
+
+/// The first `a=<name>:` value in an SDP or SDP fragment.
+pub fn sdp_attr<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|l| {
+        l.trim_end()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+    })
+}

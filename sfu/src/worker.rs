@@ -1,0 +1,598 @@
+//! The driver: one thread per core, each with its own UDP socket, its sessions and its
+//! Router. The only I/O in the engine lives here.
+//!
+//! Loop: wait for a command, a datagram or the earliest session timeout; feed it to the
+//! one session it concerns; then act on the [`Effect`]s that produced (route media to
+//! local viewers and queue it for other workers that have viewers of the stream, forward
+//! keyframe requests); finally flush the per-worker media batches. Media crosses workers
+//! as `Arc<MediaPacket>`, one channel message per batch.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, IceCreds, Input};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::directory::{Directory, Role};
+use crate::error::SfuError;
+use crate::forward::{Consumer, Forward, LayerPref, MediaPacket, SourceKey};
+use crate::ids::{SessionId, StreamId, WorkerId};
+use crate::metrics::Metrics;
+use crate::router::{Drops, Router};
+use crate::session::{sdp_attr, Effect, OpenParams, Session, Transmitter};
+
+/// Commands a worker takes (from the node or from other workers).
+pub(crate) enum Command {
+    Open {
+        id: SessionId,
+        stream: StreamId,
+        role: Role,
+        offer: String,
+        pref: LayerPref,
+        reply: oneshot::Sender<Result<String, SfuError>>,
+    },
+    Close {
+        id: SessionId,
+        reply: oneshot::Sender<bool>,
+    },
+    Patch {
+        id: SessionId,
+        frag: String,
+        reply: oneshot::Sender<Result<Option<String>, SfuError>>,
+    },
+    SetPref {
+        id: SessionId,
+        pref: LayerPref,
+    },
+    Media(Vec<(StreamId, Arc<MediaPacket>)>),
+    KeyframeWant {
+        stream: StreamId,
+        source: SourceKey,
+    },
+    Interest {
+        stream: StreamId,
+        worker: WorkerId,
+        on: bool,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What workers share: the directory, metrics and each other's command queues.
+pub(crate) struct Shared {
+    pub directory: Arc<Directory>,
+    pub metrics: Metrics,
+    pub peers: Vec<mpsc::Sender<Command>>,
+    pub loads: Vec<Arc<AtomicUsize>>,
+    pub handshake_timeout: Duration,
+    pub rtx_cache_packets: usize,
+}
+
+/// Most datagrams read per wake-up before effects are processed.
+const RECV_BATCH: usize = 64;
+/// Housekeeping period: reaping, layer ranking.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// Bound on remembered keyframe wants sent to other workers.
+const MAX_WANTS: usize = 1024;
+
+struct SocketTx<'a> {
+    socket: &'a UdpSocket,
+    ok: u64,
+    failed: u64,
+}
+
+impl Transmitter for SocketTx<'_> {
+    fn send(&mut self, to: SocketAddr, data: &[u8]) {
+        match self.socket.try_send_to(data, to) {
+            Ok(_) => self.ok += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    id: WorkerId,
+    socket: UdpSocket,
+    local: SocketAddr,
+    sessions: HashMap<SessionId, Session>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    router: Router,
+    publishers: HashMap<StreamId, SessionId>,
+    interest: HashMap<StreamId, u64>,
+    prefs: HashMap<SessionId, LayerPref>,
+    outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
+    remote_wants: HashMap<(StreamId, SourceKey), Instant>,
+    shared: Arc<Shared>,
+    effects: Vec<Effect>,
+    forwards: Vec<(SessionId, Forward)>,
+    wants: Vec<(StreamId, SourceKey)>,
+    drops: Drops,
+    last_housekeeping: Instant,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Timer(Instant),
+}
+
+impl Worker {
+    pub(crate) fn new(id: WorkerId, socket: UdpSocket, local: SocketAddr, shared: Arc<Shared>) -> Self {
+        let n = shared.peers.len();
+        Worker {
+            id,
+            socket,
+            local,
+            sessions: HashMap::new(),
+            by_addr: HashMap::new(),
+            router: Router::default(),
+            publishers: HashMap::new(),
+            interest: HashMap::new(),
+            prefs: HashMap::new(),
+            outbox: vec![Vec::new(); n],
+            remote_wants: HashMap::new(),
+            shared,
+            effects: Vec::new(),
+            forwards: Vec::new(),
+            wants: Vec::new(),
+            drops: Drops::default(),
+            last_housekeeping: Instant::now(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                biased;
+                c = rx.recv() => Wake::Command(c),
+                r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer(deadline),
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(Command::Shutdown(done))) => {
+                    self.shutdown();
+                    let _ = done.send(());
+                    break;
+                }
+                Wake::Command(Some(c)) => self.on_command(c),
+                Wake::Datagram(Ok((n, from))) => {
+                    self.on_datagram(&buf[..n], from);
+                    for _ in 1..RECV_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => self.on_datagram(&buf[..n], from),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Wake::Datagram(Err(e)) => tracing::debug!("recv error: {e}"),
+                Wake::Timer(deadline) => {
+                    let now = Instant::now();
+                    let lag = now.saturating_duration_since(deadline);
+                    self.shared.metrics.loop_lag.observe(lag.as_secs_f64());
+                    self.on_timeout(now);
+                }
+            }
+            self.process_effects();
+            self.flush_outbox();
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let house = self.last_housekeeping + HOUSEKEEPING;
+        self.sessions
+            .values()
+            .map(|s| s.next_timeout)
+            .fold(house, Instant::min)
+    }
+
+    fn tx(socket: &UdpSocket) -> SocketTx<'_> {
+        SocketTx {
+            socket,
+            ok: 0,
+            failed: 0,
+        }
+    }
+
+    fn count_tx(&self, tx: &SocketTx<'_>) {
+        let m = &self.shared.metrics.datagrams_out;
+        if tx.ok > 0 {
+            m.with_label_values(&["ok"]).inc_by(tx.ok);
+        }
+        if tx.failed > 0 {
+            m.with_label_values(&["failed"]).inc_by(tx.failed);
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        let now = Instant::now();
+        let Ok(recv) = Receive::new(Protocol::Udp, from, self.local, data) else {
+            self.shared
+                .metrics
+                .datagrams_dropped
+                .with_label_values(&["garbage"])
+                .inc();
+            return;
+        };
+        let input = Input::Receive(now, recv);
+        let id = match self.by_addr.get(&from) {
+            Some(id) => Some(*id),
+            None => {
+                let found = self
+                    .sessions
+                    .values()
+                    .find(|s| s.accepts(&input))
+                    .map(|s| s.id);
+                if let Some(id) = found {
+                    self.by_addr.insert(from, id);
+                }
+                found
+            }
+        };
+        let Some(session) = id.and_then(|id| self.sessions.get_mut(&id)) else {
+            self.shared
+                .metrics
+                .datagrams_dropped
+                .with_label_values(&["unknown_source"])
+                .inc();
+            return;
+        };
+        let mut tx = Self::tx(&self.socket);
+        session.handle_input(input, &mut tx, &mut self.effects);
+        self.count_tx(&tx);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        let mut tx = Self::tx(&self.socket);
+        for s in self.sessions.values_mut() {
+            if s.next_timeout <= now {
+                s.handle_input(Input::Timeout(now), &mut tx, &mut self.effects);
+            }
+        }
+        self.count_tx(&tx);
+        if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
+            self.last_housekeeping = now;
+            self.housekeeping(now);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let timeout = self.shared.handshake_timeout;
+        for s in self.sessions.values_mut() {
+            if !s.is_connected() && now.saturating_duration_since(s.created()) > timeout {
+                self.effects.push(Effect::Gone(s.id, "handshake_timeout"));
+            } else if !s.is_alive() {
+                self.effects.push(Effect::Gone(s.id, "closed"));
+            }
+            if let Some(layers) = s.poll_layers(now) {
+                self.shared.directory.set_layers(s.stream, layers);
+            }
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Open {
+                id,
+                stream,
+                role,
+                offer,
+                pref,
+                reply,
+            } => {
+                let params = OpenParams {
+                    local: self.local,
+                    rtx_cache_packets: self.shared.rtx_cache_packets,
+                };
+                let r = Session::open(id, stream, role, &offer, params, Instant::now());
+                let r = r.map(|(session, answer)| {
+                    self.sessions.insert(id, session);
+                    self.prefs.insert(id, pref);
+                    self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.sessions.with_label_values(&[role.label()]).inc();
+                    answer
+                });
+                if let Err(Ok(_)) = reply.send(r) {
+                    // The HTTP caller went away: the session it asked for is not wanted.
+                    self.close_session(id, "abandoned");
+                }
+            }
+            Command::Close { id, reply } => {
+                let existed = self.sessions.contains_key(&id);
+                self.close_session(id, "deleted");
+                let _ = reply.send(existed);
+            }
+            Command::Patch { id, frag, reply } => {
+                let _ = reply.send(self.patch(id, &frag));
+            }
+            Command::SetPref { id, pref } => {
+                if !self.router.set_pref(id, pref.clone()) {
+                    if let Some(p) = self.prefs.get_mut(&id) {
+                        *p = pref;
+                    }
+                }
+            }
+            Command::Media(batch) => {
+                for (stream, pkt) in batch {
+                    self.route_local(stream, &pkt);
+                }
+            }
+            Command::KeyframeWant { stream, source } => self.want_keyframe(stream, source, false),
+            Command::Interest { stream, worker, on } => {
+                let bit = 1u64 << worker.0;
+                let mask = self.interest.entry(stream).or_insert(0);
+                if on {
+                    *mask |= bit;
+                } else {
+                    *mask &= !bit;
+                    if *mask == 0 {
+                        self.interest.remove(&stream);
+                    }
+                }
+            }
+            Command::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    /// Trickle (same ufrag: add candidates) or ICE restart (new ufrag: new credentials,
+    /// answered with ours).
+    fn patch(&mut self, id: SessionId, frag: &str) -> Result<Option<String>, SfuError> {
+        let session = self.sessions.get_mut(&id).ok_or(SfuError::NoSuchSession)?;
+        let mut tx = Self::tx(&self.socket);
+        let ufrag = sdp_attr(frag, "ice-ufrag");
+        let pwd = sdp_attr(frag, "ice-pwd");
+        let restart = match (ufrag, pwd) {
+            (Some(u), Some(p)) if u != session.remote_ufrag() => Some(IceCreds {
+                ufrag: u.to_owned(),
+                pass: p.to_owned(),
+            }),
+            (Some(u), None) if u != session.remote_ufrag() => {
+                return Err(SfuError::BadFragment("ICE restart without a=ice-pwd".into()))
+            }
+            _ => None,
+        };
+        for line in frag.lines().map(str::trim).filter(|l| l.starts_with("a=candidate:")) {
+            let c = Candidate::from_sdp_string(&line[2..])
+                .map_err(|e| SfuError::BadFragment(format!("candidate: {e}")))?;
+            session.add_remote_candidate(c, &mut tx);
+        }
+        let out = restart.map(|remote| {
+            let local = session.restart_ice(remote, &mut tx);
+            format!(
+                "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+                local.ufrag,
+                local.pass,
+                self.local.ip(),
+                self.local.port()
+            )
+        });
+        self.count_tx(&tx);
+        Ok(out)
+    }
+
+    fn process_effects(&mut self) {
+        while !self.effects.is_empty() {
+            let batch = std::mem::take(&mut self.effects);
+            for e in batch {
+                self.on_effect(e);
+            }
+        }
+        self.flush_drops();
+    }
+
+    fn on_effect(&mut self, e: Effect) {
+        let m = &self.shared.metrics;
+        match e {
+            Effect::Connected(id) => self.on_connected(id),
+            Effect::Gone(id, reason) => self.close_session(id, reason),
+            Effect::Media(stream, pkt) => {
+                m.packets_in.inc();
+                m.bytes_in.inc_by(pkt.payload.len() as u64);
+                self.route_local(stream, &pkt);
+                if let Some(mask) = self.interest.get(&stream) {
+                    for (w, batch) in self.outbox.iter_mut().enumerate() {
+                        if w != self.id.0 && mask & (1 << w) != 0 {
+                            batch.push((stream, pkt.clone()));
+                        }
+                    }
+                }
+            }
+            Effect::ViewerKeyframe(id) => {
+                let stream = self.sessions.get(&id).map(|s| s.stream);
+                if let (Some(stream), Some(src)) = (stream, self.router.current_video(id)) {
+                    self.want_keyframe(stream, src, true);
+                }
+            }
+            Effect::Nacks(from_viewer, n) => {
+                let dir = if from_viewer { "from_viewer" } else { "to_publisher" };
+                m.nacks.with_label_values(&[dir]).inc_by(n);
+                if from_viewer {
+                    m.retransmissions.inc_by(n);
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, id: SessionId) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let (stream, role) = (s.stream, s.role);
+        match role {
+            Role::Publisher => {
+                self.publishers.insert(stream, id);
+                self.shared.directory.set_active(stream, true);
+                self.shared.metrics.streams_active.inc();
+            }
+            Role::Viewer => {
+                let pref = self.prefs.remove(&id).unwrap_or_default();
+                let first = self.router.consumer_count(stream) == 0;
+                let seq: [u16; 2] = [rand::random(), rand::random()];
+                let ts: [u32; 2] = [rand::random(), rand::random()];
+                self.router.add_consumer(id, stream, Consumer::new(pref, seq, ts));
+                if first {
+                    self.broadcast_interest(stream, true);
+                }
+            }
+        }
+    }
+
+    fn broadcast_interest(&self, stream: StreamId, on: bool) {
+        for (w, peer) in self.shared.peers.iter().enumerate() {
+            if w != self.id.0 {
+                let _ = peer.try_send(Command::Interest {
+                    stream,
+                    worker: self.id,
+                    on,
+                });
+            }
+        }
+    }
+
+    fn route_local(&mut self, stream: StreamId, pkt: &MediaPacket) {
+        let now = Instant::now();
+        self.router
+            .route(stream, pkt, now, &mut self.forwards, &mut self.wants, &mut self.drops);
+        let m = &self.shared.metrics;
+        let mut tx = Self::tx(&self.socket);
+        for (id, fwd) in self.forwards.drain(..) {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if s.write(&fwd, pkt.arrival, &mut tx, &mut self.effects) {
+                m.packets_out.inc();
+                m.bytes_out.inc_by(fwd.payload.len() as u64);
+                if fwd.switched && fwd.kind == crate::forward::Kind::Video {
+                    m.layer_switches.inc();
+                }
+            } else {
+                self.drops.codec_unsupported += 1;
+            }
+        }
+        self.count_tx(&tx);
+        let wants = std::mem::take(&mut self.wants);
+        for (stream, src) in &wants {
+            self.want_keyframe(*stream, *src, true);
+        }
+        self.wants = wants;
+        self.wants.clear();
+    }
+
+    /// A viewer needs a keyframe of `src`: ask the local publisher, or tell the others.
+    fn want_keyframe(&mut self, stream: StreamId, src: SourceKey, from_local_viewer: bool) {
+        let now = Instant::now();
+        let m = &self.shared.metrics.keyframe_requests;
+        if let Some(pid) = self.publishers.get(&stream) {
+            if let Some(p) = self.sessions.get_mut(pid) {
+                if p.generation() == Some(src.generation) {
+                    let mut tx = Self::tx(&self.socket);
+                    let sent = p.request_keyframe(src.encoding, now, &mut tx, &mut self.effects);
+                    m.with_label_values(&[if sent { "sent" } else { "throttled" }]).inc();
+                    self.count_tx(&tx);
+                }
+            }
+            return;
+        }
+        if !from_local_viewer {
+            return;
+        }
+        // The publisher is on another worker: tell the others, at most every 100 ms.
+        let key = (stream, src);
+        if self
+            .remote_wants
+            .get(&key)
+            .is_some_and(|t| now.saturating_duration_since(*t) < Duration::from_millis(100))
+        {
+            return;
+        }
+        if self.remote_wants.len() >= MAX_WANTS {
+            self.remote_wants.clear();
+        }
+        self.remote_wants.insert(key, now);
+        for (w, peer) in self.shared.peers.iter().enumerate() {
+            if w != self.id.0 {
+                let _ = peer.try_send(Command::KeyframeWant { stream, source: src });
+            }
+        }
+    }
+
+    fn flush_outbox(&mut self) {
+        for (w, batch) in self.outbox.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let b = std::mem::take(batch);
+            let n = b.len() as u64;
+            if self.shared.peers[w].try_send(Command::Media(b)).is_err() {
+                self.shared
+                    .metrics
+                    .forward_drops
+                    .with_label_values(&["worker_queue_full"])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    fn flush_drops(&mut self) {
+        let d = std::mem::take(&mut self.drops);
+        let m = &self.shared.metrics.forward_drops;
+        for (label, n) in [
+            ("awaiting_keyframe", d.awaiting_keyframe),
+            ("other_layer", d.other_layer),
+            ("stale", d.stale),
+            ("codec_unsupported", d.codec_unsupported),
+        ] {
+            if n > 0 {
+                m.with_label_values(&[label]).inc_by(n);
+            }
+        }
+    }
+
+    fn close_session(&mut self, id: SessionId, reason: &'static str) {
+        let Some(mut s) = self.sessions.remove(&id) else {
+            return;
+        };
+        let mut tx = Self::tx(&self.socket);
+        s.close(&mut tx);
+        self.count_tx(&tx);
+        self.by_addr.retain(|_, v| *v != id);
+        self.prefs.remove(&id);
+        self.shared.loads[self.id.0].fetch_sub(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.sessions.with_label_values(&[s.role.label()]).dec();
+        m.sessions_closed
+            .with_label_values(&[s.role.label(), reason])
+            .inc();
+        match s.role {
+            Role::Viewer => {
+                if self.router.remove_consumer(id).is_some()
+                    && self.router.consumer_count(s.stream) == 0
+                {
+                    self.broadcast_interest(s.stream, false);
+                }
+            }
+            Role::Publisher => {
+                if self.publishers.get(&s.stream) == Some(&id) {
+                    self.publishers.remove(&s.stream);
+                    if s.is_connected() {
+                        m.streams_active.dec();
+                    }
+                }
+            }
+        }
+        self.shared.directory.release(id);
+    }
+
+    fn shutdown(&mut self) {
+        let ids: Vec<_> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.close_session(id, "shutdown");
+        }
+    }
+}
