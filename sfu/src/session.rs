@@ -151,31 +151,32 @@ impl Session {
             rtx_cache_packets: params.rtx_cache_packets,
             remote_ufrag,
         };
-        session.check_directions()?;
-        Ok((session, answer.to_sdp_string()))
+        let answer = answer.to_sdp_string();
+        session.check_directions(&answer)?;
+        Ok((session, answer))
     }
 
-    /// A publisher must send something; a viewer must receive something.
-    fn check_directions(&mut self) -> Result<(), SfuError> {
+    /// A publisher must send something; a viewer must receive something. str0m reports
+    /// media only once connected, so the mids come from the answer.
+    fn check_directions(&mut self, answer: &str) -> Result<(), SfuError> {
         let mut ok = false;
-        let mut events = Vec::new();
-        // Drain the MediaAdded events accept_offer queued (no I/O happens before ICE).
-        while let Ok(Output::Event(e)) = self.rtc.poll_output() {
-            events.push(e);
-        }
-        for e in events {
-            if let Event::MediaAdded(m) = e {
-                let local_sends = m.direction.is_sending();
-                let local_receives = m.direction.is_receiving();
-                match self.role {
-                    Role::Publisher => ok |= local_receives,
-                    Role::Viewer => {
-                        ok |= local_sends;
-                        if local_sends {
-                            self.add_out_track(m.mid, m.kind);
-                        }
-                    }
+        let mids: Vec<Mid> = answer
+            .lines()
+            .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+            .map(Mid::from)
+            .collect();
+        for mid in mids {
+            let Some(media) = self.rtc.media(mid) else {
+                continue; // the data channel's m-line
+            };
+            let (kind, dir) = (media.kind(), media.direction());
+            match self.role {
+                Role::Publisher => ok |= dir.is_receiving(),
+                Role::Viewer if dir.is_sending() => {
+                    ok = true;
+                    self.add_out_track(mid, kind);
                 }
+                Role::Viewer => {}
             }
         }
         if ok {

@@ -1,1 +1,141 @@
+//! Cascade's HTTP front for a media node: WHIP and WHEP resources, their events and
+//! layer selection, the pages, `/metrics` and `/healthz`.
+//!
+//! **Boundary:** this crate turns HTTP into calls on [`sfu::Node`] and maps every error
+//! once, in [`error::ApiError`]. It holds no media state of its own beyond ETags.
 
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod links;
+pub mod pages;
+pub mod resource;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use sfu::{Node, SessionId};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use auth::{Action, Authorizer, Denied};
+pub use links::IceServer;
+
+/// Largest request body accepted (SDP offers, fragments, JSON).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Current ETag generation per session (bounded by the node's sessions).
+#[derive(Debug, Default, Clone)]
+pub struct Etags(Arc<Mutex<HashMap<SessionId, u32>>>);
+
+impl Etags {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, u32>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn get(&self, id: SessionId) -> Option<u32> {
+        self.lock().get(&id).copied()
+    }
+    fn set(&self, id: SessionId, generation: u32) {
+        self.lock().insert(id, generation);
+    }
+    fn remove(&self, id: SessionId) {
+        self.lock().remove(&id);
+    }
+    /// Drops entries of sessions that ended on their own (ICE timeout).
+    fn prune(&self, node: &Node) {
+        self.lock()
+            .retain(|id, _| node.session_stream(*id, sfu::Role::Viewer).is_some()
+                || node.session_stream(*id, sfu::Role::Publisher).is_some());
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The media engine.
+    pub node: Node,
+    /// Who may publish and watch.
+    pub auth: Arc<dyn Authorizer>,
+    /// STUN/TURN servers announced in `Link` headers.
+    pub ice_servers: Arc<Vec<IceServer>>,
+    etags: Etags,
+}
+
+impl AppState {
+    /// State for a node with an authorizer and ICE servers.
+    pub fn new(node: Node, auth: Arc<dyn Authorizer>, ice_servers: Vec<IceServer>) -> Self {
+        AppState {
+            node,
+            auth,
+            ice_servers: Arc::new(ice_servers),
+            etags: Etags::default(),
+        }
+    }
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    /// Any origin (the default: WHIP/WHEP players are embedded anywhere).
+    #[default]
+    Any,
+    /// Only these origins.
+    Origins(Vec<String>),
+}
+
+/// The node's HTTP application.
+pub fn app(state: AppState, cors: Cors) -> Router {
+    let origin = match cors {
+        Cors::Any => AllowOrigin::any(),
+        Cors::Origins(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::IF_MATCH])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            header::RETRY_AFTER,
+            HeaderName::from_static("accept-post"),
+        ]);
+    {
+        // Sessions that end on their own leave an ETag behind: sweep now and then.
+        let (etags, node) = (state.etags.clone(), state.node.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                etags.prune(&node);
+            }
+        });
+    }
+    Router::new()
+        .route("/whip/{stream}", post(resource::whip_post).options(resource::options))
+        .route("/whep/{stream}", post(resource::whep_post).options(resource::options))
+        .route(
+            "/{kind}/{stream}/{session}",
+            axum::routing::delete(resource::delete).patch(resource::patch),
+        )
+        .route(
+            "/whep/{stream}/{session}/events",
+            get(events::events).post(events::subscribe),
+        )
+        .route("/whep/{stream}/{session}/layer", post(events::select_layer))
+        .route("/", get(pages::index))
+        .route("/studio", get(pages::studio))
+        .route("/watch/{stream}", get(pages::watch))
+        .route("/sdk/cascade.js", get(pages::sdk))
+        .route("/api/streams", get(pages::streams))
+        .route("/metrics", get(pages::metrics))
+        .route("/healthz", get(pages::healthz))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors)
+        .with_state(state)
+}

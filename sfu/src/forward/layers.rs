@@ -15,6 +15,8 @@ use super::SourceKey;
 pub const INACTIVE_AFTER: Duration = Duration::from_millis(1500);
 /// How often the ranking is recomputed.
 pub const RANK_EVERY: Duration = Duration::from_secs(1);
+/// The first ranking comes this soon after the first packet, so early viewers wait little.
+pub const FIRST_RANK_AFTER: Duration = Duration::from_millis(250);
 
 /// Which layer a viewer wants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,12 +49,18 @@ pub struct LayerTable {
     pub generation: u32,
     /// Active encodings ordered low to high.
     pub active: Vec<EncodingInfo>,
+    /// Whether bitrates were measured; until then several layers cannot be told apart.
+    pub settled: bool,
 }
 
 impl LayerTable {
     /// The source a viewer with `pref` should receive.
     pub fn resolve(&self, pref: &LayerPref) -> Option<SourceKey> {
         let top = self.active.len().checked_sub(1)?;
+        if !self.settled {
+            // The other encodings may not have shown up yet.
+            return None;
+        }
         let idx = match pref {
             LayerPref::Auto => top,
             LayerPref::Rank(r) => usize::from(*r).min(top),
@@ -84,6 +92,7 @@ pub struct LayerRanker {
     counters: Vec<Counter>,
     table: Arc<LayerTable>,
     last_rank: Option<Instant>,
+    first_packet: Option<Instant>,
 }
 
 impl LayerRanker {
@@ -98,8 +107,10 @@ impl LayerRanker {
             table: Arc::new(LayerTable {
                 generation,
                 active: Vec::new(),
+                settled: false,
             }),
             last_rank: None,
+            first_packet: None,
         }
     }
 
@@ -123,6 +134,7 @@ impl LayerRanker {
     /// Counts a packet; returns the current table. A newly seen encoding re-ranks at once
     /// so the first viewer does not wait a full period for a layer.
     pub fn on_packet(&mut self, now: Instant, encoding: u8, bytes: usize) -> &Arc<LayerTable> {
+        self.first_packet.get_or_insert(now);
         let mut fresh = false;
         if let Some(c) = self.counters.get_mut(usize::from(encoding)) {
             fresh = c.last_packet.is_none_or(|t| now.saturating_duration_since(t) > INACTIVE_AFTER);
@@ -137,10 +149,12 @@ impl LayerRanker {
 
     /// Re-ranks when a period has passed. Returns whether the table changed.
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        match self.last_rank {
-            Some(t) if now.saturating_duration_since(t) < RANK_EVERY => false,
-            _ => self.rank(now, true),
-        }
+        let due = match (self.last_rank, self.first_packet) {
+            (Some(t), _) => now.saturating_duration_since(t) >= RANK_EVERY,
+            (None, Some(t)) => now.saturating_duration_since(t) >= FIRST_RANK_AFTER,
+            (None, None) => false,
+        };
+        due && self.rank(now, true)
     }
 
     /// The current table.
@@ -151,7 +165,8 @@ impl LayerRanker {
     fn rank(&mut self, now: Instant, period_end: bool) -> bool {
         let elapsed = self.last_rank.map(|t| now.saturating_duration_since(t));
         if period_end {
-            let secs = elapsed.map_or(1.0, |d| d.as_secs_f64().max(0.001));
+            let since = elapsed.or(self.first_packet.map(|t| now.saturating_duration_since(t)));
+        let secs = since.map_or(1.0, |d| d.as_secs_f64().max(0.001));
             for c in &mut self.counters {
                 c.last_bitrate = (c.bytes as f64 * 8.0 / secs) as u64;
                 c.bytes = 0;
@@ -176,14 +191,16 @@ impl LayerRanker {
         active.sort_by_key(|e| e.bitrate_bps);
         let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
-        let same_rates = self.table.active == active;
-        if changed || !same_rates {
+        let settled = self.last_rank.is_some();
+        let same = self.table.active == active && self.table.settled == settled;
+        if !same {
             self.table = Arc::new(LayerTable {
                 generation: self.generation,
                 active,
+                settled,
             });
         }
-        changed
+        changed || !same
     }
 }
 
@@ -208,6 +225,7 @@ mod tests {
             r.on_packet(ms(t0, i * 10), l, 100);
             r.on_packet(ms(t0, i * 10), m, 500);
         }
+        assert_eq!(r.table().resolve(&LayerPref::Auto), None, "unsettled: wait for rates");
         assert!(r.handle_timeout(ms(t0, 1000)));
         let t = r.table().clone();
         let rids: Vec<_> = t.active.iter().map(|e| e.rid.clone().unwrap()).collect();
@@ -248,5 +266,14 @@ mod tests {
         }
         assert_eq!(r.encoding_for(Some("extra")), None);
         assert_eq!(LayerTable::default().resolve(&LayerPref::Auto), None);
+        // Even one layer waits for the first measurement: others may be on their way.
+        let t0 = Instant::now();
+        let mut one = LayerRanker::new(2);
+        let e = one.encoding_for(None).unwrap();
+        let t = one.on_packet(t0, e, 100).clone();
+        assert_eq!(t.resolve(&LayerPref::Rank(0)), None);
+        assert!(!one.handle_timeout(ms(t0, 100)));
+        assert!(one.handle_timeout(ms(t0, FIRST_RANK_AFTER.as_millis() as u64)));
+        assert_eq!(one.table().resolve(&LayerPref::Rank(0)).unwrap().encoding, e);
     }
 }

@@ -1,0 +1,100 @@
+//! Who may publish or watch. The WHIP/WHEP handlers call an [`Authorizer`]; the control
+//! plane will implement it later. Until then: open, or stream keys from the config.
+
+use std::collections::HashMap;
+
+use futures_util::future::BoxFuture;
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Publish (WHIP).
+    Publish,
+    /// Watch (WHEP).
+    View,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No usable credentials: 401.
+    Unauthenticated,
+    /// Valid credentials for something else: 403.
+    Forbidden,
+}
+
+/// Decides whether `bearer` may do `action` on `stream`.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Checks one request.
+    fn authorize<'a>(
+        &'a self,
+        action: Action,
+        stream: &'a str,
+        bearer: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Denied>>;
+}
+
+/// Anyone may publish and watch anything (the `serve` default with no keys configured).
+#[derive(Debug, Default, Clone)]
+pub struct Open;
+
+impl Authorizer for Open {
+    fn authorize<'a>(&'a self, _: Action, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Publishing needs the stream's key from the config; watching is open.
+#[derive(Debug, Default, Clone)]
+pub struct StaticKeys {
+    keys: HashMap<String, String>,
+}
+
+impl StaticKeys {
+    /// Keys by stream name.
+    pub fn new(keys: HashMap<String, String>) -> Self {
+        StaticKeys { keys }
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Authorizer for StaticKeys {
+    fn authorize<'a>(
+        &'a self,
+        action: Action,
+        stream: &'a str,
+        bearer: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Denied>> {
+        let result = match action {
+            Action::View => Ok(()),
+            Action::Publish => match (self.keys.get(stream), bearer) {
+                (Some(key), Some(b)) if same(key, b) => Ok(()),
+                (Some(_), Some(_)) => Err(Denied::Forbidden),
+                (Some(_), None) => Err(Denied::Unauthenticated),
+                // A stream with no key configured cannot be published when keys are in use.
+                (None, Some(_)) => Err(Denied::Forbidden),
+                (None, None) => Err(Denied::Unauthenticated),
+            },
+        };
+        Box::pin(async move { result })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn static_keys_gate_publishing_only() {
+        let a = StaticKeys::new([("live".to_string(), "s3cret".to_string())].into());
+        assert_eq!(a.authorize(Action::Publish, "live", Some("s3cret")).await, Ok(()));
+        assert_eq!(a.authorize(Action::Publish, "live", Some("nope")).await, Err(Denied::Forbidden));
+        assert_eq!(a.authorize(Action::Publish, "live", None).await, Err(Denied::Unauthenticated));
+        assert_eq!(a.authorize(Action::Publish, "other", Some("s3cret")).await, Err(Denied::Forbidden));
+        assert_eq!(a.authorize(Action::View, "live", None).await, Ok(()));
+    }
+}

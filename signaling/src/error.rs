@@ -1,0 +1,81 @@
+//! The HTTP edge's one error type, mapped to a status exactly once.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sfu::SfuError;
+
+/// Everything a WHIP/WHEP request can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The engine refused (bad SDP, busy stream, capacity...).
+    #[error(transparent)]
+    Sfu(#[from] SfuError),
+    /// Wrong `Content-Type`.
+    #[error("expected Content-Type {0}")]
+    UnsupportedMediaType(&'static str),
+    /// Malformed request other than SDP (stream name, JSON...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong credentials.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Authenticated but not allowed.
+    #[error("forbidden")]
+    Forbidden,
+    /// `If-Match` did not match the session's current ETag.
+    #[error("precondition failed: ETag does not match")]
+    PreconditionFailed,
+    /// Unknown resource.
+    #[error("not found")]
+    NotFound,
+}
+
+/// Seconds a client should wait before retrying when the node is full.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Sfu(e) => match e {
+                SfuError::BadSdp(_) | SfuError::BadFragment(_) => StatusCode::BAD_REQUEST,
+                SfuError::StreamBusy => StatusCode::CONFLICT,
+                SfuError::NoSuchSession => StatusCode::NOT_FOUND,
+                SfuError::AtCapacity | SfuError::WorkerUnavailable => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                SfuError::EtagMismatch => StatusCode::PRECONDITION_FAILED,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            // Internal detail is logged, never returned.
+            tracing::error!("request failed: {self}");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut resp = (status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

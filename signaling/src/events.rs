@@ -1,0 +1,168 @@
+//! WHEP core extensions: server-sent events about the stream, and layer selection.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use sfu::{Role, SessionId, StreamStatus};
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::resource::{parse_layer, require_content_type};
+use crate::AppState;
+
+fn viewer(st: &AppState, stream: &str, id: &str) -> Result<SessionId, ApiError> {
+    let id: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
+    match st.node.session_stream(id, Role::Viewer) {
+        Some(s) if s == stream => Ok(id),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The events that turn `last` into `cur`.
+pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<Event>) {
+    if last.map(|l| l.active) != Some(cur.active) {
+        let name = if cur.active { "active" } else { "inactive" };
+        out.push_back(Event::default().event(name).data("{}"));
+    }
+    if last.map(|l| &l.layers) != Some(&cur.layers) {
+        let active: Vec<_> = cur
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(rank, l)| {
+                json!({
+                    "encodingId": l.rid,
+                    "rank": rank,
+                    "bitrate": l.bitrate_bps,
+                })
+            })
+            .collect();
+        let data = json!({ "video": { "active": active, "inactive": [] } });
+        out.push_back(Event::default().event("layers").data(data.to_string()));
+    }
+    if last.map(|l| l.viewers) != Some(cur.viewers) {
+        let data = json!({ "viewercount": cur.viewers });
+        out.push_back(Event::default().event("viewercount").data(data.to_string()));
+    }
+}
+
+struct Feed {
+    st: AppState,
+    id: SessionId,
+    rx: watch::Receiver<StreamStatus>,
+    last: Option<StreamStatus>,
+    queue: VecDeque<Event>,
+}
+
+/// GET /whep/{stream}/{session}/events: an `EventSource` stream that ends with the session.
+pub async fn events(
+    State(st): State<AppState>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = viewer(&st, &stream, &id)?;
+    let rx = st.node.watch(&stream).ok_or(ApiError::NotFound)?;
+    let feed = Feed {
+        st,
+        id,
+        rx,
+        last: None,
+        queue: VecDeque::new(),
+    };
+    let s = futures_util::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(ev) = f.queue.pop_front() {
+                return Some((Ok(ev), f));
+            }
+            if f.last.is_some() {
+                match tokio::time::timeout(Duration::from_secs(1), f.rx.changed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_) => {
+                        if f.st.node.session_stream(f.id, Role::Viewer).is_none() {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let cur = f.rx.borrow_and_update().clone();
+            diff(f.last.as_ref(), &cur, &mut f.queue);
+            f.last = Some(cur);
+        }
+    });
+    Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+}
+
+/// POST /whep/{stream}/{session}/events: the draft's subscription step; answers with the
+/// URL of the event stream.
+pub async fn subscribe(
+    State(st): State<AppState>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = viewer(&st, &stream, &id)?;
+    let mut resp = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/whep/{stream}/{id}/events")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Body of a layer request: `{"encodingId": "h"}` or `{"layer": "low"}`; `{}` is automatic.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerRequest {
+    /// A publisher's RID.
+    pub encoding_id: Option<String>,
+    /// `low`, `mid`, `high` or `auto`.
+    pub layer: Option<String>,
+}
+
+/// POST /whep/{stream}/{session}/layer
+pub async fn select_layer(
+    State(st): State<AppState>,
+    Path((stream, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let id = viewer(&st, &stream, &id)?;
+    require_content_type(&headers, "application/json")?;
+    let req: LayerRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("layer request: {e}")))?;
+    let name = req.encoding_id.or(req.layer).unwrap_or_default();
+    st.node.select_layer(id, parse_layer(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfu::forward::layers::EncodingInfo;
+
+    #[test]
+    fn diff_emits_only_changes() {
+        let mut q = VecDeque::new();
+        let a = StreamStatus::default();
+        diff(None, &a, &mut q);
+        assert_eq!(q.len(), 3, "inactive, layers, viewercount at start");
+        q.clear();
+        let b = StreamStatus {
+            active: true,
+            layers: vec![EncodingInfo { encoding: 0, rid: Some("l".into()), bitrate_bps: 1 }],
+            viewers: 0,
+        };
+        diff(Some(&a), &b, &mut q);
+        assert_eq!(q.len(), 2, "active and layers");
+        q.clear();
+        diff(Some(&b), &b, &mut q);
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,67 @@
+//! The pages a node serves (live streams, studio, watch) and the SDK they load. Built
+//! by `sdk-js` and embedded at compile time, so `cascade serve` needs no files around it.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::AppState;
+
+const INDEX: &str = include_str!("../../sdk-js/pages/index.html");
+const STUDIO: &str = include_str!("../../sdk-js/pages/studio.html");
+const WATCH: &str = include_str!("../../sdk-js/pages/watch.html");
+const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
+
+/// GET /
+pub async fn index() -> Html<&'static str> {
+    Html(INDEX)
+}
+
+/// GET /studio
+pub async fn studio() -> Html<&'static str> {
+    Html(STUDIO)
+}
+
+/// GET /watch/{stream}
+pub async fn watch() -> Html<&'static str> {
+    Html(WATCH)
+}
+
+/// GET /sdk/cascade.js
+pub async fn sdk() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SDK).into_response()
+}
+
+/// GET /api/streams: live streams and their viewers.
+pub async fn streams(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let list: Vec<_> = st
+        .node
+        .streams()
+        .into_iter()
+        .map(|(name, s)| {
+            json!({
+                "name": name,
+                "active": s.active,
+                "viewers": s.viewers,
+                "layers": s.layers.iter().map(|l| json!({"encodingId": l.rid, "bitrate": l.bitrate_bps})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "streams": list }))
+}
+
+/// GET /metrics
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.node.render_metrics(),
+    )
+        .into_response()
+}
+
+/// GET /healthz
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    (StatusCode::OK, Json(json!({"status": "ok", "sessions": st.node.session_count()}))).into_response()
+}

@@ -1,0 +1,243 @@
+//! WHIP (RFC 9725) and WHEP resources: POST an offer to the endpoint to create a session,
+//! PATCH the session for trickle ICE and ICE restarts, DELETE it to end it.
+//! Publishing and watching share every step but the engine call and the WHEP extensions.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sfu::{LayerPref, Role, SessionId};
+
+use crate::auth::{Action, Denied};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// `application/sdp`, the offer and answer type.
+pub const SDP: &str = "application/sdp";
+/// `application/trickle-ice-sdpfrag`, the PATCH body type.
+pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+/// Stream names: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn check_stream_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "stream names are 1 to 64 letters, digits, '-' or '_'".into(),
+        ))
+    }
+}
+
+/// Requires `Content-Type: want` (parameters such as charset are ignored).
+pub fn require_content_type(headers: &HeaderMap, want: &'static str) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match ct {
+        Some(ct) if ct == want => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(want)),
+    }
+}
+
+fn body_text(body: &Bytes) -> Result<String, ApiError> {
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn role_path(role: Role) -> &'static str {
+    match role {
+        Role::Publisher => "whip",
+        Role::Viewer => "whep",
+    }
+}
+
+/// The query of a WHEP POST: the layer to start on.
+#[derive(Debug, Deserialize, Default)]
+pub struct StartLayer {
+    /// `low`, `mid`, `high`, `auto`, or a publisher's RID.
+    pub layer: Option<String>,
+}
+
+/// Maps a layer name from the API to a preference.
+pub fn parse_layer(name: &str) -> LayerPref {
+    match name {
+        "" | "auto" => LayerPref::Auto,
+        "low" => LayerPref::Rank(0),
+        "mid" | "medium" => LayerPref::Rank(1),
+        "high" => LayerPref::Rank(2),
+        rid => LayerPref::Rid(rid.to_owned()),
+    }
+}
+
+fn etag(id: SessionId, generation: u32) -> String {
+    format!("\"{id}-{generation}\"")
+}
+
+/// POST /whip/{stream}
+pub async fn whip_post(
+    State(st): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create(st, Role::Publisher, stream, headers, body, LayerPref::Auto).await
+}
+
+/// POST /whep/{stream}
+pub async fn whep_post(
+    State(st): State<AppState>,
+    Path(stream): Path<String>,
+    Query(q): Query<StartLayer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pref = parse_layer(q.layer.as_deref().unwrap_or(""));
+    create(st, Role::Viewer, stream, headers, body, pref).await
+}
+
+async fn create(
+    st: AppState,
+    role: Role,
+    stream: String,
+    headers: HeaderMap,
+    body: Bytes,
+    pref: LayerPref,
+) -> Result<Response, ApiError> {
+    check_stream_name(&stream)?;
+    require_content_type(&headers, SDP)?;
+    let offer = body_text(&body)?;
+    let action = match role {
+        Role::Publisher => Action::Publish,
+        Role::Viewer => Action::View,
+    };
+    st.auth
+        .authorize(action, &stream, bearer(&headers))
+        .await
+        .map_err(|d| match d {
+            Denied::Unauthenticated => ApiError::Unauthorized,
+            Denied::Forbidden => ApiError::Forbidden,
+        })?;
+    let opened = match role {
+        Role::Publisher => st.node.publish(&stream, offer).await?,
+        Role::Viewer => st.node.view(&stream, offer, pref).await?,
+    };
+    st.etags.set(opened.id, 1);
+    let base = format!("/{}/{stream}/{}", role_path(role), opened.id);
+    let mut resp = (StatusCode::CREATED, opened.answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    insert(h, header::LOCATION, &base);
+    insert(h, header::ETAG, &etag(opened.id, 1));
+    crate::links::ice_servers(h, &st.ice_servers);
+    if role == Role::Viewer {
+        crate::links::whep_extensions(h, &base);
+    }
+    Ok(resp)
+}
+
+fn insert(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.append(name, v);
+    }
+}
+
+/// OPTIONS /whip/{stream} and /whep/{stream}
+pub async fn options(State(st): State<AppState>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert("accept-post", HeaderValue::from_static(SDP));
+    crate::links::ice_servers(h, &st.ice_servers);
+    resp
+}
+
+fn session_in(st: &AppState, role: Role, stream: &str, id: &str) -> Result<SessionId, ApiError> {
+    let id: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
+    match st.node.session_stream(id, role) {
+        Some(s) if s == stream => Ok(id),
+        _ => {
+            st.etags.remove(id);
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+/// DELETE /whip/{stream}/{session} (and WHEP)
+pub async fn delete(
+    State(st): State<AppState>,
+    Path((kind, stream, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let role = role_of(&kind)?;
+    let id = session_in(&st, role, &stream, &id)?;
+    st.node.close(id, role).await?;
+    st.etags.remove(id);
+    Ok(StatusCode::OK)
+}
+
+/// PATCH /whip/{stream}/{session} (and WHEP): trickle or ICE restart.
+pub async fn patch(
+    State(st): State<AppState>,
+    Path((kind, stream, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let role = role_of(&kind)?;
+    let id = session_in(&st, role, &stream, &id)?;
+    require_content_type(&headers, SDPFRAG)?;
+    let frag = body_text(&body)?;
+    let current = st.etags.get(id).unwrap_or(1);
+    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if m.trim() != "*" && m.trim() != etag(id, current) {
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    match st.node.patch(id, role, frag).await? {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(answer) => {
+            let next = current + 1;
+            st.etags.set(id, next);
+            let mut resp = (StatusCode::OK, answer).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
+            insert(h, header::ETAG, &etag(id, next));
+            Ok(resp)
+        }
+    }
+}
+
+fn role_of(kind: &str) -> Result<Role, ApiError> {
+    match kind {
+        "whip" => Ok(Role::Publisher),
+        "whep" => Ok(Role::Viewer),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_layers_and_content_types() {
+        assert!(check_stream_name("my-stream_1").is_ok());
+        for bad in ["", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(check_stream_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_layer("low"), LayerPref::Rank(0));
+        assert_eq!(parse_layer("f"), LayerPref::Rid("f".into()));
+        let mut h = HeaderMap::new();
+        assert!(require_content_type(&h, SDP).is_err());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/SDP; charset=utf-8"));
+        assert!(require_content_type(&h, SDP).is_ok());
+        assert!(require_content_type(&h, SDPFRAG).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! `cascade serve` configuration: flags, then environment, then an optional TOML file,
+//! then the embedded defaults.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use signaling::IceServer;
+
+/// Options of `cascade serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// A TOML file with any of the options below (flags and environment win).
+    #[arg(long, env = "CASCADE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "CASCADE_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Address the media UDP sockets bind to [default: 127.0.0.1].
+    #[arg(long, env = "CASCADE_BIND_IP")]
+    pub bind_ip: Option<IpAddr>,
+    /// First media UDP port; worker i uses port+i [default: 0, any free port].
+    #[arg(long, env = "CASCADE_UDP_PORT")]
+    pub udp_port: Option<u16>,
+    /// Address announced in ICE candidates [default: the bind address].
+    #[arg(long, env = "CASCADE_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Media worker threads [default: one per core].
+    #[arg(long, env = "CASCADE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Most sessions the node accepts [default: 10000].
+    #[arg(long, env = "CASCADE_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
+    /// Seconds a session may take to connect before it is closed [default: 15].
+    #[arg(long, env = "CASCADE_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<u64>,
+    /// A publishing key, STREAM=KEY (repeatable). With none, publishing is open.
+    #[arg(long = "publish-key", value_parser = parse_key)]
+    pub publish_keys: Vec<(String, String)>,
+    /// A STUN/TURN server URL to hand to clients (repeatable).
+    #[arg(long = "ice-server")]
+    pub ice_servers: Vec<String>,
+    /// Allowed browser origin for the API (repeatable) [default: any].
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+}
+
+fn parse_key(s: &str) -> Result<(String, String), String> {
+    let (stream, key) = s.split_once('=').ok_or("expected STREAM=KEY")?;
+    if stream.is_empty() || key.is_empty() {
+        return Err("expected STREAM=KEY".into());
+    }
+    Ok((stream.to_owned(), key.to_owned()))
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    http: Option<SocketAddr>,
+    bind_ip: Option<IpAddr>,
+    udp_port: Option<u16>,
+    public_ip: Option<IpAddr>,
+    workers: Option<usize>,
+    max_sessions: Option<usize>,
+    handshake_timeout: Option<u64>,
+    #[serde(default)]
+    publish_keys: HashMap<String, String>,
+    #[serde(default)]
+    ice_servers: Vec<IceServer>,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    pub http: SocketAddr,
+    pub node: sfu::NodeConfig,
+    pub publish_keys: HashMap<String, String>,
+    pub ice_servers: Vec<IceServer>,
+    pub cors_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Merges flags/env over the file over the defaults.
+    pub fn resolve(self) -> Result<Settings, String> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let d = sfu::NodeConfig::default();
+        let node = sfu::NodeConfig {
+            workers: self.workers.or(file.workers).unwrap_or(d.workers),
+            bind_ip: self.bind_ip.or(file.bind_ip).unwrap_or(d.bind_ip),
+            udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
+            public_ip: self.public_ip.or(file.public_ip),
+            max_sessions: self.max_sessions.or(file.max_sessions).unwrap_or(d.max_sessions),
+            handshake_timeout: self
+                .handshake_timeout
+                .or(file.handshake_timeout)
+                .map_or(d.handshake_timeout, Duration::from_secs),
+            ..d
+        };
+        node.validate()?;
+        let mut publish_keys = file.publish_keys;
+        publish_keys.extend(self.publish_keys);
+        let mut ice_servers = file.ice_servers;
+        ice_servers.extend(self.ice_servers.into_iter().map(|url| IceServer {
+            url,
+            username: None,
+            credential: None,
+        }));
+        let mut cors_origins = file.cors_origins;
+        cors_origins.extend(self.cors_origins);
+        Ok(Settings {
+            http: self
+                .http
+                .or(file.http)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            node,
+            publish_keys,
+            ice_servers,
+            cors_origins,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("cascade-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "http = \"127.0.0.1:9000\"\nworkers = 3\n[publish_keys]\nlive = \"k1\"\n[[ice_servers]]\nurl = \"stun:stun.example.net\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            workers: Some(1),
+            publish_keys: vec![("other".into(), "k2".into())],
+            ..Default::default()
+        };
+        let s = args.resolve().unwrap();
+        assert_eq!(s.http.port(), 9000);
+        assert_eq!(s.node.workers, 1);
+        assert_eq!(s.publish_keys.len(), 2);
+        assert_eq!(s.ice_servers[0].url, "stun:stun.example.net");
+        assert_eq!(s.node.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn bad_file_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("cascade-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "htp = 1\n").unwrap();
+        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        assert!(parse_key("nokey").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: a real `cascade serve` process on loopback.
+
+mod bad_input;
+mod forwarding;
+mod peer;
+mod server;
+mod synth;

@@ -1,0 +1,210 @@
+//! str0m-based WHIP publisher and WHEP viewer for tests: real ICE, DTLS and SRTP over
+//! loopback UDP, driven from the test thread.
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+pub struct Peer {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    timeout: Instant,
+    pub connected: bool,
+    pub location: Option<String>,
+    pub received: Vec<Received>,
+    pub keyframe_requests: Vec<Option<Rid>>,
+    mids: Vec<(MediaKind, Mid)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub kind: MediaKind,
+    pub seq: u64,
+    pub ts: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Peer {
+    fn new() -> Peer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
+        let c = Candidate::host(socket.local_addr().unwrap(), Protocol::Udp).unwrap();
+        rtc.add_local_candidate(c);
+        Peer {
+            rtc,
+            socket,
+            timeout: Instant::now(),
+            connected: false,
+            location: None,
+            received: Vec::new(),
+            keyframe_requests: Vec::new(),
+            mids: Vec::new(),
+        }
+    }
+
+    /// A publisher offering VP8 simulcast with `rids` plus Opus.
+    pub fn publisher(rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
+        let mut p = Peer::new();
+        let mut api = p.rtc.sdp_api();
+        let mut sim = Simulcast::new();
+        for r in rids {
+            sim.add_send_layer(SimulcastLayer::new(r));
+        }
+        let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+        let (offer, pending) = api.apply().unwrap();
+        p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
+        (p, offer.to_sdp_string(), pending)
+    }
+
+    /// A viewer receiving audio and video.
+    pub fn viewer() -> (Peer, String, SdpPendingOffer) {
+        let mut p = Peer::new();
+        let mut api = p.rtc.sdp_api();
+        let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
+        (p, offer.to_sdp_string(), pending)
+    }
+
+    /// POSTs the offer; on 201 applies the answer.
+    pub fn connect(
+        &mut self,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        offer: String,
+        pending: SdpPendingOffer,
+    ) {
+        let resp = http
+            .post(url)
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .unwrap();
+        let status = resp.status();
+        self.location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().unwrap();
+        assert_eq!(status, 201, "POST {url}: {text}");
+        let answer = SdpAnswer::from_sdp_string(&text).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => self.connected = true,
+                    Event::RtpPacket(p) => {
+                        let kind = if p.header.payload_type == self.pt(Codec::Opus) {
+                            MediaKind::Audio
+                        } else {
+                            MediaKind::Video
+                        };
+                        self.received.push(Received {
+                            kind,
+                            seq: *p.seq_no,
+                            ts: p.header.timestamp,
+                            payload: p.payload.to_vec(),
+                        })
+                    }
+                    Event::KeyframeRequest(r) => self.keyframe_requests.push(r.rid),
+                    _ => {}
+                },
+                Err(e) => panic!("peer failed: {e}"),
+            }
+        }
+    }
+
+    /// Reads what arrived and runs timers.
+    pub fn poll(&mut self) {
+        let mut buf = [0u8; 2048];
+        let local = self.socket.local_addr().unwrap();
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            if let Ok(r) = Receive::new(Protocol::Udp, from, local, &buf[..n]) {
+                self.rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
+                self.drain();
+            }
+        }
+        let now = Instant::now();
+        if self.timeout <= now {
+            self.rtc.handle_input(Input::Timeout(now)).unwrap();
+            self.drain();
+        }
+    }
+
+    pub fn pt(&self, codec: Codec) -> Pt {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .expect("codec configured")
+    }
+
+    pub fn mid(&self, kind: MediaKind) -> Mid {
+        self.mids.iter().find(|(k, _)| *k == kind).expect("media of that kind").1
+    }
+
+    /// Writes one RTP packet on (mid, rid).
+    pub fn send(&mut self, mid: Mid, rid: Option<&str>, pt: Pt, seq: u64, ts: u32, marker: bool, payload: Vec<u8>) {
+        let mut api = self.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, rid.map(Rid::from))
+            .expect("a send stream for the rid");
+        tx.write_rtp(
+            RtpWrite::new(pt, SeqNo::from(seq), ts, Instant::now(), payload)
+                .marker(marker)
+                .nackable(true),
+        );
+        self.drain();
+    }
+
+    pub fn request_keyframe(&mut self, mid: Mid) {
+        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.drain();
+    }
+}
+
+/// Polls every peer until `done` or the deadline; returns whether `done` held.
+pub fn pump(peers: &mut [&mut Peer], within: Duration, mut done: impl FnMut(&[&mut Peer]) -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        for p in peers.iter_mut() {
+            p.poll();
+        }
+        if done(peers) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// Counts per key, a helper for assertions.
+pub fn histogram<K: std::hash::Hash + Eq>(items: impl Iterator<Item = K>) -> HashMap<K, usize> {
+    let mut m = HashMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
