@@ -88,6 +88,25 @@ pub enum Cors {
     Origins(Vec<String>),
 }
 
+/// The CORS layer answers every OPTIONS itself; WHIP/WHEP endpoints also advertise what
+/// they accept and the ICE servers there (RFC 9725 §4.2, §4.6).
+async fn options_headers(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = req.method() == Method::OPTIONS
+        && req.uri().path().split('/').filter(|s| !s.is_empty()).count() == 2
+        && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
+    let mut resp = next.run(req).await;
+    if endpoint {
+        let h = resp.headers_mut();
+        h.insert("accept-post", axum::http::HeaderValue::from_static(resource::SDP));
+        links::ice_servers(h, &st.ice_servers);
+    }
+    resp
+}
+
 /// The node's HTTP application.
 pub fn app(state: AppState, cors: Cors) -> Router {
     let origin = match cors {
@@ -117,8 +136,8 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         });
     }
     Router::new()
-        .route("/whip/{stream}", post(resource::whip_post).options(resource::options))
-        .route("/whep/{stream}", post(resource::whep_post).options(resource::options))
+        .route("/whip/{stream}", post(resource::whip_post))
+        .route("/whep/{stream}", post(resource::whep_post))
         .route(
             "/{kind}/{stream}/{session}",
             axum::routing::delete(resource::delete).patch(resource::patch),
@@ -137,5 +156,6 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         .route("/healthz", get(pages::healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), options_headers))
         .with_state(state)
 }

@@ -63,5 +63,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 /// GET /healthz
 pub async fn healthz(State(st): State<AppState>) -> Response {
-    (StatusCode::OK, Json(json!({"status": "ok", "sessions": st.node.session_count()}))).into_response()
+    let media: Vec<String> = st.node.media_addrs().iter().map(|a| a.to_string()).collect();
+    let body = json!({"status": "ok", "sessions": st.node.session_count(), "media": media});
+    (StatusCode::OK, Json(body)).into_response()
 }

@@ -151,15 +151,6 @@ fn insert(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
     }
 }
 
-/// OPTIONS /whip/{stream} and /whep/{stream}
-pub async fn options(State(st): State<AppState>) -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    let h = resp.headers_mut();
-    h.insert("accept-post", HeaderValue::from_static(SDP));
-    crate::links::ice_servers(h, &st.ice_servers);
-    resp
-}
-
 fn session_in(st: &AppState, role: Role, stream: &str, id: &str) -> Result<SessionId, ApiError> {
     let id: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
     match st.node.session_stream(id, role) {
