@@ -1,1 +1,216 @@
-
+// Cascade browser SDK: publish a MediaStream over WHIP, play a stream over WHEP.
+// Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
+// offer, apply the answer, and DELETE the resource on stop.
+export { paintClock, readClock } from "./clock.js";
+/** The default ladder: 1/4, 1/2 and full resolution. */
+export const DEFAULT_LADDER = [
+    { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+    { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+    { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1200000 },
+];
+/** An error from the server, with its status and reason. */
+export class CascadeError extends Error {
+    constructor(status, message) {
+        super(`${status}: ${message}`);
+        this.status = status;
+    }
+}
+/** A live WHIP or WHEP session. */
+export class Session {
+    constructor(pc, 
+    /** Absolute URL of the session resource. */
+    location, 
+    /** Links the server offered (rel -> absolute URL). */
+    links, token) {
+        this.pc = pc;
+        this.location = location;
+        this.links = links;
+        this.token = token;
+        this.stopped = false;
+    }
+    /** Asks for another video layer (WHEP only). */
+    async selectLayer(layer) {
+        const url = this.links.get("urn:ietf:params:whep:ext:core:layer");
+        if (!url)
+            throw new Error("the server offers no layer selection");
+        const body = ["auto", "low", "mid", "high"].includes(layer)
+            ? { layer }
+            : { encodingId: layer };
+        const resp = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...auth(this.token) },
+            body: JSON.stringify(body),
+        });
+        if (!resp.ok)
+            throw new CascadeError(resp.status, await resp.text());
+    }
+    /** Follows the stream's server-sent events (WHEP only). */
+    listen(onEvent) {
+        const url = this.links.get("urn:ietf:params:whep:ext:core:server-sent-events");
+        if (!url || this.events)
+            return;
+        const es = new EventSource(url);
+        for (const name of ["active", "inactive", "layers", "viewercount"]) {
+            es.addEventListener(name, (e) => {
+                let data = null;
+                try {
+                    data = JSON.parse(e.data);
+                }
+                catch {
+                    data = e.data;
+                }
+                onEvent(name, data);
+            });
+        }
+        this.events = es;
+    }
+    /** Ends the session on the server and closes the connection. Safe to call twice. */
+    async stop() {
+        if (this.stopped)
+            return;
+        this.stopped = true;
+        this.events?.close();
+        try {
+            await fetch(this.location, { method: "DELETE", headers: auth(this.token) });
+        }
+        finally {
+            this.pc.getSenders().forEach((s) => s.track?.stop());
+            this.pc.close();
+        }
+    }
+}
+function auth(token) {
+    return token ? { authorization: `Bearer ${token}` } : {};
+}
+/** Parses `Link` headers into rel -> absolute URL (first of each rel). */
+export function parseLinks(header, base) {
+    const out = new Map();
+    if (!header)
+        return out;
+    for (const part of header.split(/,(?=\s*<)/)) {
+        const m = part.match(/<([^>]+)>\s*;(.*)$/);
+        if (!m)
+            continue;
+        const rel = m[2].match(/rel="([^"]+)"/);
+        if (rel && !out.has(rel[1]))
+            out.set(rel[1], new URL(m[1], base).toString());
+    }
+    return out;
+}
+function iceServersFrom(header) {
+    const servers = [];
+    if (!header)
+        return servers;
+    for (const part of header.split(/,(?=\s*<)/)) {
+        if (!/rel="ice-server"/.test(part))
+            continue;
+        const url = part.match(/<([^>]+)>/)?.[1];
+        if (!url)
+            continue;
+        const username = part.match(/username="([^"]*)"/)?.[1];
+        const credential = part.match(/credential="([^"]*)"/)?.[1];
+        servers.push({ urls: url, username, credential });
+    }
+    return servers;
+}
+/** Waits until ICE gathering completes, or `ms` passes (host candidates come first). */
+function gathered(pc, ms = 1000) {
+    if (pc.iceGatheringState === "complete")
+        return Promise.resolve();
+    return new Promise((resolve) => {
+        const done = () => {
+            pc.removeEventListener("icegatheringstatechange", check);
+            resolve();
+        };
+        const check = () => pc.iceGatheringState === "complete" && done();
+        pc.addEventListener("icegatheringstatechange", check);
+        setTimeout(done, ms);
+    });
+}
+async function exchange(pc, url, token) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const resp = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/sdp", ...auth(token) },
+        body: pc.localDescription.sdp,
+    });
+    if (resp.status !== 201)
+        throw new CascadeError(resp.status, await resp.text());
+    const location = new URL(resp.headers.get("location") ?? "", url).toString();
+    const links = parseLinks(resp.headers.get("link"), url);
+    const extra = iceServersFrom(resp.headers.get("link"));
+    if (extra.length) {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+    return { location, links };
+}
+/** Publishes `media` to the WHIP endpoint `url`. */
+export async function publish(url, media, options = {}) {
+    const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+    const ladder = options.simulcast === false
+        ? undefined
+        : Array.isArray(options.simulcast)
+            ? options.simulcast
+            : DEFAULT_LADDER;
+    for (const track of media.getTracks()) {
+        if (track.kind === "video") {
+            const t = pc.addTransceiver(track, {
+                direction: "sendonly",
+                streams: [media],
+                sendEncodings: ladder?.map((e) => ({ ...e })),
+            });
+            preferCodec(t, options.codec ?? "video/VP8");
+            const params = t.sender.getParameters();
+            params.degradationPreference = "maintain-resolution";
+            await t.sender.setParameters(params).catch(() => undefined);
+        }
+        else {
+            pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+        }
+    }
+    try {
+        const { location, links } = await exchange(pc, url, options.token);
+        return new Session(pc, location, links, options.token);
+    }
+    catch (e) {
+        pc.close();
+        throw e;
+    }
+}
+function preferCodec(t, mime) {
+    const caps = RTCRtpReceiver.getCapabilities("video");
+    if (!caps || !t.setCodecPreferences)
+        return;
+    const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime.toLowerCase());
+    const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== mime.toLowerCase());
+    if (first.length)
+        t.setCodecPreferences([...first, ...rest]);
+}
+/** Plays the WHEP endpoint `url` into `video`. */
+export async function play(url, video, options = {}) {
+    const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (e) => {
+        stream.addTrack(e.track);
+        if (video.srcObject !== stream)
+            video.srcObject = stream;
+    };
+    const target = options.layer && options.layer !== "auto"
+        ? `${url}${url.includes("?") ? "&" : "?"}layer=${encodeURIComponent(options.layer)}`
+        : url;
+    try {
+        const { location, links } = await exchange(pc, target, options.token);
+        const session = new Session(pc, location, links, options.token);
+        if (options.onEvent)
+            session.listen(options.onEvent);
+        return session;
+    }
+    catch (e) {
+        pc.close();
+        throw e;
+    }
+}

@@ -13,6 +13,7 @@ const INDEX: &str = include_str!("../../sdk-js/pages/index.html");
 const STUDIO: &str = include_str!("../../sdk-js/pages/studio.html");
 const WATCH: &str = include_str!("../../sdk-js/pages/watch.html");
 const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
+const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
 
 /// GET /
 pub async fn index() -> Html<&'static str> {
@@ -29,9 +30,14 @@ pub async fn watch() -> Html<&'static str> {
     Html(WATCH)
 }
 
-/// GET /sdk/cascade.js
-pub async fn sdk() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SDK).into_response()
+/// GET /sdk/{file}: the SDK's ES modules.
+pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let body = match file.as_str() {
+        "cascade.js" => SDK,
+        "clock.js" => SDK_CLOCK,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], body).into_response()
 }
 
 /// GET /api/streams: live streams and their viewers.

@@ -1,0 +1,60 @@
+export { paintClock, readClock } from "./clock.js";
+/** One simulcast encoding the publisher sends. */
+export interface Encoding {
+    rid: string;
+    scaleResolutionDownBy: number;
+    maxBitrate: number;
+}
+/** The default ladder: 1/4, 1/2 and full resolution. */
+export declare const DEFAULT_LADDER: Encoding[];
+export interface PublishOptions {
+    /** Bearer token: the stream key. */
+    token?: string;
+    /** true (the default ladder), false (one encoding), or a ladder of your own. */
+    simulcast?: boolean | Encoding[];
+    /** STUN/TURN servers; those the server announces in Link headers are added. */
+    iceServers?: RTCIceServer[];
+    /** Preferred video codec, e.g. "video/VP8" (the default) or "video/H264". */
+    codec?: string;
+}
+export interface PlayOptions {
+    token?: string;
+    /** "auto" (default), "low", "mid", "high" or a publisher's RID. */
+    layer?: string;
+    iceServers?: RTCIceServer[];
+    /** Called for each server-sent event (active, inactive, layers, viewercount). */
+    onEvent?: (name: string, data: unknown) => void;
+}
+/** An error from the server, with its status and reason. */
+export declare class CascadeError extends Error {
+    readonly status: number;
+    constructor(status: number, message: string);
+}
+/** A live WHIP or WHEP session. */
+export declare class Session {
+    readonly pc: RTCPeerConnection;
+    /** Absolute URL of the session resource. */
+    readonly location: string;
+    /** Links the server offered (rel -> absolute URL). */
+    readonly links: Map<string, string>;
+    private readonly token?;
+    private stopped;
+    private events?;
+    constructor(pc: RTCPeerConnection, 
+    /** Absolute URL of the session resource. */
+    location: string, 
+    /** Links the server offered (rel -> absolute URL). */
+    links: Map<string, string>, token?: string | undefined);
+    /** Asks for another video layer (WHEP only). */
+    selectLayer(layer: string): Promise<void>;
+    /** Follows the stream's server-sent events (WHEP only). */
+    listen(onEvent: (name: string, data: unknown) => void): void;
+    /** Ends the session on the server and closes the connection. Safe to call twice. */
+    stop(): Promise<void>;
+}
+/** Parses `Link` headers into rel -> absolute URL (first of each rel). */
+export declare function parseLinks(header: string | null, base: string): Map<string, string>;
+/** Publishes `media` to the WHIP endpoint `url`. */
+export declare function publish(url: string, media: MediaStream, options?: PublishOptions): Promise<Session>;
+/** Plays the WHEP endpoint `url` into `video`. */
+export declare function play(url: string, video: HTMLVideoElement, options?: PlayOptions): Promise<Session>;

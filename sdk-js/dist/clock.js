@@ -1,0 +1,36 @@
+// A clock painted into video frames, for measuring glass-to-glass delay: the publisher
+// paints the wall-clock time as black and white blocks, the viewer reads it back from
+// each decoded frame. Both pages run on one machine, so they share the clock.
+const BITS = 44;
+const COLS = 11;
+const BLOCK = 64;
+/** Paints `ms` (wall-clock milliseconds) as blocks at the canvas's top-left corner. */
+export function paintClock(ctx, ms) {
+    for (let i = 0; i < BITS; i++) {
+        const bit = Math.floor(ms / 2 ** i) % 2;
+        ctx.fillStyle = bit ? "#fff" : "#000";
+        ctx.fillRect((i % COLS) * BLOCK, Math.floor(i / COLS) * BLOCK, BLOCK, BLOCK);
+    }
+}
+/**
+ * Reads the clock back from a frame drawn at `width` pixels wide into `ctx`, where the
+ * publisher painted it on a canvas `sourceWidth` wide. Returns null when the blocks do
+ * not read as a plausible time.
+ */
+export function readClock(ctx, width, sourceWidth) {
+    const scale = width / sourceWidth;
+    const size = Math.ceil(COLS * BLOCK * scale);
+    const rows = Math.ceil((BITS / COLS) * BLOCK * scale);
+    const data = ctx.getImageData(0, 0, size, rows).data;
+    let ms = 0;
+    for (let i = 0; i < BITS; i++) {
+        const x = Math.floor(((i % COLS) * BLOCK + BLOCK / 2) * scale);
+        const y = Math.floor((Math.floor(i / COLS) * BLOCK + BLOCK / 2) * scale);
+        const p = (y * size + x) * 4;
+        const luma = (data[p] + data[p + 1] + data[p + 2]) / 3;
+        if (luma > 128)
+            ms += 2 ** i;
+    }
+    const now = Date.now();
+    return Math.abs(now - ms) < 60000 ? ms : null;
+}

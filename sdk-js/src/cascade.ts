@@ -1,0 +1,249 @@
+// Cascade browser SDK: publish a MediaStream over WHIP, play a stream over WHEP.
+// Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
+// offer, apply the answer, and DELETE the resource on stop.
+
+export { paintClock, readClock } from "./clock.js";
+
+/** One simulcast encoding the publisher sends. */
+export interface Encoding {
+  rid: string;
+  scaleResolutionDownBy: number;
+  maxBitrate: number;
+}
+
+/** The default ladder: 1/4, 1/2 and full resolution. */
+export const DEFAULT_LADDER: Encoding[] = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
+];
+
+export interface PublishOptions {
+  /** Bearer token: the stream key. */
+  token?: string;
+  /** true (the default ladder), false (one encoding), or a ladder of your own. */
+  simulcast?: boolean | Encoding[];
+  /** STUN/TURN servers; those the server announces in Link headers are added. */
+  iceServers?: RTCIceServer[];
+  /** Preferred video codec, e.g. "video/VP8" (the default) or "video/H264". */
+  codec?: string;
+}
+
+export interface PlayOptions {
+  token?: string;
+  /** "auto" (default), "low", "mid", "high" or a publisher's RID. */
+  layer?: string;
+  iceServers?: RTCIceServer[];
+  /** Called for each server-sent event (active, inactive, layers, viewercount). */
+  onEvent?: (name: string, data: unknown) => void;
+}
+
+/** An error from the server, with its status and reason. */
+export class CascadeError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(`${status}: ${message}`);
+  }
+}
+
+/** A live WHIP or WHEP session. */
+export class Session {
+  private stopped = false;
+  private events?: EventSource;
+
+  constructor(
+    readonly pc: RTCPeerConnection,
+    /** Absolute URL of the session resource. */
+    readonly location: string,
+    /** Links the server offered (rel -> absolute URL). */
+    readonly links: Map<string, string>,
+    private readonly token?: string,
+  ) {}
+
+  /** Asks for another video layer (WHEP only). */
+  async selectLayer(layer: string): Promise<void> {
+    const url = this.links.get("urn:ietf:params:whep:ext:core:layer");
+    if (!url) throw new Error("the server offers no layer selection");
+    const body = ["auto", "low", "mid", "high"].includes(layer)
+      ? { layer }
+      : { encodingId: layer };
+    const resp = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...auth(this.token) },
+      body: JSON.stringify(body),
+    });
+    if (!resp.ok) throw new CascadeError(resp.status, await resp.text());
+  }
+
+  /** Follows the stream's server-sent events (WHEP only). */
+  listen(onEvent: (name: string, data: unknown) => void): void {
+    const url = this.links.get("urn:ietf:params:whep:ext:core:server-sent-events");
+    if (!url || this.events) return;
+    const es = new EventSource(url);
+    for (const name of ["active", "inactive", "layers", "viewercount"]) {
+      es.addEventListener(name, (e) => {
+        let data: unknown = null;
+        try {
+          data = JSON.parse((e as MessageEvent).data);
+        } catch {
+          data = (e as MessageEvent).data;
+        }
+        onEvent(name, data);
+      });
+    }
+    this.events = es;
+  }
+
+  /** Ends the session on the server and closes the connection. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.events?.close();
+    try {
+      await fetch(this.location, { method: "DELETE", headers: auth(this.token) });
+    } finally {
+      this.pc.getSenders().forEach((s) => s.track?.stop());
+      this.pc.close();
+    }
+  }
+}
+
+function auth(token?: string): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** Parses `Link` headers into rel -> absolute URL (first of each rel). */
+export function parseLinks(header: string | null, base: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!header) return out;
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const m = part.match(/<([^>]+)>\s*;(.*)$/);
+    if (!m) continue;
+    const rel = m[2].match(/rel="([^"]+)"/);
+    if (rel && !out.has(rel[1])) out.set(rel[1], new URL(m[1], base).toString());
+  }
+  return out;
+}
+
+function iceServersFrom(header: string | null): RTCIceServer[] {
+  const servers: RTCIceServer[] = [];
+  if (!header) return servers;
+  for (const part of header.split(/,(?=\s*<)/)) {
+    if (!/rel="ice-server"/.test(part)) continue;
+    const url = part.match(/<([^>]+)>/)?.[1];
+    if (!url) continue;
+    const username = part.match(/username="([^"]*)"/)?.[1];
+    const credential = part.match(/credential="([^"]*)"/)?.[1];
+    servers.push({ urls: url, username, credential });
+  }
+  return servers;
+}
+
+/** Waits until ICE gathering completes, or `ms` passes (host candidates come first). */
+function gathered(pc: RTCPeerConnection, ms = 1000): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, ms);
+  });
+}
+
+async function exchange(
+  pc: RTCPeerConnection,
+  url: string,
+  token?: string,
+): Promise<{ location: string; links: Map<string, string> }> {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const resp = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/sdp", ...auth(token) },
+    body: pc.localDescription!.sdp,
+  });
+  if (resp.status !== 201) throw new CascadeError(resp.status, await resp.text());
+  const location = new URL(resp.headers.get("location") ?? "", url).toString();
+  const links = parseLinks(resp.headers.get("link"), url);
+  const extra = iceServersFrom(resp.headers.get("link"));
+  if (extra.length) {
+    pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+  return { location, links };
+}
+
+/** Publishes `media` to the WHIP endpoint `url`. */
+export async function publish(
+  url: string,
+  media: MediaStream,
+  options: PublishOptions = {},
+): Promise<Session> {
+  const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const ladder =
+    options.simulcast === false
+      ? undefined
+      : Array.isArray(options.simulcast)
+        ? options.simulcast
+        : DEFAULT_LADDER;
+  for (const track of media.getTracks()) {
+    if (track.kind === "video") {
+      const t = pc.addTransceiver(track, {
+        direction: "sendonly",
+        streams: [media],
+        sendEncodings: ladder?.map((e) => ({ ...e })),
+      });
+      preferCodec(t, options.codec ?? "video/VP8");
+      const params = t.sender.getParameters();
+      params.degradationPreference = "maintain-resolution";
+      await t.sender.setParameters(params).catch(() => undefined);
+    } else {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+    }
+  }
+  try {
+    const { location, links } = await exchange(pc, url, options.token);
+    return new Session(pc, location, links, options.token);
+  } catch (e) {
+    pc.close();
+    throw e;
+  }
+}
+
+function preferCodec(t: RTCRtpTransceiver, mime: string): void {
+  const caps = RTCRtpReceiver.getCapabilities("video");
+  if (!caps || !t.setCodecPreferences) return;
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime.toLowerCase());
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== mime.toLowerCase());
+  if (first.length) t.setCodecPreferences([...first, ...rest]);
+}
+
+/** Plays the WHEP endpoint `url` into `video`. */
+export async function play(
+  url: string,
+  video: HTMLVideoElement,
+  options: PlayOptions = {},
+): Promise<Session> {
+  const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  pc.ontrack = (e) => {
+    stream.addTrack(e.track);
+    if (video.srcObject !== stream) video.srcObject = stream;
+  };
+  const target = options.layer && options.layer !== "auto"
+    ? `${url}${url.includes("?") ? "&" : "?"}layer=${encodeURIComponent(options.layer)}`
+    : url;
+  try {
+    const { location, links } = await exchange(pc, target, options.token);
+    const session = new Session(pc, location, links, options.token);
+    if (options.onEvent) session.listen(options.onEvent);
+    return session;
+  } catch (e) {
+    pc.close();
+    throw e;
+  }
+}

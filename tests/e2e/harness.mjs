@@ -1,0 +1,64 @@
+// Shared pieces of the browser tests: a `cascade serve` process and Debian's Chromium.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/cascade", import.meta.url).pathname;
+
+/** Starts a node on a free port; resolves with { base, proc, metric(), stop() }. */
+export function startServer(args = []) {
+  const proc = spawn(CASCADE, ["serve", "--http", "127.0.0.1:0", ...args], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout });
+    proc.once("exit", (code) => reject(new Error(`cascade exited with ${code}`)));
+    rl.once("line", (line) => {
+      const base = line.replace("cascade listening on ", "").trim();
+      resolve({
+        base,
+        proc,
+        async metric(prefix) {
+          const text = await (await fetch(`${base}/metrics`)).text();
+          return text.split("\n").filter((l) => l.startsWith(prefix))
+            .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+        },
+        stop() {
+          proc.kill("SIGTERM");
+          return new Promise((r) => proc.once("exit", r));
+        },
+      });
+    });
+  });
+}
+
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  "--autoplay-policy=no-user-gesture-required",
+  // Keep background pages (many viewers in one browser) running at full speed.
+  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+  "--disable-backgrounding-occluded-windows",
+];
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Polls `fn` in the page until it returns truthy or `ms` passes. */
+export async function until(page, fn, arg, ms = 20000) {
+  return page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
+}
+
+export function percentile(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
