@@ -102,7 +102,10 @@ impl ServeArgs {
             bind_ip: self.bind_ip.or(file.bind_ip).unwrap_or(d.bind_ip),
             udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
             public_ip: self.public_ip.or(file.public_ip),
-            max_sessions: self.max_sessions.or(file.max_sessions).unwrap_or(d.max_sessions),
+            max_sessions: self
+                .max_sessions
+                .or(file.max_sessions)
+                .unwrap_or(d.max_sessions),
             handshake_timeout: self
                 .handshake_timeout
                 .or(file.handshake_timeout)
@@ -167,7 +170,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, "htp = 1\n").unwrap();
-        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        let err = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
         assert!(parse_key("nokey").is_err());
     }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use signaling::{auth, AppState, Authorizer, Cors};
 
 #[derive(Parser)]
-#[command(name = "cascade", version, about = "Real-time broadcasting: WHIP in, WHEP out")]
+#[command(
+    name = "cascade",
+    version,
+    about = "Real-time broadcasting: WHIP in, WHEP out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,8 +27,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();

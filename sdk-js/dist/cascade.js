@@ -1,7 +1,7 @@
 // Cascade browser SDK: publish a MediaStream over WHIP, play a stream over WHEP.
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
-export { paintClock, readClock } from "./clock.js";
+export { paintClock, readClock, clockRegion } from "./clock.js";
 /** The default ladder: 1/4, 1/2 and full resolution. */
 export const DEFAULT_LADDER = [
     { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150000 },
@@ -113,23 +113,56 @@ function iceServersFrom(header) {
     }
     return servers;
 }
-/** Waits until ICE gathering completes, or `ms` passes (host candidates come first). */
-function gathered(pc, ms = 1000) {
-    if (pc.iceGatheringState === "complete")
-        return Promise.resolve();
-    return new Promise((resolve) => {
-        const done = () => {
-            pc.removeEventListener("icegatheringstatechange", check);
-            resolve();
-        };
-        const check = () => pc.iceGatheringState === "complete" && done();
-        pc.addEventListener("icegatheringstatechange", check);
-        setTimeout(done, ms);
+/** The first `a=<name>:` value in an SDP. */
+function sdpAttr(sdp, name) {
+    return sdp.match(new RegExp(`^a=${name}:(.*)$`, "m"))?.[1]?.trim();
+}
+/**
+ * Sends candidates gathered after the offer as trickle-ice-sdpfrag PATCHes
+ * (RFC 9725 §4.3). Stops quietly if the server does not take them.
+ */
+function trickler(pc, token) {
+    let location = null;
+    let enabled = true;
+    const queue = [];
+    const flush = async () => {
+        if (!location || !enabled || !queue.length)
+            return;
+        const sdp = pc.localDescription?.sdp ?? "";
+        let frag = `a=ice-ufrag:${sdpAttr(sdp, "ice-ufrag")}\r\na=ice-pwd:${sdpAttr(sdp, "ice-pwd")}\r\n`;
+        for (const c of queue.splice(0)) {
+            frag += `m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:${c.sdpMid}\r\na=${c.candidate}\r\n`;
+        }
+        try {
+            const resp = await fetch(location, {
+                method: "PATCH",
+                headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*", ...auth(token) },
+                body: frag,
+            });
+            if (resp.status === 405 || resp.status === 501)
+                enabled = false;
+        }
+        catch {
+            enabled = false;
+        }
+    };
+    pc.addEventListener("icecandidate", (e) => {
+        if (e.candidate && e.candidate.candidate) {
+            queue.push(e.candidate);
+            void flush();
+        }
     });
+    return {
+        start(url) {
+            location = url;
+            void flush();
+        },
+    };
 }
 async function exchange(pc, url, token) {
+    // No waiting for ICE gathering: the offer goes at once, later candidates trickle.
+    const trickle = trickler(pc, token);
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
     const resp = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/sdp", ...auth(token) },
@@ -144,6 +177,7 @@ async function exchange(pc, url, token) {
         pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
     }
     await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+    trickle.start(location);
     return { location, links };
 }
 /** Publishes `media` to the WHIP endpoint `url`. */

@@ -12,15 +12,19 @@ export function paintClock(ctx, ms) {
         ctx.fillRect((i % COLS) * BLOCK, Math.floor(i / COLS) * BLOCK, BLOCK, BLOCK);
     }
 }
+/** The part of a frame `width` wide (painted `sourceWidth` wide) that holds the clock. */
+export function clockRegion(width, sourceWidth) {
+    const scale = width / sourceWidth;
+    return { w: Math.ceil(COLS * BLOCK * scale), h: Math.ceil((BITS / COLS) * BLOCK * scale) };
+}
 /**
- * Reads the clock back from a frame drawn at `width` pixels wide into `ctx`, where the
- * publisher painted it on a canvas `sourceWidth` wide. Returns null when the blocks do
- * not read as a plausible time.
+ * Reads the clock back from a frame `width` pixels wide whose top-left clock region was
+ * drawn into `ctx` at (0, 0), where the publisher painted it on a canvas `sourceWidth`
+ * wide. Returns null when the blocks do not read as a plausible time.
  */
 export function readClock(ctx, width, sourceWidth) {
     const scale = width / sourceWidth;
-    const size = Math.ceil(COLS * BLOCK * scale);
-    const rows = Math.ceil((BITS / COLS) * BLOCK * scale);
+    const { w: size, h: rows } = clockRegion(width, sourceWidth);
     const data = ctx.getImageData(0, 0, size, rows).data;
     let ms = 0;
     for (let i = 0; i < BITS; i++) {

@@ -2,7 +2,7 @@
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
 
-export { paintClock, readClock } from "./clock.js";
+export { paintClock, readClock, clockRegion } from "./clock.js";
 
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
@@ -138,18 +138,49 @@ function iceServersFrom(header: string | null): RTCIceServer[] {
   return servers;
 }
 
-/** Waits until ICE gathering completes, or `ms` passes (host candidates come first). */
-function gathered(pc: RTCPeerConnection, ms = 1000): Promise<void> {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    const check = () => pc.iceGatheringState === "complete" && done();
-    pc.addEventListener("icegatheringstatechange", check);
-    setTimeout(done, ms);
+/** The first `a=<name>:` value in an SDP. */
+function sdpAttr(sdp: string, name: string): string | undefined {
+  return sdp.match(new RegExp(`^a=${name}:(.*)$`, "m"))?.[1]?.trim();
+}
+
+/**
+ * Sends candidates gathered after the offer as trickle-ice-sdpfrag PATCHes
+ * (RFC 9725 §4.3). Stops quietly if the server does not take them.
+ */
+function trickler(pc: RTCPeerConnection, token?: string) {
+  let location: string | null = null;
+  let enabled = true;
+  const queue: RTCIceCandidate[] = [];
+  const flush = async () => {
+    if (!location || !enabled || !queue.length) return;
+    const sdp = pc.localDescription?.sdp ?? "";
+    let frag = `a=ice-ufrag:${sdpAttr(sdp, "ice-ufrag")}\r\na=ice-pwd:${sdpAttr(sdp, "ice-pwd")}\r\n`;
+    for (const c of queue.splice(0)) {
+      frag += `m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:${c.sdpMid}\r\na=${c.candidate}\r\n`;
+    }
+    try {
+      const resp = await fetch(location, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*", ...auth(token) },
+        body: frag,
+      });
+      if (resp.status === 405 || resp.status === 501) enabled = false;
+    } catch {
+      enabled = false;
+    }
+  };
+  pc.addEventListener("icecandidate", (e) => {
+    if (e.candidate && e.candidate.candidate) {
+      queue.push(e.candidate);
+      void flush();
+    }
   });
+  return {
+    start(url: string) {
+      location = url;
+      void flush();
+    },
+  };
 }
 
 async function exchange(
@@ -157,8 +188,9 @@ async function exchange(
   url: string,
   token?: string,
 ): Promise<{ location: string; links: Map<string, string> }> {
+  // No waiting for ICE gathering: the offer goes at once, later candidates trickle.
+  const trickle = trickler(pc, token);
   await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
   const resp = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/sdp", ...auth(token) },
@@ -172,6 +204,7 @@ async function exchange(
     pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
   }
   await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+  trickle.start(location);
   return { location, links };
 }
 

@@ -15,10 +15,16 @@ export function paintClock(ctx: CanvasRenderingContext2D, ms: number): void {
   }
 }
 
+/** The part of a frame `width` wide (painted `sourceWidth` wide) that holds the clock. */
+export function clockRegion(width: number, sourceWidth: number): { w: number; h: number } {
+  const scale = width / sourceWidth;
+  return { w: Math.ceil(COLS * BLOCK * scale), h: Math.ceil((BITS / COLS) * BLOCK * scale) };
+}
+
 /**
- * Reads the clock back from a frame drawn at `width` pixels wide into `ctx`, where the
- * publisher painted it on a canvas `sourceWidth` wide. Returns null when the blocks do
- * not read as a plausible time.
+ * Reads the clock back from a frame `width` pixels wide whose top-left clock region was
+ * drawn into `ctx` at (0, 0), where the publisher painted it on a canvas `sourceWidth`
+ * wide. Returns null when the blocks do not read as a plausible time.
  */
 export function readClock(
   ctx: CanvasRenderingContext2D,
@@ -26,8 +32,7 @@ export function readClock(
   sourceWidth: number,
 ): number | null {
   const scale = width / sourceWidth;
-  const size = Math.ceil(COLS * BLOCK * scale);
-  const rows = Math.ceil((BITS / COLS) * BLOCK * scale);
+  const { w: size, h: rows } = clockRegion(width, sourceWidth);
   const data = ctx.getImageData(0, 0, size, rows).data;
   let ms = 0;
   for (let i = 0; i < BITS; i++) {

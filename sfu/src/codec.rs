@@ -120,7 +120,9 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
 /// AV1 aggregation header `Z|Y|W W|N|-|-|-`: N=1 starts a coded video sequence, and Z=0
 /// says the packet does not continue an OBU from the previous one.
 fn av1_starts_keyframe(payload: &[u8]) -> bool {
-    payload.first().is_some_and(|b| b & 0x08 != 0 && b & 0x80 == 0)
+    payload
+        .first()
+        .is_some_and(|b| b & 0x08 != 0 && b & 0x80 == 0)
 }
 
 #[cfg(test)]

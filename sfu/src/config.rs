@@ -33,7 +33,7 @@ impl Default for NodeConfig {
             public_ip: None,
             max_sessions: 10_000,
             handshake_timeout: Duration::from_secs(15),
-            keyframe_throttle: Duration::from_millis(500),
+            keyframe_throttle: Duration::from_millis(100),
             rtx_cache_packets: 1024,
         }
     }

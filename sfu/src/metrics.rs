@@ -47,8 +47,8 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("cascade".into()), None)
-            .expect("a valid static prefix"); // Invariant: constant, valid name.
+        let registry =
+            Registry::new_custom(Some("cascade".into()), None).expect("a valid static prefix"); // Invariant: constant, valid name.
         let m = Metrics {
             sessions: IntGaugeVec::new(Opts::new("sessions", "Open sessions"), &["role"]).unwrap(),
             streams_active: IntGauge::new("streams_active", "Streams with a live publisher")
@@ -84,7 +84,10 @@ impl Metrics {
             )
             .unwrap(),
             nacks: IntCounterVec::new(
-                Opts::new("nacks_total", "NACKs received from viewers or sent to publishers"),
+                Opts::new(
+                    "nacks_total",
+                    "NACKs received from viewers or sent to publishers",
+                ),
                 &["direction"],
             )
             .unwrap(),
@@ -128,6 +131,10 @@ impl Metrics {
         r.register(Box::new(m.keyframe_requests.clone())).unwrap();
         r.register(Box::new(m.layer_switches.clone())).unwrap();
         r.register(Box::new(m.loop_lag.clone())).unwrap();
+        // CPU, memory and file descriptors of the node process itself.
+        let _ = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         m
     }
 }

@@ -68,6 +68,7 @@ impl Node {
             loads: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
             handshake_timeout: config.handshake_timeout,
             rtx_cache_packets: config.rtx_cache_packets,
+            keyframe_throttle: config.keyframe_throttle,
         });
         let mut threads = Vec::with_capacity(n);
         for (i, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
@@ -81,9 +82,11 @@ impl Node {
                         .build()
                         .expect("a current-thread runtime"); // Invariant: no I/O driver limits hit at start.
                     rt.block_on(async move {
-                        let socket = tokio::net::UdpSocket::from_std(socket)
-                            .expect("a non-blocking socket"); // Invariant: set above.
-                        Worker::new(WorkerId(i), socket, local, shared).run(rx).await;
+                        let socket =
+                            tokio::net::UdpSocket::from_std(socket).expect("a non-blocking socket"); // Invariant: set above.
+                        Worker::new(WorkerId(i), socket, local, shared)
+                            .run(rx)
+                            .await;
                     });
                 })?;
             threads.push(t);
@@ -104,11 +107,17 @@ impl Node {
 
     /// Opens a publisher (WHIP) session on `stream`.
     pub async fn publish(&self, stream: &str, offer: String) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Publisher, offer, LayerPref::Auto).await
+        self.open(stream, Role::Publisher, offer, LayerPref::Auto)
+            .await
     }
 
     /// Opens a viewer (WHEP) session on `stream`.
-    pub async fn view(&self, stream: &str, offer: String, pref: LayerPref) -> Result<Opened, SfuError> {
+    pub async fn view(
+        &self,
+        stream: &str,
+        offer: String,
+        pref: LayerPref,
+    ) -> Result<Opened, SfuError> {
         self.open(stream, Role::Viewer, offer, pref).await
     }
 
@@ -127,7 +136,9 @@ impl Node {
             .min_by_key(|(_, l)| l.load(Ordering::Relaxed))
             .map_or(0, |(i, _)| i);
         let id = SessionId(rand::random::<u64>() | 1);
-        let stream = shared.directory.admit(id, stream_name, role, WorkerId(worker))?;
+        let stream = shared
+            .directory
+            .admit(id, stream_name, role, WorkerId(worker))?;
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Open {
             id,
@@ -182,7 +193,12 @@ impl Node {
     }
 
     /// Applies a trickle-ice-sdpfrag; `Some(answer fragment)` after an ICE restart.
-    pub async fn patch(&self, id: SessionId, role: Role, frag: String) -> Result<Option<String>, SfuError> {
+    pub async fn patch(
+        &self,
+        id: SessionId,
+        role: Role,
+        frag: String,
+    ) -> Result<Option<String>, SfuError> {
         let (reply, rx) = oneshot::channel();
         self.worker_of(id, role)?
             .send(Command::Patch { id, frag, reply })
@@ -219,7 +235,9 @@ impl Node {
         let m = &self.inner.shared.metrics;
         m.viewers.reset();
         for (name, status) in self.streams() {
-            m.viewers.with_label_values(&[&name]).set(i64::from(status.viewers));
+            m.viewers
+                .with_label_values(&[&name])
+                .set(i64::from(status.viewers));
         }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
@@ -239,7 +257,8 @@ impl Node {
         for w in waits {
             let _ = w.await;
         }
-        let threads = std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             let _ = t.join();
         }

@@ -49,7 +49,6 @@ pub trait Transmitter {
 #[derive(Debug, Clone, Copy)]
 struct InTrack {
     kind: Kind,
-    mid: Mid,
     encoding: u8,
 }
 
@@ -103,6 +102,8 @@ pub struct OpenParams {
     pub local: SocketAddr,
     /// Packets kept for retransmission per outgoing video stream.
     pub rtx_cache_packets: usize,
+    /// At most one keyframe request per publisher layer in this window.
+    pub keyframe_throttle: Duration,
 }
 
 impl Session {
@@ -116,14 +117,15 @@ impl Session {
         now: Instant,
     ) -> Result<(Session, String), SfuError> {
         let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default().to_owned();
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let mut rtc = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
-        let candidate =
-            Candidate::host(params.local, Protocol::Udp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let candidate = Candidate::host(params.local, Protocol::Udp)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let answer = rtc
             .sdp_api()
@@ -140,7 +142,7 @@ impl Session {
             publisher: (role == Role::Publisher).then(|| PublisherState {
                 generation: (id.0 as u32) ^ ((id.0 >> 32) as u32),
                 ranker: LayerRanker::new((id.0 as u32) ^ ((id.0 >> 32) as u32)),
-                throttle: KeyframeThrottle::new(Duration::from_millis(500)),
+                throttle: KeyframeThrottle::new(params.keyframe_throttle),
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
                 rids: Vec::new(),
@@ -313,7 +315,10 @@ impl Session {
     }
 
     /// Re-ranks a publisher's layers; returns the new table's layers when they changed.
-    pub fn poll_layers(&mut self, now: Instant) -> Option<Vec<crate::forward::layers::EncodingInfo>> {
+    pub fn poll_layers(
+        &mut self,
+        now: Instant,
+    ) -> Option<Vec<crate::forward::layers::EncodingInfo>> {
         let p = self.publisher.as_mut()?;
         let changed = p.ranker.handle_timeout(now) | std::mem::take(&mut p.layers_changed);
         changed.then(|| p.ranker.table().active.clone())
@@ -437,7 +442,7 @@ impl Session {
                 if kind == Kind::Video && usize::from(encoding) == p.rids.len() {
                     p.rids.push((mid, rid));
                 }
-                let t = InTrack { kind, mid, encoding };
+                let t = InTrack { kind, encoding };
                 if p.tracks.len() < 16 {
                     p.tracks.insert(ssrc, t);
                 }
@@ -461,11 +466,17 @@ impl Session {
                 c
             }
         }?;
-        let _ = track.mid;
+        let keyframe = track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload);
+        if keyframe {
+            p.throttle.keyframe_seen(usize::from(track.encoding));
+        }
         let layers = match track.kind {
             Kind::Video => {
                 let before = Arc::as_ptr(p.ranker.table());
-                let t = p.ranker.on_packet(pkt.timestamp, track.encoding, pkt.payload.len()).clone();
+                let t = p
+                    .ranker
+                    .on_packet(pkt.timestamp, track.encoding, pkt.payload.len())
+                    .clone();
                 p.layers_changed |= !std::ptr::eq(before, Arc::as_ptr(&t));
                 Some(t)
             }
@@ -481,7 +492,7 @@ impl Session {
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
             marker: pkt.header.marker,
-            keyframe: track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload),
+            keyframe,
             payload: pkt.payload,
             arrival: pkt.timestamp,
             layers,

@@ -70,6 +70,7 @@ pub(crate) struct Shared {
     pub loads: Vec<Arc<AtomicUsize>>,
     pub handshake_timeout: Duration,
     pub rtx_cache_packets: usize,
+    pub keyframe_throttle: Duration,
 }
 
 /// Most datagrams read per wake-up before effects are processed.
@@ -121,7 +122,12 @@ enum Wake {
 }
 
 impl Worker {
-    pub(crate) fn new(id: WorkerId, socket: UdpSocket, local: SocketAddr, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        id: WorkerId,
+        socket: UdpSocket,
+        local: SocketAddr,
+        shared: Arc<Shared>,
+    ) -> Self {
         let n = shared.peers.len();
         Worker {
             id,
@@ -289,13 +295,18 @@ impl Worker {
                 let params = OpenParams {
                     local: self.local,
                     rtx_cache_packets: self.shared.rtx_cache_packets,
+                    keyframe_throttle: self.shared.keyframe_throttle,
                 };
                 let r = Session::open(id, stream, role, &offer, params, Instant::now());
                 let r = r.map(|(session, answer)| {
                     self.sessions.insert(id, session);
                     self.prefs.insert(id, pref);
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
-                    self.shared.metrics.sessions.with_label_values(&[role.label()]).inc();
+                    self.shared
+                        .metrics
+                        .sessions
+                        .with_label_values(&[role.label()])
+                        .inc();
                     answer
                 });
                 if let Err(Ok(_)) = reply.send(r) {
@@ -353,11 +364,17 @@ impl Worker {
                 pass: p.to_owned(),
             }),
             (Some(u), None) if u != session.remote_ufrag() => {
-                return Err(SfuError::BadFragment("ICE restart without a=ice-pwd".into()))
+                return Err(SfuError::BadFragment(
+                    "ICE restart without a=ice-pwd".into(),
+                ))
             }
             _ => None,
         };
-        for line in frag.lines().map(str::trim).filter(|l| l.starts_with("a=candidate:")) {
+        for line in frag
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("a=candidate:"))
+        {
             let c = Candidate::from_sdp_string(&line[2..])
                 .map_err(|e| SfuError::BadFragment(format!("candidate: {e}")))?;
             session.add_remote_candidate(c, &mut tx);
@@ -410,7 +427,11 @@ impl Worker {
                 }
             }
             Effect::Nacks(from_viewer, n) => {
-                let dir = if from_viewer { "from_viewer" } else { "to_publisher" };
+                let dir = if from_viewer {
+                    "from_viewer"
+                } else {
+                    "to_publisher"
+                };
                 m.nacks.with_label_values(&[dir]).inc_by(n);
                 if from_viewer {
                     m.retransmissions.inc_by(n);
@@ -435,7 +456,8 @@ impl Worker {
                 let first = self.router.consumer_count(stream) == 0;
                 let seq: [u16; 2] = [rand::random(), rand::random()];
                 let ts: [u32; 2] = [rand::random(), rand::random()];
-                self.router.add_consumer(id, stream, Consumer::new(pref, seq, ts));
+                self.router
+                    .add_consumer(id, stream, Consumer::new(pref, seq, ts));
                 if first {
                     self.broadcast_interest(stream, true);
                 }
@@ -457,8 +479,14 @@ impl Worker {
 
     fn route_local(&mut self, stream: StreamId, pkt: &MediaPacket) {
         let now = Instant::now();
-        self.router
-            .route(stream, pkt, now, &mut self.forwards, &mut self.wants, &mut self.drops);
+        self.router.route(
+            stream,
+            pkt,
+            now,
+            &mut self.forwards,
+            &mut self.wants,
+            &mut self.drops,
+        );
         let m = &self.shared.metrics;
         let mut tx = Self::tx(&self.socket);
         for (id, fwd) in self.forwards.drain(..) {
@@ -493,7 +521,8 @@ impl Worker {
                 if p.generation() == Some(src.generation) {
                     let mut tx = Self::tx(&self.socket);
                     let sent = p.request_keyframe(src.encoding, now, &mut tx, &mut self.effects);
-                    m.with_label_values(&[if sent { "sent" } else { "throttled" }]).inc();
+                    m.with_label_values(&[if sent { "sent" } else { "throttled" }])
+                        .inc();
                     self.count_tx(&tx);
                 }
             }
@@ -517,7 +546,10 @@ impl Worker {
         self.remote_wants.insert(key, now);
         for (w, peer) in self.shared.peers.iter().enumerate() {
             if w != self.id.0 {
-                let _ = peer.try_send(Command::KeyframeWant { stream, source: src });
+                let _ = peer.try_send(Command::KeyframeWant {
+                    stream,
+                    source: src,
+                });
             }
         }
     }

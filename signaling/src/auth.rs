@@ -39,7 +39,12 @@ pub trait Authorizer: Send + Sync + 'static {
 pub struct Open;
 
 impl Authorizer for Open {
-    fn authorize<'a>(&'a self, _: Action, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), Denied>> {
+    fn authorize<'a>(
+        &'a self,
+        _: Action,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Denied>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -59,7 +64,11 @@ impl StaticKeys {
 
 /// Compares in time independent of where the first difference is.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Authorizer for StaticKeys {
@@ -91,10 +100,22 @@ mod tests {
     #[tokio::test]
     async fn static_keys_gate_publishing_only() {
         let a = StaticKeys::new([("live".to_string(), "s3cret".to_string())].into());
-        assert_eq!(a.authorize(Action::Publish, "live", Some("s3cret")).await, Ok(()));
-        assert_eq!(a.authorize(Action::Publish, "live", Some("nope")).await, Err(Denied::Forbidden));
-        assert_eq!(a.authorize(Action::Publish, "live", None).await, Err(Denied::Unauthenticated));
-        assert_eq!(a.authorize(Action::Publish, "other", Some("s3cret")).await, Err(Denied::Forbidden));
+        assert_eq!(
+            a.authorize(Action::Publish, "live", Some("s3cret")).await,
+            Ok(())
+        );
+        assert_eq!(
+            a.authorize(Action::Publish, "live", Some("nope")).await,
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            a.authorize(Action::Publish, "live", None).await,
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            a.authorize(Action::Publish, "other", Some("s3cret")).await,
+            Err(Denied::Forbidden)
+        );
         assert_eq!(a.authorize(Action::View, "live", None).await, Ok(()));
     }
 }

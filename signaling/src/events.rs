@@ -87,9 +87,8 @@ pub async fn events(
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return None,
                     Err(_) => {
-                        if f.st.node.session_stream(f.id, Role::Viewer).is_none() {
-                            return None;
-                        }
+                        // Quiet for a second: end the stream if the session ended.
+                        f.st.node.session_stream(f.id, Role::Viewer)?;
                         continue;
                     }
                 }
@@ -156,7 +155,11 @@ mod tests {
         q.clear();
         let b = StreamStatus {
             active: true,
-            layers: vec![EncodingInfo { encoding: 0, rid: Some("l".into()), bitrate_bps: 1 }],
+            layers: vec![EncodingInfo {
+                encoding: 0,
+                rid: Some("l".into()),
+                bitrate_bps: 1,
+            }],
             viewers: 0,
         };
         diff(Some(&a), &b, &mut q);

@@ -48,9 +48,10 @@ impl Etags {
     }
     /// Drops entries of sessions that ended on their own (ICE timeout).
     fn prune(&self, node: &Node) {
-        self.lock()
-            .retain(|id, _| node.session_stream(*id, sfu::Role::Viewer).is_some()
-                || node.session_stream(*id, sfu::Role::Publisher).is_some());
+        self.lock().retain(|id, _| {
+            node.session_stream(*id, sfu::Role::Viewer).is_some()
+                || node.session_stream(*id, sfu::Role::Publisher).is_some()
+        });
     }
 }
 
@@ -96,12 +97,21 @@ async fn options_headers(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let endpoint = req.method() == Method::OPTIONS
-        && req.uri().path().split('/').filter(|s| !s.is_empty()).count() == 2
+        && req
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .count()
+            == 2
         && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
     let mut resp = next.run(req).await;
     if endpoint {
         let h = resp.headers_mut();
-        h.insert("accept-post", axum::http::HeaderValue::from_static(resource::SDP));
+        h.insert(
+            "accept-post",
+            axum::http::HeaderValue::from_static(resource::SDP),
+        );
         links::ice_servers(h, &st.ice_servers);
     }
     resp
@@ -115,8 +125,18 @@ pub fn app(state: AppState, cors: Cors) -> Router {
     };
     let cors = CorsLayer::new()
         .allow_origin(origin)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::IF_MATCH])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+        ])
         .expose_headers([
             header::LOCATION,
             header::ETAG,
@@ -154,9 +174,15 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         .route("/api/streams", get(pages::streams))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), options_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            options_headers,
+        ))
         .with_state(state)
 }

@@ -37,7 +37,11 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "clock.js" => SDK_CLOCK,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// GET /api/streams: live streams and their viewers.
@@ -69,7 +73,12 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 /// GET /healthz
 pub async fn healthz(State(st): State<AppState>) -> Response {
-    let media: Vec<String> = st.node.media_addrs().iter().map(|a| a.to_string()).collect();
+    let media: Vec<String> = st
+        .node
+        .media_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let body = json!({"status": "ok", "sessions": st.node.session_count(), "media": media});
     (StatusCode::OK, Json(body)).into_response()
 }

@@ -21,7 +21,9 @@ pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// Stream names: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn check_stream_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -227,7 +229,10 @@ mod tests {
         assert_eq!(parse_layer("f"), LayerPref::Rid("f".into()));
         let mut h = HeaderMap::new();
         assert!(require_content_type(&h, SDP).is_err());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/SDP; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/SDP; charset=utf-8"),
+        );
         assert!(require_content_type(&h, SDP).is_ok());
         assert!(require_content_type(&h, SDPFRAG).is_err());
     }

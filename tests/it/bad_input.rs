@@ -21,7 +21,9 @@ struct Case {
 
 fn send(http: &Client, server: &Server, c: &Case) -> (u16, String, reqwest::header::HeaderMap) {
     let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
-    let mut req = http.request(method, server.url(&c.path)).body(c.body.clone());
+    let mut req = http
+        .request(method, server.url(&c.path))
+        .body(c.body.clone());
     if let Some(ct) = c.content_type {
         req = req.header("content-type", ct);
     }
@@ -51,28 +53,169 @@ fn bad_requests_get_clear_errors() {
 
     let sdp = Some("application/sdp");
     let cases = vec![
-        Case { name: "garbage SDP", method: "POST", path: "/whip/s".into(), content_type: sdp, body: "hello".into(), status: 400, body_contains: "bad SDP offer" },
-        Case { name: "hostile SDP: no media", method: "POST", path: "/whep/s".into(), content_type: sdp, body: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n".into(), status: 400, body_contains: "bad SDP offer" },
-        Case { name: "WHIP offer that only receives", method: "POST", path: "/whip/s".into(), content_type: sdp, body: viewer_offer.clone(), status: 400, body_contains: "must send" },
-        Case { name: "WHEP offer that only sends", method: "POST", path: "/whep/s".into(), content_type: sdp, body: publisher_offer.clone(), status: 400, body_contains: "must receive" },
-        Case { name: "wrong content type", method: "POST", path: "/whip/s".into(), content_type: Some("text/plain"), body: publisher_offer.clone(), status: 415, body_contains: "application/sdp" },
-        Case { name: "no content type", method: "POST", path: "/whep/s".into(), content_type: None, body: viewer_offer.clone(), status: 415, body_contains: "application/sdp" },
-        Case { name: "body over 64 KiB", method: "POST", path: "/whip/s".into(), content_type: sdp, body: "a".repeat(65 * 1024), status: 413, body_contains: "" },
-        Case { name: "bad stream name", method: "POST", path: "/whip/a%20b".into(), content_type: sdp, body: publisher_offer.clone(), status: 400, body_contains: "stream names" },
-        Case { name: "unknown session DELETE", method: "DELETE", path: "/whep/s/00000000000000ff".into(), content_type: None, body: String::new(), status: 404, body_contains: "not found" },
-        Case { name: "unparsable session id", method: "DELETE", path: "/whip/s/zz".into(), content_type: None, body: String::new(), status: 404, body_contains: "not found" },
-        Case { name: "unknown session PATCH", method: "PATCH", path: "/whip/s/00000000000000ff".into(), content_type: Some("application/trickle-ice-sdpfrag"), body: "a=ice-ufrag:x\r\n".into(), status: 404, body_contains: "" },
-        Case { name: "wrong method on endpoint", method: "GET", path: "/whip/s".into(), content_type: None, body: String::new(), status: 405, body_contains: "" },
-        Case { name: "wrong method on session", method: "PUT", path: publisher_location.clone(), content_type: None, body: String::new(), status: 405, body_contains: "" },
-        Case { name: "PATCH with wrong content type", method: "PATCH", path: publisher_location.clone(), content_type: sdp, body: "a=ice-ufrag:x\r\n".into(), status: 415, body_contains: "trickle-ice-sdpfrag" },
-        Case { name: "PATCH with bad candidate", method: "PATCH", path: publisher_location.clone(), content_type: Some("application/trickle-ice-sdpfrag"), body: "a=candidate:nonsense\r\n".into(), status: 400, body_contains: "candidate" },
-        Case { name: "stream already published", method: "POST", path: "/whip/busy".into(), content_type: sdp, body: publisher_offer.clone(), status: 409, body_contains: "already" },
-        Case { name: "layer request without JSON type", method: "POST", path: "/whep/s/00000000000000ff/layer".into(), content_type: Some("text/plain"), body: "{}".into(), status: 404, body_contains: "" },
+        Case {
+            name: "garbage SDP",
+            method: "POST",
+            path: "/whip/s".into(),
+            content_type: sdp,
+            body: "hello".into(),
+            status: 400,
+            body_contains: "bad SDP offer",
+        },
+        Case {
+            name: "hostile SDP: no media",
+            method: "POST",
+            path: "/whep/s".into(),
+            content_type: sdp,
+            body: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n".into(),
+            status: 400,
+            body_contains: "bad SDP offer",
+        },
+        Case {
+            name: "WHIP offer that only receives",
+            method: "POST",
+            path: "/whip/s".into(),
+            content_type: sdp,
+            body: viewer_offer.clone(),
+            status: 400,
+            body_contains: "must send",
+        },
+        Case {
+            name: "WHEP offer that only sends",
+            method: "POST",
+            path: "/whep/s".into(),
+            content_type: sdp,
+            body: publisher_offer.clone(),
+            status: 400,
+            body_contains: "must receive",
+        },
+        Case {
+            name: "wrong content type",
+            method: "POST",
+            path: "/whip/s".into(),
+            content_type: Some("text/plain"),
+            body: publisher_offer.clone(),
+            status: 415,
+            body_contains: "application/sdp",
+        },
+        Case {
+            name: "no content type",
+            method: "POST",
+            path: "/whep/s".into(),
+            content_type: None,
+            body: viewer_offer.clone(),
+            status: 415,
+            body_contains: "application/sdp",
+        },
+        Case {
+            name: "body over 64 KiB",
+            method: "POST",
+            path: "/whip/s".into(),
+            content_type: sdp,
+            body: "a".repeat(65 * 1024),
+            status: 413,
+            body_contains: "",
+        },
+        Case {
+            name: "bad stream name",
+            method: "POST",
+            path: "/whip/a%20b".into(),
+            content_type: sdp,
+            body: publisher_offer.clone(),
+            status: 400,
+            body_contains: "stream names",
+        },
+        Case {
+            name: "unknown session DELETE",
+            method: "DELETE",
+            path: "/whep/s/00000000000000ff".into(),
+            content_type: None,
+            body: String::new(),
+            status: 404,
+            body_contains: "not found",
+        },
+        Case {
+            name: "unparsable session id",
+            method: "DELETE",
+            path: "/whip/s/zz".into(),
+            content_type: None,
+            body: String::new(),
+            status: 404,
+            body_contains: "not found",
+        },
+        Case {
+            name: "unknown session PATCH",
+            method: "PATCH",
+            path: "/whip/s/00000000000000ff".into(),
+            content_type: Some("application/trickle-ice-sdpfrag"),
+            body: "a=ice-ufrag:x\r\n".into(),
+            status: 404,
+            body_contains: "",
+        },
+        Case {
+            name: "wrong method on endpoint",
+            method: "GET",
+            path: "/whip/s".into(),
+            content_type: None,
+            body: String::new(),
+            status: 405,
+            body_contains: "",
+        },
+        Case {
+            name: "wrong method on session",
+            method: "PUT",
+            path: publisher_location.clone(),
+            content_type: None,
+            body: String::new(),
+            status: 405,
+            body_contains: "",
+        },
+        Case {
+            name: "PATCH with wrong content type",
+            method: "PATCH",
+            path: publisher_location.clone(),
+            content_type: sdp,
+            body: "a=ice-ufrag:x\r\n".into(),
+            status: 415,
+            body_contains: "trickle-ice-sdpfrag",
+        },
+        Case {
+            name: "PATCH with bad candidate",
+            method: "PATCH",
+            path: publisher_location.clone(),
+            content_type: Some("application/trickle-ice-sdpfrag"),
+            body: "a=candidate:nonsense\r\n".into(),
+            status: 400,
+            body_contains: "candidate",
+        },
+        Case {
+            name: "stream already published",
+            method: "POST",
+            path: "/whip/busy".into(),
+            content_type: sdp,
+            body: publisher_offer.clone(),
+            status: 409,
+            body_contains: "already",
+        },
+        Case {
+            name: "layer request without JSON type",
+            method: "POST",
+            path: "/whep/s/00000000000000ff/layer".into(),
+            content_type: Some("text/plain"),
+            body: "{}".into(),
+            status: 404,
+            body_contains: "",
+        },
     ];
     for c in &cases {
         let (status, body, _) = send(&http, &server, c);
         assert_eq!(status, c.status, "{}: {body}", c.name);
-        assert!(body.contains(c.body_contains), "{}: body {body:?} lacks {:?}", c.name, c.body_contains);
+        assert!(
+            body.contains(c.body_contains),
+            "{}: body {body:?} lacks {:?}",
+            c.name,
+            c.body_contains
+        );
     }
 
     // Trickle is 204; an If-Match that is not current is 412; an ICE restart is 200 with a
@@ -88,7 +231,9 @@ fn bad_requests_get_clear_errors() {
         .patch(server.url(&publisher_location))
         .header("content-type", frag)
         .header("if-match", &etag)
-        .body(format!("a=ice-ufrag:{ufrag}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"))
+        .body(format!(
+            "a=ice-ufrag:{ufrag}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+        ))
         .send()
         .unwrap();
     assert_eq!(trickle.status(), 204);
@@ -111,16 +256,46 @@ fn bad_requests_get_clear_errors() {
     let new_etag = restart.headers()["etag"].to_str().unwrap().to_string();
     assert_ne!(new_etag, etag);
     let body = restart.text().unwrap();
-    assert!(body.contains("a=ice-ufrag:") && body.contains("a=candidate:"), "{body}");
+    assert!(
+        body.contains("a=ice-ufrag:") && body.contains("a=candidate:"),
+        "{body}"
+    );
 
     // Over the session limit (3): 503 with Retry-After.
     for _ in 0..2 {
-        let ok = send(&http, &server, &Case { name: "fill", method: "POST", path: "/whep/busy".into(), content_type: sdp, body: viewer_offer.clone(), status: 201, body_contains: "" });
+        let ok = send(
+            &http,
+            &server,
+            &Case {
+                name: "fill",
+                method: "POST",
+                path: "/whep/busy".into(),
+                content_type: sdp,
+                body: viewer_offer.clone(),
+                status: 201,
+                body_contains: "",
+            },
+        );
         assert_eq!(ok.0, 201, "{}", ok.1);
     }
-    let (status, _, headers) = send(&http, &server, &Case { name: "full", method: "POST", path: "/whep/busy".into(), content_type: sdp, body: viewer_offer.clone(), status: 503, body_contains: "" });
+    let (status, _, headers) = send(
+        &http,
+        &server,
+        &Case {
+            name: "full",
+            method: "POST",
+            path: "/whep/busy".into(),
+            content_type: sdp,
+            body: viewer_offer.clone(),
+            status: 503,
+            body_contains: "",
+        },
+    );
     assert_eq!(status, 503);
-    assert!(headers.get("retry-after").is_some(), "503 says when to retry");
+    assert!(
+        headers.get("retry-after").is_some(),
+        "503 says when to retry"
+    );
 
     // CORS preflight and OPTIONS advertise what a browser needs.
     let pre = http
@@ -131,7 +306,10 @@ fn bad_requests_get_clear_errors() {
         .unwrap();
     assert!(pre.status().is_success());
     assert_eq!(pre.headers()["access-control-allow-origin"], "*");
-    let opt = http.request(reqwest::Method::OPTIONS, server.url("/whip/s")).send().unwrap();
+    let opt = http
+        .request(reqwest::Method::OPTIONS, server.url("/whip/s"))
+        .send()
+        .unwrap();
     assert_eq!(opt.headers()["accept-post"], "application/sdp");
 }
 
@@ -139,8 +317,18 @@ fn bad_requests_get_clear_errors() {
 fn garbage_datagrams_and_vanished_viewers() {
     let server = Server::start(&["--handshake-timeout", "1"]);
     let http = server.http();
-    let health: serde_json::Value = http.get(server.url("/healthz")).send().unwrap().json().unwrap();
-    let ports: Vec<String> = health["media"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let health: serde_json::Value = http
+        .get(server.url("/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ports: Vec<String> = health["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ports.len(), 2, "one media port per worker");
 
     // A viewer posts an offer and is never heard from again.
@@ -184,10 +372,16 @@ fn garbage_datagrams_and_vanished_viewers() {
     assert!(dropped >= 3000.0, "garbage is counted: {dropped} of 4000");
 
     // Still serving: health, and a new session opens.
-    assert_eq!(http.get(server.url("/healthz")).send().unwrap().status(), 200);
+    assert_eq!(
+        http.get(server.url("/healthz")).send().unwrap().status(),
+        200
+    );
     // The vanished viewer is reaped by the handshake timeout and counted.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while server.metric("cascade_sessions_closed_total{reason=\"handshake_timeout\",role=\"viewer\"}") < 1.0 {
+    while server
+        .metric("cascade_sessions_closed_total{reason=\"handshake_timeout\",role=\"viewer\"}")
+        < 1.0
+    {
         assert!(Instant::now() < deadline, "the vanished viewer is reaped");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -199,5 +393,7 @@ fn garbage_datagrams_and_vanished_viewers() {
     let (mut v, offer, pending) = Peer::viewer();
     v.connect(&http, &server.url("/whep/garbage"), offer, pending);
     let mut all = [&mut p, &mut v];
-    assert!(crate::peer::pump(&mut all, Duration::from_secs(10), |p| p.iter().all(|p| p.connected)));
+    assert!(crate::peer::pump(&mut all, Duration::from_secs(10), |p| p
+        .iter()
+        .all(|p| p.connected)));
 }

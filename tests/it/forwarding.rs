@@ -28,7 +28,13 @@ fn run(synth: &mut Synth, publ: &mut Peer, viewers: &mut [Peer], dur: Duration) 
 
 fn layers_since(v: &Peer, from: usize) -> std::collections::HashMap<u8, usize> {
     let video = assert_continuous(v);
-    let skip = video.len().saturating_sub(v.received.iter().skip(from).filter(|r| r.kind == str0m::media::MediaKind::Video).count());
+    let skip = video.len().saturating_sub(
+        v.received
+            .iter()
+            .skip(from)
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count(),
+    );
     histogram(video[skip..].iter().map(|p| p.layer))
 }
 
@@ -43,13 +49,22 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
     let mut viewers = Vec::new();
     for q in ["", "?layer=low", "?layer=mid"] {
         let (mut v, offer, pending) = Peer::viewer();
-        v.connect(&http, &server.url(&format!("/whep/live{q}")), offer, pending);
+        v.connect(
+            &http,
+            &server.url(&format!("/whep/live{q}")),
+            offer,
+            pending,
+        );
         viewers.push(v);
     }
     {
-        let mut all: Vec<&mut Peer> = std::iter::once(&mut publ).chain(viewers.iter_mut()).collect();
+        let mut all: Vec<&mut Peer> = std::iter::once(&mut publ)
+            .chain(viewers.iter_mut())
+            .collect();
         assert!(
-            pump(&mut all, Duration::from_secs(10), |p| p.iter().all(|p| p.connected)),
+            pump(&mut all, Duration::from_secs(10), |p| p
+                .iter()
+                .all(|p| p.connected)),
             "all peers connect"
         );
     }
@@ -65,7 +80,11 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
         assert!(on_want >= 40, "viewer wanting layer {want} got {h:?}");
         assert!(on_want * 10 >= total * 8, "mostly on layer {want}: {h:?}");
     }
-    let audio = viewers[0].received.iter().filter(|r| r.kind == str0m::media::MediaKind::Audio).count();
+    let audio = viewers[0]
+        .received
+        .iter()
+        .filter(|r| r.kind == str0m::media::MediaKind::Audio)
+        .count();
     assert!(audio >= 100, "audio flows: {audio} packets in 3 s");
 
     // The auto viewer switches to the low layer through the layer extension.
@@ -80,10 +99,16 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
     let mark = viewers[0].received.len();
     run(&mut synth, &mut publ, &mut viewers, Duration::from_secs(2));
     let after = layers_since(&viewers[0], mark);
-    assert!(after.get(&LOW).copied().unwrap_or(0) >= 30, "switched to low: {after:?}");
+    assert!(
+        after.get(&LOW).copied().unwrap_or(0) >= 30,
+        "switched to low: {after:?}"
+    );
 
     // The publisher leaves and comes back; viewers keep their sessions.
-    let resp = http.delete(server.url(publ.location.as_ref().unwrap())).send().unwrap();
+    let resp = http
+        .delete(server.url(publ.location.as_ref().unwrap()))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     {
         let mut vs: Vec<&mut Peer> = viewers.iter_mut().collect();
@@ -93,15 +118,28 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
     let (mut publ2, offer, pending) = Peer::publisher(&["h", "m", "l"]);
     publ2.connect(&http, &server.url("/whip/live"), offer, pending);
     {
-        let mut all: Vec<&mut Peer> = std::iter::once(&mut publ2).chain(viewers.iter_mut()).collect();
-        assert!(pump(&mut all, Duration::from_secs(10), |p| p[0].connected), "publisher reconnects");
+        let mut all: Vec<&mut Peer> = std::iter::once(&mut publ2)
+            .chain(viewers.iter_mut())
+            .collect();
+        assert!(
+            pump(&mut all, Duration::from_secs(10), |p| p[0].connected),
+            "publisher reconnects"
+        );
     }
     let mut synth2 = Synth::new(&LAYERS, 2);
-    run(&mut synth2, &mut publ2, &mut viewers, Duration::from_secs(3));
+    run(
+        &mut synth2,
+        &mut publ2,
+        &mut viewers,
+        Duration::from_secs(3),
+    );
     for (i, v) in viewers.iter().enumerate() {
         let video = assert_continuous(v);
         let new_src = video.iter().filter(|p| p.src == 2).count();
-        assert!(new_src >= 30, "viewer {i} resumed on the new publisher ({new_src} packets)");
+        assert!(
+            new_src >= 30,
+            "viewer {i} resumed on the new publisher ({new_src} packets)"
+        );
         assert!(v.received.len() > marks[i]);
     }
 
@@ -111,10 +149,16 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
     assert!(server.metric("cascade_rtp_packets_out_total") > 1000.0);
 
     // DELETE frees the viewer's session.
-    let resp = http.delete(server.url(viewers[2].location.as_ref().unwrap())).send().unwrap();
+    let resp = http
+        .delete(server.url(viewers[2].location.as_ref().unwrap()))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(server.metric("cascade_sessions{role=\"viewer\"}"), 2.0);
-    let resp = http.delete(server.url(viewers[2].location.as_ref().unwrap())).send().unwrap();
+    let resp = http
+        .delete(server.url(viewers[2].location.as_ref().unwrap()))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 404, "a deleted session is gone");
 
     assert!(server.terminate(), "SIGTERM shuts the node down cleanly");

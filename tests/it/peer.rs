@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 pub struct Peer {
@@ -91,7 +91,10 @@ impl Peer {
             .send()
             .unwrap();
         let status = resp.status();
-        self.location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        self.location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
         let text = resp.text().unwrap();
         assert_eq!(status, 201, "POST {url}: {text}");
         let answer = SdpAnswer::from_sdp_string(&text).unwrap();
@@ -138,7 +141,9 @@ impl Peer {
         let local = self.socket.local_addr().unwrap();
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
             if let Ok(r) = Receive::new(Protocol::Udp, from, local, &buf[..n]) {
-                self.rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
+                self.rtc
+                    .handle_input(Input::Receive(Instant::now(), r))
+                    .unwrap();
                 self.drain();
             }
         }
@@ -160,33 +165,30 @@ impl Peer {
     }
 
     pub fn mid(&self, kind: MediaKind) -> Mid {
-        self.mids.iter().find(|(k, _)| *k == kind).expect("media of that kind").1
+        self.mids
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("media of that kind")
+            .1
     }
 
     /// Writes one RTP packet on (mid, rid).
-    pub fn send(&mut self, mid: Mid, rid: Option<&str>, pt: Pt, seq: u64, ts: u32, marker: bool, payload: Vec<u8>) {
+    pub fn send(&mut self, mid: Mid, rid: Option<&str>, write: RtpWrite) {
         let mut api = self.rtc.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, rid.map(Rid::from))
             .expect("a send stream for the rid");
-        tx.write_rtp(
-            RtpWrite::new(pt, SeqNo::from(seq), ts, Instant::now(), payload)
-                .marker(marker)
-                .nackable(true),
-        );
-        self.drain();
-    }
-
-    pub fn request_keyframe(&mut self, mid: Mid) {
-        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
-            rx.request_keyframe(KeyframeRequestKind::Pli);
-        }
+        tx.write_rtp(write);
         self.drain();
     }
 }
 
 /// Polls every peer until `done` or the deadline; returns whether `done` held.
-pub fn pump(peers: &mut [&mut Peer], within: Duration, mut done: impl FnMut(&[&mut Peer]) -> bool) -> bool {
+pub fn pump(
+    peers: &mut [&mut Peer],
+    within: Duration,
+    mut done: impl FnMut(&[&mut Peer]) -> bool,
+) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
         for p in peers.iter_mut() {

@@ -21,7 +21,9 @@ impl Server {
             .expect("spawn cascade");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read banner");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read banner");
         let base = line
             .trim()
             .strip_prefix("cascade listening on ")
@@ -43,7 +45,13 @@ impl Server {
 
     /// The value of a metric line starting with `prefix` (summed over matches).
     pub fn metric(&self, prefix: &str) -> f64 {
-        let text = self.http().get(self.url("/metrics")).send().unwrap().text().unwrap();
+        let text = self
+            .http()
+            .get(self.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
         text.lines()
             .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -64,7 +72,9 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }
 
 impl Drop for Server {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
 use str0m::media::MediaKind;
+use str0m::rtp::RtpWrite;
 
 use crate::peer::{Peer, Received};
 
@@ -101,7 +102,10 @@ impl Synth {
                     ];
                     p.extend(body(src, li as u8, l.frame, idx as u8, key, first));
                     let marker = idx + 1 == l.packets_per_frame;
-                    publ.send(vmid, Some(l.rid), pt, l.seq, l.ts, marker, p);
+                    let w = RtpWrite::new(pt, l.seq.into(), l.ts, Instant::now(), p)
+                        .marker(marker)
+                        .nackable(true);
+                    publ.send(vmid, Some(l.rid), w);
                     l.seq += 1;
                 }
                 l.frame += 1;
@@ -116,7 +120,8 @@ impl Synth {
             let pt = publ.pt(Codec::Opus);
             let mut p = vec![0xaa; 80];
             p[1..9].copy_from_slice(&self.audio_seq.to_be_bytes());
-            publ.send(amid, None, pt, self.audio_seq, self.audio_ts, false, p);
+            let w = RtpWrite::new(pt, self.audio_seq.into(), self.audio_ts, Instant::now(), p);
+            publ.send(amid, None, w);
             self.audio_seq += 1;
             self.audio_ts = self.audio_ts.wrapping_add(960);
         }
@@ -146,7 +151,11 @@ pub fn parse_video(r: &Received) -> VideoPkt {
     let idx = p[DESC_LEN + 6];
     let src = p[DESC_LEN + 7];
     let key = first && p[DESC_LEN] & 1 == 0;
-    assert_eq!(&p[DESC_LEN..], &body(src, layer, frame, idx, key, first)[..], "payload bytes");
+    assert_eq!(
+        &p[DESC_LEN..],
+        &body(src, layer, frame, idx, key, first)[..],
+        "payload bytes"
+    );
     VideoPkt {
         seq: r.seq,
         ts: r.ts,
@@ -173,21 +182,48 @@ pub fn assert_continuous(v: &Peer) -> Vec<VideoPkt> {
     assert!(video[0].key, "first packet starts a keyframe");
     for w in video.windows(2) {
         let (a, b) = (&w[0], &w[1]);
-        assert_eq!(b.seq, a.seq + 1, "sequence numbers are consecutive: {a:?} -> {b:?}");
+        assert_eq!(
+            b.seq,
+            a.seq + 1,
+            "sequence numbers are consecutive: {a:?} -> {b:?}"
+        );
         let dt = b.ts.wrapping_sub(a.ts);
-        assert!(dt < 90_000 * 5, "timestamp went back or jumped: {a:?} -> {b:?}");
+        assert!(
+            dt < 90_000 * 5,
+            "timestamp went back or jumped: {a:?} -> {b:?}"
+        );
         if b.starts_frame {
-            assert_eq!(b.pid, (a.pid + 1) & 0x7fff, "picture ids consecutive: {a:?} -> {b:?}");
+            assert_eq!(
+                b.pid,
+                (a.pid + 1) & 0x7fff,
+                "picture ids consecutive: {a:?} -> {b:?}"
+            );
         } else {
             assert_eq!(b.pid, a.pid, "packets of one frame share a picture id");
         }
-        if (b.src, b.layer) != (a.src, a.layer) {
-            assert!(b.key, "a change of source starts on a keyframe: {a:?} -> {b:?}");
+        if (b.src, b.layer) == (a.src, a.layer) {
+            assert!(
+                b.frame >= a.frame,
+                "frames of one source in order: {a:?} -> {b:?}"
+            );
+        } else {
+            assert!(
+                b.key,
+                "a change of source starts on a keyframe: {a:?} -> {b:?}"
+            );
         }
     }
-    let audio: Vec<&Received> = v.received.iter().filter(|r| r.kind == MediaKind::Audio).collect();
+    let audio: Vec<&Received> = v
+        .received
+        .iter()
+        .filter(|r| r.kind == MediaKind::Audio)
+        .collect();
     for w in audio.windows(2) {
-        assert_eq!(w[1].seq, w[0].seq + 1, "audio sequence numbers are consecutive");
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "audio sequence numbers are consecutive"
+        );
     }
     video
 }

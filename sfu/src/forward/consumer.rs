@@ -121,7 +121,10 @@ impl Consumer {
             a.source = Some(pkt.source);
             a.rewriter.switch_source(pkt.seq, pkt.ts, now);
         }
-        let out = a.rewriter.rewrite(pkt.seq, pkt.ts, now).ok_or(DropReason::Stale)?;
+        let out = a
+            .rewriter
+            .rewrite(pkt.seq, pkt.ts, now)
+            .ok_or(DropReason::Stale)?;
         Ok(Forward {
             kind: Kind::Audio,
             codec: pkt.codec,
@@ -154,7 +157,10 @@ impl Consumer {
             v.rewriter.switch_source(pkt.seq, pkt.ts, now);
             v.vp8.switch_source();
         }
-        let out = v.rewriter.rewrite(pkt.seq, pkt.ts, now).ok_or(DropReason::Stale)?;
+        let out = v
+            .rewriter
+            .rewrite(pkt.seq, pkt.ts, now)
+            .ok_or(DropReason::Stale)?;
         let vp8_patch = match pkt.codec {
             Codec::Vp8 => v.vp8.munge(&pkt.payload),
             _ => None,

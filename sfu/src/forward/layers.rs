@@ -137,7 +137,9 @@ impl LayerRanker {
         self.first_packet.get_or_insert(now);
         let mut fresh = false;
         if let Some(c) = self.counters.get_mut(usize::from(encoding)) {
-            fresh = c.last_packet.is_none_or(|t| now.saturating_duration_since(t) > INACTIVE_AFTER);
+            fresh = c
+                .last_packet
+                .is_none_or(|t| now.saturating_duration_since(t) > INACTIVE_AFTER);
             c.bytes += bytes as u64;
             c.last_packet = Some(now);
         }
@@ -166,7 +168,7 @@ impl LayerRanker {
         let elapsed = self.last_rank.map(|t| now.saturating_duration_since(t));
         if period_end {
             let since = elapsed.or(self.first_packet.map(|t| now.saturating_duration_since(t)));
-        let secs = since.map_or(1.0, |d| d.as_secs_f64().max(0.001));
+            let secs = since.map_or(1.0, |d| d.as_secs_f64().max(0.001));
             for c in &mut self.counters {
                 c.last_bitrate = (c.bytes as f64 * 8.0 / secs) as u64;
                 c.bytes = 0;
@@ -225,17 +227,42 @@ mod tests {
             r.on_packet(ms(t0, i * 10), l, 100);
             r.on_packet(ms(t0, i * 10), m, 500);
         }
-        assert_eq!(r.table().resolve(&LayerPref::Auto), None, "unsettled: wait for rates");
+        assert_eq!(
+            r.table().resolve(&LayerPref::Auto),
+            None,
+            "unsettled: wait for rates"
+        );
         assert!(r.handle_timeout(ms(t0, 1000)));
         let t = r.table().clone();
         let rids: Vec<_> = t.active.iter().map(|e| e.rid.clone().unwrap()).collect();
         assert_eq!(rids, ["l", "m", "h"]);
-        assert_eq!(t.resolve(&LayerPref::Rank(0)), Some(SourceKey { generation: 7, encoding: l }));
-        assert_eq!(t.resolve(&LayerPref::Auto), Some(SourceKey { generation: 7, encoding: h }));
-        assert_eq!(t.resolve(&LayerPref::Rank(9)), Some(SourceKey { generation: 7, encoding: h }));
+        assert_eq!(
+            t.resolve(&LayerPref::Rank(0)),
+            Some(SourceKey {
+                generation: 7,
+                encoding: l
+            })
+        );
+        assert_eq!(
+            t.resolve(&LayerPref::Auto),
+            Some(SourceKey {
+                generation: 7,
+                encoding: h
+            })
+        );
+        assert_eq!(
+            t.resolve(&LayerPref::Rank(9)),
+            Some(SourceKey {
+                generation: 7,
+                encoding: h
+            })
+        );
         assert_eq!(
             t.resolve(&LayerPref::Rid("m".into())),
-            Some(SourceKey { generation: 7, encoding: m })
+            Some(SourceKey {
+                generation: 7,
+                encoding: m
+            })
         );
     }
 
@@ -274,6 +301,9 @@ mod tests {
         assert_eq!(t.resolve(&LayerPref::Rank(0)), None);
         assert!(!one.handle_timeout(ms(t0, 100)));
         assert!(one.handle_timeout(ms(t0, FIRST_RANK_AFTER.as_millis() as u64)));
-        assert_eq!(one.table().resolve(&LayerPref::Rank(0)).unwrap().encoding, e);
+        assert_eq!(
+            one.table().resolve(&LayerPref::Rank(0)).unwrap().encoding,
+            e
+        );
     }
 }

@@ -115,8 +115,20 @@ mod tests {
         let mut r = SeqRewriter::new(90_000, 1000, 5000);
         assert_eq!(r.rewrite(70_000, 123, t0), None, "nothing before a splice");
         r.switch_source(70_000, 123, t0);
-        assert_eq!(r.rewrite(70_000, 123, t0), Some(Rewritten { seq: 1000, ts: 5000 }));
-        assert_eq!(r.rewrite(70_001, 3123, t0), Some(Rewritten { seq: 1001, ts: 8000 }));
+        assert_eq!(
+            r.rewrite(70_000, 123, t0),
+            Some(Rewritten {
+                seq: 1000,
+                ts: 5000
+            })
+        );
+        assert_eq!(
+            r.rewrite(70_001, 3123, t0),
+            Some(Rewritten {
+                seq: 1001,
+                ts: 8000
+            })
+        );
         // Reordered packet of the same source keeps its place.
         assert_eq!(r.rewrite(70_003, 6123, t0).unwrap().seq, 1003);
         assert_eq!(r.rewrite(70_002, 3123, t0).unwrap().seq, 1002);

@@ -60,14 +60,23 @@ impl LayerSelector {
 mod tests {
     use super::*;
 
-    const LOW: SourceKey = SourceKey { generation: 1, encoding: 0 };
-    const HIGH: SourceKey = SourceKey { generation: 1, encoding: 2 };
+    const LOW: SourceKey = SourceKey {
+        generation: 1,
+        encoding: 0,
+    };
+    const HIGH: SourceKey = SourceKey {
+        generation: 1,
+        encoding: 2,
+    };
 
     #[test]
     fn nothing_before_the_first_keyframe() {
         let mut s = LayerSelector::default();
         s.set_target(Some(LOW));
-        assert_eq!(s.select(LOW, false), Selected::Drop(DropReason::AwaitingKeyframe));
+        assert_eq!(
+            s.select(LOW, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
         assert_eq!(s.select(HIGH, true), Selected::Drop(DropReason::OtherLayer));
         assert_eq!(s.waiting_for(), Some(LOW));
         assert_eq!(s.select(LOW, true), Selected::Forward { switched: true });
@@ -83,7 +92,10 @@ mod tests {
         s.set_target(Some(HIGH));
         // Deltas of the new layer are never forwarded before its keyframe.
         for _ in 0..5 {
-            assert_eq!(s.select(HIGH, false), Selected::Drop(DropReason::AwaitingKeyframe));
+            assert_eq!(
+                s.select(HIGH, false),
+                Selected::Drop(DropReason::AwaitingKeyframe)
+            );
             assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
         }
         assert_eq!(s.select(HIGH, true), Selected::Forward { switched: true });
@@ -96,9 +108,15 @@ mod tests {
         let mut s = LayerSelector::default();
         s.set_target(Some(LOW));
         s.select(LOW, true);
-        let reborn = SourceKey { generation: 2, encoding: 0 };
+        let reborn = SourceKey {
+            generation: 2,
+            encoding: 0,
+        };
         s.set_target(Some(reborn));
-        assert_eq!(s.select(reborn, false), Selected::Drop(DropReason::AwaitingKeyframe));
+        assert_eq!(
+            s.select(reborn, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
         assert_eq!(s.select(reborn, true), Selected::Forward { switched: true });
     }
 }

@@ -1,38 +1,62 @@
-//! At most one keyframe request per publisher layer per window: a thousand viewers
-//! joining at once must not make the encoder send a thousand keyframes.
+//! At most one keyframe request per publisher layer per window, and none while one is
+//! still outstanding: a thousand viewers joining at once must not make the encoder send a
+//! thousand keyframes, yet a viewer arriving after the last keyframe should not wait out a
+//! long window. A request is outstanding until that layer's next keyframe arrives, or
+//! until [`KeyframeThrottle::RETRY_AFTER`] passes (the request or the keyframe was lost).
 
 use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    last: Option<Instant>,
+    outstanding: bool,
+}
 
 /// Per-layer request throttle, bounded to [`Self::LAYERS`] layers.
 #[derive(Debug, Clone)]
 pub struct KeyframeThrottle {
     window: Duration,
-    last: [Option<Instant>; Self::LAYERS],
+    slots: [Slot; Self::LAYERS],
 }
 
 impl KeyframeThrottle {
     /// Layers tracked; requests for higher indices are refused.
     pub const LAYERS: usize = 4;
+    /// An outstanding request is repeated after this long without a keyframe.
+    pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-    /// A throttle letting one request per layer through each `window`.
+    /// A throttle letting at most one request per layer through each `window`.
     pub fn new(window: Duration) -> Self {
         KeyframeThrottle {
             window,
-            last: [None; Self::LAYERS],
+            slots: [Slot::default(); Self::LAYERS],
         }
     }
 
     /// Whether a request for `layer` may go to the publisher now; records it if so.
     pub fn allow(&mut self, layer: usize, now: Instant) -> bool {
-        let Some(slot) = self.last.get_mut(layer) else {
+        let Some(slot) = self.slots.get_mut(layer) else {
             return false;
         };
-        match *slot {
-            Some(at) if now.saturating_duration_since(at) < self.window => false,
+        let wait = if slot.outstanding {
+            self.window.max(Self::RETRY_AFTER)
+        } else {
+            self.window
+        };
+        match slot.last {
+            Some(at) if now.saturating_duration_since(at) < wait => false,
             _ => {
-                *slot = Some(now);
+                slot.last = Some(now);
+                slot.outstanding = true;
                 true
             }
+        }
+    }
+
+    /// A keyframe of `layer` arrived: the outstanding request is answered.
+    pub fn keyframe_seen(&mut self, layer: usize) {
+        if let Some(slot) = self.slots.get_mut(layer) {
+            slot.outstanding = false;
         }
     }
 }
@@ -41,18 +65,46 @@ impl KeyframeThrottle {
 mod tests {
     use super::*;
 
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
     #[test]
     fn one_request_per_layer_per_window() {
         let t0 = Instant::now();
-        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        let mut t = KeyframeThrottle::new(Duration::from_millis(100));
         assert!(t.allow(0, t0));
-        assert!(!t.allow(0, t0 + Duration::from_millis(499)));
+        t.keyframe_seen(0);
+        assert!(!t.allow(0, ms(t0, 99)));
         assert!(t.allow(1, t0), "layers are independent");
-        assert!(t.allow(0, t0 + Duration::from_millis(500)));
+        assert!(t.allow(0, ms(t0, 100)));
         assert!(!t.allow(KeyframeThrottle::LAYERS, t0), "bounded");
-        let allowed = (0..1000)
-            .filter(|i| t.allow(2, t0 + Duration::from_millis(*i)))
-            .count();
-        assert_eq!(allowed, 2, "1000 ms of requests, 500 ms window");
+        // A join storm with keyframes answering every request: never more than one per window.
+        let mut t = KeyframeThrottle::new(Duration::from_millis(100));
+        let mut sent = 0;
+        for i in 0..1000 {
+            if t.allow(2, ms(t0, i)) {
+                sent += 1;
+                t.keyframe_seen(2);
+            }
+        }
+        assert_eq!(sent, 10, "1000 ms of requests, 100 ms window");
+    }
+
+    #[test]
+    fn outstanding_request_coalesces_until_keyframe_or_retry() {
+        let t0 = Instant::now();
+        let mut t = KeyframeThrottle::new(Duration::from_millis(100));
+        assert!(t.allow(0, t0));
+        // No keyframe yet: later joins ride on the outstanding request.
+        assert!(!t.allow(0, ms(t0, 150)));
+        assert!(!t.allow(0, ms(t0, 499)));
+        // Lost: asked again after RETRY_AFTER.
+        assert!(t.allow(0, ms(t0, 500)));
+        t.keyframe_seen(0);
+        assert!(
+            t.allow(0, ms(t0, 600)),
+            "answered: the next join may ask again"
+        );
     }
 }

@@ -44,7 +44,11 @@ impl Vp8Munger {
             }
             let out = pid.wrapping_add(self.pid_offset) % PID_MOD_15;
             // A 7-bit field can only carry 7 bits; the decoder wraps it the same way.
-            let out = if pid <= 0x7f && modulus == PID_MOD_7 { out % PID_MOD_7 } else { out };
+            let out = if pid <= 0x7f && modulus == PID_MOD_7 {
+                out % PID_MOD_7
+            } else {
+                out
+            };
             self.last_pid = Some(out);
             patch = patch.picture_id(out);
         }
@@ -100,8 +104,14 @@ mod tests {
     fn ids_continue_across_switch() {
         let mut m = Vp8Munger::default();
         m.switch_source();
-        assert_eq!(apply(&vp8(100, 7, true), m.munge(&vp8(100, 7, true))), (100, 7));
-        assert_eq!(apply(&vp8(101, 8, false), m.munge(&vp8(101, 8, false))), (101, 8));
+        assert_eq!(
+            apply(&vp8(100, 7, true), m.munge(&vp8(100, 7, true))),
+            (100, 7)
+        );
+        assert_eq!(
+            apply(&vp8(101, 8, false), m.munge(&vp8(101, 8, false))),
+            (101, 8)
+        );
         // Switch to a layer whose ids are far away and about to wrap.
         m.switch_source();
         let k = vp8(0x7fff, 250, true);
