@@ -281,8 +281,8 @@ impl Session {
         let mut w = RtpWrite::new(pt, fwd.seq.into(), fwd.ts, wallclock, fwd.payload.clone())
             .marker(fwd.marker)
             .nackable(fwd.kind == Kind::Video);
-        if let Some(p) = fwd.vp8_patch {
-            w = w.vp8_patch(p);
+        if let Some(rw) = fwd.vp8 {
+            w = w.vp8_patch(rw.patch);
         }
         stream.write_rtp(w);
         self.drain(tx, effects);

@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::rtp::Vp8Patch;
-
 use super::layers::{LayerPref, LayerTable};
 use super::rewrite::SeqRewriter;
 use super::selector::{LayerSelector, Selected};
-use super::vp8::Vp8Munger;
+use super::vp8::{Vp8Munger, Vp8Rewrite};
 use super::{DropReason, MediaPacket, SourceKey};
 use crate::codec::Codec;
 
@@ -39,7 +37,7 @@ pub struct Forward {
     /// Payload, shared with the publisher's packet.
     pub payload: Arc<[u8]>,
     /// VP8 descriptor rewrite to apply while serialising.
-    pub vp8_patch: Option<Vp8Patch>,
+    pub vp8: Option<Vp8Rewrite>,
     /// First packet after a layer or publisher switch.
     pub switched: bool,
 }
@@ -132,7 +130,7 @@ impl Consumer {
             ts: out.ts,
             marker: pkt.marker,
             payload: pkt.payload.clone(),
-            vp8_patch: None,
+            vp8: None,
             switched,
         })
     }
@@ -161,7 +159,7 @@ impl Consumer {
             .rewriter
             .rewrite(pkt.seq, pkt.ts, now)
             .ok_or(DropReason::Stale)?;
-        let vp8_patch = match pkt.codec {
+        let vp8 = match pkt.codec {
             Codec::Vp8 => v.vp8.munge(&pkt.payload),
             _ => None,
         };
@@ -172,7 +170,7 @@ impl Consumer {
             ts: out.ts,
             marker: pkt.marker,
             payload: pkt.payload.clone(),
-            vp8_patch,
+            vp8,
             switched,
         })
     }
