@@ -38,6 +38,8 @@ pub enum Effect {
     ViewerKeyframe(SessionId),
     /// A NACK counted from a viewer (`true`) or sent to a publisher (`false`).
     Nacks(bool, u64),
+    /// Packets str0m resent to a viewer from its retransmission cache.
+    Retransmissions(u64),
 }
 
 /// Sends a datagram; the worker's socket.
@@ -91,6 +93,8 @@ pub struct Session {
     publisher: Option<PublisherState>,
     viewer: Option<ViewerState>,
     stats: HashMap<(Mid, Option<Rid>), u64>,
+    /// Per outgoing mid: packets written, and the highest retransmission count derived.
+    written: HashMap<Mid, (u64, u64)>,
     rtx_cache_packets: usize,
     remote_ufrag: String,
 }
@@ -150,6 +154,7 @@ impl Session {
             }),
             viewer: (role == Role::Viewer).then(ViewerState::default),
             stats: HashMap::new(),
+            written: HashMap::new(),
             rtx_cache_packets: params.rtx_cache_packets,
             remote_ufrag,
         };
@@ -285,6 +290,8 @@ impl Session {
             w = w.vp8_patch(rw.patch);
         }
         stream.write_rtp(w);
+        // Bounded: one entry per negotiated mid.
+        self.written.entry(mid).or_insert((0, 0)).0 += 1;
         self.drain(tx, effects);
         true
     }
@@ -402,6 +409,15 @@ impl Session {
                 if d > 0 {
                     effects.push(Effect::Nacks(true, d));
                 }
+                // str0m counts resent packets in `packets`; what we wrote is the rest. Packets
+                // still queued make the difference lag, so only its growth is reported.
+                if let Some((written, rtx)) = self.written.get_mut(&s.mid) {
+                    let now_rtx = s.packets.saturating_sub(*written);
+                    if now_rtx > *rtx {
+                        effects.push(Effect::Retransmissions(now_rtx - *rtx));
+                        *rtx = now_rtx;
+                    }
+                }
             }
             Event::MediaIngressStats(s) => {
                 let d = self.stat_delta(s.mid, s.rid, s.nacks);
@@ -468,7 +484,8 @@ impl Session {
         }?;
         let keyframe = track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload);
         if keyframe {
-            p.throttle.keyframe_seen(usize::from(track.encoding));
+            p.throttle
+                .keyframe_seen(usize::from(track.encoding), pkt.timestamp);
         }
         let layers = match track.kind {
             Kind::Video => {

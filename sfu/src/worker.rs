@@ -433,10 +433,8 @@ impl Worker {
                     "to_publisher"
                 };
                 m.nacks.with_label_values(&[dir]).inc_by(n);
-                if from_viewer {
-                    m.retransmissions.inc_by(n);
-                }
             }
+            Effect::Retransmissions(n) => m.retransmissions.inc_by(n),
         }
     }
 

@@ -12,6 +12,8 @@ import { startServer, launch, until, percentile } from "./harness.mjs";
 const viewers = Number(process.argv[2] ?? 20);
 const layer = process.argv[3] ?? "low";
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+// Time between one viewer's first frame and the next viewer's join.
+const gap = Number(process.env.BENCH_JOIN_GAP_MS ?? 500);
 
 const server = await startServer(["--workers", "2"]);
 const browser = await launch();
@@ -23,7 +25,7 @@ try {
 
   const page = await browser.newPage();
   await page.goto(`${server.base}/`);
-  const result = await page.evaluate(async ({ viewers, layer, seconds }) => {
+  const result = await page.evaluate(async ({ viewers, layer, seconds, gap }) => {
     const { play, readClock, clockRegion } = await import("/sdk/cascade.js");
     const players = [];
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -54,7 +56,7 @@ try {
       const t0 = performance.now();
       while (!p.first && performance.now() - t0 < 10000) await sleep(5);
       players.push(p);
-      await sleep(200);
+      await sleep(gap);
     }
     for (const p of players) p.delays = [];
     await sleep(seconds * 1000);
@@ -62,14 +64,54 @@ try {
       join: p.first - p.start, answer: p.answered - p.start,
       connect: p.connected - p.start, width: p.width, delays: p.delays,
     }));
-  }, { viewers, layer, seconds });
+  }, { viewers, layer, seconds, gap });
 
+  // The floor, in the same run: the same painted clock sent peer to peer inside one tab
+  // (Chromium to Chromium, no server), read back the same way.
+  const floor = await page.evaluate(async () => {
+    const { paintClock, readClock, clockRegion } = await import("/sdk/cascade.js");
+    const canvas = document.createElement("canvas");
+    canvas.width = 1280; canvas.height = 720;
+    const c2d = canvas.getContext("2d");
+    const timer = setInterval(() => { c2d.fillStyle = "#3a6"; c2d.fillRect(0, 0, 1280, 720); paintClock(c2d, Date.now()); }, 1000 / 30);
+    const src = canvas.captureStream(30);
+    const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    a.addTransceiver(src.getVideoTracks()[0], { direction: "sendonly" });
+    const video = document.createElement("video");
+    video.muted = true; video.autoplay = true; document.body.append(video);
+    b.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); };
+    const t0 = performance.now();
+    await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
+    const rc = document.createElement("canvas");
+    const rctx = rc.getContext("2d", { willReadFrequently: true });
+    const delays = []; let first = 0;
+    await new Promise((done) => {
+      const f = (now, meta) => {
+        if (!first) first = performance.now() - t0;
+        const r = clockRegion(meta.width, 1280);
+        rc.width = r.w; rc.height = r.h;
+        rctx.drawImage(video, 0, 0, r.w, r.h, 0, 0, r.w, r.h);
+        const s = readClock(rctx, meta.width, 1280);
+        if (s !== null) delays.push(Date.now() - s);
+        if (delays.length < 300) video.requestVideoFrameCallback(f); else done();
+      };
+      video.requestVideoFrameCallback(f);
+    });
+    clearInterval(timer); a.close(); b.close();
+    return { first, delays: delays.slice(30) };
+  });
+
+  if (process.env.BENCH_DUMP) console.error(JSON.stringify(result.map(({ delays, ...p }) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Math.round(v)])))));
   const pick = (k) => result.map((p) => p[k]);
   const delays = result.flatMap((p) => p.delays);
   const r = (v) => Math.round(v);
   console.log(JSON.stringify({
     viewers,
     layer,
+    join_gap_ms: gap,
     widths: [...new Set(pick("width"))].join(","),
     join_ms: { p50: r(percentile(pick("join"), 50)), p95: r(percentile(pick("join"), 95)), max: r(Math.max(...pick("join"))) },
     join_phases_p50_ms: {
@@ -82,6 +124,11 @@ try {
       p50: r(percentile(delays, 50)),
       p95: r(percentile(delays, 95)),
       max: r(Math.max(...delays)),
+    },
+    floor_chromium_p2p_ms: {
+      first_frame: r(floor.first),
+      glass_to_glass_p50: r(percentile(floor.delays, 50)),
+      glass_to_glass_p95: r(percentile(floor.delays, 95)),
     },
     node_cpu_seconds: await server.metric("cascade_process_cpu_seconds_total"),
   }, null, 2));

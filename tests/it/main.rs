@@ -1,5 +1,6 @@
 //! Integration tests: a real `cascade serve` process on loopback.
 
+mod access;
 mod bad_input;
 mod forwarding;
 mod peer;

@@ -21,6 +21,9 @@ pub struct Peer {
     pub received: Vec<Received>,
     pub keyframe_requests: Vec<Option<Rid>>,
     mids: Vec<(MediaKind, Mid)>,
+    /// Drops this share of incoming RTP/RTCP once connected (seeded), to force NACKs.
+    pub loss: Option<(f64, u64)>,
+    pub dropped: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ impl Peer {
             received: Vec::new(),
             keyframe_requests: Vec::new(),
             mids: Vec::new(),
+            loss: None,
+            dropped: 0,
         }
     }
 
@@ -140,6 +145,17 @@ impl Peer {
         let mut buf = [0u8; 2048];
         let local = self.socket.local_addr().unwrap();
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            if let Some((p, seed)) = self.loss.as_mut() {
+                // xorshift: reproducible loss of media only (first byte 128..=191).
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                let media = (128..=191).contains(&buf[0]);
+                if self.connected && media && (*seed % 1000) as f64 / 1000.0 < *p {
+                    self.dropped += 1;
+                    continue;
+                }
+            }
             if let Ok(r) = Receive::new(Protocol::Udp, from, local, &buf[..n]) {
                 self.rtc
                     .handle_input(Input::Receive(Instant::now(), r))

@@ -33,7 +33,13 @@ pub struct Link<T> {
 
 impl<T> Link<T> {
     pub fn new(seed: u64, loss: f64, reorder: f64) -> Self {
-        Link { rng: Rng::seed(seed), loss, reorder, held: None, lost: 0 }
+        Link {
+            rng: Rng::seed(seed),
+            loss,
+            reorder,
+            held: None,
+            lost: 0,
+        }
     }
 
     /// Sends one item; returns what comes out (0, 1 or 2 items).
@@ -59,7 +65,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Clock {
-        Clock { now: Instant::now() }
+        Clock {
+            now: Instant::now(),
+        }
     }
     pub fn advance(&mut self, d: Duration) {
         self.now += d;

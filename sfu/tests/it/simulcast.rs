@@ -47,14 +47,19 @@ impl Publisher {
                 }
             })
             .collect();
-        Publisher { generation, ranker, layers, frame: 0 }
+        Publisher {
+            generation,
+            ranker,
+            layers,
+            frame: 0,
+        }
     }
 
     /// One 30 fps frame on every layer; keyframes every 30 frames or when `key` says so.
     fn frame(&mut self, clock: &Clock, key: &mut [bool; 3]) -> Vec<MediaPacket> {
         let mut out = Vec::new();
         for (e, l) in self.layers.iter_mut().enumerate() {
-            let is_key = key[e] || self.frame % 30 == 0;
+            let is_key = key[e] || self.frame.is_multiple_of(30);
             key[e] = false;
             for i in 0..l.packets_per_frame {
                 let first = i == 0;
@@ -69,10 +74,16 @@ impl Publisher {
                 ];
                 payload.extend_from_slice(&self.generation.to_be_bytes());
                 payload.resize(300, e as u8);
-                let table = self.ranker.on_packet(clock.now, e as u8, payload.len()).clone();
+                let table = self
+                    .ranker
+                    .on_packet(clock.now, e as u8, payload.len())
+                    .clone();
                 out.push(MediaPacket {
                     kind: Kind::Video,
-                    source: SourceKey { generation: self.generation, encoding: e as u8 },
+                    source: SourceKey {
+                        generation: self.generation,
+                        encoding: e as u8,
+                    },
                     codec: Codec::Vp8,
                     seq: l.seq,
                     ts: l.ts,
@@ -99,7 +110,6 @@ struct Seen {
     fwd: Forward,
     source: SourceKey,
     keyframe: bool,
-    frame_start: bool,
     pid: u16,
     at: std::time::Instant,
 }
@@ -112,7 +122,11 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
     let mut router = Router::default();
     let prefs = [LayerPref::Auto, LayerPref::Rank(0), LayerPref::Rank(1)];
     for (i, p) in prefs.iter().enumerate() {
-        let c = Consumer::new(p.clone(), [rng.next() as u16, rng.next() as u16], [rng.next() as u32, 0]);
+        let c = Consumer::new(
+            p.clone(),
+            [rng.next() as u16, rng.next() as u16],
+            [rng.next() as u32, 0],
+        );
         router.add_consumer(SessionId(i as u64 + 1), STREAM, c);
     }
     let mut publisher = Publisher::new(1, &mut rng);
@@ -135,9 +149,11 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
             for p in link.send(pkt) {
                 router.route(STREAM, &p, clock.now, &mut out, &mut wants, &mut drops);
                 for (id, fwd) in out.drain(..) {
-                    let pid = fwd.vp8.and_then(|v| v.picture_id).expect("a VP8 picture id");
+                    let pid = fwd
+                        .vp8
+                        .and_then(|v| v.picture_id)
+                        .expect("a VP8 picture id");
                     seen.entry(id).or_default().push(Seen {
-                        frame_start: fwd.payload[0] & 0x10 != 0,
                         keyframe: p.keyframe,
                         source: p.source,
                         pid,
@@ -158,35 +174,69 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
     assert!(link.lost > 100, "the link was lossy: {} lost", link.lost);
 
     for (id, packets) in &seen {
-        assert!(packets.len() > 500, "viewer {id:?} got media: {}", packets.len());
+        assert!(
+            packets.len() > 500,
+            "viewer {id:?} got media: {}",
+            packets.len()
+        );
         assert!(packets[0].keyframe, "viewer {id:?} starts on a keyframe");
         let mut switches = 0;
         for w in packets.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            assert!(b.fwd.seq > a.fwd.seq || a.source == b.source, "no sequence number reused");
+            assert!(
+                b.fwd.seq > a.fwd.seq || a.source == b.source,
+                "no sequence number reused"
+            );
             assert_ne!(a.fwd.seq, b.fwd.seq, "no duplicate sequence numbers");
             if b.source != a.source {
                 switches += 1;
-                assert!(b.keyframe && b.fwd.switched, "a new source starts on its keyframe");
+                assert!(
+                    b.keyframe && b.fwd.switched,
+                    "a new source starts on its keyframe"
+                );
                 assert_eq!(b.fwd.seq, a.fwd.seq + 1, "no gap at a switch");
-                assert_eq!(b.pid, (a.pid + 1) & 0x7fff, "picture ids continue across a switch");
+                assert_eq!(
+                    b.pid,
+                    (a.pid + 1) & 0x7fff,
+                    "picture ids continue across a switch"
+                );
                 let ticks = b.fwd.ts.wrapping_sub(a.fwd.ts);
                 let elapsed = (b.at - a.at).as_secs_f64() * 90_000.0;
-                assert!((f64::from(ticks) - elapsed.max(1.0)).abs() <= 1.0, "timestamps follow the wall clock");
+                assert!(
+                    (f64::from(ticks) - elapsed.max(1.0)).abs() <= 1.0,
+                    "timestamps follow the wall clock"
+                );
             } else {
                 // Same source: numbering follows the publisher's, lost packets leave gaps.
                 let gap = b.fwd.seq.wrapping_sub(a.fwd.seq) as i64;
-                assert!((-3..=12).contains(&gap), "seq step {gap} within loss/reorder bounds");
+                assert!(
+                    (-3..=12).contains(&gap),
+                    "seq step {gap} within loss/reorder bounds"
+                );
             }
         }
-        let gens: std::collections::HashSet<u32> = packets.iter().map(|p| p.source.generation).collect();
-        assert_eq!(gens.len(), 2, "viewer {id:?} followed the restarted publisher");
-        assert!(switches >= 1, "viewer {id:?} switched at least at the restart");
+        let gens: std::collections::HashSet<u32> =
+            packets.iter().map(|p| p.source.generation).collect();
+        assert_eq!(
+            gens.len(),
+            2,
+            "viewer {id:?} followed the restarted publisher"
+        );
+        assert!(
+            switches >= 1,
+            "viewer {id:?} switched at least at the restart"
+        );
     }
     // Viewer 2 (low) and 3 (mid) stay on their layers apart from the restart.
     for (id, rank) in [(SessionId(2), 0u8), (SessionId(3), 1u8)] {
-        let on_rank = seen[&id].iter().filter(|p| p.source.encoding == rank).count();
-        assert!(on_rank * 10 >= seen[&id].len() * 9, "viewer {id:?} mostly on encoding {rank}");
+        let on_rank = seen[&id]
+            .iter()
+            .filter(|p| p.source.encoding == rank)
+            .count();
+        assert!(
+            on_rank * 10 >= seen[&id].len() * 9,
+            "viewer {id:?} mostly on encoding {rank}"
+        );
     }
     assert!(drops.awaiting_keyframe > 0 && drops.other_layer > 0);
 }
