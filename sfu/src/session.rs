@@ -331,10 +331,12 @@ impl Session {
         changed.then(|| p.ranker.table().active.clone())
     }
 
-    /// Sends a DTLS close and stops.
+    /// Tells the peer goodbye (RTCP BYE, DTLS close_notify), sends it, and stops.
     pub fn close(&mut self, tx: &mut dyn Transmitter) {
         let mut ignored = Vec::new();
-        self.drain(tx, &mut ignored);
+        if self.connected && self.rtc.close().is_ok() {
+            self.drain(tx, &mut ignored);
+        }
         self.rtc.disconnect();
     }
 
