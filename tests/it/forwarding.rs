@@ -160,6 +160,23 @@ fn publisher_to_viewers_with_layer_switch_and_restart() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 404, "a deleted session is gone");
+    // Told goodbye (DTLS close_notify) within a round trip, not left to time out.
+    {
+        let mut vs: Vec<&mut Peer> = viewers.iter_mut().collect();
+        assert!(
+            pump(&mut vs, Duration::from_millis(300), |v| !v[2]
+                .rtc
+                .is_alive()),
+            "the deleted viewer was told goodbye"
+        );
+    }
 
     assert!(server.terminate(), "SIGTERM shuts the node down cleanly");
+    let mut vs: Vec<&mut Peer> = viewers.iter_mut().take(2).collect();
+    assert!(
+        pump(&mut vs, Duration::from_millis(300), |v| v
+            .iter()
+            .all(|v| !v.rtc.is_alive())),
+        "on shutdown every viewer was told goodbye"
+    );
 }
