@@ -1,4 +1,4 @@
-export { paintClock, readClock, clockRegion } from "./clock.js";
+export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
     rid: string;

@@ -11,3 +11,10 @@ export declare function clockRegion(width: number, sourceWidth: number): {
  * wide. Returns null when the blocks do not read as a plausible time.
  */
 export declare function readClock(ctx: CanvasRenderingContext2D, width: number, sourceWidth: number): number | null;
+/**
+ * Calls `onFrame(width, delayMs)` for every frame `video` presents, where `delayMs` is
+ * the glass-to-glass delay read from a painted clock (null when `measure` is false or the
+ * frame carries no readable clock). Only the clock's corner is copied, so reading every
+ * frame stays cheap. Returns a function that stops sampling.
+ */
+export declare function sampleFrames(video: HTMLVideoElement, measure: boolean, onFrame: (width: number, delayMs: number | null) => void, sourceWidth?: number): () => void;

@@ -38,3 +38,36 @@ export function readClock(ctx, width, sourceWidth) {
     const now = Date.now();
     return Math.abs(now - ms) < 60000 ? ms : null;
 }
+/**
+ * Calls `onFrame(width, delayMs)` for every frame `video` presents, where `delayMs` is
+ * the glass-to-glass delay read from a painted clock (null when `measure` is false or the
+ * frame carries no readable clock). Only the clock's corner is copied, so reading every
+ * frame stays cheap. Returns a function that stops sampling.
+ */
+export function sampleFrames(video, measure, onFrame, sourceWidth = 1280) {
+    const canvas = document.createElement("canvas");
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    let stopped = false;
+    const tick = (_now, meta) => {
+        if (stopped)
+            return;
+        let delay = null;
+        if (measure && meta.width) {
+            const r = clockRegion(meta.width, sourceWidth);
+            if (canvas.width !== r.w || canvas.height !== r.h) {
+                canvas.width = r.w;
+                canvas.height = r.h;
+            }
+            ctx.drawImage(video, 0, 0, r.w, r.h, 0, 0, r.w, r.h);
+            const stamp = readClock(ctx, meta.width, sourceWidth);
+            if (stamp !== null)
+                delay = Date.now() - stamp;
+        }
+        onFrame(meta.width, delay);
+        video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+    return () => {
+        stopped = true;
+    };
+}

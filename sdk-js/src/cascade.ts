@@ -2,7 +2,7 @@
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
 
-export { paintClock, readClock, clockRegion } from "./clock.js";
+export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {

@@ -45,3 +45,40 @@ export function readClock(
   const now = Date.now();
   return Math.abs(now - ms) < 60_000 ? ms : null;
 }
+
+/**
+ * Calls `onFrame(width, delayMs)` for every frame `video` presents, where `delayMs` is
+ * the glass-to-glass delay read from a painted clock (null when `measure` is false or the
+ * frame carries no readable clock). Only the clock's corner is copied, so reading every
+ * frame stays cheap. Returns a function that stops sampling.
+ */
+export function sampleFrames(
+  video: HTMLVideoElement,
+  measure: boolean,
+  onFrame: (width: number, delayMs: number | null) => void,
+  sourceWidth = 1280,
+): () => void {
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true })!;
+  let stopped = false;
+  const tick = (_now: number, meta: VideoFrameCallbackMetadata) => {
+    if (stopped) return;
+    let delay: number | null = null;
+    if (measure && meta.width) {
+      const r = clockRegion(meta.width, sourceWidth);
+      if (canvas.width !== r.w || canvas.height !== r.h) {
+        canvas.width = r.w;
+        canvas.height = r.h;
+      }
+      ctx.drawImage(video, 0, 0, r.w, r.h, 0, 0, r.w, r.h);
+      const stamp = readClock(ctx, meta.width, sourceWidth);
+      if (stamp !== null) delay = Date.now() - stamp;
+    }
+    onFrame(meta.width, delay);
+    video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+  return () => {
+    stopped = true;
+  };
+}

@@ -34,25 +34,22 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
         out.push_back(Event::default().event(name).data("{}"));
     }
     if last.map(|l| &l.layers) != Some(&cur.layers) {
-        let active: Vec<_> = cur
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(rank, l)| {
-                json!({
-                    "encodingId": l.rid,
-                    "rank": rank,
-                    "bitrate": l.bitrate_bps,
-                })
-            })
-            .collect();
-        let data = json!({ "video": { "active": active, "inactive": [] } });
+        let data = json!({ "video": { "active": layers_json(&cur.layers), "inactive": [] } });
         out.push_back(Event::default().event("layers").data(data.to_string()));
     }
     if last.map(|l| l.viewers) != Some(cur.viewers) {
         let data = json!({ "viewercount": cur.viewers });
         out.push_back(Event::default().event("viewercount").data(data.to_string()));
     }
+}
+
+/// A publisher's active layers, lowest first, as the API shows them.
+pub fn layers_json(layers: &[sfu::forward::layers::EncodingInfo]) -> Vec<serde_json::Value> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(rank, l)| json!({ "encodingId": l.rid, "rank": rank, "bitrate": l.bitrate_bps }))
+        .collect()
 }
 
 struct Feed {

@@ -55,7 +55,7 @@ pub async fn streams(State(st): State<AppState>) -> Json<serde_json::Value> {
                 "name": name,
                 "active": s.active,
                 "viewers": s.viewers,
-                "layers": s.layers.iter().map(|l| json!({"encodingId": l.rid, "bitrate": l.bitrate_bps})).collect::<Vec<_>>(),
+                "layers": crate::events::layers_json(&s.layers),
             })
         })
         .collect();

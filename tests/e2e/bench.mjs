@@ -26,7 +26,7 @@ try {
   const page = await browser.newPage();
   await page.goto(`${server.base}/`);
   const result = await page.evaluate(async ({ viewers, layer, seconds, gap }) => {
-    const { play, readClock, clockRegion } = await import("/sdk/cascade.js");
+    const { play, sampleFrames } = await import("/sdk/cascade.js");
     const players = [];
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     for (let i = 0; i < viewers; i++) {
@@ -34,20 +34,12 @@ try {
       video.muted = true; video.autoplay = true; video.playsInline = true;
       video.style.width = "160px";
       document.body.append(video);
-      const canvas = document.createElement("canvas");
-      const ctx = canvas.getContext("2d", { willReadFrequently: true });
       const p = { start: performance.now(), answered: 0, connected: 0, first: 0, width: 0, delays: [] };
-      const onFrame = (now, meta) => {
+      sampleFrames(video, true, (width, delay) => {
         if (!p.first) p.first = performance.now();
-        p.width = meta.width;
-        const r = clockRegion(meta.width, 1280);
-        if (canvas.width !== r.w || canvas.height !== r.h) { canvas.width = r.w; canvas.height = r.h; }
-        ctx.drawImage(video, 0, 0, r.w, r.h, 0, 0, r.w, r.h);
-        const stamp = readClock(ctx, meta.width, 1280);
-        if (stamp !== null && p.delays.length < 5000) p.delays.push(Date.now() - stamp);
-        video.requestVideoFrameCallback(onFrame);
-      };
-      video.requestVideoFrameCallback(onFrame);
+        p.width = width;
+        if (delay !== null && p.delays.length < 5000) p.delays.push(delay);
+      });
       const session = await play(new URL("/whep/bench", location.href).toString(), video, { layer });
       p.answered = performance.now();
       session.pc.addEventListener("connectionstatechange", () => {

@@ -17,18 +17,9 @@ fn publishing_needs_the_streams_key() {
         "--ice-server",
         "stun:stun.example.net:3478",
     ]);
-    let http = server.http();
     let (_p, offer, _) = Peer::publisher(&["a"]);
-    let post = |key: Option<&str>, stream: &str| {
-        let mut req = http
-            .post(server.url(&format!("/whip/{stream}")))
-            .header("content-type", "application/sdp")
-            .body(offer.clone());
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
-        }
-        req.send().unwrap()
-    };
+    let post =
+        |key: Option<&str>, stream: &str| server.post_sdp(&format!("/whip/{stream}"), &offer, key);
     let none = post(None, "live");
     assert_eq!(none.status(), 401);
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
@@ -54,12 +45,7 @@ fn publishing_needs_the_streams_key() {
     );
     // Watching needs no key.
     let (_v, offer, _) = Peer::viewer();
-    let view = http
-        .post(server.url("/whep/live"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .unwrap();
+    let view = server.post_sdp("/whep/live", &offer, None);
     assert_eq!(view.status(), 201);
     let links: Vec<_> = view
         .headers()

@@ -41,12 +41,7 @@ fn bad_requests_get_clear_errors() {
     let (_v, viewer_offer, _) = Peer::viewer();
 
     // A publisher holds "busy" (it need not connect to hold the stream).
-    let first = http
-        .post(server.url("/whip/busy"))
-        .header("content-type", "application/sdp")
-        .body(publisher_offer.clone())
-        .send()
-        .unwrap();
+    let first = server.post_sdp("/whip/busy", &publisher_offer, None);
     assert_eq!(first.status(), 201);
     let publisher_location = first.headers()["location"].to_str().unwrap().to_string();
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
@@ -333,12 +328,7 @@ fn garbage_datagrams_and_vanished_viewers() {
 
     // A viewer posts an offer and is never heard from again.
     let (_gone, offer, _) = Peer::viewer();
-    let resp = http
-        .post(server.url("/whep/garbage"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .unwrap();
+    let resp = server.post_sdp("/whep/garbage", &offer, None);
     assert_eq!(resp.status(), 201);
 
     // Garbage of every shape to every media port.

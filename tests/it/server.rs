@@ -43,6 +43,24 @@ impl Server {
             .unwrap()
     }
 
+    /// POSTs an SDP offer to `path`, with a bearer token if given.
+    pub fn post_sdp(
+        &self,
+        path: &str,
+        sdp: &str,
+        bearer: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        let mut req = self
+            .http()
+            .post(self.url(path))
+            .header("content-type", "application/sdp")
+            .body(sdp.to_string());
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        req.send().unwrap()
+    }
+
     /// The value of a metric line starting with `prefix` (summed over matches).
     pub fn metric(&self, prefix: &str) -> f64 {
         let text = self
