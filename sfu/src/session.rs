@@ -256,12 +256,15 @@ impl Session {
         self.drain(tx, effects);
     }
 
-    /// Writes a forwarded packet into this viewer's outgoing stream, then drains.
+    /// Writes a forwarded packet into this viewer's outgoing stream, then drains. str0m
+    /// releases a written packet at its next timeout, which it sets to "now": that timeout
+    /// is run here, so the datagram leaves in this pass rather than on the next loop turn.
     /// Returns false when the viewer has no matching track or codec.
     pub fn write(
         &mut self,
         fwd: &Forward,
         wallclock: Instant,
+        now: Instant,
         tx: &mut dyn Transmitter,
         effects: &mut Vec<Effect>,
     ) -> bool {
@@ -293,6 +296,9 @@ impl Session {
         // Bounded: one entry per negotiated mid.
         self.written.entry(mid).or_insert((0, 0)).0 += 1;
         self.drain(tx, effects);
+        if self.next_timeout <= now {
+            self.handle_input(Input::Timeout(now), tx, effects);
+        }
         true
     }
 

@@ -491,7 +491,7 @@ impl Worker {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if s.write(&fwd, pkt.arrival, &mut tx, &mut self.effects) {
+            if s.write(&fwd, pkt.arrival, now, &mut tx, &mut self.effects) {
                 m.packets_out.inc();
                 m.bytes_out.inc_by(fwd.payload.len() as u64);
                 if fwd.switched && fwd.kind == crate::forward::Kind::Video {

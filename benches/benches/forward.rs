@@ -1,0 +1,126 @@
+//! Forwarding one packet to 1, 100 and 1,000 viewers, against the floor measured in the
+//! same run: the same bytes copied, rewritten, sealed with AES-128-GCM and sent with
+//! `sendmmsg` to loopback. Per-viewer cost = time / viewers.
+//!
+//! `cargo bench -p benches --bench forward`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use benches::{connected_viewers, consumer, one_layer, vp8_packet, Collect, Floor, STREAM};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfu::ids::SessionId;
+use sfu::router::{Drops, Router};
+
+const PAYLOAD: usize = 1100;
+
+fn fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fanout");
+    let table = one_layer();
+    for n in [1usize, 100, 1000] {
+        g.throughput(Throughput::Elements(n as u64));
+
+        // The forwarding core alone: decide, select, rewrite for every viewer.
+        let mut router = Router::default();
+        for i in 0..n {
+            router.add_consumer(SessionId(i as u64 + 1), STREAM, consumer());
+        }
+        let (mut out, mut wants, mut drops) = (Vec::new(), Vec::new(), Drops::default());
+        router.route(
+            STREAM,
+            &vp8_packet(0, true, PAYLOAD, &table),
+            Instant::now(),
+            &mut out,
+            &mut wants,
+            &mut drops,
+        );
+        out.clear();
+        let mut seq = 1;
+        g.bench_with_input(BenchmarkId::new("core", n), &n, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
+                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
+                black_box(out.len());
+                out.clear();
+            })
+        });
+
+        // The engine: core, then str0m write_rtp and SRTP for every viewer's session.
+        let mut viewers = connected_viewers(n);
+        viewers.keepalive();
+        let mut effects = Vec::new();
+        let mut collect = Collect::default();
+        // The engine must really produce a protected datagram per viewer per packet.
+        let pkt = vp8_packet(1, false, PAYLOAD, &table);
+        router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
+        for (id, fwd) in out.drain(..) {
+            viewers.sessions[(id.0 - 1) as usize].write(
+                &fwd,
+                pkt.arrival,
+                pkt.arrival,
+                &mut collect,
+                &mut effects,
+            );
+        }
+        // RTCP and STUN may travel alongside; count the protected media datagrams.
+        let media = collect
+            .out
+            .iter()
+            .filter(|(_, d)| d.len() > PAYLOAD)
+            .count();
+        assert!(
+            media * 10 >= n * 9,
+            "{media} protected datagrams for {n} viewers"
+        );
+        collect.out.clear();
+        g.bench_with_input(BenchmarkId::new("engine", n), &n, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
+                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
+                for (id, fwd) in out.drain(..) {
+                    let s = &mut viewers.sessions[(id.0 - 1) as usize];
+                    s.write(&fwd, pkt.arrival, pkt.arrival, &mut collect, &mut effects);
+                }
+                black_box(collect.out.len());
+                collect.out.clear();
+                effects.clear();
+            })
+        });
+
+        // The engine's datagrams, sent with sendmmsg as the floor sends its own.
+        let floor = Floor::new();
+        g.bench_with_input(BenchmarkId::new("engine+sendmmsg", n), &n, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
+                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
+                for (id, fwd) in out.drain(..) {
+                    let s = &mut viewers.sessions[(id.0 - 1) as usize];
+                    s.write(&fwd, pkt.arrival, pkt.arrival, &mut collect, &mut effects);
+                }
+                black_box(floor.send_these(collect.out.iter().map(|(_, d)| d.as_slice())));
+                collect.out.clear();
+                effects.clear();
+            })
+        });
+
+        // The floor: copy, rewrite, seal (AES-128-GCM), sendmmsg.
+        let mut floor = Floor::new();
+        let payload = vec![0xabu8; PAYLOAD];
+        g.bench_with_input(BenchmarkId::new("floor_seal", n), &n, |b, &n| {
+            b.iter(|| black_box(floor.protect(&payload, n)))
+        });
+        g.bench_with_input(BenchmarkId::new("floor_seal+sendmmsg", n), &n, |b, &n| {
+            b.iter(|| {
+                floor.protect(&payload, n);
+                black_box(floor.send_all())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);

@@ -1,0 +1,339 @@
+//! Fixtures for the benchmarks: viewers connected to real `sfu` sessions entirely in
+//! memory (str0m on both ends, datagrams handed across by hand), and the floor: the same
+//! bytes copied, rewritten, sealed with AES-128-GCM and sent with `sendmmsg`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sfu::codec::Codec;
+use sfu::forward::layers::{EncodingInfo, LayerTable};
+use sfu::forward::{Consumer, Kind, LayerPref, MediaPacket, SourceKey};
+use sfu::ids::{SessionId, StreamId};
+use sfu::session::{Effect, OpenParams, Session, Transmitter};
+use sfu::Role;
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Output, Rtc, RtcConfig};
+
+/// The stream every fixture uses.
+pub const STREAM: StreamId = StreamId(1);
+
+/// Collects datagrams instead of sending them.
+#[derive(Default)]
+pub struct Collect {
+    /// (destination, bytes)
+    pub out: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Transmitter for Collect {
+    fn send(&mut self, to: SocketAddr, data: &[u8]) {
+        self.out.push((to, data.to_vec()));
+    }
+}
+
+/// A VP8 packet of `size` bytes from encoding 0 of publisher generation 1.
+pub fn vp8_packet(seq: u64, keyframe: bool, size: usize, table: &Arc<LayerTable>) -> MediaPacket {
+    let mut payload = vec![
+        0x90,
+        0xe0,
+        0x80,
+        (seq / 3) as u8,
+        0x01,
+        0x00,
+        u8::from(!keyframe),
+    ];
+    payload.resize(size, 0xab);
+    MediaPacket {
+        kind: Kind::Video,
+        source: SourceKey {
+            generation: 1,
+            encoding: 0,
+        },
+        codec: Codec::Vp8,
+        seq,
+        ts: (seq as u32 / 3) * 3000,
+        marker: seq % 3 == 2,
+        keyframe,
+        payload: Arc::from(payload),
+        arrival: Instant::now(),
+        layers: Some(table.clone()),
+    }
+}
+
+/// A settled one-layer table for generation 1.
+pub fn one_layer() -> Arc<LayerTable> {
+    Arc::new(LayerTable {
+        generation: 1,
+        active: vec![EncodingInfo {
+            encoding: 0,
+            rid: None,
+            bitrate_bps: 1_000_000,
+        }],
+        settled: true,
+    })
+}
+
+/// A consumer with fixed origins.
+pub fn consumer() -> Consumer {
+    Consumer::new(LayerPref::Auto, [100, 200], [1000, 2000])
+}
+
+/// Viewer sessions on the node side with their str0m clients, connected in memory.
+pub struct Viewers {
+    /// The node's sessions, session id `i + 1` at index `i`.
+    pub sessions: Vec<Session>,
+    clients: Vec<(Rtc, SocketAddr)>,
+    server_addr: SocketAddr,
+}
+
+impl Viewers {
+    /// Lets every client send what is due (ICE consent checks) and delivers the node's
+    /// replies: ICE-lite drops a pair after 15 s without a binding request, and setting up
+    /// a thousand handshakes takes longer than that.
+    pub fn keepalive(&mut self) {
+        let mut effects = Vec::new();
+        for (session, (client, addr)) in self.sessions.iter_mut().zip(self.clients.iter_mut()) {
+            let now = Instant::now();
+            let mut to_client = Collect::default();
+            exchange(
+                session,
+                client,
+                *addr,
+                self.server_addr,
+                now,
+                &mut to_client,
+                &mut effects,
+            );
+        }
+    }
+}
+
+/// One round: the client's due output to the session, the session's output back.
+fn exchange(
+    session: &mut Session,
+    client: &mut Rtc,
+    client_addr: SocketAddr,
+    server_addr: SocketAddr,
+    now: Instant,
+    to_client: &mut Collect,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    client.handle_input(Input::Timeout(now)).unwrap();
+    let mut to_server = Vec::new();
+    loop {
+        match client.poll_output().unwrap() {
+            Output::Timeout(_) => break,
+            Output::Transmit(t) => to_server.push(t.contents.to_vec()),
+            Output::Event(_) => {}
+        }
+    }
+    session.handle_input(Input::Timeout(now), to_client, effects);
+    for d in &to_server {
+        let r = Receive::new(Protocol::Udp, client_addr, server_addr, d).unwrap();
+        session.handle_input(Input::Receive(now, r), to_client, effects);
+    }
+    for (_, d) in &to_client.out {
+        let r = Receive::new(Protocol::Udp, server_addr, client_addr, d).unwrap();
+        client.handle_input(Input::Receive(now, r)).unwrap();
+    }
+    !(to_server.is_empty() && to_client.out.is_empty())
+}
+
+/// `n` viewer sessions on the node side, each connected (ICE-lite, DTLS, SRTP) to a str0m
+/// client in memory.
+pub fn connected_viewers(n: usize) -> Viewers {
+    let server_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let params = OpenParams {
+        local: server_addr,
+        rtx_cache_packets: 1024,
+        keyframe_throttle: Duration::from_millis(100),
+    };
+    let mut sessions = Vec::with_capacity(n);
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        // The wall clock throughout: sessions must not run ahead of the time the
+        // benchmark later writes with. Nothing is lost in memory, so no timer is awaited.
+        let now = Instant::now();
+        let client_addr = SocketAddr::from(([127, 0, 0, 2], 1000 + (i % 60000) as u16));
+        let mut client = RtcConfig::new().set_rtp_mode(true).build(now);
+        client.add_local_candidate(Candidate::host(client_addr, Protocol::Udp).unwrap());
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let id = SessionId(i as u64 + 1);
+        let (mut session, answer) = Session::open(
+            id,
+            STREAM,
+            Role::Viewer,
+            &offer.to_sdp_string(),
+            params,
+            now,
+        )
+        .unwrap();
+        client
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let mut effects = Vec::new();
+        let deadline = now + Duration::from_secs(5);
+        while !session.is_connected() && Instant::now() < deadline {
+            let mut to_client = Collect::default();
+            let now = Instant::now();
+            if !exchange(
+                &mut session,
+                &mut client,
+                client_addr,
+                server_addr,
+                now,
+                &mut to_client,
+                &mut effects,
+            ) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        assert!(session.is_connected(), "viewer {i} connected in memory");
+        effects.retain(|e| !matches!(e, Effect::Connected(_)));
+        sessions.push(session);
+        clients.push((client, client_addr));
+    }
+    Viewers {
+        sessions,
+        clients,
+        server_addr,
+    }
+}
+
+/// The floor: a loopback socket pair and an AES-128-GCM key.
+pub struct Floor {
+    socket: UdpSocket,
+    sink: SocketAddr,
+    _sink_socket: UdpSocket,
+    key: aws_lc_rs::aead::LessSafeKey,
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Floor {
+    /// Binds the sockets; the sink never reads (the kernel drops what overflows).
+    pub fn new() -> Floor {
+        let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sink = sink_socket.local_addr().unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let unbound =
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_128_GCM, &[7u8; 16]).unwrap();
+        Floor {
+            socket,
+            sink,
+            _sink_socket: sink_socket,
+            key: aws_lc_rs::aead::LessSafeKey::new(unbound),
+            bufs: Vec::new(),
+        }
+    }
+
+    /// Copies `payload` behind a rewritten 12-byte RTP header, seals it as SRTP AEAD does
+    /// (header as associated data, 16-byte tag), for `n` receivers; returns the datagrams.
+    pub fn protect(&mut self, payload: &[u8], n: usize) -> usize {
+        self.bufs.resize_with(n, Vec::new);
+        for (i, buf) in self.bufs.iter_mut().enumerate() {
+            buf.clear();
+            let seq = (i as u16).wrapping_mul(7);
+            let header = [
+                0x80,
+                96,
+                (seq >> 8) as u8,
+                seq as u8,
+                0,
+                0,
+                0x0b,
+                0xb8,
+                0,
+                0,
+                0,
+                i as u8,
+            ];
+            buf.extend_from_slice(&header);
+            buf.extend_from_slice(payload);
+            let mut nonce = [0u8; 12];
+            nonce[8..].copy_from_slice(&(i as u32).to_be_bytes());
+            let (head, body) = buf.split_at_mut(12);
+            let tag = self
+                .key
+                .seal_in_place_separate_tag(
+                    aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                    aws_lc_rs::aead::Aad::from(&head[..]),
+                    body,
+                )
+                .unwrap();
+            buf.extend_from_slice(tag.as_ref());
+        }
+        n
+    }
+
+    /// Sends the last `protect`ed datagrams with `sendmmsg`, in batches of up to 64.
+    pub fn send_all(&mut self) -> usize {
+        send_mmsg(&self.socket, self.sink, self.bufs.iter().map(Vec::as_slice))
+    }
+
+    /// Sends arbitrary datagrams to the sink with `sendmmsg`.
+    pub fn send_these<'a>(&self, datagrams: impl Iterator<Item = &'a [u8]>) -> usize {
+        send_mmsg(&self.socket, self.sink, datagrams)
+    }
+}
+
+impl Default for Floor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn send_mmsg<'a>(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    datagrams: impl Iterator<Item = &'a [u8]>,
+) -> usize {
+    let SocketAddr::V4(v4) = to else {
+        panic!("IPv4 sink")
+    };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let all: Vec<&[u8]> = datagrams.collect();
+    let mut sent = 0;
+    for chunk in all.chunks(64) {
+        let mut iovs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|d| libc::iovec {
+                iov_base: d.as_ptr() as *mut _,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: a zeroed msghdr is valid; the fields set point at live locals.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = &addr as *const _ as *mut _;
+                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                h.msg_hdr.msg_iov = iov as *mut _;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        // SAFETY: `msgs` points at `iovs` and `addr`, which outlive the call.
+        let r =
+            unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        if r > 0 {
+            sent += r as usize;
+        }
+    }
+    sent
+}
