@@ -295,45 +295,8 @@ fn send_mmsg<'a>(
     to: SocketAddr,
     datagrams: impl Iterator<Item = &'a [u8]>,
 ) -> usize {
-    let SocketAddr::V4(v4) = to else {
-        panic!("IPv4 sink")
-    };
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: v4.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*v4.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
     let all: Vec<&[u8]> = datagrams.collect();
-    let mut sent = 0;
-    for chunk in all.chunks(64) {
-        let mut iovs: Vec<libc::iovec> = chunk
-            .iter()
-            .map(|d| libc::iovec {
-                iov_base: d.as_ptr() as *mut _,
-                iov_len: d.len(),
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: a zeroed msghdr is valid; the fields set point at live locals.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = &addr as *const _ as *mut _;
-                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                h.msg_hdr.msg_iov = iov as *mut _;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        // SAFETY: `msgs` points at `iovs` and `addr`, which outlive the call.
-        let r =
-            unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
-        if r > 0 {
-            sent += r as usize;
-        }
-    }
-    sent
+    all.chunks(sfu::udp::BATCH)
+        .map(|c| sfu::udp::send_mmsg(socket.as_raw_fd(), c.iter().map(|d| (to, *d))))
+        .sum()
 }

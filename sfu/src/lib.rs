@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod node;
 pub mod router;
 pub mod session;
+pub mod udp;
 mod worker;
 
 pub use config::NodeConfig;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ use crate::forward::{Consumer, Forward, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
 use crate::router::{Drops, Router};
-use crate::session::{sdp_attr, Effect, OpenParams, Session, Transmitter};
+use crate::session::{sdp_attr, Effect, OpenParams, Session};
+use crate::udp::SendBatch;
 
 /// Commands a worker takes (from the node or from other workers).
 pub(crate) enum Command {
@@ -80,21 +82,6 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// Bound on remembered keyframe wants sent to other workers.
 const MAX_WANTS: usize = 1024;
 
-struct SocketTx<'a> {
-    socket: &'a UdpSocket,
-    ok: u64,
-    failed: u64,
-}
-
-impl Transmitter for SocketTx<'_> {
-    fn send(&mut self, to: SocketAddr, data: &[u8]) {
-        match self.socket.try_send_to(data, to) {
-            Ok(_) => self.ok += 1,
-            Err(_) => self.failed += 1,
-        }
-    }
-}
-
 pub(crate) struct Worker {
     id: WorkerId,
     socket: UdpSocket,
@@ -112,6 +99,7 @@ pub(crate) struct Worker {
     forwards: Vec<(SessionId, Forward)>,
     wants: Vec<(StreamId, SourceKey)>,
     drops: Drops,
+    batch: SendBatch,
     last_housekeeping: Instant,
 }
 
@@ -146,6 +134,7 @@ impl Worker {
             forwards: Vec::new(),
             wants: Vec::new(),
             drops: Drops::default(),
+            batch: SendBatch::default(),
             last_housekeeping: Instant::now(),
         }
     }
@@ -164,6 +153,8 @@ impl Worker {
                 Wake::Command(None) => break,
                 Wake::Command(Some(Command::Shutdown(done))) => {
                     self.shutdown();
+                    // The goodbyes must leave before the worker does.
+                    self.flush_sends();
                     let _ = done.send(());
                     break;
                 }
@@ -187,6 +178,7 @@ impl Worker {
             }
             self.process_effects();
             self.flush_outbox();
+            self.flush_sends();
         }
     }
 
@@ -198,21 +190,18 @@ impl Worker {
             .fold(house, Instant::min)
     }
 
-    fn tx(socket: &UdpSocket) -> SocketTx<'_> {
-        SocketTx {
-            socket,
-            ok: 0,
-            failed: 0,
+    /// Sends what this turn produced, in `sendmmsg` batches, and counts it.
+    fn flush_sends(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-    }
-
-    fn count_tx(&self, tx: &SocketTx<'_>) {
+        let sent = self.batch.flush(self.socket.as_raw_fd());
         let m = &self.shared.metrics.datagrams_out;
-        if tx.ok > 0 {
-            m.with_label_values(&["ok"]).inc_by(tx.ok);
+        if sent.ok > 0 {
+            m.with_label_values(&["ok"]).inc_by(sent.ok);
         }
-        if tx.failed > 0 {
-            m.with_label_values(&["failed"]).inc_by(tx.failed);
+        if sent.failed > 0 {
+            m.with_label_values(&["failed"]).inc_by(sent.failed);
         }
     }
 
@@ -249,19 +238,15 @@ impl Worker {
                 .inc();
             return;
         };
-        let mut tx = Self::tx(&self.socket);
-        session.handle_input(input, &mut tx, &mut self.effects);
-        self.count_tx(&tx);
+        session.handle_input(input, &mut self.batch, &mut self.effects);
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        let mut tx = Self::tx(&self.socket);
         for s in self.sessions.values_mut() {
             if s.next_timeout <= now {
-                s.handle_input(Input::Timeout(now), &mut tx, &mut self.effects);
+                s.handle_input(Input::Timeout(now), &mut self.batch, &mut self.effects);
             }
         }
-        self.count_tx(&tx);
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING {
             self.last_housekeeping = now;
             self.housekeeping(now);
@@ -355,7 +340,6 @@ impl Worker {
     /// answered with ours).
     fn patch(&mut self, id: SessionId, frag: &str) -> Result<Option<String>, SfuError> {
         let session = self.sessions.get_mut(&id).ok_or(SfuError::NoSuchSession)?;
-        let mut tx = Self::tx(&self.socket);
         let ufrag = sdp_attr(frag, "ice-ufrag");
         let pwd = sdp_attr(frag, "ice-pwd");
         let restart = match (ufrag, pwd) {
@@ -377,10 +361,10 @@ impl Worker {
         {
             let c = Candidate::from_sdp_string(&line[2..])
                 .map_err(|e| SfuError::BadFragment(format!("candidate: {e}")))?;
-            session.add_remote_candidate(c, &mut tx);
+            session.add_remote_candidate(c, &mut self.batch);
         }
         let out = restart.map(|remote| {
-            let local = session.restart_ice(remote, &mut tx);
+            let local = session.restart_ice(remote, &mut self.batch);
             format!(
                 "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
                 local.ufrag,
@@ -389,7 +373,6 @@ impl Worker {
                 self.local.port()
             )
         });
-        self.count_tx(&tx);
         Ok(out)
     }
 
@@ -486,12 +469,11 @@ impl Worker {
             &mut self.drops,
         );
         let m = &self.shared.metrics;
-        let mut tx = Self::tx(&self.socket);
         for (id, fwd) in self.forwards.drain(..) {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if s.write(&fwd, pkt.arrival, now, &mut tx, &mut self.effects) {
+            if s.write(&fwd, pkt.arrival, now, &mut self.batch, &mut self.effects) {
                 m.packets_out.inc();
                 m.bytes_out.inc_by(fwd.payload.len() as u64);
                 if fwd.switched && fwd.kind == crate::forward::Kind::Video {
@@ -501,7 +483,6 @@ impl Worker {
                 self.drops.codec_unsupported += 1;
             }
         }
-        self.count_tx(&tx);
         let wants = std::mem::take(&mut self.wants);
         for (stream, src) in &wants {
             self.want_keyframe(*stream, *src, true);
@@ -517,11 +498,10 @@ impl Worker {
         if let Some(pid) = self.publishers.get(&stream) {
             if let Some(p) = self.sessions.get_mut(pid) {
                 if p.generation() == Some(src.generation) {
-                    let mut tx = Self::tx(&self.socket);
-                    let sent = p.request_keyframe(src.encoding, now, &mut tx, &mut self.effects);
+                    let sent =
+                        p.request_keyframe(src.encoding, now, &mut self.batch, &mut self.effects);
                     m.with_label_values(&[if sent { "sent" } else { "throttled" }])
                         .inc();
-                    self.count_tx(&tx);
                 }
             }
             return;
@@ -588,9 +568,7 @@ impl Worker {
         let Some(mut s) = self.sessions.remove(&id) else {
             return;
         };
-        let mut tx = Self::tx(&self.socket);
-        s.close(&mut tx);
-        self.count_tx(&tx);
+        s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
         self.prefs.remove(&id);
         self.shared.loads[self.id.0].fetch_sub(1, Ordering::Relaxed);
