@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod codecs;
 mod forwarding;
 mod peer;
 mod server;

@@ -81,6 +81,18 @@ impl Peer {
         (p, offer.to_sdp_string(), pending)
     }
 
+    /// A viewer receiving audio and video, with a data channel in its offer.
+    pub fn viewer_with_channel() -> (Peer, String, SdpPendingOffer) {
+        let mut p = Peer::new();
+        let mut api = p.rtc.sdp_api();
+        let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_channel("chat".into());
+        let (offer, pending) = api.apply().unwrap();
+        p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
+        (p, offer.to_sdp_string(), pending)
+    }
+
     /// POSTs the offer; on 201 applies the answer.
     pub fn connect(
         &mut self,
