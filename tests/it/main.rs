@@ -4,6 +4,7 @@ mod access;
 mod bad_input;
 mod codecs;
 mod forwarding;
+mod hostile;
 mod peer;
 mod server;
 mod synth;

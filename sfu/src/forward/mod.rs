@@ -65,3 +65,32 @@ pub struct MediaPacket {
     /// The publisher's video layers when this packet arrived (video only).
     pub layers: Option<Arc<LayerTable>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::vp8::Vp8Munger;
+    use crate::codec::Codec;
+
+    /// Random payloads never panic the parsers on the hot path.
+    #[test]
+    fn parsers_survive_random_payloads() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut munger = Vp8Munger::default();
+        for i in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let len = (s % 24) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|k| (s >> (k % 8 * 8)) as u8 ^ k as u8)
+                .collect();
+            for c in [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus] {
+                let _ = c.starts_keyframe(&bytes);
+            }
+            if i % 7 == 0 {
+                munger.switch_source();
+            }
+            let _ = munger.munge(&bytes);
+        }
+    }
+}
