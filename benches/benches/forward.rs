@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use benches::{connected_viewers, consumer, one_layer, vp8_packet, Collect, Floor, STREAM};
+use benches::{consumer, one_layer, vp8_packet, Engine, Floor, STREAM};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sfu::ids::SessionId;
 use sfu::router::{Drops, Router};
@@ -47,24 +47,12 @@ fn fanout(c: &mut Criterion) {
         });
 
         // The engine: core, then str0m write_rtp and SRTP for every viewer's session.
-        let mut viewers = connected_viewers(n);
-        viewers.keepalive();
-        let mut effects = Vec::new();
-        let mut collect = Collect::default();
-        // The engine must really produce a protected datagram per viewer per packet.
-        let pkt = vp8_packet(1, false, PAYLOAD, &table);
-        router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
-        for (id, fwd) in out.drain(..) {
-            viewers.sessions[(id.0 - 1) as usize].write(
-                &fwd,
-                pkt.arrival,
-                pkt.arrival,
-                &mut collect,
-                &mut effects,
-            );
-        }
-        // RTCP and STUN may travel alongside; count the protected media datagrams.
-        let media = collect
+        let mut engine = Engine::new(n, PAYLOAD);
+        // It must really produce a protected datagram per viewer per packet (RTCP and STUN
+        // may travel alongside).
+        engine.forward_next(PAYLOAD, false);
+        let media = engine
+            .collect
             .out
             .iter()
             .filter(|(_, d)| d.len() > PAYLOAD)
@@ -73,19 +61,11 @@ fn fanout(c: &mut Criterion) {
             media * 10 >= n * 9,
             "{media} protected datagrams for {n} viewers"
         );
-        collect.out.clear();
+        engine.clear();
         g.bench_with_input(BenchmarkId::new("engine", n), &n, |b, _| {
             b.iter(|| {
-                seq += 1;
-                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
-                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
-                for (id, fwd) in out.drain(..) {
-                    let s = &mut viewers.sessions[(id.0 - 1) as usize];
-                    s.write(&fwd, pkt.arrival, pkt.arrival, &mut collect, &mut effects);
-                }
-                black_box(collect.out.len());
-                collect.out.clear();
-                effects.clear();
+                black_box(engine.forward_next(PAYLOAD, false));
+                engine.clear();
             })
         });
 
@@ -93,16 +73,9 @@ fn fanout(c: &mut Criterion) {
         let floor = Floor::new();
         g.bench_with_input(BenchmarkId::new("engine+sendmmsg", n), &n, |b, _| {
             b.iter(|| {
-                seq += 1;
-                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
-                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
-                for (id, fwd) in out.drain(..) {
-                    let s = &mut viewers.sessions[(id.0 - 1) as usize];
-                    s.write(&fwd, pkt.arrival, pkt.arrival, &mut collect, &mut effects);
-                }
-                black_box(floor.send_these(collect.out.iter().map(|(_, d)| d.as_slice())));
-                collect.out.clear();
-                effects.clear();
+                engine.forward_next(PAYLOAD, false);
+                black_box(floor.send_these(engine.collect.out.iter().map(|(_, d)| d.as_slice())));
+                engine.clear();
             })
         });
 

@@ -300,3 +300,76 @@ fn send_mmsg<'a>(
         .map(|c| sfu::udp::send_mmsg(socket.as_raw_fd(), c.iter().map(|d| (to, *d))))
         .sum()
 }
+
+/// The whole forwarding path for `n` connected viewers: Router, consumers, sessions.
+pub struct Engine {
+    router: sfu::router::Router,
+    viewers: Viewers,
+    table: Arc<LayerTable>,
+    out: Vec<(SessionId, sfu::forward::Forward)>,
+    wants: Vec<(StreamId, SourceKey)>,
+    drops: sfu::router::Drops,
+    effects: Vec<Effect>,
+    /// The datagrams of the last pass, until [`Engine::clear`].
+    pub collect: Collect,
+    seq: u64,
+}
+
+impl Engine {
+    /// `n` viewers, connected, on a stream whose first keyframe they already received.
+    pub fn new(n: usize, payload: usize) -> Engine {
+        let table = one_layer();
+        let mut router = sfu::router::Router::default();
+        for i in 0..n {
+            router.add_consumer(SessionId(i as u64 + 1), STREAM, consumer());
+        }
+        let mut viewers = connected_viewers(n);
+        viewers.keepalive();
+        let mut e = Engine {
+            router,
+            viewers,
+            table,
+            out: Vec::new(),
+            wants: Vec::new(),
+            drops: sfu::router::Drops::default(),
+            effects: Vec::new(),
+            collect: Collect::default(),
+            seq: 0,
+        };
+        e.forward_next(payload, true);
+        e.clear();
+        e
+    }
+
+    /// Forwards the next packet to every viewer; returns the datagrams produced.
+    pub fn forward_next(&mut self, payload: usize, keyframe: bool) -> usize {
+        self.seq += 1;
+        let pkt = vp8_packet(self.seq, keyframe, payload, &self.table);
+        self.router.route(
+            STREAM,
+            &pkt,
+            pkt.arrival,
+            &mut self.out,
+            &mut self.wants,
+            &mut self.drops,
+        );
+        for (id, fwd) in self.out.drain(..) {
+            let s = &mut self.viewers.sessions[(id.0 - 1) as usize];
+            s.write(
+                &fwd,
+                pkt.arrival,
+                pkt.arrival,
+                &mut self.collect,
+                &mut self.effects,
+            );
+        }
+        self.collect.out.len()
+    }
+
+    /// Forgets the last pass's output.
+    pub fn clear(&mut self) {
+        self.collect.out.clear();
+        self.effects.clear();
+        self.wants.clear();
+    }
+}

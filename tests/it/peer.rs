@@ -72,22 +72,22 @@ impl Peer {
 
     /// A viewer receiving audio and video.
     pub fn viewer() -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new();
-        let mut api = p.rtc.sdp_api();
-        let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-        let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
-        (p, offer.to_sdp_string(), pending)
+        Peer::viewer_with(false)
     }
 
     /// A viewer receiving audio and video, with a data channel in its offer.
     pub fn viewer_with_channel() -> (Peer, String, SdpPendingOffer) {
+        Peer::viewer_with(true)
+    }
+
+    fn viewer_with(channel: bool) -> (Peer, String, SdpPendingOffer) {
         let mut p = Peer::new();
         let mut api = p.rtc.sdp_api();
         let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        api.add_channel("chat".into());
+        if channel {
+            api.add_channel("chat".into());
+        }
         let (offer, pending) = api.apply().unwrap();
         p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
         (p, offer.to_sdp_string(), pending)
