@@ -1,6 +1,7 @@
 //! Prometheus metrics of the media engine. Counters are atomics: workers bump them
 //! without locks; labelled per-stream gauges are touched only on the control path.
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -14,9 +15,9 @@ pub struct Metrics {
     pub sessions: IntGaugeVec,
     /// Streams with a publisher.
     pub streams_active: IntGauge,
-    /// Viewers per stream.
+    /// Viewers per stream (set at scrape time from the directory).
     pub viewers: IntGaugeVec,
-    /// Sessions closed, by reason.
+    /// Sessions closed, by role and reason.
     pub sessions_closed: IntCounterVec,
     /// RTP packets received from publishers.
     pub packets_in: IntCounter,
@@ -36,7 +37,7 @@ pub struct Metrics {
     pub nacks: IntCounterVec,
     /// Retransmissions sent to viewers.
     pub retransmissions: IntCounter,
-    /// Keyframe requests: wanted by viewers, sent to publishers, throttled.
+    /// Keyframe requests: sent to publishers, or throttled.
     pub keyframe_requests: IntCounterVec,
     /// Viewers moved onto another layer or publisher.
     pub layer_switches: IntCounter,
@@ -44,95 +45,105 @@ pub struct Metrics {
     pub loop_lag: Histogram,
 }
 
+/// The names, help texts and buckets below are constants, valid and unique, so creating
+/// and registering them cannot fail: a failure is a bug in this file.
+const INVARIANT: &str = "constant, valid and unique metric definitions";
+
+fn add<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone())).expect(INVARIANT);
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    add(r, IntCounter::new(name, help).expect(INVARIANT))
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    add(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect(INVARIANT),
+    )
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    add(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect(INVARIANT),
+    )
+}
+
 impl Metrics {
-    /// Creates and registers the metrics.
+    /// Creates and registers the metrics, prefixed `cascade_`.
     pub fn new() -> Self {
-        let registry =
-            Registry::new_custom(Some("cascade".into()), None).expect("a valid static prefix"); // Invariant: constant, valid name.
+        let r = Registry::new_custom(Some("cascade".into()), None).expect(INVARIANT);
+        let lag = HistogramOpts::new("worker_loop_lag_seconds", "Timer wake-up lateness")
+            .buckets(vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]);
         let m = Metrics {
-            sessions: IntGaugeVec::new(Opts::new("sessions", "Open sessions"), &["role"]).unwrap(),
-            streams_active: IntGauge::new("streams_active", "Streams with a live publisher")
-                .unwrap(),
-            viewers: IntGaugeVec::new(Opts::new("viewers", "Viewers per stream"), &["stream"])
-                .unwrap(),
-            sessions_closed: IntCounterVec::new(
-                Opts::new("sessions_closed_total", "Sessions closed, by reason"),
+            sessions: gauge_vec(&r, "sessions", "Open sessions", &["role"]),
+            streams_active: add(
+                &r,
+                IntGauge::new("streams_active", "Streams with a live publisher").expect(INVARIANT),
+            ),
+            viewers: gauge_vec(&r, "viewers", "Viewers per stream", &["stream"]),
+            sessions_closed: counter_vec(
+                &r,
+                "sessions_closed_total",
+                "Sessions closed, by reason",
                 &["role", "reason"],
-            )
-            .unwrap(),
-            packets_in: IntCounter::new("rtp_packets_in_total", "RTP packets from publishers")
-                .unwrap(),
-            bytes_in: IntCounter::new("rtp_bytes_in_total", "RTP payload bytes from publishers")
-                .unwrap(),
-            packets_out: IntCounter::new("rtp_packets_out_total", "RTP packets to viewers")
-                .unwrap(),
-            bytes_out: IntCounter::new("rtp_bytes_out_total", "RTP payload bytes to viewers")
-                .unwrap(),
-            datagrams_out: IntCounterVec::new(
-                Opts::new("udp_datagrams_out_total", "UDP datagrams sent"),
+            ),
+            packets_in: counter(&r, "rtp_packets_in_total", "RTP packets from publishers"),
+            bytes_in: counter(
+                &r,
+                "rtp_bytes_in_total",
+                "RTP payload bytes from publishers",
+            ),
+            packets_out: counter(&r, "rtp_packets_out_total", "RTP packets to viewers"),
+            bytes_out: counter(&r, "rtp_bytes_out_total", "RTP payload bytes to viewers"),
+            datagrams_out: counter_vec(
+                &r,
+                "udp_datagrams_out_total",
+                "UDP datagrams sent",
                 &["result"],
-            )
-            .unwrap(),
-            datagrams_dropped: IntCounterVec::new(
-                Opts::new("udp_datagrams_dropped_total", "Incoming datagrams dropped"),
+            ),
+            datagrams_dropped: counter_vec(
+                &r,
+                "udp_datagrams_dropped_total",
+                "Incoming datagrams dropped",
                 &["reason"],
-            )
-            .unwrap(),
-            forward_drops: IntCounterVec::new(
-                Opts::new("forward_drops_total", "Packets not forwarded to a viewer"),
+            ),
+            forward_drops: counter_vec(
+                &r,
+                "forward_drops_total",
+                "Packets not forwarded to a viewer",
                 &["reason"],
-            )
-            .unwrap(),
-            nacks: IntCounterVec::new(
-                Opts::new(
-                    "nacks_total",
-                    "NACKs received from viewers or sent to publishers",
-                ),
+            ),
+            nacks: counter_vec(
+                &r,
+                "nacks_total",
+                "NACKs received from viewers or sent to publishers",
                 &["direction"],
-            )
-            .unwrap(),
-            retransmissions: IntCounter::new(
+            ),
+            retransmissions: counter(
+                &r,
                 "retransmissions_total",
                 "Packets retransmitted to viewers",
-            )
-            .unwrap(),
-            keyframe_requests: IntCounterVec::new(
-                Opts::new("keyframe_requests_total", "Keyframe requests"),
+            ),
+            keyframe_requests: counter_vec(
+                &r,
+                "keyframe_requests_total",
+                "Keyframe requests",
                 &["outcome"],
-            )
-            .unwrap(),
-            layer_switches: IntCounter::new(
+            ),
+            layer_switches: counter(
+                &r,
                 "layer_switches_total",
                 "Viewers moved onto another layer or publisher",
-            )
-            .unwrap(),
-            loop_lag: Histogram::with_opts(
-                HistogramOpts::new("worker_loop_lag_seconds", "Timer wake-up lateness")
-                    .buckets(vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]),
-            )
-            .unwrap(),
-            registry,
+            ),
+            loop_lag: add(&r, Histogram::with_opts(lag).expect(INVARIANT)),
+            registry: r,
         };
-        // Invariant: names are unique constants, so registration cannot fail.
-        let r = &m.registry;
-        r.register(Box::new(m.sessions.clone())).unwrap();
-        r.register(Box::new(m.streams_active.clone())).unwrap();
-        r.register(Box::new(m.viewers.clone())).unwrap();
-        r.register(Box::new(m.sessions_closed.clone())).unwrap();
-        r.register(Box::new(m.packets_in.clone())).unwrap();
-        r.register(Box::new(m.bytes_in.clone())).unwrap();
-        r.register(Box::new(m.packets_out.clone())).unwrap();
-        r.register(Box::new(m.bytes_out.clone())).unwrap();
-        r.register(Box::new(m.datagrams_out.clone())).unwrap();
-        r.register(Box::new(m.datagrams_dropped.clone())).unwrap();
-        r.register(Box::new(m.forward_drops.clone())).unwrap();
-        r.register(Box::new(m.nacks.clone())).unwrap();
-        r.register(Box::new(m.retransmissions.clone())).unwrap();
-        r.register(Box::new(m.keyframe_requests.clone())).unwrap();
-        r.register(Box::new(m.layer_switches.clone())).unwrap();
-        r.register(Box::new(m.loop_lag.clone())).unwrap();
         // CPU, memory and file descriptors of the node process itself.
-        let _ = r.register(Box::new(
+        let _ = m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ));
         m
@@ -142,5 +153,30 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported_with_the_prefix() {
+        let m = Metrics::new();
+        m.sessions.with_label_values(&["viewer"]).inc();
+        m.forward_drops.with_label_values(&["stale"]).inc();
+        let names: Vec<String> = m
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        for n in [
+            "cascade_sessions",
+            "cascade_rtp_packets_out_total",
+            "cascade_worker_loop_lag_seconds",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+        }
     }
 }

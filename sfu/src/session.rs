@@ -135,6 +135,8 @@ impl Session {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        // Unique per publisher session: tells a restarted publisher's packets apart.
+        let generation = (id.0 as u32) ^ ((id.0 >> 32) as u32);
         let mut session = Session {
             id,
             stream,
@@ -144,8 +146,8 @@ impl Session {
             connected: false,
             next_timeout: now,
             publisher: (role == Role::Publisher).then(|| PublisherState {
-                generation: (id.0 as u32) ^ ((id.0 >> 32) as u32),
-                ranker: LayerRanker::new((id.0 as u32) ^ ((id.0 >> 32) as u32)),
+                generation,
+                ranker: LayerRanker::new(generation),
                 throttle: KeyframeThrottle::new(params.keyframe_throttle),
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
