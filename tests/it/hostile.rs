@@ -91,3 +91,41 @@ fn mangled_offers_get_4xx_not_5xx() {
     let health = server.http().get(server.url("/healthz")).send().unwrap();
     assert_eq!(health.status(), 200, "still serving");
 }
+
+#[test]
+fn mangled_patch_fragments_get_2xx_or_4xx() {
+    let server = Server::start(&[]);
+    let (_v, viewer, _) = Peer::viewer();
+    let resp = server.post_sdp("/whep/frag", &viewer, None);
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let ufrag = viewer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let frag = format!(
+        "a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+    );
+    let http = server.http();
+    let mut rng = Rng(0xf4a9);
+    for i in 0..200 {
+        let body = mangle(&frag, &mut rng);
+        let resp = http
+            .patch(server.url(&location))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", "*")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(
+            matches!(status, 200 | 204 | 400..=499),
+            "fragment {i} got {status}: {}\n{body}",
+            resp.text().unwrap_or_default()
+        );
+    }
+    let health = http.get(server.url("/healthz")).send().unwrap();
+    assert_eq!(health.status(), 200, "still serving");
+}
