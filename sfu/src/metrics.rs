@@ -37,7 +37,8 @@ pub struct Metrics {
     pub nacks: IntCounterVec,
     /// Retransmissions sent to viewers.
     pub retransmissions: IntCounter,
-    /// Keyframe requests: sent to publishers, or throttled.
+    /// Keyframe requests sent to publishers (`sent`), and wants held back by the throttle
+    /// (`throttled`: counted per packet a waiting viewer sees, so it dwarfs `sent`).
     pub keyframe_requests: IntCounterVec,
     /// Viewers moved onto another layer or publisher.
     pub layer_switches: IntCounter,
@@ -131,7 +132,7 @@ impl Metrics {
             keyframe_requests: counter_vec(
                 &r,
                 "keyframe_requests_total",
-                "Keyframe requests",
+                "Keyframe requests sent, or wants held back by the throttle",
                 &["outcome"],
             ),
             layer_switches: counter(

@@ -75,6 +75,11 @@ pub(crate) struct Shared {
     pub keyframe_throttle: Duration,
 }
 
+/// Whether `data` looks like a STUN message: top two bits zero, magic cookie at 4..8.
+fn is_stun(data: &[u8]) -> bool {
+    data.len() >= 20 && data[0] & 0xc0 == 0 && data[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
 /// Most datagrams read per wake-up before effects are processed.
 const RECV_BATCH: usize = 64;
 /// Housekeeping period: reaping, layer ranking.
@@ -218,6 +223,9 @@ impl Worker {
         let input = Input::Receive(now, recv);
         let id = match self.by_addr.get(&from) {
             Some(id) => Some(*id),
+            // Only a STUN request (RFC 8489 magic cookie) can introduce a new address;
+            // anything else from an unknown source is dropped without scanning sessions.
+            None if !is_stun(data) => None,
             None => {
                 let found = self
                     .sessions
@@ -319,7 +327,9 @@ impl Worker {
                     self.route_local(stream, &pkt);
                 }
             }
-            Command::KeyframeWant { stream, source } => self.want_keyframe(stream, source, false),
+            Command::KeyframeWant { stream, source } => {
+                self.want_keyframe(stream, source, Instant::now(), false)
+            }
             Command::Interest { stream, worker, on } => {
                 let bit = 1u64 << worker.0;
                 let mask = self.interest.entry(stream).or_insert(0);
@@ -406,7 +416,7 @@ impl Worker {
             Effect::ViewerKeyframe(id) => {
                 let stream = self.sessions.get(&id).map(|s| s.stream);
                 if let (Some(stream), Some(src)) = (stream, self.router.current_video(id)) {
-                    self.want_keyframe(stream, src, true);
+                    self.want_keyframe(stream, src, Instant::now(), true);
                 }
             }
             Effect::Nacks(from_viewer, n) => {
@@ -468,32 +478,40 @@ impl Worker {
             &mut self.wants,
             &mut self.drops,
         );
-        let m = &self.shared.metrics;
+        // Summed here and added once: the counters are shared with the other workers.
+        let (mut packets, mut bytes, mut switches) = (0u64, 0u64, 0u64);
         for (id, fwd) in self.forwards.drain(..) {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
             if s.write(&fwd, pkt.arrival, now, &mut self.batch, &mut self.effects) {
-                m.packets_out.inc();
-                m.bytes_out.inc_by(fwd.payload.len() as u64);
-                if fwd.switched && fwd.kind == crate::forward::Kind::Video {
-                    m.layer_switches.inc();
-                }
+                packets += 1;
+                bytes += fwd.payload.len() as u64;
+                switches += u64::from(fwd.switched && fwd.kind == crate::forward::Kind::Video);
             } else {
                 self.drops.codec_unsupported += 1;
             }
         }
-        let wants = std::mem::take(&mut self.wants);
-        for (stream, src) in &wants {
-            self.want_keyframe(*stream, *src, true);
+        let m = &self.shared.metrics;
+        m.packets_out.inc_by(packets);
+        m.bytes_out.inc_by(bytes);
+        m.layer_switches.inc_by(switches);
+        // Reuse the buffer: `want_keyframe` needs `&mut self`.
+        let mut wants = std::mem::take(&mut self.wants);
+        for (stream, src) in wants.drain(..) {
+            self.want_keyframe(stream, src, now, true);
         }
         self.wants = wants;
-        self.wants.clear();
     }
 
     /// A viewer needs a keyframe of `src`: ask the local publisher, or tell the others.
-    fn want_keyframe(&mut self, stream: StreamId, src: SourceKey, from_local_viewer: bool) {
-        let now = Instant::now();
+    fn want_keyframe(
+        &mut self,
+        stream: StreamId,
+        src: SourceKey,
+        now: Instant,
+        from_local_viewer: bool,
+    ) {
         let m = &self.shared.metrics.keyframe_requests;
         if let Some(pid) = self.publishers.get(&stream) {
             if let Some(p) = self.sessions.get_mut(pid) {
@@ -602,5 +620,22 @@ impl Worker {
         for id in ids {
             self.close_session(id, "shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stun;
+
+    #[test]
+    fn only_stun_can_introduce_an_address() {
+        let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        binding.extend([0u8; 12]);
+        assert!(is_stun(&binding));
+        let mut rtp = binding.clone();
+        rtp[0] = 0x80;
+        assert!(!is_stun(&rtp));
+        assert!(!is_stun(&binding[..19]));
+        assert!(!is_stun(&[22u8; 40]), "DTLS");
     }
 }

@@ -193,7 +193,7 @@ fn bad_requests_get_clear_errors() {
             body_contains: "already",
         },
         Case {
-            name: "layer request without JSON type",
+            name: "layer request for an unknown session",
             method: "POST",
             path: "/whep/s/00000000000000ff/layer".into(),
             content_type: Some("text/plain"),
@@ -257,6 +257,7 @@ fn bad_requests_get_clear_errors() {
     );
 
     // Over the session limit (3): 503 with Retry-After.
+    let mut viewer_location = String::new();
     for _ in 0..2 {
         let ok = send(
             &http,
@@ -272,6 +273,7 @@ fn bad_requests_get_clear_errors() {
             },
         );
         assert_eq!(ok.0, 201, "{}", ok.1);
+        viewer_location = ok.2["location"].to_str().unwrap().to_string();
     }
     let (status, _, headers) = send(
         &http,
