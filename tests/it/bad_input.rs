@@ -294,6 +294,20 @@ fn bad_requests_get_clear_errors() {
         "503 says when to retry"
     );
 
+    // The layer extension of a real viewer session checks its body.
+    let layer = |ct: &str, body: &str| {
+        http.post(server.url(&format!("{viewer_location}/layer")))
+            .header("content-type", ct)
+            .body(body.to_string())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(layer("text/plain", r#"{"layer":"low"}"#), 415);
+    assert_eq!(layer("application/json", "{not json"), 400);
+    assert_eq!(layer("application/json", r#"{"layer":"low"}"#), 204);
+
     // CORS preflight and OPTIONS advertise what a browser needs.
     let pre = http
         .request(reqwest::Method::OPTIONS, server.url("/whip/s"))
