@@ -46,6 +46,58 @@ pub struct ServeArgs {
     /// Allowed browser origin for the API (repeatable) [default: any].
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Who may publish and watch: `accounts` (channels' stream keys, the default),
+    /// `open` (anyone: demos and tests), `keys` (the --publish-key list; implied by it),
+    /// `tokens` (a media-only node checking tokens signed by a remote control plane).
+    #[arg(long, env = "CASCADE_AUTH")]
+    pub auth: Option<AuthMode>,
+    /// The remote control plane's token public key (`GET /api/v1/signing-key`), for
+    /// `--auth tokens`.
+    #[arg(long, env = "CASCADE_TOKEN_PUBLIC_KEY")]
+    pub token_public_key: Option<String>,
+}
+
+/// Where the control plane keeps its data (also used by `backup` and `restore`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct StoreArgs {
+    /// Directory of the SQLite database [default: ./cascade-data].
+    #[arg(long, env = "CASCADE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A database URL (`postgres://…` or `sqlite://…`) instead of the data directory's file.
+    #[arg(long, env = "CASCADE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The database URL these options name.
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let dir = self
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("cascade-data"));
+                control_plane::db::sqlite_url(&dir.join("cascade.db"))
+            }
+        }
+    }
+}
+
+/// How a node authorizes WHIP and WHEP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Stream keys of channels in the control plane.
+    Accounts,
+    /// Anyone may publish and watch anything.
+    Open,
+    /// The configured publish keys; watching is open.
+    Keys,
+    /// Signed tokens only, checked with the remote control plane's public key.
+    Tokens,
 }
 
 fn parse_key(s: &str) -> Result<(String, String), String> {
@@ -73,6 +125,10 @@ pub struct FileConfig {
     ice_servers: Vec<IceServer>,
     #[serde(default)]
     cors_origins: Vec<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    auth: Option<AuthMode>,
+    token_public_key: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -83,6 +139,9 @@ pub struct Settings {
     pub publish_keys: HashMap<String, String>,
     pub ice_servers: Vec<IceServer>,
     pub cors_origins: Vec<String>,
+    pub database_url: String,
+    pub auth: AuthMode,
+    pub token_public_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -123,7 +182,29 @@ impl ServeArgs {
         }));
         let mut cors_origins = file.cors_origins;
         cors_origins.extend(self.cors_origins);
+        let store = StoreArgs {
+            data_dir: self.store.data_dir.or(file.data_dir),
+            database_url: self.store.database_url.or(file.database_url),
+        };
+        let auth = self
+            .auth
+            .or(file.auth)
+            .unwrap_or(if publish_keys.is_empty() {
+                AuthMode::Accounts
+            } else {
+                AuthMode::Keys
+            });
+        let token_public_key = self.token_public_key.or(file.token_public_key);
+        if auth == AuthMode::Tokens && token_public_key.is_none() {
+            return Err("--auth tokens needs --token-public-key".into());
+        }
+        if auth == AuthMode::Keys && publish_keys.is_empty() {
+            return Err("--auth keys needs at least one --publish-key".into());
+        }
         Ok(Settings {
+            database_url: store.url(),
+            auth,
+            token_public_key,
             http: self
                 .http
                 .or(file.http)

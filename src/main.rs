@@ -1,10 +1,12 @@
 //! `cascade`: the broadcasting engine's one binary.
 
 mod config;
+mod gatekeeper;
 
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use config::AuthMode;
 use signaling::{auth, AppState, Authorizer, Cors};
 
 #[derive(Parser)]
@@ -20,12 +22,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: media engine, WHIP/WHEP, pages and metrics, in one process.
-    Serve(config::ServeArgs),
+    /// Run a node: media engine, WHIP/WHEP, the control plane's API, pages and metrics.
+    Serve(Box<config::ServeArgs>),
+    /// Copy the live SQLite database to a file, while the server keeps running.
+    Backup {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup (stop the server first).
+    Restore {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// The backup file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -33,6 +52,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(serve),
+        Command::Backup { store, to } => run_db(async move {
+            control_plane::db::backup(&store.url(), &to).await?;
+            println!("backup written to {}", to.display());
+            Ok(())
+        }),
+        Command::Restore { store, from } => run_db(async move {
+            control_plane::db::restore(&store.url(), &from).await?;
+            println!("restored {}", from.display());
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -41,6 +70,17 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run_db(
+    job: impl std::future::Future<Output = Result<(), control_plane::DbError>>,
+) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(job)
+        .map_err(|e| e.to_string())
 }
 
 fn serve(settings: config::Settings) -> Result<(), String> {
@@ -52,10 +92,25 @@ fn serve(settings: config::Settings) -> Result<(), String> {
     rt.block_on(async move {
         let node = sfu::Node::start(settings.node.clone(), sfu::Metrics::new())
             .map_err(|e| format!("starting media workers: {e}"))?;
-        let auth: Arc<dyn Authorizer> = if settings.publish_keys.is_empty() {
-            Arc::new(auth::Open)
-        } else {
-            Arc::new(auth::StaticKeys::new(settings.publish_keys.clone()))
+        let control = control_plane::ControlPlane::open(
+            &settings.database_url,
+            control_plane::Config {
+                cors_origins: settings.cors_origins.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("opening the database: {e}"))?;
+        let auth: Arc<dyn Authorizer> = match settings.auth {
+            AuthMode::Accounts => Arc::new(gatekeeper::Accounts(control.clone())),
+            AuthMode::Open => Arc::new(auth::Open),
+            AuthMode::Keys => Arc::new(auth::StaticKeys::new(settings.publish_keys.clone())),
+            AuthMode::Tokens => {
+                let key = settings.token_public_key.as_deref().unwrap_or_default();
+                let verifier = control_plane::tokens::Verifier::from_public_key(key)
+                    .map_err(|_| "--token-public-key is not an Ed25519 public key".to_string())?;
+                Arc::new(gatekeeper::Tokens(verifier))
+            }
         };
         let cors = if settings.cors_origins.is_empty() {
             Cors::Any
@@ -71,12 +126,17 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         tracing::info!("media workers on udp {}", media.join(", "));
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
-        axum::serve(listener, signaling::app(state, cors))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        let app = signaling::app(state, cors).merge(control.router());
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
         tracing::info!("shutting down: closing sessions");
         node.shutdown().await;
+        control.db().close().await;
         Ok(())
     })
 }

@@ -21,6 +21,10 @@ pub enum Denied {
     Unauthenticated,
     /// Valid credentials for something else: 403.
     Forbidden,
+    /// No such stream may exist (e.g. no channel of that name): 404.
+    NotFound,
+    /// The authority could not be asked (database down): 503.
+    Unavailable,
 }
 
 /// Decides whether `bearer` may do `action` on `stream`.

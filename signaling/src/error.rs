@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Unknown resource.
     #[error("not found")]
     NotFound,
+    /// A service this request needs (the accounts database) did not answer.
+    #[error("authorization is unavailable, retry shortly")]
+    Unavailable,
 }
 
 /// Seconds a client should wait before retrying when the node is full.
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -128,6 +128,8 @@ async fn create(
         .map_err(|d| match d {
             Denied::Unauthenticated => ApiError::Unauthorized,
             Denied::Forbidden => ApiError::Forbidden,
+            Denied::NotFound => ApiError::NotFound,
+            Denied::Unavailable => ApiError::Unavailable,
         })?;
     let opened = match role {
         Role::Publisher => st.node.publish(&stream, offer).await?,

@@ -1,6 +1,7 @@
 //! Integration tests: a real `cascade serve` process on loopback.
 
 mod access;
+mod accounts;
 mod bad_input;
 mod codecs;
 mod forwarding;

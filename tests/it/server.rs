@@ -1,7 +1,9 @@
 //! A real `cascade serve` process on loopback, stopped when dropped.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub struct Server {
@@ -9,14 +11,43 @@ pub struct Server {
     pub base: String,
 }
 
+/// A fresh directory under the system's temp directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "cascade-it-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 impl Server {
+    /// A node with its own fresh database. Unless `extra` says how to authorize, publishing
+    /// is open (`--auth open`): most tests are about media, not accounts.
     pub fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
-            .args(["serve", "--http", "127.0.0.1:0", "--workers", "2"])
+        Server::launch(extra, &temp_dir("data"), Stdio::inherit(), "warn")
+    }
+
+    /// A node on the data directory `data`, its log (at `log_level`) going to `stderr`.
+    pub fn launch(extra: &[&str], data: &Path, stderr: Stdio, log_level: &str) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cascade"));
+        cmd.args(["serve", "--http", "127.0.0.1:0", "--workers", "2"])
+            .arg("--data-dir")
+            .arg(data);
+        if !extra
+            .iter()
+            .any(|a| *a == "--auth" || *a == "--publish-key")
+        {
+            cmd.args(["--auth", "open"]);
+        }
+        let mut child = cmd
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn cascade");
         let stdout = child.stdout.take().expect("stdout");

@@ -1,0 +1,187 @@
+//! `/api/v1`: the routes, their OpenAPI 3.1 document (generated from the handlers'
+//! annotations), CORS, the body limit, and problem+json for every error, including the
+//! ones axum makes itself (404, 405).
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::error::{problem, Problem, PROBLEM_JSON};
+use crate::{accounts, admin, channels, keys, ControlPlane};
+
+/// Largest API request body.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The control plane's public key, for media nodes that check tokens offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKey {
+    /// Always `EdDSA` (Ed25519).
+    pub alg: String,
+    /// The raw 32-byte public key, base64url without padding.
+    pub public_key: String,
+}
+
+/// The public key that signs access, viewer and publish tokens.
+#[utoipa::path(get, path = "/api/v1/signing-key", tag = "tokens",
+    responses((status = 200, body = SigningKey)))]
+async fn signing_key(State(cp): State<ControlPlane>) -> axum::Json<SigningKey> {
+    axum::Json(SigningKey {
+        alg: "EdDSA".into(),
+        public_key: cp.signer().verifier().public_key().to_owned(),
+    })
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from /auth/signin or /auth/refresh"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "stream_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A channel's stream key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cascade control plane", version = "1", description = "Accounts, channels, stream keys and tokens. Errors are RFC 9457 problem documents."),
+    paths(
+        accounts::signup, accounts::signin, accounts::refresh, accounts::signout,
+        accounts::signout_all, accounts::me, accounts::edit_me, accounts::change_email,
+        accounts::change_password, accounts::delete_me,
+        channels::create, channels::list, channels::mine, channels::get, channels::edit,
+        channels::delete, channels::grant, channels::revoke_grant, channels::viewer_token,
+        keys::create, keys::list, keys::revoke, keys::rotate, keys::publish_token,
+        admin::list_users, admin::suspend, admin::restore, admin::set_role, admin::audit_log,
+        signing_key,
+    ),
+    components(schemas(Problem)),
+    modifiers(&Security),
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Turns axum's own bodiless errors (unknown route, wrong method) into problem documents.
+async fn problems(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let mut p = problem(
+            status,
+            status.canonical_reason().unwrap_or("error").to_lowercase(),
+        );
+        for keep in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+            if let Some(v) = resp.headers().get(&keep) {
+                p.headers_mut().insert(keep, v.clone());
+            }
+        }
+        return p;
+    }
+    resp
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origin = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+}
+
+/// The routes, ready to merge into a node's app.
+pub(crate) fn router(cp: ControlPlane) -> Router {
+    let cors = cors(&cp.config().cors_origins);
+    let api = Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/signing-key", get(signing_key))
+        .route("/auth/signup", post(accounts::signup))
+        .route("/auth/signin", post(accounts::signin))
+        .route("/auth/refresh", post(accounts::refresh))
+        .route("/auth/signout", post(accounts::signout))
+        .route("/auth/signout-all", post(accounts::signout_all))
+        .route(
+            "/me",
+            get(accounts::me)
+                .patch(accounts::edit_me)
+                .delete(accounts::delete_me),
+        )
+        .route("/me/email", put(accounts::change_email))
+        .route("/me/password", put(accounts::change_password))
+        .route("/me/channels", get(channels::mine))
+        .route("/channels", get(channels::list).post(channels::create))
+        .route(
+            "/channels/{slug}",
+            get(channels::get)
+                .patch(channels::edit)
+                .delete(channels::delete),
+        )
+        .route("/channels/{slug}/viewers", post(channels::grant))
+        .route(
+            "/channels/{slug}/viewers/{username}",
+            delete(channels::revoke_grant),
+        )
+        .route(
+            "/channels/{slug}/viewer-token",
+            post(channels::viewer_token),
+        )
+        .route("/channels/{slug}/keys", get(keys::list).post(keys::create))
+        .route("/channels/{slug}/keys/{id}", delete(keys::revoke))
+        .route("/channels/{slug}/keys/{id}/rotate", post(keys::rotate))
+        .route("/publish-token", post(keys::publish_token))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/users/{id}/suspend", post(admin::suspend))
+        .route("/admin/users/{id}/restore", post(admin::restore))
+        .route("/admin/users/{id}/role", put(admin::set_role))
+        .route("/admin/audit", get(admin::audit_log))
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(problems))
+        .layer(cors)
+        .with_state(cp);
+    Router::new().nest("/api/v1", api)
+}

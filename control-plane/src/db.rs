@@ -1,0 +1,228 @@
+//! The database: one pool over SQLite or PostgreSQL, migrated on start, and the SQLite
+//! backup and restore that `cascade backup` and `cascade restore` run.
+//!
+//! Every query in this crate is written once, in SQL both databases accept (`$1`
+//! placeholders, `ON CONFLICT`, BIGINT milliseconds), and runs through sqlx's `Any` driver.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A file (the `serve` default).
+    Sqlite,
+    /// A server, shared by control-plane replicas.
+    Postgres,
+}
+
+/// Why the database could not be opened, migrated, copied or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+    /// The driver failed.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A file operation failed.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The file is not a Cascade database.
+    #[error("{0} is not a Cascade database: {1}")]
+    NotADatabase(PathBuf, String),
+    /// Backup and restore by `cascade` cover SQLite; PostgreSQL has its own tools.
+    #[error(
+        "backup and restore of PostgreSQL are done with pg_dump and pg_restore (see the README)"
+    )]
+    NotSqlite,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The control plane's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+/// The SQLite URL of the database file in a data directory.
+pub fn sqlite_url(file: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", file.display())
+}
+
+fn backend_of(url: &str) -> Result<Backend, DbError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(DbError::UnsupportedUrl)
+    }
+}
+
+impl Db {
+    /// Opens (creating an SQLite file if needed) and migrates.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(dir) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&dir).map_err(|e| DbError::Io(dir.clone(), e))?;
+                }
+            }
+        }
+        let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers (and `cascade backup`) run beside the writer.
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The connection pool (for tools and tests that look at what the API stored).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Writes a consistent copy of a live SQLite database to `to` (which must not exist).
+///
+/// `VACUUM INTO` reads one snapshot of the database inside a read transaction, so the
+/// server keeps writing meanwhile (WAL) and the copy holds every committed write up to
+/// that point and none after.
+pub async fn backup(url: &str, to: &Path) -> Result<(), DbError> {
+    if backend_of(url)? != Backend::Sqlite {
+        return Err(DbError::NotSqlite);
+    }
+    if to.exists() {
+        return Err(DbError::Io(
+            to.to_path_buf(),
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
+        ));
+    }
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30))
+        .connect()
+        .await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(to.display().to_string())
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Replaces the SQLite database at `url` with the backup `from`, after checking that the
+/// backup is intact and is a Cascade database. Stop the server first.
+pub async fn restore(url: &str, from: &Path) -> Result<(), DbError> {
+    if backend_of(url)? != Backend::Sqlite {
+        return Err(DbError::NotSqlite);
+    }
+    let target = sqlite_path(url).ok_or(DbError::UnsupportedUrl)?;
+    let not_db = |why: String| DbError::NotADatabase(from.to_path_buf(), why);
+    if !from.is_file() {
+        return Err(not_db("no such file".into()));
+    }
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(from)
+            .read_only(true)
+            .connect()
+            .await?;
+        let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| not_db(e.to_string()))?;
+        if check.0 != "ok" {
+            return Err(not_db(check.0));
+        }
+        sqlx::query("SELECT count(*) FROM users")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| not_db(e.to_string()))?;
+        conn.close().await?;
+    }
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Io(dir.to_path_buf(), e))?;
+    }
+    // Copy beside the target, then rename over it: a crash leaves the old or the new file.
+    let staging = target.with_extension("restoring");
+    std::fs::copy(from, &staging).map_err(|e| DbError::Io(staging.clone(), e))?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", target.display()));
+        match std::fs::remove_file(&side) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DbError::Io(side, e)),
+        }
+    }
+    std::fs::rename(&staging, &target).map_err(|e| DbError::Io(target.clone(), e))?;
+    // Open once through the normal path so that a backup from an older version migrates.
+    Db::connect(url).await?.close().await;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether an insert failed on a UNIQUE constraint naming `column`.
+pub(crate) fn unique_violation(e: &sqlx::Error, column: &str) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                && (d.message().contains(column)
+                    || d.constraint().is_some_and(|c| c.contains(column)))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,146 @@
+//! The API's one error type, mapped once to an RFC 9457 `application/problem+json` body.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Everything an `/api/v1` request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body, path or query is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field is well-formed JSON but not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The body is not `application/json`.
+    #[error("expected Content-Type application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the limit.
+    #[error("request body too large")]
+    TooLarge,
+    /// No usable credentials (missing, expired, revoked).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such resource (or not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// A unique name is taken.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// Too many attempts; retry after this many seconds.
+    #[error("too many requests")]
+    RateLimited(u64),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// Something else failed inside (hashing, signing).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` for plain HTTP statuses).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+}
+
+/// The content type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A problem response for a status with a detail (also used by the fallback routes).
+pub fn problem(status: StatusCode, detail: String) -> Response {
+    let body = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    resp
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = if status.is_server_error() {
+            // The cause is logged for the operator and never returned.
+            tracing::error!("api request failed: {self}");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut resp = problem(status, detail);
+        let h = resp.headers_mut();
+        match self {
+            Error::RateLimited(secs) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Error::Unauthorized(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+            JsonRejection::JsonDataError(e) => Error::Invalid(e.body_text()),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::TooLarge
+            }
+            other => Error::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(r: PathRejection) -> Self {
+        Error::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(r: QueryRejection) -> Self {
+        Error::BadRequest(r.body_text())
+    }
+}
+
+/// `Result` of a handler.
+pub type ApiResult<T> = Result<T, Error>;

@@ -1,0 +1,125 @@
+//! Cascade's control plane: accounts, channels, stream keys and tokens, on SQLite or
+//! PostgreSQL, served as `/api/v1`.
+//!
+//! **Boundary:** this crate knows nothing of media. The node asks it one question per
+//! WHIP/WHEP request, through [`gate`]; a node elsewhere asks the same of a signed token
+//! with [`tokens::Verifier`] and never calls the database.
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod accounts;
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod channels;
+pub mod db;
+pub mod error;
+mod extract;
+pub mod gate;
+pub mod keys;
+pub mod limits;
+pub mod model;
+pub mod password;
+pub mod tokens;
+
+use std::sync::Arc;
+
+pub use db::{Backend, Db, DbError};
+pub use error::Error;
+pub use limits::RateLimits;
+
+/// Settings of the control plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sign-in and sign-up limits.
+    pub limits: RateLimits,
+    /// Lifetime of an access token, seconds.
+    pub access_ttl_secs: i64,
+    /// Lifetime of a refresh token, seconds.
+    pub refresh_ttl_secs: i64,
+    /// Lifetime of a viewer token, seconds (it only has to last until WHEP connects).
+    pub view_ttl_secs: i64,
+    /// Lifetime of a publish token for remote media nodes, seconds.
+    pub publish_ttl_secs: i64,
+    /// Browser origins allowed to call the API; empty means any.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: RateLimits::default(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            view_ttl_secs: 5 * 60,
+            publish_ttl_secs: 12 * 3600,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+struct Inner {
+    db: Db,
+    signer: tokens::Signer,
+    hasher: password::Hasher,
+    limiter: limits::Limiter,
+    config: Config,
+}
+
+/// A running control plane: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct ControlPlane(Arc<Inner>);
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("backend", &self.0.db.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens the database at `url` (migrating it) and loads the signing key.
+    pub async fn open(url: &str, config: Config) -> Result<ControlPlane, DbError> {
+        let db = Db::connect(url).await?;
+        let signer = tokens::Signer::load_or_create(&db).await?;
+        Ok(ControlPlane(Arc::new(Inner {
+            db,
+            signer,
+            hasher: password::Hasher::default(),
+            limiter: limits::Limiter::new(config.limits),
+            config,
+        })))
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    /// The token signer (its verifier's public key is what remote nodes need).
+    pub fn signer(&self) -> &tokens::Signer {
+        &self.0.signer
+    }
+
+    pub(crate) fn hasher(&self) -> &password::Hasher {
+        &self.0.hasher
+    }
+
+    pub(crate) fn limiter(&self) -> &limits::Limiter {
+        &self.0.limiter
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        &self.0.db.pool
+    }
+
+    /// The `/api/v1` routes, with their CORS, body limit and problem+json errors.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+}

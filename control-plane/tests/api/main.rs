@@ -1,0 +1,7 @@
+//! Every `/api/v1` endpoint over real HTTP, on SQLite and on PostgreSQL: the happy paths
+//! and their failures.
+
+mod accounts;
+mod channels;
+mod harness;
+mod security;
