@@ -1,4 +1,6 @@
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
+export { Account, ApiProblem } from "./account.js";
+export type { User, Channel, NewStreamKey } from "./account.js";
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
     rid: string;

@@ -2,6 +2,7 @@
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
+export { Account, ApiProblem } from "./account.js";
 /** The default ladder: 1/4, 1/2 and full resolution. */
 export const DEFAULT_LADDER = [
     { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150000 },

@@ -3,6 +3,8 @@
 // offer, apply the answer, and DELETE the resource on stop.
 
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
+export { Account, ApiProblem } from "./account.js";
+export type { User, Channel, NewStreamKey } from "./account.js";
 
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {

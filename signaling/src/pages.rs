@@ -12,8 +12,13 @@ use crate::AppState;
 const INDEX: &str = include_str!("../../sdk-js/pages/index.html");
 const STUDIO: &str = include_str!("../../sdk-js/pages/studio.html");
 const WATCH: &str = include_str!("../../sdk-js/pages/watch.html");
+const SIGNUP: &str = include_str!("../../sdk-js/pages/signup.html");
+const SIGNIN: &str = include_str!("../../sdk-js/pages/signin.html");
+const ACCOUNT: &str = include_str!("../../sdk-js/pages/account.html");
+const CSS: &str = include_str!("../../sdk-js/pages/pages.css");
 const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
 const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
+const SDK_ACCOUNT: &str = include_str!("../../sdk-js/dist/account.js");
 
 /// GET /
 pub async fn index() -> Html<&'static str> {
@@ -30,18 +35,31 @@ pub async fn watch() -> Html<&'static str> {
     Html(WATCH)
 }
 
-/// GET /sdk/{file}: the SDK's ES modules.
+/// GET /signup
+pub async fn signup() -> Html<&'static str> {
+    Html(SIGNUP)
+}
+
+/// GET /signin
+pub async fn signin() -> Html<&'static str> {
+    Html(SIGNIN)
+}
+
+/// GET /account: profile, email, password, sessions, deletion.
+pub async fn account() -> Html<&'static str> {
+    Html(ACCOUNT)
+}
+
+/// GET /sdk/{file}: the SDK's ES modules and the pages' style sheet.
 pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    let body = match file.as_str() {
-        "cascade.js" => SDK,
-        "clock.js" => SDK_CLOCK,
+    let (body, kind) = match file.as_str() {
+        "cascade.js" => (SDK, "text/javascript; charset=utf-8"),
+        "clock.js" => (SDK_CLOCK, "text/javascript; charset=utf-8"),
+        "account.js" => (SDK_ACCOUNT, "text/javascript; charset=utf-8"),
+        "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 /// GET /api/streams: live streams and their viewers.

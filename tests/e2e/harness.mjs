@@ -1,5 +1,8 @@
 // Shared pieces of the browser tests: a `cascade serve` process and Debian's Chromium.
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -7,7 +10,10 @@ export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/ca
 
 /** Starts a node on a free port; resolves with { base, proc, metric(), stop() }. */
 export function startServer(args = []) {
-  const proc = spawn(CASCADE, ["serve", "--http", "127.0.0.1:0", ...args], {
+  // Each node gets a fresh database; publishing is open unless the test says otherwise.
+  const data = mkdtempSync(join(tmpdir(), "cascade-e2e-"));
+  const auth = args.includes("--auth") ? [] : ["--auth", "open"];
+  const proc = spawn(CASCADE, ["serve", "--http", "127.0.0.1:0", "--data-dir", data, ...auth, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -1,0 +1,75 @@
+/** An RFC 9457 problem returned by `/api/v1`. */
+export declare class ApiProblem extends Error {
+    readonly status: number;
+    readonly detail: string;
+    constructor(status: number, detail: string);
+}
+export interface User {
+    id: string;
+    email: string;
+    username: string;
+    display_name: string;
+    bio: string;
+    avatar_url: string;
+    role: "viewer" | "broadcaster" | "moderator" | "admin";
+    status: "active" | "suspended";
+}
+export interface Channel {
+    id: string;
+    slug: string;
+    title: string;
+    description: string;
+    tags: string[];
+    category: string;
+    visibility: "public" | "unlisted" | "private";
+    owner: string;
+    whip_path: string;
+    whep_path: string;
+}
+export interface NewStreamKey {
+    id: string;
+    key: string;
+    label: string;
+    masked: string;
+    whip_path: string;
+}
+/** A signed-in (or not yet) user of one Cascade server. */
+export declare class Account {
+    readonly base: string;
+    constructor(base?: string);
+    private get stored();
+    private set stored(value);
+    /** The user last seen, if signed in. */
+    get user(): User | null;
+    private send;
+    private parse;
+    /** Calls the API as the signed-in user, refreshing the session once if needed. */
+    call<T>(method: string, path: string, body?: unknown): Promise<T>;
+    private refresh;
+    /** Creates an account, then signs in to it. */
+    signUp(email: string, username: string, password: string): Promise<User>;
+    /** Signs in with an email address or username. */
+    signIn(login: string, password: string): Promise<User>;
+    /** Signs out this browser. */
+    signOut(): Promise<void>;
+    /** Signs out every session of this user, everywhere. */
+    signOutEverywhere(): Promise<void>;
+    me(): Promise<User>;
+    editProfile(fields: Partial<Pick<User, "display_name" | "bio" | "avatar_url">>): Promise<User>;
+    /** Changes the password; other sessions end, this one continues with new tokens. */
+    changePassword(current_password: string, new_password: string): Promise<void>;
+    /** Changes the email address; other sessions end, this one continues. */
+    changeEmail(current_password: string, email: string): Promise<void>;
+    /** Deletes the account and everything it owns. */
+    deleteAccount(current_password: string): Promise<void>;
+    myChannels(): Promise<Channel[]>;
+    createChannel(c: {
+        slug: string;
+        title: string;
+        visibility?: Channel["visibility"];
+    }): Promise<Channel>;
+    /** A new stream key: the only time the key itself is returned. */
+    createKey(slug: string, label?: string): Promise<NewStreamKey>;
+    /** A token to watch `slug` over WHEP, or null when the server has no such channel. */
+    viewerToken(slug: string): Promise<string | null>;
+}

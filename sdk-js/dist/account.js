@@ -1,0 +1,147 @@
+// The control plane's API from the browser: accounts, channels, stream keys and viewer
+// tokens. Tokens are kept in localStorage; an expired access token is refreshed once,
+// transparently, with the (single-use, rotated) refresh token.
+/** An RFC 9457 problem returned by `/api/v1`. */
+export class ApiProblem extends Error {
+    constructor(status, detail) {
+        super(detail);
+        this.status = status;
+        this.detail = detail;
+    }
+}
+const STORE = "cascade.session";
+/** A signed-in (or not yet) user of one Cascade server. */
+export class Account {
+    constructor(base = location.origin) {
+        this.base = base;
+    }
+    get stored() {
+        const raw = localStorage.getItem(STORE);
+        return raw ? JSON.parse(raw) : null;
+    }
+    set stored(s) {
+        if (s)
+            localStorage.setItem(STORE, JSON.stringify(s));
+        else
+            localStorage.removeItem(STORE);
+    }
+    /** The user last seen, if signed in. */
+    get user() {
+        return this.stored?.user ?? null;
+    }
+    async send(method, path, body, bearer) {
+        const headers = {};
+        if (body !== undefined)
+            headers["content-type"] = "application/json";
+        if (bearer)
+            headers["authorization"] = `Bearer ${bearer}`;
+        return fetch(`${this.base}/api/v1${path}`, {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+    }
+    async parse(resp) {
+        if (!resp.ok) {
+            let detail = resp.statusText;
+            try {
+                detail = (await resp.json()).detail ?? detail;
+            }
+            catch {
+                // not JSON: keep the status text
+            }
+            throw new ApiProblem(resp.status, detail);
+        }
+        return resp.status === 204 ? undefined : (await resp.json());
+    }
+    /** Calls the API as the signed-in user, refreshing the session once if needed. */
+    async call(method, path, body) {
+        const s = this.stored;
+        let resp = await this.send(method, path, body, s?.access_token);
+        if (resp.status === 401 && s && (await this.refresh())) {
+            resp = await this.send(method, path, body, this.stored?.access_token);
+        }
+        return this.parse(resp);
+    }
+    async refresh() {
+        const s = this.stored;
+        if (!s)
+            return false;
+        const resp = await this.send("POST", "/auth/refresh", { refresh_token: s.refresh_token });
+        if (!resp.ok) {
+            this.stored = null;
+            return false;
+        }
+        this.stored = (await resp.json());
+        return true;
+    }
+    /** Creates an account, then signs in to it. */
+    async signUp(email, username, password) {
+        await this.parse(await this.send("POST", "/auth/signup", { email, username, password }));
+        return this.signIn(username, password);
+    }
+    /** Signs in with an email address or username. */
+    async signIn(login, password) {
+        const pair = await this.parse(await this.send("POST", "/auth/signin", { login, password }));
+        this.stored = pair;
+        return pair.user;
+    }
+    /** Signs out this browser. */
+    async signOut() {
+        const s = this.stored;
+        this.stored = null;
+        if (s)
+            await this.send("POST", "/auth/signout", { refresh_token: s.refresh_token });
+    }
+    /** Signs out every session of this user, everywhere. */
+    async signOutEverywhere() {
+        await this.call("POST", "/auth/signout-all");
+        this.stored = null;
+    }
+    async me() {
+        const user = await this.call("GET", "/me");
+        const s = this.stored;
+        if (s)
+            this.stored = { ...s, user };
+        return user;
+    }
+    async editProfile(fields) {
+        await this.call("PATCH", "/me", fields);
+        return this.me();
+    }
+    /** Changes the password; other sessions end, this one continues with new tokens. */
+    async changePassword(current_password, new_password) {
+        this.stored = await this.call("PUT", "/me/password", { current_password, new_password });
+    }
+    /** Changes the email address; other sessions end, this one continues. */
+    async changeEmail(current_password, email) {
+        this.stored = await this.call("PUT", "/me/email", { current_password, email });
+    }
+    /** Deletes the account and everything it owns. */
+    async deleteAccount(current_password) {
+        await this.call("DELETE", "/me", { current_password });
+        this.stored = null;
+    }
+    async myChannels() {
+        return (await this.call("GET", "/me/channels?per_page=100")).items;
+    }
+    async createChannel(c) {
+        return this.call("POST", "/channels", c);
+    }
+    /** A new stream key: the only time the key itself is returned. */
+    async createKey(slug, label = "") {
+        return this.call("POST", `/channels/${encodeURIComponent(slug)}/keys`, { label });
+    }
+    /** A token to watch `slug` over WHEP, or null when the server has no such channel. */
+    async viewerToken(slug) {
+        try {
+            const t = await this.call("POST", `/channels/${encodeURIComponent(slug)}/viewer-token`);
+            return t.token;
+        }
+        catch (e) {
+            if (e instanceof ApiProblem && e.status === 404)
+                return null;
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,194 @@
+// The control plane's API from the browser: accounts, channels, stream keys and viewer
+// tokens. Tokens are kept in localStorage; an expired access token is refreshed once,
+// transparently, with the (single-use, rotated) refresh token.
+
+/** An RFC 9457 problem returned by `/api/v1`. */
+export class ApiProblem extends Error {
+  constructor(readonly status: number, readonly detail: string) {
+    super(detail);
+  }
+}
+
+export interface User {
+  id: string;
+  email: string;
+  username: string;
+  display_name: string;
+  bio: string;
+  avatar_url: string;
+  role: "viewer" | "broadcaster" | "moderator" | "admin";
+  status: "active" | "suspended";
+}
+
+export interface Channel {
+  id: string;
+  slug: string;
+  title: string;
+  description: string;
+  tags: string[];
+  category: string;
+  visibility: "public" | "unlisted" | "private";
+  owner: string;
+  whip_path: string;
+  whep_path: string;
+}
+
+export interface NewStreamKey {
+  id: string;
+  key: string;
+  label: string;
+  masked: string;
+  whip_path: string;
+}
+
+interface Stored {
+  access_token: string;
+  refresh_token: string;
+  user: User;
+}
+
+const STORE = "cascade.session";
+
+/** A signed-in (or not yet) user of one Cascade server. */
+export class Account {
+  constructor(readonly base: string = location.origin) {}
+
+  private get stored(): Stored | null {
+    const raw = localStorage.getItem(STORE);
+    return raw ? (JSON.parse(raw) as Stored) : null;
+  }
+
+  private set stored(s: Stored | null) {
+    if (s) localStorage.setItem(STORE, JSON.stringify(s));
+    else localStorage.removeItem(STORE);
+  }
+
+  /** The user last seen, if signed in. */
+  get user(): User | null {
+    return this.stored?.user ?? null;
+  }
+
+  private async send(method: string, path: string, body?: unknown, bearer?: string): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (bearer) headers["authorization"] = `Bearer ${bearer}`;
+    return fetch(`${this.base}/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  private async parse<T>(resp: Response): Promise<T> {
+    if (!resp.ok) {
+      let detail = resp.statusText;
+      try {
+        detail = (await resp.json()).detail ?? detail;
+      } catch {
+        // not JSON: keep the status text
+      }
+      throw new ApiProblem(resp.status, detail);
+    }
+    return resp.status === 204 ? (undefined as T) : ((await resp.json()) as T);
+  }
+
+  /** Calls the API as the signed-in user, refreshing the session once if needed. */
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const s = this.stored;
+    let resp = await this.send(method, path, body, s?.access_token);
+    if (resp.status === 401 && s && (await this.refresh())) {
+      resp = await this.send(method, path, body, this.stored?.access_token);
+    }
+    return this.parse<T>(resp);
+  }
+
+  private async refresh(): Promise<boolean> {
+    const s = this.stored;
+    if (!s) return false;
+    const resp = await this.send("POST", "/auth/refresh", { refresh_token: s.refresh_token });
+    if (!resp.ok) {
+      this.stored = null;
+      return false;
+    }
+    this.stored = (await resp.json()) as Stored;
+    return true;
+  }
+
+  /** Creates an account, then signs in to it. */
+  async signUp(email: string, username: string, password: string): Promise<User> {
+    await this.parse(await this.send("POST", "/auth/signup", { email, username, password }));
+    return this.signIn(username, password);
+  }
+
+  /** Signs in with an email address or username. */
+  async signIn(login: string, password: string): Promise<User> {
+    const pair = await this.parse<Stored>(await this.send("POST", "/auth/signin", { login, password }));
+    this.stored = pair;
+    return pair.user;
+  }
+
+  /** Signs out this browser. */
+  async signOut(): Promise<void> {
+    const s = this.stored;
+    this.stored = null;
+    if (s) await this.send("POST", "/auth/signout", { refresh_token: s.refresh_token });
+  }
+
+  /** Signs out every session of this user, everywhere. */
+  async signOutEverywhere(): Promise<void> {
+    await this.call("POST", "/auth/signout-all");
+    this.stored = null;
+  }
+
+  async me(): Promise<User> {
+    const user = await this.call<User>("GET", "/me");
+    const s = this.stored;
+    if (s) this.stored = { ...s, user };
+    return user;
+  }
+
+  async editProfile(fields: Partial<Pick<User, "display_name" | "bio" | "avatar_url">>): Promise<User> {
+    await this.call<User>("PATCH", "/me", fields);
+    return this.me();
+  }
+
+  /** Changes the password; other sessions end, this one continues with new tokens. */
+  async changePassword(current_password: string, new_password: string): Promise<void> {
+    this.stored = await this.call<Stored>("PUT", "/me/password", { current_password, new_password });
+  }
+
+  /** Changes the email address; other sessions end, this one continues. */
+  async changeEmail(current_password: string, email: string): Promise<void> {
+    this.stored = await this.call<Stored>("PUT", "/me/email", { current_password, email });
+  }
+
+  /** Deletes the account and everything it owns. */
+  async deleteAccount(current_password: string): Promise<void> {
+    await this.call("DELETE", "/me", { current_password });
+    this.stored = null;
+  }
+
+  async myChannels(): Promise<Channel[]> {
+    return (await this.call<{ items: Channel[] }>("GET", "/me/channels?per_page=100")).items;
+  }
+
+  async createChannel(c: { slug: string; title: string; visibility?: Channel["visibility"] }): Promise<Channel> {
+    return this.call<Channel>("POST", "/channels", c);
+  }
+
+  /** A new stream key: the only time the key itself is returned. */
+  async createKey(slug: string, label = ""): Promise<NewStreamKey> {
+    return this.call<NewStreamKey>("POST", `/channels/${encodeURIComponent(slug)}/keys`, { label });
+  }
+
+  /** A token to watch `slug` over WHEP, or null when the server has no such channel. */
+  async viewerToken(slug: string): Promise<string | null> {
+    try {
+      const t = await this.call<{ token: string }>("POST", `/channels/${encodeURIComponent(slug)}/viewer-token`);
+      return t.token;
+    } catch (e) {
+      if (e instanceof ApiProblem && e.status === 404) return null;
+      throw e;
+    }
+  }
+}
