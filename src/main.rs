@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a node: media engine, WHIP/WHEP, the control plane's API, pages and metrics.
     Serve(Box<config::ServeArgs>),
+    /// Load a WHIP/WHEP server with a synthetic publisher and many viewers; report what it held.
+    Loadtest(Box<loadtest::Options>),
     /// Copy the live SQLite database to a file, while the server keeps running.
     Backup {
         #[command(flatten)]
@@ -52,6 +54,19 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(serve),
+        Command::Loadtest(opts) => {
+            let json = opts.json;
+            loadtest::run(*opts).map(|report| {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", report.table());
+                }
+            })
+        }
         Command::Backup { store, to } => run_db(async move {
             control_plane::db::backup(&store.url(), &to).await?;
             println!("backup written to {}", to.display());

@@ -97,6 +97,12 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
         .iter()
         .map(|a| a.to_string())
         .collect();
-    let body = json!({"status": "ok", "sessions": st.node.session_count(), "media": media});
+    // The pid lets a load generator on the same machine read the node's /proc entry.
+    let body = json!({
+        "status": "ok",
+        "sessions": st.node.session_count(),
+        "media": media,
+        "pid": std::process::id(),
+    });
     (StatusCode::OK, Json(body)).into_response()
 }

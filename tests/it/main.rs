@@ -6,6 +6,7 @@ mod bad_input;
 mod codecs;
 mod forwarding;
 mod hostile;
+mod loadtest;
 mod peer;
 mod server;
 mod synth;

@@ -1,0 +1,205 @@
+//! Loss and one-way delay as a viewer sees them, from the stamps in what it receives.
+//!
+//! A viewer receives runs of one video layer at a time (the server switches layers at
+//! keyframes) and the audio. Loss is counted within each run of a stream: the packets
+//! between the run's first and highest sequence number that never arrived.
+
+use hdrhistogram::Histogram;
+
+use crate::stamp::{Stamp, AUDIO};
+
+/// Histogram of delays in microseconds, up to 60 s, 3 significant digits.
+pub fn delay_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Sequence numbers remembered behind the highest, to tell a late packet from a duplicate.
+const WINDOW: u32 = 1024;
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    stream: u8,
+    first: u32,
+    highest: u32,
+    received: u64,
+    /// Bit `seq % WINDOW`: seen, for the last `WINDOW` sequence numbers.
+    seen: [u64; (WINDOW / 64) as usize],
+}
+
+impl Run {
+    fn new(stream: u8, seq: u32) -> Run {
+        let mut r = Run {
+            stream,
+            first: seq,
+            highest: seq,
+            received: 1,
+            seen: [0; (WINDOW / 64) as usize],
+        };
+        r.mark(seq);
+        r
+    }
+
+    fn expected(&self) -> u64 {
+        u64::from(self.highest.wrapping_sub(self.first)) + 1
+    }
+
+    fn bit(seq: u32) -> (usize, u64) {
+        let i = seq % WINDOW;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+
+    fn mark(&mut self, seq: u32) {
+        let (w, b) = Run::bit(seq);
+        self.seen[w] |= b;
+    }
+
+    /// Takes `seq`; false if it is a duplicate or too old to tell.
+    fn take(&mut self, seq: u32) -> bool {
+        let ahead = seq.wrapping_sub(self.highest);
+        if ahead != 0 && ahead < u32::MAX / 2 {
+            if ahead >= WINDOW {
+                self.seen = [0; (WINDOW / 64) as usize];
+            } else {
+                for s in 1..=ahead {
+                    let (w, b) = Run::bit(self.highest.wrapping_add(s));
+                    self.seen[w] &= !b;
+                }
+            }
+            self.highest = seq;
+            self.mark(seq);
+            self.received += 1;
+            return true;
+        }
+        let behind = self.highest.wrapping_sub(seq);
+        let in_run = seq.wrapping_sub(self.first) <= self.highest.wrapping_sub(self.first);
+        let (w, b) = Run::bit(seq);
+        if in_run && behind < WINDOW && self.seen[w] & b == 0 {
+            self.seen[w] |= b;
+            self.received += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One viewer's accounting.
+#[derive(Debug, Clone)]
+pub struct Accounting {
+    video: Option<Run>,
+    audio: Option<Run>,
+    /// Packets expected in closed runs.
+    closed_expected: u64,
+    /// Packets received in closed runs.
+    closed_received: u64,
+    /// Video packets received per layer (0..=2).
+    pub per_layer: [u64; 3],
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// One-way delays, microseconds.
+    pub delay: Histogram<u64>,
+    /// Duplicates and packets from before a run's start (reordered), not counted.
+    pub late: u64,
+}
+
+impl Default for Accounting {
+    fn default() -> Self {
+        Accounting {
+            video: None,
+            audio: None,
+            closed_expected: 0,
+            closed_received: 0,
+            per_layer: [0; 3],
+            bytes: 0,
+            delay: delay_histogram(),
+            late: 0,
+        }
+    }
+}
+
+impl Accounting {
+    /// Counts one received packet whose stamp is `s`, at `now_us` on the sender's clock.
+    pub fn packet(&mut self, s: Stamp, bytes: usize, now_us: u64) {
+        self.bytes += bytes as u64;
+        let _ = self.delay.record(now_us.saturating_sub(s.sent_us).max(1));
+        if s.stream < 3 {
+            self.per_layer[usize::from(s.stream)] += 1;
+        }
+        let slot = if s.stream == AUDIO {
+            &mut self.audio
+        } else {
+            &mut self.video
+        };
+        match slot {
+            Some(run) if run.stream == s.stream => {
+                if !run.take(s.seq) {
+                    self.late += 1;
+                }
+            }
+            other => {
+                if let Some(old) = other.take() {
+                    self.closed_expected += old.expected();
+                    self.closed_received += old.received.min(old.expected());
+                }
+                *other = Some(Run::new(s.stream, s.seq));
+            }
+        }
+    }
+
+    /// (expected, received) so far, open runs included.
+    pub fn totals(&self) -> (u64, u64) {
+        let mut e = self.closed_expected;
+        let mut r = self.closed_received;
+        for run in [self.video, self.audio].into_iter().flatten() {
+            e += run.expected();
+            r += run.received.min(run.expected());
+        }
+        (e, r)
+    }
+
+    /// Lost packets over expected ones, 0 to 1.
+    pub fn loss(&self) -> f64 {
+        let (e, r) = self.totals();
+        if e == 0 {
+            0.0
+        } else {
+            (e - r) as f64 / e as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(stream: u8, seq: u32, sent_us: u64) -> Stamp {
+        Stamp {
+            stream,
+            seq,
+            sent_us,
+        }
+    }
+
+    #[test]
+    fn counts_holes_within_runs_not_across_layer_switches() {
+        let mut a = Accounting::default();
+        for seq in [10, 11, 13, 14] {
+            a.packet(s(0, seq, 0), 100, 5_000);
+        }
+        // Switch to layer 2 (its own numbering): no loss for the jump.
+        for seq in [500, 501, 502] {
+            a.packet(s(2, seq, 0), 100, 7_000);
+        }
+        // Audio alongside, with a reordered packet filling its hole.
+        for seq in [0, 2, 1, 3] {
+            a.packet(s(AUDIO, seq, 0), 10, 1_000);
+        }
+        a.packet(s(AUDIO, 2, 0), 10, 1_000); // a duplicate
+        assert_eq!(a.totals(), (5 + 3 + 4, 4 + 3 + 4));
+        assert!((a.loss() - 1.0 / 12.0).abs() < 1e-9);
+        assert_eq!(a.per_layer, [4, 0, 3]);
+        assert_eq!(a.late, 1);
+        assert_eq!(a.delay.len(), 12);
+        assert!(a.delay.value_at_quantile(0.5) >= 4_990);
+    }
+}

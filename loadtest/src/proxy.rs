@@ -1,0 +1,307 @@
+//! An impairing UDP proxy: delay, jitter, random loss and a rate cap, seeded, in both
+//! directions. Each client gets its own upstream socket, so the server still sees one
+//! address per client; the proxy's listening address replaces the server's in the SDP.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the path does to each datagram (applied on each direction on its own).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Impairment {
+    /// Fixed one-way delay.
+    pub delay: Duration,
+    /// Uniform extra delay, 0 up to this (datagrams can be reordered).
+    pub jitter: Duration,
+    /// Share of datagrams dropped, 0 to 1.
+    pub loss: f64,
+    /// Bits per second the path carries (0: no cap); the queue holds at most 200 ms.
+    pub rate_bps: u64,
+    /// Seed of the loss and jitter draws.
+    pub seed: u64,
+}
+
+impl Default for Impairment {
+    fn default() -> Self {
+        Impairment {
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            rate_bps: 0,
+            seed: 1,
+        }
+    }
+}
+
+impl std::str::FromStr for Impairment {
+    type Err = String;
+
+    /// `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7` (any subset).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut imp = Impairment::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part}: expected key=value"))?;
+            let ms = |v: &str| -> Result<Duration, String> {
+                let n: f64 = v
+                    .trim_end_matches("ms")
+                    .parse()
+                    .map_err(|_| format!("{part}: expected milliseconds like 30ms"))?;
+                Ok(Duration::from_secs_f64(n / 1000.0))
+            };
+            match k {
+                "delay" => imp.delay = ms(v)?,
+                "jitter" => imp.jitter = ms(v)?,
+                "loss" => {
+                    let n: f64 = v
+                        .trim_end_matches('%')
+                        .parse()
+                        .map_err(|_| format!("{part}: expected a percentage like 1%"))?;
+                    if !(0.0..=100.0).contains(&n) {
+                        return Err(format!("{part}: loss must be 0 to 100%"));
+                    }
+                    imp.loss = n / 100.0;
+                }
+                "rate" => {
+                    let (num, mult) = if let Some(n) = v.strip_suffix("mbit") {
+                        (n, 1_000_000.0)
+                    } else if let Some(n) = v.strip_suffix("kbit") {
+                        (n, 1_000.0)
+                    } else {
+                        (v, 1.0)
+                    };
+                    let n: f64 = num
+                        .parse()
+                        .map_err(|_| format!("{part}: expected a rate like 2mbit"))?;
+                    imp.rate_bps = (n * mult) as u64;
+                }
+                "seed" => {
+                    imp.seed = v
+                        .parse()
+                        .map_err(|_| format!("{part}: expected a number"))?
+                }
+                _ => {
+                    return Err(format!(
+                        "{part}: unknown key (delay, jitter, loss, rate, seed)"
+                    ))
+                }
+            }
+        }
+        Ok(imp)
+    }
+}
+
+/// A datagram waiting for its departure time.
+struct Due {
+    at: Instant,
+    order: u64,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // A min-heap on (time, arrival order).
+        (o.at, o.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// Most datagrams one direction queues.
+const MAX_QUEUE: usize = 100_000;
+
+/// One direction of the path: decides each datagram's fate and sends it when due.
+struct Lane {
+    imp: Impairment,
+    rng: SmallRng,
+    queue: BinaryHeap<Due>,
+    order: u64,
+    /// When the rate-capped link is free again.
+    free_at: Instant,
+    dropped: u64,
+}
+
+impl Lane {
+    fn new(imp: Impairment, salt: u64) -> Lane {
+        Lane {
+            imp,
+            rng: SmallRng::seed_from_u64(imp.seed ^ salt),
+            queue: BinaryHeap::new(),
+            order: 0,
+            free_at: Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    fn admit(&mut self, now: Instant, to: SocketAddr, data: Vec<u8>) {
+        if self.imp.loss > 0.0 && self.rng.random::<f64>() < self.imp.loss {
+            self.dropped += 1;
+            return;
+        }
+        let mut at = now;
+        if self.imp.rate_bps > 0 {
+            let wire = Duration::from_secs_f64(
+                (data.len() as f64 + 28.0) * 8.0 / self.imp.rate_bps as f64,
+            );
+            let start = self.free_at.max(now);
+            if start > now + Duration::from_millis(200) {
+                self.dropped += 1; // the bottleneck's queue is full
+                return;
+            }
+            self.free_at = start + wire;
+            at = self.free_at;
+        }
+        at += self.imp.delay;
+        if !self.imp.jitter.is_zero() {
+            at += self.imp.jitter.mul_f64(self.rng.random::<f64>());
+        }
+        if self.queue.len() >= MAX_QUEUE {
+            self.dropped += 1;
+            return;
+        }
+        self.order += 1;
+        self.queue.push(Due {
+            at,
+            order: self.order,
+            to,
+            data,
+        });
+    }
+}
+
+/// A running proxy in front of one server address.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Where clients send instead of the server.
+    pub addr: SocketAddr,
+}
+
+enum Msg {
+    /// From a client, for the server.
+    Up(SocketAddr, Vec<u8>),
+    /// From the server, for a client.
+    Down(SocketAddr, Vec<u8>),
+}
+
+impl Proxy {
+    /// Listens on `bind` (port 0 for any) and relays to `server` through `imp`.
+    pub async fn start(
+        bind: SocketAddr,
+        server: SocketAddr,
+        imp: Impairment,
+    ) -> std::io::Result<Proxy> {
+        let listen = Arc::new(UdpSocket::bind(bind).await?);
+        let addr = listen.local_addr()?;
+        let (tx, mut rx) = mpsc::channel::<Msg>(4096);
+        // Client → proxy: hand to the scheduler.
+        {
+            let (listen, tx) = (listen.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = listen.recv_from(&mut buf).await {
+                    if tx.send(Msg::Up(from, buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        // The scheduler: both lanes, their queues, and one upstream socket per client.
+        tokio::spawn(async move {
+            let mut up = Lane::new(imp, 0x5eed_0001);
+            let mut down = Lane::new(imp, 0x5eed_0002);
+            let mut uplinks: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            loop {
+                let next = [up.queue.peek(), down.queue.peek()]
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.at)
+                    .min();
+                let msg = match next {
+                    Some(at) => tokio::select! {
+                        m = rx.recv() => m,
+                        _ = tokio::time::sleep_until(at) => None,
+                    },
+                    None => rx.recv().await,
+                };
+                let now = Instant::now();
+                match msg {
+                    Some(Msg::Up(client, data)) => {
+                        if let std::collections::hash_map::Entry::Vacant(slot) =
+                            uplinks.entry(client)
+                        {
+                            let Ok(sock) = UdpSocket::bind((bind.ip(), 0)).await else {
+                                continue;
+                            };
+                            let sock = Arc::new(sock);
+                            let tx = tx.clone();
+                            let reader = sock.clone();
+                            tokio::spawn(async move {
+                                let mut buf = vec![0u8; 2048];
+                                while let Ok((n, _)) = reader.recv_from(&mut buf).await {
+                                    if tx.send(Msg::Down(client, buf[..n].to_vec())).await.is_err()
+                                    {
+                                        break;
+                                    }
+                                }
+                            });
+                            slot.insert(sock);
+                        }
+                        up.admit(now, client, data);
+                    }
+                    Some(Msg::Down(client, data)) => down.admit(now, client, data),
+                    None => {}
+                }
+                let now = Instant::now();
+                while up.queue.peek().is_some_and(|d| d.at <= now) {
+                    let Some(d) = up.queue.pop() else { break };
+                    if let Some(sock) = uplinks.get(&d.to) {
+                        let _ = sock.send_to(&d.data, server).await;
+                    }
+                }
+                while down.queue.peek().is_some_and(|d| d.at <= now) {
+                    let Some(d) = down.queue.pop() else { break };
+                    let _ = listen.send_to(&d.data, d.to).await;
+                }
+            }
+        });
+        Ok(Proxy { addr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        let i: Impairment = "delay=30ms,jitter=5ms,loss=1.5%,rate=2mbit,seed=7"
+            .parse()
+            .unwrap();
+        assert_eq!(i.delay, Duration::from_millis(30));
+        assert_eq!(i.jitter, Duration::from_millis(5));
+        assert!((i.loss - 0.015).abs() < 1e-12);
+        assert_eq!(i.rate_bps, 2_000_000);
+        assert_eq!(i.seed, 7);
+        assert!("loss=200%".parse::<Impairment>().is_err());
+        assert!("delay=fast".parse::<Impairment>().is_err());
+        assert!("colour=red".parse::<Impairment>().is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The synthetic WHIP publisher: three VP8 simulcast layers at 30 fps with real payload
+//! descriptors, keyframes every few seconds and on request, and Opus-sized audio at 50
+//! packets a second; every payload stamped (stream, sequence, send time).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::rtp::RtpWrite;
+use str0m::Event;
+
+use crate::client::{Client, ClientError};
+use crate::stamp::{Stamp, AUDIO, VP8_HEADER};
+
+/// The publisher's layers: RID and bits per second, low to high.
+pub const LAYERS: [(&str, u64); 3] = [("q", 150_000), ("h", 500_000), ("f", 1_200_000)];
+/// Largest RTP payload the publisher writes.
+const MAX_PAYLOAD: usize = 1100;
+/// Opus payload bytes (about 32 kbit/s at 50 packets a second).
+const AUDIO_PAYLOAD: usize = 80;
+
+/// Counters the report reads.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// RTP packets written.
+    pub packets: AtomicU64,
+    /// Keyframes sent because a viewer (through the server) asked.
+    pub keyframes_requested: AtomicU64,
+    /// Set once ICE and DTLS are up.
+    pub connected: std::sync::atomic::AtomicBool,
+}
+
+struct Layer {
+    rid: &'static str,
+    bytes_per_frame: usize,
+    seq: u64,
+    stamp_seq: u32,
+    ts: u32,
+    pid: u16,
+    tl0: u8,
+    key_due: bool,
+}
+
+/// Publishes until the task is dropped.
+pub async fn run(
+    http: reqwest::Client,
+    url: String,
+    key: Option<String>,
+    keyframe_every: Duration,
+    epoch: Instant,
+    stats: Arc<PublisherStats>,
+) -> Result<(), ClientError> {
+    let mut c = Client::bind([127, 0, 0, 1].into()).await?;
+    let mut api = c.rtc.sdp_api();
+    let mut sim = Simulcast::new();
+    for (rid, _) in LAYERS {
+        sim.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let amid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let vmid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| ClientError::Rtc("no offer".into()))?;
+    c.post(
+        &http,
+        &url,
+        key.as_deref(),
+        offer.to_sdp_string(),
+        pending,
+        async |s| s,
+    )
+    .await?;
+    let pt = |c: &Client, codec: Codec| {
+        c.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+    };
+    let mut layers: Vec<Layer> = LAYERS
+        .iter()
+        .enumerate()
+        .map(|(i, (rid, bps))| Layer {
+            rid,
+            bytes_per_frame: (*bps / 8 / 30) as usize,
+            seq: 1000 * i as u64,
+            stamp_seq: 0,
+            ts: 90_000 * i as u32,
+            pid: (i as u16) * 1000,
+            tl0: 0,
+            key_due: true,
+        })
+        .collect();
+    let (mut audio_seq, mut audio_stamp, mut audio_ts) = (0u64, 0u32, 0u32);
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let start = Instant::now();
+    let (mut next_video, mut next_audio, mut next_key) = (start, start, start + keyframe_every);
+    let frame = Duration::from_micros(33_333);
+    loop {
+        c.drain(&mut events).await?;
+        for e in events.drain(..) {
+            match e {
+                Event::Connected => stats.connected.store(true, Ordering::Relaxed),
+                Event::KeyframeRequest(r) => {
+                    stats.keyframes_requested.fetch_add(1, Ordering::Relaxed);
+                    for l in &mut layers {
+                        if r.rid.as_deref().is_none_or(|x| x == l.rid) {
+                            l.key_due = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let connected = stats.connected.load(Ordering::Relaxed);
+        let wake = if connected {
+            c.timeout.min(next_video).min(next_audio)
+        } else {
+            c.timeout
+        };
+        tokio::select! {
+            r = c.socket.recv_from(&mut buf) => {
+                let (n, from) = r?;
+                c.input(from, &buf[..n])?;
+                continue;
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        c.tick()?;
+        if !connected {
+            continue;
+        }
+        let now = Instant::now();
+        if now >= next_key {
+            next_key += keyframe_every;
+            layers.iter_mut().for_each(|l| l.key_due = true);
+        }
+        let (Some(vp8), Some(opus)) = (pt(&c, Codec::Vp8), pt(&c, Codec::Opus)) else {
+            return Err(ClientError::Rtc("VP8 and Opus were not negotiated".into()));
+        };
+        if now >= next_video {
+            next_video += frame;
+            for (i, l) in layers.iter_mut().enumerate() {
+                let key = std::mem::take(&mut l.key_due);
+                let packets = l.bytes_per_frame.div_ceil(MAX_PAYLOAD).max(1);
+                let size = (l.bytes_per_frame / packets).max(VP8_HEADER + crate::stamp::LEN);
+                for idx in 0..packets {
+                    let first = idx == 0;
+                    // X=1, S on the first packet, PID 0; I (15-bit picture id), L, T.
+                    let mut p = vec![
+                        if first { 0x90 } else { 0x80 },
+                        0xe0,
+                        0x80 | (l.pid >> 8) as u8,
+                        l.pid as u8,
+                        l.tl0,
+                        0x00,
+                        // VP8 payload header: P=0 on a keyframe's first packet.
+                        if first && !key { 0x01 } else { 0x00 },
+                    ];
+                    Stamp {
+                        stream: i as u8,
+                        seq: l.stamp_seq,
+                        sent_us: epoch.elapsed().as_micros() as u64,
+                    }
+                    .write(&mut p);
+                    p.resize(size, 0x5a);
+                    l.stamp_seq = l.stamp_seq.wrapping_add(1);
+                    let w = RtpWrite::new(vp8, l.seq.into(), l.ts, now, p)
+                        .marker(idx + 1 == packets)
+                        .nackable(true);
+                    write(&mut c, vmid, Some(l.rid), w, &mut events).await?;
+                    l.seq += 1;
+                    stats.packets.fetch_add(1, Ordering::Relaxed);
+                }
+                l.pid = (l.pid + 1) & 0x7fff;
+                l.tl0 = l.tl0.wrapping_add(1);
+                l.ts = l.ts.wrapping_add(3000);
+            }
+        }
+        if now >= next_audio {
+            next_audio += Duration::from_millis(20);
+            let mut p = Vec::with_capacity(AUDIO_PAYLOAD);
+            Stamp {
+                stream: AUDIO,
+                seq: audio_stamp,
+                sent_us: epoch.elapsed().as_micros() as u64,
+            }
+            .write(&mut p);
+            p.resize(AUDIO_PAYLOAD, 0x33);
+            let w = RtpWrite::new(opus, audio_seq.into(), audio_ts, now, p).nackable(true);
+            write(&mut c, amid, None, w, &mut events).await?;
+            audio_seq += 1;
+            audio_stamp = audio_stamp.wrapping_add(1);
+            audio_ts = audio_ts.wrapping_add(960);
+            stats.packets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes one packet and drains str0m (every mutation is followed by a drain).
+async fn write(
+    c: &mut Client,
+    mid: Mid,
+    rid: Option<&str>,
+    w: RtpWrite,
+    events: &mut Vec<Event>,
+) -> Result<(), ClientError> {
+    let mut api = c.rtc.direct_api();
+    let tx = api
+        .stream_tx_by_mid(mid, rid.map(Rid::from))
+        .ok_or_else(|| ClientError::Rtc(format!("no send stream for {rid:?}")))?;
+    tx.write_rtp(w);
+    c.drain(events).await
+}

@@ -1,0 +1,261 @@
+//! What a run held: the live progress line, the final table and its JSON, from the
+//! viewers' accounting, the target's `/proc` entry and its `/metrics`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::accounting::delay_histogram;
+use crate::viewer::{Phase, ViewerState};
+
+/// Three quantiles, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Quantiles {
+    fn of(h: &Histogram<u64>) -> Quantiles {
+        let q = |x: f64| h.value_at_quantile(x) as f64 / 1000.0;
+        if h.is_empty() {
+            Quantiles::default()
+        } else {
+            Quantiles {
+                p50: q(0.50),
+                p95: q(0.95),
+                p99: q(0.99),
+            }
+        }
+    }
+}
+
+/// The result of a run (also what `--json` prints).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Viewers asked for.
+    pub viewers: usize,
+    /// Viewers that received video.
+    pub connected: usize,
+    /// Viewers that gave up.
+    pub failed: usize,
+    /// Distinct failure reasons (up to 5).
+    pub failures: Vec<String>,
+    /// POST to first video packet.
+    pub join_ms: Quantiles,
+    /// Seconds of the measurement window.
+    pub window_s: f64,
+    /// Mean payload bitrate a connected viewer received over the window, kbit/s.
+    pub received_kbps: f64,
+    /// Packets lost over packets sent, in the window, percent.
+    pub loss_pct: f64,
+    /// Send stamp to receipt, in the window.
+    pub delay_ms: Quantiles,
+    /// Connected viewers by the layer most of their video came on: low, mid, high.
+    pub layers: [usize; 3],
+    /// The target's CPU over the window, in cores (when its pid is known).
+    pub node_cpu_cores: Option<f64>,
+    /// The target's resident memory at the end, MiB.
+    pub node_rss_mib: Option<f64>,
+    /// RTP packets the target sent per second (from its `/metrics`).
+    pub forwarded_pps: Option<f64>,
+    /// This load generator's CPU over the window, in cores.
+    pub loadgen_cpu_cores: f64,
+    /// Viewers that went through the impairment proxy.
+    pub impaired: usize,
+}
+
+/// CPU seconds (user + system) and resident bytes of a process, from `/proc`.
+pub fn proc_usage(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the ")" that ends the command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((ticks / 100.0, rss_kb * 1024.0))
+}
+
+/// A snapshot of every viewer's counters, to diff over a window.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    expected: u64,
+    received: u64,
+    bytes: u64,
+}
+
+/// Sums the viewers' counters (and, with `reset_delay`, starts their delay histograms anew).
+pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], reset_delay: bool) -> Snapshot {
+    let mut s = Snapshot::default();
+    for v in viewers {
+        if let Ok(mut v) = v.lock() {
+            let (e, r) = v.acc.totals();
+            s.expected += e;
+            s.received += r;
+            s.bytes += v.acc.bytes;
+            if reset_delay {
+                v.acc.delay.reset();
+            }
+        }
+    }
+    s
+}
+
+/// Fills the viewer-side fields of a report: joins, failures, layers, and the window's
+/// loss, bitrate and delay measured against `start`.
+pub fn viewers_part(
+    viewers: &[Arc<Mutex<ViewerState>>],
+    start: &Snapshot,
+    window: Duration,
+    r: &mut Report,
+) {
+    let mut joins = delay_histogram();
+    let mut delay = delay_histogram();
+    let end = snapshot(viewers, false);
+    r.viewers = viewers.len();
+    for v in viewers {
+        let Ok(v) = v.lock() else { continue };
+        match &v.phase {
+            Phase::Watching(j) => {
+                r.connected += 1;
+                let _ = joins.record((j.as_micros() as u64).max(1));
+                let top = (0..3).max_by_key(|&i| v.acc.per_layer[i]).unwrap_or(0);
+                r.layers[top] += 1;
+            }
+            Phase::Failed(why) => {
+                r.failed += 1;
+                if r.failures.len() < 5 && !r.failures.contains(why) {
+                    r.failures.push(why.clone());
+                }
+            }
+            Phase::Joining => {}
+        }
+        if v.impaired {
+            r.impaired += 1;
+        }
+        let _ = delay.add(&v.acc.delay);
+    }
+    r.join_ms = Quantiles::of(&joins);
+    r.delay_ms = Quantiles::of(&delay);
+    r.window_s = window.as_secs_f64();
+    let expected = end.expected.saturating_sub(start.expected);
+    let received = end.received.saturating_sub(start.received);
+    r.loss_pct = if expected == 0 {
+        0.0
+    } else {
+        100.0 * expected.saturating_sub(received) as f64 / expected as f64
+    };
+    if r.connected > 0 && r.window_s > 0.0 {
+        r.received_kbps = (end.bytes - start.bytes.min(end.bytes)) as f64 * 8.0
+            / 1000.0
+            / r.window_s
+            / r.connected as f64;
+    }
+}
+
+impl Report {
+    /// The final table.
+    pub fn table(&self) -> String {
+        let opt =
+            |x: Option<f64>, unit: &str| x.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
+        let q = |q: &Quantiles| {
+            format!(
+                "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                q.p50, q.p95, q.p99
+            )
+        };
+        let mut rows = vec![
+            (
+                "viewers connected",
+                format!(
+                    "{} of {} ({} failed)",
+                    self.connected, self.viewers, self.failed
+                ),
+            ),
+            ("join (POST to first video)", q(&self.join_ms)),
+            ("window", format!("{:.1} s", self.window_s)),
+            (
+                "received per viewer",
+                format!("{:.0} kbit/s", self.received_kbps),
+            ),
+            ("loss", format!("{:.3} %", self.loss_pct)),
+            ("one-way delay", q(&self.delay_ms)),
+            (
+                "layers (low/mid/high)",
+                format!(
+                    "{} / {} / {}",
+                    self.layers[0], self.layers[1], self.layers[2]
+                ),
+            ),
+            ("node CPU", opt(self.node_cpu_cores, " cores")),
+            ("node RSS", opt(self.node_rss_mib, " MiB")),
+            ("node forwarded", opt(self.forwarded_pps, " packets/s")),
+            (
+                "load generator CPU",
+                format!("{:.2} cores", self.loadgen_cpu_cores),
+            ),
+        ];
+        if self.impaired > 0 {
+            rows.push((
+                "through the impairment proxy",
+                format!("{} viewers", self.impaired),
+            ));
+        }
+        for f in &self.failures {
+            rows.push(("a failure", f.clone()));
+        }
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("{k:<w$}  {v}\n"))
+            .collect()
+    }
+}
+
+/// One progress line.
+pub fn progress(
+    elapsed: Duration,
+    viewers: &[Arc<Mutex<ViewerState>>],
+    node_cpu: Option<f64>,
+) -> String {
+    let (mut up, mut failed) = (0, 0);
+    let mut delay = delay_histogram();
+    let (mut e, mut r) = (0u64, 0u64);
+    for v in viewers {
+        let Ok(v) = v.lock() else { continue };
+        match v.phase {
+            Phase::Watching(_) => up += 1,
+            Phase::Failed(_) => failed += 1,
+            Phase::Joining => {}
+        }
+        let (ve, vr) = v.acc.totals();
+        e += ve;
+        r += vr;
+        let _ = delay.add(&v.acc.delay);
+    }
+    let loss = if e == 0 {
+        0.0
+    } else {
+        100.0 * e.saturating_sub(r) as f64 / e as f64
+    };
+    format!(
+        "[{:>5.0}s] viewers {up}/{} watching, {failed} failed | loss {loss:.3} % | delay p95 {:.1} ms | node cpu {}",
+        elapsed.as_secs_f64(),
+        viewers.len(),
+        delay.value_at_quantile(0.95) as f64 / 1000.0,
+        node_cpu.map_or("n/a".into(), |c| format!("{c:.2}")),
+    )
+}
