@@ -95,5 +95,44 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// A viewer's layer switch: the target changes, the selector waits for the new layer's
+/// keyframe, and the rewriters splice sequence numbers, timestamps and picture ids onto
+/// it. Measured per switch (one keyframe packet of the other layer per iteration).
+fn layer_switch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("layer_switch");
+    let table = benches::two_layers();
+    let mut viewer = consumer();
+    let mut seq = [10u64, 5000];
+    let mut rank = 0u8;
+    // It must really switch: each keyframe of the other layer moves the viewer onto it.
+    for want in [1u8, 0, 1, 0] {
+        viewer.set_pref(sfu::forward::LayerPref::Rank(want));
+        let layer = usize::from(want);
+        seq[layer] += 3;
+        let pkt = benches::vp8_packet_on(want, seq[layer], true, PAYLOAD, &table);
+        assert!(viewer.forward(&pkt, pkt.arrival).is_ok());
+        assert_eq!(viewer.current_video().map(|k| k.encoding), Some(want));
+    }
+    g.bench_function("switch_at_keyframe", |b| {
+        b.iter(|| {
+            rank ^= 1;
+            viewer.set_pref(sfu::forward::LayerPref::Rank(rank));
+            let layer = usize::from(rank);
+            seq[layer] += 3;
+            let pkt = benches::vp8_packet_on(layer as u8, seq[layer], true, PAYLOAD, &table);
+            black_box(viewer.forward(&pkt, pkt.arrival).is_ok())
+        })
+    });
+    // Steady state for comparison: the same layer, no switch.
+    g.bench_function("same_layer", |b| {
+        b.iter(|| {
+            seq[0] += 1;
+            let pkt = benches::vp8_packet_on(0, seq[0], false, PAYLOAD, &table);
+            black_box(viewer.forward(&pkt, pkt.arrival).is_ok())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fanout, layer_switch);
 criterion_main!(benches);

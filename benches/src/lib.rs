@@ -36,6 +36,17 @@ impl Transmitter for Collect {
 
 /// A VP8 packet of `size` bytes from encoding 0 of publisher generation 1.
 pub fn vp8_packet(seq: u64, keyframe: bool, size: usize, table: &Arc<LayerTable>) -> MediaPacket {
+    vp8_packet_on(0, seq, keyframe, size, table)
+}
+
+/// A VP8 packet of `size` bytes from `encoding` of publisher generation 1.
+pub fn vp8_packet_on(
+    encoding: u8,
+    seq: u64,
+    keyframe: bool,
+    size: usize,
+    table: &Arc<LayerTable>,
+) -> MediaPacket {
     let mut payload = vec![
         0x90,
         0xe0,
@@ -50,7 +61,7 @@ pub fn vp8_packet(seq: u64, keyframe: bool, size: usize, table: &Arc<LayerTable>
         kind: Kind::Video,
         source: SourceKey {
             generation: 1,
-            encoding: 0,
+            encoding,
         },
         codec: Codec::Vp8,
         seq,
@@ -72,6 +83,26 @@ pub fn one_layer() -> Arc<LayerTable> {
             rid: None,
             bitrate_bps: 1_000_000,
         }],
+        settled: true,
+    })
+}
+
+/// A settled two-layer table for generation 1 (encoding 0 low, 1 high).
+pub fn two_layers() -> Arc<LayerTable> {
+    Arc::new(LayerTable {
+        generation: 1,
+        active: vec![
+            EncodingInfo {
+                encoding: 0,
+                rid: None,
+                bitrate_bps: 300_000,
+            },
+            EncodingInfo {
+                encoding: 1,
+                rid: None,
+                bitrate_bps: 1_000_000,
+            },
+        ],
         settled: true,
     })
 }

@@ -41,6 +41,8 @@ impl Client {
     /// A fresh RTP-mode `Rtc` with a host candidate on a new loopback-or-`ip` socket.
     pub async fn bind(ip: std::net::IpAddr) -> Result<Client, ClientError> {
         let socket = UdpSocket::bind((ip, 0)).await?;
+        // Room for a second of a high layer while a busy generator thread catches up.
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
         let local = socket.local_addr()?;
         let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
         let c =

@@ -56,6 +56,7 @@ impl Node {
             };
             let s = StdUdpSocket::bind(SocketAddr::new(config.bind_ip, port))?;
             s.set_nonblocking(true)?;
+            crate::udp::enlarge_buffers(&s);
             let port = s.local_addr()?.port();
             addrs.push(SocketAddr::new(config.announced_ip(), port));
             sockets.push(s);

@@ -12,6 +12,25 @@ use crate::session::Transmitter;
 /// Datagrams per `sendmmsg` call.
 pub const BATCH: usize = 64;
 
+/// Socket buffer size asked for a worker's socket. One socket takes every viewer's RTCP
+/// and the publishers' media; the kernel default (~208 KiB) overflowed at 1,000 viewers
+/// while a worker's turn ran long, and every overflow is a loss for all viewers. The
+/// kernel caps the request at `net.core.rmem_max` / `wmem_max`.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SOCKET_BUFFER`]-byte receive and send buffers (best effort: the size the
+/// kernel grants is logged).
+pub fn enlarge_buffers(s: &std::net::UdpSocket) {
+    let sock = socket2::SockRef::from(s);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    tracing::debug!(
+        recv = sock.recv_buffer_size().unwrap_or(0),
+        send = sock.send_buffer_size().unwrap_or(0),
+        "media socket buffers"
+    );
+}
+
 /// Datagrams waiting to be sent, in one contiguous buffer.
 #[derive(Debug, Default)]
 pub struct SendBatch {
