@@ -131,18 +131,16 @@ pub fn layer_plan(spec: &str, n: usize) -> Result<Vec<String>, String> {
     Ok(plan)
 }
 
+/// The body of a GET, if it answers.
+async fn get_text(http: &reqwest::Client, url: String) -> Option<String> {
+    http.get(url).send().await.ok()?.text().await.ok()
+}
+
 async fn target_pid(http: &reqwest::Client, opts: &Options) -> Option<String> {
     if let Some(p) = opts.target_pid {
         return Some(p.to_string());
     }
-    let body = http
-        .get(format!("{}/healthz", opts.target))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let body = get_text(http, format!("{}/healthz", opts.target)).await?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let pid = v.get("pid")?.as_u64()?.to_string();
     // Only if that process is on this machine.
@@ -152,14 +150,7 @@ async fn target_pid(http: &reqwest::Client, opts: &Options) -> Option<String> {
 }
 
 async fn packets_out(http: &reqwest::Client, target: &str) -> Option<f64> {
-    let text = http
-        .get(format!("{target}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = get_text(http, format!("{target}/metrics")).await?;
     text.lines()
         .find(|l| l.starts_with("cascade_rtp_packets_out_total "))?
         .rsplit(' ')

@@ -150,17 +150,9 @@ pub async fn run(
                 let size = (l.bytes_per_frame / packets).max(VP8_HEADER + crate::stamp::LEN);
                 for idx in 0..packets {
                     let first = idx == 0;
-                    // X=1, S on the first packet, PID 0; I (15-bit picture id), L, T.
-                    let mut p = vec![
-                        if first { 0x90 } else { 0x80 },
-                        0xe0,
-                        0x80 | (l.pid >> 8) as u8,
-                        l.pid as u8,
-                        l.tl0,
-                        0x00,
-                        // VP8 payload header: P=0 on a keyframe's first packet.
-                        if first && !key { 0x01 } else { 0x00 },
-                    ];
+                    let mut p = crate::stamp::vp8_descriptor(first, l.pid, l.tl0);
+                    // VP8 payload header: P=0 on a keyframe's first packet.
+                    p.push(if first && !key { 0x01 } else { 0x00 });
                     Stamp {
                         stream: i as u8,
                         seq: l.stamp_seq,

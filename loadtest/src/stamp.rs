@@ -50,6 +50,19 @@ impl Stamp {
 /// id, L, T/K), then one byte of VP8 payload header, before the stamp.
 pub const VP8_HEADER: usize = 7;
 
+/// A 6-byte VP8 payload descriptor (RFC 7741): X=1, S on a frame's first packet,
+/// partition 0; a 15-bit picture id, TL0PICIDX, and TID 0.
+pub fn vp8_descriptor(first: bool, picture_id: u16, tl0: u8) -> Vec<u8> {
+    vec![
+        if first { 0x90 } else { 0x80 },
+        0xe0,
+        0x80 | (picture_id >> 8) as u8 & 0x7f,
+        picture_id as u8,
+        tl0,
+        0x00,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

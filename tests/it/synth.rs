@@ -92,14 +92,7 @@ impl Synth {
                 l.key_pending = false;
                 for idx in 0..l.packets_per_frame {
                     let first = idx == 0;
-                    let mut p = vec![
-                        if first { 0x90 } else { 0x80 },
-                        0xe0,
-                        0x80 | (l.pid >> 8) as u8,
-                        l.pid as u8,
-                        l.tl0,
-                        0x00,
-                    ];
+                    let mut p = loadtest::stamp::vp8_descriptor(first, l.pid, l.tl0);
                     p.extend(body(src, li as u8, l.frame, idx as u8, key, first));
                     let marker = idx + 1 == l.packets_per_frame;
                     let w = RtpWrite::new(pt, l.seq.into(), l.ts, Instant::now(), p)
