@@ -99,6 +99,27 @@ pub struct Session {
     remote_ufrag: String,
 }
 
+/// The RTP header extensions a viewer session offers to negotiate: the standard set
+/// without transport-wide sequence numbers. Their only use is the feedback a receiver
+/// sends for the sender's bandwidth estimate, which the node does not run yet; without
+/// them a viewer sends no transport-wide feedback, and the node neither stamps every
+/// packet nor parses that feedback from every viewer. Publishers keep them: the browser
+/// sizes its encoder by the node's feedback.
+fn viewer_extensions() -> str0m::rtp::ExtensionMap {
+    let mut exts = str0m::rtp::ExtensionMap::empty();
+    for (id, ext) in [
+        (1, str0m::rtp::Extension::AudioLevel),
+        (2, str0m::rtp::Extension::AbsoluteSendTime),
+        (4, str0m::rtp::Extension::RtpMid),
+        (10, str0m::rtp::Extension::RtpStreamId),
+        (11, str0m::rtp::Extension::RepairedRtpStreamId),
+        (13, str0m::rtp::Extension::VideoOrientation),
+    ] {
+        exts.set(id, ext);
+    }
+    exts
+}
+
 /// Settings for opening a session.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenParams {
@@ -123,11 +144,14 @@ impl Session {
         let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default().to_owned();
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if role == Role::Viewer {
+            config = config.set_extension_map(viewer_extensions());
+        }
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(params.local, Protocol::Udp)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
