@@ -397,6 +397,56 @@ impl Engine {
         self.collect.out.len()
     }
 
+    /// Makes viewer 1 lose `n` packets (forwards `2n`, delivers every second one to its
+    /// client), waits for the client's NACK timer, and returns what the client then sends
+    /// the node: its NACKs, as SRTCP datagrams.
+    pub fn lose(&mut self, n: usize, payload: usize) -> Vec<Vec<u8>> {
+        let server_addr = self.viewers.server_addr;
+        for i in 0..2 * n {
+            self.collect.out.clear();
+            self.forward_next(payload, false);
+            if i % 2 == 1 {
+                let now = Instant::now();
+                let (client, addr) = &mut self.viewers.clients[0];
+                for (to, d) in &self.collect.out {
+                    if to == addr {
+                        let r = Receive::new(Protocol::Udp, server_addr, *addr, d).unwrap();
+                        client.handle_input(Input::Receive(now, r)).unwrap();
+                    }
+                }
+            }
+        }
+        self.clear();
+        let mut to_server = Vec::new();
+        let until = Instant::now() + Duration::from_millis(60);
+        let (client, _) = &mut self.viewers.clients[0];
+        while Instant::now() < until {
+            client.handle_input(Input::Timeout(Instant::now())).unwrap();
+            loop {
+                match client.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => to_server.push(t.contents.to_vec()),
+                    Output::Event(_) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        to_server
+    }
+
+    /// Hands viewer 1's datagrams to its node session; returns the datagrams the node
+    /// sends back (the retransmissions).
+    pub fn to_node(&mut self, datagrams: &[Vec<u8>]) -> usize {
+        let now = Instant::now();
+        let addr = self.viewers.clients[0].1;
+        let session = &mut self.viewers.sessions[0];
+        for d in datagrams {
+            let r = Receive::new(Protocol::Udp, addr, self.viewers.server_addr, d).unwrap();
+            session.handle_input(Input::Receive(now, r), &mut self.collect, &mut self.effects);
+        }
+        self.collect.out.len()
+    }
+
     /// Forgets the last pass's output.
     pub fn clear(&mut self) {
         self.collect.out.clear();
