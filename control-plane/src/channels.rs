@@ -289,7 +289,7 @@ pub(crate) async fn list(
     State(cp): State<ControlPlane>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<ChannelPage>> {
-    page_of(&cp, page, "c.visibility = 'public' AND $1 = $1", "").await
+    page_of(&cp, page, "c.visibility = $1", Visibility::Public.as_str()).await
 }
 
 /// The caller's own channels, newest first.

@@ -241,7 +241,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         let impaired =
             impaired_every.is_some_and(|s| ((i + 1) as f64 * s).floor() > (i as f64 * s).floor());
         let state = Arc::new(Mutex::new(ViewerState {
-            layer: layer.clone(),
+            location: None,
             impaired,
             phase: Phase::Joining,
             acc: Default::default(),
@@ -305,12 +305,38 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     if let (Some(a), Some(b)) = (out0, packets_out(&http, &opts.target).await) {
         r.forwarded_pps = Some((b - a) / secs);
     }
+    r.published_pps =
+        pub_stats.packets.load(Ordering::Relaxed) as f64 / epoch.elapsed().as_secs_f64();
+    r.keyframes_requested = pub_stats.keyframes_requested.load(Ordering::Relaxed);
     tick_progress(&viewers, true);
     for t in &tasks {
         t.abort();
     }
     publisher.abort();
+    // End every session on the server, so that a long-lived server is clean for the next run.
+    let mut locations: Vec<String> = viewers
+        .iter()
+        .filter_map(|v| v.lock().ok()?.location.clone())
+        .collect();
+    locations.extend(pub_stats.location.lock().ok().and_then(|l| l.clone()));
+    for chunk in locations.chunks(64) {
+        let mut set = tokio::task::JoinSet::new();
+        for loc in chunk {
+            let (http, url) = (http.clone(), resolve(&opts.target, loc));
+            set.spawn(async move { http.delete(url).send().await.is_ok() });
+        }
+        set.join_all().await;
+    }
     Ok(r)
+}
+
+/// A `Location` header's URL, absolute.
+fn resolve(target: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else {
+        format!("{}{location}", target.trim_end_matches('/'))
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct PublisherStats {
     pub keyframes_requested: AtomicU64,
     /// Set once ICE and DTLS are up.
     pub connected: std::sync::atomic::AtomicBool,
+    /// Its WHIP resource (deleted when the run ends).
+    pub location: std::sync::Mutex<Option<String>>,
 }
 
 struct Layer {
@@ -63,15 +65,19 @@ pub async fn run(
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| ClientError::Rtc("no offer".into()))?;
-    c.post(
-        &http,
-        &url,
-        key.as_deref(),
-        offer.to_sdp_string(),
-        pending,
-        async |s| s,
-    )
-    .await?;
+    let location = c
+        .post(
+            &http,
+            &url,
+            key.as_deref(),
+            offer.to_sdp_string(),
+            pending,
+            async |s| s,
+        )
+        .await?;
+    if let Ok(mut l) = stats.location.lock() {
+        *l = location;
+    }
     let pt = |c: &Client, codec: Codec| {
         c.rtc
             .codec_config()

@@ -69,6 +69,10 @@ pub struct Report {
     pub loadgen_cpu_cores: f64,
     /// Viewers that went through the impairment proxy.
     pub impaired: usize,
+    /// RTP packets the publisher sent per second, over the whole run.
+    pub published_pps: f64,
+    /// Keyframes the publisher sent because the server asked.
+    pub keyframes_requested: u64,
 }
 
 /// CPU seconds (user + system) and resident bytes of a process, from `/proc`.
@@ -207,6 +211,13 @@ impl Report {
             (
                 "load generator CPU",
                 format!("{:.2} cores", self.loadgen_cpu_cores),
+            ),
+            (
+                "publisher sent",
+                format!(
+                    "{:.0} packets/s ({} keyframes on request)",
+                    self.published_pps, self.keyframes_requested
+                ),
             ),
         ];
         if self.impaired > 0 {

@@ -28,8 +28,8 @@ pub enum Phase {
 /// A viewer's state, shared with the reporter.
 #[derive(Debug)]
 pub struct ViewerState {
-    /// The layer it asked for.
-    pub layer: String,
+    /// Its WHEP resource, once created (deleted when the run ends).
+    pub location: Option<String>,
     /// Whether it goes through the impairment proxy.
     pub impaired: bool,
     /// Joining, watching or failed.
@@ -76,35 +76,39 @@ async fn watch(
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| ClientError::Rtc("no offer".into()))?;
-    c.post(
-        &http,
-        &url,
-        token.as_deref(),
-        offer.to_sdp_string(),
-        pending,
-        async |sdp| {
-            let Some((imp, proxies)) = &impairment else {
-                return sdp;
-            };
-            let mut out = sdp.clone();
-            for server in candidate_addrs(&sdp) {
-                let mut map = proxies.lock().await;
-                let proxy = match map.get(&server) {
-                    Some(p) => p.clone(),
-                    None => match Proxy::start((server.ip(), 0).into(), server, *imp).await {
-                        Ok(p) => {
-                            map.insert(server, p.clone());
-                            p
-                        }
-                        Err(_) => continue,
-                    },
+    let location = c
+        .post(
+            &http,
+            &url,
+            token.as_deref(),
+            offer.to_sdp_string(),
+            pending,
+            async |sdp| {
+                let Some((imp, proxies)) = &impairment else {
+                    return sdp;
                 };
-                out = replace_candidate(&out, server, proxy.addr);
-            }
-            out
-        },
-    )
-    .await?;
+                let mut out = sdp.clone();
+                for server in candidate_addrs(&sdp) {
+                    let mut map = proxies.lock().await;
+                    let proxy = match map.get(&server) {
+                        Some(p) => p.clone(),
+                        None => match Proxy::start((server.ip(), 0).into(), server, *imp).await {
+                            Ok(p) => {
+                                map.insert(server, p.clone());
+                                p
+                            }
+                            Err(_) => continue,
+                        },
+                    };
+                    out = replace_candidate(&out, server, proxy.addr);
+                }
+                out
+            },
+        )
+        .await?;
+    if let Ok(mut s) = state.lock() {
+        s.location = location;
+    }
     let opus = c
         .rtc
         .codec_config()

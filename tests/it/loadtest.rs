@@ -68,6 +68,22 @@ fn a_short_run_holds_every_viewer() {
     let pps = r["forwarded_pps"].as_f64().unwrap();
     // Per viewer: 50 audio packets/s plus its layer's video.
     assert!(pps > 12.0 * 50.0, "{pps} packets/s");
+    // The publisher: 30 frames/s of 1 + 2 + 5 packets, and 50 audio packets/s (290/s),
+    // counted from before it connected, so somewhat less.
+    let published = r["published_pps"].as_f64().unwrap();
+    assert!(
+        (150.0..300.0).contains(&published),
+        "{published} packets/s published"
+    );
+    // Every session was ended with DELETE when the run finished.
+    let health: Value = server
+        .http()
+        .get(server.url("/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["sessions"], 0, "{health}");
 }
 
 #[test]
