@@ -50,7 +50,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The control plane's database.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pub(crate) pool: AnyPool,
+    pool: AnyPool,
     backend: Backend,
 }
 

@@ -115,7 +115,7 @@ impl ControlPlane {
     }
 
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {
-        &self.0.db.pool
+        self.0.db.pool()
     }
 
     /// The `/api/v1` routes, with their CORS, body limit and problem+json errors.

@@ -137,12 +137,12 @@ impl Signer {
         .bind(B64.encode(pkcs8.as_ref()))
         .bind(B64.encode(pair.public_key().as_ref()))
         .bind(now_ms())
-        .execute(&db.pool)
+        .execute(db.pool())
         .await?;
         let (private, public): (String, String) = sqlx::query_as(
             "SELECT private_pkcs8, public_key FROM signing_keys WHERE id = 'primary'",
         )
-        .fetch_one(&db.pool)
+        .fetch_one(db.pool())
         .await?;
         let der = B64
             .decode(private)
