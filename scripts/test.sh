@@ -10,6 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "tools"
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,6 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 chromium --version
+firefox-esr --version
 command -v schemathesis >/dev/null || python3 -m pip install -q --disable-pip-version-check schemathesis
 schemathesis --version
 (cd sdk-js && npm ci --no-audit --no-fund --loglevel=error)
@@ -56,3 +58,9 @@ tests/api/fuzz.sh
 
 step "browser end to end (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.mjs'
+
+step "browser end to end (Firefox ESR over WebDriver BiDi, own network namespace with a veth pair)"
+# Firefox gathers no loopback ICE candidates: the node serves on a veth address instead.
+unshare --net sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 &&
+  ip addr add 10.99.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up &&
+  cd tests/e2e && CASCADE_E2E_IP=10.99.0.1 timeout 180 node --test firefox.test.mjs'

@@ -13,7 +13,8 @@ export function startServer(args = []) {
   // Each node gets a fresh database; publishing is open unless the test says otherwise.
   const data = mkdtempSync(join(tmpdir(), "cascade-e2e-"));
   const auth = args.includes("--auth") ? [] : ["--auth", "open"];
-  const proc = spawn(CASCADE, ["serve", "--http", "127.0.0.1:0", "--data-dir", data, ...auth, ...args], {
+  const http = args.includes("--http") ? [] : ["--http", "127.0.0.1:0"];
+  const proc = spawn(CASCADE, ["serve", ...http, "--data-dir", data, ...auth, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
