@@ -1,11 +1,15 @@
 //! Where the media front (`signaling`) meets the control plane: its `Authorizer` trait
-//! answered by the control plane in this process, or by signed tokens alone.
+//! answered by the control plane in this process, or by signed tokens and the control
+//! plane's revocation list alone (a media-only node).
+
+use std::sync::{Arc, RwLock};
 
 use control_plane::gate::{check_offline, Refusal, Want};
+use control_plane::revocation::RevocationList;
 use control_plane::tokens::Verifier;
 use control_plane::ControlPlane;
 use futures_util::future::BoxFuture;
-use signaling::{Action, Authorizer, Denied};
+use signaling::{Action, Authorizer, Denied, Grant};
 
 fn want(action: Action) -> Want {
     match action {
@@ -14,12 +18,16 @@ fn want(action: Action) -> Want {
     }
 }
 
-fn denied(r: Refusal) -> Denied {
+fn answer(r: Result<control_plane::gate::Grant, Refusal>) -> Result<Grant, Denied> {
     match r {
-        Refusal::Unauthenticated => Denied::Unauthenticated,
-        Refusal::Forbidden => Denied::Forbidden,
-        Refusal::NotFound => Denied::NotFound,
-        Refusal::Unavailable => Denied::Unavailable,
+        Ok(g) => Ok(Grant {
+            tags: g.tags,
+            listed: g.listed,
+        }),
+        Err(Refusal::Unauthenticated) => Err(Denied::Unauthenticated),
+        Err(Refusal::Forbidden) => Err(Denied::Forbidden),
+        Err(Refusal::NotFound) => Err(Denied::NotFound),
+        Err(Refusal::Unavailable) => Err(Denied::Unavailable),
     }
 }
 
@@ -32,18 +40,19 @@ impl Authorizer for Accounts {
         action: Action,
         stream: &'a str,
         bearer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), Denied>> {
-        Box::pin(async move {
-            self.0
-                .check(want(action), stream, bearer)
-                .await
-                .map_err(denied)
-        })
+    ) -> BoxFuture<'a, Result<Grant, Denied>> {
+        Box::pin(async move { answer(self.0.check(want(action), stream, bearer).await) })
     }
 }
 
-/// A media-only node: tokens signed by a remote control plane, checked offline.
-pub struct Tokens(pub Verifier);
+/// A media-only node: tokens signed by a remote control plane, checked offline against
+/// the revocation list followed from it (`crate::follow`).
+pub struct Tokens {
+    /// The control plane's public key(s).
+    pub verifier: Verifier,
+    /// Its revocation list, as last fetched.
+    pub revoked: Arc<RwLock<RevocationList>>,
+}
 
 impl Authorizer for Tokens {
     fn authorize<'a>(
@@ -51,8 +60,15 @@ impl Authorizer for Tokens {
         action: Action,
         stream: &'a str,
         bearer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), Denied>> {
-        let result = check_offline(&self.0, want(action), stream, bearer).map_err(denied);
+    ) -> BoxFuture<'a, Result<Grant, Denied>> {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        let result = answer(check_offline(
+            &self.verifier,
+            &revoked,
+            want(action),
+            stream,
+            bearer,
+        ));
         Box::pin(async move { result })
     }
 }

@@ -10,6 +10,7 @@ use crate::db::now_ms;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, ClientIp, Json, Path, Query};
 use crate::model::{PageQuery, Role, User, UserRow, USER_COLUMNS};
+use crate::revocation::user_tag;
 use crate::{ControlPlane, Error};
 
 /// A page of users.
@@ -140,6 +141,12 @@ async fn set_status(
         .await?;
     if status == "suspended" {
         revoke_all(&cp, &user.id).await?;
+        // Their live broadcasts and viewing sessions end, on every node, and publish and
+        // viewer tokens minted before now stop working.
+        let sv = user_by_id(&cp, &user.id)
+            .await?
+            .map_or(i64::MAX, |u| u.session_version);
+        cp.revoke(user_tag(&user.id), sv, true).await?;
     }
     audit::record(
         &cp,

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{problem, Problem, PROBLEM_JSON};
-use crate::{accounts, admin, channels, keys, ControlPlane};
+use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
 
 /// Largest API request body.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -24,8 +24,11 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct SigningKey {
     /// Always `EdDSA` (Ed25519).
     pub alg: String,
-    /// The raw 32-byte public key, base64url without padding.
+    /// The raw 32-byte public key signing now, base64url without padding.
     pub public_key: String,
+    /// Every key that verifies now: during a rotation, the old and the new. Give them all
+    /// to media nodes (`--token-public-key K1,K2`).
+    pub keys: Vec<crate::tokens::ActiveKey>,
 }
 
 /// The public key that signs access, viewer and publish tokens.
@@ -34,7 +37,8 @@ pub struct SigningKey {
 async fn signing_key(State(cp): State<ControlPlane>) -> axum::Json<SigningKey> {
     axum::Json(SigningKey {
         alg: "EdDSA".into(),
-        public_key: cp.signer().verifier().public_key().to_owned(),
+        public_key: cp.signer().verifier().public_key(),
+        keys: cp.signer().verifier().public_keys(),
     })
 }
 
@@ -77,7 +81,7 @@ impl Modify for Security {
         channels::delete, channels::grant, channels::revoke_grant, channels::viewer_token,
         keys::create, keys::list, keys::revoke, keys::rotate, keys::publish_token,
         admin::list_users, admin::suspend, admin::restore, admin::set_role, admin::audit_log,
-        signing_key,
+        signing_key, revocation::feed,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -139,6 +143,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/signing-key", get(signing_key))
+        .route("/revocations", get(revocation::feed))
         .route("/auth/signup", post(accounts::signup))
         .route("/auth/signin", post(accounts::signin))
         .route("/auth/refresh", post(accounts::refresh))

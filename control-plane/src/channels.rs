@@ -10,7 +10,8 @@ use crate::db::{now_ms, unique_violation};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, Json, MaybeCaller, Path, Query};
 use crate::model::{self, PageQuery, Role, Visibility};
-use crate::tokens::{now_secs, random_id, TokenKind};
+use crate::revocation::{channel_tag, watch_tag, ANONYMOUS};
+use crate::tokens::{now_secs, random_id, ChannelClaim, TokenKind};
 use crate::{ControlPlane, Error};
 
 /// Most channels one user may own.
@@ -409,6 +410,8 @@ pub(crate) async fn delete(
         .bind(&ch.id)
         .execute(cp.pool())
         .await?;
+    // Its broadcast and viewers end; its tokens die with it, even if the slug is taken again.
+    cp.revoke(channel_tag(&ch.id), 0, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -450,14 +453,23 @@ pub(crate) async fn revoke_grant(
     Path((slug, username)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let ch = owned(&cp, &caller, &slug).await?;
-    sqlx::query(
-        "DELETE FROM channel_viewers WHERE channel_id = $1 AND user_id = \
-         (SELECT id FROM users WHERE username = $2)",
-    )
-    .bind(&ch.id)
-    .bind(username.to_lowercase())
-    .execute(cp.pool())
-    .await?;
+    let user: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE username = $1")
+        .bind(username.to_lowercase())
+        .fetch_optional(cp.pool())
+        .await?;
+    let Some((user_id,)) = user else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let removed = sqlx::query("DELETE FROM channel_viewers WHERE channel_id = $1 AND user_id = $2")
+        .bind(&ch.id)
+        .bind(&user_id)
+        .execute(cp.pool())
+        .await?
+        .rows_affected();
+    if removed > 0 {
+        // They stop watching now, not when their viewer token would have expired.
+        cp.revoke(watch_tag(&ch.id, &user_id), 0, true).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -478,11 +490,20 @@ pub(crate) async fn viewer_token(
             Some(_) => Error::NotFound,
         });
     }
-    let sub = caller.0.as_ref().map_or("anonymous", |c| c.0.id.as_str());
+    let (sub, sv) = caller
+        .0
+        .as_ref()
+        .map_or((ANONYMOUS, 0), |c| (c.0.id.as_str(), c.0.session_version));
     let ttl = cp.config().view_ttl_secs;
+    let claim = ChannelClaim {
+        slug: &ch.slug,
+        id: &ch.id,
+        owner: None,
+        listed: false,
+    };
     let token = cp
         .signer()
-        .issue(TokenKind::View, sub, 0, Some(&ch.slug), now_secs(), ttl)?;
+        .issue_channel(TokenKind::View, sub, sv, claim, now_secs(), ttl)?;
     Ok(axum::Json(ViewerToken {
         token,
         channel: ch.slug,

@@ -1,14 +1,19 @@
 //! The one question a media node asks: may this bearer publish to, or watch, this
 //! stream? Answered in-process from the database ([`ControlPlane::check`]) or offline from
-//! a signed token alone ([`check_offline`]).
+//! a signed token and the revocation list ([`check_offline`]).
 //!
-//! Publishing takes a channel's stream key (or a publish token for that channel);
-//! watching a public or unlisted channel takes nothing, a private one a viewer token.
+//! Publishing takes a channel's stream key (or a publish token minted from one); watching
+//! a public or unlisted channel takes nothing, a private one a viewer token. Every answer
+//! binds the session to the channel's identity, not its slug: a yes comes with the
+//! [`Grant`]'s revocation tags, and the node ends the session when one is revoked.
 
-use crate::channels::by_slug;
+use crate::accounts::user_by_id;
+use crate::channels::{by_slug, may_watch};
+use crate::extract::Caller;
 use crate::keys;
 use crate::model::Visibility;
-use crate::tokens::{TokenKind, Verifier};
+use crate::revocation::{channel_tag, key_tag, token_tags, user_tag, RevocationList, ANONYMOUS};
+use crate::tokens::{Claims, TokenKind, Verifier};
 use crate::ControlPlane;
 
 /// What the bearer wants.
@@ -33,34 +38,53 @@ pub enum Refusal {
     Unavailable,
 }
 
-/// Checks a signed token's kind, expiry and channel.
+/// A yes: what the session is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// Revocation tags (`key:…`, `channel:…`, `user:…`, `watch:…`): revoking any ends the
+    /// session.
+    pub tags: Vec<String>,
+    /// Whether the stream may be listed publicly (a public channel's publisher).
+    pub listed: bool,
+}
+
+/// Checks a signed token's signature, expiry, kind and channel slug.
 fn token_for(
     verifier: &Verifier,
     token: &str,
     kind: TokenKind,
     stream: &str,
-) -> Result<(), Refusal> {
+) -> Result<Claims, Refusal> {
     match verifier.verify(token, kind) {
-        Ok(c) if c.chan.as_deref() == Some(stream) => Ok(()),
+        Ok(c) if c.chan.as_deref() == Some(stream) && c.cid.is_some() => Ok(c),
         Ok(_) => Err(Refusal::Forbidden),
         Err(_) => Err(Refusal::Unauthenticated),
     }
 }
 
 /// A media node with no database: publishing takes a publish token, watching a viewer
-/// token, each signed by the control plane for this stream.
+/// token, each signed by the control plane for this channel and not named by the
+/// revocation list the node follows.
 pub fn check_offline(
     verifier: &Verifier,
+    revoked: &RevocationList,
     want: Want,
     stream: &str,
     bearer: Option<&str>,
-) -> Result<(), Refusal> {
+) -> Result<Grant, Refusal> {
     let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
     let kind = match want {
         Want::Publish => TokenKind::Publish,
         Want::View => TokenKind::View,
     };
-    token_for(verifier, bearer, kind, stream)
+    let claims = token_for(verifier, bearer, kind, stream)?;
+    if revoked.refuses(&claims) {
+        return Err(Refusal::Unauthenticated);
+    }
+    Ok(Grant {
+        tags: token_tags(&claims),
+        listed: want == Want::Publish && claims.lst,
+    })
 }
 
 impl ControlPlane {
@@ -70,38 +94,89 @@ impl ControlPlane {
         want: Want,
         stream: &str,
         bearer: Option<&str>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Grant, Refusal> {
         match want {
             Want::Publish => self.check_publish(stream, bearer).await,
             Want::View => self.check_view(stream, bearer).await,
         }
     }
 
-    async fn check_publish(&self, stream: &str, bearer: Option<&str>) -> Result<(), Refusal> {
+    async fn check_publish(&self, stream: &str, bearer: Option<&str>) -> Result<Grant, Refusal> {
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
-        if bearer.starts_with("csk_") {
-            let key = keys::find(self, bearer)
+        let key = if bearer.starts_with("csk_") {
+            keys::find(self, bearer)
+                .await
+                .map_err(|_| Refusal::Unavailable)?
+                .ok_or(Refusal::Unauthenticated)?
+        } else {
+            // A publish token holds only while what it was minted from does: its key is
+            // live, its channel is the same channel, its owner is active and has not
+            // signed out everywhere since.
+            let claims = token_for(self.signer().verifier(), bearer, TokenKind::Publish, stream)?;
+            let key = keys::by_id(self, &claims.sub)
                 .await
                 .map_err(|_| Refusal::Unavailable)?
                 .ok_or(Refusal::Unauthenticated)?;
-            if key.slug != stream || key.owner_status == "suspended" {
-                return Err(Refusal::Forbidden);
+            let same = claims.cid.as_deref() == Some(key.channel_id.as_str())
+                && claims.own.as_deref() == Some(key.owner_id.as_str())
+                && claims.sv == key.owner_sv;
+            if !same || key.revoked_at.is_some() {
+                return Err(Refusal::Unauthenticated);
             }
-            keys::touch(self, &key.id).await;
-            return Ok(());
+            key
+        };
+        if key.slug != stream || !key.live() {
+            return Err(Refusal::Forbidden);
         }
-        token_for(self.signer().verifier(), bearer, TokenKind::Publish, stream)
+        keys::touch(self, &key.id).await;
+        Ok(Grant {
+            tags: vec![
+                channel_tag(&key.channel_id),
+                key_tag(&key.id),
+                user_tag(&key.owner_id),
+            ],
+            listed: key.claim().listed,
+        })
     }
 
-    async fn check_view(&self, stream: &str, bearer: Option<&str>) -> Result<(), Refusal> {
+    async fn check_view(&self, stream: &str, bearer: Option<&str>) -> Result<Grant, Refusal> {
         let channel = by_slug(self, stream)
             .await
             .map_err(|_| Refusal::Unavailable)?
             .ok_or(Refusal::NotFound)?;
         if Visibility::parse(&channel.visibility) != Visibility::Private {
-            return Ok(());
+            return Ok(Grant {
+                tags: vec![channel_tag(&channel.id)],
+                listed: false,
+            });
         }
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
-        token_for(self.signer().verifier(), bearer, TokenKind::View, stream)
+        let claims = token_for(self.signer().verifier(), bearer, TokenKind::View, stream)?;
+        if claims.cid.as_deref() != Some(channel.id.as_str()) {
+            // A token for a deleted channel whose slug someone took again.
+            return Err(Refusal::Forbidden);
+        }
+        // Still allowed now: the viewer is active, has not signed out everywhere, and
+        // still may watch (owner, admin or an allowed viewer).
+        let user = match claims.sub.as_str() {
+            ANONYMOUS => None,
+            id => user_by_id(self, id)
+                .await
+                .map_err(|_| Refusal::Unavailable)?,
+        };
+        let user = user
+            .filter(|u| !u.suspended() && u.session_version == claims.sv)
+            .ok_or(Refusal::Unauthenticated)?;
+        let caller = Caller(user);
+        if !may_watch(self, &channel, Some(&caller))
+            .await
+            .map_err(|_| Refusal::Unavailable)?
+        {
+            return Err(Refusal::Unauthenticated);
+        }
+        Ok(Grant {
+            tags: token_tags(&claims),
+            listed: false,
+        })
     }
 }

@@ -11,7 +11,8 @@ use crate::channels::owned;
 use crate::db::now_ms;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{BearerSecret, Caller, ClientIp, Json, Path};
-use crate::tokens::{hash_secret, now_secs, random_id, random_secret, TokenKind};
+use crate::revocation::key_tag;
+use crate::tokens::{hash_secret, now_secs, random_id, random_secret, ChannelClaim, TokenKind};
 use crate::{model, ControlPlane, Error};
 
 /// Most live (unrevoked) keys per channel.
@@ -66,22 +67,57 @@ pub struct PublishToken {
     pub expires_in: i64,
 }
 
-/// A live key found by its secret, with the channel and owner it belongs to.
+/// A stream key with the channel and owner it belongs to.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct KeyOwner {
     pub id: String,
+    pub revoked_at: Option<i64>,
+    pub channel_id: String,
     pub slug: String,
+    pub visibility: String,
+    pub owner_id: String,
     pub owner_status: String,
+    pub owner_sv: i64,
 }
+
+impl KeyOwner {
+    /// Whether the key may publish: not revoked, and its owner not suspended.
+    pub(crate) fn live(&self) -> bool {
+        self.revoked_at.is_none() && self.owner_status != "suspended"
+    }
+
+    /// What a publish token minted from it, and a session opened with it, are bound to.
+    pub(crate) fn claim(&self) -> ChannelClaim<'_> {
+        ChannelClaim {
+            slug: &self.slug,
+            id: &self.channel_id,
+            owner: Some(&self.owner_id),
+            listed: model::Visibility::parse(&self.visibility) == model::Visibility::Public,
+        }
+    }
+}
+
+const KEY_OWNER_SELECT: &str = "SELECT k.id, k.revoked_at, c.id AS channel_id, c.slug, \
+     c.visibility, u.id AS owner_id, u.status AS owner_status, \
+     u.session_version AS owner_sv FROM stream_keys k \
+     JOIN channels c ON c.id = k.channel_id JOIN users u ON u.id = c.owner_id";
 
 /// Looks up an unrevoked key by its secret.
 pub(crate) async fn find(cp: &ControlPlane, secret: &str) -> ApiResult<Option<KeyOwner>> {
-    Ok(sqlx::query_as(
-        "SELECT k.id, c.slug, u.status AS owner_status FROM stream_keys k \
-         JOIN channels c ON c.id = k.channel_id JOIN users u ON u.id = c.owner_id \
-         WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{KEY_OWNER_SELECT} WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+    )))
     .bind(hash_secret(secret))
+    .fetch_optional(cp.pool())
+    .await?)
+}
+
+/// Looks up a key by its id, revoked or not (a publish token names its key by id).
+pub(crate) async fn by_id(cp: &ControlPlane, id: &str) -> ApiResult<Option<KeyOwner>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{KEY_OWNER_SELECT} WHERE k.id = $1"
+    )))
+    .bind(id)
     .fetch_optional(cp.pool())
     .await?)
 }
@@ -200,7 +236,8 @@ async fn revoke_key(cp: &ControlPlane, channel_id: &str, key_id: &str) -> ApiRes
     if n == 0 {
         return Err(Error::NotFound);
     }
-    Ok(())
+    // Publish tokens minted from it, and live sessions opened with it, end too.
+    cp.revoke(key_tag(key_id), 0, true).await
 }
 
 /// Revoke a key: publishing with it stops being accepted (owner or admin).
@@ -272,15 +309,15 @@ pub(crate) async fn publish_token(
     let owner = find(&cp, &key.0)
         .await?
         .ok_or(Error::Unauthorized("invalid or revoked stream key"))?;
-    if owner.owner_status == "suspended" {
+    if !owner.live() {
         return Err(Error::Forbidden("account suspended"));
     }
     let ttl = cp.config().publish_ttl_secs;
-    let token = cp.signer().issue(
+    let token = cp.signer().issue_channel(
         TokenKind::Publish,
         &owner.id,
-        0,
-        Some(&owner.slug),
+        owner.owner_sv,
+        owner.claim(),
         now_secs(),
         ttl,
     )?;

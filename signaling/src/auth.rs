@@ -1,5 +1,6 @@
-//! Who may publish or watch. The WHIP/WHEP handlers call an [`Authorizer`]; the control
-//! plane will implement it later. Until then: open, or stream keys from the config.
+//! Who may publish or watch. The WHIP/WHEP handlers call an [`Authorizer`]: the control
+//! plane (in `src/gatekeeper.rs`), or here: open, or stream keys from the config. A yes is
+//! a [`Grant`]: the session is bound to its tags and ends when one is revoked.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,26 @@ pub enum Denied {
     Unavailable,
 }
 
+/// What an accepted request's session is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// Revocation tags (opaque here): the session ends when one of them is revoked.
+    pub tags: Vec<String>,
+    /// Whether a published stream may be listed publicly (home page, `/api/streams`,
+    /// metrics labels). Unlisted and private channels are not.
+    pub listed: bool,
+}
+
+impl Grant {
+    /// Bound to nothing, listed: what an open node or static keys grant.
+    pub fn open() -> Grant {
+        Grant {
+            tags: Vec::new(),
+            listed: true,
+        }
+    }
+}
+
 /// Decides whether `bearer` may do `action` on `stream`.
 pub trait Authorizer: Send + Sync + 'static {
     /// Checks one request.
@@ -35,7 +56,7 @@ pub trait Authorizer: Send + Sync + 'static {
         action: Action,
         stream: &'a str,
         bearer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), Denied>>;
+    ) -> BoxFuture<'a, Result<Grant, Denied>>;
 }
 
 /// Anyone may publish and watch anything (the `serve` default with no keys configured).
@@ -48,8 +69,8 @@ impl Authorizer for Open {
         _: Action,
         _: &'a str,
         _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), Denied>> {
-        Box::pin(async { Ok(()) })
+    ) -> BoxFuture<'a, Result<Grant, Denied>> {
+        Box::pin(async { Ok(Grant::open()) })
     }
 }
 
@@ -81,11 +102,11 @@ impl Authorizer for StaticKeys {
         action: Action,
         stream: &'a str,
         bearer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), Denied>> {
+    ) -> BoxFuture<'a, Result<Grant, Denied>> {
         let result = match action {
-            Action::View => Ok(()),
+            Action::View => Ok(Grant::open()),
             Action::Publish => match (self.keys.get(stream), bearer) {
-                (Some(key), Some(b)) if same(key, b) => Ok(()),
+                (Some(key), Some(b)) if same(key, b) => Ok(Grant::open()),
                 (Some(_), Some(_)) => Err(Denied::Forbidden),
                 (Some(_), None) => Err(Denied::Unauthenticated),
                 // A stream with no key configured cannot be published when keys are in use.
@@ -106,7 +127,7 @@ mod tests {
         let a = StaticKeys::new([("live".to_string(), "s3cret".to_string())].into());
         assert_eq!(
             a.authorize(Action::Publish, "live", Some("s3cret")).await,
-            Ok(())
+            Ok(Grant::open())
         );
         assert_eq!(
             a.authorize(Action::Publish, "live", Some("nope")).await,
@@ -120,6 +141,9 @@ mod tests {
             a.authorize(Action::Publish, "other", Some("s3cret")).await,
             Err(Denied::Forbidden)
         );
-        assert_eq!(a.authorize(Action::View, "live", None).await, Ok(()));
+        assert_eq!(
+            a.authorize(Action::View, "live", None).await,
+            Ok(Grant::open())
+        );
     }
 }

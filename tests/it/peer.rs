@@ -101,12 +101,23 @@ impl Peer {
         offer: String,
         pending: SdpPendingOffer,
     ) {
-        let resp = http
-            .post(url)
-            .header("content-type", "application/sdp")
-            .body(offer)
-            .send()
-            .unwrap();
+        self.connect_as(http, url, offer, pending, None)
+    }
+
+    /// POSTs the offer with a bearer credential; on 201 applies the answer.
+    pub fn connect_as(
+        &mut self,
+        http: &reqwest::blocking::Client,
+        url: &str,
+        offer: String,
+        pending: SdpPendingOffer,
+        bearer: Option<&str>,
+    ) {
+        let mut req = http.post(url).header("content-type", "application/sdp");
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let resp = req.body(offer).send().unwrap();
         let status = resp.status();
         self.location = resp
             .headers()

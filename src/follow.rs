@@ -1,0 +1,124 @@
+//! Revocations reach the node's live sessions and its token checks.
+//!
+//! - In one process (`--auth accounts`): the control plane's broadcast of revocations;
+//!   a revoked key, channel or user ends its sessions within milliseconds.
+//! - On a media-only node (`--auth tokens --control-plane URL`): a long poll of
+//!   `GET /api/v1/revocations`. The control plane answers as soon as its list changes
+//!   (a change on another replica within a second), so a revocation reaches the node's
+//!   token checks and live sessions within about a second plus a round trip. If the
+//!   control plane cannot be reached, the node keeps the list it has and retries; tokens
+//!   it has not heard about stay usable until they expire (publish tokens 15 minutes,
+//!   viewer tokens 5), which is the worst-case window.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use control_plane::revocation::{RevocationFeed, RevocationList};
+use control_plane::ControlPlane;
+use signaling::AppState;
+use tokio::sync::broadcast::error::RecvError;
+
+/// How long the control plane may hold a long poll (it answers by 25 s).
+const WAIT_SECS: u64 = 25;
+/// Longest pause between attempts while the control plane is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Ends sessions as the control plane in this process revokes what they are bound to.
+pub fn in_process(control: ControlPlane, state: AppState) {
+    let mut events = control.revocation_events();
+    tokio::spawn(async move {
+        let mut newest = 0;
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    newest = newest.max(e.at);
+                    if e.end_live {
+                        state.revoke(&e.tag).await;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    // Read what was missed from the database instead.
+                    tracing::warn!(missed, "revocation events lagged; reading the list");
+                    match control.revocation_feed().await {
+                        Ok(feed) => {
+                            let since = newest;
+                            for e in feed.entries.iter().filter(|e| e.at >= since) {
+                                newest = newest.max(e.at);
+                                if e.end_live {
+                                    state.revoke(&e.tag).await;
+                                }
+                            }
+                        }
+                        Err(e) => tracing::error!("reading revocations: {e}"),
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Follows a remote control plane's revocation list into `list`, ending sessions bound to
+/// what it revokes.
+pub fn remote(base: String, list: Arc<RwLock<RevocationList>>, state: AppState) {
+    let url = format!("{}/api/v1/revocations", base.trim_end_matches('/'));
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(WAIT_SECS + 10))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot follow revocations: {e}");
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(250);
+        let mut failing = false;
+        loop {
+            let since = list
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .version()
+                .to_owned();
+            let wait = if since.is_empty() { 0 } else { WAIT_SECS };
+            match fetch(&client, &url, &since, wait).await {
+                Ok(feed) => {
+                    if failing {
+                        tracing::info!("following revocations from {url} again");
+                        failing = false;
+                    }
+                    backoff = Duration::from_millis(250);
+                    let ended = list.write().unwrap_or_else(|p| p.into_inner()).apply(feed);
+                    for tag in ended {
+                        state.revoke(&tag).await;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("cannot read revocations from {url}: {e}; retrying");
+                        failing = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    });
+}
+
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    since: &str,
+    wait: u64,
+) -> Result<RevocationFeed, reqwest::Error> {
+    client
+        .get(url)
+        .query(&[("since", since), ("wait", &wait.to_string())])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}

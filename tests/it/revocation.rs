@@ -1,0 +1,382 @@
+//! Tokens and live sessions hold only while what they were minted from does: revoking or
+//! rotating a key, suspending the owner, signing out everywhere, deleting a channel or
+//! removing a private viewer reaches tokens and ends live sessions, in one process and on
+//! a media-only node that follows the control plane's revocation list.
+
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::accounts::{account, api, channel_with_key};
+use crate::peer::{pump, Peer};
+use crate::server::Server;
+
+/// How long a revocation may take to show (it takes milliseconds in one process and about
+/// a second through the long poll; this only bounds a failing test).
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// POSTs a WHIP offer and, if a session was made, ends it; returns the status.
+fn whip_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
+    let (_p, offer, _) = Peer::publisher(&["a"]);
+    let resp = server.post_sdp(&format!("/whip/{slug}"), &offer, bearer);
+    let status = resp.status().as_u16();
+    if let Some(loc) = resp.headers().get("location") {
+        let url = server.url(loc.to_str().unwrap());
+        server.http().delete(url).send().unwrap();
+    }
+    status
+}
+
+fn whep_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
+    let (_v, offer, _) = Peer::viewer();
+    let resp = server.post_sdp(&format!("/whep/{slug}"), &offer, bearer);
+    let status = resp.status().as_u16();
+    if let Some(loc) = resp.headers().get("location") {
+        let url = server.url(loc.to_str().unwrap());
+        server.http().delete(url).send().unwrap();
+    }
+    status
+}
+
+fn publish_token(server: &Server, key: &str) -> String {
+    let (s, t) = api(server, "POST", "/publish-token", Some(key), None);
+    assert_eq!(s, 200, "{t}");
+    t["token"].as_str().unwrap().to_owned()
+}
+
+fn user_id(server: &Server, token: &str) -> String {
+    let (s, me) = api(server, "GET", "/me", Some(token), None);
+    assert_eq!(s, 200);
+    me["id"].as_str().unwrap().to_owned()
+}
+
+fn sessions(server: &Server) -> u64 {
+    let h: Value = server
+        .http()
+        .get(server.url("/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    h["sessions"].as_u64().unwrap()
+}
+
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + WITHIN;
+    while Instant::now() < end {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {WITHIN:?}");
+}
+
+/// A connected publisher and viewer of `slug`; the viewer's server-sent event names
+/// arrive on the returned channel.
+fn live(server: &Server, slug: &str, bearer: &str) -> (Peer, Peer, mpsc::Receiver<String>) {
+    let http = server.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
+    publ.connect_as(
+        &http,
+        &server.url(&format!("/whip/{slug}")),
+        offer,
+        pending,
+        Some(bearer),
+    );
+    let (mut view, offer, pending) = Peer::viewer();
+    view.connect(&http, &server.url(&format!("/whep/{slug}")), offer, pending);
+    assert!(
+        pump(&mut [&mut publ, &mut view], WITHIN, |p| p
+            .iter()
+            .all(|p| p.connected)),
+        "publisher and viewer connect"
+    );
+    let events = server.url(&format!("{}/events", view.location.as_deref().unwrap()));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let resp = reqwest::blocking::Client::new().get(events).send().unwrap();
+        for line in BufReader::new(resp).lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event:") {
+                if tx.send(name.trim().to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(WITHIN).as_deref(),
+        Ok("active"),
+        "the viewer hears the stream is live"
+    );
+    (publ, view, rx)
+}
+
+/// Waits for `inactive` on a viewer's events while keeping the peers' timers running.
+fn sees_inactive(peers: &mut [&mut Peer], rx: &mpsc::Receiver<String>) -> bool {
+    let mut seen = false;
+    pump(peers, WITHIN, |_| {
+        while let Ok(name) = rx.try_recv() {
+            seen |= name == "inactive";
+        }
+        seen
+    })
+}
+
+#[test]
+fn publish_tokens_die_with_their_key_and_their_owners_session() {
+    let server = Server::start(&["--auth", "accounts"]);
+    let admin = account(&server, "admin");
+    let amy = account(&server, "amy");
+    let amy_id = user_id(&server, &amy);
+    let (key, key_id) = channel_with_key(&server, &amy, "amy-tv", "public");
+
+    // Rotation: the old key's tokens stop, the new key's work.
+    let old = publish_token(&server, &key);
+    assert_eq!(whip_once(&server, "amy-tv", Some(&old)), 201);
+    let (s, rotated) = api(
+        &server,
+        "POST",
+        &format!("/channels/amy-tv/keys/{key_id}/rotate"),
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 201);
+    assert_eq!(whip_once(&server, "amy-tv", Some(&old)), 401, "rotated");
+    let new_key = rotated["key"].as_str().unwrap();
+    let new_id = rotated["id"].as_str().unwrap();
+    let token = publish_token(&server, new_key);
+    assert_eq!(whip_once(&server, "amy-tv", Some(&token)), 201);
+
+    // Revocation.
+    let (s, _) = api(
+        &server,
+        "DELETE",
+        &format!("/channels/amy-tv/keys/{new_id}"),
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 204);
+    assert_eq!(whip_once(&server, "amy-tv", Some(&token)), 401, "revoked");
+
+    // Signing out everywhere: tokens minted before stop, fresh ones work.
+    let (s, k3) = api(
+        &server,
+        "POST",
+        "/channels/amy-tv/keys",
+        Some(&amy),
+        Some(json!({})),
+    );
+    assert_eq!(s, 201);
+    let k3 = k3["key"].as_str().unwrap().to_owned();
+    let before = publish_token(&server, &k3);
+    let (s, _) = api(&server, "POST", "/auth/signout-all", Some(&amy), None);
+    assert_eq!(s, 204);
+    assert_eq!(
+        whip_once(&server, "amy-tv", Some(&before)),
+        401,
+        "signed out"
+    );
+    let after = publish_token(&server, &k3);
+    assert_eq!(whip_once(&server, "amy-tv", Some(&after)), 201);
+
+    // Suspension.
+    let (s, _) = api(
+        &server,
+        "POST",
+        &format!("/admin/users/{amy_id}/suspend"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(s, 200);
+    let refused = whip_once(&server, "amy-tv", Some(&after));
+    assert!(refused == 401 || refused == 403, "suspended: {refused}");
+    assert_eq!(whip_once(&server, "amy-tv", Some(&k3)), 403, "suspended");
+}
+
+#[test]
+fn tokens_are_bound_to_the_channel_not_its_name() {
+    let server = Server::start(&["--auth", "accounts"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let bo = account(&server, "bo_b");
+    let (key, _) = channel_with_key(&server, &amy, "shared", "private");
+    let publish = publish_token(&server, &key);
+    let (s, view) = api(
+        &server,
+        "POST",
+        "/channels/shared/viewer-token",
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 200);
+    let view = view["token"].as_str().unwrap().to_owned();
+    assert_eq!(whep_once(&server, "shared", Some(&view)), 201);
+
+    // Amy deletes the channel; Bo makes a private one with the same name.
+    let (s, _) = api(&server, "DELETE", "/channels/shared", Some(&amy), None);
+    assert_eq!(s, 204);
+    let (s, _) = api(
+        &server,
+        "POST",
+        "/channels",
+        Some(&bo),
+        Some(json!({"slug": "shared", "title": "Bo's", "visibility": "private"})),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(
+        whip_once(&server, "shared", Some(&publish)),
+        401,
+        "an old publish token does not publish into the new channel"
+    );
+    assert_eq!(
+        whep_once(&server, "shared", Some(&view)),
+        403,
+        "an old viewer token does not open the new private channel"
+    );
+}
+
+#[test]
+fn a_removed_private_viewer_can_no_longer_use_their_token() {
+    let server = Server::start(&["--auth", "accounts"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let cy = account(&server, "cy_x");
+    channel_with_key(&server, &amy, "amy-club", "private");
+    let (s, _) = api(
+        &server,
+        "POST",
+        "/channels/amy-club/viewers",
+        Some(&amy),
+        Some(json!({"username": "cy_x"})),
+    );
+    assert_eq!(s, 204);
+    let (s, t) = api(
+        &server,
+        "POST",
+        "/channels/amy-club/viewer-token",
+        Some(&cy),
+        None,
+    );
+    assert_eq!(s, 200);
+    let token = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(whep_once(&server, "amy-club", Some(&token)), 201);
+    let (s, _) = api(
+        &server,
+        "DELETE",
+        "/channels/amy-club/viewers/cy_x",
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 204);
+    assert_eq!(whep_once(&server, "amy-club", Some(&token)), 401);
+}
+
+#[test]
+fn revoking_a_key_or_suspending_the_owner_ends_the_live_broadcast() {
+    let server = Server::start(&["--auth", "accounts"]);
+    let admin = account(&server, "admin");
+    let amy = account(&server, "amy");
+    let amy_id = user_id(&server, &amy);
+    let (key, key_id) = channel_with_key(&server, &amy, "amy-tv", "public");
+
+    let (mut publ, mut view, events) = live(&server, "amy-tv", &key);
+    assert_eq!(sessions(&server), 2);
+    let (s, _) = api(
+        &server,
+        "DELETE",
+        &format!("/channels/amy-tv/keys/{key_id}"),
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 204);
+    assert!(
+        sees_inactive(&mut [&mut publ, &mut view], &events),
+        "the viewer is told the broadcast ended"
+    );
+    eventually("the publisher's session ends", || sessions(&server) == 1);
+    drop((publ, view));
+
+    // Suspension ends a broadcast made with a live key, and its private viewers too.
+    let (s, k2) = api(
+        &server,
+        "POST",
+        "/channels/amy-tv/keys",
+        Some(&amy),
+        Some(json!({})),
+    );
+    assert_eq!(s, 201);
+    let k2 = k2["key"].as_str().unwrap().to_owned();
+    let (mut publ, mut view, events) = live(&server, "amy-tv", &k2);
+    let (s, _) = api(
+        &server,
+        "POST",
+        &format!("/admin/users/{amy_id}/suspend"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(
+        sees_inactive(&mut [&mut publ, &mut view], &events),
+        "the viewer is told the broadcast ended"
+    );
+}
+
+#[test]
+fn deleting_the_channel_ends_its_broadcast() {
+    let server = Server::start(&["--auth", "accounts"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let (key, _) = channel_with_key(&server, &amy, "amy-tv", "public");
+    let (mut publ, mut view, events) = live(&server, "amy-tv", &key);
+    let (s, _) = api(&server, "DELETE", "/channels/amy-tv", Some(&amy), None);
+    assert_eq!(s, 204);
+    assert!(sees_inactive(&mut [&mut publ, &mut view], &events));
+    eventually("both sessions end", || sessions(&server) == 0);
+}
+
+#[test]
+fn a_media_only_node_follows_the_revocation_list() {
+    let control = Server::start(&["--auth", "accounts"]);
+    account(&control, "admin");
+    let amy = account(&control, "amy");
+    let (key, key_id) = channel_with_key(&control, &amy, "amy-tv", "public");
+    let (_, signing) = api(&control, "GET", "/signing-key", None, None);
+    let media = Server::start(&[
+        "--auth",
+        "tokens",
+        "--token-public-key",
+        signing["public_key"].as_str().unwrap(),
+        "--control-plane",
+        &control.base,
+    ]);
+    let token = publish_token(&control, &key);
+    let http = media.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
+    publ.connect_as(
+        &http,
+        &media.url("/whip/amy-tv"),
+        offer,
+        pending,
+        Some(&token),
+    );
+    assert!(pump(&mut [&mut publ], WITHIN, |p| p[0].connected));
+    assert_eq!(sessions(&media), 1);
+
+    let (s, _) = api(
+        &control,
+        "DELETE",
+        &format!("/channels/amy-tv/keys/{key_id}"),
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 204);
+    eventually("the media node ends the broadcast", || {
+        publ.poll();
+        sessions(&media) == 0
+    });
+    assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 401);
+}
