@@ -34,9 +34,36 @@ pub struct ServeArgs {
     /// Most sessions the node accepts [default: 10000].
     #[arg(long, env = "CASCADE_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
-    /// Seconds a session may take to connect before it is closed [default: 15].
+    /// Seconds a session may take to connect before it is closed [default: 10].
     #[arg(long, env = "CASCADE_HANDSHAKE_TIMEOUT")]
     pub handshake_timeout: Option<u64>,
+    /// Sessions only publishers may use [default: 5 % of --max-sessions, at least 1].
+    #[arg(long, env = "CASCADE_PUBLISHER_RESERVE")]
+    pub publisher_reserve: Option<usize>,
+    /// Viewer handshakes in progress at once [default: half of --max-sessions, at least 10].
+    #[arg(long, env = "CASCADE_MAX_PENDING")]
+    pub max_pending: Option<usize>,
+    /// Viewer handshakes in progress on one stream [default: 200].
+    #[arg(long, env = "CASCADE_MAX_PENDING_PER_STREAM")]
+    pub max_pending_per_stream: Option<usize>,
+    /// Viewer sessions from one client address (IPv6: /64); 0: no cap [default: 100].
+    #[arg(long, env = "CASCADE_MAX_VIEWERS_PER_ADDRESS")]
+    pub max_viewers_per_address: Option<usize>,
+    /// Viewer handshakes in progress from one client address; 0: no cap [default: 10].
+    #[arg(long, env = "CASCADE_MAX_PENDING_PER_ADDRESS")]
+    pub max_pending_per_address: Option<usize>,
+    /// Seconds to receive a request's headers, and to sit idle between requests [default: 10].
+    #[arg(long, env = "CASCADE_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<u64>,
+    /// Seconds to receive each piece of a request body [default: 10].
+    #[arg(long, env = "CASCADE_HTTP_BODY_TIMEOUT")]
+    pub http_body_timeout: Option<u64>,
+    /// Seconds for a request to be answered (event streams then run on) [default: 30].
+    #[arg(long, env = "CASCADE_HTTP_REQUEST_TIMEOUT")]
+    pub http_request_timeout: Option<u64>,
+    /// HTTP connections open at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "CASCADE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
     /// A publishing key, STREAM=KEY (repeatable). With none, publishing is open.
     #[arg(long = "publish-key", value_parser = parse_key)]
     pub publish_keys: Vec<(String, String)>,
@@ -119,6 +146,15 @@ pub struct FileConfig {
     workers: Option<usize>,
     max_sessions: Option<usize>,
     handshake_timeout: Option<u64>,
+    publisher_reserve: Option<usize>,
+    max_pending: Option<usize>,
+    max_pending_per_stream: Option<usize>,
+    max_viewers_per_address: Option<usize>,
+    max_pending_per_address: Option<usize>,
+    http_header_timeout: Option<u64>,
+    http_body_timeout: Option<u64>,
+    http_request_timeout: Option<u64>,
+    http_max_connections: Option<usize>,
     #[serde(default)]
     publish_keys: HashMap<String, String>,
     #[serde(default)]
@@ -135,6 +171,7 @@ pub struct FileConfig {
 #[derive(Debug)]
 pub struct Settings {
     pub http: SocketAddr,
+    pub http_limits: signaling::server::Limits,
     pub node: sfu::NodeConfig,
     pub publish_keys: HashMap<String, String>,
     pub ice_servers: Vec<IceServer>,
@@ -169,9 +206,55 @@ impl ServeArgs {
                 .handshake_timeout
                 .or(file.handshake_timeout)
                 .map_or(d.handshake_timeout, Duration::from_secs),
+            publisher_reserve: self.publisher_reserve.or(file.publisher_reserve),
+            max_pending: self.max_pending.or(file.max_pending),
+            max_pending_per_stream: self
+                .max_pending_per_stream
+                .or(file.max_pending_per_stream)
+                .unwrap_or(d.max_pending_per_stream),
+            max_per_address: self
+                .max_viewers_per_address
+                .or(file.max_viewers_per_address)
+                .unwrap_or(d.max_per_address),
+            max_pending_per_address: self
+                .max_pending_per_address
+                .or(file.max_pending_per_address)
+                .unwrap_or(d.max_pending_per_address),
             ..d
         };
         node.validate()?;
+        let h = signaling::server::Limits::default();
+        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map_or(default, Duration::from_secs)
+        };
+        let http_limits = signaling::server::Limits {
+            header_timeout: secs(
+                self.http_header_timeout,
+                file.http_header_timeout,
+                h.header_timeout,
+            ),
+            body_timeout: secs(self.http_body_timeout, file.http_body_timeout, h.body_timeout),
+            request_timeout: secs(
+                self.http_request_timeout,
+                file.http_request_timeout,
+                h.request_timeout,
+            ),
+            max_connections: self
+                .http_max_connections
+                .or(file.http_max_connections)
+                .unwrap_or(h.max_connections),
+            ..h
+        };
+        if [
+            http_limits.header_timeout,
+            http_limits.body_timeout,
+            http_limits.request_timeout,
+        ]
+        .contains(&Duration::ZERO)
+            || http_limits.max_connections == 0
+        {
+            return Err("HTTP timeouts and --http-max-connections must be at least 1".into());
+        }
         let mut publish_keys = file.publish_keys;
         publish_keys.extend(self.publish_keys);
         let mut ice_servers = file.ice_servers;
@@ -209,6 +292,7 @@ impl ServeArgs {
                 .http
                 .or(file.http)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            http_limits,
             node,
             publish_keys,
             ice_servers,

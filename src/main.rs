@@ -142,13 +142,9 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
         let app = signaling::app(state, cors).merge(control.router());
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+        signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!("shutting down: closing sessions");
         node.shutdown().await;
         control.db().close().await;

@@ -18,6 +18,17 @@ pub struct NodeConfig {
     pub max_sessions: usize,
     /// A session that has not connected after this long is closed.
     pub handshake_timeout: Duration,
+    /// Sessions only publishers may use [default: max(1, 5 % of `max_sessions`)].
+    pub publisher_reserve: Option<usize>,
+    /// Viewer handshakes in progress node-wide [default: half of `max_sessions`, at
+    /// least 10].
+    pub max_pending: Option<usize>,
+    /// Viewer handshakes in progress on one stream.
+    pub max_pending_per_stream: usize,
+    /// Viewer sessions from one client address (IPv6: /64); 0 for no cap.
+    pub max_per_address: usize,
+    /// Viewer handshakes in progress from one client address; 0 for no cap.
+    pub max_pending_per_address: usize,
     /// At most one keyframe request per publisher layer in this window.
     pub keyframe_throttle: Duration,
     /// Packets kept per outgoing video stream for retransmission.
@@ -32,7 +43,13 @@ impl Default for NodeConfig {
             udp_port: 0,
             public_ip: None,
             max_sessions: 10_000,
-            handshake_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            publisher_reserve: None,
+            max_pending: None,
+            max_pending_per_stream: 200,
+            // Generous: many viewers can share one address behind a carrier's NAT.
+            max_per_address: 100,
+            max_pending_per_address: 10,
             keyframe_throttle: Duration::from_millis(100),
             rtx_cache_packets: 1024,
         }
@@ -47,6 +64,25 @@ impl NodeConfig {
             n => n,
         }
         .min(64)
+    }
+
+    /// The admission limits, defaults resolved.
+    pub fn limits(&self) -> crate::directory::Limits {
+        let max = self.max_sessions;
+        // A one-session node keeps nothing back, or no viewer could ever join it.
+        let reserve = self
+            .publisher_reserve
+            .unwrap_or((max / 20).max(1))
+            .min(max.saturating_sub(1));
+        crate::directory::Limits {
+            max_sessions: max,
+            publisher_reserve: reserve,
+            // Half, but a small node still lets a handful of viewers join at once.
+            max_pending: self.max_pending.unwrap_or((max / 2).max(max.min(10))),
+            max_pending_per_stream: self.max_pending_per_stream,
+            max_per_address: self.max_per_address,
+            max_pending_per_address: self.max_pending_per_address,
+        }
     }
 
     /// The address put in ICE candidates.

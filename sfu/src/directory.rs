@@ -1,8 +1,14 @@
 //! The node's control-path state: stream names, who publishes, who watches, and each
 //! stream's status for server-sent events. Behind one mutex, touched only when sessions
 //! open, connect or close, or once a second when layers change: never per packet.
+//!
+//! It is also where sessions are admitted, so every limit is checked and counted under
+//! the one lock that also frees it (see [`Limits`]): viewers cannot take the slots kept
+//! for publishers, nor hold more than their share of handshakes in progress, node-wide,
+//! per stream and per client address.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -41,6 +47,64 @@ pub struct StreamStatus {
     pub viewers: u32,
 }
 
+/// How many sessions the node admits, and how many of them viewers may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions of any role.
+    pub max_sessions: usize,
+    /// Slots only publishers may use: viewers hold at most `max_sessions - this`.
+    pub publisher_reserve: usize,
+    /// Viewer handshakes in progress (admitted, not yet connected), node-wide.
+    pub max_pending: usize,
+    /// Viewer handshakes in progress on one stream.
+    pub max_pending_per_stream: usize,
+    /// Viewer sessions from one client address (IPv6: one /64); 0 means no cap.
+    pub max_per_address: usize,
+    /// Viewer handshakes in progress from one client address; 0 means no cap.
+    pub max_pending_per_address: usize,
+}
+
+impl Limits {
+    /// Everything but the session count unlimited.
+    pub fn sessions(max_sessions: usize) -> Self {
+        Limits {
+            max_sessions,
+            publisher_reserve: 0,
+            max_pending: usize::MAX,
+            max_pending_per_stream: usize::MAX,
+            max_per_address: 0,
+            max_pending_per_address: 0,
+        }
+    }
+}
+
+/// Who asks for a session: what the per-address limits count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Client(IpAddr);
+
+impl Client {
+    /// A client at `addr`. IPv6 clients are counted per /64, the block one subscriber
+    /// usually gets: counting single addresses would let one host take a whole budget.
+    pub fn new(addr: IpAddr) -> Self {
+        Client(match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                    IpAddr::V6(bits.into())
+                }
+            },
+            v4 => v4,
+        })
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    sessions: usize,
+    pending: usize,
+}
+
 /// Where a session lives.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -52,6 +116,10 @@ pub struct SessionInfo {
     pub stream_name: String,
     /// Its role.
     pub role: Role,
+    /// Who opened it (viewers only: what the per-address limits count).
+    pub client: Option<Client>,
+    /// Admitted and not yet connected.
+    pub pending: bool,
 }
 
 #[derive(Debug)]
@@ -59,6 +127,11 @@ struct StreamEntry {
     id: StreamId,
     publisher: Option<SessionId>,
     viewers: u32,
+    /// Viewer handshakes in progress.
+    pending: usize,
+    /// Shown in public lists (`/api/streams`, the home page, per-stream metrics). False
+    /// until the publisher's authorization says so: nothing private leaks by omission.
+    listed: bool,
     status: watch::Sender<StreamStatus>,
 }
 
@@ -67,22 +140,32 @@ struct Inner {
     streams: HashMap<String, StreamEntry>,
     names: HashMap<StreamId, String>,
     sessions: HashMap<SessionId, SessionInfo>,
+    /// Viewer sessions, and those of them not yet connected.
+    viewers: Counts,
+    /// The same, per client; an entry leaves when its counts reach zero.
+    clients: HashMap<Client, Counts>,
     next_stream: u32,
 }
 
 /// The directory of streams and sessions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Directory {
     inner: Mutex<Inner>,
-    max_sessions: usize,
+    limits: Limits,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Directory::new(Limits::sessions(usize::MAX))
+    }
 }
 
 impl Directory {
-    /// A directory admitting at most `max_sessions` sessions.
-    pub fn new(max_sessions: usize) -> Self {
+    /// A directory admitting sessions within `limits`.
+    pub fn new(limits: Limits) -> Self {
         Directory {
             inner: Mutex::default(),
-            max_sessions,
+            limits,
         }
     }
 
@@ -91,17 +174,43 @@ impl Directory {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a session: checks the limit and, for a publisher, that the stream is free.
+    /// Admits a session: checks the limits and, for a publisher, that the stream is free.
+    /// A viewer is counted as pending (a handshake in progress) until [`Self::connected`].
     pub fn admit(
         &self,
         id: SessionId,
         name: &str,
         role: Role,
         worker: WorkerId,
+        client: Option<Client>,
     ) -> Result<StreamId, SfuError> {
         let mut g = self.lock();
-        if g.sessions.len() >= self.max_sessions {
+        let l = &self.limits;
+        if g.sessions.len() >= l.max_sessions {
             return Err(SfuError::AtCapacity);
+        }
+        let client = client.filter(|_| role == Role::Viewer);
+        if role == Role::Viewer {
+            if g.viewers.sessions >= l.max_sessions.saturating_sub(l.publisher_reserve) {
+                return Err(SfuError::AtCapacity);
+            }
+            if g.viewers.pending >= l.max_pending {
+                return Err(SfuError::Overloaded("too many viewers are connecting"));
+            }
+            if g.streams.get(name).map_or(0, |e| e.pending) >= l.max_pending_per_stream {
+                return Err(SfuError::Overloaded(
+                    "too many viewers are connecting to this stream",
+                ));
+            }
+            let from = client
+                .and_then(|c| g.clients.get(&c).copied())
+                .unwrap_or_default();
+            if l.max_per_address != 0 && from.sessions >= l.max_per_address {
+                return Err(SfuError::TooMany("viewer sessions from this address"));
+            }
+            if l.max_pending_per_address != 0 && from.pending >= l.max_pending_per_address {
+                return Err(SfuError::TooMany("viewer handshakes from this address"));
+            }
         }
         let inner = &mut *g;
         if !inner.streams.contains_key(name) {
@@ -114,6 +223,8 @@ impl Directory {
                     id: sid,
                     publisher: None,
                     viewers: 0,
+                    pending: 0,
+                    listed: false,
                     status: watch::channel(StreamStatus::default()).0,
                 },
             );
@@ -122,11 +233,23 @@ impl Directory {
         let entry = inner.streams.get_mut(name).expect("stream entry");
         match role {
             Role::Publisher if entry.publisher.is_some() => return Err(SfuError::StreamBusy),
-            Role::Publisher => entry.publisher = Some(id),
+            Role::Publisher => {
+                entry.publisher = Some(id);
+                // Each publish says again whether it is listed (`set_listed`).
+                entry.listed = false;
+            }
             Role::Viewer => {
                 entry.viewers += 1;
+                entry.pending += 1;
                 let v = entry.viewers;
                 entry.status.send_modify(|s| s.viewers = v);
+                inner.viewers.sessions += 1;
+                inner.viewers.pending += 1;
+                if let Some(c) = client {
+                    let n = inner.clients.entry(c).or_default();
+                    n.sessions += 1;
+                    n.pending += 1;
+                }
             }
         }
         let stream = entry.id;
@@ -137,9 +260,31 @@ impl Directory {
                 stream,
                 stream_name: name.to_owned(),
                 role,
+                client,
+                pending: role == Role::Viewer,
             },
         );
         Ok(stream)
+    }
+
+    /// A session finished its handshake: it no longer counts as pending.
+    pub fn connected(&self, id: SessionId) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let Some(info) = inner.sessions.get_mut(&id).filter(|i| i.pending) else {
+            return;
+        };
+        info.pending = false;
+        let (name, client) = (info.stream_name.clone(), info.client);
+        inner.unpend(&name, client);
+    }
+
+    /// Whether a stream appears in public lists. The publisher's authorization decides,
+    /// after each publish; a stream is unlisted until then.
+    pub fn set_listed(&self, name: &str, listed: bool) {
+        if let Some(e) = self.lock().streams.get_mut(name) {
+            e.listed = listed;
+        }
     }
 
     /// Forgets a session; frees the publisher slot or lowers the viewer count.
@@ -163,6 +308,22 @@ impl Directory {
                     entry.status.send_modify(|s| s.viewers = v);
                 }
             }
+        }
+        if info.role == Role::Viewer {
+            if info.pending {
+                inner.unpend(&info.stream_name, info.client);
+            }
+            inner.viewers.sessions = inner.viewers.sessions.saturating_sub(1);
+            if let Some(c) = info.client {
+                if let Some(n) = inner.clients.get_mut(&c) {
+                    n.sessions = n.sessions.saturating_sub(1);
+                    if n.sessions == 0 && n.pending == 0 {
+                        inner.clients.remove(&c);
+                    }
+                }
+            }
+        }
+        if let Some(entry) = inner.streams.get(&info.stream_name) {
             if entry.publisher.is_none() && entry.viewers == 0 {
                 inner.names.remove(&entry.id);
                 inner.streams.remove(&info.stream_name);
@@ -203,21 +364,45 @@ impl Directory {
         self.lock().streams.get(name).map(|e| e.status.subscribe())
     }
 
-    /// Every stream and its status, sorted by name.
+    /// Every listed stream and its status, sorted by name.
     pub fn list(&self) -> Vec<(String, StreamStatus)> {
         let g = self.lock();
         let mut v: Vec<_> = g
             .streams
             .iter()
+            .filter(|(_, e)| e.listed)
             .map(|(n, e)| (n.clone(), e.status.borrow().clone()))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
+    /// Viewers of streams that are not listed, summed: all metrics may say of them.
+    pub fn unlisted_viewers(&self) -> u64 {
+        let g = self.lock();
+        g.streams
+            .values()
+            .filter(|e| !e.listed)
+            .map(|e| u64::from(e.viewers))
+            .sum()
+    }
+
     /// Sessions open, by role.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
+    }
+}
+
+impl Inner {
+    /// A viewer's handshake ended (connected, or the session closed before it did).
+    fn unpend(&mut self, stream: &str, client: Option<Client>) {
+        self.viewers.pending = self.viewers.pending.saturating_sub(1);
+        if let Some(e) = self.streams.get_mut(stream) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        if let Some(n) = client.and_then(|c| self.clients.get_mut(&c)) {
+            n.pending = n.pending.saturating_sub(1);
+        }
     }
 }
 
@@ -227,25 +412,158 @@ mod tests {
 
     #[test]
     fn one_publisher_per_stream_and_limit() {
-        let d = Directory::new(3);
+        let d = Directory::new(Limits::sessions(3));
         let w = WorkerId(0);
-        let s = d.admit(SessionId(1), "a", Role::Publisher, w).unwrap();
+        let s = d
+            .admit(SessionId(1), "a", Role::Publisher, w, None)
+            .unwrap();
         assert!(matches!(
-            d.admit(SessionId(2), "a", Role::Publisher, w),
+            d.admit(SessionId(2), "a", Role::Publisher, w, None),
             Err(SfuError::StreamBusy)
         ));
-        assert_eq!(d.admit(SessionId(3), "a", Role::Viewer, w).unwrap(), s);
-        d.admit(SessionId(4), "b", Role::Viewer, w).unwrap();
+        assert_eq!(
+            d.admit(SessionId(3), "a", Role::Viewer, w, None).unwrap(),
+            s
+        );
+        d.admit(SessionId(4), "b", Role::Viewer, w, None).unwrap();
         assert!(matches!(
-            d.admit(SessionId(5), "c", Role::Viewer, w),
+            d.admit(SessionId(5), "c", Role::Viewer, w, None),
             Err(SfuError::AtCapacity)
         ));
         assert_eq!(d.watch("a").unwrap().borrow().viewers, 1);
         d.release(SessionId(1));
-        d.admit(SessionId(6), "a", Role::Publisher, w).unwrap();
+        d.admit(SessionId(6), "a", Role::Publisher, w, None)
+            .unwrap();
         d.release(SessionId(6));
         d.release(SessionId(3));
         assert!(d.watch("a").is_none(), "an empty stream is forgotten");
         assert_eq!(d.session_count(), 1);
+    }
+
+    fn client(last: u8) -> Option<Client> {
+        Some(Client::new(IpAddr::from([192, 0, 2, last])))
+    }
+
+    #[test]
+    fn viewers_leave_the_reserve_to_publishers() {
+        let d = Directory::new(Limits {
+            publisher_reserve: 1,
+            ..Limits::sessions(3)
+        });
+        let w = WorkerId(0);
+        d.admit(SessionId(1), "a", Role::Viewer, w, client(1))
+            .unwrap();
+        d.admit(SessionId(2), "a", Role::Viewer, w, client(2))
+            .unwrap();
+        assert!(matches!(
+            d.admit(SessionId(3), "a", Role::Viewer, w, client(3)),
+            Err(SfuError::AtCapacity)
+        ));
+        d.admit(SessionId(4), "a", Role::Publisher, w, client(3))
+            .expect("the reserved slot");
+    }
+
+    #[test]
+    fn handshakes_in_progress_are_capped_and_freed_on_connect_or_close() {
+        let d = Directory::new(Limits {
+            max_pending: 3,
+            max_pending_per_stream: 2,
+            max_pending_per_address: 1,
+            max_per_address: 2,
+            ..Limits::sessions(100)
+        });
+        let w = WorkerId(0);
+        d.admit(SessionId(1), "a", Role::Viewer, w, client(1))
+            .unwrap();
+        assert!(matches!(
+            d.admit(SessionId(2), "b", Role::Viewer, w, client(1)),
+            Err(SfuError::TooMany(_))
+        ));
+        d.admit(SessionId(3), "a", Role::Viewer, w, client(2))
+            .unwrap();
+        assert!(
+            matches!(
+                d.admit(SessionId(4), "a", Role::Viewer, w, client(3)),
+                Err(SfuError::Overloaded(_))
+            ),
+            "two handshakes on the stream"
+        );
+        d.admit(SessionId(5), "b", Role::Viewer, w, client(3))
+            .unwrap();
+        assert!(
+            matches!(
+                d.admit(SessionId(6), "c", Role::Viewer, w, client(4)),
+                Err(SfuError::Overloaded(_))
+            ),
+            "three handshakes on the node"
+        );
+        // Publishers are not held up by viewers' handshakes.
+        d.admit(SessionId(7), "c", Role::Publisher, w, client(4))
+            .unwrap();
+        // A connected viewer no longer counts as pending; a closed one not at all.
+        d.connected(SessionId(1));
+        d.connected(SessionId(1));
+        d.admit(SessionId(8), "a", Role::Viewer, w, client(1))
+            .unwrap();
+        d.connected(SessionId(8));
+        assert!(
+            matches!(
+                d.admit(SessionId(9), "c", Role::Viewer, w, client(1)),
+                Err(SfuError::TooMany(_))
+            ),
+            "two sessions from the address"
+        );
+        d.release(SessionId(3));
+        d.admit(SessionId(10), "a", Role::Viewer, w, client(4))
+            .unwrap();
+        for id in [1, 5, 7, 8, 10] {
+            d.release(SessionId(id));
+        }
+        let g = d.lock();
+        assert!(
+            g.clients.is_empty(),
+            "no client entry outlives its sessions"
+        );
+        assert_eq!((g.viewers.sessions, g.viewers.pending), (0, 0));
+        assert!(g.streams.is_empty());
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Client::new(a), Client::new(b));
+        assert_ne!(Client::new(a), Client::new(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(Client::new(mapped), client(1).unwrap());
+    }
+
+    #[test]
+    fn only_listed_streams_are_listed() {
+        let d = Directory::default();
+        let w = WorkerId(0);
+        d.admit(SessionId(1), "public", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(2), "private", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(3), "private", Role::Viewer, w, client(1))
+            .unwrap();
+        assert!(
+            d.list().is_empty(),
+            "unlisted until the publisher's grant says"
+        );
+        d.set_listed("public", true);
+        d.set_listed("private", false);
+        let names: Vec<_> = d.list().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["public"]);
+        assert_eq!(d.unlisted_viewers(), 1);
+        // A new publish of the same name starts unlisted again.
+        d.release(SessionId(1));
+        d.admit(SessionId(4), "public", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(5), "public", Role::Viewer, w, None)
+            .unwrap();
+        assert!(d.list().is_empty());
     }
 }

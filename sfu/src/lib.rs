@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod node;
 pub mod router;
 pub mod session;
+pub mod trickle;
 pub mod udp;
 mod worker;
 

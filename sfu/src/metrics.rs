@@ -15,8 +15,10 @@ pub struct Metrics {
     pub sessions: IntGaugeVec,
     /// Streams with a publisher.
     pub streams_active: IntGauge,
-    /// Viewers per stream (set at scrape time from the directory).
+    /// Viewers per listed stream (set at scrape time from the directory).
     pub viewers: IntGaugeVec,
+    /// Viewers of unlisted streams, summed: their names are not exported.
+    pub viewers_unlisted: IntGauge,
     /// Sessions closed, by role and reason.
     pub sessions_closed: IntCounterVec,
     /// RTP packets received from publishers.
@@ -85,7 +87,12 @@ impl Metrics {
                 &r,
                 IntGauge::new("streams_active", "Streams with a live publisher").expect(INVARIANT),
             ),
-            viewers: gauge_vec(&r, "viewers", "Viewers per stream", &["stream"]),
+            viewers: gauge_vec(&r, "viewers", "Viewers per listed stream", &["stream"]),
+            viewers_unlisted: add(
+                &r,
+                IntGauge::new("viewers_unlisted", "Viewers of unlisted streams, summed")
+                    .expect(INVARIANT),
+            ),
             sessions_closed: counter_vec(
                 &r,
                 "sessions_closed_total",

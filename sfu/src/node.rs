@@ -11,7 +11,7 @@ use prometheus::Encoder;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::NodeConfig;
-use crate::directory::{Directory, Role, StreamStatus};
+use crate::directory::{Client, Directory, Role, StreamStatus};
 use crate::error::SfuError;
 use crate::forward::LayerPref;
 use crate::ids::{SessionId, WorkerId};
@@ -63,7 +63,7 @@ impl Node {
         }
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
         let shared = Arc::new(Shared {
-            directory: Arc::new(Directory::new(config.max_sessions)),
+            directory: Arc::new(Directory::new(config.limits())),
             metrics,
             peers: txs,
             loads: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
@@ -108,18 +108,21 @@ impl Node {
 
     /// Opens a publisher (WHIP) session on `stream`.
     pub async fn publish(&self, stream: &str, offer: String) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Publisher, offer, LayerPref::Auto)
+        self.open(stream, Role::Publisher, offer, LayerPref::Auto, None)
             .await
     }
 
-    /// Opens a viewer (WHEP) session on `stream`.
+    /// Opens a viewer (WHEP) session on `stream` for `client`, within the per-address
+    /// limits.
     pub async fn view(
         &self,
         stream: &str,
         offer: String,
         pref: LayerPref,
+        client: Client,
     ) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Viewer, offer, pref).await
+        self.open(stream, Role::Viewer, offer, pref, Some(client))
+            .await
     }
 
     async fn open(
@@ -128,6 +131,7 @@ impl Node {
         role: Role,
         offer: String,
         pref: LayerPref,
+        client: Option<Client>,
     ) -> Result<Opened, SfuError> {
         let shared = &self.inner.shared;
         let worker = shared
@@ -139,7 +143,7 @@ impl Node {
         let id = SessionId(rand::random::<u64>() | 1);
         let stream = shared
             .directory
-            .admit(id, stream_name, role, WorkerId(worker))?;
+            .admit(id, stream_name, role, WorkerId(worker), client)?;
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Open {
             id,
@@ -221,9 +225,16 @@ impl Node {
         self.inner.shared.directory.watch(stream)
     }
 
-    /// Streams known to this node.
+    /// Streams this node may show in public lists: only those marked listed.
     pub fn streams(&self) -> Vec<(String, StreamStatus)> {
         self.inner.shared.directory.list()
+    }
+
+    /// Whether `stream` appears in public lists (`/api/streams`, the home page,
+    /// per-stream metrics). Streams start unlisted; the front calls this after each
+    /// successful publish with what the publisher's authorization said.
+    pub fn set_listed(&self, stream: &str, listed: bool) {
+        self.inner.shared.directory.set_listed(stream, listed);
     }
 
     /// Open sessions.
@@ -240,6 +251,10 @@ impl Node {
                 .with_label_values(&[&name])
                 .set(i64::from(status.viewers));
         }
+        // Unlisted streams' names stay private: their viewers are only summed.
+        let unlisted = self.inner.shared.directory.unlisted_viewers();
+        m.viewers_unlisted
+            .set(i64::try_from(unlisted).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut out);

@@ -403,6 +403,13 @@ impl Session {
         &self.remote_ufrag
     }
 
+    /// The str0m `Rtc`, for fuzz targets that install known SRTP keys (`fuzz/`).
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn rtc_mut(&mut self) -> &mut Rtc {
+        &mut self.rtc
+    }
+
     fn drain(&mut self, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
         loop {
             match self.rtc.poll_output() {

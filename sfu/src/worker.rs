@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, IceCreds, Input};
+use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,7 +25,8 @@ use crate::forward::{Consumer, Forward, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
 use crate::router::{Drops, Router};
-use crate::session::{sdp_attr, Effect, OpenParams, Session};
+use crate::session::{Effect, OpenParams, Session};
+use crate::trickle::{self, Fragment};
 use crate::udp::SendBatch;
 
 /// Commands a worker takes (from the node or from other workers).
@@ -350,27 +351,11 @@ impl Worker {
     /// answered with ours).
     fn patch(&mut self, id: SessionId, frag: &str) -> Result<Option<String>, SfuError> {
         let session = self.sessions.get_mut(&id).ok_or(SfuError::NoSuchSession)?;
-        let ufrag = sdp_attr(frag, "ice-ufrag");
-        let pwd = sdp_attr(frag, "ice-pwd");
-        let restart = match (ufrag, pwd) {
-            (Some(u), Some(p)) if u != session.remote_ufrag() => Some(IceCreds {
-                ufrag: u.to_owned(),
-                pass: p.to_owned(),
-            }),
-            (Some(u), None) if u != session.remote_ufrag() => {
-                return Err(SfuError::BadFragment(
-                    "ICE restart without a=ice-pwd".into(),
-                ))
-            }
-            _ => None,
-        };
-        for line in frag
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("a=candidate:"))
-        {
-            let c = Candidate::from_sdp_string(&line[2..])
-                .map_err(|e| SfuError::BadFragment(format!("candidate: {e}")))?;
+        let Fragment {
+            restart,
+            candidates,
+        } = trickle::parse(frag, session.remote_ufrag())?;
+        for c in candidates {
             session.add_remote_candidate(c, &mut self.batch);
         }
         let out = restart.map(|remote| {

@@ -44,9 +44,10 @@ impl ApiError {
                 SfuError::BadSdp(_) | SfuError::BadFragment(_) => StatusCode::BAD_REQUEST,
                 SfuError::StreamBusy => StatusCode::CONFLICT,
                 SfuError::NoSuchSession => StatusCode::NOT_FOUND,
-                SfuError::AtCapacity | SfuError::WorkerUnavailable => {
+                SfuError::AtCapacity | SfuError::Overloaded(_) | SfuError::WorkerUnavailable => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
+                SfuError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
                 SfuError::EtagMismatch => StatusCode::PRECONDITION_FAILED,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -77,7 +78,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod links;
 pub mod pages;
 pub mod resource;
+pub mod server;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

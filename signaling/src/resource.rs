@@ -3,7 +3,9 @@
 //! Publishing and watching share every step but the engine call and the WHEP extensions.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -88,23 +90,26 @@ fn etag(id: SessionId, generation: u32) -> String {
 /// POST /whip/{stream}
 pub async fn whip_post(
     State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(st, Role::Publisher, stream, headers, body, LayerPref::Auto).await
+    let pref = LayerPref::Auto;
+    create(st, Role::Publisher, stream, headers, body, pref, peer).await
 }
 
 /// POST /whep/{stream}
 pub async fn whep_post(
     State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     Query(q): Query<StartLayer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let pref = parse_layer(q.layer.as_deref().unwrap_or(""));
-    create(st, Role::Viewer, stream, headers, body, pref).await
+    create(st, Role::Viewer, stream, headers, body, pref, peer).await
 }
 
 async fn create(
@@ -114,6 +119,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
     pref: LayerPref,
+    peer: SocketAddr,
 ) -> Result<Response, ApiError> {
     check_stream_name(&stream)?;
     require_content_type(&headers, SDP)?;
@@ -133,7 +139,11 @@ async fn create(
         })?;
     let opened = match role {
         Role::Publisher => st.node.publish(&stream, offer).await?,
-        Role::Viewer => st.node.view(&stream, offer, pref).await?,
+        // Viewers are counted per client address (sfu::Client) against floods.
+        Role::Viewer => {
+            let client = sfu::Client::new(peer.ip());
+            st.node.view(&stream, offer, pref, client).await?
+        }
     };
     st.etags.set(opened.id, 1);
     let base = format!("/{}/{stream}/{}", role_path(role), opened.id);

@@ -2,10 +2,12 @@
 
 mod access;
 mod accounts;
+mod admission;
 mod bad_input;
 mod codecs;
 mod forwarding;
 mod hostile;
+mod http_limits;
 mod loadtest;
 mod peer;
 mod server;

@@ -1,0 +1,153 @@
+//! The HTTP server: `axum::serve` without its blind spots. It has no timeouts, so a
+//! client that connects and sends nothing, sends its headers a byte a second, or
+//! announces a body it never sends holds a connection (and a file descriptor) forever.
+//!
+//! Here every connection is HTTP/1.1 on hyper with:
+//! - a header timeout: the request line and headers must arrive within it. hyper starts
+//!   it whenever the connection waits for a request, so it is also the idle timeout of a
+//!   kept-alive connection and the limit for a connection that never sends a byte;
+//! - a body timeout: each piece of a request body must arrive within it;
+//! - a request timeout: the handler must have answered within it (408 otherwise). It
+//!   bounds the time to the response's head, not the response body, so a long-lived
+//!   response (the server-sent events of `GET /whep/…/events`) is not cut;
+//! - an early 413 for a `Content-Length` over the largest body any route takes;
+//! - a cap on open connections: past it the listener stops accepting (the kernel
+//!   queues new connections) until one closes.
+//!
+//! Shutdown stops accepting, asks each connection to close after its current request,
+//! and gives them [`Limits::grace`] before dropping what is left (event streams never
+//! end by themselves).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+/// How long and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time to receive a request's headers; also how long a connection may sit idle.
+    pub header_timeout: Duration,
+    /// Time to receive each piece of a request body.
+    pub body_timeout: Duration,
+    /// Time for the handler to answer (to the response's head).
+    pub request_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Largest request body announced by `Content-Length` (413 above).
+    pub max_body: u64,
+    /// After a shutdown signal, how long open connections get to finish.
+    pub grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_body: crate::MAX_BODY as u64,
+            grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Refuses a body announced larger than any route takes before a byte of it is read:
+/// axum's own limit only fires once that much has arrived.
+async fn announced_length(
+    axum::extract::State(max): axum::extract::State<u64>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    next.run(req).await
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then lets
+/// open connections finish for up to `limits.grace`. Handlers see the client's address
+/// as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            limits.max_body,
+            announced_length,
+        ))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ));
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        // At the cap, wait for a connection to close before accepting another.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(remote));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {remote} ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("closing connections still open after the grace period");
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The HTTP server does not wait forever on a client: a connection that sends nothing,
+//! headers a byte at a time, or a body that never comes is closed; an oversized body is
+//! refused before it is read; past the connection cap new clients wait; and server-sent
+//! events outlive every one of those timeouts.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::peer::Peer;
+use crate::server::Server;
+
+/// One-second header and body timeouts, two seconds to answer, three connections.
+fn quick_server() -> Server {
+    Server::start(&[
+        "--http-header-timeout",
+        "1",
+        "--http-body-timeout",
+        "1",
+        "--http-request-timeout",
+        "2",
+        "--http-max-connections",
+        "3",
+    ])
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let addr = server.base.trim_start_matches("http://");
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s
+}
+
+/// Reads until the server closes; returns what came and how long it took. Panics if the
+/// connection is still open after the read timeout.
+fn read_to_close(s: &mut TcpStream) -> (String, Duration) {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}); got {:?}",
+                start.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+#[test]
+fn a_silent_connection_is_closed() {
+    let server = quick_server();
+    let mut s = connect(&server);
+    let (got, took) = read_to_close(&mut s);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(!got.starts_with("HTTP/1.1 2"), "{got}");
+}
+
+#[test]
+fn headers_sent_a_byte_at_a_time_are_cut_off() {
+    let server = quick_server();
+    let mut s = connect(&server);
+    let start = Instant::now();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut closed = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 512];
+        let r = s.read(&mut b);
+        s.set_nonblocking(false).unwrap();
+        match r {
+            Ok(_) => {
+                closed = true; // an error response or EOF: either way, not waiting
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "still reading headers after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_huge_announced_body_is_refused_before_it_is_read() {
+    let server = quick_server();
+    let mut s = connect(&server);
+    s.write_all(
+        b"POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000000000000\r\n\r\nv=0\r\n",
+    )
+    .unwrap();
+    let (got, took) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(
+        took < Duration::from_secs(1),
+        "at once, not on a timeout: {took:?}"
+    );
+}
+
+#[test]
+fn a_body_that_stops_coming_is_abandoned() {
+    let server = quick_server();
+    // Half of a small body, then nothing.
+    let mut s = connect(&server);
+    s.write_all(
+        b"POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 100\r\n\r\nv=0\r\n",
+    )
+    .unwrap();
+    let (got, took) = read_to_close(&mut s);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 4"), "{got}");
+    // A body trickled a byte at a time beats the body timeout, not the request's.
+    let mut s = connect(&server);
+    s.write_all(
+        b"POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut answered = String::new();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while start.elapsed() < Duration::from_secs(6) && answered.is_empty() {
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+        let mut b = [0u8; 512];
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => answered = String::from_utf8_lossy(&b[..n]).into_owned(),
+            Err(_) => {}
+        }
+    }
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn connections_over_the_cap_wait_for_a_free_one() {
+    let server = quick_server();
+    let idle: Vec<TcpStream> = (0..3).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let mut s = connect(&server);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (got, took) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "served only once an idle connection timed out, not at once: {took:?}"
+    );
+    drop(idle);
+    let _ = start;
+}
+
+#[test]
+fn server_sent_events_outlive_the_timeouts_and_shutdown_still_works() {
+    let server = quick_server();
+    let (_p, offer, _) = Peer::viewer();
+    let resp = server.post_sdp("/whep/sse", &offer, None);
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let mut s = connect(&server);
+    write!(
+        s,
+        "GET {location}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut b = [0u8; 4096];
+    let n = s.read(&mut b).unwrap();
+    let head = String::from_utf8_lossy(&b[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    // Longer than the header, body and request timeouts together.
+    std::thread::sleep(Duration::from_secs(4));
+    s.set_nonblocking(true).unwrap();
+    match s.read(&mut b) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok(n) if n > 0 => {}
+        other => panic!("the event stream was closed: {other:?}"),
+    }
+    assert!(
+        server.terminate(),
+        "SIGTERM still ends the node with a stream open"
+    );
+}
