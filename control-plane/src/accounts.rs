@@ -11,6 +11,7 @@ use crate::audit;
 use crate::db::{now_ms, unique_violation};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, ClientIp, Json};
+use crate::limits::Target;
 use crate::model::{self, User, UserRow, USER_COLUMNS};
 use crate::tokens::{hash_secret, now_secs, random_id, random_secret, TokenKind};
 use crate::{password, ControlPlane, Error};
@@ -187,7 +188,8 @@ pub(crate) async fn revoke_all(cp: &ControlPlane, user_id: &str) -> ApiResult<()
 
 /// Checks the current password before a sensitive change (rate-limited like sign-in).
 async fn confirm(cp: &ControlPlane, ip: ClientIp, user: &UserRow, password: &str) -> ApiResult<()> {
-    cp.limiter().signin(ip.0, &user.username)?;
+    cp.limiter()
+        .signin(ip.0, &Target::Account(user.id.clone()))?;
     let ok = cp
         .hasher()
         .verify(password.to_owned(), Some(user.password_hash.clone()))
@@ -208,6 +210,53 @@ async fn confirm(cp: &ControlPlane, ip: ClientIp, user: &UserRow, password: &str
     }
 }
 
+/// Inserts a user; the one whose transaction claims the `bootstrap` row is the admin.
+///
+/// "Admin if no user exists yet" read from `users` is not atomic on PostgreSQL: under READ
+/// COMMITTED two transactions each see the other's new user as absent and both become
+/// admin. A primary key is: the second insert of `bootstrap`'s one row waits for the
+/// first transaction, then conflicts if it committed (DO NOTHING: a viewer) or goes ahead
+/// if it rolled back (say, on a taken email). SQLite runs one writer at a time, so there
+/// the claim is trivially atomic.
+async fn create_user(
+    cp: &ControlPlane,
+    id: &str,
+    email: &str,
+    username: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = cp.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO users (id, email, username, password_hash, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'viewer', $5, $5)",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(username)
+    .bind(hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let first = sqlx::query(
+        "INSERT INTO bootstrap (id, user_id, claimed_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if first {
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
 /// Create an account. The first account on a fresh database is an admin.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignUp,
     responses((status = 202, body = Accepted), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -222,21 +271,8 @@ pub(crate) async fn signup(
     password::validate(&req.password)?;
     let hash = cp.hasher().hash(req.password).await?;
     let id = random_id();
-    let now = now_ms();
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, email, username, password_hash, role, created_at, updated_at) \
-         SELECT $1, $2, $3, $4, \
-           CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'viewer' ELSE 'admin' END, $5, $5",
-    )
-    .bind(&id)
-    .bind(&email)
-    .bind(&username)
-    .bind(&hash)
-    .bind(now)
-    .execute(cp.pool())
-    .await;
-    match inserted {
-        Ok(_) => audit::record(&cp, Some(&id), "account.signup", Some(&id), Some(ip.0), "").await,
+    match create_user(&cp, &id, &email, &username, &hash).await {
+        Ok(()) => audit::record(&cp, Some(&id), "account.signup", Some(&id), Some(ip.0), "").await,
         // A registered email gets the same answer as a new one: no enumeration.
         Err(e) if unique_violation(&e, "email") => {}
         Err(e) if unique_violation(&e, "username") => {
@@ -262,13 +298,19 @@ pub(crate) async fn signin(
     Json(req): Json<SignIn>,
 ) -> ApiResult<axum::Json<TokenPair>> {
     let login = req.login.trim().to_lowercase();
-    cp.limiter().signin(ip.0, &login)?;
     let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE email = $1 OR username = $1"
     )))
     .bind(&login)
     .fetch_optional(cp.pool())
     .await?;
+    // By account (its email and username share one budget), and by account and address,
+    // so that strangers elsewhere cannot lock the owner out (see limits.rs).
+    let target = match &user {
+        Some(u) => Target::Account(u.id.clone()),
+        None => Target::Unknown(login),
+    };
+    cp.limiter().signin(ip.0, &target)?;
     let ok = cp
         .hasher()
         .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
@@ -293,6 +335,7 @@ pub(crate) async fn signin(
         .await;
         return Err(Error::Forbidden("account suspended"));
     }
+    cp.limiter().signed_in(ip.0, &user.id);
     audit::record(
         &cp,
         Some(&user.id),
@@ -346,6 +389,9 @@ pub(crate) async fn refresh(
         .bind(now)
         .execute(cp.pool())
         .await?;
+        // Access tokens minted from this family may be the thief's: end them all now
+        // rather than when they expire. Other sessions refresh once (their family lives).
+        bump_session(&cp, &user_id).await?;
         audit::record(
             &cp,
             Some(&user_id),
@@ -378,15 +424,41 @@ pub(crate) async fn signout(
     State(cp): State<ControlPlane>,
     Json(req): Json<Refresh>,
 ) -> ApiResult<StatusCode> {
-    sqlx::query(
+    let hash = hash_secret(&req.refresh_token);
+    let revoked = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = \
          (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
     )
-    .bind(hash_secret(&req.refresh_token))
+    .bind(&hash)
+    .bind(now_ms())
+    .execute(cp.pool())
+    .await?
+    .rows_affected();
+    if revoked > 0 {
+        // The session's access token must not outlive it. Versions are per user, so the
+        // user's other sessions get one 401 each and refresh (their families live on).
+        let user: Option<(String,)> =
+            sqlx::query_as("SELECT user_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(cp.pool())
+                .await?;
+        if let Some((user_id,)) = user {
+            bump_session(&cp, &user_id).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Invalidates every access token of a user (not the refresh tokens).
+async fn bump_session(cp: &ControlPlane, user_id: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1",
+    )
+    .bind(user_id)
     .bind(now_ms())
     .execute(cp.pool())
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Sign out every session of the caller, here and on every other device.
@@ -452,8 +524,11 @@ pub(crate) async fn edit_me(
     Ok(axum::Json(fresh.into()))
 }
 
-/// Change the email address. Every other session is signed out; the answer holds this
-/// session's new tokens.
+/// Change the email address. The answer is the same whether or not the address was free
+/// (it only changes if it was): with no mail to confirm it, saying "taken" would tell
+/// anyone with an account who else has one. Every other session is signed out either way;
+/// the answer holds this session's new tokens and the account as it was before the
+/// request (`GET /me` shows the address on file).
 #[utoipa::path(put, path = "/api/v1/me/email", tag = "accounts", security(("access_token" = [])), request_body = EmailChange,
     responses((status = 200, body = TokenPair), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn change_email(
@@ -464,20 +539,23 @@ pub(crate) async fn change_email(
 ) -> ApiResult<axum::Json<TokenPair>> {
     let email = model::email(&req.email)?;
     confirm(&cp, ip, &caller.0, &req.current_password).await?;
+    // Each try tells the account holder (through GET /me) whether an address was free:
+    // few tries an hour keep that from being a way to list who is registered.
+    cp.limiter().email_change(&caller.0.id)?;
     let result = sqlx::query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
         .bind(&caller.0.id)
         .bind(&email)
         .bind(now_ms())
         .execute(cp.pool())
         .await;
-    match result {
-        Ok(_) => {}
-        Err(e) if unique_violation(&e, "email") => {
-            return Err(Error::Conflict("that email address cannot be used"))
-        }
+    let action = match result {
+        Ok(_) => "account.email",
+        Err(e) if unique_violation(&e, "email") => "account.email_taken",
         Err(e) => return Err(e.into()),
-    }
-    changed_credentials(&cp, ip, &caller.0.id, "account.email").await
+    };
+    let mut pair = changed_credentials(&cp, ip, &caller.0.id, action).await?;
+    pair.0.user.email = caller.0.email.clone();
+    Ok(pair)
 }
 
 /// Change the password. Every other session is signed out; the answer holds this

@@ -4,6 +4,9 @@
 //! Every query in this crate is written once, in SQL both databases accept (`$1`
 //! placeholders, `ON CONFLICT`, BIGINT milliseconds), and runs through sqlx's `Any` driver.
 
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -38,6 +41,9 @@ pub enum DbError {
     /// The file is not a Cascade database.
     #[error("{0} is not a Cascade database: {1}")]
     NotADatabase(PathBuf, String),
+    /// The secret key that seals the signing keys is missing, malformed or wrong.
+    #[error("secret key: {0}")]
+    SecretKey(String),
     /// Backup and restore by `cascade` cover SQLite; PostgreSQL has its own tools.
     #[error(
         "backup and restore of PostgreSQL are done with pg_dump and pg_restore (see the README)"
@@ -74,12 +80,17 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
-        if backend == Backend::Sqlite {
-            if let Some(dir) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&dir).map_err(|e| DbError::Io(dir.clone(), e))?;
-                }
+        let file = match backend {
+            Backend::Sqlite => sqlite_path(url),
+            Backend::Postgres => None,
+        };
+        if let Some(file) = &file {
+            if let Some(dir) = file.parent() {
+                crate::keystore::private_dir(dir)?;
             }
+            // Made 0600 before SQLite opens it: SQLite gives the -wal and -shm files the
+            // database file's mode, so they are private from their first byte too.
+            private_file(file)?;
         }
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
@@ -102,6 +113,15 @@ impl Db {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        if let Some(file) = &file {
+            // A database made by an older version (or copied in) may be world-readable.
+            for side in ["", "-wal", "-shm"] {
+                let path = PathBuf::from(format!("{}{side}", file.display()));
+                if path.exists() {
+                    restrict(&path)?;
+                }
+            }
+        }
         Ok(Db { pool, backend })
     }
 
@@ -121,6 +141,43 @@ impl Db {
     }
 }
 
+/// The directory of an SQLite database URL's file (where `secret.key` goes by default).
+pub(crate) fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    if backend_of(url).ok()? != Backend::Sqlite {
+        return None;
+    }
+    let file = sqlite_path(url)?;
+    Some(match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// Sets mode 0600, whatever the umask made.
+fn restrict(path: &Path) -> Result<(), DbError> {
+    std::fs::set_permissions(path, Permissions::from_mode(0o600))
+        .map_err(|e| DbError::Io(path.to_path_buf(), e))
+}
+
+/// Creates `path` empty and 0600 if missing (or `fresh`: it must not exist), and makes an
+/// existing one 0600.
+fn private_file_with(path: &Path, fresh: bool) -> Result<std::fs::File, DbError> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(!fresh)
+        .create_new(fresh)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| DbError::Io(path.to_path_buf(), e))?;
+    restrict(path)?;
+    Ok(f)
+}
+
+fn private_file(path: &Path) -> Result<(), DbError> {
+    private_file_with(path, false).map(drop)
+}
+
 fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -138,23 +195,28 @@ pub async fn backup(url: &str, to: &Path) -> Result<(), DbError> {
     if backend_of(url)? != Backend::Sqlite {
         return Err(DbError::NotSqlite);
     }
-    if to.exists() {
-        return Err(DbError::Io(
-            to.to_path_buf(),
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
-        ));
+    // The copy holds what the database holds: made empty and 0600 first (which also
+    // refuses an existing file), and `VACUUM INTO` accepts an empty target.
+    private_file_with(to, true)?;
+    let copied = async {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(30))
+            .connect()
+            .await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.display().to_string())
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok::<(), DbError>(())
     }
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(30))
-        .connect()
-        .await?;
-    sqlx::query("VACUUM INTO $1")
-        .bind(to.display().to_string())
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
-    Ok(())
+    .await;
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied?;
+    restrict(to)
 }
 
 /// Replaces the SQLite database at `url` with the backup `from`, after checking that the
@@ -187,12 +249,22 @@ pub async fn restore(url: &str, from: &Path) -> Result<(), DbError> {
             .map_err(|e| not_db(e.to_string()))?;
         conn.close().await?;
     }
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DbError::Io(dir.to_path_buf(), e))?;
+    if let Some(dir) = target.parent() {
+        crate::keystore::private_dir(dir)?;
     }
     // Copy beside the target, then rename over it: a crash leaves the old or the new file.
+    // The copy is made 0600 before a byte is written (`fs::copy` would copy the backup's
+    // mode, which may be anything).
     let staging = target.with_extension("restoring");
-    std::fs::copy(from, &staging).map_err(|e| DbError::Io(staging.clone(), e))?;
+    let _ = std::fs::remove_file(&staging);
+    {
+        let mut out = private_file_with(&staging, true)?;
+        let mut src = std::fs::File::open(from).map_err(|e| DbError::Io(from.to_path_buf(), e))?;
+        std::io::copy(&mut src, &mut out)
+            .and_then(|_| out.flush())
+            .and_then(|()| out.sync_all())
+            .map_err(|e| DbError::Io(staging.clone(), e))?;
+    }
     for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", target.display()));
         match std::fs::remove_file(&side) {

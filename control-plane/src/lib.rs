@@ -17,9 +17,11 @@ pub mod error;
 mod extract;
 pub mod gate;
 pub mod keys;
+pub mod keystore;
 pub mod limits;
 pub mod model;
 pub mod password;
+pub mod revocation;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub struct Config {
     pub publish_ttl_secs: i64,
     /// Browser origins allowed to call the API; empty means any.
     pub cors_origins: Vec<String>,
+    /// The secret key that seals the signing keys in the database; `None` means
+    /// `secret.key` beside the SQLite file, made on first start (PostgreSQL needs one).
+    pub secret_key: Option<keystore::SecretKeySource>,
 }
 
 impl Default for Config {
@@ -52,8 +57,9 @@ impl Default for Config {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
             view_ttl_secs: 5 * 60,
-            publish_ttl_secs: 12 * 3600,
+            publish_ttl_secs: 15 * 60,
             cors_origins: Vec::new(),
+            secret_key: None,
         }
     }
 }
@@ -61,9 +67,11 @@ impl Default for Config {
 struct Inner {
     db: Db,
     signer: tokens::Signer,
+    secret: keystore::SecretKey,
     hasher: password::Hasher,
     limiter: limits::Limiter,
     config: Config,
+    events: tokio::sync::broadcast::Sender<revocation::Revoked>,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -81,15 +89,48 @@ impl std::fmt::Debug for ControlPlane {
 impl ControlPlane {
     /// Opens the database at `url` (migrating it) and loads the signing key.
     pub async fn open(url: &str, config: Config) -> Result<ControlPlane, DbError> {
+        let secret = keystore::SecretKey::resolve(config.secret_key.as_ref(), url)?;
         let db = Db::connect(url).await?;
-        let signer = tokens::Signer::load_or_create(&db).await?;
-        Ok(ControlPlane(Arc::new(Inner {
+        let signer = tokens::Signer::load_or_create(&db, &secret).await?;
+        let cp = ControlPlane(Arc::new(Inner {
             db,
             signer,
+            secret,
             hasher: password::Hasher::default(),
             limiter: limits::Limiter::new(config.limits),
             config,
-        })))
+            events: tokio::sync::broadcast::channel(revocation::EVENT_QUEUE).0,
+        }));
+        // Follow rotations made by `cascade rotate-signing-key` or another replica; the
+        // task ends with the last clone of the control plane.
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(keystore::RELOAD_EVERY).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = ControlPlane(inner).reload_signing_keys().await {
+                    tracing::warn!("reloading the signing keys: {e}");
+                }
+            }
+        });
+        Ok(cp)
+    }
+
+    /// Re-reads the signing keys now (a running control plane also does so every
+    /// [`keystore::RELOAD_EVERY`]).
+    pub async fn reload_signing_keys(&self) -> Result<(), DbError> {
+        self.0.signer.reload(&self.0.db, &self.0.secret).await
+    }
+
+    /// Makes a new signing key (see [`keystore::rotate`]) and reloads.
+    pub async fn rotate_signing_key(
+        &self,
+        delay_secs: i64,
+        overlap_secs: i64,
+    ) -> Result<keystore::Rotation, DbError> {
+        let r = keystore::rotate(&self.0.db, &self.0.secret, delay_secs, overlap_secs).await?;
+        self.reload_signing_keys().await?;
+        Ok(r)
     }
 
     /// The database.
@@ -112,6 +153,10 @@ impl ControlPlane {
 
     pub(crate) fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    pub(crate) fn events(&self) -> &tokio::sync::broadcast::Sender<revocation::Revoked> {
+        &self.0.events
     }
 
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {

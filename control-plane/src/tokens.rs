@@ -1,17 +1,19 @@
 //! Signed tokens and random secrets.
 //!
 //! Access, viewer and publish tokens are EdDSA (Ed25519) JWTs. The control plane holds
-//! the private key (in the database, so replicas share it); a media node needs only the
-//! public key to check a token offline, with [`Verifier`].
+//! the private keys (sealed in the database, so replicas share them: see
+//! [`crate::keystore`]); a media node needs only the public keys to check a token offline,
+//! with [`Verifier`]. Each token names its key in the header (`kid`).
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
 
-use crate::db::{now_ms, Db};
+use crate::db::{now_ms, Db, DbError};
+use crate::keystore::{Keyring, PublicKey, SecretKey};
 
 /// What a token lets its bearer do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,29 @@ pub struct Claims {
     /// The channel's slug (view, publish).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chan: Option<String>,
+    /// The channel's id (view, publish): a slug can pass to a new channel, an id cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// The channel owner's user id (publish); `sv` is then the owner's session version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<String>,
+    /// Whether the channel may be listed publicly (publish): a node without the
+    /// database learns it here.
+    #[serde(default)]
+    pub lst: bool,
+}
+
+/// What a viewer or publish token binds to: one channel, by identity.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelClaim<'a> {
+    /// The slug the token is for (the stream name on the node).
+    pub slug: &'a str,
+    /// The channel's id.
+    pub id: &'a str,
+    /// The owner's user id (publish tokens).
+    pub owner: Option<&'a str>,
+    /// Public channels are listed.
+    pub listed: bool,
 }
 
 /// Why a token was not accepted.
@@ -55,104 +80,164 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Checks tokens with the public key alone.
+/// Checks tokens with public keys alone: one, or several during a rotation's overlap.
+/// Cheap to clone; a control plane's verifier follows its keyring as keys rotate.
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
-    public_b64: String,
+    ring: Arc<RwLock<Arc<Keyring>>>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ring = self.ring();
+        let keys: Vec<&str> = ring.public.iter().map(|k| k.public_b64.as_str()).collect();
         f.debug_struct("Verifier")
-            .field("public_key", &self.public_b64)
+            .field("public_keys", &keys)
             .finish()
     }
 }
 
+/// A public key that verifies tokens, as `GET /api/v1/signing-key` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActiveKey {
+    /// The key id tokens carry in their header (`kid`).
+    pub kid: String,
+    /// The raw 32-byte Ed25519 public key, base64url without padding.
+    pub public_key: String,
+    /// When it signs (or signed) from, milliseconds since the epoch.
+    pub signs_from: i64,
+    /// When it stops verifying, milliseconds since the epoch; none while it is current.
+    pub retires_at: Option<i64>,
+}
+
 impl Verifier {
-    /// From the base64url Ed25519 public key that `GET /api/v1/signing-key` returns.
-    pub fn from_public_key(b64: &str) -> Result<Verifier, TokenError> {
-        let raw = B64.decode(b64.trim()).map_err(|_| TokenError::Invalid)?;
-        if raw.len() != 32 {
+    /// From base64url Ed25519 public keys (`GET /api/v1/signing-key`), comma-separated:
+    /// give a media node the old and the new key while a rotation overlaps.
+    pub fn from_public_key(list: &str) -> Result<Verifier, TokenError> {
+        let public = list
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| PublicKey::from_b64(k).ok_or(TokenError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        if public.is_empty() {
             return Err(TokenError::Invalid);
         }
-        Ok(Verifier {
-            key: DecodingKey::from_ed_der(&raw),
-            public_b64: B64.encode(raw),
-        })
+        Ok(Verifier::with(Keyring {
+            public,
+            private: Vec::new(),
+        }))
     }
 
-    /// The public key, base64url.
-    pub fn public_key(&self) -> &str {
-        &self.public_b64
+    fn with(ring: Keyring) -> Verifier {
+        Verifier {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+        }
     }
 
-    /// Checks signature, expiry and kind.
+    fn ring(&self) -> Arc<Keyring> {
+        // A poisoned lock still holds a whole keyring: it is only ever replaced whole.
+        self.ring.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, ring: Keyring) {
+        *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+    }
+
+    /// The current public key, base64url: the one signing now (or the first given).
+    pub fn public_key(&self) -> String {
+        let ring = self.ring();
+        let now = now_ms();
+        ring.signing(now)
+            .and_then(|(kid, _)| ring.public.iter().find(|k| k.kid == kid))
+            .or(ring.public.first())
+            .map(|k| k.public_b64.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every public key that verifies now.
+    pub fn public_keys(&self) -> Vec<ActiveKey> {
+        let now = now_ms();
+        self.ring()
+            .public
+            .iter()
+            .filter(|k| k.active(now))
+            .map(|k| ActiveKey {
+                kid: k.kid.clone(),
+                public_key: k.public_b64.clone(),
+                signs_from: k.signs_from,
+                retires_at: k.retires_at,
+            })
+            .collect()
+    }
+
+    /// Checks signature, expiry and kind, with the key the header names (every key for a
+    /// token without `kid`, as older versions signed), if that key is not retired.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.leeway = 0;
         v.validate_aud = false;
         v.set_required_spec_claims(&["exp"]);
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.key, &v).map_err(|e| match e.kind() {
+        let ring = self.ring();
+        let now = now_ms();
+        let mut result = Err(TokenError::Invalid);
+        for key in ring
+            .public
+            .iter()
+            .filter(|k| k.active(now) && header.kid.as_deref().is_none_or(|kid| kid == k.kid))
+        {
+            result = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| match e
+                .kind()
+            {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })?;
-        if data.claims.typ != kind {
+            });
+            if matches!(result, Ok(_) | Err(TokenError::Expired)) {
+                break;
+            }
+        }
+        let data = result?.claims;
+        if data.typ != kind {
             return Err(TokenError::Invalid);
         }
-        Ok(data.claims)
+        Ok(data)
     }
 }
 
 /// Issues tokens (and verifies them).
 #[derive(Clone)]
 pub struct Signer {
-    key: EncodingKey,
+    /// Its keyring holds the private halves too.
     verifier: Verifier,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("public_key", &self.verifier.public_b64)
+            .field("public_key", &self.verifier.public_key())
             .finish_non_exhaustive()
     }
 }
 
 impl Signer {
-    /// The database's signing key, made on first start. Two replicas starting at once
-    /// agree on one key: the insert of the fixed id is done at most once.
-    pub async fn load_or_create(db: &Db) -> Result<Signer, sqlx::Error> {
-        let rng = SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|_| sqlx::Error::Protocol("could not generate a signing key".into()))?;
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-            .map_err(|_| sqlx::Error::Protocol("could not parse the signing key".into()))?;
-        sqlx::query(
-            "INSERT INTO signing_keys (id, private_pkcs8, public_key, created_at) \
-             VALUES ('primary', $1, $2, $3) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(B64.encode(pkcs8.as_ref()))
-        .bind(B64.encode(pair.public_key().as_ref()))
-        .bind(now_ms())
-        .execute(db.pool())
-        .await?;
-        let (private, public): (String, String) = sqlx::query_as(
-            "SELECT private_pkcs8, public_key FROM signing_keys WHERE id = 'primary'",
-        )
-        .fetch_one(db.pool())
-        .await?;
-        let der = B64
-            .decode(private)
-            .map_err(|_| sqlx::Error::Protocol("stored signing key is not base64".into()))?;
-        let verifier = Verifier::from_public_key(&public)
-            .map_err(|_| sqlx::Error::Protocol("stored public key is invalid".into()))?;
+    /// The database's signing keys, opened with `secret` (see [`crate::keystore`]); a key
+    /// is made on first start.
+    pub async fn load_or_create(db: &Db, secret: &SecretKey) -> Result<Signer, DbError> {
+        let ring = crate::keystore::load_or_create(db, secret).await?;
         Ok(Signer {
-            key: EncodingKey::from_ed_der(&der),
-            verifier,
+            verifier: Verifier::with(ring),
         })
+    }
+
+    /// Re-reads the keys (after a rotation by another process).
+    pub async fn reload(&self, db: &Db, secret: &SecretKey) -> Result<(), DbError> {
+        let ring = crate::keystore::load(db, secret).await?;
+        if ring.private.is_empty() {
+            // Never swap in a ring that cannot sign; keep the last good one.
+            return Err(DbError::SecretKey("no signing key is active".into()));
+        }
+        self.verifier.replace(ring);
+        Ok(())
     }
 
     /// The matching verifier.
@@ -160,9 +245,15 @@ impl Signer {
         &self.verifier
     }
 
-    /// Signs claims.
+    /// Signs claims with the current key, naming it in the header (`kid`).
     pub fn sign(&self, claims: &Claims) -> Result<String, crate::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
+        let ring = self.verifier.ring();
+        let (kid, key) = ring
+            .signing(now_ms())
+            .ok_or_else(|| crate::Error::Internal("no signing key is active".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, key)
             .map_err(|e| crate::Error::Internal(format!("signing a token: {e}")))
     }
 
@@ -183,6 +274,32 @@ impl Signer {
             exp: now_secs + ttl_secs,
             sv,
             chan: chan.map(str::to_owned),
+            cid: None,
+            own: None,
+            lst: false,
+        })
+    }
+
+    /// Signs a viewer or publish token bound to one channel's identity.
+    pub fn issue_channel(
+        &self,
+        kind: TokenKind,
+        sub: &str,
+        sv: i64,
+        chan: ChannelClaim<'_>,
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> Result<String, crate::Error> {
+        self.sign(&Claims {
+            sub: sub.to_owned(),
+            typ: kind,
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+            sv,
+            chan: Some(chan.slug.to_owned()),
+            cid: Some(chan.id.to_owned()),
+            own: chan.owner.map(str::to_owned),
+            lst: chan.listed,
         })
     }
 }
@@ -221,13 +338,23 @@ pub(crate) fn hash_secret(secret: &str) -> String {
 mod tests {
     use super::*;
 
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use jsonwebtoken::EncodingKey;
+
     fn signer() -> Signer {
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let public = PublicKey::from_b64(&B64.encode(pair.public_key().as_ref())).unwrap();
         Signer {
-            key: EncodingKey::from_ed_der(pkcs8.as_ref()),
-            verifier: Verifier::from_public_key(&B64.encode(pair.public_key().as_ref())).unwrap(),
+            verifier: Verifier::with(Keyring {
+                private: vec![(
+                    public.kid.clone(),
+                    0,
+                    EncodingKey::from_ed_der(pkcs8.as_ref()),
+                )],
+                public: vec![public],
+            }),
         }
     }
 

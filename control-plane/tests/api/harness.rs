@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use control_plane::keystore::{SecretKey, SecretKeySource};
 use control_plane::{Config, ControlPlane, RateLimits};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -17,6 +18,10 @@ pub enum Backend {
 pub struct Api {
     pub base: String,
     pub cp: ControlPlane,
+    /// The database URL (to open a second control plane on it, as a replica would).
+    pub url: String,
+    /// The secret key that seals its signing keys.
+    pub secret: SecretKeySource,
     http: reqwest::Client,
 }
 
@@ -28,7 +33,9 @@ pub fn roomy() -> Config {
         limits: RateLimits {
             signin_per_ip: 10_000,
             signin_per_account: 10_000,
+            signin_per_account_total: 10_000,
             signup_per_ip: 10_000,
+            email_changes_per_hour: 10_000,
         },
         ..Config::default()
     }
@@ -75,8 +82,13 @@ pub async fn fresh_url(backend: Backend) -> Option<String> {
 }
 
 impl Api {
-    pub async fn start(backend: Backend, config: Config) -> Option<Api> {
+    pub async fn start(backend: Backend, mut config: Config) -> Option<Api> {
         let url = fresh_url(backend).await?;
+        // PostgreSQL has no data directory for a default key file.
+        let secret = config
+            .secret_key
+            .get_or_insert_with(|| SecretKeySource::Value(SecretKey::random().to_text()))
+            .clone();
         let cp = ControlPlane::open(&url, config)
             .await
             .expect("open control plane");
@@ -94,8 +106,25 @@ impl Api {
         Some(Api {
             base: format!("http://{addr}/api/v1"),
             cp,
+            url,
+            secret,
             http: reqwest::Client::new(),
         })
+    }
+
+    /// The same server, called from another loopback address (127.0.0.0/8 is all local):
+    /// what the server sees as the client's address.
+    pub fn from(&self, ip: std::net::IpAddr) -> Api {
+        Api {
+            base: self.base.clone(),
+            cp: self.cp.clone(),
+            url: self.url.clone(),
+            secret: self.secret.clone(),
+            http: reqwest::Client::builder()
+                .local_address(ip)
+                .build()
+                .unwrap(),
+        }
     }
 
     /// Sends a request; returns the status and the JSON body (Null when empty), and checks

@@ -3,5 +3,6 @@
 
 mod accounts;
 mod channels;
+mod hardening;
 mod harness;
 mod security;

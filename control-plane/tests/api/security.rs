@@ -73,6 +73,7 @@ async fn rate_limits(b: Backend) {
                 signin_per_ip: 6,
                 signin_per_account: 3,
                 signup_per_ip: 2,
+                ..RateLimits::default()
             },
             ..Config::default()
         },
