@@ -42,6 +42,19 @@ enum Command {
         #[arg(long)]
         from: std::path::PathBuf,
     },
+    /// Make a new token-signing key; the old one verifies until its tokens have expired.
+    RotateSigningKey {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Seconds before the new key signs (running servers reload keys every 30 s, media
+        /// nodes need the new public key by then).
+        #[arg(long, default_value_t = control_plane::keystore::DEFAULT_ROTATION_DELAY_SECS)]
+        delay: i64,
+        /// Seconds the old key keeps verifying after that [default: the longest token
+        /// lifetime]; 0 retires it now and signs with the new one at once (a leaked key).
+        #[arg(long)]
+        overlap: Option<i64>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +88,32 @@ fn main() -> std::process::ExitCode {
         Command::Restore { store, from } => run_db(async move {
             control_plane::db::restore(&store.url(), &from).await?;
             println!("restored {}", from.display());
+            Ok(())
+        }),
+        Command::RotateSigningKey {
+            store,
+            delay,
+            overlap,
+        } => run_db(async move {
+            let config = control_plane::Config {
+                secret_key: store.secret_key(),
+                ..Default::default()
+            };
+            let overlap = overlap.unwrap_or(
+                config
+                    .access_ttl_secs
+                    .max(config.view_ttl_secs)
+                    .max(config.publish_ttl_secs),
+            );
+            let cp = control_plane::ControlPlane::open(&store.url(), config).await?;
+            let r = cp.rotate_signing_key(delay, overlap).await?;
+            cp.db().close().await;
+            println!(
+                "new signing key {} signs in {}s; older keys stop verifying in {}s",
+                r.kid,
+                (r.signs_from - r.now).max(0) / 1000,
+                (r.old_retire_at - r.now).max(0) / 1000,
+            );
             Ok(())
         }),
     };
@@ -111,6 +150,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             &settings.database_url,
             control_plane::Config {
                 cors_origins: settings.cors_origins.clone(),
+                secret_key: settings.secret_key.clone(),
                 ..Default::default()
             },
         )
