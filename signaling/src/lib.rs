@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod links;
 pub mod pages;
 pub mod resource;
@@ -175,6 +176,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         .route("/signin", get(pages::signin))
         .route("/account", get(pages::account))
         .route("/sdk/{file}", get(pages::sdk))
+        .route("/js/{file}", get(pages::script))
         .route("/api/streams", get(pages::streams))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
@@ -188,5 +190,6 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             state.clone(),
             options_headers,
         ))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }

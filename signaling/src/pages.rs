@@ -1,5 +1,7 @@
 //! The pages a node serves (live streams, studio, watch) and the SDK they load. Built
 //! by `sdk-js` and embedded at compile time, so `cascade serve` needs no files around it.
+//! The pages hold no inline script or style: each loads its module from `/js/` and the
+//! shared style sheet, which is what lets [`crate::headers`] forbid everything else.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -19,6 +21,20 @@ const CSS: &str = include_str!("../../sdk-js/pages/pages.css");
 const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
 const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
 const SDK_ACCOUNT: &str = include_str!("../../sdk-js/dist/account.js");
+
+/// Each page's script, by file name under `/js/`.
+const SCRIPTS: [(&str, &str); 6] = [
+    ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
+    ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
+    ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
+    ("signup.js", include_str!("../../sdk-js/pages/js/signup.js")),
+    ("signin.js", include_str!("../../sdk-js/pages/js/signin.js")),
+    (
+        "account.js",
+        include_str!("../../sdk-js/pages/js/account.js"),
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// GET /
 pub async fn index() -> Html<&'static str> {
@@ -53,13 +69,21 @@ pub async fn account() -> Html<&'static str> {
 /// GET /sdk/{file}: the SDK's ES modules and the pages' style sheet.
 pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
-        "cascade.js" => (SDK, "text/javascript; charset=utf-8"),
-        "clock.js" => (SDK_CLOCK, "text/javascript; charset=utf-8"),
-        "account.js" => (SDK_ACCOUNT, "text/javascript; charset=utf-8"),
+        "cascade.js" => (SDK, JS),
+        "clock.js" => (SDK_CLOCK, JS),
+        "account.js" => (SDK_ACCOUNT, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// GET /js/{file}: the pages' own scripts.
+pub async fn script(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    match SCRIPTS.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => ([(header::CONTENT_TYPE, JS)], *body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// GET /api/streams: live streams and their viewers.

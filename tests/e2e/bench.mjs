@@ -19,7 +19,8 @@ const server = await startServer(["--workers", "2"]);
 const browser = await launch();
 try {
   const studio = await browser.newPage();
-  await studio.goto(`${server.base}/studio?stream=bench&source=clock&autostart=1`);
+  await studio.goto(`${server.base}/studio?stream=bench&source=clock`);
+  await studio.click("#start"); // going live is always a click
   await until(studio, () => window.studio.state === "live", null, 20000);
   await new Promise((r) => setTimeout(r, 2000)); // let the publisher's bitrate ramp up
 

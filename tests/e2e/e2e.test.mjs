@@ -1,23 +1,59 @@
 // Browser end to end: the studio publishes a 1280x720 fake camera in 3 simulcast layers;
 // three viewers decode it on the layers they chose; the publisher restarts and a viewer
-// resumes on the same connection; DELETE frees a session. Run inside `unshare --net`.
+// resumes on the same connection; DELETE frees a session. Every page runs under the node's
+// Content-Security-Policy and must not trip it. Run inside `unshare --net`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, launch, until } from "./harness.mjs";
+
+/**
+ * Records what the page's Content-Security-Policy refused: the `securitypolicyviolation`
+ * events (reported from an init script, which CSP does not govern) and Chromium's own
+ * "Refused to …" console errors. Also logs the page's console errors under `name`.
+ */
+function watchCsp(page, name) {
+  const violations = [];
+  page.on("console", (m) => {
+    const text = m.text();
+    if (text.startsWith("csp-violation ") || /Content Security Policy/i.test(text)) violations.push(`${name}: ${text}`);
+    else if (m.type() === "error") console.log(`${name}:`, text);
+  });
+  page.addInitScript(() => document.addEventListener("securitypolicyviolation", (e) =>
+    console.error(`csp-violation ${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`)));
+  return violations;
+}
+
+/** Creates an account, a channel and a stream key through the API, as OBS users do. */
+async function ownerWithKey(base, name) {
+  const api = async (path, body, token) => {
+    const headers = { "content-type": "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const resp = await fetch(`${base}/api/v1${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+    if (!resp.ok) assert.fail(`${path}: ${resp.status} ${await resp.text()}`);
+    return resp.status === 202 ? null : resp.json();
+  };
+  const password = `${name}'s long password`;
+  await api("/auth/signup", { email: `${name}@example.com`, username: name, password });
+  const { access_token } = await api("/auth/signin", { login: name, password });
+  await api("/channels", { slug: `${name}-live`, title: `${name} live` }, access_token);
+  const { key } = await api(`/channels/${name}-live/keys`, { label: "obs" }, access_token);
+  return { login: `${name}@example.com`, password, slug: `${name}-live`, key };
+}
 
 test("studio to three viewers with simulcast, restart and teardown", { timeout: 180_000 }, async () => {
   const server = await startServer(["--workers", "2"]);
   const browser = await launch().catch(async (e) => { await server.stop(); throw e; });
   try {
     const studio = await browser.newPage();
-    studio.on("console", (m) => m.type() === "error" && console.log("studio:", m.text()));
-    await studio.goto(`${server.base}/studio?stream=e2e&source=camera&autostart=1`);
+    const violations = watchCsp(studio, "studio");
+    await studio.goto(`${server.base}/studio?stream=e2e&source=camera`);
+    await studio.click("#start");
     await until(studio, () => window.studio.state === "live", null, 20000);
 
     const viewers = {};
     for (const layer of ["auto", "low", "high"]) {
       const page = await browser.newPage();
-      page.on("console", (m) => m.type() === "error" && console.log(`viewer ${layer}:`, m.text()));
+      page.violations = watchCsp(page, `viewer ${layer}`);
       await page.goto(`${server.base}/watch/e2e?layer=${layer}`);
       viewers[layer] = page;
     }
@@ -46,7 +82,7 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     await studio.evaluate(() => window.studio.stop());
     await until(viewers.auto, () => window.player.active === false);
     const framesAtStop = await viewers.auto.evaluate(() => window.player.frames);
-    await studio.evaluate(() => window.studio.start());
+    await studio.click("#start");
     await until(studio, () => window.studio.state === "live", null, 20000);
     await until(viewers.auto, (n) => window.player.frames > n + 30, framesAtStop, 30000);
     const after = await viewers.auto.evaluate(() => ({
@@ -60,6 +96,16 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     await viewers.low.evaluate(() => window.player.session.stop());
     assert.equal(await server.metric('cascade_sessions{role="viewer"}'), 2);
     assert.ok(await server.metric("cascade_layer_switches_total") >= 3);
+
+    // The home page lists the stream, as a link to its watch page.
+    const home = await browser.newPage();
+    const homeViolations = watchCsp(home, "home");
+    await home.goto(`${server.base}/`);
+    await home.waitForSelector('#streams a[href="/watch/e2e"]');
+    assert.match(await home.textContent("#streams"), /e2e — 2 watching, 3 layer\(s\)/);
+
+    const all = [violations, homeViolations, ...Object.values(viewers).map((p) => p.violations)].flat();
+    assert.deepEqual(all, [], "no page trips the Content-Security-Policy");
   } finally {
     await browser.close();
     await server.stop();
@@ -74,7 +120,7 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
   const browser = await launch().catch(async (e) => { await server.stop(); throw e; });
   try {
     const page = await browser.newPage();
-    page.on("console", (m) => m.type() === "error" && console.log("page:", m.text()));
+    const violations = watchCsp(page, "page");
     // Without a key, the studio cannot go live on a channel's stream.
     await page.goto(`${server.base}/signup`);
     await page.fill("#email", "nia@example.com");
@@ -90,7 +136,7 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     await until(page, () => window.studio.channel === "nia-live");
     // Going live before making a key is refused by the node.
     await page.selectOption("#source", "clock");
-    await page.evaluate(() => window.studio.start());
+    await page.click("#start");
     await until(page, () => window.studio.state.startsWith("error"), null, 10000);
     assert.match(await page.evaluate(() => window.studio.state), /401/);
 
@@ -102,9 +148,10 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     assert.match(obsKey, /^csk_[A-Za-z0-9_-]{40,}$/);
     assert.equal(await page.inputValue("#key"), obsKey, "the studio publishes with it");
 
-    await page.evaluate(() => window.studio.start());
+    await page.click("#start");
     await until(page, () => window.studio.state === "live", null, 20000);
     const viewer = await browser.newPage();
+    const viewerViolations = watchCsp(viewer, "viewer");
     await viewer.goto(`${server.base}/watch/nia-live?layer=low`);
     await until(viewer, () => window.player.frames > 30, null, 30000);
 
@@ -123,6 +170,98 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     await page.fill("#login", "nia@example.com");
     await page.fill("#password", "nia's long password");
     await Promise.all([page.waitForURL(`${server.base}/account`), page.click("#submit")]);
+    await until(page, () => window.accountPage.user?.username === "nia");
+    assert.deepEqual([...violations, ...viewerViolations], [], "no page trips the Content-Security-Policy");
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
+// `/signin?next=` is followed after signing in, and anyone can write that link: only a path
+// on this origin may be followed. A `javascript:` URL would run with the tokens at hand.
+test("sign-in follows only same-origin paths in ?next=", { timeout: 120_000 }, async () => {
+  const server = await startServer(["--auth", "accounts"]);
+  const browser = await launch().catch(async (e) => { await server.stop(); throw e; });
+  try {
+    const owner = await ownerWithKey(server.base, "sam");
+    const origin = new URL(server.base).origin;
+    const cases = [
+      ["javascript:alert(document.domain)", "/studio"],
+      ['javascript:fetch("/leak?"+encodeURIComponent(localStorage.getItem("cascade.session")))', "/studio"],
+      ["javascript:void(document.title='pwned')", "/studio"],
+      ["//evil.example/", "/studio"],
+      ["/\\evil.example/", "/studio"],
+      ["/\t/evil.example/", "/studio"],
+      ["https://evil.example/", "/studio"],
+      ["/account?tab=profile#email", "/account?tab=profile#email"],
+    ];
+    const problems = []; // every case is tried, then all that went wrong is reported
+    for (const [next, want] of cases) {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const violations = watchCsp(page, `signin ${next}`);
+      const dialogs = [], elsewhere = [];
+      page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+      context.on("request", (r) => {
+        const u = new URL(r.url());
+        if (u.origin !== origin || u.pathname === "/leak") elsewhere.push(r.url());
+      });
+      await page.goto(`${server.base}/signin?next=${encodeURIComponent(next)}`);
+      await page.fill("#login", owner.login);
+      await page.fill("#password", owner.password);
+      await page.click("#submit");
+      await page.waitForURL(`${server.base}${want}`, { timeout: 10000 }).catch(() => {});
+      await page.waitForTimeout(300); // a payload that ran would have shown by now
+      const problem = (what) => problems.push(`next=${next}: ${what}`);
+      if (page.url() !== `${server.base}${want}`) problem(`ends on ${page.url()}, not ${want}`);
+      if (dialogs.length) problem(`script ran: alert(${dialogs})`);
+      if (elsewhere.length) problem(`requested ${elsewhere}`);
+      if ((await page.title().catch(() => "")) === "pwned") problem("script ran: title changed");
+      if (violations.length) problem(`CSP refused something: ${violations}`);
+      // The user is signed in on the page it landed on.
+      if (page.url() === `${server.base}${want}`) {
+        if (want === "/studio") await page.waitForSelector("#mine:not([hidden])");
+        else await until(page, () => window.accountPage.user?.username === "sam");
+      }
+      await context.close();
+    }
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
+// A link must not be able to broadcast a visitor's camera, least of all into a channel
+// whose key the link's author holds: the studio takes no key from the URL and never
+// publishes without a click on "Go live".
+test("a studio link with a key and autostart publishes nothing", { timeout: 60_000 }, async () => {
+  const server = await startServer(["--auth", "accounts"]);
+  const browser = await launch().catch(async (e) => { await server.stop(); throw e; });
+  try {
+    const owner = await ownerWithKey(server.base, "vic");
+    const page = await browser.newPage();
+    const violations = watchCsp(page, "studio");
+    const whip = [];
+    page.on("request", (r) => new URL(r.url()).pathname.startsWith("/whip/") && whip.push(`${r.method()} ${r.url()}`));
+    const link = `/studio?stream=${owner.slug}&key=${encodeURIComponent(owner.key)}&autostart=1&source=clock`;
+    await page.goto(`${server.base}${link}`);
+    await page.waitForTimeout(3000);
+    assert.deepEqual(whip, [], "no WHIP request without a click");
+    const { streams } = await (await fetch(`${server.base}/api/streams`)).json();
+    assert.ok(!streams.some((s) => s.name === owner.slug && s.active), `no publisher: ${JSON.stringify(streams)}`);
+    assert.equal((await (await fetch(`${server.base}/healthz`)).json()).sessions, 0);
+    assert.equal(await page.evaluate(() => window.studio.state), "idle");
+    // The stream name still preselects the stream; the key field stays empty.
+    assert.equal(await page.inputValue("#stream"), owner.slug);
+    assert.equal(await page.inputValue("#key"), "");
+    // A click goes live as the visitor, with no key of the owner's: the node refuses.
+    await page.click("#start");
+    await until(page, () => window.studio.state.startsWith("error"), null, 10000);
+    assert.match(await page.evaluate(() => window.studio.state), /401/);
+    assert.equal(whip.length, 1, "the click made one WHIP request");
+    assert.deepEqual(violations, []);
   } finally {
     await browser.close();
     await server.stop();

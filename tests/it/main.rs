@@ -9,6 +9,7 @@ mod forwarding;
 mod hostile;
 mod http_limits;
 mod loadtest;
+mod pages;
 mod peer;
 mod server;
 mod synth;

@@ -1,0 +1,66 @@
+// The watch page: plays /whep/<stream> with a layer picker and a stats overlay; `window.player`
+// is what tests (and curious people) read.
+import { play, sampleFrames, Account } from "/sdk/cascade.js";
+const $ = (id) => document.getElementById(id);
+const last = location.pathname.split("/").pop();
+// A malformed escape (`/watch/%E0`) would throw and leave a blank page: show it as typed.
+const stream = (() => { try { return decodeURIComponent(last); } catch { return last; } })();
+const q = new URLSearchParams(location.search);
+const measure = q.get("measure") === "1";
+$("title").textContent = stream;
+const layer = q.get("layer") || "auto";
+$("layer").value = ["auto", "low", "mid", "high"].includes(layer) ? layer : "auto";
+
+// What a test or a curious person can read: frames, size, join time, delays, events.
+const player = { session: null, frames: 0, width: 0, height: 0, joinStart: 0, firstFrame: 0,
+                 answered: 0, connected: 0,
+                 delays: [], active: null, layers: [], viewers: 0, error: null };
+window.player = player;
+const video = $("video");
+sampleFrames(video, measure, (width, delay) => {
+  player.frames++;
+  player.width = width; player.height = video.videoHeight;
+  if (!player.firstFrame) player.firstFrame = performance.now();
+  if (delay !== null && player.delays.length < 10000) player.delays.push(delay);
+});
+
+let lastFrames = 0, lastBytes = 0;
+setInterval(async () => {
+  const s = player.session;
+  let kbps = 0;
+  if (s) {
+    const stats = await s.pc.getStats();
+    stats.forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        kbps = ((r.bytesReceived - lastBytes) * 8) / 1000; lastBytes = r.bytesReceived;
+      }
+    });
+  }
+  $("overlay").textContent =
+    `${player.width}x${player.height}  ${player.frames - lastFrames} fps  ${kbps.toFixed(0)} kbit/s` +
+    (player.delays.length ? `\ndelay ${player.delays[player.delays.length - 1]} ms` : "");
+  lastFrames = player.frames;
+}, 1000);
+
+function onEvent(name, data) {
+  if (name === "active") { player.active = true; $("status").textContent = "live"; }
+  if (name === "inactive") { player.active = false; $("status").textContent = "waiting for the broadcaster"; }
+  if (name === "layers") player.layers = data?.video?.active ?? [];
+  if (name === "viewercount") { player.viewers = data.viewercount; $("viewers").textContent = `${data.viewercount} watching`; }
+}
+
+$("layer").onchange = () => player.session?.selectLayer($("layer").value);
+window.addEventListener("pagehide", () => player.session?.stop());
+player.joinStart = performance.now();
+try {
+  // A channel's viewer token (needed for a private one); none on a node without channels.
+  const token = await new Account().viewerToken(stream).catch(() => null);
+  player.session = await play(new URL(`/whep/${encodeURIComponent(stream)}`, location.href).toString(),
+                              video, { layer, onEvent, token: token ?? undefined });
+  player.answered = performance.now();
+  const pc = player.session.pc;
+  const mark = () => { if (pc.connectionState === "connected" && !player.connected) player.connected = performance.now(); };
+  pc.addEventListener("connectionstatechange", mark); mark();
+} catch (e) {
+  player.error = String(e); $("status").textContent = `error: ${e.message ?? e}`;
+}
