@@ -1,0 +1,9 @@
+a=ice-ufrag:rXqv
+a=ice-pwd:MMgnuMZq8E6KZCkU1hAtWygD
+m=audio 9 UDP/TLS/RTP/SAVPF 0
+a=mid:0
+a=candidate:4090255888 1 udp 2113937151 192.0.2.10 42478 typ host generation 0 network-cost 999
+a=candidate:842163049 1 udp 1677729535 198.51.100.7 61010 typ srflx raddr 192.0.2.10 rport 42478 generation 0
+a=candidate:1 1 tcp 1518280447 192.0.2.10 9 typ host tcptype active
+a=candidate:2 1 udp 2113939711 2001:db8::1 50000 typ host
+a=end-of-candidates
