@@ -181,9 +181,12 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         tracing::info!("media workers on udp {}", media.join(", "));
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
-        let app = signaling::app(state, cors)
-            .merge(control.router())
-            .layer(axum::middleware::from_fn(signaling::headers::security_headers));
+        let app =
+            signaling::app(state, cors)
+                .merge(control.router())
+                .layer(axum::middleware::from_fn(
+                    signaling::headers::security_headers,
+                ));
         signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;
