@@ -56,6 +56,27 @@ step "API fuzzing (schemathesis against the OpenAPI document)"
 cargo build --locked --bin cascade
 tests/api/fuzz.sh
 
+step "fuzzing (bounded): cargo fuzz, 60 s per target (fuzz/)"
+# libFuzzer targets need nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
+# toolchain take them. New corpus entries stay in fuzz/corpus (ignored by git); a crash
+# prints its log and leaves the input in fuzz/artifacts/<target>/.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+(
+  cd fuzz
+  export RUSTC_BOOTSTRAP=1
+  cargo fuzz build
+  for target in $(cargo fuzz list); do
+    log=target/$target.log
+    if ! cargo fuzz run "$target" -- -max_total_time=60 -print_final_stats=1 >"$log" 2>&1; then
+      cat "$log"
+      exit 1
+    fi
+    printf '%s: %s runs, %s new units\n' "$target" \
+      "$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")" \
+      "$(sed -n 's/^stat::new_units_added: *//p' "$log")"
+  done
+)
+
 step "browser end to end (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.mjs'
 
