@@ -40,12 +40,13 @@ pub mod metrics;
 pub mod node;
 pub mod router;
 pub mod session;
+pub mod stun;
 pub mod trickle;
 pub mod udp;
 mod worker;
 
 pub use config::NodeConfig;
-pub use directory::{Role, StreamStatus};
+pub use directory::{Client, Role, StreamStatus};
 pub use error::SfuError;
 pub use forward::LayerPref;
 pub use ids::SessionId;

@@ -97,6 +97,8 @@ pub struct Session {
     written: HashMap<Mid, (u64, u64)>,
     rtx_cache_packets: usize,
     remote_ufrag: String,
+    /// The ufrag our answer (or last ICE restart) announced: STUN names it.
+    local_ufrag: String,
 }
 
 /// The RTP header extensions a viewer session offers to negotiate: the standard set
@@ -141,9 +143,10 @@ impl Session {
         params: OpenParams,
         now: Instant,
     ) -> Result<(Session, String), SfuError> {
+        let offer_text = offer;
         let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default().to_owned();
-        let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(offer_text)
+            .map_err(|e| crate::error::bad_offer(&e, offer_text))?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -158,7 +161,7 @@ impl Session {
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
-            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+            .map_err(|e| crate::error::bad_offer(&e, offer_text))?;
         // Unique per publisher session: tells a restarted publisher's packets apart.
         let generation = (id.0 as u32) ^ ((id.0 >> 32) as u32);
         let mut session = Session {
@@ -183,8 +186,12 @@ impl Session {
             written: HashMap::new(),
             rtx_cache_packets: params.rtx_cache_packets,
             remote_ufrag,
+            local_ufrag: String::new(),
         };
         let answer = answer.to_sdp_string();
+        session.local_ufrag = sdp_attr(&answer, "ice-ufrag")
+            .unwrap_or_default()
+            .to_owned();
         session.check_directions(&answer)?;
         Ok((session, answer))
     }
@@ -382,6 +389,7 @@ impl Session {
         let local = IceCreds::new();
         {
             self.remote_ufrag = remote.ufrag.clone();
+            self.local_ufrag = local.ufrag.clone();
             let mut api = self.rtc.direct_api();
             api.set_remote_ice_credentials(remote);
             api.set_local_ice_credentials(local.clone());
@@ -396,6 +404,11 @@ impl Session {
         self.rtc.add_remote_candidate(c);
         let mut ignored = Vec::new();
         self.drain(tx, &mut ignored);
+    }
+
+    /// The local ICE username fragment in use (STUN requests name it).
+    pub fn local_ufrag(&self) -> &str {
+        &self.local_ufrag
     }
 
     /// The remote ICE username fragment in use.

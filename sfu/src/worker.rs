@@ -94,6 +94,9 @@ pub(crate) struct Worker {
     local: SocketAddr,
     sessions: HashMap<SessionId, Session>,
     by_addr: HashMap<SocketAddr, SessionId>,
+    /// Each session's current local ICE ufrag: one entry per session, replaced on an
+    /// ICE restart, removed on close.
+    by_ufrag: HashMap<String, SessionId>,
     router: Router,
     publishers: HashMap<StreamId, SessionId>,
     interest: HashMap<StreamId, u64>,
@@ -129,6 +132,7 @@ impl Worker {
             local,
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
             router: Router::default(),
             publishers: HashMap::new(),
             interest: HashMap::new(),
@@ -227,11 +231,12 @@ impl Worker {
             // Only a STUN request (RFC 8489 magic cookie) can introduce a new address;
             // anything else from an unknown source is dropped without scanning sessions.
             None if !is_stun(data) => None,
+            // The USERNAME names the session's ufrag; its str0m agent checks the rest.
             None => {
-                let found = self
-                    .sessions
-                    .values()
-                    .find(|s| s.accepts(&input))
+                let found = crate::stun::local_ufrag(data)
+                    .and_then(|u| self.by_ufrag.get(u))
+                    .and_then(|id| self.sessions.get(id))
+                    .filter(|s| s.accepts(&input))
                     .map(|s| s.id);
                 if let Some(id) = found {
                     self.by_addr.insert(from, id);
@@ -293,6 +298,7 @@ impl Worker {
                 };
                 let r = Session::open(id, stream, role, &offer, params, Instant::now());
                 let r = r.map(|(session, answer)| {
+                    self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
                     self.prefs.insert(id, pref);
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
@@ -359,7 +365,9 @@ impl Worker {
             session.add_remote_candidate(c, &mut self.batch);
         }
         let out = restart.map(|remote| {
+            self.by_ufrag.remove(session.local_ufrag());
             let local = session.restart_ice(remote, &mut self.batch);
+            self.by_ufrag.insert(local.ufrag.clone(), id);
             format!(
                 "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
                 local.ufrag,
@@ -421,6 +429,8 @@ impl Worker {
             return;
         };
         let (stream, role) = (s.stream, s.role);
+        // Its handshake is done: it leaves the pending budgets at once.
+        self.shared.directory.connected(id);
         match role {
             Role::Publisher => {
                 self.publishers.insert(stream, id);
@@ -573,6 +583,9 @@ impl Worker {
         };
         s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
+        if self.by_ufrag.get(s.local_ufrag()) == Some(&id) {
+            self.by_ufrag.remove(s.local_ufrag());
+        }
         self.prefs.remove(&id);
         self.shared.loads[self.id.0].fetch_sub(1, Ordering::Relaxed);
         let m = &self.shared.metrics;
@@ -610,7 +623,129 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::is_stun;
+    use super::*;
+    use crate::session::sdp_attr;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, IceCreds, Output, Rtc, RtcConfig};
+
+    /// A worker on a real socket with `n` viewer sessions, each answered to a str0m client.
+    fn worker_with_clients(n: usize) -> (Worker, Vec<(SessionId, Rtc)>) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let local = socket.local_addr().unwrap();
+        let socket = UdpSocket::from_std(socket).unwrap();
+        let (tx, _rx) = mpsc::channel(8);
+        let shared = Arc::new(Shared {
+            directory: Arc::new(Directory::default()),
+            metrics: Metrics::new(),
+            peers: vec![tx],
+            loads: vec![Arc::new(AtomicUsize::new(0))],
+            handshake_timeout: Duration::from_secs(10),
+            rtx_cache_packets: 16,
+            keyframe_throttle: Duration::from_millis(100),
+        });
+        let mut w = Worker::new(WorkerId(0), socket, local, shared);
+        let mut clients = Vec::new();
+        for i in 0..n {
+            let mut client = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
+            let addr = SocketAddr::from(([127, 0, 0, 3], 2000 + i as u16));
+            client.add_local_candidate(Candidate::host(addr, Protocol::Udp).unwrap());
+            let mut api = client.sdp_api();
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            let id = SessionId(i as u64 + 1);
+            let (reply, mut answer) = oneshot::channel();
+            w.on_command(Command::Open {
+                id,
+                stream: StreamId(1),
+                role: Role::Viewer,
+                offer: offer.to_sdp_string(),
+                pref: LayerPref::Auto,
+                reply,
+            });
+            let answer = answer.try_recv().unwrap().unwrap();
+            client
+                .sdp_api()
+                .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+                .unwrap();
+            clients.push((id, client));
+        }
+        (w, clients)
+    }
+
+    /// The client's next STUN binding request.
+    fn binding(client: &mut Rtc) -> Vec<u8> {
+        let mut now = Instant::now();
+        for _ in 0..1000 {
+            now += Duration::from_millis(50);
+            client.handle_input(Input::Timeout(now)).unwrap();
+            loop {
+                match client.poll_output().unwrap() {
+                    Output::Transmit(t) if is_stun(&t.contents) => return t.contents.to_vec(),
+                    Output::Timeout(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        panic!("no binding request")
+    }
+
+    #[tokio::test]
+    async fn stun_from_a_new_address_reaches_its_session_among_many() {
+        let (mut w, mut clients) = worker_with_clients(50);
+        assert_eq!(w.by_ufrag.len(), 50, "one index entry per session");
+        for (k, from) in [(37usize, 40_037u16), (3, 40_003), (37, 41_037)] {
+            let data = binding(&mut clients[k].1);
+            // A new address, as after a NAT rebinding.
+            let addr = SocketAddr::from(([127, 0, 0, 4], from));
+            w.on_datagram(&data, addr);
+            assert_eq!(w.by_addr.get(&addr), Some(&clients[k].0), "client {k}");
+        }
+        // A binding naming an unknown ufrag is dropped without reaching any session.
+        let mut data = binding(&mut clients[5].1);
+        let at =
+            crate::stun::local_ufrag(&data).map(|u| u.as_ptr() as usize - data.as_ptr() as usize);
+        data[at.expect("a USERNAME")] ^= 0x01; // another ufrag: no session has it
+        let stranger = SocketAddr::from(([127, 0, 0, 5], 1));
+        w.on_datagram(&data, stranger);
+        assert!(!w.by_addr.contains_key(&stranger));
+        // Closing a session removes its entry.
+        w.close_session(clients[3].0, "test");
+        assert_eq!(w.by_ufrag.len(), 49);
+        assert!(!w.by_ufrag.values().any(|id| *id == clients[3].0));
+    }
+
+    #[tokio::test]
+    async fn an_ice_restart_moves_the_index_to_the_new_ufrag() {
+        let (mut w, mut clients) = worker_with_clients(5);
+        let id = clients[2].0;
+        let old = w.sessions[&id].local_ufrag().to_owned();
+        let frag = "a=ice-ufrag:newfrag1\r\na=ice-pwd:newpasswordnewpassword12\r\n";
+        let answer = w.patch(id, frag).unwrap().expect("a restart answer");
+        let new = sdp_attr(&answer, "ice-ufrag").unwrap().to_owned();
+        let pwd = sdp_attr(&answer, "ice-pwd").unwrap().to_owned();
+        assert_ne!(old, new);
+        assert_eq!(w.by_ufrag.get(&new), Some(&id));
+        assert!(!w.by_ufrag.contains_key(&old));
+        assert_eq!(w.by_ufrag.len(), 5);
+        // The client restarts too: its binding names the new ufrag and reaches the session.
+        {
+            let mut api = clients[2].1.direct_api();
+            api.set_local_ice_credentials(IceCreds {
+                ufrag: "newfrag1".into(),
+                pass: "newpasswordnewpassword12".into(),
+            });
+            api.set_remote_ice_credentials(IceCreds {
+                ufrag: new,
+                pass: pwd,
+            });
+        }
+        let data = binding(&mut clients[2].1);
+        let addr = SocketAddr::from(([127, 0, 0, 4], 50_000));
+        w.on_datagram(&data, addr);
+        assert_eq!(w.by_addr.get(&addr), Some(&id));
+    }
 
     #[test]
     fn only_stun_can_introduce_an_address() {
