@@ -85,10 +85,15 @@ test("Firefox goes live from the studio and another Firefox watches", { timeout:
   const server = await startServer(["--workers", "2", "--http", `${IP}:0`, "--bind-ip", IP]);
   const browsers = [];
   const violations = [];
+  // Milliseconds from the start to each step, printed at the end: where a slow run spent it.
+  const t0 = Date.now();
+  const took = {};
+  const mark = (step) => { took[step] = Date.now() - t0; };
   try {
     browsers.push(await launchFirefox(), await launchFirefox());
     const [publisher, viewer] = browsers;
     console.log(`${await publisher.version()}, node at ${server.base}`);
+    mark("browsers");
 
     // The studio: a stream name, the camera, simulcast on, and a click on Go live.
     const studio = await openPage(publisher, "studio", violations);
@@ -101,6 +106,7 @@ test("Firefox goes live from the studio and another Firefox watches", { timeout:
     await studio.click("#start");
     const studioState = () => studio.$eval("#state", (el) => el.textContent);
     await eventually("the studio is live", 20_000, async () => (await studioState()) === "live", studioState);
+    mark("live");
 
     // The viewer decodes frames, and keeps decoding: frames, decoder count and clock advance.
     const watch = await openPage(viewer, "viewer", violations);
@@ -110,6 +116,7 @@ test("Firefox goes live from the studio and another Firefox watches", { timeout:
       const s = await state();
       return s.frames > 30 && s.width > 0;
     }, state);
+    mark("decoding");
     const a = await state();
     await new Promise((r) => setTimeout(r, 2000));
     const b = await state();
@@ -119,15 +126,17 @@ test("Firefox goes live from the studio and another Firefox watches", { timeout:
     assert.equal(b.active, true, "the viewer got the active event");
     assert.equal(b.status, "live");
 
-    // Firefox sends the studio's three layers (the top one once its bandwidth estimate,
-    // fed by the node's transport-wide feedback, has grown), and the viewer is told of
-    // exactly the layers that carry frames.
+    // Firefox sends the studio's three layers, and the viewer is told of exactly those. The
+    // top one starts once Firefox's bandwidth estimate, fed by the node's transport-wide
+    // feedback, has grown: mostly at once, but on a loaded 2-core machine up to 25 s after
+    // going live (Chromium too).
     let sent = [];
-    await eventually("Firefox sends three layers and the viewer is told of them", 30_000, async () => {
+    await eventually("Firefox sends three layers and the viewer is told of them", 45_000, async () => {
       sent = await sentLayers(studio);
       const rids = sent.filter((l) => l.frames > 0 && l.rid).map((l) => l.rid).sort();
       return rids.length === 3 && JSON.stringify((await state()).layers) === JSON.stringify(rids);
     }, async () => ({ sent, viewer: await state() }));
+    mark("three_layers");
     console.log("publisher sends:", JSON.stringify(sent));
 
     // The viewer picks the low layer on the page, then the high one, and the picture follows.
@@ -136,12 +145,15 @@ test("Firefox goes live from the studio and another Firefox watches", { timeout:
       const w = (await state()).width;
       return w > 0 && w <= sent[0].width;
     }, state);
+    mark("low");
     await watch.select("#layer", "high");
     await eventually("the high layer plays", 20_000, async () => {
       const [s, now] = [await state(), await sentLayers(studio)];
       return s.width === now[now.length - 1].width;
     }, async () => ({ viewer: await state(), sent: await sentLayers(studio) }));
+    mark("high");
     console.log("viewer:", JSON.stringify(await state()));
+    console.log("ms to each step:", JSON.stringify(took));
 
     assert.deepEqual(violations, [], "the pages run under their Content-Security-Policy");
   } finally {
