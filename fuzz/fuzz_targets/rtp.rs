@@ -25,7 +25,8 @@ const CODECS: [Codec; 5] = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Cod
 fuzz_target!(|data: &[u8]| {
     let mut publisher = Publisher::new();
     let start = publisher.start;
-    let mut view = viewer(start);
+    // Opened on the first packet forwarded: most inputs never get that far.
+    let mut view = None;
     let mut consumer = Consumer::new(LayerPref::Auto, [1000, 2000], [3000, 4000]);
     let mut munger = Vp8Munger::default();
     let mut rest = data;
@@ -48,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         for effect in publisher.receive(packet, at) {
             if let Effect::Media(_, pkt) = effect {
                 if let Ok(fwd) = consumer.forward(&pkt, at) {
+                    let view = view.get_or_insert_with(|| viewer(start));
                     view.write(&fwd, at, at, &mut Discard, &mut sink);
                 }
             }
