@@ -13,6 +13,7 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, ClientIp, Json};
 use crate::limits::Target;
 use crate::model::{self, User, UserRow, USER_COLUMNS};
+use crate::revocation::{channel_tag, user_tag};
 use crate::tokens::{hash_secret, now_secs, random_id, random_secret, TokenKind};
 use crate::{password, ControlPlane, Error};
 
@@ -166,24 +167,18 @@ async fn issue_pair(
     })
 }
 
-/// Invalidates every access token and refresh token of a user.
-pub(crate) async fn revoke_all(cp: &ControlPlane, user_id: &str) -> ApiResult<()> {
-    let now = now_ms();
-    sqlx::query(
-        "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(cp.pool())
-    .await?;
+/// Invalidates every access token and refresh token of a user; returns the new session
+/// version.
+pub(crate) async fn revoke_all(cp: &ControlPlane, user_id: &str) -> ApiResult<i64> {
+    let sv = bump_session(cp, user_id).await?;
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
     )
     .bind(user_id)
-    .bind(now)
+    .bind(now_ms())
     .execute(cp.pool())
     .await?;
-    Ok(())
+    Ok(sv)
 }
 
 /// Checks the current password before a sensitive change (rate-limited like sign-in).
@@ -449,16 +444,20 @@ pub(crate) async fn signout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Invalidates every access token of a user (not the refresh tokens).
-async fn bump_session(cp: &ControlPlane, user_id: &str) -> ApiResult<()> {
-    sqlx::query(
-        "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1",
+/// Invalidates every access token of a user (not the refresh tokens), and the publish and
+/// viewer tokens bound to their session version, on media-only nodes too; returns the new
+/// session version.
+async fn bump_session(cp: &ControlPlane, user_id: &str) -> ApiResult<i64> {
+    let (sv,): (i64,) = sqlx::query_as(
+        "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1 \
+         RETURNING session_version",
     )
     .bind(user_id)
     .bind(now_ms())
-    .execute(cp.pool())
+    .fetch_one(cp.pool())
     .await?;
-    Ok(())
+    cp.revoke(user_tag(user_id), sv, false).await?;
+    Ok(sv)
 }
 
 /// Sign out every session of the caller, here and on every other device.
@@ -604,6 +603,10 @@ pub(crate) async fn delete_me(
 ) -> ApiResult<StatusCode> {
     confirm(&cp, ip, &caller.0, &req.current_password).await?;
     let id = &caller.0.id;
+    let channels: Vec<(String,)> = sqlx::query_as("SELECT id FROM channels WHERE owner_id = $1")
+        .bind(id)
+        .fetch_all(cp.pool())
+        .await?;
     let mut tx = cp.pool().begin().await?;
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
@@ -615,6 +618,11 @@ pub(crate) async fn delete_me(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    // Their broadcasts and viewing sessions end, and every token they held or minted dies.
+    cp.revoke(user_tag(id), i64::MAX, true).await?;
+    for (channel,) in channels {
+        cp.revoke(channel_tag(&channel), 0, true).await?;
+    }
     audit::record(&cp, Some(id), "account.delete", Some(id), None, "").await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -140,12 +140,9 @@ async fn set_status(
         .execute(cp.pool())
         .await?;
     if status == "suspended" {
-        revoke_all(&cp, &user.id).await?;
+        let sv = revoke_all(&cp, &user.id).await?;
         // Their live broadcasts and viewing sessions end, on every node, and publish and
         // viewer tokens minted before now stop working.
-        let sv = user_by_id(&cp, &user.id)
-            .await?
-            .map_or(i64::MAX, |u| u.session_version);
         cp.revoke(user_tag(&user.id), sv, true).await?;
     }
     audit::record(

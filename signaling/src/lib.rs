@@ -14,48 +14,23 @@ pub mod links;
 pub mod pages;
 pub mod resource;
 pub mod server;
+pub mod sessions;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::routing::{get, post};
 use axum::Router;
-use sfu::{Node, SessionId};
+use sfu::Node;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use auth::{Action, Authorizer, Denied};
+pub use auth::{Action, Authorizer, Denied, Grant};
 pub use links::IceServer;
+pub use sessions::Sessions;
 
 /// Largest request body accepted (SDP offers, fragments, JSON).
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Current ETag generation per session (bounded by the node's sessions).
-#[derive(Debug, Default, Clone)]
-pub struct Etags(Arc<Mutex<HashMap<SessionId, u32>>>);
-
-impl Etags {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, u32>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    fn get(&self, id: SessionId) -> Option<u32> {
-        self.lock().get(&id).copied()
-    }
-    fn set(&self, id: SessionId, generation: u32) {
-        self.lock().insert(id, generation);
-    }
-    fn remove(&self, id: SessionId) {
-        self.lock().remove(&id);
-    }
-    /// Drops entries of sessions that ended on their own (ICE timeout).
-    fn prune(&self, node: &Node) {
-        self.lock().retain(|id, _| {
-            node.session_stream(*id, sfu::Role::Viewer).is_some()
-                || node.session_stream(*id, sfu::Role::Publisher).is_some()
-        });
-    }
-}
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -66,7 +41,7 @@ pub struct AppState {
     pub auth: Arc<dyn Authorizer>,
     /// STUN/TURN servers announced in `Link` headers.
     pub ice_servers: Arc<Vec<IceServer>>,
-    etags: Etags,
+    sessions: Sessions,
 }
 
 impl AppState {
@@ -76,8 +51,13 @@ impl AppState {
             node,
             auth,
             ice_servers: Arc::new(ice_servers),
-            etags: Etags::default(),
+            sessions: Sessions::default(),
         }
+    }
+
+    /// Ends the sessions bound to a revoked tag (a key, channel, user or viewer grant).
+    pub async fn revoke(&self, tag: &str) -> usize {
+        self.sessions.revoke(&self.node, tag).await
     }
 }
 
@@ -147,13 +127,13 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             HeaderName::from_static("accept-post"),
         ]);
     {
-        // Sessions that end on their own leave an ETag behind: sweep now and then.
-        let (etags, node) = (state.etags.clone(), state.node.clone());
+        // Sessions that end on their own leave an entry behind: sweep now and then.
+        let (sessions, node) = (state.sessions.clone(), state.node.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                etags.prune(&node);
+                sessions.prune(&node);
             }
         });
     }

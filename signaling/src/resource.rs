@@ -128,7 +128,8 @@ async fn create(
         Role::Publisher => Action::Publish,
         Role::Viewer => Action::View,
     };
-    st.auth
+    let grant = st
+        .auth
         .authorize(action, &stream, bearer(&headers))
         .await
         .map_err(|d| match d {
@@ -145,7 +146,11 @@ async fn create(
             st.node.view(&stream, offer, pref, client).await?
         }
     };
-    st.etags.set(opened.id, 1);
+    if role == Role::Publisher {
+        // Only a public channel's stream shows in public lists and metric labels.
+        st.node.set_listed(&stream, grant.listed);
+    }
+    st.sessions.insert(opened.id, role, grant.tags);
     let base = format!("/{}/{stream}/{}", role_path(role), opened.id);
     let mut resp = (StatusCode::CREATED, opened.answer).into_response();
     let h = resp.headers_mut();
@@ -170,7 +175,7 @@ fn session_in(st: &AppState, role: Role, stream: &str, id: &str) -> Result<Sessi
     match st.node.session_stream(id, role) {
         Some(s) if s == stream => Ok(id),
         _ => {
-            st.etags.remove(id);
+            st.sessions.remove(id);
             Err(ApiError::NotFound)
         }
     }
@@ -184,7 +189,7 @@ pub async fn delete(
     let role = role_of(&kind)?;
     let id = session_in(&st, role, &stream, &id)?;
     st.node.close(id, role).await?;
-    st.etags.remove(id);
+    st.sessions.remove(id);
     Ok(StatusCode::OK)
 }
 
@@ -199,7 +204,7 @@ pub async fn patch(
     let id = session_in(&st, role, &stream, &id)?;
     require_content_type(&headers, SDPFRAG)?;
     let frag = body_text(&body)?;
-    let current = st.etags.get(id).unwrap_or(1);
+    let current = st.sessions.generation(id).unwrap_or(1);
     if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         if m.trim() != "*" && m.trim() != etag(id, current) {
             return Err(ApiError::PreconditionFailed);
@@ -208,8 +213,7 @@ pub async fn patch(
     match st.node.patch(id, role, frag).await? {
         None => Ok(StatusCode::NO_CONTENT.into_response()),
         Some(answer) => {
-            let next = current + 1;
-            st.etags.set(id, next);
+            let next = st.sessions.bump(id);
             let mut resp = (StatusCode::OK, answer).into_response();
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));

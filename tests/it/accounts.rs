@@ -10,7 +10,7 @@ use crate::peer::Peer;
 use crate::server::{temp_dir, Server};
 
 /// A JSON call on the API; returns status and body.
-fn api(
+pub(crate) fn api(
     server: &Server,
     method: &str,
     path: &str,
@@ -34,7 +34,7 @@ fn api(
 }
 
 /// Signs up and in; returns the access token.
-fn account(server: &Server, name: &str) -> String {
+pub(crate) fn account(server: &Server, name: &str) -> String {
     let pw = format!("pw of {name} 123");
     let (s, _) = api(
         server,
@@ -56,7 +56,7 @@ fn account(server: &Server, name: &str) -> String {
 }
 
 /// Creates a channel and a key; returns the key.
-fn channel_with_key(
+pub(crate) fn channel_with_key(
     server: &Server,
     token: &str,
     slug: &str,
@@ -84,7 +84,7 @@ fn channel_with_key(
     )
 }
 
-fn whip(server: &Server, slug: &str, key: Option<&str>) -> u16 {
+pub(crate) fn whip(server: &Server, slug: &str, key: Option<&str>) -> u16 {
     let (_p, offer, _) = Peer::publisher(&["a"]);
     server
         .post_sdp(&format!("/whip/{slug}"), &offer, key)
@@ -92,7 +92,7 @@ fn whip(server: &Server, slug: &str, key: Option<&str>) -> u16 {
         .as_u16()
 }
 
-fn whep(server: &Server, slug: &str, token: Option<&str>) -> u16 {
+pub(crate) fn whep(server: &Server, slug: &str, token: Option<&str>) -> u16 {
     let (_v, offer, _) = Peer::viewer();
     server
         .post_sdp(&format!("/whep/{slug}"), &offer, token)
@@ -163,7 +163,14 @@ fn a_media_only_node_checks_signed_tokens_offline() {
     let (key, _) = channel_with_key(&control, &cy, "cy-tv", "public");
     let (_, signing) = api(&control, "GET", "/signing-key", None, None);
     let public_key = signing["public_key"].as_str().unwrap();
-    let media = Server::start(&["--auth", "tokens", "--token-public-key", public_key]);
+    let media = Server::start(&[
+        "--auth",
+        "tokens",
+        "--token-public-key",
+        public_key,
+        "--control-plane",
+        &control.base,
+    ]);
 
     let (s, pt) = api(&control, "POST", "/publish-token", Some(&key), None);
     assert_eq!(s, 200);
@@ -257,6 +264,8 @@ fn backup_while_writing_then_restore() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The secret key that seals the signing key is not in the backup: it travels apart.
+    std::fs::copy(data.join("secret.key"), fresh.join("secret.key")).unwrap();
     let restored = Server::launch(&["--auth", "accounts"], &fresh, Stdio::inherit(), "warn");
     let mut back = Vec::new();
     for (name, _) in &users {

@@ -379,4 +379,40 @@ fn a_media_only_node_follows_the_revocation_list() {
         sessions(&media) == 0
     });
     assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 401);
+
+    // Signing out everywhere reaches the media node's token checks too.
+    let (s, k2) = api(
+        &control,
+        "POST",
+        "/channels/amy-tv/keys",
+        Some(&amy),
+        Some(json!({})),
+    );
+    assert_eq!(s, 201);
+    let token = publish_token(&control, k2["key"].as_str().unwrap());
+    assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 201);
+    let (s, _) = api(&control, "POST", "/auth/signout-all", Some(&amy), None);
+    assert_eq!(s, 204);
+    eventually("the media node refuses the older token", || {
+        whip_once(&media, "amy-tv", Some(&token)) == 401
+    });
+}
+
+#[test]
+fn deleting_the_account_ends_its_broadcast() {
+    let server = Server::start(&["--auth", "accounts"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let (key, _) = channel_with_key(&server, &amy, "amy-tv", "public");
+    let (mut publ, mut view, events) = live(&server, "amy-tv", &key);
+    let (s, _) = api(
+        &server,
+        "DELETE",
+        "/me",
+        Some(&amy),
+        Some(json!({"current_password": "pw of amy 123"})),
+    );
+    assert_eq!(s, 204);
+    assert!(sees_inactive(&mut [&mut publ, &mut view], &events));
+    eventually("both sessions end", || sessions(&server) == 0);
 }

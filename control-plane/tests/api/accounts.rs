@@ -505,6 +505,7 @@ async fn admin_manages_users(b: Backend) {
         async move {
             cp.check(control_plane::gate::Want::Publish, "hal-tv", Some(&k))
                 .await
+                .map(|_| ())
         }
     };
     assert_eq!(publish(key.clone()).await, Ok(()));

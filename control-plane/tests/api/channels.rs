@@ -175,7 +175,7 @@ async fn channels_and_visibility(b: Backend) {
     // What a media node is told for WHEP.
     let view = |t: Option<String>, slug: &'static str| {
         let cp = api.cp.clone();
-        async move { cp.check(Want::View, slug, t.as_deref()).await }
+        async move { cp.check(Want::View, slug, t.as_deref()).await.map(|_| ()) }
     };
     assert_eq!(view(None, "lea-live").await, Ok(()));
     assert_eq!(
@@ -334,7 +334,11 @@ async fn stream_keys(b: Backend) {
 
     let publish = |slug: &'static str, k: Option<String>| {
         let cp = api.cp.clone();
-        async move { cp.check(Want::Publish, slug, k.as_deref()).await }
+        async move {
+            cp.check(Want::Publish, slug, k.as_deref())
+                .await
+                .map(|_| ())
+        }
     };
     assert_eq!(publish("oli-tv", Some(key1.clone())).await, Ok(()));
     assert_eq!(publish("oli-tv", None).await, Err(Refusal::Unauthenticated));
@@ -394,21 +398,29 @@ async fn stream_keys(b: Backend) {
         control_plane::tokens::Verifier::from_public_key(sk["public_key"].as_str().unwrap())
             .unwrap();
     let token = pt["token"].as_str().unwrap();
+    let revoked = control_plane::revocation::RevocationList::default();
+    let grant = check_offline(&verifier, &revoked, Want::Publish, "oli-tv", Some(token)).unwrap();
+    assert!(grant.listed, "a public channel is listed");
     assert_eq!(
-        check_offline(&verifier, Want::Publish, "oli-tv", Some(token)),
+        grant.tags.len(),
+        3,
+        "bound to channel, key and owner: {grant:?}"
+    );
+    assert_eq!(
+        check_offline(&verifier, &revoked, Want::Publish, "oli-tv", Some(token)).map(|_| ()),
         Ok(())
     );
     assert_eq!(
-        check_offline(&verifier, Want::Publish, "pam-tv", Some(token)),
+        check_offline(&verifier, &revoked, Want::Publish, "pam-tv", Some(token)),
         Err(Refusal::Forbidden)
     );
     assert_eq!(
-        check_offline(&verifier, Want::View, "oli-tv", Some(token)),
+        check_offline(&verifier, &revoked, Want::View, "oli-tv", Some(token)),
         Err(Refusal::Unauthenticated),
         "not a viewer token"
     );
     assert_eq!(
-        check_offline(&verifier, Want::Publish, "oli-tv", Some(&key2)),
+        check_offline(&verifier, &revoked, Want::Publish, "oli-tv", Some(&key2)),
         Err(Refusal::Unauthenticated),
         "offline nodes take no raw keys"
     );
