@@ -80,10 +80,15 @@ pub struct ServeArgs {
     /// `tokens` (a media-only node checking tokens signed by a remote control plane).
     #[arg(long, env = "CASCADE_AUTH")]
     pub auth: Option<AuthMode>,
-    /// The remote control plane's token public key (`GET /api/v1/signing-key`), for
-    /// `--auth tokens`.
-    #[arg(long, env = "CASCADE_TOKEN_PUBLIC_KEY")]
+    /// The remote control plane's token public keys (`GET /api/v1/signing-key`), for
+    /// `--auth tokens`; comma-separated while a key rotation overlaps. (A base64url key
+    /// may begin with '-'.)
+    #[arg(long, env = "CASCADE_TOKEN_PUBLIC_KEY", allow_hyphen_values = true)]
     pub token_public_key: Option<String>,
+    /// For `--auth tokens`: the control plane's base URL (e.g. `http://10.0.0.2:8080`),
+    /// whose revocation list the node follows.
+    #[arg(long, env = "CASCADE_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
 }
 
 /// Where the control plane keeps its data (also used by `backup` and `restore`).
@@ -95,9 +100,48 @@ pub struct StoreArgs {
     /// A database URL (`postgres://…` or `sqlite://…`) instead of the data directory's file.
     #[arg(long, env = "CASCADE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// A file holding the secret key (32 bytes, base64 or hex) that seals the token-signing
+    /// keys in the database [default: the key in CASCADE_SECRET_KEY, else
+    /// DATA_DIR/secret.key, made on first start].
+    #[arg(long, env = "CASCADE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
+    /// Where the secret key that seals the signing keys comes from; `None` means beside
+    /// an SQLite file named by `--database-url`.
+    pub fn secret_key(&self) -> Option<control_plane::keystore::SecretKeySource> {
+        use control_plane::keystore::SecretKeySource;
+        if let Some(path) = &self.secret_key_file {
+            return Some(SecretKeySource::File {
+                path: path.clone(),
+                create: false,
+            });
+        }
+        // Read from the environment only (never a flag): a flag shows in `ps`.
+        if let Some(value) = std::env::var("CASCADE_SECRET_KEY")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            return Some(SecretKeySource::Value(value));
+        }
+        if self
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("sqlite:"))
+        {
+            return None;
+        }
+        let dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("cascade-data"));
+        Some(SecretKeySource::File {
+            path: dir.join("secret.key"),
+            create: true,
+        })
+    }
+
     /// The database URL these options name.
     pub fn url(&self) -> String {
         match &self.database_url {
@@ -163,8 +207,10 @@ pub struct FileConfig {
     cors_origins: Vec<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    secret_key_file: Option<PathBuf>,
     auth: Option<AuthMode>,
     token_public_key: Option<String>,
+    control_plane: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -177,8 +223,10 @@ pub struct Settings {
     pub ice_servers: Vec<IceServer>,
     pub cors_origins: Vec<String>,
     pub database_url: String,
+    pub secret_key: Option<control_plane::keystore::SecretKeySource>,
     pub auth: AuthMode,
     pub token_public_key: Option<String>,
+    pub control_plane: Option<String>,
 }
 
 impl ServeArgs {
@@ -233,7 +281,11 @@ impl ServeArgs {
                 file.http_header_timeout,
                 h.header_timeout,
             ),
-            body_timeout: secs(self.http_body_timeout, file.http_body_timeout, h.body_timeout),
+            body_timeout: secs(
+                self.http_body_timeout,
+                file.http_body_timeout,
+                h.body_timeout,
+            ),
             request_timeout: secs(
                 self.http_request_timeout,
                 file.http_request_timeout,
@@ -268,6 +320,7 @@ impl ServeArgs {
         let store = StoreArgs {
             data_dir: self.store.data_dir.or(file.data_dir),
             database_url: self.store.database_url.or(file.database_url),
+            secret_key_file: self.store.secret_key_file.or(file.secret_key_file),
         };
         let auth = self
             .auth
@@ -281,13 +334,21 @@ impl ServeArgs {
         if auth == AuthMode::Tokens && token_public_key.is_none() {
             return Err("--auth tokens needs --token-public-key".into());
         }
+        let control_plane = self.control_plane.or(file.control_plane);
+        if auth == AuthMode::Tokens && control_plane.is_none() {
+            // Without it, a revoked key or a suspended owner would publish until the
+            // token expires.
+            return Err("--auth tokens needs --control-plane (to follow revocations)".into());
+        }
         if auth == AuthMode::Keys && publish_keys.is_empty() {
             return Err("--auth keys needs at least one --publish-key".into());
         }
         Ok(Settings {
             database_url: store.url(),
+            secret_key: store.secret_key(),
             auth,
             token_public_key,
+            control_plane,
             http: self
                 .http
                 .or(file.http)

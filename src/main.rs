@@ -1,6 +1,7 @@
 //! `cascade`: the broadcasting engine's one binary.
 
 mod config;
+mod follow;
 mod gatekeeper;
 
 use std::sync::Arc;
@@ -156,6 +157,9 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         )
         .await
         .map_err(|e| format!("opening the database: {e}"))?;
+        let revoked = Arc::new(std::sync::RwLock::new(
+            control_plane::revocation::RevocationList::default(),
+        ));
         let auth: Arc<dyn Authorizer> = match settings.auth {
             AuthMode::Accounts => Arc::new(gatekeeper::Accounts(control.clone())),
             AuthMode::Open => Arc::new(auth::Open),
@@ -164,7 +168,10 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 let key = settings.token_public_key.as_deref().unwrap_or_default();
                 let verifier = control_plane::tokens::Verifier::from_public_key(key)
                     .map_err(|_| "--token-public-key is not an Ed25519 public key".to_string())?;
-                Arc::new(gatekeeper::Tokens(verifier))
+                Arc::new(gatekeeper::Tokens {
+                    verifier,
+                    revoked: revoked.clone(),
+                })
             }
         };
         let cors = if settings.cors_origins.is_empty() {
@@ -173,6 +180,10 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             Cors::Origins(settings.cors_origins.clone())
         };
         let state = AppState::new(node.clone(), auth, settings.ice_servers.clone());
+        match (settings.auth, settings.control_plane.clone()) {
+            (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
+            _ => follow::in_process(control.clone(), state.clone()),
+        }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await
             .map_err(|e| format!("binding {}: {e}", settings.http))?;
