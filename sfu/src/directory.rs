@@ -194,14 +194,6 @@ impl Directory {
             if g.viewers.sessions >= l.max_sessions.saturating_sub(l.publisher_reserve) {
                 return Err(SfuError::AtCapacity);
             }
-            if g.viewers.pending >= l.max_pending {
-                return Err(SfuError::Overloaded("too many viewers are connecting"));
-            }
-            if g.streams.get(name).map_or(0, |e| e.pending) >= l.max_pending_per_stream {
-                return Err(SfuError::Overloaded(
-                    "too many viewers are connecting to this stream",
-                ));
-            }
             let from = client
                 .and_then(|c| g.clients.get(&c).copied())
                 .unwrap_or_default();
@@ -210,6 +202,14 @@ impl Directory {
             }
             if l.max_pending_per_address != 0 && from.pending >= l.max_pending_per_address {
                 return Err(SfuError::TooMany("viewer handshakes from this address"));
+            }
+            if g.viewers.pending >= l.max_pending {
+                return Err(SfuError::Overloaded("too many viewers are connecting"));
+            }
+            if g.streams.get(name).map_or(0, |e| e.pending) >= l.max_pending_per_stream {
+                return Err(SfuError::Overloaded(
+                    "too many viewers are connecting to this stream",
+                ));
             }
         }
         let inner = &mut *g;

@@ -5,6 +5,7 @@ mod accounts;
 mod admission;
 mod bad_input;
 mod codecs;
+mod disclosure;
 mod forwarding;
 mod hostile;
 mod http_limits;

@@ -163,6 +163,12 @@ impl Peer {
         }
     }
 
+    /// Ends the session from this side (RTCP BYE, DTLS close_notify) and sends that now.
+    pub fn hang_up(&mut self) {
+        self.rtc.close().unwrap();
+        self.drain();
+    }
+
     /// Reads what arrived and runs timers.
     pub fn poll(&mut self) {
         let mut buf = [0u8; 2048];
