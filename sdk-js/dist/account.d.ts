@@ -45,7 +45,18 @@ export declare class Account {
     private parse;
     /** Calls the API as the signed-in user, refreshing the session once if needed. */
     call<T>(method: string, path: string, body?: unknown): Promise<T>;
+    /**
+     * Replaces the session `used` with a fresh pair. Refresh tokens are single use and a
+     * second use signs the whole session out, so tabs sharing the stored session take
+     * turns (a Web Lock). localStorage reaches other tabs late, the lock manager does not:
+     * the tab that rotates a token first holds a lock named after it for a while, and a tab
+     * that finds it held waits for the new pair to show up instead of spending the old one.
+     */
     private refresh;
+    /** Spends the stored refresh token for a new pair. */
+    private rotate;
+    /** Waits for another tab's new pair to reach this tab's localStorage. */
+    private awaitRotation;
     /** Creates an account, then signs in to it. */
     signUp(email: string, username: string, password: string): Promise<User>;
     /** Signs in with an email address or username. */

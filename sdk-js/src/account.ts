@@ -48,6 +48,8 @@ interface Stored {
 }
 
 const STORE = "cascade.session";
+/** How long a tab that rotated a refresh token tells the others (and they wait for it). */
+const ROTATION_MARK_MS = 5000;
 
 /** A signed-in (or not yet) user of one Cascade server. */
 export class Account {
@@ -96,22 +98,62 @@ export class Account {
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const s = this.stored;
     let resp = await this.send(method, path, body, s?.access_token);
-    if (resp.status === 401 && s && (await this.refresh())) {
+    if (resp.status === 401 && s && (await this.refresh(s))) {
       resp = await this.send(method, path, body, this.stored?.access_token);
     }
     return this.parse<T>(resp);
   }
 
-  private async refresh(): Promise<boolean> {
-    const s = this.stored;
-    if (!s) return false;
-    const resp = await this.send("POST", "/auth/refresh", { refresh_token: s.refresh_token });
+  /**
+   * Replaces the session `used` with a fresh pair. Refresh tokens are single use and a
+   * second use signs the whole session out, so tabs sharing the stored session take
+   * turns (a Web Lock). localStorage reaches other tabs late, the lock manager does not:
+   * the tab that rotates a token first holds a lock named after it for a while, and a tab
+   * that finds it held waits for the new pair to show up instead of spending the old one.
+   */
+  private async refresh(used: Stored): Promise<boolean> {
+    const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+    // Web Locks exist in secure contexts (https, localhost); elsewhere tabs race as before.
+    if (!locks) return this.rotate(used);
+    const rotated = `${STORE}.rotated.${used.refresh_token.slice(-22)}`;
+    return locks.request(`${STORE}.refresh`, async () => {
+      const s = this.stored;
+      if (!s) return false;
+      if (s.refresh_token !== used.refresh_token) return true;
+      const state = await locks.query();
+      if (state.held?.some((l) => l.name === rotated)) return this.awaitRotation(used);
+      await new Promise<void>((granted) => {
+        void locks.request(rotated, () => {
+          granted();
+          return new Promise((r) => setTimeout(r, ROTATION_MARK_MS));
+        });
+      });
+      return this.rotate(used);
+    });
+  }
+
+  /** Spends the stored refresh token for a new pair. */
+  private async rotate(used: Stored): Promise<boolean> {
+    const resp = await this.send("POST", "/auth/refresh", { refresh_token: used.refresh_token });
     if (!resp.ok) {
-      this.stored = null;
+      // Forget the session only if it is still the one that failed.
+      if (this.stored?.refresh_token === used.refresh_token) this.stored = null;
       return false;
     }
     this.stored = (await resp.json()) as Stored;
     return true;
+  }
+
+  /** Waits for another tab's new pair to reach this tab's localStorage. */
+  private async awaitRotation(used: Stored): Promise<boolean> {
+    const end = Date.now() + ROTATION_MARK_MS;
+    while (Date.now() < end) {
+      const s = this.stored;
+      if (!s) return false;
+      if (s.refresh_token !== used.refresh_token) return true;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return false;
   }
 
   /** Creates an account, then signs in to it. */

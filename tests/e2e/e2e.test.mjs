@@ -267,3 +267,44 @@ test("a studio link with a key and autostart publishes nothing", { timeout: 60_0
     await server.stop();
   }
 });
+
+test("two tabs refreshing one session at once both stay signed in", { timeout: 60_000 }, async () => {
+  const server = await startServer(["--auth", "accounts"]);
+  const browser = await launch();
+  try {
+    await ownerWithKey(server.base, "tab");
+    const ctx = await browser.newContext();
+    const [a, b] = [await ctx.newPage(), await ctx.newPage()];
+    for (const p of [a, b]) await p.goto(`${server.base}/account`);
+    await a.evaluate(async ([login, password]) => {
+      const { Account } = await import("/sdk/account.js");
+      await new Account().signIn(login, password);
+    }, ["tab@example.com", "tab's long password"]);
+    // Another device signs in and out: this session's access token is now refused, its
+    // refresh token is still good.
+    const post = (path, body, token) => fetch(`${server.base}/api/v1${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const other = await (await post("/auth/signin", { login: "tab", password: "tab's long password" })).json();
+    assert.equal((await post("/auth/signout", { refresh_token: other.refresh_token }, other.access_token)).status, 204);
+    // Both tabs call the API at once: both get 401 and refresh the one stored session.
+    // Each refresh is held a moment on its way out, so the two would overlap if the tabs
+    // did not take turns.
+    await ctx.route("**/api/v1/auth/refresh", async (route) => {
+      await new Promise((r) => setTimeout(r, 300));
+      await route.continue();
+    });
+    const me = (p) => p.evaluate(async () => {
+      const { Account } = await import("/sdk/account.js");
+      try { return (await new Account().me()).username; } catch (e) { return `error ${e.status}`; }
+    });
+    const [ua, ub] = await Promise.all([me(a), me(b)]);
+    assert.deepEqual([ua, ub], ["tab", "tab"], "both tabs are answered");
+    assert.equal(await me(a), "tab", "and the session is still signed in");
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
