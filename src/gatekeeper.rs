@@ -23,6 +23,7 @@ fn answer(r: Result<control_plane::gate::Grant, Refusal>) -> Result<Grant, Denie
         Ok(g) => Ok(Grant {
             tags: g.tags,
             listed: g.listed,
+            identified: g.identified,
         }),
         Err(Refusal::Unauthenticated) => Err(Denied::Unauthenticated),
         Err(Refusal::Forbidden) => Err(Denied::Forbidden),

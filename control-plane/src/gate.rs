@@ -46,6 +46,8 @@ pub struct Grant {
     pub tags: Vec<String>,
     /// Whether the stream may be listed publicly (a public channel's publisher).
     pub listed: bool,
+    /// Whether a signed-in user's credential was verified (not an anonymous viewer).
+    pub identified: bool,
 }
 
 /// Checks a signed token's signature, expiry, kind and channel slug.
@@ -84,6 +86,7 @@ pub fn check_offline(
     Ok(Grant {
         tags: token_tags(&claims),
         listed: want == Want::Publish && claims.lst,
+        identified: claims.sub != ANONYMOUS,
     })
 }
 
@@ -136,6 +139,7 @@ impl ControlPlane {
                 user_tag(&key.owner_id),
             ],
             listed: key.claim().listed,
+            identified: true,
         })
     }
 
@@ -145,9 +149,14 @@ impl ControlPlane {
             .map_err(|_| Refusal::Unavailable)?
             .ok_or(Refusal::NotFound)?;
         if Visibility::parse(&channel.visibility) != Visibility::Private {
+            // Open to all; a signed-in viewer's token still tells who is watching.
+            let identified = bearer
+                .and_then(|b| token_for(self.signer().verifier(), b, TokenKind::View, stream).ok())
+                .is_some_and(|c| c.cid.as_deref() == Some(&channel.id) && c.sub != ANONYMOUS);
             return Ok(Grant {
                 tags: vec![channel_tag(&channel.id)],
                 listed: false,
+                identified,
             });
         }
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
@@ -177,6 +186,7 @@ impl ControlPlane {
         Ok(Grant {
             tags: token_tags(&claims),
             listed: false,
+            identified: true,
         })
     }
 }

@@ -119,10 +119,9 @@ impl Node {
         stream: &str,
         offer: String,
         pref: LayerPref,
-        client: Client,
+        client: Option<Client>,
     ) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Viewer, offer, pref, Some(client))
-            .await
+        self.open(stream, Role::Viewer, offer, pref, client).await
     }
 
     async fn open(

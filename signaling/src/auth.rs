@@ -36,6 +36,9 @@ pub struct Grant {
     /// Whether a published stream may be listed publicly (home page, `/api/streams`,
     /// metrics labels). Unlisted and private channels are not.
     pub listed: bool,
+    /// Whether a signed-in user's credential was verified (a viewer token naming a user,
+    /// a stream key, a publish token): such viewers are exempt from per-address caps.
+    pub identified: bool,
 }
 
 impl Grant {
@@ -44,6 +47,7 @@ impl Grant {
         Grant {
             tags: Vec::new(),
             listed: true,
+            identified: false,
         }
     }
 }

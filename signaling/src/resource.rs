@@ -140,9 +140,10 @@ async fn create(
         })?;
     let opened = match role {
         Role::Publisher => st.node.publish(&stream, offer).await?,
-        // Viewers are counted per client address (sfu::Client) against floods.
+        // Anonymous viewers are counted per client address (sfu::Client) against floods;
+        // a signed-in viewer whose token was verified is not (many share one NAT).
         Role::Viewer => {
-            let client = sfu::Client::new(peer.ip());
+            let client = (!grant.identified).then(|| sfu::Client::new(peer.ip()));
             st.node.view(&stream, offer, pref, client).await?
         }
     };

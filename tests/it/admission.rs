@@ -140,3 +140,36 @@ fn a_viewer_that_hangs_up_frees_its_slot_at_once() {
         start.elapsed()
     );
 }
+
+#[test]
+fn signed_in_viewers_are_not_capped_per_address() {
+    use crate::accounts::{account, api, channel_with_key};
+    let server = Server::start(&["--auth", "accounts", "--max-pending-per-address", "2"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    channel_with_key(&server, &amy, "amy-tv", "public");
+    let whep = |bearer: Option<&str>| {
+        let (_p, offer, _) = Peer::viewer();
+        server
+            .post_sdp("/whep/amy-tv", &offer, bearer)
+            .status()
+            .as_u16()
+    };
+    // Anonymous viewers from one address: capped.
+    assert_eq!([whep(None), whep(None), whep(None)], [201, 201, 429]);
+    // Anonymous viewer tokens are free to mint, so they are capped too.
+    let (_, anon) = api(&server, "POST", "/channels/amy-tv/viewer-token", None, None);
+    assert_eq!(whep(anon["token"].as_str()), 429);
+    // A signed-in viewer's token names them: behind one NAT, many may watch.
+    let bo = account(&server, "bo_b");
+    let (s, t) = api(
+        &server,
+        "POST",
+        "/channels/amy-tv/viewer-token",
+        Some(&bo),
+        None,
+    );
+    assert_eq!(s, 200);
+    let token = t["token"].as_str().unwrap();
+    assert_eq!([whep(Some(token)), whep(Some(token))], [201, 201]);
+}
