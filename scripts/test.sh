@@ -13,6 +13,13 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# OpenSSL (the node's DTLS) to build; GStreamer's webrtcbin, VP8, Opus and libnice on
+# Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
+for p in libssl-dev pkg-config python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+  gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-plugins-base \
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -1,7 +1,7 @@
 //! What the publisher and viewers share: a str0m `Rtc` on its own UDP socket (real ICE,
 //! DTLS and SRTP, RTP mode), driven by a tokio task, and the WHIP/WHEP POST.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -38,13 +38,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// A fresh RTP-mode `Rtc` with a host candidate on a new loopback-or-`ip` socket.
-    pub async fn bind(ip: std::net::IpAddr) -> Result<Client, ClientError> {
+    /// A fresh RTP-mode `Rtc` with a host candidate on a new socket on `ip`.
+    pub async fn bind(ip: IpAddr) -> Result<Client, ClientError> {
         let socket = UdpSocket::bind((ip, 0)).await?;
         // Room for a second of a high layer while a busy generator thread catches up.
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
         let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
+        // OpenSSL's DTLS, as the node's: servers whose certificate is RSA (GStreamer's,
+        // and anything on OpenSSL defaults) take the DTLS client role and must be accepted.
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(sfu::dtls::provider())
+            .set_rtp_mode(true)
+            .build(Instant::now());
         let c =
             Candidate::host(local, Protocol::Udp).map_err(|e| ClientError::Rtc(e.to_string()))?;
         rtc.add_local_candidate(c);
@@ -94,8 +99,10 @@ impl Client {
         Ok(())
     }
 
-    /// POSTs `offer` to `url`; on 201 applies the answer (after `rewrite`, which may point
-    /// the server's candidates elsewhere). Returns the resource's location.
+    /// POSTs `offer` to `url`; on success applies the answer (after `rewrite`, which may
+    /// point the server's candidates elsewhere). Returns the resource's location, made
+    /// absolute against `url` (servers send it relative or absolute, with or without a
+    /// leading slash).
     pub async fn post(
         &mut self,
         http: &reqwest::Client,
@@ -118,9 +125,11 @@ impl Client {
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .and_then(|l| resp.url().join(l).ok())
+            .map(String::from);
         let text = resp.text().await?;
-        if status != 201 {
+        // WHIP and WHEP say 201; some servers answer 200 with the same body.
+        if !(200..300).contains(&status) {
             return Err(ClientError::Refused(
                 status,
                 text.chars().take(200).collect(),
@@ -135,6 +144,27 @@ impl Client {
             .map_err(|e| ClientError::Rtc(e.to_string()))?;
         Ok(location)
     }
+}
+
+/// The local address this machine would use to reach `url`'s host: what a client binds
+/// and announces, so that a server elsewhere can reach it (loopback for a local server).
+pub async fn local_ip_towards(url: &str) -> Result<IpAddr, ClientError> {
+    let bad = |why: &str| ClientError::Rtc(format!("{url}: {why}"));
+    let url = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| bad("no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| bad("host not found"))?;
+    // Connecting a UDP socket sends nothing; it asks the kernel for the route.
+    let probe = std::net::UdpSocket::bind(match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    })?;
+    probe.connect(addr)?;
+    Ok(probe.local_addr()?.ip())
 }
 
 /// The `ip port` host candidates in an SDP answer.

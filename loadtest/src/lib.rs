@@ -1,5 +1,5 @@
 //! `cascade loadtest`: one synthetic WHIP publisher and many light WHEP viewers against a
-//! WHIP/WHEP server, and a report of what the server held.
+//! WHIP/WHEP server (Cascade or any other), and a report of what the server held.
 //!
 //! Every viewer is a real WebRTC endpoint (str0m: ICE, DTLS, SRTP) on its own UDP socket
 //! (a server tells viewers apart by address), and all of them share a few threads. Loss
@@ -34,6 +34,13 @@ pub struct Options {
     /// Stream (channel) name.
     #[arg(long, default_value = "loadtest")]
     pub stream: String,
+    /// The WHIP endpoint, for a server with another layout [default: {target}/whip/{stream}].
+    #[arg(long)]
+    pub whip_url: Option<String>,
+    /// The WHEP endpoint, used as is [default: {target}/whep/{stream}?layer=…, Cascade's
+    /// layout with its layer choice].
+    #[arg(long)]
+    pub whep_url: Option<String>,
     /// Stream key (Bearer token) for the WHIP publish.
     #[arg(long)]
     pub key: Option<String>,
@@ -65,7 +72,7 @@ pub struct Options {
     #[arg(long, default_value_t = 1.0)]
     pub impair_share: f64,
     /// The target's process id, to read its CPU and memory from /proc [default: the `pid`
-    /// in its /healthz, when it runs on this machine].
+    /// in its /healthz, when it runs on this machine; without either, no node CPU].
     #[arg(long)]
     pub target_pid: Option<u32>,
     /// Print the report as JSON instead of a table.
@@ -186,12 +193,29 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
             eprintln!("{line}");
         }
     };
+    let whip_url = opts
+        .whip_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/whip/{}", opts.target, opts.stream));
+    // Clients bind the address that routes to the server, so a server elsewhere reaches them.
+    let ip = client::local_ip_towards(&whip_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut notes = Vec::new();
+    if pid.is_none() {
+        notes.push(
+            "no node CPU or memory: the target's pid is unknown (no Cascade /healthz \
+             on this machine); pass --target-pid"
+                .to_string(),
+        );
+    }
 
     // The publisher first; viewers once it is connected.
     let pub_stats = Arc::new(publisher::PublisherStats::default());
     let publisher = tokio::spawn(publisher::run(
         http.clone(),
-        format!("{}/whip/{}", opts.target, opts.stream),
+        ip,
+        whip_url,
         opts.key.clone(),
         Duration::from_secs_f64(opts.keyframe_interval.max(0.1)),
         epoch,
@@ -246,13 +270,17 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
             phase: Phase::Joining,
             acc: Default::default(),
         }));
-        let url = format!("{}/whep/{}?layer={layer}", opts.target, opts.stream);
+        let url = match &opts.whep_url {
+            Some(u) => u.clone(),
+            None => format!("{}/whep/{}?layer={layer}", opts.target, opts.stream),
+        };
         let imp = opts
             .impair
             .filter(|_| impaired)
             .map(|imp| (imp, proxies.clone()));
         tasks.push(tokio::spawn(viewer::run(
             http.clone(),
+            ip,
             url,
             opts.viewer_token.clone(),
             imp,
@@ -304,7 +332,18 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
     if let (Some(a), Some(b)) = (out0, packets_out(&http, &opts.target).await) {
         r.forwarded_pps = Some((b - a) / secs);
+    } else {
+        notes.push(
+            "no forwarded packets: the target has no Cascade /metrics \
+             (cascade_rtp_packets_out_total)"
+                .to_string(),
+        );
     }
+    r.publisher_layers = pub_stats.layers.load(Ordering::Relaxed);
+    if r.publisher_layers == 1 {
+        notes.push("the server did not accept simulcast: the publisher sent one layer".into());
+    }
+    r.notes = notes;
     r.published_pps =
         pub_stats.packets.load(Ordering::Relaxed) as f64 / epoch.elapsed().as_secs_f64();
     r.keyframes_requested = pub_stats.keyframes_requested.load(Ordering::Relaxed);
@@ -322,21 +361,12 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     for chunk in locations.chunks(64) {
         let mut set = tokio::task::JoinSet::new();
         for loc in chunk {
-            let (http, url) = (http.clone(), resolve(&opts.target, loc));
+            let (http, url) = (http.clone(), loc.clone());
             set.spawn(async move { http.delete(url).send().await.is_ok() });
         }
         set.join_all().await;
     }
     Ok(r)
-}
-
-/// A `Location` header's URL, absolute.
-fn resolve(target: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_owned()
-    } else {
-        format!("{}{location}", target.trim_end_matches('/'))
-    }
 }
 
 #[cfg(test)]

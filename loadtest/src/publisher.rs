@@ -2,12 +2,13 @@
 //! descriptors, keyframes every few seconds and on request, and Opus-sized audio at 50
 //! packets a second; every payload stamped (stream, sequence, send time).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Rids, Simulcast, SimulcastLayer};
 use str0m::rtp::RtpWrite;
 use str0m::Event;
 
@@ -32,10 +33,15 @@ pub struct PublisherStats {
     pub connected: std::sync::atomic::AtomicBool,
     /// Its WHIP resource (deleted when the run ends).
     pub location: std::sync::Mutex<Option<String>>,
+    /// Video layers sent: 3 when the server accepted simulcast, else 1.
+    pub layers: std::sync::atomic::AtomicUsize,
 }
 
 struct Layer {
-    rid: &'static str,
+    /// `None` when the server did not accept simulcast: one plain video stream.
+    rid: Option<&'static str>,
+    /// Its index in [`LAYERS`], written in every stamp.
+    stream: u8,
     bytes_per_frame: usize,
     seq: u64,
     stamp_seq: u32,
@@ -48,13 +54,14 @@ struct Layer {
 /// Publishes until the task is dropped.
 pub async fn run(
     http: reqwest::Client,
+    ip: IpAddr,
     url: String,
     key: Option<String>,
     keyframe_every: Duration,
     epoch: Instant,
     stats: Arc<PublisherStats>,
 ) -> Result<(), ClientError> {
-    let mut c = Client::bind([127, 0, 0, 1].into()).await?;
+    let mut c = Client::bind(ip).await?;
     let mut api = c.rtc.sdp_api();
     let mut sim = Simulcast::new();
     for (rid, _) in LAYERS {
@@ -78,19 +85,12 @@ pub async fn run(
     if let Ok(mut l) = stats.location.lock() {
         *l = location;
     }
-    let pt = |c: &Client, codec: Codec| {
-        c.rtc
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-    };
     let mut layers: Vec<Layer> = LAYERS
         .iter()
         .enumerate()
         .map(|(i, (rid, bps))| Layer {
-            rid,
+            rid: Some(rid),
+            stream: i as u8,
             bytes_per_frame: (*bps / 8 / 30) as usize,
             seq: 1000 * i as u64,
             stamp_seq: 0,
@@ -114,7 +114,7 @@ pub async fn run(
                 Event::KeyframeRequest(r) => {
                     stats.keyframes_requested.fetch_add(1, Ordering::Relaxed);
                     for l in &mut layers {
-                        if r.rid.as_deref().is_none_or(|x| x == l.rid) {
+                        if r.rid.as_deref().is_none_or(|x| Some(x) == l.rid) {
                             l.key_due = true;
                         }
                     }
@@ -145,12 +145,16 @@ pub async fn run(
             next_key += keyframe_every;
             layers.iter_mut().for_each(|l| l.key_due = true);
         }
-        let (Some(vp8), Some(opus)) = (pt(&c, Codec::Vp8), pt(&c, Codec::Opus)) else {
+        let (Some(vp8), Some(opus)) = (pt(&c, vmid, Codec::Vp8), pt(&c, amid, Codec::Opus)) else {
             return Err(ClientError::Rtc("VP8 and Opus were not negotiated".into()));
         };
+        if stats.layers.load(Ordering::Relaxed) == 0 {
+            single_layer_unless_simulcast(&c, vmid, &mut layers);
+            stats.layers.store(layers.len(), Ordering::Relaxed);
+        }
         if now >= next_video {
             next_video += frame;
-            for (i, l) in layers.iter_mut().enumerate() {
+            for l in layers.iter_mut() {
                 let key = std::mem::take(&mut l.key_due);
                 let packets = l.bytes_per_frame.div_ceil(MAX_PAYLOAD).max(1);
                 let size = (l.bytes_per_frame / packets).max(VP8_HEADER + crate::stamp::LEN);
@@ -160,7 +164,7 @@ pub async fn run(
                     // VP8 payload header: P=0 on a keyframe's first packet.
                     p.push(if first && !key { 0x01 } else { 0x00 });
                     Stamp {
-                        stream: i as u8,
+                        stream: l.stream,
                         seq: l.stamp_seq,
                         sent_us: epoch.elapsed().as_micros() as u64,
                     }
@@ -170,7 +174,7 @@ pub async fn run(
                     let w = RtpWrite::new(vp8, l.seq.into(), l.ts, now, p)
                         .marker(idx + 1 == packets)
                         .nackable(true);
-                    write(&mut c, vmid, Some(l.rid), w, &mut events).await?;
+                    write(&mut c, vmid, l.rid, w, &mut events).await?;
                     l.seq += 1;
                     stats.packets.fetch_add(1, Ordering::Relaxed);
                 }
@@ -196,6 +200,37 @@ pub async fn run(
             audio_ts = audio_ts.wrapping_add(960);
             stats.packets.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The payload type the answer gave `codec` on `mid` (servers may answer a subset).
+fn pt(c: &Client, mid: Mid, codec: Codec) -> Option<Pt> {
+    let params = c.rtc.codec_config().params();
+    let of = |pt: &Pt| params.iter().find(|p| p.pt() == *pt);
+    let negotiated = c.rtc.media(mid)?.remote_pts().iter().copied();
+    negotiated
+        .filter(|pt| of(pt).is_some_and(|p| p.spec().codec == codec))
+        .chain(
+            params
+                .iter()
+                .filter(|p| p.spec().codec == codec)
+                .map(|p| p.pt()),
+        )
+        .next()
+}
+
+/// A server that did not accept the simulcast offer gets one plain stream: the middle
+/// layer, without a RID.
+fn single_layer_unless_simulcast(c: &Client, vmid: Mid, layers: &mut Vec<Layer>) {
+    let simulcast = c
+        .rtc
+        .media(vmid)
+        .is_some_and(|m| matches!(m.rids_tx(), Rids::Specific(r) if r.len() > 1));
+    if !simulcast {
+        let mid_layer = layers.len() / 2;
+        layers.swap(0, mid_layer);
+        layers.truncate(1);
+        layers[0].rid = None;
     }
 }
 

@@ -1,5 +1,6 @@
 //! What a run held: the live progress line, the final table and its JSON, from the
-//! viewers' accounting, the target's `/proc` entry and its `/metrics`.
+//! viewers' accounting and, when the target is a Cascade node, its `/proc` entry and its
+//! `/metrics` (other servers get a note saying what was not measured).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +74,10 @@ pub struct Report {
     pub published_pps: f64,
     /// Keyframes the publisher sent because the server asked.
     pub keyframes_requested: u64,
+    /// Video layers the publisher sent (1 when the server did not accept simulcast).
+    pub publisher_layers: usize,
+    /// What could not be measured on this server, and why.
+    pub notes: Vec<String>,
 }
 
 /// CPU seconds (user + system) and resident bytes of a process, from `/proc`.
@@ -228,6 +233,9 @@ impl Report {
         }
         for f in &self.failures {
             rows.push(("a failure", f.clone()));
+        }
+        for n in &self.notes {
+            rows.push(("note", n.clone()));
         }
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         rows.iter()

@@ -2,7 +2,7 @@
 //! counts what it receives with [`Accounting`] and notes how long it took to join.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,13 +47,14 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Watches until the task is dropped (or fails).
 pub async fn run(
     http: reqwest::Client,
+    ip: IpAddr,
     url: String,
     token: Option<String>,
     impairment: Option<(Impairment, Proxies)>,
     epoch: Instant,
     state: Arc<Mutex<ViewerState>>,
 ) {
-    if let Err(e) = watch(http, url, token, impairment, epoch, &state).await {
+    if let Err(e) = watch(http, ip, url, token, impairment, epoch, &state).await {
         if let Ok(mut s) = state.lock() {
             s.phase = Phase::Failed(e.to_string());
         }
@@ -62,6 +63,7 @@ pub async fn run(
 
 async fn watch(
     http: reqwest::Client,
+    ip: IpAddr,
     url: String,
     token: Option<String>,
     impairment: Option<(Impairment, Proxies)>,
@@ -69,7 +71,7 @@ async fn watch(
     state: &Mutex<ViewerState>,
 ) -> Result<(), ClientError> {
     let started = Instant::now();
-    let mut c = Client::bind([127, 0, 0, 1].into()).await?;
+    let mut c = Client::bind(ip).await?;
     let mut api = c.rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);

@@ -33,6 +33,7 @@
 pub mod codec;
 pub mod config;
 pub mod directory;
+pub mod dtls;
 pub mod error;
 pub mod forward;
 pub mod ids;

@@ -148,6 +148,7 @@ impl Session {
         let offer = SdpOffer::from_sdp_string(offer_text)
             .map_err(|e| crate::error::bad_offer(&e, offer_text))?;
         let mut config = RtcConfig::new()
+            .set_crypto_provider(crate::dtls::provider())
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(Duration::from_secs(1)));

@@ -7,6 +7,7 @@ mod bad_input;
 mod codecs;
 mod disclosure;
 mod forwarding;
+mod gstreamer;
 mod hostile;
 mod http_limits;
 mod listing;

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Publish a test pattern (VP8) and a tone (Opus) over WHIP with GStreamer's webrtcbin.
+
+webrtcbin is the engine of whipsink/whipclientsink and of many WHIP tools; Debian 12's
+GStreamer (1.22) has no WHIP element, so this script does the WHIP exchange itself:
+one POST of a complete (non-trickle) offer, the answer applied, DELETE on exit.
+webrtcbin's DTLS certificate is RSA, which is the point of running it against a node.
+
+Runs on Debian's /usr/bin/python3 (python3-gi); prints one line per milestone on stdout:
+"posted <status>", "ice <state>", "dtls <state>", "connected".
+
+usage: gst_whip_publish.py URL [--token T] [--seconds N]
+"""
+
+import argparse
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstSdp", "1.0")
+gi.require_version("GstWebRTC", "1.0")
+gi.require_version("Nice", "0.1")
+from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
+
+PIPELINE = """
+webrtcbin name=pub bundle-policy=max-bundle
+videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1
+  ! videoconvert ! vp8enc deadline=1 keyframe-max-dist=30 target-bitrate=300000
+  ! rtpvp8pay pt=96 picture-id-mode=15-bit
+  ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! pub.
+audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc
+  ! rtpopuspay pt=111
+  ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! pub.
+"""
+
+
+def say(line):
+    print(line, flush=True)
+
+
+class Publisher:
+    def __init__(self, url, token, seconds):
+        self.url = url
+        self.token = token
+        self.location = None
+        self.loop = GLib.MainLoop()
+        self.pipe = Gst.parse_launch(PIPELINE)
+        self.webrtc = self.pipe.get_by_name("pub")
+        # libnice leaves loopback out of its candidates; the node under test is on loopback.
+        # (Held for the pipeline's life: PyGObject drops one reference too many on the
+        # ice-agent property of GStreamer 1.22 when its wrapper dies.)
+        self.ice = self.webrtc.get_property("ice-agent")
+        self.ice.set_property("ice-tcp", False)
+        local = Nice.Address.new()
+        local.set_from_string("127.0.0.1")
+        self.ice.get_property("agent").add_local_address(local)
+        index = 0
+        while (t := self.webrtc.emit("get-transceiver", index)) is not None:
+            t.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+            index += 1
+        self.webrtc.connect("on-negotiation-needed", self.on_negotiation_needed)
+        self.webrtc.connect("notify::ice-gathering-state", self.on_gathering)
+        self.webrtc.connect("notify::ice-connection-state", self.on_ice)
+        self.webrtc.connect("notify::connection-state", self.on_connection)
+        bus = self.pipe.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message::error", self.on_error)
+        GLib.timeout_add_seconds(seconds, self.loop.quit)
+        self.failed = False
+
+    def run(self):
+        self.pipe.set_state(Gst.State.PLAYING)
+        try:
+            self.loop.run()
+        finally:
+            self.delete()
+            self.pipe.set_state(Gst.State.NULL)
+        return 1 if self.failed else 0
+
+    def fail(self, why):
+        say(f"error {why}")
+        self.failed = True
+        self.loop.quit()
+
+    def on_error(self, _bus, msg):
+        err, debug = msg.parse_error()
+        self.fail(f"{err.message} ({debug})")
+
+    def on_negotiation_needed(self, element):
+        promise = Gst.Promise.new_with_change_func(self.on_offer, element, None)
+        element.emit("create-offer", None, promise)
+
+    def on_offer(self, promise, element, _):
+        promise.wait()
+        reply = promise.get_reply()
+        offer = reply.get_value("offer")
+        if offer is None:
+            self.fail(f"create-offer: {reply.to_string()}")
+            return
+        element.emit("set-local-description", offer, Gst.Promise.new())
+
+    def on_gathering(self, element, _pspec):
+        # WHIP without trickle: the offer goes out once every candidate is in it.
+        if element.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE:
+            GLib.idle_add(self.post)
+
+    def post(self):
+        sdp = self.webrtc.get_property("local-description").sdp.as_text()
+        req = urllib.request.Request(self.url, data=sdp.encode(), method="POST")
+        req.add_header("Content-Type", "application/sdp")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, answer = resp.status, resp.read().decode()
+                location = resp.headers.get("Location")
+        except urllib.error.HTTPError as e:
+            self.fail(f"POST {e.code}: {e.read().decode(errors='replace')}")
+            return False
+        except OSError as e:
+            self.fail(f"POST failed: {e}")
+            return False
+        say(f"posted {status}")
+        if location:
+            self.location = urllib.parse.urljoin(self.url, location)
+        _, msg = GstSdp.SDPMessage.new_from_text(answer)
+        desc = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, msg)
+        self.webrtc.emit("set-remote-description", desc, Gst.Promise.new())
+        return False
+
+    def on_ice(self, element, _pspec):
+        say(f"ice {element.get_property('ice-connection-state').value_nick}")
+
+    def on_connection(self, element, _pspec):
+        state = element.get_property("connection-state")
+        say(f"dtls {state.value_nick}")
+        if state == GstWebRTC.WebRTCPeerConnectionState.CONNECTED:
+            say("connected")
+        elif state == GstWebRTC.WebRTCPeerConnectionState.FAILED:
+            self.fail("peer connection failed")
+
+    def delete(self):
+        if not self.location:
+            return
+        req = urllib.request.Request(self.location, method="DELETE")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            urllib.request.urlopen(req, timeout=5).close()
+        except OSError:
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--token")
+    ap.add_argument("--seconds", type=int, default=20)
+    args = ap.parse_args()
+    Gst.init(None)
+    return Publisher(args.url, args.token, args.seconds).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+//! Interop with GStreamer, a WebRTC stack nobody here wrote: its `webrtcbin` publishes
+//! over WHIP (with an RSA DTLS certificate) and a viewer gets real VP8 and Opus; and
+//! `cascade loadtest` runs against a WHIP/WHEP server made of `webrtcbin`
+//! (tests/interop/*.py, on Debian's /usr/bin/python3 with python3-gi).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use str0m::media::MediaKind;
+
+use crate::peer::{pump, Peer, Received};
+use crate::server::Server;
+
+/// A fixture script, killed when dropped; its stdout lines arrive on `lines`.
+struct Script {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn start(script: &str, args: &[&str]) -> Script {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/").to_owned() + script;
+        // Debian's python has gi (python3-gi); a python on PATH may be another one.
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("/usr/bin/python3 (scripts/test.sh installs python3-gi and GStreamer)");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Script { child, lines }
+    }
+
+    /// Lines until one starts with `want` (returned) or `within` passes; panics with what
+    /// the script said otherwise.
+    fn wait_for(&self, want: &str, within: Duration) -> String {
+        let end = std::time::Instant::now() + within;
+        let mut said = Vec::new();
+        while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(want) => return l,
+                Ok(l) => said.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("no {want:?} within {within:?}; the script said: {said:#?}");
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Width and height of a VP8 keyframe starting in this RTP payload (RFC 7741 descriptor,
+/// then the frame header of RFC 6386 §9.1), or `None` if it does not start one.
+fn vp8_keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
+    let b0 = *p.first()?;
+    let (start, part) = (b0 & 0x10 != 0, b0 & 0x0f);
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        let x = *p.get(1)?;
+        i = 2;
+        if x & 0x80 != 0 {
+            i += if p.get(i)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1;
+        }
+        if x & 0x30 != 0 {
+            i += 1;
+        }
+    }
+    let f = p.get(i..i + 10)?;
+    let keyframe = f[0] & 0x01 == 0;
+    if !(start && part == 0 && keyframe && f[3..6] == [0x9d, 0x01, 0x2a]) {
+        return None;
+    }
+    let w = u16::from_le_bytes([f[6], f[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([f[8], f[9]]) & 0x3fff;
+    Some((w, h))
+}
+
+#[test]
+fn a_gstreamer_publisher_reaches_a_viewer() {
+    let server = Server::start(&[]);
+    let publisher = Script::start(
+        "gst_whip_publish.py",
+        &[&server.url("/whip/gst"), "--seconds", "60"],
+    );
+    publisher.wait_for("posted 201", Duration::from_secs(20));
+    // Before the node accepted RSA certificates, this is where it failed: "dtls failed".
+    publisher.wait_for("connected", Duration::from_secs(15));
+
+    let (mut v, offer, pending) = Peer::viewer();
+    v.connect(&server.http(), &server.url("/whep/gst"), offer, pending);
+    let video = |r: &&Received| r.kind == MediaKind::Video;
+    let audio = |r: &&Received| r.kind == MediaKind::Audio;
+    let got_enough = pump(&mut [&mut v], Duration::from_secs(15), |p| {
+        let r = &p[0].received;
+        let key = r
+            .iter()
+            .filter(video)
+            .any(|r| vp8_keyframe_size(&r.payload).is_some());
+        key && r.iter().filter(video).count() > 60 && r.iter().filter(audio).count() > 50
+    });
+    let r = &v.received;
+    let (nv, na) = (
+        r.iter().filter(video).count(),
+        r.iter().filter(audio).count(),
+    );
+    assert!(got_enough, "viewer got {nv} video and {na} audio packets");
+
+    // A real VP8 stream: keyframes of the size the pipeline encodes, and frames after them.
+    let sizes: Vec<(u16, u16)> = r
+        .iter()
+        .filter(video)
+        .filter_map(|r| vp8_keyframe_size(&r.payload))
+        .collect();
+    assert!(
+        sizes.iter().all(|s| *s == (320, 240)),
+        "keyframes {sizes:?}"
+    );
+    let mut frames: Vec<u32> = r.iter().filter(video).map(|r| r.ts).collect();
+    frames.dedup();
+    assert!(frames.len() >= 30, "{} video frames", frames.len());
+    // Opus from opusenc: 20 ms packets (960 ticks at 48 kHz), each a TOC byte and data.
+    let opus: Vec<&Received> = r.iter().filter(audio).collect();
+    let steps = opus
+        .windows(2)
+        .filter(|w| w[1].ts.wrapping_sub(w[0].ts) == 960)
+        .count();
+    assert!(
+        steps * 10 >= opus.len() * 9,
+        "{steps} of {} steps are 20 ms",
+        opus.len()
+    );
+    assert!(opus.iter().all(|p| p.payload.len() > 1));
+}
+
+/// The load test's publisher against a server whose WebRTC is GStreamer's: full ICE,
+/// the DTLS client role with an RSA certificate, no simulcast, a relative `Location`, no
+/// /healthz or /metrics. (Its viewers are not part of this test: the fixture forwards
+/// the publisher's packets with the publisher's `mid` header extension, which a str0m
+/// viewer cannot map to its own m-lines; an SFU rewrites it, webrtcbin 1.22 cannot.)
+#[test]
+fn the_load_test_publishes_to_a_gstreamer_whip_server() {
+    let fixture = Script::start("gst_whip_whep_server.py", &[]);
+    let line = fixture.wait_for("listening on ", Duration::from_secs(20));
+    let base = line.trim_start_matches("listening on ").to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(["loadtest", "--json", "--quiet", "--target", &base])
+        .args(["--whip-url", &format!("{base}/ingest/lt")])
+        .args(["--viewers", "0", "--duration", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadtest failed: {err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Connected (or the run would have failed) and sending: one layer of about 60
+    // packets a second (500 kbit/s in 1,100-byte packets at 30 fps) and 50 of audio.
+    assert_eq!(r["publisher_layers"], 1, "{r}");
+    let pps = r["published_pps"].as_f64().unwrap();
+    assert!(pps > 50.0, "{pps} packets/s: {r}");
+    // What only Cascade has is skipped, and the report says so.
+    assert!(
+        r["node_cpu_cores"].is_null() && r["forwarded_pps"].is_null(),
+        "{r}"
+    );
+    let notes = r["notes"].to_string();
+    assert!(
+        notes.contains("--target-pid") && notes.contains("/metrics"),
+        "{r}"
+    );
+}
