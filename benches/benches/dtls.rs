@@ -21,25 +21,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 /// An RSA-2048 self-signed certificate, as GStreamer's DTLS agent makes.
 fn rsa_cert() -> DtlsCert {
-    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "gstreamer").unwrap();
-    let name = name.build();
-    let mut b = x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(Asn1Time::days_from_now(0).unwrap().as_ref())
-        .unwrap();
-    b.set_not_after(Asn1Time::days_from_now(30).unwrap().as_ref())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    DtlsCert {
-        certificate: b.build().to_der().unwrap(),
-        private_key: key.private_key_to_der().unwrap(),
-    }
+    sfu::dtls::rsa_certificate().expect("an RSA certificate")
 }
 
 /// Drains `from` at `now`, delivering its datagrams to `to`; returns (sent any,

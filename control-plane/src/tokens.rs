@@ -56,6 +56,23 @@ pub struct Claims {
     pub lst: bool,
 }
 
+impl Claims {
+    /// Claims of `kind` for `sub`, valid `ttl_secs` from `now_secs`, bound to no channel.
+    fn new(kind: TokenKind, sub: &str, sv: i64, now_secs: i64, ttl_secs: i64) -> Claims {
+        Claims {
+            sub: sub.to_owned(),
+            typ: kind,
+            iat: now_secs,
+            exp: now_secs + ttl_secs,
+            sv,
+            chan: None,
+            cid: None,
+            own: None,
+            lst: false,
+        }
+    }
+}
+
 /// What a viewer or publish token binds to: one channel, by identity.
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelClaim<'a> {
@@ -268,15 +285,8 @@ impl Signer {
         ttl_secs: i64,
     ) -> Result<String, crate::Error> {
         self.sign(&Claims {
-            sub: sub.to_owned(),
-            typ: kind,
-            iat: now_secs,
-            exp: now_secs + ttl_secs,
-            sv,
             chan: chan.map(str::to_owned),
-            cid: None,
-            own: None,
-            lst: false,
+            ..Claims::new(kind, sub, sv, now_secs, ttl_secs)
         })
     }
 
@@ -291,15 +301,11 @@ impl Signer {
         ttl_secs: i64,
     ) -> Result<String, crate::Error> {
         self.sign(&Claims {
-            sub: sub.to_owned(),
-            typ: kind,
-            iat: now_secs,
-            exp: now_secs + ttl_secs,
-            sv,
             chan: Some(chan.slug.to_owned()),
             cid: Some(chan.id.to_owned()),
             own: chan.owner.map(str::to_owned),
             lst: chan.listed,
+            ..Claims::new(kind, sub, sv, now_secs, ttl_secs)
         })
     }
 }

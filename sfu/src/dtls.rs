@@ -94,9 +94,24 @@ impl DtlsProvider for OpenSslDtls {
 /// An ECDSA P-256 certificate, like browsers use: cheap to make, one per session.
 fn self_signed() -> Result<DtlsCert, openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    certificate_for(PKey::from_ec_key(EcKey::generate(&group)?)?, "cascade")
+}
+
+/// A self-signed RSA-2048 certificate, as GStreamer's `webrtcbin` presents: for tests and
+/// benchmarks of peers the built-in DTLS refuses.
+#[doc(hidden)]
+pub fn rsa_certificate() -> Result<DtlsCert, openssl::error::ErrorStack> {
+    let rsa = openssl::rsa::Rsa::generate(2048)?;
+    certificate_for(PKey::from_rsa(rsa)?, "gstreamer")
+}
+
+/// A self-signed certificate for `key`, valid for 30 days.
+fn certificate_for(
+    key: PKey<openssl::pkey::Private>,
+    cn: &str,
+) -> Result<DtlsCert, openssl::error::ErrorStack> {
     let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", "cascade")?;
+    name.append_entry_by_text("CN", cn)?;
     let name = name.build();
     let mut serial = BigNum::new()?;
     serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
@@ -430,7 +445,6 @@ impl DtlsInstance for Dtls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::rsa::Rsa;
     use std::net::SocketAddr;
     use str0m::media::{Direction, MediaKind};
     use str0m::net::{Protocol, Receive};
@@ -438,24 +452,7 @@ mod tests {
 
     /// A self-signed RSA-2048 certificate, as GStreamer's DTLS agent makes.
     fn rsa_cert() -> DtlsCert {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "gstreamer").unwrap();
-        let name = name.build();
-        let mut b = X509Builder::new().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(Asn1Time::days_from_now(0).unwrap().as_ref())
-            .unwrap();
-        b.set_not_after(Asn1Time::days_from_now(1).unwrap().as_ref())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        DtlsCert {
-            certificate: b.build().to_der().unwrap(),
-            private_key: key.private_key_to_der().unwrap(),
-        }
+        super::rsa_certificate().unwrap()
     }
 
     /// A publisher with `client` DTLS offers to an ICE-lite node on `node`'s; whether both

@@ -46,6 +46,20 @@ fn publish_token(server: &Server, key: &str) -> String {
     t["token"].as_str().unwrap().to_owned()
 }
 
+fn revoke_key(server: &Server, owner: &str, slug: &str, id: &str) {
+    let path = format!("/channels/{slug}/keys/{id}");
+    let (s, _) = api(server, "DELETE", &path, Some(owner), None);
+    assert_eq!(s, 204);
+}
+
+/// A new stream key of the channel; returns the key.
+fn new_key(server: &Server, owner: &str, slug: &str) -> String {
+    let path = format!("/channels/{slug}/keys");
+    let (s, k) = api(server, "POST", &path, Some(owner), Some(json!({})));
+    assert_eq!(s, 201, "{k}");
+    k["key"].as_str().unwrap().to_owned()
+}
+
 fn user_id(server: &Server, token: &str) -> String {
     let (s, me) = api(server, "GET", "/me", Some(token), None);
     assert_eq!(s, 200);
@@ -146,32 +160,17 @@ fn publish_tokens_die_with_their_key_and_their_owners_session() {
     );
     assert_eq!(s, 201);
     assert_eq!(whip_once(&server, "amy-tv", Some(&old)), 401, "rotated");
-    let new_key = rotated["key"].as_str().unwrap();
+    let rotated_key = rotated["key"].as_str().unwrap();
     let new_id = rotated["id"].as_str().unwrap();
-    let token = publish_token(&server, new_key);
+    let token = publish_token(&server, rotated_key);
     assert_eq!(whip_once(&server, "amy-tv", Some(&token)), 201);
 
     // Revocation.
-    let (s, _) = api(
-        &server,
-        "DELETE",
-        &format!("/channels/amy-tv/keys/{new_id}"),
-        Some(&amy),
-        None,
-    );
-    assert_eq!(s, 204);
+    revoke_key(&server, &amy, "amy-tv", new_id);
     assert_eq!(whip_once(&server, "amy-tv", Some(&token)), 401, "revoked");
 
     // Signing out everywhere: tokens minted before stop, fresh ones work.
-    let (s, k3) = api(
-        &server,
-        "POST",
-        "/channels/amy-tv/keys",
-        Some(&amy),
-        Some(json!({})),
-    );
-    assert_eq!(s, 201);
-    let k3 = k3["key"].as_str().unwrap().to_owned();
+    let k3 = new_key(&server, &amy, "amy-tv");
     let before = publish_token(&server, &k3);
     let (s, _) = api(&server, "POST", "/auth/signout-all", Some(&amy), None);
     assert_eq!(s, 204);
@@ -285,14 +284,7 @@ fn revoking_a_key_or_suspending_the_owner_ends_the_live_broadcast() {
 
     let (mut publ, mut view, events) = live(&server, "amy-tv", &key);
     assert_eq!(sessions(&server), 2);
-    let (s, _) = api(
-        &server,
-        "DELETE",
-        &format!("/channels/amy-tv/keys/{key_id}"),
-        Some(&amy),
-        None,
-    );
-    assert_eq!(s, 204);
+    revoke_key(&server, &amy, "amy-tv", &key_id);
     assert!(
         sees_inactive(&mut [&mut publ, &mut view], &events),
         "the viewer is told the broadcast ended"
@@ -301,15 +293,7 @@ fn revoking_a_key_or_suspending_the_owner_ends_the_live_broadcast() {
     drop((publ, view));
 
     // Suspension ends a broadcast made with a live key, and its private viewers too.
-    let (s, k2) = api(
-        &server,
-        "POST",
-        "/channels/amy-tv/keys",
-        Some(&amy),
-        Some(json!({})),
-    );
-    assert_eq!(s, 201);
-    let k2 = k2["key"].as_str().unwrap().to_owned();
+    let k2 = new_key(&server, &amy, "amy-tv");
     let (mut publ, mut view, events) = live(&server, "amy-tv", &k2);
     let (s, _) = api(
         &server,
@@ -366,14 +350,7 @@ fn a_media_only_node_follows_the_revocation_list() {
     assert!(pump(&mut [&mut publ], WITHIN, |p| p[0].connected));
     assert_eq!(sessions(&media), 1);
 
-    let (s, _) = api(
-        &control,
-        "DELETE",
-        &format!("/channels/amy-tv/keys/{key_id}"),
-        Some(&amy),
-        None,
-    );
-    assert_eq!(s, 204);
+    revoke_key(&control, &amy, "amy-tv", &key_id);
     eventually("the media node ends the broadcast", || {
         publ.poll();
         sessions(&media) == 0
@@ -381,15 +358,7 @@ fn a_media_only_node_follows_the_revocation_list() {
     assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 401);
 
     // Signing out everywhere reaches the media node's token checks too.
-    let (s, k2) = api(
-        &control,
-        "POST",
-        "/channels/amy-tv/keys",
-        Some(&amy),
-        Some(json!({})),
-    );
-    assert_eq!(s, 201);
-    let token = publish_token(&control, k2["key"].as_str().unwrap());
+    let token = publish_token(&control, &new_key(&control, &amy, "amy-tv"));
     assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 201);
     let (s, _) = api(&control, "POST", "/auth/signout-all", Some(&amy), None);
     assert_eq!(s, 204);
