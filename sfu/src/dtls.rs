@@ -5,9 +5,11 @@
 //! `webrtcbin`, the engine of `whipsink` and many WHIP tools) sends none and the handshake
 //! fails with "no client certificate received". OpenSSL accepts RSA and ECDSA peers.
 //! str0m 0.25 names an `openssl` feature, but the crate behind it (str0m-openssl 0.7) was
-//! never published; this is the DTLS part of str0m-openssl 0.6 (MIT/Apache-2.0) ported to
-//! str0m 0.25's traits, without its panics on remote input and with handshake
-//! retransmission. Only the handshake runs here: the per-packet path (SRTP) is unchanged.
+//! never published. This module follows the shape of the DTLS part of str0m-openssl 0.6
+//! (Martin Algesten, MIT OR Apache-2.0), rewritten for str0m 0.25's traits, without its
+//! panics on remote input and with handshake retransmission. It goes when str0m publishes
+//! an OpenSSL (or RSA-accepting) DTLS backend. Only the handshake runs here: the
+//! per-packet path (SRTP) is unchanged.
 
 use std::collections::VecDeque;
 use std::io;
