@@ -36,6 +36,7 @@ pub mod directory;
 pub mod dtls;
 pub mod error;
 pub mod forward;
+mod heap;
 pub mod ids;
 pub mod metrics;
 pub mod node;

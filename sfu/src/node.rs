@@ -71,6 +71,8 @@ impl Node {
             rtx_cache_packets: config.rtx_cache_packets,
             keyframe_throttle: config.keyframe_throttle,
         });
+        // Ended sessions' memory goes back to the OS (glibc keeps it otherwise).
+        crate::heap::spawn_trimmer(Arc::downgrade(&shared.directory))?;
         let mut threads = Vec::with_capacity(n);
         for (i, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
             let shared = shared.clone();
