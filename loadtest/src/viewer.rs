@@ -1,12 +1,18 @@
 //! A light WHEP viewer: real ICE, DTLS and SRTP in str0m's RTP mode, no decoding. It
 //! counts what it receives with [`Accounting`] and notes how long it took to join.
+//!
+//! It accepts a server's packets the way a browser does (RFC 8843 §9.2): by the `mid`
+//! header extension when the answer negotiated it, by the SSRCs its `a=ssrc` lines
+//! announced, and otherwise by a payload type only one of its m-lines has. str0m knows
+//! the first two only, so the third is done here.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::Ssrc;
 use str0m::Event;
 
 use crate::accounting::Accounting;
@@ -73,8 +79,8 @@ async fn watch(
     let started = Instant::now();
     let mut c = Client::bind(ip).await?;
     let mut api = c.rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let amid = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let vmid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| ClientError::Rtc("no offer".into()))?;
@@ -111,6 +117,7 @@ async fn watch(
     if let Ok(mut s) = state.lock() {
         s.location = location;
     }
+    let by_pt = unique_payload_types(&c, &[amid, vmid]);
     let opus = c
         .rtc
         .codec_config()
@@ -152,8 +159,89 @@ async fn watch(
             r = c.socket.recv_from(&mut buf) => {
                 let (n, from) = r?;
                 c.input(from, &buf[..n])?;
+                demux_by_payload_type(&mut c, &by_pt, from, &buf[..n])?;
             }
             _ = tokio::time::sleep_until(c.timeout.into()) => c.tick()?,
         }
+    }
+}
+
+/// The payload types the answer gave exactly one of `mids`, and that m-line.
+fn unique_payload_types(c: &Client, mids: &[Mid]) -> HashMap<Pt, Mid> {
+    let mut seen: HashMap<Pt, Option<Mid>> = HashMap::new();
+    for &mid in mids {
+        for &pt in c.rtc.media(mid).map(|m| m.remote_pts()).unwrap_or_default() {
+            // A second m-line with the same payload type makes it ambiguous.
+            seen.entry(pt)
+                .and_modify(|m| *m = None)
+                .or_insert(Some(mid));
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(pt, mid)| Some((pt, mid?)))
+        .collect()
+}
+
+/// After str0m has seen `data`: if it was RTP from an SSRC str0m could not place (no
+/// `mid` extension it knows, no `a=ssrc`), it was dropped before decryption; when its
+/// payload type names one m-line, the SSRC is bound to that m-line and the packet fed
+/// again. Servers that forward a publisher's packets as they came (GStreamer's
+/// webrtcbin, for one) announce no SSRCs and carry the publisher's header extensions.
+fn demux_by_payload_type(
+    c: &mut Client,
+    by_pt: &HashMap<Pt, Mid>,
+    from: SocketAddr,
+    data: &[u8],
+) -> Result<(), ClientError> {
+    let Some((ssrc, pt)) = rtp_ssrc_and_pt(data) else {
+        return Ok(());
+    };
+    let Some(&mid) = by_pt.get(&pt) else {
+        return Ok(());
+    };
+    let mut api = c.rtc.direct_api();
+    if api.stream_rx(&ssrc).is_some() {
+        return Ok(());
+    }
+    api.expect_stream_rx(ssrc, None, mid, None);
+    c.input(from, data)
+}
+
+/// The SSRC and payload type of an RTP packet (not RTCP, STUN or DTLS; RFC 7983 and
+/// RFC 5761 §4), read from the header SRTP leaves in the clear. SSRC 0 (bandwidth
+/// probes, which str0m handles itself) is left out.
+fn rtp_ssrc_and_pt(data: &[u8]) -> Option<(Ssrc, Pt)> {
+    let head = data.get(..12)?;
+    let pt = head[1] & 0x7f;
+    if !(128..=191).contains(&head[0]) || (64..=95).contains(&pt) {
+        return None;
+    }
+    let ssrc = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    (ssrc != 0).then(|| (ssrc.into(), pt.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rtp_headers_only() {
+        let mut rtp = vec![0x80, 0x80 | 96, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+        rtp.extend([0; 20]);
+        assert_eq!(rtp_ssrc_and_pt(&rtp), Some((0xdead_beef.into(), 96.into())));
+        // An RTCP receiver report (PT 201), a STUN request, a DTLS record, a probe.
+        let mut rtcp = rtp.clone();
+        rtcp[1] = 201;
+        assert_eq!(rtp_ssrc_and_pt(&rtcp), None);
+        let mut stun = rtp.clone();
+        stun[0] = 0x00;
+        assert_eq!(rtp_ssrc_and_pt(&stun), None);
+        let mut dtls = rtp.clone();
+        dtls[0] = 22;
+        assert_eq!(rtp_ssrc_and_pt(&dtls), None);
+        let mut probe = rtp.clone();
+        probe[8..12].fill(0);
+        assert_eq!(rtp_ssrc_and_pt(&probe), None);
+        assert_eq!(rtp_ssrc_and_pt(&rtp[..11]), None);
     }
 }

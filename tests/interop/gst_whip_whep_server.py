@@ -5,15 +5,18 @@ with an RSA certificate and the DTLS client role (a=setup:active), no simulcast,
 URL layout (POST /ingest/NAME, /egress/NAME), a relative Location, and no /healthz or
 /metrics.
 
-The publisher's RTP is forwarded to every viewer untouched (no decoding), so the load
-test's stamps inside each payload would survive; but the packets keep the publisher's
-`mid` header extension (webrtcbin 1.22 does not rewrite it), so a str0m viewer drops
-them: CI uses this fixture for the publisher only. DELETE answers 200 and keeps the
-session: the fixture lives for one test.
+The publisher's RTP is forwarded to every viewer untouched (no decoding: the load
+test's stamps inside each payload survive), with the publisher's SSRCs and payload types.
+The answer to a viewer negotiates no header extensions, so a viewer must place the
+packets by SSRC or payload type (RFC 8843 §9.2): by default the answer announces the
+SSRCs (`a=ssrc`); with --no-ssrc it does not (its a=ssrc lines are left out: webrtcbin
+not told the SSRCs writes them for some m-lines only, depending on timing), and only the
+payload type is left, which is what browsers then go by. DELETE answers 200 and
+keeps the session: the fixture lives for one test.
 
 Runs on Debian's /usr/bin/python3 (python3-gi). Prints "listening on http://HOST:PORT".
 
-usage: gst_whip_whep_server.py [--port 0]
+usage: gst_whip_whep_server.py [--port 0] [--no-ssrc]
 """
 
 import argparse
@@ -31,10 +34,9 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("Nice", "0.1")
 from gi.repository import Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
-# What a viewer's sink pad is told: enough for webrtcbin to write its m-line, and the
-# SSRC, so that its answer says which m-line the forwarded packets belong to (their header
-# extensions still name the publisher's mids).
-CAPS_FIELDS = ("media", "encoding-name", "payload", "clock-rate", "encoding-params", "ssrc")
+# What a viewer's sink pad is told: enough for webrtcbin to write its m-line, and (unless
+# --no-ssrc) the SSRC, which webrtcbin then announces in its answer.
+CAPS_FIELDS = ("media", "encoding-name", "payload", "clock-rate", "encoding-params")
 
 
 class Stream:
@@ -44,7 +46,9 @@ class Stream:
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, announce_ssrc):
+        self.announce_ssrc = announce_ssrc
+        self.caps_fields = CAPS_FIELDS + (("ssrc",) if announce_ssrc else ())
         self.pipe = Gst.Pipeline.new("server")
         self.pipe.set_state(Gst.State.PLAYING)
         self.streams = {}
@@ -80,10 +84,12 @@ class Server:
         s = caps.get_structure(0)
         kind = s.get_string("media")
         print(f"publisher sends {kind}: {s.get_string('encoding-name')}", file=sys.stderr, flush=True)
-        keep = Gst.Structure.new_empty("application/x-rtp")
-        for f in CAPS_FIELDS:
-            if s.has_field(f):
-                keep.set_value(f, s.get_value(f))
+        # Fields are removed from a copy rather than copied one by one: PyGObject turns
+        # a guint such as the SSRC into a gint on the way back and fails above 2^31.
+        keep = s.copy()
+        for i in reversed(range(keep.n_fields())):
+            if keep.nth_field_name(i) not in self.caps_fields:
+                keep.remove_field(keep.nth_field_name(i))
         tee = Gst.ElementFactory.make("tee")
         tee.set_property("allow-not-linked", True)
         self.pipe.add(tee)
@@ -146,7 +152,12 @@ class Server:
             queue.get_static_pad("src").link(sink)
             queue.sync_state_with_parent()
             tee.request_pad_simple("src_%u").link(queue.get_static_pad("sink"))
-        return self.answer(wb, offer)
+        answer = self.answer(wb, offer)
+        if not self.announce_ssrc:
+            answer = "".join(
+                line for line in answer.splitlines(keepends=True) if not line.startswith("a=ssrc")
+            )
+        return answer
 
 
 def handler(server):
@@ -193,9 +204,10 @@ def handler(server):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--no-ssrc", action="store_true", help="announce no SSRCs to viewers")
     args = ap.parse_args()
     Gst.init(None)
-    server = Server()
+    server = Server(announce_ssrc=not args.no_ssrc)
     http = ThreadingHTTPServer(("127.0.0.1", args.port), handler(server))
     host, port = http.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)

@@ -151,30 +151,68 @@ fn a_gstreamer_publisher_reaches_a_viewer() {
     assert!(opus.iter().all(|p| p.payload.len() > 1));
 }
 
-/// The load test's publisher against a server whose WebRTC is GStreamer's: full ICE,
-/// the DTLS client role with an RSA certificate, no simulcast, a relative `Location`, no
-/// /healthz or /metrics. (Its viewers are not part of this test: the fixture forwards
-/// the publisher's packets with the publisher's `mid` header extension, which a str0m
-/// viewer cannot map to its own m-lines; an SFU rewrites it, webrtcbin 1.22 cannot.)
-#[test]
-fn the_load_test_publishes_to_a_gstreamer_whip_server() {
-    let fixture = Script::start("gst_whip_whep_server.py", &[]);
+/// Runs `cascade loadtest` with two viewers for three seconds against the webrtcbin
+/// fixture started with `fixture_args`; returns its JSON report.
+fn load_test_the_gstreamer_server(
+    fixture_args: &[&str],
+    loadtest_args: &[&str],
+) -> serde_json::Value {
+    let fixture = Script::start("gst_whip_whep_server.py", fixture_args);
     let line = fixture.wait_for("listening on ", Duration::from_secs(20));
     let base = line.trim_start_matches("listening on ").to_owned();
+    let pid = fixture.child.id().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
         .args(["loadtest", "--json", "--quiet", "--target", &base])
         .args(["--whip-url", &format!("{base}/ingest/lt")])
-        .args(["--viewers", "0", "--duration", "2"])
+        .args(["--whep-url", &format!("{base}/egress/lt")])
+        .args(["--viewers", "2", "--duration", "3"])
+        .args(loadtest_args.iter().map(|a| a.replace("{pid}", &pid)))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "loadtest failed: {err}");
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Connected (or the run would have failed) and sending: one layer of about 60
-    // packets a second (500 kbit/s in 1,100-byte packets at 30 fps) and 50 of audio.
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What the load test's viewers must have seen from the fixture: the publisher's one
+/// layer (500 kbit/s) with its stamps intact, so loss and delay are measured.
+fn assert_viewers_got_the_stamped_stream(r: &serde_json::Value) {
     assert_eq!(r["publisher_layers"], 1, "{r}");
     let pps = r["published_pps"].as_f64().unwrap();
+    // One layer of about 60 packets a second (500 kbit/s in 1,100-byte packets at 30
+    // fps) and 50 of audio.
     assert!(pps > 50.0, "{pps} packets/s: {r}");
+    assert_eq!(
+        (r["connected"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{r}"
+    );
+    // Both on the stamped middle layer (the one a server without simulcast gets).
+    assert_eq!(r["layers"], serde_json::json!([0, 2, 0]), "{r}");
+    let kbps = r["received_kbps"].as_f64().unwrap();
+    assert!((400.0..700.0).contains(&kbps), "{kbps} kbit/s: {r}");
+    let loss = r["loss_pct"].as_f64().unwrap();
+    assert!(loss < 5.0, "{loss}% lost: {r}");
+    // Stamps read back: a real delay, small on loopback (the fixture has a 50 ms jitter
+    // buffer on the publisher's side at most).
+    let (p50, p99) = (
+        r["delay_ms"]["p50"].as_f64().unwrap(),
+        r["delay_ms"]["p99"].as_f64().unwrap(),
+    );
+    assert!(
+        p50 > 0.0 && p99 < 500.0,
+        "delay p50 {p50} p99 {p99} ms: {r}"
+    );
+}
+
+/// The load test against a server whose WebRTC is GStreamer's: full ICE, the DTLS client
+/// role with an RSA certificate, no simulcast, its own URL layout, a relative `Location`,
+/// no /healthz or /metrics. Its answers announce the forwarded SSRCs (`a=ssrc`) and
+/// negotiate no header extensions, so the viewers place packets by SSRC.
+#[test]
+fn the_load_test_runs_against_a_gstreamer_whip_whep_server() {
+    let r = load_test_the_gstreamer_server(&[], &[]);
+    assert_viewers_got_the_stamped_stream(&r);
     // What only Cascade has is skipped, and the report says so.
     assert!(
         r["node_cpu_cores"].is_null() && r["forwarded_pps"].is_null(),
@@ -182,7 +220,25 @@ fn the_load_test_publishes_to_a_gstreamer_whip_server() {
     );
     let notes = r["notes"].to_string();
     assert!(
-        notes.contains("--target-pid") && notes.contains("/metrics"),
+        notes.contains("--target-pid") && notes.contains("/metrics") && notes.contains("one layer"),
         "{r}"
     );
+}
+
+/// The same server announcing no SSRCs: only the payload type says which m-line a packet
+/// belongs to (RFC 8843 §9.2), which is what a browser then goes by and what the load
+/// test's viewers must do too (str0m alone dropped every packet: "no video within 15 s").
+/// With `--target-pid`, the server's CPU and memory are measured although it has no
+/// /healthz.
+#[test]
+fn the_load_test_viewers_place_packets_by_payload_type() {
+    let r = load_test_the_gstreamer_server(&["--no-ssrc"], &["--target-pid", "{pid}"]);
+    assert_viewers_got_the_stamped_stream(&r);
+    let cpu = r["node_cpu_cores"].as_f64().unwrap_or(-1.0);
+    let rss = r["node_rss_mib"].as_f64().unwrap_or(-1.0);
+    assert!(
+        cpu > 0.0 && rss > 10.0,
+        "cpu {cpu} cores, rss {rss} MiB: {r}"
+    );
+    assert!(!r["notes"].to_string().contains("--target-pid"), "{r}");
 }
