@@ -341,7 +341,17 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
     r.publisher_layers = pub_stats.layers.load(Ordering::Relaxed);
     if r.publisher_layers == 1 {
-        notes.push("the server did not accept simulcast: the publisher sent one layer".into());
+        notes.push(
+            "the server did not accept simulcast: the publisher sent one layer (the mid \
+             one, which every viewer counts under)"
+                .into(),
+        );
+    } else if opts.whep_url.is_some() {
+        notes.push(
+            "--whep-url is used as is: the server chose each viewer's layer (--layers is \
+             Cascade's ?layer=)"
+                .into(),
+        );
     }
     r.notes = notes;
     r.published_pps =
