@@ -73,6 +73,12 @@ impl SendBatch {
         self.bytes.clear();
         sent
     }
+
+    /// Gives back the capacity the largest batch left behind, keeping what waits.
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.items.shrink_to_fit();
+    }
 }
 
 impl Transmitter for SendBatch {
