@@ -20,9 +20,8 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, 
 use crate::codec::Codec;
 use crate::directory::Role;
 use crate::error::SfuError;
-use crate::forward::layers::LayerRanker;
-use crate::forward::throttle::KeyframeThrottle;
-use crate::forward::{Forward, Kind, MediaPacket, SourceKey};
+use crate::forward::producer::Producer;
+use crate::forward::{Forward, Kind, MediaPacket};
 use crate::ids::{SessionId, StreamId};
 
 /// Something a session did that the worker must act on.
@@ -54,15 +53,13 @@ struct InTrack {
     encoding: u8,
 }
 
+/// A publisher: its [`Producer`] (asking each video encoding through its `(mid, rid)`) and
+/// what str0m's packets need to be told apart.
 #[derive(Debug)]
 struct PublisherState {
-    generation: u32,
-    ranker: LayerRanker,
-    throttle: KeyframeThrottle,
+    producer: Producer<(Mid, Option<Rid>)>,
     tracks: HashMap<Ssrc, InTrack>,
     codecs: HashMap<Pt, Option<Codec>>,
-    rids: Vec<(Mid, Option<Rid>)>,
-    layers_changed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -174,13 +171,9 @@ impl Session {
             connected: false,
             next_timeout: now,
             publisher: (role == Role::Publisher).then(|| PublisherState {
-                generation,
-                ranker: LayerRanker::new(generation),
-                throttle: KeyframeThrottle::new(params.keyframe_throttle),
+                producer: Producer::new(generation, params.keyframe_throttle),
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
-                rids: Vec::new(),
-                layers_changed: false,
             }),
             viewer: (role == Role::Viewer).then(ViewerState::default),
             stats: HashMap::new(),
@@ -274,7 +267,7 @@ impl Session {
 
     /// The publisher generation (unique per publisher session).
     pub fn generation(&self) -> Option<u32> {
-        self.publisher.as_ref().map(|p| p.generation)
+        self.publisher.as_ref().map(|p| p.producer.generation())
     }
 
     /// Feeds a datagram or a timeout, then drains.
@@ -348,12 +341,9 @@ impl Session {
         let Some(p) = self.publisher.as_mut() else {
             return false;
         };
-        let Some((mid, rid)) = p.rids.get(usize::from(encoding)).cloned() else {
+        let Some((mid, rid)) = p.producer.request_keyframe(encoding, now) else {
             return false;
         };
-        if !p.throttle.allow(usize::from(encoding), now) {
-            return false;
-        }
         if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
         }
@@ -366,9 +356,7 @@ impl Session {
         &mut self,
         now: Instant,
     ) -> Option<Vec<crate::forward::layers::EncodingInfo>> {
-        let p = self.publisher.as_mut()?;
-        let changed = p.ranker.handle_timeout(now) | std::mem::take(&mut p.layers_changed);
-        changed.then(|| p.ranker.table().active.clone())
+        self.publisher.as_mut()?.producer.poll_layers(now)
     }
 
     /// Tells the peer goodbye (RTCP BYE, DTLS close_notify), sends it, and stops.
@@ -507,12 +495,9 @@ impl Session {
                     MediaKind::Video => Kind::Video,
                 };
                 let encoding = match kind {
-                    Kind::Video => p.ranker.encoding_for(rid.as_deref())?,
+                    Kind::Video => p.producer.video_encoding(rid.as_deref(), || (mid, rid))?,
                     Kind::Audio => 0,
                 };
-                if kind == Kind::Video && usize::from(encoding) == p.rids.len() {
-                    p.rids.push((mid, rid));
-                }
                 let t = InTrack { kind, encoding };
                 if p.tracks.len() < 16 {
                     p.tracks.insert(ssrc, t);
@@ -538,28 +523,18 @@ impl Session {
             }
         }?;
         let keyframe = track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload);
-        if keyframe {
-            p.throttle
-                .keyframe_seen(usize::from(track.encoding), pkt.timestamp);
-        }
         let layers = match track.kind {
-            Kind::Video => {
-                let before = Arc::as_ptr(p.ranker.table());
-                let t = p
-                    .ranker
-                    .on_packet(pkt.timestamp, track.encoding, pkt.payload.len())
-                    .clone();
-                p.layers_changed |= !std::ptr::eq(before, Arc::as_ptr(&t));
-                Some(t)
-            }
+            Kind::Video => Some(p.producer.on_video(
+                pkt.timestamp,
+                track.encoding,
+                pkt.payload.len(),
+                keyframe,
+            )),
             Kind::Audio => None,
         };
         Some(MediaPacket {
             kind: track.kind,
-            source: SourceKey {
-                generation: p.generation,
-                encoding: track.encoding,
-            },
+            source: p.producer.source(track.encoding),
             codec,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,

@@ -7,6 +7,7 @@
 
 pub mod consumer;
 pub mod layers;
+pub mod producer;
 pub mod rewrite;
 pub mod selector;
 pub mod throttle;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use crate::codec::Codec;
 pub use consumer::{Consumer, Forward, Kind};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
+pub use producer::Producer;
 
 /// One encoding of one publisher: `generation` changes when a publisher (re)starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
