@@ -7,10 +7,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use benches::{consumer, one_layer, vp8_packet, Engine, Floor, STREAM};
+use benches::{consumer, one_layer, router_with_viewers, vp8_packet, Engine, Floor};
+use benches::{PUBLISHER, STREAM};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sfu::ids::SessionId;
-use sfu::router::{Drops, Router};
 
 const PAYLOAD: usize = 1100;
 
@@ -20,29 +19,20 @@ fn fanout(c: &mut Criterion) {
     for n in [1usize, 100, 1000] {
         g.throughput(Throughput::Elements(n as u64));
 
-        // The forwarding core alone: decide, select, rewrite for every viewer.
-        let mut router = Router::default();
-        for i in 0..n {
-            router.add_consumer(SessionId(i as u64 + 1), STREAM, consumer());
-        }
-        let (mut out, mut wants, mut drops) = (Vec::new(), Vec::new(), Drops::default());
-        router.route(
-            STREAM,
-            &vp8_packet(0, true, PAYLOAD, &table),
-            Instant::now(),
-            &mut out,
-            &mut wants,
-            &mut drops,
-        );
-        out.clear();
+        // The forwarding core alone: the Router deciding, selecting, rewriting for every
+        // viewer.
+        let (mut router, mut out) = router_with_viewers(n);
+        let first = vp8_packet(0, true, PAYLOAD, &table);
+        router.route(STREAM, &first, PUBLISHER, Instant::now(), &mut out);
+        out.forwards.clear();
         let mut seq = 1;
         g.bench_with_input(BenchmarkId::new("core", n), &n, |b, _| {
             b.iter(|| {
                 seq += 1;
                 let pkt = vp8_packet(seq, false, PAYLOAD, &table);
-                router.route(STREAM, &pkt, pkt.arrival, &mut out, &mut wants, &mut drops);
-                black_box(out.len());
-                out.clear();
+                router.route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut out);
+                black_box(out.forwards.len());
+                out.forwards.clear();
             })
         });
 

@@ -11,6 +11,7 @@ use sfu::codec::Codec;
 use sfu::forward::layers::{EncodingInfo, LayerTable};
 use sfu::forward::{Consumer, Kind, LayerPref, MediaPacket, SourceKey};
 use sfu::ids::{SessionId, StreamId};
+use sfu::router::{Endpoint, Outputs, Router};
 use sfu::session::{Effect, OpenParams, Session, Transmitter};
 use sfu::Role;
 use str0m::change::SdpAnswer;
@@ -20,6 +21,27 @@ use str0m::{Candidate, Input, Output, Rtc, RtcConfig};
 
 /// The stream every fixture uses.
 pub const STREAM: StreamId = StreamId(1);
+/// Its publisher (generation 1), a session on the same worker.
+pub const PUBLISHER: Endpoint = Endpoint::Session(SessionId(u64::MAX));
+
+/// A router with `n` viewers (sessions `1..=n`, fixed origins) of [`STREAM`], whose
+/// source is [`PUBLISHER`].
+pub fn router_with_viewers(n: usize) -> (Router, Outputs) {
+    let mut router = Router::default();
+    let mut out = Outputs::default();
+    router.set_source(STREAM, PUBLISHER, 1);
+    for i in 0..n {
+        router.add_viewer(
+            SessionId(i as u64 + 1),
+            STREAM,
+            [100, 200],
+            [1000, 2000],
+            &mut out,
+        );
+    }
+    out.upstream.clear();
+    (router, out)
+}
 
 /// Collects datagrams instead of sending them.
 #[derive(Default)]
@@ -332,14 +354,13 @@ fn send_mmsg<'a>(
         .sum()
 }
 
-/// The whole forwarding path for `n` connected viewers: Router, consumers, sessions.
+/// The whole forwarding path for `n` connected viewers: the Router, then each forward
+/// written into its viewer's session, as a worker applies it.
 pub struct Engine {
-    router: sfu::router::Router,
+    router: Router,
     viewers: Viewers,
     table: Arc<LayerTable>,
-    out: Vec<(SessionId, sfu::forward::Forward)>,
-    wants: Vec<(StreamId, SourceKey)>,
-    drops: sfu::router::Drops,
+    out: Outputs,
     effects: Vec<Effect>,
     /// The datagrams of the last pass, until [`Engine::clear`].
     pub collect: Collect,
@@ -350,19 +371,14 @@ impl Engine {
     /// `n` viewers, connected, on a stream whose first keyframe they already received.
     pub fn new(n: usize, payload: usize) -> Engine {
         let table = one_layer();
-        let mut router = sfu::router::Router::default();
-        for i in 0..n {
-            router.add_consumer(SessionId(i as u64 + 1), STREAM, consumer());
-        }
+        let (router, out) = router_with_viewers(n);
         let mut viewers = connected_viewers(n);
         viewers.keepalive();
         let mut e = Engine {
             router,
             viewers,
             table,
-            out: Vec::new(),
-            wants: Vec::new(),
-            drops: sfu::router::Drops::default(),
+            out,
             effects: Vec::new(),
             collect: Collect::default(),
             seq: 0,
@@ -376,15 +392,12 @@ impl Engine {
     pub fn forward_next(&mut self, payload: usize, keyframe: bool) -> usize {
         self.seq += 1;
         let pkt = vp8_packet(self.seq, keyframe, payload, &self.table);
-        self.router.route(
-            STREAM,
-            &pkt,
-            pkt.arrival,
-            &mut self.out,
-            &mut self.wants,
-            &mut self.drops,
-        );
-        for (id, fwd) in self.out.drain(..) {
+        self.router
+            .route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut self.out);
+        for (to, fwd) in self.out.forwards.drain(..) {
+            let Endpoint::Session(id) = to else {
+                continue;
+            };
             let s = &mut self.viewers.sessions[(id.0 - 1) as usize];
             s.write(
                 &fwd,
@@ -451,6 +464,6 @@ impl Engine {
     pub fn clear(&mut self) {
         self.collect.out.clear();
         self.effects.clear();
-        self.wants.clear();
+        self.out.upstream.clear();
     }
 }

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         munger.munge(packet);
 
         for effect in publisher.receive(packet, at) {
-            if let Effect::Media(_, pkt) = effect {
+            if let Effect::Media(_, _, pkt) = effect {
                 if let Ok(fwd) = consumer.forward(&pkt, at) {
                     let view = view.get_or_insert_with(|| viewer(start));
                     view.write(&fwd, at, at, &mut Discard, &mut sink);

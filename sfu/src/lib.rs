@@ -13,8 +13,10 @@
 //!    until `Timeout` (str0m's single-mutation invariant: every mutation, including each
 //!    `write_rtp`, is followed by a full drain).
 //! 3. Act on the [`session::Effect`]s: a publisher's packet is parsed once into a
-//!    [`forward::MediaPacket`], routed by the worker's [`router::Router`] to its local
-//!    viewers, and queued (as `Arc`) for other workers that have viewers of the stream.
+//!    [`forward::MediaPacket`] and given to the worker's [`router::Router`], which fans it
+//!    out to its local sinks and names the other workers that have sinks of the stream;
+//!    the worker applies its [`router::Outputs`] (writes, keyframe requests, interest)
+//!    and queues the packet (as `Arc`) for those workers.
 //! 4. Flush the per-worker media batches.
 //!
 //! # Invariants

@@ -31,8 +31,8 @@ pub enum Effect {
     Connected(SessionId),
     /// The peer is gone (ICE timed out or DTLS closed).
     Gone(SessionId, &'static str),
-    /// A publisher's packet, to route to the stream's viewers.
-    Media(StreamId, Arc<MediaPacket>),
+    /// A publisher's packet (from this session), to route to the stream's viewers.
+    Media(SessionId, StreamId, Arc<MediaPacket>),
     /// A viewer asked for a keyframe (PLI/FIR) of what it receives.
     ViewerKeyframe(SessionId),
     /// A NACK counted from a viewer (`true`) or sent to a publisher (`false`).
@@ -443,7 +443,7 @@ impl Session {
             }
             Event::RtpPacket(pkt) => {
                 if let Some(m) = self.parse(pkt) {
-                    effects.push(Effect::Media(self.stream, Arc::new(m)));
+                    effects.push(Effect::Media(self.id, self.stream, Arc::new(m)));
                 }
             }
             Event::KeyframeRequest(_) => effects.push(Effect::ViewerKeyframe(self.id)),

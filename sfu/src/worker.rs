@@ -2,10 +2,11 @@
 //! Router. The only I/O in the engine lives here.
 //!
 //! Loop: wait for a command, a datagram or the earliest session timeout; feed it to the
-//! one session it concerns; then act on the [`Effect`]s that produced (route media to
-//! local viewers and queue it for other workers that have viewers of the stream, forward
-//! keyframe requests); finally flush the per-worker media batches. Media crosses workers
-//! as `Arc<MediaPacket>`, one channel message per batch.
+//! one session it concerns; then act on the [`Effect`]s that produced by asking the
+//! [`Router`] and applying its [`Outputs`] (write forwards into viewers' sessions, queue
+//! media for the other workers it names, send keyframe requests and interest); finally
+//! flush the per-worker media batches. Media crosses workers as `Arc<MediaPacket>`, one
+//! channel message per batch. What to route where is the Router's; this is only I/O.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,10 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::directory::{Directory, Role};
 use crate::error::SfuError;
-use crate::forward::{Consumer, Forward, LayerPref, MediaPacket, SourceKey};
+use crate::forward::{LayerPref, MediaPacket, SourceKey};
 use crate::ids::{SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
-use crate::router::{Drops, Router};
+use crate::router::{Endpoint, Outputs, Router, Upstream};
 use crate::session::{Effect, OpenParams, Session};
 use crate::trickle::{self, Fragment};
 use crate::udp::SendBatch;
@@ -52,7 +53,7 @@ pub(crate) enum Command {
         id: SessionId,
         pref: LayerPref,
     },
-    Media(Vec<(StreamId, Arc<MediaPacket>)>),
+    Media(WorkerId, Vec<(StreamId, Arc<MediaPacket>)>),
     KeyframeWant {
         stream: StreamId,
         source: SourceKey,
@@ -85,8 +86,6 @@ fn is_stun(data: &[u8]) -> bool {
 const RECV_BATCH: usize = 64;
 /// Housekeeping period: reaping, layer ranking.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
-/// Bound on remembered keyframe wants sent to other workers.
-const MAX_WANTS: usize = 1024;
 
 pub(crate) struct Worker {
     id: WorkerId,
@@ -98,16 +97,11 @@ pub(crate) struct Worker {
     /// ICE restart, removed on close.
     by_ufrag: HashMap<String, SessionId>,
     router: Router,
-    publishers: HashMap<StreamId, SessionId>,
-    interest: HashMap<StreamId, u64>,
-    prefs: HashMap<SessionId, LayerPref>,
+    /// The router's outputs, applied and drained after each call.
+    out: Outputs,
     outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
-    remote_wants: HashMap<(StreamId, SourceKey), Instant>,
     shared: Arc<Shared>,
     effects: Vec<Effect>,
-    forwards: Vec<(SessionId, Forward)>,
-    wants: Vec<(StreamId, SourceKey)>,
-    drops: Drops,
     batch: SendBatch,
     last_housekeeping: Instant,
 }
@@ -134,16 +128,10 @@ impl Worker {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             router: Router::default(),
-            publishers: HashMap::new(),
-            interest: HashMap::new(),
-            prefs: HashMap::new(),
+            out: Outputs::default(),
             outbox: vec![Vec::new(); n],
-            remote_wants: HashMap::new(),
             shared,
             effects: Vec::new(),
-            forwards: Vec::new(),
-            wants: Vec::new(),
-            drops: Drops::default(),
             batch: SendBatch::default(),
             last_housekeeping: Instant::now(),
         }
@@ -300,7 +288,7 @@ impl Worker {
                 let r = r.map(|(session, answer)| {
                     self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
-                    self.prefs.insert(id, pref);
+                    self.router.park(id, pref);
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
                     self.shared
                         .metrics
@@ -323,31 +311,21 @@ impl Worker {
                 let _ = reply.send(self.patch(id, &frag));
             }
             Command::SetPref { id, pref } => {
-                if !self.router.set_pref(id, pref.clone()) {
-                    if let Some(p) = self.prefs.get_mut(&id) {
-                        *p = pref;
-                    }
-                }
+                self.router.set_pref(id, pref);
             }
-            Command::Media(batch) => {
+            Command::Media(from, batch) => {
                 for (stream, pkt) in batch {
-                    self.route_local(stream, &pkt);
+                    self.route(stream, &pkt, Endpoint::Worker(from));
                 }
             }
             Command::KeyframeWant { stream, source } => {
-                self.want_keyframe(stream, source, Instant::now(), false)
+                let now = Instant::now();
+                self.router
+                    .remote_keyframe_want(stream, source, now, &mut self.out);
+                self.apply_upstream(now);
             }
             Command::Interest { stream, worker, on } => {
-                let bit = 1u64 << worker.0;
-                let mask = self.interest.entry(stream).or_insert(0);
-                if on {
-                    *mask |= bit;
-                } else {
-                    *mask &= !bit;
-                    if *mask == 0 {
-                        self.interest.remove(&stream);
-                    }
-                }
+                self.router.set_interest(stream, worker, on);
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -394,23 +372,23 @@ impl Worker {
         match e {
             Effect::Connected(id) => self.on_connected(id),
             Effect::Gone(id, reason) => self.close_session(id, reason),
-            Effect::Media(stream, pkt) => {
+            Effect::Media(id, stream, pkt) => {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
-                self.route_local(stream, &pkt);
-                if let Some(mask) = self.interest.get(&stream) {
+                let workers = self.route(stream, &pkt, Endpoint::Session(id));
+                if workers != 0 {
                     for (w, batch) in self.outbox.iter_mut().enumerate() {
-                        if w != self.id.0 && mask & (1 << w) != 0 {
+                        if w != self.id.0 && workers & (1 << w) != 0 {
                             batch.push((stream, pkt.clone()));
                         }
                     }
                 }
             }
             Effect::ViewerKeyframe(id) => {
-                let stream = self.sessions.get(&id).map(|s| s.stream);
-                if let (Some(stream), Some(src)) = (stream, self.router.current_video(id)) {
-                    self.want_keyframe(stream, src, Instant::now(), true);
-                }
+                let now = Instant::now();
+                self.router
+                    .sink_keyframe(Endpoint::Session(id), now, &mut self.out);
+                self.apply_upstream(now);
             }
             Effect::Nacks(from_viewer, n) => {
                 let dir = if from_viewer {
@@ -433,49 +411,33 @@ impl Worker {
         self.shared.directory.connected(id);
         match role {
             Role::Publisher => {
-                self.publishers.insert(stream, id);
+                let generation = s.generation().unwrap_or_default();
+                self.router
+                    .set_source(stream, Endpoint::Session(id), generation);
                 self.shared.directory.set_active(stream, true);
                 self.shared.metrics.streams_active.inc();
             }
             Role::Viewer => {
-                let pref = self.prefs.remove(&id).unwrap_or_default();
-                let first = self.router.consumer_count(stream) == 0;
                 let seq: [u16; 2] = [rand::random(), rand::random()];
                 let ts: [u32; 2] = [rand::random(), rand::random()];
-                self.router
-                    .add_consumer(id, stream, Consumer::new(pref, seq, ts));
-                if first {
-                    self.broadcast_interest(stream, true);
-                }
+                self.router.add_viewer(id, stream, seq, ts, &mut self.out);
+                self.apply_upstream(Instant::now());
             }
         }
     }
 
-    fn broadcast_interest(&self, stream: StreamId, on: bool) {
-        for (w, peer) in self.shared.peers.iter().enumerate() {
-            if w != self.id.0 {
-                let _ = peer.try_send(Command::Interest {
-                    stream,
-                    worker: self.id,
-                    on,
-                });
-            }
-        }
-    }
-
-    fn route_local(&mut self, stream: StreamId, pkt: &MediaPacket) {
+    /// Routes `pkt` of `stream` (from `from`) through the router and applies what it says:
+    /// forwards written into sessions, requests sent upstream. Returns the other workers to
+    /// hand the packet to.
+    fn route(&mut self, stream: StreamId, pkt: &MediaPacket, from: Endpoint) -> u64 {
         let now = Instant::now();
-        self.router.route(
-            stream,
-            pkt,
-            now,
-            &mut self.forwards,
-            &mut self.wants,
-            &mut self.drops,
-        );
+        let workers = self.router.route(stream, pkt, from, now, &mut self.out);
         // Summed here and added once: the counters are shared with the other workers.
         let (mut packets, mut bytes, mut switches) = (0u64, 0u64, 0u64);
-        for (id, fwd) in self.forwards.drain(..) {
+        for (to, fwd) in self.out.forwards.drain(..) {
+            let Endpoint::Session(id) = to else {
+                continue; // relay links: none are created yet
+            };
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
@@ -484,63 +446,58 @@ impl Worker {
                 bytes += fwd.payload.len() as u64;
                 switches += u64::from(fwd.switched && fwd.kind == crate::forward::Kind::Video);
             } else {
-                self.drops.codec_unsupported += 1;
+                self.out.drops.codec_unsupported += 1;
             }
         }
         let m = &self.shared.metrics;
         m.packets_out.inc_by(packets);
         m.bytes_out.inc_by(bytes);
         m.layer_switches.inc_by(switches);
-        // Reuse the buffer: `want_keyframe` needs `&mut self`.
-        let mut wants = std::mem::take(&mut self.wants);
-        for (stream, src) in wants.drain(..) {
-            self.want_keyframe(stream, src, now, true);
+        if !self.out.upstream.is_empty() {
+            self.apply_upstream(now);
         }
-        self.wants = wants;
+        workers
     }
 
-    /// A viewer needs a keyframe of `src`: ask the local publisher, or tell the others.
-    fn want_keyframe(
-        &mut self,
-        stream: StreamId,
-        src: SourceKey,
-        now: Instant,
-        from_local_viewer: bool,
-    ) {
-        let m = &self.shared.metrics.keyframe_requests;
-        if let Some(pid) = self.publishers.get(&stream) {
-            if let Some(p) = self.sessions.get_mut(pid) {
-                if p.generation() == Some(src.generation) {
-                    let sent =
-                        p.request_keyframe(src.encoding, now, &mut self.batch, &mut self.effects);
-                    m.with_label_values(&[if sent { "sent" } else { "throttled" }])
-                        .inc();
+    /// Sends the router's requests upstream: keyframe requests to a local source (its
+    /// Producer throttles them), wants and interest to the other workers.
+    fn apply_upstream(&mut self, now: Instant) {
+        let mut upstream = std::mem::take(&mut self.out.upstream);
+        for u in upstream.drain(..) {
+            match u {
+                Upstream::Keyframe {
+                    to: Endpoint::Session(pid),
+                    encoding,
+                } => {
+                    if let Some(p) = self.sessions.get_mut(&pid) {
+                        let sent =
+                            p.request_keyframe(encoding, now, &mut self.batch, &mut self.effects);
+                        self.shared
+                            .metrics
+                            .keyframe_requests
+                            .with_label_values(&[if sent { "sent" } else { "throttled" }])
+                            .inc();
+                    }
+                }
+                // Relay links and other workers are not local sources.
+                Upstream::Keyframe { .. } => {}
+                Upstream::KeyframeWant { stream, source } => {
+                    self.tell_peers(|| Command::KeyframeWant { stream, source })
+                }
+                Upstream::Interest { stream, on } => {
+                    let worker = self.id;
+                    self.tell_peers(|| Command::Interest { stream, worker, on })
                 }
             }
-            return;
         }
-        if !from_local_viewer {
-            return;
-        }
-        // The publisher is on another worker: tell the others, at most every 100 ms.
-        let key = (stream, src);
-        if self
-            .remote_wants
-            .get(&key)
-            .is_some_and(|t| now.saturating_duration_since(*t) < Duration::from_millis(100))
-        {
-            return;
-        }
-        if self.remote_wants.len() >= MAX_WANTS {
-            self.remote_wants.clear();
-        }
-        self.remote_wants.insert(key, now);
+        self.out.upstream = upstream;
+    }
+
+    /// Sends a command to every other worker; a full queue drops it.
+    fn tell_peers(&self, command: impl Fn() -> Command) {
         for (w, peer) in self.shared.peers.iter().enumerate() {
             if w != self.id.0 {
-                let _ = peer.try_send(Command::KeyframeWant {
-                    stream,
-                    source: src,
-                });
+                let _ = peer.try_send(command());
             }
         }
     }
@@ -552,7 +509,10 @@ impl Worker {
             }
             let b = std::mem::take(batch);
             let n = b.len() as u64;
-            if self.shared.peers[w].try_send(Command::Media(b)).is_err() {
+            if self.shared.peers[w]
+                .try_send(Command::Media(self.id, b))
+                .is_err()
+            {
                 self.shared
                     .metrics
                     .forward_drops
@@ -563,7 +523,7 @@ impl Worker {
     }
 
     fn flush_drops(&mut self) {
-        let d = std::mem::take(&mut self.drops);
+        let d = std::mem::take(&mut self.out.drops);
         let m = &self.shared.metrics.forward_drops;
         for (label, n) in [
             ("awaiting_keyframe", d.awaiting_keyframe),
@@ -586,30 +546,22 @@ impl Worker {
         if self.by_ufrag.get(s.local_ufrag()) == Some(&id) {
             self.by_ufrag.remove(s.local_ufrag());
         }
-        self.prefs.remove(&id);
         self.shared.loads[self.id.0].fetch_sub(1, Ordering::Relaxed);
         let m = &self.shared.metrics;
         m.sessions.with_label_values(&[s.role.label()]).dec();
         m.sessions_closed
             .with_label_values(&[s.role.label(), reason])
             .inc();
-        match s.role {
-            Role::Viewer => {
-                if self.router.remove_consumer(id).is_some()
-                    && self.router.consumer_count(s.stream) == 0
-                {
-                    self.broadcast_interest(s.stream, false);
-                }
-            }
-            Role::Publisher => {
-                if self.publishers.get(&s.stream) == Some(&id) {
-                    self.publishers.remove(&s.stream);
-                    if s.is_connected() {
-                        m.streams_active.dec();
-                    }
-                }
-            }
+        // A viewer's sink, or a parked preference of a session never connected.
+        self.router
+            .remove_sink(Endpoint::Session(id), &mut self.out);
+        if s.role == Role::Publisher
+            && self.router.remove_source(s.stream, Endpoint::Session(id))
+            && s.is_connected()
+        {
+            m.streams_active.dec();
         }
+        self.apply_upstream(Instant::now());
         self.shared.directory.release(id);
         // A worker left with no session gives back what its maps and send buffer grew to
         // at the peak: a map keeps its capacity, and a Session is held inline (about
@@ -618,7 +570,7 @@ impl Worker {
             self.sessions.shrink_to_fit();
             self.by_addr.shrink_to_fit();
             self.by_ufrag.shrink_to_fit();
-            self.prefs.shrink_to_fit();
+            self.router.shrink_to_fit();
             self.batch.shrink_to_fit();
         }
     }

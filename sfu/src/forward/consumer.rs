@@ -40,6 +40,8 @@ pub struct Forward {
     pub vp8: Option<Vp8Rewrite>,
     /// First packet after a layer or publisher switch.
     pub switched: bool,
+    /// The publisher's encoding it came from (what a pipe's far side tells layers by).
+    pub encoding: u8,
 }
 
 #[derive(Debug)]
@@ -99,6 +101,11 @@ impl Consumer {
         self.video.selector.current()
     }
 
+    /// The video source this viewer should end up on (its demand on the source).
+    pub fn target_video(&self) -> Option<SourceKey> {
+        self.video.selector.target()
+    }
+
     /// The source whose keyframe this viewer is waiting for.
     pub fn waiting_for_keyframe(&self) -> Option<SourceKey> {
         self.video.selector.waiting_for()
@@ -132,6 +139,7 @@ impl Consumer {
             payload: pkt.payload.clone(),
             vp8: None,
             switched,
+            encoding: pkt.source.encoding,
         })
     }
 
@@ -172,6 +180,7 @@ impl Consumer {
             payload: pkt.payload.clone(),
             vp8,
             switched,
+            encoding: pkt.source.encoding,
         })
     }
 }

@@ -1,15 +1,19 @@
 //! The forwarding core: no I/O, no clock of its own, no str0m session.
 //!
-//! A packet from a publisher is parsed once into a [`MediaPacket`]. For each viewer its
-//! [`Consumer`] decides (layer choice from [`layers`]), selects ([`selector`], gated on
-//! keyframes) and rewrites ([`rewrite`], [`vp8`]) it into a [`Forward`], or drops it with a
-//! [`DropReason`]. The worker then hands the `Forward` to the viewer's str0m stream.
+//! A packet from a source is parsed once into a [`MediaPacket`]; the source's [`Producer`]
+//! numbers its encodings, ranks them and throttles keyframe requests. For each sink
+//! ([`Sink`]): a viewer's [`Consumer`] decides (layer choice from [`layers`]), selects
+//! ([`selector`], gated on keyframes) and rewrites ([`rewrite`], [`vp8`]) it into a
+//! [`Forward`], or drops it with a [`DropReason`]; a [`PipeConsumer`] passes every wanted
+//! layer through unrewritten. The worker then hands the `Forward` to the sink's transport.
 
 pub mod consumer;
 pub mod layers;
+pub mod pipe;
 pub mod producer;
 pub mod rewrite;
 pub mod selector;
+pub mod sink;
 pub mod throttle;
 pub mod vp8;
 
@@ -19,7 +23,9 @@ use std::time::Instant;
 use crate::codec::Codec;
 pub use consumer::{Consumer, Forward, Kind};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
+pub use pipe::PipeConsumer;
 pub use producer::Producer;
+pub use sink::Sink;
 
 /// One encoding of one publisher: `generation` changes when a publisher (re)starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -134,7 +134,11 @@ mod tests {
         let e = p.video_encoding(None, || 7).unwrap();
         assert_eq!(p.request_keyframe(e, t0), Some(7));
         assert_eq!(p.request_keyframe(e, ms(t0, 50)), None, "in the window");
-        assert_eq!(p.request_keyframe(e, ms(t0, 200)), None, "still outstanding");
+        assert_eq!(
+            p.request_keyframe(e, ms(t0, 200)),
+            None,
+            "still outstanding"
+        );
         p.on_video(ms(t0, 210), e, 1000, true);
         // Answered; the encoder's hold-off after that keyframe still applies.
         assert_eq!(p.request_keyframe(e, ms(t0, 400)), None);

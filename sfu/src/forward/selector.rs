@@ -29,6 +29,11 @@ impl LayerSelector {
         self.target = target;
     }
 
+    /// The source the viewer should end up on.
+    pub fn target(&self) -> Option<SourceKey> {
+        self.target
+    }
+
     /// The source now flowing to the viewer.
     pub fn current(&self) -> Option<SourceKey> {
         self.current

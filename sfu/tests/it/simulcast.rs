@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use sfu::codec::Codec;
 use sfu::forward::layers::LayerRanker;
-use sfu::forward::{Consumer, Forward, Kind, LayerPref, MediaPacket, SourceKey};
+use sfu::forward::{Consumer, Forward, Kind, LayerPref, MediaPacket, Sink, SourceKey};
 use sfu::ids::{SessionId, StreamId};
-use sfu::router::{Drops, Router};
+use sfu::router::{Endpoint, Outputs, Router, Upstream};
 
 use crate::link::{Clock, Link, Rng};
 
 const STREAM: StreamId = StreamId(1);
+const PUB: Endpoint = Endpoint::Session(SessionId(100));
 
 /// One simulcast layer of a synthetic VP8 publisher.
 struct Layer {
@@ -120,6 +121,8 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
     let mut clock = Clock::new();
     let mut link: Link<MediaPacket> = Link::new(7, 0.05, 0.02);
     let mut router = Router::default();
+    let mut out = Outputs::default();
+    router.set_source(STREAM, PUB, 1);
     let prefs = [LayerPref::Auto, LayerPref::Rank(0), LayerPref::Rank(1)];
     for (i, p) in prefs.iter().enumerate() {
         let c = Consumer::new(
@@ -127,13 +130,12 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
             [rng.next() as u16, rng.next() as u16],
             [rng.next() as u32, 0],
         );
-        router.add_consumer(SessionId(i as u64 + 1), STREAM, c);
+        let id = Endpoint::Session(SessionId(i as u64 + 1));
+        router.add_sink(id, STREAM, Sink::Viewer(c), &mut out);
     }
     let mut publisher = Publisher::new(1, &mut rng);
     let mut key = [false; 3];
-    let mut seen: HashMap<SessionId, Vec<Seen>> = HashMap::new();
-    let mut drops = Drops::default();
-    let (mut out, mut wants) = (Vec::new(), Vec::new());
+    let mut seen: HashMap<Endpoint, Vec<Seen>> = HashMap::new();
 
     for frame in 0..900u32 {
         // Random layer changes for viewer 1; a publisher restart at frame 450.
@@ -143,12 +145,13 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
         }
         if frame == 450 {
             publisher = Publisher::new(2, &mut rng);
+            router.set_source(STREAM, PUB, 2);
             clock.advance(Duration::from_millis(700)); // the publisher was away a while
         }
         for pkt in publisher.frame(&clock, &mut key) {
             for p in link.send(pkt) {
-                router.route(STREAM, &p, clock.now, &mut out, &mut wants, &mut drops);
-                for (id, fwd) in out.drain(..) {
+                router.route(STREAM, &p, PUB, clock.now, &mut out);
+                for (id, fwd) in out.forwards.drain(..) {
                     let pid = fwd
                         .vp8
                         .and_then(|v| v.picture_id)
@@ -164,9 +167,10 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
             }
         }
         // Keyframe requests reach the publisher (answered on its next frame).
-        for (_, src) in wants.drain(..) {
-            if src.generation == publisher.generation {
-                key[usize::from(src.encoding)] = true;
+        for u in out.upstream.drain(..) {
+            if let Upstream::Keyframe { to, encoding } = u {
+                assert_eq!(to, PUB);
+                key[usize::from(encoding)] = true;
             }
         }
         clock.advance(Duration::from_millis(33));
@@ -229,6 +233,7 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
     }
     // Viewer 2 (low) and 3 (mid) stay on their layers apart from the restart.
     for (id, rank) in [(SessionId(2), 0u8), (SessionId(3), 1u8)] {
+        let id = Endpoint::Session(id);
         let on_rank = seen[&id]
             .iter()
             .filter(|p| p.source.encoding == rank)
@@ -238,5 +243,5 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
             "viewer {id:?} mostly on encoding {rank}"
         );
     }
-    assert!(drops.awaiting_keyframe > 0 && drops.other_layer > 0);
+    assert!(out.drops.awaiting_keyframe > 0 && out.drops.other_layer > 0);
 }

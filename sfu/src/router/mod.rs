@@ -1,0 +1,400 @@
+//! The Router: one per worker, the sans-I/O hub between a stream's one source and its many
+//! sinks.
+//!
+//! It holds, per stream, the source (a local endpoint and its publisher generation), the
+//! sinks on this worker ([`Sink`]: viewers and pipes) and the other workers that have sinks
+//! of it (their interest). It routes keyframe wants to the source (or, with none here, to
+//! the other workers), keeps the layer preferences of viewers not yet connected, and knows
+//! the layers a stream's sinks ask for. It does nothing itself: every call fills
+//! [`Outputs`] (forwards for sinks, requests upstream, drops), which the worker applies.
+//!
+//! Endpoints have kinds ([`Endpoint`]): a WebRTC session, a relay link (a kind nothing
+//! creates yet), another worker. Time is an argument; the fan-out allocates nothing per
+//! packet once the output buffers have grown.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::forward::{
+    Consumer, DropReason, Forward, LayerPref, MediaPacket, PipeConsumer, Sink, SourceKey,
+};
+use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
+
+#[cfg(test)]
+mod tests;
+
+/// Something media comes from or goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A WebRTC session (one `Rtc`): a publisher or a viewer.
+    Session(SessionId),
+    /// A link to another node: a source on the child, a pipe on the parent.
+    Relay(LinkId),
+    /// Another worker of this node.
+    Worker(WorkerId),
+}
+
+/// Counts of packets not forwarded, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    /// Waiting for a keyframe after a join or switch.
+    pub awaiting_keyframe: u64,
+    /// Other simulcast layer.
+    pub other_layer: u64,
+    /// Late packet of a replaced source.
+    pub stale: u64,
+    /// Codec the viewer cannot take.
+    pub codec_unsupported: u64,
+}
+
+impl Drops {
+    fn count(&mut self, reason: DropReason) {
+        match reason {
+            DropReason::AwaitingKeyframe => self.awaiting_keyframe += 1,
+            DropReason::OtherLayer => self.other_layer += 1,
+            DropReason::Stale => self.stale += 1,
+            DropReason::CodecUnsupported => self.codec_unsupported += 1,
+        }
+    }
+}
+
+/// A request the router makes of what is upstream of its sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Ask the stream's local source for a keyframe of `encoding`; its Producer throttles.
+    Keyframe {
+        /// The source endpoint.
+        to: Endpoint,
+        /// Which of its encodings.
+        encoding: u8,
+    },
+    /// The source is not on this worker: tell the others `source` needs a keyframe.
+    KeyframeWant {
+        /// The stream.
+        stream: StreamId,
+        /// The encoding wanted, of which publisher.
+        source: SourceKey,
+    },
+    /// This worker now has (`on`) or no longer has sinks of `stream`: tell the others.
+    Interest {
+        /// The stream.
+        stream: StreamId,
+        /// Whether packets of it are wanted here.
+        on: bool,
+    },
+}
+
+/// What the router asks its worker to do. Reused across calls: the worker drains it.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Packets ready for a sink.
+    pub forwards: Vec<(Endpoint, Forward)>,
+    /// Requests upstream.
+    pub upstream: Vec<Upstream>,
+    /// Packets not forwarded, by reason, since the worker last took them.
+    pub drops: Drops,
+}
+
+/// A stream's source on this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// Where it comes in.
+    pub endpoint: Endpoint,
+    /// Its publisher generation: wants for older ones are not passed on.
+    pub generation: u32,
+}
+
+#[derive(Debug)]
+struct SinkEntry {
+    id: Endpoint,
+    sink: Sink,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    source: Option<Source>,
+    sinks: Vec<SinkEntry>,
+    /// Other workers with sinks of this stream, a bit each.
+    workers: u64,
+}
+
+impl StreamState {
+    fn is_empty(&self) -> bool {
+        self.source.is_none() && self.sinks.is_empty() && self.workers == 0
+    }
+}
+
+/// A want sent to other workers is not repeated sooner than this.
+const REMOTE_WANT_EVERY: Duration = Duration::from_millis(100);
+/// Bound on remembered wants sent to other workers.
+const MAX_REMOTE_WANTS: usize = 1024;
+
+/// The hub of one worker.
+#[derive(Debug, Default)]
+pub struct Router {
+    streams: HashMap<StreamId, StreamState>,
+    /// Which stream each sink takes.
+    sink_streams: HashMap<Endpoint, StreamId>,
+    /// Layer preferences of viewers not yet connected.
+    parked: HashMap<SessionId, LayerPref>,
+    remote_wants: HashMap<(StreamId, SourceKey), Instant>,
+    /// Keyframe wants of one fan-out, deduplicated (kept for its capacity).
+    scratch: Vec<SourceKey>,
+}
+
+impl Router {
+    /// Keeps the layer preference of a viewer session until it connects.
+    pub fn park(&mut self, id: SessionId, pref: LayerPref) {
+        self.parked.insert(id, pref);
+    }
+
+    /// Changes a viewer's wanted layer, parked or connected. Returns false for a session
+    /// the router does not know.
+    pub fn set_pref(&mut self, id: SessionId, pref: LayerPref) -> bool {
+        let ep = Endpoint::Session(id);
+        if let Some(entry) = self.sink_mut(ep) {
+            return entry.sink.set_pref(pref);
+        }
+        match self.parked.get_mut(&id) {
+            Some(p) => {
+                *p = pref;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts forwarding `stream` to the viewer `id`, with its parked preference and the
+    /// given (random) origins of its outgoing streams.
+    pub fn add_viewer(
+        &mut self,
+        id: SessionId,
+        stream: StreamId,
+        seq_origin: [u16; 2],
+        ts_origin: [u32; 2],
+        out: &mut Outputs,
+    ) {
+        let pref = self.parked.remove(&id).unwrap_or_default();
+        let sink = Sink::Viewer(Consumer::new(pref, seq_origin, ts_origin));
+        self.add_sink(Endpoint::Session(id), stream, sink, out);
+    }
+
+    /// Starts a pipe to `id` carrying the encodings in `wanted` (a bit each).
+    pub fn add_pipe(&mut self, id: Endpoint, stream: StreamId, wanted: u8, out: &mut Outputs) {
+        self.add_sink(id, stream, Sink::Pipe(PipeConsumer::new(wanted)), out);
+    }
+
+    /// Starts forwarding `stream` to `sink` at `id`.
+    pub fn add_sink(&mut self, id: Endpoint, stream: StreamId, sink: Sink, out: &mut Outputs) {
+        self.remove_sink(id, out);
+        let s = self.streams.entry(stream).or_default();
+        if s.sinks.is_empty() {
+            out.upstream.push(Upstream::Interest { stream, on: true });
+        }
+        s.sinks.push(SinkEntry { id, sink });
+        self.sink_streams.insert(id, stream);
+    }
+
+    /// Stops forwarding to `id` (and forgets its parked preference). Returns the stream it
+    /// took.
+    pub fn remove_sink(&mut self, id: Endpoint, out: &mut Outputs) -> Option<StreamId> {
+        if let Endpoint::Session(sid) = id {
+            self.parked.remove(&sid);
+        }
+        let stream = self.sink_streams.remove(&id)?;
+        let s = self.streams.get_mut(&stream)?;
+        s.sinks.retain(|e| e.id != id);
+        if s.sinks.is_empty() {
+            out.upstream.push(Upstream::Interest { stream, on: false });
+        }
+        self.prune(stream);
+        Some(stream)
+    }
+
+    /// `endpoint` is now the source of `stream`, as publisher `generation`.
+    pub fn set_source(&mut self, stream: StreamId, endpoint: Endpoint, generation: u32) {
+        self.streams.entry(stream).or_default().source = Some(Source {
+            endpoint,
+            generation,
+        });
+    }
+
+    /// `endpoint` no longer feeds `stream`. Returns whether it was its source.
+    pub fn remove_source(&mut self, stream: StreamId, endpoint: Endpoint) -> bool {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        if s.source.map(|src| src.endpoint) != Some(endpoint) {
+            return false;
+        }
+        s.source = None;
+        self.prune(stream);
+        true
+    }
+
+    /// The source of `stream` on this worker.
+    pub fn source(&self, stream: StreamId) -> Option<Source> {
+        self.streams.get(&stream)?.source
+    }
+
+    /// Another worker has (`on`) or no longer has sinks of `stream`.
+    pub fn set_interest(&mut self, stream: StreamId, worker: WorkerId, on: bool) {
+        let Some(bit) = 1u64.checked_shl(worker.0 as u32) else {
+            return;
+        };
+        if on {
+            self.streams.entry(stream).or_default().workers |= bit;
+        } else if let Some(s) = self.streams.get_mut(&stream) {
+            s.workers &= !bit;
+            self.prune(stream);
+        }
+    }
+
+    /// Gives back what the maps grew to at their peak (a worker left with no session).
+    pub fn shrink_to_fit(&mut self) {
+        self.streams.shrink_to_fit();
+        self.sink_streams.shrink_to_fit();
+        self.parked.shrink_to_fit();
+        self.remote_wants.shrink_to_fit();
+    }
+
+    /// Sinks of `stream` on this worker.
+    pub fn sink_count(&self, stream: StreamId) -> usize {
+        self.streams.get(&stream).map_or(0, |s| s.sinks.len())
+    }
+
+    /// The video source a viewer now receives.
+    pub fn current_video(&self, id: SessionId) -> Option<SourceKey> {
+        self.sink(Endpoint::Session(id))?.sink.current_video()
+    }
+
+    /// The encodings the sinks of `stream` on this worker ask for, a bit each: what a
+    /// relay child pulls from its parent.
+    pub fn demand(&self, stream: StreamId) -> u8 {
+        self.streams
+            .get(&stream)
+            .map_or(0, |s| s.sinks.iter().fold(0, |m, e| m | e.sink.demand()))
+    }
+
+    /// Fans `pkt` of `stream`, which came from `from`, out to the stream's sinks: results
+    /// to `out.forwards`, keyframe wants (deduplicated) to `out.upstream`, drops counted.
+    /// Returns the other workers (a bit each) to hand the packet to: those with sinks of
+    /// the stream, when the packet came from a source on this worker.
+    pub fn route(
+        &mut self,
+        stream: StreamId,
+        pkt: &MediaPacket,
+        from: Endpoint,
+        now: Instant,
+        out: &mut Outputs,
+    ) -> u64 {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return 0;
+        };
+        let wants = &mut self.scratch;
+        for e in &mut s.sinks {
+            match e.sink.forward(pkt, now) {
+                Ok(fwd) => out.forwards.push((e.id, fwd)),
+                Err(reason) => out.drops.count(reason),
+            }
+            if let Some(src) = e.sink.waiting_for_keyframe() {
+                if !wants.contains(&src) {
+                    wants.push(src);
+                }
+            }
+        }
+        let workers = match from {
+            Endpoint::Worker(_) => 0,
+            _ => s.workers,
+        };
+        if !self.scratch.is_empty() {
+            let mut wants = std::mem::take(&mut self.scratch);
+            for src in wants.drain(..) {
+                self.want_keyframe(stream, src, now, true, out);
+            }
+            self.scratch = wants;
+        }
+        workers
+    }
+
+    /// A sink asked for a keyframe of what it receives (a viewer's PLI or FIR).
+    pub fn sink_keyframe(&mut self, id: Endpoint, now: Instant, out: &mut Outputs) {
+        let Some(stream) = self.sink_streams.get(&id).copied() else {
+            return;
+        };
+        if let Some(src) = self.sink(id).and_then(|e| e.sink.current_video()) {
+            self.want_keyframe(stream, src, now, true, out);
+        }
+    }
+
+    /// Another worker's sinks need a keyframe of `src`: asked of the source if it is here.
+    pub fn remote_keyframe_want(
+        &mut self,
+        stream: StreamId,
+        src: SourceKey,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        self.want_keyframe(stream, src, now, false, out);
+    }
+
+    /// A sink needs a keyframe of `src`: ask the source here, or (for a local sink) tell
+    /// the other workers, at most every [`REMOTE_WANT_EVERY`].
+    fn want_keyframe(
+        &mut self,
+        stream: StreamId,
+        src: SourceKey,
+        now: Instant,
+        from_local_sink: bool,
+        out: &mut Outputs,
+    ) {
+        if let Some(source) = self.source(stream) {
+            if source.generation == src.generation {
+                out.upstream.push(Upstream::Keyframe {
+                    to: source.endpoint,
+                    encoding: src.encoding,
+                });
+            }
+            return;
+        }
+        if !from_local_sink {
+            return;
+        }
+        let key = (stream, src);
+        if self
+            .remote_wants
+            .get(&key)
+            .is_some_and(|t| now.saturating_duration_since(*t) < REMOTE_WANT_EVERY)
+        {
+            return;
+        }
+        if self.remote_wants.len() >= MAX_REMOTE_WANTS {
+            self.remote_wants.clear();
+        }
+        self.remote_wants.insert(key, now);
+        out.upstream.push(Upstream::KeyframeWant {
+            stream,
+            source: src,
+        });
+    }
+
+    fn sink(&self, id: Endpoint) -> Option<&SinkEntry> {
+        let stream = self.sink_streams.get(&id)?;
+        self.streams.get(stream)?.sinks.iter().find(|e| e.id == id)
+    }
+
+    fn sink_mut(&mut self, id: Endpoint) -> Option<&mut SinkEntry> {
+        let stream = self.sink_streams.get(&id)?;
+        self.streams
+            .get_mut(stream)?
+            .sinks
+            .iter_mut()
+            .find(|e| e.id == id)
+    }
+
+    fn prune(&mut self, stream: StreamId) {
+        if self.streams.get(&stream).is_some_and(StreamState::is_empty) {
+            self.streams.remove(&stream);
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The hub without str0m: sources, sinks, interest and keyframe wants on a virtual clock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::codec::Codec;
+use crate::forward::layers::{EncodingInfo, LayerTable};
+use crate::forward::Kind;
+
+const S: StreamId = StreamId(1);
+const PUB: Endpoint = Endpoint::Session(SessionId(100));
+
+fn table(layers: u8) -> Arc<LayerTable> {
+    Arc::new(LayerTable {
+        generation: 1,
+        active: (0..layers)
+            .map(|e| EncodingInfo {
+                encoding: e,
+                rid: None,
+                bitrate_bps: 100_000 * (u64::from(e) + 1),
+            })
+            .collect(),
+        settled: true,
+    })
+}
+
+fn video(encoding: u8, seq: u64, keyframe: bool, t: &Arc<LayerTable>) -> MediaPacket {
+    MediaPacket {
+        kind: Kind::Video,
+        source: SourceKey {
+            generation: 1,
+            encoding,
+        },
+        codec: Codec::H264,
+        seq,
+        ts: seq as u32 * 3000,
+        marker: true,
+        keyframe,
+        payload: Arc::from(vec![0u8; 10]),
+        arrival: Instant::now(),
+        layers: Some(t.clone()),
+    }
+}
+
+fn viewer(r: &mut Router, id: u64, out: &mut Outputs) -> Endpoint {
+    r.add_viewer(SessionId(id), S, [1, 2], [3, 4], out);
+    Endpoint::Session(SessionId(id))
+}
+
+#[test]
+fn interest_follows_the_first_and_last_sink() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let a = viewer(&mut r, 1, &mut out);
+    let b = viewer(&mut r, 2, &mut out);
+    assert_eq!(
+        out.upstream,
+        [Upstream::Interest {
+            stream: S,
+            on: true
+        }]
+    );
+    out.upstream.clear();
+    assert_eq!(r.remove_sink(a, &mut out), Some(S));
+    assert!(out.upstream.is_empty(), "one sink left");
+    assert_eq!(r.remove_sink(b, &mut out), Some(S));
+    assert_eq!(
+        out.upstream,
+        [Upstream::Interest {
+            stream: S,
+            on: false
+        }]
+    );
+    assert_eq!(r.remove_sink(b, &mut out), None);
+    assert!(r.streams.is_empty(), "nothing left of the stream");
+}
+
+#[test]
+fn packets_from_a_local_source_go_to_interested_workers_only_once() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(1);
+    r.set_source(S, PUB, 1);
+    r.set_interest(S, WorkerId(1), true);
+    r.set_interest(S, WorkerId(3), true);
+    let now = Instant::now();
+    assert_eq!(
+        r.route(S, &video(0, 1, true, &t), PUB, now, &mut out),
+        0b1010
+    );
+    // From another worker: not handed on again.
+    let w = Endpoint::Worker(WorkerId(1));
+    assert_eq!(r.route(S, &video(0, 2, false, &t), w, now, &mut out), 0);
+    r.set_interest(S, WorkerId(1), false);
+    assert_eq!(
+        r.route(S, &video(0, 3, false, &t), PUB, now, &mut out),
+        0b1000
+    );
+    assert!(out.forwards.is_empty(), "no local sinks");
+}
+
+#[test]
+fn a_joining_viewer_asks_the_local_source_for_a_keyframe_once_per_fanout() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(2);
+    r.set_source(S, PUB, 1);
+    let a = viewer(&mut r, 1, &mut out);
+    viewer(&mut r, 2, &mut out);
+    out.upstream.clear();
+    let now = Instant::now();
+    r.route(S, &video(1, 1, false, &t), PUB, now, &mut out);
+    assert!(out.forwards.is_empty());
+    assert_eq!(out.drops.awaiting_keyframe, 2);
+    assert_eq!(
+        out.upstream,
+        [Upstream::Keyframe {
+            to: PUB,
+            encoding: 1
+        }],
+        "two viewers, one request (the source's Producer throttles the rest)"
+    );
+    out.upstream.clear();
+    r.route(S, &video(1, 2, true, &t), PUB, now, &mut out);
+    let to: Vec<_> = out.forwards.iter().map(|(to, _)| *to).collect();
+    assert_eq!(to.len(), 2);
+    assert!(to.contains(&a));
+    assert!(out.upstream.is_empty(), "nobody waits");
+    // A viewer's PLI asks for the layer it receives.
+    r.sink_keyframe(a, now, &mut out);
+    assert_eq!(
+        out.upstream,
+        [Upstream::Keyframe {
+            to: PUB,
+            encoding: 1
+        }]
+    );
+    // A want for an older publisher is not passed on.
+    out.upstream.clear();
+    r.set_source(S, PUB, 2);
+    r.sink_keyframe(a, now, &mut out);
+    assert!(out.upstream.is_empty());
+}
+
+#[test]
+fn without_a_local_source_wants_go_to_the_other_workers_at_most_every_100_ms() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(1);
+    viewer(&mut r, 1, &mut out);
+    out.upstream.clear();
+    let t0 = Instant::now();
+    let from = Endpoint::Worker(WorkerId(0));
+    let want = Upstream::KeyframeWant {
+        stream: S,
+        source: SourceKey {
+            generation: 1,
+            encoding: 0,
+        },
+    };
+    r.route(S, &video(0, 1, false, &t), from, t0, &mut out);
+    assert_eq!(out.upstream, [want]);
+    out.upstream.clear();
+    r.route(
+        S,
+        &video(0, 2, false, &t),
+        from,
+        t0 + Duration::from_millis(99),
+        &mut out,
+    );
+    assert!(out.upstream.is_empty(), "repeated too soon");
+    r.route(
+        S,
+        &video(0, 3, false, &t),
+        from,
+        t0 + Duration::from_millis(100),
+        &mut out,
+    );
+    assert_eq!(out.upstream, [want]);
+    // Another worker's want is answered only by a source here.
+    out.upstream.clear();
+    let src = SourceKey {
+        generation: 1,
+        encoding: 0,
+    };
+    r.remote_keyframe_want(S, src, t0, &mut out);
+    assert!(out.upstream.is_empty());
+    r.set_source(S, PUB, 1);
+    r.remote_keyframe_want(S, src, t0, &mut out);
+    assert_eq!(
+        out.upstream,
+        [Upstream::Keyframe {
+            to: PUB,
+            encoding: 0
+        }]
+    );
+}
+
+#[test]
+fn a_parked_preference_applies_when_the_viewer_connects() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(3);
+    assert!(!r.set_pref(SessionId(1), LayerPref::Rank(0)), "unknown");
+    r.park(SessionId(1), LayerPref::Auto);
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(0)));
+    viewer(&mut r, 1, &mut out);
+    let now = Instant::now();
+    for e in 0..3 {
+        r.route(S, &video(e, 1, true, &t), PUB, now, &mut out);
+    }
+    assert_eq!(r.current_video(SessionId(1)).map(|k| k.encoding), Some(0));
+    assert_eq!(r.demand(S), 0b001);
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(2)));
+    r.route(S, &video(2, 2, true, &t), PUB, now, &mut out);
+    assert_eq!(r.current_video(SessionId(1)).map(|k| k.encoding), Some(2));
+    // A session closed before connecting leaves nothing parked.
+    r.park(SessionId(2), LayerPref::Auto);
+    r.remove_sink(Endpoint::Session(SessionId(2)), &mut out);
+    assert!(r.parked.is_empty());
+}
+
+#[test]
+fn a_pipe_takes_every_wanted_layer_beside_viewers() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(3);
+    r.set_source(S, PUB, 1);
+    viewer(&mut r, 1, &mut out);
+    let link = Endpoint::Relay(LinkId(7));
+    r.add_pipe(link, S, 0b011, &mut out);
+    assert_eq!(r.sink_count(S), 2);
+    let now = Instant::now();
+    let mut seq = 0;
+    for kf in [true, false] {
+        for e in 0..3 {
+            seq += 1;
+            r.route(S, &video(e, seq, kf, &t), PUB, now, &mut out);
+        }
+    }
+    let piped: Vec<(u64, u8)> = out
+        .forwards
+        .iter()
+        .filter(|(to, _)| *to == link)
+        .map(|(_, f)| (f.seq, f.encoding))
+        .collect();
+    assert_eq!(
+        piped,
+        [(1, 0), (2, 1), (4, 0), (5, 1)],
+        "original numbering"
+    );
+    // The viewer (Auto: the top layer) and the pipe together ask for all three.
+    assert_eq!(r.demand(S), 0b111);
+    assert_eq!(r.remove_sink(link, &mut out), Some(S));
+    assert_eq!(r.demand(S), 0b100);
+}
+
+#[test]
+fn the_fanout_allocates_nothing_once_buffers_have_grown() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(1);
+    for i in 0..50 {
+        viewer(&mut r, i, &mut out);
+    }
+    let now = Instant::now();
+    r.route(S, &video(0, 1, true, &t), PUB, now, &mut out);
+    let cap = out.forwards.capacity();
+    for seq in 2..200 {
+        out.forwards.clear();
+        r.route(S, &video(0, seq, false, &t), PUB, now, &mut out);
+        assert_eq!(out.forwards.len(), 50);
+    }
+    assert_eq!(out.forwards.capacity(), cap);
+}
