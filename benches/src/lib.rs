@@ -354,8 +354,17 @@ fn send_mmsg<'a>(
         .sum()
 }
 
-/// The whole forwarding path for `n` connected viewers: the Router, then each forward
-/// written into its viewer's session, as a worker applies it.
+/// Sessions by position: session id `i + 1` at index `i`.
+struct BySlot<'a>(&'a mut [Session]);
+
+impl sfu::egress::Sessions for BySlot<'_> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.0.get_mut(usize::try_from(id.0).ok()?.checked_sub(1)?)
+    }
+}
+
+/// The whole forwarding path for `n` connected viewers: the Router, then its forwards
+/// written into the viewers' sessions by the worker's own `sfu::egress`.
 pub struct Engine {
     router: Router,
     viewers: Viewers,
@@ -394,19 +403,14 @@ impl Engine {
         let pkt = vp8_packet(self.seq, keyframe, payload, &self.table);
         self.router
             .route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut self.out);
-        for (to, fwd) in self.out.forwards.drain(..) {
-            let Endpoint::Session(id) = to else {
-                continue;
-            };
-            let s = &mut self.viewers.sessions[(id.0 - 1) as usize];
-            s.write(
-                &fwd,
-                pkt.arrival,
-                pkt.arrival,
-                &mut self.collect,
-                &mut self.effects,
-            );
-        }
+        sfu::egress::write_forwards(
+            &mut self.out.forwards,
+            &mut BySlot(&mut self.viewers.sessions),
+            pkt.arrival,
+            pkt.arrival,
+            &mut self.collect,
+            &mut self.effects,
+        );
         self.collect.out.len()
     }
 

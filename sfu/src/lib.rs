@@ -36,6 +36,7 @@ pub mod codec;
 pub mod config;
 pub mod directory;
 pub mod dtls;
+pub mod egress;
 pub mod error;
 pub mod forward;
 mod heap;

@@ -21,6 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::directory::{Directory, Role};
+use crate::egress;
 use crate::error::SfuError;
 use crate::forward::{LayerPref, MediaPacket, SourceKey};
 use crate::ids::{SessionId, StreamId, WorkerId};
@@ -267,6 +268,8 @@ impl Worker {
                 self.shared.directory.set_layers(s.stream, layers);
             }
         }
+        self.router.poll_demand(&mut self.out);
+        self.apply_upstream(now);
     }
 
     fn on_command(&mut self, c: Command) {
@@ -432,27 +435,20 @@ impl Worker {
     fn route(&mut self, stream: StreamId, pkt: &MediaPacket, from: Endpoint) -> u64 {
         let now = Instant::now();
         let workers = self.router.route(stream, pkt, from, now, &mut self.out);
-        // Summed here and added once: the counters are shared with the other workers.
-        let (mut packets, mut bytes, mut switches) = (0u64, 0u64, 0u64);
-        for (to, fwd) in self.out.forwards.drain(..) {
-            let Endpoint::Session(id) = to else {
-                continue; // relay links: none are created yet
-            };
-            let Some(s) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            if s.write(&fwd, pkt.arrival, now, &mut self.batch, &mut self.effects) {
-                packets += 1;
-                bytes += fwd.payload.len() as u64;
-                switches += u64::from(fwd.switched && fwd.kind == crate::forward::Kind::Video);
-            } else {
-                self.out.drops.codec_unsupported += 1;
-            }
-        }
+        let w = egress::write_forwards(
+            &mut self.out.forwards,
+            &mut self.sessions,
+            pkt.arrival,
+            now,
+            &mut self.batch,
+            &mut self.effects,
+        );
+        // Summed there and added once: the counters are shared with the other workers.
+        self.out.drops.codec_unsupported += w.unsupported;
         let m = &self.shared.metrics;
-        m.packets_out.inc_by(packets);
-        m.bytes_out.inc_by(bytes);
-        m.layer_switches.inc_by(switches);
+        m.packets_out.inc_by(w.packets);
+        m.bytes_out.inc_by(w.bytes);
+        m.layer_switches.inc_by(w.switches);
         if !self.out.upstream.is_empty() {
             self.apply_upstream(now);
         }
@@ -479,8 +475,9 @@ impl Worker {
                             .inc();
                     }
                 }
-                // Relay links and other workers are not local sources.
-                Upstream::Keyframe { .. } => {}
+                // Relay links and other workers are not local sources, and a WebRTC
+                // publisher sends the layers it sends.
+                Upstream::Keyframe { .. } | Upstream::LayerDemand { .. } => {}
                 Upstream::KeyframeWant { stream, source } => {
                     self.tell_peers(|| Command::KeyframeWant { stream, source })
                 }

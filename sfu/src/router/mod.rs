@@ -75,6 +75,16 @@ pub enum Upstream {
         /// The encoding wanted, of which publisher.
         source: SourceKey,
     },
+    /// The encodings the sinks of `stream` on this worker ask for changed: what a relay
+    /// link pulls from its parent (a WebRTC publisher sends what it sends).
+    LayerDemand {
+        /// The stream.
+        stream: StreamId,
+        /// Its source, if on this worker.
+        to: Option<Endpoint>,
+        /// The encodings asked for, a bit each.
+        layers: u8,
+    },
     /// This worker now has (`on`) or no longer has sinks of `stream`: tell the others.
     Interest {
         /// The stream.
@@ -116,6 +126,8 @@ struct StreamState {
     sinks: Vec<SinkEntry>,
     /// Other workers with sinks of this stream, a bit each.
     workers: u64,
+    /// The layer demand last reported.
+    demand: u8,
 }
 
 impl StreamState {
@@ -274,6 +286,23 @@ impl Router {
         self.streams
             .get(&stream)
             .map_or(0, |s| s.sinks.iter().fold(0, |m, e| m | e.sink.demand()))
+    }
+
+    /// Reports each stream whose layer demand changed since the last call. Called on the
+    /// worker's housekeeping tick, not per packet: a viewer's target moves with the tables
+    /// its packets carry, and the demand follows within a tick.
+    pub fn poll_demand(&mut self, out: &mut Outputs) {
+        for (stream, s) in &mut self.streams {
+            let layers = s.sinks.iter().fold(0, |m, e| m | e.sink.demand());
+            if layers != s.demand {
+                s.demand = layers;
+                out.upstream.push(Upstream::LayerDemand {
+                    stream: *stream,
+                    to: s.source.map(|src| src.endpoint),
+                    layers,
+                });
+            }
+        }
     }
 
     /// Fans `pkt` of `stream`, which came from `from`, out to the stream's sinks: results

@@ -257,6 +257,37 @@ fn a_pipe_takes_every_wanted_layer_beside_viewers() {
 }
 
 #[test]
+fn layer_demand_is_reported_when_it_changes() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(3);
+    r.set_source(S, PUB, 1);
+    viewer(&mut r, 1, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert!(out.upstream.is_empty(), "no target before a table arrives");
+    let now = Instant::now();
+    r.route(S, &video(2, 1, true, &t), PUB, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    let demand = |layers| Upstream::LayerDemand {
+        stream: S,
+        to: Some(PUB),
+        layers,
+    };
+    assert_eq!(out.upstream, [demand(0b100)]);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert!(out.upstream.is_empty(), "unchanged: not repeated");
+    r.add_pipe(Endpoint::Relay(LinkId(1)), S, 0b001, &mut out);
+    r.set_pref(SessionId(1), LayerPref::Rank(1));
+    r.route(S, &video(1, 2, false, &t), PUB, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0b011)]);
+}
+
+#[test]
 fn the_fanout_allocates_nothing_once_buffers_have_grown() {
     let mut r = Router::default();
     let mut out = Outputs::default();

@@ -1,0 +1,67 @@
+//! Applying the router's forwards: each [`Forward`] written into its sink's transport. The
+//! worker and the benchmarks run this same code after [`Router::route`], so a benchmark
+//! measures the path the node takes, not a copy of it.
+//!
+//! [`Router::route`]: crate::router::Router::route
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::forward::{Forward, Kind};
+use crate::ids::SessionId;
+use crate::router::Endpoint;
+use crate::session::{Effect, Session, Transmitter};
+
+/// The sessions forwards are written into, by id.
+pub trait Sessions {
+    /// The session `id`, if it is here.
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session>;
+}
+
+impl Sessions for HashMap<SessionId, Session> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.get_mut(&id)
+    }
+}
+
+/// What [`write_forwards`] did, summed: the caller adds it to shared counters once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Packets written into a session.
+    pub packets: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Video packets that began a new layer or publisher for their viewer.
+    pub switches: u64,
+    /// Forwards a viewer could not take (no such track or codec).
+    pub unsupported: u64,
+}
+
+/// Writes `forwards` (drained) into their sessions; `wallclock` is the packet's arrival.
+/// Forwards to relay links are dropped: no link is created yet.
+pub fn write_forwards(
+    forwards: &mut Vec<(Endpoint, Forward)>,
+    sessions: &mut impl Sessions,
+    wallclock: Instant,
+    now: Instant,
+    tx: &mut dyn Transmitter,
+    effects: &mut Vec<Effect>,
+) -> Written {
+    let mut w = Written::default();
+    for (to, fwd) in forwards.drain(..) {
+        let Endpoint::Session(id) = to else {
+            continue;
+        };
+        let Some(s) = sessions.session_mut(id) else {
+            continue;
+        };
+        if s.write(&fwd, wallclock, now, tx, effects) {
+            w.packets += 1;
+            w.bytes += fwd.payload.len() as u64;
+            w.switches += u64::from(fwd.switched && fwd.kind == Kind::Video);
+        } else {
+            w.unsupported += 1;
+        }
+    }
+    w
+}
