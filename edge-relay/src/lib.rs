@@ -35,5 +35,6 @@ pub mod link;
 pub mod queue;
 pub mod wire;
 
+pub use link::{ChildLink, Event, LinkConfig, Output, ParentLink, Transmit};
 pub use queue::{Class, SendQueue};
 pub use wire::{Layer, LayerSet, Message, NodeId, SubId, WireError};

@@ -88,6 +88,11 @@ impl LayerSet {
         Ok(LayerSet(v))
     }
 
+    /// From bits known to be ours; unknown layers' bits are cleared.
+    pub fn from_bits(v: u8) -> LayerSet {
+        LayerSet(v & Self::VALID)
+    }
+
     /// The bits.
     pub fn bits(self) -> u8 {
         self.0
@@ -546,7 +551,7 @@ pub fn rtp_seq(rtp: &[u8]) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small seeded generator (xorshift64*), so the tests need no `rand`.
