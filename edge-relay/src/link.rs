@@ -43,6 +43,24 @@ pub struct LinkConfig {
     pub cache_packets: usize,
     /// Missing packets tracked per layer on the child; a larger hole is given up.
     pub max_missing: usize,
+    /// Packets the parent resends on NACK per [`Self::REPAIR_WINDOW`]; a child asking for
+    /// more (a bad link, or a hostile peer) is answered up to this and the rest counted.
+    pub max_repairs: u32,
+}
+
+impl LinkConfig {
+    /// The window of [`Self::max_repairs`].
+    pub const REPAIR_WINDOW: Duration = Duration::from_millis(100);
+
+    /// The same config with every bound inside its sane range, so no value can make a link
+    /// divide by zero or hold unbounded state.
+    fn bounded(mut self) -> LinkConfig {
+        self.cache_packets = self.cache_packets.clamp(16, 4096);
+        self.max_missing = self.max_missing.clamp(1, 1024);
+        self.nack_tries = self.nack_tries.max(1);
+        self.nack_interval = self.nack_interval.max(Duration::from_millis(1));
+        self
+    }
 }
 
 impl Default for LinkConfig {
@@ -54,6 +72,7 @@ impl Default for LinkConfig {
             nack_tries: 3,
             cache_packets: 512,
             max_missing: 128,
+            max_repairs: 200,
         }
     }
 }
@@ -307,7 +326,7 @@ impl ChildLink {
         hops: Vec<NodeId>,
     ) -> ChildLink {
         let mut link = ChildLink {
-            cfg,
+            cfg: cfg.bounded(),
             sub,
             state: ChildState::Subscribing,
             requested: layers,
@@ -401,8 +420,8 @@ impl ChildLink {
             }
             (ChildState::Closed, _) => {}
             (_, m) => {
-                debug!(sub = self.sub.0, ?m, "unexpected message on child link");
-                self.fail(WireError::BadValue("message for this state", 0));
+                debug!(sub = self.sub.0, msg = m.name(), "unexpected on child link");
+                self.fail(WireError::Unexpected(m.name()));
             }
         }
     }
@@ -556,13 +575,15 @@ pub struct ParentLink {
     now: Instant,
     repaired: u64,
     unrepairable: u64,
+    /// Start of the current repair window and repairs sent in it.
+    repair_window: (Instant, u32),
 }
 
 impl ParentLink {
     /// A subscription opened by a child on this node `node`; waits for its SUBSCRIBE.
     pub fn new(cfg: LinkConfig, now: Instant, node: NodeId, sub: SubId) -> ParentLink {
         ParentLink {
-            cfg,
+            cfg: cfg.bounded(),
             node,
             sub,
             state: ParentState::AwaitSubscribe,
@@ -574,6 +595,7 @@ impl ParentLink {
             now,
             repaired: 0,
             unrepairable: 0,
+            repair_window: (now, 0),
         }
     }
 
@@ -582,7 +604,8 @@ impl ParentLink {
         self.wanted
     }
 
-    /// Packets resent on NACK, and NACKed packets no longer cached.
+    /// Packets resent on NACK, and NACKed packets not resent (no longer cached, or past the
+    /// repair budget).
     pub fn repairs(&self) -> (u64, u64) {
         (self.repaired, self.unrepairable)
     }
@@ -641,9 +664,17 @@ impl ParentLink {
                 }
             }
             (ParentState::Active, Message::Nack { layer, seqs }) => {
+                if now >= self.repair_window.0 + LinkConfig::REPAIR_WINDOW {
+                    self.repair_window = (now, 0);
+                }
                 for seq in seqs {
+                    if self.repair_window.1 >= self.cfg.max_repairs {
+                        self.unrepairable += 1;
+                        continue;
+                    }
                     match self.cache[layer.index()].get(seq) {
                         Some(d) => {
+                            self.repair_window.1 += 1;
                             self.repaired += 1;
                             self.out.push_back(Output::Transmit(Transmit::Datagram {
                                 class: Class::of(layer),
@@ -658,8 +689,12 @@ impl ParentLink {
             (ParentState::Deciding, Message::Keyframe { .. } | Message::Nack { .. }) => {}
             (ParentState::Closed, _) => {}
             (_, m) => {
-                debug!(sub = self.sub.0, ?m, "unexpected message on parent link");
-                self.fail(WireError::BadValue("message for this state", 0));
+                debug!(
+                    sub = self.sub.0,
+                    msg = m.name(),
+                    "unexpected on parent link"
+                );
+                self.fail(WireError::Unexpected(m.name()));
             }
         }
     }

@@ -345,3 +345,71 @@ fn garbage_on_the_control_stream_ends_the_subscription_without_panic() {
         while !matches!(child.poll_output(), Output::Timeout(_)) {}
     }
 }
+
+#[test]
+fn a_message_out_of_place_is_a_protocol_error() {
+    let mut p = Pair::new(vec![NodeId(1)], layers(&[Layer::BASE]), 0);
+    p.run_for(Duration::from_millis(100));
+    let mut bytes = Vec::new();
+    Message::Subscribed { tracks: vec![] }.encode(&mut bytes);
+    let now = p.now;
+    p.parent.handle_control(now, &bytes);
+    p.child.handle_control(now, &bytes);
+    p.drain();
+    let err = Event::ProtocolError(WireError::Unexpected("SUBSCRIBED"));
+    assert_eq!(p.parent_events.last().unwrap().1, err);
+    assert_eq!(p.child_events.last().unwrap().1, err);
+    // Both are closed: no more media either way.
+    assert!(!p.parent.handle_media(now, Layer::BASE, true, &rtp(0)));
+}
+
+#[test]
+fn repairs_are_bounded_per_window() {
+    let mut p = Pair::new(vec![NodeId(1)], layers(&[Layer::BASE]), 0);
+    p.run_for(Duration::from_millis(100));
+    let now = p.now;
+    for seq in 0..300 {
+        p.parent.handle_media(now, Layer::BASE, false, &rtp(seq));
+    }
+    p.drain();
+    // A child NACKs every cached packet, ten times over, within one window.
+    let mut bytes = Vec::new();
+    for _ in 0..10 {
+        for chunk in (0..300u16).collect::<Vec<_>>().chunks(MAX_NACK) {
+            Message::Nack {
+                layer: Layer::BASE,
+                seqs: chunk.to_vec(),
+            }
+            .encode(&mut bytes);
+        }
+    }
+    p.parent.handle_control(now, &bytes);
+    let max = LinkConfig::default().max_repairs as u64;
+    assert_eq!(p.parent.repairs(), (max, 3000 - max));
+    // The next window answers again.
+    let later = now + LinkConfig::REPAIR_WINDOW;
+    p.parent.handle_control(later, &bytes[..bytes.len() / 10]);
+    assert_eq!(p.parent.repairs().0, 2 * max);
+}
+
+#[test]
+fn out_of_range_config_is_bounded() {
+    let now = Instant::now();
+    let cfg = LinkConfig {
+        cache_packets: 0,
+        max_missing: 0,
+        nack_tries: 0,
+        ..LinkConfig::default()
+    };
+    let mut parent = ParentLink::new(cfg.clone(), now, NodeId(2), SubId(1));
+    let mut bytes = Vec::new();
+    Message::Subscribe {
+        stream: "cam".into(),
+        layers: layers(&[Layer::BASE]),
+        hops: vec![],
+    }
+    .encode(&mut bytes);
+    parent.handle_control(now, &bytes);
+    parent.accept(now, vec![]);
+    assert!(parent.handle_media(now, Layer::BASE, true, &rtp(7)));
+}

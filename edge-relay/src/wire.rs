@@ -259,6 +259,9 @@ pub enum WireError {
     /// Datagram too short or not carrying RTP.
     #[error("bad datagram")]
     BadDatagram,
+    /// A well-formed message the other side may not send, or not now.
+    #[error("unexpected {0}")]
+    Unexpected(&'static str),
 }
 
 const T_SUBSCRIBE: u8 = 1;
@@ -270,6 +273,19 @@ const T_NACK: u8 = 6;
 const T_STATE: u8 = 7;
 
 impl Message {
+    /// The message's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Subscribe { .. } => "SUBSCRIBE",
+            Message::Subscribed { .. } => "SUBSCRIBED",
+            Message::Refused { .. } => "REFUSED",
+            Message::Update { .. } => "UPDATE",
+            Message::Keyframe { .. } => "KEYFRAME",
+            Message::Nack { .. } => "NACK",
+            Message::State { .. } => "STATE",
+        }
+    }
+
     /// Appends the framed message to `out`. Lists past their bounds are cut to them (a local
     /// caller's mistake must not produce a frame the peer refuses).
     pub fn encode(&self, out: &mut Vec<u8>) {
