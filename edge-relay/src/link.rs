@@ -472,6 +472,10 @@ impl ChildLink {
                 *at = None;
                 self.requested = LayerSet::from_bits(self.requested.bits() & !(1 << i));
                 self.rx_layers[i] = RxLayer::default();
+                // A request still folded for a layer let go has no one left to serve.
+                if let Ok(layer) = Layer::from_wire(i as u8) {
+                    self.keyframes.satisfied(layer);
+                }
                 released = true;
             }
         }
