@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::*;
 use crate::wire::tests::Rng;
-use crate::wire::TrackKind;
+use crate::wire::{rtp_seq, SubId, TrackKind, MAX_NACK};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
