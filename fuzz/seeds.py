@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the rtp, rtcp and trickle_ice targets into corpus/.
+"""Writes the seed inputs of the rtp, rtcp, trickle_ice and relay targets into corpus/.
 
 The SDP seeds are real offers: Chromium's (captured with `chromium-offers.mjs`) and
 str0m's, as the integration tests' peers make them. RTP seeds follow Chromium's offer
@@ -111,11 +111,27 @@ FRAG = {
 }
 
 
+def relay_frame(msg_type, body):
+    # edge-relay's control frame: u16 length, version 1, type, body (edge-relay/src/wire.rs).
+    return struct.pack("!HBB", 2 + len(body), 1, msg_type) + body
+
+
+RELAY = {
+    "subscribe.relay": relay_frame(1, b"\x03cam\x83\x02" + struct.pack("!QQ", 1, 2)),
+    "update_keyframe_nack.relay": relay_frame(4, b"\x83")
+    + relay_frame(5, b"\x01")
+    + relay_frame(6, b"\x00\x03" + struct.pack("!HHH", 5, 6, 0xFFFF)),
+    "state_restart.relay": relay_frame(7, b"\x02"),
+    # A media datagram: subscription 1, layer 0, keyframe flag, then RTP.
+    "datagram.relay": struct.pack("!IBB", 1, 0, 1) + rtp(96, 5, 9000, 0x1111, b"payload", "1"),
+}
+
+
 def main():
     whep = Path("corpus/sdp_offer/chromium_whep.sdp").read_text()
     attr = lambda name: next(l.split(":", 1)[1] for l in whep.splitlines() if l.startswith(f"a={name}:"))
     creds = {"u": attr("ice-ufrag"), "p": attr("ice-pwd")}
-    for target, seeds in (("rtp", RTP), ("rtcp", RTCP), ("trickle_ice", FRAG)):
+    for target, seeds in (("rtp", RTP), ("rtcp", RTCP), ("trickle_ice", FRAG), ("relay", RELAY)):
         out = Path("corpus") / target
         out.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():
