@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::accounts::{account, api, channel_with_key};
 use crate::peer::{pump, Peer};
@@ -17,10 +17,9 @@ use crate::server::Server;
 /// a second through the long poll; this only bounds a failing test).
 const WITHIN: Duration = Duration::from_secs(5);
 
-/// POSTs a WHIP offer and, if a session was made, ends it; returns the status.
-fn whip_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
-    let (_p, offer, _) = Peer::publisher(&["a"]);
-    let resp = server.post_sdp(&format!("/whip/{slug}"), &offer, bearer);
+/// POSTs `offer` to `path` and, if a session was made, ends it; returns the status.
+fn post_once(server: &Server, path: &str, offer: &str, bearer: Option<&str>) -> u16 {
+    let resp = server.post_sdp(path, offer, bearer);
     let status = resp.status().as_u16();
     if let Some(loc) = resp.headers().get("location") {
         let url = server.url(loc.to_str().unwrap());
@@ -29,15 +28,14 @@ fn whip_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
     status
 }
 
+fn whip_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
+    let (_p, offer, _) = Peer::publisher(&["a"]);
+    post_once(server, &format!("/whip/{slug}"), &offer, bearer)
+}
+
 fn whep_once(server: &Server, slug: &str, bearer: Option<&str>) -> u16 {
     let (_v, offer, _) = Peer::viewer();
-    let resp = server.post_sdp(&format!("/whep/{slug}"), &offer, bearer);
-    let status = resp.status().as_u16();
-    if let Some(loc) = resp.headers().get("location") {
-        let url = server.url(loc.to_str().unwrap());
-        server.http().delete(url).send().unwrap();
-    }
-    status
+    post_once(server, &format!("/whep/{slug}"), &offer, bearer)
 }
 
 fn publish_token(server: &Server, key: &str) -> String {
@@ -64,17 +62,6 @@ fn user_id(server: &Server, token: &str) -> String {
     let (s, me) = api(server, "GET", "/me", Some(token), None);
     assert_eq!(s, 200);
     me["id"].as_str().unwrap().to_owned()
-}
-
-fn sessions(server: &Server) -> u64 {
-    let h: Value = server
-        .http()
-        .get(server.url("/healthz"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    h["sessions"].as_u64().unwrap()
 }
 
 fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
@@ -283,13 +270,13 @@ fn revoking_a_key_or_suspending_the_owner_ends_the_live_broadcast() {
     let (key, key_id) = channel_with_key(&server, &amy, "amy-tv", "public");
 
     let (mut publ, mut view, events) = live(&server, "amy-tv", &key);
-    assert_eq!(sessions(&server), 2);
+    assert_eq!(server.sessions(), 2);
     revoke_key(&server, &amy, "amy-tv", &key_id);
     assert!(
         sees_inactive(&mut [&mut publ, &mut view], &events),
         "the viewer is told the broadcast ended"
     );
-    eventually("the publisher's session ends", || sessions(&server) == 1);
+    eventually("the publisher's session ends", || server.sessions() == 1);
     drop((publ, view));
 
     // Suspension ends a broadcast made with a live key, and its private viewers too.
@@ -319,7 +306,7 @@ fn deleting_the_channel_ends_its_broadcast() {
     let (s, _) = api(&server, "DELETE", "/channels/amy-tv", Some(&amy), None);
     assert_eq!(s, 204);
     assert!(sees_inactive(&mut [&mut publ, &mut view], &events));
-    eventually("both sessions end", || sessions(&server) == 0);
+    eventually("both sessions end", || server.sessions() == 0);
 }
 
 #[test]
@@ -348,12 +335,12 @@ fn a_media_only_node_follows_the_revocation_list() {
         Some(&token),
     );
     assert!(pump(&mut [&mut publ], WITHIN, |p| p[0].connected));
-    assert_eq!(sessions(&media), 1);
+    assert_eq!(media.sessions(), 1);
 
     revoke_key(&control, &amy, "amy-tv", &key_id);
     eventually("the media node ends the broadcast", || {
         publ.poll();
-        sessions(&media) == 0
+        media.sessions() == 0
     });
     assert_eq!(whip_once(&media, "amy-tv", Some(&token)), 401);
 
@@ -383,5 +370,5 @@ fn deleting_the_account_ends_its_broadcast() {
     );
     assert_eq!(s, 204);
     assert!(sees_inactive(&mut [&mut publ, &mut view], &events));
-    eventually("both sessions end", || sessions(&server) == 0);
+    eventually("both sessions end", || server.sessions() == 0);
 }

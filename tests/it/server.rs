@@ -107,6 +107,18 @@ impl Server {
             .sum()
     }
 
+    /// Sessions open on the node, from `/healthz`.
+    pub fn sessions(&self) -> u64 {
+        let health: serde_json::Value = self
+            .http()
+            .get(self.url("/healthz"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        health["sessions"].as_u64().unwrap()
+    }
+
     /// SIGTERM, then wait: returns whether it exited cleanly.
     pub fn terminate(mut self) -> bool {
         unsafe_kill(self.child.id());
