@@ -406,6 +406,7 @@ impl Engine {
         sfu::egress::write_forwards(
             &mut self.out.forwards,
             &mut BySlot(&mut self.viewers.sessions),
+            &mut (),
             pkt.arrival,
             pkt.arrival,
             &mut self.collect,

@@ -33,6 +33,24 @@ impl Codec {
         })
     }
 
+    /// The payload type that names this codec on a relay link (fixed, not negotiated).
+    pub fn relay_pt(self) -> u8 {
+        match self {
+            Codec::Vp8 => 96,
+            Codec::Vp9 => 98,
+            Codec::H264 => 102,
+            Codec::Av1 => 45,
+            Codec::Opus => 111,
+        }
+    }
+
+    /// The codec a relay link's payload type names.
+    pub fn from_relay_pt(pt: u8) -> Option<Self> {
+        [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus]
+            .into_iter()
+            .find(|c| c.relay_pt() == pt)
+    }
+
     /// RTP clock rate.
     pub fn clock_rate(self) -> u32 {
         match self {

@@ -133,6 +133,37 @@ struct StreamEntry {
     /// until the publisher's authorization says so: nothing private leaks by omission.
     listed: bool,
     status: watch::Sender<StreamStatus>,
+    /// A relay link from a parent feeds it (on this worker).
+    relay_source: Option<WorkerId>,
+    /// Relay links to children that take it.
+    pipes: u32,
+}
+
+impl StreamEntry {
+    fn new(id: StreamId) -> Self {
+        StreamEntry {
+            id,
+            publisher: None,
+            viewers: 0,
+            pending: 0,
+            listed: false,
+            status: watch::channel(StreamStatus::default()).0,
+            relay_source: None,
+            pipes: 0,
+        }
+    }
+
+    /// Sinks here and no local publisher: what a node with a parent pulls from it.
+    fn wanted_remotely(&self) -> bool {
+        self.publisher.is_none() && (self.viewers > 0 || self.pipes > 0)
+    }
+
+    fn is_unused(&self) -> bool {
+        self.publisher.is_none()
+            && self.viewers == 0
+            && self.pipes == 0
+            && self.relay_source.is_none()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -147,11 +178,35 @@ struct Inner {
     next_stream: u32,
 }
 
+impl Inner {
+    /// The entry of `name`, made if missing.
+    fn entry(&mut self, name: &str) -> &mut StreamEntry {
+        if !self.streams.contains_key(name) {
+            self.next_stream += 1;
+            let sid = StreamId(self.next_stream);
+            self.names.insert(sid, name.to_owned());
+            self.streams.insert(name.to_owned(), StreamEntry::new(sid));
+        }
+        // Invariant: inserted just above when missing.
+        self.streams.get_mut(name).expect("stream entry")
+    }
+
+    /// Forgets `name` once nothing uses it.
+    fn prune(&mut self, name: &str) {
+        if let Some(entry) = self.streams.get(name).filter(|e| e.is_unused()) {
+            self.names.remove(&entry.id);
+            self.streams.remove(name);
+        }
+    }
+}
+
 /// The directory of streams and sessions.
 #[derive(Debug)]
 pub struct Directory {
     inner: Mutex<Inner>,
     limits: Limits,
+    /// Bumped whenever the set of streams wanted from a parent may have changed.
+    remote: watch::Sender<u64>,
 }
 
 impl Default for Directory {
@@ -166,6 +221,7 @@ impl Directory {
         Directory {
             inner: Mutex::default(),
             limits,
+            remote: watch::channel(0).0,
         }
     }
 
@@ -213,24 +269,7 @@ impl Directory {
             }
         }
         let inner = &mut *g;
-        if !inner.streams.contains_key(name) {
-            inner.next_stream += 1;
-            let sid = StreamId(inner.next_stream);
-            inner.names.insert(sid, name.to_owned());
-            inner.streams.insert(
-                name.to_owned(),
-                StreamEntry {
-                    id: sid,
-                    publisher: None,
-                    viewers: 0,
-                    pending: 0,
-                    listed: false,
-                    status: watch::channel(StreamStatus::default()).0,
-                },
-            );
-        }
-        // Invariant: inserted just above when missing.
-        let entry = inner.streams.get_mut(name).expect("stream entry");
+        let entry = inner.entry(name);
         match role {
             Role::Publisher if entry.publisher.is_some() => return Err(SfuError::StreamBusy),
             Role::Publisher => {
@@ -243,16 +282,18 @@ impl Directory {
                 entry.pending += 1;
                 let v = entry.viewers;
                 entry.status.send_modify(|s| s.viewers = v);
-                inner.viewers.sessions += 1;
-                inner.viewers.pending += 1;
-                if let Some(c) = client {
-                    let n = inner.clients.entry(c).or_default();
-                    n.sessions += 1;
-                    n.pending += 1;
-                }
             }
         }
         let stream = entry.id;
+        if role == Role::Viewer {
+            inner.viewers.sessions += 1;
+            inner.viewers.pending += 1;
+            if let Some(c) = client {
+                let n = inner.clients.entry(c).or_default();
+                n.sessions += 1;
+                n.pending += 1;
+            }
+        }
         inner.sessions.insert(
             id,
             SessionInfo {
@@ -264,6 +305,8 @@ impl Directory {
                 pending: role == Role::Viewer,
             },
         );
+        drop(g);
+        self.remote.send_modify(|n| *n += 1);
         Ok(stream)
     }
 
@@ -323,13 +366,87 @@ impl Directory {
                 }
             }
         }
-        if let Some(entry) = inner.streams.get(&info.stream_name) {
-            if entry.publisher.is_none() && entry.viewers == 0 {
-                inner.names.remove(&entry.id);
-                inner.streams.remove(&info.stream_name);
-            }
-        }
+        inner.prune(&info.stream_name);
+        drop(g);
+        self.remote.send_modify(|n| *n += 1);
         Some(info)
+    }
+
+    /// A relay link from a parent feeds `name` on `worker`. Refused while a local
+    /// publisher has it (a node's own publisher wins) or another link feeds it.
+    pub fn add_relay_source(&self, name: &str, worker: WorkerId) -> Result<StreamId, SfuError> {
+        let mut g = self.lock();
+        let entry = g.entry(name);
+        if entry.publisher.is_some() || entry.relay_source.is_some() {
+            return Err(SfuError::StreamBusy);
+        }
+        entry.relay_source = Some(worker);
+        Ok(entry.id)
+    }
+
+    /// The relay link feeding `name` is gone.
+    pub fn remove_relay_source(&self, name: &str) {
+        let mut g = self.lock();
+        if let Some(e) = g.streams.get_mut(name) {
+            e.relay_source = None;
+            e.status.send_modify(|s| {
+                s.active = false;
+                s.layers.clear();
+            });
+        }
+        g.prune(name);
+    }
+
+    /// A relay link to a child takes `name`: its stream id and the worker its source is on,
+    /// if it has one yet.
+    pub fn add_pipe(&self, name: &str) -> (StreamId, Option<WorkerId>) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let entry = inner.entry(name);
+        entry.pipes += 1;
+        let (id, publisher, relay) = (entry.id, entry.publisher, entry.relay_source);
+        let worker = relay.or_else(|| Some(inner.sessions.get(&publisher?)?.worker));
+        drop(g);
+        self.remote.send_modify(|n| *n += 1);
+        (id, worker)
+    }
+
+    /// A relay link to a child no longer takes `name`.
+    pub fn remove_pipe(&self, name: &str) {
+        let mut g = self.lock();
+        if let Some(e) = g.streams.get_mut(name) {
+            e.pipes = e.pipes.saturating_sub(1);
+        }
+        g.prune(name);
+        drop(g);
+        self.remote.send_modify(|n| *n += 1);
+    }
+
+    /// Streams with sinks here (viewers or pipes) and no local publisher: what a node
+    /// pulls from its parent. Sorted.
+    pub fn wanted_remotely(&self) -> Vec<String> {
+        let g = self.lock();
+        let mut v: Vec<String> = g
+            .streams
+            .iter()
+            .filter(|(_, e)| e.wanted_remotely())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Changes whenever [`Self::wanted_remotely`] may have.
+    pub fn watch_remote(&self) -> watch::Receiver<u64> {
+        self.remote.subscribe()
+    }
+
+    /// Whether a local publisher sends `name`.
+    pub fn has_publisher(&self, name: &str) -> bool {
+        self.lock()
+            .streams
+            .get(name)
+            .is_some_and(|e| e.publisher.is_some())
     }
 
     /// Where a session lives.

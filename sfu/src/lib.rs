@@ -28,7 +28,8 @@
 //!   VP8 picture ids never jump or repeat across layer switches or publisher restarts.
 //! - A viewer switches layer only at a keyframe of the new layer.
 //! - Every queue and cache is bounded; no remote input panics.
-//! - This crate knows nothing of HTTP, QUIC or databases.
+//! - This crate knows nothing of HTTP, QUIC or databases: a relay link's driver moves
+//!   [`relay::RelayPacket`]s through the handles of [`relay`].
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -43,6 +44,7 @@ mod heap;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod relay;
 pub mod router;
 pub mod session;
 pub mod stun;

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub packets_out: IntCounter,
     /// RTP payload bytes handed to viewers' streams.
     pub bytes_out: IntCounter,
+    /// RTP packets queued on relay links to child nodes.
+    pub relay_packets_out: IntCounter,
     /// UDP datagrams sent, and failed sends.
     pub datagrams_out: IntCounterVec,
     /// Garbage or unroutable datagrams.
@@ -107,6 +109,11 @@ impl Metrics {
             ),
             packets_out: counter(&r, "rtp_packets_out_total", "RTP packets to viewers"),
             bytes_out: counter(&r, "rtp_bytes_out_total", "RTP payload bytes to viewers"),
+            relay_packets_out: counter(
+                &r,
+                "relay_packets_out_total",
+                "RTP packets queued on relay links to child nodes",
+            ),
             datagrams_out: counter_vec(
                 &r,
                 "udp_datagrams_out_total",

@@ -14,8 +14,9 @@ use crate::config::NodeConfig;
 use crate::directory::{Client, Directory, Role, StreamStatus};
 use crate::error::SfuError;
 use crate::forward::LayerPref;
-use crate::ids::{SessionId, WorkerId};
+use crate::ids::{LinkId, SessionId, WorkerId};
 use crate::metrics::Metrics;
+use crate::relay::{Pipe, PipeOut, RelayRequest, RelaySource};
 use crate::worker::{Command, Shared, Worker};
 
 /// Commands queued per worker before senders see back-pressure.
@@ -40,7 +41,11 @@ struct Inner {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    relay_requests: Mutex<Option<mpsc::Receiver<RelayRequest>>>,
 }
+
+/// Keyframe requests for relay links queued before the link's driver takes them.
+const RELAY_REQUESTS: usize = 1024;
 
 impl Node {
     /// Binds one UDP socket per worker and starts the worker threads.
@@ -62,6 +67,7 @@ impl Node {
             sockets.push(s);
         }
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
+        let (relay_tx, relay_rx) = mpsc::channel(RELAY_REQUESTS);
         let shared = Arc::new(Shared {
             directory: Arc::new(Directory::new(config.limits())),
             metrics,
@@ -70,6 +76,8 @@ impl Node {
             handshake_timeout: config.handshake_timeout,
             rtx_cache_packets: config.rtx_cache_packets,
             keyframe_throttle: config.keyframe_throttle,
+            relay_requests: relay_tx,
+            next_link: Default::default(),
         });
         // Ended sessions' memory goes back to the OS (glibc keeps it otherwise).
         crate::heap::spawn_trimmer(Arc::downgrade(&shared.directory))?;
@@ -99,6 +107,7 @@ impl Node {
                 shared,
                 addrs,
                 threads: Mutex::new(threads),
+                relay_requests: Mutex::new(Some(relay_rx)),
             }),
         })
     }
@@ -126,6 +135,106 @@ impl Node {
         self.open(stream, Role::Viewer, offer, pref, client).await
     }
 
+    fn least_loaded_worker(&self) -> usize {
+        self.inner
+            .shared
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.load(Ordering::Relaxed))
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn next_link(&self) -> LinkId {
+        LinkId(self.inner.shared.next_link.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A relay link from a parent becomes the source of `stream` here. Refused while a
+    /// local publisher (or another link) has the stream.
+    pub fn attach_relay_source(&self, stream: &str) -> Result<RelaySource, SfuError> {
+        let shared = &self.inner.shared;
+        let worker = self.least_loaded_worker();
+        let id = shared
+            .directory
+            .add_relay_source(stream, WorkerId(worker))?;
+        let link = self.next_link();
+        let source = RelaySource {
+            link,
+            stream: id,
+            name: stream.to_owned(),
+            worker: shared.peers[worker].clone(),
+            shared: shared.clone(),
+        };
+        shared.peers[worker]
+            .try_send(crate::worker::Command::AddRelaySource {
+                link,
+                stream: id,
+                generation: rand::random(),
+            })
+            .map_err(|_| SfuError::WorkerUnavailable)?;
+        Ok(source)
+    }
+
+    /// A relay link to a child takes `stream` (the video encodings in `wanted`, a bit each,
+    /// and audio) from here, through `out`.
+    pub fn attach_pipe(
+        &self,
+        stream: &str,
+        wanted: u8,
+        out: std::sync::Arc<dyn PipeOut>,
+    ) -> Result<Pipe, SfuError> {
+        let shared = &self.inner.shared;
+        let (id, worker) = shared.directory.add_pipe(stream);
+        let worker = worker.map_or_else(|| self.least_loaded_worker(), |w| w.0);
+        let link = self.next_link();
+        let pipe = Pipe {
+            link,
+            name: stream.to_owned(),
+            worker: shared.peers[worker].clone(),
+            shared: shared.clone(),
+        };
+        shared.peers[worker]
+            .try_send(crate::worker::Command::AddPipe {
+                link,
+                stream: id,
+                wanted,
+                out,
+            })
+            .map_err(|_| SfuError::WorkerUnavailable)?;
+        Ok(pipe)
+    }
+
+    /// The workers' keyframe requests for relay links' parents (taken once, by the links'
+    /// driver).
+    pub fn take_relay_requests(&self) -> Option<mpsc::Receiver<RelayRequest>> {
+        self.inner
+            .relay_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Streams with viewers or pipes here and no local publisher: what to pull from a
+    /// parent.
+    pub fn wanted_remotely(&self) -> Vec<String> {
+        self.inner.shared.directory.wanted_remotely()
+    }
+
+    /// Changes whenever [`Self::wanted_remotely`] may have.
+    pub fn watch_remote(&self) -> watch::Receiver<u64> {
+        self.inner.shared.directory.watch_remote()
+    }
+
+    /// Whether a local publisher (WHIP) sends `stream`.
+    pub fn has_publisher(&self, stream: &str) -> bool {
+        self.inner.shared.directory.has_publisher(stream)
+    }
+
+    /// The metrics registry (the relay driver adds its own).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.shared.metrics
+    }
+
     async fn open(
         &self,
         stream_name: &str,
@@ -135,12 +244,7 @@ impl Node {
         client: Option<Client>,
     ) -> Result<Opened, SfuError> {
         let shared = &self.inner.shared;
-        let worker = shared
-            .loads
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, l)| l.load(Ordering::Relaxed))
-            .map_or(0, |(i, _)| i);
+        let worker = self.least_loaded_worker();
         let id = SessionId(rand::random::<u64>() | 1);
         let stream = shared
             .directory

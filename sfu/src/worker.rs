@@ -24,8 +24,10 @@ use crate::directory::{Directory, Role};
 use crate::egress;
 use crate::error::SfuError;
 use crate::forward::{LayerPref, MediaPacket, SourceKey};
-use crate::ids::{SessionId, StreamId, WorkerId};
+use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
+use crate::relay::source::RelayInput;
+use crate::relay::{PipeOut, RelayPacket, RelayRequest};
 use crate::router::{Endpoint, Outputs, Router, Upstream};
 use crate::session::{Effect, OpenParams, Session};
 use crate::trickle::{self, Fragment};
@@ -64,6 +66,38 @@ pub(crate) enum Command {
         worker: WorkerId,
         on: bool,
     },
+    /// A relay link from a parent now feeds `stream` here.
+    AddRelaySource {
+        link: LinkId,
+        stream: StreamId,
+        generation: u32,
+    },
+    /// Packets from that link.
+    RelayMedia {
+        link: LinkId,
+        batch: Vec<RelayPacket>,
+    },
+    RemoveRelaySource {
+        link: LinkId,
+    },
+    /// A relay link to a child takes `stream` from here.
+    AddPipe {
+        link: LinkId,
+        stream: StreamId,
+        wanted: u8,
+        out: Arc<dyn PipeOut>,
+    },
+    SetPipeWanted {
+        link: LinkId,
+        wanted: u8,
+    },
+    PipeKeyframe {
+        link: LinkId,
+        encoding: u8,
+    },
+    RemovePipe {
+        link: LinkId,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -76,6 +110,16 @@ pub(crate) struct Shared {
     pub handshake_timeout: Duration,
     pub rtx_cache_packets: usize,
     pub keyframe_throttle: Duration,
+    /// Keyframe requests for relay links' parents.
+    pub relay_requests: mpsc::Sender<RelayRequest>,
+    /// The next relay link id.
+    pub next_link: std::sync::atomic::AtomicU32,
+}
+
+/// A relay link feeding a stream on this worker.
+struct RelaySourceState {
+    stream: StreamId,
+    input: RelayInput,
 }
 
 /// Whether `data` looks like a STUN message: top two bits zero, magic cookie at 4..8.
@@ -98,6 +142,10 @@ pub(crate) struct Worker {
     /// ICE restart, removed on close.
     by_ufrag: HashMap<String, SessionId>,
     router: Router,
+    /// Relay links from parents feeding streams here.
+    relay_sources: HashMap<LinkId, RelaySourceState>,
+    /// Relay links to children taking streams from here.
+    pipes: HashMap<LinkId, Arc<dyn PipeOut>>,
     /// The router's outputs, applied and drained after each call.
     out: Outputs,
     outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
@@ -129,6 +177,8 @@ impl Worker {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             router: Router::default(),
+            relay_sources: HashMap::new(),
+            pipes: HashMap::new(),
             out: Outputs::default(),
             outbox: vec![Vec::new(); n],
             shared,
@@ -268,6 +318,11 @@ impl Worker {
                 self.shared.directory.set_layers(s.stream, layers);
             }
         }
+        for r in self.relay_sources.values_mut() {
+            if let Some(layers) = r.input.producer().poll_layers(now) {
+                self.shared.directory.set_layers(r.stream, layers);
+            }
+        }
         self.router.poll_demand(&mut self.out);
         self.apply_upstream(now);
     }
@@ -330,6 +385,49 @@ impl Worker {
             Command::Interest { stream, worker, on } => {
                 self.router.set_interest(stream, worker, on);
             }
+            Command::AddRelaySource {
+                link,
+                stream,
+                generation,
+            } => {
+                let input = RelayInput::new(generation, self.shared.keyframe_throttle);
+                self.router
+                    .set_source(stream, Endpoint::Relay(link), input.generation());
+                self.relay_sources
+                    .insert(link, RelaySourceState { stream, input });
+            }
+            Command::RelayMedia { link, batch } => self.relay_media(link, batch),
+            Command::RemoveRelaySource { link } => {
+                if let Some(r) = self.relay_sources.remove(&link) {
+                    self.router.remove_source(r.stream, Endpoint::Relay(link));
+                }
+            }
+            Command::AddPipe {
+                link,
+                stream,
+                wanted,
+                out,
+            } => {
+                self.pipes.insert(link, out);
+                self.router
+                    .add_pipe(Endpoint::Relay(link), stream, wanted, &mut self.out);
+                self.apply_upstream(Instant::now());
+            }
+            Command::SetPipeWanted { link, wanted } => {
+                self.router.set_pipe_wanted(Endpoint::Relay(link), wanted);
+            }
+            Command::PipeKeyframe { link, encoding } => {
+                let now = Instant::now();
+                self.router
+                    .sink_keyframe_of(Endpoint::Relay(link), encoding, now, &mut self.out);
+                self.apply_upstream(now);
+            }
+            Command::RemovePipe { link } => {
+                self.pipes.remove(&link);
+                self.router
+                    .remove_sink(Endpoint::Relay(link), &mut self.out);
+                self.apply_upstream(Instant::now());
+            }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -378,14 +476,7 @@ impl Worker {
             Effect::Media(id, stream, pkt) => {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
-                let workers = self.route(stream, &pkt, Endpoint::Session(id));
-                if workers != 0 {
-                    for (w, batch) in self.outbox.iter_mut().enumerate() {
-                        if w != self.id.0 && workers & (1 << w) != 0 {
-                            batch.push((stream, pkt.clone()));
-                        }
-                    }
-                }
+                self.route_from_source(stream, pkt, Endpoint::Session(id));
             }
             Effect::ViewerKeyframe(id) => {
                 let now = Instant::now();
@@ -429,6 +520,46 @@ impl Worker {
         }
     }
 
+    /// Routes a packet from a source on this worker here and queues it for the other
+    /// workers with sinks of its stream.
+    fn route_from_source(&mut self, stream: StreamId, pkt: Arc<MediaPacket>, from: Endpoint) {
+        let workers = self.route(stream, &pkt, from);
+        if workers != 0 {
+            for (w, batch) in self.outbox.iter_mut().enumerate() {
+                if w != self.id.0 && workers & (1 << w) != 0 {
+                    batch.push((stream, pkt.clone()));
+                }
+            }
+        }
+    }
+
+    /// Packets from a relay link's parent: parsed by its input, routed as a source's.
+    fn relay_media(&mut self, link: LinkId, batch: Vec<RelayPacket>) {
+        let now = Instant::now();
+        for p in batch {
+            let Some(r) = self.relay_sources.get_mut(&link) else {
+                return;
+            };
+            let stream = r.stream;
+            let Some((pkt, restarted)) = r.input.parse(&p, now) else {
+                self.shared
+                    .metrics
+                    .datagrams_dropped
+                    .with_label_values(&["bad_relay_packet"])
+                    .inc();
+                continue;
+            };
+            if restarted {
+                self.router
+                    .set_source(stream, Endpoint::Relay(link), pkt.source.generation);
+            }
+            let m = &self.shared.metrics;
+            m.packets_in.inc();
+            m.bytes_in.inc_by(pkt.payload.len() as u64);
+            self.route_from_source(stream, Arc::new(pkt), Endpoint::Relay(link));
+        }
+    }
+
     /// Routes `pkt` of `stream` (from `from`) through the router and applies what it says:
     /// forwards written into sessions, requests sent upstream. Returns the other workers to
     /// hand the packet to.
@@ -438,6 +569,7 @@ impl Worker {
         let w = egress::write_forwards(
             &mut self.out.forwards,
             &mut self.sessions,
+            &mut self.pipes,
             pkt.arrival,
             now,
             &mut self.batch,
@@ -447,6 +579,14 @@ impl Worker {
         self.out.drops.codec_unsupported += w.unsupported;
         let m = &self.shared.metrics;
         m.packets_out.inc_by(w.packets);
+        if w.piped > 0 {
+            m.relay_packets_out.inc_by(w.piped);
+        }
+        if w.pipe_drops > 0 {
+            m.forward_drops
+                .with_label_values(&["relay_queue_full"])
+                .inc_by(w.pipe_drops);
+        }
         m.bytes_out.inc_by(w.bytes);
         m.layer_switches.inc_by(w.switches);
         if !self.out.upstream.is_empty() {
@@ -475,8 +615,28 @@ impl Worker {
                             .inc();
                     }
                 }
-                // Relay links and other workers are not local sources, and a WebRTC
-                // publisher sends the layers it sends.
+                Upstream::Keyframe {
+                    to: Endpoint::Relay(link),
+                    encoding,
+                } => {
+                    let Some(r) = self.relay_sources.get_mut(&link) else {
+                        continue;
+                    };
+                    let layer = r.input.producer().request_keyframe(encoding, now);
+                    let sent = layer.is_some_and(|layer| {
+                        self.shared
+                            .relay_requests
+                            .try_send(RelayRequest::Keyframe { link, layer })
+                            .is_ok()
+                    });
+                    self.shared
+                        .metrics
+                        .keyframe_requests
+                        .with_label_values(&[if sent { "sent" } else { "throttled" }])
+                        .inc();
+                }
+                // Other workers are not local sources; a WebRTC publisher sends the layers
+                // it sends, and a relay link pulls every layer while it has sinks.
                 Upstream::Keyframe { .. } | Upstream::LayerDemand { .. } => {}
                 Upstream::KeyframeWant { stream, source } => {
                     self.tell_peers(|| Command::KeyframeWant { stream, source })
@@ -573,6 +733,8 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
+        self.relay_sources.clear();
+        self.pipes.clear();
         let ids: Vec<_> = self.sessions.keys().copied().collect();
         for id in ids {
             self.close_session(id, "shutdown");
@@ -603,6 +765,8 @@ mod tests {
             handshake_timeout: Duration::from_secs(10),
             rtx_cache_packets: 16,
             keyframe_throttle: Duration::from_millis(100),
+            relay_requests: mpsc::channel(8).0,
+            next_link: Default::default(),
         });
         let mut w = Worker::new(WorkerId(0), socket, local, shared);
         let mut clients = Vec::new();

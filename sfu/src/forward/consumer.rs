@@ -40,8 +40,11 @@ pub struct Forward {
     pub vp8: Option<Vp8Rewrite>,
     /// First packet after a layer or publisher switch.
     pub switched: bool,
-    /// The publisher's encoding it came from (what a pipe's far side tells layers by).
-    pub encoding: u8,
+    /// The publisher and encoding it came from (what a pipe's far side tells layers and
+    /// publisher restarts by).
+    pub source: SourceKey,
+    /// It starts a keyframe (a pipe's far side need not parse the payload again).
+    pub keyframe: bool,
 }
 
 #[derive(Debug)]
@@ -139,7 +142,8 @@ impl Consumer {
             payload: pkt.payload.clone(),
             vp8: None,
             switched,
-            encoding: pkt.source.encoding,
+            source: pkt.source,
+            keyframe: pkt.keyframe,
         })
     }
 
@@ -180,7 +184,8 @@ impl Consumer {
             payload: pkt.payload.clone(),
             vp8,
             switched,
-            encoding: pkt.source.encoding,
+            source: pkt.source,
+            keyframe: pkt.keyframe,
         })
     }
 }

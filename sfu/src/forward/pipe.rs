@@ -39,6 +39,11 @@ impl PipeConsumer {
         self.wanted
     }
 
+    /// The publisher generation of the layers flowing, once a packet has been seen.
+    pub fn generation(&self) -> Option<u32> {
+        self.generation
+    }
+
     /// A wanted layer still waiting for its first keyframe (the lowest), if any.
     pub fn waiting_for_keyframe(&self) -> Option<SourceKey> {
         let generation = self.generation?;
@@ -81,7 +86,8 @@ impl PipeConsumer {
             payload: pkt.payload.clone(),
             vp8: None,
             switched,
-            encoding: pkt.source.encoding,
+            source: pkt.source,
+            keyframe: pkt.keyframe,
         })
     }
 }
@@ -129,7 +135,7 @@ mod tests {
                 .forward(&pkt(Kind::Video, 1, enc, 1000, true), now)
                 .unwrap();
             assert!(f.switched);
-            assert_eq!((f.seq, f.ts, f.encoding), (1000, 3_000_000, enc));
+            assert_eq!((f.seq, f.ts, f.source.encoding), (1000, 3_000_000, enc));
             assert!(f.vp8.is_none(), "unrewritten");
             let f = p
                 .forward(&pkt(Kind::Video, 1, enc, 1001, false), now)

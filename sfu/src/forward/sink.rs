@@ -47,6 +47,14 @@ impl Sink {
         }
     }
 
+    /// The publisher generation the sink receives now (a viewer's video, a pipe's layers).
+    pub fn generation(&self) -> Option<u32> {
+        match self {
+            Sink::Viewer(c) => c.current_video().map(|k| k.generation),
+            Sink::Pipe(p) => p.generation(),
+        }
+    }
+
     /// Changes a viewer's wanted layer; a pipe's wants are set as a mask. Returns whether
     /// the sink took it.
     pub fn set_pref(&mut self, pref: LayerPref) -> bool {

@@ -356,6 +356,37 @@ impl Router {
         }
     }
 
+    /// A pipe's far side asks for a keyframe of `encoding` of what the pipe carries.
+    pub fn sink_keyframe_of(
+        &mut self,
+        id: Endpoint,
+        encoding: u8,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        let Some(stream) = self.sink_streams.get(&id).copied() else {
+            return;
+        };
+        if let Some(generation) = self.sink(id).and_then(|e| e.sink.generation()) {
+            let src = SourceKey {
+                generation,
+                encoding,
+            };
+            self.want_keyframe(stream, src, now, true, out);
+        }
+    }
+
+    /// Changes the encodings a pipe carries, a bit each. Returns false for an unknown pipe.
+    pub fn set_pipe_wanted(&mut self, id: Endpoint, wanted: u8) -> bool {
+        match self.sink_mut(id).map(|e| &mut e.sink) {
+            Some(Sink::Pipe(p)) => {
+                p.set_wanted(wanted);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Another worker's sinks need a keyframe of `src`: asked of the source if it is here.
     pub fn remote_keyframe_want(
         &mut self,

@@ -243,7 +243,7 @@ fn a_pipe_takes_every_wanted_layer_beside_viewers() {
         .forwards
         .iter()
         .filter(|(to, _)| *to == link)
-        .map(|(_, f)| (f.seq, f.encoding))
+        .map(|(_, f)| (f.seq, f.source.encoding))
         .collect();
     assert_eq!(
         piped,

@@ -1,0 +1,213 @@
+//! A relay link as a stream's source on the child: relay RTP packets in, [`MediaPacket`]s
+//! out, numbered like a publisher's by a [`Producer`].
+//!
+//! The link carries the upstream publisher's own numbering, so this only extends each
+//! layer's 16-bit sequence numbers and notices a new upstream generation (the SSRC of
+//! [`rtp`](super::rtp)): a restarted publisher becomes a new source here, while a move to a
+//! backup parent (the same upstream publisher through another node) keeps the source, so a
+//! viewer's numbering goes on without a splice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{rtp, RelayPacket, AUDIO_LAYER};
+use crate::forward::{Kind, MediaPacket, Producer};
+
+/// Extends a 16-bit sequence number to 64 bits, closest to the last one seen.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeqExtender {
+    last: Option<u64>,
+}
+
+impl SeqExtender {
+    fn extend(&mut self, seq: u16) -> u64 {
+        let ext = match self.last {
+            None => u64::from(seq) + (1 << 16),
+            Some(last) => {
+                let delta = i64::from(seq.wrapping_sub(last as u16) as i16);
+                last.saturating_add_signed(delta).max(1)
+            }
+        };
+        if self.last.is_none_or(|l| ext > l) {
+            self.last = Some(ext);
+        }
+        ext
+    }
+}
+
+/// One relay link's input: its Producer (asking each layer through its wire layer number)
+/// and per-layer sequence extension.
+#[derive(Debug)]
+pub struct RelayInput {
+    producer: Producer<u8>,
+    upstream: Option<u32>,
+    seqs: [SeqExtender; 8],
+    throttle: Duration,
+    generations: u32,
+}
+
+impl RelayInput {
+    /// A source numbered from `generation` (a new one per upstream publisher, derived from
+    /// it), letting one keyframe request per layer through each `throttle` window.
+    pub fn new(generation: u32, throttle: Duration) -> Self {
+        RelayInput {
+            producer: Producer::new(generation, throttle),
+            upstream: None,
+            seqs: [SeqExtender::default(); 8],
+            throttle,
+            generations: generation,
+        }
+    }
+
+    /// The current generation (the router's `Source::generation`).
+    pub fn generation(&self) -> u32 {
+        self.producer.generation()
+    }
+
+    /// The Producer: keyframe throttle, layer ranking.
+    pub fn producer(&mut self) -> &mut Producer<u8> {
+        &mut self.producer
+    }
+
+    /// Reads one packet; `None` for bytes that are not a relay packet. The second value is
+    /// true when the packet started a new upstream publisher (a new source generation).
+    pub fn parse(&mut self, p: &RelayPacket, now: Instant) -> Option<(MediaPacket, bool)> {
+        let h = rtp::decode(&p.rtp)?;
+        let restarted = self.upstream.is_some_and(|g| g != h.generation);
+        if restarted {
+            self.generations = self.generations.wrapping_add(1);
+            self.producer = Producer::new(self.generations, self.throttle);
+            self.seqs = [SeqExtender::default(); 8];
+        }
+        self.upstream = Some(h.generation);
+        let kind = if p.layer == AUDIO_LAYER {
+            Kind::Audio
+        } else {
+            Kind::Video
+        };
+        if (kind == Kind::Video) != h.codec.is_video() {
+            return None;
+        }
+        let encoding = match kind {
+            Kind::Audio => 0,
+            Kind::Video => {
+                let layer = p.layer;
+                let rid = LAYER_RIDS.get(usize::from(layer))?;
+                self.producer.video_encoding(Some(rid), || layer)?
+            }
+        };
+        let payload: Arc<[u8]> = Arc::from(&p.rtp[rtp::HEADER..]);
+        let layers = (kind == Kind::Video).then(|| {
+            self.producer
+                .on_video(now, encoding, payload.len(), p.keyframe)
+        });
+        let seq = self.seqs[usize::from(p.layer) & 7].extend(h.seq);
+        Some((
+            MediaPacket {
+                kind,
+                source: self.producer.source(encoding),
+                codec: h.codec,
+                seq,
+                ts: h.ts,
+                marker: h.marker,
+                keyframe: kind == Kind::Video && p.keyframe,
+                payload,
+                arrival: now,
+                layers,
+            },
+            restarted,
+        ))
+    }
+}
+
+/// Names of the relay's video layers as rids: a viewer on a child node selects by rank.
+const LAYER_RIDS: [&str; 4] = ["0", "1", "2", "3"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::forward::{Forward, SourceKey};
+
+    fn packet(layer: u8, generation: u32, seq: u64, keyframe: bool) -> RelayPacket {
+        let codec = if layer == AUDIO_LAYER {
+            Codec::Opus
+        } else {
+            Codec::Vp8
+        };
+        let fwd = Forward {
+            kind: Kind::Video,
+            codec,
+            seq,
+            ts: seq as u32 * 3000,
+            marker: false,
+            payload: Arc::from(vec![1u8; 20]),
+            vp8: None,
+            switched: false,
+            source: SourceKey {
+                generation,
+                encoding: layer,
+            },
+            keyframe,
+        };
+        RelayPacket {
+            layer,
+            keyframe,
+            rtp: rtp::encode(&fwd),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_extend_across_wraps_and_reordering() {
+        let mut e = SeqExtender::default();
+        let a = e.extend(65_534);
+        assert_eq!(e.extend(65_535), a + 1);
+        assert_eq!(e.extend(1), a + 3, "wrapped");
+        assert_eq!(e.extend(0), a + 2, "late, before the wrap");
+        assert_eq!(e.extend(2), a + 4);
+    }
+
+    #[test]
+    fn layers_become_encodings_and_a_new_upstream_a_new_source() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(100, Duration::from_millis(100));
+        let (m, restarted) = input.parse(&packet(2, 7, 10, true), t0).unwrap();
+        assert!(!restarted);
+        assert_eq!(
+            (m.kind, m.source.generation, m.keyframe),
+            (Kind::Video, 100, true)
+        );
+        let top = m.source.encoding;
+        let (low, _) = input.parse(&packet(0, 7, 500, true), t0).unwrap();
+        assert_ne!(low.source.encoding, top);
+        // The keyframe handle of each encoding is its wire layer.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(input.producer().request_keyframe(top, later), Some(2));
+        let (a, _) = input.parse(&packet(AUDIO_LAYER, 7, 3, false), t0).unwrap();
+        assert_eq!((a.kind, a.codec), (Kind::Audio, Codec::Opus));
+        let (n, _) = input.parse(&packet(2, 7, 11, false), t0).unwrap();
+        assert_eq!(n.seq, m.seq + 1);
+        // The upstream publisher restarts: a new generation here.
+        let (r, restarted) = input.parse(&packet(0, 8, 1, true), t0).unwrap();
+        assert!(restarted);
+        assert_eq!(r.source.generation, 101);
+        assert_eq!(input.generation(), 101);
+    }
+
+    #[test]
+    fn bytes_that_are_not_relay_packets_are_refused() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(1, Duration::from_millis(100));
+        let mut p = packet(0, 7, 1, true);
+        p.rtp = bytes::Bytes::from_static(&[0x80, 96, 0]);
+        assert!(input.parse(&p, t0).is_none());
+        // Audio codec on a video layer.
+        let mut p = packet(AUDIO_LAYER, 7, 1, false);
+        p.layer = 1;
+        assert!(input.parse(&p, t0).is_none());
+        // A layer past the relay's four.
+        let mut p = packet(0, 7, 1, true);
+        p.layer = 5;
+        assert!(input.parse(&p, t0).is_none());
+    }
+}
