@@ -89,6 +89,46 @@ pub struct ServeArgs {
     /// whose revocation list the node follows.
     #[arg(long, env = "CASCADE_CONTROL_PLANE")]
     pub control_plane: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// A node's place in a cluster: its relay links to parents and children, and what it tells
+/// the control plane's registry.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClusterArgs {
+    /// Serve relay links (QUIC) on this UDP address: other nodes pull streams from here.
+    #[arg(long, env = "CASCADE_RELAY_LISTEN")]
+    pub relay_listen: Option<SocketAddr>,
+    /// The node's identity: `ca.pem`, `node.pem`, `node.key` (`cascade cluster issue`).
+    #[arg(long, env = "CASCADE_NODE_DIR")]
+    pub node_dir: Option<PathBuf>,
+    /// A parent to pull streams from, NAME@HOST:PORT (repeatable; the first is the
+    /// primary, the others backups). With none and a control plane, it assigns parents.
+    #[arg(long = "parent", value_parser = parse_parent)]
+    pub parents: Vec<(String, SocketAddr)>,
+    /// The node's role in the tree, for the control plane's placement.
+    #[arg(long, env = "CASCADE_ROLE", value_parser = ["origin", "relay", "edge"])]
+    pub role: Option<String>,
+    /// The node's zone (a backup parent is chosen in another) [default: "default"].
+    #[arg(long, env = "CASCADE_ZONE")]
+    pub zone: Option<String>,
+    /// The bearer token nodes present to the control plane's cluster API.
+    #[arg(long, env = "CASCADE_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+    /// The URL viewers reach this node's HTTP at [default: http://<bound address>].
+    #[arg(long, env = "CASCADE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+fn parse_parent(s: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('@')
+        .ok_or_else(|| format!("expected NAME@HOST:PORT, got {s:?}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an address: {e}"))?;
+    Ok((name.to_owned(), addr))
 }
 
 /// Where the control plane keeps its data (also used by `backup` and `restore`).
@@ -227,6 +267,7 @@ pub struct Settings {
     pub auth: AuthMode,
     pub token_public_key: Option<String>,
     pub control_plane: Option<String>,
+    pub cluster: ClusterArgs,
 }
 
 impl ServeArgs {
@@ -343,7 +384,14 @@ impl ServeArgs {
         if auth == AuthMode::Keys && publish_keys.is_empty() {
             return Err("--auth keys needs at least one --publish-key".into());
         }
+        if self.cluster.relay_listen.is_some() != self.cluster.node_dir.is_some() {
+            return Err("--relay-listen and --node-dir go together".into());
+        }
+        if !self.cluster.parents.is_empty() && self.cluster.relay_listen.is_none() {
+            return Err("--parent needs --relay-listen and --node-dir (the node's identity)".into());
+        }
         Ok(Settings {
+            cluster: self.cluster.clone(),
             database_url: store.url(),
             secret_key: store.secret_key(),
             auth,

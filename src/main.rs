@@ -1,5 +1,6 @@
 //! `cascade`: the broadcasting engine's one binary.
 
+mod cluster;
 mod config;
 mod follow;
 mod gatekeeper;
@@ -43,6 +44,9 @@ enum Command {
         #[arg(long)]
         from: std::path::PathBuf,
     },
+    /// Cluster certificates and local clusters.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Make a new token-signing key; the old one verifies until its tokens have expired.
     RotateSigningKey {
         #[command(flatten)]
@@ -81,6 +85,7 @@ fn main() -> std::process::ExitCode {
                 }
             })
         }
+        Command::Cluster(c) => cluster::run(c),
         Command::Backup { store, to } => run_db(async move {
             control_plane::db::backup(&store.url(), &to).await?;
             println!("backup written to {}", to.display());
@@ -192,6 +197,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         tracing::info!("media workers on udp {}", media.join(", "));
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
+        cluster::start(&settings.cluster, &node, addr).await?;
         let app =
             signaling::app(state, cors)
                 .merge(control.router())

@@ -77,6 +77,9 @@ pub(crate) enum Command {
         link: LinkId,
         batch: Vec<RelayPacket>,
     },
+    RestartRelaySource {
+        link: LinkId,
+    },
     RemoveRelaySource {
         link: LinkId,
     },
@@ -397,6 +400,13 @@ impl Worker {
                     .insert(link, RelaySourceState { stream, input });
             }
             Command::RelayMedia { link, batch } => self.relay_media(link, batch),
+            Command::RestartRelaySource { link } => {
+                if let Some(r) = self.relay_sources.get_mut(&link) {
+                    r.input.restart();
+                    self.router
+                        .set_source(r.stream, Endpoint::Relay(link), r.input.generation());
+                }
+            }
             Command::RemoveRelaySource { link } => {
                 if let Some(r) = self.relay_sources.remove(&link) {
                     self.router.remove_source(r.stream, Endpoint::Relay(link));

@@ -70,6 +70,9 @@ fn role_path(role: Role) -> &'static str {
 pub struct StartLayer {
     /// `low`, `mid`, `high`, `auto`, or a publisher's RID.
     pub layer: Option<String>,
+    /// A bearer token carried in the URL: what a placement redirect (307) hands a browser,
+    /// which drops `Authorization` on a cross-origin redirect. The header wins.
+    pub token: Option<String>,
 }
 
 /// Maps a layer name from the API to a preference.
@@ -92,11 +95,13 @@ pub async fn whip_post(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
+    Query(q): Query<StartLayer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let pref = LayerPref::Auto;
-    create(st, Role::Publisher, stream, headers, body, pref, peer).await
+    let token = q.token;
+    create(st, Role::Publisher, stream, headers, token, body, pref, peer).await
 }
 
 /// POST /whep/{stream}
@@ -109,14 +114,17 @@ pub async fn whep_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let pref = parse_layer(q.layer.as_deref().unwrap_or(""));
-    create(st, Role::Viewer, stream, headers, body, pref, peer).await
+    let token = q.token;
+    create(st, Role::Viewer, stream, headers, token, body, pref, peer).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn create(
     st: AppState,
     role: Role,
     stream: String,
     headers: HeaderMap,
+    query_token: Option<String>,
     body: Bytes,
     pref: LayerPref,
     peer: SocketAddr,
@@ -130,7 +138,11 @@ async fn create(
     };
     let grant = st
         .auth
-        .authorize(action, &stream, bearer(&headers))
+        .authorize(
+            action,
+            &stream,
+            bearer(&headers).or(query_token.as_deref()),
+        )
         .await
         .map_err(|d| match d {
             Denied::Unauthenticated => ApiError::Unauthorized,

@@ -4,6 +4,7 @@ mod access;
 mod accounts;
 mod admission;
 mod bad_input;
+mod cluster;
 mod codecs;
 mod disclosure;
 mod forwarding;

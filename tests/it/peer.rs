@@ -32,6 +32,8 @@ pub struct Received {
     pub seq: u64,
     pub ts: u32,
     pub payload: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Peer {
@@ -153,6 +155,7 @@ impl Peer {
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
                             payload: p.payload.to_vec(),
+                            at: Instant::now(),
                         })
                     }
                     Event::KeyframeRequest(r) => self.keyframe_requests.push(r.rid),

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The rest of its standard output, line by line.
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 /// A fresh directory under the system's temp directory.
@@ -50,17 +52,32 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("spawn cascade");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read banner");
+        stdout.read_line(&mut line).expect("read banner");
         let base = line
             .trim()
             .strip_prefix("cascade listening on ")
             .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
             .to_string();
-        Server { child, base }
+        Server {
+            child,
+            base,
+            stdout,
+        }
+    }
+
+    /// The next line the process prints.
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read a line");
+        line.trim().to_owned()
+    }
+
+    /// Ends the process at once, as a crash would (SIGKILL).
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -87,6 +87,14 @@ impl RelaySource {
         ok
     }
 
+    /// The link moved to another parent: a new source generation from the next packet on
+    /// (viewers splice at its keyframe; their numbering continues).
+    pub fn restart(&self) {
+        let _ = self
+            .worker
+            .try_send(Command::RestartRelaySource { link: self.link });
+    }
+
     /// The stream is live (media flows from upstream) or not: what its viewers' events say.
     pub fn set_active(&self, active: bool) {
         self.shared.directory.set_active(self.stream, active);

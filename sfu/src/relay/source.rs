@@ -3,9 +3,9 @@
 //!
 //! The link carries the upstream publisher's own numbering, so this only extends each
 //! layer's 16-bit sequence numbers and notices a new upstream generation (the SSRC of
-//! [`rtp`](super::rtp)): a restarted publisher becomes a new source here, while a move to a
-//! backup parent (the same upstream publisher through another node) keeps the source, so a
-//! viewer's numbering goes on without a splice.
+//! [`rtp`](super::rtp)): a restarted publisher becomes a new source here, and so does a
+//! move to another parent ([`RelayInput::restart`]): packets lost in the move cannot be
+//! repaired, so viewers start again at a keyframe and their numbering is spliced on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,15 +69,22 @@ impl RelayInput {
         &mut self.producer
     }
 
+    /// Starts a new source generation: the link moved to another parent, whose packets
+    /// viewers take from its next keyframe on, with their numbering spliced on.
+    pub fn restart(&mut self) {
+        self.generations = self.generations.wrapping_add(1);
+        self.producer = Producer::new(self.generations, self.throttle);
+        self.seqs = [SeqExtender::default(); 8];
+        self.upstream = None;
+    }
+
     /// Reads one packet; `None` for bytes that are not a relay packet. The second value is
     /// true when the packet started a new upstream publisher (a new source generation).
     pub fn parse(&mut self, p: &RelayPacket, now: Instant) -> Option<(MediaPacket, bool)> {
         let h = rtp::decode(&p.rtp)?;
         let restarted = self.upstream.is_some_and(|g| g != h.generation);
         if restarted {
-            self.generations = self.generations.wrapping_add(1);
-            self.producer = Producer::new(self.generations, self.throttle);
-            self.seqs = [SeqExtender::default(); 8];
+            self.restart();
         }
         self.upstream = Some(h.generation);
         let kind = if p.layer == AUDIO_LAYER {
@@ -192,6 +199,11 @@ mod tests {
         assert!(restarted);
         assert_eq!(r.source.generation, 101);
         assert_eq!(input.generation(), 101);
+        // A move to another parent: a new generation, even for the same upstream.
+        input.restart();
+        let (r, restarted) = input.parse(&packet(0, 8, 2, true), t0).unwrap();
+        assert!(!restarted, "the restart was the caller's");
+        assert_eq!(r.source.generation, 102);
     }
 
     #[test]

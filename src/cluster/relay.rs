@@ -1,0 +1,394 @@
+//! Where the node meets its relay links: each subscription a child makes here becomes a
+//! pipe sink on a worker, and each stream this node has viewers or children for, without a
+//! local publisher, is pulled from a parent as a relay source.
+//!
+//! Parent side ([`serve_children`]): a request for a stream this node can serve is accepted
+//! and attached as a [`sfu::relay::Pipe`]; the child's layer wants and keyframe requests go
+//! to it; the stream's state goes down every [`HEARTBEAT`] (what tells the child its parent
+//! is alive when no media flows).
+//!
+//! Child side ([`pull_streams`]): the set of streams wanted from upstream
+//! (`Node::wanted_remotely`) is reconciled on every change; each has one task that holds
+//! the stream's [`sfu::relay::RelaySource`] for as long as it is wanted and moves between
+//! parents: the next one as soon as the current is lost (nothing heard for
+//! [`PARENT_SILENCE`]) or, with another to go to, stops sending media for [`MEDIA_SILENCE`]
+//! (the primary ingest gone: the backup takes over; when the primary returns, the stream
+//! stays on the backup until that fails in turn: no flapping). The source outlives the
+//! moves, so viewers' sessions stay up; each move restarts its generation, so viewers
+//! splice at the next keyframe (asked for at once) with their numbering continuous.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edge_relay::net::{
+    ChildEvent, EndReason, ParentEvent, PublishHandle, RelayEndpoint, SubscribeRequest,
+};
+use edge_relay::{Layer, LayerSet, NodeId};
+use edge_relay::wire::{LayerInfo, RefuseReason, StreamState, TrackInfo, TrackKind};
+use sfu::ids::LinkId;
+use sfu::relay::{PipeOut, RelayPacket, RelayRequest, AUDIO_LAYER};
+use tokio::sync::mpsc;
+
+/// How often a parent tells a child the stream's state.
+pub const HEARTBEAT: Duration = Duration::from_millis(100);
+/// Nothing from the parent this long: it is lost.
+pub const PARENT_SILENCE: Duration = Duration::from_millis(400);
+/// No media from a live parent this long: move to the next parent, if there is one.
+pub const MEDIA_SILENCE: Duration = Duration::from_millis(1500);
+/// A stream no longer wanted is let go after this.
+pub const RELEASE_GRACE: Duration = Duration::from_secs(3);
+/// Packets handed to a worker in one command.
+const BATCH: usize = 64;
+
+/// A node another node can pull from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentAddr {
+    /// Its node name (its certificate's).
+    pub name: String,
+    /// Its relay (QUIC) address.
+    pub addr: SocketAddr,
+}
+
+/// Where a node's parents come from.
+#[derive(Clone)]
+pub enum Parents {
+    /// A fixed list, primary first (`--parent`).
+    Static(Vec<ParentAddr>),
+}
+
+impl Parents {
+    async fn for_stream(&self, stream: &str) -> Vec<ParentAddr> {
+        match self {
+            Parents::Static(v) => v.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Parents::Static(v) if v.is_empty())
+    }
+}
+
+/// The relay side of a node.
+#[derive(Clone)]
+pub struct Relay {
+    pub node: sfu::Node,
+    pub endpoint: RelayEndpoint,
+    pub me: NodeId,
+    pub parents: Parents,
+}
+
+impl Relay {
+    /// Serves children and pulls streams from parents until the runtime stops.
+    pub fn spawn(self, requests: mpsc::Receiver<SubscribeRequest>) {
+        let keyframes: KeyframeRoutes = Arc::default();
+        tokio::spawn(serve_children(self.clone(), requests));
+        if let Some(rx) = self.node.take_relay_requests() {
+            tokio::spawn(route_keyframes(rx, keyframes.clone()));
+        }
+        if !self.parents.is_empty() {
+            tokio::spawn(pull_streams(self, keyframes));
+        }
+    }
+}
+
+/// Keyframe requests of each relay source's task, by link.
+type KeyframeRoutes = Arc<Mutex<HashMap<LinkId, mpsc::Sender<u8>>>>;
+
+async fn route_keyframes(mut rx: mpsc::Receiver<RelayRequest>, routes: KeyframeRoutes) {
+    while let Some(RelayRequest::Keyframe { link, layer }) = rx.recv().await {
+        let tx = routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&link)
+            .cloned();
+        if let Some(tx) = tx {
+            let _ = tx.try_send(layer);
+        }
+    }
+}
+
+/// A pipe's packets into the link to the child.
+struct LinkOut(PublishHandle);
+
+impl PipeOut for LinkOut {
+    fn send(&self, p: RelayPacket) -> bool {
+        let layer = if p.layer == AUDIO_LAYER {
+            Some(Layer::AUDIO)
+        } else {
+            Layer::video(p.layer)
+        };
+        layer.is_some_and(|l| self.0.send(l, p.keyframe, p.rtp))
+    }
+}
+
+/// The tracks of a stream as this node has them (layers and their measured bitrates).
+fn tracks(node: &sfu::Node, stream: &str) -> Vec<TrackInfo> {
+    let layers = node
+        .watch(stream)
+        .map(|w| w.borrow().layers.clone())
+        .unwrap_or_default();
+    let video = TrackInfo {
+        kind: TrackKind::Video,
+        codec: 0,
+        payload_type: 0,
+        clock_rate: 90_000,
+        layers: layers
+            .iter()
+            .filter_map(|e| {
+                Some(LayerInfo {
+                    layer: Layer::video(e.encoding)?,
+                    ssrc: 0,
+                    bitrate_bps: u32::try_from(e.bitrate_bps).unwrap_or(u32::MAX),
+                })
+            })
+            .collect(),
+    };
+    vec![video]
+}
+
+async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequest>) {
+    let can_pull = !relay.parents.is_empty();
+    while let Some(req) = requests.recv().await {
+        let stream = req.stream.clone();
+        if !relay.node.has_publisher(&stream) && !can_pull {
+            tracing::debug!(stream, peer = req.peer, "refused: no such stream here");
+            req.refuse(RefuseReason::UnknownStream);
+            continue;
+        }
+        let wanted = req.layers.bits() & 0x0f;
+        tracing::info!(stream, child = req.peer, "child subscribed");
+        let mut handle = req.accept(tracks(&relay.node, &stream));
+        let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
+        let out = Arc::new(LinkOut(handle));
+        match relay.node.attach_pipe(&stream, wanted, out.clone()) {
+            Ok(pipe) => {
+                tokio::spawn(feed_child(relay.node.clone(), stream, pipe, out, events));
+            }
+            Err(e) => tracing::warn!(stream, "cannot attach a pipe: {e}"),
+        }
+    }
+}
+
+/// One child's subscription: its wants to the pipe, the stream's state to it.
+async fn feed_child(
+    node: sfu::Node,
+    stream: String,
+    pipe: sfu::relay::Pipe,
+    out: Arc<LinkOut>,
+    mut events: mpsc::Receiver<ParentEvent>,
+) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ParentEvent::LayersWanted(set)) => pipe.set_wanted(set.bits() & 0x0f),
+                Some(ParentEvent::KeyframeWanted(l)) if l != Layer::AUDIO => {
+                    pipe.keyframe(l.index() as u8)
+                }
+                Some(ParentEvent::KeyframeWanted(_)) => {}
+                Some(ParentEvent::Closed) | None => break,
+            },
+            _ = tick.tick() => {
+                let active = node.watch(&stream).is_some_and(|w| w.borrow().active);
+                out.0.state(if active { StreamState::Active } else { StreamState::Inactive });
+            }
+        }
+    }
+    tracing::info!(stream, "child let go");
+}
+
+/// Keeps one pulling task per stream wanted from upstream.
+async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
+    let mut changed = relay.node.watch_remote();
+    let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, Option<Instant>)> =
+        HashMap::new();
+    loop {
+        let wanted = relay.node.wanted_remotely();
+        let now = Instant::now();
+        for s in &wanted {
+            let fresh = tasks.get(s).is_none_or(|(t, _)| t.is_finished());
+            if fresh {
+                let task = tokio::spawn(pull(relay.clone(), s.clone(), keyframes.clone()));
+                tasks.insert(s.clone(), (task, None));
+            } else if let Some((_, since)) = tasks.get_mut(s) {
+                *since = None;
+            }
+        }
+        tasks.retain(|s, (task, since)| {
+            if wanted.contains(s) {
+                return true;
+            }
+            let since = *since.get_or_insert(now);
+            if now.duration_since(since) >= RELEASE_GRACE || task.is_finished() {
+                task.abort();
+                return false;
+            }
+            true
+        });
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Why a subscription to one parent ended.
+enum Moved {
+    /// Lost or silent: try the next parent now.
+    Next,
+    /// Refused or failed: try the next, and wait before going round again.
+    Failed,
+}
+
+/// Pulls `stream` for as long as it is wanted, moving between parents.
+async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
+    let source = match relay.node.attach_relay_source(&stream) {
+        Ok(s) => s,
+        // A local publisher (or another link) has it.
+        Err(_) => return,
+    };
+    let link = source.link();
+    let (kf_tx, mut kf_rx) = mpsc::channel(64);
+    keyframes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(link, kf_tx);
+    let _route = RouteGuard(keyframes.clone(), link);
+    let mut at = 0usize;
+    let mut failures = 0usize;
+    loop {
+        let parents = relay.parents.for_stream(&stream).await;
+        if parents.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Pre-connect the others, so a move costs a subscription, not a handshake.
+        for p in parents.iter().skip(1) {
+            let (ep, p) = (relay.endpoint.clone(), p.clone());
+            tokio::spawn(async move { ep.connect(p.addr, &p.name).await });
+        }
+        let parent = &parents[at % parents.len()];
+        let moved = subscribe_once(&relay, &stream, parent, &source, &mut kf_rx, parents.len()).await;
+        at += 1;
+        match moved {
+            Moved::Next => failures = 0,
+            Moved::Failed => {
+                failures += 1;
+                if failures >= parents.len() {
+                    failures = 0;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+struct RouteGuard(KeyframeRoutes, LinkId);
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
+}
+
+async fn subscribe_once(
+    relay: &Relay,
+    stream: &str,
+    parent: &ParentAddr,
+    source: &sfu::relay::RelaySource,
+    kf_rx: &mut mpsc::Receiver<u8>,
+    parents: usize,
+) -> Moved {
+    let conn = match relay.endpoint.connect(parent.addr, &parent.name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(stream, parent = parent.name, "cannot reach the parent: {e}");
+            return Moved::Failed;
+        }
+    };
+    let all = LayerSet::from_bits(0x0f).with(Layer::AUDIO);
+    let mut sub = match conn.subscribe(stream, all, vec![relay.me]).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(stream, parent = parent.name, "cannot subscribe: {e}");
+            return Moved::Failed;
+        }
+    };
+    // Packets lost in a move cannot be repaired: viewers start again at a keyframe.
+    source.restart();
+    let start = Instant::now();
+    let (mut heard, mut media) = (start, None::<Instant>);
+    let mut active = false;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            ev = sub.events.recv() => {
+                let now = Instant::now();
+                heard = now;
+                match ev {
+                    Some(ChildEvent::Subscribed(_)) => {
+                        tracing::info!(stream, parent = parent.name, "subscribed");
+                    }
+                    Some(ChildEvent::State(s)) => {
+                        let live = s == StreamState::Active;
+                        if live != active && !live {
+                            active = false;
+                            source.set_active(false);
+                        }
+                    }
+                    Some(ChildEvent::Media { layer, keyframe, rtp }) => {
+                        media = Some(now);
+                        batch.push(RelayPacket { layer: layer.index() as u8, keyframe, rtp });
+                        while batch.len() < BATCH {
+                            match sub.events.try_recv() {
+                                Ok(ChildEvent::Media { layer, keyframe, rtp }) => {
+                                    batch.push(RelayPacket { layer: layer.index() as u8, keyframe, rtp });
+                                }
+                                Ok(ChildEvent::Ended(r)) => return ended(stream, parent, r),
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        source.push(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                        if !active {
+                            active = true;
+                            source.set_active(true);
+                        }
+                    }
+                    Some(ChildEvent::Ended(r)) => return ended(stream, parent, r),
+                    None => return Moved::Next,
+                }
+            }
+            l = kf_rx.recv() => {
+                let layer = l.and_then(|l| if l == AUDIO_LAYER { None } else { Layer::video(l) });
+                if let Some(layer) = layer {
+                    sub.keyframe(layer);
+                }
+            }
+            _ = check.tick() => {
+                let now = Instant::now();
+                if now.duration_since(heard) >= PARENT_SILENCE {
+                    tracing::warn!(stream, parent = parent.name, "parent silent: moving");
+                    return Moved::Next;
+                }
+                // Media flowed and stopped while the parent lives: its source is gone.
+                let quiet = media.is_some_and(|t| now.duration_since(t) >= MEDIA_SILENCE);
+                if parents > 1 && quiet {
+                    tracing::warn!(stream, parent = parent.name, "no media from the parent: moving");
+                    return Moved::Next;
+                }
+            }
+        }
+    }
+}
+
+fn ended(stream: &str, parent: &ParentAddr, r: EndReason) -> Moved {
+    tracing::warn!(stream, parent = parent.name, "subscription ended: {r:?}");
+    match r {
+        EndReason::ParentLost | EndReason::Closed => Moved::Next,
+        EndReason::Refused(_) | EndReason::ProtocolError(_) => Moved::Failed,
+    }
+}

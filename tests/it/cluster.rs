@@ -1,0 +1,189 @@
+//! A tree of real `cascade` processes linked by QUIC with mutual TLS: a publisher on the
+//! origin, two relays, two edges with their viewers. Every viewer gets the stream with
+//! continuous numbering; killing a relay (SIGKILL) moves its edge to the other relay and its
+//! viewer's picture resumes within a second, with the session never renegotiated.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::peer::{histogram, Peer};
+use crate::server::{temp_dir, Server};
+use crate::synth::{assert_continuous, Synth};
+
+const LAYERS: [(&str, usize); 3] = [("h", 4), ("m", 2), ("l", 1)];
+const HIGH: u8 = 0;
+const LOW: u8 = 2;
+
+fn cascade(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .output()
+        .expect("run cascade");
+    assert!(
+        out.status.success(),
+        "cascade {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cluster CA and a certificate for each node, made by the CLI.
+pub fn certificates(dir: &Path, names: &[&str]) {
+    let ca = dir.join("ca");
+    cascade(&["cluster", "init", "--dir", ca.to_str().unwrap()]);
+    for n in names {
+        let out = dir.join(n);
+        cascade(&[
+            "cluster",
+            "issue",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--name",
+            n,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    }
+}
+
+/// A node named `name` with relay links; `parents` are NAME@ADDR. Returns it and its relay
+/// address.
+pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
+    let node_dir = dir.join(name);
+    let mut args = vec![
+        "--relay-listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--node-dir".into(),
+        node_dir.to_str().unwrap().into(),
+    ];
+    for p in parents {
+        args.push("--parent".into());
+        args.push(p.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = Server::start(&args);
+    let line = s.next_line();
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .filter(|_| line.starts_with(&format!("cascade relay {name} on quic ")))
+        .unwrap_or_else(|| panic!("unexpected relay banner {line:?}"))
+        .to_string();
+    (s, addr)
+}
+
+fn run(synth: &mut Synth, publ: &mut Peer, viewers: &mut [&mut Peer], until: impl Fn(&[&mut Peer]) -> bool, max: Duration) -> bool {
+    let end = Instant::now() + max;
+    while Instant::now() < end {
+        synth.tick(publ);
+        publ.poll();
+        for v in viewers.iter_mut() {
+            v.poll();
+        }
+        if until(viewers) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+fn video_count(v: &Peer) -> usize {
+    v.received
+        .iter()
+        .filter(|r| r.kind == str0m::media::MediaKind::Video)
+        .count()
+}
+
+#[test]
+fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second() {
+    let dir = temp_dir("cluster");
+    certificates(&dir, &["origin", "relay1", "relay2", "edge1", "edge2"]);
+    let (origin, o) = node(&dir, "origin", &[]);
+    let (mut relay1, r1) = node(&dir, "relay1", &[format!("origin@{o}")]);
+    let (_relay2, r2) = node(&dir, "relay2", &[format!("origin@{o}")]);
+    let (edge1, _) = node(
+        &dir,
+        "edge1",
+        &[format!("relay1@{r1}"), format!("relay2@{r2}")],
+    );
+    let (edge2, _) = node(
+        &dir,
+        "edge2",
+        &[format!("relay2@{r2}"), format!("relay1@{r1}")],
+    );
+    let http = origin.http();
+
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let (mut v1, offer, pending) = Peer::viewer();
+    v1.connect(&http, &edge1.url("/whep/live"), offer, pending);
+    let (mut v2, offer, pending) = Peer::viewer();
+    v2.connect(&http, &edge2.url("/whep/live?layer=low"), offer, pending);
+
+    let mut synth = Synth::new(&LAYERS, 1);
+    // Through origin → relay → edge, each viewer on its layer.
+    let flowing = run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut v1, &mut v2],
+        |v| v.iter().all(|v| video_count(v) >= 150),
+        Duration::from_secs(15),
+    );
+    assert!(
+        flowing,
+        "video reaches both edges' viewers: {} and {} packets",
+        video_count(&v1),
+        video_count(&v2)
+    );
+    for (v, want) in [(&v1, HIGH), (&v2, LOW)] {
+        let video = assert_continuous(v);
+        let h = histogram(video.iter().rev().take(60).map(|p| p.layer));
+        assert_eq!(h.keys().copied().collect::<Vec<_>>(), [want], "{h:?}");
+    }
+
+    // relay1 dies: edge1 moves to relay2; edge2 never notices.
+    let (n1, n2) = (v1.received.len(), v2.received.len());
+    let killed = Instant::now();
+    relay1.kill_hard();
+    let resumed = run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut v1, &mut v2],
+        |v| {
+            v[0].received[n1..]
+                .iter()
+                .filter(|r| r.kind == str0m::media::MediaKind::Video)
+                .count()
+                >= 100
+        },
+        Duration::from_secs(10),
+    );
+    assert!(resumed, "edge1's viewer resumes after relay1's death");
+    // The longest silence of video around the kill is the freeze the viewer saw.
+    let freeze = |v: &Peer, from: usize| {
+        let at: Vec<Instant> = v.received[from.saturating_sub(5)..]
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .map(|r| r.at)
+            .collect();
+        at.windows(2)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .unwrap_or_default()
+    };
+    let f1 = freeze(&v1, n1);
+    let f2 = freeze(&v2, n2);
+    eprintln!(
+        "relay killed at {killed:?}: edge1's viewer froze {f1:?}, edge2's {f2:?}"
+    );
+    assert!(f1 < Duration::from_secs(1), "edge1's viewer froze {f1:?}");
+    assert!(
+        f2 < Duration::from_millis(300),
+        "edge2's viewer, on the other relay, froze {f2:?}"
+    );
+    // Same sessions, numbering continuous across the move (a new keyframe starts it).
+    assert_continuous(&v1);
+    assert_continuous(&v2);
+    assert!(v1.connected && v2.connected);
+}
