@@ -33,6 +33,7 @@
 
 pub mod link;
 pub mod queue;
+pub mod tls;
 pub mod wire;
 
 pub use link::{ChildLink, Event, LinkConfig, Output, ParentLink, Transmit};
