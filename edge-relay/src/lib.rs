@@ -32,6 +32,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod link;
+pub mod net;
 pub mod queue;
 pub mod tls;
 pub mod wire;
