@@ -32,7 +32,9 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod link;
+pub mod net;
 pub mod queue;
+pub mod tls;
 pub mod wire;
 
 pub use link::{ChildLink, Event, LinkConfig, Output, ParentLink, Transmit};
