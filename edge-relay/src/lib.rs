@@ -1,8 +1,10 @@
 //! The link between two Cascade nodes: a child subscribes to a stream on its parent.
 //!
-//! This crate is the sans-I/O protocol core, split as quinn-proto is from quinn: no sockets,
-//! no tokio, no clock. Time is an argument (`now: Instant`); the driver (a quinn connection
-//! per node pair, not written yet) feeds bytes in and sends what comes out.
+//! The crate is split as quinn-proto is from quinn. The protocol core ([`wire`], [`queue`],
+//! [`link`]) has no sockets, no tokio and no clock: time is an argument (`now: Instant`), and
+//! it depends on nothing but `bytes`, `thiserror` and `tracing`. The driver ([`net`], over
+//! quinn, with certificates from [`tls`]) owns the sockets, tasks and timers: one QUIC
+//! connection per node pair feeds bytes into the core and sends what comes out.
 //!
 //! # Run loop
 //!
@@ -29,6 +31,13 @@
 //!   oldest first, audio before the base layer before higher layers.
 //! - [`link`]: one subscription's state machine, [`ChildLink`] on the child and [`ParentLink`]
 //!   on the parent.
+//! - [`tls`] (driver): the cluster CA, node certificates, [`tls::NodeIdentity`] and the
+//!   mutual-TLS configurations; a peer whose certificate the CA did not sign is refused at
+//!   the handshake.
+//! - [`net`] (driver): [`net::RelayEndpoint`] (one UDP socket: children in, parents out),
+//!   [`net::Connection`] and [`net::Subscription`] on the child, [`net::SubscribeRequest`]
+//!   and [`net::PublishHandle`] on the parent; a task per subscription runs its link.
+//!   Nothing in the core modules may use them.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod link;

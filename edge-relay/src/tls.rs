@@ -154,7 +154,13 @@ pub fn init_cluster(dir: &Path) -> Result<(), TlsError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "Cascade cluster CA");
+    // A name of its own per cluster, so a certificate from another cluster's CA is reported
+    // as of an unknown issuer rather than as a bad signature.
+    let tag: String = key.public_key_raw()[1..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dn.push(DnType::CommonName, format!("Cascade cluster CA {tag}"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];

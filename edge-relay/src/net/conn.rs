@@ -266,6 +266,9 @@ impl Connection {
     /// Subscribes to `stream` for `layers`, `hops` being the path so far with this node last.
     /// Events, media included, arrive on the returned [`Subscription`]; dropping it ends the
     /// subscription.
+    ///
+    /// Waits while this connection has [`NetConfig::max_subscriptions`] open (the parent's
+    /// stream limit); fails if the connection has ended.
     pub async fn subscribe(
         &self,
         stream: &str,
