@@ -388,7 +388,9 @@ impl ServeArgs {
             return Err("--relay-listen and --node-dir go together".into());
         }
         if !self.cluster.parents.is_empty() && self.cluster.relay_listen.is_none() {
-            return Err("--parent needs --relay-listen and --node-dir (the node's identity)".into());
+            return Err(
+                "--parent needs --relay-listen and --node-dir (the node's identity)".into(),
+            );
         }
         Ok(Settings {
             cluster: self.cluster.clone(),

@@ -101,7 +101,17 @@ pub async fn whip_post(
 ) -> Result<Response, ApiError> {
     let pref = LayerPref::Auto;
     let token = q.token;
-    create(st, Role::Publisher, stream, headers, token, body, pref, peer).await
+    create(
+        st,
+        Role::Publisher,
+        stream,
+        headers,
+        token,
+        body,
+        pref,
+        peer,
+    )
+    .await
 }
 
 /// POST /whep/{stream}
@@ -138,11 +148,7 @@ async fn create(
     };
     let grant = st
         .auth
-        .authorize(
-            action,
-            &stream,
-            bearer(&headers).or(query_token.as_deref()),
-        )
+        .authorize(action, &stream, bearer(&headers).or(query_token.as_deref()))
         .await
         .map_err(|d| match d {
             Denied::Unauthenticated => ApiError::Unauthorized,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use edge_relay::net::{
     ChildEvent, EndReason, ParentEvent, PublishHandle, RelayEndpoint, SubscribeRequest,
 };
-use edge_relay::{Layer, LayerSet, NodeId};
 use edge_relay::wire::{LayerInfo, RefuseReason, StreamState, TrackInfo, TrackKind};
+use edge_relay::{Layer, LayerSet, NodeId};
 use sfu::ids::LinkId;
 use sfu::relay::{PipeOut, RelayPacket, RelayRequest, AUDIO_LAYER};
 use tokio::sync::mpsc;
@@ -59,7 +59,7 @@ pub enum Parents {
 }
 
 impl Parents {
-    async fn for_stream(&self, stream: &str) -> Vec<ParentAddr> {
+    async fn for_stream(&self, _stream: &str) -> Vec<ParentAddr> {
         match self {
             Parents::Static(v) => v.clone(),
         }
@@ -202,8 +202,7 @@ async fn feed_child(
 /// Keeps one pulling task per stream wanted from upstream.
 async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
     let mut changed = relay.node.watch_remote();
-    let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, Option<Instant>)> =
-        HashMap::new();
+    let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, Option<Instant>)> = HashMap::new();
     loop {
         let wanted = relay.node.wanted_remotely();
         let now = Instant::now();
@@ -270,7 +269,8 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
             tokio::spawn(async move { ep.connect(p.addr, &p.name).await });
         }
         let parent = &parents[at % parents.len()];
-        let moved = subscribe_once(&relay, &stream, parent, &source, &mut kf_rx, parents.len()).await;
+        let moved =
+            subscribe_once(&relay, &stream, parent, &source, &mut kf_rx, parents.len()).await;
         at += 1;
         match moved {
             Moved::Next => failures = 0,
@@ -289,7 +289,10 @@ struct RouteGuard(KeyframeRoutes, LinkId);
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
 }
 

@@ -61,7 +61,12 @@ pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
         args.push(p.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s = Server::start(&args);
+    let mut s = Server::launch(
+        &args,
+        &temp_dir("data"),
+        std::process::Stdio::inherit(),
+        "warn,cascade::cluster=info",
+    );
     let line = s.next_line();
     let addr = line
         .rsplit(' ')
@@ -72,7 +77,13 @@ pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
     (s, addr)
 }
 
-fn run(synth: &mut Synth, publ: &mut Peer, viewers: &mut [&mut Peer], until: impl Fn(&[&mut Peer]) -> bool, max: Duration) -> bool {
+fn run(
+    synth: &mut Synth,
+    publ: &mut Peer,
+    viewers: &mut [&mut Peer],
+    until: impl Fn(&[&mut Peer]) -> bool,
+    max: Duration,
+) -> bool {
     let end = Instant::now() + max;
     while Instant::now() < end {
         synth.tick(publ);
@@ -145,6 +156,7 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     // relay1 dies: edge1 moves to relay2; edge2 never notices.
     let (n1, n2) = (v1.received.len(), v2.received.len());
     let killed = Instant::now();
+    eprintln!("killing relay1 at {:?}", std::time::SystemTime::now());
     relay1.kill_hard();
     let resumed = run(
         &mut synth,
@@ -174,9 +186,7 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     };
     let f1 = freeze(&v1, n1);
     let f2 = freeze(&v2, n2);
-    eprintln!(
-        "relay killed at {killed:?}: edge1's viewer froze {f1:?}, edge2's {f2:?}"
-    );
+    eprintln!("relay killed at {killed:?}: edge1's viewer froze {f1:?}, edge2's {f2:?}");
     assert!(f1 < Duration::from_secs(1), "edge1's viewer froze {f1:?}");
     assert!(
         f2 < Duration::from_millis(300),

@@ -26,8 +26,9 @@ struct Inner {
     quinn: quinn::Endpoint,
     client: quinn::ClientConfig,
     cfg: Arc<NetConfig>,
-    /// Open links to parents, by address: one connection per parent.
-    parents: tokio::sync::Mutex<HashMap<SocketAddr, Connection>>,
+    /// Links to parents, by address: one connection per parent, each behind its own lock
+    /// (held across that parent's handshake only, so a dead parent delays no other).
+    parents: Mutex<HashMap<SocketAddr, ParentSlot>>,
     /// Open links from children, by quinn's connection id.
     children: Arc<Mutex<HashMap<usize, Connection>>>,
 }
@@ -120,10 +121,18 @@ impl RelayEndpoint {
         parent: SocketAddr,
         parent_name: &str,
     ) -> Result<Connection, RelayError> {
+        let slot = {
+            let mut parents = self.inner.parents.lock().unwrap_or_else(|e| e.into_inner());
+            // Bounded by the parents this node was ever given; closed ones are forgotten.
+            parents.retain(|_, s| {
+                s.try_lock()
+                    .map_or(true, |c| c.as_ref().is_some_and(|c| !c.is_closed()))
+            });
+            parents.entry(parent).or_default().clone()
+        };
         // Held across the handshake: two callers for one parent share one connection.
-        let mut parents = self.inner.parents.lock().await;
-        parents.retain(|_, c| !c.is_closed());
-        if let Some(c) = parents.get(&parent) {
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let connecting = self.inner.quinn.connect_with(
@@ -135,7 +144,7 @@ impl RelayEndpoint {
         let shared = Shared::new(quinn, parent_name.to_owned(), self.inner.cfg.clone());
         conn::spawn_receiver(shared.clone());
         let c = Connection { shared };
-        parents.insert(parent, c.clone());
+        *slot = Some(c.clone());
         info!(parent = parent_name, %parent, "connected to parent");
         Ok(c)
     }
@@ -158,6 +167,9 @@ impl RelayEndpoint {
             .close(VarInt::from_u32(0), b"node shutting down");
     }
 }
+
+/// One parent's connection, made under its own lock.
+type ParentSlot = Arc<tokio::sync::Mutex<Option<Connection>>>;
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,

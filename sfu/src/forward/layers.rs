@@ -159,6 +159,17 @@ impl LayerRanker {
         due && self.rank(now, true)
     }
 
+    /// Keeps the ranking under a new `generation`: a source that moved (a relay link to
+    /// another parent, the same upstream encodings) keeps its measured layers, so its
+    /// viewers need not wait for a first ranking.
+    pub fn renumber(&mut self, generation: u32) {
+        self.generation = generation;
+        self.table = Arc::new(LayerTable {
+            generation,
+            ..LayerTable::clone(&self.table)
+        });
+    }
+
     /// The current table.
     pub fn table(&self) -> &Arc<LayerTable> {
         &self.table

@@ -38,6 +38,15 @@ impl<H: Clone> Producer<H> {
         }
     }
 
+    /// The same source under a new `generation` (a relay link moved to another parent):
+    /// its encodings, handles and layer ranking stay; its keyframe requests start afresh.
+    pub fn renumber(&mut self, generation: u32) {
+        self.generation = generation;
+        self.ranker.renumber(generation);
+        self.throttle.reset();
+        self.layers_changed = true;
+    }
+
     /// Unique per publisher session.
     pub fn generation(&self) -> u32 {
         self.generation

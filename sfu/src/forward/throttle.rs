@@ -39,6 +39,11 @@ impl KeyframeThrottle {
         }
     }
 
+    /// Forgets every request and keyframe seen (a new source behind the same throttle).
+    pub fn reset(&mut self) {
+        self.slots = [Slot::default(); Self::LAYERS];
+    }
+
     /// Whether a request for `layer` may go to the publisher now; records it if so.
     pub fn allow(&mut self, layer: usize, now: Instant) -> bool {
         let Some(slot) = self.slots.get_mut(layer) else {

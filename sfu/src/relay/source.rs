@@ -73,7 +73,8 @@ impl RelayInput {
     /// viewers take from its next keyframe on, with their numbering spliced on.
     pub fn restart(&mut self) {
         self.generations = self.generations.wrapping_add(1);
-        self.producer = Producer::new(self.generations, self.throttle);
+        // The same upstream encodings: their ranking carries over.
+        self.producer.renumber(self.generations);
         self.seqs = [SeqExtender::default(); 8];
         self.upstream = None;
     }
@@ -84,7 +85,10 @@ impl RelayInput {
         let h = rtp::decode(&p.rtp)?;
         let restarted = self.upstream.is_some_and(|g| g != h.generation);
         if restarted {
-            self.restart();
+            // A new upstream publisher: new encodings, ranked afresh.
+            self.generations = self.generations.wrapping_add(1);
+            self.producer = Producer::new(self.generations, self.throttle);
+            self.seqs = [SeqExtender::default(); 8];
         }
         self.upstream = Some(h.generation);
         let kind = if p.layer == AUDIO_LAYER {
