@@ -87,6 +87,9 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 step "browser end to end (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.mjs'
 
+step "browser end to end through a tree of nodes (origin, relays, edges over QUIC; a relay killed)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --test cluster.test.mjs'
+
 step "browser end to end (Firefox ESR over WebDriver BiDi, own network namespace with a veth pair)"
 # Firefox gathers no loopback ICE candidates: the node serves on a veth address instead.
 unshare --net sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 &&

@@ -8,7 +8,7 @@ import { chromium } from "playwright-core";
 
 export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/cascade", import.meta.url).pathname;
 
-/** Starts a node on a free port; resolves with { base, proc, metric(), stop() }. */
+/** Starts a node on a free port; resolves with { base, proc, lines, metric(), stop() }. */
 export function startServer(args = []) {
   // Each node gets a fresh database; publishing is open unless the test says otherwise.
   const data = mkdtempSync(join(tmpdir(), "cascade-e2e-"));
@@ -21,11 +21,20 @@ export function startServer(args = []) {
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout });
     proc.once("exit", (code) => reject(new Error(`cascade exited with ${code}`)));
+    // Lines after the banner, for a caller that waits for one (a relay's address).
+    const lines = [];
+    const waiters = [];
     rl.once("line", (line) => {
       const base = line.replace("cascade listening on ", "").trim();
+      rl.on("line", (l) => { lines.push(l); waiters.splice(0).forEach((w) => w()); });
       resolve({
         base,
         proc,
+        /** The next line printed after the banner. */
+        async nextLine() {
+          while (!lines.length) await new Promise((r) => waiters.push(r));
+          return lines.shift();
+        },
         async metric(prefix) {
           const text = await (await fetch(`${base}/metrics`)).text();
           return text.split("\n").filter((l) => l.startsWith(prefix))
