@@ -197,3 +197,85 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     assert_continuous(&v2);
     assert!(v1.connected && v2.connected);
 }
+
+#[test]
+fn a_backup_ingest_takes_over_when_the_primary_goes_silent() {
+    let dir = temp_dir("ingest");
+    certificates(&dir, &["primary", "backup", "relay", "edge"]);
+    let (primary, p) = node(&dir, "primary", &[]);
+    let (backup, b) = node(&dir, "backup", &[]);
+    let (_relay, r) = node(
+        &dir,
+        "relay",
+        &[format!("primary@{p}"), format!("backup@{b}")],
+    );
+    let (edge, _) = node(&dir, "edge", &[format!("relay@{r}")]);
+    let http = primary.http();
+
+    // The same channel published twice: to the primary origin and, standing by, the backup.
+    let (mut main, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    main.connect(&http, &primary.url("/whip/show"), offer, pending);
+    let (mut standby, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    standby.connect(&http, &backup.url("/whip/show"), offer, pending);
+    let (mut v, offer, pending) = Peer::viewer();
+    v.connect(&http, &edge.url("/whep/show"), offer, pending);
+
+    let mut synth_main = Synth::new(&LAYERS, 1);
+    let mut synth_standby = Synth::new(&LAYERS, 2);
+    let tick_both =
+        |main: &mut Peer, standby: &mut Peer, v: &mut Peer, a: &mut Synth, b: &mut Synth| {
+            a.tick(main);
+            main.poll();
+            b.tick(standby);
+            standby.poll();
+            v.poll();
+            std::thread::sleep(Duration::from_millis(1));
+        };
+    let end = Instant::now() + Duration::from_secs(15);
+    while video_count(&v) < 150 && Instant::now() < end {
+        tick_both(
+            &mut main,
+            &mut standby,
+            &mut v,
+            &mut synth_main,
+            &mut synth_standby,
+        );
+    }
+    let video = assert_continuous(&v);
+    assert!(video.len() >= 150, "the primary's video reaches the edge");
+    assert!(video.iter().all(|p| p.src == 1), "from the primary");
+
+    // The primary ingest stops sending (the encoder or its uplink died).
+    let stopped = Instant::now();
+    let mark = v.received.len();
+    let end = stopped + Duration::from_secs(6);
+    while Instant::now() < end
+        && v.received[mark..]
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count()
+            < 100
+    {
+        // Only the standby publishes now; the primary's session stays open, silent.
+        synth_standby.tick(&mut standby);
+        standby.poll();
+        v.poll();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let video = assert_continuous(&v);
+    let first_backup = video
+        .iter()
+        .position(|p| p.src == 2)
+        .expect("the backup's video reaches the viewer");
+    let resumed = v
+        .received
+        .iter()
+        .filter(|r| r.kind == str0m::media::MediaKind::Video)
+        .nth(first_backup)
+        .map(|r| r.at)
+        .unwrap();
+    let gap = resumed.duration_since(stopped);
+    eprintln!("primary ingest silent: the viewer resumed on the backup after {gap:?}");
+    assert!(gap < Duration::from_secs(2), "resumed after {gap:?}");
+    assert!(v.connected, "the same viewer session throughout");
+}

@@ -42,7 +42,6 @@ pub struct RelayInput {
     producer: Producer<u8>,
     upstream: Option<u32>,
     seqs: [SeqExtender; 8],
-    throttle: Duration,
     generations: u32,
 }
 
@@ -54,7 +53,6 @@ impl RelayInput {
             producer: Producer::new(generation, throttle),
             upstream: None,
             seqs: [SeqExtender::default(); 8],
-            throttle,
             generations: generation,
         }
     }
@@ -69,8 +67,9 @@ impl RelayInput {
         &mut self.producer
     }
 
-    /// Starts a new source generation: the link moved to another parent, whose packets
-    /// viewers take from its next keyframe on, with their numbering spliced on.
+    /// Starts a new source generation: the link moved to another parent (or the upstream
+    /// publisher changed), whose packets viewers take from its next keyframe on, with their
+    /// numbering spliced on.
     pub fn restart(&mut self) {
         self.generations = self.generations.wrapping_add(1);
         // The same upstream encodings: their ranking carries over.
@@ -85,10 +84,10 @@ impl RelayInput {
         let h = rtp::decode(&p.rtp)?;
         let restarted = self.upstream.is_some_and(|g| g != h.generation);
         if restarted {
-            // A new upstream publisher: new encodings, ranked afresh.
-            self.generations = self.generations.wrapping_add(1);
-            self.producer = Producer::new(self.generations, self.throttle);
-            self.seqs = [SeqExtender::default(); 8];
+            // A new upstream publisher (a restart, or the backup ingest): a new source. Its
+            // layers keep the last ranking until the next one (within a second) rather than
+            // leave viewers waiting for a first: a backup ingest sends the same ladder.
+            self.restart();
         }
         self.upstream = Some(h.generation);
         let kind = if p.layer == AUDIO_LAYER {
