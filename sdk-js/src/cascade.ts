@@ -199,8 +199,11 @@ async function exchange(
     body: pc.localDescription!.sdp,
   });
   if (resp.status !== 201) throw new CascadeError(resp.status, await resp.text());
-  const location = new URL(resp.headers.get("location") ?? "", url).toString();
-  const links = parseLinks(resp.headers.get("link"), url);
+  // A cluster answers the first POST with 307 to the chosen edge (RFC 9725 §4.5), which
+  // fetch follows with the same body: the session lives where the answer came from.
+  const at = resp.url || url;
+  const location = new URL(resp.headers.get("location") ?? "", at).toString();
+  const links = parseLinks(resp.headers.get("link"), at);
   const extra = iceServersFrom(resp.headers.get("link"));
   if (extra.length) {
     pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
