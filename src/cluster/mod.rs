@@ -78,6 +78,7 @@ pub async fn start(args: &ClusterArgs, node: &sfu::Node, _http: SocketAddr) -> R
         endpoint,
         me: identity.id,
         parents,
+        downstream: Default::default(),
     }
     .spawn(requests);
     Ok(())

@@ -77,6 +77,38 @@ pub struct Relay {
     pub endpoint: RelayEndpoint,
     pub me: NodeId,
     pub parents: Parents,
+    /// Per stream, the nodes its children's subscriptions came through: this node's own
+    /// subscription upstream names them too, so a parent that is one of them refuses (a
+    /// loop), however long the cycle.
+    pub downstream: Arc<Mutex<HashMap<String, Vec<NodeId>>>>,
+}
+
+impl Relay {
+    /// The hop list of this node's subscription to `stream`: its children's paths, then
+    /// itself.
+    fn hops(&self, stream: &str) -> Vec<NodeId> {
+        let mut hops = self
+            .downstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .cloned()
+            .unwrap_or_default();
+        hops.retain(|h| *h != self.me);
+        hops.truncate(edge_relay::wire::MAX_HOPS - 1);
+        hops.push(self.me);
+        hops
+    }
+
+    fn note_downstream(&self, stream: &str, hops: &[NodeId]) {
+        let mut map = self.downstream.lock().unwrap_or_else(|p| p.into_inner());
+        let known = map.entry(stream.to_owned()).or_default();
+        for h in hops {
+            if !known.contains(h) && known.len() < edge_relay::wire::MAX_HOPS {
+                known.push(*h);
+            }
+        }
+    }
 }
 
 impl Relay {
@@ -158,6 +190,7 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
             continue;
         }
         let wanted = req.layers.bits() & 0x0f;
+        relay.note_downstream(&stream, &req.hops);
         tracing::info!(stream, child = req.peer, "child subscribed");
         let mut handle = req.accept(tracks(&relay.node, &stream));
         let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
@@ -205,6 +238,11 @@ async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
     let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, Option<Instant>)> = HashMap::new();
     loop {
         let wanted = relay.node.wanted_remotely();
+        relay
+            .downstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s, _| wanted.contains(s));
         let now = Instant::now();
         for s in &wanted {
             let fresh = tasks.get(s).is_none_or(|(t, _)| t.is_finished());
@@ -312,7 +350,7 @@ async fn subscribe_once(
         }
     };
     let all = LayerSet::from_bits(0x0f).with(Layer::AUDIO);
-    let mut sub = match conn.subscribe(stream, all, vec![relay.me]).await {
+    let mut sub = match conn.subscribe(stream, all, relay.hops(stream)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(stream, parent = parent.name, "cannot subscribe: {e}");

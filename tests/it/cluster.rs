@@ -49,10 +49,27 @@ pub fn certificates(dir: &Path, names: &[&str]) {
 /// A node named `name` with relay links; `parents` are NAME@ADDR. Returns it and its relay
 /// address.
 pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
+    node_logging(
+        dir,
+        name,
+        parents,
+        std::process::Stdio::inherit(),
+        "127.0.0.1:0",
+    )
+}
+
+/// The same, its log going to `stderr`.
+pub fn node_logging(
+    dir: &Path,
+    name: &str,
+    parents: &[String],
+    stderr: std::process::Stdio,
+    listen: &str,
+) -> (Server, String) {
     let node_dir = dir.join(name);
     let mut args = vec![
         "--relay-listen".to_string(),
-        "127.0.0.1:0".into(),
+        listen.into(),
         "--node-dir".into(),
         node_dir.to_str().unwrap().into(),
     ];
@@ -64,7 +81,7 @@ pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
     let mut s = Server::launch(
         &args,
         &temp_dir("data"),
-        std::process::Stdio::inherit(),
+        stderr,
         "warn,cascade::cluster=info",
     );
     let line = s.next_line();
@@ -278,4 +295,107 @@ fn a_backup_ingest_takes_over_when_the_primary_goes_silent() {
     eprintln!("primary ingest silent: the viewer resumed on the backup after {gap:?}");
     assert!(gap < Duration::from_secs(2), "resumed after {gap:?}");
     assert!(v.connected, "the same viewer session throughout");
+}
+
+/// A node's log, written to a file the test reads.
+fn log_file(dir: &Path, name: &str) -> (std::path::PathBuf, std::process::Stdio) {
+    let path = dir.join(format!("{name}.log"));
+    let f = std::fs::File::create(&path).unwrap();
+    (path, std::process::Stdio::from(f))
+}
+
+#[test]
+fn foreign_nodes_unknown_streams_and_loops_are_refused_and_touch_nothing_else() {
+    let dir = temp_dir("refusals");
+    certificates(&dir, &["origin", "edge", "a", "b"]);
+    // A node of another cluster: its CA is not ours.
+    let other = temp_dir("other-ca");
+    certificates(&other, &["intruder"]);
+    let (origin, o) = node(&dir, "origin", &[]);
+    let (edge_log, stderr) = log_file(&dir, "edge");
+    let any = "127.0.0.1:0";
+    let (edge, _) = node_logging(&dir, "edge", &[format!("origin@{o}")], stderr, any);
+    let (intruder_log, stderr) = log_file(&dir, "intruder");
+    let (intruder, _) = node_logging(&other, "intruder", &[format!("origin@{o}")], stderr, any);
+    // Two nodes that name each other as parent: a's port is chosen before b starts.
+    let a_addr = std::net::UdpSocket::bind(any)
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (b_log, stderr) = log_file(&dir, "b");
+    let (b, b_addr) = node_logging(&dir, "b", &[format!("a@{a_addr}")], stderr, any);
+    let (a_log, stderr) = log_file(&dir, "a");
+    let a_listen = a_addr.to_string();
+    let (_a, _) = node_logging(&dir, "a", &[format!("b@{b_addr}")], stderr, &a_listen);
+    let http = origin.http();
+
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let watch = |server: &Server, stream: &str| {
+        let (mut v, offer, pending) = Peer::viewer();
+        v.connect(
+            &http,
+            &server.url(&format!("/whep/{stream}")),
+            offer,
+            pending,
+        );
+        v
+    };
+    let mut good = watch(&edge, "live");
+    let mut ghost = watch(&edge, "nobody-publishes-this");
+    let mut foreign = watch(&intruder, "live");
+    let mut looped = watch(&b, "round-and-round");
+
+    let mut synth = Synth::new(&LAYERS, 1);
+    let mut viewers = [&mut good, &mut ghost, &mut foreign, &mut looped];
+    run(
+        &mut synth,
+        &mut publ,
+        &mut viewers,
+        |v| video_count(v[0]) >= 150,
+        Duration::from_secs(15),
+    );
+    // Two more seconds: retries of the refused come and go.
+    run(
+        &mut synth,
+        &mut publ,
+        &mut viewers,
+        |_| false,
+        Duration::from_secs(2),
+    );
+    assert_continuous(&good);
+    assert!(video_count(&good) >= 150, "the good edge's viewer plays");
+    for (what, v) in [
+        ("unknown stream", &ghost),
+        ("foreign node", &foreign),
+        ("loop", &looped),
+    ] {
+        assert_eq!(v.received.len(), 0, "{what}: nothing flows");
+        assert!(
+            v.connected,
+            "{what}: the viewer's own session stays up, waiting"
+        );
+    }
+    for s in [&origin, &edge, &intruder, &b] {
+        let r = s.http().get(s.url("/healthz")).send().unwrap();
+        assert_eq!(r.status(), 200, "every node stays up");
+    }
+    let log = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let edge_log = log(&edge_log);
+    assert!(
+        edge_log.contains("UnknownStream"),
+        "the edge says why: {edge_log}"
+    );
+    let intruder_log = log(&intruder_log);
+    assert!(
+        intruder_log.contains("cannot reach the parent")
+            && intruder_log.to_lowercase().contains("certificate"),
+        "the foreign node says why: {intruder_log}"
+    );
+    // b pulls from a with [b]; a pulls from b with [b, a]: b refuses.
+    let (a_log, b_log) = (log(&a_log), log(&b_log));
+    assert!(
+        a_log.contains("Refused(Loop)"),
+        "the loop is refused: {a_log}\n{b_log}"
+    );
 }
