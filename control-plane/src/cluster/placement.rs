@@ -242,10 +242,12 @@ fn tree_parent<R: Rng + ?Sized>(
     // tree fills level by level and stays log(fan-out) deep.
     let ix = view.stream(stream).ok_or(PlaceError::NotLive)?;
     let depth = |c: NodeId| match view.ancestry(c, stream, &[node]) {
-        Some((d, true)) if view.node(c).role == Role::Relay => Some(d),
+        Some((d, true)) => Some(d),
         _ => None,
     };
-    let ok = |c: NodeId| child_room(view, c, stream, role) && depth(c).is_some();
+    let ok = |c: NodeId| {
+        view.node(c).role == Role::Relay && child_room(view, c, stream, role) && depth(c).is_some()
+    };
     let top = ix
         .carriers
         .iter()
@@ -381,6 +383,11 @@ pub fn reparent_after_loss<R: Rng + ?Sized>(
     for d in dead {
         let draining = view.node(*d).draining;
         view.set_state(*d, false, draining);
+        // Its parents' slots are free again.
+        let streams: Vec<String> = view.node(*d).streams.keys().cloned().collect();
+        for s in streams {
+            view.detach(*d, &s);
+        }
     }
     let alive = |v: &ClusterView, n: Option<NodeId>| n.is_none_or(|n| v.node(n).alive);
     let mut todo = Vec::new();
