@@ -13,6 +13,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
 
@@ -66,6 +67,15 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "cluster_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The cluster's shared node token"))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -82,6 +92,8 @@ impl Modify for Security {
         keys::create, keys::list, keys::revoke, keys::rotate, keys::publish_token,
         admin::list_users, admin::suspend, admin::restore, admin::set_role, admin::audit_log,
         signing_key, revocation::feed,
+        registry::register, registry::stats, registry::drain, registry::list,
+        registry::parents, registry::place, redirect::whep,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -183,10 +195,28 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/admin/users/{id}/restore", post(admin::restore))
         .route("/admin/users/{id}/role", put(admin::set_role))
         .route("/admin/audit", get(admin::audit_log))
+        .route(
+            "/cluster/nodes",
+            get(registry::list).post(registry::register),
+        )
+        .route("/cluster/nodes/{id}/stats", put(registry::stats))
+        .route("/cluster/nodes/{id}/drain", post(registry::drain))
+        .route("/cluster/parents", get(registry::parents))
+        .route("/cluster/place", get(registry::place))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(problems))
+        .layer(cors.clone())
+        .with_state(cp.clone());
+    let app = Router::new().nest("/api/v1", api);
+    if !cp.config().cluster {
+        return app;
+    }
+    // A viewer's offer is not read here: the client sends it again to the edge.
+    let whep = Router::new()
+        .route("/whep/{stream}", post(redirect::whep))
+        .layer(axum::middleware::from_fn(problems))
         .layer(cors)
         .with_state(cp);
-    Router::new().nest("/api/v1", api)
+    app.merge(whep)
 }

@@ -30,12 +30,18 @@ pub enum Error {
     /// No such resource (or not visible to the caller).
     #[error("not found")]
     NotFound,
+    /// No such resource, with the reason.
+    #[error("{0}")]
+    Missing(&'static str),
     /// A unique name is taken.
     #[error("{0}")]
     Conflict(&'static str),
     /// Too many attempts; retry after this many seconds.
     #[error("too many requests")]
     RateLimited(u64),
+    /// No capacity now (a full cluster); retry after this many seconds.
+    #[error("{0}")]
+    Busy(&'static str, u64),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -70,9 +76,10 @@ impl Error {
             Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +102,7 @@ pub fn problem(status: StatusCode, detail: String) -> Response {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error() {
+        let detail = if matches!(self, Error::Db(_) | Error::Internal(_)) {
             // The cause is logged for the operator and never returned.
             tracing::error!("api request failed: {self}");
             "internal error".to_string()
@@ -105,7 +112,7 @@ impl IntoResponse for Error {
         let mut resp = problem(status, detail);
         let h = resp.headers_mut();
         match self {
-            Error::RateLimited(secs) => {
+            Error::RateLimited(secs) | Error::Busy(_, secs) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             Error::Unauthorized(_) => {

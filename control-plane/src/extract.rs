@@ -67,7 +67,7 @@ impl Caller {
     }
 }
 
-async fn caller(cp: &ControlPlane, token: &str) -> Result<Caller, Error> {
+pub(crate) async fn caller(cp: &ControlPlane, token: &str) -> Result<Caller, Error> {
     let claims = cp
         .signer()
         .verifier()

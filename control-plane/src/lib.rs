@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod channels;
+pub mod cluster;
 pub mod db;
 pub mod error;
 mod extract;
@@ -48,6 +49,15 @@ pub struct Config {
     /// The secret key that seals the signing keys in the database; `None` means
     /// `secret.key` beside the SQLite file, made on first start (PostgreSQL needs one).
     pub secret_key: Option<keystore::SecretKeySource>,
+    /// Serve `POST /whep/{stream}` as a redirect to an edge of the cluster (a
+    /// `cascade control` replica; never with a node in the same process, which serves
+    /// WHEP itself).
+    pub cluster: bool,
+    /// The secret media nodes present to `/api/v1/cluster/...`; `None`: that API answers
+    /// 404.
+    pub cluster_token: Option<cluster::ClusterToken>,
+    /// Liveness window, view cache, redirect token lifetime, load limits and fan-out.
+    pub cluster_tuning: cluster::Tuning,
 }
 
 impl Default for Config {
@@ -60,6 +70,9 @@ impl Default for Config {
             publish_ttl_secs: 15 * 60,
             cors_origins: Vec::new(),
             secret_key: None,
+            cluster: false,
+            cluster_token: None,
+            cluster_tuning: cluster::Tuning::default(),
         }
     }
 }
@@ -72,6 +85,7 @@ struct Inner {
     limiter: limits::Limiter,
     config: Config,
     events: tokio::sync::broadcast::Sender<revocation::Revoked>,
+    cluster: cluster::registry::ViewCache,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -100,6 +114,7 @@ impl ControlPlane {
             limiter: limits::Limiter::new(config.limits),
             config,
             events: tokio::sync::broadcast::channel(revocation::EVENT_QUEUE).0,
+            cluster: cluster::registry::ViewCache::new(),
         }));
         // Follow rotations made by `cascade rotate-signing-key` or another replica; the
         // task ends with the last clone of the control plane.
@@ -159,11 +174,16 @@ impl ControlPlane {
         &self.0.events
     }
 
+    pub(crate) fn cluster_cache(&self) -> &cluster::registry::ViewCache {
+        &self.0.cluster
+    }
+
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {
         self.0.db.pool()
     }
 
-    /// The `/api/v1` routes, with their CORS, body limit and problem+json errors.
+    /// The `/api/v1` routes, with their CORS, body limit and problem+json errors (and,
+    /// with [`Config::cluster`], `POST /whep/{stream}` redirecting to an edge).
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
     }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod channels;
+mod cluster;
 mod hardening;
 mod harness;
 mod security;

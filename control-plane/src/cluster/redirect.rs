@@ -1,0 +1,99 @@
+//! `POST /whep/{stream}` on the control plane of a cluster: a 307 to the edge chosen for
+//! the viewer (RFC 9725 §4.5), with a short-lived viewer token in the URL, since browsers
+//! drop `Authorization` when a redirect crosses origins.
+//!
+//! Who may watch is decided by the gate, exactly as on a node ([`ControlPlane::check`]):
+//! a public or unlisted channel takes no credential, a private one the caller's viewer
+//! token. The token in the URL is minted for the same viewer (anonymous when none was
+//! given), lives [`super::Tuning::redirect_token_ttl_secs`], and a node checks it offline
+//! like any viewer token. A stream with no channel is refused (404): in a cluster every
+//! stream is a channel; open (dev) mode is for `cascade serve`, whose node serves WHEP
+//! itself.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::channels::by_slug;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{bearer, Path};
+use crate::gate::{Refusal, Want};
+use crate::revocation::ANONYMOUS;
+use crate::tokens::{now_secs, ChannelClaim, TokenKind};
+use crate::{ControlPlane, Error};
+
+/// Where a viewer is sent.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    /// The edge's registry id.
+    pub node: String,
+    /// The full URL for the 307's `Location`: `{http_url}/whep/{stream}?token=…`.
+    pub location: String,
+    /// The viewer token alone (also in `location`).
+    pub token: String,
+}
+
+fn refused(r: Refusal) -> Error {
+    match r {
+        Refusal::Unauthenticated => Error::Unauthorized("a viewer token is required"),
+        Refusal::Forbidden => Error::Forbidden("this token is not for this stream"),
+        Refusal::NotFound => Error::NotFound,
+        Refusal::Unavailable => Error::Busy("the database is unavailable", 2),
+    }
+}
+
+impl ControlPlane {
+    /// Decides whether the bearer may watch `stream`, chooses an edge and mints the token
+    /// for the redirect. Errors: 401/403/404 as the gate says, 503 when the cluster is
+    /// full (retry after 2 s).
+    pub async fn place_viewer(&self, stream: &str, bearer: Option<&str>) -> ApiResult<Redirect> {
+        self.check(Want::View, stream, bearer)
+            .await
+            .map_err(refused)?;
+        let ch = by_slug(self, stream).await?.ok_or(Error::NotFound)?;
+        // The gate said yes: a private channel's bearer is a valid viewer token for this
+        // channel; on a public one a signed-in viewer's token keeps who is watching.
+        let (sub, sv) = bearer
+            .and_then(|b| self.signer().verifier().verify(b, TokenKind::View).ok())
+            .filter(|c| c.cid.as_deref() == Some(ch.id.as_str()))
+            .map_or((ANONYMOUS.to_owned(), 0), |c| (c.sub, c.sv));
+        let placed = self.place(&ch.slug).await?;
+        let claim = ChannelClaim {
+            slug: &ch.slug,
+            id: &ch.id,
+            owner: None,
+            listed: false,
+        };
+        let ttl = self.config().cluster_tuning.redirect_token_ttl_secs;
+        let token =
+            self.signer()
+                .issue_channel(TokenKind::View, &sub, sv, claim, now_secs(), ttl)?;
+        Ok(Redirect {
+            node: placed.id,
+            location: format!("{}/whep/{}?token={token}", placed.http_url, ch.slug),
+            token,
+        })
+    }
+}
+
+/// Send a WHEP viewer to an edge of the cluster (307, with a viewer token in the URL).
+#[utoipa::path(post, path = "/whep/{stream}", tag = "cluster",
+    params(("stream" = String, Path, description = "Stream (channel slug)")),
+    responses((status = 307, description = "Go to Location with the same request"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn whep(
+    State(cp): State<ControlPlane>,
+    Path(stream): Path<String>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    let r = cp.place_viewer(&stream, bearer(&parts)).await?;
+    let location =
+        HeaderValue::from_str(&r.location).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

@@ -1,0 +1,486 @@
+//! The node registry in the database (`cluster_nodes`) and its endpoints: register,
+//! stats, drain, list, and the two placement questions (a node's parents, a viewer's
+//! edge), answered on a [`ClusterView`] loaded from the table and kept for
+//! [`super::Tuning::view_ttl_ms`], so a thousand nodes asking do not each read it.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{NodeAuth, Operator};
+use super::placement::{parent_for, place_viewer, PlaceError};
+use super::view::{ClusterView, Ingest, Node, NodeId, Role};
+use crate::db::now_ms;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::tokens::random_id;
+use crate::{ControlPlane, Error};
+
+/// Most streams one stats report may list.
+pub const MAX_STREAMS_PER_NODE: usize = 10_000;
+
+/// `POST /api/v1/cluster/nodes`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewNode {
+    /// Unique name; registering it again replaces the old registration.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    /// What the node does.
+    pub role: Role,
+    /// Its failure zone.
+    #[schema(min_length = 1, max_length = 64)]
+    pub zone: String,
+    /// Where viewers reach it, `http(s)://host[:port]`.
+    #[schema(max_length = 200)]
+    pub http_url: String,
+    /// Where children reach it over QUIC, `host:port`.
+    #[schema(max_length = 200)]
+    pub relay_addr: String,
+    /// Most viewers it serves.
+    #[schema(minimum = 1, maximum = 10000000)]
+    pub capacity: u32,
+}
+
+/// A registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    /// The node's id for its stats and questions (new at every registration).
+    pub id: String,
+}
+
+/// One stream in a stats report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamStat {
+    /// Stream name.
+    #[schema(max_length = 100)]
+    pub name: String,
+    /// On an origin holding its publisher: which ingest.
+    #[serde(default)]
+    pub publishing: Option<Ingest>,
+    /// The node id it pulls the stream from.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The node id of its backup parent.
+    #[serde(default)]
+    pub backup: Option<String>,
+}
+
+/// `PUT /api/v1/cluster/nodes/{id}/stats`, every second.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeStats {
+    /// CPU busy, 0 to 1.
+    #[schema(minimum = 0, maximum = 1)]
+    pub cpu: f64,
+    /// Bits per second sent.
+    pub egress_bps: u64,
+    /// Viewers connected.
+    pub viewers: u32,
+    /// The streams it carries.
+    #[serde(default)]
+    pub streams: Vec<StreamStat>,
+}
+
+/// A registered node as the registry sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeInfo {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Zone.
+    pub zone: String,
+    /// Viewers' URL.
+    pub http_url: String,
+    /// QUIC address.
+    pub relay_addr: String,
+    /// Most viewers.
+    pub capacity: u32,
+    /// The last stats report.
+    pub stats: NodeStats,
+    /// Reported within the liveness window.
+    pub alive: bool,
+    /// Takes nothing new.
+    pub draining: bool,
+    /// Unix milliseconds of the last report.
+    pub last_seen: i64,
+}
+
+/// A node to connect to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeRef {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where to connect over QUIC.
+    pub relay_addr: String,
+}
+
+/// Where a node pulls a stream from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParentsView {
+    /// Pull from this one now.
+    pub primary: NodeRef,
+    /// Move to this one if the primary fails (connect ahead).
+    pub backup: Option<NodeRef>,
+}
+
+/// The node chosen for a viewer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Placement {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where the viewer goes (`{http_url}/whep/{stream}`).
+    pub http_url: String,
+}
+
+/// `?node=&stream=`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ParentsQuery {
+    /// The asking node's id.
+    pub node: String,
+    /// The stream it needs.
+    pub stream: String,
+}
+
+/// `?stream=`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlaceQuery {
+    /// The stream the viewer wants.
+    pub stream: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct NodeRow {
+    id: String,
+    name: String,
+    role: String,
+    zone: String,
+    http_url: String,
+    relay_addr: String,
+    capacity: i64,
+    stats: String,
+    draining: i64,
+    last_seen: i64,
+}
+
+const NODE_COLUMNS: &str =
+    "id, name, role, zone, http_url, relay_addr, capacity, stats, draining, last_seen";
+
+fn idle() -> NodeStats {
+    NodeStats {
+        cpu: 0.0,
+        egress_bps: 0,
+        viewers: 0,
+        streams: Vec::new(),
+    }
+}
+
+impl NodeRow {
+    fn info(self, now: i64, timeout: i64) -> NodeInfo {
+        NodeInfo {
+            alive: now - self.last_seen <= timeout,
+            draining: self.draining != 0,
+            role: Role::parse(&self.role).unwrap_or(Role::Edge),
+            capacity: u32::try_from(self.capacity).unwrap_or(0),
+            stats: serde_json::from_str(&self.stats).unwrap_or_else(|_| idle()),
+            id: self.id,
+            name: self.name,
+            zone: self.zone,
+            http_url: self.http_url,
+            relay_addr: self.relay_addr,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+async fn all_nodes(cp: &ControlPlane) -> ApiResult<Vec<NodeInfo>> {
+    let rows: Vec<NodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NODE_COLUMNS} FROM cluster_nodes ORDER BY name"
+    )))
+    .fetch_all(cp.pool())
+    .await?;
+    let (now, timeout) = (now_ms(), cp.config().cluster_tuning.node_timeout_ms);
+    Ok(rows.into_iter().map(|r| r.info(now, timeout)).collect())
+}
+
+/// Builds the view placement reads from the registry's rows.
+pub fn build_view(nodes: &[NodeInfo], limits: super::Limits) -> ClusterView {
+    let mut view = ClusterView::new(limits);
+    for n in nodes {
+        let mut node = Node::new(&n.id, n.role, &n.zone, n.capacity);
+        node.name.clone_from(&n.name);
+        node.http_url.clone_from(&n.http_url);
+        node.relay_addr.clone_from(&n.relay_addr);
+        node.cpu = n.stats.cpu;
+        node.egress_bps = n.stats.egress_bps;
+        node.viewers = n.stats.viewers;
+        node.alive = n.alive;
+        node.draining = n.draining;
+        view.add(node);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let me = NodeId(i as u32);
+        for s in &n.stats.streams {
+            if let Some(ingest) = s.publishing.filter(|_| n.role == Role::Origin) {
+                view.set_ingest(me, &s.name, ingest);
+            }
+            let find = |id: &Option<String>| id.as_deref().and_then(|k| view.find(k));
+            match find(&s.parent).filter(|p| *p != me) {
+                Some(p) => {
+                    let backup = find(&s.backup).filter(|b| *b != me);
+                    view.attach(me, &s.name, p, backup);
+                }
+                None => view.mark_carrying(me, &s.name),
+            }
+        }
+    }
+    view
+}
+
+/// A replica's loaded view, reused for a short while, and its random source.
+pub(crate) struct ViewCache(tokio::sync::Mutex<Cached>);
+
+struct Cached {
+    loaded: Option<Instant>,
+    view: ClusterView,
+    rng: SmallRng,
+}
+
+impl ViewCache {
+    pub(crate) fn new() -> ViewCache {
+        ViewCache(tokio::sync::Mutex::new(Cached {
+            loaded: None,
+            view: ClusterView::default(),
+            rng: SmallRng::from_os_rng(),
+        }))
+    }
+}
+
+impl ControlPlane {
+    /// Runs `f` on the cluster view (loaded again when older than the TTL, one load at
+    /// a time); what `f` changes stays in this replica's view until the next load.
+    pub(crate) async fn with_view<T>(
+        &self,
+        f: impl FnOnce(&mut ClusterView, &mut SmallRng) -> T,
+    ) -> ApiResult<T> {
+        let mut c = self.cluster_cache().0.lock().await;
+        let ttl = Duration::from_millis(self.config().cluster_tuning.view_ttl_ms);
+        if c.loaded.is_none_or(|t| t.elapsed() >= ttl) {
+            let nodes = all_nodes(self).await?;
+            c.view = build_view(&nodes, self.config().cluster_tuning.limits);
+            c.loaded = Some(Instant::now());
+        }
+        let Cached { view, rng, .. } = &mut *c;
+        Ok(f(view, rng))
+    }
+
+    async fn forget_view(&self) {
+        self.cluster_cache().0.lock().await.loaded = None;
+    }
+
+    /// Chooses the node for one viewer of `stream` and counts the viewer on it.
+    pub async fn place(&self, stream: &str) -> ApiResult<Placement> {
+        self.with_view(|view, rng| {
+            let n = place_viewer(view, stream, rng).map_err(place_error)?;
+            view.add_viewer(n, stream);
+            let node = view.node(n);
+            Ok(Placement {
+                id: node.key.clone(),
+                name: node.name.clone(),
+                http_url: node.http_url.clone(),
+            })
+        })
+        .await?
+    }
+}
+
+fn place_error(e: PlaceError) -> Error {
+    match e {
+        PlaceError::Full => Error::Busy("the cluster is full", 2),
+        PlaceError::NotLive => Error::Missing("the stream is not being published"),
+        PlaceError::IsSource => Error::Conflict("this node holds the stream's publisher"),
+    }
+}
+
+fn checked(field: &str, s: &str, max: usize) -> ApiResult<String> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "{field} must be 1 to {max} characters without control characters"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+/// Register a media node (the cluster token).
+#[utoipa::path(post, path = "/api/v1/cluster/nodes", tag = "cluster", security(("cluster_token" = [])), request_body = NewNode,
+    responses((status = 201, body = Registered), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn register(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    Json(req): Json<NewNode>,
+) -> ApiResult<(StatusCode, axum::Json<Registered>)> {
+    let name = checked("name", &req.name, 64)?;
+    let zone = checked("zone", &req.zone, 64)?;
+    let http_url = checked("http_url", &req.http_url, 200)?;
+    if !(http_url.starts_with("http://") || http_url.starts_with("https://")) {
+        return Err(Error::Invalid("http_url must be an http(s) URL".into()));
+    }
+    let relay_addr = checked("relay_addr", &req.relay_addr, 200)?;
+    if !relay_addr.contains(':') {
+        return Err(Error::Invalid("relay_addr must be host:port".into()));
+    }
+    if !(1..=10_000_000).contains(&req.capacity) {
+        return Err(Error::Invalid("capacity must be from 1 to 10000000".into()));
+    }
+    let (others,): (i64,) = sqlx::query_as("SELECT count(*) FROM cluster_nodes WHERE name <> $1")
+        .bind(&name)
+        .fetch_one(cp.pool())
+        .await?;
+    if others >= cp.config().cluster_tuning.max_nodes {
+        return Err(Error::Conflict("node limit reached"));
+    }
+    let id = random_id();
+    let now = now_ms();
+    let stats = serde_json::to_string(&idle()).map_err(|e| Error::Internal(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO cluster_nodes (id, name, role, zone, http_url, relay_addr, capacity, \
+         stats, draining, registered_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
+         ON CONFLICT (name) DO UPDATE SET id = excluded.id, role = excluded.role, \
+         zone = excluded.zone, http_url = excluded.http_url, relay_addr = excluded.relay_addr, \
+         capacity = excluded.capacity, stats = excluded.stats, draining = 0, \
+         registered_at = excluded.registered_at, last_seen = excluded.last_seen",
+    )
+    .bind(&id)
+    .bind(&name)
+    .bind(req.role.as_str())
+    .bind(&zone)
+    .bind(http_url.trim_end_matches('/'))
+    .bind(&relay_addr)
+    .bind(i64::from(req.capacity))
+    .bind(&stats)
+    .bind(now)
+    .execute(cp.pool())
+    .await?;
+    cp.forget_view().await;
+    Ok((StatusCode::CREATED, axum::Json(Registered { id })))
+}
+
+/// Report a node's load and streams (every second; dead after the liveness window).
+#[utoipa::path(put, path = "/api/v1/cluster/nodes/{id}/stats", tag = "cluster", security(("cluster_token" = [])),
+    params(("id" = String, Path, description = "Node id")), request_body = NodeStats,
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn stats(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    Path(id): Path<String>,
+    Json(req): Json<NodeStats>,
+) -> ApiResult<StatusCode> {
+    if !(0.0..=1.0).contains(&req.cpu) {
+        return Err(Error::Invalid("cpu must be from 0 to 1".into()));
+    }
+    if req.streams.len() > MAX_STREAMS_PER_NODE {
+        return Err(Error::Invalid(format!(
+            "at most {MAX_STREAMS_PER_NODE} streams"
+        )));
+    }
+    for s in &req.streams {
+        checked("stream name", &s.name, 100)?;
+    }
+    let stats = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
+    let updated = sqlx::query("UPDATE cluster_nodes SET stats = $2, last_seen = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(&stats)
+        .bind(now_ms())
+        .execute(cp.pool())
+        .await?
+        .rows_affected();
+    if updated == 0 {
+        return Err(Error::Missing("no such node: register again"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Drain a node: it keeps what it has and takes no new viewers or children.
+#[utoipa::path(post, path = "/api/v1/cluster/nodes/{id}/drain", tag = "cluster", security(("cluster_token" = []), ("access_token" = [])),
+    params(("id" = String, Path, description = "Node id")),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn drain(
+    State(cp): State<ControlPlane>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let updated = sqlx::query("UPDATE cluster_nodes SET draining = 1 WHERE id = $1")
+        .bind(&id)
+        .execute(cp.pool())
+        .await?
+        .rows_affected();
+    if updated == 0 {
+        return Err(Error::Missing("no such node"));
+    }
+    cp.forget_view().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every registered node, alive or not.
+#[utoipa::path(get, path = "/api/v1/cluster/nodes", tag = "cluster", security(("cluster_token" = []), ("access_token" = [])),
+    responses((status = 200, body = [NodeInfo]), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn list(
+    State(cp): State<ControlPlane>,
+    _: Operator,
+) -> ApiResult<axum::Json<Vec<NodeInfo>>> {
+    Ok(axum::Json(all_nodes(&cp).await?))
+}
+
+/// Where a node should pull a stream from, and its backup parent.
+#[utoipa::path(get, path = "/api/v1/cluster/parents", tag = "cluster", security(("cluster_token" = [])), params(ParentsQuery),
+    responses((status = 200, body = ParentsView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn parents(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    Query(q): Query<ParentsQuery>,
+) -> ApiResult<axum::Json<ParentsView>> {
+    cp.with_view(|view, rng| {
+        let me = view.find(&q.node).ok_or(Error::Missing("no such node"))?;
+        let p = parent_for(view, me, &q.stream, rng).map_err(place_error)?;
+        view.attach(me, &q.stream, p.primary, p.backup);
+        let node_ref = |n: NodeId| {
+            let n = view.node(n);
+            NodeRef {
+                id: n.key.clone(),
+                name: n.name.clone(),
+                relay_addr: n.relay_addr.clone(),
+            }
+        };
+        Ok(axum::Json(ParentsView {
+            primary: node_ref(p.primary),
+            backup: p.backup.map(node_ref),
+        }))
+    })
+    .await?
+}
+
+/// The node a viewer of this stream should go to.
+#[utoipa::path(get, path = "/api/v1/cluster/place", tag = "cluster", security(("cluster_token" = [])), params(PlaceQuery),
+    responses((status = 200, body = Placement), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn place(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    Query(q): Query<PlaceQuery>,
+) -> ApiResult<axum::Json<Placement>> {
+    Ok(axum::Json(cp.place(&q.stream).await?))
+}
