@@ -119,6 +119,9 @@ pub struct ClusterArgs {
     /// The URL viewers reach this node's HTTP at [default: http://<bound address>].
     #[arg(long, env = "CASCADE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Viewers this node takes before placement prefers others.
+    #[arg(long, env = "CASCADE_CAPACITY", default_value_t = 1000)]
+    pub capacity: u32,
 }
 
 fn parse_parent(s: &str) -> Result<(String, SocketAddr), String> {

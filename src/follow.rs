@@ -61,7 +61,12 @@ pub fn in_process(control: ControlPlane, state: AppState) {
 /// Follows a remote control plane's revocation list into `list`, ending sessions bound to
 /// what it revokes.
 pub fn remote(base: String, list: Arc<RwLock<RevocationList>>, state: AppState) {
-    let url = format!("{}/api/v1/revocations", base.trim_end_matches('/'));
+    // Several replicas, comma-separated: a failed poll moves to the next.
+    let urls: Vec<String> = base
+        .split(',')
+        .map(|b| format!("{}/api/v1/revocations", b.trim().trim_end_matches('/')))
+        .collect();
+    let mut at = 0usize;
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(WAIT_SECS + 10))
@@ -82,7 +87,8 @@ pub fn remote(base: String, list: Arc<RwLock<RevocationList>>, state: AppState) 
                 .version()
                 .to_owned();
             let wait = if since.is_empty() { 0 } else { WAIT_SECS };
-            match fetch(&client, &url, &since, wait).await {
+            let url = &urls[at % urls.len()];
+            match fetch(&client, url, &since, wait).await {
                 Ok(feed) => {
                     if failing {
                         tracing::info!("following revocations from {url} again");
@@ -99,8 +105,12 @@ pub fn remote(base: String, list: Arc<RwLock<RevocationList>>, state: AppState) 
                         tracing::warn!("cannot read revocations from {url}: {e}; retrying");
                         failing = true;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    at += 1;
+                    // Straight to the next replica; a pause once all have failed.
+                    if at % urls.len() == 0 {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
             }
         }

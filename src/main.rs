@@ -26,6 +26,14 @@ struct Cli {
 enum Command {
     /// Run a node: media engine, WHIP/WHEP, the control plane's API, pages and metrics.
     Serve(Box<config::ServeArgs>),
+    /// Run a media node of a cluster: `serve` with `--auth tokens` checked against the
+    /// control plane at `--control-plane` (its public key fetched from it), registered
+    /// there with `--role`, `--zone` and `--cluster-token`; parents come from it.
+    Node(Box<config::ServeArgs>),
+    /// Run a control-plane replica of a cluster (several may share one PostgreSQL): the
+    /// API, the node registry (`--cluster-token`) and `POST /whep/{stream}` answered with a
+    /// 307 to the chosen edge. No media.
+    Control(Box<config::ServeArgs>),
     /// Load a WHIP/WHEP server with a synthetic publisher and many viewers; report what it held.
     Loadtest(Box<loadtest::Options>),
     /// Copy the live SQLite database to a file, while the server keeps running.
@@ -72,6 +80,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(serve),
+        Command::Node(mut args) => node_defaults(&mut args)
+            .and_then(|()| args.resolve())
+            .and_then(serve),
+        Command::Control(args) => args.resolve().and_then(control),
         Command::Loadtest(opts) => {
             let json = opts.json;
             loadtest::run(*opts).map(|report| {
@@ -143,6 +155,101 @@ fn run_db(
         .map_err(|e| e.to_string())
 }
 
+/// What `cascade node` adds to `serve`: tokens checked offline, the control plane's key.
+fn node_defaults(args: &mut config::ServeArgs) -> Result<(), String> {
+    let control = args
+        .control_plane
+        .clone()
+        .ok_or("cascade node needs --control-plane URL[,URL…]")?;
+    if args.cluster.role.is_none() {
+        return Err("cascade node needs --role origin|relay|edge".into());
+    }
+    args.auth.get_or_insert(AuthMode::Tokens);
+    if args.token_public_key.is_none() {
+        args.token_public_key = Some(fetch_signing_keys(&control)?);
+    }
+    Ok(())
+}
+
+/// The control plane's token-verifying keys (`GET /api/v1/signing-key`), comma-separated,
+/// from the first replica that answers.
+fn fetch_signing_keys(control: &str) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        for base in control.split(',') {
+            let url = format!("{}/api/v1/signing-key", base.trim().trim_end_matches('/'));
+            let got = async {
+                reqwest::get(&url)
+                    .await?
+                    .error_for_status()?
+                    .json::<serde_json::Value>()
+                    .await
+            }
+            .await;
+            let keys: Vec<String> = got
+                .ok()
+                .and_then(|v| {
+                    v["keys"].as_array().map(|ks| {
+                        ks.iter()
+                            .filter_map(|k| k["public_key"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                return Ok(keys.join(","));
+            }
+        }
+        Err(format!(
+            "no control plane at {control} answered GET /api/v1/signing-key"
+        ))
+    })
+}
+
+/// `cascade control`: a control-plane replica with the cluster's registry and placement.
+fn control(settings: config::Settings) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let token = settings
+            .cluster
+            .cluster_token
+            .clone()
+            .ok_or("cascade control needs --cluster-token (what nodes present)")?;
+        let control = control_plane::ControlPlane::open(
+            &settings.database_url,
+            control_plane::Config {
+                cors_origins: settings.cors_origins.clone(),
+                secret_key: settings.secret_key.clone(),
+                cluster: true,
+                cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("opening the database: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(settings.http)
+            .await
+            .map_err(|e| format!("binding {}: {e}", settings.http))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("cascade listening on http://{addr}");
+        let app = control.router().layer(axum::middleware::from_fn(
+            signaling::headers::security_headers,
+        ));
+        signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        control.db().close().await;
+        Ok(())
+    })
+}
+
 fn serve(settings: config::Settings) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -157,6 +264,13 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             control_plane::Config {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
+                // The all-in-one can hold a small cluster's registry (its own node serves
+                // WHEP, so no redirect).
+                cluster_token: settings
+                    .cluster
+                    .cluster_token
+                    .clone()
+                    .map(control_plane::cluster::ClusterToken::new),
                 ..Default::default()
             },
         )
@@ -197,7 +311,13 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         tracing::info!("media workers on udp {}", media.join(", "));
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
-        cluster::start(&settings.cluster, &node, addr).await?;
+        cluster::start(
+            &settings.cluster,
+            settings.control_plane.as_deref(),
+            &node,
+            addr,
+        )
+        .await?;
         let app =
             signaling::app(state, cors)
                 .merge(control.router())

@@ -441,6 +441,17 @@ impl Directory {
         self.remote.subscribe()
     }
 
+    /// Every stream this node carries (a local publisher or a relay link feeds it), and
+    /// whether a local publisher does.
+    pub fn carried(&self) -> Vec<(String, bool)> {
+        let g = self.lock();
+        g.streams
+            .iter()
+            .filter(|(_, e)| e.publisher.is_some() || e.relay_source.is_some())
+            .map(|(n, e)| (n.clone(), e.publisher.is_some()))
+            .collect()
+    }
+
     /// Whether a local publisher sends `name`.
     pub fn has_publisher(&self, name: &str) -> bool {
         self.lock()

@@ -225,6 +225,11 @@ impl Node {
         self.inner.shared.directory.watch_remote()
     }
 
+    /// Every stream this node carries, and whether a local publisher sends it.
+    pub fn carried(&self) -> Vec<(String, bool)> {
+        self.inner.shared.directory.carried()
+    }
+
     /// Whether a local publisher (WHIP) sends `stream`.
     pub fn has_publisher(&self, stream: &str) -> bool {
         self.inner.shared.directory.has_publisher(stream)

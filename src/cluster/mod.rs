@@ -1,6 +1,7 @@
 //! A node in a cluster: relay links to parents and children (`relay`), and the commands
 //! that make a cluster's certificates.
 
+pub mod agent;
 pub mod relay;
 
 use std::net::SocketAddr;
@@ -51,8 +52,14 @@ pub fn run(c: ClusterCommand) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the node's relay links, if it has any (`--relay-listen`).
-pub async fn start(args: &ClusterArgs, node: &sfu::Node, _http: SocketAddr) -> Result<(), String> {
+/// Starts the node's relay links, if it has any (`--relay-listen`), and its registration
+/// with the control plane (`--control-plane` with `--cluster-token` and `--role`).
+pub async fn start(
+    args: &ClusterArgs,
+    control: Option<&str>,
+    node: &sfu::Node,
+    http: SocketAddr,
+) -> Result<(), String> {
     let (Some(listen), Some(dir)) = (args.relay_listen, args.node_dir.as_ref()) else {
         return Ok(());
     };
@@ -64,15 +71,39 @@ pub async fn start(args: &ClusterArgs, node: &sfu::Node, _http: SocketAddr) -> R
         .map_err(|e| format!("relay on {listen}: {e}"))?;
     // Tests and scripts read this line for the address actually bound.
     println!("cascade relay {} on quic {local}", identity.name);
-    let parents = Parents::Static(
-        args.parents
-            .iter()
-            .map(|(name, addr)| ParentAddr {
-                name: name.clone(),
-                addr: *addr,
-            })
-            .collect(),
-    );
+    let registry = match (control, &args.cluster_token, &args.role) {
+        (Some(urls), Some(token), Some(role)) => Some(agent::Agent::start(
+            urls.split(',').map(str::to_owned).collect(),
+            token.clone(),
+            agent::Registration {
+                name: identity.name.clone(),
+                role: role.clone(),
+                zone: args.zone.clone().unwrap_or_else(|| "default".into()),
+                http_url: args
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{http}")),
+                relay_addr: local.to_string(),
+                capacity: args.capacity,
+            },
+            node.clone(),
+        )),
+        _ => None,
+    };
+    let parents = match registry {
+        Some(agent) if args.parents.is_empty() && args.role.as_deref() != Some("origin") => {
+            Parents::Control(agent)
+        }
+        _ => Parents::Static(
+            args.parents
+                .iter()
+                .map(|(name, addr)| ParentAddr {
+                    name: name.clone(),
+                    addr: *addr,
+                })
+                .collect(),
+        ),
+    };
     Relay {
         node: node.clone(),
         endpoint,

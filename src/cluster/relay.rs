@@ -56,12 +56,21 @@ pub struct ParentAddr {
 pub enum Parents {
     /// A fixed list, primary first (`--parent`).
     Static(Vec<ParentAddr>),
+    /// Asked of the control plane per stream (primary and backup).
+    Control(super::agent::Agent),
 }
 
 impl Parents {
-    async fn for_stream(&self, _stream: &str) -> Vec<ParentAddr> {
+    async fn for_stream(&self, stream: &str) -> Vec<ParentAddr> {
         match self {
             Parents::Static(v) => v.clone(),
+            Parents::Control(agent) => agent.parents(stream).await,
+        }
+    }
+
+    fn report(&self, stream: &str, parent: Option<&str>) {
+        if let Parents::Control(agent) = self {
+            agent.set_parent(stream, parent);
         }
     }
 
@@ -293,6 +302,7 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
         .unwrap_or_else(|p| p.into_inner())
         .insert(link, kf_tx);
     let _route = RouteGuard(keyframes.clone(), link);
+    let _report = ReportGuard(relay.parents.clone(), stream.clone());
     let mut at = 0usize;
     let mut failures = 0usize;
     loop {
@@ -320,6 +330,15 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
                 }
             }
         }
+    }
+}
+
+/// Tells the registry the stream is no longer pulled, when its task ends.
+struct ReportGuard(Parents, String);
+
+impl Drop for ReportGuard {
+    fn drop(&mut self) {
+        self.0.report(&self.1, None);
     }
 }
 
@@ -372,6 +391,7 @@ async fn subscribe_once(
                 match ev {
                     Some(ChildEvent::Subscribed(_)) => {
                         tracing::info!(stream, parent = parent.name, "subscribed");
+                        relay.parents.report(stream, Some(&parent.name));
                     }
                     Some(ChildEvent::State(s)) => {
                         let live = s == StreamState::Active;

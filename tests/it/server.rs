@@ -35,13 +35,25 @@ impl Server {
 
     /// A node on the data directory `data`, its log (at `log_level`) going to `stderr`.
     pub fn launch(extra: &[&str], data: &Path, stderr: Stdio, log_level: &str) -> Server {
+        Server::launch_as("serve", extra, data, stderr, log_level)
+    }
+
+    /// `cascade <command>` (`serve`, `node`, `control`) on the data directory `data`.
+    pub fn launch_as(
+        command: &str,
+        extra: &[&str],
+        data: &Path,
+        stderr: Stdio,
+        log_level: &str,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cascade"));
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--workers", "2"])
+        cmd.args([command, "--http", "127.0.0.1:0", "--workers", "2"])
             .arg("--data-dir")
             .arg(data);
-        if !extra
-            .iter()
-            .any(|a| *a == "--auth" || *a == "--publish-key")
+        if command == "serve"
+            && !extra
+                .iter()
+                .any(|a| *a == "--auth" || *a == "--publish-key")
         {
             cmd.args(["--auth", "open"]);
         }

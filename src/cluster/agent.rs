@@ -1,0 +1,276 @@
+//! A node's side of the control plane's registry: it registers (role, zone, addresses,
+//! capacity), reports its stats every second (CPU, egress, sessions, the streams it carries
+//! and from which parent), and asks which parents to pull a stream from. Media never waits
+//! on it: a failed call is retried on the next tick, and a stream keeps its parents.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::relay::ParentAddr;
+
+/// How often stats go to the control plane (a node is dead after 3 s without).
+pub const STATS_EVERY: Duration = Duration::from_secs(1);
+/// A control plane that does not answer this fast is skipped for this tick.
+const CALL_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What the node registers as.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub role: String,
+    pub zone: String,
+    pub http_url: String,
+    pub relay_addr: String,
+    pub capacity: u32,
+}
+
+/// The node's link to the control plane (one or several replicas' URLs: a failed call
+/// moves to the next).
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    token: String,
+    me: Registration,
+    node: sfu::Node,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    id: Option<String>,
+    /// The replica that answered last.
+    at: usize,
+    /// Parent names to registry ids, from the answers about parents.
+    ids: HashMap<String, String>,
+    /// Each pulled stream's parent now (name), as the relay reports it.
+    parents: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct NodeRef {
+    id: String,
+    name: String,
+    relay_addr: String,
+}
+
+#[derive(Deserialize)]
+struct ParentsView {
+    primary: NodeRef,
+    backup: Option<NodeRef>,
+}
+
+impl Agent {
+    /// Starts registering and reporting in the background.
+    pub fn start(urls: Vec<String>, token: String, me: Registration, node: sfu::Node) -> Agent {
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                http: reqwest::Client::builder()
+                    .timeout(CALL_TIMEOUT)
+                    .build()
+                    .unwrap_or_default(),
+                urls: urls
+                    .into_iter()
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .collect(),
+                token,
+                me,
+                node,
+                state: Mutex::default(),
+            }),
+        };
+        tokio::spawn(agent.clone().report());
+        agent
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls the replicas in turn, from the last that answered, until one does.
+    async fn call(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Option<reqwest::Response> {
+        let n = self.inner.urls.len();
+        let start = self.state().at;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let req = build(&self.inner.http, &self.inner.urls[i]).bearer_auth(&self.inner.token);
+            match req.send().await {
+                Ok(r) if !r.status().is_server_error() => {
+                    self.state().at = i;
+                    return Some(r);
+                }
+                Ok(r) => tracing::debug!("control plane {}: {}", self.inner.urls[i], r.status()),
+                Err(e) => tracing::debug!("control plane {}: {e}", self.inner.urls[i]),
+            }
+        }
+        None
+    }
+
+    async fn register(&self) -> Option<String> {
+        let me = &self.inner.me;
+        let body = json!({
+            "name": me.name, "role": me.role, "zone": me.zone, "http_url": me.http_url,
+            "relay_addr": me.relay_addr, "capacity": me.capacity,
+        });
+        let r = self
+            .call(|c, u| c.post(format!("{u}/api/v1/cluster/nodes")).json(&body))
+            .await?;
+        if !r.status().is_success() {
+            tracing::warn!(
+                "the control plane refused to register this node: {}",
+                r.status()
+            );
+            return None;
+        }
+        let id = r.json::<Registered>().await.ok()?.id;
+        tracing::info!(id, "registered with the control plane");
+        Some(id)
+    }
+
+    /// Registers, then sends stats every second; registers again when forgotten.
+    async fn report(self) {
+        let mut cpu = CpuMeter::default();
+        let mut egress = (Instant::now(), self.inner.node.metrics().bytes_out.get());
+        let mut tick = tokio::time::interval(STATS_EVERY);
+        loop {
+            tick.tick().await;
+            let id = self.state().id.clone();
+            let Some(id) = id else {
+                self.state().id = self.register().await;
+                continue;
+            };
+            let now = Instant::now();
+            let bytes = self.inner.node.metrics().bytes_out.get();
+            let secs = now.duration_since(egress.0).as_secs_f64().max(0.001);
+            let egress_bps = ((bytes.saturating_sub(egress.1)) as f64 * 8.0 / secs) as u64;
+            egress = (now, bytes);
+            let body = self.stats(cpu.sample(), egress_bps);
+            let r = self
+                .call(|c, u| {
+                    c.put(format!("{u}/api/v1/cluster/nodes/{id}/stats"))
+                        .json(&body)
+                })
+                .await;
+            if r.is_some_and(|r| r.status() == reqwest::StatusCode::NOT_FOUND) {
+                self.state().id = None;
+            }
+        }
+    }
+
+    fn stats(&self, cpu: f64, egress_bps: u64) -> serde_json::Value {
+        let node = &self.inner.node;
+        let st = self.state();
+        let streams: Vec<serde_json::Value> = node
+            .carried()
+            .into_iter()
+            .take(1000)
+            .map(|(name, publishing)| {
+                let parent = st.parents.get(&name).and_then(|p| st.ids.get(p)).cloned();
+                json!({
+                    "name": name,
+                    "publishing": publishing.then_some("primary"),
+                    "parent": parent,
+                })
+            })
+            .collect();
+        json!({
+            "cpu": cpu,
+            "egress_bps": egress_bps,
+            "viewers": node.session_count(),
+            "streams": streams,
+        })
+    }
+
+    /// The parents to pull `stream` from, primary first; empty when the control plane
+    /// cannot say now (the caller retries).
+    pub async fn parents(&self, stream: &str) -> Vec<ParentAddr> {
+        let Some(id) = self.state().id.clone() else {
+            return Vec::new();
+        };
+        let r = self
+            .call(|c, u| {
+                c.get(format!("{u}/api/v1/cluster/parents"))
+                    .query(&[("node", id.as_str()), ("stream", stream)])
+            })
+            .await;
+        let Some(view) = (match r {
+            Some(r) if r.status().is_success() => r.json::<ParentsView>().await.ok(),
+            _ => None,
+        }) else {
+            return Vec::new();
+        };
+        let mut st = self.state();
+        let mut out = Vec::new();
+        for n in std::iter::once(view.primary).chain(view.backup) {
+            if st.ids.len() > 10_000 {
+                st.ids.clear();
+            }
+            st.ids.insert(n.name.clone(), n.id);
+            if let Ok(addr) = n.relay_addr.parse() {
+                out.push(ParentAddr { name: n.name, addr });
+            }
+        }
+        out
+    }
+
+    /// The relay reports which parent a stream is pulled from now (`None`: no longer).
+    pub fn set_parent(&self, stream: &str, parent: Option<&str>) {
+        let mut st = self.state();
+        match parent {
+            Some(p) => {
+                if st.parents.len() < 10_000 {
+                    st.parents.insert(stream.to_owned(), p.to_owned());
+                }
+            }
+            None => {
+                st.parents.remove(stream);
+            }
+        }
+    }
+}
+
+/// The process's CPU use since the last sample, in cores, from `/proc/self/stat`
+/// (utime + stime in clock ticks of 1/100 s, Linux's fixed USER_HZ).
+#[derive(Default)]
+struct CpuMeter {
+    last: Option<(Instant, u64)>,
+}
+
+impl CpuMeter {
+    fn sample(&mut self) -> f64 {
+        let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                // Fields after the command name (which may hold spaces) in parentheses.
+                let rest = &s[s.rfind(')')? + 2..];
+                let f: Vec<&str> = rest.split(' ').collect();
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            })
+        else {
+            return 0.0;
+        };
+        let now = Instant::now();
+        let cpu = self.last.map_or(0.0, |(t, before)| {
+            let secs = now.duration_since(t).as_secs_f64().max(0.001);
+            ticks.saturating_sub(before) as f64 / 100.0 / secs
+        });
+        self.last = Some((now, ticks));
+        cpu
+    }
+}

@@ -1,0 +1,182 @@
+//! A cluster run by its control plane: two `cascade control` replicas on one database and
+//! `cascade node`s (origin, two relays in two zones, two edges) that register, report and
+//! take their parents from it. A viewer's WHEP POST to a replica is answered 307 to an edge
+//! with a viewer token in the URL; the edge pulls the stream through a relay from the
+//! origin; with one replica killed, new viewers are still placed and nodes keep reporting.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::accounts::{account, api, channel_with_key};
+use crate::cluster::certificates;
+use crate::peer::Peer;
+use crate::server::{temp_dir, Server};
+use crate::synth::{assert_continuous, Synth};
+
+const TOKEN: &str = "a cluster token for the tests only";
+
+fn control(data: &std::path::Path) -> Server {
+    Server::launch_as(
+        "control",
+        &["--cluster-token", TOKEN],
+        data,
+        Stdio::inherit(),
+        "warn",
+    )
+}
+
+fn node(dir: &std::path::Path, controls: &str, name: &str, role: &str, zone: &str) -> Server {
+    let node_dir = dir.join(name);
+    let args = [
+        "--control-plane",
+        controls,
+        "--cluster-token",
+        TOKEN,
+        "--role",
+        role,
+        "--zone",
+        zone,
+        "--relay-listen",
+        "127.0.0.1:0",
+        "--node-dir",
+        node_dir.to_str().unwrap(),
+    ];
+    let mut s = Server::launch_as(
+        "node",
+        &args,
+        &temp_dir("node"),
+        Stdio::inherit(),
+        "warn,cascade::cluster=info",
+    );
+    let banner = s.next_line();
+    assert!(
+        banner.starts_with(&format!("cascade relay {name} on quic ")),
+        "{banner}"
+    );
+    s
+}
+
+/// The nodes the registry says are alive.
+fn alive(control: &Server) -> Vec<String> {
+    let r = control
+        .http()
+        .get(control.url("/api/v1/cluster/nodes"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// POSTs a viewer's offer to a control plane: the 307 and where it points.
+fn placed(control: &Server, stream: &str, offer: &str) -> String {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(control.url(&format!("/whep/{stream}")))
+        .header("content-type", "application/sdp")
+        .body(offer.to_owned())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 307, "{}", r.text().unwrap_or_default());
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
+    let data = temp_dir("replicas");
+    let c1 = control(&data);
+    let c2 = control(&data);
+    account(&c1, "admin");
+    let owner = account(&c1, "ana_x");
+    let (key, _) = channel_with_key(&c1, &owner, "show", "public");
+    let dir = temp_dir("cluster-certs");
+    certificates(&dir, &["origin", "relay1", "relay2", "edge1", "edge2"]);
+    let controls = format!("{},{}", c1.base, c2.base);
+    let origin = node(&dir, &controls, "origin", "origin", "a");
+    let _relays = [
+        node(&dir, &controls, "relay1", "relay", "a"),
+        node(&dir, &controls, "relay2", "relay", "b"),
+    ];
+    let edges = [
+        node(&dir, &controls, "edge1", "edge", "a"),
+        node(&dir, &controls, "edge2", "edge", "b"),
+    ];
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(&c2).len() < 5 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(alive(&c2).len(), 5, "every node registered and reports");
+
+    // The broadcaster publishes to the origin with a publish token from the control plane.
+    let (s, pt) = api(&c1, "POST", "/publish-token", Some(&key), None);
+    assert_eq!(s, 200);
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    publ.connect_as(
+        &http,
+        &origin.url("/whip/show"),
+        offer,
+        pending,
+        pt["token"].as_str(),
+    );
+
+    // Two viewers ask the replicas; each is sent to an edge, token in the URL.
+    let mut viewers = Vec::new();
+    for c in [&c1, &c2] {
+        let (mut v, offer, pending) = Peer::viewer();
+        let location = placed(c, "show", &offer);
+        assert!(
+            edges
+                .iter()
+                .any(|e| location.starts_with(&format!("{}/whep/show?token=", e.base))),
+            "placed on an edge: {location}"
+        );
+        v.connect(&http, &location, offer, pending);
+        viewers.push(v);
+    }
+    let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
+    let video = |v: &Peer| {
+        v.received
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count()
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while viewers.iter().any(|v| video(v) < 100) && Instant::now() < end {
+        synth.tick(&mut publ);
+        publ.poll();
+        for v in viewers.iter_mut() {
+            v.poll();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for v in &viewers {
+        assert!(
+            video(v) >= 100,
+            "the edge's viewer plays: {} packets",
+            video(v)
+        );
+        assert_continuous(v);
+    }
+
+    // A replica dies: the other places new viewers, and the nodes report to it.
+    drop(c1);
+    let (_, offer, _) = Peer::viewer();
+    let location = placed(&c2, "show", &offer);
+    assert!(location.contains("/whep/show?token="), "{location}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        alive(&c2).len(),
+        5,
+        "nodes moved their reports to the live replica"
+    );
+}
