@@ -107,7 +107,7 @@ pub fn remote(base: String, list: Arc<RwLock<RevocationList>>, state: AppState) 
                     }
                     at += 1;
                     // Straight to the next replica; a pause once all have failed.
-                    if at % urls.len() == 0 {
+                    if at.is_multiple_of(urls.len()) {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
