@@ -239,9 +239,12 @@ fn control(settings: config::Settings) -> Result<(), String> {
             .map_err(|e| format!("binding {}: {e}", settings.http))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         println!("cascade listening on http://{addr}");
-        let app = control.router().layer(axum::middleware::from_fn(
-            signaling::headers::security_headers,
-        ));
+        let app = control
+            .router()
+            .merge(signaling::web_pages())
+            .layer(axum::middleware::from_fn(
+                signaling::headers::cluster_security_headers,
+            ));
         signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;

@@ -32,21 +32,41 @@ export declare class CascadeError extends Error {
     readonly status: number;
     constructor(status: number, message: string);
 }
+/** Where a session lives: its connection, its resource and the links it was offered. */
+interface Placement {
+    pc: RTCPeerConnection;
+    location: string;
+    links: Map<string, string>;
+}
 /** A live WHIP or WHEP session. */
 export declare class Session {
-    readonly pc: RTCPeerConnection;
+    /** The connection (replaced when the session moves to another node). */
+    pc: RTCPeerConnection;
     /** Absolute URL of the session resource. */
-    readonly location: string;
+    location: string;
     /** Links the server offered (rel -> absolute URL). */
-    readonly links: Map<string, string>;
+    links: Map<string, string>;
     private readonly token?;
     private stopped;
     private events?;
-    constructor(pc: RTCPeerConnection, 
+    private onEvent?;
+    /** Joins again through the first URL (a cluster places the viewer anew). */
+    rejoin?: () => Promise<Placement>;
+    /** Times the session moved to another node (a drained one said `move`). */
+    moves: number;
+    constructor(
+    /** The connection (replaced when the session moves to another node). */
+    pc: RTCPeerConnection, 
     /** Absolute URL of the session resource. */
     location: string, 
     /** Links the server offered (rel -> absolute URL). */
     links: Map<string, string>, token?: string | undefined);
+    /**
+     * The node is drained: join again through the cluster (a 307 to another edge), switch
+     * the picture to the new connection, then leave the old one. The viewer sees at most
+     * the new connection's first keyframe.
+     */
+    private move;
     /** Asks for another video layer (WHEP only). */
     selectLayer(layer: string): Promise<void>;
     /** Follows the stream's server-sent events (WHEP only). */

@@ -18,7 +18,9 @@ export class CascadeError extends Error {
 }
 /** A live WHIP or WHEP session. */
 export class Session {
-    constructor(pc, 
+    constructor(
+    /** The connection (replaced when the session moves to another node). */
+    pc, 
     /** Absolute URL of the session resource. */
     location, 
     /** Links the server offered (rel -> absolute URL). */
@@ -28,6 +30,35 @@ export class Session {
         this.links = links;
         this.token = token;
         this.stopped = false;
+        /** Times the session moved to another node (a drained one said `move`). */
+        this.moves = 0;
+    }
+    /**
+     * The node is drained: join again through the cluster (a 307 to another edge), switch
+     * the picture to the new connection, then leave the old one. The viewer sees at most
+     * the new connection's first keyframe.
+     */
+    async move() {
+        if (!this.rejoin || this.stopped)
+            return;
+        const old = { pc: this.pc, location: this.location, links: this.links };
+        let next;
+        try {
+            next = await this.rejoin();
+        }
+        catch {
+            return; // Stay where we are: the drained node keeps serving us.
+        }
+        this.pc = next.pc;
+        this.location = next.location;
+        this.links = next.links;
+        this.moves++;
+        this.events?.close();
+        this.events = undefined;
+        if (this.onEvent)
+            this.listen(this.onEvent);
+        await fetch(old.location, { method: "DELETE", headers: auth(this.token) }).catch(() => undefined);
+        old.pc.close();
     }
     /** Asks for another video layer (WHEP only). */
     async selectLayer(layer) {
@@ -50,7 +81,12 @@ export class Session {
         const url = this.links.get("urn:ietf:params:whep:ext:core:server-sent-events");
         if (!url || this.events)
             return;
+        this.onEvent = onEvent;
         const es = new EventSource(url);
+        es.addEventListener("move", () => {
+            onEvent("move", null);
+            void this.move();
+        });
         for (const name of ["active", "inactive", "layers", "viewercount"]) {
             es.addEventListener(name, (e) => {
                 let data = null;
@@ -228,27 +264,37 @@ function preferCodec(t, mime) {
 }
 /** Plays the WHEP endpoint `url` into `video`. */
 export async function play(url, video, options = {}) {
-    const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
-    pc.ontrack = (e) => {
-        stream.addTrack(e.track);
-        if (video.srcObject !== stream)
-            video.srcObject = stream;
-    };
     const target = options.layer && options.layer !== "auto"
         ? `${url}${url.includes("?") ? "&" : "?"}layer=${encodeURIComponent(options.layer)}`
         : url;
-    try {
-        const { location, links } = await exchange(pc, target, options.token);
-        const session = new Session(pc, location, links, options.token);
-        if (options.onEvent)
-            session.listen(options.onEvent);
-        return session;
-    }
-    catch (e) {
-        pc.close();
-        throw e;
-    }
+    // One connection: its tracks replace those of the same kind in the one MediaStream the
+    // video element plays, so a move to another node keeps the element and its state.
+    const join = async () => {
+        const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+        pc.addTransceiver("video", { direction: "recvonly" });
+        pc.addTransceiver("audio", { direction: "recvonly" });
+        pc.ontrack = (e) => {
+            for (const t of stream.getTracks())
+                if (t.kind === e.track.kind)
+                    stream.removeTrack(t);
+            stream.addTrack(e.track);
+            if (video.srcObject !== stream)
+                video.srcObject = stream;
+        };
+        try {
+            const { location, links } = await exchange(pc, target, options.token);
+            return { pc, location, links };
+        }
+        catch (e) {
+            pc.close();
+            throw e;
+        }
+    };
+    const first = await join();
+    const session = new Session(first.pc, first.location, first.links, options.token);
+    session.rejoin = join;
+    // Always followed: a drained node's `move` reaches the session even without a listener.
+    session.listen(options.onEvent ?? (() => undefined));
+    return session;
 }

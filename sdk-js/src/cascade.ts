@@ -47,19 +47,57 @@ export class CascadeError extends Error {
   }
 }
 
+/** Where a session lives: its connection, its resource and the links it was offered. */
+interface Placement {
+  pc: RTCPeerConnection;
+  location: string;
+  links: Map<string, string>;
+}
+
 /** A live WHIP or WHEP session. */
 export class Session {
   private stopped = false;
   private events?: EventSource;
+  private onEvent?: (name: string, data: unknown) => void;
+  /** Joins again through the first URL (a cluster places the viewer anew). */
+  rejoin?: () => Promise<Placement>;
+  /** Times the session moved to another node (a drained one said `move`). */
+  moves = 0;
 
   constructor(
-    readonly pc: RTCPeerConnection,
+    /** The connection (replaced when the session moves to another node). */
+    public pc: RTCPeerConnection,
     /** Absolute URL of the session resource. */
-    readonly location: string,
+    public location: string,
     /** Links the server offered (rel -> absolute URL). */
-    readonly links: Map<string, string>,
+    public links: Map<string, string>,
     private readonly token?: string,
   ) {}
+
+  /**
+   * The node is drained: join again through the cluster (a 307 to another edge), switch
+   * the picture to the new connection, then leave the old one. The viewer sees at most
+   * the new connection's first keyframe.
+   */
+  private async move(): Promise<void> {
+    if (!this.rejoin || this.stopped) return;
+    const old: Placement = { pc: this.pc, location: this.location, links: this.links };
+    let next: Placement;
+    try {
+      next = await this.rejoin();
+    } catch {
+      return; // Stay where we are: the drained node keeps serving us.
+    }
+    this.pc = next.pc;
+    this.location = next.location;
+    this.links = next.links;
+    this.moves++;
+    this.events?.close();
+    this.events = undefined;
+    if (this.onEvent) this.listen(this.onEvent);
+    await fetch(old.location, { method: "DELETE", headers: auth(this.token) }).catch(() => undefined);
+    old.pc.close();
+  }
 
   /** Asks for another video layer (WHEP only). */
   async selectLayer(layer: string): Promise<void> {
@@ -80,7 +118,12 @@ export class Session {
   listen(onEvent: (name: string, data: unknown) => void): void {
     const url = this.links.get("urn:ietf:params:whep:ext:core:server-sent-events");
     if (!url || this.events) return;
+    this.onEvent = onEvent;
     const es = new EventSource(url);
+    es.addEventListener("move", () => {
+      onEvent("move", null);
+      void this.move();
+    });
     for (const name of ["active", "inactive", "layers", "viewercount"]) {
       es.addEventListener(name, (e) => {
         let data: unknown = null;
@@ -264,24 +307,33 @@ export async function play(
   video: HTMLVideoElement,
   options: PlayOptions = {},
 ): Promise<Session> {
-  const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
-  pc.addTransceiver("video", { direction: "recvonly" });
-  pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
-  pc.ontrack = (e) => {
-    stream.addTrack(e.track);
-    if (video.srcObject !== stream) video.srcObject = stream;
-  };
   const target = options.layer && options.layer !== "auto"
     ? `${url}${url.includes("?") ? "&" : "?"}layer=${encodeURIComponent(options.layer)}`
     : url;
-  try {
-    const { location, links } = await exchange(pc, target, options.token);
-    const session = new Session(pc, location, links, options.token);
-    if (options.onEvent) session.listen(options.onEvent);
-    return session;
-  } catch (e) {
-    pc.close();
-    throw e;
-  }
+  // One connection: its tracks replace those of the same kind in the one MediaStream the
+  // video element plays, so a move to another node keeps the element and its state.
+  const join = async (): Promise<Placement> => {
+    const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.ontrack = (e) => {
+      for (const t of stream.getTracks()) if (t.kind === e.track.kind) stream.removeTrack(t);
+      stream.addTrack(e.track);
+      if (video.srcObject !== stream) video.srcObject = stream;
+    };
+    try {
+      const { location, links } = await exchange(pc, target, options.token);
+      return { pc, location, links };
+    } catch (e) {
+      pc.close();
+      throw e;
+    }
+  };
+  const first = await join();
+  const session = new Session(first.pc, first.location, first.links, options.token);
+  session.rejoin = join;
+  // Always followed: a drained node's `move` reaches the session even without a listener.
+  session.listen(options.onEvent ?? (() => undefined));
+  return session;
 }

@@ -207,6 +207,8 @@ pub struct Directory {
     limits: Limits,
     /// Bumped whenever the set of streams wanted from a parent may have changed.
     remote: watch::Sender<u64>,
+    /// The node is drained: viewers are told to move, no new viewer is admitted.
+    draining: watch::Sender<bool>,
 }
 
 impl Default for Directory {
@@ -222,6 +224,7 @@ impl Directory {
             inner: Mutex::default(),
             limits,
             remote: watch::channel(0).0,
+            draining: watch::channel(false).0,
         }
     }
 
@@ -246,6 +249,11 @@ impl Directory {
             return Err(SfuError::AtCapacity);
         }
         let client = client.filter(|_| role == Role::Viewer);
+        if role == Role::Viewer && *self.draining.borrow() {
+            return Err(SfuError::Overloaded(
+                "this node is draining: ask the cluster again",
+            ));
+        }
         if role == Role::Viewer {
             if g.viewers.sessions >= l.max_sessions.saturating_sub(l.publisher_reserve) {
                 return Err(SfuError::AtCapacity);
@@ -450,6 +458,17 @@ impl Directory {
             .filter(|(_, e)| e.publisher.is_some() || e.relay_source.is_some())
             .map(|(n, e)| (n.clone(), e.publisher.is_some()))
             .collect()
+    }
+
+    /// Drains the node (or not): its viewers are told to move, new ones are refused.
+    pub fn set_draining(&self, on: bool) {
+        self.draining
+            .send_if_modified(|d| std::mem::replace(d, on) != on);
+    }
+
+    /// Follows whether the node is drained.
+    pub fn watch_draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 
     /// Whether a local publisher sends `name`.

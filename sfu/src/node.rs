@@ -225,6 +225,17 @@ impl Node {
         self.inner.shared.directory.watch_remote()
     }
 
+    /// Drains the node (or not): viewers' event streams say `move`, new viewers and relay
+    /// children are refused; sessions already here go on until their clients leave.
+    pub fn set_draining(&self, on: bool) {
+        self.inner.shared.directory.set_draining(on);
+    }
+
+    /// Follows whether the node is drained.
+    pub fn watch_draining(&self) -> watch::Receiver<bool> {
+        self.inner.shared.directory.watch_draining()
+    }
+
     /// Every stream this node carries, and whether a local publisher sends it.
     pub fn carried(&self) -> Vec<(String, bool)> {
         self.inner.shared.directory.carried()

@@ -58,6 +58,9 @@ struct Feed {
     rx: watch::Receiver<StreamStatus>,
     last: Option<StreamStatus>,
     queue: VecDeque<Event>,
+    /// The node is drained: `move` is sent once, and the player re-joins elsewhere.
+    draining: watch::Receiver<bool>,
+    moved: bool,
 }
 
 /// GET /whep/{stream}/{session}/events: an `EventSource` stream that ends with the session.
@@ -67,21 +70,37 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = viewer(&st, &stream, &id)?;
     let rx = st.node.watch(&stream).ok_or(ApiError::NotFound)?;
+    let draining = st.node.watch_draining();
     let feed = Feed {
         st,
         id,
         rx,
         last: None,
         queue: VecDeque::new(),
+        draining,
+        moved: false,
     };
     let s = futures_util::stream::unfold(feed, |mut f| async move {
         loop {
             if let Some(ev) = f.queue.pop_front() {
                 return Some((Ok(ev), f));
             }
+            if !f.moved && *f.draining.borrow_and_update() {
+                f.moved = true;
+                f.queue.push_back(Event::default().event("move").data("{}"));
+                continue;
+            }
             if f.last.is_some() {
-                match tokio::time::timeout(Duration::from_secs(1), f.rx.changed()).await {
-                    Ok(Ok(())) => {}
+                let changed = tokio::time::timeout(Duration::from_secs(1), async {
+                    tokio::select! {
+                        r = f.rx.changed() => r.map(|_| true),
+                        r = f.draining.changed(), if !f.moved => r.map(|_| false),
+                    }
+                })
+                .await;
+                match changed {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => continue,
                     Ok(Err(_)) => return None,
                     Err(_) => {
                         // Quiet for a second: end the stream if the session ended.

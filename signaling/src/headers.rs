@@ -30,6 +30,13 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
+/// The same policy on a cluster's control plane, whose pages' WHEP POST is redirected to
+/// an edge of another origin: `connect-src` also allows http(s) origins (scripts, styles
+/// and everything else stay this origin's only).
+pub const CLUSTER_CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; \
+     script-src 'self'; style-src 'self'; connect-src 'self' http: https:; img-src 'self'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// `no-referrer`: page URLs name streams (a private channel's name is private), and
 /// nothing on the node reads `Referer`; the pages load nothing from other origins anyway.
 /// Same-origin `fetch` still sends `Origin` (only form posts would send `Origin: null`,
@@ -42,6 +49,21 @@ const HEADERS: [(HeaderName, &str); 4] = [
     (X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (REFERRER_POLICY, REFERRER_POLICY_VALUE),
 ];
+
+/// Middleware for a cluster's control plane: the cluster's policy, then the rest.
+pub async fn cluster_security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .entry(CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            CLUSTER_CONTENT_SECURITY_POLICY_VALUE,
+        ));
+    let h = resp.headers_mut();
+    for (name, value) in HEADERS {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    resp
+}
 
 /// Middleware adding the headers to every response that does not set its own; applying
 /// it twice (to a merged router) is harmless.

@@ -149,14 +149,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             get(events::events).post(events::subscribe),
         )
         .route("/whep/{stream}/{session}/layer", post(events::select_layer))
-        .route("/", get(pages::index))
-        .route("/studio", get(pages::studio))
-        .route("/watch/{stream}", get(pages::watch))
-        .route("/signup", get(pages::signup))
-        .route("/signin", get(pages::signin))
-        .route("/account", get(pages::account))
-        .route("/sdk/{file}", get(pages::sdk))
-        .route("/js/{file}", get(pages::script))
+        .merge(web_pages())
         .route("/api/streams", get(pages::streams))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
@@ -172,4 +165,19 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         ))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
+}
+
+/// The web app's pages, their scripts and the SDK: what a node serves, and what a
+/// cluster's control plane serves too (its pages' WHEP POST is answered with a 307 to an
+/// edge).
+pub fn web_pages<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/studio", get(pages::studio))
+        .route("/watch/{stream}", get(pages::watch))
+        .route("/signup", get(pages::signup))
+        .route("/signin", get(pages::signin))
+        .route("/account", get(pages::account))
+        .route("/sdk/{file}", get(pages::sdk))
+        .route("/js/{file}", get(pages::script))
 }

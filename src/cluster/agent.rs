@@ -61,6 +61,11 @@ struct Registered {
 }
 
 #[derive(Deserialize)]
+struct StatsReply {
+    draining: bool,
+}
+
+#[derive(Deserialize)]
 struct NodeRef {
     id: String,
     name: String,
@@ -167,8 +172,14 @@ impl Agent {
                         .json(&body)
                 })
                 .await;
-            if r.is_some_and(|r| r.status() == reqwest::StatusCode::NOT_FOUND) {
-                self.state().id = None;
+            match r {
+                Some(r) if r.status() == reqwest::StatusCode::NOT_FOUND => self.state().id = None,
+                Some(r) if r.status().is_success() => {
+                    if let Ok(reply) = r.json::<StatsReply>().await {
+                        self.inner.node.set_draining(reply.draining);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -245,8 +256,8 @@ impl Agent {
     }
 }
 
-/// The process's CPU use since the last sample, in cores, from `/proc/self/stat`
-/// (utime + stime in clock ticks of 1/100 s, Linux's fixed USER_HZ).
+/// The process's CPU use since the last sample, as a share of the machine's cores, from
+/// `/proc/self/stat` (utime + stime in clock ticks of 1/100 s, Linux's fixed USER_HZ).
 #[derive(Default)]
 struct CpuMeter {
     last: Option<(Instant, u64)>,
@@ -266,9 +277,10 @@ impl CpuMeter {
             return 0.0;
         };
         let now = Instant::now();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let cpu = self.last.map_or(0.0, |(t, before)| {
             let secs = now.duration_since(t).as_secs_f64().max(0.001);
-            ticks.saturating_sub(before) as f64 / 100.0 / secs
+            (ticks.saturating_sub(before) as f64 / 100.0 / secs / cores).clamp(0.0, 1.0)
         });
         self.last = Some((now, ticks));
         cpu

@@ -35,6 +35,54 @@ pub enum ClusterCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Drain a node: no new viewers or children; its viewers move, its children re-parent.
+    Drain {
+        /// The control plane's URL.
+        #[arg(long, env = "CASCADE_CONTROL_PLANE")]
+        control: String,
+        /// The cluster token.
+        #[arg(long, env = "CASCADE_CLUSTER_TOKEN", hide_env_values = true)]
+        cluster_token: String,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+    },
+}
+
+/// Drains a node through the control plane: it takes no new viewers or children, tells its
+/// viewers to move and lets its children go to other parents.
+fn drain(control: &str, token: &str, name: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let base = control.trim_end_matches('/');
+        let http = reqwest::Client::new();
+        let nodes: Vec<serde_json::Value> = http
+            .get(format!("{base}/api/v1/cluster/nodes"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("listing nodes: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("listing nodes: {e}"))?;
+        let id = nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .and_then(|n| n["id"].as_str())
+            .ok_or_else(|| format!("no node named {name}"))?;
+        http.post(format!("{base}/api/v1/cluster/nodes/{id}/drain"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("draining {name}: {e}"))?;
+        println!("node {name} drained: its viewers and children move within a few seconds");
+        Ok(())
+    })
 }
 
 /// Runs a `cascade cluster` command.
@@ -48,6 +96,11 @@ pub fn run(c: ClusterCommand) -> Result<(), String> {
             edge_relay::tls::issue_node(&ca, &name, &out).map_err(|e| e.to_string())?;
             println!("node {name}: certificate written to {}", out.display());
         }
+        ClusterCommand::Drain {
+            control,
+            cluster_token,
+            node,
+        } => drain(&control, &cluster_token, &node)?,
     }
     Ok(())
 }

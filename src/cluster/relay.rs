@@ -27,6 +27,7 @@ use edge_relay::net::{
 };
 use edge_relay::wire::{LayerInfo, RefuseReason, StreamState, TrackInfo, TrackKind};
 use edge_relay::{Layer, LayerSet, NodeId};
+use futures_util::FutureExt;
 use sfu::ids::LinkId;
 use sfu::relay::{PipeOut, RelayPacket, RelayRequest, AUDIO_LAYER};
 use tokio::sync::mpsc;
@@ -193,6 +194,11 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
     let can_pull = !relay.parents.is_empty();
     while let Some(req) = requests.recv().await {
         let stream = req.stream.clone();
+        if *relay.node.watch_draining().borrow() {
+            tracing::info!(stream, peer = req.peer, "refused: this node is draining");
+            req.refuse(RefuseReason::Full);
+            continue;
+        }
         if !relay.node.has_publisher(&stream) && !can_pull {
             tracing::debug!(stream, peer = req.peer, "refused: no such stream here");
             req.refuse(RefuseReason::UnknownStream);
@@ -222,8 +228,11 @@ async fn feed_child(
     mut events: mpsc::Receiver<ParentEvent>,
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut draining = node.watch_draining();
     loop {
         tokio::select! {
+            // Drained: the child goes to another parent (it hears the subscription end).
+            Ok(()) = draining.wait_for(|d| *d).map(|r| r.map(|_| ())) => break,
             ev = events.recv() => match ev {
                 Some(ParentEvent::LayersWanted(set)) => pipe.set_wanted(set.bits() & 0x0f),
                 Some(ParentEvent::KeyframeWanted(l)) if l != Layer::AUDIO => {

@@ -11,10 +11,16 @@ export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/ca
 /** Starts a node on a free port; resolves with { base, proc, lines, metric(), stop() }. */
 export function startServer(args = []) {
   // Each node gets a fresh database; publishing is open unless the test says otherwise.
+  // `["--__command", "node", …]` runs another command than `serve` (no auth default).
+  let command = "serve";
+  if (args[0] === "--__command") {
+    command = args[1];
+    args = args.slice(2);
+  }
   const data = mkdtempSync(join(tmpdir(), "cascade-e2e-"));
-  const auth = args.includes("--auth") ? [] : ["--auth", "open"];
+  const auth = args.includes("--auth") || command !== "serve" ? [] : ["--auth", "open"];
   const http = args.includes("--http") ? [] : ["--http", "127.0.0.1:0"];
-  const proc = spawn(CASCADE, ["serve", ...http, "--data-dir", data, ...auth, ...args], {
+  const proc = spawn(CASCADE, [command, ...http, "--data-dir", data, ...auth, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });

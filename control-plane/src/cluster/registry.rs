@@ -381,13 +381,13 @@ pub(crate) async fn register(
 /// Report a node's load and streams (every second; dead after the liveness window).
 #[utoipa::path(put, path = "/api/v1/cluster/nodes/{id}/stats", tag = "cluster", security(("cluster_token" = [])),
     params(("id" = String, Path, description = "Node id")), request_body = NodeStats,
-    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = StatsReply), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn stats(
     State(cp): State<ControlPlane>,
     _: NodeAuth,
     Path(id): Path<String>,
     Json(req): Json<NodeStats>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<axum::Json<StatsReply>> {
     if !(0.0..=1.0).contains(&req.cpu) {
         return Err(Error::Invalid("cpu must be from 0 to 1".into()));
     }
@@ -400,17 +400,28 @@ pub(crate) async fn stats(
         checked("stream name", &s.name, 100)?;
     }
     let stats = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
-    let updated = sqlx::query("UPDATE cluster_nodes SET stats = $2, last_seen = $3 WHERE id = $1")
-        .bind(&id)
-        .bind(&stats)
-        .bind(now_ms())
-        .execute(cp.pool())
-        .await?
-        .rows_affected();
-    if updated == 0 {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE cluster_nodes SET stats = $2, last_seen = $3 WHERE id = $1 RETURNING draining",
+    )
+    .bind(&id)
+    .bind(&stats)
+    .bind(now_ms())
+    .fetch_optional(cp.pool())
+    .await?;
+    let Some((draining,)) = row else {
         return Err(Error::Missing("no such node: register again"));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    };
+    Ok(axum::Json(StatsReply {
+        draining: draining != 0,
+    }))
+}
+
+/// The answer to a stats report: what the node must do.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsReply {
+    /// The node is drained: it tells its viewers to move, lets its children go to other
+    /// parents, and takes no new viewers or children.
+    pub draining: bool,
 }
 
 /// Drain a node: it keeps what it has and takes no new viewers or children.

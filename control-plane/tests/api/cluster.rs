@@ -110,12 +110,9 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
     let e2 = register(&api, "edge-2", "edge", "b").await;
     let live = json!({"cpu": 0.2, "egress_bps": 1000, "viewers": 0,
         "streams": [{"name": "show", "publishing": "primary"}]});
-    assert_eq!(
-        report(&api, &origin, live.clone()).await,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(report(&api, &origin, live.clone()).await, StatusCode::OK);
     for id in [&r1, &r2, &e1, &e2] {
-        assert_eq!(report(&api, id, idle()).await, StatusCode::NO_CONTENT);
+        assert_eq!(report(&api, id, idle()).await, StatusCode::OK);
     }
     assert_eq!(report(&api, "nobody", idle()).await, StatusCode::NOT_FOUND);
     assert_eq!(
@@ -215,6 +212,20 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
     assert_eq!(drain(&e1, &viewer).await, StatusCode::FORBIDDEN);
     assert_eq!(drain(&e1, &user).await, StatusCode::NO_CONTENT);
     assert_eq!(drain("nobody", TOKEN).await, StatusCode::NOT_FOUND);
+    // The drained node learns it from the answer to its next report.
+    let path = format!("/cluster/nodes/{e1}/stats");
+    let (s, answer) = api
+        .call(Method::PUT, &path, Some(TOKEN), Some(idle()))
+        .await;
+    assert_eq!(
+        (s, answer["draining"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    let path = format!("/cluster/nodes/{e2}/stats");
+    let (_, answer) = api
+        .call(Method::PUT, &path, Some(TOKEN), Some(idle()))
+        .await;
+    assert_eq!(answer["draining"], json!(false));
     for _ in 0..10 {
         let (s, _, p) = place().await;
         assert_eq!((s, p["id"].as_str()), (StatusCode::OK, Some(e2.as_str())));
