@@ -105,6 +105,17 @@ struct Counts {
     pending: usize,
 }
 
+/// How a node has a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// Its publisher is here, the stream's primary ingest.
+    Primary,
+    /// Its publisher is here, a standby (`?backup=1` on the WHIP URL).
+    Backup,
+    /// Pulled from a parent.
+    Relayed,
+}
+
 /// Where a session lives.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -137,6 +148,8 @@ struct StreamEntry {
     relay_source: Option<WorkerId>,
     /// Relay links to children that take it.
     pipes: u32,
+    /// Its local publisher is a standby (`?backup=1`): the cluster pulls from the primary.
+    backup_ingest: bool,
 }
 
 impl StreamEntry {
@@ -150,6 +163,7 @@ impl StreamEntry {
             status: watch::channel(StreamStatus::default()).0,
             relay_source: None,
             pipes: 0,
+            backup_ingest: false,
         }
     }
 
@@ -282,8 +296,10 @@ impl Directory {
             Role::Publisher if entry.publisher.is_some() => return Err(SfuError::StreamBusy),
             Role::Publisher => {
                 entry.publisher = Some(id);
-                // Each publish says again whether it is listed (`set_listed`).
+                // Each publish says again whether it is listed (`set_listed`) and
+                // whether it is a standby (`set_backup_ingest`).
                 entry.listed = false;
+                entry.backup_ingest = false;
             }
             Role::Viewer => {
                 entry.viewers += 1;
@@ -450,14 +466,28 @@ impl Directory {
     }
 
     /// Every stream this node carries (a local publisher or a relay link feeds it), and
-    /// whether a local publisher does.
-    pub fn carried(&self) -> Vec<(String, bool)> {
+    /// how it is published here.
+    pub fn carried(&self) -> Vec<(String, Ingest)> {
         let g = self.lock();
         g.streams
             .iter()
             .filter(|(_, e)| e.publisher.is_some() || e.relay_source.is_some())
-            .map(|(n, e)| (n.clone(), e.publisher.is_some()))
+            .map(|(n, e)| {
+                let ingest = match (e.publisher.is_some(), e.backup_ingest) {
+                    (false, _) => Ingest::Relayed,
+                    (true, false) => Ingest::Primary,
+                    (true, true) => Ingest::Backup,
+                };
+                (n.clone(), ingest)
+            })
             .collect()
+    }
+
+    /// Marks the local publisher of `name` as a standby ingest (or not).
+    pub fn set_backup_ingest(&self, name: &str, backup: bool) {
+        if let Some(e) = self.lock().streams.get_mut(name) {
+            e.backup_ingest = backup;
+        }
     }
 
     /// Drains the node (or not): its viewers are told to move, new ones are refused.

@@ -236,9 +236,18 @@ impl Node {
         self.inner.shared.directory.watch_draining()
     }
 
-    /// Every stream this node carries, and whether a local publisher sends it.
-    pub fn carried(&self) -> Vec<(String, bool)> {
+    /// Every stream this node carries, and how it has it.
+    pub fn carried(&self) -> Vec<(String, crate::directory::Ingest)> {
         self.inner.shared.directory.carried()
+    }
+
+    /// Marks the local publisher of `stream` as a standby ingest: the cluster pulls from
+    /// the primary while it sends, from this one when it stops.
+    pub fn set_backup_ingest(&self, stream: &str, backup: bool) {
+        self.inner
+            .shared
+            .directory
+            .set_backup_ingest(stream, backup);
     }
 
     /// Whether a local publisher (WHIP) sends `stream`.

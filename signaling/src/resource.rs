@@ -73,6 +73,9 @@ pub struct StartLayer {
     /// A bearer token carried in the URL: what a placement redirect (307) hands a browser,
     /// which drops `Authorization` on a cross-origin redirect. The header wins.
     pub token: Option<String>,
+    /// WHIP: `1` publishes a standby (backup) ingest of the stream, to another origin than
+    /// the primary's; the cluster switches to it when the primary stops sending.
+    pub backup: Option<String>,
 }
 
 /// Maps a layer name from the API to a preference.

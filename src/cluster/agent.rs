@@ -191,13 +191,14 @@ impl Agent {
             .carried()
             .into_iter()
             .take(1000)
-            .map(|(name, publishing)| {
+            .map(|(name, ingest)| {
                 let parent = st.parents.get(&name).and_then(|p| st.ids.get(p)).cloned();
-                json!({
-                    "name": name,
-                    "publishing": publishing.then_some("primary"),
-                    "parent": parent,
-                })
+                let publishing = match ingest {
+                    sfu::directory::Ingest::Primary => Some("primary"),
+                    sfu::directory::Ingest::Backup => Some("backup"),
+                    sfu::directory::Ingest::Relayed => None,
+                };
+                json!({ "name": name, "publishing": publishing, "parent": parent })
             })
             .collect();
         json!({
