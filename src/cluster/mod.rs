@@ -2,6 +2,7 @@
 //! that make a cluster's certificates.
 
 pub mod agent;
+pub mod metrics;
 pub mod relay;
 
 use std::net::SocketAddr;
@@ -124,6 +125,8 @@ pub async fn start(
         .map_err(|e| format!("relay on {listen}: {e}"))?;
     // Tests and scripts read this line for the address actually bound.
     println!("cascade relay {} on quic {local}", identity.name);
+    let metrics = metrics::RelayMetrics::register(&node.metrics().registry);
+    metrics.spawn_sampler(endpoint.clone(), identity.not_after());
     let registry = match (control, &args.cluster_token, &args.role) {
         (Some(urls), Some(token), Some(role)) => Some(agent::Agent::start(
             urls.split(',').map(str::to_owned).collect(),
@@ -163,6 +166,7 @@ pub async fn start(
         me: identity.id,
         parents,
         downstream: Default::default(),
+        metrics,
     }
     .spawn(requests);
     Ok(())

@@ -91,6 +91,7 @@ pub struct Relay {
     /// subscription upstream names them too, so a parent that is one of them refuses (a
     /// loop), however long the cycle.
     pub downstream: Arc<Mutex<HashMap<String, Vec<NodeId>>>>,
+    pub metrics: super::metrics::RelayMetrics,
 }
 
 impl Relay {
@@ -212,7 +213,13 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
         let out = Arc::new(LinkOut(handle));
         match relay.node.attach_pipe(&stream, wanted, out.clone()) {
             Ok(pipe) => {
-                tokio::spawn(feed_child(relay.node.clone(), stream, pipe, out, events));
+                let children = relay.metrics.children.clone();
+                children.inc();
+                let node = relay.node.clone();
+                tokio::spawn(async move {
+                    feed_child(node, stream, pipe, out, events).await;
+                    children.dec();
+                });
             }
             Err(e) => tracing::warn!(stream, "cannot attach a pipe: {e}"),
         }
@@ -292,7 +299,7 @@ async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
 /// Why a subscription to one parent ended.
 enum Moved {
     /// Lost or silent: try the next parent now.
-    Next,
+    Next(&'static str),
     /// Refused or failed: try the next, and wait before going round again.
     Failed,
 }
@@ -312,6 +319,8 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
         .insert(link, kf_tx);
     let _route = RouteGuard(keyframes.clone(), link);
     let _report = ReportGuard(relay.parents.clone(), stream.clone());
+    relay.metrics.pulled.inc();
+    let _pulled = PulledGuard(relay.metrics.pulled.clone());
     let mut at = 0usize;
     let mut failures = 0usize;
     loop {
@@ -330,8 +339,12 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
             subscribe_once(&relay, &stream, parent, &source, &mut kf_rx, parents.len()).await;
         at += 1;
         match moved {
-            Moved::Next => failures = 0,
+            Moved::Next(reason) => {
+                relay.metrics.moves.with_label_values(&[reason]).inc();
+                failures = 0;
+            }
             Moved::Failed => {
+                relay.metrics.moves.with_label_values(&["failed"]).inc();
                 failures += 1;
                 if failures >= parents.len() {
                     failures = 0;
@@ -339,6 +352,14 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
                 }
             }
         }
+    }
+}
+
+struct PulledGuard(prometheus::IntGauge);
+
+impl Drop for PulledGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -429,7 +450,7 @@ async fn subscribe_once(
                         }
                     }
                     Some(ChildEvent::Ended(r)) => return ended(stream, parent, r),
-                    None => return Moved::Next,
+                    None => return Moved::Next("lost"),
                 }
             }
             l = kf_rx.recv() => {
@@ -442,13 +463,13 @@ async fn subscribe_once(
                 let now = Instant::now();
                 if now.duration_since(heard) >= PARENT_SILENCE {
                     tracing::warn!(stream, parent = parent.name, "parent silent: moving");
-                    return Moved::Next;
+                    return Moved::Next("lost");
                 }
                 // Media flowed and stopped while the parent lives: its source is gone.
                 let quiet = media.is_some_and(|t| now.duration_since(t) >= MEDIA_SILENCE);
                 if parents > 1 && quiet {
                     tracing::warn!(stream, parent = parent.name, "no media from the parent: moving");
-                    return Moved::Next;
+                    return Moved::Next("silent");
                 }
             }
         }
@@ -458,7 +479,8 @@ async fn subscribe_once(
 fn ended(stream: &str, parent: &ParentAddr, r: EndReason) -> Moved {
     tracing::warn!(stream, parent = parent.name, "subscription ended: {r:?}");
     match r {
-        EndReason::ParentLost | EndReason::Closed => Moved::Next,
+        EndReason::ParentLost => Moved::Next("lost"),
+        EndReason::Closed => Moved::Next("closed"),
         EndReason::Refused(_) | EndReason::ProtocolError(_) => Moved::Failed,
     }
 }

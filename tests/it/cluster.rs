@@ -213,6 +213,32 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     assert_continuous(&v1);
     assert_continuous(&v2);
     assert!(v1.connected && v2.connected);
+    // What an operator sees: the move on edge1, the relays on the origin.
+    let metric = |s: &Server, name: &str| -> f64 {
+        let text = s
+            .http()
+            .get(s.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        metric(&edge1, "cascade_relay_parent_moves_total{reason=\"lost\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&origin, "cascade_relay_children"),
+        1.0,
+        "relay2 only now"
+    );
+    assert_eq!(metric(&edge2, "cascade_relay_pulled_streams"), 1.0);
+    assert!(metric(&origin, "cascade_node_certificate_expiry_seconds") > 80.0 * 86400.0);
 }
 
 #[test]

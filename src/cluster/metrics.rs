@@ -1,0 +1,103 @@
+//! What an operator sees of a node's relay links, on the node's `/metrics` (names under
+//! `cascade_relay_`; labels bounded: no stream or session names, peers are cluster nodes).
+
+use std::time::{Duration, SystemTime};
+
+use edge_relay::net::RelayEndpoint;
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// The relay links' metrics.
+#[derive(Clone)]
+pub struct RelayMetrics {
+    /// Subscriptions children hold here.
+    pub children: IntGauge,
+    /// Streams pulled from a parent.
+    pub pulled: IntGauge,
+    /// Moves to another parent, by reason (`lost`, `silent`, `failed`).
+    pub moves: IntCounterVec,
+    /// Round-trip time of each child connection, by peer.
+    rtt: GaugeVec,
+    /// Datagrams the send queues dropped, by class, summed over child connections.
+    queue_drops: IntGaugeVec,
+    /// Seconds until this node's certificate expires.
+    cert_expiry: IntGauge,
+}
+
+impl RelayMetrics {
+    /// Registers them on the node's registry (once per process; it prefixes `cascade_`).
+    pub fn register(r: &Registry) -> RelayMetrics {
+        let m = RelayMetrics {
+            children: IntGauge::new("relay_children", "Subscriptions of child nodes served here")
+                .expect("a valid metric"), // Invariant: constant, valid names.
+            pulled: IntGauge::new("relay_pulled_streams", "Streams pulled from a parent")
+                .expect("a valid metric"),
+            moves: IntCounterVec::new(
+                Opts::new(
+                    "relay_parent_moves_total",
+                    "Moves of a pulled stream to another parent, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("a valid metric"),
+            rtt: GaugeVec::new(
+                Opts::new(
+                    "relay_child_rtt_seconds",
+                    "Smoothed round-trip time of each child node's connection",
+                ),
+                &["peer"],
+            )
+            .expect("a valid metric"),
+            queue_drops: IntGaugeVec::new(
+                Opts::new(
+                    "relay_queue_drops",
+                    "Datagrams dropped by the send queues of open child connections, by class",
+                ),
+                &["class"],
+            )
+            .expect("a valid metric"),
+            cert_expiry: IntGauge::new(
+                "node_certificate_expiry_seconds",
+                "Seconds until this node's relay certificate expires",
+            )
+            .expect("a valid metric"),
+        };
+        let _ = r.register(Box::new(m.children.clone()));
+        let _ = r.register(Box::new(m.pulled.clone()));
+        let _ = r.register(Box::new(m.moves.clone()));
+        let _ = r.register(Box::new(m.rtt.clone()));
+        let _ = r.register(Box::new(m.queue_drops.clone()));
+        let _ = r.register(Box::new(m.cert_expiry.clone()));
+        m
+    }
+
+    /// Refreshes the connection figures every second.
+    pub fn spawn_sampler(&self, endpoint: RelayEndpoint, not_after: SystemTime) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let left = not_after
+                    .duration_since(SystemTime::now())
+                    .map_or(0, |d| d.as_secs());
+                m.cert_expiry.set(i64::try_from(left).unwrap_or(i64::MAX));
+                m.rtt.reset();
+                let (mut audio, mut base, mut higher) = (0u64, 0u64, 0u64);
+                for c in endpoint.children() {
+                    let s = c.stats();
+                    m.rtt
+                        .with_label_values(&[c.peer()])
+                        .set(s.rtt.as_secs_f64());
+                    audio += s.queue_drops_audio;
+                    base += s.queue_drops_base;
+                    higher += s.queue_drops_higher;
+                }
+                for (class, n) in [("audio", audio), ("base", base), ("higher", higher)] {
+                    m.queue_drops
+                        .with_label_values(&[class])
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+        });
+    }
+}
