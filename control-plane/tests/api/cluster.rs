@@ -83,7 +83,12 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
         json!({"name": "x", "role": "edge"}),
     ] {
         let (s, _) = api
-            .call(Method::POST, "/cluster/nodes", Some(TOKEN), Some(bad.clone()))
+            .call(
+                Method::POST,
+                "/cluster/nodes",
+                Some(TOKEN),
+                Some(bad.clone()),
+            )
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
@@ -105,17 +110,30 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
     let e2 = register(&api, "edge-2", "edge", "b").await;
     let live = json!({"cpu": 0.2, "egress_bps": 1000, "viewers": 0,
         "streams": [{"name": "show", "publishing": "primary"}]});
-    assert_eq!(report(&api, &origin, live.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        report(&api, &origin, live.clone()).await,
+        StatusCode::NO_CONTENT
+    );
     for id in [&r1, &r2, &e1, &e2] {
         assert_eq!(report(&api, id, idle()).await, StatusCode::NO_CONTENT);
     }
     assert_eq!(report(&api, "nobody", idle()).await, StatusCode::NOT_FOUND);
     assert_eq!(
-        report(&api, &e1, json!({"cpu": 2.0, "egress_bps": 0, "viewers": 0})).await,
+        report(
+            &api,
+            &e1,
+            json!({"cpu": 2.0, "egress_bps": 0, "viewers": 0})
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        report(&api, &e1, json!({"cpu": 0.1, "egress_bps": -1, "viewers": 0})).await,
+        report(
+            &api,
+            &e1,
+            json!({"cpu": 0.1, "egress_bps": -1, "viewers": 0})
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
@@ -143,7 +161,10 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{p}");
     let relays = [r1.as_str(), r2.as_str()];
-    assert!(relays.contains(&p["primary"]["id"].as_str().unwrap()), "{p}");
+    assert!(
+        relays.contains(&p["primary"]["id"].as_str().unwrap()),
+        "{p}"
+    );
     assert!(relays.contains(&p["backup"]["id"].as_str().unwrap()), "{p}");
     assert_ne!(p["primary"]["id"], p["backup"]["id"]);
     assert!(p["primary"]["relay_addr"]
@@ -159,7 +180,10 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
             None,
         )
         .await;
-    assert_eq!((s, p["primary"]["id"].as_str()), (StatusCode::OK, Some(origin.as_str())));
+    assert_eq!(
+        (s, p["primary"]["id"].as_str()),
+        (StatusCode::OK, Some(origin.as_str()))
+    );
     assert_eq!(p["backup"], Value::Null);
     let ask = |node: &str, stream: &str| {
         let path = format!("/cluster/parents?node={node}&stream={stream}");
@@ -216,7 +240,10 @@ async fn registry_liveness_drain_and_placement(b: Backend) {
     };
     assert_eq!(by_name("edge-2")["alive"], false);
     assert_eq!(
-        (by_name("edge-1")["alive"].clone(), by_name("edge-1")["draining"].clone()),
+        (
+            by_name("edge-1")["alive"].clone(),
+            by_name("edge-1")["draining"].clone()
+        ),
         (json!(true), json!(true))
     );
     // Edges exist but none can take a viewer: 503, retry in 2 s.
@@ -315,7 +342,12 @@ async fn whep_redirects_to_an_edge_with_a_viewer_token(b: Backend) {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let (_, vt) = api
-        .call(Method::POST, "/channels/lea-secret/viewer-token", Some(&lea), None)
+        .call(
+            Method::POST,
+            "/channels/lea-secret/viewer-token",
+            Some(&lea),
+            None,
+        )
         .await;
     let resp = whep("lea-secret", vt["token"].as_str()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
@@ -329,7 +361,10 @@ async fn whep_redirects_to_an_edge_with_a_viewer_token(b: Backend) {
         .await;
     let resp = whep("lea-secret", other["token"].as_str()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(whep("no-such", None).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        whep("no-such", None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 
     // The same, in process, for a node.
     let r = api.cp.place_viewer("lea-live", None).await.unwrap();
