@@ -4,6 +4,7 @@ mod cluster;
 mod config;
 mod follow;
 mod gatekeeper;
+mod simulate;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ enum Command {
     Control(Box<config::ServeArgs>),
     /// Load a WHIP/WHEP server with a synthetic publisher and many viewers; report what it held.
     Loadtest(Box<loadtest::Options>),
+    /// Run the cluster's placement code on a synthetic cluster of many viewers; report the trees and timings.
+    Simulate(simulate::Options),
     /// Copy the live SQLite database to a file, while the server keeps running.
     Backup {
         #[command(flatten)]
@@ -98,6 +101,18 @@ fn main() -> std::process::ExitCode {
             })
         }
         Command::Cluster(c) => cluster::run(c),
+        Command::Simulate(opts) => {
+            let report = simulate::run(&opts);
+            if opts.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(())
+        }
         Command::Backup { store, to } => run_db(async move {
             control_plane::db::backup(&store.url(), &to).await?;
             println!("backup written to {}", to.display());

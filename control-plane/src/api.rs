@@ -93,7 +93,7 @@ impl Modify for Security {
         admin::list_users, admin::suspend, admin::restore, admin::set_role, admin::audit_log,
         signing_key, revocation::feed,
         registry::register, registry::stats, registry::drain, registry::list,
-        registry::parents, registry::place, redirect::whep,
+        registry::parents, registry::place,
     ),
     components(schemas(Problem)),
     modifiers(&Security),

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::channels::by_slug;
-use crate::error::{ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::extract::{bearer, Path};
 use crate::gate::{Refusal, Want};
 use crate::revocation::ANONYMOUS;
@@ -77,12 +77,9 @@ impl ControlPlane {
     }
 }
 
-/// Send a WHEP viewer to an edge of the cluster (307, with a viewer token in the URL).
-#[utoipa::path(post, path = "/whep/{stream}", tag = "cluster",
-    params(("stream" = String, Path, description = "Stream (channel slug)")),
-    responses((status = 307, description = "Go to Location with the same request"),
-        (status = "4XX", body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+/// Sends a WHEP viewer to an edge of the cluster (307, with a viewer token in the URL).
+/// Not in the OpenAPI document: it is WHEP (RFC 9725), and on a node the same path is the
+/// node's own WHEP endpoint.
 pub(crate) async fn whep(
     State(cp): State<ControlPlane>,
     Path(stream): Path<String>,
