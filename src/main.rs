@@ -224,14 +224,18 @@ fn fetch_signing_keys(control: &str) -> Result<String, String> {
     })
 }
 
-/// `cascade control`: a control-plane replica with the cluster's registry and placement.
-fn control(settings: config::Settings) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of a server's HTTP front and control paths (media has its own threads).
+fn server_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
+        .map_err(|e| e.to_string())
+}
+
+/// `cascade control`: a control-plane replica with the cluster's registry and placement.
+fn control(settings: config::Settings) -> Result<(), String> {
+    server_runtime()?.block_on(async move {
         let token = settings
             .cluster
             .cluster_token
@@ -269,12 +273,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
 }
 
 fn serve(settings: config::Settings) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
+    server_runtime()?.block_on(async move {
         let node = sfu::Node::start(settings.node.clone(), sfu::Metrics::new())
             .map_err(|e| format!("starting media workers: {e}"))?;
         let control = control_plane::ControlPlane::open(

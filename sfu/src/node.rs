@@ -165,12 +165,14 @@ impl Node {
             worker: shared.peers[worker].clone(),
             shared: shared.clone(),
         };
+        let add = crate::worker::Command::AddRelaySource {
+            link,
+            stream: id,
+            generation: rand::random(),
+        };
+        // On failure the handle, dropped, undoes what the directory recorded.
         shared.peers[worker]
-            .try_send(crate::worker::Command::AddRelaySource {
-                link,
-                stream: id,
-                generation: rand::random(),
-            })
+            .try_send(add)
             .map_err(|_| SfuError::WorkerUnavailable)?;
         Ok(source)
     }
@@ -193,13 +195,14 @@ impl Node {
             worker: shared.peers[worker].clone(),
             shared: shared.clone(),
         };
+        let add = crate::worker::Command::AddPipe {
+            link,
+            stream: id,
+            wanted,
+            out,
+        };
         shared.peers[worker]
-            .try_send(crate::worker::Command::AddPipe {
-                link,
-                stream: id,
-                wanted,
-                out,
-            })
+            .try_send(add)
             .map_err(|_| SfuError::WorkerUnavailable)?;
         Ok(pipe)
     }
