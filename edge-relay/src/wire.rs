@@ -220,6 +220,13 @@ pub enum Message {
         /// New state.
         state: StreamState,
     },
+    /// Parent → child: the video layers the parent has now, flowing or not, with their
+    /// measured bitrates: what the child's viewers choose among, so a layer the child let
+    /// go can be asked for again.
+    Layers {
+        /// The layers, at most [`MAX_TRACK_LAYERS`].
+        layers: Vec<LayerInfo>,
+    },
 }
 
 /// Bytes from the remote that are not a valid frame or datagram.
@@ -271,6 +278,7 @@ const T_UPDATE: u8 = 4;
 const T_KEYFRAME: u8 = 5;
 const T_NACK: u8 = 6;
 const T_STATE: u8 = 7;
+const T_LAYERS: u8 = 8;
 
 impl Message {
     /// The message's name, for logs and errors.
@@ -283,6 +291,7 @@ impl Message {
             Message::Keyframe { .. } => "KEYFRAME",
             Message::Nack { .. } => "NACK",
             Message::State { .. } => "STATE",
+            Message::Layers { .. } => "LAYERS",
         }
     }
 
@@ -319,13 +328,7 @@ impl Message {
                     });
                     out.extend_from_slice(&[t.codec, t.payload_type]);
                     out.extend_from_slice(&t.clock_rate.to_be_bytes());
-                    let layers = &t.layers[..t.layers.len().min(MAX_TRACK_LAYERS)];
-                    out.push(layers.len() as u8);
-                    for l in layers {
-                        out.push(l.layer.0);
-                        out.extend_from_slice(&l.ssrc.to_be_bytes());
-                        out.extend_from_slice(&l.bitrate_bps.to_be_bytes());
-                    }
+                    encode_layers(&t.layers, out);
                 }
             }
             Message::Refused { reason } => {
@@ -353,6 +356,10 @@ impl Message {
                     StreamState::Inactive => 1,
                     StreamState::PublisherRestart => 2,
                 });
+            }
+            Message::Layers { layers } => {
+                out.push(T_LAYERS);
+                encode_layers(layers, out);
             }
         }
         // Bounded above: the largest message (8 tracks of 4 layers) is under 500 bytes.
@@ -410,15 +417,7 @@ impl Message {
                     let codec = r.u8()?;
                     let payload_type = r.u8()?;
                     let clock_rate = r.u32()?;
-                    let m = r.count(MAX_TRACK_LAYERS)?;
-                    let mut layers = Vec::with_capacity(m);
-                    for _ in 0..m {
-                        layers.push(LayerInfo {
-                            layer: Layer::from_wire(r.u8()?)?,
-                            ssrc: r.u32()?,
-                            bitrate_bps: r.u32()?,
-                        });
-                    }
+                    let layers = decode_layers(&mut r)?;
                     tracks.push(TrackInfo {
                         kind,
                         codec,
@@ -459,6 +458,9 @@ impl Message {
                     2 => StreamState::PublisherRestart,
                     v => return Err(WireError::BadValue("stream state", v)),
                 },
+            },
+            T_LAYERS => Message::Layers {
+                layers: decode_layers(&mut r)?,
             },
             t => return Err(WireError::UnknownType(t)),
         };
@@ -515,6 +517,30 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+}
+
+/// A list of layers: count, then layer, SSRC and bitrate each; cut to its bound.
+fn encode_layers(layers: &[LayerInfo], out: &mut Vec<u8>) {
+    let layers = &layers[..layers.len().min(MAX_TRACK_LAYERS)];
+    out.push(layers.len() as u8);
+    for l in layers {
+        out.push(l.layer.0);
+        out.extend_from_slice(&l.ssrc.to_be_bytes());
+        out.extend_from_slice(&l.bitrate_bps.to_be_bytes());
+    }
+}
+
+fn decode_layers(r: &mut Reader<'_>) -> Result<Vec<LayerInfo>, WireError> {
+    let m = r.count(MAX_TRACK_LAYERS)?;
+    let mut layers = Vec::with_capacity(m);
+    for _ in 0..m {
+        layers.push(LayerInfo {
+            layer: Layer::from_wire(r.u8()?)?,
+            ssrc: r.u32()?,
+            bitrate_bps: r.u32()?,
+        });
+    }
+    Ok(layers)
 }
 
 /// The header in front of an RTP packet in a media datagram.
@@ -632,6 +658,16 @@ pub(crate) mod tests {
             Message::State {
                 state: StreamState::PublisherRestart,
             },
+            Message::Layers {
+                layers: (0..2)
+                    .map(|i| LayerInfo {
+                        layer: Layer::video(i).unwrap(),
+                        ssrc: 0,
+                        bitrate_bps: 300_000 << i,
+                    })
+                    .collect(),
+            },
+            Message::Layers { layers: vec![] },
         ]
     }
 

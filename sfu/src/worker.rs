@@ -80,6 +80,11 @@ pub(crate) enum Command {
     RestartRelaySource {
         link: LinkId,
     },
+    /// The layers that link's parent has.
+    RelayLayers {
+        link: LinkId,
+        layers: Vec<(u8, u64)>,
+    },
     RemoveRelaySource {
         link: LinkId,
     },
@@ -407,6 +412,11 @@ impl Worker {
                         .set_source(r.stream, Endpoint::Relay(link), r.input.generation());
                 }
             }
+            Command::RelayLayers { link, layers } => {
+                if let Some(r) = self.relay_sources.get_mut(&link) {
+                    r.input.set_layers(Instant::now(), &layers);
+                }
+            }
             Command::RemoveRelaySource { link } => {
                 if let Some(r) = self.relay_sources.remove(&link) {
                     self.router.remove_source(r.stream, Endpoint::Relay(link));
@@ -645,9 +655,17 @@ impl Worker {
                         .with_label_values(&[if sent { "sent" } else { "throttled" }])
                         .inc();
                 }
-                // Other workers are not local sources; a WebRTC publisher sends the layers
-                // it sends, and a relay link pulls every layer while it has sinks.
-                Upstream::Keyframe { .. } | Upstream::LayerDemand { .. } => {}
+                // What a relay link pulls (a WebRTC publisher sends what it sends).
+                Upstream::LayerDemand { stream, layers, .. } => {
+                    let worker = self.id.0;
+                    let _ = self.shared.relay_requests.try_send(RelayRequest::Demand {
+                        stream,
+                        worker,
+                        layers,
+                    });
+                }
+                // Other workers are not local sources.
+                Upstream::Keyframe { .. } => {}
                 Upstream::KeyframeWant { stream, source } => {
                     self.tell_peers(|| Command::KeyframeWant { stream, source })
                 }

@@ -167,6 +167,7 @@ pub async fn start(
         parents,
         downstream: Default::default(),
         metrics,
+        demand: Default::default(),
     }
     .spawn(requests);
     Ok(())

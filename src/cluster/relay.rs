@@ -28,7 +28,7 @@ use edge_relay::net::{
 use edge_relay::wire::{LayerInfo, RefuseReason, StreamState, TrackInfo, TrackKind};
 use edge_relay::{Layer, LayerSet, NodeId};
 use futures_util::FutureExt;
-use sfu::ids::LinkId;
+use sfu::ids::{LinkId, StreamId};
 use sfu::relay::{PipeOut, RelayPacket, RelayRequest, AUDIO_LAYER};
 use tokio::sync::mpsc;
 
@@ -92,6 +92,20 @@ pub struct Relay {
     /// loop), however long the cycle.
     pub downstream: Arc<Mutex<HashMap<String, Vec<NodeId>>>>,
     pub metrics: super::metrics::RelayMetrics,
+    /// Per stream, the video layers each worker's sinks want (wire layers, a bit each).
+    pub demand: Demands,
+}
+
+/// What the sinks of each stream want, per worker.
+pub type Demands = Arc<Mutex<HashMap<StreamId, HashMap<usize, u8>>>>;
+
+/// The union over the workers of what `stream`'s sinks want.
+fn wanted(demand: &Demands, stream: StreamId) -> u8 {
+    demand
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&stream)
+        .map_or(0, |w| w.values().fold(0, |m, l| m | l))
 }
 
 impl Relay {
@@ -128,7 +142,7 @@ impl Relay {
         let keyframes: KeyframeRoutes = Arc::default();
         tokio::spawn(serve_children(self.clone(), requests));
         if let Some(rx) = self.node.take_relay_requests() {
-            tokio::spawn(route_keyframes(rx, keyframes.clone()));
+            tokio::spawn(route_requests(rx, keyframes.clone(), self.demand.clone()));
         }
         if !self.parents.is_empty() {
             tokio::spawn(pull_streams(self, keyframes));
@@ -139,15 +153,40 @@ impl Relay {
 /// Keyframe requests of each relay source's task, by link.
 type KeyframeRoutes = Arc<Mutex<HashMap<LinkId, mpsc::Sender<u8>>>>;
 
-async fn route_keyframes(mut rx: mpsc::Receiver<RelayRequest>, routes: KeyframeRoutes) {
-    while let Some(RelayRequest::Keyframe { link, layer }) = rx.recv().await {
-        let tx = routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&link)
-            .cloned();
-        if let Some(tx) = tx {
-            let _ = tx.try_send(layer);
+async fn route_requests(
+    mut rx: mpsc::Receiver<RelayRequest>,
+    routes: KeyframeRoutes,
+    demand: Demands,
+) {
+    while let Some(req) = rx.recv().await {
+        match req {
+            RelayRequest::Keyframe { link, layer } => {
+                let tx = routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&link)
+                    .cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(layer);
+                }
+            }
+            RelayRequest::Demand {
+                stream,
+                worker,
+                layers,
+            } => {
+                // Bounded: one entry per stream with sinks, one per worker in it.
+                let mut d = demand.lock().unwrap_or_else(|p| p.into_inner());
+                let per = d.entry(stream).or_default();
+                if layers == 0 {
+                    per.remove(&worker);
+                } else {
+                    per.insert(worker, layers);
+                }
+                if per.is_empty() {
+                    d.remove(&stream);
+                }
+            }
         }
     }
 }
@@ -166,6 +205,29 @@ impl PipeOut for LinkOut {
     }
 }
 
+/// A stream's video layers as the wire lists them (the encoding is the wire layer).
+fn layer_infos(layers: &[sfu::forward::layers::EncodingInfo]) -> Vec<LayerInfo> {
+    layers
+        .iter()
+        .filter_map(|e| {
+            Some(LayerInfo {
+                layer: Layer::video(e.encoding)?,
+                ssrc: 0,
+                bitrate_bps: u32::try_from(e.bitrate_bps).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
+/// What the child's source takes of a layer list: (wire layer, bitrate).
+fn known_layers(layers: &[LayerInfo]) -> Vec<(u8, u64)> {
+    layers
+        .iter()
+        .filter(|l| l.layer != Layer::AUDIO)
+        .map(|l| (l.layer.index() as u8, u64::from(l.bitrate_bps)))
+        .collect()
+}
+
 /// The tracks of a stream as this node has them (layers and their measured bitrates).
 fn tracks(node: &sfu::Node, stream: &str) -> Vec<TrackInfo> {
     let layers = node
@@ -177,16 +239,7 @@ fn tracks(node: &sfu::Node, stream: &str) -> Vec<TrackInfo> {
         codec: 0,
         payload_type: 0,
         clock_rate: 90_000,
-        layers: layers
-            .iter()
-            .filter_map(|e| {
-                Some(LayerInfo {
-                    layer: Layer::video(e.encoding)?,
-                    ssrc: 0,
-                    bitrate_bps: u32::try_from(e.bitrate_bps).unwrap_or(u32::MAX),
-                })
-            })
-            .collect(),
+        layers: layer_infos(&layers),
     };
     vec![video]
 }
@@ -236,6 +289,7 @@ async fn feed_child(
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut draining = node.watch_draining();
+    let mut sent_layers = None;
     loop {
         tokio::select! {
             // Drained: the child goes to another parent (it hears the subscription end).
@@ -249,8 +303,14 @@ async fn feed_child(
                 Some(ParentEvent::Closed) | None => break,
             },
             _ = tick.tick() => {
-                let active = node.watch(&stream).is_some_and(|w| w.borrow().active);
+                let status = node.watch(&stream).map(|w| w.borrow().clone()).unwrap_or_default();
+                let active = status.active;
                 out.0.state(if active { StreamState::Active } else { StreamState::Inactive });
+                let layers = layer_infos(&status.layers);
+                if sent_layers.as_ref() != Some(&layers) {
+                    out.0.layers(layers.clone());
+                    sent_layers = Some(layers);
+                }
             }
         }
     }
@@ -413,15 +473,25 @@ async fn subscribe_once(
     let mut active = false;
     let mut batch = Vec::with_capacity(BATCH);
     let mut check = tokio::time::interval(Duration::from_millis(100));
+    let mut pulling = 0x0fu8;
     loop {
         tokio::select! {
             ev = sub.events.recv() => {
                 let now = Instant::now();
                 heard = now;
                 match ev {
-                    Some(ChildEvent::Subscribed(_)) => {
+                    Some(ChildEvent::Subscribed(tracks)) => {
                         tracing::info!(stream, parent = parent.name, "subscribed");
                         relay.parents.report(stream, Some(&parent.name));
+                        let video = tracks.iter().find(|t| t.kind == TrackKind::Video);
+                        if let Some(t) = video.filter(|t| !t.layers.is_empty()) {
+                            source.set_layers(known_layers(&t.layers));
+                        }
+                    }
+                    Some(ChildEvent::Layers(layers)) => {
+                        if !layers.is_empty() {
+                            source.set_layers(known_layers(&layers));
+                        }
                     }
                     Some(ChildEvent::State(s)) => {
                         let live = s == StreamState::Active;
@@ -460,6 +530,13 @@ async fn subscribe_once(
                 }
             }
             _ = check.tick() => {
+                // Pull the union of what the sinks here want (never nothing while they
+                // exist: a sink that has not chosen yet keeps everything coming).
+                let union = wanted(&relay.demand, source.stream()) & 0x0f;
+                if union != 0 && union != pulling {
+                    pulling = union;
+                    sub.want(LayerSet::from_bits(union).with(Layer::AUDIO));
+                }
                 let now = Instant::now();
                 if now.duration_since(heard) >= PARENT_SILENCE {
                     tracing::warn!(stream, parent = parent.name, "parent silent: moving");

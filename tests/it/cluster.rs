@@ -432,3 +432,88 @@ fn foreign_nodes_unknown_streams_and_loops_are_refused_and_touch_nothing_else() 
         "the loop is refused: {a_log}\n{b_log}"
     );
 }
+
+/// A node's counter, summed over its labels.
+fn counter(s: &Server, name: &str) -> f64 {
+    let text = s
+        .http()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn an_edge_pulls_only_the_layers_its_viewers_want_and_the_rest_on_demand() {
+    let dir = temp_dir("demand");
+    certificates(&dir, &["origin", "edge"]);
+    let (origin, o) = node(&dir, "origin", &[]);
+    let (edge, _) = node(&dir, "edge", &[format!("origin@{o}")]);
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let (mut low, offer, pending) = Peer::viewer();
+    low.connect(&http, &edge.url("/whep/live?layer=low"), offer, pending);
+    let mut synth = Synth::new(&LAYERS, 1);
+    // The edge starts with every layer, then lets go of what its one viewer does not want
+    // (after the link's 2 s grace).
+    run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut low],
+        |_| false,
+        Duration::from_secs(4),
+    );
+    let rate = |synth: &mut Synth, publ: &mut Peer, viewers: &mut [&mut Peer]| {
+        let (o0, e0) = (
+            counter(&origin, "cascade_rtp_packets_in_total"),
+            counter(&edge, "cascade_rtp_packets_in_total"),
+        );
+        run(synth, publ, viewers, |_| false, Duration::from_secs(2));
+        (
+            counter(&origin, "cascade_rtp_packets_in_total") - o0,
+            counter(&edge, "cascade_rtp_packets_in_total") - e0,
+        )
+    };
+    let (at_origin, at_edge) = rate(&mut synth, &mut publ, &mut [&mut low]);
+    eprintln!("low viewer only: origin took {at_origin} packets, the edge {at_edge}");
+    assert!(
+        at_edge < 0.5 * at_origin,
+        "the edge pulls the low layer and audio only: {at_edge} of {at_origin}"
+    );
+
+    // A viewer who wants the top layer arrives: the edge asks for it again.
+    let (mut top, offer, pending) = Peer::viewer();
+    top.connect(&http, &edge.url("/whep/live"), offer, pending);
+    let got_top = run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut low, &mut top],
+        |v| {
+            v[1].received
+                .iter()
+                .filter(|r| r.kind == str0m::media::MediaKind::Video)
+                .count()
+                >= 60
+        },
+        Duration::from_secs(10),
+    );
+    assert!(got_top, "the new viewer gets video");
+    let video = assert_continuous(&top);
+    assert!(
+        video.iter().rev().take(30).all(|p| p.layer == HIGH),
+        "on the top layer, pulled again for it"
+    );
+    let (at_origin, at_edge) = rate(&mut synth, &mut publ, &mut [&mut low, &mut top]);
+    assert!(
+        at_edge > 0.5 * at_origin,
+        "the edge now pulls low and top: {at_edge} of {at_origin}"
+    );
+    let low_video = assert_continuous(&low);
+    assert!(low_video.iter().rev().take(30).all(|p| p.layer == LOW));
+}

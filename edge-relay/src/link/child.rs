@@ -205,6 +205,9 @@ impl ChildLink {
                 }
                 self.out.push_back(Output::Event(Event::State(state)));
             }
+            (ChildState::Active, Message::Layers { layers }) => {
+                self.out.push_back(Output::Event(Event::Layers(layers)));
+            }
             (ChildState::Closed, _) => {}
             (_, m) => {
                 debug!(sub = self.sub.0, msg = m.name(), "unexpected on child link");

@@ -18,7 +18,8 @@ use bytes::Bytes;
 
 use crate::queue::Class;
 use crate::wire::{
-    Layer, LayerSet, Message, NodeId, RefuseReason, StreamState, TrackInfo, WireError, MAX_FRAME,
+    Layer, LayerInfo, LayerSet, Message, NodeId, RefuseReason, StreamState, TrackInfo, WireError,
+    MAX_FRAME,
 };
 
 mod child;
@@ -103,6 +104,8 @@ pub enum Event {
     Refused(RefuseReason),
     /// Child: the stream's state changed.
     State(StreamState),
+    /// Child: the video layers the parent has (flowing here or not) and their bitrates.
+    Layers(Vec<LayerInfo>),
     /// Child: a media packet for the router (the link as a source).
     Media {
         /// Its layer.

@@ -11,8 +11,8 @@ use super::{
 };
 use crate::queue::Class;
 use crate::wire::{
-    rtp_seq, DatagramHeader, Layer, LayerSet, Message, NodeId, RefuseReason, StreamState, SubId,
-    TrackInfo, WireError,
+    rtp_seq, DatagramHeader, Layer, LayerInfo, LayerSet, Message, NodeId, RefuseReason,
+    StreamState, SubId, TrackInfo, WireError,
 };
 
 /// Recent packets of one layer by sequence number, for NACKs.
@@ -227,6 +227,14 @@ impl ParentLink {
             self.cache = Default::default();
         }
         self.out.push_back(control(&Message::State { state }));
+    }
+
+    /// The stream's video layers changed (which the parent has, and their bitrates).
+    pub fn handle_layers(&mut self, now: Instant, layers: Vec<LayerInfo>) {
+        self.now = now;
+        if self.state == ParentState::Active {
+            self.out.push_back(control(&Message::Layers { layers }));
+        }
     }
 
     /// A packet of the stream from the router (the link as a pipe sink). Sent, and cached,

@@ -11,7 +11,9 @@ use tracing::debug;
 use super::conn::Shared;
 use super::{RelayError, CODE_DONE};
 use crate::link::{ChildLink, Event, Output, Transmit};
-use crate::wire::{Layer, LayerSet, NodeId, RefuseReason, StreamState, SubId, TrackInfo};
+use crate::wire::{
+    Layer, LayerInfo, LayerSet, NodeId, RefuseReason, StreamState, SubId, TrackInfo,
+};
 
 /// Why a subscription ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub enum ChildEvent {
     Subscribed(Vec<TrackInfo>),
     /// The stream's state changed.
     State(StreamState),
+    /// The video layers the parent has (flowing here or not) and their bitrates.
+    Layers(Vec<LayerInfo>),
     /// A media packet.
     Media {
         /// Its layer.
@@ -261,6 +265,7 @@ impl Task {
                     let ev = match e {
                         Event::Subscribed(t) => ChildEvent::Subscribed(t),
                         Event::State(s) => ChildEvent::State(s),
+                        Event::Layers(l) => ChildEvent::Layers(l),
                         Event::Media {
                             layer,
                             keyframe,

@@ -12,12 +12,21 @@ use tracing::{debug, warn};
 use super::conn::Shared;
 use super::{CODE_DONE, CODE_PROTOCOL};
 use crate::link::{Event, Output, ParentLink, Transmit};
-use crate::wire::{Layer, LayerSet, NodeId, RefuseReason, StreamState, SubId, TrackInfo};
+use crate::wire::{
+    Layer, LayerInfo, LayerSet, NodeId, RefuseReason, StreamState, SubId, TrackInfo,
+};
 
 /// State changes a [`PublishHandle`] may have queued before its task takes them.
 const STATE_QUEUE: usize = 16;
 /// Events a [`PublishHandle`]'s owner may leave unread before newer ones are dropped.
 const EVENT_QUEUE: usize = 64;
+
+/// What the node sends down a subscription besides media.
+#[derive(Debug)]
+enum Down {
+    State(StreamState),
+    Layers(Vec<LayerInfo>),
+}
 
 /// What a subscription served by this node tells the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +44,7 @@ enum Decision {
     Accept {
         tracks: Vec<TrackInfo>,
         media: mpsc::Receiver<(Layer, bool, Bytes)>,
-        state: mpsc::Receiver<StreamState>,
+        state: mpsc::Receiver<Down>,
         events: mpsc::Sender<ParentEvent>,
     },
     Refuse(RefuseReason),
@@ -89,7 +98,7 @@ impl SubscribeRequest {
 #[derive(Debug)]
 pub struct PublishHandle {
     media: mpsc::Sender<(Layer, bool, Bytes)>,
-    state: mpsc::Sender<StreamState>,
+    state: mpsc::Sender<Down>,
     drops: Arc<AtomicU64>,
     /// What the child asks for, then [`ParentEvent::Closed`].
     pub events: mpsc::Receiver<ParentEvent>,
@@ -108,8 +117,16 @@ impl PublishHandle {
 
     /// The stream's state changed. Never blocks.
     pub fn state(&self, state: StreamState) {
-        if let Err(mpsc::error::TrySendError::Full(s)) = self.state.try_send(state) {
+        if let Err(mpsc::error::TrySendError::Full(s)) = self.state.try_send(Down::State(state)) {
             warn!(state = ?s, "state change dropped: the subscription's task is behind");
+        }
+    }
+
+    /// The stream's video layers changed (which this node has, and their bitrates): what
+    /// the child's viewers choose among. Never blocks.
+    pub fn layers(&self, layers: Vec<LayerInfo>) {
+        if self.state.try_send(Down::Layers(layers)).is_err() {
+            warn!("layer change dropped: the subscription's task is behind");
         }
     }
 
@@ -164,7 +181,7 @@ struct Task {
     /// The layers in the request the node saw.
     asked: LayerSet,
     media: Option<mpsc::Receiver<(Layer, bool, Bytes)>>,
-    state: Option<mpsc::Receiver<StreamState>>,
+    state: Option<mpsc::Receiver<Down>>,
     events: Option<mpsc::Sender<ParentEvent>>,
     /// The outputs being drained come from media (not from a NACK): the test hook
     /// [`super::NetConfig::drop_one_in`] drops only those, so repairs always go out.
@@ -262,11 +279,11 @@ impl Task {
                         self.link.handle_media(now, layer, kf, &rtp);
                     }
                 }
-                s = recv_opt(&mut self.state) => {
-                    if let Some(s) = s {
-                        self.link.handle_state(Instant::now(), s);
-                    }
-                }
+                s = recv_opt(&mut self.state) => match s {
+                    Some(Down::State(s)) => self.link.handle_state(Instant::now(), s),
+                    Some(Down::Layers(l)) => self.link.handle_layers(Instant::now(), l),
+                    None => {}
+                },
                 _ = self.shared.quinn.closed() => return End::Gone,
             }
         }
@@ -310,7 +327,10 @@ impl Task {
                             "child broke the relay protocol; ending its subscription");
                         return Err(End::Protocol);
                     }
-                    Event::Subscribed(_) | Event::State(_) | Event::Media { .. } => {}
+                    Event::Subscribed(_)
+                    | Event::State(_)
+                    | Event::Layers(_)
+                    | Event::Media { .. } => {}
                 },
             }
         }

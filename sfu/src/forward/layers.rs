@@ -93,6 +93,9 @@ pub struct LayerRanker {
     table: Arc<LayerTable>,
     last_rank: Option<Instant>,
     first_packet: Option<Instant>,
+    /// Layers told by an upstream node (a relay link's parent), flowing here or not: they
+    /// make the table instead of what is measured here.
+    known: Option<Vec<EncodingInfo>>,
 }
 
 impl LayerRanker {
@@ -111,7 +114,25 @@ impl LayerRanker {
             }),
             last_rank: None,
             first_packet: None,
+            known: None,
         }
+    }
+
+    /// The layers as an upstream node has them (encoding and bitrate), flowing here or
+    /// not: a relay link's child lists a layer it let go, so a viewer can want it again.
+    /// Returns whether the table changed.
+    pub fn set_known(&mut self, now: Instant, layers: &[(u8, u64)]) -> bool {
+        let known = layers
+            .iter()
+            .filter(|(e, _)| usize::from(*e) < self.counters.len())
+            .map(|&(encoding, bitrate_bps)| EncodingInfo {
+                encoding,
+                rid: self.counters[usize::from(encoding)].rid.clone(),
+                bitrate_bps,
+            })
+            .collect();
+        self.known = Some(known);
+        self.rank(now, false)
     }
 
     /// The encoding index for `rid`, registering it on first sight; `None` past the bound.
@@ -186,25 +207,28 @@ impl LayerRanker {
             }
             self.last_rank = Some(now);
         }
-        let mut active: Vec<EncodingInfo> = self
-            .counters
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                c.last_packet
-                    .is_some_and(|t| now.saturating_duration_since(t) <= INACTIVE_AFTER)
-            })
-            .map(|(i, c)| EncodingInfo {
-                encoding: i as u8,
-                rid: c.rid.clone(),
-                bitrate_bps: c.last_bitrate,
-            })
-            .collect();
+        let mut active: Vec<EncodingInfo> = match &self.known {
+            Some(known) => known.clone(),
+            None => self
+                .counters
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    c.last_packet
+                        .is_some_and(|t| now.saturating_duration_since(t) <= INACTIVE_AFTER)
+                })
+                .map(|(i, c)| EncodingInfo {
+                    encoding: i as u8,
+                    rid: c.rid.clone(),
+                    bitrate_bps: c.last_bitrate,
+                })
+                .collect(),
+        };
         // Stable sort: before any rate is measured, the publisher's own order stands.
         active.sort_by_key(|e| e.bitrate_bps);
         let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
-        let settled = self.last_rank.is_some();
+        let settled = self.last_rank.is_some() || self.known.is_some();
         let same = self.table.active == active && self.table.settled == settled;
         if !same {
             self.table = Arc::new(LayerTable {

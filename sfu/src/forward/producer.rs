@@ -47,6 +47,12 @@ impl<H: Clone> Producer<H> {
         self.layers_changed = true;
     }
 
+    /// The layers as an upstream node has them (encoding, bitrate), which make the table
+    /// from now on (see [`LayerRanker::set_known`]).
+    pub fn set_known_layers(&mut self, now: Instant, layers: &[(u8, u64)]) {
+        self.layers_changed |= self.ranker.set_known(now, layers);
+    }
+
     /// Unique per publisher session.
     pub fn generation(&self) -> u32 {
         self.generation

@@ -50,6 +50,16 @@ pub enum RelayRequest {
         /// Its wire layer.
         layer: u8,
     },
+    /// The video layers (wire layers, a bit each) the sinks of `stream` on `worker` want
+    /// now: a link pulls the union over the workers.
+    Demand {
+        /// The stream ([`RelaySource::stream`]).
+        stream: StreamId,
+        /// The worker reporting.
+        worker: usize,
+        /// The layers, a bit each.
+        layers: u8,
+    },
 }
 
 /// A link from a parent feeding a stream on one worker. Dropping it removes the source.
@@ -65,6 +75,20 @@ impl RelaySource {
     /// Its link id (what [`RelayRequest`]s name).
     pub fn link(&self) -> LinkId {
         self.link
+    }
+
+    /// The stream it feeds (what [`RelayRequest::Demand`] names).
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// The layers the parent has (wire layer, bitrate), flowing here or not: the table
+    /// viewers choose from.
+    pub fn set_layers(&self, layers: Vec<(u8, u64)>) {
+        let _ = self.worker.try_send(Command::RelayLayers {
+            link: self.link,
+            layers,
+        });
     }
 
     /// Hands packets to the worker; false (and counted) when its queue is full.

@@ -49,12 +49,22 @@ impl RelayInput {
     /// A source numbered from `generation` (a new one per upstream publisher, derived from
     /// it), letting one keyframe request per layer through each `throttle` window.
     pub fn new(generation: u32, throttle: Duration) -> Self {
+        let mut producer = Producer::new(generation, throttle);
+        // Encoding numbers are wire layers: demand and keyframe requests need no mapping.
+        for (layer, rid) in LAYER_RIDS.iter().enumerate() {
+            producer.video_encoding(Some(rid), || layer as u8);
+        }
         RelayInput {
-            producer: Producer::new(generation, throttle),
+            producer,
             upstream: None,
             seqs: [SeqExtender::default(); 8],
             generations: generation,
         }
+    }
+
+    /// The layers the parent has (wire layer, bitrate), flowing here or not.
+    pub fn set_layers(&mut self, now: Instant, layers: &[(u8, u64)]) {
+        self.producer.set_known_layers(now, layers);
     }
 
     /// The current generation (the router's `Source::generation`).
@@ -188,8 +198,9 @@ mod tests {
             (Kind::Video, 100, true)
         );
         let top = m.source.encoding;
+        assert_eq!(top, 2, "encodings are wire layers");
         let (low, _) = input.parse(&packet(0, 7, 500, true), t0).unwrap();
-        assert_ne!(low.source.encoding, top);
+        assert_eq!(low.source.encoding, 0);
         // The keyframe handle of each encoding is its wire layer.
         let later = t0 + Duration::from_secs(1);
         assert_eq!(input.producer().request_keyframe(top, later), Some(2));
@@ -207,6 +218,27 @@ mod tests {
         let (r, restarted) = input.parse(&packet(0, 8, 2, true), t0).unwrap();
         assert!(!restarted, "the restart was the caller's");
         assert_eq!(r.source.generation, 102);
+    }
+
+    #[test]
+    fn the_parents_layers_make_the_table_flowing_or_not() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(1, Duration::from_millis(100));
+        let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
+        let table = m.layers.unwrap();
+        assert!(!table.settled, "measured: not yet ranked");
+        // The parent has layers 0 and 2; only 0 flows here.
+        input.set_layers(t0, &[(2, 2_000_000), (0, 150_000)]);
+        let (m, _) = input.parse(&packet(0, 7, 2, false), t0).unwrap();
+        let table = m.layers.unwrap();
+        assert!(table.settled);
+        let order: Vec<u8> = table.active.iter().map(|e| e.encoding).collect();
+        assert_eq!(order, [0, 2], "lowest first, the unpulled top listed");
+        // An hour later, layer 2 has still sent nothing here: it stays listed.
+        let later = t0 + Duration::from_secs(3600);
+        input.producer().poll_layers(later);
+        let (m, _) = input.parse(&packet(0, 7, 3, false), later).unwrap();
+        assert_eq!(m.layers.unwrap().active.len(), 2);
     }
 
     #[test]
