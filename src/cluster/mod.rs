@@ -2,6 +2,7 @@
 //! that make a cluster's certificates.
 
 pub mod relay;
+pub mod up;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub enum ClusterCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Start a local cluster of `cascade serve` processes (origin, relays, edges).
+    Up(up::UpArgs),
 }
 
 /// Runs a `cascade cluster` command.
@@ -47,6 +50,7 @@ pub fn run(c: ClusterCommand) -> Result<(), String> {
             edge_relay::tls::issue_node(&ca, &name, &out).map_err(|e| e.to_string())?;
             println!("node {name}: certificate written to {}", out.display());
         }
+        ClusterCommand::Up(args) => up::run(args)?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod admission;
 mod bad_input;
 mod cluster;
+mod cluster_up;
 mod codecs;
 mod disclosure;
 mod forwarding;
