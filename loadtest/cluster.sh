@@ -18,6 +18,8 @@ CASCADE=${CASCADE:-${CARGO_TARGET_DIR:-$root/target}/release/cascade}
 [[ -x $CASCADE ]] || { echo "no $CASCADE: cargo build --release --bin cascade" >&2; exit 2; }
 DURATION=${DURATION:-15}
 RUNS=${RUNS:-3}
+# Viewers of the `thousand` comparison.
+VIEWERS=${VIEWERS:-1000}
 # Edges a relay-link run uses (each an origin child).
 LINKS=${LINKS:-8}
 
@@ -128,7 +130,7 @@ EOF
 }
 
 thousand() {
-    # 1,000 low-layer viewers spread over 3 edges (origin -> relay1 -> edge1..3), then on
+    # 1,000 (VIEWERS) low-layer viewers spread over 3 edges (origin -> relay1 -> edge1..3), then on
     # one node; the same layer mix and window as the one-node figures.
     start_cluster 5 1
     local origin edges relays
@@ -136,7 +138,7 @@ thousand() {
     edges=$(url edge)
     relays=$(url relay)
     lt "thousand-cluster" --target "$origin" --viewer-targets "$edges" --cpu-of "$relays" \
-        --viewers 1000 --layers low:100
+        --viewers "$VIEWERS" --layers low:100
     local cluster_us
     cluster_us=$(field 'r["cpu_us_per_delivered"]')
     python3 - "$work/r.json" <<'EOF'
@@ -150,7 +152,7 @@ EOF
     stop_cluster
     start_cluster 1 0
     origin=$(url origin)
-    lt "thousand-node" --target "$origin" --viewers 1000 --layers low:100
+    lt "thousand-node" --target "$origin" --viewers "$VIEWERS" --layers low:100
     python3 - "$work/r.json" "$cluster_us" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); cluster_us = float(sys.argv[2])

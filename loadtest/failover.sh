@@ -46,8 +46,8 @@ pid_of() { curl -fsS "$(http "$1")/healthz" | python3 -c 'import json,sys; print
 origin=$(http origin)
 edge=$(http edge1)
 
-# The window covers every kill, with a period of margin on each side.
-duration=$(( (KILLS + 2) * PERIOD ))
+# The window covers every kill (each takes PERIOD plus the look-ups), with margin.
+duration=$(( (KILLS + 2) * (PERIOD + 1) ))
 "$CASCADE" loadtest --json --target "$origin" --viewer-targets "$edge" --viewers "$VIEWERS" \
     --layers low:100 --duration "$duration" --freeze-ms "$FREEZE_MS" \
     >"$work/r.json" 2>"$work/lt.err" &

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use benches::{consumer, one_layer, router_with_viewers, vp8_packet, Engine, Floor};
 use benches::{PUBLISHER, STREAM};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sfu::ids::LinkId;
 use sfu::relay::{PipeOut, RelayPacket};
 use sfu::router::{Endpoint, Outputs, Router};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const PAYLOAD: usize = 1100;
 

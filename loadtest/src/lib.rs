@@ -367,14 +367,10 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
 
     // The measurement window.
     let start = report::snapshot(&viewers, true);
-    let group_starts: Vec<_> = groups
-        .iter()
-        .map(|g| report::snapshot(g, false))
-        .collect();
+    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, false)).collect();
     let t0 = Instant::now();
     let node0 = pid.as_deref().and_then(proc_usage);
-    let cluster0: Vec<Option<(f64, f64)>> =
-        cluster_pids.iter().map(|p| proc_usage(p)).collect();
+    let cluster0: Vec<Option<(f64, f64)>> = cluster_pids.iter().map(|p| proc_usage(p)).collect();
     let self0 = proc_usage("self");
     let out0 = packets_out(&http, &opts.target, VIEWER_PACKETS).await;
     let relay0 = packets_out(&http, &opts.target, RELAY_PACKETS).await;
@@ -413,7 +409,9 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         for (p, c0) in cluster_pids.iter().zip(&cluster0) {
             match (c0, proc_usage(p)) {
                 (Some((c0, _)), Some((c1, _))) => total += c1 - c0,
-                _ => notes.push(format!("process {p} ended during the window: its CPU is left out")),
+                _ => notes.push(format!(
+                    "process {p} ended during the window: its CPU is left out"
+                )),
             }
         }
         r.cluster_cpu_cores = Some(total / secs);
@@ -434,10 +432,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     ) {
         r.relay_forwarded_pps = Some((b - a) / secs);
     }
-    if let (Some(a), Some(b)) = (
-        out0,
-        packets_out(&http, &opts.target, VIEWER_PACKETS).await,
-    ) {
+    if let (Some(a), Some(b)) = (out0, packets_out(&http, &opts.target, VIEWER_PACKETS).await) {
         r.forwarded_pps = Some((b - a) / secs);
     } else {
         notes.push(

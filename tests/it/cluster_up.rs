@@ -144,7 +144,10 @@ fn cluster_up_starts_a_tree_that_carries_a_stream_and_stops_with_it() {
 #[test]
 fn nodes_die_with_a_killed_cluster_up() {
     let (mut up, listing, pids) = cluster_up(&["--nodes", "2"]);
-    assert_eq!(listing["nodes"][1]["parents"], serde_json::json!(["origin"]));
+    assert_eq!(
+        listing["nodes"][1]["parents"],
+        serde_json::json!(["origin"])
+    );
     assert!(pids.iter().all(|&p| alive(p)));
     // SIGKILL leaves the command no chance to stop them: the kernel does.
     up.kill().unwrap();
