@@ -4,12 +4,17 @@
 //!
 //! `cargo bench -p benches --bench forward`
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use benches::{consumer, one_layer, router_with_viewers, vp8_packet, Engine, Floor};
 use benches::{PUBLISHER, STREAM};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfu::ids::LinkId;
+use sfu::relay::{PipeOut, RelayPacket};
+use sfu::router::{Endpoint, Outputs, Router};
 
 const PAYLOAD: usize = 1100;
 
@@ -33,6 +38,49 @@ fn fanout(c: &mut Criterion) {
                 router.route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut out);
                 black_box(out.forwards.len());
                 out.forwards.clear();
+            })
+        });
+
+        // The relay-link path: the core with pipes (a child node each, every layer
+        // unrewritten), then each forward encoded as a relay RTP packet and handed to the
+        // link's queue (here a Vec; on a node, the QUIC connection's channel). The link's
+        // own work after that, QUIC's seal and send in edge-relay's task, is not in it.
+        let (mut router, mut out) = router_with_pipes(n);
+        let mut pipes: HashMap<LinkId, Arc<dyn PipeOut>> = HashMap::new();
+        let queue = Arc::new(Queue::default());
+        for i in 0..n {
+            pipes.insert(LinkId(i as u32 + 1), queue.clone());
+        }
+        let first = vp8_packet(0, true, PAYLOAD, &table);
+        router.route(STREAM, &first, PUBLISHER, Instant::now(), &mut out);
+        let mut effects = Vec::new();
+        let w = sfu::egress::write_forwards(
+            &mut out.forwards,
+            &mut HashMap::new(),
+            &mut pipes,
+            first.arrival,
+            first.arrival,
+            &mut benches::Collect::default(),
+            &mut effects,
+        );
+        assert_eq!(w.piped, n as u64, "every pipe takes the keyframe");
+        queue.clear();
+        g.bench_with_input(BenchmarkId::new("pipe", n), &n, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let pkt = vp8_packet(seq, false, PAYLOAD, &table);
+                router.route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut out);
+                let w = sfu::egress::write_forwards(
+                    &mut out.forwards,
+                    &mut HashMap::new(),
+                    &mut pipes,
+                    pkt.arrival,
+                    pkt.arrival,
+                    &mut benches::Collect::default(),
+                    &mut effects,
+                );
+                black_box(w.piped);
+                queue.clear();
             })
         });
 
@@ -83,6 +131,35 @@ fn fanout(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// A router whose stream has `n` pipes (relay links to children), each wanting layer 0.
+fn router_with_pipes(n: usize) -> (Router, Outputs) {
+    let mut router = Router::default();
+    let mut out = Outputs::default();
+    router.set_source(STREAM, PUBLISHER, 1);
+    for i in 0..n {
+        router.add_pipe(Endpoint::Relay(LinkId(i as u32 + 1)), STREAM, 0b1, &mut out);
+    }
+    out.upstream.clear();
+    (router, out)
+}
+
+/// A relay link's queue: keeps what it is sent until cleared.
+#[derive(Default)]
+struct Queue(Mutex<Vec<RelayPacket>>);
+
+impl Queue {
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+impl PipeOut for Queue {
+    fn send(&self, p: RelayPacket) -> bool {
+        self.0.lock().unwrap().push(p);
+        true
+    }
 }
 
 /// A viewer's layer switch: the target changes, the selector waits for the new layer's

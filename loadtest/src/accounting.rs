@@ -13,6 +13,11 @@ pub fn delay_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Video gaps at least this long are kept (as freezes), microseconds.
+pub const GAP_NOTE_US: u64 = 100_000;
+/// Gaps kept per viewer between two resets; more are dropped (the longest gap still counts).
+const GAPS_KEPT: usize = 64;
+
 /// Sequence numbers remembered behind the highest, to tell a late packet from a duplicate.
 const WINDOW: u32 = 1024;
 
@@ -100,6 +105,12 @@ pub struct Accounting {
     pub delay: Histogram<u64>,
     /// Duplicates and packets from before a run's start (reordered), not counted.
     pub late: u64,
+    /// Arrival of the last video packet, microseconds on the sender's clock.
+    last_video_us: Option<u64>,
+    /// The longest time between two video packets since [`Accounting::reset_gaps`], µs.
+    pub max_gap_us: u64,
+    /// Video gaps of at least [`GAP_NOTE_US`] since [`Accounting::reset_gaps`], µs (bounded).
+    pub gaps_us: Vec<u64>,
 }
 
 impl Default for Accounting {
@@ -113,6 +124,9 @@ impl Default for Accounting {
             bytes: 0,
             delay: delay_histogram(),
             late: 0,
+            last_video_us: None,
+            max_gap_us: 0,
+            gaps_us: Vec::new(),
         }
     }
 }
@@ -124,6 +138,14 @@ impl Accounting {
         let _ = self.delay.record(now_us.saturating_sub(s.sent_us).max(1));
         if s.stream < 3 {
             self.per_layer[usize::from(s.stream)] += 1;
+            if let Some(last) = self.last_video_us {
+                let gap = now_us.saturating_sub(last);
+                self.max_gap_us = self.max_gap_us.max(gap);
+                if gap >= GAP_NOTE_US && self.gaps_us.len() < GAPS_KEPT {
+                    self.gaps_us.push(gap);
+                }
+            }
+            self.last_video_us = Some(now_us);
         }
         let slot = if s.stream == AUDIO {
             &mut self.audio
@@ -155,6 +177,13 @@ impl Accounting {
             r += run.received.min(run.expected());
         }
         (e, r)
+    }
+
+    /// Starts the longest gap and the kept gaps anew (a measurement window's start); the
+    /// next video packet's gap is measured from the last one before.
+    pub fn reset_gaps(&mut self) {
+        self.max_gap_us = 0;
+        self.gaps_us.clear();
     }
 
     /// Lost packets over expected ones, 0 to 1.
@@ -201,5 +230,21 @@ mod tests {
         assert_eq!(a.late, 1);
         assert_eq!(a.delay.len(), 12);
         assert!(a.delay.value_at_quantile(0.5) >= 4_990);
+    }
+
+    #[test]
+    fn video_gaps_are_measured_between_arrivals_and_audio_does_not_fill_them() {
+        let mut a = Accounting::default();
+        for (seq, at) in [(0, 0), (1, 33_000), (2, 66_000)] {
+            a.packet(s(0, seq, 0), 100, at);
+        }
+        assert_eq!(a.max_gap_us, 33_000);
+        a.reset_gaps();
+        // Audio goes on during a video freeze of 400 ms.
+        a.packet(s(AUDIO, 0, 0), 10, 200_000);
+        a.packet(s(0, 3, 0), 100, 466_000);
+        a.packet(s(0, 4, 0), 100, 499_000);
+        assert_eq!(a.max_gap_us, 400_000);
+        assert_eq!(a.gaps_us, [400_000]);
     }
 }

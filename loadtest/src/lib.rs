@@ -75,6 +75,18 @@ pub struct Options {
     /// in its /healthz, when it runs on this machine; without either, no node CPU].
     #[arg(long)]
     pub target_pid: Option<u32>,
+    /// Base URLs the viewers are spread over, round-robin, each in Cascade's layout
+    /// (`{url}/whep/{stream}?layer=…`; e.g. a cluster's edges) [default: --target]. The
+    /// report then has each one's figures too, and sums the CPU of every one on this machine.
+    #[arg(long, value_delimiter = ',')]
+    pub viewer_targets: Vec<String>,
+    /// More Cascade nodes (base URLs) whose CPU counts in the cluster's total (e.g. relays
+    /// no viewer is on); each must run on this machine.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_of: Vec<String>,
+    /// A video gap at least this long counts as a freeze, in milliseconds (at least 100).
+    #[arg(long, default_value_t = 200)]
+    pub freeze_ms: u64,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -147,7 +159,12 @@ async fn target_pid(http: &reqwest::Client, opts: &Options) -> Option<String> {
     if let Some(p) = opts.target_pid {
         return Some(p.to_string());
     }
-    let body = get_text(http, format!("{}/healthz", opts.target)).await?;
+    local_pid(http, &opts.target).await
+}
+
+/// The pid in a Cascade node's /healthz, when that process is on this machine.
+async fn local_pid(http: &reqwest::Client, base: &str) -> Option<String> {
+    let body = get_text(http, format!("{base}/healthz")).await?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let pid = v.get("pid")?.as_u64()?.to_string();
     // Only if that process is on this machine.
@@ -156,19 +173,30 @@ async fn target_pid(http: &reqwest::Client, opts: &Options) -> Option<String> {
         .then_some(pid)
 }
 
-async fn packets_out(http: &reqwest::Client, target: &str) -> Option<f64> {
+/// A counter of the target's /metrics (`cascade_rtp_packets_out_total`: to viewers;
+/// `cascade_relay_packets_out_total`: to child nodes).
+async fn packets_out(http: &reqwest::Client, target: &str, counter: &str) -> Option<f64> {
     let text = get_text(http, format!("{target}/metrics")).await?;
     text.lines()
-        .find(|l| l.starts_with("cascade_rtp_packets_out_total "))?
+        .find(|l| l.starts_with(counter) && l.as_bytes().get(counter.len()) == Some(&b' '))?
         .rsplit(' ')
         .next()?
         .parse()
         .ok()
 }
 
+const VIEWER_PACKETS: &str = "cascade_rtp_packets_out_total";
+const RELAY_PACKETS: &str = "cascade_relay_packets_out_total";
+
 /// Runs a load test; prints progress to stderr unless `quiet`.
 pub fn run(opts: Options) -> Result<Report, String> {
     let plan = layer_plan(&opts.layers, opts.viewers)?;
+    if opts.freeze_ms < accounting::GAP_NOTE_US / 1000 {
+        return Err(format!(
+            "--freeze-ms must be at least {}",
+            accounting::GAP_NOTE_US / 1000
+        ));
+    }
     if !(0.0..=1.0).contains(&opts.impair_share) {
         return Err("--impair-share must be between 0 and 1".into());
     }
@@ -201,6 +229,30 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     let ip = client::local_ip_towards(&whip_url)
         .await
         .map_err(|e| e.to_string())?;
+    let targets: Vec<String> = if opts.viewer_targets.is_empty() {
+        vec![opts.target.clone()]
+    } else {
+        opts.viewer_targets.clone()
+    };
+    // Every node named, once, for the cluster's CPU (only with more than the target).
+    let mut cluster_pids: Vec<String> = Vec::new();
+    if !opts.viewer_targets.is_empty() || !opts.cpu_of.is_empty() {
+        let mut urls = vec![opts.target.clone()];
+        urls.extend(targets.iter().cloned());
+        urls.extend(opts.cpu_of.iter().cloned());
+        for u in urls {
+            let p = if u == opts.target {
+                pid.clone()
+            } else {
+                local_pid(&http, &u).await
+            };
+            match p {
+                Some(p) if !cluster_pids.contains(&p) => cluster_pids.push(p),
+                Some(_) => {}
+                None => return Err(format!("{u}: no Cascade node on this machine answers")),
+            }
+        }
+    }
     let mut notes = Vec::new();
     if pid.is_none() {
         notes.push(
@@ -238,6 +290,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     let proxies: Proxies = Default::default();
     let impaired_every = opts.impair.map(|_| opts.impair_share);
     let mut viewers = Vec::with_capacity(plan.len());
+    let mut groups: Vec<Vec<Arc<Mutex<ViewerState>>>> = vec![Vec::new(); targets.len()];
     let mut tasks = Vec::with_capacity(plan.len());
     let gap = Duration::from_secs_f64(1.0 / opts.ramp.max(0.01));
     let ramp_start = Instant::now();
@@ -272,8 +325,13 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         }));
         let url = match &opts.whep_url {
             Some(u) => u.clone(),
-            None => format!("{}/whep/{}?layer={layer}", opts.target, opts.stream),
+            None => format!(
+                "{}/whep/{}?layer={layer}",
+                targets[i % targets.len()],
+                opts.stream
+            ),
         };
+        groups[i % targets.len()].push(state.clone());
         let imp = opts
             .impair
             .filter(|_| impaired)
@@ -309,10 +367,13 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
 
     // The measurement window.
     let start = report::snapshot(&viewers, true);
+    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, false)).collect();
     let t0 = Instant::now();
     let node0 = pid.as_deref().and_then(proc_usage);
+    let cluster0: Vec<Option<(f64, f64)>> = cluster_pids.iter().map(|p| proc_usage(p)).collect();
     let self0 = proc_usage("self");
-    let out0 = packets_out(&http, &opts.target).await;
+    let out0 = packets_out(&http, &opts.target, VIEWER_PACKETS).await;
+    let relay0 = packets_out(&http, &opts.target, RELAY_PACKETS).await;
     let window = Duration::from_secs_f64(opts.duration.max(1.0));
     while t0.elapsed() < window {
         tick_progress(&viewers, false);
@@ -320,17 +381,58 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let mut r = Report::default();
-    report::viewers_part(&viewers, &start, t0.elapsed(), &mut r);
+    let freeze = Duration::from_millis(opts.freeze_ms);
+    report::viewers_part(&viewers, &start, t0.elapsed(), freeze, &mut r);
+    if targets.len() > 1 {
+        for ((target, g), g0) in targets.iter().zip(&groups).zip(&group_starts) {
+            let mut part = Report::default();
+            report::viewers_part(g, g0, t0.elapsed(), freeze, &mut part);
+            r.by_target.push(report::TargetPart {
+                target: target.clone(),
+                viewers: part.viewers,
+                connected: part.connected,
+                loss_pct: part.loss_pct,
+                delay_ms: part.delay_ms,
+                join_ms: part.join_ms,
+                max_gap_ms: part.max_gap_ms,
+            });
+        }
+    }
     if let (Some(p), Some((c0, _))) = (pid.as_deref(), node0) {
         if let Some((c1, rss)) = proc_usage(p) {
             r.node_cpu_cores = Some((c1 - c0) / secs);
             r.node_rss_mib = Some(rss / (1024.0 * 1024.0));
         }
     }
+    if !cluster_pids.is_empty() {
+        let mut total = 0.0;
+        for (p, c0) in cluster_pids.iter().zip(&cluster0) {
+            match (c0, proc_usage(p)) {
+                (Some((c0, _)), Some((c1, _))) => total += c1 - c0,
+                _ => notes.push(format!(
+                    "process {p} ended during the window: its CPU is left out"
+                )),
+            }
+        }
+        r.cluster_cpu_cores = Some(total / secs);
+        r.cluster_nodes = cluster_pids.len();
+    }
+    if r.delivered_pps > 0.0 {
+        r.cpu_us_per_delivered = r
+            .cluster_cpu_cores
+            .or(r.node_cpu_cores)
+            .map(|c| c / r.delivered_pps * 1e6);
+    }
     if let (Some((c0, _)), Some((c1, _))) = (self0, proc_usage("self")) {
         r.loadgen_cpu_cores = (c1 - c0) / secs;
     }
-    if let (Some(a), Some(b)) = (out0, packets_out(&http, &opts.target).await) {
+    if let (Some(a), Some(b)) = (
+        relay0,
+        packets_out(&http, &opts.target, RELAY_PACKETS).await,
+    ) {
+        r.relay_forwarded_pps = Some((b - a) / secs);
+    }
+    if let (Some(a), Some(b)) = (out0, packets_out(&http, &opts.target, VIEWER_PACKETS).await) {
         r.forwarded_pps = Some((b - a) / secs);
     } else {
         notes.push(

@@ -66,6 +66,8 @@ pub struct Report {
     pub node_rss_mib: Option<f64>,
     /// RTP packets the target sent per second (from its `/metrics`).
     pub forwarded_pps: Option<f64>,
+    /// Packets the target sent to child nodes over relay links per second (its `/metrics`).
+    pub relay_forwarded_pps: Option<f64>,
     /// This load generator's CPU over the window, in cores.
     pub loadgen_cpu_cores: f64,
     /// Viewers that went through the impairment proxy.
@@ -76,8 +78,46 @@ pub struct Report {
     pub keyframes_requested: u64,
     /// Video layers the publisher sent (1 when the server did not accept simulcast).
     pub publisher_layers: usize,
+    /// Packets (video and audio) all viewers received per second, in the window.
+    pub delivered_pps: f64,
+    /// Each connected viewer's longest time between two video packets in the window.
+    pub max_gap_ms: Quantiles,
+    /// Video gaps of at least `--freeze-ms` in the window, all viewers together.
+    pub freezes: usize,
+    /// Those gaps' lengths.
+    pub freeze_ms: Quantiles,
+    /// The longest of them.
+    pub freeze_max_ms: f64,
+    /// CPU of every Cascade node measured (the target, the viewer targets and `--cpu-of`),
+    /// summed, in cores over the window.
+    pub cluster_cpu_cores: Option<f64>,
+    /// Processes in `cluster_cpu_cores`.
+    pub cluster_nodes: usize,
+    /// Node CPU (the cluster's when measured, else the target's) per delivered packet, µs.
+    pub cpu_us_per_delivered: Option<f64>,
+    /// With several viewer targets: the viewer figures of each.
+    pub by_target: Vec<TargetPart>,
     /// What could not be measured on this server, and why.
     pub notes: Vec<String>,
+}
+
+/// The viewer figures of the viewers of one target (`--viewer-targets`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetPart {
+    /// The target's base URL.
+    pub target: String,
+    /// Viewers sent there.
+    pub viewers: usize,
+    /// Of them, those that received video.
+    pub connected: usize,
+    /// Packets lost over packets sent, in the window, percent.
+    pub loss_pct: f64,
+    /// Send stamp to receipt, in the window.
+    pub delay_ms: Quantiles,
+    /// POST to first video packet.
+    pub join_ms: Quantiles,
+    /// Each connected viewer's longest video gap in the window.
+    pub max_gap_ms: Quantiles,
 }
 
 /// CPU seconds (user + system) and resident bytes of a process, from `/proc`.
@@ -118,6 +158,7 @@ pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], reset_delay: bool) -> Snaps
             s.bytes += v.acc.bytes;
             if reset_delay {
                 v.acc.delay.reset();
+                v.acc.reset_gaps();
             }
         }
     }
@@ -125,15 +166,20 @@ pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], reset_delay: bool) -> Snaps
 }
 
 /// Fills the viewer-side fields of a report: joins, failures, layers, and the window's
-/// loss, bitrate and delay measured against `start`.
+/// loss, bitrate, delay, video gaps and freezes (gaps of at least `freeze`) measured
+/// against `start`.
 pub fn viewers_part(
     viewers: &[Arc<Mutex<ViewerState>>],
     start: &Snapshot,
     window: Duration,
+    freeze: Duration,
     r: &mut Report,
 ) {
     let mut joins = delay_histogram();
     let mut delay = delay_histogram();
+    let mut gaps = delay_histogram();
+    let mut freezes = delay_histogram();
+    let freeze_us = freeze.as_micros() as u64;
     let end = snapshot(viewers, false);
     r.viewers = viewers.len();
     for v in viewers {
@@ -144,6 +190,7 @@ pub fn viewers_part(
                 let _ = joins.record((j.as_micros() as u64).max(1));
                 let top = (0..3).max_by_key(|&i| v.acc.per_layer[i]).unwrap_or(0);
                 r.layers[top] += 1;
+                let _ = gaps.record(v.acc.max_gap_us.max(1));
             }
             Phase::Failed(why) => {
                 r.failed += 1;
@@ -157,9 +204,20 @@ pub fn viewers_part(
             r.impaired += 1;
         }
         let _ = delay.add(&v.acc.delay);
+        for &g in v.acc.gaps_us.iter().filter(|&&g| g >= freeze_us) {
+            let _ = freezes.record(g);
+        }
     }
     r.join_ms = Quantiles::of(&joins);
     r.delay_ms = Quantiles::of(&delay);
+    r.max_gap_ms = Quantiles::of(&gaps);
+    r.freezes = freezes.len() as usize;
+    r.freeze_ms = Quantiles::of(&freezes);
+    r.freeze_max_ms = if freezes.is_empty() {
+        0.0
+    } else {
+        freezes.max() as f64 / 1000.0
+    };
     r.window_s = window.as_secs_f64();
     let expected = end.expected.saturating_sub(start.expected);
     let received = end.received.saturating_sub(start.received);
@@ -168,6 +226,9 @@ pub fn viewers_part(
     } else {
         100.0 * expected.saturating_sub(received) as f64 / expected as f64
     };
+    if r.window_s > 0.0 {
+        r.delivered_pps = received as f64 / r.window_s;
+    }
     if r.connected > 0 && r.window_s > 0.0 {
         r.received_kbps = (end.bytes - start.bytes.min(end.bytes)) as f64 * 8.0
             / 1000.0
@@ -210,9 +271,28 @@ impl Report {
                     self.layers[0], self.layers[1], self.layers[2]
                 ),
             ),
+            (
+                "longest video gap per viewer",
+                format!(
+                    "{}; {} freezes (p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms)",
+                    q(&self.max_gap_ms),
+                    self.freezes,
+                    self.freeze_ms.p50,
+                    self.freeze_ms.p95,
+                    self.freeze_max_ms
+                ),
+            ),
+            (
+                "delivered to viewers",
+                format!("{:.0} packets/s", self.delivered_pps),
+            ),
             ("node CPU", opt(self.node_cpu_cores, " cores")),
             ("node RSS", opt(self.node_rss_mib, " MiB")),
             ("node forwarded", opt(self.forwarded_pps, " packets/s")),
+            (
+                "node forwarded to child nodes",
+                opt(self.relay_forwarded_pps, " packets/s"),
+            ),
             (
                 "load generator CPU",
                 format!("{:.2} cores", self.loadgen_cpu_cores),
@@ -225,6 +305,29 @@ impl Report {
                 ),
             ),
         ];
+        if let Some(c) = self.cluster_cpu_cores {
+            rows.push((
+                "cluster CPU",
+                format!("{c:.2} cores ({} processes)", self.cluster_nodes),
+            ));
+        }
+        if let Some(us) = self.cpu_us_per_delivered {
+            rows.push(("node CPU per delivered packet", format!("{us:.2} µs")));
+        }
+        for t in &self.by_target {
+            rows.push((
+                "viewers of a target",
+                format!(
+                    "{}: {}/{} connected, loss {:.3} %, delay {}, longest gap p95 {:.0} ms",
+                    t.target,
+                    t.connected,
+                    t.viewers,
+                    t.loss_pct,
+                    q(&t.delay_ms),
+                    t.max_gap_ms.p95
+                ),
+            ));
+        }
         if self.impaired > 0 {
             rows.push((
                 "through the impairment proxy",

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod metrics;
 pub mod relay;
+pub mod up;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub enum ClusterCommand {
         #[arg(long)]
         node: String,
     },
+    /// Start a local cluster of `cascade serve` processes (origin, relays, edges).
+    Up(up::UpArgs),
 }
 
 /// Drains a node through the control plane: it takes no new viewers or children, tells its
@@ -102,6 +105,7 @@ pub fn run(c: ClusterCommand) -> Result<(), String> {
             cluster_token,
             node,
         } => drain(&control, &cluster_token, &node)?,
+        ClusterCommand::Up(args) => up::run(args)?,
     }
     Ok(())
 }

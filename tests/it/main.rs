@@ -6,6 +6,7 @@ mod admission;
 mod bad_input;
 mod cluster;
 mod cluster_control;
+mod cluster_up;
 mod codecs;
 mod disclosure;
 mod forwarding;
