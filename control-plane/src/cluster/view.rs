@@ -18,8 +18,10 @@ impl NodeId {
 }
 
 /// What a media node does in the cluster.
+// Named apart in the OpenAPI document: a user's `Role` (admin, moderator…) is another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = NodeRole)]
 pub enum Role {
     /// Takes publishers (WHIP); the root of its streams' trees.
     Origin,
