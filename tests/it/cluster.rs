@@ -117,7 +117,12 @@ fn run(
 }
 
 fn video_count(v: &Peer) -> usize {
-    v.received
+    video_since(v, 0)
+}
+
+/// Video packets the viewer received after its first `from` packets.
+fn video_since(v: &Peer, from: usize) -> usize {
+    v.received[from..]
         .iter()
         .filter(|r| r.kind == str0m::media::MediaKind::Video)
         .count()
@@ -179,13 +184,7 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
         &mut synth,
         &mut publ,
         &mut [&mut v1, &mut v2],
-        |v| {
-            v[0].received[n1..]
-                .iter()
-                .filter(|r| r.kind == str0m::media::MediaKind::Video)
-                .count()
-                >= 100
-        },
+        |v| video_since(v[0], n1) >= 100,
         Duration::from_secs(10),
     );
     assert!(resumed, "edge1's viewer resumes after relay1's death");
@@ -216,36 +215,22 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     assert_continuous(&v2);
     assert!(v1.connected && v2.connected);
     // What an operator sees: the move on edge1, the relays on the origin.
-    let metric = |s: &Server, name: &str| -> f64 {
-        let text = s
-            .http()
-            .get(s.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
     assert_eq!(
-        metric(&edge1, "cascade_relay_parent_moves_total{reason=\"lost\"}"),
+        counter(&edge1, "cascade_relay_parent_moves_total{reason=\"lost\"}"),
         1.0
     );
     assert_eq!(
-        metric(&origin, "cascade_relay_children"),
+        counter(&origin, "cascade_relay_children"),
         1.0,
         "relay2 only now"
     );
-    assert_eq!(metric(&edge2, "cascade_relay_pulled_streams"), 1.0);
+    assert_eq!(counter(&edge2, "cascade_relay_pulled_streams"), 1.0);
     assert_eq!(
-        metric(&edge2, "cascade_relay_parent_moves_total"),
+        counter(&edge2, "cascade_relay_parent_moves_total"),
         0.0,
         "edge2 never left relay2"
     );
-    assert!(metric(&origin, "cascade_node_certificate_expiry_seconds") > 80.0 * 86400.0);
+    assert!(counter(&origin, "cascade_node_certificate_expiry_seconds") > 80.0 * 86400.0);
 }
 
 #[test]
@@ -299,13 +284,7 @@ fn a_backup_ingest_takes_over_when_the_primary_goes_silent() {
     let stopped = Instant::now();
     let mark = v.received.len();
     let end = stopped + Duration::from_secs(6);
-    while Instant::now() < end
-        && v.received[mark..]
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-            < 100
-    {
+    while Instant::now() < end && video_since(&v, mark) < 100 {
         // Only the standby publishes now; the primary's session stays open, silent.
         synth_standby.tick(&mut standby);
         standby.poll();
@@ -494,13 +473,7 @@ fn an_edge_pulls_only_the_layers_its_viewers_want_and_the_rest_on_demand() {
         &mut synth,
         &mut publ,
         &mut [&mut low, &mut top],
-        |v| {
-            v[1].received
-                .iter()
-                .filter(|r| r.kind == str0m::media::MediaKind::Video)
-                .count()
-                >= 60
-        },
+        |v| video_count(v[1]) >= 60,
         Duration::from_secs(10),
     );
     assert!(got_top, "the new viewer gets video");
