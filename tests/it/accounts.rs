@@ -201,14 +201,22 @@ fn backup_while_writing_then_restore() {
         .iter()
         .map(|n| (n.to_string(), account(&server, n)))
         .collect();
-    // Writers: each user makes channels as fast as the API answers.
+    // Writers: the users make channels, paced so that they are still writing when the
+    // backup ends on a loaded machine (4 users × 20 channels × 40 ms ≥ 3.2 s; more users
+    // would meet the sign-up limit), until the test has seen writes after the backup.
     let made = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (made, base, users) = (made.clone(), server.base.clone(), users.clone());
+        let (made, stop) = (made.clone(), stop.clone());
+        let (base, users) = (server.base.clone(), users.clone());
         std::thread::spawn(move || {
             let http = reqwest::blocking::Client::new();
             for i in 0..20 {
                 for (name, token) in &users {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(40));
                     let slug = format!("{name}-{i:02}");
                     let r = http
                         .post(format!("{base}/api/v1/channels"))
@@ -241,6 +249,14 @@ fn backup_while_writing_then_restore() {
         String::from_utf8_lossy(&out.stderr)
     );
     let during = made.lock().unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while made.lock().unwrap().len() < during + 4
+        && !writer.is_finished()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     let all: Vec<String> = made.lock().unwrap().clone();
     assert!(
