@@ -43,10 +43,11 @@ fn fanout(c: &mut Criterion) {
 
         // The relay-link path: the core with pipes (a child node each, every layer
         // unrewritten), then each forward encoded as a relay RTP packet and handed to the
-        // link's queue (here a Vec; on a node, the QUIC connection's channel). The link's
-        // own work after that, QUIC's seal and send in edge-relay's task, is not in it.
+        // link's queue at the turn's end (here a Vec; on a node, the link task's channel).
+        // The link's own work after that, QUIC's seal and send in edge-relay's task, is not
+        // in it.
         let (mut router, mut out) = router_with_pipes(n);
-        let mut pipes: HashMap<LinkId, Arc<dyn PipeOut>> = HashMap::new();
+        let mut pipes = sfu::egress::PipeLinks::default();
         let queue = Arc::new(Queue::default());
         for i in 0..n {
             pipes.insert(LinkId(i as u32 + 1), queue.clone());
@@ -64,6 +65,7 @@ fn fanout(c: &mut Criterion) {
             &mut effects,
         );
         assert_eq!(w.piped, n as u64, "every pipe takes the keyframe");
+        assert_eq!(pipes.flush().sent, n as u64);
         queue.clear();
         g.bench_with_input(BenchmarkId::new("pipe", n), &n, |b, _| {
             b.iter(|| {
@@ -80,6 +82,7 @@ fn fanout(c: &mut Criterion) {
                     &mut effects,
                 );
                 black_box(w.piped);
+                black_box(pipes.flush());
                 queue.clear();
             })
         });
@@ -156,8 +159,8 @@ impl Queue {
 }
 
 impl PipeOut for Queue {
-    fn send(&self, p: RelayPacket) -> bool {
-        self.0.lock().unwrap().push(p);
+    fn send(&self, mut packets: Vec<RelayPacket>) -> bool {
+        self.0.lock().unwrap().append(&mut packets);
         true
     }
 }

@@ -28,29 +28,83 @@ impl Sessions for HashMap<SessionId, Session> {
 
 /// The relay links forwards to pipes are sent on, by id.
 pub trait Pipes {
-    /// Sends `fwd` on the link `id`: `None` for no such link, else whether it was queued.
-    fn send(&mut self, id: LinkId, fwd: &Forward) -> Option<bool>;
+    /// Queues `fwd` for the link `id`: false for no such link.
+    fn send(&mut self, id: LinkId, fwd: &Forward) -> bool;
 }
 
-impl Pipes for HashMap<LinkId, Arc<dyn PipeOut>> {
-    fn send(&mut self, id: LinkId, fwd: &Forward) -> Option<bool> {
-        let out = self.get(&id)?;
+/// A worker's relay links to children, each with the packets this turn gave it: a turn's
+/// forwards are encoded as they come and handed to each link at once by [`Self::flush`].
+#[derive(Default)]
+pub struct PipeLinks {
+    links: HashMap<LinkId, (Arc<dyn PipeOut>, Vec<RelayPacket>)>,
+}
+
+/// What [`PipeLinks::flush`] handed over.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Piped {
+    /// Packets the links took.
+    pub sent: u64,
+    /// Packets dropped because a link's queue was full.
+    pub dropped: u64,
+}
+
+impl PipeLinks {
+    /// Adds (or replaces) the link `id`.
+    pub fn insert(&mut self, id: LinkId, out: Arc<dyn PipeOut>) {
+        self.links.insert(id, (out, Vec::new()));
+    }
+
+    /// Removes the link `id`; packets not yet flushed go with it.
+    pub fn remove(&mut self, id: LinkId) {
+        self.links.remove(&id);
+    }
+
+    /// Removes every link.
+    pub fn clear(&mut self) {
+        self.links.clear();
+    }
+
+    /// Hands each link the packets queued for it since the last flush.
+    pub fn flush(&mut self) -> Piped {
+        let mut p = Piped::default();
+        for (out, pending) in self.links.values_mut() {
+            if pending.is_empty() {
+                continue;
+            }
+            let n = pending.len() as u64;
+            let batch = std::mem::replace(pending, Vec::with_capacity(n as usize));
+            if out.send(batch) {
+                p.sent += n;
+            } else {
+                p.dropped += n;
+            }
+        }
+        p
+    }
+}
+
+impl Pipes for PipeLinks {
+    fn send(&mut self, id: LinkId, fwd: &Forward) -> bool {
+        let Some((_, pending)) = self.links.get_mut(&id) else {
+            return false;
+        };
         let layer = match fwd.kind {
             Kind::Audio => AUDIO_LAYER,
             Kind::Video => fwd.source.encoding,
         };
-        Some(out.send(RelayPacket {
+        pending.push(RelayPacket {
             layer,
             keyframe: fwd.keyframe,
             rtp: rtp::encode(fwd),
-        }))
+        });
+        true
     }
 }
 
 /// No relay links (a benchmark's node).
 impl Pipes for () {
-    fn send(&mut self, _: LinkId, _: &Forward) -> Option<bool> {
-        None
+    fn send(&mut self, _: LinkId, _: &Forward) -> bool {
+        false
     }
 }
 
@@ -65,10 +119,8 @@ pub struct Written {
     pub switches: u64,
     /// Forwards a viewer could not take (no such track or codec).
     pub unsupported: u64,
-    /// Packets queued on relay links to children.
+    /// Packets queued for relay links to children (handed over by [`PipeLinks::flush`]).
     pub piped: u64,
-    /// Packets a relay link's full queue refused.
-    pub pipe_drops: u64,
 }
 
 /// Writes `forwards` (drained) into their sessions and relay links; `wallclock` is the
@@ -87,11 +139,7 @@ pub fn write_forwards(
         let id = match to {
             Endpoint::Session(id) => id,
             Endpoint::Relay(link) => {
-                match pipes.send(link, &fwd) {
-                    Some(true) => w.piped += 1,
-                    Some(false) => w.pipe_drops += 1,
-                    None => {}
-                }
+                w.piped += u64::from(pipes.send(link, &fwd));
                 continue;
             }
             Endpoint::Worker(_) => continue,

@@ -153,7 +153,7 @@ pub(crate) struct Worker {
     /// Relay links from parents feeding streams here.
     relay_sources: HashMap<LinkId, RelaySourceState>,
     /// Relay links to children taking streams from here.
-    pipes: HashMap<LinkId, Arc<dyn PipeOut>>,
+    pipes: egress::PipeLinks,
     /// The router's outputs, applied and drained after each call.
     out: Outputs,
     outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
@@ -186,7 +186,7 @@ impl Worker {
             by_ufrag: HashMap::new(),
             router: Router::default(),
             relay_sources: HashMap::new(),
-            pipes: HashMap::new(),
+            pipes: egress::PipeLinks::default(),
             out: Outputs::default(),
             outbox: vec![Vec::new(); n],
             shared,
@@ -235,7 +235,22 @@ impl Worker {
             }
             self.process_effects();
             self.flush_outbox();
+            self.flush_pipes();
             self.flush_sends();
+        }
+    }
+
+    /// Hands each relay link this turn's packets, and counts them.
+    fn flush_pipes(&mut self) {
+        let p = self.pipes.flush();
+        let m = &self.shared.metrics;
+        if p.sent > 0 {
+            m.relay_packets_out.inc_by(p.sent);
+        }
+        if p.dropped > 0 {
+            m.forward_drops
+                .with_label_values(&["relay_queue_full"])
+                .inc_by(p.dropped);
         }
     }
 
@@ -443,7 +458,7 @@ impl Worker {
                 self.apply_upstream(now);
             }
             Command::RemovePipe { link } => {
-                self.pipes.remove(&link);
+                self.pipes.remove(link);
                 self.router
                     .remove_sink(Endpoint::Relay(link), &mut self.out);
                 self.apply_upstream(Instant::now());
@@ -599,14 +614,6 @@ impl Worker {
         self.out.drops.codec_unsupported += w.unsupported;
         let m = &self.shared.metrics;
         m.packets_out.inc_by(w.packets);
-        if w.piped > 0 {
-            m.relay_packets_out.inc_by(w.piped);
-        }
-        if w.pipe_drops > 0 {
-            m.forward_drops
-                .with_label_values(&["relay_queue_full"])
-                .inc_by(w.pipe_drops);
-        }
         m.bytes_out.inc_by(w.bytes);
         m.layer_switches.inc_by(w.switches);
         if !self.out.upstream.is_empty() {

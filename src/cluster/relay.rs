@@ -195,13 +195,19 @@ async fn route_requests(
 struct LinkOut(PublishHandle);
 
 impl PipeOut for LinkOut {
-    fn send(&self, p: RelayPacket) -> bool {
-        let layer = if p.layer == AUDIO_LAYER {
-            Some(Layer::AUDIO)
-        } else {
-            Layer::video(p.layer)
-        };
-        layer.is_some_and(|l| self.0.send(l, p.keyframe, p.rtp))
+    fn send(&self, packets: Vec<RelayPacket>) -> bool {
+        let batch = packets
+            .into_iter()
+            .filter_map(|p| {
+                let layer = if p.layer == AUDIO_LAYER {
+                    Some(Layer::AUDIO)
+                } else {
+                    Layer::video(p.layer)
+                };
+                Some((layer?, p.keyframe, p.rtp))
+            })
+            .collect();
+        self.0.send_batch(batch)
     }
 }
 

@@ -52,7 +52,7 @@ mod parent;
 pub use child::{ChildEvent, EndReason, Subscription};
 pub use conn::{ConnStats, Connection};
 pub use endpoint::RelayEndpoint;
-pub use parent::{ParentEvent, PublishHandle, SubscribeRequest};
+pub use parent::{MediaOut, ParentEvent, PublishHandle, SubscribeRequest};
 
 /// Stream error code: the subscription ended normally.
 pub const CODE_DONE: u32 = 0;
@@ -80,7 +80,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Subscriptions (bidirectional streams) a child may have open at once on a connection.
     pub max_subscriptions: u32,
-    /// Capacity of each subscription's media channels (child events, publish handle).
+    /// Capacity of each subscription's media channels: child events (packets), and the
+    /// publish handle's batches ([`PublishHandle::send_batch`]).
     pub media_buffer: usize,
     /// Capacity of the channel of incoming [`SubscribeRequest`]s; when full, new requests are
     /// refused as `Full`.

@@ -21,6 +21,9 @@ const STATE_QUEUE: usize = 16;
 /// Events a [`PublishHandle`]'s owner may leave unread before newer ones are dropped.
 const EVENT_QUEUE: usize = 64;
 
+/// A media packet for the child: its layer, whether it starts a keyframe, the RTP packet.
+pub type MediaOut = (Layer, bool, Bytes);
+
 /// What the node sends down a subscription besides media.
 #[derive(Debug)]
 enum Down {
@@ -43,7 +46,7 @@ pub enum ParentEvent {
 enum Decision {
     Accept {
         tracks: Vec<TrackInfo>,
-        media: mpsc::Receiver<(Layer, bool, Bytes)>,
+        media: mpsc::Receiver<Vec<MediaOut>>,
         state: mpsc::Receiver<Down>,
         events: mpsc::Sender<ParentEvent>,
     },
@@ -97,7 +100,7 @@ impl SubscribeRequest {
 /// The node's end of a served subscription. Dropping it ends the subscription.
 #[derive(Debug)]
 pub struct PublishHandle {
-    media: mpsc::Sender<(Layer, bool, Bytes)>,
+    media: mpsc::Sender<Vec<MediaOut>>,
     state: mpsc::Sender<Down>,
     drops: Arc<AtomicU64>,
     /// What the child asks for, then [`ParentEvent::Closed`].
@@ -108,9 +111,17 @@ impl PublishHandle {
     /// Sends a media packet toward the child (if it wants the layer). Never blocks; callable
     /// from any thread. False, and counted, when the subscription's queue is full or closed.
     pub fn send(&self, layer: Layer, keyframe: bool, rtp: Bytes) -> bool {
-        let ok = self.media.try_send((layer, keyframe, rtp)).is_ok();
+        self.send_batch(vec![(layer, keyframe, rtp)])
+    }
+
+    /// Sends packets in order, in one hand-over to the subscription's task (a sender with
+    /// several packets at once wakes it once). Never blocks; callable from any thread.
+    /// False, and counted, when the subscription's queue (of batches) is full or closed.
+    pub fn send_batch(&self, packets: Vec<MediaOut>) -> bool {
+        let n = packets.len() as u64;
+        let ok = self.media.try_send(packets).is_ok();
         if !ok {
-            self.drops.fetch_add(1, Relaxed);
+            self.drops.fetch_add(n, Relaxed);
         }
         ok
     }
@@ -180,7 +191,7 @@ struct Task {
     pending: Option<oneshot::Receiver<Decision>>,
     /// The layers in the request the node saw.
     asked: LayerSet,
-    media: Option<mpsc::Receiver<(Layer, bool, Bytes)>>,
+    media: Option<mpsc::Receiver<Vec<MediaOut>>>,
     state: Option<mpsc::Receiver<Down>>,
     events: Option<mpsc::Sender<ParentEvent>>,
     /// The outputs being drained come from media (not from a NACK): the test hook
@@ -267,16 +278,20 @@ impl Task {
                     }
                 }
                 m = recv_opt(&mut self.media) => {
-                    let Some((layer, kf, rtp)) = m else { return End::Finish };
+                    let Some(batch) = m else { return End::Finish };
                     self.from_media = true;
                     let now = Instant::now();
-                    self.link.handle_media(now, layer, kf, &rtp);
+                    for (layer, kf, rtp) in batch {
+                        self.link.handle_media(now, layer, kf, &rtp);
+                    }
                     // Take what else is there before draining once.
                     for _ in 0..64 {
-                        let Some(Ok((layer, kf, rtp))) = self.media.as_mut().map(|m| m.try_recv()) else {
+                        let Some(Ok(batch)) = self.media.as_mut().map(|m| m.try_recv()) else {
                             break;
                         };
-                        self.link.handle_media(now, layer, kf, &rtp);
+                        for (layer, kf, rtp) in batch {
+                            self.link.handle_media(now, layer, kf, &rtp);
+                        }
                     }
                 }
                 s = recv_opt(&mut self.state) => match s {

@@ -33,11 +33,12 @@ pub struct RelayPacket {
     pub rtp: Bytes,
 }
 
-/// Where a pipe's packets go: the link to a child. Called on a media worker: must not
-/// block (a full queue drops and says so).
+/// Where a pipe's packets go: the link to a child. Called on a media worker once a turn with
+/// the turn's packets for the link (one hand-over, one wake-up of the link's task, however
+/// many packets): must not block (a full queue drops the batch and says so).
 pub trait PipeOut: Send + Sync {
-    /// Sends one packet; false when it was dropped.
-    fn send(&self, packet: RelayPacket) -> bool;
+    /// Sends a turn's packets, in order; false when they were dropped.
+    fn send(&self, packets: Vec<RelayPacket>) -> bool;
 }
 
 /// What the workers ask of the relay links.
