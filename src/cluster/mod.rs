@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod metrics;
+pub mod netns;
 pub mod relay;
 pub mod up;
 

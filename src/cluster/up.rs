@@ -9,6 +9,11 @@
 //! then `cluster up: N nodes`; the command then waits. Ctrl-C or SIGTERM stops every node
 //! (SIGTERM, then SIGKILL after [`STOP_GRACE`]); a node also gets SIGKILL if this process
 //! dies (`PR_SET_PDEATHSIG`), so no node outlives the command.
+//!
+//! With `--netns` (root only), each node runs in its own network namespace on its own
+//! address behind a bridge here ([`super::netns`]), HTTP on port [`NETNS_HTTP_PORT`] and
+//! relay links on [`NETNS_RELAY_PORT`]; the namespaces, links and bridge go when the
+//! cluster stops, or at the next `--netns` run if this one was killed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -20,10 +25,16 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
+use super::netns::{self, Network, Subnet};
+
 /// How long a node may take to print its two banner lines.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the nodes get to stop after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A node's HTTP port with `--netns` (each node has the port space of its namespace).
+pub const NETNS_HTTP_PORT: u16 = 8080;
+/// A node's relay (QUIC) port with `--netns`.
+pub const NETNS_RELAY_PORT: u16 = 4433;
 
 /// Options of `cascade cluster up`.
 #[derive(Debug, Args)]
@@ -48,6 +59,14 @@ pub struct UpArgs {
     /// addresses (failover drills); without it, a node that exits stays down.
     #[arg(long)]
     pub restart_after_ms: Option<u64>,
+    /// Run each node in its own network namespace, on its own address (10.X.0.2, .3, …),
+    /// joined by a bridge here that holds 10.X.0.1; needs root (CAP_NET_ADMIN and
+    /// CAP_SYS_ADMIN).
+    #[arg(long)]
+    pub netns: bool,
+    /// The subnet of `--netns` [default: a 10.X.0.0/24 not routed here yet].
+    #[arg(long, requires = "netns")]
+    pub netns_subnet: Option<Subnet>,
     /// More `cascade serve` arguments for every node, after `--` (e.g. `-- --workers 1`);
     /// `--auth open` is added unless they say `--auth` or `--publish-key`.
     #[arg(last = true)]
@@ -151,6 +170,20 @@ pub struct NodeInfo {
     pub parents: Vec<String>,
     /// Its directory (certificate, data, log).
     pub dir: PathBuf,
+    /// Its network namespace (`ip netns`), with `--netns`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+/// The network of `--netns`, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct NetInfo {
+    /// The bridge in the caller's namespace.
+    bridge: String,
+    /// The bridge's address: the caller's on the nodes' subnet.
+    address: String,
+    /// The subnet, `A.B.C.D/N`.
+    subnet: String,
 }
 
 /// The cluster's directory and nodes, as printed with `--json`.
@@ -158,6 +191,8 @@ pub struct NodeInfo {
 struct Listing<'a> {
     dir: &'a Path,
     nodes: Vec<&'a NodeInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<NetInfo>,
 }
 
 struct Running {
@@ -188,20 +223,70 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // Caught from here on: a Ctrl-C while the nodes start stops them once all are up, and
+    // the network goes with them.
+    let signals = {
+        let _in = rt.enter();
+        Signals::catch()?
+    };
+    let mut network = match args.netns {
+        true => Some(make_network(&plan, args.netns_subnet)?),
+        false => None,
+    };
     let mut nodes: Vec<Running> = Vec::with_capacity(plan.len());
-    let started = start_all(&plan, &binary, &dir, &args.serve_args, &mut nodes);
+    let started = start_all(
+        &plan,
+        &binary,
+        &dir,
+        &args.serve_args,
+        network.as_ref(),
+        &mut nodes,
+    );
     let result = match started {
         Ok(()) => {
-            print_nodes(&dir, &nodes, args.json);
-            rt.block_on(watch(&mut nodes, &binary, &args))
+            print_nodes(&dir, &nodes, network.as_ref(), args.json);
+            rt.block_on(watch(signals, &mut nodes, &binary, &args))
         }
         Err(e) => Err(e),
     };
     stop_all(&mut nodes);
+    // Only now: a namespace lives on while a node is in it.
+    let removed = network.as_mut().map_or(Ok(()), Network::teardown);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    result
+    result.and(removed.map_err(|e| e.to_string()))
+}
+
+/// The namespaces of `--netns`, one per planned node, after removing what ended runs left.
+fn make_network(plan: &[Planned], subnet: Option<Subnet>) -> Result<Network, String> {
+    let names: Vec<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+    let (network, removed) = Network::create(&names, subnet).map_err(|e| e.to_string())?;
+    if !removed.is_empty() {
+        eprintln!(
+            "cluster up: removed what ended runs left: {}",
+            removed.join(", ")
+        );
+    }
+    Ok(network)
+}
+
+/// SIGINT and SIGTERM, caught: once made, neither ends the process any more (tokio keeps
+/// its handlers for the life of the process).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts catching them; must run inside a tokio runtime.
+    fn catch() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+            term: signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+        })
+    }
 }
 
 fn start_all(
@@ -209,13 +294,14 @@ fn start_all(
     binary: &Path,
     dir: &Path,
     extra: &[String],
+    network: Option<&Network>,
     nodes: &mut Vec<Running>,
 ) -> Result<(), String> {
     let ca = dir.join("ca");
     if !ca.join("ca.pem").exists() {
         edge_relay::tls::init_cluster(&ca).map_err(|e| format!("{}: {e}", ca.display()))?;
     }
-    for p in plan {
+    for (i, p) in plan.iter().enumerate() {
         let node_dir = dir.join(&p.name);
         edge_relay::tls::issue_node(&ca, &p.name, &node_dir)
             .map_err(|e| format!("certificate of {}: {e}", p.name))?;
@@ -224,14 +310,25 @@ fn start_all(
             .iter()
             .map(|&i| format!("{}@{}", nodes[i].info.name, nodes[i].info.quic))
             .collect();
+        // Its own namespace: its own ports, known in advance; else any free port here.
+        let (addr, http_port, quic_port, netns) = match network {
+            Some(n) => (
+                n.nodes[i].addr.to_string(),
+                NETNS_HTTP_PORT,
+                NETNS_RELAY_PORT,
+                Some(n.nodes[i].netns.clone()),
+            ),
+            None => ("127.0.0.1".to_owned(), 0, 0, None),
+        };
         let info = NodeInfo {
             role: p.role,
             name: p.name.clone(),
-            http: "127.0.0.1:0".into(),
-            quic: "127.0.0.1:0".into(),
+            http: format!("{addr}:{http_port}"),
+            quic: format!("{addr}:{quic_port}"),
             pid: 0,
             parents: p.parents.iter().map(|&i| plan[i].name.clone()).collect(),
             dir: node_dir,
+            netns,
         };
         let (child, http, quic) = spawn(binary, &info, &parents, extra)?;
         nodes.push(Running {
@@ -264,6 +361,13 @@ fn serve_args(info: &NodeInfo, parents: &[String], extra: &[String]) -> Vec<Stri
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if info.netns.is_some() {
+        // Media on the node's own address too (the default is 127.0.0.1).
+        if let Ok(addr) = info.quic.parse::<std::net::SocketAddr>() {
+            a.push("--bind-ip".into());
+            a.push(addr.ip().to_string());
+        }
+    }
     a.push("--node-dir".into());
     a.push(info.dir.display().to_string());
     a.push("--data-dir".into());
@@ -313,6 +417,11 @@ fn spawn(
             Ok(())
         });
     }
+    // Held open until the spawn: the child enters the namespace through it.
+    let _netns = match &info.netns {
+        Some(ns) => Some(netns::run_inside(&mut cmd, ns).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;
@@ -366,12 +475,17 @@ fn spawn(
     Ok((child, http, quic))
 }
 
-fn print_nodes(dir: &Path, nodes: &[Running], json: bool) {
+fn print_nodes(dir: &Path, nodes: &[Running], network: Option<&Network>, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
         let listing = Listing {
             dir,
             nodes: nodes.iter().map(|n| &n.info).collect(),
+            netns: network.map(|n| NetInfo {
+                bridge: n.bridge.clone(),
+                address: n.host.to_string(),
+                subnet: n.subnet.to_string(),
+            }),
         };
         let _ = writeln!(
             out,
@@ -381,13 +495,24 @@ fn print_nodes(dir: &Path, nodes: &[Running], json: bool) {
     } else {
         for n in nodes {
             let i = &n.info;
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{} {} {} quic {}",
                 i.role.as_str(),
                 i.name,
                 i.http,
                 i.quic
+            );
+            let _ = match &i.netns {
+                Some(ns) => writeln!(out, " netns {ns}"),
+                None => writeln!(out),
+            };
+        }
+        if let Some(n) = network {
+            let _ = writeln!(
+                out,
+                "network {}: bridge {} holds {} here",
+                n.subnet, n.bridge, n.host
             );
         }
     }
@@ -397,14 +522,17 @@ fn print_nodes(dir: &Path, nodes: &[Running], json: bool) {
 
 /// Waits for Ctrl-C or SIGTERM; meanwhile notes nodes that exit (and restarts them when
 /// asked to).
-async fn watch(nodes: &mut [Running], binary: &Path, args: &UpArgs) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+async fn watch(
+    mut signals: Signals,
+    nodes: &mut [Running],
+    binary: &Path,
+    args: &UpArgs,
+) -> Result<(), String> {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.term.recv() => break,
             _ = tick.tick() => {}
         }
         for i in 0..nodes.len() {
@@ -526,6 +654,7 @@ mod tests {
             pid: 0,
             parents: vec!["relay1".into()],
             dir: PathBuf::from("/tmp/c/edge1"),
+            netns: None,
         };
         let a = serve_args(&info, &["relay1@127.0.0.1:9001".into()], &[]);
         let s = a.join(" ");
@@ -534,5 +663,18 @@ mod tests {
         assert!(s.ends_with("--auth open"), "{s}");
         let a = serve_args(&info, &[], &["--auth".into(), "accounts".into()]);
         assert_eq!(a.iter().filter(|x| *x == "--auth").count(), 1);
+        assert!(
+            !a.contains(&"--bind-ip".to_owned()),
+            "loopback: the default"
+        );
+        // In its own namespace, media binds the node's address too.
+        let info = NodeInfo {
+            http: "http://10.77.0.4:8080".into(),
+            quic: "10.77.0.4:4433".into(),
+            netns: Some("cascade-1-edge1".into()),
+            ..info
+        };
+        let s = serve_args(&info, &[], &[]).join(" ");
+        assert!(s.contains("--bind-ip 10.77.0.4 "), "{s}");
     }
 }

@@ -2,7 +2,7 @@
 //! loopback UDP, driven from the test thread.
 
 use std::collections::HashMap;
-use std::net::UdpSocket;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -37,8 +37,9 @@ pub struct Received {
 }
 
 impl Peer {
-    fn new() -> Peer {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// A peer whose UDP socket (its one ICE candidate) is on `ip`.
+    fn new_at(ip: IpAddr) -> Peer {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket.set_nonblocking(true).unwrap();
         let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
         let c = Candidate::host(socket.local_addr().unwrap(), Protocol::Udp).unwrap();
@@ -59,7 +60,12 @@ impl Peer {
 
     /// A publisher offering VP8 simulcast with `rids` plus Opus.
     pub fn publisher(rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new();
+        Peer::publisher_at(Ipv4Addr::LOCALHOST.into(), rids)
+    }
+
+    /// A publisher as [`Peer::publisher`], its socket on `ip`.
+    pub fn publisher_at(ip: IpAddr, rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
+        let mut p = Peer::new_at(ip);
         let mut api = p.rtc.sdp_api();
         let mut sim = Simulcast::new();
         for r in rids {
@@ -74,16 +80,21 @@ impl Peer {
 
     /// A viewer receiving audio and video.
     pub fn viewer() -> (Peer, String, SdpPendingOffer) {
-        Peer::viewer_with(false)
+        Peer::viewer_with(Ipv4Addr::LOCALHOST.into(), false)
+    }
+
+    /// A viewer as [`Peer::viewer`], its socket on `ip`.
+    pub fn viewer_at(ip: IpAddr) -> (Peer, String, SdpPendingOffer) {
+        Peer::viewer_with(ip, false)
     }
 
     /// A viewer receiving audio and video, with a data channel in its offer.
     pub fn viewer_with_channel() -> (Peer, String, SdpPendingOffer) {
-        Peer::viewer_with(true)
+        Peer::viewer_with(Ipv4Addr::LOCALHOST.into(), true)
     }
 
-    fn viewer_with(channel: bool) -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new();
+    fn viewer_with(ip: IpAddr, channel: bool) -> (Peer, String, SdpPendingOffer) {
+        let mut p = Peer::new_at(ip);
         let mut api = p.rtc.sdp_api();
         let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
