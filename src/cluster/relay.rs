@@ -11,7 +11,9 @@
 //! (`Node::wanted_remotely`) is reconciled on every change; each has one task that holds
 //! the stream's [`sfu::relay::RelaySource`] for as long as it is wanted and moves between
 //! parents: the next one as soon as the current is lost (nothing heard for
-//! [`PARENT_SILENCE`]) or, with another to go to, stops sending media for [`MEDIA_SILENCE`]
+//! [`PARENT_SILENCE`], not even QUIC's keep-alives: a parent busy past a heartbeat still
+//! answers those; [`SUBSCRIBE_TIMEOUT`] before its first answer) or, with another to go
+//! to, stops sending media for [`MEDIA_SILENCE`]
 //! (the primary ingest gone: the backup takes over; when the primary returns, the stream
 //! stays on the backup until that fails in turn: no flapping). The source outlives the
 //! moves, so viewers' sessions stay up; each move restarts its generation, so viewers
@@ -38,6 +40,9 @@ pub const HEARTBEAT: Duration = Duration::from_millis(100);
 pub const PARENT_SILENCE: Duration = Duration::from_millis(400);
 /// No media from a live parent this long: move to the next parent, if there is one.
 pub const MEDIA_SILENCE: Duration = Duration::from_millis(1500);
+/// How long a parent may take to answer a subscription (a loaded parent decides slowly;
+/// silence is judged by [`PARENT_SILENCE`] once it has answered).
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A stream no longer wanted is let go after this.
 pub const RELEASE_GRACE: Duration = Duration::from_secs(3);
 /// Packets handed to a worker in one command.
@@ -476,6 +481,8 @@ async fn subscribe_once(
     source.restart();
     let start = Instant::now();
     let (mut heard, mut media) = (start, None::<Instant>);
+    let mut subscribed = false;
+    let mut datagrams = conn.datagrams_heard();
     let mut active = false;
     let mut batch = Vec::with_capacity(BATCH);
     let mut check = tokio::time::interval(Duration::from_millis(100));
@@ -487,6 +494,7 @@ async fn subscribe_once(
                 heard = now;
                 match ev {
                     Some(ChildEvent::Subscribed(tracks)) => {
+                        subscribed = true;
                         tracing::info!(stream, parent = parent.name, "subscribed");
                         relay.parents.report(stream, Some(&parent.name));
                         let video = tracks.iter().find(|t| t.kind == TrackKind::Video);
@@ -544,7 +552,15 @@ async fn subscribe_once(
                     sub.want(LayerSet::from_bits(union).with(Layer::AUDIO));
                 }
                 let now = Instant::now();
-                if now.duration_since(heard) >= PARENT_SILENCE {
+                // Anything from the parent's QUIC stack (keep-alives answer every 250 ms)
+                // says it lives: a dead parent sends nothing, a busy one still acknowledges.
+                let heard_now = conn.datagrams_heard();
+                if heard_now != datagrams {
+                    datagrams = heard_now;
+                    heard = heard.max(now);
+                }
+                let silence = if subscribed { PARENT_SILENCE } else { SUBSCRIBE_TIMEOUT };
+                if now.duration_since(heard) >= silence {
                     tracing::warn!(stream, parent = parent.name, "parent silent: moving");
                     return Moved::Next("lost");
                 }

@@ -263,6 +263,13 @@ impl Connection {
         self.shared.stats()
     }
 
+    /// UDP datagrams received from the parent so far, of any kind (media, control, QUIC's
+    /// own ACKs and keep-alives): while it grows the parent's QUIC stack is alive, even when
+    /// a busy parent is late with a subscription's own messages.
+    pub fn datagrams_heard(&self) -> u64 {
+        self.shared.quinn.stats().udp_rx.datagrams
+    }
+
     /// Subscribes to `stream` for `layers`, `hops` being the path so far with this node last.
     /// Events, media included, arrive on the returned [`Subscription`]; dropping it ends the
     /// subscription.
