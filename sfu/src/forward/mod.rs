@@ -7,6 +7,7 @@
 //! [`Forward`], or drops it with a [`DropReason`]; a [`PipeConsumer`] passes every wanted
 //! layer through unrewritten. The worker then hands the `Forward` to the sink's transport.
 
+pub mod allocator;
 pub mod consumer;
 pub mod layers;
 pub mod pipe;

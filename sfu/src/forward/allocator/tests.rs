@@ -1,0 +1,148 @@
+//! The allocator on a virtual clock: step plans of (time, capacity, queue) in, the layer
+//! changes out, ticked every 100 ms as the worker's housekeeping does.
+
+use super::*;
+
+/// The load generator's layers: 150, 500 and 1,200 kbit/s.
+const LAYERS: [u64; 3] = [150_000, 500_000, 1_200_000];
+
+/// A step of the plan: from `at_ms` on, the estimate is `kbps` and the pacer queue's oldest
+/// packet is `queue_ms` old.
+#[derive(Clone, Copy)]
+struct Step {
+    at_ms: u64,
+    kbps: u64,
+    queue_ms: u64,
+}
+
+const fn s(at_ms: u64, kbps: u64, queue_ms: u64) -> Step {
+    Step {
+        at_ms,
+        kbps,
+        queue_ms,
+    }
+}
+
+/// Runs `plan` until `end_ms` under `cap`; returns each change of target with its time,
+/// and the times the estimator was reset.
+fn run(plan: &[Step], cap: usize, end_ms: u64) -> (Vec<(u64, Allocation)>, Vec<u64>) {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let (mut changes, mut resets) = (Vec::new(), Vec::new());
+    for ms in (0..=end_ms).step_by(100) {
+        if let Some(step) = plan.iter().rev().find(|p| p.at_ms <= ms) {
+            a.set_estimate(step.kbps * 1000);
+            a.set_queue_delay(Duration::from_millis(step.queue_ms));
+        }
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, cap);
+        if d.changed {
+            changes.push((ms, d.target));
+        }
+        if d.reset_estimate {
+            resets.push(ms);
+        }
+    }
+    (changes, resets)
+}
+
+use Allocation::{Layer, Paused};
+
+#[test]
+fn a_path_that_drops_steps_down_at_once_and_climbs_back_one_layer_at_a_time() {
+    // 3 Mbit/s, 400 kbit/s from 10 s, 3 Mbit/s again from 20 s.
+    let plan = [s(0, 3000, 0), s(10_000, 400, 0), s(20_000, 3000, 0)];
+    let (changes, resets) = run(&plan, 2, 30_000);
+    assert_eq!(
+        changes,
+        [
+            (0, Layer(2)),
+            (10_000, Layer(0)),
+            (22_500, Layer(1)),
+            (25_000, Layer(2))
+        ]
+    );
+    assert!(resets.is_empty());
+}
+
+#[test]
+fn below_the_lowest_layer_video_pauses_reprobes_and_resumes() {
+    // 150 kbit/s cannot carry the lowest layer (150 kbit/s of video and the audio).
+    let plan = [s(0, 3000, 0), s(2_000, 150, 0), s(14_000, 3000, 0)];
+    let (changes, resets) = run(&plan, 2, 20_000);
+    assert_eq!(
+        changes,
+        [
+            (0, Layer(2)),
+            (2_000, Paused),
+            (15_000, Layer(0)),
+            (17_500, Layer(1)),
+            (20_000, Layer(2))
+        ]
+    );
+    // Every 5 s of pause the estimator starts over and probes again.
+    assert_eq!(resets, [7_000, 12_000]);
+}
+
+#[test]
+fn a_long_pacer_queue_steps_down_once_per_grace() {
+    // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue.
+    let plan = [s(0, 3000, 0), s(1_000, 3000, 300), s(2_500, 3000, 0)];
+    let (changes, _) = run(&plan, 2, 4_000);
+    assert_eq!(
+        changes,
+        [(0, Layer(2)), (1_000, Layer(1)), (2_000, Layer(0))]
+    );
+}
+
+#[test]
+fn an_estimate_that_dips_restarts_the_hold() {
+    // On the low layer, the estimate reaches the mid layer's need with headroom, but dips
+    // under it after 2 s: the step up waits for 2.5 s unbroken.
+    let plan = [
+        s(0, 300, 0),
+        s(1_000, 800, 0),
+        s(3_000, 600, 0),
+        s(3_100, 800, 0),
+    ];
+    let (changes, _) = run(&plan, 2, 6_000);
+    assert_eq!(changes, [(0, Layer(0)), (5_600, Layer(1))]);
+}
+
+#[test]
+fn the_viewers_choice_is_a_cap() {
+    let plan = [s(0, 3000, 0)];
+    let (changes, _) = run(&plan, 1, 10_000);
+    assert_eq!(changes, [(0, Layer(1))], "never above the chosen layer");
+    // A lower cap takes effect at once; a raised one is climbed to.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(3_000_000);
+    assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
+    assert_eq!(a.decide(t0, &LAYERS, 0).target, Layer(0));
+    let later = t0 + Duration::from_secs(3);
+    a.decide(t0 + Duration::from_millis(100), &LAYERS, 2);
+    assert_eq!(a.decide(later, &LAYERS, 2).target, Layer(1));
+}
+
+#[test]
+fn without_an_estimate_the_cap_is_the_target() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
+    assert_eq!(a.decide(t0, &LAYERS, 7).target, Layer(2), "clamped");
+    assert_eq!(
+        a.decide(t0, &[], 1).target,
+        Layer(2),
+        "no layers: unchanged"
+    );
+}
+
+#[test]
+fn desired_and_reset_rates() {
+    let a = Allocator::new(AllocatorConfig::default());
+    // The top layer's need (64 kbit/s audio + 1.08 × 1.2 Mbit/s) with 20 % headroom.
+    assert_eq!(a.desired_bps(&LAYERS, 2), 1_632_000);
+    assert_eq!(a.desired_bps(&LAYERS, 9), 1_632_000);
+    assert_eq!(a.reset_bps(&LAYERS), 226_000);
+    assert_eq!(a.desired_bps(&[], 0), 64_000);
+}
