@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// Viewer handshakes in progress on one stream [default: 200].
     #[arg(long, env = "CASCADE_MAX_PENDING_PER_STREAM")]
     pub max_pending_per_stream: Option<usize>,
+    /// Viewers' bandwidth estimation, starting at this many kbit/s: each viewer's layer
+    /// follows what its path carries; 0 turns it off (a viewer gets the layer it asks
+    /// for) [default: 3000].
+    #[arg(long, env = "CASCADE_VIEWER_BWE")]
+    pub viewer_bwe: Option<u64>,
     /// Viewer sessions from one client address (IPv6: /64); 0: no cap [default: 100].
     #[arg(long, env = "CASCADE_MAX_VIEWERS_PER_ADDRESS")]
     pub max_viewers_per_address: Option<usize>,
@@ -236,6 +241,7 @@ pub struct FileConfig {
     publisher_reserve: Option<usize>,
     max_pending: Option<usize>,
     max_pending_per_stream: Option<usize>,
+    viewer_bwe: Option<u64>,
     max_viewers_per_address: Option<usize>,
     max_pending_per_address: Option<usize>,
     http_header_timeout: Option<u64>,
@@ -312,6 +318,11 @@ impl ServeArgs {
                 .max_pending_per_address
                 .or(file.max_pending_per_address)
                 .unwrap_or(d.max_pending_per_address),
+            viewer_bwe: match self.viewer_bwe.or(file.viewer_bwe) {
+                Some(0) => None,
+                Some(kbps) => Some(kbps * 1000),
+                None => d.viewer_bwe,
+            },
             ..d
         };
         node.validate()?;

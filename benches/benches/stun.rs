@@ -29,6 +29,7 @@ fn stun(c: &mut Criterion) {
         local: server,
         rtx_cache_packets: 16,
         keyframe_throttle: Duration::from_millis(100),
+        viewer_bwe: None,
     };
     let now = Instant::now();
     let mut sessions = Vec::with_capacity(SESSIONS);

@@ -196,13 +196,19 @@ fn exchange(
 }
 
 /// `n` viewer sessions on the node side, each connected (ICE-lite, DTLS, SRTP) to a str0m
-/// client in memory.
+/// client in memory, without bandwidth estimation.
 pub fn connected_viewers(n: usize) -> Viewers {
+    connected_viewers_with(n, None)
+}
+
+/// The same, with the viewers' bandwidth estimation starting at `bwe` bits per second.
+pub fn connected_viewers_with(n: usize, bwe: Option<u64>) -> Viewers {
     let server_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let params = OpenParams {
         local: server_addr,
         rtx_cache_packets: 1024,
         keyframe_throttle: Duration::from_millis(100),
+        viewer_bwe: bwe,
     };
     let mut sessions = Vec::with_capacity(n);
     let mut clients = Vec::with_capacity(n);

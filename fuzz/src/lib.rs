@@ -42,6 +42,7 @@ fn params() -> OpenParams {
         local: LOCAL.parse().expect("a socket address"),
         rtx_cache_packets: 64,
         keyframe_throttle: Duration::from_millis(300),
+        viewer_bwe: Some(3_000_000),
     }
 }
 

@@ -33,6 +33,10 @@ pub struct NodeConfig {
     pub keyframe_throttle: Duration,
     /// Packets kept per outgoing video stream for retransmission.
     pub rtx_cache_packets: usize,
+    /// Viewers' send-side bandwidth estimation, starting at this many bits per second:
+    /// each viewer's layer follows its estimate. `None`: no estimation, a viewer gets the
+    /// layer it asks for whatever its path carries.
+    pub viewer_bwe: Option<u64>,
 }
 
 impl Default for NodeConfig {
@@ -52,6 +56,9 @@ impl Default for NodeConfig {
             max_pending_per_address: 10,
             keyframe_throttle: Duration::from_millis(100),
             rtx_cache_packets: 1024,
+            // Enough for a 720p top layer: a viewer joins on the top layer, as without
+            // estimation, and steps down within a second if its path carries less.
+            viewer_bwe: Some(3_000_000),
         }
     }
 }

@@ -105,6 +105,15 @@ struct Counts {
     pending: usize,
 }
 
+/// What a viewer's allocator gives it, as its player is told (server-sent events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewerStatus {
+    /// No layer fits the viewer's path: audio alone.
+    pub paused: bool,
+    /// The rank of the layer it is sent (0 is the lowest), once decided.
+    pub rank: Option<u8>,
+}
+
 /// How a node has a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingest {
@@ -185,6 +194,9 @@ struct Inner {
     streams: HashMap<String, StreamEntry>,
     names: HashMap<StreamId, String>,
     sessions: HashMap<SessionId, SessionInfo>,
+    /// Viewers' allocations, for their event streams; an entry per viewer whose
+    /// allocation was set or watched, gone with the session.
+    viewer_status: HashMap<SessionId, watch::Sender<ViewerStatus>>,
     /// Viewer sessions, and those of them not yet connected.
     viewers: Counts,
     /// The same, per client; an entry leaves when its counts reach zero.
@@ -358,6 +370,7 @@ impl Directory {
     pub fn release(&self, id: SessionId) -> Option<SessionInfo> {
         let mut g = self.lock();
         let info = g.sessions.remove(&id)?;
+        g.viewer_status.remove(&id);
         let inner = &mut *g;
         if let Some(entry) = inner.streams.get_mut(&info.stream_name) {
             match info.role {
@@ -534,6 +547,37 @@ impl Directory {
             f(s);
             *s != before
         });
+    }
+
+    /// A viewer's allocation changed. Called by its worker only on a change (a step of
+    /// layer, a pause): never per packet.
+    pub fn set_viewer_status(&self, id: SessionId, status: ViewerStatus) {
+        let mut g = self.lock();
+        if !g.sessions.contains_key(&id) {
+            return;
+        }
+        match g.viewer_status.get(&id) {
+            Some(tx) => {
+                tx.send_if_modified(|s| std::mem::replace(s, status) != status);
+            }
+            None => {
+                g.viewer_status.insert(id, watch::channel(status).0);
+            }
+        }
+    }
+
+    /// Follows a viewer's allocation, if the session exists.
+    pub fn watch_viewer(&self, id: SessionId) -> Option<watch::Receiver<ViewerStatus>> {
+        let mut g = self.lock();
+        if !g.sessions.contains_key(&id) {
+            return None;
+        }
+        Some(
+            g.viewer_status
+                .entry(id)
+                .or_insert_with(|| watch::channel(ViewerStatus::default()).0)
+                .subscribe(),
+        )
     }
 
     /// Follows a stream's status, if the stream exists.

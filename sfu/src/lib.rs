@@ -53,7 +53,7 @@ pub mod udp;
 mod worker;
 
 pub use config::NodeConfig;
-pub use directory::{Client, Role, StreamStatus};
+pub use directory::{Client, Role, StreamStatus, ViewerStatus};
 pub use error::SfuError;
 pub use forward::LayerPref;
 pub use ids::SessionId;

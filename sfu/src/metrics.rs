@@ -46,6 +46,8 @@ pub struct Metrics {
     pub keyframe_requests: IntCounterVec,
     /// Viewers moved onto another layer or publisher.
     pub layer_switches: IntCounter,
+    /// Viewers' allocators deciding another layer (`layer`) or pausing video (`paused`).
+    pub allocation_changes: IntCounterVec,
     /// How late a worker woke for its timers.
     pub loop_lag: Histogram,
 }
@@ -131,6 +133,12 @@ impl Metrics {
                 "forward_drops_total",
                 "Packets not forwarded to a viewer",
                 &["reason"],
+            ),
+            allocation_changes: counter_vec(
+                &r,
+                "allocation_changes_total",
+                "Viewers' bandwidth allocators deciding another layer or pausing video",
+                &["to"],
             ),
             nacks: counter_vec(
                 &r,

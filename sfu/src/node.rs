@@ -76,6 +76,7 @@ impl Node {
             handshake_timeout: config.handshake_timeout,
             rtx_cache_packets: config.rtx_cache_packets,
             keyframe_throttle: config.keyframe_throttle,
+            viewer_bwe: config.viewer_bwe,
             relay_requests: relay_tx,
             next_link: Default::default(),
         });
@@ -353,7 +354,12 @@ impl Node {
             .map_err(|_| SfuError::WorkerUnavailable)
     }
 
-    /// Follows a stream's status.
+    /// Follows a viewer's allocation (paused, layer rank), if the session exists.
+    pub fn watch_viewer(&self, id: SessionId) -> Option<watch::Receiver<crate::ViewerStatus>> {
+        self.inner.shared.directory.watch_viewer(id)
+    }
+
+    /// Follows a stream's status (for server-sent events), if the stream exists.
     pub fn watch(&self, stream: &str) -> Option<watch::Receiver<StreamStatus>> {
         self.inner.shared.directory.watch(stream)
     }

@@ -72,6 +72,12 @@ struct OutTrack {
 struct ViewerState {
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
+    /// The send-side bandwidth estimate, once str0m can probe.
+    estimate: Option<u64>,
+    /// The (minimum, desired) rates last given to the estimator.
+    bwe_rates: (u64, u64),
+    /// The age of the oldest packet in the video pacer queue, as last sampled.
+    queue_delay: Duration,
 }
 
 /// One WebRTC peer.
@@ -98,13 +104,13 @@ pub struct Session {
     local_ufrag: String,
 }
 
-/// The RTP header extensions a viewer session offers to negotiate: the standard set
-/// without transport-wide sequence numbers. Their only use is the feedback a receiver
-/// sends for the sender's bandwidth estimate, which the node does not run yet; without
-/// them a viewer sends no transport-wide feedback, and the node neither stamps every
-/// packet nor parses that feedback from every viewer. Publishers keep them: the browser
-/// sizes its encoder by the node's feedback.
-fn viewer_extensions() -> str0m::rtp::ExtensionMap {
+/// The RTP header extensions a viewer session offers to negotiate without bandwidth
+/// estimation: the standard set without transport-wide sequence numbers. Their only use is
+/// the feedback a receiver sends for the sender's estimate; without them a viewer sends no
+/// transport-wide feedback, and the node neither stamps every packet nor parses that
+/// feedback. With estimation on (the default) viewers keep str0m's standard set.
+/// Publishers always keep it: the browser sizes its encoder by the node's feedback.
+fn viewer_extensions_without_bwe() -> str0m::rtp::ExtensionMap {
     let mut exts = str0m::rtp::ExtensionMap::empty();
     for (id, ext) in [
         (1, str0m::rtp::Extension::AudioLevel),
@@ -128,6 +134,9 @@ pub struct OpenParams {
     pub rtx_cache_packets: usize,
     /// At most one keyframe request per publisher layer in this window.
     pub keyframe_throttle: Duration,
+    /// A viewer's send-side bandwidth estimation starts at this rate (bits per second);
+    /// `None` runs viewers without it (no transport-wide feedback negotiated).
+    pub viewer_bwe: Option<u64>,
 }
 
 impl Session {
@@ -149,8 +158,14 @@ impl Session {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(Duration::from_secs(1)));
-        if role == Role::Viewer {
-            config = config.set_extension_map(viewer_extensions());
+        match (role, params.viewer_bwe) {
+            (Role::Viewer, Some(initial)) => {
+                config = config.enable_bwe(Some(str0m::bwe::Bitrate::bps(initial)));
+            }
+            (Role::Viewer, None) => {
+                config = config.set_extension_map(viewer_extensions_without_bwe());
+            }
+            (Role::Publisher, _) => {}
         }
         let mut rtc = config.build(now);
         let candidate = Candidate::host(params.local, Protocol::Udp)
@@ -319,7 +334,18 @@ impl Session {
         if let Some(rw) = fwd.vp8 {
             w = w.vp8_patch(rw.patch);
         }
+        // Read here, where the stream is at hand anyway: a sample of the pacer's last pass.
+        let queued = (fwd.kind == Kind::Video).then(|| {
+            stream.queue_info().map_or(Duration::ZERO, |q| {
+                q.first_unsent().map_or(Duration::ZERO, |t| {
+                    q.created_at().saturating_duration_since(t)
+                })
+            })
+        });
         stream.write_rtp(w);
+        if let (Some(d), Some(v)) = (queued, self.viewer.as_mut()) {
+            v.queue_delay = d;
+        }
         // Bounded: one entry per negotiated mid.
         self.written.entry(mid).or_insert((0, 0)).0 += 1;
         self.drain(tx, effects);
@@ -357,6 +383,53 @@ impl Session {
         now: Instant,
     ) -> Option<Vec<crate::forward::layers::EncodingInfo>> {
         self.publisher.as_mut()?.producer.poll_layers(now)
+    }
+
+    /// A viewer's send-side bandwidth estimate (bits per second): `None` without
+    /// estimation, or before str0m can probe.
+    pub fn estimate(&self) -> Option<u64> {
+        self.viewer.as_ref()?.estimate
+    }
+
+    /// How long the oldest packet in a viewer's video pacer queue had waited at str0m's
+    /// last pacer pass, as read when a video packet was last written. It does not grow
+    /// while no video is written (a paused viewer).
+    pub fn queue_delay(&self) -> Duration {
+        self.viewer
+            .as_ref()
+            .map_or(Duration::ZERO, |v| v.queue_delay)
+    }
+
+    /// Tells a viewer's estimator the rate to probe towards (and the least to keep
+    /// sending, padding if need be); a repeat of the last rates does nothing.
+    pub fn set_bwe_rates(
+        &mut self,
+        minimum: u64,
+        desired: u64,
+        tx: &mut dyn Transmitter,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(v) = self.viewer.as_mut() else {
+            return;
+        };
+        if v.estimate.is_none() || v.bwe_rates == (minimum, desired) {
+            return;
+        }
+        v.bwe_rates = (minimum, desired);
+        self.rtc.bwe().set_bitrate(
+            str0m::bwe::Bitrate::bps(minimum),
+            str0m::bwe::Bitrate::bps(desired),
+        );
+        self.drain(tx, effects);
+    }
+
+    /// Starts a viewer's estimator over from `bps`, so that it probes again.
+    pub fn reset_bwe(&mut self, bps: u64, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
+        if self.estimate().is_none() {
+            return;
+        }
+        self.rtc.bwe().reset(str0m::bwe::Bitrate::bps(bps));
+        self.drain(tx, effects);
     }
 
     /// Tells the peer goodbye (RTCP BYE, DTLS close_notify), sends it, and stops.
@@ -447,6 +520,11 @@ impl Session {
                 }
             }
             Event::KeyframeRequest(_) => effects.push(Effect::ViewerKeyframe(self.id)),
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                if let Some(v) = self.viewer.as_mut() {
+                    v.estimate = Some(estimate.as_u64());
+                }
+            }
             Event::MediaEgressStats(s) => {
                 let d = self.stat_delta(s.mid, s.rid, s.nacks);
                 if d > 0 {

@@ -20,10 +20,10 @@ use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::directory::{Directory, Role};
+use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
-use crate::forward::{LayerPref, MediaPacket, SourceKey};
+use crate::forward::{Allocation, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
 use crate::relay::source::RelayInput;
@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     pub handshake_timeout: Duration,
     pub rtx_cache_packets: usize,
     pub keyframe_throttle: Duration,
+    /// Viewers' bandwidth estimation: its starting rate, or off.
+    pub viewer_bwe: Option<u64>,
     /// Keyframe requests for relay links' parents.
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
@@ -346,8 +348,49 @@ impl Worker {
                 self.shared.directory.set_layers(r.stream, layers);
             }
         }
+        self.allocate(now);
         self.router.poll_demand(&mut self.out);
         self.apply_upstream(now);
+    }
+
+    /// Runs every connected viewer's allocator on its latest estimate and pacer queue, and
+    /// applies what it decides: the rate its estimator probes towards, a reset while
+    /// paused, and a change of layer or pause told to its player.
+    fn allocate(&mut self, now: Instant) {
+        for (id, s) in self.sessions.iter_mut() {
+            if s.role != Role::Viewer || !s.is_connected() {
+                continue;
+            }
+            let queue = s.queue_delay();
+            let Some(a) = self.router.allocate(*id, now, s.estimate(), queue) else {
+                continue;
+            };
+            s.set_bwe_rates(0, a.desired_bps, &mut self.batch, &mut self.effects);
+            if let Some(bps) = a.reset_bps {
+                s.reset_bwe(bps, &mut self.batch, &mut self.effects);
+            }
+            if a.changed {
+                tracing::debug!(target: "qos", session = %id, target = ?a.target,
+                    estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64, "allocation");
+                let status = match a.target {
+                    Allocation::Paused => ViewerStatus {
+                        paused: true,
+                        rank: None,
+                    },
+                    Allocation::Layer(r) => ViewerStatus {
+                        paused: false,
+                        rank: u8::try_from(r).ok(),
+                    },
+                };
+                self.shared.directory.set_viewer_status(*id, status);
+                let label = if status.paused { "paused" } else { "layer" };
+                self.shared
+                    .metrics
+                    .allocation_changes
+                    .with_label_values(&[label])
+                    .inc();
+            }
+        }
     }
 
     fn on_command(&mut self, c: Command) {
@@ -364,6 +407,7 @@ impl Worker {
                     local: self.local,
                     rtx_cache_packets: self.shared.rtx_cache_packets,
                     keyframe_throttle: self.shared.keyframe_throttle,
+                    viewer_bwe: self.shared.viewer_bwe,
                 };
                 let r = Session::open(id, stream, role, &offer, params, Instant::now());
                 let r = r.map(|(session, answer)| {
@@ -722,6 +766,7 @@ impl Worker {
             ("other_layer", d.other_layer),
             ("stale", d.stale),
             ("codec_unsupported", d.codec_unsupported),
+            ("paused", d.paused),
         ] {
             if n > 0 {
                 m.with_label_values(&[label]).inc_by(n);
@@ -800,6 +845,7 @@ mod tests {
             handshake_timeout: Duration::from_secs(10),
             rtx_cache_packets: 16,
             keyframe_throttle: Duration::from_millis(100),
+            viewer_bwe: None,
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
         });

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use sfu::{Role, SessionId, StreamStatus};
+use sfu::{Role, SessionId, StreamStatus, ViewerStatus};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -43,6 +43,21 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
     }
 }
 
+/// The events that turn a viewer's allocation `last` into `cur`: `paused` when its path
+/// carries no video layer (audio goes on), `resumed` when video comes back, `allocation`
+/// with the rank of the layer it is now sent.
+pub fn diff_viewer(last: Option<&ViewerStatus>, cur: &ViewerStatus, out: &mut VecDeque<Event>) {
+    let was_paused = last.is_some_and(|l| l.paused);
+    if cur.paused != was_paused {
+        let name = if cur.paused { "paused" } else { "resumed" };
+        out.push_back(Event::default().event(name).data("{}"));
+    }
+    if let Some(rank) = cur.rank.filter(|_| last.map(|l| l.rank) != Some(cur.rank)) {
+        let data = json!({ "rank": rank });
+        out.push_back(Event::default().event("allocation").data(data.to_string()));
+    }
+}
+
 /// A publisher's active layers, lowest first, as the API shows them.
 pub fn layers_json(layers: &[sfu::forward::layers::EncodingInfo]) -> Vec<serde_json::Value> {
     layers
@@ -57,6 +72,9 @@ struct Feed {
     id: SessionId,
     rx: watch::Receiver<StreamStatus>,
     last: Option<StreamStatus>,
+    /// The viewer's own allocation.
+    viewer: watch::Receiver<ViewerStatus>,
+    last_viewer: Option<ViewerStatus>,
     queue: VecDeque<Event>,
     /// The node is drained: `move` is sent once, and the player re-joins elsewhere.
     draining: watch::Receiver<bool>,
@@ -71,11 +89,14 @@ pub async fn events(
     let id = viewer(&st, &stream, &id)?;
     let rx = st.node.watch(&stream).ok_or(ApiError::NotFound)?;
     let draining = st.node.watch_draining();
+    let viewer_rx = st.node.watch_viewer(id).ok_or(ApiError::NotFound)?;
     let feed = Feed {
         st,
         id,
         rx,
         last: None,
+        viewer: viewer_rx,
+        last_viewer: None,
         queue: VecDeque::new(),
         draining,
         moved: false,
@@ -94,6 +115,7 @@ pub async fn events(
                 let changed = tokio::time::timeout(Duration::from_secs(1), async {
                     tokio::select! {
                         r = f.rx.changed() => r.map(|_| true),
+                        r = f.viewer.changed() => r.map(|_| true),
                         r = f.draining.changed(), if !f.moved => r.map(|_| false),
                     }
                 })
@@ -112,6 +134,9 @@ pub async fn events(
             let cur = f.rx.borrow_and_update().clone();
             diff(f.last.as_ref(), &cur, &mut f.queue);
             f.last = Some(cur);
+            let cur = *f.viewer.borrow_and_update();
+            diff_viewer(f.last_viewer.as_ref(), &cur, &mut f.queue);
+            f.last_viewer = Some(cur);
         }
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::default()))
@@ -182,6 +207,38 @@ mod tests {
         assert_eq!(q.len(), 2, "active and layers");
         q.clear();
         diff(Some(&b), &b, &mut q);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn viewer_events_say_paused_resumed_and_the_rank() {
+        let names = |q: &VecDeque<Event>| format!("{q:?}");
+        let mut q = VecDeque::new();
+        diff_viewer(None, &ViewerStatus::default(), &mut q);
+        assert!(q.is_empty(), "nothing decided yet: nothing to say");
+        let top = ViewerStatus {
+            paused: false,
+            rank: Some(2),
+        };
+        diff_viewer(None, &top, &mut q);
+        assert!(names(&q).contains("allocation") && !names(&q).contains("resumed"));
+        q.clear();
+        let paused = ViewerStatus {
+            paused: true,
+            rank: None,
+        };
+        diff_viewer(Some(&top), &paused, &mut q);
+        assert_eq!(q.len(), 1);
+        assert!(names(&q).contains("paused"));
+        q.clear();
+        let low = ViewerStatus {
+            paused: false,
+            rank: Some(0),
+        };
+        diff_viewer(Some(&paused), &low, &mut q);
+        assert!(names(&q).contains("resumed") && names(&q).contains("allocation"));
+        q.clear();
+        diff_viewer(Some(&low), &low, &mut q);
         assert!(q.is_empty());
     }
 }

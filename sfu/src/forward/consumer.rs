@@ -3,9 +3,10 @@
 //! rewrite, each by its own part.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::layers::{LayerPref, LayerTable};
+use super::allocator::{Allocation, Allocator, AllocatorConfig};
+use super::layers::{LayerPref, LayerRanker, LayerTable};
 use super::rewrite::SeqRewriter;
 use super::selector::{LayerSelector, Selected};
 use super::vp8::{Vp8Munger, Vp8Rewrite};
@@ -65,9 +66,27 @@ struct AudioOut {
 /// One viewer's forwarding state.
 #[derive(Debug)]
 pub struct Consumer {
+    /// The viewer's own choice: a cap on what the allocator gives.
     pref: LayerPref,
+    alloc: Allocator,
+    /// The allocator's last target; unrestricted until its first decision.
+    allocation: Allocation,
     video: VideoOut,
     audio: AudioOut,
+}
+
+/// What one [`Consumer::allocate`] decided, for the driver to apply to the viewer's
+/// transport and to tell the player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocated {
+    /// The target now.
+    pub target: Allocation,
+    /// Whether it changed.
+    pub changed: bool,
+    /// The rate the viewer's estimator should probe towards.
+    pub desired_bps: u64,
+    /// Reset the estimator to this rate and probe again (while paused).
+    pub reset_bps: Option<u64>,
 }
 
 impl Consumer {
@@ -75,6 +94,8 @@ impl Consumer {
     pub fn new(pref: LayerPref, seq_origin: [u16; 2], ts_origin: [u32; 2]) -> Self {
         Consumer {
             pref,
+            alloc: Allocator::new(AllocatorConfig::default()),
+            allocation: Allocation::Layer(usize::MAX),
             video: VideoOut {
                 selector: LayerSelector::default(),
                 rewriter: SeqRewriter::new(90_000, seq_origin[0], ts_origin[0]),
@@ -114,6 +135,58 @@ impl Consumer {
         self.video.selector.waiting_for()
     }
 
+    /// Whether the allocator paused this viewer's video (audio goes on).
+    pub fn paused(&self) -> bool {
+        self.allocation == Allocation::Paused
+    }
+
+    /// Runs the allocator with the viewer's latest `estimate` (none without congestion
+    /// control) and pacer `queue_delay`, against the layers its last packet carried, and
+    /// retargets the video when the decision changes. `None` until the layers are known.
+    pub fn allocate(
+        &mut self,
+        now: Instant,
+        estimate: Option<u64>,
+        queue_delay: Duration,
+    ) -> Option<Allocated> {
+        let table = self.video.resolved_against.clone()?;
+        let cap = table.resolve_rank(&self.pref)?;
+        let mut rates = [0u64; LayerRanker::MAX_ENCODINGS];
+        let n = table.active.len().min(rates.len());
+        for (r, e) in rates.iter_mut().zip(&table.active) {
+            *r = e.bitrate_bps;
+        }
+        let layers = &rates[..n];
+        if let Some(bps) = estimate {
+            self.alloc.set_estimate(bps);
+        }
+        self.alloc.set_queue_delay(queue_delay);
+        let d = self.alloc.decide(now, layers, cap);
+        if d.changed {
+            self.allocation = d.target;
+            if d.target == Allocation::Paused {
+                // The stream resumes as a switch: at a keyframe, numbering continuous.
+                self.video.selector.pause();
+            }
+            self.video.selector.set_target(self.target_in(&table));
+        }
+        Some(Allocated {
+            target: d.target,
+            changed: d.changed,
+            desired_bps: self.alloc.desired_bps(layers, cap),
+            reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(layers)),
+        })
+    }
+
+    /// The video source for `table`: the viewer's choice, capped by the allocation.
+    fn target_in(&self, table: &LayerTable) -> Option<SourceKey> {
+        let rank = table.resolve_rank(&self.pref)?;
+        match self.allocation {
+            Allocation::Layer(r) => table.key(rank.min(r)),
+            Allocation::Paused => None,
+        }
+    }
+
     /// Decides, selects and rewrites one packet for this viewer.
     pub fn forward(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
         match pkt.kind {
@@ -148,17 +221,22 @@ impl Consumer {
     }
 
     fn forward_video(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
-        let v = &mut self.video;
         if let Some(table) = &pkt.layers {
-            let stale = v
+            let stale = self
+                .video
                 .resolved_against
                 .as_ref()
                 .is_none_or(|t| !Arc::ptr_eq(t, table));
             if stale {
-                v.selector.set_target(table.resolve(&self.pref));
-                v.resolved_against = Some(table.clone());
+                let target = self.target_in(table);
+                self.video.selector.set_target(target);
+                self.video.resolved_against = Some(table.clone());
             }
         }
+        if self.allocation == Allocation::Paused {
+            return Err(DropReason::Paused);
+        }
+        let v = &mut self.video;
         let switched = match v.selector.select(pkt.source, pkt.keyframe) {
             Selected::Forward { switched } => switched,
             Selected::Drop(reason) => return Err(reason),

@@ -56,12 +56,18 @@ pub struct LayerTable {
 impl LayerTable {
     /// The source a viewer with `pref` should receive.
     pub fn resolve(&self, pref: &LayerPref) -> Option<SourceKey> {
+        self.resolve_rank(pref).and_then(|rank| self.key(rank))
+    }
+
+    /// The rank (0 is the lowest) a viewer with `pref` should receive; `None` before the
+    /// layers are settled.
+    pub fn resolve_rank(&self, pref: &LayerPref) -> Option<usize> {
         let top = self.active.len().checked_sub(1)?;
         if !self.settled {
             // The other encodings may not have shown up yet.
             return None;
         }
-        let idx = match pref {
+        Some(match pref {
             LayerPref::Auto => top,
             LayerPref::Rank(r) => usize::from(*r).min(top),
             LayerPref::Rid(rid) => self
@@ -69,10 +75,14 @@ impl LayerTable {
                 .iter()
                 .position(|e| e.rid.as_deref() == Some(rid))
                 .unwrap_or(top),
-        };
-        Some(SourceKey {
+        })
+    }
+
+    /// The source of the layer of `rank`.
+    pub fn key(&self, rank: usize) -> Option<SourceKey> {
+        self.active.get(rank).map(|e| SourceKey {
             generation: self.generation,
-            encoding: self.active[idx].encoding,
+            encoding: e.encoding,
         })
     }
 }

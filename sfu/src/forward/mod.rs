@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::Codec;
-pub use consumer::{Consumer, Forward, Kind};
+pub use allocator::{Allocation, AllocatorConfig};
+pub use consumer::{Allocated, Consumer, Forward, Kind};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
 pub use pipe::PipeConsumer;
 pub use producer::Producer;
@@ -48,6 +49,8 @@ pub enum DropReason {
     Stale,
     /// The viewer did not negotiate this codec.
     CodecUnsupported,
+    /// The viewer's path carries no video layer now: audio alone.
+    Paused,
 }
 
 /// A publisher's packet, parsed once and shared (by `Arc`) with every viewer and worker.

@@ -39,6 +39,13 @@ impl LayerSelector {
         self.current
     }
 
+    /// Stops the video: nothing is current, nothing targeted; the next target starts as a
+    /// switch at its keyframe.
+    pub fn pause(&mut self) {
+        self.current = None;
+        self.target = None;
+    }
+
     /// The source whose keyframe the viewer waits for, if a switch is pending.
     pub fn waiting_for(&self) -> Option<SourceKey> {
         self.target.filter(|t| Some(*t) != self.current)

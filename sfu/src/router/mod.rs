@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Consumer, DropReason, Forward, LayerPref, MediaPacket, PipeConsumer, Sink, SourceKey,
+    Allocated, Consumer, DropReason, Forward, LayerPref, MediaPacket, PipeConsumer, Sink, SourceKey,
 };
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 
@@ -45,6 +45,8 @@ pub struct Drops {
     pub stale: u64,
     /// Codec the viewer cannot take.
     pub codec_unsupported: u64,
+    /// Video of a viewer whose path carries no layer now.
+    pub paused: u64,
 }
 
 impl Drops {
@@ -54,6 +56,7 @@ impl Drops {
             DropReason::OtherLayer => self.other_layer += 1,
             DropReason::Stale => self.stale += 1,
             DropReason::CodecUnsupported => self.codec_unsupported += 1,
+            DropReason::Paused => self.paused += 1,
         }
     }
 }
@@ -273,6 +276,20 @@ impl Router {
     /// Sinks of `stream` on this worker.
     pub fn sink_count(&self, stream: StreamId) -> usize {
         self.streams.get(&stream).map_or(0, |s| s.sinks.len())
+    }
+
+    /// Runs the allocator of the viewer `id` (see [`Consumer::allocate`]).
+    pub fn allocate(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        estimate: Option<u64>,
+        queue_delay: Duration,
+    ) -> Option<Allocated> {
+        match &mut self.sink_mut(Endpoint::Session(id))?.sink {
+            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay),
+            Sink::Pipe(_) => None,
+        }
     }
 
     /// The video source a viewer now receives.
