@@ -6,9 +6,10 @@
 //! even the lowest layer fits beside the audio. The rules, in the order they are checked:
 //!
 //! - audio is reserved first ([`AllocatorConfig::audio_bps`]): video gets what is left;
-//! - down at once when what is left no longer carries the current layer, or when the pacer
-//!   queue's oldest packet has waited longer than [`AllocatorConfig::queue_limit`] (one step,
-//!   then the queue gets [`AllocatorConfig::queue_grace`] to drain before another);
+//! - down at once, to the best layer that fits, when the estimate falls clearly under the
+//!   current layer's need ([`AllocatorConfig::down_below`]); down one step when the pacer
+//!   queue's oldest packet has waited longer than [`AllocatorConfig::queue_limit`] (then the
+//!   queue gets [`AllocatorConfig::queue_grace`] to drain before another);
 //! - up one layer only when the estimate has held the next layer's need with
 //!   [`AllocatorConfig::headroom`] for [`AllocatorConfig::up_hold`]. The estimate rises past
 //!   what a viewer receives only through the estimator's probes (the driver asks for them by
@@ -33,6 +34,12 @@ pub struct AllocatorConfig {
     pub overhead: f64,
     /// How much more than a layer's need the estimate must hold before stepping up to it.
     pub headroom: f64,
+    /// The estimate may sit this far under the current layer's need before it steps down.
+    /// A delay-based estimator answers a momentary overuse (a receiver's scheduling
+    /// hiccup) by setting the estimate to 85 % of what was acknowledged, just under what
+    /// flows; only a clearly lower estimate, or a pacer queue that grows, says the path no
+    /// longer carries the layer.
+    pub down_below: f64,
     /// How long the estimate must hold the next layer before stepping up.
     pub up_hold: Duration,
     /// How long the lowest layer must fit before video resumes after a pause.
@@ -53,6 +60,7 @@ impl Default for AllocatorConfig {
             audio_bps: 64_000,
             overhead: 1.08,
             headroom: 1.2,
+            down_below: 0.75,
             up_hold: Duration::from_millis(2500),
             resume_hold: Duration::from_millis(1000),
             queue_limit: Duration::from_millis(200),
@@ -196,7 +204,7 @@ impl Allocator {
         match current {
             Allocation::Layer(i) => {
                 let i = i.min(cap);
-                if self.need(layers[i]) > est {
+                if (est as f64) < self.need(layers[i]) as f64 * self.cfg.down_below {
                     self.holding_since = None;
                     return self.best_fit(est, layers, i);
                 }

@@ -84,6 +84,20 @@ fn below_the_lowest_layer_video_pauses_reprobes_and_resumes() {
 }
 
 #[test]
+fn an_estimate_just_under_the_layer_is_a_hiccup_not_a_step() {
+    // On the top layer (1,360 kbit/s with audio), an overuse sets the estimate to 85 % of
+    // what flowed: the layer stays. A path that carries clearly less steps down.
+    let plan = [
+        s(0, 3000, 0),
+        s(1_000, 1150, 0),
+        s(2_000, 3000, 0),
+        s(3_000, 1000, 0),
+    ];
+    let (changes, _) = run(&plan, 2, 4_000);
+    assert_eq!(changes, [(0, Layer(2)), (3_000, Layer(1))]);
+}
+
+#[test]
 fn a_long_pacer_queue_steps_down_once_per_grace() {
     // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue.
     let plan = [s(0, 3000, 0), s(1_000, 3000, 300), s(2_500, 3000, 0)];
