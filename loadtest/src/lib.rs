@@ -12,6 +12,7 @@ pub mod client;
 pub mod proxy;
 pub mod publisher;
 pub mod report;
+pub mod schedule;
 pub mod stamp;
 pub mod viewer;
 
@@ -23,6 +24,7 @@ use clap::Args;
 
 use crate::proxy::Impairment;
 use crate::report::{proc_usage, Report};
+use crate::schedule::Origin;
 use crate::viewer::{Phase, Proxies, ViewerState};
 
 /// Options of `cascade loadtest`.
@@ -66,6 +68,8 @@ pub struct Options {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Send some viewers through an impairing proxy: `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7`.
+    /// The rate may follow a schedule, `rate=3mbit@0s,400kbit@10s,3mbit@30s`, its times
+    /// counted from the measurement window's start (the first step's rate until then).
     #[arg(long)]
     pub impair: Option<Impairment>,
     /// Share of viewers (0 to 1) that go through the proxy when --impair is given.
@@ -288,7 +292,9 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
 
     let proxies: Proxies = Default::default();
-    let impaired_every = opts.impair.map(|_| opts.impair_share);
+    // The rate schedule's time 0: set when the measurement window starts.
+    let origin: Origin = Default::default();
+    let impaired_every = opts.impair.as_ref().map(|_| opts.impair_share);
     let mut viewers = Vec::with_capacity(plan.len());
     let mut groups: Vec<Vec<Arc<Mutex<ViewerState>>>> = vec![Vec::new(); targets.len()];
     let mut tasks = Vec::with_capacity(plan.len());
@@ -334,8 +340,9 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         groups[i % targets.len()].push(state.clone());
         let imp = opts
             .impair
+            .clone()
             .filter(|_| impaired)
-            .map(|imp| (imp, proxies.clone()));
+            .map(|imp| (imp, proxies.clone(), origin.clone()));
         tasks.push(tokio::spawn(viewer::run(
             http.clone(),
             ip,
@@ -365,10 +372,11 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The measurement window.
+    // The measurement window, and the rate schedule's time 0.
     let start = report::snapshot(&viewers, true);
     let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, false)).collect();
     let t0 = Instant::now();
+    let _ = origin.set(t0);
     let node0 = pid.as_deref().and_then(proc_usage);
     let cluster0: Vec<Option<(f64, f64)>> = cluster_pids.iter().map(|p| proc_usage(p)).collect();
     let self0 = proc_usage("self");
