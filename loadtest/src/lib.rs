@@ -11,6 +11,8 @@ pub mod accounting;
 pub mod client;
 pub mod proxy;
 pub mod publisher;
+pub mod qos;
+mod qos_table;
 pub mod report;
 pub mod schedule;
 pub mod stamp;
@@ -326,6 +328,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         let state = Arc::new(Mutex::new(ViewerState {
             location: None,
             impaired,
+            layer: layer.clone(),
             phase: Phase::Joining,
             acc: Default::default(),
         }));
@@ -373,10 +376,17 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
 
     // The measurement window, and the rate schedule's time 0.
-    let start = report::snapshot(&viewers, true);
-    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, false)).collect();
     let t0 = Instant::now();
     let _ = origin.set(t0);
+    let schedule = opts
+        .impair
+        .as_ref()
+        .map(|i| i.rate.clone())
+        .unwrap_or_default();
+    let start_us = t0.duration_since(epoch).as_micros() as u64;
+    let phase_starts = qos::phase_starts_us(&schedule, start_us);
+    let start = report::snapshot(&viewers, Some(&phase_starts));
+    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, None)).collect();
     let node0 = pid.as_deref().and_then(proc_usage);
     let cluster0: Vec<Option<(f64, f64)>> = cluster_pids.iter().map(|p| proc_usage(p)).collect();
     let self0 = proc_usage("self");
@@ -390,7 +400,12 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     let secs = t0.elapsed().as_secs_f64();
     let mut r = Report::default();
     let freeze = Duration::from_millis(opts.freeze_ms);
+    let qos_window = qos::Window {
+        start_us,
+        end_us: epoch.elapsed().as_micros() as u64,
+    };
     report::viewers_part(&viewers, &start, t0.elapsed(), freeze, &mut r);
+    r.qos = Some(report::qos_part(&viewers, &schedule, qos_window, freeze));
     if targets.len() > 1 {
         for ((target, g), g0) in targets.iter().zip(&groups).zip(&group_starts) {
             let mut part = Report::default();

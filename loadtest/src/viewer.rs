@@ -39,6 +39,8 @@ pub struct ViewerState {
     pub location: Option<String>,
     /// Whether it goes through the impairment proxy.
     pub impaired: bool,
+    /// The layer it asks for (`auto`: the server's choice).
+    pub layer: String,
     /// Joining, watching or failed.
     pub phase: Phase,
     /// What it received.
