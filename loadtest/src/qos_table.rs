@@ -25,7 +25,7 @@ fn reactions(r: &Reactions) -> String {
         _ => String::new(),
     };
     format!(
-        "{times}{} of {} never (none before the next change)",
+        "{times}missed {} of {} (not done before the next change or the end)",
         r.missed, r.count
     )
 }
