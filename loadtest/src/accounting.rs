@@ -2,7 +2,9 @@
 //!
 //! A viewer receives runs of one video layer at a time (the server switches layers at
 //! keyframes) and the audio. Loss is counted within each run of a stream: the packets
-//! between the run's first and highest sequence number that never arrived.
+//! between the run's first and highest sequence number that never arrived. Gaps between
+//! arrivals (video freezes, audio drop-outs), the layer changes and the bytes of each phase
+//! of a rate schedule are kept per measurement window, for the QoS report (`qos.rs`).
 
 use hdrhistogram::Histogram;
 
@@ -13,10 +15,13 @@ pub fn delay_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Video gaps at least this long are kept (as freezes), microseconds.
+/// Gaps at least this long are kept (video ones are freezes), microseconds.
 pub const GAP_NOTE_US: u64 = 100_000;
 /// Gaps kept per viewer between two resets; more are dropped (the longest gap still counts).
 const GAPS_KEPT: usize = 64;
+/// Layer changes kept per window; a viewer flapping past this is flapping, and the QoS
+/// report says it switched at least this often.
+const LAYER_CHANGES_KEPT: usize = 256;
 
 /// Sequence numbers remembered behind the highest, to tell a late packet from a duplicate.
 const WINDOW: u32 = 1024;
@@ -88,6 +93,48 @@ impl Run {
     }
 }
 
+/// The time between arrivals of one kind of packet (video or audio).
+#[derive(Debug, Clone, Default)]
+pub struct Gaps {
+    /// Arrival of the last packet, microseconds on the sender's clock.
+    last_us: Option<u64>,
+    /// The longest gap since [`Accounting::start_window`], µs (only gaps closed by a
+    /// packet; see [`Gaps::longest`]).
+    pub max_us: u64,
+    /// Gaps of at least [`GAP_NOTE_US`] since [`Accounting::start_window`] (bounded):
+    /// (start, length), µs.
+    pub kept: Vec<(u64, u64)>,
+}
+
+impl Gaps {
+    fn arrive(&mut self, now_us: u64) {
+        if let Some(last) = self.last_us {
+            let gap = now_us.saturating_sub(last);
+            self.max_us = self.max_us.max(gap);
+            if gap >= GAP_NOTE_US && self.kept.len() < GAPS_KEPT {
+                self.kept.push((last, gap));
+            }
+        }
+        self.last_us = Some(now_us);
+    }
+
+    fn reset(&mut self) {
+        self.max_us = 0;
+        self.kept.clear();
+    }
+
+    /// The gap still open at `now_us` (nothing since the last packet), µs; none before the
+    /// first packet.
+    pub fn open_us(&self, now_us: u64) -> Option<(u64, u64)> {
+        self.last_us.map(|l| (l, now_us.saturating_sub(l)))
+    }
+
+    /// The longest gap up to `now_us`, the one still open included, µs.
+    pub fn longest(&self, now_us: u64) -> u64 {
+        self.max_us.max(self.open_us(now_us).map_or(0, |(_, g)| g))
+    }
+}
+
 /// One viewer's accounting.
 #[derive(Debug, Clone)]
 pub struct Accounting {
@@ -105,12 +152,17 @@ pub struct Accounting {
     pub delay: Histogram<u64>,
     /// Duplicates and packets from before a run's start (reordered), not counted.
     pub late: u64,
-    /// Arrival of the last video packet, microseconds on the sender's clock.
-    last_video_us: Option<u64>,
-    /// The longest time between two video packets since [`Accounting::reset_gaps`], µs.
-    pub max_gap_us: u64,
-    /// Video gaps of at least [`GAP_NOTE_US`] since [`Accounting::reset_gaps`], µs (bounded).
-    pub gaps_us: Vec<u64>,
+    /// Gaps between video packets (of any layer): freezes.
+    pub video_gaps: Gaps,
+    /// Gaps between audio packets.
+    pub audio_gaps: Gaps,
+    /// (arrival µs, layer) of each video packet on another layer than the one before, the
+    /// first one being the layer in force when the window started (bounded).
+    pub layers: Vec<(u64, u8)>,
+    /// Where each phase of the window starts, µs (set by [`Accounting::start_window`]).
+    phase_starts_us: Vec<u64>,
+    /// Payload bytes received in each phase.
+    pub phase_bytes: Vec<u64>,
 }
 
 impl Default for Accounting {
@@ -124,9 +176,11 @@ impl Default for Accounting {
             bytes: 0,
             delay: delay_histogram(),
             late: 0,
-            last_video_us: None,
-            max_gap_us: 0,
-            gaps_us: Vec::new(),
+            video_gaps: Gaps::default(),
+            audio_gaps: Gaps::default(),
+            layers: Vec::new(),
+            phase_starts_us: Vec::new(),
+            phase_bytes: Vec::new(),
         }
     }
 }
@@ -135,17 +189,23 @@ impl Accounting {
     /// Counts one received packet whose stamp is `s`, at `now_us` on the sender's clock.
     pub fn packet(&mut self, s: Stamp, bytes: usize, now_us: u64) {
         self.bytes += bytes as u64;
+        let phase = self.phase_starts_us.partition_point(|&t| t <= now_us);
+        if let Some(b) = phase
+            .checked_sub(1)
+            .and_then(|i| self.phase_bytes.get_mut(i))
+        {
+            *b += bytes as u64;
+        }
         let _ = self.delay.record(now_us.saturating_sub(s.sent_us).max(1));
         if s.stream < 3 {
             self.per_layer[usize::from(s.stream)] += 1;
-            if let Some(last) = self.last_video_us {
-                let gap = now_us.saturating_sub(last);
-                self.max_gap_us = self.max_gap_us.max(gap);
-                if gap >= GAP_NOTE_US && self.gaps_us.len() < GAPS_KEPT {
-                    self.gaps_us.push(gap);
-                }
+            self.video_gaps.arrive(now_us);
+            let changed = self.layers.last().is_none_or(|&(_, l)| l != s.stream);
+            if changed && self.layers.len() < LAYER_CHANGES_KEPT {
+                self.layers.push((now_us, s.stream));
             }
-            self.last_video_us = Some(now_us);
+        } else if s.stream == AUDIO {
+            self.audio_gaps.arrive(now_us);
         }
         let slot = if s.stream == AUDIO {
             &mut self.audio
@@ -179,11 +239,18 @@ impl Accounting {
         (e, r)
     }
 
-    /// Starts the longest gap and the kept gaps anew (a measurement window's start); the
-    /// next video packet's gap is measured from the last one before.
-    pub fn reset_gaps(&mut self) {
-        self.max_gap_us = 0;
-        self.gaps_us.clear();
+    /// Starts a measurement window whose phases (of a rate schedule; one phase without)
+    /// start at `phase_starts_us`, in increasing order: the gaps, the layer changes and
+    /// the phases' bytes start anew. The next packet's gap is measured from the last one
+    /// before, and the layer in force stays as the first change.
+    pub fn start_window(&mut self, phase_starts_us: &[u64]) {
+        self.video_gaps.reset();
+        self.audio_gaps.reset();
+        let current = self.layers.pop();
+        self.layers.clear();
+        self.layers.extend(current);
+        self.phase_starts_us = phase_starts_us.to_vec();
+        self.phase_bytes = vec![0; phase_starts_us.len()];
     }
 
     /// Lost packets over expected ones, 0 to 1.
@@ -238,13 +305,36 @@ mod tests {
         for (seq, at) in [(0, 0), (1, 33_000), (2, 66_000)] {
             a.packet(s(0, seq, 0), 100, at);
         }
-        assert_eq!(a.max_gap_us, 33_000);
-        a.reset_gaps();
+        assert_eq!(a.video_gaps.max_us, 33_000);
+        a.start_window(&[66_000]);
         // Audio goes on during a video freeze of 400 ms.
         a.packet(s(AUDIO, 0, 0), 10, 200_000);
         a.packet(s(0, 3, 0), 100, 466_000);
         a.packet(s(0, 4, 0), 100, 499_000);
-        assert_eq!(a.max_gap_us, 400_000);
-        assert_eq!(a.gaps_us, [400_000]);
+        assert_eq!(a.video_gaps.max_us, 400_000);
+        assert_eq!(a.video_gaps.kept, [(66_000, 400_000)]);
+        // Audio's own gaps; one still open at the end counts in the longest.
+        a.packet(s(AUDIO, 1, 0), 10, 220_000);
+        assert_eq!(a.audio_gaps.max_us, 20_000);
+        assert_eq!(a.audio_gaps.longest(1_000_000), 780_000);
+        assert_eq!(a.video_gaps.longest(520_000), 400_000);
+    }
+
+    #[test]
+    fn layer_changes_and_phase_bytes_are_kept_per_window() {
+        let mut a = Accounting::default();
+        a.packet(s(2, 0, 0), 100, 1_000);
+        a.packet(s(1, 0, 0), 100, 2_000);
+        a.packet(s(1, 1, 0), 100, 3_000);
+        // The window starts at 10 ms with phases at 10 ms and 20 ms: the layer in force
+        // stays, as the first change.
+        a.start_window(&[10_000, 20_000]);
+        assert_eq!(a.layers, [(2_000, 1)]);
+        a.packet(s(1, 2, 0), 100, 12_000);
+        a.packet(s(AUDIO, 0, 0), 10, 15_000);
+        a.packet(s(0, 0, 0), 50, 21_000);
+        a.packet(s(0, 1, 0), 50, 22_000);
+        assert_eq!(a.layers, [(2_000, 1), (21_000, 0)]);
+        assert_eq!(a.phase_bytes, [110, 100]);
     }
 }

@@ -11,7 +11,10 @@ pub mod accounting;
 pub mod client;
 pub mod proxy;
 pub mod publisher;
+pub mod qos;
+mod qos_table;
 pub mod report;
+pub mod schedule;
 pub mod stamp;
 pub mod viewer;
 
@@ -23,6 +26,7 @@ use clap::Args;
 
 use crate::proxy::Impairment;
 use crate::report::{proc_usage, Report};
+use crate::schedule::Origin;
 use crate::viewer::{Phase, Proxies, ViewerState};
 
 /// Options of `cascade loadtest`.
@@ -66,6 +70,8 @@ pub struct Options {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Send some viewers through an impairing proxy: `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7`.
+    /// The rate may follow a schedule, `rate=3mbit@0s,400kbit@10s,3mbit@30s`, its times
+    /// counted from the measurement window's start (the first step's rate until then).
     #[arg(long)]
     pub impair: Option<Impairment>,
     /// Share of viewers (0 to 1) that go through the proxy when --impair is given.
@@ -288,7 +294,9 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     }
 
     let proxies: Proxies = Default::default();
-    let impaired_every = opts.impair.map(|_| opts.impair_share);
+    // The rate schedule's time 0: set when the measurement window starts.
+    let origin: Origin = Default::default();
+    let impaired_every = opts.impair.as_ref().map(|_| opts.impair_share);
     let mut viewers = Vec::with_capacity(plan.len());
     let mut groups: Vec<Vec<Arc<Mutex<ViewerState>>>> = vec![Vec::new(); targets.len()];
     let mut tasks = Vec::with_capacity(plan.len());
@@ -320,6 +328,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         let state = Arc::new(Mutex::new(ViewerState {
             location: None,
             impaired,
+            layer: layer.clone(),
             phase: Phase::Joining,
             acc: Default::default(),
         }));
@@ -334,8 +343,9 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         groups[i % targets.len()].push(state.clone());
         let imp = opts
             .impair
+            .clone()
             .filter(|_| impaired)
-            .map(|imp| (imp, proxies.clone()));
+            .map(|imp| (imp, proxies.clone(), origin.clone()));
         tasks.push(tokio::spawn(viewer::run(
             http.clone(),
             ip,
@@ -365,10 +375,18 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The measurement window.
-    let start = report::snapshot(&viewers, true);
-    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, false)).collect();
+    // The measurement window, and the rate schedule's time 0.
     let t0 = Instant::now();
+    let _ = origin.set(t0);
+    let schedule = opts
+        .impair
+        .as_ref()
+        .map(|i| i.rate.clone())
+        .unwrap_or_default();
+    let start_us = t0.duration_since(epoch).as_micros() as u64;
+    let phase_starts = qos::phase_starts_us(&schedule, start_us);
+    let start = report::snapshot(&viewers, Some(&phase_starts));
+    let group_starts: Vec<_> = groups.iter().map(|g| report::snapshot(g, None)).collect();
     let node0 = pid.as_deref().and_then(proc_usage);
     let cluster0: Vec<Option<(f64, f64)>> = cluster_pids.iter().map(|p| proc_usage(p)).collect();
     let self0 = proc_usage("self");
@@ -382,7 +400,12 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
     let secs = t0.elapsed().as_secs_f64();
     let mut r = Report::default();
     let freeze = Duration::from_millis(opts.freeze_ms);
+    let qos_window = qos::Window {
+        start_us,
+        end_us: epoch.elapsed().as_micros() as u64,
+    };
     report::viewers_part(&viewers, &start, t0.elapsed(), freeze, &mut r);
+    r.qos = Some(report::qos_part(&viewers, &schedule, qos_window, freeze));
     if targets.len() > 1 {
         for ((target, g), g0) in targets.iter().zip(&groups).zip(&group_starts) {
             let mut part = Report::default();

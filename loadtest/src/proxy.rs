@@ -1,6 +1,7 @@
-//! An impairing UDP proxy: delay, jitter, random loss and a rate cap, seeded, in both
-//! directions. Each client gets its own upstream socket, so the server still sees one
-//! address per client; the proxy's listening address replaces the server's in the SDP.
+//! An impairing UDP proxy: delay, jitter, random loss and a rate cap (constant or on a
+//! schedule), seeded, in both directions. Each client gets its own upstream socket, so the
+//! server still sees one address per client; the proxy's listening address replaces the
+//! server's in the SDP.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -13,8 +14,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::schedule::{Origin, RateSchedule};
+
 /// What the path does to each datagram (applied on each direction on its own).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Impairment {
     /// Fixed one-way delay.
     pub delay: Duration,
@@ -22,8 +25,10 @@ pub struct Impairment {
     pub jitter: Duration,
     /// Share of datagrams dropped, 0 to 1.
     pub loss: f64,
-    /// Bits per second the path carries (0: no cap); the queue holds at most 200 ms.
-    pub rate_bps: u64,
+    /// Bits per second the path carries over time (empty or 0: no cap); the queue holds
+    /// at most 200 ms. Both directions follow the same schedule, each on its own link:
+    /// upstream (the viewer's RTCP) is far below any rate a test would set.
+    pub rate: RateSchedule,
     /// Seed of the loss and jitter draws.
     pub seed: u64,
 }
@@ -34,7 +39,7 @@ impl Default for Impairment {
             delay: Duration::ZERO,
             jitter: Duration::ZERO,
             loss: 0.0,
-            rate_bps: 0,
+            rate: RateSchedule::default(),
             seed: 1,
         }
     }
@@ -43,13 +48,25 @@ impl Default for Impairment {
 impl std::str::FromStr for Impairment {
     type Err = String;
 
-    /// `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7` (any subset).
+    /// `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7` (any subset); the rate may be a
+    /// schedule, `rate=3mbit@0s,400kbit@10s`, whose steps run on up to the next `key=`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut imp = Impairment::default();
+        // The rate's text, gathered over its comma-separated steps, parsed at the end.
+        let mut rate: Option<String> = None;
+        let mut in_rate = false;
         for part in s.split(',').filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part}: expected key=value"))?;
+            let Some((k, v)) = part.split_once('=') else {
+                match &mut rate {
+                    Some(r) if in_rate => {
+                        r.push(',');
+                        r.push_str(part);
+                        continue;
+                    }
+                    _ => return Err(format!("{part}: expected key=value")),
+                }
+            };
+            in_rate = k == "rate";
             let ms = |v: &str| -> Result<Duration, String> {
                 let n: f64 = v
                     .trim_end_matches("ms")
@@ -70,19 +87,8 @@ impl std::str::FromStr for Impairment {
                     }
                     imp.loss = n / 100.0;
                 }
-                "rate" => {
-                    let (num, mult) = if let Some(n) = v.strip_suffix("mbit") {
-                        (n, 1_000_000.0)
-                    } else if let Some(n) = v.strip_suffix("kbit") {
-                        (n, 1_000.0)
-                    } else {
-                        (v, 1.0)
-                    };
-                    let n: f64 = num
-                        .parse()
-                        .map_err(|_| format!("{part}: expected a rate like 2mbit"))?;
-                    imp.rate_bps = (n * mult) as u64;
-                }
+                "rate" if rate.is_some() => return Err(format!("{part}: rate is given twice")),
+                "rate" => rate = Some(v.to_owned()),
                 "seed" => {
                     imp.seed = v
                         .parse()
@@ -94,6 +100,9 @@ impl std::str::FromStr for Impairment {
                     ))
                 }
             }
+        }
+        if let Some(r) = rate {
+            imp.rate = r.parse().map_err(|e| format!("rate={r}: {e}"))?;
         }
         Ok(imp)
     }
@@ -142,8 +151,8 @@ struct Lane {
 impl Lane {
     fn new(imp: Impairment, salt: u64) -> Lane {
         Lane {
-            imp,
             rng: SmallRng::seed_from_u64(imp.seed ^ salt),
+            imp,
             queue: BinaryHeap::new(),
             order: 0,
             free_at: Instant::now(),
@@ -151,16 +160,16 @@ impl Lane {
         }
     }
 
-    fn admit(&mut self, now: Instant, to: SocketAddr, data: Vec<u8>) {
+    /// Takes a datagram at `now` onto a link that carries `rate_bps` (0: no cap) at the
+    /// moment; what is already queued keeps the rate it was admitted at.
+    fn admit(&mut self, now: Instant, rate_bps: u64, to: SocketAddr, data: Vec<u8>) {
         if self.imp.loss > 0.0 && self.rng.random::<f64>() < self.imp.loss {
             self.dropped += 1;
             return;
         }
         let mut at = now;
-        if self.imp.rate_bps > 0 {
-            let wire = Duration::from_secs_f64(
-                (data.len() as f64 + 28.0) * 8.0 / self.imp.rate_bps as f64,
-            );
+        if rate_bps > 0 {
+            let wire = Duration::from_secs_f64((data.len() as f64 + 28.0) * 8.0 / rate_bps as f64);
             let start = self.free_at.max(now);
             if start > now + Duration::from_millis(200) {
                 self.dropped += 1; // the bottleneck's queue is full
@@ -202,11 +211,13 @@ enum Msg {
 }
 
 impl Proxy {
-    /// Listens on `bind` (port 0 for any) and relays to `server` through `imp`.
+    /// Listens on `bind` (port 0 for any) and relays to `server` through `imp`, its rate
+    /// schedule counted from `origin` once that is set.
     pub async fn start(
         bind: SocketAddr,
         server: SocketAddr,
         imp: Impairment,
+        origin: Origin,
     ) -> std::io::Result<Proxy> {
         let listen = Arc::new(UdpSocket::bind(bind).await?);
         let addr = listen.local_addr()?;
@@ -225,7 +236,8 @@ impl Proxy {
         }
         // The scheduler: both lanes, their queues, and one upstream socket per client.
         tokio::spawn(async move {
-            let mut up = Lane::new(imp, 0x5eed_0001);
+            let schedule = imp.rate.clone();
+            let mut up = Lane::new(imp.clone(), 0x5eed_0001);
             let mut down = Lane::new(imp, 0x5eed_0002);
             let mut uplinks: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             loop {
@@ -242,6 +254,7 @@ impl Proxy {
                     None => rx.recv().await,
                 };
                 let now = Instant::now();
+                let rate = schedule.rate_at_instant(origin.get().copied(), now.into_std());
                 match msg {
                     Some(Msg::Up(client, data)) => {
                         if let std::collections::hash_map::Entry::Vacant(slot) =
@@ -264,9 +277,9 @@ impl Proxy {
                             });
                             slot.insert(sock);
                         }
-                        up.admit(now, client, data);
+                        up.admit(now, rate, client, data);
                     }
-                    Some(Msg::Down(client, data)) => down.admit(now, client, data),
+                    Some(Msg::Down(client, data)) => down.admit(now, rate, client, data),
                     None => {}
                 }
                 let now = Instant::now();
@@ -298,8 +311,23 @@ mod tests {
         assert_eq!(i.delay, Duration::from_millis(30));
         assert_eq!(i.jitter, Duration::from_millis(5));
         assert!((i.loss - 0.015).abs() < 1e-12);
-        assert_eq!(i.rate_bps, 2_000_000);
+        assert_eq!(i.rate, RateSchedule::constant(2_000_000));
         assert_eq!(i.seed, 7);
+        // A schedule runs on over its commas up to the next key.
+        let i: Impairment = "delay=20ms,rate=3mbit@0s,400kbit@10s,loss=1%"
+            .parse()
+            .unwrap();
+        assert_eq!(i.delay, Duration::from_millis(20));
+        assert_eq!(i.rate, "3mbit@0s,400kbit@10s".parse().unwrap());
+        assert!((i.loss - 0.01).abs() < 1e-12);
+        let err = |s: &str| s.parse::<Impairment>().unwrap_err();
+        assert_eq!(
+            err("delay=5ms,400kbit@10s"),
+            "400kbit@10s: expected key=value"
+        );
+        assert!(err("rate=3mbit@0s,400kbit@x")
+            .starts_with("rate=3mbit@0s,400kbit@x: x: expected a time"));
+        assert!(err("rate=1mbit,rate=2mbit").contains("twice"));
         assert!("loss=200%".parse::<Impairment>().is_err());
         assert!("delay=fast".parse::<Impairment>().is_err());
         assert!("colour=red".parse::<Impairment>().is_err());

@@ -9,6 +9,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::accounting::delay_histogram;
+use crate::qos::{self, Qos};
+use crate::schedule::RateSchedule;
 use crate::viewer::{Phase, ViewerState};
 
 /// Three quantiles, milliseconds.
@@ -95,6 +97,9 @@ pub struct Report {
     pub cluster_nodes: usize,
     /// Node CPU (the cluster's when measured, else the target's) per delivered packet, µs.
     pub cpu_us_per_delivered: Option<f64>,
+    /// Each viewer's layers, freezes, audio gaps and reactions to the rate schedule, and
+    /// their summary (`qos.rs`).
+    pub qos: Option<Qos>,
     /// With several viewer targets: the viewer figures of each.
     pub by_target: Vec<TargetPart>,
     /// What could not be measured on this server, and why.
@@ -147,8 +152,10 @@ pub struct Snapshot {
     bytes: u64,
 }
 
-/// Sums the viewers' counters (and, with `reset_delay`, starts their delay histograms anew).
-pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], reset_delay: bool) -> Snapshot {
+/// Sums the viewers' counters; with `phase_starts_us` (µs on the generator's clock), also
+/// starts a measurement window with those phases: delay histograms, gaps, layer changes
+/// and phase bytes start anew.
+pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], phase_starts_us: Option<&[u64]>) -> Snapshot {
     let mut s = Snapshot::default();
     for v in viewers {
         if let Ok(mut v) = v.lock() {
@@ -156,9 +163,9 @@ pub fn snapshot(viewers: &[Arc<Mutex<ViewerState>>], reset_delay: bool) -> Snaps
             s.expected += e;
             s.received += r;
             s.bytes += v.acc.bytes;
-            if reset_delay {
+            if let Some(phases) = phase_starts_us {
                 v.acc.delay.reset();
-                v.acc.reset_gaps();
+                v.acc.start_window(phases);
             }
         }
     }
@@ -180,7 +187,7 @@ pub fn viewers_part(
     let mut gaps = delay_histogram();
     let mut freezes = delay_histogram();
     let freeze_us = freeze.as_micros() as u64;
-    let end = snapshot(viewers, false);
+    let end = snapshot(viewers, None);
     r.viewers = viewers.len();
     for v in viewers {
         let Ok(v) = v.lock() else { continue };
@@ -190,7 +197,7 @@ pub fn viewers_part(
                 let _ = joins.record((j.as_micros() as u64).max(1));
                 let top = (0..3).max_by_key(|&i| v.acc.per_layer[i]).unwrap_or(0);
                 r.layers[top] += 1;
-                let _ = gaps.record(v.acc.max_gap_us.max(1));
+                let _ = gaps.record(v.acc.video_gaps.max_us.max(1));
             }
             Phase::Failed(why) => {
                 r.failed += 1;
@@ -204,7 +211,13 @@ pub fn viewers_part(
             r.impaired += 1;
         }
         let _ = delay.add(&v.acc.delay);
-        for &g in v.acc.gaps_us.iter().filter(|&&g| g >= freeze_us) {
+        for &(_, g) in v
+            .acc
+            .video_gaps
+            .kept
+            .iter()
+            .filter(|&&(_, g)| g >= freeze_us)
+        {
             let _ = freezes.record(g);
         }
     }
@@ -235,6 +248,31 @@ pub fn viewers_part(
             / r.window_s
             / r.connected as f64;
     }
+}
+
+/// The QoS report over the viewers that received video, in `window`.
+pub fn qos_part(
+    viewers: &[Arc<Mutex<ViewerState>>],
+    schedule: &RateSchedule,
+    window: qos::Window,
+    freeze: Duration,
+) -> Qos {
+    let freeze_ms = freeze.as_secs_f64() * 1000.0;
+    let mut each = Vec::new();
+    for (index, v) in viewers.iter().enumerate() {
+        let Ok(v) = v.lock() else { continue };
+        if !matches!(v.phase, Phase::Watching(_)) {
+            continue;
+        }
+        let input = qos::ViewerInput {
+            index,
+            asked: &v.layer,
+            impaired: v.impaired,
+            acc: &v.acc,
+        };
+        each.push(qos::viewer(input, schedule, window, freeze_ms));
+    }
+    qos::report(each, schedule, freeze_ms)
 }
 
 impl Report {
@@ -314,6 +352,7 @@ impl Report {
         if let Some(us) = self.cpu_us_per_delivered {
             rows.push(("node CPU per delivered packet", format!("{us:.2} µs")));
         }
+        rows.extend(self.qos.iter().flat_map(Qos::rows));
         for t in &self.by_target {
             rows.push((
                 "viewers of a target",

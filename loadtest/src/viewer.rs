@@ -18,6 +18,7 @@ use str0m::Event;
 use crate::accounting::Accounting;
 use crate::client::{candidate_addrs, replace_candidate, Client, ClientError};
 use crate::proxy::{Impairment, Proxy};
+use crate::schedule::Origin;
 use crate::stamp::{Stamp, AUDIO, VP8_HEADER};
 
 /// Where a viewer is in its life.
@@ -38,6 +39,8 @@ pub struct ViewerState {
     pub location: Option<String>,
     /// Whether it goes through the impairment proxy.
     pub impaired: bool,
+    /// The layer it asks for (`auto`: the server's choice).
+    pub layer: String,
     /// Joining, watching or failed.
     pub phase: Phase,
     /// What it received.
@@ -56,7 +59,7 @@ pub async fn run(
     ip: IpAddr,
     url: String,
     token: Option<String>,
-    impairment: Option<(Impairment, Proxies)>,
+    impairment: Option<(Impairment, Proxies, Origin)>,
     epoch: Instant,
     state: Arc<Mutex<ViewerState>>,
 ) {
@@ -72,7 +75,7 @@ async fn watch(
     ip: IpAddr,
     url: String,
     token: Option<String>,
-    impairment: Option<(Impairment, Proxies)>,
+    impairment: Option<(Impairment, Proxies, Origin)>,
     epoch: Instant,
     state: &Mutex<ViewerState>,
 ) -> Result<(), ClientError> {
@@ -92,7 +95,7 @@ async fn watch(
             offer.to_sdp_string(),
             pending,
             async |sdp| {
-                let Some((imp, proxies)) = &impairment else {
+                let Some((imp, proxies, origin)) = &impairment else {
                     return sdp;
                 };
                 let mut out = sdp.clone();
@@ -100,7 +103,14 @@ async fn watch(
                     let mut map = proxies.lock().await;
                     let proxy = match map.get(&server) {
                         Some(p) => p.clone(),
-                        None => match Proxy::start((server.ip(), 0).into(), server, *imp).await {
+                        None => match Proxy::start(
+                            (server.ip(), 0).into(),
+                            server,
+                            imp.clone(),
+                            origin.clone(),
+                        )
+                        .await
+                        {
                             Ok(p) => {
                                 map.insert(server, p.clone());
                                 p

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use loadtest::accounting::Accounting;
 use loadtest::proxy::{Impairment, Proxy};
+use loadtest::schedule::RateSchedule;
 use loadtest::stamp::Stamp;
 use tokio::net::UdpSocket;
 
@@ -17,6 +18,7 @@ async fn through(imp: Impairment, n: u32, size: usize, gap: Duration) -> (Accoun
         "127.0.0.1:0".parse().unwrap(),
         receiver.local_addr().unwrap(),
         imp,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -84,7 +86,7 @@ async fn loss_and_delay_are_what_the_path_does() {
 async fn a_rate_cap_limits_throughput_and_queues() {
     // 2 Mbit/s offered (1000-byte datagrams every 4 ms) into a 1 Mbit/s link.
     let imp = Impairment {
-        rate_bps: 1_000_000,
+        rate: RateSchedule::constant(1_000_000),
         seed: 3,
         ..Impairment::default()
     };

@@ -17,6 +17,7 @@ mod listing;
 mod loadtest;
 mod pages;
 mod peer;
+mod qos;
 mod revocation;
 mod server;
 mod synth;

@@ -1,0 +1,153 @@
+//! Viewer QoS (issue 10): viewers asking for the server's choice of layer (`auto`) behind a
+//! path whose rate drops from 3 Mbit/s to 400 kbit/s and back. The node must follow the
+//! path: the low layer within 1 s of the drop, no freeze and no audio gap over 200 ms, and
+//! the top layer again within 10 s of the recovery. What each viewer received is read from
+//! `cascade loadtest`'s QoS report, whose times count from its measurement window's start
+//! (the schedule's origin).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server::Server;
+
+/// The schedule, in ms: the drop and the recovery.
+const DROP_MS: f64 = 8_000.0;
+const RISE_MS: f64 = 16_000.0;
+const SCHEDULE: &str = "rate=3mbit@0s,400kbit@8s,3mbit@16s";
+/// Long enough for the recovery's 10 s, short enough for the test to take about 35 s.
+const WINDOW_S: &str = "28";
+
+const LOW: u64 = 0;
+const TOP: u64 = 2;
+
+/// When the viewer was first on a layer `ok` accepts at or after `from_ms`: `from_ms` when
+/// already on one, else the first change to one.
+fn first_on(layers: &[Value], from_ms: f64, ok: impl Fn(u64) -> bool) -> Option<f64> {
+    let t = |c: &Value| c["t_ms"].as_f64().unwrap();
+    let layer = |c: &Value| c["layer"].as_u64().unwrap();
+    let in_force = layers.iter().take_while(|c| t(c) <= from_ms).last();
+    if in_force.is_some_and(|c| ok(layer(c))) {
+        return Some(from_ms);
+    }
+    layers
+        .iter()
+        .find(|c| t(c) > from_ms && ok(layer(c)))
+        .map(t)
+}
+
+/// One line per viewer that says what it did, for the failure message.
+fn describe(v: &Value) -> String {
+    let layers: Vec<String> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}@{:.0}ms", c["layer"], c["t_ms"].as_f64().unwrap()))
+        .collect();
+    let phases: Vec<String> = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{:.0}-{:.0}ms cap {} bit/s: {:.0} kbit/s, ms on low/mid/high {}",
+                p["from_ms"].as_f64().unwrap(),
+                p["to_ms"].as_f64().unwrap(),
+                p["rate_bps"],
+                p["received_kbps"].as_f64().unwrap(),
+                p["layer_ms"]
+            )
+        })
+        .collect();
+    format!(
+        "viewer {}: layers [{}]; step_downs {}; step_ups {}; freezes {}; max_video_gap_ms {:.0}; max_audio_gap_ms {:.0}\n    phases: {}",
+        v["viewer"],
+        layers.join(", "),
+        v["step_downs"],
+        v["step_ups"],
+        v["freezes"],
+        v["max_video_gap_ms"].as_f64().unwrap(),
+        v["max_audio_gap_ms"].as_f64().unwrap(),
+        phases.join("; ")
+    )
+}
+
+#[test]
+fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
+    let server = Server::start(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(["loadtest", "--json", "--quiet", "--target", &server.base])
+        .args(["--viewers", "2", "--ramp", "20", "--layers", "auto:1"])
+        .args([
+            "--impair",
+            SCHEDULE,
+            "--duration",
+            WINDOW_S,
+            "--freeze-ms",
+            "200",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["connected"].as_u64(), r["impaired"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    let viewers = r["qos"]["viewers"].as_array().unwrap();
+    assert_eq!(viewers.len(), 2, "{r}");
+
+    let mut failures = Vec::new();
+    for v in viewers {
+        let n = &v["viewer"];
+        let layers = v["layers"].as_array().unwrap();
+        match first_on(layers, DROP_MS, |l| l == LOW) {
+            Some(t) if t - DROP_MS <= 1_000.0 => {}
+            Some(t) => failures.push(format!(
+                "viewer {n}: on the low layer {:.0} ms after the drop to 400 kbit/s (at most 1000)",
+                t - DROP_MS
+            )),
+            None => failures.push(format!(
+                "viewer {n}: never on the low layer after the drop to 400 kbit/s"
+            )),
+        }
+        match first_on(layers, RISE_MS, |l| l == TOP) {
+            Some(t) if t - RISE_MS <= 10_000.0 => {}
+            Some(t) => failures.push(format!(
+                "viewer {n}: back on the top layer {:.0} ms after the recovery (at most 10000)",
+                t - RISE_MS
+            )),
+            None => failures.push(format!(
+                "viewer {n}: not back on the top layer after the recovery to 3 Mbit/s"
+            )),
+        }
+        let video_gap = v["max_video_gap_ms"].as_f64().unwrap();
+        if video_gap > 200.0 {
+            failures.push(format!(
+                "viewer {n}: video froze for {video_gap:.0} ms (freezes {})",
+                v["freezes"]
+            ));
+        }
+        let audio_gap = v["max_audio_gap_ms"].as_f64().unwrap();
+        if audio_gap > 200.0 {
+            failures.push(format!("viewer {n}: audio stopped for {audio_gap:.0} ms"));
+        }
+    }
+    let what: Vec<String> = viewers.iter().map(describe).collect();
+    assert!(
+        failures.is_empty(),
+        "the viewers did not follow their path:\n  {}\nwhat they received (ms into the window; drop at {DROP_MS} ms, recovery at {RISE_MS} ms):\n  {}\nsummary: step_down {}, step_up {}, phases {}",
+        failures.join("\n  "),
+        what.join("\n  "),
+        r["qos"]["step_down"],
+        r["qos"]["step_up"],
+        r["qos"]["phases"]
+    );
+    // The run ended every session.
+    assert_eq!(server.sessions(), 0);
+}
