@@ -78,6 +78,9 @@ struct ViewerState {
     bwe_rates: (u64, u64),
     /// The age of the oldest packet in the video pacer queue, as last sampled.
     queue_delay: Duration,
+    /// The share of packets lost on the way to the viewer over the last second, from its
+    /// transport-wide feedback.
+    loss: f32,
 }
 
 /// One WebRTC peer.
@@ -125,6 +128,9 @@ fn viewer_extensions_without_bwe() -> str0m::rtp::ExtensionMap {
     exts
 }
 
+/// How often a viewer with bandwidth estimation reports its stats, and so its raw estimate.
+const VIEWER_BWE_STATS: Duration = Duration::from_millis(100);
+
 /// Settings for opening a session.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenParams {
@@ -160,7 +166,11 @@ impl Session {
             .set_stats_interval(Some(Duration::from_secs(1)));
         match (role, params.viewer_bwe) {
             (Role::Viewer, Some(initial)) => {
-                config = config.enable_bwe(Some(str0m::bwe::Bitrate::bps(initial)));
+                // The raw estimate comes with the stats (str0m's event is a 3 s average,
+                // seconds late after a fall): often enough for the allocator's tick.
+                config = config
+                    .enable_bwe(Some(str0m::bwe::Bitrate::bps(initial)))
+                    .set_stats_interval(Some(VIEWER_BWE_STATS));
             }
             (Role::Viewer, None) => {
                 config = config.set_extension_map(viewer_extensions_without_bwe());
@@ -391,6 +401,12 @@ impl Session {
         self.viewer.as_ref()?.estimate
     }
 
+    /// The share of a viewer's packets lost over the last second (from its transport-wide
+    /// feedback; 0 without estimation).
+    pub fn loss(&self) -> f32 {
+        self.viewer.as_ref().map_or(0.0, |v| v.loss)
+    }
+
     /// How long the oldest packet in a viewer's video pacer queue had waited at str0m's
     /// last pacer pass, as read when a video packet was last written. It does not grow
     /// while no video is written (a paused viewer).
@@ -520,9 +536,19 @@ impl Session {
                 }
             }
             Event::KeyframeRequest(_) => effects.push(Effect::ViewerKeyframe(self.id)),
+            // The first estimate (the configured start) comes as an event; later ones are
+            // read raw from the stats.
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
-                if let Some(v) = self.viewer.as_mut() {
+                if let Some(v) = self.viewer.as_mut().filter(|v| v.estimate.is_none()) {
                     v.estimate = Some(estimate.as_u64());
+                }
+            }
+            Event::PeerStats(s) => {
+                if let (Some(v), Some(bwe)) = (self.viewer.as_mut(), s.bwe_tx) {
+                    if v.estimate.is_some() {
+                        v.estimate = Some(bwe.as_u64());
+                        v.loss = s.egress_loss_fraction.unwrap_or(0.0);
+                    }
                 }
             }
             Event::MediaEgressStats(s) => {

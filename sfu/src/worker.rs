@@ -362,10 +362,21 @@ impl Worker {
                 continue;
             }
             let queue = s.queue_delay();
-            let Some(a) = self.router.allocate(*id, now, s.estimate(), queue) else {
+            let Some(a) = self
+                .router
+                .allocate(*id, now, s.estimate(), queue, s.loss())
+            else {
                 continue;
             };
-            s.set_bwe_rates(0, a.desired_bps, &mut self.batch, &mut self.effects);
+            tracing::trace!(target: "qos", session = %id, target = ?a.target,
+                estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64,
+                loss = s.loss(), "tick");
+            s.set_bwe_rates(
+                a.minimum_bps,
+                a.desired_bps,
+                &mut self.batch,
+                &mut self.effects,
+            );
             if let Some(bps) = a.reset_bps {
                 s.reset_bwe(bps, &mut self.batch, &mut self.effects);
             }

@@ -156,23 +156,27 @@ fn a_lossy_viewer_is_repaired_from_the_retransmission_cache() {
     assert!(server.metric("cascade_retransmissions_total") > 0.0);
 }
 
-/// Viewers' answers leave out transport-wide congestion control (nothing uses its feedback
-/// yet, and 1,000 viewers' feedback cost the node a fifth of its CPU); publishers keep it,
-/// since the browser sizes its encoder by the node's feedback.
+/// Viewers' answers negotiate transport-wide congestion control: its feedback feeds each
+/// viewer's bandwidth estimate, which picks the layer its path carries. With
+/// `--viewer-bwe 0` they leave it out (1,000 viewers' feedback once cost the node a fifth
+/// of its CPU); publishers keep it either way, since the browser sizes its encoder by the
+/// node's feedback.
 #[test]
-fn transport_wide_feedback_for_publishers_only() {
+fn transport_wide_feedback_for_viewers_only_with_estimation() {
     const TWCC: &str = "transport-wide-cc";
-    let server = Server::start(&[]);
-    let (_p, offer, _) = Peer::publisher(&["a"]);
-    assert!(offer.contains(TWCC), "the str0m offer asks for it");
-    let answer = server.post_sdp("/whip/twcc", &offer, None).text().unwrap();
-    assert!(answer.contains(TWCC), "publisher answer: {answer}");
-    let (_v, offer, _) = Peer::viewer();
-    assert!(offer.contains(TWCC));
-    let answer = server.post_sdp("/whep/twcc", &offer, None).text().unwrap();
-    assert!(!answer.contains(TWCC), "viewer answer: {answer}");
-    assert!(
-        answer.contains("urn:ietf:params:rtp-hdrext:sdes:mid"),
-        "other extensions stay"
-    );
+    for (flags, viewer_twcc) in [(&[][..], true), (&["--viewer-bwe", "0"][..], false)] {
+        let server = Server::start(flags);
+        let (_p, offer, _) = Peer::publisher(&["a"]);
+        assert!(offer.contains(TWCC), "the str0m offer asks for it");
+        let answer = server.post_sdp("/whip/twcc", &offer, None).text().unwrap();
+        assert!(answer.contains(TWCC), "publisher answer: {answer}");
+        let (_v, offer, _) = Peer::viewer();
+        assert!(offer.contains(TWCC));
+        let answer = server.post_sdp("/whep/twcc", &offer, None).text().unwrap();
+        assert_eq!(answer.contains(TWCC), viewer_twcc, "{flags:?}: {answer}");
+        assert!(
+            answer.contains("urn:ietf:params:rtp-hdrext:sdes:mid"),
+            "other extensions stay"
+        );
+    }
 }

@@ -6,23 +6,30 @@
 //! even the lowest layer fits beside the audio. The rules, in the order they are checked:
 //!
 //! - audio is reserved first ([`AllocatorConfig::audio_bps`]): video gets what is left;
-//! - down at once, to the best layer that fits, when the estimate falls clearly under the
-//!   current layer's need ([`AllocatorConfig::down_below`]); down one step when the pacer
-//!   queue's oldest packet has waited longer than [`AllocatorConfig::queue_limit`] (then the
-//!   queue gets [`AllocatorConfig::queue_grace`] to drain before another);
-//! - up one layer only when the estimate has held the next layer's need with
-//!   [`AllocatorConfig::headroom`] for [`AllocatorConfig::up_hold`]. The estimate rises past
-//!   what a viewer receives only through the estimator's probes (the driver asks for them by
-//!   setting the desired rate, [`Allocator::desired_bps`]), so a held estimate is a probe
-//!   that succeeded;
-//! - paused: video resumes when the lowest layer fits with headroom for
-//!   [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
+//! - down at once when the estimate falls clearly under the current layer's need
+//!   ([`AllocatorConfig::down_below`]), to the best layer that fits a share of it
+//!   ([`AllocatorConfig::down_fit`]);
+//! - down to the lowest layer when the pacer queue's oldest packet has waited longer than
+//!   [`AllocatorConfig::queue_limit`], or the path lost more than
+//!   [`AllocatorConfig::loss_limit`] of the packets over the last second: the path takes
+//!   less than it is sent, so the estimate is behind it (a delay-based estimator takes seconds to fall to a
+//!   path that lost two thirds of its rate), and the picture is safest on the smallest
+//!   layer until the estimate proves more;
+//! - up to the best layer that the estimate's floor over the last
+//!   [`AllocatorConfig::up_hold`] carries with [`AllocatorConfig::headroom`], and not within
+//!   that time of a step down. The estimate rises past what a viewer receives only through
+//!   the estimator's probes (the driver asks for them by setting the desired rate,
+//!   [`Allocator::desired_bps`]), so a floor that held is a probe that succeeded;
+//! - paused only when the estimate stayed under the lowest layer's need for
+//!   [`AllocatorConfig::pause_hold`] (until then the lowest layer); video resumes on the
+//!   lowest layer once its need held for [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again.
 //!
 //! A viewer's own layer choice is a cap: the allocator never goes above it. Without an
 //! estimate (no congestion control negotiated) the cap is the target, as before.
 //! Time is an argument; nothing here reads a clock.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The allocator's tuning.
@@ -40,14 +47,27 @@ pub struct AllocatorConfig {
     /// flows; only a clearly lower estimate, or a pacer queue that grows, says the path no
     /// longer carries the layer.
     pub down_below: f64,
+    /// A step down for the estimate goes to the best layer that fits this share of it. An
+    /// estimate that fell that far was set from throughput measured before the fall, so
+    /// the path carries less than it says for a second or two more.
+    pub down_fit: f64,
+    /// The estimator probes towards the cap's need with headroom times this, so that the
+    /// estimate it settles on clears the headroom.
+    pub probe_over: f64,
+    /// Below its cap, a viewer's estimator is asked to probe this often.
+    pub probe_every: Duration,
     /// How long the estimate must hold the next layer before stepping up.
     pub up_hold: Duration,
     /// How long the lowest layer must fit before video resumes after a pause.
     pub resume_hold: Duration,
+    /// How long the estimate must stay under the lowest layer's need before video pauses:
+    /// a raw estimate dips for a moment after a loss spell.
+    pub pause_hold: Duration,
     /// The pacer queue's oldest packet waiting longer than this steps down.
     pub queue_limit: Duration,
-    /// After a step down for the queue, the time it gets to drain before another.
-    pub queue_grace: Duration,
+    /// A path losing more than this share of packets (over the last second, from the
+    /// transport-wide feedback) steps down like a long queue.
+    pub loss_limit: f32,
     /// Paused this long, the estimator is reset and probes again.
     pub reprobe_after: Duration,
 }
@@ -61,10 +81,14 @@ impl Default for AllocatorConfig {
             overhead: 1.08,
             headroom: 1.2,
             down_below: 0.75,
-            up_hold: Duration::from_millis(2500),
+            down_fit: 0.6,
+            probe_over: 1.5,
+            probe_every: Duration::from_millis(1000),
+            up_hold: Duration::from_millis(2000),
             resume_hold: Duration::from_millis(1000),
+            pause_hold: Duration::from_millis(1000),
             queue_limit: Duration::from_millis(200),
-            queue_grace: Duration::from_millis(1000),
+            loss_limit: 0.2,
             reprobe_after: Duration::from_secs(5),
         }
     }
@@ -88,7 +112,18 @@ pub struct Decision {
     pub changed: bool,
     /// Reset the estimator (to [`Allocator::reset_bps`]) and probe again.
     pub reset_estimate: bool,
+    /// The rate the estimator should try to discover now ([`Allocator::desired_bps`]), or,
+    /// for one tick before a probe, less.
+    pub desired_bps: u64,
+    /// The least the viewer's transport should keep sending, padding what media does not
+    /// fill (capped by the estimate): below its cap and on a clean path, the next layer's
+    /// need, so that the estimate can grow to it (it grows to no more than 1.5 times what
+    /// is acknowledged); otherwise 0.
+    pub minimum_bps: u64,
 }
+
+/// Estimates kept for the floor: a decision every 100 ms over the longest hold, and slack.
+const HISTORY: usize = 64;
 
 /// One viewer's allocator.
 #[derive(Debug, Clone)]
@@ -96,13 +131,14 @@ pub struct Allocator {
     cfg: AllocatorConfig,
     estimate: Option<u64>,
     queue_delay: Duration,
+    loss: f32,
     target: Option<Allocation>,
-    /// Since when the estimate has held the next step up.
-    holding_since: Option<Instant>,
-    /// When the last step down for the queue was taken.
-    queue_step: Option<Instant>,
+    /// The estimates seen since the last step down, oldest first, at most [`HISTORY`].
+    history: VecDeque<(Instant, u64)>,
     /// When the pause began, or the estimator was last reset during it.
     paused_since: Option<Instant>,
+    /// When the estimator was last asked to probe.
+    last_probe: Option<Instant>,
 }
 
 impl Allocator {
@@ -112,10 +148,11 @@ impl Allocator {
             cfg,
             estimate: None,
             queue_delay: Duration::ZERO,
+            loss: 0.0,
             target: None,
-            holding_since: None,
-            queue_step: None,
+            history: VecDeque::new(),
             paused_since: None,
+            last_probe: None,
         }
     }
 
@@ -134,6 +171,11 @@ impl Allocator {
         self.queue_delay = delay;
     }
 
+    /// The share of packets the path lost over the last second.
+    pub fn set_loss(&mut self, loss: f32) {
+        self.loss = loss;
+    }
+
     /// The last decision's target.
     pub fn target(&self) -> Option<Allocation> {
         self.target
@@ -144,13 +186,14 @@ impl Allocator {
         self.cfg.audio_bps + (bitrate as f64 * self.cfg.overhead).round() as u64
     }
 
-    /// The rate the estimator should try to discover: the cap's need with headroom (what
-    /// the viewer could use), so that it probes towards it.
+    /// The rate the estimator should try to discover: beyond the cap's need with headroom
+    /// (what the viewer could use), so that it probes past it.
     pub fn desired_bps(&self, layers: &[u64], cap: usize) -> u64 {
         let Some(top) = layers.len().checked_sub(1) else {
             return self.cfg.audio_bps;
         };
-        (self.need(layers[cap.min(top)]) as f64 * self.cfg.headroom).round() as u64
+        let goal = self.cfg.headroom * self.cfg.probe_over;
+        (self.need(layers[cap.min(top)]) as f64 * goal).round() as u64
     }
 
     /// The estimate to restart from while paused: the lowest layer's need, so that video
@@ -164,6 +207,8 @@ impl Allocator {
     pub fn decide(&mut self, now: Instant, layers: &[u64], cap: usize) -> Decision {
         let before = self.target;
         let mut reset_estimate = false;
+        let mut desired_bps = self.desired_bps(layers, cap);
+        let mut minimum_bps = 0;
         let target = match layers.len().checked_sub(1) {
             // No layers yet: nothing to decide.
             None => before.unwrap_or(Allocation::Layer(cap)),
@@ -172,8 +217,25 @@ impl Allocator {
                 match self.estimate {
                     None => Allocation::Layer(cap),
                     Some(est) => {
+                        self.record(now, est);
                         let t = self.step(now, est, layers, cap);
+                        // A lower cap is the viewer's choice, not the path's.
+                        let capped = before.map(|b| match b {
+                            Allocation::Layer(i) => Allocation::Layer(i.min(cap)),
+                            Allocation::Paused => Allocation::Paused,
+                        });
+                        if Self::lower(t, capped) {
+                            // The next step up needs a whole hold from here.
+                            self.history.clear();
+                            self.record(now, est);
+                        }
                         reset_estimate = self.reprobe(now, t);
+                        if self.probe_due(now, t, cap) {
+                            // The estimator probes when the desired rate rises: lowered for
+                            // this tick, it rises again at the next.
+                            desired_bps = self.cfg.audio_bps;
+                        }
+                        minimum_bps = self.padding_to(t, layers, cap);
                         t
                     }
                 }
@@ -184,7 +246,47 @@ impl Allocator {
             target,
             changed: before != Some(target),
             reset_estimate,
+            desired_bps,
+            minimum_bps,
         }
+    }
+
+    /// What to pad up to on `target` (see [`Decision::minimum_bps`]).
+    fn padding_to(&self, target: Allocation, layers: &[u64], cap: usize) -> u64 {
+        let clean =
+            self.queue_delay <= self.cfg.queue_limit / 2 && self.loss <= self.cfg.loss_limit / 4.0;
+        match target {
+            Allocation::Layer(i) if i < cap.min(layers.len() - 1) && clean => {
+                self.need(layers[i + 1])
+            }
+            _ => 0,
+        }
+    }
+
+    /// Whether to make the estimator probe now. It probes on its own only where its
+    /// sending is application-limited; a viewer held on a lower layer after its path
+    /// recovered sends too much of its estimate for that, and the estimate could climb
+    /// only at 1.5 times what flows. So below the cap, once the estimate has been steady
+    /// for [`AllocatorConfig::probe_every`] (and the pacer queue is short), ask for a probe.
+    fn probe_due(&mut self, now: Instant, target: Allocation, cap: usize) -> bool {
+        let below_cap = match target {
+            Allocation::Layer(k) => k < cap,
+            Allocation::Paused => true,
+        };
+        let every = self.cfg.probe_every;
+        let steady = self
+            .history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= every);
+        let quiet = self.queue_delay <= self.cfg.queue_limit / 2;
+        let due = self
+            .last_probe
+            .is_none_or(|t| now.saturating_duration_since(t) >= every);
+        if below_cap && steady && quiet && due {
+            self.last_probe = Some(now);
+            return true;
+        }
+        false
     }
 
     /// The highest rank up to `below` whose need fits in `est`.
@@ -205,55 +307,97 @@ impl Allocator {
             Allocation::Layer(i) => {
                 let i = i.min(cap);
                 if (est as f64) < self.need(layers[i]) as f64 * self.cfg.down_below {
-                    self.holding_since = None;
-                    return self.best_fit(est, layers, i);
-                }
-                if self.queue_delay > self.cfg.queue_limit {
-                    // Never up while packets wait; down one step per grace.
-                    self.holding_since = None;
-                    let grace_over = self
-                        .queue_step
-                        .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.queue_grace);
-                    if !grace_over {
-                        return Allocation::Layer(i);
-                    }
-                    self.queue_step = Some(now);
-                    return match i.checked_sub(1) {
-                        Some(lower) => Allocation::Layer(lower),
-                        None => Allocation::Paused,
+                    let fit = (est as f64 * self.cfg.down_fit) as u64;
+                    return match self.best_fit(fit, layers, i) {
+                        // Not even the lowest fits the share: pause only when the
+                        // estimate stayed under the lowest layer for the pause hold.
+                        Allocation::Paused => {
+                            let low = self.need(layers[0]);
+                            match self.ceiling(now, self.cfg.pause_hold) {
+                                Some(c) if c < low => Allocation::Paused,
+                                _ => Allocation::Layer(0),
+                            }
+                        }
+                        layer => layer,
                     };
                 }
-                if i < cap && self.holds(now, est, layers[i + 1], self.cfg.up_hold) {
-                    return Allocation::Layer(i + 1);
+                if self.queue_delay > self.cfg.queue_limit || self.loss > self.cfg.loss_limit {
+                    return Allocation::Layer(0);
                 }
-                if i >= cap {
-                    self.holding_since = None;
+                if self.loss > self.cfg.loss_limit / 2.0 {
+                    // Never up while the path still loses much.
+                    return Allocation::Layer(i);
                 }
-                Allocation::Layer(i)
-            }
-            Allocation::Paused => {
-                if self.holds(now, est, layers[0], self.cfg.resume_hold) {
-                    Allocation::Layer(0)
-                } else {
-                    Allocation::Paused
+                match self.proven(now, layers, cap, self.cfg.up_hold) {
+                    Some(k) if k > i => Allocation::Layer(k),
+                    _ => Allocation::Layer(i),
                 }
             }
+            Allocation::Paused => match self.floor(now, self.cfg.resume_hold) {
+                Some(f) if f >= self.need(layers[0]) => Allocation::Layer(0),
+                _ => Allocation::Paused,
+            },
         }
     }
 
-    /// Whether the estimate has held `bitrate`'s need with headroom for `hold`.
-    fn holds(&mut self, now: Instant, est: u64, bitrate: u64, hold: Duration) -> bool {
-        if (est as f64) < self.need(bitrate) as f64 * self.cfg.headroom {
-            self.holding_since = None;
-            return false;
+    /// Keeps `est` in the history, bounded in count and age.
+    fn record(&mut self, now: Instant, est: u64) {
+        // One sample beyond the longest hold, so that a hold can be judged whole even
+        // when ticks come a little late.
+        let longest = self
+            .cfg
+            .up_hold
+            .max(self.cfg.resume_hold)
+            .max(self.cfg.pause_hold);
+        let keep = longest + Duration::from_secs(1);
+        while self.history.len() >= HISTORY
+            || self
+                .history
+                .front()
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > keep)
+        {
+            self.history.pop_front();
         }
-        let since = *self.holding_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= hold {
-            // The next step's hold starts now.
-            self.holding_since = Some(now);
-            return true;
+        self.history.push_back((now, est));
+    }
+
+    /// The best rank up to `cap` that the estimate's floor over the last `hold` carries
+    /// with headroom; `None` when the history is shorter than `hold` or nothing fits.
+    fn proven(&self, now: Instant, layers: &[u64], cap: usize, hold: Duration) -> Option<usize> {
+        let floor = self.floor(now, hold)?;
+        (0..=cap.min(layers.len() - 1))
+            .rev()
+            .find(|&k| self.need(layers[k]) as f64 * self.cfg.headroom <= floor as f64)
+    }
+
+    /// The estimates of the last `hold`, if the history spans it.
+    fn window(&self, now: Instant, hold: Duration) -> Option<impl Iterator<Item = u64> + '_> {
+        let (oldest, _) = self.history.front()?;
+        (now.saturating_duration_since(*oldest) >= hold).then(|| {
+            self.history
+                .iter()
+                .filter(move |(t, _)| now.saturating_duration_since(*t) <= hold)
+                .map(|(_, e)| *e)
+        })
+    }
+
+    /// The lowest estimate of the last `hold`, if the history spans it.
+    fn floor(&self, now: Instant, hold: Duration) -> Option<u64> {
+        self.window(now, hold)?.min()
+    }
+
+    /// The highest estimate of the last `hold`, if the history spans it.
+    fn ceiling(&self, now: Instant, hold: Duration) -> Option<u64> {
+        self.window(now, hold)?.max()
+    }
+
+    /// Whether `after` is a step down from `before`.
+    fn lower(after: Allocation, before: Option<Allocation>) -> bool {
+        match (after, before) {
+            (Allocation::Paused, Some(Allocation::Layer(_))) => true,
+            (Allocation::Layer(a), Some(Allocation::Layer(b))) => a < b,
+            _ => false,
         }
-        false
     }
 
     /// While paused, whether the estimator is due for a reset.

@@ -63,6 +63,11 @@ struct AudioOut {
     rewriter: SeqRewriter,
 }
 
+/// The rank of `key` in `table` (its position low to high).
+fn rank_of(table: &LayerTable, key: SourceKey) -> Option<usize> {
+    table.active.iter().position(|e| e.encoding == key.encoding)
+}
+
 /// One viewer's forwarding state.
 #[derive(Debug)]
 pub struct Consumer {
@@ -85,6 +90,8 @@ pub struct Allocated {
     pub changed: bool,
     /// The rate the viewer's estimator should probe towards.
     pub desired_bps: u64,
+    /// The least the viewer's transport should keep sending, padding included.
+    pub minimum_bps: u64,
     /// Reset the estimator to this rate and probe again (while paused).
     pub reset_bps: Option<u64>,
 }
@@ -141,13 +148,14 @@ impl Consumer {
     }
 
     /// Runs the allocator with the viewer's latest `estimate` (none without congestion
-    /// control) and pacer `queue_delay`, against the layers its last packet carried, and
+    /// control), pacer `queue_delay` and `loss` (over the last second), against the layers its last packet carried, and
     /// retargets the video when the decision changes. `None` until the layers are known.
     pub fn allocate(
         &mut self,
         now: Instant,
         estimate: Option<u64>,
         queue_delay: Duration,
+        loss: f32,
     ) -> Option<Allocated> {
         let table = self.video.resolved_against.clone()?;
         let cap = table.resolve_rank(&self.pref)?;
@@ -161,19 +169,32 @@ impl Consumer {
             self.alloc.set_estimate(bps);
         }
         self.alloc.set_queue_delay(queue_delay);
+        self.alloc.set_loss(loss);
         let d = self.alloc.decide(now, layers, cap);
         if d.changed {
+            let before = self.target_in(&table);
             self.allocation = d.target;
             if d.target == Allocation::Paused {
                 // The stream resumes as a switch: at a keyframe, numbering continuous.
                 self.video.selector.pause();
             }
-            self.video.selector.set_target(self.target_in(&table));
+            let target = self.target_in(&table);
+            let down = match (before, target) {
+                (Some(b), Some(t)) => rank_of(&table, t) < rank_of(&table, b),
+                _ => false,
+            };
+            if down {
+                // The path no longer carries the current layer.
+                self.video.selector.set_target_shedding(target);
+            } else {
+                self.video.selector.set_target(target);
+            }
         }
         Some(Allocated {
             target: d.target,
             changed: d.changed,
-            desired_bps: self.alloc.desired_bps(layers, cap),
+            desired_bps: d.desired_bps,
+            minimum_bps: d.minimum_bps,
             reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(layers)),
         })
     }

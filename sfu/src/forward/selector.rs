@@ -21,12 +21,22 @@ pub enum Selected {
 pub struct LayerSelector {
     current: Option<SourceKey>,
     target: Option<SourceKey>,
+    /// Drop the current layer while the switch to the target waits for its keyframe.
+    shed: bool,
 }
 
 impl LayerSelector {
     /// The source the viewer should end up on.
     pub fn set_target(&mut self, target: Option<SourceKey>) {
         self.target = target;
+        self.shed = false;
+    }
+
+    /// The same, and the current layer stops at once rather than at the target's keyframe:
+    /// a path that cannot carry it would only queue more of it ahead of that keyframe.
+    pub fn set_target_shedding(&mut self, target: Option<SourceKey>) {
+        self.target = target;
+        self.shed = target.is_some() && target != self.current;
     }
 
     /// The source the viewer should end up on.
@@ -56,12 +66,16 @@ impl LayerSelector {
         if Some(source) == self.target && Some(source) != self.current {
             if keyframe {
                 self.current = Some(source);
+                self.shed = false;
                 return Selected::Forward { switched: true };
             }
             // Keep the old layer flowing (if it still is) until the keyframe comes.
             return Selected::Drop(DropReason::AwaitingKeyframe);
         }
         if Some(source) == self.current {
+            if self.shed {
+                return Selected::Drop(DropReason::AwaitingKeyframe);
+            }
             return Selected::Forward { switched: false };
         }
         Selected::Drop(DropReason::OtherLayer)
@@ -113,6 +127,27 @@ mod tests {
         assert_eq!(s.select(HIGH, true), Selected::Forward { switched: true });
         assert_eq!(s.select(LOW, false), Selected::Drop(DropReason::OtherLayer));
         assert_eq!(s.current(), Some(HIGH));
+    }
+
+    #[test]
+    fn shedding_stops_the_old_layer_before_the_new_keyframe() {
+        let mut s = LayerSelector::default();
+        s.set_target(Some(HIGH));
+        s.select(HIGH, true);
+        s.set_target_shedding(Some(LOW));
+        assert_eq!(
+            s.select(HIGH, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
+        assert_eq!(
+            s.select(LOW, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
+        assert_eq!(s.select(LOW, true), Selected::Forward { switched: true });
+        assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
+        // Shedding towards the current layer is no shedding.
+        s.set_target_shedding(Some(LOW));
+        assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
     }
 
     #[test]

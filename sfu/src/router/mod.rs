@@ -285,9 +285,10 @@ impl Router {
         now: Instant,
         estimate: Option<u64>,
         queue_delay: Duration,
+        loss: f32,
     ) -> Option<Allocated> {
         match &mut self.sink_mut(Endpoint::Session(id))?.sink {
-            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay),
+            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay, loss),
             Sink::Pipe(_) => None,
         }
     }
