@@ -24,9 +24,28 @@ export interface PlayOptions {
     /** "auto" (default), "low", "mid", "high" or a publisher's RID. */
     layer?: string;
     iceServers?: RTCIceServer[];
-    /** Called for each server-sent event (active, inactive, layers, viewercount). */
-    onEvent?: (name: string, data: unknown) => void;
+    /** Called for each server-sent event; see {@link EventHandler}. */
+    onEvent?: EventHandler;
 }
+/** The stream's events every viewer is sent. */
+export declare const STREAM_EVENTS: readonly ["active", "inactive", "layers", "viewercount"];
+/**
+ * The viewer's own events: `paused` (its path carries not even the lowest video layer; audio
+ * goes on), `resumed` (video is back), `allocation` (`{ rank }`, 0 = the lowest layer: the
+ * layer the node's bandwidth estimate for this viewer now picks).
+ */
+export declare const VIEWER_EVENTS: readonly ["paused", "resumed", "allocation"];
+/** The name of a server-sent event; `move` means the session moves to another node. */
+export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | "move";
+/**
+ * Called for each server-sent event with its parsed JSON data:
+ * - `active`, `inactive` (`{}`): the publisher is live, or gone;
+ * - `layers` (`{ video: { active: [{ encodingId, rank, bitrate }], inactive } }`);
+ * - `viewercount` (`{ viewercount }`);
+ * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
+ * - `move` (`null`): the node is drained and the player joins another.
+ */
+export type EventHandler = (name: EventName, data: unknown) => void;
 /** An error from the server, with its status and reason. */
 export declare class CascadeError extends Error {
     readonly status: number;
@@ -70,7 +89,7 @@ export declare class Session {
     /** Asks for another video layer (WHEP only). */
     selectLayer(layer: string): Promise<void>;
     /** Follows the stream's server-sent events (WHEP only). */
-    listen(onEvent: (name: string, data: unknown) => void): void;
+    listen(onEvent: EventHandler): void;
     /** Ends the session on the server and closes the connection. Safe to call twice. */
     stop(): Promise<void>;
 }

@@ -9,6 +9,14 @@ export const DEFAULT_LADDER = [
     { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500000 },
     { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1200000 },
 ];
+/** The stream's events every viewer is sent. */
+export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"];
+/**
+ * The viewer's own events: `paused` (its path carries not even the lowest video layer; audio
+ * goes on), `resumed` (video is back), `allocation` (`{ rank }`, 0 = the lowest layer: the
+ * layer the node's bandwidth estimate for this viewer now picks).
+ */
+export const VIEWER_EVENTS = ["paused", "resumed", "allocation"];
 /** An error from the server, with its status and reason. */
 export class CascadeError extends Error {
     constructor(status, message) {
@@ -87,7 +95,7 @@ export class Session {
             onEvent("move", null);
             void this.move();
         });
-        for (const name of ["active", "inactive", "layers", "viewercount"]) {
+        for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS]) {
             es.addEventListener(name, (e) => {
                 let data = null;
                 try {

@@ -36,9 +36,30 @@ export interface PlayOptions {
   /** "auto" (default), "low", "mid", "high" or a publisher's RID. */
   layer?: string;
   iceServers?: RTCIceServer[];
-  /** Called for each server-sent event (active, inactive, layers, viewercount). */
-  onEvent?: (name: string, data: unknown) => void;
+  /** Called for each server-sent event; see {@link EventHandler}. */
+  onEvent?: EventHandler;
 }
+
+/** The stream's events every viewer is sent. */
+export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"] as const;
+/**
+ * The viewer's own events: `paused` (its path carries not even the lowest video layer; audio
+ * goes on), `resumed` (video is back), `allocation` (`{ rank }`, 0 = the lowest layer: the
+ * layer the node's bandwidth estimate for this viewer now picks).
+ */
+export const VIEWER_EVENTS = ["paused", "resumed", "allocation"] as const;
+/** The name of a server-sent event; `move` means the session moves to another node. */
+export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | "move";
+
+/**
+ * Called for each server-sent event with its parsed JSON data:
+ * - `active`, `inactive` (`{}`): the publisher is live, or gone;
+ * - `layers` (`{ video: { active: [{ encodingId, rank, bitrate }], inactive } }`);
+ * - `viewercount` (`{ viewercount }`);
+ * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
+ * - `move` (`null`): the node is drained and the player joins another.
+ */
+export type EventHandler = (name: EventName, data: unknown) => void;
 
 /** An error from the server, with its status and reason. */
 export class CascadeError extends Error {
@@ -58,7 +79,7 @@ interface Placement {
 export class Session {
   private stopped = false;
   private events?: EventSource;
-  private onEvent?: (name: string, data: unknown) => void;
+  private onEvent?: EventHandler;
   /** Joins again through the first URL (a cluster places the viewer anew). */
   rejoin?: () => Promise<Placement>;
   /** Times the session moved to another node (a drained one said `move`). */
@@ -115,7 +136,7 @@ export class Session {
   }
 
   /** Follows the stream's server-sent events (WHEP only). */
-  listen(onEvent: (name: string, data: unknown) => void): void {
+  listen(onEvent: EventHandler): void {
     const url = this.links.get("urn:ietf:params:whep:ext:core:server-sent-events");
     if (!url || this.events) return;
     this.onEvent = onEvent;
@@ -124,7 +145,7 @@ export class Session {
       onEvent("move", null);
       void this.move();
     });
-    for (const name of ["active", "inactive", "layers", "viewercount"]) {
+    for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS]) {
       es.addEventListener(name, (e) => {
         let data: unknown = null;
         try {

@@ -14,7 +14,9 @@ $("layer").value = ["auto", "low", "mid", "high"].includes(layer) ? layer : "aut
 // What a test or a curious person can read: frames, size, join time, delays, events.
 const player = { session: null, frames: 0, width: 0, height: 0, joinStart: 0, firstFrame: 0,
                  answered: 0, connected: 0,
-                 delays: [], active: null, layers: [], viewers: 0, error: null };
+                 delays: [], active: null, layers: [], viewers: 0, error: null,
+                 // This viewer's allocation: video paused (audio goes on), the layer's rank.
+                 paused: false, rank: null };
 window.player = player;
 const video = $("video");
 sampleFrames(video, measure, (width, delay) => {
@@ -38,15 +40,38 @@ setInterval(async () => {
   }
   $("overlay").textContent =
     `${player.width}x${player.height}  ${player.frames - lastFrames} fps  ${kbps.toFixed(0)} kbit/s` +
+    (allocated() ? `\n${allocated()}` : "") +
     (player.delays.length ? `\ndelay ${player.delays[player.delays.length - 1]} ms` : "");
   lastFrames = player.frames;
 }, 1000);
 
+/** The layer the node sends this viewer, as the overlay shows it ("" before it says). */
+function allocated() {
+  if (player.paused) return "layer: none (video paused)";
+  if (player.rank === null) return "";
+  const id = player.layers.find((l) => l.rank === player.rank)?.encodingId;
+  const of = player.layers.length ? ` of ${player.layers.length}` : "";
+  return `layer ${player.rank + 1}${of}${id ? ` (${id})` : ""}`;
+}
+
+/** The status line, the off-air slate and the paused notice, from what the events said. */
+function show() {
+  $("status").textContent = player.active === null ? "connecting"
+    : !player.active ? "waiting for the broadcaster"
+    : player.paused ? "live, audio only" : "live";
+  $("slate").hidden = player.active !== false;
+  $("notice").hidden = !(player.active && player.paused);
+}
+
 function onEvent(name, data) {
-  if (name === "active") { player.active = true; $("status").textContent = "live"; }
-  if (name === "inactive") { player.active = false; $("status").textContent = "waiting for the broadcaster"; }
+  if (name === "active") player.active = true;
+  if (name === "inactive") player.active = false;
+  if (name === "paused") player.paused = true;
+  if (name === "resumed") player.paused = false;
+  if (name === "allocation") player.rank = data?.rank ?? null;
   if (name === "layers") player.layers = data?.video?.active ?? [];
   if (name === "viewercount") { player.viewers = data.viewercount; $("viewers").textContent = `${data.viewercount} watching`; }
+  show();
 }
 
 $("layer").onchange = () => player.session?.selectLayer($("layer").value);
