@@ -1,0 +1,174 @@
+// Viewer QoS in a real browser (issue 10): a Chromium viewer in its own network namespace,
+// behind a veth whose node side gets a `tbf` rate limit, decodes the layer its path carries.
+// The studio publishes a 1280x720 fake camera (3 simulcast layers and audio) from the test's
+// namespace; the viewer watches on `auto`. Under 400 kbit/s its decoded frames must shrink
+// to the low layers (or video pause) within seconds while audio goes on; once the limit is
+// lifted they must be 1280 wide again.
+//
+// Run inside `unshare --net` as root (scripts/test.sh):
+//   unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test qos.test.mjs'
+// The test makes the viewer's namespace (`ip netns add`, named after its pid; a dead run's is
+// removed) and a veth pair: 10.98.0.1 on the node's side, 10.98.0.2 in the viewer's.
+// CASCADE_QOS_ARGS adds flags to the node: `--viewer-bwe 0` (no estimator) must fail it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { startServer, until, CHROMIUM_ARGS } from "./harness.mjs";
+
+const NODE_IP = "10.98.0.1";
+const VIEWER_IP = "10.98.0.2";
+const NS = `cascade-qos-${process.pid}`;
+const VETH = `cqos${process.pid % 100000}`; // node side; at most 15 characters
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const LIMIT = ["tbf", "rate", "400kbit", "burst", "16kb", "latency", "200ms"];
+
+const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+const tc = (...args) => execFileSync("tc", args, { stdio: ["ignore", "ignore", "pipe"] });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The viewer's namespace and the veth pair to it; returns the teardown. */
+function viewerNamespace() {
+  // A killed run leaves its name under /run/netns: remove those whose process is gone.
+  for (const line of execFileSync("ip", ["netns", "list"]).toString().split("\n")) {
+    const m = line.match(/^cascade-qos-(\d+)/);
+    if (m && !isAlive(Number(m[1]))) ip("netns", "del", m[0]);
+  }
+  ip("netns", "add", NS);
+  ip("link", "add", VETH, "type", "veth", "peer", "name", `${VETH}v`);
+  ip("link", "set", `${VETH}v`, "netns", NS);
+  ip("addr", "add", `${NODE_IP}/24`, "dev", VETH);
+  ip("link", "set", VETH, "up");
+  ip("netns", "exec", NS, "ip", "addr", "add", `${VIEWER_IP}/24`, "dev", `${VETH}v`);
+  ip("netns", "exec", NS, "ip", "link", "set", `${VETH}v`, "up");
+  ip("netns", "exec", NS, "ip", "link", "set", "lo", "up");
+  return () => {
+    try { ip("link", "del", VETH); } catch { /* gone with the namespace */ }
+    try { ip("netns", "del", NS); } catch { /* never made */ }
+  };
+}
+
+function isAlive(pid) {
+  try { process.kill(pid, 0); return true; } catch (e) { return e.code === "EPERM"; }
+}
+
+/** Chromium run in the viewer's namespace: playwright starts this script as the browser. */
+function launchInNamespace(dir) {
+  const wrapper = join(dir, "chromium-in-ns.sh");
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+  return chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
+}
+
+/** What the viewer decodes and hears now (its RTCPeerConnection's inbound-rtp). */
+const viewerState = (page) => page.evaluate(async () => {
+  const out = { t: performance.now(), width: 0, framesDecoded: 0, videoBytes: 0, audioPackets: 0,
+                paused: window.player.paused, rank: window.player.rank };
+  (await window.player.session?.pc.getStats())?.forEach((r) => {
+    if (r.type !== "inbound-rtp") return;
+    if (r.kind === "video") {
+      out.width = r.frameWidth ?? 0; out.framesDecoded = r.framesDecoded ?? 0; out.videoBytes = r.bytesReceived;
+    }
+    if (r.kind === "audio") out.audioPackets = r.packetsReceived;
+  });
+  return out;
+});
+
+/** Samples the viewer every 250 ms until `done(state)` or `ms` passes; returns the samples. */
+async function follow(page, ms, done) {
+  const samples = [];
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = await viewerState(page);
+    s.at = Date.now();
+    samples.push(s);
+    if (done(s) || Date.now() > end) return samples;
+    await sleep(250);
+  }
+}
+
+/** The longest time (ms) between two samples over which audio packets did not grow. */
+function longestAudioGap(samples) {
+  let gap = 0, since = samples[0].at, last = samples[0].audioPackets;
+  for (const s of samples.slice(1)) {
+    if (s.audioPackets > last) { last = s.audioPackets; since = s.at; }
+    gap = Math.max(gap, s.at - since);
+  }
+  return gap;
+}
+
+const brief = (samples) => samples.map((s) =>
+  `${s.at - samples[0].at}ms:${s.paused ? "paused" : s.width}/r${s.rank}/a${s.audioPackets}`).join(" ");
+
+test("a viewer behind a 400 kbit/s tbf steps down, keeps its audio, and steps back up", { timeout: 120_000 }, async () => {
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), "cascade-qos-"));
+  const teardown = viewerNamespace();
+  const extra = (process.env.CASCADE_QOS_ARGS ?? "").split(" ").filter(Boolean);
+  let server, publisher, viewer;
+  try {
+    server = await startServer(["--http", `${NODE_IP}:0`, "--bind-ip", NODE_IP, "--workers", "2", ...extra]);
+    // The studio's camera needs a secure context: http://10.98.0.1 is not one unless told.
+    publisher = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${server.base}`],
+    });
+    const studio = await publisher.newPage();
+    await studio.goto(`${server.base}/studio?stream=qos&source=camera`);
+    await studio.click("#start");
+    await until(studio, () => window.studio.state === "live", null, 20000);
+
+    viewer = await launchInNamespace(dir);
+    const page = await viewer.newPage();
+    page.on("console", (m) => { if (m.type() === "error" && !/404/.test(m.text())) console.log("viewer:", m.text()); });
+    await page.goto(`${server.base}/watch/qos`);
+    // Unlimited, the viewer climbs to the top layer.
+    let s = await follow(page, 30000, (x) => x.width === 1280);
+    assert.equal(s.at(-1).width, 1280, `the viewer never decodes the top layer: ${brief(s)}`);
+    await sleep(2000); // some steady state on the top layer
+    const top = await viewerState(page);
+    assert.equal(top.width, 1280, "the viewer stays on the top layer before the limit");
+
+    // 400 kbit/s on the node's side of the viewer's link: the top layer (~700 kbit/s) and
+    // the middle one (~350 kbit/s with audio and overheads) do not fit.
+    tc("qdisc", "add", "dev", VETH, "root", ...LIMIT);
+    const limitedAt = Date.now();
+    const down = await follow(page, 8000, (x) => x.paused || (x.width > 0 && x.width <= 640));
+    const stepDown = Date.now() - limitedAt;
+    const last = down.at(-1);
+    assert.ok(last.paused || (last.width > 0 && last.width <= 640),
+      `under 400 kbit/s the viewer still decodes ${last.width} px after ${stepDown} ms: ${brief(down)}`);
+    // It stays low (or paused) while limited, and its audio goes on.
+    const held = await follow(page, 6000, () => false);
+    const limited = [...down, ...held];
+    const wide = held.filter((x) => !x.paused && x.width > 640);
+    assert.deepEqual(wide.map((x) => x.width), [], `the viewer went back up under the limit: ${brief(held)}`);
+    const audioGap = longestAudioGap(limited);
+    const audio = limited.at(-1).audioPackets - limited[0].audioPackets;
+    const seconds = (limited.at(-1).at - limited[0].at) / 1000;
+    assert.ok(audioGap <= 2000, `audio stalled for ${audioGap} ms under the limit: ${brief(limited)}`);
+    assert.ok(audio >= 25 * seconds, `${audio} audio packets in ${seconds.toFixed(1)} s under the limit`);
+
+    // Lifted: back on the top layer.
+    tc("qdisc", "del", "dev", VETH, "root");
+    const liftedAt = Date.now();
+    const up = await follow(page, 15000, (x) => !x.paused && x.width === 1280);
+    const stepUp = Date.now() - liftedAt;
+    assert.equal(up.at(-1).width, 1280, `15 s after the limit is lifted the viewer decodes ${up.at(-1).width} px: ${brief(up)}`);
+    const after = await viewerState(page);
+    assert.ok(after.framesDecoded > top.framesDecoded, "the viewer decodes frames again");
+
+    const changes = await server.metric("cascade_allocation_changes_total");
+    console.log(`qos: step down ${stepDown} ms (${last.paused ? "paused" : `${last.width} px`}), ` +
+      `audio gap ${audioGap} ms, ${(audio / seconds).toFixed(0)} audio packets/s under the limit, ` +
+      `step up ${stepUp} ms, ${changes} allocation changes, whole test ${Date.now() - started} ms`);
+  } finally {
+    await viewer?.close().catch(() => undefined);
+    await publisher?.close().catch(() => undefined);
+    await server?.stop();
+    teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
