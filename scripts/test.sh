@@ -95,3 +95,7 @@ step "browser end to end (Firefox ESR over WebDriver BiDi, own network namespace
 unshare --net sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 &&
   ip addr add 10.99.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up &&
   cd tests/e2e && CASCADE_E2E_IP=10.99.0.1 timeout 180 node --test firefox.test.mjs'
+
+step "viewer QoS in a real browser (a Chromium viewer in its own namespace behind a 400 kbit/s tbf)"
+# The test makes the viewer's namespace and a veth pair (the node on 10.98.0.1) and removes them.
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test qos.test.mjs'
