@@ -128,6 +128,11 @@ fn viewer_extensions_without_bwe() -> str0m::rtp::ExtensionMap {
     exts
 }
 
+/// How long a viewer's video packets are kept for retransmission.
+const RTX_MAX_AGE: Duration = Duration::from_secs(3);
+/// Queued resends are dropped when they pass this share of what a stream sends.
+const RTX_RATIO_CAP: f32 = 0.15;
+
 /// How often a viewer with bandwidth estimation reports its stats, and so its raw estimate.
 const VIEWER_BWE_STATS: Duration = Duration::from_millis(100);
 
@@ -264,7 +269,12 @@ impl Session {
         let rtx = self.rtx_cache_packets;
         if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
             if kind == MediaKind::Video {
-                tx.set_rtx_cache(rtx, Duration::from_secs(3), Some(0.15));
+                tx.set_rtx_cache(rtx, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+                // The estimate picks the layer; the packets leave as they come, as they
+                // did before estimation. Paced at 1.1 times an estimate that has seen
+                // little yet (a viewer's first second, when an overuse sets it from the
+                // audio alone), the video would wait in the pacer for seconds.
+                tx.set_unpaced(true);
             }
         }
         if let Some(v) = self.viewer.as_mut() {
@@ -436,6 +446,25 @@ impl Session {
             str0m::bwe::Bitrate::bps(minimum),
             str0m::bwe::Bitrate::bps(desired),
         );
+        self.drain(tx, effects);
+    }
+
+    /// Forgets what a viewer's video stream keeps for retransmission: after a step down
+    /// for congestion, resending the old layer's lost packets would only crowd the path
+    /// the new layer needs (and its keyframe makes them useless).
+    pub fn forget_retransmissions(&mut self, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
+        let Some(mid) = self
+            .viewer
+            .as_ref()
+            .and_then(|v| v.video.as_ref())
+            .map(|t| t.mid)
+        else {
+            return;
+        };
+        let rtx = self.rtx_cache_packets;
+        if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            stream.set_rtx_cache(rtx, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
+        }
         self.drain(tx, effects);
     }
 

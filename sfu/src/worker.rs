@@ -380,6 +380,9 @@ impl Worker {
             if let Some(bps) = a.reset_bps {
                 s.reset_bwe(bps, &mut self.batch, &mut self.effects);
             }
+            if a.stepped_down {
+                s.forget_retransmissions(&mut self.batch, &mut self.effects);
+            }
             if a.changed {
                 tracing::debug!(target: "qos", session = %id, target = ?a.target,
                     estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64, "allocation");

@@ -8,7 +8,8 @@
 //! - audio is reserved first ([`AllocatorConfig::audio_bps`]): video gets what is left;
 //! - down at once when the estimate falls clearly under the current layer's need
 //!   ([`AllocatorConfig::down_below`]), to the best layer that fits a share of it
-//!   ([`AllocatorConfig::down_fit`]);
+//!   ([`AllocatorConfig::down_fit`]); not in the first [`AllocatorConfig::warm_up`], when
+//!   the estimate has seen little acknowledged;
 //! - down to the lowest layer when the pacer queue's oldest packet has waited longer than
 //!   [`AllocatorConfig::queue_limit`], or the path lost more than
 //!   [`AllocatorConfig::loss_limit`] of the packets over the last second: the path takes
@@ -20,8 +21,10 @@
 //!   that time of a step down. The estimate rises past what a viewer receives only through
 //!   the estimator's probes (the driver asks for them by setting the desired rate,
 //!   [`Allocator::desired_bps`]), so a floor that held is a probe that succeeded;
-//! - paused only when the estimate stayed under the lowest layer's need for
-//!   [`AllocatorConfig::pause_hold`] (until then the lowest layer); video resumes on the
+//! - paused only when the estimate stayed clearly under the lowest layer's need for
+//!   [`AllocatorConfig::pause_hold`] and the path loses packets (until then the lowest
+//!   layer: an estimator recovering from a loss spell sinks under a path that carries it
+//!   without loss); video resumes on the
 //!   lowest layer once its need held for [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again.
 //!
@@ -65,6 +68,10 @@ pub struct AllocatorConfig {
     pub pause_hold: Duration,
     /// The pacer queue's oldest packet waiting longer than this steps down.
     pub queue_limit: Duration,
+    /// For this long after its first decision a viewer takes no step down for the estimate
+    /// alone (the queue and loss rules still apply): before its video flows, the estimate
+    /// measures only what little was acknowledged.
+    pub warm_up: Duration,
     /// A path losing more than this share of packets (over the last second, from the
     /// transport-wide feedback) steps down like a long queue.
     pub loss_limit: f32,
@@ -89,6 +96,7 @@ impl Default for AllocatorConfig {
             pause_hold: Duration::from_millis(1000),
             queue_limit: Duration::from_millis(200),
             loss_limit: 0.2,
+            warm_up: Duration::from_secs(2),
             reprobe_after: Duration::from_secs(5),
         }
     }
@@ -139,6 +147,8 @@ pub struct Allocator {
     paused_since: Option<Instant>,
     /// When the estimator was last asked to probe.
     last_probe: Option<Instant>,
+    /// The first decision with an estimate.
+    started: Option<Instant>,
 }
 
 impl Allocator {
@@ -153,6 +163,7 @@ impl Allocator {
             history: VecDeque::new(),
             paused_since: None,
             last_probe: None,
+            started: None,
         }
     }
 
@@ -298,6 +309,8 @@ impl Allocator {
     }
 
     fn step(&mut self, now: Instant, est: u64, layers: &[u64], cap: usize) -> Allocation {
+        let started = *self.started.get_or_insert(now);
+        let warm = now.saturating_duration_since(started) >= self.cfg.warm_up;
         let current = match self.target {
             // First decision: the best the estimate carries.
             None => return self.best_fit(est, layers, cap),
@@ -306,15 +319,16 @@ impl Allocator {
         match current {
             Allocation::Layer(i) => {
                 let i = i.min(cap);
-                if (est as f64) < self.need(layers[i]) as f64 * self.cfg.down_below {
+                if warm && (est as f64) < self.need(layers[i]) as f64 * self.cfg.down_below {
                     let fit = (est as f64 * self.cfg.down_fit) as u64;
                     return match self.best_fit(fit, layers, i) {
                         // Not even the lowest fits the share: pause only when the
                         // estimate stayed under the lowest layer for the pause hold.
                         Allocation::Paused => {
-                            let low = self.need(layers[0]);
+                            let low = self.need(layers[0]) as f64 * self.cfg.down_below;
+                            let lossy = self.loss > self.cfg.loss_limit / 2.0;
                             match self.ceiling(now, self.cfg.pause_hold) {
-                                Some(c) if c < low => Allocation::Paused,
+                                Some(c) if (c as f64) < low && lossy => Allocation::Paused,
                                 _ => Allocation::Layer(0),
                             }
                         }

@@ -94,6 +94,9 @@ pub struct Allocated {
     pub minimum_bps: u64,
     /// Reset the estimator to this rate and probe again (while paused).
     pub reset_bps: Option<u64>,
+    /// The path no longer carries what the viewer had (a lower layer, or paused): what it
+    /// was sent before is not worth sending again.
+    pub stepped_down: bool,
 }
 
 impl Consumer {
@@ -171,6 +174,7 @@ impl Consumer {
         self.alloc.set_queue_delay(queue_delay);
         self.alloc.set_loss(loss);
         let d = self.alloc.decide(now, layers, cap);
+        let mut stepped_down = false;
         if d.changed {
             let before = self.target_in(&table);
             self.allocation = d.target;
@@ -189,6 +193,7 @@ impl Consumer {
             } else {
                 self.video.selector.set_target(target);
             }
+            stepped_down = down || d.target == Allocation::Paused;
         }
         Some(Allocated {
             target: d.target,
@@ -196,6 +201,7 @@ impl Consumer {
             desired_bps: d.desired_bps,
             minimum_bps: d.minimum_bps,
             reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(layers)),
+            stepped_down,
         })
     }
 
