@@ -79,17 +79,16 @@ fn describe(v: &Value) -> String {
     )
 }
 
-#[test]
-fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
-    let server = Server::start(&[]);
+/// Two `auto` viewers through the proxy on `schedule` for a `window_s` measurement window.
+fn run_schedule(server: &Server, schedule: &str, window_s: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
         .args(["loadtest", "--json", "--quiet", "--target", &server.base])
         .args(["--viewers", "2", "--ramp", "20", "--layers", "auto:1"])
         .args([
             "--impair",
-            SCHEDULE,
+            schedule,
             "--duration",
-            WINDOW_S,
+            window_s,
             "--freeze-ms",
             "200",
         ])
@@ -100,7 +99,13 @@ fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
+    let server = Server::start(&[]);
+    let r = run_schedule(&server, SCHEDULE, WINDOW_S);
     assert_eq!(
         (r["connected"].as_u64(), r["impaired"].as_u64()),
         (Some(2), Some(2)),
@@ -157,4 +162,45 @@ fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
     );
     // The run ended every session.
     assert_eq!(server.sessions(), 0);
+}
+
+/// 150 kbit/s carries no video layer beside the audio (the lowest is about 230 kbit/s with
+/// it): the node pauses the video, the audio goes on, and the video comes back at a
+/// keyframe when the path recovers.
+#[test]
+fn below_the_lowest_layer_the_video_pauses_and_the_audio_goes_on() {
+    const DOWN_MS: f64 = 4_000.0;
+    const UP_MS: f64 = 14_000.0;
+    let server = Server::start(&[]);
+    let r = run_schedule(&server, "rate=3mbit@0s,150kbit@4s,3mbit@14s", "20");
+    let viewers = r["qos"]["viewers"].as_array().unwrap();
+    assert_eq!(viewers.len(), 2, "{r}");
+    let what: Vec<String> = viewers.iter().map(describe).collect();
+    let what = what.join("\n  ");
+    for v in viewers {
+        let n = &v["viewer"];
+        // The pause is one long stretch without video inside the 150 kbit/s phase.
+        let paused = v["freezes"].as_array().unwrap().iter().any(|f| {
+            let at = f["at_ms"].as_f64().unwrap();
+            at > DOWN_MS && at < UP_MS && f["ms"].as_f64().unwrap() >= 3_000.0
+        });
+        assert!(paused, "viewer {n}: its video never paused:\n  {what}");
+        // And video came back after the recovery: more than the audio's 32 kbit/s.
+        let last = v["phases"].as_array().unwrap().last().unwrap();
+        let kbps = last["received_kbps"].as_f64().unwrap();
+        assert!(
+            kbps > 150.0,
+            "viewer {n}: no video after the recovery ({kbps:.0} kbit/s):\n  {what}"
+        );
+        // Audio went on through it all: no gap the ear would call a dropout.
+        let audio_gap = v["max_audio_gap_ms"].as_f64().unwrap();
+        assert!(
+            audio_gap < 500.0,
+            "viewer {n}: audio stopped for {audio_gap:.0} ms:\n  {what}"
+        );
+    }
+    assert!(
+        server.metric("cascade_allocation_changes_total{to=\"paused\"}") >= 2.0,
+        "the node counts the pauses"
+    );
 }
