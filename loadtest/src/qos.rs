@@ -217,6 +217,14 @@ fn reactions(layers: &[LayerAt], phases: &[PhaseUse]) -> (Vec<Reaction>, Vec<Rea
             .iter()
             .filter(|c| c.t_ms > ph.from_ms && c.t_ms < ph.to_ms);
         let (from_bps, to_bps) = (prev.rate_bps, ph.rate_bps);
+        let reaction = |goal_layer: u8, after_ms: Option<f64>| Reaction {
+            at_ms: ph.from_ms,
+            from_bps,
+            to_bps,
+            layer_before: before,
+            goal_layer,
+            after_ms,
+        };
         if cap(to_bps) < cap(from_bps) {
             held.get_or_insert(before);
             let goal = before.saturating_sub(1);
@@ -225,14 +233,7 @@ fn reactions(layers: &[LayerAt], phases: &[PhaseUse]) -> (Vec<Reaction>, Vec<Rea
             } else {
                 later.find(|c| c.layer <= goal).map(|c| c.t_ms - ph.from_ms)
             };
-            downs.push(Reaction {
-                at_ms: ph.from_ms,
-                from_bps,
-                to_bps,
-                layer_before: before,
-                goal_layer: goal,
-                after_ms,
-            });
+            downs.push(reaction(goal, after_ms));
         } else if cap(to_bps) > cap(from_bps) {
             let goal = held.unwrap_or(2);
             let after_ms = if before >= goal {
@@ -243,14 +244,7 @@ fn reactions(layers: &[LayerAt], phases: &[PhaseUse]) -> (Vec<Reaction>, Vec<Rea
             if after_ms.is_some() {
                 held = None;
             }
-            ups.push(Reaction {
-                at_ms: ph.from_ms,
-                from_bps,
-                to_bps,
-                layer_before: before,
-                goal_layer: goal,
-                after_ms,
-            });
+            ups.push(reaction(goal, after_ms));
         }
     }
     (downs, ups)

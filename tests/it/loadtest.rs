@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::server::Server;
 
-fn loadtest(server: &Server, extra: &[&str]) -> Value {
+/// Runs `cascade loadtest --json` against `server` with `extra` flags; its report.
+pub fn loadtest(server: &Server, extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
         .args(["loadtest", "--json", "--quiet", "--target", &server.base])
         .args(extra)

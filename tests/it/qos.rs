@@ -5,10 +5,9 @@
 //! `cascade loadtest`'s QoS report, whose times count from its measurement window's start
 //! (the schedule's origin).
 
-use std::process::Command;
-
 use serde_json::Value;
 
+use crate::loadtest::loadtest;
 use crate::server::Server;
 
 /// The schedule, in ms: the drop and the recovery.
@@ -81,25 +80,23 @@ fn describe(v: &Value) -> String {
 
 /// Two `auto` viewers through the proxy on `schedule` for a `window_s` measurement window.
 fn run_schedule(server: &Server, schedule: &str, window_s: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(["loadtest", "--json", "--quiet", "--target", &server.base])
-        .args(["--viewers", "2", "--ramp", "20", "--layers", "auto:1"])
-        .args([
+    loadtest(
+        server,
+        &[
+            "--viewers",
+            "2",
+            "--ramp",
+            "20",
+            "--layers",
+            "auto:1",
             "--impair",
             schedule,
             "--duration",
             window_s,
             "--freeze-ms",
             "200",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+        ],
+    )
 }
 
 #[test]
