@@ -320,7 +320,15 @@ impl ServeArgs {
                 .unwrap_or(d.max_pending_per_address),
             viewer_bwe: match self.viewer_bwe.or(file.viewer_bwe) {
                 Some(0) => None,
-                Some(kbps) => Some(kbps * 1000),
+                Some(kbps) => Some(
+                    kbps.checked_mul(1000)
+                        .filter(|bps| (100_000..=100_000_000).contains(bps))
+                        .ok_or_else(|| {
+                            format!(
+                                "--viewer-bwe {kbps}: a starting rate from 100 to 100000 kbit/s, or 0 for none"
+                            )
+                        })?,
+                ),
                 None => d.viewer_bwe,
             },
             ..d
@@ -452,6 +460,25 @@ mod tests {
         assert_eq!(s.publish_keys.len(), 2);
         assert_eq!(s.ice_servers[0].url, "stun:stun.example.net");
         assert_eq!(s.node.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn viewer_bwe_is_a_rate_in_kbps_or_zero_for_none() {
+        let bwe = |kbps: Option<u64>| {
+            ServeArgs {
+                viewer_bwe: kbps,
+                ..Default::default()
+            }
+            .resolve()
+            .map(|s| s.node.viewer_bwe)
+        };
+        assert_eq!(bwe(None), Ok(Some(3_000_000)), "on by default");
+        assert_eq!(bwe(Some(0)), Ok(None));
+        assert_eq!(bwe(Some(1500)), Ok(Some(1_500_000)));
+        for bad in [1, u64::MAX] {
+            let err = bwe(Some(bad)).unwrap_err();
+            assert!(err.contains("--viewer-bwe"), "{err}");
+        }
     }
 
     #[test]

@@ -397,12 +397,14 @@ impl Worker {
                     },
                 };
                 self.shared.directory.set_viewer_status(*id, status);
-                let label = if status.paused { "paused" } else { "layer" };
-                self.shared
-                    .metrics
-                    .allocation_changes
-                    .with_label_values(&[label])
-                    .inc();
+                if !a.initial {
+                    let label = if status.paused { "paused" } else { "layer" };
+                    self.shared
+                        .metrics
+                        .allocation_changes
+                        .with_label_values(&[label])
+                        .inc();
+                }
             }
         }
     }

@@ -48,7 +48,10 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
 /// with the rank of the layer it is now sent.
 pub fn diff_viewer(last: Option<&ViewerStatus>, cur: &ViewerStatus, out: &mut VecDeque<Event>) {
     let was_paused = last.is_some_and(|l| l.paused);
-    if cur.paused != was_paused {
+    // A feed's first word, once the allocator has decided, is the whole state: a player
+    // that reconnects after a pause learns it is over.
+    let first = last.is_none() && (cur.paused || cur.rank.is_some());
+    if cur.paused != was_paused || first {
         let name = if cur.paused { "paused" } else { "resumed" };
         out.push_back(Event::default().event(name).data("{}"));
     }
@@ -221,7 +224,10 @@ mod tests {
             rank: Some(2),
         };
         diff_viewer(None, &top, &mut q);
-        assert!(names(&q).contains("allocation") && !names(&q).contains("resumed"));
+        assert!(
+            names(&q).contains("allocation") && names(&q).contains("resumed"),
+            "a new feed is told the whole state"
+        );
         q.clear();
         let paused = ViewerStatus {
             paused: true,

@@ -13,9 +13,11 @@
 //! - down to the lowest layer when the pacer queue's oldest packet has waited longer than
 //!   [`AllocatorConfig::queue_limit`], or the path lost more than
 //!   [`AllocatorConfig::loss_limit`] of the packets over the last second: the path takes
-//!   less than it is sent, so the estimate is behind it (a delay-based estimator takes seconds to fall to a
-//!   path that lost two thirds of its rate), and the picture is safest on the smallest
-//!   layer until the estimate proves more;
+//!   less than it is sent, so the estimate is behind it (a delay-based estimator takes
+//!   seconds to fall to a path that lost two thirds of its rate), and the picture is
+//!   safest on the smallest layer until the estimate proves more. Only a paced stream has
+//!   a pacer queue: the node sends its viewers' video unpaced (`session.rs`), so for them
+//!   the loss decides;
 //! - up to the best layer that the estimate's floor over the last
 //!   [`AllocatorConfig::up_hold`] carries with [`AllocatorConfig::headroom`], and not within
 //!   that time of a step down. The estimate rises past what a viewer receives only through
@@ -120,6 +122,8 @@ pub struct Decision {
     pub changed: bool,
     /// Reset the estimator (to [`Allocator::reset_bps`]) and probe again.
     pub reset_estimate: bool,
+    /// The first decision for this viewer (not a change the path caused).
+    pub initial: bool,
     /// The rate the estimator should try to discover now ([`Allocator::desired_bps`]), or,
     /// for one tick before a probe, less.
     pub desired_bps: u64,
@@ -207,10 +211,12 @@ impl Allocator {
         (self.need(layers[cap.min(top)]) as f64 * goal).round() as u64
     }
 
-    /// The estimate to restart from while paused: the lowest layer's need, so that video
-    /// resumes only once probing finds more.
+    /// The estimate to restart from while paused: under the lowest layer's need (what
+    /// resumes it), so that video resumes only once probing finds more.
     pub fn reset_bps(&self, layers: &[u64]) -> u64 {
-        layers.first().map_or(self.cfg.audio_bps, |&b| self.need(b))
+        layers.first().map_or(self.cfg.audio_bps, |&b| {
+            (self.need(b) as f64 * self.cfg.down_below).round() as u64
+        })
     }
 
     /// Decides the target for `layers` (bitrates, lowest first) under the viewer's `cap`
@@ -257,6 +263,7 @@ impl Allocator {
             target,
             changed: before != Some(target),
             reset_estimate,
+            initial: before.is_none(),
             desired_bps,
             minimum_bps,
         }
@@ -312,8 +319,14 @@ impl Allocator {
         let started = *self.started.get_or_insert(now);
         let warm = now.saturating_duration_since(started) >= self.cfg.warm_up;
         let current = match self.target {
-            // First decision: the best the estimate carries.
-            None => return self.best_fit(est, layers, cap),
+            // First decision: the best the estimate carries, and never a pause: what the
+            // estimate has seen before the first video is audio at most.
+            None => {
+                return match self.best_fit(est, layers, cap) {
+                    Allocation::Paused => Allocation::Layer(0),
+                    layer => layer,
+                }
+            }
             Some(t) => t,
         };
         match current {

@@ -88,6 +88,8 @@ pub struct Allocated {
     pub target: Allocation,
     /// Whether it changed.
     pub changed: bool,
+    /// The viewer's first decision.
+    pub initial: bool,
     /// The rate the viewer's estimator should probe towards.
     pub desired_bps: u64,
     /// The least the viewer's transport should keep sending, padding included.
@@ -176,15 +178,16 @@ impl Consumer {
         let d = self.alloc.decide(now, layers, cap);
         let mut stepped_down = false;
         if d.changed {
-            let before = self.target_in(&table);
+            // What flows now, not what was targeted: a step down is one below it.
+            let flowing = self.video.selector.current();
             self.allocation = d.target;
             if d.target == Allocation::Paused {
                 // The stream resumes as a switch: at a keyframe, numbering continuous.
                 self.video.selector.pause();
             }
             let target = self.target_in(&table);
-            let down = match (before, target) {
-                (Some(b), Some(t)) => rank_of(&table, t) < rank_of(&table, b),
+            let down = match (flowing, target) {
+                (Some(f), Some(t)) => rank_of(&table, t) < rank_of(&table, f),
                 _ => false,
             };
             if down {
@@ -198,6 +201,7 @@ impl Consumer {
         Some(Allocated {
             target: d.target,
             changed: d.changed,
+            initial: d.initial,
             desired_bps: d.desired_bps,
             minimum_bps: d.minimum_bps,
             reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(layers)),

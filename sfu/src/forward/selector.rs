@@ -26,16 +26,25 @@ pub struct LayerSelector {
 }
 
 impl LayerSelector {
-    /// The source the viewer should end up on.
+    /// The source the viewer should end up on. The same target again (a refreshed layer
+    /// table) changes nothing; another one while the current layer is being shed leaves
+    /// nothing current, since what flowed before has a hole: the next source starts at a
+    /// keyframe.
     pub fn set_target(&mut self, target: Option<SourceKey>) {
+        if target == self.target {
+            return;
+        }
+        if self.shed {
+            self.current = None;
+            self.shed = false;
+        }
         self.target = target;
-        self.shed = false;
     }
 
     /// The same, and the current layer stops at once rather than at the target's keyframe:
     /// a path that cannot carry it would only queue more of it ahead of that keyframe.
     pub fn set_target_shedding(&mut self, target: Option<SourceKey>) {
-        self.target = target;
+        self.set_target(target);
         self.shed = target.is_some() && target != self.current;
     }
 
@@ -148,6 +157,27 @@ mod tests {
         // Shedding towards the current layer is no shedding.
         s.set_target_shedding(Some(LOW));
         assert_eq!(s.select(LOW, false), Selected::Forward { switched: false });
+    }
+
+    #[test]
+    fn a_refreshed_table_keeps_the_shedding_and_another_target_restarts_at_a_keyframe() {
+        let mut s = LayerSelector::default();
+        s.set_target(Some(HIGH));
+        s.select(HIGH, true);
+        s.set_target_shedding(Some(LOW));
+        // The same target again (the publisher's table re-ranked): HIGH stays shed.
+        s.set_target(Some(LOW));
+        assert_eq!(
+            s.select(HIGH, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
+        // Back to HIGH before LOW's keyframe: HIGH has a hole, so it restarts at a keyframe.
+        s.set_target(Some(HIGH));
+        assert_eq!(
+            s.select(HIGH, false),
+            Selected::Drop(DropReason::AwaitingKeyframe)
+        );
+        assert_eq!(s.select(HIGH, true), Selected::Forward { switched: true });
     }
 
     #[test]

@@ -133,6 +133,16 @@ fn a_low_estimate_before_the_video_flows_is_not_a_step() {
 }
 
 #[test]
+fn the_first_decision_is_never_a_pause() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(50_000);
+    let d = a.decide(t0, &LAYERS, 2);
+    assert_eq!((d.target, d.initial), (Layer(0), true));
+    assert!(!a.decide(t0, &LAYERS, 2).initial);
+}
+
+#[test]
 fn a_dip_under_the_lowest_layer_does_not_pause() {
     // 0.6 s far under it; then 2 s under it without loss (what an estimator recovering
     // from a loss spell reports on a path that carries the layer).
@@ -306,6 +316,7 @@ fn desired_and_reset_rates() {
     // half as much again to probe past it.
     assert_eq!(a.desired_bps(&LAYERS, 2), 2_448_000);
     assert_eq!(a.desired_bps(&LAYERS, 9), 2_448_000);
-    assert_eq!(a.reset_bps(&LAYERS), 226_000);
+    // Three quarters of the lowest layer's need (226 kbit/s): under what resumes video.
+    assert_eq!(a.reset_bps(&LAYERS), 169_500);
     assert_eq!(a.desired_bps(&[], 0), 64_000);
 }
