@@ -70,13 +70,21 @@ pub fn layers_json(layers: &[sfu::forward::layers::EncodingInfo]) -> Vec<serde_j
         .collect()
 }
 
+/// What woke a feed, and whether its channel is still open.
+enum Woke {
+    Stream(bool),
+    Viewer(bool),
+    Draining(bool),
+}
+
 struct Feed {
     st: AppState,
     id: SessionId,
     rx: watch::Receiver<StreamStatus>,
     last: Option<StreamStatus>,
-    /// The viewer's own allocation.
+    /// The viewer's own allocation, while its session has one.
     viewer: watch::Receiver<ViewerStatus>,
+    viewer_open: bool,
     last_viewer: Option<ViewerStatus>,
     queue: VecDeque<Event>,
     /// The node is drained: `move` is sent once, and the player re-joins elsewhere.
@@ -99,6 +107,7 @@ pub async fn events(
         rx,
         last: None,
         viewer: viewer_rx,
+        viewer_open: true,
         last_viewer: None,
         queue: VecDeque::new(),
         draining,
@@ -115,18 +124,21 @@ pub async fn events(
                 continue;
             }
             if f.last.is_some() {
-                let changed = tokio::time::timeout(Duration::from_secs(1), async {
+                let woke = tokio::time::timeout(Duration::from_secs(1), async {
                     tokio::select! {
-                        r = f.rx.changed() => r.map(|_| true),
-                        r = f.viewer.changed() => r.map(|_| true),
-                        r = f.draining.changed(), if !f.moved => r.map(|_| false),
+                        r = f.rx.changed() => Woke::Stream(r.is_ok()),
+                        r = f.viewer.changed(), if f.viewer_open => Woke::Viewer(r.is_ok()),
+                        r = f.draining.changed(), if !f.moved => Woke::Draining(r.is_ok()),
                     }
                 })
                 .await;
-                match changed {
-                    Ok(Ok(true)) => {}
-                    Ok(Ok(false)) => continue,
-                    Ok(Err(_)) => return None,
+                match woke {
+                    Ok(Woke::Stream(true) | Woke::Viewer(true)) => {}
+                    // The session's own status is gone with it, but what its stream says
+                    // last (`inactive` when the broadcast was ended) must still be told.
+                    Ok(Woke::Viewer(false)) => f.viewer_open = false,
+                    Ok(Woke::Draining(true)) => continue,
+                    Ok(Woke::Stream(false) | Woke::Draining(false)) => return None,
                     Err(_) => {
                         // Quiet for a second: end the stream if the session ended.
                         f.st.node.session_stream(f.id, Role::Viewer)?;
