@@ -141,7 +141,9 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     assert.match(await page.evaluate(() => window.studio.state), /401/);
 
     await page.click("#new-key");
-    await page.waitForSelector("#obs:not([hidden])");
+    // The OBS box is already shown (with a placeholder) since the channel was chosen: wait
+    // for the new key itself, or the test reads the placeholder.
+    await until(page, () => document.querySelector("#obs-key").textContent.startsWith("csk_"));
     const obsUrl = await page.textContent("#obs-url");
     const obsKey = await page.textContent("#obs-key");
     assert.equal(obsUrl, `${server.base}/whip/nia-live`);
