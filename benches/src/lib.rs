@@ -93,6 +93,7 @@ pub fn vp8_packet_on(
         payload: Arc::from(payload),
         arrival: Instant::now(),
         layers: Some(table.clone()),
+        temporal: None,
     }
 }
 
@@ -104,6 +105,7 @@ pub fn one_layer() -> Arc<LayerTable> {
             encoding: 0,
             rid: None,
             bitrate_bps: 1_000_000,
+            temporal: Vec::new(),
         }],
         settled: true,
     })
@@ -118,11 +120,13 @@ pub fn two_layers() -> Arc<LayerTable> {
                 encoding: 0,
                 rid: None,
                 bitrate_bps: 300_000,
+                temporal: Vec::new(),
             },
             EncodingInfo {
                 encoding: 1,
                 rid: None,
                 bitrate_bps: 1_000_000,
+                temporal: Vec::new(),
             },
         ],
         settled: true,

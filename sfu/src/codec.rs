@@ -78,6 +78,55 @@ impl Codec {
     }
 }
 
+/// A video packet's place in a temporally scalable stream (VP8 with L1T2 or L1T3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Temporal {
+    /// The temporal layer (0 is the base, which every other layer builds on).
+    pub tid: u8,
+    /// Layer sync: the frame refers only to the base layer, so a viewer can start
+    /// receiving its layer here.
+    pub sync: bool,
+    /// The packet starts a frame.
+    pub frame_start: bool,
+}
+
+impl Codec {
+    /// The temporal layer of a video packet, when the codec's descriptor carries one
+    /// (VP8's T bit; VP9, H.264 and AV1 are not parsed for it).
+    pub fn temporal(self, payload: &[u8]) -> Option<Temporal> {
+        match self {
+            Codec::Vp8 => vp8_temporal(payload),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 7741 §4.2: `X|R|N|S|R|PID` then, with X, `I|L|T|K|RSV`, the picture id (one or two
+/// bytes), TL0PICIDX with L, and with T or K the byte `TID(2)|Y|KEYIDX(5)`.
+fn vp8_temporal(payload: &[u8]) -> Option<Temporal> {
+    let b0 = *payload.first()?;
+    if b0 & 0x80 == 0 {
+        return None;
+    }
+    let x = *payload.get(1)?;
+    if x & 0x20 == 0 {
+        return None;
+    }
+    let mut at = 2;
+    if x & 0x80 != 0 {
+        at += if *payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
+    }
+    if x & 0x40 != 0 {
+        at += 1;
+    }
+    let t = *payload.get(at)?;
+    Some(Temporal {
+        tid: t >> 6,
+        sync: t & 0x20 != 0,
+        frame_start: b0 & 0x10 != 0 && b0 & 0x07 == 0,
+    })
+}
+
 /// VP9 descriptor byte 0 is `I|P|L|F|B|E|V|Z`: a keyframe starts where P=0 and B=1,
 /// on spatial layer 0 when the L byte is present.
 fn vp9_starts_keyframe(payload: &[u8]) -> bool {
@@ -158,6 +207,23 @@ mod tests {
         assert!(!Codec::Vp8.starts_keyframe(&continuation));
         assert!(!Codec::Vp8.starts_keyframe(&[]));
         assert!(!Codec::Vp8.starts_keyframe(&[0x90, 0x80]));
+    }
+
+    #[test]
+    fn vp8_temporal_layer_and_sync_bit() {
+        // X, S, PID 0; I with a 15-bit picture id, L, T; TL0PICIDX; TID 2 with Y.
+        let p = [0x90, 0xe0, 0x81, 0x23, 0x07, 0xa0, 0x11];
+        let t = Codec::Vp8.temporal(&p).unwrap();
+        assert_eq!((t.tid, t.sync, t.frame_start), (2, true, true));
+        // A 7-bit picture id, no TL0PICIDX, TID 1 without Y, a continuation packet.
+        let p = [0x80, 0xa0, 0x05, 0x40, 0x11];
+        let t = Codec::Vp8.temporal(&p).unwrap();
+        assert_eq!((t.tid, t.sync, t.frame_start), (1, false, false));
+        // No T bit, no extension, truncated: no temporal layer.
+        assert_eq!(Codec::Vp8.temporal(&[0x90, 0x80, 0x81, 0x23, 0x10]), None);
+        assert_eq!(Codec::Vp8.temporal(&[0x10, 0x10]), None);
+        assert_eq!(Codec::Vp8.temporal(&[0x90, 0xe0, 0x81]), None);
+        assert_eq!(Codec::Vp9.temporal(&p), None);
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct ViewerStatus {
     pub paused: bool,
     /// The rank of the layer it is sent (0 is the lowest), once decided.
     pub rank: Option<u8>,
+    /// The highest temporal layer it is sent, when not all (a reduced frame rate).
+    pub temporal: Option<u8>,
 }
 
 /// How a node has a stream.

@@ -656,12 +656,17 @@ impl Session {
             }
         }?;
         let keyframe = track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload);
+        let temporal = match track.kind {
+            Kind::Video => codec.temporal(&pkt.payload),
+            Kind::Audio => None,
+        };
         let layers = match track.kind {
             Kind::Video => Some(p.producer.on_video(
                 pkt.timestamp,
                 track.encoding,
                 pkt.payload.len(),
                 keyframe,
+                temporal.map(|t| t.tid),
             )),
             Kind::Audio => None,
         };
@@ -676,6 +681,7 @@ impl Session {
             payload: pkt.payload,
             arrival: pkt.timestamp,
             layers,
+            temporal,
         })
     }
 }

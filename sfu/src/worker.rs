@@ -385,15 +385,17 @@ impl Worker {
             }
             if a.changed {
                 tracing::debug!(target: "qos", session = %id, target = ?a.target,
-                    estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64, "allocation");
+                    temporal = ?a.temporal, estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64, "allocation");
                 let status = match a.target {
                     Allocation::Paused => ViewerStatus {
                         paused: true,
                         rank: None,
+                        temporal: None,
                     },
                     Allocation::Layer(r) => ViewerStatus {
                         paused: false,
                         rank: u8::try_from(r).ok(),
+                        temporal: a.temporal,
                     },
                 };
                 self.shared.directory.set_viewer_status(*id, status);
@@ -783,6 +785,7 @@ impl Worker {
             ("stale", d.stale),
             ("codec_unsupported", d.codec_unsupported),
             ("paused", d.paused),
+            ("temporal", d.temporal),
         ] {
             if n > 0 {
                 m.with_label_values(&[label]).inc_by(n);

@@ -45,7 +45,8 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
 
 /// The events that turn a viewer's allocation `last` into `cur`: `paused` when its path
 /// carries no video layer (audio goes on), `resumed` when video comes back, `allocation`
-/// with the rank of the layer it is now sent.
+/// with the rank of the layer it is now sent and, when its frame rate is reduced, the
+/// highest temporal layer (`temporal`).
 pub fn diff_viewer(last: Option<&ViewerStatus>, cur: &ViewerStatus, out: &mut VecDeque<Event>) {
     let was_paused = last.is_some_and(|l| l.paused);
     // A feed's first word, once the allocator has decided, is the whole state: a player
@@ -55,8 +56,12 @@ pub fn diff_viewer(last: Option<&ViewerStatus>, cur: &ViewerStatus, out: &mut Ve
         let name = if cur.paused { "paused" } else { "resumed" };
         out.push_back(Event::default().event(name).data("{}"));
     }
-    if let Some(rank) = cur.rank.filter(|_| last.map(|l| l.rank) != Some(cur.rank)) {
-        let data = json!({ "rank": rank });
+    let moved = last.is_none_or(|l| (l.rank, l.temporal) != (cur.rank, cur.temporal));
+    if let Some(rank) = cur.rank.filter(|_| moved) {
+        let data = match cur.temporal {
+            Some(t) => json!({ "rank": rank, "temporal": t }),
+            None => json!({ "rank": rank }),
+        };
         out.push_back(Event::default().event("allocation").data(data.to_string()));
     }
 }
@@ -215,6 +220,7 @@ mod tests {
                 encoding: 0,
                 rid: Some("l".into()),
                 bitrate_bps: 1,
+                temporal: Vec::new(),
             }],
             viewers: 0,
         };
@@ -234,6 +240,7 @@ mod tests {
         let top = ViewerStatus {
             paused: false,
             rank: Some(2),
+            temporal: None,
         };
         diff_viewer(None, &top, &mut q);
         assert!(
@@ -244,6 +251,7 @@ mod tests {
         let paused = ViewerStatus {
             paused: true,
             rank: None,
+            temporal: None,
         };
         diff_viewer(Some(&top), &paused, &mut q);
         assert_eq!(q.len(), 1);
@@ -252,11 +260,19 @@ mod tests {
         let low = ViewerStatus {
             paused: false,
             rank: Some(0),
+            temporal: None,
         };
         diff_viewer(Some(&paused), &low, &mut q);
         assert!(names(&q).contains("resumed") && names(&q).contains("allocation"));
         q.clear();
         diff_viewer(Some(&low), &low, &mut q);
         assert!(q.is_empty());
+        // The same layer at a lower frame rate is another allocation.
+        let slower = ViewerStatus {
+            temporal: Some(0),
+            ..low
+        };
+        diff_viewer(Some(&low), &slower, &mut q);
+        assert!(names(&q).contains("allocation") && names(&q).contains("temporal"));
     }
 }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::allocator::{Allocation, Allocator, AllocatorConfig};
+#[cfg(test)]
+use super::layers::EncodingInfo;
 use super::layers::{LayerPref, LayerRanker, LayerTable};
 use super::rewrite::SeqRewriter;
 use super::selector::{LayerSelector, Selected};
+use super::temporal::{TemporalFilter, ALL};
 use super::vp8::{Vp8Munger, Vp8Rewrite};
 use super::{DropReason, MediaPacket, SourceKey};
 use crate::codec::Codec;
@@ -51,6 +54,7 @@ pub struct Forward {
 #[derive(Debug)]
 struct VideoOut {
     selector: LayerSelector,
+    temporal: TemporalFilter,
     rewriter: SeqRewriter,
     vp8: Vp8Munger,
     /// The table the current target was resolved against.
@@ -66,6 +70,63 @@ struct AudioOut {
 /// The rank of `key` in `table` (its position low to high).
 fn rank_of(table: &LayerTable, key: SourceKey) -> Option<usize> {
     table.active.iter().position(|e| e.encoding == key.encoding)
+}
+
+/// At most this many choices: every encoding with every temporal layer.
+const MAX_STEPS: usize = LayerRanker::MAX_ENCODINGS * 4;
+
+/// What the allocator chooses among, lowest first: each layer without its top temporal
+/// layer, then whole, so that the frame rate halves before the resolution goes down; the
+/// lowest layer also at each of its lower temporal layers, down to the base alone (a
+/// quarter of the frame rate with L1T3), before video pauses.
+struct Steps {
+    /// Each step's bitrate.
+    bps: [u64; MAX_STEPS],
+    /// Each step's rank and highest temporal layer ([`ALL`] for every one).
+    layer: [(usize, u8); MAX_STEPS],
+    len: usize,
+}
+
+impl Steps {
+    fn of(table: &LayerTable) -> Self {
+        let mut s = Steps {
+            bps: [0; MAX_STEPS],
+            layer: [(0, ALL); MAX_STEPS],
+            len: 0,
+        };
+        let push = |s: &mut Steps, bps, layer| {
+            if s.len < MAX_STEPS {
+                s.bps[s.len] = bps;
+                s.layer[s.len] = layer;
+                s.len += 1;
+            }
+        };
+        for (rank, e) in table.active.iter().enumerate() {
+            let below_top = e.temporal.len().saturating_sub(1);
+            let lowest = if rank == 0 {
+                0
+            } else {
+                below_top.saturating_sub(1)
+            };
+            for tid in lowest as u8..below_top as u8 {
+                push(&mut s, e.bitrate_up_to(Some(tid)), (rank, tid));
+            }
+            push(&mut s, e.bitrate_bps, (rank, ALL));
+        }
+        s
+    }
+
+    fn bps(&self) -> &[u64] {
+        &self.bps[..self.len]
+    }
+
+    /// The highest step of `rank`.
+    fn top_of(&self, rank: usize) -> usize {
+        self.layer[..self.len]
+            .iter()
+            .rposition(|&(r, _)| r <= rank)
+            .unwrap_or(0)
+    }
 }
 
 /// One viewer's forwarding state.
@@ -86,6 +147,8 @@ pub struct Consumer {
 pub struct Allocated {
     /// The target now.
     pub target: Allocation,
+    /// The highest temporal layer sent, when fewer than all (the frame rate is reduced).
+    pub temporal: Option<u8>,
     /// Whether it changed.
     pub changed: bool,
     /// The viewer's first decision.
@@ -110,6 +173,7 @@ impl Consumer {
             allocation: Allocation::Layer(usize::MAX),
             video: VideoOut {
                 selector: LayerSelector::default(),
+                temporal: TemporalFilter::default(),
                 rewriter: SeqRewriter::new(90_000, seq_origin[0], ts_origin[0]),
                 vp8: Vp8Munger::default(),
                 resolved_against: None,
@@ -163,25 +227,28 @@ impl Consumer {
         loss: f32,
     ) -> Option<Allocated> {
         let table = self.video.resolved_against.clone()?;
-        let cap = table.resolve_rank(&self.pref)?;
-        let mut rates = [0u64; LayerRanker::MAX_ENCODINGS];
-        let n = table.active.len().min(rates.len());
-        for (r, e) in rates.iter_mut().zip(&table.active) {
-            *r = e.bitrate_bps;
-        }
-        let layers = &rates[..n];
+        let steps = Steps::of(&table);
+        let cap = steps.top_of(table.resolve_rank(&self.pref)?);
         if let Some(bps) = estimate {
             self.alloc.set_estimate(bps);
         }
         self.alloc.set_queue_delay(queue_delay);
         self.alloc.set_loss(loss);
-        let d = self.alloc.decide(now, layers, cap);
+        let d = self.alloc.decide(now, steps.bps(), cap);
+        let (target, temporal) = match d.target {
+            Allocation::Layer(i) => {
+                let (rank, tid) = steps.layer[i.min(steps.len.saturating_sub(1))];
+                (Allocation::Layer(rank), tid)
+            }
+            Allocation::Paused => (Allocation::Paused, ALL),
+        };
         let mut stepped_down = false;
         if d.changed {
             // What flows now, not what was targeted: a step down is one below it.
             let flowing = self.video.selector.current();
-            self.allocation = d.target;
-            if d.target == Allocation::Paused {
+            self.allocation = target;
+            self.video.temporal.set_target(temporal);
+            if target == Allocation::Paused {
                 // The stream resumes as a switch: at a keyframe, numbering continuous.
                 self.video.selector.pause();
             }
@@ -196,15 +263,16 @@ impl Consumer {
             } else {
                 self.video.selector.set_target(target);
             }
-            stepped_down = down || d.target == Allocation::Paused;
+            stepped_down = down || self.allocation == Allocation::Paused;
         }
         Some(Allocated {
-            target: d.target,
+            target,
+            temporal: (temporal != ALL).then_some(temporal),
             changed: d.changed,
             initial: d.initial,
             desired_bps: d.desired_bps,
             minimum_bps: d.minimum_bps,
-            reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(layers)),
+            reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(steps.bps())),
             stepped_down,
         })
     }
@@ -275,6 +343,15 @@ impl Consumer {
         if switched {
             v.rewriter.switch_source(pkt.seq, pkt.ts, now);
             v.vp8.switch_source();
+            v.temporal.splice();
+        }
+        if !v.temporal.select(pkt.temporal) {
+            // Closed up: the viewer sees a lower frame rate, not a loss.
+            v.rewriter.skip(pkt.seq);
+            if pkt.codec == Codec::Vp8 {
+                v.vp8.skip(&pkt.payload);
+            }
+            return Err(DropReason::Temporal);
         }
         let out = v
             .rewriter
@@ -296,5 +373,44 @@ impl Consumer {
             source: pkt.source,
             keyframe: pkt.keyframe,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(encoding: u8, bitrate_bps: u64, temporal: &[u16]) -> EncodingInfo {
+        EncodingInfo {
+            encoding,
+            rid: None,
+            bitrate_bps,
+            temporal: temporal.to_vec(),
+        }
+    }
+
+    #[test]
+    fn frame_rate_halves_before_the_resolution_goes_down() {
+        let l1t3 = [500, 750, 1000];
+        let table = LayerTable {
+            generation: 1,
+            active: vec![
+                layer(0, 200_000, &l1t3),
+                layer(1, 600_000, &l1t3),
+                layer(2, 2_000_000, &[]),
+            ],
+            settled: true,
+        };
+        let s = Steps::of(&table);
+        assert_eq!(
+            &s.layer[..s.len],
+            [(0, 0), (0, 1), (0, ALL), (1, 1), (1, ALL), (2, ALL)]
+        );
+        assert_eq!(
+            s.bps(),
+            [100_000, 150_000, 200_000, 450_000, 600_000, 2_000_000]
+        );
+        assert_eq!(s.top_of(1), 4);
+        assert_eq!(s.top_of(9), 5);
     }
 }

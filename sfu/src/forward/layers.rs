@@ -39,6 +39,20 @@ pub struct EncodingInfo {
     pub rid: Option<String>,
     /// Measured bitrate over the last ranking period.
     pub bitrate_bps: u64,
+    /// What the encoding's temporal layers carry of that bitrate, from the base up and
+    /// cumulative (layers 0, 0–1, 0–2…), in thousandths: the last is 1000. Empty when it has
+    /// no temporal layers.
+    pub temporal: Vec<u16>,
+}
+
+impl EncodingInfo {
+    /// The bitrate of the temporal layers up to `tid` (all of them for `None`).
+    pub fn bitrate_up_to(&self, tid: Option<u8>) -> u64 {
+        match tid.and_then(|t| self.temporal.get(usize::from(t))) {
+            Some(&share) => self.bitrate_bps * u64::from(share) / 1000,
+            None => self.bitrate_bps,
+        }
+    }
 }
 
 /// A publisher's active encodings, lowest first. Shared by reference with every packet,
@@ -87,12 +101,38 @@ impl LayerTable {
     }
 }
 
+/// Temporal layers counted per encoding (VP8 carries at most four).
+const MAX_TEMPORAL: usize = 4;
+
 #[derive(Debug, Clone)]
 struct Counter {
     rid: Option<String>,
     bytes: u64,
+    /// This period's bytes by temporal layer.
+    tid_bytes: [u64; MAX_TEMPORAL],
     last_bitrate: u64,
+    /// The last period's cumulative temporal shares ([`EncodingInfo::temporal`]).
+    last_temporal: Vec<u16>,
     last_packet: Option<Instant>,
+}
+
+impl Counter {
+    /// Ends a period: the cumulative share of each temporal layer seen, if more than one.
+    fn temporal_shares(&mut self) -> Vec<u16> {
+        let bytes = std::mem::take(&mut self.tid_bytes);
+        let total: u64 = bytes.iter().sum();
+        let Some(top) = bytes.iter().rposition(|&b| b > 0).filter(|&t| t > 0) else {
+            return Vec::new();
+        };
+        let mut sum = 0;
+        bytes[..=top]
+            .iter()
+            .map(|&b| {
+                sum += b;
+                (sum * 1000 / total) as u16
+            })
+            .collect()
+    }
 }
 
 /// Ranks one publisher's encodings; lives on the publisher's worker.
@@ -139,6 +179,7 @@ impl LayerRanker {
                 encoding,
                 rid: self.counters[usize::from(encoding)].rid.clone(),
                 bitrate_bps,
+                temporal: self.counters[usize::from(encoding)].last_temporal.clone(),
             })
             .collect();
         self.known = Some(known);
@@ -156,15 +197,24 @@ impl LayerRanker {
         self.counters.push(Counter {
             rid: rid.map(str::to_owned),
             bytes: 0,
+            tid_bytes: [0; MAX_TEMPORAL],
             last_bitrate: 0,
+            last_temporal: Vec::new(),
             last_packet: None,
         });
         Some((self.counters.len() - 1) as u8)
     }
 
-    /// Counts a packet; returns the current table. A newly seen encoding re-ranks at once
-    /// so the first viewer does not wait a full period for a layer.
-    pub fn on_packet(&mut self, now: Instant, encoding: u8, bytes: usize) -> &Arc<LayerTable> {
+    /// Counts a packet (of temporal layer `tid`, if the stream has them); returns the
+    /// current table. A newly seen encoding re-ranks at once so the first viewer does not
+    /// wait a full period for a layer.
+    pub fn on_packet(
+        &mut self,
+        now: Instant,
+        encoding: u8,
+        bytes: usize,
+        tid: Option<u8>,
+    ) -> &Arc<LayerTable> {
         self.first_packet.get_or_insert(now);
         let mut fresh = false;
         if let Some(c) = self.counters.get_mut(usize::from(encoding)) {
@@ -172,6 +222,9 @@ impl LayerRanker {
                 .last_packet
                 .is_none_or(|t| now.saturating_duration_since(t) > INACTIVE_AFTER);
             c.bytes += bytes as u64;
+            if let Some(t) = tid {
+                c.tid_bytes[usize::from(t).min(MAX_TEMPORAL - 1)] += bytes as u64;
+            }
             c.last_packet = Some(now);
         }
         if fresh {
@@ -214,6 +267,7 @@ impl LayerRanker {
             for c in &mut self.counters {
                 c.last_bitrate = (c.bytes as f64 * 8.0 / secs) as u64;
                 c.bytes = 0;
+                c.last_temporal = c.temporal_shares();
             }
             self.last_rank = Some(now);
         }
@@ -231,6 +285,7 @@ impl LayerRanker {
                     encoding: i as u8,
                     rid: c.rid.clone(),
                     bitrate_bps: c.last_bitrate,
+                    temporal: c.last_temporal.clone(),
                 })
                 .collect(),
         };
@@ -268,9 +323,9 @@ mod tests {
         let l = r.encoding_for(Some("l")).unwrap();
         let m = r.encoding_for(Some("m")).unwrap();
         for i in 0..100 {
-            r.on_packet(ms(t0, i * 10), h, 1200);
-            r.on_packet(ms(t0, i * 10), l, 100);
-            r.on_packet(ms(t0, i * 10), m, 500);
+            r.on_packet(ms(t0, i * 10), h, 1200, None);
+            r.on_packet(ms(t0, i * 10), l, 100, None);
+            r.on_packet(ms(t0, i * 10), m, 500, None);
         }
         assert_eq!(
             r.table().resolve(&LayerPref::Auto),
@@ -317,17 +372,45 @@ mod tests {
         let mut r = LayerRanker::new(1);
         let lo = r.encoding_for(Some("q")).unwrap();
         let hi = r.encoding_for(Some("f")).unwrap();
-        r.on_packet(t0, lo, 100);
-        r.on_packet(t0, hi, 1000);
+        r.on_packet(t0, lo, 100, None);
+        r.on_packet(t0, hi, 1000, None);
         r.handle_timeout(ms(t0, 1000));
         // Only the low layer keeps sending.
         for i in 0..30 {
-            r.on_packet(ms(t0, 1000 + i * 100), lo, 100);
+            r.on_packet(ms(t0, 1000 + i * 100), lo, 100, None);
         }
         r.handle_timeout(ms(t0, 4000));
         let t = r.table();
         assert_eq!(t.active.len(), 1);
         assert_eq!(t.resolve(&LayerPref::Auto).unwrap().encoding, lo);
+    }
+
+    #[test]
+    fn temporal_layers_are_measured_as_cumulative_shares() {
+        let t0 = Instant::now();
+        let mut r = LayerRanker::new(1);
+        let e = r.encoding_for(None).unwrap();
+        // L1T3's pattern 0 2 1 2: the base carries the most.
+        for i in 0..100u64 {
+            let (tid, bytes) = match i % 4 {
+                0 => (0, 400),
+                2 => (1, 200),
+                _ => (2, 100),
+            };
+            r.on_packet(ms(t0, i * 10), e, bytes, Some(tid));
+        }
+        r.handle_timeout(ms(t0, 1000));
+        let info = &r.table().active[0];
+        assert_eq!(info.temporal, [500, 750, 1000]);
+        assert_eq!(info.bitrate_up_to(Some(0)), info.bitrate_bps / 2);
+        assert_eq!(info.bitrate_up_to(Some(2)), info.bitrate_bps);
+        assert_eq!(info.bitrate_up_to(None), info.bitrate_bps);
+        // Without temporal layers (or only the base), no shares.
+        for i in 0..100u64 {
+            r.on_packet(ms(t0, 1000 + i * 10), e, 300, Some(0));
+        }
+        r.handle_timeout(ms(t0, 2000));
+        assert!(r.table().active[0].temporal.is_empty());
     }
 
     #[test]
@@ -342,7 +425,7 @@ mod tests {
         let t0 = Instant::now();
         let mut one = LayerRanker::new(2);
         let e = one.encoding_for(None).unwrap();
-        let t = one.on_packet(t0, e, 100).clone();
+        let t = one.on_packet(t0, e, 100, None).clone();
         assert_eq!(t.resolve(&LayerPref::Rank(0)), None);
         assert!(!one.handle_timeout(ms(t0, 100)));
         assert!(one.handle_timeout(ms(t0, FIRST_RANK_AFTER.as_millis() as u64)));

@@ -15,6 +15,7 @@ pub mod producer;
 pub mod rewrite;
 pub mod selector;
 pub mod sink;
+pub mod temporal;
 pub mod throttle;
 pub mod vp8;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::Codec;
+pub use crate::codec::Temporal;
 pub use allocator::{Allocation, AllocatorConfig};
 pub use consumer::{Allocated, Consumer, Forward, Kind};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
@@ -51,6 +53,8 @@ pub enum DropReason {
     CodecUnsupported,
     /// The viewer's path carries no video layer now: audio alone.
     Paused,
+    /// A temporal layer above what the viewer's path carries.
+    Temporal,
 }
 
 /// A publisher's packet, parsed once and shared (by `Arc`) with every viewer and worker.
@@ -76,6 +80,8 @@ pub struct MediaPacket {
     pub arrival: Instant,
     /// The publisher's video layers when this packet arrived (video only).
     pub layers: Option<Arc<LayerTable>>,
+    /// Its temporal layer, when the stream has them (parsed once, here).
+    pub temporal: Option<Temporal>,
 }
 
 #[cfg(test)]

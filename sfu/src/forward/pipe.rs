@@ -117,6 +117,7 @@ mod tests {
             payload: Arc::from(vec![1u8, 2, 3]),
             arrival: Instant::now(),
             layers: None,
+            temporal: None,
         }
     }
 

@@ -76,20 +76,21 @@ impl<H: Clone> Producer<H> {
         Some(encoding)
     }
 
-    /// Counts a video packet of `encoding` (`bytes` of payload, a keyframe start or not);
-    /// returns the layer table it belongs to.
+    /// Counts a video packet of `encoding` (`bytes` of payload, a keyframe start or not,
+    /// its temporal layer if it has one); returns the layer table it belongs to.
     pub fn on_video(
         &mut self,
         now: Instant,
         encoding: u8,
         bytes: usize,
         keyframe: bool,
+        tid: Option<u8>,
     ) -> Arc<LayerTable> {
         if keyframe {
             self.throttle.keyframe_seen(usize::from(encoding), now);
         }
         let before = Arc::as_ptr(self.ranker.table());
-        let table = self.ranker.on_packet(now, encoding, bytes).clone();
+        let table = self.ranker.on_packet(now, encoding, bytes, tid).clone();
         self.layers_changed |= !std::ptr::eq(before, Arc::as_ptr(&table));
         table
     }
@@ -154,7 +155,7 @@ mod tests {
             None,
             "still outstanding"
         );
-        p.on_video(ms(t0, 210), e, 1000, true);
+        p.on_video(ms(t0, 210), e, 1000, true, None);
         // Answered; the encoder's hold-off after that keyframe still applies.
         assert_eq!(p.request_keyframe(e, ms(t0, 400)), None);
         assert_eq!(p.request_keyframe(e, ms(t0, 520)), Some(7));
@@ -166,15 +167,15 @@ mod tests {
         let mut p: Producer<()> = Producer::new(3, Duration::from_millis(100));
         let lo = p.video_encoding(Some("l"), || ()).unwrap();
         let hi = p.video_encoding(Some("h"), || ()).unwrap();
-        let table = p.on_video(t0, lo, 100, true);
+        let table = p.on_video(t0, lo, 100, true, None);
         assert_eq!(table.generation, 3);
-        p.on_video(t0, hi, 1000, true);
+        p.on_video(t0, hi, 1000, true, None);
         // New encodings changed the table: reported once.
         assert!(p.poll_layers(t0).is_some());
         assert!(p.poll_layers(t0).is_none());
         for i in 1..30 {
-            p.on_video(ms(t0, i * 10), lo, 100, false);
-            p.on_video(ms(t0, i * 10), hi, 1000, false);
+            p.on_video(ms(t0, i * 10), lo, 100, false, None);
+            p.on_video(ms(t0, i * 10), hi, 1000, false, None);
         }
         let layers = p.poll_layers(ms(t0, 300)).expect("first ranking");
         let order: Vec<u8> = layers.iter().map(|e| e.encoding).collect();

@@ -6,8 +6,18 @@
 //! advances by the wall time that passed (at least one tick), so the decoder sees neither a
 //! gap nor a jump. Packets of the current source that arrive late (before the splice point)
 //! are dropped rather than sent with a sequence number that was already used.
+//!
+//! Packets of the current source that a viewer does not get (a temporal layer its path
+//! does not carry) are taken out with [`SeqRewriter::skip`]: the packets after them close
+//! up, so the viewer sees no loss, and a late packet from before a skip still lands where
+//! it belongs.
 
+use std::collections::VecDeque;
 use std::time::Instant;
+
+/// Skipped sequence numbers remembered for late packets: about two seconds of a temporal
+/// layer. A packet from before the oldest is dropped.
+const MAX_SKIPS: usize = 256;
 
 /// Where the outgoing stream stands after a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +43,8 @@ pub struct SeqRewriter {
     last: Option<(Rewritten, Instant)>,
     /// Highest incoming sequence number seen from the current source.
     highest_in: u64,
+    /// Incoming sequence numbers skipped since the splice, oldest first.
+    skipped: VecDeque<u64>,
     started: bool,
 }
 
@@ -52,6 +64,7 @@ impl SeqRewriter {
             // A virtual packet before the first one, so the first real one lands on `first`.
             last: None,
             highest_in: 0,
+            skipped: VecDeque::new(),
             started: false,
         }
         .with_origin(first)
@@ -78,7 +91,26 @@ impl SeqRewriter {
         self.ts_offset = ts.wrapping_sub(in_ts);
         self.splice_seq = in_seq;
         self.highest_in = in_seq;
+        self.skipped.clear();
         self.started = true;
+    }
+
+    /// Takes a packet of the current source out of the outgoing stream: the ones after it
+    /// close up. A skipped packet older than the newest seen leaves a hole instead (the
+    /// numbers after it are already out).
+    pub fn skip(&mut self, in_seq: u64) {
+        if !self.started || in_seq <= self.highest_in {
+            return;
+        }
+        if self.skipped.len() == MAX_SKIPS {
+            if let Some(oldest) = self.skipped.pop_front() {
+                // What came before it can no longer be placed.
+                self.splice_seq = self.splice_seq.max(oldest + 1);
+            }
+        }
+        self.skipped.push_back(in_seq);
+        self.seq_offset = self.seq_offset.wrapping_sub(1);
+        self.highest_in = in_seq;
     }
 
     /// Rewrites a packet of the current source. `None` means drop it: it comes from before
@@ -87,8 +119,22 @@ impl SeqRewriter {
         if !self.started || in_seq < self.splice_seq {
             return None;
         }
+        // A late packet: the skips after it had not happened when it was due.
+        let later = if in_seq < self.highest_in {
+            let later = self.skipped.iter().rev().take_while(|&&s| s >= in_seq);
+            let mut n = 0u64;
+            for &s in later {
+                if s == in_seq {
+                    return None;
+                }
+                n += 1;
+            }
+            n
+        } else {
+            0
+        };
         let out = Rewritten {
-            seq: in_seq.wrapping_add(self.seq_offset),
+            seq: in_seq.wrapping_add(self.seq_offset).wrapping_add(later),
             ts: in_ts.wrapping_add(self.ts_offset),
         };
         if in_seq >= self.highest_in {
@@ -164,6 +210,52 @@ mod tests {
         // Switch at the same instant: still at least one tick forward.
         r.switch_source(9, 9, t0);
         assert_eq!(r.rewrite(9, 9, t0).unwrap().ts, 950);
+    }
+
+    #[test]
+    fn skipped_packets_close_up_and_late_ones_keep_their_place() {
+        let t0 = Instant::now();
+        let mut r = SeqRewriter::new(90_000, 100, 0);
+        r.switch_source(10, 0, t0);
+        assert_eq!(r.rewrite(10, 0, t0).unwrap().seq, 100);
+        // 11 is late; 12 and 13 are skipped; 14 follows 10 with no gap for them.
+        r.skip(12);
+        r.skip(13);
+        assert_eq!(r.rewrite(14, 0, t0).unwrap().seq, 102);
+        assert_eq!(
+            r.rewrite(11, 0, t0).unwrap().seq,
+            101,
+            "late, before the skips"
+        );
+        assert_eq!(
+            r.rewrite(12, 0, t0),
+            None,
+            "a skipped packet never goes out"
+        );
+        assert_eq!(r.rewrite(15, 0, t0).unwrap().seq, 103);
+        // A skip of a packet already passed leaves the others where they are.
+        r.skip(13);
+        assert_eq!(r.rewrite(16, 0, t0).unwrap().seq, 104);
+        // A splice forgets the skips.
+        r.switch_source(500, 0, t0);
+        assert_eq!(r.rewrite(500, 0, t0).unwrap().seq, 105);
+    }
+
+    #[test]
+    fn skips_are_bounded_and_what_is_older_is_dropped() {
+        let t0 = Instant::now();
+        let mut r = SeqRewriter::new(90_000, 0, 0);
+        r.switch_source(0, 0, t0);
+        r.rewrite(0, 0, t0).unwrap();
+        for i in 0..(MAX_SKIPS as u64 + 10) {
+            r.skip(2 + 2 * i);
+            r.rewrite(3 + 2 * i, 0, t0).unwrap();
+        }
+        assert_eq!(r.skipped.len(), MAX_SKIPS);
+        assert_eq!(r.rewrite(1, 0, t0), None, "older than what is remembered");
+        let newest = 3 + 2 * (MAX_SKIPS as u64 + 9);
+        let late = r.rewrite(newest - 2, 0, t0).unwrap().seq;
+        assert_eq!(late + 1, r.last().unwrap().seq);
     }
 
     #[test]

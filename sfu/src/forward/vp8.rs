@@ -4,11 +4,26 @@
 //! layer, the decoder must see picture ids go on by one, or it assumes lost frames and
 //! asks for a keyframe again. The munger keeps an offset per field, reset at each splice,
 //! and hands str0m a [`Vp8Patch`] that rewrites the descriptor while it serialises.
+//!
+//! A picture a viewer does not get (a temporal layer above what its path carries) is
+//! taken out with [`Vp8Munger::skip`]: the picture ids after it close up, since a decoder
+//! waits for a missing picture id before it decodes what follows. TL0PICIDX needs no
+//! closing up: the base layer is never skipped.
+
+use std::collections::VecDeque;
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
 const PID_MOD_15: u16 = 0x8000;
 const PID_MOD_7: u16 = 0x80;
+/// Skipped picture ids remembered for late packets (about two seconds at 30 fps).
+const MAX_SKIPS: usize = 64;
+
+/// Whether picture id `a` comes after `b` (15-bit serial number arithmetic).
+fn newer(a: u16, b: u16) -> bool {
+    let d = a.wrapping_sub(b) % PID_MOD_15;
+    d != 0 && d < PID_MOD_15 / 2
+}
 
 /// The rewrite of one packet's descriptor: the patch for str0m and the ids it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +43,10 @@ pub struct Vp8Munger {
     tl0_offset: u8,
     last_pid: Option<u16>,
     last_tl0: Option<u8>,
+    /// The newest incoming picture id of the current source, forwarded or skipped.
+    last_in: Option<u16>,
+    /// Incoming picture ids skipped since the splice, oldest first.
+    skipped: VecDeque<u16>,
     /// Set by a splice: the next packet's fields define the offsets.
     resync: bool,
 }
@@ -36,6 +55,29 @@ impl Vp8Munger {
     /// Marks a splice: the next packet (a keyframe of the new source) continues the ids.
     pub fn switch_source(&mut self) {
         self.resync = true;
+        self.last_in = None;
+        self.skipped.clear();
+    }
+
+    /// Takes the picture of this packet out of the outgoing stream: the picture ids after
+    /// it close up. Only a picture newer than any seen counts (its other packets, and
+    /// late pictures, change nothing).
+    pub fn skip(&mut self, payload: &[u8]) {
+        let Some(pid) = Vp8Descriptor::parse(payload)
+            .ok()
+            .and_then(|d| d.picture_id())
+        else {
+            return;
+        };
+        if self.resync || self.last_in.is_some_and(|l| !newer(pid, l)) {
+            return;
+        }
+        if self.skipped.len() == MAX_SKIPS {
+            self.skipped.pop_front();
+        }
+        self.skipped.push_back(pid);
+        self.pid_offset = self.pid_offset.wrapping_sub(1);
+        self.last_in = Some(pid);
     }
 
     /// Returns the patch that makes this packet's ids continuous, or `None` when the
@@ -54,7 +96,17 @@ impl Vp8Munger {
                 let next = self.last_pid.map_or(pid, |p| (p + 1) % modulus);
                 self.pid_offset = next.wrapping_sub(pid);
             }
-            let out = pid.wrapping_add(self.pid_offset) % PID_MOD_15;
+            // A late picture: the skips after it had not happened when it was due.
+            let later = match self.last_in {
+                Some(l) if newer(l, pid) => {
+                    self.skipped.iter().filter(|&&s| newer(s, pid)).count() as u16
+                }
+                _ => {
+                    self.last_in = Some(pid);
+                    0
+                }
+            };
+            let out = pid.wrapping_add(self.pid_offset).wrapping_add(later) % PID_MOD_15;
             // A 7-bit field can only carry 7 bits; the decoder wraps it the same way.
             let out = if pid <= 0x7f && modulus == PID_MOD_7 {
                 out % PID_MOD_7
@@ -145,6 +197,28 @@ mod tests {
         assert_eq!(apply(&b, m.munge(&b)).0, 0x7fff);
         let c = vp8(6, 0, false);
         assert_eq!(apply(&c, m.munge(&c)).0, 0);
+    }
+
+    #[test]
+    fn skipped_pictures_close_up_and_late_packets_keep_their_ids() {
+        let mut m = Vp8Munger::default();
+        m.switch_source();
+        assert_eq!(apply(&vp8(10, 1, true), m.munge(&vp8(10, 1, true))).0, 10);
+        // Picture 11 is skipped (two packets of it), 12 follows 10 directly.
+        m.skip(&vp8(11, 1, false));
+        m.skip(&vp8(11, 1, false));
+        assert_eq!(apply(&vp8(12, 2, false), m.munge(&vp8(12, 2, false))).0, 11);
+        // A late packet of picture 10 keeps its id.
+        assert_eq!(apply(&vp8(10, 1, false), m.munge(&vp8(10, 1, false))).0, 10);
+        m.skip(&vp8(13, 2, false));
+        assert_eq!(apply(&vp8(14, 3, false), m.munge(&vp8(14, 3, false))).0, 12);
+        // Across the 15-bit wrap.
+        m.switch_source();
+        let k = vp8(0x7ffe, 9, true);
+        assert_eq!(apply(&k, m.munge(&k)).0, 13);
+        m.skip(&vp8(0x7fff, 9, false));
+        let d = vp8(0, 10, false);
+        assert_eq!(apply(&d, m.munge(&d)).0, 14);
     }
 
     #[test]

@@ -117,9 +117,18 @@ impl RelayInput {
             }
         };
         let payload: Arc<[u8]> = Arc::from(&p.rtp[rtp::HEADER..]);
+        let temporal = match kind {
+            Kind::Video => h.codec.temporal(&payload),
+            Kind::Audio => None,
+        };
         let layers = (kind == Kind::Video).then(|| {
-            self.producer
-                .on_video(now, encoding, payload.len(), p.keyframe)
+            self.producer.on_video(
+                now,
+                encoding,
+                payload.len(),
+                p.keyframe,
+                temporal.map(|t| t.tid),
+            )
         });
         let seq = self.seqs[usize::from(p.layer) & 7].extend(h.seq);
         Some((
@@ -134,6 +143,7 @@ impl RelayInput {
                 payload,
                 arrival: now,
                 layers,
+                temporal,
             },
             restarted,
         ))

@@ -47,6 +47,8 @@ pub struct Drops {
     pub codec_unsupported: u64,
     /// Video of a viewer whose path carries no layer now.
     pub paused: u64,
+    /// A temporal layer above what a viewer's path carries.
+    pub temporal: u64,
 }
 
 impl Drops {
@@ -57,6 +59,7 @@ impl Drops {
             DropReason::Stale => self.stale += 1,
             DropReason::CodecUnsupported => self.codec_unsupported += 1,
             DropReason::Paused => self.paused += 1,
+            DropReason::Temporal => self.temporal += 1,
         }
     }
 }

@@ -19,6 +19,7 @@ fn table(layers: u8) -> Arc<LayerTable> {
                 encoding: e,
                 rid: None,
                 bitrate_bps: 100_000 * (u64::from(e) + 1),
+                temporal: Vec::new(),
             })
             .collect(),
         settled: true,
@@ -40,6 +41,7 @@ fn video(encoding: u8, seq: u64, keyframe: bool, t: &Arc<LayerTable>) -> MediaPa
         payload: Arc::from(vec![0u8; 10]),
         arrival: Instant::now(),
         layers: Some(t.clone()),
+        temporal: None,
     }
 }
 

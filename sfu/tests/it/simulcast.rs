@@ -77,7 +77,7 @@ impl Publisher {
                 payload.resize(300, e as u8);
                 let table = self
                     .ranker
-                    .on_packet(clock.now, e as u8, payload.len())
+                    .on_packet(clock.now, e as u8, payload.len(), None)
                     .clone();
                 out.push(MediaPacket {
                     kind: Kind::Video,
@@ -93,6 +93,7 @@ impl Publisher {
                     payload: Arc::from(payload),
                     arrival: clock.now,
                     layers: Some(table),
+                    temporal: None,
                 });
                 l.seq += 1;
             }
