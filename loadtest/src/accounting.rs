@@ -8,6 +8,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::frames::Frames;
 use crate::stamp::{Stamp, AUDIO};
 
 /// Histogram of delays in microseconds, up to 60 s, 3 significant digits.
@@ -163,6 +164,8 @@ pub struct Accounting {
     phase_starts_us: Vec<u64>,
     /// Payload bytes received in each phase.
     pub phase_bytes: Vec<u64>,
+    /// Whole video frames since the window started.
+    pub frames: Frames,
 }
 
 impl Default for Accounting {
@@ -181,6 +184,7 @@ impl Default for Accounting {
             layers: Vec::new(),
             phase_starts_us: Vec::new(),
             phase_bytes: Vec::new(),
+            frames: Frames::default(),
         }
     }
 }
@@ -244,6 +248,7 @@ impl Accounting {
     /// the phases' bytes start anew. The next packet's gap is measured from the last one
     /// before, and the layer in force stays as the first change.
     pub fn start_window(&mut self, phase_starts_us: &[u64]) {
+        self.frames.reset();
         self.video_gaps.reset();
         self.audio_gaps.reset();
         let current = self.layers.pop();

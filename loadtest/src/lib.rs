@@ -9,6 +9,7 @@
 
 pub mod accounting;
 pub mod client;
+pub mod frames;
 pub mod proxy;
 pub mod publisher;
 pub mod qos;

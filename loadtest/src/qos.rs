@@ -120,6 +120,10 @@ pub struct ViewerQos {
     pub step_ups: Vec<Reaction>,
     /// Each phase of the rate schedule (one phase without a schedule).
     pub phases: Vec<PhaseUse>,
+    /// Video frames it received whole (every packet, repairs included).
+    pub frames_whole: u64,
+    /// Video frames sent to it (every picture id from its first to its newest).
+    pub frames_sent: u64,
 }
 
 /// Reaction times over viewers.
@@ -177,6 +181,8 @@ pub struct Qos {
     pub max_video_gap_ms: f64,
     /// The longest audio gap of any viewer.
     pub max_audio_gap_ms: f64,
+    /// Frames received whole over frames sent, all viewers together.
+    pub frames_whole_share: Option<f64>,
 }
 
 /// The layer in force at `t_ms`.
@@ -326,6 +332,7 @@ pub fn viewer(
         });
     }
     let (step_downs, step_ups) = reactions(&layers, &phases);
+    let (frames_whole, frames_sent) = v.acc.frames.totals();
     ViewerQos {
         viewer: v.index,
         layer_asked: v.asked.to_owned(),
@@ -337,6 +344,8 @@ pub fn viewer(
         step_downs,
         step_ups,
         phases,
+        frames_whole,
+        frames_sent,
     }
 }
 
@@ -413,6 +422,11 @@ pub fn report(viewers: Vec<ViewerQos>, schedule: &RateSchedule, freeze_ms: f64) 
         freezes: viewers.iter().map(|v| v.freezes.len()).sum(),
         max_video_gap_ms: max(|v| v.max_video_gap_ms),
         max_audio_gap_ms: max(|v| v.max_audio_gap_ms),
+        frames_whole_share: {
+            let sent: u64 = viewers.iter().map(|v| v.frames_sent).sum();
+            let whole: u64 = viewers.iter().map(|v| v.frames_whole).sum();
+            (sent > 0).then(|| whole as f64 / sent as f64)
+        },
         viewers,
     }
 }

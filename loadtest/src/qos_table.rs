@@ -115,6 +115,12 @@ impl Qos {
                 self.max_video_gap_ms, self.freezes, self.freeze_ms, self.max_audio_gap_ms
             ),
         ));
+        if let Some(share) = self.frames_whole_share {
+            rows.push((
+                "video frames received whole",
+                format!("{:.2} % of those sent", share * 100.0),
+            ));
+        }
         // Viewers one by one only for those behind the proxy: a test of a path's effect
         // has few, a load test many.
         let listed: Vec<&ViewerQos> = self.viewers.iter().filter(|v| v.impaired).collect();

@@ -156,6 +156,9 @@ async fn watch(
                     continue;
                 }
                 s.acc.packet(stamp, p.payload.len(), now_us);
+                if let Some((pid, start)) = vp8_picture(&p.payload).filter(|_| !audio) {
+                    s.acc.frames.packet(pid, start, p.header.marker, stamp.seq);
+                }
                 if !joined && !audio {
                     joined = true;
                     s.phase = Phase::Watching(started.elapsed());
@@ -228,6 +231,19 @@ fn rtp_ssrc_and_pt(data: &[u8]) -> Option<(Ssrc, Pt)> {
     }
     let ssrc = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
     (ssrc != 0).then(|| (ssrc.into(), pt.into()))
+}
+
+/// The 15-bit picture id of a VP8 payload as the publisher writes it (X and I set, a
+/// two-byte id), and whether the packet starts a frame.
+fn vp8_picture(payload: &[u8]) -> Option<(u16, bool)> {
+    let (&b0, &x, &hi, &lo) = (
+        payload.first()?,
+        payload.get(1)?,
+        payload.get(2)?,
+        payload.get(3)?,
+    );
+    (b0 & 0x80 != 0 && x & 0x80 != 0 && hi & 0x80 != 0)
+        .then(|| (u16::from(hi & 0x7f) << 8 | u16::from(lo), b0 & 0x17 == 0x10))
 }
 
 #[cfg(test)]

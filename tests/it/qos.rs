@@ -206,3 +206,33 @@ fn below_the_lowest_layer_the_video_pauses_and_the_audio_goes_on() {
         "the node counts the pauses"
     );
 }
+
+/// Issue 10: on a path that loses 5 % of its packets at random (both ways, repairs
+/// included), at least 95 % of the frames sent must arrive whole: retransmissions repair
+/// what is lost (a frame counts when all its packets arrived, from the loadtest's report).
+#[test]
+fn at_five_percent_loss_nearly_every_frame_arrives_whole() {
+    let server = Server::start(&[]);
+    let r = run_schedule(&server, "loss=5%,seed=11", "12");
+    assert_eq!(
+        (r["connected"].as_u64(), r["impaired"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    let viewers = r["qos"]["viewers"].as_array().unwrap();
+    assert_eq!(viewers.len(), 2, "{r}");
+    let what: Vec<String> = viewers.iter().map(describe).collect();
+    for v in viewers {
+        let (whole, sent) = (
+            v["frames_whole"].as_u64().unwrap(),
+            v["frames_sent"].as_u64().unwrap(),
+        );
+        assert!(sent >= 300, "about 30 frames a second for 12 s: {sent}");
+        assert!(
+            whole as f64 >= 0.95 * sent as f64,
+            "viewer {}: {whole} of {sent} frames whole\n  {}",
+            v["viewer"],
+            what.join("\n  ")
+        );
+    }
+}
