@@ -51,6 +51,15 @@ pub struct ServeArgs {
     /// for) [default: 3000].
     #[arg(long, env = "CASCADE_VIEWER_BWE")]
     pub viewer_bwe: Option<u64>,
+    /// The CPU the node may use, in percent of the machine's cores, before viewers give
+    /// way (new ones capped below the top layer, then the top layer shed for all, then new
+    /// ones refused); 0: no limit [default: 90].
+    #[arg(long, env = "CASCADE_CPU_BUDGET")]
+    pub cpu_budget: Option<u64>,
+    /// The media the node may send to viewers, in Mbit/s, before they give way (as with
+    /// --cpu-budget); 0: no limit [default: 0].
+    #[arg(long, env = "CASCADE_EGRESS_BUDGET")]
+    pub egress_budget: Option<u64>,
     /// Viewer sessions from one client address (IPv6: /64); 0: no cap [default: 100].
     #[arg(long, env = "CASCADE_MAX_VIEWERS_PER_ADDRESS")]
     pub max_viewers_per_address: Option<usize>,
@@ -242,6 +251,8 @@ pub struct FileConfig {
     max_pending: Option<usize>,
     max_pending_per_stream: Option<usize>,
     viewer_bwe: Option<u64>,
+    cpu_budget: Option<u64>,
+    egress_budget: Option<u64>,
     max_viewers_per_address: Option<usize>,
     max_pending_per_address: Option<usize>,
     http_header_timeout: Option<u64>,
@@ -330,6 +341,30 @@ impl ServeArgs {
                         })?,
                 ),
                 None => d.viewer_bwe,
+            },
+            budget: sfu::budget::BudgetConfig {
+                cpu: match self.cpu_budget.or(file.cpu_budget) {
+                    None => d.budget.cpu,
+                    Some(0) => None,
+                    Some(p @ 10..=100) => Some(p as f64 / 100.0),
+                    Some(p) => {
+                        return Err(format!(
+                            "--cpu-budget {p}: a share of the cores from 10 to 100 %, or 0 for none"
+                        ))
+                    }
+                },
+                egress_bps: match self.egress_budget.or(file.egress_budget) {
+                    None => d.budget.egress_bps,
+                    Some(0) => None,
+                    Some(mbps) => Some(
+                        mbps.checked_mul(1_000_000)
+                            .filter(|_| mbps <= 1_000_000)
+                            .ok_or_else(|| {
+                                format!("--egress-budget {mbps}: at most 1000000 Mbit/s, or 0 for none")
+                            })?,
+                    ),
+                },
+                ..d.budget
             },
             ..d
         };
@@ -479,6 +514,34 @@ mod tests {
             let err = bwe(Some(bad)).unwrap_err();
             assert!(err.contains("--viewer-bwe"), "{err}");
         }
+    }
+
+    #[test]
+    fn budgets_are_percent_and_mbits_or_zero_for_none() {
+        let budget = |cpu: Option<u64>, egress: Option<u64>| {
+            ServeArgs {
+                cpu_budget: cpu,
+                egress_budget: egress,
+                ..Default::default()
+            }
+            .resolve()
+            .map(|s| (s.node.budget.cpu, s.node.budget.egress_bps))
+        };
+        assert_eq!(
+            budget(None, None),
+            Ok((Some(0.9), None)),
+            "90 % of the cores"
+        );
+        assert_eq!(budget(Some(0), Some(200)), Ok((None, Some(200_000_000))));
+        assert_eq!(budget(Some(50), Some(0)), Ok((Some(0.5), None)));
+        for bad in [5, 101] {
+            assert!(budget(Some(bad), None)
+                .unwrap_err()
+                .contains("--cpu-budget"));
+        }
+        assert!(budget(None, Some(u64::MAX))
+            .unwrap_err()
+            .contains("--egress-budget"));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     /// each viewer's layer follows its estimate. `None`: no estimation, a viewer gets the
     /// layer it asks for whatever its path carries.
     pub viewer_bwe: Option<u64>,
+    /// The CPU and egress the node may use before viewers give way (`budget.rs`).
+    pub budget: crate::budget::BudgetConfig,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +61,7 @@ impl Default for NodeConfig {
             // Enough for a 720p top layer: a viewer joins on the top layer, as without
             // estimation, and steps down within a second if its path carries less.
             viewer_bwe: Some(3_000_000),
+            budget: crate::budget::BudgetConfig::default(),
         }
     }
 }

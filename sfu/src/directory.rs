@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
+use crate::budget::Pressure;
 use crate::error::SfuError;
 use crate::forward::layers::EncodingInfo;
 use crate::ids::{SessionId, StreamId, WorkerId};
@@ -237,6 +238,8 @@ pub struct Directory {
     remote: watch::Sender<u64>,
     /// The node is drained: viewers are told to move, no new viewer is admitted.
     draining: watch::Sender<bool>,
+    /// The budget's level ([`crate::budget::Pressure`]), set once a second.
+    pressure: std::sync::atomic::AtomicU8,
 }
 
 impl Default for Directory {
@@ -253,6 +256,7 @@ impl Directory {
             limits,
             remote: watch::channel(0).0,
             draining: watch::channel(false).0,
+            pressure: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -277,6 +281,11 @@ impl Directory {
             return Err(SfuError::AtCapacity);
         }
         let client = client.filter(|_| role == Role::Viewer);
+        if role == Role::Viewer && self.pressure() == Pressure::Refuse {
+            return Err(SfuError::Overloaded(
+                "this node is over its CPU or egress budget: retry shortly",
+            ));
+        }
         if role == Role::Viewer && *self.draining.borrow() {
             return Err(SfuError::Overloaded(
                 "this node is draining: ask the cluster again",
@@ -503,6 +512,17 @@ impl Directory {
         if let Some(e) = self.lock().streams.get_mut(name) {
             e.backup_ingest = backup;
         }
+    }
+
+    /// Sets the budget's level: at [`Pressure::Refuse`] new viewers are refused.
+    pub fn set_pressure(&self, p: Pressure) {
+        self.pressure
+            .store(p as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The budget's level now.
+    pub fn pressure(&self) -> Pressure {
+        Pressure::from_u8(self.pressure.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Drains the node (or not): its viewers are told to move, new ones are refused.

@@ -33,6 +33,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod budget;
 pub mod codec;
 pub mod config;
 pub mod directory;

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub forward_drops: IntCounterVec,
     /// NACKs received from viewers and sent to publishers.
     pub nacks: IntCounterVec,
+    /// The budget's level: 0 within budget, 1 new viewers capped below the top layer, 2
+    /// the top layer shed for all, 3 new viewers refused.
+    pub budget_pressure: IntGauge,
+    /// The process's CPU, as a share of the machine's cores, sampled every second.
+    pub cpu_share: prometheus::Gauge,
     /// Retransmissions sent to viewers.
     pub retransmissions: IntCounter,
     /// Keyframe requests sent to publishers (`sent`), and wants held back by the throttle
@@ -145,6 +150,19 @@ impl Metrics {
                 "nacks_total",
                 "NACKs received from viewers or sent to publishers",
                 &["direction"],
+            ),
+            budget_pressure: add(
+                &r,
+                IntGauge::new(
+                    "budget_pressure",
+                    "0 within budget, 1 new viewers capped, 2 top layer shed, 3 viewers refused",
+                )
+                .expect(INVARIANT),
+            ),
+            cpu_share: add(
+                &r,
+                prometheus::Gauge::new("cpu_share", "Process CPU as a share of the cores")
+                    .expect(INVARIANT),
             ),
             retransmissions: counter(
                 &r,

@@ -82,6 +82,11 @@ impl Node {
         });
         // Ended sessions' memory goes back to the OS (glibc keeps it otherwise).
         crate::heap::spawn_trimmer(Arc::downgrade(&shared.directory))?;
+        crate::budget::spawn_sampler(
+            config.budget,
+            Arc::downgrade(&shared.directory),
+            shared.metrics.clone(),
+        )?;
         let mut threads = Vec::with_capacity(n);
         for (i, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
             let shared = shared.clone();

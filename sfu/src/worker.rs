@@ -357,6 +357,7 @@ impl Worker {
     /// applies what it decides: the rate its estimator probes towards, a reset while
     /// paused, and a change of layer or pause told to its player.
     fn allocate(&mut self, now: Instant) {
+        let pressure = self.shared.directory.pressure();
         for (id, s) in self.sessions.iter_mut() {
             if s.role != Role::Viewer || !s.is_connected() {
                 continue;
@@ -364,7 +365,7 @@ impl Worker {
             let queue = s.queue_delay();
             let Some(a) = self
                 .router
-                .allocate(*id, now, s.estimate(), queue, s.loss())
+                .allocate(*id, now, s.estimate(), queue, s.loss(), pressure)
             else {
                 continue;
             };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
+use sfu::budget::{CpuMeter, RateMeter};
 
 use super::relay::ParentAddr;
 
@@ -151,7 +152,8 @@ impl Agent {
     /// Registers, then sends stats every second; registers again when forgotten.
     async fn report(self) {
         let mut cpu = CpuMeter::default();
-        let mut egress = (Instant::now(), self.inner.node.metrics().bytes_out.get());
+        let mut egress = RateMeter::default();
+        egress.sample(Instant::now(), self.inner.node.metrics().bytes_out.get());
         let mut tick = tokio::time::interval(STATS_EVERY);
         loop {
             tick.tick().await;
@@ -160,11 +162,8 @@ impl Agent {
                 self.state().id = self.register().await;
                 continue;
             };
-            let now = Instant::now();
             let bytes = self.inner.node.metrics().bytes_out.get();
-            let secs = now.duration_since(egress.0).as_secs_f64().max(0.001);
-            let egress_bps = ((bytes.saturating_sub(egress.1)) as f64 * 8.0 / secs) as u64;
-            egress = (now, bytes);
+            let egress_bps = egress.sample(Instant::now(), bytes);
             let body = self.stats(cpu.sample(), egress_bps);
             let r = self
                 .call(|c, u| {
@@ -254,36 +253,5 @@ impl Agent {
                 st.parents.remove(stream);
             }
         }
-    }
-}
-
-/// The process's CPU use since the last sample, as a share of the machine's cores, from
-/// `/proc/self/stat` (utime + stime in clock ticks of 1/100 s, Linux's fixed USER_HZ).
-#[derive(Default)]
-struct CpuMeter {
-    last: Option<(Instant, u64)>,
-}
-
-impl CpuMeter {
-    fn sample(&mut self) -> f64 {
-        let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| {
-                // Fields after the command name (which may hold spaces) in parentheses.
-                let rest = &s[s.rfind(')')? + 2..];
-                let f: Vec<&str> = rest.split(' ').collect();
-                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-            })
-        else {
-            return 0.0;
-        };
-        let now = Instant::now();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let cpu = self.last.map_or(0.0, |(t, before)| {
-            let secs = now.duration_since(t).as_secs_f64().max(0.001);
-            (ticks.saturating_sub(before) as f64 / 100.0 / secs / cores).clamp(0.0, 1.0)
-        });
-        self.last = Some((now, ticks));
-        cpu
     }
 }

@@ -4,6 +4,7 @@ mod access;
 mod accounts;
 mod admission;
 mod bad_input;
+mod budget;
 mod cluster;
 mod cluster_control;
 mod cluster_up;

@@ -14,6 +14,7 @@ use super::selector::{LayerSelector, Selected};
 use super::temporal::{TemporalFilter, ALL};
 use super::vp8::{Vp8Munger, Vp8Rewrite};
 use super::{DropReason, MediaPacket, SourceKey};
+use crate::budget::Pressure;
 use crate::codec::Codec;
 
 /// Audio or video.
@@ -139,6 +140,9 @@ pub struct Consumer {
     allocation: Allocation,
     video: VideoOut,
     audio: AudioOut,
+    /// Joined while the node was over its budget: kept below the top layer until the node
+    /// is back within it. `None` before the first allocation.
+    joined_under_pressure: Option<bool>,
 }
 
 /// What one [`Consumer::allocate`] decided, for the driver to apply to the viewer's
@@ -182,6 +186,7 @@ impl Consumer {
                 source: None,
                 rewriter: SeqRewriter::new(48_000, seq_origin[1], ts_origin[1]),
             },
+            joined_under_pressure: None,
         }
     }
 
@@ -217,18 +222,23 @@ impl Consumer {
     }
 
     /// Runs the allocator with the viewer's latest `estimate` (none without congestion
-    /// control), pacer `queue_delay` and `loss` (over the last second), against the layers its last packet carried, and
-    /// retargets the video when the decision changes. `None` until the layers are known.
+    /// control), pacer `queue_delay` and `loss` (over the last second), against the layers
+    /// its last packet carried, under the node's budget `pressure`, and retargets the video
+    /// when the decision changes. `None` until the layers are known.
     pub fn allocate(
         &mut self,
         now: Instant,
         estimate: Option<u64>,
         queue_delay: Duration,
         loss: f32,
+        pressure: Pressure,
     ) -> Option<Allocated> {
         let table = self.video.resolved_against.clone()?;
         let steps = Steps::of(&table);
-        let cap = steps.top_of(table.resolve_rank(&self.pref)?);
+        let rank = table
+            .resolve_rank(&self.pref)?
+            .min(self.node_cap(&table, pressure));
+        let cap = steps.top_of(rank);
         if let Some(bps) = estimate {
             self.alloc.set_estimate(bps);
         }
@@ -275,6 +285,21 @@ impl Consumer {
             reset_bps: d.reset_estimate.then(|| self.alloc.reset_bps(steps.bps())),
             stepped_down,
         })
+    }
+
+    /// The highest rank the node's budget allows this viewer: the top layer is shed for
+    /// everyone from [`Pressure::ShedTop`], for viewers who joined under pressure from
+    /// [`Pressure::CapNew`].
+    fn node_cap(&mut self, table: &LayerTable, pressure: Pressure) -> usize {
+        let joined = *self
+            .joined_under_pressure
+            .get_or_insert(pressure >= Pressure::CapNew);
+        if pressure == Pressure::Normal {
+            self.joined_under_pressure = Some(false);
+        }
+        let top = table.active.len().saturating_sub(1);
+        let shed = pressure >= Pressure::ShedTop || (pressure == Pressure::CapNew && joined);
+        top.saturating_sub(usize::from(shed))
     }
 
     /// The video source for `table`: the viewer's choice, capped by the allocation.

@@ -289,9 +289,10 @@ impl Router {
         estimate: Option<u64>,
         queue_delay: Duration,
         loss: f32,
+        pressure: crate::budget::Pressure,
     ) -> Option<Allocated> {
         match &mut self.sink_mut(Endpoint::Session(id))?.sink {
-            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay, loss),
+            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay, loss, pressure),
             Sink::Pipe(_) => None,
         }
     }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use sfu::budget::Pressure;
 use sfu::codec::Codec;
 use sfu::forward::layers::LayerRanker;
 use sfu::forward::{Allocation, Consumer, Kind, LayerPref, MediaPacket, Sink, SourceKey};
@@ -155,7 +156,14 @@ fn frame_rate_follows_the_path_and_stays_decodable() {
             }
         }
         if frame % 3 == 0 {
-            let a = router.allocate(VIEWER, clock.now, Some(estimate(ms)), Duration::ZERO, 0.0);
+            let a = router.allocate(
+                VIEWER,
+                clock.now,
+                Some(estimate(ms)),
+                Duration::ZERO,
+                0.0,
+                Pressure::Normal,
+            );
             if let Some(a) = a.filter(|a| a.changed) {
                 assert_eq!(a.target, Allocation::Layer(0), "one spatial layer");
                 temporal_targets.push((ms, a.temporal));
