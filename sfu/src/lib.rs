@@ -45,6 +45,7 @@ mod heap;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod red;
 pub mod relay;
 pub mod router;
 pub mod session;

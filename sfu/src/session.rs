@@ -23,6 +23,7 @@ use crate::error::SfuError;
 use crate::forward::producer::Producer;
 use crate::forward::{Forward, Kind, MediaPacket};
 use crate::ids::{SessionId, StreamId};
+use crate::red::RedAudio;
 
 /// Something a session did that the worker must act on.
 #[derive(Debug)]
@@ -81,6 +82,8 @@ struct ViewerState {
     /// The share of packets lost on the way to the viewer over the last second, from its
     /// transport-wide feedback.
     loss: f32,
+    /// Audio redundancy, when the viewer's offer had RED for Opus.
+    red: Option<RedAudio>,
 }
 
 /// One WebRTC peer.
@@ -182,6 +185,10 @@ impl Session {
             }
             (Role::Publisher, _) => {}
         }
+        if role == Role::Viewer {
+            // RED for Opus, taken only where the viewer's offer has it (`red.rs`).
+            config = config.enable_opus(true, true);
+        }
         let mut rtc = config.build(now);
         let candidate = Candidate::host(params.local, Protocol::Udp)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
@@ -265,6 +272,14 @@ impl Session {
             .filter(|p| remote.contains(&p.pt()))
             .filter_map(|p| Codec::from_str0m(p.spec().codec).map(|c| (c, p.pt())))
             .collect();
+        let red = config
+            .params()
+            .iter()
+            .filter(|p| p.spec().codec == str0m::format::Codec::Opus && remote.contains(&p.pt()))
+            // Negotiated: str0m keeps RED on Opus only where the offer had it.
+            .find_map(|p| Some((p.red()?, p.pt())))
+            .filter(|_| kind == MediaKind::Audio)
+            .map(|(red, opus)| RedAudio::new(*red, *opus));
         let track = OutTrack { mid, pts };
         let rtx = self.rtx_cache_packets;
         if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
@@ -280,7 +295,10 @@ impl Session {
         if let Some(v) = self.viewer.as_mut() {
             match kind {
                 MediaKind::Video => v.video = Some(track),
-                MediaKind::Audio => v.audio = Some(track),
+                MediaKind::Audio => {
+                    v.audio = Some(track);
+                    v.red = red;
+                }
             }
         }
     }
@@ -330,7 +348,7 @@ impl Session {
         tx: &mut dyn Transmitter,
         effects: &mut Vec<Effect>,
     ) -> bool {
-        let Some(viewer) = self.viewer.as_ref() else {
+        let Some(viewer) = self.viewer.as_mut() else {
             return false;
         };
         let track = match fwd.kind {
@@ -344,11 +362,18 @@ impl Session {
             return false;
         };
         let mid = track.mid;
+        let (pt, payload) = match viewer.red.as_mut() {
+            Some(red) if fwd.kind == Kind::Audio && fwd.codec == Codec::Opus => (
+                red.pt().into(),
+                Arc::from(red.wrap(fwd.seq, fwd.ts, &fwd.payload)),
+            ),
+            _ => (pt, fwd.payload.clone()),
+        };
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return false;
         };
-        let mut w = RtpWrite::new(pt, fwd.seq.into(), fwd.ts, wallclock, fwd.payload.clone())
+        let mut w = RtpWrite::new(pt, fwd.seq.into(), fwd.ts, wallclock, payload)
             .marker(fwd.marker)
             .nackable(fwd.kind == Kind::Video);
         if let Some(rw) = fwd.vp8 {

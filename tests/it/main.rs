@@ -19,6 +19,7 @@ mod loadtest;
 mod pages;
 mod peer;
 mod qos;
+mod red;
 mod revocation;
 mod server;
 mod synth;

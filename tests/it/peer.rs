@@ -29,6 +29,8 @@ pub struct Peer {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub kind: MediaKind,
+    /// Its payload type.
+    pub pt: u8,
     pub seq: u64,
     pub ts: u32,
     pub payload: Vec<u8>,
@@ -39,9 +41,13 @@ pub struct Received {
 impl Peer {
     /// A peer whose UDP socket (its one ICE candidate) is on `ip`.
     fn new_at(ip: IpAddr) -> Peer {
+        Peer::with_config(ip, RtcConfig::new())
+    }
+
+    fn with_config(ip: IpAddr, config: RtcConfig) -> Peer {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket.set_nonblocking(true).unwrap();
-        let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
+        let mut rtc = config.set_rtp_mode(true).build(Instant::now());
         let c = Candidate::host(socket.local_addr().unwrap(), Protocol::Udp).unwrap();
         rtc.add_local_candidate(c);
         Peer {
@@ -93,8 +99,17 @@ impl Peer {
         Peer::viewer_with(Ipv4Addr::LOCALHOST.into(), true)
     }
 
+    /// A viewer whose offer has RED for Opus, as browsers' do.
+    pub fn viewer_with_red() -> (Peer, String, SdpPendingOffer) {
+        let config = RtcConfig::new().enable_opus(true, true);
+        Peer::offer_to_receive(Peer::with_config(Ipv4Addr::LOCALHOST.into(), config), false)
+    }
+
     fn viewer_with(ip: IpAddr, channel: bool) -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new_at(ip);
+        Peer::offer_to_receive(Peer::new_at(ip), channel)
+    }
+
+    fn offer_to_receive(mut p: Peer, channel: bool) -> (Peer, String, SdpPendingOffer) {
         let mut api = p.rtc.sdp_api();
         let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -156,13 +171,15 @@ impl Peer {
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => self.connected = true,
                     Event::RtpPacket(p) => {
-                        let kind = if p.header.payload_type == self.pt(Codec::Opus) {
+                        let pt = p.header.payload_type;
+                        let kind = if pt == self.pt(Codec::Opus) || Some(pt) == self.red_pt() {
                             MediaKind::Audio
                         } else {
                             MediaKind::Video
                         };
                         self.received.push(Received {
                             kind,
+                            pt: *pt,
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
                             payload: p.payload.to_vec(),
@@ -221,6 +238,16 @@ impl Peer {
             .find(|p| p.spec().codec == codec)
             .map(|p| p.pt())
             .expect("codec configured")
+    }
+
+    /// The payload type of RED for Opus, if this peer offered it.
+    pub fn red_pt(&self) -> Option<Pt> {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .and_then(|p| p.red())
     }
 
     pub fn mid(&self, kind: MediaKind) -> Mid {
