@@ -77,6 +77,26 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     await until(viewers.auto, () => window.player.active === true && window.player.viewers === 3);
     await until(viewers.auto, () => window.player.layers.length === 3, null, 20000);
 
+    // Audio comes with redundancy (RED, which Chromium offers): each packet carries the one
+    // before, so the viewer's audio packets are about twice the publisher's.
+    const perPacket = (page, type) => page.evaluate(async (type) => {
+      const pc = window.player?.session?.pc ?? window.studio?.session?.pc;
+      let out = null;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === type && r.kind === "audio") {
+          const [bytes, packets] = type === "inbound-rtp"
+            ? [r.bytesReceived, r.packetsReceived] : [r.bytesSent, r.packetsSent];
+          out = { bytes, packets, perPacket: bytes / packets };
+        }
+      });
+      return out;
+    }, type);
+    const sent = await perPacket(studio, "outbound-rtp");
+    const got = await perPacket(viewers.auto, "inbound-rtp");
+    console.log(`audio bytes per packet: publisher ${sent.perPacket.toFixed(1)}, viewer ${got.perPacket.toFixed(1)}`);
+    assert.ok(got.packets > 50 && got.perPacket > 1.6 * sent.perPacket,
+      `the viewer's audio carries RED: ${JSON.stringify({ sent, got })}`);
+
     // The publisher stops and comes back; the auto viewer resumes on the same session.
     const before = await viewers.auto.evaluate(() => ({ loc: window.player.session.location }));
     await studio.evaluate(() => window.studio.stop());

@@ -16,7 +16,9 @@ const player = { session: null, frames: 0, width: 0, height: 0, joinStart: 0, fi
                  answered: 0, connected: 0,
                  delays: [], active: null, layers: [], viewers: 0, error: null,
                  // This viewer's allocation: video paused (audio goes on), the layer's rank.
-                 paused: false, rank: null };
+                 paused: false, rank: null,
+                 // The highest temporal layer sent, when the frame rate is reduced.
+                 temporal: null };
 window.player = player;
 const video = $("video");
 sampleFrames(video, measure, (width, delay) => {
@@ -51,7 +53,8 @@ function allocated() {
   if (player.rank === null) return "";
   const id = player.layers.find((l) => l.rank === player.rank)?.encodingId;
   const of = player.layers.length ? ` of ${player.layers.length}` : "";
-  return `layer ${player.rank + 1}${of}${id ? ` (${id})` : ""}`;
+  const rate = player.temporal === null ? "" : ", reduced frame rate";
+  return `layer ${player.rank + 1}${of}${id ? ` (${id})` : ""}${rate}`;
 }
 
 /** The status line, the off-air slate and the paused notice, from what the events said. */
@@ -61,6 +64,8 @@ function show() {
     : player.paused ? "live, audio only" : "live";
   $("slate").hidden = player.active !== false;
   $("notice").hidden = !(player.active && player.paused);
+  // The notice says what the overlay would: on a small player they would overlap.
+  $("overlay").hidden = !$("notice").hidden || !$("slate").hidden;
 }
 
 function onEvent(name, data) {
@@ -68,7 +73,7 @@ function onEvent(name, data) {
   if (name === "inactive") player.active = false;
   if (name === "paused") player.paused = true;
   if (name === "resumed") player.paused = false;
-  if (name === "allocation") player.rank = data?.rank ?? null;
+  if (name === "allocation") { player.rank = data?.rank ?? null; player.temporal = data?.temporal ?? null; }
   if (name === "layers") player.layers = data?.video?.active ?? [];
   if (name === "viewercount") { player.viewers = data.viewercount; $("viewers").textContent = `${data.viewercount} watching`; }
   show();
