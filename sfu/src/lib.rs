@@ -48,6 +48,7 @@ pub mod relay;
 pub mod router;
 pub mod session;
 pub mod stun;
+pub mod tcp;
 pub mod trickle;
 pub mod udp;
 mod worker;
