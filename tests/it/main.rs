@@ -21,3 +21,5 @@ mod qos;
 mod revocation;
 mod server;
 mod synth;
+mod tcp;
+mod turn;
