@@ -21,10 +21,8 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startServer, until, percentile, CHROMIUM_ARGS } from "./harness.mjs";
+import { startServer, goLive, percentile, launchInNamespace } from "./harness.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const NODE_IP = "10.97.0.1";
 const TAG = `ctcp-${process.pid}`;
 // One namespace per viewer: its subnet's .1 is on the node's side, .2 the viewer.
@@ -124,13 +122,6 @@ async function startCoturn(port, dir) {
   throw new Error(`turnserver did not listen: ${log.join("")}`);
 }
 
-/** Chromium started inside a viewer's namespace. */
-function launchIn(path, dir) {
-  const wrapper = join(dir, `chromium-${path}.sh`);
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${nsName(path)} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
-  return chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
-}
-
 /** Plays the stream with the SDK, reads the clock from every frame for WATCH_SECONDS, and
  *  reports join time, delays and the selected candidate pair. */
 async function watch(page, base, stream) {
@@ -201,20 +192,13 @@ test("viewers whose network blocks UDP play over ICE-TCP, or through an announce
       "--turn-secret-file", secretFile, ...extra,
     ]);
 
-    publisher = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${server.base}`],
-    });
-    const studio = await publisher.newPage();
-    await studio.goto(`${server.base}/studio?stream=tcp&source=clock`);
-    await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    publisher = await goLive(server.base, "tcp", "clock");
     await new Promise((r) => setTimeout(r, 2000)); // the publisher's rate ramps up
 
     // One after another: two cores run one viewer's decoder and clock reading at a time.
     const results = {};
     for (const path of ["udp", "tcp", "turn"]) {
-      const b = await launchIn(path, dir);
+      const b = await launchInNamespace(nsName(path), dir);
       browsers.push(b);
       const page = await b.newPage();
       page.on("console", (m) => { if (m.type() === "error" && !/404/.test(m.text())) console.log(`${path}:`, m.text()); });

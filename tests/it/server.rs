@@ -136,16 +136,19 @@ impl Server {
             .sum()
     }
 
-    /// Sessions open on the node, from `/healthz`.
-    pub fn sessions(&self) -> u64 {
-        let health: serde_json::Value = self
-            .http()
+    /// The node's `/healthz`.
+    pub fn health(&self) -> serde_json::Value {
+        self.http()
             .get(self.url("/healthz"))
             .send()
             .unwrap()
             .json()
-            .unwrap();
-        health["sessions"].as_u64().unwrap()
+            .unwrap()
+    }
+
+    /// Sessions open on the node, from `/healthz`.
+    pub fn sessions(&self) -> u64 {
+        self.health()["sessions"].as_u64().unwrap()
     }
 
     /// SIGTERM, then wait: returns whether it exited cleanly.

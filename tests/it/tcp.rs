@@ -10,47 +10,17 @@ use str0m::media::MediaKind;
 
 use crate::peer::{pump, tcp_candidate, Peer};
 use crate::server::Server;
-use crate::synth::{assert_continuous, Synth};
+use crate::synth::{assert_continuous, run, Synth};
 
 const LAYERS: [(&str, usize); 1] = [("h", 2)];
 
 /// The first worker's ICE-TCP address, from `/healthz`.
 fn tcp_port_of(server: &Server) -> SocketAddr {
-    let health: serde_json::Value = server
-        .http()
-        .get(server.url("/healthz"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    health["tcp"][0]
+    server.health()["tcp"][0]
         .as_str()
         .expect("the node listens for ICE-TCP")
         .parse()
         .unwrap()
-}
-
-/// Publishes over UDP and runs until `done` or `within` passes.
-fn run(
-    synth: &mut Synth,
-    publ: &mut Peer,
-    viewers: &mut [&mut Peer],
-    within: Duration,
-    mut done: impl FnMut(&[&mut Peer]) -> bool,
-) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        synth.tick(publ);
-        publ.poll();
-        for v in viewers.iter_mut() {
-            v.poll();
-        }
-        if done(viewers) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
 }
 
 fn video(v: &Peer) -> usize {
@@ -60,13 +30,41 @@ fn video(v: &Peer) -> usize {
         .count()
 }
 
+/// Whether the viewer gets `more` video packets within `within` while the stream goes on.
+fn gets_more(
+    synth: &mut Synth,
+    publ: &mut Peer,
+    viewer: &mut Peer,
+    more: usize,
+    within: Duration,
+) -> bool {
+    let before = video(viewer);
+    run(
+        synth,
+        publ,
+        &mut [viewer],
+        |v| video(v[0]) >= before + more,
+        within,
+    )
+}
+
 /// A live stream on `server` and a viewer connected to it over TCP alone.
-fn live_with_tcp_viewer(server: &Server) -> (Synth, Peer, Peer) {
+fn live_with_tcp_viewer(server: &Server, stream: &str) -> (Synth, Peer, Peer) {
     let http = server.http();
     let (mut publ, offer, pending) = Peer::publisher(&["h"]);
-    publ.connect(&http, &server.url("/whip/tcp"), offer, pending);
+    publ.connect(
+        &http,
+        &server.url(&format!("/whip/{stream}")),
+        offer,
+        pending,
+    );
     let (mut viewer, offer, pending) = Peer::viewer_over_tcp();
-    viewer.connect(&http, &server.url("/whep/tcp"), offer, pending);
+    viewer.connect(
+        &http,
+        &server.url(&format!("/whep/{stream}")),
+        offer,
+        pending,
+    );
     assert!(
         pump(
             &mut [&mut publ, &mut viewer],
@@ -81,14 +79,14 @@ fn live_with_tcp_viewer(server: &Server) -> (Synth, Peer, Peer) {
 #[test]
 fn a_viewer_that_reaches_the_node_only_over_tcp_gets_the_stream() {
     let server = Server::start(&[]);
-    let (mut synth, mut publ, mut viewer) = live_with_tcp_viewer(&server);
+    let (mut synth, mut publ, mut viewer) = live_with_tcp_viewer(&server, "tcp");
     assert!(
-        run(
+        gets_more(
             &mut synth,
             &mut publ,
-            &mut [&mut viewer],
-            Duration::from_secs(10),
-            |v| video(v[0]) >= 100
+            &mut viewer,
+            100,
+            Duration::from_secs(10)
         ),
         "the TCP viewer got {} video packets",
         video(&viewer)
@@ -156,7 +154,7 @@ fn framed(data: &[u8]) -> Vec<u8> {
 #[test]
 fn garbage_and_oversized_frames_close_only_their_own_connection() {
     let server = Server::start(&[]);
-    let (mut synth, mut publ, mut viewer) = live_with_tcp_viewer(&server);
+    let (mut synth, mut publ, mut viewer) = live_with_tcp_viewer(&server, "tcp");
     let at = tcp_port_of(&server);
     let strangers: Vec<(&str, Vec<u8>)> = vec![
         // "GE" as a length: 18245 bytes, over the largest frame.
@@ -182,16 +180,15 @@ fn garbage_and_oversized_frames_close_only_their_own_connection() {
         socks.push((what, s));
     }
     // While the strangers are dealt with, the viewer's stream goes on.
-    let before = video(&viewer);
     assert!(
-        run(
+        gets_more(
             &mut synth,
             &mut publ,
-            &mut [&mut viewer],
-            Duration::from_secs(10),
-            |v| video(v[0]) >= before + 60
+            &mut viewer,
+            60,
+            Duration::from_secs(10)
         ),
-        "the TCP viewer's stream stalled: {} packets after {before}",
+        "the TCP viewer's stream stalled while strangers were closed: {} packets",
         video(&viewer)
     );
     for (what, s) in &mut socks {
@@ -201,14 +198,13 @@ fn garbage_and_oversized_frames_close_only_their_own_connection() {
         );
     }
     // And goes on after.
-    let before = video(&viewer);
     assert!(
-        run(
+        gets_more(
             &mut synth,
             &mut publ,
-            &mut [&mut viewer],
-            Duration::from_secs(5),
-            |v| video(v[0]) >= before + 30
+            &mut viewer,
+            30,
+            Duration::from_secs(5)
         ),
         "the TCP viewer's stream stalled after the strangers left"
     );
@@ -248,17 +244,5 @@ fn connections_over_the_limit_are_closed_and_a_freed_place_is_taken_again() {
     );
     drop((first, second));
     // Their places are free again: a viewer connects over TCP.
-    let (mut publ, offer, pending) = Peer::publisher(&["h"]);
-    let http = server.http();
-    publ.connect(&http, &server.url("/whip/limit"), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer_over_tcp();
-    viewer.connect(&http, &server.url("/whep/limit"), offer, pending);
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "a TCP viewer connects once places are free"
-    );
+    let _live = live_with_tcp_viewer(&server, "limit");
 }
