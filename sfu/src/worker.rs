@@ -834,6 +834,8 @@ impl Worker {
         };
         s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
+        // Its goodbyes (RTCP BYE, DTLS close_notify) go out before its connections close.
+        self.flush_tcp();
         self.close_tcp_of(id);
         if self.by_ufrag.get(s.local_ufrag()) == Some(&id) {
             self.by_ufrag.remove(s.local_ufrag());

@@ -16,7 +16,7 @@ const HIGH: u8 = 0;
 const LOW: u8 = 2;
 
 fn cascade(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .args(args)
         .output()
         .expect("run cascade");
