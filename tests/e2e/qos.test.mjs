@@ -57,7 +57,12 @@ function isAlive(pid) {
 const viewerState = (page) => page.evaluate(async () => {
   const out = { t: performance.now(), width: 0, framesDecoded: 0, videoBytes: 0, audioPackets: 0,
                 paused: window.player.paused, rank: window.player.rank };
-  (await window.player.session?.pc.getStats())?.forEach((r) => {
+  const stats = await window.player.session?.pc.getStats();
+  stats?.forEach((r) => {
+    // The selected pair's protocol: the node offers ICE-TCP too, and Chromium may move to it.
+    if (r.type === "transport" && r.selectedCandidatePairId) {
+      out.proto = stats.get(stats.get(r.selectedCandidatePairId)?.localCandidateId)?.protocol;
+    }
     if (r.type !== "inbound-rtp") return;
     if (r.kind === "video") {
       out.width = r.frameWidth ?? 0; out.framesDecoded = r.framesDecoded ?? 0; out.videoBytes = r.bytesReceived;
@@ -91,7 +96,7 @@ function longestAudioGap(samples) {
 }
 
 const brief = (samples) => samples.map((s) =>
-  `${s.at - samples[0].at}ms:${s.paused ? "paused" : s.width}/r${s.rank}/a${s.audioPackets}`).join(" ");
+  `${s.at - samples[0].at}ms:${s.paused ? "paused" : s.width}/r${s.rank}/a${s.audioPackets}${s.proto === "udp" ? "" : `/${s.proto}`}`).join(" ");
 
 test("a viewer behind a 400 kbit/s tbf steps down, keeps its audio, and steps back up", { timeout: 120_000 }, async () => {
   const started = Date.now();
