@@ -167,7 +167,15 @@ impl Peer {
 
     /// A publisher as [`Peer::publisher`], its socket on `ip`.
     pub fn publisher_at(ip: IpAddr, rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new_at(ip);
+        Peer::publisher_on(Peer::new_at(ip), rids)
+    }
+
+    /// A publisher as [`Peer::publisher`] that reaches the node over ICE-TCP alone.
+    pub fn publisher_over_tcp(rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
+        Peer::publisher_on(Peer::on(Link::Tcp(None)), rids)
+    }
+
+    fn publisher_on(mut p: Peer, rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
         let mut api = p.rtc.sdp_api();
         let mut sim = Simulcast::new();
         for r in rids {

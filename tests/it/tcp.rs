@@ -100,6 +100,37 @@ fn a_viewer_that_reaches_the_node_only_over_tcp_gets_the_stream() {
 }
 
 #[test]
+fn a_publisher_over_tcp_alone_reaches_viewers_on_udp() {
+    let server = Server::start(&[]);
+    let http = server.http();
+    let (mut publ, offer, pending) = Peer::publisher_over_tcp(&["h"]);
+    publ.connect(&http, &server.url("/whip/up"), offer, pending);
+    let (mut viewer, offer, pending) = Peer::viewer();
+    viewer.connect(&http, &server.url("/whep/up"), offer, pending);
+    assert!(
+        pump(
+            &mut [&mut publ, &mut viewer],
+            Duration::from_secs(10),
+            |p| p.iter().all(|p| p.connected)
+        ),
+        "the TCP publisher and the viewer connect"
+    );
+    let mut synth = Synth::new(&LAYERS, 5);
+    assert!(
+        gets_more(
+            &mut synth,
+            &mut publ,
+            &mut viewer,
+            100,
+            Duration::from_secs(10)
+        ),
+        "the viewer got {} video packets from the TCP publisher",
+        video(&viewer)
+    );
+    assert_continuous(&viewer);
+}
+
+#[test]
 fn with_tcp_off_the_answer_offers_no_tcp_candidate() {
     let server = Server::start(&["--tcp-port", "off"]);
     let (_, offer, _) = Peer::viewer_over_tcp();
