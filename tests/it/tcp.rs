@@ -6,6 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use str0m::change::SdpPendingOffer;
 use str0m::media::MediaKind;
 
 use crate::peer::{pump, tcp_candidate, Peer};
@@ -48,17 +49,20 @@ fn gets_more(
     )
 }
 
-/// A live stream on `server` and a viewer connected to it over TCP alone.
-fn live_with_tcp_viewer(server: &Server, stream: &str) -> (Synth, Peer, Peer) {
+type Offered = (Peer, String, SdpPendingOffer);
+
+/// A live stream on `server`: `publ` and `viewer` (either may be on ICE-TCP alone)
+/// connected to `stream`.
+fn live(server: &Server, stream: &str, publ: Offered, viewer: Offered) -> (Synth, Peer, Peer) {
     let http = server.http();
-    let (mut publ, offer, pending) = Peer::publisher(&["h"]);
+    let (mut publ, offer, pending) = publ;
     publ.connect(
         &http,
         &server.url(&format!("/whip/{stream}")),
         offer,
         pending,
     );
-    let (mut viewer, offer, pending) = Peer::viewer_over_tcp();
+    let (mut viewer, offer, pending) = viewer;
     viewer.connect(
         &http,
         &server.url(&format!("/whep/{stream}")),
@@ -71,9 +75,19 @@ fn live_with_tcp_viewer(server: &Server, stream: &str) -> (Synth, Peer, Peer) {
             Duration::from_secs(10),
             |p| p.iter().all(|p| p.connected)
         ),
-        "the publisher and the TCP viewer connect"
+        "the publisher and the viewer connect"
     );
     (Synth::new(&LAYERS, 3), publ, viewer)
+}
+
+/// A live stream on `server` and a viewer connected to it over TCP alone.
+fn live_with_tcp_viewer(server: &Server, stream: &str) -> (Synth, Peer, Peer) {
+    live(
+        server,
+        stream,
+        Peer::publisher(&["h"]),
+        Peer::viewer_over_tcp(),
+    )
 }
 
 #[test]
@@ -102,20 +116,12 @@ fn a_viewer_that_reaches_the_node_only_over_tcp_gets_the_stream() {
 #[test]
 fn a_publisher_over_tcp_alone_reaches_viewers_on_udp() {
     let server = Server::start(&[]);
-    let http = server.http();
-    let (mut publ, offer, pending) = Peer::publisher_over_tcp(&["h"]);
-    publ.connect(&http, &server.url("/whip/up"), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer();
-    viewer.connect(&http, &server.url("/whep/up"), offer, pending);
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "the TCP publisher and the viewer connect"
+    let (mut synth, mut publ, mut viewer) = live(
+        &server,
+        "up",
+        Peer::publisher_over_tcp(&["h"]),
+        Peer::viewer(),
     );
-    let mut synth = Synth::new(&LAYERS, 5);
     assert!(
         gets_more(
             &mut synth,
