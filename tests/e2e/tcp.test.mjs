@@ -14,6 +14,8 @@
 // Run inside `unshare --net` as root (scripts/test.sh):
 //   unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test tcp.test.mjs'
 // CASCADE_TCP_ARGS adds flags to the node: `--tcp-port off` must fail the tcp viewer.
+// CASCADE_TCP_LOSS=P drops P % of what reaches every viewer (nftables, at random), to compare
+// the paths on a lossy network (a measurement: a lossy TCP path may well fail the checks).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -57,6 +59,11 @@ function namespace(path, rules) {
   inNs(path, "ip", "link", "set", `${veth}v`, "up");
   inNs(path, "ip", "link", "set", "lo", "up");
   if (net !== "10.97.0") inNs(path, "ip", "route", "add", "10.97.0.0/24", "via", `${net}.1`);
+  const loss = Number(process.env.CASCADE_TCP_LOSS ?? 0);
+  if (loss > 0) {
+    rules = (rules ?? "") + `table inet loss {\n chain in { type filter hook input priority -10; policy accept;\n` +
+      `  numgen random mod 1000 < ${Math.round(loss * 10)} drop;\n }\n}\n`;
+  }
   if (rules) {
     const file = join(tmpdir(), `${ns}.nft`);
     writeFileSync(file, rules);
