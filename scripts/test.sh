@@ -13,6 +13,9 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# nftables drops a viewer's UDP in tests/e2e/tcp.test.mjs; coturn is its TURN server.
+command -v nft >/dev/null || need_apt+=(nftables)
+command -v turnserver >/dev/null || need_apt+=(coturn)
 # OpenSSL (the node's DTLS) to build; GStreamer's webrtcbin, VP8, Opus and libnice on
 # Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
 for p in libssl-dev pkg-config python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
@@ -99,3 +102,8 @@ unshare --net sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 
 step "viewer QoS in a real browser (a Chromium viewer in its own namespace behind a 400 kbit/s tbf)"
 # The test makes the viewer's namespace and a veth pair (the node on 10.98.0.1) and removes them.
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test qos.test.mjs'
+
+step "viewers whose network blocks UDP (Chromium over ICE-TCP, and through an announced coturn relay)"
+# The test makes three viewer namespaces (nftables rules, veth pairs; the node on 10.97.0.1)
+# and a coturn on a free port, and removes them.
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test tcp.test.mjs'

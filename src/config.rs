@@ -28,6 +28,24 @@ pub struct ServeArgs {
     /// Address announced in ICE candidates [default: the bind address].
     #[arg(long, env = "CASCADE_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+    /// First ICE-TCP port (passive TCP candidates, for clients whose network blocks UDP);
+    /// worker i uses port+i; `off` offers no TCP [default: 0, any free port].
+    #[arg(long, env = "CASCADE_TCP_PORT", value_parser = parse_tcp_port)]
+    pub tcp_port: Option<TcpPort>,
+    /// ICE-TCP connections open at once per worker [default: 1000].
+    #[arg(long, env = "CASCADE_MAX_TCP_CONNECTIONS")]
+    pub max_tcp_connections: Option<usize>,
+    /// A TURN server announced with time-limited credentials (coturn's use-auth-secret),
+    /// e.g. `turn:turn.example.net:3478?transport=udp` (repeatable or comma-separated).
+    #[arg(long = "turn-url", env = "CASCADE_TURN_URL", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// A file holding the TURN server's static-auth-secret [default: the secret in
+    /// CASCADE_TURN_SECRET].
+    #[arg(long, env = "CASCADE_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// Seconds a TURN credential stays valid [default: 86400].
+    #[arg(long, env = "CASCADE_TURN_TTL")]
+    pub turn_ttl: Option<u64>,
     /// Media worker threads [default: one per core].
     #[arg(long, env = "CASCADE_WORKERS")]
     pub workers: Option<usize>,
@@ -228,6 +246,33 @@ pub enum AuthMode {
     Tokens,
 }
 
+/// `--tcp-port`: a port, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TcpPort {
+    /// First port (0: any free).
+    Port(u16),
+    /// `"off"`: no ICE-TCP.
+    Off(Off),
+}
+
+/// The word `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Off {
+    /// No TCP.
+    Off,
+}
+
+fn parse_tcp_port(s: &str) -> Result<TcpPort, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(TcpPort::Off(Off::Off));
+    }
+    s.parse()
+        .map(TcpPort::Port)
+        .map_err(|_| format!("expected a port or `off`, got {s:?}"))
+}
+
 fn parse_key(s: &str) -> Result<(String, String), String> {
     let (stream, key) = s.split_once('=').ok_or("expected STREAM=KEY")?;
     if stream.is_empty() || key.is_empty() {
@@ -243,6 +288,12 @@ pub struct FileConfig {
     http: Option<SocketAddr>,
     bind_ip: Option<IpAddr>,
     udp_port: Option<u16>,
+    tcp_port: Option<TcpPort>,
+    max_tcp_connections: Option<usize>,
+    #[serde(default)]
+    turn_urls: Vec<String>,
+    turn_secret_file: Option<PathBuf>,
+    turn_ttl: Option<u64>,
     public_ip: Option<IpAddr>,
     workers: Option<usize>,
     max_sessions: Option<usize>,
@@ -281,6 +332,7 @@ pub struct Settings {
     pub node: sfu::NodeConfig,
     pub publish_keys: HashMap<String, String>,
     pub ice_servers: Vec<IceServer>,
+    pub turn: Option<signaling::Turn>,
     pub cors_origins: Vec<String>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -306,6 +358,15 @@ impl ServeArgs {
             workers: self.workers.or(file.workers).unwrap_or(d.workers),
             bind_ip: self.bind_ip.or(file.bind_ip).unwrap_or(d.bind_ip),
             udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
+            tcp_port: match self.tcp_port.or(file.tcp_port) {
+                Some(TcpPort::Port(p)) => Some(p),
+                Some(TcpPort::Off(_)) => None,
+                None => d.tcp_port,
+            },
+            max_tcp_connections: self
+                .max_tcp_connections
+                .or(file.max_tcp_connections)
+                .unwrap_or(d.max_tcp_connections),
             public_ip: self.public_ip.or(file.public_ip),
             max_sessions: self
                 .max_sessions
@@ -413,6 +474,15 @@ impl ServeArgs {
             username: None,
             credential: None,
         }));
+        let turn = turn(
+            if self.turn_urls.is_empty() {
+                file.turn_urls
+            } else {
+                self.turn_urls
+            },
+            self.turn_secret_file.or(file.turn_secret_file),
+            self.turn_ttl.or(file.turn_ttl).unwrap_or(86_400),
+        )?;
         let mut cors_origins = file.cors_origins;
         cors_origins.extend(self.cors_origins);
         let store = StoreArgs {
@@ -464,9 +534,52 @@ impl ServeArgs {
             node,
             publish_keys,
             ice_servers,
+            turn,
             cors_origins,
         })
     }
+}
+
+/// The TURN servers to announce, with their secret: from the file, else from
+/// CASCADE_TURN_SECRET (the environment only: a flag shows in `ps`).
+fn turn(
+    urls: Vec<String>,
+    secret_file: Option<PathBuf>,
+    ttl: u64,
+) -> Result<Option<signaling::Turn>, String> {
+    let urls: Vec<String> = urls
+        .into_iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    if let Some(bad) = urls
+        .iter()
+        .find(|u| !(u.starts_with("turn:") || u.starts_with("turns:")))
+    {
+        return Err(format!("--turn-url {bad:?}: expected turn:… or turns:…"));
+    }
+    let secret = match secret_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?,
+        None => std::env::var("CASCADE_TURN_SECRET").unwrap_or_default(),
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(
+            "--turn-url needs the TURN secret (--turn-secret-file or CASCADE_TURN_SECRET)".into(),
+        );
+    }
+    if ttl == 0 {
+        return Err("--turn-ttl must be at least 1 second".into());
+    }
+    Ok(Some(signaling::Turn::new(
+        urls,
+        secret.as_bytes(),
+        Duration::from_secs(ttl),
+    )))
 }
 
 #[cfg(test)]
@@ -542,6 +655,53 @@ mod tests {
         assert!(budget(None, Some(u64::MAX))
             .unwrap_err()
             .contains("--egress-budget"));
+    }
+
+    #[test]
+    fn tcp_is_on_by_default_and_off_by_flag_or_file() {
+        assert_eq!(
+            ServeArgs::default().resolve().unwrap().node.tcp_port,
+            Some(0)
+        );
+        assert_eq!(parse_tcp_port("OFF"), Ok(TcpPort::Off(Off::Off)));
+        assert_eq!(parse_tcp_port("7881"), Ok(TcpPort::Port(7881)));
+        assert!(parse_tcp_port("seven").is_err());
+        let off = ServeArgs {
+            tcp_port: Some(TcpPort::Off(Off::Off)),
+            ..Default::default()
+        };
+        assert_eq!(off.resolve().unwrap().node.tcp_port, None);
+        for (toml, want) in [
+            ("tcp_port = \"off\"\n", None),
+            ("tcp_port = 7881\n", Some(7881)),
+        ] {
+            let file: FileConfig = toml::from_str(toml).unwrap();
+            let port = match file.tcp_port {
+                Some(TcpPort::Port(p)) => Some(p),
+                _ => None,
+            };
+            assert_eq!(port, want, "{toml}");
+        }
+    }
+
+    #[test]
+    fn turn_needs_its_secret_and_turn_urls() {
+        let dir = std::env::temp_dir().join(format!("cascade-cfg-turn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("turn.secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let urls = vec!["turn:10.0.0.1:3478?transport=udp".to_owned()];
+        let t = turn(urls.clone(), Some(secret.clone()), 600)
+            .unwrap()
+            .unwrap();
+        let servers = t.servers("live", std::time::SystemTime::now());
+        assert_eq!(servers[0].url, urls[0]);
+        assert!(servers[0].username.as_deref().unwrap().ends_with(":live"));
+        let missing = turn(urls, Some(dir.join("none")), 600).unwrap_err();
+        assert!(missing.contains("reading"), "{missing}");
+        let stun = turn(vec!["stun:x:3478".into()], Some(secret), 600).unwrap_err();
+        assert!(stun.contains("--turn-url"), "{stun}");
+        assert!(turn(Vec::new(), None, 600).unwrap().is_none());
     }
 
     #[test]

@@ -315,7 +315,8 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         } else {
             Cors::Origins(settings.cors_origins.clone())
         };
-        let state = AppState::new(node.clone(), auth, settings.ice_servers.clone());
+        let state = AppState::new(node.clone(), auth, settings.ice_servers.clone())
+            .with_turn(settings.turn.clone());
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
             _ => follow::in_process(control.clone(), state.clone()),
@@ -326,6 +327,10 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let media: Vec<String> = node.media_addrs().iter().map(|a| a.to_string()).collect();
         tracing::info!("media workers on udp {}", media.join(", "));
+        if !node.tcp_addrs().is_empty() {
+            let tcp: Vec<String> = node.tcp_addrs().iter().map(|a| a.to_string()).collect();
+            tracing::info!("ICE-TCP on {}", tcp.join(", "));
+        }
         // Tests and scripts read this line for the address actually bound.
         println!("cascade listening on http://{addr}");
         cluster::start(

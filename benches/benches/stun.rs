@@ -27,6 +27,7 @@ fn stun(c: &mut Criterion) {
     let client_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
     let params = OpenParams {
         local: server,
+        tcp: None,
         rtx_cache_packets: 16,
         keyframe_throttle: Duration::from_millis(100),
         viewer_bwe: None,

@@ -210,6 +210,7 @@ pub fn connected_viewers_with(n: usize, bwe: Option<u64>) -> Viewers {
     let server_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let params = OpenParams {
         local: server_addr,
+        tcp: None,
         rtx_cache_packets: 1024,
         keyframe_throttle: Duration::from_millis(100),
         viewer_bwe: bwe,

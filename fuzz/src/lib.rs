@@ -40,6 +40,7 @@ impl Transmitter for Discard {
 fn params() -> OpenParams {
     OpenParams {
         local: LOCAL.parse().expect("a socket address"),
+        tcp: None,
         rtx_cache_packets: 64,
         keyframe_throttle: Duration::from_millis(300),
         viewer_bwe: Some(3_000_000),

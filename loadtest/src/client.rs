@@ -167,12 +167,16 @@ pub async fn local_ip_towards(url: &str) -> Result<IpAddr, ClientError> {
     Ok(probe.local_addr()?.ip())
 }
 
-/// The `ip port` host candidates in an SDP answer.
+/// The `ip port` of the UDP candidates in an SDP answer (the load generator speaks UDP
+/// alone: a node's ICE-TCP candidate is left as it is).
 pub fn candidate_addrs(sdp: &str) -> Vec<SocketAddr> {
     sdp.lines()
         .filter(|l| l.starts_with("a=candidate:"))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
+            if !f.get(2)?.eq_ignore_ascii_case("udp") {
+                return None;
+            }
             let ip = f.get(4)?.parse().ok()?;
             let port = f.get(5)?.parse().ok()?;
             Some(SocketAddr::new(ip, port))
@@ -204,7 +208,7 @@ mod tests {
 
     #[test]
     fn finds_and_replaces_candidates() {
-        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=mid:0\r\n";
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=candidate:2 1 tcp 1526726655 127.0.0.1 40100 typ host tcptype passive\r\na=mid:0\r\n";
         let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         assert_eq!(candidate_addrs(sdp), vec![from]);
         let to: SocketAddr = "127.0.0.1:5555".parse().unwrap();

@@ -158,6 +158,16 @@ function iceServersFrom(header) {
     }
     return servers;
 }
+/** The ICE servers an endpoint announces to OPTIONS; none if it does not answer. */
+async function announcedIceServers(url) {
+    try {
+        const resp = await fetch(url, { method: "OPTIONS" });
+        return resp.ok ? iceServersFrom(resp.headers.get("link")) : [];
+    }
+    catch {
+        return [];
+    }
+}
 /** The first `a=<name>:` value in an SDP. */
 function sdpAttr(sdp, name) {
     return sdp.match(new RegExp(`^a=${name}:(.*)$`, "m"))?.[1]?.trim();
@@ -207,7 +217,14 @@ function trickler(pc, token) {
 async function exchange(pc, url, token) {
     // No waiting for ICE gathering: the offer goes at once, later candidates trickle.
     const trickle = trickler(pc, token);
-    await pc.setLocalDescription(await pc.createOffer());
+    // The endpoint's STUN/TURN servers (RFC 9725 §4.6) must be known before gathering
+    // starts, or no relay candidate is gathered: asked with OPTIONS while the offer is made.
+    const [offer, announced] = await Promise.all([pc.createOffer(), announcedIceServers(url)]);
+    if (announced.length) {
+        const own = pc.getConfiguration().iceServers ?? [];
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: [...own, ...announced] });
+    }
+    await pc.setLocalDescription(offer);
     const resp = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/sdp", ...auth(token) },
@@ -221,7 +238,8 @@ async function exchange(pc, url, token) {
     const location = new URL(resp.headers.get("location") ?? "", at).toString();
     const links = parseLinks(resp.headers.get("link"), at);
     const extra = iceServersFrom(resp.headers.get("link"));
-    if (extra.length) {
+    if (extra.length && !announced.length) {
+        // Too late for this gathering; kept for an ICE restart.
         pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
     }
     await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });

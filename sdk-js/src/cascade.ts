@@ -204,6 +204,16 @@ function iceServersFrom(header: string | null): RTCIceServer[] {
   return servers;
 }
 
+/** The ICE servers an endpoint announces to OPTIONS; none if it does not answer. */
+async function announcedIceServers(url: string): Promise<RTCIceServer[]> {
+  try {
+    const resp = await fetch(url, { method: "OPTIONS" });
+    return resp.ok ? iceServersFrom(resp.headers.get("link")) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The first `a=<name>:` value in an SDP. */
 function sdpAttr(sdp: string, name: string): string | undefined {
   return sdp.match(new RegExp(`^a=${name}:(.*)$`, "m"))?.[1]?.trim();
@@ -256,7 +266,14 @@ async function exchange(
 ): Promise<{ location: string; links: Map<string, string> }> {
   // No waiting for ICE gathering: the offer goes at once, later candidates trickle.
   const trickle = trickler(pc, token);
-  await pc.setLocalDescription(await pc.createOffer());
+  // The endpoint's STUN/TURN servers (RFC 9725 §4.6) must be known before gathering
+  // starts, or no relay candidate is gathered: asked with OPTIONS while the offer is made.
+  const [offer, announced] = await Promise.all([pc.createOffer(), announcedIceServers(url)]);
+  if (announced.length) {
+    const own = pc.getConfiguration().iceServers ?? [];
+    pc.setConfiguration({ ...pc.getConfiguration(), iceServers: [...own, ...announced] });
+  }
+  await pc.setLocalDescription(offer);
   const resp = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/sdp", ...auth(token) },
@@ -269,7 +286,8 @@ async function exchange(
   const location = new URL(resp.headers.get("location") ?? "", at).toString();
   const links = parseLinks(resp.headers.get("link"), at);
   const extra = iceServersFrom(resp.headers.get("link"));
-  if (extra.length) {
+  if (extra.length && !announced.length) {
+    // Too late for this gathering; kept for an ICE restart.
     pc.setConfiguration({ ...pc.getConfiguration(), iceServers: extra });
   }
   await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });

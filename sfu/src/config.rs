@@ -12,6 +12,11 @@ pub struct NodeConfig {
     pub bind_ip: IpAddr,
     /// First UDP port; worker `i` uses `udp_port + i`. 0 picks free ports.
     pub udp_port: u16,
+    /// First ICE-TCP port (RFC 6544 passive candidates); worker `i` uses `tcp_port + i`.
+    /// `Some(0)` picks free ports; `None` offers no TCP.
+    pub tcp_port: Option<u16>,
+    /// ICE-TCP connections open at once per worker; more are closed when accepted.
+    pub max_tcp_connections: usize,
     /// Address announced in ICE candidates (defaults to `bind_ip`).
     pub public_ip: Option<IpAddr>,
     /// Most sessions (publishers and viewers) the node accepts.
@@ -47,6 +52,8 @@ impl Default for NodeConfig {
             workers: 0,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             udp_port: 0,
+            tcp_port: Some(0),
+            max_tcp_connections: 1000,
             public_ip: None,
             max_sessions: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -111,6 +118,14 @@ impl NodeConfig {
         }
         if self.udp_port != 0 && usize::from(self.udp_port) + self.worker_count() > 65_536 {
             return Err("udp_port range runs past 65535".into());
+        }
+        if let Some(p) = self.tcp_port.filter(|p| *p != 0) {
+            if usize::from(p) + self.worker_count() > 65_536 {
+                return Err("tcp_port range runs past 65535".into());
+            }
+        }
+        if self.tcp_port.is_some() && self.max_tcp_connections == 0 {
+            return Err("max_tcp_connections must be at least 1 (or turn TCP off)".into());
         }
         if self.public_ip.is_some_and(|ip| ip.is_unspecified()) {
             return Err("public_ip must be a concrete address".into());

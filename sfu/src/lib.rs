@@ -3,8 +3,9 @@
 //! # Shape
 //!
 //! A [`Node`] runs one worker thread per core. Each worker owns a UDP socket (its own
-//! port) and every [`session::Session`] placed on it: one str0m `Rtc` in RTP mode with
-//! ICE-lite, publisher (WHIP) or viewer (WHEP). The hot path takes no lock.
+//! port), optionally an ICE-TCP listener ([`tcp`]: passive candidates for clients that
+//! cannot use UDP), and every [`session::Session`] placed on it: one str0m `Rtc` in RTP
+//! mode with ICE-lite, publisher (WHIP) or viewer (WHEP). The hot path takes no lock.
 //!
 //! # Run loop (per worker)
 //!
@@ -50,6 +51,7 @@ pub mod relay;
 pub mod router;
 pub mod session;
 pub mod stun;
+pub mod tcp;
 pub mod trickle;
 pub mod udp;
 mod worker;

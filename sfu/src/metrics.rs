@@ -55,6 +55,13 @@ pub struct Metrics {
     pub allocation_changes: IntCounterVec,
     /// How late a worker woke for its timers.
     pub loop_lag: Histogram,
+    /// ICE-TCP connections open (RFC 6544), over all workers.
+    pub tcp_connections: IntGauge,
+    /// ICE-TCP connections closed or refused, by reason.
+    pub tcp_closed: IntCounterVec,
+    /// Packets written to ICE-TCP connections (`ok`), or dropped because the
+    /// connection's write queue was full (`queue_full`).
+    pub tcp_frames_out: IntCounterVec,
 }
 
 /// The names, help texts and buckets below are constants, valid and unique, so creating
@@ -181,6 +188,22 @@ impl Metrics {
                 "Viewers moved onto another layer or publisher",
             ),
             loop_lag: add(&r, Histogram::with_opts(lag).expect(INVARIANT)),
+            tcp_connections: add(
+                &r,
+                IntGauge::new("tcp_connections", "ICE-TCP connections open").expect(INVARIANT),
+            ),
+            tcp_closed: counter_vec(
+                &r,
+                "tcp_connections_closed_total",
+                "ICE-TCP connections closed or refused, by reason",
+                &["reason"],
+            ),
+            tcp_frames_out: counter_vec(
+                &r,
+                "tcp_frames_out_total",
+                "Packets written to ICE-TCP connections, or dropped on a full write queue",
+                &["result"],
+            ),
             registry: r,
         };
         // CPU, memory and file descriptors of the node process itself.

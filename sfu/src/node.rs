@@ -2,7 +2,7 @@
 //! sessions through the [`Directory`], places each on the least loaded worker, and waits
 //! for that worker's answer.
 
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,6 +21,9 @@ use crate::worker::{Command, Shared, Worker};
 
 /// Commands queued per worker before senders see back-pressure.
 const COMMAND_QUEUE: usize = 8192;
+/// ICE-TCP events (accepted connections, packets read) queued per worker; a reader waits
+/// while it is full, which slows its peer through TCP itself.
+const TCP_EVENTS: usize = 1024;
 
 /// A session the node opened.
 #[derive(Debug, Clone)]
@@ -40,6 +43,7 @@ pub struct Node {
 struct Inner {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     relay_requests: Mutex<Option<mpsc::Receiver<RelayRequest>>>,
 }
@@ -66,6 +70,27 @@ impl Node {
             addrs.push(SocketAddr::new(config.announced_ip(), port));
             sockets.push(s);
         }
+        // One ICE-TCP listener per worker, when TCP is offered.
+        let mut listeners = Vec::with_capacity(n);
+        let mut tcp_addrs = Vec::with_capacity(n);
+        if let Some(first) = config.tcp_port {
+            for i in 0..n {
+                let port = match first {
+                    0 => 0,
+                    p => p + i as u16,
+                };
+                let l = StdTcpListener::bind(SocketAddr::new(config.bind_ip, port))?;
+                l.set_nonblocking(true)?;
+                tcp_addrs.push(SocketAddr::new(
+                    config.announced_ip(),
+                    l.local_addr()?.port(),
+                ));
+                listeners.push(Some(l));
+            }
+        } else {
+            listeners.resize_with(n, || None);
+        }
+        let tcp_limits = crate::tcp::limits(config.max_tcp_connections);
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
         let (relay_tx, relay_rx) = mpsc::channel(RELAY_REQUESTS);
         let shared = Arc::new(Shared {
@@ -88,9 +113,11 @@ impl Node {
             shared.metrics.clone(),
         )?;
         let mut threads = Vec::with_capacity(n);
-        for (i, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
+        for (i, ((socket, rx), listener)) in sockets.into_iter().zip(rxs).zip(listeners).enumerate()
+        {
             let shared = shared.clone();
             let local = addrs[i];
+            let tcp_local = tcp_addrs.get(i).copied();
             let t = std::thread::Builder::new()
                 .name(format!("cascade-media-{i}"))
                 .spawn(move || {
@@ -101,9 +128,19 @@ impl Node {
                     rt.block_on(async move {
                         let socket =
                             tokio::net::UdpSocket::from_std(socket).expect("a non-blocking socket"); // Invariant: set above.
-                        Worker::new(WorkerId(i), socket, local, shared)
-                            .run(rx)
-                            .await;
+                        let closed = shared.metrics.tcp_closed.clone();
+                        let mut worker = Worker::new(WorkerId(i), socket, local, shared);
+                        if let (Some(l), Some(at)) = (listener, tcp_local) {
+                            match tokio::net::TcpListener::from_std(l) {
+                                Ok(l) => {
+                                    let (tx, rx) = mpsc::channel(TCP_EVENTS);
+                                    tokio::spawn(crate::tcp::accept(l, tcp_limits, tx, closed));
+                                    worker = worker.with_tcp(at, rx);
+                                }
+                                Err(e) => tracing::warn!("ICE-TCP off on worker {i}: {e}"),
+                            }
+                        }
+                        worker.run(rx).await;
                     });
                 })?;
             threads.push(t);
@@ -112,6 +149,7 @@ impl Node {
             inner: Arc::new(Inner {
                 shared,
                 addrs,
+                tcp_addrs,
                 threads: Mutex::new(threads),
                 relay_requests: Mutex::new(Some(relay_rx)),
             }),
@@ -121,6 +159,11 @@ impl Node {
     /// The UDP address each worker announces.
     pub fn media_addrs(&self) -> &[SocketAddr] {
         &self.inner.addrs
+    }
+
+    /// The ICE-TCP address each worker announces (none when TCP is off).
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.inner.tcp_addrs
     }
 
     /// Opens a publisher (WHIP) session on `stream`.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::format::CodecConfig;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
-use str0m::net::Protocol;
+use str0m::net::{Protocol, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
@@ -46,6 +46,12 @@ pub enum Effect {
 pub trait Transmitter {
     /// Sends `data` to `to`; must not block.
     fn send(&mut self, to: SocketAddr, data: &[u8]);
+
+    /// Sends `data` on the ICE-TCP connection from `to`; must not block. A transmitter
+    /// without TCP drops it.
+    fn send_tcp(&mut self, to: SocketAddr, data: &[u8]) {
+        let _ = (to, data);
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +150,9 @@ const VIEWER_BWE_STATS: Duration = Duration::from_millis(100);
 pub struct OpenParams {
     /// The worker's announced address.
     pub local: SocketAddr,
+    /// The worker's announced ICE-TCP address, if it listens on one: offered as a passive
+    /// TCP host candidate (RFC 6544).
+    pub tcp: Option<SocketAddr>,
     /// Packets kept for retransmission per outgoing video stream.
     pub rtx_cache_packets: usize,
     /// At most one keyframe request per publisher layer in this window.
@@ -193,6 +202,15 @@ impl Session {
         let candidate = Candidate::host(params.local, Protocol::Udp)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = params.tcp {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -562,7 +580,12 @@ impl Session {
                     self.next_timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => tx.send(t.destination, &t.contents),
+                Ok(Output::Transmit(t)) => match t.proto {
+                    Protocol::Udp => tx.send(t.destination, &t.contents),
+                    Protocol::Tcp => tx.send_tcp(t.destination, &t.contents),
+                    // No candidate of ours uses another protocol.
+                    _ => {}
+                },
                 Ok(Output::Event(e)) => self.on_event(e, effects),
                 Err(e) => {
                     tracing::debug!(session = %self.id, "session failed: {e}");

@@ -30,8 +30,11 @@ use crate::relay::source::RelayInput;
 use crate::relay::{PipeOut, RelayPacket, RelayRequest};
 use crate::router::{Endpoint, Outputs, Router, Upstream};
 use crate::session::{Effect, OpenParams, Session};
+use crate::tcp::{Outgoing, TcpIn};
 use crate::trickle::{self, Fragment};
-use crate::udp::SendBatch;
+
+mod ice_tcp;
+pub(crate) use ice_tcp::TcpSide;
 
 /// Commands a worker takes (from the node or from other workers).
 pub(crate) enum Command {
@@ -161,13 +164,17 @@ pub(crate) struct Worker {
     outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
     shared: Arc<Shared>,
     effects: Vec<Effect>,
-    batch: SendBatch,
+    /// What this turn sends, over UDP and over ICE-TCP connections.
+    batch: Outgoing,
+    /// The ICE-TCP listener's connections, when the node offers TCP.
+    tcp: Option<TcpSide>,
     last_housekeeping: Instant,
 }
 
 enum Wake {
     Command(Option<Command>),
     Datagram(std::io::Result<(usize, SocketAddr)>),
+    Tcp(TcpIn),
     Timer(Instant),
 }
 
@@ -193,9 +200,17 @@ impl Worker {
             outbox: vec![Vec::new(); n],
             shared,
             effects: Vec::new(),
-            batch: SendBatch::default(),
+            batch: Outgoing::default(),
+            tcp: None,
             last_housekeeping: Instant::now(),
         }
+    }
+
+    /// The worker also takes ICE-TCP connections, announced at `local`, from the driver
+    /// feeding `rx`.
+    pub(crate) fn with_tcp(mut self, local: SocketAddr, rx: mpsc::Receiver<TcpIn>) -> Self {
+        self.tcp = Some(TcpSide::new(local, rx));
+        self
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -206,6 +221,7 @@ impl Worker {
                 biased;
                 c = rx.recv() => Wake::Command(c),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
+                t = ice_tcp::recv(&mut self.tcp) => Wake::Tcp(t),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer(deadline),
             };
             match wake {
@@ -228,6 +244,7 @@ impl Worker {
                     }
                 }
                 Wake::Datagram(Err(e)) => tracing::debug!("recv error: {e}"),
+                Wake::Tcp(t) => self.on_tcp(t),
                 Wake::Timer(deadline) => {
                     let now = Instant::now();
                     let lag = now.saturating_duration_since(deadline);
@@ -266,10 +283,11 @@ impl Worker {
 
     /// Sends what this turn produced, in `sendmmsg` batches, and counts it.
     fn flush_sends(&mut self) {
-        if self.batch.is_empty() {
+        self.flush_tcp();
+        if self.batch.udp.is_empty() {
             return;
         }
-        let sent = self.batch.flush(self.socket.as_raw_fd());
+        let sent = self.batch.udp.flush(self.socket.as_raw_fd());
         let m = &self.shared.metrics.datagrams_out;
         if sent.ok > 0 {
             m.with_label_values(&["ok"]).inc_by(sent.ok);
@@ -292,16 +310,8 @@ impl Worker {
         let input = Input::Receive(now, recv);
         let id = match self.by_addr.get(&from) {
             Some(id) => Some(*id),
-            // Only a STUN request (RFC 8489 magic cookie) can introduce a new address;
-            // anything else from an unknown source is dropped without scanning sessions.
-            None if !is_stun(data) => None,
-            // The USERNAME names the session's ufrag; its str0m agent checks the rest.
             None => {
-                let found = crate::stun::local_ufrag(data)
-                    .and_then(|u| self.by_ufrag.get(u))
-                    .and_then(|id| self.sessions.get(id))
-                    .filter(|s| s.accepts(&input))
-                    .map(|s| s.id);
+                let found = self.session_for_stun(data, &input);
                 if let Some(id) = found {
                     self.by_addr.insert(from, id);
                 }
@@ -317,6 +327,21 @@ impl Worker {
             return;
         };
         session.handle_input(input, &mut self.batch, &mut self.effects);
+    }
+
+    /// The session a packet from an unknown source is for. Only a STUN request (RFC 8489
+    /// magic cookie) can introduce a new address or connection: anything else is refused
+    /// without scanning sessions. Its USERNAME names the session's ufrag; that session's
+    /// str0m agent checks the rest.
+    fn session_for_stun(&self, data: &[u8], input: &Input) -> Option<SessionId> {
+        if !is_stun(data) {
+            return None;
+        }
+        crate::stun::local_ufrag(data)
+            .and_then(|u| self.by_ufrag.get(u))
+            .and_then(|id| self.sessions.get(id))
+            .filter(|s| s.accepts(input))
+            .map(|s| s.id)
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -348,6 +373,7 @@ impl Worker {
                 self.shared.directory.set_layers(r.stream, layers);
             }
         }
+        self.expire_tcp(now);
         self.allocate(now);
         self.router.poll_demand(&mut self.out);
         self.apply_upstream(now);
@@ -424,6 +450,7 @@ impl Worker {
             } => {
                 let params = OpenParams {
                     local: self.local,
+                    tcp: self.tcp.as_ref().map(|t| t.local),
                     rtx_cache_packets: self.shared.rtx_cache_packets,
                     keyframe_throttle: self.shared.keyframe_throttle,
                     viewer_bwe: self.shared.viewer_bwe,
@@ -541,17 +568,28 @@ impl Worker {
         for c in candidates {
             session.add_remote_candidate(c, &mut self.batch);
         }
+        let tcp = self.tcp.as_ref().map(|t| t.local);
         let out = restart.map(|remote| {
             self.by_ufrag.remove(session.local_ufrag());
             let local = session.restart_ice(remote, &mut self.batch);
             self.by_ufrag.insert(local.ufrag.clone(), id);
-            format!(
-                "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+            let mut frag = format!(
+                "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
                 local.ufrag,
                 local.pass,
                 self.local.ip(),
                 self.local.port()
-            )
+            );
+            if let Some(t) = tcp {
+                // Type preference 90 for a TCP host candidate (str0m's, after libwebrtc).
+                frag.push_str(&format!(
+                    "a=candidate:2 1 tcp 1526726655 {} {} typ host tcptype passive\r\n",
+                    t.ip(),
+                    t.port()
+                ));
+            }
+            frag.push_str("a=end-of-candidates\r\n");
+            frag
         });
         Ok(out)
     }
@@ -800,6 +838,9 @@ impl Worker {
         };
         s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
+        // Its goodbyes (RTCP BYE, DTLS close_notify) go out before its connections close.
+        self.flush_tcp();
+        self.close_tcp_of(id);
         if self.by_ufrag.get(s.local_ufrag()) == Some(&id) {
             self.by_ufrag.remove(s.local_ufrag());
         }
@@ -828,7 +869,10 @@ impl Worker {
             self.by_addr.shrink_to_fit();
             self.by_ufrag.shrink_to_fit();
             self.router.shrink_to_fit();
-            self.batch.shrink_to_fit();
+            self.batch.udp.shrink_to_fit();
+            if let Some(t) = self.tcp.as_mut() {
+                t.conns.shrink_to_fit();
+            }
         }
     }
 

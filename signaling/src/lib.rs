@@ -15,6 +15,7 @@ pub mod pages;
 pub mod resource;
 pub mod server;
 pub mod sessions;
+pub mod turn;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use auth::{Action, Authorizer, Denied, Grant};
 pub use links::IceServer;
 pub use sessions::Sessions;
+pub use turn::Turn;
 
 /// Largest request body accepted (SDP offers, fragments, JSON).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub auth: Arc<dyn Authorizer>,
     /// STUN/TURN servers announced in `Link` headers.
     pub ice_servers: Arc<Vec<IceServer>>,
+    /// TURN servers announced with fresh time-limited credentials.
+    pub turn: Option<Arc<Turn>>,
     sessions: Sessions,
 }
 
@@ -51,8 +55,25 @@ impl AppState {
             node,
             auth,
             ice_servers: Arc::new(ice_servers),
+            turn: None,
             sessions: Sessions::default(),
         }
+    }
+
+    /// Also announces `turn`'s servers, each response with fresh credentials.
+    pub fn with_turn(mut self, turn: Option<Turn>) -> Self {
+        self.turn = turn.map(Arc::new);
+        self
+    }
+
+    /// The ICE servers to announce for `stream`: the configured ones, then TURN with
+    /// credentials made now.
+    pub fn ice_servers_for(&self, stream: &str) -> Vec<IceServer> {
+        let mut out = self.ice_servers.as_ref().clone();
+        if let Some(t) = &self.turn {
+            out.extend(t.servers(stream, std::time::SystemTime::now()));
+        }
+        out
     }
 
     /// Ends the sessions bound to a revoked tag (a key, channel, user or viewer grant).
@@ -78,15 +99,10 @@ async fn options_headers(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let path = req.uri().path().to_owned();
     let endpoint = req.method() == Method::OPTIONS
-        && req
-            .uri()
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .count()
-            == 2
-        && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
+        && path.split('/').filter(|s| !s.is_empty()).count() == 2
+        && (path.starts_with("/whip/") || path.starts_with("/whep/"));
     let mut resp = next.run(req).await;
     if endpoint {
         let h = resp.headers_mut();
@@ -94,7 +110,8 @@ async fn options_headers(
             "accept-post",
             axum::http::HeaderValue::from_static(resource::SDP),
         );
-        links::ice_servers(h, &st.ice_servers);
+        let stream = path.rsplit('/').next().unwrap_or_default();
+        links::ice_servers(h, &st.ice_servers_for(stream));
     }
     resp
 }

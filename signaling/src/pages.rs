@@ -115,17 +115,17 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 /// GET /healthz
 pub async fn healthz(State(st): State<AppState>) -> Response {
-    let media: Vec<String> = st
-        .node
-        .media_addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    let strings = |addrs: &[std::net::SocketAddr]| -> Vec<String> {
+        addrs.iter().map(|a| a.to_string()).collect()
+    };
+    let media = strings(st.node.media_addrs());
+    let tcp = strings(st.node.tcp_addrs());
     // The pid lets a load generator on the same machine read the node's /proc entry.
     let body = json!({
         "status": "ok",
         "sessions": st.node.session_count(),
         "media": media,
+        "tcp": tcp,
         "pid": std::process::id(),
     });
     (StatusCode::OK, Json(body)).into_response()

@@ -179,7 +179,7 @@ async fn create(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
     insert(h, header::LOCATION, &base);
     insert(h, header::ETAG, &etag(opened.id, 1));
-    crate::links::ice_servers(h, &st.ice_servers);
+    crate::links::ice_servers(h, &st.ice_servers_for(&stream));
     if role == Role::Viewer {
         crate::links::whep_extensions(h, &base);
     }

@@ -1,6 +1,6 @@
 // Shared pieces of the browser tests: a `cascade serve` process and Debian's Chromium.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -72,6 +72,30 @@ export function launch() {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: CHROMIUM_ARGS,
   });
+}
+
+/** A Chromium publisher live on `stream` from the node's studio, `source` being `camera`
+ *  (the fake device) or `clock` (the painted clock). The studio needs a secure context:
+ *  a node on another address than 127.0.0.1 is declared one. Resolves with the browser. */
+export async function goLive(base, stream, source) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${base}`],
+  });
+  const studio = await browser.newPage();
+  await studio.goto(`${base}/studio?stream=${stream}&source=${source}`);
+  await studio.click("#start");
+  await until(studio, () => window.studio.state === "live", null, 20000);
+  return browser;
+}
+
+/** Chromium inside the network namespace `ns` (`ip netns`): playwright starts a wrapper
+ *  script, written to `dir`, as the browser. */
+export function launchInNamespace(ns, dir) {
+  const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+  const wrapper = join(dir, `chromium-in-${ns}.sh`);
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${chromiumPath} "$@"\n`, { mode: 0o755 });
+  return chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
 }
 
 /** Polls `fn` in the page until it returns truthy or `ms` passes. */

@@ -13,17 +13,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startServer, until, CHROMIUM_ARGS } from "./harness.mjs";
+import { startServer, goLive, launchInNamespace } from "./harness.mjs";
 
 const NODE_IP = "10.98.0.1";
 const VIEWER_IP = "10.98.0.2";
 const NS = `cascade-qos-${process.pid}`;
 const VETH = `cqos${process.pid % 100000}`; // node side; at most 15 characters
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const LIMIT = ["tbf", "rate", "400kbit", "burst", "16kb", "latency", "200ms"];
 
 const ip = (...args) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -55,18 +53,16 @@ function isAlive(pid) {
   try { process.kill(pid, 0); return true; } catch (e) { return e.code === "EPERM"; }
 }
 
-/** Chromium run in the viewer's namespace: playwright starts this script as the browser. */
-function launchInNamespace(dir) {
-  const wrapper = join(dir, "chromium-in-ns.sh");
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
-  return chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
-}
-
 /** What the viewer decodes and hears now (its RTCPeerConnection's inbound-rtp). */
 const viewerState = (page) => page.evaluate(async () => {
   const out = { t: performance.now(), width: 0, framesDecoded: 0, videoBytes: 0, audioPackets: 0,
                 paused: window.player.paused, rank: window.player.rank };
-  (await window.player.session?.pc.getStats())?.forEach((r) => {
+  const stats = await window.player.session?.pc.getStats();
+  stats?.forEach((r) => {
+    // The selected pair's protocol: the node offers ICE-TCP too, and Chromium may move to it.
+    if (r.type === "transport" && r.selectedCandidatePairId) {
+      out.proto = stats.get(stats.get(r.selectedCandidatePairId)?.localCandidateId)?.protocol;
+    }
     if (r.type !== "inbound-rtp") return;
     if (r.kind === "video") {
       out.width = r.frameWidth ?? 0; out.framesDecoded = r.framesDecoded ?? 0; out.videoBytes = r.bytesReceived;
@@ -100,7 +96,7 @@ function longestAudioGap(samples) {
 }
 
 const brief = (samples) => samples.map((s) =>
-  `${s.at - samples[0].at}ms:${s.paused ? "paused" : s.width}/r${s.rank}/a${s.audioPackets}`).join(" ");
+  `${s.at - samples[0].at}ms:${s.paused ? "paused" : s.width}/r${s.rank}/a${s.audioPackets}${s.proto === "udp" ? "" : `/${s.proto}`}`).join(" ");
 
 test("a viewer behind a 400 kbit/s tbf steps down, keeps its audio, and steps back up", { timeout: 120_000 }, async () => {
   const started = Date.now();
@@ -110,17 +106,9 @@ test("a viewer behind a 400 kbit/s tbf steps down, keeps its audio, and steps ba
   let server, publisher, viewer;
   try {
     server = await startServer(["--http", `${NODE_IP}:0`, "--bind-ip", NODE_IP, "--workers", "2", ...extra]);
-    // The studio's camera needs a secure context: http://10.98.0.1 is not one unless told.
-    publisher = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${server.base}`],
-    });
-    const studio = await publisher.newPage();
-    await studio.goto(`${server.base}/studio?stream=qos&source=camera`);
-    await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    publisher = await goLive(server.base, "qos", "camera");
 
-    viewer = await launchInNamespace(dir);
+    viewer = await launchInNamespace(NS, dir);
     const page = await viewer.newPage();
     page.on("console", (m) => { if (m.type() === "error" && !/404/.test(m.text())) console.log("viewer:", m.text()); });
     await page.goto(`${server.base}/watch/qos`);

@@ -235,7 +235,7 @@ fn backup_while_writing_then_restore() {
     }
     let before: Vec<String> = made.lock().unwrap().clone();
     let file = temp_dir("backup").join("cascade-backup.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .arg("backup")
         .arg("--data-dir")
         .arg(&data)
@@ -267,7 +267,7 @@ fn backup_while_writing_then_restore() {
 
     // Restore into a fresh data directory and serve from it.
     let fresh = temp_dir("restored");
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .arg("restore")
         .arg("--data-dir")
         .arg(&fresh)
@@ -326,7 +326,7 @@ fn backup_while_writing_then_restore() {
     // A file that is not a backup is refused, and the database is untouched.
     let junk = temp_dir("junk").join("junk.db");
     std::fs::write(&junk, b"not a database").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .args(["restore", "--data-dir"])
         .arg(&fresh)
         .arg("--from")

@@ -18,7 +18,7 @@ use crate::synth::{assert_continuous, Synth};
 
 /// Starts `cascade cluster up` with `args`; returns it, its JSON listing and the nodes' pids.
 fn cluster_up(args: &[&str]) -> (Child, Value, Vec<u32>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let mut child = Command::new(crate::server::cascade_bin())
         .args(["cluster", "up", "--json"])
         .args(args)
         .env("RUST_LOG", "warn")

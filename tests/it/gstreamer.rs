@@ -161,7 +161,7 @@ fn load_test_the_gstreamer_server(
     let line = fixture.wait_for("listening on ", Duration::from_secs(20));
     let base = line.trim_start_matches("listening on ").to_owned();
     let pid = fixture.child.id().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .args(["loadtest", "--json", "--quiet", "--target", &base])
         .args(["--whip-url", &format!("{base}/ingest/lt")])
         .args(["--whep-url", &format!("{base}/egress/lt")])

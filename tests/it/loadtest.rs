@@ -10,7 +10,7 @@ use crate::server::Server;
 
 /// Runs `cascade loadtest --json` against `server` with `extra` flags; its report.
 pub fn loadtest(server: &Server, extra: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let out = Command::new(crate::server::cascade_bin())
         .args(["loadtest", "--json", "--quiet", "--target", &server.base])
         .args(extra)
         .output()

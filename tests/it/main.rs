@@ -23,3 +23,5 @@ mod red;
 mod revocation;
 mod server;
 mod synth;
+mod tcp;
+mod turn;

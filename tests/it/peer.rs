@@ -1,20 +1,21 @@
 //! str0m-based WHIP publisher and WHEP viewer for tests: real ICE, DTLS and SRTP over
-//! loopback UDP, driven from the test thread.
+//! loopback UDP (or, for a viewer, over ICE-TCP alone), driven from the test thread.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 pub struct Peer {
     pub rtc: Rtc,
-    socket: UdpSocket,
+    link: Link,
     timeout: Instant,
     pub connected: bool,
     pub location: Option<String>,
@@ -38,6 +39,103 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// How a peer reaches the node.
+enum Link {
+    /// Its UDP socket, its one ICE candidate.
+    Udp(UdpSocket),
+    /// ICE-TCP alone (RFC 6544, active side): connected to the node's passive candidate
+    /// once the answer names it; packets framed as RFC 4571 says.
+    Tcp(Option<TcpLink>),
+}
+
+struct TcpLink {
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// Bytes read and not yet a whole frame.
+    inbox: Vec<u8>,
+    /// Framed bytes not yet taken by the kernel.
+    outbox: Vec<u8>,
+    /// The node closed the connection.
+    closed: bool,
+}
+
+impl TcpLink {
+    fn connect(remote: SocketAddr) -> TcpLink {
+        let stream = TcpStream::connect(remote).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        stream.set_nodelay(true).unwrap();
+        TcpLink {
+            local: stream.local_addr().unwrap(),
+            stream,
+            remote,
+            inbox: Vec::new(),
+            outbox: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.outbox
+            .extend_from_slice(&(data.len() as u16).to_be_bytes());
+        self.outbox.extend_from_slice(data);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while !self.outbox.is_empty() {
+            match self.stream.write(&self.outbox) {
+                Ok(n) if n > 0 => drop(self.outbox.drain(..n)),
+                _ => return,
+            }
+        }
+    }
+
+    /// Whole frames read so far.
+    fn read_frames(&mut self) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    break;
+                }
+                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        let mut frames = Vec::new();
+        while self.inbox.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([self.inbox[0], self.inbox[1]]));
+            if self.inbox.len() < 2 + len {
+                break;
+            }
+            frames.push(self.inbox[2..2 + len].to_vec());
+            self.inbox.drain(..2 + len);
+        }
+        frames
+    }
+}
+
+/// The `ip port` of the passive TCP candidate in an SDP answer.
+pub fn tcp_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let passive = l.ends_with("tcptype passive") || l.contains(" tcptype passive ");
+        if !l.starts_with("a=candidate:") || !f.get(2)?.eq_ignore_ascii_case("tcp") || !passive {
+            return None;
+        }
+        Some(SocketAddr::new(
+            f.get(4)?.parse().ok()?,
+            f.get(5)?.parse().ok()?,
+        ))
+    })
+}
+
 impl Peer {
     /// A peer whose UDP socket (its one ICE candidate) is on `ip`.
     fn new_at(ip: IpAddr) -> Peer {
@@ -47,12 +145,20 @@ impl Peer {
     fn with_config(ip: IpAddr, config: RtcConfig) -> Peer {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket.set_nonblocking(true).unwrap();
-        let mut rtc = config.set_rtp_mode(true).build(Instant::now());
         let c = Candidate::host(socket.local_addr().unwrap(), Protocol::Udp).unwrap();
-        rtc.add_local_candidate(c);
+        let mut p = Peer::on_with(Link::Udp(socket), config);
+        p.rtc.add_local_candidate(c);
+        p
+    }
+
+    fn on(link: Link) -> Peer {
+        Peer::on_with(link, RtcConfig::new())
+    }
+
+    fn on_with(link: Link, config: RtcConfig) -> Peer {
         Peer {
-            rtc,
-            socket,
+            rtc: config.set_rtp_mode(true).build(Instant::now()),
+            link,
             timeout: Instant::now(),
             connected: false,
             location: None,
@@ -71,7 +177,15 @@ impl Peer {
 
     /// A publisher as [`Peer::publisher`], its socket on `ip`.
     pub fn publisher_at(ip: IpAddr, rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
-        let mut p = Peer::new_at(ip);
+        Peer::publisher_on(Peer::new_at(ip), rids)
+    }
+
+    /// A publisher as [`Peer::publisher`] that reaches the node over ICE-TCP alone.
+    pub fn publisher_over_tcp(rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
+        Peer::publisher_on(Peer::on(Link::Tcp(None)), rids)
+    }
+
+    fn publisher_on(mut p: Peer, rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
         let mut api = p.rtc.sdp_api();
         let mut sim = Simulcast::new();
         for r in rids {
@@ -102,14 +216,25 @@ impl Peer {
     /// A viewer whose offer has RED for Opus, as browsers' do.
     pub fn viewer_with_red() -> (Peer, String, SdpPendingOffer) {
         let config = RtcConfig::new().enable_opus(true, true);
-        Peer::offer_to_receive(Peer::with_config(Ipv4Addr::LOCALHOST.into(), config), false)
+        Peer::viewer_on(Peer::with_config(Ipv4Addr::LOCALHOST.into(), config), false)
+    }
+
+    /// A viewer that reaches the node over ICE-TCP alone: no UDP candidate, a TCP
+    /// connection to the node's passive candidate once the answer names it.
+    pub fn viewer_over_tcp() -> (Peer, String, SdpPendingOffer) {
+        Peer::viewer_on(Peer::on(Link::Tcp(None)), false)
+    }
+
+    /// Whether the node closed this viewer's TCP connection.
+    pub fn tcp_closed(&self) -> bool {
+        matches!(&self.link, Link::Tcp(Some(t)) if t.closed)
     }
 
     fn viewer_with(ip: IpAddr, channel: bool) -> (Peer, String, SdpPendingOffer) {
-        Peer::offer_to_receive(Peer::new_at(ip), channel)
+        Peer::viewer_on(Peer::new_at(ip), channel)
     }
 
-    fn offer_to_receive(mut p: Peer, channel: bool) -> (Peer, String, SdpPendingOffer) {
+    fn viewer_on(mut p: Peer, channel: bool) -> (Peer, String, SdpPendingOffer) {
         let mut api = p.rtc.sdp_api();
         let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -155,6 +280,18 @@ impl Peer {
         assert_eq!(status, 201, "POST {url}: {text}");
         let answer = SdpAnswer::from_sdp_string(&text).unwrap();
         self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        if let Link::Tcp(link @ None) = &mut self.link {
+            let remote = tcp_candidate(&text).expect("a passive TCP candidate in the answer");
+            let l = TcpLink::connect(remote);
+            let c = Candidate::builder()
+                .tcp()
+                .host(l.local)
+                .tcptype(TcpType::Active)
+                .build()
+                .unwrap();
+            *link = Some(l);
+            self.rtc.add_local_candidate(c);
+        }
         self.drain();
     }
 
@@ -165,9 +302,13 @@ impl Peer {
                     self.timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
+                Ok(Output::Transmit(t)) => match &mut self.link {
+                    Link::Udp(s) => {
+                        let _ = s.send_to(&t.contents, t.destination);
+                    }
+                    Link::Tcp(Some(l)) if t.proto == Protocol::Tcp => l.send(&t.contents),
+                    Link::Tcp(_) => {}
+                },
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => self.connected = true,
                     Event::RtpPacket(p) => {
@@ -202,21 +343,11 @@ impl Peer {
 
     /// Reads what arrived and runs timers.
     pub fn poll(&mut self) {
-        let mut buf = [0u8; 2048];
-        let local = self.socket.local_addr().unwrap();
-        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-            if let Some((p, seed)) = self.loss.as_mut() {
-                // xorshift: reproducible loss of media only (first byte 128..=191).
-                *seed ^= *seed << 13;
-                *seed ^= *seed >> 7;
-                *seed ^= *seed << 17;
-                let media = (128..=191).contains(&buf[0]);
-                if self.connected && media && (*seed % 1000) as f64 / 1000.0 < *p {
-                    self.dropped += 1;
-                    continue;
-                }
+        for (proto, from, local, data) in self.read_link() {
+            if self.lose(&data) {
+                continue;
             }
-            if let Ok(r) = Receive::new(Protocol::Udp, from, local, &buf[..n]) {
+            if let Ok(r) = Receive::new(proto, from, local, &data) {
                 self.rtc
                     .handle_input(Input::Receive(Instant::now(), r))
                     .unwrap();
@@ -228,6 +359,48 @@ impl Peer {
             self.rtc.handle_input(Input::Timeout(now)).unwrap();
             self.drain();
         }
+    }
+
+    /// The packets that arrived: (protocol, from, to, bytes).
+    fn read_link(&mut self) -> Vec<(Protocol, SocketAddr, SocketAddr, Vec<u8>)> {
+        match &mut self.link {
+            Link::Udp(s) => {
+                let local = s.local_addr().unwrap();
+                let mut buf = [0u8; 2048];
+                let mut out = Vec::new();
+                while let Ok((n, from)) = s.recv_from(&mut buf) {
+                    out.push((Protocol::Udp, from, local, buf[..n].to_vec()));
+                }
+                out
+            }
+            Link::Tcp(Some(l)) => {
+                l.flush();
+                let (from, local) = (l.remote, l.local);
+                l.read_frames()
+                    .into_iter()
+                    .map(|f| (Protocol::Tcp, from, local, f))
+                    .collect()
+            }
+            Link::Tcp(None) => Vec::new(),
+        }
+    }
+
+    /// Whether the configured loss drops this packet: reproducible, media only (first
+    /// byte 128..=191), once connected.
+    fn lose(&mut self, data: &[u8]) -> bool {
+        let Some((p, seed)) = self.loss.as_mut() else {
+            return false;
+        };
+        // xorshift
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let media = data.first().is_some_and(|b| (128..=191).contains(b));
+        if self.connected && media && (*seed % 1000) as f64 / 1000.0 < *p {
+            self.dropped += 1;
+            return true;
+        }
+        false
     }
 
     pub fn pt(&self, codec: Codec) -> Pt {

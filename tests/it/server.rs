@@ -26,6 +26,14 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The `cascade` binary under test: cargo's, or `CASCADE_BIN` (the e2e harness's variable)
+/// where a shared target directory may hold another tree's build by the time tests run.
+pub fn cascade_bin() -> PathBuf {
+    std::env::var_os("CASCADE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cascade")))
+}
+
 impl Server {
     /// A node with its own fresh database. Unless `extra` says how to authorize, publishing
     /// is open (`--auth open`): most tests are about media, not accounts.
@@ -46,7 +54,7 @@ impl Server {
         stderr: Stdio,
         log_level: &str,
     ) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cascade"));
+        let mut cmd = Command::new(crate::server::cascade_bin());
         cmd.args([command, "--http", "127.0.0.1:0", "--workers", "2"])
             .arg("--data-dir")
             .arg(data);
@@ -136,16 +144,19 @@ impl Server {
             .sum()
     }
 
-    /// Sessions open on the node, from `/healthz`.
-    pub fn sessions(&self) -> u64 {
-        let health: serde_json::Value = self
-            .http()
+    /// The node's `/healthz`.
+    pub fn health(&self) -> serde_json::Value {
+        self.http()
             .get(self.url("/healthz"))
             .send()
             .unwrap()
             .json()
-            .unwrap();
-        health["sessions"].as_u64().unwrap()
+            .unwrap()
+    }
+
+    /// Sessions open on the node, from `/healthz`.
+    pub fn sessions(&self) -> u64 {
+        self.health()["sessions"].as_u64().unwrap()
     }
 
     /// SIGTERM, then wait: returns whether it exited cleanly.

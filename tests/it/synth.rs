@@ -45,6 +45,30 @@ pub fn body(src: u8, layer: u8, frame: u32, idx: u8, key: bool, first: bool) -> 
     b
 }
 
+/// Publishes `synth`'s stream and polls every viewer until `until` holds (true) or `max`
+/// passes (false).
+pub fn run(
+    synth: &mut Synth,
+    publ: &mut Peer,
+    viewers: &mut [&mut Peer],
+    until: impl Fn(&[&mut Peer]) -> bool,
+    max: Duration,
+) -> bool {
+    let end = Instant::now() + max;
+    while Instant::now() < end {
+        synth.tick(publ);
+        publ.poll();
+        for v in viewers.iter_mut() {
+            v.poll();
+        }
+        if until(viewers) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
 impl Synth {
     /// Layers in the publisher's RID order, with packets per frame (bitrate) each.
     pub fn new(layers: &[(&'static str, usize)], seed: u32) -> Synth {
