@@ -212,9 +212,10 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
     if !cp.config().cluster {
         return app;
     }
-    // A viewer's offer is not read here: the client sends it again to the edge.
+    // An offer is not read here: the client sends it again to the edge or the origin.
     let whep = Router::new()
         .route("/whep/{stream}", post(redirect::whep))
+        .route("/whip/{stream}", post(redirect::whip))
         .layer(axum::middleware::from_fn(problems))
         .layer(cors)
         .with_state(cp);

@@ -112,6 +112,22 @@ pub(crate) async fn find(cp: &ControlPlane, secret: &str) -> ApiResult<Option<Ke
     .await?)
 }
 
+/// A publish token for `owner`'s key, valid `ttl` seconds.
+pub(crate) fn mint_publish_token(
+    cp: &ControlPlane,
+    owner: &KeyOwner,
+    ttl: i64,
+) -> ApiResult<String> {
+    Ok(cp.signer().issue_channel(
+        TokenKind::Publish,
+        &owner.id,
+        owner.owner_sv,
+        owner.claim(),
+        now_secs(),
+        ttl,
+    )?)
+}
+
 /// Looks up a key by its id, revoked or not (a publish token names its key by id).
 pub(crate) async fn by_id(cp: &ControlPlane, id: &str) -> ApiResult<Option<KeyOwner>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -313,14 +329,7 @@ pub(crate) async fn publish_token(
         return Err(Error::Forbidden("account suspended"));
     }
     let ttl = cp.config().publish_ttl_secs;
-    let token = cp.signer().issue_channel(
-        TokenKind::Publish,
-        &owner.id,
-        owner.owner_sv,
-        owner.claim(),
-        now_secs(),
-        ttl,
-    )?;
+    let token = mint_publish_token(&cp, &owner, ttl)?;
     Ok(axum::Json(PublishToken {
         token,
         channel: owner.slug,

@@ -1,13 +1,14 @@
 //! A cluster run by its control plane: two `cascade control` replicas on one database and
 //! `cascade node`s (origin, two relays in two zones, two edges) that register, report and
-//! take their parents from it. A viewer's WHEP POST to a replica is answered 307 to an edge
-//! with a viewer token in the URL; the edge pulls the stream through a relay from the
+//! take their parents from it. The broadcaster's WHIP POST to a replica is answered 307 to
+//! the origin with a publish token in the URL, a viewer's WHEP POST 307 to an edge with a
+//! viewer token; the edge pulls the stream through a relay from the
 //! origin; with one replica killed, new viewers are still placed and nodes keep reporting.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::accounts::{account, api, channel_with_key};
+use crate::accounts::{account, channel_with_key};
 use crate::cluster::certificates;
 use crate::peer::Peer;
 use crate::server::{temp_dir, Server};
@@ -74,20 +75,33 @@ fn alive(control: &Server) -> Vec<String> {
         .collect()
 }
 
-/// POSTs a viewer's offer to a control plane: the 307 and where it points.
-fn placed(control: &Server, stream: &str, offer: &str) -> String {
+/// POSTs an offer to `path` on a control plane, redirects not followed: the status and
+/// where it points (or the body).
+fn redirected(control: &Server, path: &str, offer: &str, bearer: Option<&str>) -> (u16, String) {
     let http = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = http
-        .post(control.url(&format!("/whep/{stream}")))
+    let mut req = http
+        .post(control.url(path))
         .header("content-type", "application/sdp")
-        .body(offer.to_owned())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 307, "{}", r.text().unwrap_or_default());
-    r.headers()["location"].to_str().unwrap().to_owned()
+        .body(offer.to_owned());
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    match r.headers().get("location") {
+        Some(l) => (status, l.to_str().unwrap().to_owned()),
+        None => (status, r.text().unwrap_or_default()),
+    }
+}
+
+/// POSTs a viewer's offer to a control plane: where the 307 points.
+fn placed(control: &Server, stream: &str, offer: &str) -> String {
+    let (status, location) = redirected(control, &format!("/whep/{stream}"), offer, None);
+    assert_eq!(status, 307, "{location}");
+    location
 }
 
 #[test]
@@ -116,18 +130,23 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
     }
     assert_eq!(alive(&c2).len(), 5, "every node registered and reports");
 
-    // The broadcaster publishes to the origin with a publish token from the control plane.
-    let (s, pt) = api(&c1, "POST", "/publish-token", Some(&key), None);
-    assert_eq!(s, 200);
+    // The broadcaster's WHIP POST to a replica, with its stream key, is sent to the
+    // origin with a publish token in the URL; a wrong key is refused there and then.
     let http = origin.http();
     let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
-    publ.connect_as(
-        &http,
-        &origin.url("/whip/show"),
-        offer,
-        pending,
-        pt["token"].as_str(),
+    let (status, _) = redirected(&c2, "/whip/show", &offer, Some("csk_not_a_key"));
+    assert_eq!(status, 401);
+    let (status, location) = redirected(&c2, "/whip/show", &offer, Some(&key));
+    assert_eq!(status, 307);
+    assert!(
+        location.starts_with(&format!("{}/whip/show?token=", origin.base)),
+        "placed on the origin: {location}"
     );
+    assert!(
+        !location.contains(&key),
+        "the key stays with the broadcaster"
+    );
+    publ.connect(&http, &location, offer, pending);
 
     // Two viewers ask the replicas; each is sent to an edge, token in the URL.
     let mut viewers = Vec::new();

@@ -10,6 +10,7 @@
 //! [`redirect`] answers `POST /whep/{stream}` with a 307 to an edge.
 
 mod auth;
+pub mod ingest;
 pub mod placement;
 pub mod redirect;
 pub mod registry;

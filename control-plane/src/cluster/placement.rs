@@ -118,7 +118,7 @@ pub fn serving_role(view: &ClusterView) -> Option<Role> {
         .find(|r| view.with_role(*r).iter().any(|n| view.node(*n).alive))
 }
 
-fn has_room(view: &ClusterView, n: NodeId) -> bool {
+pub(crate) fn has_room(view: &ClusterView, n: NodeId) -> bool {
     let node = view.node(n);
     node.usable() && node.load() < view.limits.load && node.cpu < view.limits.cpu
 }

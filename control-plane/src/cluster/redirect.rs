@@ -1,6 +1,8 @@
 //! `POST /whep/{stream}` on the control plane of a cluster: a 307 to the edge chosen for
 //! the viewer (RFC 9725 §4.5), with a short-lived viewer token in the URL, since browsers
-//! drop `Authorization` when a redirect crosses origins.
+//! drop `Authorization` when a redirect crosses origins. `POST /whip/{stream}` the same
+//! for a broadcaster: a 307 to an origin (`ingest.rs`), with a short-lived publish token
+//! minted from its stream key (a publish token given instead is passed on as it is).
 //!
 //! Who may watch is decided by the gate, exactly as on a node ([`ControlPlane::check`]):
 //! a public or unlisted channel takes no credential, a private one the caller's viewer
@@ -26,11 +28,12 @@ use crate::{ControlPlane, Error};
 /// Where a viewer is sent.
 #[derive(Debug, Clone)]
 pub struct Redirect {
-    /// The edge's registry id.
+    /// The node's registry id.
     pub node: String,
-    /// The full URL for the 307's `Location`: `{http_url}/whep/{stream}?token=…`.
+    /// The full URL for the 307's `Location`: `{http_url}/whep/{stream}?token=…` (or
+    /// `/whip/`).
     pub location: String,
-    /// The viewer token alone (also in `location`).
+    /// The viewer or publish token alone (also in `location`).
     pub token: String,
 }
 
@@ -77,6 +80,71 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// Decides whether the bearer may publish `stream`, chooses an origin (another than
+    /// the primary's for a `backup`) and the token for the redirect. Errors: 401/403/404
+    /// as the gate says, 503 when no origin has room.
+    pub async fn place_broadcaster(
+        &self,
+        stream: &str,
+        bearer: Option<&str>,
+        backup: bool,
+    ) -> ApiResult<Redirect> {
+        self.check(Want::Publish, stream, bearer)
+            .await
+            .map_err(refused)?;
+        let bearer = bearer.ok_or(Error::Unauthorized("a stream key is required"))?;
+        let token = if bearer.starts_with("csk_") {
+            let owner = crate::keys::find(self, bearer)
+                .await?
+                .ok_or(Error::Unauthorized("invalid or revoked stream key"))?;
+            let ttl = self.config().cluster_tuning.redirect_token_ttl_secs;
+            crate::keys::mint_publish_token(self, &owner, ttl)?
+        } else {
+            bearer.to_owned()
+        };
+        let placed = self.place_ingest(stream, backup).await?;
+        let standby = if backup { "&backup=1" } else { "" };
+        Ok(Redirect {
+            node: placed.id,
+            location: format!("{}/whip/{stream}?token={token}{standby}", placed.http_url),
+            token,
+        })
+    }
+}
+
+/// `?backup=1` on a WHIP POST: a standby ingest.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct WhipQuery {
+    backup: Option<String>,
+}
+
+/// Sends a WHIP broadcaster to an origin of the cluster (307, with a publish token in the
+/// URL). Not in the OpenAPI document, as [`whep`].
+pub(crate) async fn whip(
+    State(cp): State<ControlPlane>,
+    Path(stream): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<WhipQuery>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    let backup = q.backup.as_deref() == Some("1");
+    let r = cp
+        .place_broadcaster(&stream, bearer(&parts), backup)
+        .await?;
+    redirect_to(&r)
+}
+
+/// The 307 to `r`'s location, never cached.
+fn redirect_to(r: &Redirect) -> ApiResult<Response> {
+    let location =
+        HeaderValue::from_str(&r.location).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
 /// Sends a WHEP viewer to an edge of the cluster (307, with a viewer token in the URL).
 /// Not in the OpenAPI document: it is WHEP (RFC 9725), and on a node the same path is the
 /// node's own WHEP endpoint.
@@ -86,11 +154,5 @@ pub(crate) async fn whep(
     parts: Parts,
 ) -> ApiResult<Response> {
     let r = cp.place_viewer(&stream, bearer(&parts)).await?;
-    let location =
-        HeaderValue::from_str(&r.location).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
-    resp.headers_mut().insert(header::LOCATION, location);
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    redirect_to(&r)
 }

@@ -1,0 +1,135 @@
+//! Where a broadcaster publishes: `POST /whip/{stream}` on the control plane answers 307
+//! to an origin (RFC 9725 §4.5), as `POST /whep/{stream}` sends a viewer to an edge.
+//!
+//! A stream's primary ingest goes back to the origin that holds it (a publisher that
+//! restarts lands where the tree is rooted; while the old session lives, that origin
+//! refuses the second one with 409); a new stream goes to the better of two random
+//! origins with room. A standby ingest (`?backup=1`) goes to another origin than the
+//! primary's, in another zone when there is one, so that losing a zone loses one ingest.
+
+use rand::Rng;
+
+use super::placement::{has_room, pick, PlaceError};
+use super::registry::Placement;
+use super::view::{ClusterView, Ingest, NodeId, Role};
+use crate::error::ApiResult;
+use crate::ControlPlane;
+
+/// The origin for `stream`'s primary ingest, or its standby when `backup`.
+pub fn place_publisher<R: Rng + ?Sized>(
+    view: &ClusterView,
+    stream: &str,
+    backup: bool,
+    rng: &mut R,
+) -> Result<NodeId, PlaceError> {
+    let usable = |n: &NodeId| view.node(*n).usable();
+    let ix = view.stream(stream);
+    let primary = ix.and_then(|i| i.primary).filter(usable);
+    let standby = ix.and_then(|i| i.backup).filter(usable);
+    match (backup, primary, standby) {
+        (false, Some(p), _) => return Ok(p),
+        (true, _, Some(b)) => return Ok(b),
+        _ => {}
+    }
+    let origins = view.with_role(Role::Origin);
+    let ok = |n: NodeId| Some(n) != primary && has_room(view, n);
+    let load = |n: NodeId| view.node(n).load();
+    let zone = primary.map(|p| view.node(p).zone.as_str());
+    let elsewhere = |n: NodeId| ok(n) && Some(view.node(n).zone.as_str()) != zone;
+    if backup {
+        if let Some(n) = pick(origins, rng, elsewhere, load) {
+            return Ok(n);
+        }
+    }
+    pick(origins, rng, ok, load).ok_or(PlaceError::Full)
+}
+
+impl ControlPlane {
+    /// Chooses the origin for a publisher of `stream` (its standby when `backup`) and
+    /// counts the ingest there until the node's next report says so itself.
+    pub async fn place_ingest(&self, stream: &str, backup: bool) -> ApiResult<Placement> {
+        self.with_view(|view, rng| {
+            let n = place_publisher(view, stream, backup, rng)
+                .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
+            let ingest = if backup {
+                Ingest::Backup
+            } else {
+                Ingest::Primary
+            };
+            view.set_ingest(n, stream, ingest);
+            let node = view.node(n);
+            Ok(Placement {
+                id: node.key.clone(),
+                name: node.name.clone(),
+                http_url: node.http_url.clone(),
+            })
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::cluster::view::{Limits, Node};
+
+    /// Origins in zones a, a, b, and an edge.
+    fn cluster() -> ClusterView {
+        let mut v = ClusterView::new(Limits::default());
+        for (key, role, zone) in [
+            ("o0", Role::Origin, "a"),
+            ("o1", Role::Origin, "a"),
+            ("o2", Role::Origin, "b"),
+            ("e0", Role::Edge, "a"),
+        ] {
+            v.add(Node::new(key, role, zone, 100));
+        }
+        v
+    }
+
+    #[test]
+    fn a_new_stream_goes_to_the_least_loaded_origin_and_a_restart_to_its_own() {
+        let mut v = cluster();
+        let mut rng = SmallRng::seed_from_u64(3);
+        // o0 is full; of o1 and o2, o1 is the less loaded.
+        v.set_load(NodeId(0), 0.2, 95, 0);
+        v.set_load(NodeId(2), 0.2, 50, 0);
+        for _ in 0..20 {
+            assert_eq!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(1)));
+        }
+        v.set_ingest(NodeId(2), "s", Ingest::Primary);
+        assert_eq!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(2)));
+        // Never an edge, even when every origin is full.
+        for o in 0..3 {
+            v.set_load(NodeId(o), 0.99, 100, 0);
+        }
+        assert_eq!(
+            place_publisher(&v, "t", false, &mut rng),
+            Err(PlaceError::Full)
+        );
+    }
+
+    #[test]
+    fn a_standby_goes_to_another_origin_in_another_zone_first() {
+        let mut v = cluster();
+        let mut rng = SmallRng::seed_from_u64(5);
+        v.set_ingest(NodeId(0), "s", Ingest::Primary);
+        for _ in 0..20 {
+            assert_eq!(place_publisher(&v, "s", true, &mut rng), Ok(NodeId(2)));
+        }
+        // Zone b gone: the other origin of zone a, never the primary's.
+        v.set_state(NodeId(2), false, false);
+        for _ in 0..20 {
+            assert_eq!(place_publisher(&v, "s", true, &mut rng), Ok(NodeId(1)));
+        }
+        // A standby already placed keeps its origin.
+        v.set_ingest(NodeId(1), "s", Ingest::Backup);
+        assert_eq!(place_publisher(&v, "s", true, &mut rng), Ok(NodeId(1)));
+        // A dead primary's stream starts afresh elsewhere.
+        v.set_state(NodeId(0), false, false);
+        assert_ne!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(0)));
+    }
+}
