@@ -18,14 +18,16 @@ struct Frame {
     /// The stamp sequence numbers of its first packet and of its marker packet.
     first: Option<u32>,
     last: Option<u32>,
-    /// The stamp sequence numbers received (no duplicates).
+    /// The stamp sequence numbers received (no duplicates), the first [`PACKETS_KEPT`].
     got: Vec<u32>,
+    /// Packets received beyond those, counted without looking for duplicates.
+    extra: usize,
 }
 
 impl Frame {
     fn whole(&self) -> bool {
         match (self.first, self.last) {
-            (Some(f), Some(l)) => l.wrapping_sub(f) as usize + 1 == self.got.len(),
+            (Some(f), Some(l)) => l.wrapping_sub(f) as usize + 1 == self.got.len() + self.extra,
             _ => false,
         }
     }
@@ -59,7 +61,9 @@ impl Frames {
         if marker {
             f.last = Some(seq);
         }
-        if !f.got.contains(&seq) && f.got.len() < PACKETS_KEPT {
+        if f.got.len() == PACKETS_KEPT {
+            f.extra += 1;
+        } else if !f.got.contains(&seq) {
             f.got.push(seq);
         }
         if self.newest.is_none_or(|n| id > n) {

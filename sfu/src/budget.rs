@@ -7,9 +7,15 @@
 //!
 //! A level is taken after the node was over its budget for [`BudgetConfig::escalate_after`]
 //! (counted again from each step), and given back one at a time after it was well under
-//! (below [`BudgetConfig::release_below`] of it) for [`BudgetConfig::release_after`]: long,
-//! so that shedding the top layer, which brings the node under, does not flap. Sans-I/O:
-//! [`Budget::observe`] takes the time and the load; [`LoadMeter`] reads them.
+//! (below [`BudgetConfig::release_below`] of it) for [`BudgetConfig::release_after`]. Shedding
+//! brings the node under its budget, and giving the layer back may bring it over again: a
+//! viewer once capped stays capped until the node is back to [`Pressure::Normal`]
+//! (`Consumer`), and each time a level is taken again within a minute of one given back, the
+//! next release waits twice as long (up to 8 times), so a node at its limit settles instead
+//! of flapping. Sans-I/O: [`Budget::observe`] takes the time and the load; [`CpuMeter`]
+//! and [`RateMeter`] read them. The CPU is the process's share of all the machine's cores
+//! (with fewer workers than cores the node saturates them before it reaches a high share;
+//! set the budget accordingly); where `/proc` cannot be read it counts as 0.
 
 use std::time::{Duration, Instant};
 
@@ -83,7 +89,17 @@ pub struct Budget {
     level: Pressure,
     over_since: Option<Instant>,
     under_since: Option<Instant>,
+    /// When a level was last given back.
+    released_at: Option<Instant>,
+    /// The release hold's multiplier: doubled by a level taken again soon after one was
+    /// given back.
+    backoff: u32,
 }
+
+/// A level taken again this soon after one was given back doubles the next release hold.
+const FLAP_WINDOW: Duration = Duration::from_secs(60);
+/// The release hold grows to at most this many times its configured length.
+const MAX_BACKOFF: u32 = 8;
 
 impl Budget {
     /// Within budget, nothing seen yet.
@@ -93,6 +109,8 @@ impl Budget {
             level: Pressure::Normal,
             over_since: None,
             under_since: None,
+            released_at: None,
+            backoff: 1,
         }
     }
 
@@ -117,15 +135,24 @@ impl Budget {
             {
                 self.level = self.level.up();
                 self.over_since = Some(now);
+                if self
+                    .released_at
+                    .is_some_and(|t| now.saturating_duration_since(t) <= FLAP_WINDOW)
+                {
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
             }
         } else if used < self.cfg.release_below {
             self.over_since = None;
             let since = *self.under_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= self.cfg.release_after
-                && self.level > Pressure::Normal
-            {
+            let calm = now.saturating_duration_since(since);
+            if calm >= self.cfg.release_after * self.backoff && self.level > Pressure::Normal {
                 self.level = self.level.down();
                 self.under_since = Some(now);
+                self.released_at = Some(now);
+            } else if self.level == Pressure::Normal && calm >= self.cfg.release_after * 4 {
+                // Long settled: the next pressure starts from the configured hold.
+                self.backoff = 1;
             }
         } else {
             self.over_since = None;
@@ -271,6 +298,34 @@ mod tests {
         assert_eq!(b.observe(at(21), 0.1, 0), Pressure::ShedTop);
         assert_eq!(b.observe(at(22), 0.1, 0), Pressure::CapNew);
         assert_eq!(b.observe(at(37), 0.1, 0), Pressure::Normal);
+    }
+
+    #[test]
+    fn a_level_taken_again_soon_after_its_release_waits_longer_next_time() {
+        let t0 = Instant::now();
+        let mut b = budget();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        b.observe(at(0), 0.6, 0);
+        assert_eq!(b.observe(at(2), 0.6, 0), Pressure::CapNew);
+        assert_eq!(b.observe(at(3), 0.1, 0), Pressure::CapNew);
+        assert_eq!(
+            b.observe(at(18), 0.1, 0),
+            Pressure::Normal,
+            "15 s well under"
+        );
+        // Over again at once (what was shed came back): taken again, and the next release
+        // waits 30 s.
+        b.observe(at(19), 0.6, 0);
+        assert_eq!(b.observe(at(21), 0.6, 0), Pressure::CapNew);
+        b.observe(at(22), 0.1, 0);
+        assert_eq!(b.observe(at(40), 0.1, 0), Pressure::CapNew);
+        assert_eq!(b.observe(at(52), 0.1, 0), Pressure::Normal);
+        // Settled for 4 release holds: the hold is 15 s again.
+        assert_eq!(b.observe(at(200), 0.1, 0), Pressure::Normal);
+        b.observe(at(201), 0.6, 0);
+        assert_eq!(b.observe(at(203), 0.6, 0), Pressure::CapNew);
+        b.observe(at(204), 0.1, 0);
+        assert_eq!(b.observe(at(219), 0.1, 0), Pressure::Normal);
     }
 
     #[test]

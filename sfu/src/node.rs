@@ -424,6 +424,11 @@ impl Node {
         self.inner.shared.directory.set_listed(stream, listed);
     }
 
+    /// The budget's level now (`budget.rs`).
+    pub fn pressure(&self) -> crate::budget::Pressure {
+        self.inner.shared.directory.pressure()
+    }
+
     /// Open sessions.
     pub fn session_count(&self) -> usize {
         self.inner.shared.directory.session_count()

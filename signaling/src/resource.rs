@@ -151,7 +151,10 @@ async fn create(
     };
     let grant = st
         .auth
-        .authorize(action, &stream, bearer(&headers).or(query_token.as_deref()))
+        // A token in the URL was put there by a redirect (a cluster's control plane) for
+        // this request: it wins over a header the client kept across the redirect (OBS
+        // re-sends its stream key, which a cluster node cannot check offline).
+        .authorize(action, &stream, query_token.as_deref().or(bearer(&headers)))
         .await
         .map_err(|d| match d {
             Denied::Unauthenticated => ApiError::Unauthorized,

@@ -204,6 +204,7 @@ impl Agent {
             "cpu": cpu,
             "egress_bps": egress_bps,
             "viewers": node.session_count(),
+            "pressure": node.pressure() as u8,
             "streams": streams,
         })
     }

@@ -1,5 +1,5 @@
 //! A node over its budget (issue 10, fail-safe): its viewers give way before anyone is
-//! refused. Four viewers on the top layer send about 5 Mbit/s through a node allowed 1.5:
+//! refused. Four viewers on the top layer take about 5 Mbit/s of a node allowed 1:
 //! the top layer must be shed for all of them (mid, never lower: only the top goes), and
 //! once even that is too much, a new viewer is refused with 503 and `Retry-After`.
 

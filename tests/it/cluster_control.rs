@@ -146,7 +146,8 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
         !location.contains(&key),
         "the key stays with the broadcaster"
     );
-    publ.connect(&http, &location, offer, pending);
+    // As OBS does, the broadcaster sends its key again to the origin: the URL's token wins.
+    publ.connect_as(&http, &location, offer, pending, Some(&key));
 
     // Two viewers ask the replicas; each is sent to an edge, token in the URL.
     let mut viewers = Vec::new();

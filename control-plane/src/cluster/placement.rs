@@ -120,7 +120,10 @@ pub fn serving_role(view: &ClusterView) -> Option<Role> {
 
 pub(crate) fn has_room(view: &ClusterView, n: NodeId) -> bool {
     let node = view.node(n);
-    node.usable() && node.load() < view.limits.load && node.cpu < view.limits.cpu
+    node.usable()
+        && node.load() < view.limits.load
+        && node.cpu < view.limits.cpu
+        && node.pressure < 3
 }
 
 /// Children of `child`'s kind a `parent` may feed per stream.
@@ -157,7 +160,8 @@ pub fn place_viewer<R: Rng + ?Sized>(
 ) -> Result<NodeId, PlaceError> {
     let role = serving_role(view).ok_or(PlaceError::Full)?;
     let ok = |n: NodeId| view.node(n).role == role && has_room(view, n);
-    let load = |n: NodeId| view.node(n).load();
+    // A node over its own budget caps or sheds what it sends: one within it first.
+    let load = |n: NodeId| (view.node(n).pressure, view.node(n).load());
     if let Some(ix) = view.stream(stream) {
         if let Some(n) = pick(&ix.carriers, rng, ok, load) {
             return Ok(n);

@@ -37,8 +37,11 @@ pub struct Redirect {
     pub token: String,
 }
 
-fn refused(r: Refusal) -> Error {
+fn refused(want: Want, r: Refusal) -> Error {
     match r {
+        Refusal::Unauthenticated if want == Want::Publish => {
+            Error::Unauthorized("a valid stream key or publish token is required")
+        }
         Refusal::Unauthenticated => Error::Unauthorized("a viewer token is required"),
         Refusal::Forbidden => Error::Forbidden("this token is not for this stream"),
         Refusal::NotFound => Error::NotFound,
@@ -53,7 +56,7 @@ impl ControlPlane {
     pub async fn place_viewer(&self, stream: &str, bearer: Option<&str>) -> ApiResult<Redirect> {
         self.check(Want::View, stream, bearer)
             .await
-            .map_err(refused)?;
+            .map_err(|r| refused(Want::View, r))?;
         let ch = by_slug(self, stream).await?.ok_or(Error::NotFound)?;
         // The gate said yes: a private channel's bearer is a valid viewer token for this
         // channel; on a public one a signed-in viewer's token keeps who is watching.
@@ -92,7 +95,7 @@ impl ControlPlane {
     ) -> ApiResult<Redirect> {
         self.check(Want::Publish, stream, bearer)
             .await
-            .map_err(refused)?;
+            .map_err(|r| refused(Want::Publish, r))?;
         let bearer = bearer.ok_or(Error::Unauthorized("a stream key is required"))?;
         let token = if bearer.starts_with("csk_") {
             let owner = crate::keys::find(self, bearer)

@@ -80,6 +80,11 @@ pub struct NodeStats {
     pub egress_bps: u64,
     /// Viewers connected.
     pub viewers: u32,
+    /// Its budget's level: 0 within it, 1 capping new viewers, 2 shedding the top layer, 3
+    /// refusing viewers (placement sends them elsewhere).
+    #[serde(default)]
+    #[schema(maximum = 3)]
+    pub pressure: u8,
     /// The streams it carries.
     #[serde(default)]
     pub streams: Vec<StreamStat>,
@@ -183,6 +188,7 @@ fn idle() -> NodeStats {
         cpu: 0.0,
         egress_bps: 0,
         viewers: 0,
+        pressure: 0,
         streams: Vec::new(),
     }
 }
@@ -226,6 +232,7 @@ pub fn build_view(nodes: &[NodeInfo], limits: super::Limits) -> ClusterView {
         node.cpu = n.stats.cpu;
         node.egress_bps = n.stats.egress_bps;
         node.viewers = n.stats.viewers;
+        node.pressure = n.stats.pressure;
         node.alive = n.alive;
         node.draining = n.draining;
         view.add(node);
@@ -390,6 +397,9 @@ pub(crate) async fn stats(
 ) -> ApiResult<axum::Json<StatsReply>> {
     if !(0.0..=1.0).contains(&req.cpu) {
         return Err(Error::Invalid("cpu must be from 0 to 1".into()));
+    }
+    if req.pressure > 3 {
+        return Err(Error::Invalid("pressure must be from 0 to 3".into()));
     }
     if req.streams.len() > MAX_STREAMS_PER_NODE {
         return Err(Error::Invalid(format!(

@@ -263,3 +263,22 @@ fn losses_are_repaired_through_backups_and_fresh_choices() {
         assert!(v.node(c.parent.unwrap()).alive);
     }
 }
+
+#[test]
+fn a_node_over_its_own_budget_gets_new_viewers_last_and_none_once_it_refuses() {
+    let mut v = cluster(1, 0, 2);
+    let (a, b) = (edge(&v, 0), edge(&v, 1));
+    // b sheds its top layer: a, though busier, takes the viewers.
+    v.set_load(a, 0.5, 50, 0);
+    v.set_pressure(b, 2);
+    for _ in 0..20 {
+        assert_eq!(place_viewer(&v, "s", &mut rng()), Ok(a));
+    }
+    // a refuses viewers, b sheds: b, which still takes them.
+    v.set_pressure(a, 3);
+    for _ in 0..20 {
+        assert_eq!(place_viewer(&v, "s", &mut rng()), Ok(b));
+    }
+    v.set_pressure(b, 3);
+    assert_eq!(place_viewer(&v, "s", &mut rng()), Err(PlaceError::Full));
+}

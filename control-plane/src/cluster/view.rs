@@ -102,6 +102,9 @@ pub struct Node {
     pub alive: bool,
     /// Asked to take nothing new.
     pub draining: bool,
+    /// Its own budget's level (0 within it; 1 capping new viewers, 2 shedding the top
+    /// layer, 3 refusing viewers).
+    pub pressure: u8,
     /// The streams it carries.
     pub streams: BTreeMap<String, Carry>,
     /// Child links over all its streams.
@@ -124,6 +127,7 @@ impl Node {
             viewers: 0,
             alive: true,
             draining: false,
+            pressure: 0,
             streams: BTreeMap::new(),
             links: 0,
         }
@@ -304,6 +308,11 @@ impl ClusterView {
         n.cpu = cpu;
         n.viewers = viewers;
         n.egress_bps = egress_bps;
+    }
+
+    /// Sets the level of a node's own budget, as it reported.
+    pub fn set_pressure(&mut self, node: NodeId, pressure: u8) {
+        self.nodes[node.ix()].pressure = pressure;
     }
 
     /// Sets a node's liveness and draining flags.

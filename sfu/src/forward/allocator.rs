@@ -153,6 +153,9 @@ pub struct Allocator {
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
     started: Option<Instant>,
+    /// The lowest choice at the full frame rate: where a lossy path and a first decision
+    /// that nothing fits go (the choices below it drop temporal layers).
+    base: usize,
 }
 
 impl Allocator {
@@ -168,7 +171,13 @@ impl Allocator {
             paused_since: None,
             last_probe: None,
             started: None,
+            base: 0,
         }
+    }
+
+    /// The lowest choice at the full frame rate (0 when every choice is a whole layer).
+    pub fn set_base(&mut self, base: usize) {
+        self.base = base;
     }
 
     /// The path's estimated capacity, in bits per second.
@@ -194,6 +203,14 @@ impl Allocator {
     /// The last decision's target.
     pub fn target(&self) -> Option<Allocation> {
         self.target
+    }
+
+    /// Renumbers the current target (the choices were renumbered: a layer or a temporal
+    /// layer came or went), without counting it as a decision.
+    pub fn retarget(&mut self, target: Allocation) {
+        if self.target.is_some() {
+            self.target = Some(target);
+        }
     }
 
     /// What a layer of `bitrate` (payload bits per second) takes with the audio beside it.
@@ -323,7 +340,7 @@ impl Allocator {
             // estimate has seen before the first video is audio at most.
             None => {
                 return match self.best_fit(est, layers, cap) {
-                    Allocation::Paused => Allocation::Layer(0),
+                    Allocation::Paused => Allocation::Layer(self.base.min(cap)),
                     layer => layer,
                 }
             }
@@ -349,7 +366,7 @@ impl Allocator {
                     };
                 }
                 if self.queue_delay > self.cfg.queue_limit || self.loss > self.cfg.loss_limit {
-                    return Allocation::Layer(0);
+                    return Allocation::Layer(self.base.min(i));
                 }
                 if self.loss > self.cfg.loss_limit / 2.0 {
                     // Never up while the path still loses much.

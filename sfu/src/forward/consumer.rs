@@ -121,6 +121,14 @@ impl Steps {
         &self.bps[..self.len]
     }
 
+    /// The highest step at or below `step` (the lowest when none is).
+    fn at_or_below(&self, step: (usize, u8)) -> usize {
+        self.layer[..self.len]
+            .iter()
+            .rposition(|&s| s <= step)
+            .unwrap_or(0)
+    }
+
     /// The highest step of `rank`.
     fn top_of(&self, rank: usize) -> usize {
         self.layer[..self.len]
@@ -140,9 +148,13 @@ pub struct Consumer {
     allocation: Allocation,
     video: VideoOut,
     audio: AudioOut,
-    /// Joined while the node was over its budget: kept below the top layer until the node
-    /// is back within it. `None` before the first allocation.
-    joined_under_pressure: Option<bool>,
+    /// Kept below the top layer by the node's budget (it joined while the node was over
+    /// it, or the top layer was shed) until the node is back within it. `None` before the
+    /// first allocation.
+    capped: Option<bool>,
+    /// The (rank, temporal layer) of the allocator's target, which its index into the
+    /// steps stands for.
+    step: Option<(usize, u8)>,
 }
 
 /// What one [`Consumer::allocate`] decided, for the driver to apply to the viewer's
@@ -186,7 +198,8 @@ impl Consumer {
                 source: None,
                 rewriter: SeqRewriter::new(48_000, seq_origin[1], ts_origin[1]),
             },
-            joined_under_pressure: None,
+            capped: None,
+            step: None,
         }
     }
 
@@ -239,18 +252,31 @@ impl Consumer {
             .resolve_rank(&self.pref)?
             .min(self.node_cap(&table, pressure));
         let cap = steps.top_of(rank);
+        // The steps may have been renumbered since the last decision (a layer, or a layer's
+        // temporal layers, came or went): the target keeps what it stood for.
+        if let (Some(was), Some(Allocation::Layer(i))) = (self.step, self.alloc.target()) {
+            if steps.layer[..steps.len].get(i) != Some(&was) {
+                self.alloc
+                    .retarget(Allocation::Layer(steps.at_or_below(was)));
+            }
+        }
         if let Some(bps) = estimate {
             self.alloc.set_estimate(bps);
         }
         self.alloc.set_queue_delay(queue_delay);
         self.alloc.set_loss(loss);
+        self.alloc.set_base(steps.at_or_below((0, ALL)));
         let d = self.alloc.decide(now, steps.bps(), cap);
         let (target, temporal) = match d.target {
             Allocation::Layer(i) => {
                 let (rank, tid) = steps.layer[i.min(steps.len.saturating_sub(1))];
+                self.step = Some((rank, tid));
                 (Allocation::Layer(rank), tid)
             }
-            Allocation::Paused => (Allocation::Paused, ALL),
+            Allocation::Paused => {
+                self.step = None;
+                (Allocation::Paused, ALL)
+            }
         };
         let mut stepped_down = false;
         if d.changed {
@@ -289,17 +315,18 @@ impl Consumer {
 
     /// The highest rank the node's budget allows this viewer: the top layer is shed for
     /// everyone from [`Pressure::ShedTop`], for viewers who joined under pressure from
-    /// [`Pressure::CapNew`].
+    /// [`Pressure::CapNew`]; a viewer once capped stays so until [`Pressure::Normal`]
+    /// (giving the layer back on the way down would bring the node over again).
     fn node_cap(&mut self, table: &LayerTable, pressure: Pressure) -> usize {
-        let joined = *self
-            .joined_under_pressure
-            .get_or_insert(pressure >= Pressure::CapNew);
-        if pressure == Pressure::Normal {
-            self.joined_under_pressure = Some(false);
-        }
+        let joined = self.capped.is_none() && pressure >= Pressure::CapNew;
+        let capped = match pressure {
+            Pressure::Normal => false,
+            Pressure::CapNew => joined || self.capped == Some(true),
+            Pressure::ShedTop | Pressure::Refuse => true,
+        };
+        self.capped = Some(capped);
         let top = table.active.len().saturating_sub(1);
-        let shed = pressure >= Pressure::ShedTop || (pressure == Pressure::CapNew && joined);
-        top.saturating_sub(usize::from(shed))
+        top.saturating_sub(usize::from(capped))
     }
 
     /// The video source for `table`: the viewer's choice, capped by the allocation.
@@ -370,7 +397,13 @@ impl Consumer {
             v.vp8.switch_source();
             v.temporal.splice();
         }
-        if !v.temporal.select(pkt.temporal) {
+        if v.rewriter.is_late(pkt.seq) {
+            // Reordered, or repaired upstream: its frame was decided when it was due (a
+            // skipped one stays out), and the filter follows the newest frames only.
+            if pkt.codec == Codec::Vp8 && v.vp8.was_skipped(&pkt.payload) {
+                return Err(DropReason::Temporal);
+            }
+        } else if !v.temporal.select(pkt.temporal, pkt.keyframe) {
             // Closed up: the viewer sees a lower frame rate, not a loss.
             v.rewriter.skip(pkt.seq);
             if pkt.codec == Codec::Vp8 {
@@ -414,6 +447,75 @@ mod tests {
         }
     }
 
+    fn table(temporal: &[u16]) -> Arc<LayerTable> {
+        Arc::new(LayerTable {
+            generation: 1,
+            active: vec![
+                layer(0, 150_000, temporal),
+                layer(1, 500_000, temporal),
+                layer(2, 1_200_000, temporal),
+            ],
+            settled: true,
+        })
+    }
+
+    fn key(t: &Arc<LayerTable>, now: Instant) -> MediaPacket {
+        MediaPacket {
+            kind: super::super::Kind::Video,
+            source: SourceKey {
+                generation: 1,
+                encoding: 2,
+            },
+            codec: Codec::Vp8,
+            seq: 1,
+            ts: 0,
+            marker: true,
+            keyframe: true,
+            payload: Arc::from(vec![0x10, 0, 0, 0]),
+            arrival: now,
+            layers: Some(t.clone()),
+            temporal: None,
+        }
+    }
+
+    #[test]
+    fn the_target_keeps_its_meaning_when_temporal_layers_come_and_go() {
+        let t0 = Instant::now();
+        let mut c = Consumer::new(LayerPref::Auto, [0, 0], [0, 0]);
+        let plain = table(&[]);
+        let _ = c.forward(&key(&plain, t0), t0);
+        let a = c
+            .allocate(t0, Some(5_000_000), Duration::ZERO, 0.0, Pressure::Normal)
+            .unwrap();
+        assert_eq!((a.target, a.temporal), (Allocation::Layer(2), None));
+        // The same layers, now with temporal layers measured: more steps below the top.
+        let layered = table(&[500, 750, 1000]);
+        let _ = c.forward(&key(&layered, t0), t0);
+        for ms in [100, 200, 300] {
+            let now = t0 + Duration::from_millis(ms);
+            let a = c
+                .allocate(now, Some(5_000_000), Duration::ZERO, 0.0, Pressure::Normal)
+                .unwrap();
+            assert_eq!((a.target, a.temporal), (Allocation::Layer(2), None));
+            assert!(!a.changed, "nothing changed for the viewer");
+        }
+        // And back.
+        let _ = c.forward(&key(&plain, t0), t0);
+        let a = c
+            .allocate(
+                t0 + Duration::from_millis(400),
+                Some(5_000_000),
+                Duration::ZERO,
+                0.0,
+                Pressure::Normal,
+            )
+            .unwrap();
+        assert_eq!(
+            (a.target, a.temporal, a.changed),
+            (Allocation::Layer(2), None, false)
+        );
+    }
+
     #[test]
     fn frame_rate_halves_before_the_resolution_goes_down() {
         let l1t3 = [500, 750, 1000];
@@ -437,5 +539,9 @@ mod tests {
         );
         assert_eq!(s.top_of(1), 4);
         assert_eq!(s.top_of(9), 5);
+        // What a step stood for, in a list renumbered without it.
+        assert_eq!(s.at_or_below((1, 0)), 2);
+        assert_eq!(s.at_or_below((2, 1)), 4);
+        assert_eq!(s.at_or_below((0, 0)), 0);
     }
 }

@@ -272,7 +272,17 @@ impl LayerRanker {
             self.last_rank = Some(now);
         }
         let mut active: Vec<EncodingInfo> = match &self.known {
-            Some(known) => known.clone(),
+            // The upstream node's layers, with the temporal shares measured here.
+            Some(known) => known
+                .iter()
+                .map(|k| EncodingInfo {
+                    temporal: self
+                        .counters
+                        .get(usize::from(k.encoding))
+                        .map_or_else(Vec::new, |c| c.last_temporal.clone()),
+                    ..k.clone()
+                })
+                .collect(),
             None => self
                 .counters
                 .iter()

@@ -144,6 +144,12 @@ impl SeqRewriter {
         Some(out)
     }
 
+    /// Whether `in_seq` comes after a newer packet of the current source (reordered, or
+    /// a repair from upstream).
+    pub fn is_late(&self, in_seq: u64) -> bool {
+        self.started && in_seq < self.highest_in
+    }
+
     /// The last outgoing packet, if any.
     pub fn last(&self) -> Option<Rewritten> {
         self.last.map(|(r, _)| r)

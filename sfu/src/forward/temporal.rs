@@ -54,11 +54,16 @@ impl TemporalFilter {
         self.current = self.target;
     }
 
-    /// Decides for one packet of the current source: forward it or not.
-    pub fn select(&mut self, temporal: Option<Temporal>) -> bool {
+    /// Decides for one packet of the current source (the newest so far: a late one was
+    /// decided with its frame), `keyframe` when it starts one: forward it or not.
+    pub fn select(&mut self, temporal: Option<Temporal>, keyframe: bool) -> bool {
         let Some(t) = temporal else {
             return true;
         };
+        if keyframe {
+            // Every later frame can build on it: the target holds from here.
+            self.current = self.target;
+        }
         if t.frame_start && self.target < self.current {
             self.current = self.target;
         }
@@ -107,19 +112,22 @@ mod tests {
     #[test]
     fn everything_by_default_and_without_temporal_layers() {
         let mut f = TemporalFilter::default();
-        assert!((0..8).all(|i| f.select(Some(pattern(i)))));
+        assert!((0..8).all(|i| f.select(Some(pattern(i)), false)));
         f.set_target(0);
-        assert!(f.select(None), "a stream without layers is not filtered");
+        assert!(
+            f.select(None, false),
+            "a stream without layers is not filtered"
+        );
     }
 
     #[test]
     fn down_at_the_next_frame_never_inside_one() {
         let mut f = TemporalFilter::default();
-        assert!(f.select(Some(frame(2, false))));
+        assert!(f.select(Some(frame(2, false)), false));
         f.set_target(0);
         // The rest of the layer-2 frame in flight still goes.
-        assert!(f.select(Some(rest(2))));
-        let kept: Vec<bool> = (0..8).map(|i| f.select(Some(pattern(i)))).collect();
+        assert!(f.select(Some(rest(2)), false));
+        let kept: Vec<bool> = (0..8).map(|i| f.select(Some(pattern(i)), false)).collect();
         assert_eq!(kept, [true, false, false, false, true, false, false, false]);
         assert_eq!(f.current(), 0);
     }
@@ -131,18 +139,32 @@ mod tests {
         f.splice();
         f.set_target(1);
         // Layer 1 without sync: not yet; the base goes on.
-        assert!(!f.select(Some(frame(1, false))));
-        assert!(!f.select(Some(rest(1))));
-        assert!(f.select(Some(frame(0, false))));
+        assert!(!f.select(Some(frame(1, false)), false));
+        assert!(!f.select(Some(rest(1)), false));
+        assert!(f.select(Some(frame(0, false)), false));
         // Layer 2 is above the target even when it syncs.
-        assert!(!f.select(Some(frame(2, true))));
-        assert!(f.select(Some(frame(1, true))));
-        assert!(f.select(Some(rest(1))));
+        assert!(!f.select(Some(frame(2, true)), false));
+        assert!(f.select(Some(frame(1, true)), false));
+        assert!(f.select(Some(rest(1)), false));
         assert!(
-            f.select(Some(frame(1, false))),
+            f.select(Some(frame(1, false)), false),
             "layer 1 flows from its sync"
         );
         assert_eq!(f.current(), 1);
+    }
+
+    #[test]
+    fn a_keyframe_is_an_up_point_too() {
+        let mut f = TemporalFilter::default();
+        f.set_target(0);
+        f.splice();
+        f.set_target(ALL);
+        assert!(!f.select(Some(frame(2, false)), false));
+        assert!(f.select(Some(frame(0, false)), true));
+        assert!(
+            f.select(Some(frame(2, false)), false),
+            "from the keyframe on"
+        );
     }
 
     #[test]
@@ -150,10 +172,10 @@ mod tests {
         let mut f = TemporalFilter::default();
         f.set_target(1);
         f.splice();
-        assert!(!f.select(Some(frame(2, true))));
-        assert!(f.select(Some(frame(1, false))));
+        assert!(!f.select(Some(frame(2, true)), false));
+        assert!(f.select(Some(frame(1, false)), false));
         f.set_target(ALL);
         f.splice();
-        assert!(f.select(Some(frame(2, false))));
+        assert!(f.select(Some(frame(2, false)), false));
     }
 }

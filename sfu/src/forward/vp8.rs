@@ -19,10 +19,21 @@ const PID_MOD_7: u16 = 0x80;
 /// Skipped picture ids remembered for late packets (about two seconds at 30 fps).
 const MAX_SKIPS: usize = 64;
 
-/// Whether picture id `a` comes after `b` (15-bit serial number arithmetic).
-fn newer(a: u16, b: u16) -> bool {
-    let d = a.wrapping_sub(b) % PID_MOD_15;
-    d != 0 && d < PID_MOD_15 / 2
+/// The modulus of a payload's picture id field: 15 bits with the M bit, else 7.
+fn field_modulus(payload: &[u8]) -> u16 {
+    match (payload.first(), payload.get(1), payload.get(2)) {
+        (Some(b0), Some(x), Some(id)) if b0 & 0x80 != 0 && x & 0x80 != 0 && id & 0x80 != 0 => {
+            PID_MOD_15
+        }
+        _ => PID_MOD_7,
+    }
+}
+
+/// Whether picture id `a` comes after `b` (serial number arithmetic in `modulus`, the
+/// field's: 7 or 15 bits).
+fn newer(a: u16, b: u16, modulus: u16) -> bool {
+    let d = a.wrapping_sub(b) % modulus;
+    d != 0 && d < modulus / 2
 }
 
 /// The rewrite of one packet's descriptor: the patch for str0m and the ids it writes.
@@ -69,7 +80,8 @@ impl Vp8Munger {
         else {
             return;
         };
-        if self.resync || self.last_in.is_some_and(|l| !newer(pid, l)) {
+        let m = field_modulus(payload);
+        if self.resync || self.last_in.is_some_and(|l| !newer(pid, l, m)) {
             return;
         }
         if self.skipped.len() == MAX_SKIPS {
@@ -80,6 +92,15 @@ impl Vp8Munger {
         self.last_in = Some(pid);
     }
 
+    /// Whether this packet's picture was taken out with [`Vp8Munger::skip`] (a late
+    /// packet of it stays out too).
+    pub fn was_skipped(&self, payload: &[u8]) -> bool {
+        Vp8Descriptor::parse(payload)
+            .ok()
+            .and_then(|d| d.picture_id())
+            .is_some_and(|pid| self.skipped.contains(&pid))
+    }
+
     /// Returns the patch that makes this packet's ids continuous, or `None` when the
     /// descriptor carries no ids (or is malformed, in which case it is sent unchanged).
     pub fn munge(&mut self, payload: &[u8]) -> Option<Vp8Rewrite> {
@@ -87,32 +108,25 @@ impl Vp8Munger {
         let mut patch = desc.patch();
         let (mut picture_id, mut tl0_pic_idx) = (None, None);
         if let Some(pid) = desc.picture_id() {
-            let modulus = if pid > 0x7f || self.last_pid.is_some_and(|p| p > 0x7f) {
-                PID_MOD_15
-            } else {
-                PID_MOD_7
-            };
+            let modulus = field_modulus(payload);
             if self.resync {
                 let next = self.last_pid.map_or(pid, |p| (p + 1) % modulus);
                 self.pid_offset = next.wrapping_sub(pid);
             }
             // A late picture: the skips after it had not happened when it was due.
             let later = match self.last_in {
-                Some(l) if newer(l, pid) => {
-                    self.skipped.iter().filter(|&&s| newer(s, pid)).count() as u16
-                }
+                Some(l) if newer(l, pid, modulus) => self
+                    .skipped
+                    .iter()
+                    .filter(|&&s| newer(s, pid, modulus) && !newer(s, l, modulus))
+                    .count() as u16,
                 _ => {
                     self.last_in = Some(pid);
                     0
                 }
             };
-            let out = pid.wrapping_add(self.pid_offset).wrapping_add(later) % PID_MOD_15;
             // A 7-bit field can only carry 7 bits; the decoder wraps it the same way.
-            let out = if pid <= 0x7f && modulus == PID_MOD_7 {
-                out % PID_MOD_7
-            } else {
-                out
-            };
+            let out = pid.wrapping_add(self.pid_offset).wrapping_add(later) % modulus;
             self.last_pid = Some(out);
             picture_id = Some(out);
             patch = patch.picture_id(out);
@@ -219,6 +233,27 @@ mod tests {
         m.skip(&vp8(0x7fff, 9, false));
         let d = vp8(0, 10, false);
         assert_eq!(apply(&d, m.munge(&d)).0, 14);
+    }
+
+    /// A VP8 descriptor with a 7-bit picture id.
+    fn vp8_short(pid: u8, key: bool) -> Vec<u8> {
+        vec![0x90, 0x80, pid & 0x7f, if key { 0x00 } else { 0x01 }]
+    }
+
+    #[test]
+    fn seven_bit_ids_close_up_across_their_wrap() {
+        let mut m = Vp8Munger::default();
+        m.switch_source();
+        let id = |m: &mut Vp8Munger, p: &[u8]| m.munge(p).unwrap().picture_id.unwrap();
+        assert_eq!(id(&mut m, &vp8_short(125, true)), 125);
+        m.skip(&vp8_short(126, false));
+        assert_eq!(id(&mut m, &vp8_short(127, false)), 126);
+        m.skip(&vp8_short(0, false));
+        // After the 7-bit wrap, still one a picture.
+        assert_eq!(id(&mut m, &vp8_short(1, false)), 127);
+        assert_eq!(id(&mut m, &vp8_short(2, false)), 0);
+        assert!(m.was_skipped(&vp8_short(0, false)));
+        assert!(!m.was_skipped(&vp8_short(1, false)));
     }
 
     #[test]
