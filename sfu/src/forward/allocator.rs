@@ -153,8 +153,8 @@ pub struct Allocator {
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
     started: Option<Instant>,
-    /// The lowest choice at the full frame rate: where a lossy path and a first decision
-    /// that nothing fits go (the choices below it drop temporal layers).
+    /// The lowest choice at the full frame rate: where a lossy path goes (the choices below
+    /// it drop temporal layers, which a loss the estimate has not seen yet does not call for).
     base: usize,
 }
 
@@ -340,7 +340,8 @@ impl Allocator {
             // estimate has seen before the first video is audio at most.
             None => {
                 return match self.best_fit(est, layers, cap) {
-                    Allocation::Paused => Allocation::Layer(self.base.min(cap)),
+                    // Nothing fits: the cheapest choice, until the estimate says more.
+                    Allocation::Paused => Allocation::Layer(0),
                     layer => layer,
                 }
             }

@@ -324,15 +324,15 @@ fn desired_and_reset_rates() {
 #[test]
 fn with_temporal_choices_a_lossy_path_keeps_the_full_frame_rate() {
     // The lowest layer at a quarter and at half its frame rate, then whole (the base), then
-    // the others: heavy loss and a first decision that nothing fits go to the base, not to
-    // a quarter of the frame rate; only the estimate goes lower.
+    // the others: heavy loss goes to the base, not to a quarter of the frame rate; only the
+    // estimate goes lower (and a first decision that nothing fits, to the cheapest).
     let steps = [40_000, 75_000, 150_000, 500_000, 1_200_000];
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let mut a = Allocator::new(AllocatorConfig::default());
     a.set_base(2);
     a.set_estimate(50_000);
-    assert_eq!(a.decide(at(0), &steps, 4).target, Layer(2), "nothing fits");
+    assert_eq!(a.decide(at(0), &steps, 4).target, Layer(0), "nothing fits");
     a.set_estimate(3_000_000);
     a.set_loss(0.0);
     assert_eq!(a.decide(at(2_100), &steps, 4).target, Layer(4));
