@@ -609,8 +609,22 @@ impl Worker {
             Role::Viewer => {
                 let seq: [u16; 2] = [rand::random(), rand::random()];
                 let ts: [u32; 2] = [rand::random(), rand::random()];
-                self.router.add_viewer(id, stream, seq, ts, &mut self.out);
-                self.apply_upstream(Instant::now());
+                let now = Instant::now();
+                self.router
+                    .add_viewer(id, stream, seq, ts, now, &mut self.out);
+                // A replayed group of pictures leaves now: it is the viewer's live edge.
+                let from = if self.out.forwards.is_empty() {
+                    "keyframe"
+                } else {
+                    "cache"
+                };
+                self.shared
+                    .metrics
+                    .video_starts
+                    .with_label_values(&[from])
+                    .inc();
+                self.write_out(now, now);
+                self.apply_upstream(now);
             }
         }
     }
@@ -658,14 +672,21 @@ impl Worker {
     /// Routes `pkt` of `stream` (from `from`) through the router and applies what it says:
     /// forwards written into sessions, requests sent upstream. Returns the other workers to
     /// hand the packet to.
-    fn route(&mut self, stream: StreamId, pkt: &MediaPacket, from: Endpoint) -> u64 {
+    fn route(&mut self, stream: StreamId, pkt: &Arc<MediaPacket>, from: Endpoint) -> u64 {
         let now = Instant::now();
         let workers = self.router.route(stream, pkt, from, now, &mut self.out);
+        self.write_out(pkt.arrival, now);
+        workers
+    }
+
+    /// Writes the router's forwards into sessions and relay links (`wallclock`: when their
+    /// packets arrived), counts them, and sends its requests upstream.
+    fn write_out(&mut self, wallclock: Instant, now: Instant) {
         let w = egress::write_forwards(
             &mut self.out.forwards,
             &mut self.sessions,
             &mut self.pipes,
-            pkt.arrival,
+            wallclock,
             now,
             &mut self.batch,
             &mut self.effects,
@@ -679,7 +700,6 @@ impl Worker {
         if !self.out.upstream.is_empty() {
             self.apply_upstream(now);
         }
-        workers
     }
 
     /// Sends the router's requests upstream: keyframe requests to a local source (its

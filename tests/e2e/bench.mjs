@@ -130,6 +130,11 @@ try {
       glass_to_glass_p95: r(percentile(floor.delays, 95)),
     },
     node_cpu_seconds: await server.metric("cascade_process_cpu_seconds_total"),
+    // How each viewer's video started: the node's cached group of pictures, or a keyframe.
+    video_starts: {
+      cache: await server.metric('cascade_viewer_video_starts_total{from="cache"}'),
+      keyframe: await server.metric('cascade_viewer_video_starts_total{from="keyframe"}'),
+    },
   }, null, 2));
 } finally {
   await browser.close();

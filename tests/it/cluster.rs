@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::peer::{histogram, Peer};
 use crate::server::{temp_dir, Server};
-use crate::synth::{assert_continuous, Synth};
+use crate::synth::{assert_continuous, run, Synth};
 
 const LAYERS: [(&str, usize); 3] = [("h", 4), ("m", 2), ("l", 1)];
 const HIGH: u8 = 0;
@@ -97,28 +97,6 @@ pub fn node_logging(
         .unwrap_or_else(|| panic!("unexpected relay banner {line:?}"))
         .to_string();
     (s, addr)
-}
-
-fn run(
-    synth: &mut Synth,
-    publ: &mut Peer,
-    viewers: &mut [&mut Peer],
-    until: impl Fn(&[&mut Peer]) -> bool,
-    max: Duration,
-) -> bool {
-    let end = Instant::now() + max;
-    while Instant::now() < end {
-        synth.tick(publ);
-        publ.poll();
-        for v in viewers.iter_mut() {
-            v.poll();
-        }
-        if until(viewers) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
 }
 
 fn video_count(v: &Peer) -> usize {

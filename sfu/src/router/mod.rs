@@ -13,10 +13,12 @@
 //! packet once the output buffers have grown.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Allocated, Consumer, DropReason, Forward, LayerPref, MediaPacket, PipeConsumer, Sink, SourceKey,
+    Allocated, Consumer, DropReason, Forward, GopCache, LayerPref, MediaPacket, PipeConsumer, Sink,
+    SourceKey,
 };
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 
@@ -131,6 +133,8 @@ struct StreamState {
     workers: u64,
     /// The layer demand last reported.
     demand: u8,
+    /// Each video layer's packets since its last keyframe, for viewers who join.
+    gops: GopCache,
 }
 
 impl StreamState {
@@ -139,6 +143,9 @@ impl StreamState {
     }
 }
 
+/// A viewer who joins on a cached group of pictures older than this also asks for a
+/// keyframe, so that the next one to join has less to catch up on.
+const GOP_REFRESH_AFTER: Duration = Duration::from_millis(500);
 /// A want sent to other workers is not repeated sooner than this.
 const REMOTE_WANT_EVERY: Duration = Duration::from_millis(100);
 /// Bound on remembered wants sent to other workers.
@@ -180,18 +187,37 @@ impl Router {
     }
 
     /// Starts forwarding `stream` to the viewer `id`, with its parked preference and the
-    /// given (random) origins of its outgoing streams.
+    /// given (random) origins of its outgoing streams. Its video starts at once when the
+    /// layer it starts on has a cached group of pictures (replayed into `out.forwards`);
+    /// otherwise a keyframe is asked for now rather than at the stream's next packet.
     pub fn add_viewer(
         &mut self,
         id: SessionId,
         stream: StreamId,
         seq_origin: [u16; 2],
         ts_origin: [u32; 2],
+        now: Instant,
         out: &mut Outputs,
     ) {
         let pref = self.parked.remove(&id).unwrap_or_default();
-        let sink = Sink::Viewer(Consumer::new(pref, seq_origin, ts_origin));
-        self.add_sink(Endpoint::Session(id), stream, sink, out);
+        let mut consumer = Consumer::new(pref, seq_origin, ts_origin);
+        let ep = Endpoint::Session(id);
+        let mut want = None;
+        if let Some(s) = self.streams.get(&stream) {
+            if let Some(start) = s.gops.table().and_then(|t| consumer.start(t)) {
+                want = Some(start);
+                if let Some((gop, age)) = s.gops.replayable(start, now) {
+                    let sent = consumer.replay(gop, now, |f| out.forwards.push((ep, f)));
+                    if sent > 0 && age <= GOP_REFRESH_AFTER {
+                        want = None;
+                    }
+                }
+            }
+        }
+        self.add_sink(ep, stream, Sink::Viewer(consumer), out);
+        if let Some(src) = want {
+            self.want_keyframe(stream, src, now, true, out);
+        }
     }
 
     /// Starts a pipe to `id` carrying the encodings in `wanted` (a bit each).
@@ -228,7 +254,11 @@ impl Router {
 
     /// `endpoint` is now the source of `stream`, as publisher `generation`.
     pub fn set_source(&mut self, stream: StreamId, endpoint: Endpoint, generation: u32) {
-        self.streams.entry(stream).or_default().source = Some(Source {
+        let s = self.streams.entry(stream).or_default();
+        if s.source.is_some_and(|src| src.generation != generation) {
+            s.gops.clear();
+        }
+        s.source = Some(Source {
             endpoint,
             generation,
         });
@@ -243,6 +273,8 @@ impl Router {
             return false;
         }
         s.source = None;
+        // A viewer who joins now waits for the next publisher, not the last one's picture.
+        s.gops.clear();
         self.prune(stream);
         true
     }
@@ -330,7 +362,7 @@ impl Router {
     pub fn route(
         &mut self,
         stream: StreamId,
-        pkt: &MediaPacket,
+        pkt: &Arc<MediaPacket>,
         from: Endpoint,
         now: Instant,
         out: &mut Outputs,
@@ -338,6 +370,7 @@ impl Router {
         let Some(s) = self.streams.get_mut(&stream) else {
             return 0;
         };
+        s.gops.on_packet(pkt);
         let wants = &mut self.scratch;
         for e in &mut s.sinks {
             match e.sink.forward(pkt, now) {
