@@ -55,8 +55,11 @@ impl GopCache {
     pub const MAX_BYTES: usize = 256 * 1024;
     /// Most packets kept per layer.
     pub const MAX_PACKETS: usize = 512;
-    /// Oldest keyframe kept: a viewer is not handed more than this to decode at once.
-    pub const MAX_AGE: Duration = Duration::from_millis(1000);
+    /// Oldest keyframe kept: a viewer is not handed more than this to decode at once (60
+    /// frames at 30 fps; a high layer reaches the byte bound first). While viewers keep
+    /// joining, the router asks for a keyframe when the group is older than 500 ms, so
+    /// this bound matters after a lull.
+    pub const MAX_AGE: Duration = Duration::from_millis(2000);
 
     /// Takes one packet of the stream (audio is ignored).
     pub fn on_packet(&mut self, pkt: &Arc<MediaPacket>) {
@@ -196,15 +199,16 @@ mod tests {
         let t0 = Instant::now();
         let mut c = GopCache::default();
         c.on_packet(&pkt(0, 1, true, 100, t0));
-        c.on_packet(&pkt(0, 2, false, 100, ms(t0, 900)));
-        assert!(seqs(&c, 0, ms(t0, 1000)).is_some());
-        assert_eq!(seqs(&c, 0, ms(t0, 1001)), None, "too old to hand out");
+        let max = GopCache::MAX_AGE.as_millis() as u64;
+        c.on_packet(&pkt(0, 2, false, 100, ms(t0, max - 100)));
+        assert!(seqs(&c, 0, ms(t0, max)).is_some());
+        assert_eq!(seqs(&c, 0, ms(t0, max + 1)), None, "too old to hand out");
         // A packet past the age drops the group until the next keyframe.
-        c.on_packet(&pkt(0, 3, false, 100, ms(t0, 1001)));
-        c.on_packet(&pkt(0, 4, false, 100, ms(t0, 1002)));
-        assert_eq!(seqs(&c, 0, ms(t0, 1002)), None);
-        c.on_packet(&pkt(0, 5, true, 100, ms(t0, 1010)));
-        assert_eq!(seqs(&c, 0, ms(t0, 1010)), Some(vec![5]));
+        c.on_packet(&pkt(0, 3, false, 100, ms(t0, max + 1)));
+        c.on_packet(&pkt(0, 4, false, 100, ms(t0, max + 2)));
+        assert_eq!(seqs(&c, 0, ms(t0, max + 2)), None);
+        c.on_packet(&pkt(0, 5, true, 100, ms(t0, max + 10)));
+        assert_eq!(seqs(&c, 0, ms(t0, max + 10)), Some(vec![5]));
 
         let mut c = GopCache::default();
         c.on_packet(&pkt(0, 1, true, GopCache::MAX_BYTES / 2, t0));
