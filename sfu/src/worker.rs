@@ -66,6 +66,11 @@ pub(crate) enum Command {
         worker: WorkerId,
         on: bool,
     },
+    /// The source worker's cached groups of pictures of `stream`, answering an interest.
+    Gops {
+        stream: StreamId,
+        packets: Vec<Arc<MediaPacket>>,
+    },
     /// A relay link from a parent now feeds `stream` here.
     AddRelaySource {
         link: LinkId,
@@ -430,6 +435,9 @@ impl Worker {
                     self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
                     self.router.park(id, pref);
+                    if role == Role::Viewer {
+                        self.router.expect_viewer(id, stream, &mut self.out);
+                    }
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
                     self.shared
                         .metrics
@@ -442,6 +450,7 @@ impl Worker {
                     // The HTTP caller went away: the session it asked for is not wanted.
                     self.close_session(id, "abandoned");
                 }
+                self.apply_upstream(Instant::now());
             }
             Command::Close { id, reply } => {
                 let existed = self.sessions.contains_key(&id);
@@ -467,7 +476,15 @@ impl Worker {
             }
             Command::Interest { stream, worker, on } => {
                 self.router.set_interest(stream, worker, on);
+                // A worker that takes an interest may have a viewer about to start: it
+                // starts from this worker's cache. Sent before any packet it will be handed.
+                if let Some(packets) = on.then(|| self.router.gop_snapshot(stream)).flatten() {
+                    if let Some(peer) = self.shared.peers.get(worker.0) {
+                        let _ = peer.try_send(Command::Gops { stream, packets });
+                    }
+                }
             }
+            Command::Gops { stream, packets } => self.router.seed_gops(stream, &packets),
             Command::AddRelaySource {
                 link,
                 stream,

@@ -310,6 +310,9 @@ impl Consumer {
             let later_frames = (frames.len() - 1 - i) as u32;
             let mut q = MediaPacket::clone(p);
             q.ts = newest.wrapping_sub(later_frames);
+            // The target was chosen from the newest table (`start`); an older packet's
+            // table (perhaps not yet ranked) must not move it.
+            q.layers = None;
             if let Ok(f) = self.forward_video(&q, now) {
                 emit(f);
                 sent += 1;

@@ -118,6 +118,15 @@ impl GopCache {
         (age <= Self::MAX_AGE).then_some((&gop.packets[..], age))
     }
 
+    /// Every layer's packets, each layer from its keyframe in arrival order: what another
+    /// cache starts from with [`GopCache::on_packet`].
+    pub fn snapshot(&self) -> Vec<Arc<MediaPacket>> {
+        self.layers
+            .iter()
+            .flat_map(|g| g.packets.iter().cloned())
+            .collect()
+    }
+
     /// Drops every layer's packets (the stream lost its source or its last sink here).
     pub fn clear(&mut self) {
         self.layers.clear();

@@ -135,11 +135,18 @@ struct StreamState {
     demand: u8,
     /// Each video layer's packets since its last keyframe, for viewers who join.
     gops: GopCache,
+    /// Viewer sessions of this stream still handshaking here.
+    pending: usize,
 }
 
 impl StreamState {
     fn is_empty(&self) -> bool {
-        self.source.is_none() && self.sinks.is_empty() && self.workers == 0
+        self.source.is_none() && !self.wanted() && self.workers == 0
+    }
+
+    /// Whether this worker wants the stream's packets: it has sinks, or viewers about to be.
+    fn wanted(&self) -> bool {
+        !self.sinks.is_empty() || self.pending > 0
     }
 }
 
@@ -159,6 +166,8 @@ pub struct Router {
     sink_streams: HashMap<Endpoint, StreamId>,
     /// Layer preferences of viewers not yet connected.
     parked: HashMap<SessionId, LayerPref>,
+    /// The stream of each viewer session still handshaking (see [`Router::expect_viewer`]).
+    pending: HashMap<SessionId, StreamId>,
     remote_wants: HashMap<(StreamId, SourceKey), Instant>,
     /// Keyframe wants of one fan-out, deduplicated (kept for its capacity).
     scratch: Vec<SourceKey>,
@@ -168,6 +177,48 @@ impl Router {
     /// Keeps the layer preference of a viewer session until it connects.
     pub fn park(&mut self, id: SessionId, pref: LayerPref) {
         self.parked.insert(id, pref);
+    }
+
+    /// A viewer session of `stream` is handshaking here: the stream's packets are wanted
+    /// from now on (an `Interest` for the other workers, whose source answers with its
+    /// cached groups of pictures, see [`Router::gop_snapshot`]), so that the viewer can
+    /// start from a cache when its media starts, even as the first viewer on this worker.
+    pub fn expect_viewer(&mut self, id: SessionId, stream: StreamId, out: &mut Outputs) {
+        if self.pending.insert(id, stream).is_some() {
+            return;
+        }
+        let s = self.streams.entry(stream).or_default();
+        if !s.wanted() {
+            out.upstream.push(Upstream::Interest { stream, on: true });
+        }
+        s.pending += 1;
+    }
+
+    /// Forgets a handshaking viewer (connected, or gone); returns its stream.
+    fn unexpect(&mut self, id: SessionId) -> Option<StreamId> {
+        let stream = self.pending.remove(&id)?;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.pending = s.pending.saturating_sub(1);
+        }
+        Some(stream)
+    }
+
+    /// The cached groups of pictures of `stream`, when its source is on this worker: what
+    /// another worker that just took an interest in it starts its own cache from.
+    pub fn gop_snapshot(&self, stream: StreamId) -> Option<Vec<Arc<MediaPacket>>> {
+        let s = self.streams.get(&stream)?;
+        s.source?;
+        let packets = s.gops.snapshot();
+        (!packets.is_empty()).then_some(packets)
+    }
+
+    /// Starts this worker's cache of `stream` from another worker's snapshot.
+    pub fn seed_gops(&mut self, stream: StreamId, packets: &[Arc<MediaPacket>]) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            for p in packets {
+                s.gops.on_packet(p);
+            }
+        }
     }
 
     /// Changes a viewer's wanted layer, parked or connected. Returns false for a session
@@ -215,6 +266,8 @@ impl Router {
             }
         }
         self.add_sink(ep, stream, Sink::Viewer(consumer), out);
+        // After the sink is in: the stream stays wanted throughout.
+        self.unexpect(id);
         if let Some(src) = want {
             self.want_keyframe(stream, src, now, true, out);
         }
@@ -227,29 +280,47 @@ impl Router {
 
     /// Starts forwarding `stream` to `sink` at `id`.
     pub fn add_sink(&mut self, id: Endpoint, stream: StreamId, sink: Sink, out: &mut Outputs) {
-        self.remove_sink(id, out);
+        if self.sink_streams.contains_key(&id) {
+            self.remove_sink(id, out);
+        }
         let s = self.streams.entry(stream).or_default();
-        if s.sinks.is_empty() {
+        if !s.wanted() {
             out.upstream.push(Upstream::Interest { stream, on: true });
         }
         s.sinks.push(SinkEntry { id, sink });
         self.sink_streams.insert(id, stream);
     }
 
-    /// Stops forwarding to `id` (and forgets its parked preference). Returns the stream it
-    /// took.
+    /// Stops forwarding to `id` (and forgets its parked preference, or that it was
+    /// expected). Returns the stream it took.
     pub fn remove_sink(&mut self, id: Endpoint, out: &mut Outputs) -> Option<StreamId> {
+        let mut expected = None;
         if let Endpoint::Session(sid) = id {
             self.parked.remove(&sid);
+            expected = self.unexpect(sid);
         }
-        let stream = self.sink_streams.remove(&id)?;
-        let s = self.streams.get_mut(&stream)?;
-        s.sinks.retain(|e| e.id != id);
-        if s.sinks.is_empty() {
+        let stream = match self.sink_streams.remove(&id) {
+            Some(stream) => stream,
+            None => {
+                // A viewer gone before its media started.
+                let stream = expected?;
+                self.lose_interest(stream, out);
+                return None;
+            }
+        };
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.sinks.retain(|e| e.id != id);
+        }
+        self.lose_interest(stream, out);
+        Some(stream)
+    }
+
+    /// Tells the other workers when `stream` is no longer wanted here, and prunes it.
+    fn lose_interest(&mut self, stream: StreamId, out: &mut Outputs) {
+        if self.streams.get(&stream).is_some_and(|s| !s.wanted()) {
             out.upstream.push(Upstream::Interest { stream, on: false });
         }
         self.prune(stream);
-        Some(stream)
     }
 
     /// `endpoint` is now the source of `stream`, as publisher `generation`.
@@ -302,6 +373,7 @@ impl Router {
         self.streams.shrink_to_fit();
         self.sink_streams.shrink_to_fit();
         self.parked.shrink_to_fit();
+        self.pending.shrink_to_fit();
         self.remote_wants.shrink_to_fit();
     }
 

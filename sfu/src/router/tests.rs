@@ -434,3 +434,81 @@ fn an_old_or_missing_group_of_pictures_asks_for_a_keyframe_at_the_join() {
     r.add_viewer(SessionId(2), S, [0, 0], [0, 0], t0, &mut out);
     assert!(out.forwards.is_empty());
 }
+
+#[test]
+fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache() {
+    let t0 = Instant::now();
+    let t = table(1);
+    // The source's worker has a group of pictures.
+    let (mut a, mut out_a) = sourced();
+    for (seq, frame) in (1..=5u64).zip(0..) {
+        let p = frame_pkt(seq, frame, seq == 1, &t, t0);
+        a.route(S, &p, PUB, t0, &mut out_a);
+    }
+    // A viewer opens on another worker: the stream is wanted there at once.
+    let mut b = Router::default();
+    let mut out = Outputs::default();
+    b.expect_viewer(SessionId(7), S, &mut out);
+    let on = Upstream::Interest {
+        stream: S,
+        on: true,
+    };
+    assert_eq!(out.upstream, [on]);
+    // The source's worker answers the interest with its cache; the viewer starts from it.
+    a.set_interest(S, WorkerId(1), true);
+    let snapshot = a.gop_snapshot(S).expect("the source's cache");
+    b.seed_gops(S, &snapshot);
+    out.upstream.clear();
+    b.add_viewer(SessionId(7), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(out.forwards.len(), 5, "replayed from the seeded cache");
+    assert!(
+        out.upstream.is_empty(),
+        "no second interest, no keyframe asked"
+    );
+    // A worker without the source has no snapshot to give.
+    assert!(b.gop_snapshot(S).is_none());
+    // A viewer gone before its media started: the interest goes with it.
+    let mut out = Outputs::default();
+    b.expect_viewer(SessionId(8), StreamId(2), &mut out);
+    b.remove_sink(Endpoint::Session(SessionId(8)), &mut out);
+    assert_eq!(
+        out.upstream,
+        [
+            Upstream::Interest {
+                stream: StreamId(2),
+                on: true
+            },
+            Upstream::Interest {
+                stream: StreamId(2),
+                on: false
+            }
+        ]
+    );
+    assert!(!b.streams.contains_key(&StreamId(2)), "pruned");
+    assert!(b.pending.is_empty());
+}
+
+#[test]
+fn a_replay_keeps_the_target_chosen_from_the_newest_table() {
+    let t0 = Instant::now();
+    let (mut r, mut out) = sourced();
+    // The keyframe left before the layers were ranked: its packets carry an unsettled
+    // table; the newest packet carries the ranking.
+    let mut unranked = LayerTable::clone(&table(2));
+    unranked.settled = false;
+    let unranked = Arc::new(unranked);
+    let ranked = table(2);
+    for (seq, frame) in (1..=4u64).zip(0..) {
+        let t = if seq == 4 { &ranked } else { &unranked };
+        let mut p = MediaPacket::clone(&frame_pkt(seq, frame, seq == 1, t, t0));
+        p.source.encoding = 1;
+        r.route(S, &Arc::new(p), PUB, t0, &mut out);
+    }
+    r.add_viewer(SessionId(1), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(
+        out.forwards.len(),
+        4,
+        "the whole group, not dropped as no layer"
+    );
+    assert_eq!(r.current_video(SessionId(1)).map(|k| k.encoding), Some(1));
+}
