@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
-use crate::forward::{Allocation, LayerPref, MediaPacket, SourceKey};
+use crate::forward::{Allocation, GopSnapshot, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
 use crate::relay::source::RelayInput;
@@ -69,7 +69,7 @@ pub(crate) enum Command {
     /// The source worker's cached groups of pictures of `stream`, answering an interest.
     Gops {
         stream: StreamId,
-        packets: Vec<Arc<MediaPacket>>,
+        snapshot: GopSnapshot,
     },
     /// A relay link from a parent now feeds `stream` here.
     AddRelaySource {
@@ -436,7 +436,8 @@ impl Worker {
                     self.sessions.insert(id, session);
                     self.router.park(id, pref);
                     if role == Role::Viewer {
-                        self.router.expect_viewer(id, stream, &mut self.out);
+                        let now = Instant::now();
+                        self.router.expect_viewer(id, stream, now, &mut self.out);
                     }
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
                     self.shared
@@ -478,13 +479,17 @@ impl Worker {
                 self.router.set_interest(stream, worker, on);
                 // A worker that takes an interest may have a viewer about to start: it
                 // starts from this worker's cache. Sent before any packet it will be handed.
-                if let Some(packets) = on.then(|| self.router.gop_snapshot(stream)).flatten() {
+                if let Some(snapshot) = on.then(|| self.router.gop_snapshot(stream)).flatten() {
                     if let Some(peer) = self.shared.peers.get(worker.0) {
-                        let _ = peer.try_send(Command::Gops { stream, packets });
+                        let _ = peer.try_send(Command::Gops { stream, snapshot });
                     }
                 }
             }
-            Command::Gops { stream, packets } => self.router.seed_gops(stream, &packets),
+            Command::Gops { stream, snapshot } => {
+                let now = Instant::now();
+                self.router.seed_gops(stream, &snapshot, now, &mut self.out);
+                self.apply_upstream(now);
+            }
             Command::AddRelaySource {
                 link,
                 stream,

@@ -41,6 +41,15 @@ impl Gop {
     }
 }
 
+/// A cache's content, handed from the worker of a stream's source to another worker.
+#[derive(Debug, Clone, Default)]
+pub struct GopSnapshot {
+    /// The newest layer table.
+    pub table: Option<Arc<LayerTable>>,
+    /// Each layer's packets from its keyframe.
+    pub packets: Vec<Arc<MediaPacket>>,
+}
+
 /// A stream's groups of pictures, one per video encoding of its current source.
 #[derive(Debug, Default)]
 pub struct GopCache {
@@ -118,13 +127,27 @@ impl GopCache {
         (age <= Self::MAX_AGE).then_some((&gop.packets[..], age))
     }
 
-    /// Every layer's packets, each layer from its keyframe in arrival order: what another
-    /// cache starts from with [`GopCache::on_packet`].
-    pub fn snapshot(&self) -> Vec<Arc<MediaPacket>> {
-        self.layers
-            .iter()
-            .flat_map(|g| g.packets.iter().cloned())
-            .collect()
+    /// Every layer's packets, each layer from its keyframe in arrival order, and the
+    /// newest layer table: what another cache starts from ([`GopCache::seed`]).
+    pub fn snapshot(&self) -> GopSnapshot {
+        GopSnapshot {
+            table: self.table.clone(),
+            packets: self
+                .layers
+                .iter()
+                .flat_map(|g| g.packets.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// Starts from another cache's snapshot.
+    pub fn seed(&mut self, snapshot: &GopSnapshot) {
+        for p in &snapshot.packets {
+            self.on_packet(p);
+        }
+        if let Some(t) = &snapshot.table {
+            self.table = Some(t.clone());
+        }
     }
 
     /// Drops every layer's packets (the stream lost its source or its last sink here).

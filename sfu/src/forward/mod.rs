@@ -27,7 +27,7 @@ use std::time::Instant;
 use crate::codec::Codec;
 pub use allocator::{Allocation, AllocatorConfig};
 pub use consumer::{Allocated, Consumer, Forward, Kind};
-pub use gop::GopCache;
+pub use gop::{GopCache, GopSnapshot};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
 pub use pipe::PipeConsumer;
 pub use producer::Producer;

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Allocated, Consumer, DropReason, Forward, GopCache, LayerPref, MediaPacket, PipeConsumer, Sink,
-    SourceKey,
+    Allocated, Consumer, DropReason, Forward, GopCache, GopSnapshot, LayerPref, MediaPacket,
+    PipeConsumer, Sink, SourceKey,
 };
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 
@@ -181,9 +181,17 @@ impl Router {
 
     /// A viewer session of `stream` is handshaking here: the stream's packets are wanted
     /// from now on (an `Interest` for the other workers, whose source answers with its
-    /// cached groups of pictures, see [`Router::gop_snapshot`]), so that the viewer can
-    /// start from a cache when its media starts, even as the first viewer on this worker.
-    pub fn expect_viewer(&mut self, id: SessionId, stream: StreamId, out: &mut Outputs) {
+    /// cache, see [`Router::gop_snapshot`]), so that the viewer can start from a cache when
+    /// its media starts, even as the first viewer on this worker; and when the layer it
+    /// will start on has no recent group of pictures, a keyframe is asked for now, so that
+    /// the encoder works while ICE and DTLS do (what arrives first is cached).
+    pub fn expect_viewer(
+        &mut self,
+        id: SessionId,
+        stream: StreamId,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
         if self.pending.insert(id, stream).is_some() {
             return;
         }
@@ -192,6 +200,37 @@ impl Router {
             out.upstream.push(Upstream::Interest { stream, on: true });
         }
         s.pending += 1;
+        self.ask_early(stream, now, out);
+    }
+
+    /// Asks for a keyframe of each layer a handshaking viewer of `stream` will start on
+    /// that has no group of pictures younger than [`GOP_REFRESH_AFTER`].
+    fn ask_early(&mut self, stream: StreamId, now: Instant, out: &mut Outputs) {
+        let Some(s) = self.streams.get(&stream) else {
+            return;
+        };
+        let Some(table) = s.gops.table() else {
+            return;
+        };
+        let mut wants = std::mem::take(&mut self.scratch);
+        let auto = LayerPref::default();
+        for (id, _) in self.pending.iter().filter(|(_, st)| **st == stream) {
+            let pref = self.parked.get(id).unwrap_or(&auto);
+            let Some(key) = table.resolve(pref) else {
+                continue;
+            };
+            let fresh = s
+                .gops
+                .replayable(key, now)
+                .is_some_and(|(_, age)| age <= GOP_REFRESH_AFTER);
+            if !fresh && !wants.contains(&key) {
+                wants.push(key);
+            }
+        }
+        for key in wants.drain(..) {
+            self.want_keyframe(stream, key, now, true, out);
+        }
+        self.scratch = wants;
     }
 
     /// Forgets a handshaking viewer (connected, or gone); returns its stream.
@@ -203,21 +242,27 @@ impl Router {
         Some(stream)
     }
 
-    /// The cached groups of pictures of `stream`, when its source is on this worker: what
-    /// another worker that just took an interest in it starts its own cache from.
-    pub fn gop_snapshot(&self, stream: StreamId) -> Option<Vec<Arc<MediaPacket>>> {
+    /// The cache of `stream`, when its source is on this worker: what another worker
+    /// that just took an interest in it starts its own cache from.
+    pub fn gop_snapshot(&self, stream: StreamId) -> Option<GopSnapshot> {
         let s = self.streams.get(&stream)?;
         s.source?;
-        let packets = s.gops.snapshot();
-        (!packets.is_empty()).then_some(packets)
+        let snapshot = s.gops.snapshot();
+        snapshot.table.is_some().then_some(snapshot)
     }
 
-    /// Starts this worker's cache of `stream` from another worker's snapshot.
-    pub fn seed_gops(&mut self, stream: StreamId, packets: &[Arc<MediaPacket>]) {
+    /// Starts this worker's cache of `stream` from another worker's snapshot, and asks for
+    /// the keyframes its handshaking viewers lack.
+    pub fn seed_gops(
+        &mut self,
+        stream: StreamId,
+        snapshot: &GopSnapshot,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
         if let Some(s) = self.streams.get_mut(&stream) {
-            for p in packets {
-                s.gops.on_packet(p);
-            }
+            s.gops.seed(snapshot);
+            self.ask_early(stream, now, out);
         }
     }
 

@@ -448,7 +448,7 @@ fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache()
     // A viewer opens on another worker: the stream is wanted there at once.
     let mut b = Router::default();
     let mut out = Outputs::default();
-    b.expect_viewer(SessionId(7), S, &mut out);
+    b.expect_viewer(SessionId(7), S, t0, &mut out);
     let on = Upstream::Interest {
         stream: S,
         on: true,
@@ -457,7 +457,13 @@ fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache()
     // The source's worker answers the interest with its cache; the viewer starts from it.
     a.set_interest(S, WorkerId(1), true);
     let snapshot = a.gop_snapshot(S).expect("the source's cache");
-    b.seed_gops(S, &snapshot);
+    b.seed_gops(S, &snapshot, t0, &mut out);
+    assert!(
+        !out.upstream
+            .iter()
+            .any(|u| matches!(u, Upstream::KeyframeWant { .. })),
+        "a fresh group of pictures: nothing asked"
+    );
     out.upstream.clear();
     b.add_viewer(SessionId(7), S, [0, 0], [0, 0], t0, &mut out);
     assert_eq!(out.forwards.len(), 5, "replayed from the seeded cache");
@@ -469,7 +475,7 @@ fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache()
     assert!(b.gop_snapshot(S).is_none());
     // A viewer gone before its media started: the interest goes with it.
     let mut out = Outputs::default();
-    b.expect_viewer(SessionId(8), StreamId(2), &mut out);
+    b.expect_viewer(SessionId(8), StreamId(2), t0, &mut out);
     b.remove_sink(Endpoint::Session(SessionId(8)), &mut out);
     assert_eq!(
         out.upstream,
@@ -511,4 +517,46 @@ fn a_replay_keeps_the_target_chosen_from_the_newest_table() {
         "the whole group, not dropped as no layer"
     );
     assert_eq!(r.current_video(SessionId(1)).map(|k| k.encoding), Some(1));
+}
+
+#[test]
+fn a_viewer_without_a_recent_group_of_pictures_asks_for_a_keyframe_at_its_post() {
+    let t0 = Instant::now();
+    let t = table(1);
+    let kf = Upstream::Keyframe {
+        to: PUB,
+        encoding: 0,
+    };
+    // The source's worker knows the layers but holds no keyframe: asked for at once, while
+    // the viewer's ICE and DTLS run.
+    let (mut a, mut out) = sourced();
+    a.route(S, &frame_pkt(1, 0, false, &t, t0), PUB, t0, &mut out);
+    a.expect_viewer(SessionId(1), S, t0, &mut out);
+    assert!(out.upstream.contains(&kf));
+    // The keyframe arrives before the viewer's media starts: cached, then replayed.
+    a.route(S, &frame_pkt(2, 1, true, &t, t0), PUB, t0, &mut out);
+    out.upstream.clear();
+    a.add_viewer(SessionId(1), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(out.forwards.len(), 1);
+    assert!(!out.upstream.contains(&kf), "asked once, early");
+    // With a recent group of pictures, nothing is asked.
+    out.upstream.clear();
+    a.expect_viewer(SessionId(2), S, t0, &mut out);
+    assert!(!out.upstream.contains(&kf));
+    // On another worker, once the source's worker told it the layers (with no packets).
+    let snapshot = a.gop_snapshot(S).expect("the source's table");
+    let (mut b, mut out) = (Router::default(), Outputs::default());
+    b.expect_viewer(SessionId(3), S, t0, &mut out);
+    let empty = GopSnapshot {
+        table: snapshot.table,
+        packets: Vec::new(),
+    };
+    b.seed_gops(S, &empty, t0, &mut out);
+    assert!(out.upstream.contains(&Upstream::KeyframeWant {
+        stream: S,
+        source: SourceKey {
+            generation: 1,
+            encoding: 0
+        }
+    }));
 }
