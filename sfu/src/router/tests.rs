@@ -320,6 +320,13 @@ fn frame_pkt(
     Arc::new(p)
 }
 
+/// Whether a keyframe was asked for, of the source here or of the other workers.
+fn asks_keyframe(out: &Outputs) -> bool {
+    out.upstream
+        .iter()
+        .any(|u| matches!(u, Upstream::Keyframe { .. } | Upstream::KeyframeWant { .. }))
+}
+
 /// A router whose stream has its source here.
 fn sourced() -> (Router, Outputs) {
     let mut r = Router::default();
@@ -365,9 +372,7 @@ fn a_viewer_joining_mid_group_gets_it_at_once_squeezed_then_live() {
     // Five frames, one tick apart, shown at once; the packets of one frame share one.
     assert_eq!(ts, [5000, 5000, 5001, 5002, 5003, 5004]);
     assert!(
-        !out.upstream
-            .iter()
-            .any(|u| matches!(u, Upstream::Keyframe { .. })),
+        !asks_keyframe(&out),
         "a young group of pictures: no keyframe asked for"
     );
     out.forwards.clear();
@@ -459,9 +464,7 @@ fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache()
     let snapshot = a.gop_snapshot(S).expect("the source's cache");
     b.seed_gops(S, &snapshot, t0, &mut out);
     assert!(
-        !out.upstream
-            .iter()
-            .any(|u| matches!(u, Upstream::KeyframeWant { .. })),
+        !asks_keyframe(&out),
         "a fresh group of pictures: nothing asked"
     );
     out.upstream.clear();
