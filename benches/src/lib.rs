@@ -36,6 +36,7 @@ pub fn router_with_viewers(n: usize) -> (Router, Outputs) {
             STREAM,
             [100, 200],
             [1000, 2000],
+            Instant::now(),
             &mut out,
         );
     }
@@ -57,7 +58,12 @@ impl Transmitter for Collect {
 }
 
 /// A VP8 packet of `size` bytes from encoding 0 of publisher generation 1.
-pub fn vp8_packet(seq: u64, keyframe: bool, size: usize, table: &Arc<LayerTable>) -> MediaPacket {
+pub fn vp8_packet(
+    seq: u64,
+    keyframe: bool,
+    size: usize,
+    table: &Arc<LayerTable>,
+) -> Arc<MediaPacket> {
     vp8_packet_on(0, seq, keyframe, size, table)
 }
 
@@ -68,7 +74,7 @@ pub fn vp8_packet_on(
     keyframe: bool,
     size: usize,
     table: &Arc<LayerTable>,
-) -> MediaPacket {
+) -> Arc<MediaPacket> {
     let mut payload = vec![
         0x90,
         0xe0,
@@ -79,7 +85,7 @@ pub fn vp8_packet_on(
         u8::from(!keyframe),
     ];
     payload.resize(size, 0xab);
-    MediaPacket {
+    Arc::new(MediaPacket {
         kind: Kind::Video,
         source: SourceKey {
             generation: 1,
@@ -94,7 +100,7 @@ pub fn vp8_packet_on(
         arrival: Instant::now(),
         layers: Some(table.clone()),
         temporal: None,
-    }
+    })
 }
 
 /// A settled one-layer table for generation 1.

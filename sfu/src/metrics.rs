@@ -51,6 +51,9 @@ pub struct Metrics {
     pub keyframe_requests: IntCounterVec,
     /// Viewers moved onto another layer or publisher.
     pub layer_switches: IntCounter,
+    /// Viewers whose video started from a cached group of pictures (`cache`), or who
+    /// waited for the publisher's next keyframe (`keyframe`).
+    pub video_starts: IntCounterVec,
     /// Viewers' allocators deciding another layer (`layer`) or pausing video (`paused`).
     pub allocation_changes: IntCounterVec,
     /// How late a worker woke for its timers.
@@ -186,6 +189,12 @@ impl Metrics {
                 &r,
                 "layer_switches_total",
                 "Viewers moved onto another layer or publisher",
+            ),
+            video_starts: counter_vec(
+                &r,
+                "viewer_video_starts_total",
+                "Viewers whose video started from the cached group of pictures, or at a keyframe",
+                &["from"],
             ),
             loop_lag: add(&r, Histogram::with_opts(lag).expect(INVARIANT)),
             tcp_connections: add(

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
-use crate::forward::{Allocation, LayerPref, MediaPacket, SourceKey};
+use crate::forward::{Allocation, GopSnapshot, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::metrics::Metrics;
 use crate::relay::source::RelayInput;
@@ -68,6 +68,11 @@ pub(crate) enum Command {
         stream: StreamId,
         worker: WorkerId,
         on: bool,
+    },
+    /// The source worker's cached groups of pictures of `stream`, answering an interest.
+    Gops {
+        stream: StreamId,
+        snapshot: GopSnapshot,
     },
     /// A relay link from a parent now feeds `stream` here.
     AddRelaySource {
@@ -460,6 +465,10 @@ impl Worker {
                     self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
                     self.router.park(id, pref);
+                    if role == Role::Viewer {
+                        let now = Instant::now();
+                        self.router.expect_viewer(id, stream, now, &mut self.out);
+                    }
                     self.shared.loads[self.id.0].fetch_add(1, Ordering::Relaxed);
                     self.shared
                         .metrics
@@ -472,6 +481,7 @@ impl Worker {
                     // The HTTP caller went away: the session it asked for is not wanted.
                     self.close_session(id, "abandoned");
                 }
+                self.apply_upstream(Instant::now());
             }
             Command::Close { id, reply } => {
                 let existed = self.sessions.contains_key(&id);
@@ -497,6 +507,18 @@ impl Worker {
             }
             Command::Interest { stream, worker, on } => {
                 self.router.set_interest(stream, worker, on);
+                // A worker that takes an interest may have a viewer about to start: it
+                // starts from this worker's cache. Sent before any packet it will be handed.
+                if let Some(snapshot) = on.then(|| self.router.gop_snapshot(stream)).flatten() {
+                    if let Some(peer) = self.shared.peers.get(worker.0) {
+                        let _ = peer.try_send(Command::Gops { stream, snapshot });
+                    }
+                }
+            }
+            Command::Gops { stream, snapshot } => {
+                let now = Instant::now();
+                self.router.seed_gops(stream, &snapshot, now, &mut self.out);
+                self.apply_upstream(now);
             }
             Command::AddRelaySource {
                 link,
@@ -650,8 +672,22 @@ impl Worker {
             Role::Viewer => {
                 let seq: [u16; 2] = [rand::random(), rand::random()];
                 let ts: [u32; 2] = [rand::random(), rand::random()];
-                self.router.add_viewer(id, stream, seq, ts, &mut self.out);
-                self.apply_upstream(Instant::now());
+                let now = Instant::now();
+                self.router
+                    .add_viewer(id, stream, seq, ts, now, &mut self.out);
+                // A replayed group of pictures leaves now: it is the viewer's live edge.
+                let from = if self.out.forwards.is_empty() {
+                    "keyframe"
+                } else {
+                    "cache"
+                };
+                self.shared
+                    .metrics
+                    .video_starts
+                    .with_label_values(&[from])
+                    .inc();
+                self.write_out(now, now);
+                self.apply_upstream(now);
             }
         }
     }
@@ -699,14 +735,21 @@ impl Worker {
     /// Routes `pkt` of `stream` (from `from`) through the router and applies what it says:
     /// forwards written into sessions, requests sent upstream. Returns the other workers to
     /// hand the packet to.
-    fn route(&mut self, stream: StreamId, pkt: &MediaPacket, from: Endpoint) -> u64 {
+    fn route(&mut self, stream: StreamId, pkt: &Arc<MediaPacket>, from: Endpoint) -> u64 {
         let now = Instant::now();
         let workers = self.router.route(stream, pkt, from, now, &mut self.out);
+        self.write_out(pkt.arrival, now);
+        workers
+    }
+
+    /// Writes the router's forwards into sessions and relay links (`wallclock`: when their
+    /// packets arrived), counts them, and sends its requests upstream.
+    fn write_out(&mut self, wallclock: Instant, now: Instant) {
         let w = egress::write_forwards(
             &mut self.out.forwards,
             &mut self.sessions,
             &mut self.pipes,
-            pkt.arrival,
+            wallclock,
             now,
             &mut self.batch,
             &mut self.effects,
@@ -720,7 +763,6 @@ impl Worker {
         if !self.out.upstream.is_empty() {
             self.apply_upstream(now);
         }
-        workers
     }
 
     /// Sends the router's requests upstream: keyframe requests to a local source (its

@@ -14,6 +14,7 @@ mod forwarding;
 mod gstreamer;
 mod hostile;
 mod http_limits;
+mod joins;
 mod listing;
 mod loadtest;
 mod pages;

@@ -25,6 +25,8 @@ pub struct Layer {
 
 pub struct Synth {
     src: u8,
+    /// Whether a keyframe request makes a keyframe; without, only the one every 2 s.
+    pub answers_requests: bool,
     pub layers: Vec<Layer>,
     audio_seq: u64,
     audio_ts: u32,
@@ -45,35 +47,12 @@ pub fn body(src: u8, layer: u8, frame: u32, idx: u8, key: bool, first: bool) -> 
     b
 }
 
-/// Publishes `synth`'s stream and polls every viewer until `until` holds (true) or `max`
-/// passes (false).
-pub fn run(
-    synth: &mut Synth,
-    publ: &mut Peer,
-    viewers: &mut [&mut Peer],
-    until: impl Fn(&[&mut Peer]) -> bool,
-    max: Duration,
-) -> bool {
-    let end = Instant::now() + max;
-    while Instant::now() < end {
-        synth.tick(publ);
-        publ.poll();
-        for v in viewers.iter_mut() {
-            v.poll();
-        }
-        if until(viewers) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
-}
-
 impl Synth {
     /// Layers in the publisher's RID order, with packets per frame (bitrate) each.
     pub fn new(layers: &[(&'static str, usize)], seed: u32) -> Synth {
         Synth {
             src: seed as u8,
+            answers_requests: true,
             layers: layers
                 .iter()
                 .enumerate()
@@ -100,6 +79,9 @@ impl Synth {
     pub fn tick(&mut self, publ: &mut Peer) {
         let now = Instant::now();
         for rid in publ.keyframe_requests.drain(..) {
+            if !self.answers_requests {
+                continue;
+            }
             for l in &mut self.layers {
                 if rid.as_deref().is_none_or(|r| r == l.rid) {
                     l.key_pending = true;
@@ -143,6 +125,30 @@ impl Synth {
             self.audio_ts = self.audio_ts.wrapping_add(960);
         }
     }
+}
+
+/// Runs the publisher and polls everyone until `until` holds or `max` passes; returns
+/// whether it held.
+pub fn run(
+    synth: &mut Synth,
+    publ: &mut Peer,
+    viewers: &mut [&mut Peer],
+    mut until: impl FnMut(&[&mut Peer]) -> bool,
+    max: Duration,
+) -> bool {
+    let end = Instant::now() + max;
+    while Instant::now() < end {
+        synth.tick(publ);
+        publ.poll();
+        for v in viewers.iter_mut() {
+            v.poll();
+        }
+        if until(viewers) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
 }
 
 /// One decoded video packet as the viewer saw it.

@@ -343,7 +343,7 @@ impl Allocator {
                     // Nothing fits: the cheapest choice, until the estimate says more.
                     Allocation::Paused => Allocation::Layer(0),
                     layer => layer,
-                }
+                };
             }
             Some(t) => t,
         };

@@ -371,18 +371,83 @@ impl Consumer {
         })
     }
 
+    /// Targets the video source for `table`, unless it was resolved against it already.
+    fn resolve(&mut self, table: &Arc<LayerTable>) {
+        let stale = self
+            .video
+            .resolved_against
+            .as_ref()
+            .is_none_or(|t| !Arc::ptr_eq(t, table));
+        if stale {
+            let target = self.target_in(table);
+            self.video.selector.set_target(target);
+            self.video.resolved_against = Some(table.clone());
+        }
+    }
+
+    /// The video source this viewer starts on, given the stream's newest layer `table`,
+    /// before any packet reached it: what a cached group of pictures is looked up by.
+    pub fn start(&mut self, table: &Arc<LayerTable>) -> Option<SourceKey> {
+        self.resolve(table);
+        self.video.selector.waiting_for()
+    }
+
+    /// Sends `gop` (a keyframe of the source this viewer waits for and every packet of
+    /// that source since, oldest first) through `emit`, so the viewer can decode from now
+    /// on. The frames keep their order and content; their timestamps are squeezed to one
+    /// tick apart, ending on the newest frame's, so a player shows them at once and goes
+    /// on live (with their own spacing it would play the cached time out behind live).
+    /// Late copies of replayed packets are dropped afterwards. Returns the packets sent.
+    pub fn replay(
+        &mut self,
+        gop: &[Arc<MediaPacket>],
+        now: Instant,
+        mut emit: impl FnMut(Forward),
+    ) -> usize {
+        let Some(first) = gop.first() else {
+            return 0;
+        };
+        if !first.keyframe || self.video.selector.waiting_for() != Some(first.source) {
+            return 0;
+        }
+        // The newest frame: the furthest after the keyframe (arrival order may differ).
+        let newest = gop
+            .iter()
+            .map(|p| p.ts)
+            .max_by_key(|ts| ts.wrapping_sub(first.ts))
+            .unwrap_or(first.ts);
+        // Each frame's distance back from the newest, oldest first, once each.
+        let back = |ts: u32| newest.wrapping_sub(ts);
+        let mut frames: Vec<u32> = gop.iter().map(|p| back(p.ts)).collect();
+        frames.sort_unstable_by(|a, b| b.cmp(a));
+        frames.dedup();
+        let mut sent = 0;
+        let mut highest = first.seq;
+        for p in gop {
+            let Ok(i) = frames.binary_search_by(|d| back(p.ts).cmp(d)) else {
+                continue;
+            };
+            let later_frames = (frames.len() - 1 - i) as u32;
+            let mut q = MediaPacket::clone(p);
+            q.ts = newest.wrapping_sub(later_frames);
+            // The target was chosen from the newest table (`start`); an older packet's
+            // table (perhaps not yet ranked) must not move it.
+            q.layers = None;
+            if let Ok(f) = self.forward_video(&q, now) {
+                emit(f);
+                sent += 1;
+                highest = highest.max(p.seq);
+            }
+        }
+        if sent > 0 {
+            self.video.rewriter.drop_before(highest + 1);
+        }
+        sent
+    }
+
     fn forward_video(&mut self, pkt: &MediaPacket, now: Instant) -> Result<Forward, DropReason> {
         if let Some(table) = &pkt.layers {
-            let stale = self
-                .video
-                .resolved_against
-                .as_ref()
-                .is_none_or(|t| !Arc::ptr_eq(t, table));
-            if stale {
-                let target = self.target_in(table);
-                self.video.selector.set_target(target);
-                self.video.resolved_against = Some(table.clone());
-            }
+            self.resolve(table);
         }
         if self.allocation == Allocation::Paused {
             return Err(DropReason::Paused);

@@ -6,9 +6,12 @@
 //! ([`selector`], gated on keyframes) and rewrites ([`rewrite`], [`vp8`]) it into a
 //! [`Forward`], or drops it with a [`DropReason`]; a [`PipeConsumer`] passes every wanted
 //! layer through unrewritten. The worker then hands the `Forward` to the sink's transport.
+//! Each video layer's packets since its last keyframe stay in a [`GopCache`], which a
+//! viewer's [`Consumer::replay`] starts from when it joins.
 
 pub mod allocator;
 pub mod consumer;
+pub mod gop;
 pub mod layers;
 pub mod pipe;
 pub mod producer;
@@ -26,6 +29,7 @@ use crate::codec::Codec;
 pub use crate::codec::Temporal;
 pub use allocator::{Allocation, AllocatorConfig};
 pub use consumer::{Allocated, Consumer, Forward, Kind};
+pub use gop::{GopCache, GopSnapshot};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
 pub use pipe::PipeConsumer;
 pub use producer::Producer;

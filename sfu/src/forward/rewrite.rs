@@ -150,6 +150,13 @@ impl SeqRewriter {
         self.started && in_seq < self.highest_in
     }
 
+    /// Drops every packet of the current source numbered below `in_seq` from now on: a
+    /// replayed group of pictures was sent with its own timestamps, and a late copy of one
+    /// of its packets would not carry them.
+    pub fn drop_before(&mut self, in_seq: u64) {
+        self.splice_seq = self.splice_seq.max(in_seq);
+    }
+
     /// The last outgoing packet, if any.
     pub fn last(&self) -> Option<Rewritten> {
         self.last.map(|(r, _)| r)

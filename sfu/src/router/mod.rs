@@ -13,10 +13,12 @@
 //! packet once the output buffers have grown.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Allocated, Consumer, DropReason, Forward, LayerPref, MediaPacket, PipeConsumer, Sink, SourceKey,
+    Allocated, Consumer, DropReason, Forward, GopCache, GopSnapshot, LayerPref, MediaPacket,
+    PipeConsumer, Sink, SourceKey,
 };
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 
@@ -134,14 +136,26 @@ struct StreamState {
     workers: u64,
     /// The layer demand last reported.
     demand: u8,
+    /// Each video layer's packets since its last keyframe, for viewers who join.
+    gops: GopCache,
+    /// Viewer sessions of this stream still handshaking here.
+    pending: usize,
 }
 
 impl StreamState {
     fn is_empty(&self) -> bool {
-        self.source.is_none() && self.sinks.is_empty() && self.workers == 0
+        self.source.is_none() && !self.wanted() && self.workers == 0
+    }
+
+    /// Whether this worker wants the stream's packets: it has sinks, or viewers about to be.
+    fn wanted(&self) -> bool {
+        !self.sinks.is_empty() || self.pending > 0
     }
 }
 
+/// A viewer who joins on a cached group of pictures older than this also asks for a
+/// keyframe, so that the next one to join has less to catch up on.
+const GOP_REFRESH_AFTER: Duration = Duration::from_millis(500);
 /// A want sent to other workers is not repeated sooner than this.
 const REMOTE_WANT_EVERY: Duration = Duration::from_millis(100);
 /// Bound on remembered wants sent to other workers.
@@ -155,6 +169,8 @@ pub struct Router {
     sink_streams: HashMap<Endpoint, StreamId>,
     /// Layer preferences of viewers not yet connected.
     parked: HashMap<SessionId, LayerPref>,
+    /// The stream of each viewer session still handshaking (see [`Router::expect_viewer`]).
+    pending: HashMap<SessionId, StreamId>,
     remote_wants: HashMap<(StreamId, SourceKey), Instant>,
     /// Keyframe wants of one fan-out, deduplicated (kept for its capacity).
     scratch: Vec<SourceKey>,
@@ -164,6 +180,93 @@ impl Router {
     /// Keeps the layer preference of a viewer session until it connects.
     pub fn park(&mut self, id: SessionId, pref: LayerPref) {
         self.parked.insert(id, pref);
+    }
+
+    /// A viewer session of `stream` is handshaking here: the stream's packets are wanted
+    /// from now on (an `Interest` for the other workers, whose source answers with its
+    /// cache, see [`Router::gop_snapshot`]), so that the viewer can start from a cache when
+    /// its media starts, even as the first viewer on this worker; and when the layer it
+    /// will start on has no recent group of pictures, a keyframe is asked for now, so that
+    /// the encoder works while ICE and DTLS do (what arrives first is cached).
+    pub fn expect_viewer(
+        &mut self,
+        id: SessionId,
+        stream: StreamId,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        if self.pending.insert(id, stream).is_some() {
+            return;
+        }
+        let s = self.streams.entry(stream).or_default();
+        if !s.wanted() {
+            out.upstream.push(Upstream::Interest { stream, on: true });
+        }
+        s.pending += 1;
+        self.ask_early(stream, now, out);
+    }
+
+    /// Asks for a keyframe of each layer a handshaking viewer of `stream` will start on
+    /// that has no group of pictures younger than [`GOP_REFRESH_AFTER`].
+    fn ask_early(&mut self, stream: StreamId, now: Instant, out: &mut Outputs) {
+        let Some(s) = self.streams.get(&stream) else {
+            return;
+        };
+        let Some(table) = s.gops.table() else {
+            return;
+        };
+        let mut wants = std::mem::take(&mut self.scratch);
+        let auto = LayerPref::default();
+        for (id, _) in self.pending.iter().filter(|(_, st)| **st == stream) {
+            let pref = self.parked.get(id).unwrap_or(&auto);
+            let Some(key) = table.resolve(pref) else {
+                continue;
+            };
+            let fresh = s
+                .gops
+                .replayable(key, now)
+                .is_some_and(|(_, age)| age <= GOP_REFRESH_AFTER);
+            if !fresh && !wants.contains(&key) {
+                wants.push(key);
+            }
+        }
+        for key in wants.drain(..) {
+            self.want_keyframe(stream, key, now, true, out);
+        }
+        self.scratch = wants;
+    }
+
+    /// Forgets a handshaking viewer (connected, or gone); returns its stream.
+    fn unexpect(&mut self, id: SessionId) -> Option<StreamId> {
+        let stream = self.pending.remove(&id)?;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.pending = s.pending.saturating_sub(1);
+        }
+        Some(stream)
+    }
+
+    /// The cache of `stream`, when its source is on this worker: what another worker
+    /// that just took an interest in it starts its own cache from.
+    pub fn gop_snapshot(&self, stream: StreamId) -> Option<GopSnapshot> {
+        let s = self.streams.get(&stream)?;
+        s.source?;
+        let snapshot = s.gops.snapshot();
+        snapshot.table.is_some().then_some(snapshot)
+    }
+
+    /// Starts this worker's cache of `stream` from another worker's snapshot, and asks for
+    /// the keyframes its handshaking viewers lack.
+    pub fn seed_gops(
+        &mut self,
+        stream: StreamId,
+        snapshot: &GopSnapshot,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.gops.seed(snapshot);
+            self.ask_early(stream, now, out);
+        }
     }
 
     /// Changes a viewer's wanted layer, parked or connected. Returns false for a session
@@ -183,18 +286,39 @@ impl Router {
     }
 
     /// Starts forwarding `stream` to the viewer `id`, with its parked preference and the
-    /// given (random) origins of its outgoing streams.
+    /// given (random) origins of its outgoing streams. Its video starts at once when the
+    /// layer it starts on has a cached group of pictures (replayed into `out.forwards`);
+    /// otherwise a keyframe is asked for now rather than at the stream's next packet.
     pub fn add_viewer(
         &mut self,
         id: SessionId,
         stream: StreamId,
         seq_origin: [u16; 2],
         ts_origin: [u32; 2],
+        now: Instant,
         out: &mut Outputs,
     ) {
         let pref = self.parked.remove(&id).unwrap_or_default();
-        let sink = Sink::Viewer(Consumer::new(pref, seq_origin, ts_origin));
-        self.add_sink(Endpoint::Session(id), stream, sink, out);
+        let mut consumer = Consumer::new(pref, seq_origin, ts_origin);
+        let ep = Endpoint::Session(id);
+        let mut want = None;
+        if let Some(s) = self.streams.get(&stream) {
+            if let Some(start) = s.gops.table().and_then(|t| consumer.start(t)) {
+                want = Some(start);
+                if let Some((gop, age)) = s.gops.replayable(start, now) {
+                    let sent = consumer.replay(gop, now, |f| out.forwards.push((ep, f)));
+                    if sent > 0 && age <= GOP_REFRESH_AFTER {
+                        want = None;
+                    }
+                }
+            }
+        }
+        self.add_sink(ep, stream, Sink::Viewer(consumer), out);
+        // After the sink is in: the stream stays wanted throughout.
+        self.unexpect(id);
+        if let Some(src) = want {
+            self.want_keyframe(stream, src, now, true, out);
+        }
     }
 
     /// Starts a pipe to `id` carrying the encodings in `wanted` (a bit each).
@@ -204,34 +328,56 @@ impl Router {
 
     /// Starts forwarding `stream` to `sink` at `id`.
     pub fn add_sink(&mut self, id: Endpoint, stream: StreamId, sink: Sink, out: &mut Outputs) {
-        self.remove_sink(id, out);
+        if self.sink_streams.contains_key(&id) {
+            self.remove_sink(id, out);
+        }
         let s = self.streams.entry(stream).or_default();
-        if s.sinks.is_empty() {
+        if !s.wanted() {
             out.upstream.push(Upstream::Interest { stream, on: true });
         }
         s.sinks.push(SinkEntry { id, sink });
         self.sink_streams.insert(id, stream);
     }
 
-    /// Stops forwarding to `id` (and forgets its parked preference). Returns the stream it
-    /// took.
+    /// Stops forwarding to `id` (and forgets its parked preference, or that it was
+    /// expected). Returns the stream it took.
     pub fn remove_sink(&mut self, id: Endpoint, out: &mut Outputs) -> Option<StreamId> {
+        let mut expected = None;
         if let Endpoint::Session(sid) = id {
             self.parked.remove(&sid);
+            expected = self.unexpect(sid);
         }
-        let stream = self.sink_streams.remove(&id)?;
-        let s = self.streams.get_mut(&stream)?;
-        s.sinks.retain(|e| e.id != id);
-        if s.sinks.is_empty() {
+        let stream = match self.sink_streams.remove(&id) {
+            Some(stream) => stream,
+            None => {
+                // A viewer gone before its media started.
+                let stream = expected?;
+                self.lose_interest(stream, out);
+                return None;
+            }
+        };
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.sinks.retain(|e| e.id != id);
+        }
+        self.lose_interest(stream, out);
+        Some(stream)
+    }
+
+    /// Tells the other workers when `stream` is no longer wanted here, and prunes it.
+    fn lose_interest(&mut self, stream: StreamId, out: &mut Outputs) {
+        if self.streams.get(&stream).is_some_and(|s| !s.wanted()) {
             out.upstream.push(Upstream::Interest { stream, on: false });
         }
         self.prune(stream);
-        Some(stream)
     }
 
     /// `endpoint` is now the source of `stream`, as publisher `generation`.
     pub fn set_source(&mut self, stream: StreamId, endpoint: Endpoint, generation: u32) {
-        self.streams.entry(stream).or_default().source = Some(Source {
+        let s = self.streams.entry(stream).or_default();
+        if s.source.is_some_and(|src| src.generation != generation) {
+            s.gops.clear();
+        }
+        s.source = Some(Source {
             endpoint,
             generation,
         });
@@ -246,6 +392,8 @@ impl Router {
             return false;
         }
         s.source = None;
+        // A viewer who joins now waits for the next publisher, not the last one's picture.
+        s.gops.clear();
         self.prune(stream);
         true
     }
@@ -273,6 +421,7 @@ impl Router {
         self.streams.shrink_to_fit();
         self.sink_streams.shrink_to_fit();
         self.parked.shrink_to_fit();
+        self.pending.shrink_to_fit();
         self.remote_wants.shrink_to_fit();
     }
 
@@ -334,7 +483,7 @@ impl Router {
     pub fn route(
         &mut self,
         stream: StreamId,
-        pkt: &MediaPacket,
+        pkt: &Arc<MediaPacket>,
         from: Endpoint,
         now: Instant,
         out: &mut Outputs,
@@ -342,6 +491,7 @@ impl Router {
         let Some(s) = self.streams.get_mut(&stream) else {
             return 0;
         };
+        s.gops.on_packet(pkt);
         let wants = &mut self.scratch;
         for e in &mut s.sinks {
             match e.sink.forward(pkt, now) {

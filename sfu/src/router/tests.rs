@@ -26,8 +26,8 @@ fn table(layers: u8) -> Arc<LayerTable> {
     })
 }
 
-fn video(encoding: u8, seq: u64, keyframe: bool, t: &Arc<LayerTable>) -> MediaPacket {
-    MediaPacket {
+fn video(encoding: u8, seq: u64, keyframe: bool, t: &Arc<LayerTable>) -> Arc<MediaPacket> {
+    Arc::new(MediaPacket {
         kind: Kind::Video,
         source: SourceKey {
             generation: 1,
@@ -42,11 +42,11 @@ fn video(encoding: u8, seq: u64, keyframe: bool, t: &Arc<LayerTable>) -> MediaPa
         arrival: Instant::now(),
         layers: Some(t.clone()),
         temporal: None,
-    }
+    })
 }
 
 fn viewer(r: &mut Router, id: u64, out: &mut Outputs) -> Endpoint {
-    r.add_viewer(SessionId(id), S, [1, 2], [3, 4], out);
+    r.add_viewer(SessionId(id), S, [1, 2], [3, 4], Instant::now(), out);
     Endpoint::Session(SessionId(id))
 }
 
@@ -306,4 +306,262 @@ fn the_fanout_allocates_nothing_once_buffers_have_grown() {
         assert_eq!(out.forwards.len(), 50);
     }
     assert_eq!(out.forwards.capacity(), cap);
+}
+
+/// A packet of frame `frame` (30 fps), arriving `at`.
+fn frame_pkt(
+    seq: u64,
+    frame: u32,
+    keyframe: bool,
+    t: &Arc<LayerTable>,
+    at: Instant,
+) -> Arc<MediaPacket> {
+    let mut p = MediaPacket::clone(&video(0, seq, keyframe, t));
+    p.ts = 90_000 + frame * 3000;
+    p.arrival = at;
+    Arc::new(p)
+}
+
+/// Whether a keyframe was asked for, of the source here or of the other workers.
+fn asks_keyframe(out: &Outputs) -> bool {
+    out.upstream
+        .iter()
+        .any(|u| matches!(u, Upstream::Keyframe { .. } | Upstream::KeyframeWant { .. }))
+}
+
+/// A router whose stream has its source here.
+fn sourced() -> (Router, Outputs) {
+    let mut r = Router::default();
+    r.set_source(S, PUB, 1);
+    (r, Outputs::default())
+}
+
+#[test]
+fn a_viewer_joining_mid_group_gets_it_at_once_squeezed_then_live() {
+    let (mut r, mut out) = sourced();
+    let t = table(1);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    // A keyframe of two packets, then four delta frames of one packet each, 33 ms apart.
+    let mut gop = Vec::new();
+    let frames = [0, 0, 1, 2, 3, 4];
+    for (seq, frame) in (10..).zip(frames) {
+        let p = frame_pkt(seq, frame, seq == 10, &t, at(u64::from(frame) * 33));
+        r.route(S, &p, PUB, p.arrival, &mut out);
+        gop.push(p);
+    }
+    assert!(
+        out.forwards.is_empty() && out.upstream.is_empty(),
+        "no sinks yet"
+    );
+    // A viewer joins 150 ms after the keyframe: everything since it, before any new packet.
+    let v = Endpoint::Session(SessionId(1));
+    r.add_viewer(SessionId(1), S, [100, 0], [5000, 0], at(150), &mut out);
+    let sent: Vec<&Forward> = out
+        .forwards
+        .iter()
+        .filter(|(to, _)| *to == v)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(sent.len(), 6, "the whole group of pictures");
+    assert!(
+        sent[0].keyframe && sent[0].switched,
+        "starts at the keyframe"
+    );
+    let seqs: Vec<u64> = sent.iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, [100, 101, 102, 103, 104, 105], "continuous numbering");
+    let ts: Vec<u32> = sent.iter().map(|f| f.ts).collect();
+    // Five frames, one tick apart, shown at once; the packets of one frame share one.
+    assert_eq!(ts, [5000, 5000, 5001, 5002, 5003, 5004]);
+    assert!(
+        !asks_keyframe(&out),
+        "a young group of pictures: no keyframe asked for"
+    );
+    out.forwards.clear();
+    // Live goes on with its own spacing after the newest replayed frame.
+    r.route(
+        S,
+        &frame_pkt(16, 5, false, &t, at(165)),
+        PUB,
+        at(165),
+        &mut out,
+    );
+    assert_eq!(out.forwards.len(), 1);
+    assert_eq!(
+        (out.forwards[0].1.seq, out.forwards[0].1.ts),
+        (106, 5004 + 3000)
+    );
+    out.forwards.clear();
+    // A late copy of a replayed packet (a retransmission) does not follow with its real
+    // timestamp: dropped.
+    r.route(S, &gop[3], PUB, at(170), &mut out);
+    assert!(out.forwards.is_empty());
+    assert_eq!(out.drops.stale, 1);
+}
+
+#[test]
+fn an_old_or_missing_group_of_pictures_asks_for_a_keyframe_at_the_join() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let t = table(1);
+    let kf = Upstream::Keyframe {
+        to: PUB,
+        encoding: 0,
+    };
+    // Older than the refresh age: replayed, and a keyframe asked for the next joiner.
+    let (mut r, mut out) = sourced();
+    for (seq, frame) in (1..=20u64).zip(0..) {
+        let p = frame_pkt(seq, frame, seq == 1, &t, at(u64::from(frame) * 33));
+        r.route(S, &p, PUB, p.arrival, &mut out);
+    }
+    r.add_viewer(SessionId(1), S, [0, 0], [0, 0], at(660), &mut out);
+    assert_eq!(out.forwards.len(), 20);
+    assert!(out.upstream.contains(&kf));
+    // Older than the cache keeps: nothing replayed, the keyframe asked for at once.
+    out.forwards.clear();
+    out.upstream.clear();
+    let late = at(GopCache::MAX_AGE.as_millis() as u64 + 1);
+    r.add_viewer(SessionId(2), S, [0, 0], [0, 0], late, &mut out);
+    assert!(out.forwards.is_empty());
+    assert!(out.upstream.contains(&kf));
+    // No keyframe seen yet (deltas only): asked for at the join, not at the next packet;
+    // with one, the joiner gets it.
+    for keyframe in [false, true] {
+        let (mut r, mut out) = sourced();
+        r.route(S, &frame_pkt(1, 0, keyframe, &t, t0), PUB, t0, &mut out);
+        r.add_viewer(SessionId(1), S, [0, 0], [0, 0], t0, &mut out);
+        assert_eq!(out.forwards.len(), usize::from(keyframe));
+        assert_eq!(out.upstream.contains(&kf), !keyframe);
+    }
+    // The publisher left: its picture is not handed to the next viewer.
+    let (mut r, mut out) = sourced();
+    r.route(S, &frame_pkt(1, 0, true, &t, t0), PUB, t0, &mut out);
+    assert!(r.remove_source(S, PUB));
+    out.forwards.clear();
+    r.add_viewer(SessionId(2), S, [0, 0], [0, 0], t0, &mut out);
+    assert!(out.forwards.is_empty());
+}
+
+#[test]
+fn a_viewer_handshaking_on_another_worker_starts_from_the_source_workers_cache() {
+    let t0 = Instant::now();
+    let t = table(1);
+    // The source's worker has a group of pictures.
+    let (mut a, mut out_a) = sourced();
+    for (seq, frame) in (1..=5u64).zip(0..) {
+        let p = frame_pkt(seq, frame, seq == 1, &t, t0);
+        a.route(S, &p, PUB, t0, &mut out_a);
+    }
+    // A viewer opens on another worker: the stream is wanted there at once.
+    let mut b = Router::default();
+    let mut out = Outputs::default();
+    b.expect_viewer(SessionId(7), S, t0, &mut out);
+    let on = Upstream::Interest {
+        stream: S,
+        on: true,
+    };
+    assert_eq!(out.upstream, [on]);
+    // The source's worker answers the interest with its cache; the viewer starts from it.
+    a.set_interest(S, WorkerId(1), true);
+    let snapshot = a.gop_snapshot(S).expect("the source's cache");
+    b.seed_gops(S, &snapshot, t0, &mut out);
+    assert!(
+        !asks_keyframe(&out),
+        "a fresh group of pictures: nothing asked"
+    );
+    out.upstream.clear();
+    b.add_viewer(SessionId(7), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(out.forwards.len(), 5, "replayed from the seeded cache");
+    assert!(
+        out.upstream.is_empty(),
+        "no second interest, no keyframe asked"
+    );
+    // A worker without the source has no snapshot to give.
+    assert!(b.gop_snapshot(S).is_none());
+    // A viewer gone before its media started: the interest goes with it.
+    let mut out = Outputs::default();
+    b.expect_viewer(SessionId(8), StreamId(2), t0, &mut out);
+    b.remove_sink(Endpoint::Session(SessionId(8)), &mut out);
+    assert_eq!(
+        out.upstream,
+        [
+            Upstream::Interest {
+                stream: StreamId(2),
+                on: true
+            },
+            Upstream::Interest {
+                stream: StreamId(2),
+                on: false
+            }
+        ]
+    );
+    assert!(!b.streams.contains_key(&StreamId(2)), "pruned");
+    assert!(b.pending.is_empty());
+}
+
+#[test]
+fn a_replay_keeps_the_target_chosen_from_the_newest_table() {
+    let t0 = Instant::now();
+    let (mut r, mut out) = sourced();
+    // The keyframe left before the layers were ranked: its packets carry an unsettled
+    // table; the newest packet carries the ranking.
+    let mut unranked = LayerTable::clone(&table(2));
+    unranked.settled = false;
+    let unranked = Arc::new(unranked);
+    let ranked = table(2);
+    for (seq, frame) in (1..=4u64).zip(0..) {
+        let t = if seq == 4 { &ranked } else { &unranked };
+        let mut p = MediaPacket::clone(&frame_pkt(seq, frame, seq == 1, t, t0));
+        p.source.encoding = 1;
+        r.route(S, &Arc::new(p), PUB, t0, &mut out);
+    }
+    r.add_viewer(SessionId(1), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(
+        out.forwards.len(),
+        4,
+        "the whole group, not dropped as no layer"
+    );
+    assert_eq!(r.current_video(SessionId(1)).map(|k| k.encoding), Some(1));
+}
+
+#[test]
+fn a_viewer_without_a_recent_group_of_pictures_asks_for_a_keyframe_at_its_post() {
+    let t0 = Instant::now();
+    let t = table(1);
+    let kf = Upstream::Keyframe {
+        to: PUB,
+        encoding: 0,
+    };
+    // The source's worker knows the layers but holds no keyframe: asked for at once, while
+    // the viewer's ICE and DTLS run.
+    let (mut a, mut out) = sourced();
+    a.route(S, &frame_pkt(1, 0, false, &t, t0), PUB, t0, &mut out);
+    a.expect_viewer(SessionId(1), S, t0, &mut out);
+    assert!(out.upstream.contains(&kf));
+    // The keyframe arrives before the viewer's media starts: cached, then replayed.
+    a.route(S, &frame_pkt(2, 1, true, &t, t0), PUB, t0, &mut out);
+    out.upstream.clear();
+    a.add_viewer(SessionId(1), S, [0, 0], [0, 0], t0, &mut out);
+    assert_eq!(out.forwards.len(), 1);
+    assert!(!out.upstream.contains(&kf), "asked once, early");
+    // With a recent group of pictures, nothing is asked.
+    out.upstream.clear();
+    a.expect_viewer(SessionId(2), S, t0, &mut out);
+    assert!(!out.upstream.contains(&kf));
+    // On another worker, once the source's worker told it the layers (with no packets).
+    let snapshot = a.gop_snapshot(S).expect("the source's table");
+    let (mut b, mut out) = (Router::default(), Outputs::default());
+    b.expect_viewer(SessionId(3), S, t0, &mut out);
+    let empty = GopSnapshot {
+        table: snapshot.table,
+        packets: Vec::new(),
+    };
+    b.seed_gops(S, &empty, t0, &mut out);
+    assert!(out.upstream.contains(&Upstream::KeyframeWant {
+        stream: S,
+        source: SourceKey {
+            generation: 1,
+            encoding: 0
+        }
+    }));
 }

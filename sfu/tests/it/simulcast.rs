@@ -151,6 +151,7 @@ fn lossy_simulcast_with_switches_and_restart_stays_decodable() {
         }
         for pkt in publisher.frame(&clock, &mut key) {
             for p in link.send(pkt) {
+                let p = Arc::new(p);
                 router.route(STREAM, &p, PUB, clock.now, &mut out);
                 for (id, fwd) in out.forwards.drain(..) {
                     let pid = fwd

@@ -142,6 +142,7 @@ fn run(reorder: f64) -> (Vec<Seen>, Vec<(u64, Option<u8>)>) {
         let ms = frame * 100 / 3;
         for pkt in publisher.frame(&clock) {
             for p in link.send(pkt) {
+                let p = std::sync::Arc::new(p);
                 router.route(STREAM, &p, PUB, clock.now, &mut out);
                 let t = p.temporal.expect("L1T3");
                 for (_, fwd) in out.forwards.drain(..) {
