@@ -99,10 +99,8 @@ fn run_schedule(server: &Server, schedule: &str, window_s: &str) -> Value {
     )
 }
 
-#[test]
-fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
-    let server = Server::start(&[]);
-    let r = run_schedule(&server, SCHEDULE, WINDOW_S);
+/// The report's two viewers, both behind the proxy.
+fn both_impaired(r: &Value) -> &Vec<Value> {
     assert_eq!(
         (r["connected"].as_u64(), r["impaired"].as_u64()),
         (Some(2), Some(2)),
@@ -110,6 +108,14 @@ fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
     );
     let viewers = r["qos"]["viewers"].as_array().unwrap();
     assert_eq!(viewers.len(), 2, "{r}");
+    viewers
+}
+
+#[test]
+fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
+    let server = Server::start(&[]);
+    let r = run_schedule(&server, SCHEDULE, WINDOW_S);
+    let viewers = both_impaired(&r);
 
     let mut failures = Vec::new();
     for v in viewers {
@@ -214,13 +220,7 @@ fn below_the_lowest_layer_the_video_pauses_and_the_audio_goes_on() {
 fn at_five_percent_loss_nearly_every_frame_arrives_whole() {
     let server = Server::start(&[]);
     let r = run_schedule(&server, "loss=5%,seed=11", "12");
-    assert_eq!(
-        (r["connected"].as_u64(), r["impaired"].as_u64()),
-        (Some(2), Some(2)),
-        "{r}"
-    );
-    let viewers = r["qos"]["viewers"].as_array().unwrap();
-    assert_eq!(viewers.len(), 2, "{r}");
+    let viewers = both_impaired(&r);
     let what: Vec<String> = viewers.iter().map(describe).collect();
     for v in viewers {
         let (whole, sent) = (

@@ -87,7 +87,7 @@ fn viewers_that_offer_red_get_each_audio_packet_twice() {
     );
     // What the path lost, RED carried: every packet between the first and the last
     // received, except a loss of two in a row.
-    let first = got
+    let primaries: Vec<u64> = got
         .iter()
         .map(|r| {
             audio_index(
@@ -98,21 +98,11 @@ fn viewers_that_offer_red_get_each_audio_packet_twice() {
                     .payload,
             )
         })
-        .min()
-        .unwrap();
-    let last = got
-        .iter()
-        .map(|r| {
-            audio_index(
-                RedDecoder::decode(&r.payload)
-                    .unwrap()
-                    .last()
-                    .unwrap()
-                    .payload,
-            )
-        })
-        .max()
-        .unwrap();
+        .collect();
+    let (first, last) = (
+        *primaries.iter().min().unwrap(),
+        *primaries.iter().max().unwrap(),
+    );
     let missing = (first..=last).filter(|i| !carried.contains(i)).count() as u64;
     let received = got.len() as u64;
     let sent = last - first + 1;

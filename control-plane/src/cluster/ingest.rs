@@ -57,12 +57,7 @@ impl ControlPlane {
                 Ingest::Primary
             };
             view.set_ingest(n, stream, ingest);
-            let node = view.node(n);
-            Ok(Placement {
-                id: node.key.clone(),
-                name: node.name.clone(),
-                http_url: node.http_url.clone(),
-            })
+            Ok(Placement::of(view.node(n)))
         })
         .await?
     }

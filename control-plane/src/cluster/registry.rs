@@ -302,14 +302,20 @@ impl ControlPlane {
         self.with_view(|view, rng| {
             let n = place_viewer(view, stream, rng).map_err(place_error)?;
             view.add_viewer(n, stream);
-            let node = view.node(n);
-            Ok(Placement {
-                id: node.key.clone(),
-                name: node.name.clone(),
-                http_url: node.http_url.clone(),
-            })
+            Ok(Placement::of(view.node(n)))
         })
         .await?
+    }
+}
+
+impl Placement {
+    /// Where a client goes: `node`.
+    pub(crate) fn of(node: &Node) -> Placement {
+        Placement {
+            id: node.key.clone(),
+            name: node.name.clone(),
+            http_url: node.http_url.clone(),
+        }
     }
 }
 
