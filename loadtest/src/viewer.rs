@@ -233,17 +233,13 @@ fn rtp_ssrc_and_pt(data: &[u8]) -> Option<(Ssrc, Pt)> {
     (ssrc != 0).then(|| (ssrc.into(), pt.into()))
 }
 
-/// The 15-bit picture id of a VP8 payload as the publisher writes it (X and I set, a
-/// two-byte id), and whether the packet starts a frame.
+/// The picture id of a VP8 payload (str0m's descriptor parser), and whether the packet
+/// starts a frame (S set, partition 0).
 fn vp8_picture(payload: &[u8]) -> Option<(u16, bool)> {
-    let (&b0, &x, &hi, &lo) = (
-        payload.first()?,
-        payload.get(1)?,
-        payload.get(2)?,
-        payload.get(3)?,
-    );
-    (b0 & 0x80 != 0 && x & 0x80 != 0 && hi & 0x80 != 0)
-        .then(|| (u16::from(hi & 0x7f) << 8 | u16::from(lo), b0 & 0x17 == 0x10))
+    let pid = str0m::rtp::Vp8Descriptor::parse(payload)
+        .ok()?
+        .picture_id()?;
+    Some((pid, payload.first()? & 0x17 == 0x10))
 }
 
 #[cfg(test)]
