@@ -87,6 +87,19 @@ fn main() -> std::process::ExitCode {
             .and_then(|()| args.resolve())
             .and_then(serve),
         Command::Control(args) => args.resolve().and_then(control),
+        Command::Loadtest(opts) if opts.chat.chat_viewers > 0 => {
+            let json = opts.json;
+            loadtest::run_chat(*opts).map(|report| {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", report.table());
+                }
+            })
+        }
         Command::Loadtest(opts) => {
             let json = opts.json;
             loadtest::run(*opts).map(|report| {

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod accounting;
+pub mod chat;
 pub mod client;
 pub mod frames;
 pub mod proxy;
@@ -100,6 +101,9 @@ pub struct Options {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Chat clients instead of media viewers (`--chat-viewers`).
+    #[command(flatten)]
+    pub chat: chat::ChatOptions,
 }
 
 /// Parses `low:80,mid:15,high:5` into the layer each of `n` viewers asks for, spread evenly.
@@ -170,7 +174,7 @@ async fn target_pid(http: &reqwest::Client, opts: &Options) -> Option<String> {
 }
 
 /// The pid in a Cascade node's /healthz, when that process is on this machine.
-async fn local_pid(http: &reqwest::Client, base: &str) -> Option<String> {
+pub(crate) async fn local_pid(http: &reqwest::Client, base: &str) -> Option<String> {
     let body = get_text(http, format!("{base}/healthz")).await?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let pid = v.get("pid")?.as_u64()?.to_string();
@@ -194,6 +198,16 @@ async fn packets_out(http: &reqwest::Client, target: &str, counter: &str) -> Opt
 
 const VIEWER_PACKETS: &str = "cascade_rtp_packets_out_total";
 const RELAY_PACKETS: &str = "cascade_relay_packets_out_total";
+
+/// Runs a chat load test (`--chat-viewers`); prints progress to stderr unless `quiet`.
+pub fn run_chat(opts: Options) -> Result<chat::ChatReport, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(chat::run(&opts))
+}
 
 /// Runs a load test; prints progress to stderr unless `quiet`.
 pub fn run(opts: Options) -> Result<Report, String> {

@@ -25,7 +25,7 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(h: &Histogram<u64>) -> Quantiles {
+    pub(crate) fn of(h: &Histogram<u64>) -> Quantiles {
         let q = |x: f64| h.value_at_quantile(x) as f64 / 1000.0;
         if h.is_empty() {
             Quantiles::default()
