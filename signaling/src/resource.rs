@@ -163,12 +163,12 @@ async fn create(
             Denied::Unavailable => ApiError::Unavailable,
         })?;
     let opened = match role {
-        Role::Publisher => st.node.publish(&stream, offer).await?,
+        Role::Publisher => st.node.publish(&stream, offer, None).await?,
         // Anonymous viewers are counted per client address (sfu::Client) against floods;
         // a signed-in viewer whose token was verified is not (many share one NAT).
         Role::Viewer => {
             let client = (!grant.identified).then(|| sfu::Client::new(peer.ip()));
-            st.node.view(&stream, offer, pref, client).await?
+            st.node.view(&stream, offer, pref, client, None).await?
         }
     };
     if role == Role::Publisher {
