@@ -330,8 +330,12 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         } else {
             Cors::Origins(settings.cors_origins.clone())
         };
+        // Where sessions' `chat` data channels go (`signaling::ChatBridge`): the control
+        // plane's chat is installed here. None yet: their messages are dropped.
+        let chat: Option<Arc<dyn signaling::ChatBridge>> = None;
         let state = AppState::new(node.clone(), auth, settings.ice_servers.clone())
-            .with_turn(settings.turn.clone());
+            .with_turn(settings.turn.clone())
+            .with_chat(chat);
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
             _ => follow::in_process(control.clone(), state.clone()),

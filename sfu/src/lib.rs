@@ -30,11 +30,13 @@
 //! - A viewer switches layer only at a keyframe of the new layer.
 //! - Every queue and cache is bounded; no remote input panics.
 //! - This crate knows nothing of HTTP, QUIC or databases: a relay link's driver moves
-//!   [`relay::RelayPacket`]s through the handles of [`relay`].
+//!   [`relay::RelayPacket`]s through the handles of [`relay`]. Nor of chat: a session's
+//!   `chat` data channel is text in and out ([`chat`]).
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod budget;
+pub mod chat;
 pub mod codec;
 pub mod config;
 pub mod directory;
@@ -56,6 +58,7 @@ pub mod trickle;
 pub mod udp;
 mod worker;
 
+pub use chat::{ChatChannel, ChatHook, ChatPump};
 pub use config::NodeConfig;
 pub use directory::{Client, Role, StreamStatus, ViewerStatus};
 pub use error::SfuError;

@@ -65,6 +65,10 @@ pub struct Metrics {
     /// Packets written to ICE-TCP connections (`ok`), or dropped because the
     /// connection's write queue was full (`queue_full`).
     pub tcp_frames_out: IntCounterVec,
+    /// `chat` data channel frames not passed on: from a peer (`in`: binary, oversized,
+    /// not UTF-8, the taker's queue full, ...) or to a peer (`out`: the worker's chat
+    /// queue full, the peer's send buffer full, the channel closed), by reason.
+    pub chat_dropped: IntCounterVec,
 }
 
 /// The names, help texts and buckets below are constants, valid and unique, so creating
@@ -212,6 +216,12 @@ impl Metrics {
                 "tcp_frames_out_total",
                 "Packets written to ICE-TCP connections, or dropped on a full write queue",
                 &["result"],
+            ),
+            chat_dropped: counter_vec(
+                &r,
+                "chat_frames_dropped_total",
+                "Chat data channel frames dropped, by direction and reason",
+                &["direction", "reason"],
             ),
             registry: r,
         };

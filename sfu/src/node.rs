@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use prometheus::Encoder;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::chat::ChatHook;
 use crate::config::NodeConfig;
 use crate::directory::{Client, Directory, Role, StreamStatus};
 use crate::error::SfuError;
@@ -166,22 +167,31 @@ impl Node {
         &self.inner.tcp_addrs
     }
 
-    /// Opens a publisher (WHIP) session on `stream`.
-    pub async fn publish(&self, stream: &str, offer: String) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Publisher, offer, LayerPref::Auto, None)
+    /// Opens a publisher (WHIP) session on `stream`. `chat` takes its `chat` data
+    /// channel when the peer opens one (`chat.rs`); without it, such a channel is
+    /// negotiated and what the peer sends on it is dropped.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        offer: String,
+        chat: Option<ChatHook>,
+    ) -> Result<Opened, SfuError> {
+        self.open(stream, Role::Publisher, offer, LayerPref::Auto, None, chat)
             .await
     }
 
     /// Opens a viewer (WHEP) session on `stream` for `client`, within the per-address
-    /// limits.
+    /// limits. `chat` as for [`Node::publish`].
     pub async fn view(
         &self,
         stream: &str,
         offer: String,
         pref: LayerPref,
         client: Option<Client>,
+        chat: Option<ChatHook>,
     ) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Viewer, offer, pref, client).await
+        self.open(stream, Role::Viewer, offer, pref, client, chat)
+            .await
     }
 
     fn least_loaded_worker(&self) -> usize {
@@ -319,6 +329,7 @@ impl Node {
         offer: String,
         pref: LayerPref,
         client: Option<Client>,
+        chat: Option<ChatHook>,
     ) -> Result<Opened, SfuError> {
         let shared = &self.inner.shared;
         let worker = self.least_loaded_worker();
@@ -333,6 +344,7 @@ impl Node {
             role,
             offer,
             pref,
+            chat,
             reply,
         };
         let result = match shared.peers[worker].try_send(cmd) {

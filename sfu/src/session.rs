@@ -17,6 +17,7 @@ use str0m::net::{Protocol, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
+use crate::chat::{ChatHook, ChatOutbox, ChatState};
 use crate::codec::Codec;
 use crate::directory::Role;
 use crate::error::SfuError;
@@ -40,6 +41,8 @@ pub enum Effect {
     Nacks(bool, u64),
     /// Packets str0m resent to a viewer from its retransmission cache.
     Retransmissions(u64),
+    /// A data channel frame from the peer not passed on, and why (`chat.rs`).
+    ChatDropped(&'static str),
 }
 
 /// Sends a datagram; the worker's socket.
@@ -114,6 +117,9 @@ pub struct Session {
     remote_ufrag: String,
     /// The ufrag our answer (or last ICE restart) announced: STUN names it.
     local_ufrag: String,
+    /// Its `chat` data channel's hook and ends, when it negotiated a data channel and has
+    /// a hook; `None` costs nothing.
+    chat: Option<Box<ChatState>>,
 }
 
 /// The RTP header extensions a viewer session offers to negotiate without bandwidth
@@ -236,6 +242,7 @@ impl Session {
             rtx_cache_packets: params.rtx_cache_packets,
             remote_ufrag,
             local_ufrag: String::new(),
+            chat: None,
         };
         let answer = answer.to_sdp_string();
         session.local_ufrag = sdp_attr(&answer, "ice-ufrag")
@@ -534,6 +541,56 @@ impl Session {
         self.rtc.is_alive()
     }
 
+    /// Hands the `chat` data channel, when the peer opens it, to `hook`. Only a session
+    /// whose answer has a data channel (`has_data_channel`) keeps it.
+    pub(crate) fn set_chat(
+        &mut self,
+        has_data_channel: bool,
+        hook: ChatHook,
+        outbox: Arc<ChatOutbox>,
+    ) {
+        if has_data_channel {
+            self.chat = Some(Box::new(ChatState::new(hook, outbox)));
+        }
+    }
+
+    /// Writes a text message on the open `chat` channel, then drains; `Err(reason)` when
+    /// it is dropped: no channel open (`closed`), the peer's send buffer full (`peer_slow`),
+    /// or str0m refused it (`write_error`: too large for the peer, say).
+    pub(crate) fn write_chat(
+        &mut self,
+        text: &str,
+        tx: &mut dyn Transmitter,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), &'static str> {
+        let id = self
+            .chat
+            .as_ref()
+            .and_then(|c| c.channel())
+            .ok_or("closed")?;
+        let r = match self.rtc.channel(id) {
+            None => Err("closed"),
+            Some(mut ch) => match ch.write(false, text.as_bytes()) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("peer_slow"),
+                Err(e) => {
+                    tracing::debug!(session = %self.id, "chat write refused: {e}");
+                    Err("write_error")
+                }
+            },
+        };
+        self.drain(tx, effects);
+        r
+    }
+
+    /// Closes the open `chat` channel (its taker let go of it), then drains.
+    pub(crate) fn close_chat(&mut self, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
+        if let Some(id) = self.chat.as_mut().and_then(|c| c.take()) {
+            self.rtc.direct_api().close_data_channel(id);
+            self.drain(tx, effects);
+        }
+    }
+
     /// The current local ICE credentials and candidate, for an ICE restart answer.
     pub fn restart_ice(&mut self, remote: IceCreds, tx: &mut dyn Transmitter) -> IceCreds {
         let local = IceCreds::new();
@@ -613,6 +670,25 @@ impl Session {
                 }
             }
             Event::KeyframeRequest(_) => effects.push(Effect::ViewerKeyframe(self.id)),
+            Event::ChannelOpen(id, label) => {
+                if let Some(c) = self.chat.as_mut() {
+                    c.on_open(self.id, id, &label);
+                }
+            }
+            Event::ChannelData(d) => {
+                let r = match self.chat.as_mut() {
+                    Some(c) => c.on_data(d.id, d.binary, d.data),
+                    None => Err("unattached"),
+                };
+                if let Err(reason) = r {
+                    effects.push(Effect::ChatDropped(reason));
+                }
+            }
+            Event::ChannelClose(id) => {
+                if let Some(c) = self.chat.as_mut() {
+                    c.on_close(id);
+                }
+            }
             // The first estimate (the configured start) comes as an event; later ones are
             // read raw from the stats.
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {

@@ -20,6 +20,7 @@ use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::chat::{ChatHook, ChatOutbox, ChatWrite};
 use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
@@ -44,6 +45,8 @@ pub(crate) enum Command {
         role: Role,
         offer: String,
         pref: LayerPref,
+        /// Takes the session's `chat` data channel when the peer opens it.
+        chat: Option<ChatHook>,
         reply: oneshot::Sender<Result<String, SfuError>>,
     },
     Close {
@@ -114,6 +117,8 @@ pub(crate) enum Command {
     RemovePipe {
         link: LinkId,
     },
+    /// Lines wait in this worker's chat queue (`chat.rs`): write them.
+    ChatFlush,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -173,6 +178,9 @@ pub(crate) struct Worker {
     batch: Outgoing,
     /// The ICE-TCP listener's connections, when the node offers TCP.
     tcp: Option<TcpSide>,
+    /// Lines for sessions' `chat` channels, queued by their pumps (`chat.rs`).
+    chat: Arc<ChatOutbox>,
+    chat_rx: crossbeam_channel::Receiver<(SessionId, ChatWrite)>,
     last_housekeeping: Instant,
 }
 
@@ -191,6 +199,13 @@ impl Worker {
         shared: Arc<Shared>,
     ) -> Self {
         let n = shared.peers.len();
+        let (chat, chat_rx) = ChatOutbox::new(
+            shared.peers[id.0].clone(),
+            shared
+                .metrics
+                .chat_dropped
+                .with_label_values(&["out", "worker_queue_full"]),
+        );
         Worker {
             id,
             socket,
@@ -207,6 +222,8 @@ impl Worker {
             effects: Vec::new(),
             batch: Outgoing::default(),
             tcp: None,
+            chat,
+            chat_rx,
             last_housekeeping: Instant::now(),
         }
     }
@@ -379,6 +396,8 @@ impl Worker {
             }
         }
         self.expire_tcp(now);
+        // A pump that found the command queue full left its lines for this.
+        self.flush_chat();
         self.allocate(now);
         self.router.poll_demand(&mut self.out);
         self.apply_upstream(now);
@@ -451,6 +470,7 @@ impl Worker {
                 role,
                 offer,
                 pref,
+                chat,
                 reply,
             } => {
                 let params = OpenParams {
@@ -461,7 +481,11 @@ impl Worker {
                     viewer_bwe: self.shared.viewer_bwe,
                 };
                 let r = Session::open(id, stream, role, &offer, params, Instant::now());
-                let r = r.map(|(session, answer)| {
+                let r = r.map(|(mut session, answer)| {
+                    if let Some(hook) = chat {
+                        let dc = answer.contains("m=application");
+                        session.set_chat(dc, hook, self.chat.clone());
+                    }
                     self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
                     self.router.park(id, pref);
@@ -575,6 +599,7 @@ impl Worker {
                     .remove_sink(Endpoint::Relay(link), &mut self.out);
                 self.apply_upstream(Instant::now());
             }
+            Command::ChatFlush => self.flush_chat(),
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -651,6 +676,40 @@ impl Worker {
                 m.nacks.with_label_values(&[dir]).inc_by(n);
             }
             Effect::Retransmissions(n) => m.retransmissions.inc_by(n),
+            Effect::ChatDropped(reason) => {
+                m.chat_dropped.with_label_values(&["in", reason]).inc();
+            }
+        }
+    }
+
+    /// Writes the lines queued for sessions' `chat` channels (and closes those their
+    /// takers let go of): what was queued when this started (more wake it again), each
+    /// followed by its session's drain.
+    fn flush_chat(&mut self) {
+        self.chat.draining();
+        for _ in 0..self.chat_rx.len() {
+            let Ok((id, write)) = self.chat_rx.try_recv() else {
+                break;
+            };
+            let session = self.sessions.get_mut(&id);
+            let r = match (write, session) {
+                (ChatWrite::Line(line), Some(s)) => {
+                    s.write_chat(&line, &mut self.batch, &mut self.effects)
+                }
+                (ChatWrite::Line(_), None) => Err("closed"),
+                (ChatWrite::Close, Some(s)) => {
+                    s.close_chat(&mut self.batch, &mut self.effects);
+                    Ok(())
+                }
+                (ChatWrite::Close, None) => Ok(()),
+            };
+            if let Err(reason) = r {
+                self.shared
+                    .metrics
+                    .chat_dropped
+                    .with_label_values(&["out", reason])
+                    .inc();
+            }
         }
     }
 
@@ -972,6 +1031,7 @@ mod tests {
                 role: Role::Viewer,
                 offer: offer.to_sdp_string(),
                 pref: LayerPref::Auto,
+                chat: None,
                 reply,
             });
             let answer = answer.try_recv().unwrap().unwrap();

@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod events;
 pub mod headers;
@@ -27,6 +28,7 @@ use sfu::Node;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Action, Authorizer, Denied, Grant};
+pub use chat::{ChatBridge, ChatPeer};
 pub use links::IceServer;
 pub use sessions::Sessions;
 pub use turn::Turn;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub ice_servers: Arc<Vec<IceServer>>,
     /// TURN servers announced with fresh time-limited credentials.
     pub turn: Option<Arc<Turn>>,
+    /// Takes sessions' `chat` data channels; without one, their messages are dropped.
+    pub chat: Option<Arc<dyn ChatBridge>>,
     sessions: Sessions,
 }
 
@@ -56,6 +60,7 @@ impl AppState {
             auth,
             ice_servers: Arc::new(ice_servers),
             turn: None,
+            chat: None,
             sessions: Sessions::default(),
         }
     }
@@ -63,6 +68,12 @@ impl AppState {
     /// Also announces `turn`'s servers, each response with fresh credentials.
     pub fn with_turn(mut self, turn: Option<Turn>) -> Self {
         self.turn = turn.map(Arc::new);
+        self
+    }
+
+    /// Hands every WHIP/WHEP session's `chat` data channel to `bridge`.
+    pub fn with_chat(mut self, bridge: Option<Arc<dyn ChatBridge>>) -> Self {
+        self.chat = bridge;
         self
     }
 

@@ -162,13 +162,17 @@ async fn create(
             Denied::NotFound => ApiError::NotFound,
             Denied::Unavailable => ApiError::Unavailable,
         })?;
+    let chat = st
+        .chat
+        .clone()
+        .and_then(|b| crate::chat::hook(b, &stream, peer.ip()));
     let opened = match role {
-        Role::Publisher => st.node.publish(&stream, offer).await?,
+        Role::Publisher => st.node.publish(&stream, offer, chat).await?,
         // Anonymous viewers are counted per client address (sfu::Client) against floods;
         // a signed-in viewer whose token was verified is not (many share one NAT).
         Role::Viewer => {
             let client = (!grant.identified).then(|| sfu::Client::new(peer.ip()));
-            st.node.view(&stream, offer, pref, client).await?
+            st.node.view(&stream, offer, pref, client, chat).await?
         }
     };
     if role == Role::Publisher {

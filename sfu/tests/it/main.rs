@@ -1,5 +1,7 @@
-//! Tests of the forwarding core on a virtual clock with a seeded lossy link.
+//! Tests of the forwarding core on a virtual clock with a seeded lossy link, and of a
+//! session's `chat` data channel through a real node over loopback UDP.
 
+mod chat;
 mod link;
 mod simulcast;
 mod temporal;
