@@ -25,10 +25,11 @@ const SDK_CHAT: &str = include_str!("../../sdk-js/dist/chat.js");
 const SDK_CHANNEL: &str = include_str!("../../sdk-js/dist/channel.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 6] = [
+const SCRIPTS: [(&str, &str); 7] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
+    ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),
     ("signup.js", include_str!("../../sdk-js/pages/js/signup.js")),
     ("signin.js", include_str!("../../sdk-js/pages/js/signin.js")),
     (
