@@ -11,7 +11,8 @@ export interface ChatMessage {
     text: string;
     reply_to: number | null;
     mentions: string[];
-    created_at: string | number;
+    /** Unix milliseconds. */
+    created_at: number;
 }
 export type ChatMode = "everyone" | "followers" | "moderators";
 export type ChatRole = "anonymous" | "viewer" | "moderator" | "owner" | "admin";
@@ -23,7 +24,8 @@ export interface ChatSettings {
 export interface Restriction {
     code: string;
     detail: string;
-    until?: string | number;
+    /** Seconds until it lifts (a timeout, slow mode). */
+    retry_after?: number;
 }
 export interface PollOption {
     text: string;
@@ -49,7 +51,8 @@ export interface Question {
     pinned: boolean;
     /** true: a moderator hid it; remove it from view. */
     hidden: boolean;
-    created_at: string | number;
+    /** Unix milliseconds. */
+    created_at: number;
 }
 export interface SurveyQuestion {
     kind: "choice" | "scale" | "text";

@@ -9,20 +9,21 @@ import type { ChatMessage, ChatSettings, Poll, Question, Survey, SurveyQuestion 
 export interface Report {
   id: string;
   message_id: number;
+  /** Who reported it. */
+  reporter: string;
   reason: string;
   status: "open" | "dismissed" | "deleted";
-  /** The reported message, when the server includes it. */
-  message?: ChatMessage | null;
-  [more: string]: unknown;
+  created_at: number;
 }
 
 export interface Ban {
   username: string;
   reason: string;
-  /** null: a ban; else when the timeout ends. */
-  expires_at?: string | number | null;
-  watch?: boolean;
-  [more: string]: unknown;
+  created_at: number;
+  /** null: a ban; else when the timeout ends (Unix ms). */
+  expires_at: number | null;
+  /** Also refused watching (the server says 0 or 1). */
+  watch: boolean | number;
 }
 
 export interface BlockedTerm {
@@ -33,12 +34,12 @@ export interface BlockedTerm {
 
 export interface Moderator {
   username: string;
-  added_at: string | number;
+  added_at: number;
 }
 
 export interface ModLogEntry {
   id: string;
-  at: string | number;
+  at: number;
   actor: string;
   action: string;
   target: string;

@@ -19,7 +19,8 @@ export interface ChatMessage {
   text: string;
   reply_to: number | null;
   mentions: string[];
-  created_at: string | number;
+  /** Unix milliseconds. */
+  created_at: number;
 }
 
 export type ChatMode = "everyone" | "followers" | "moderators";
@@ -34,7 +35,8 @@ export interface ChatSettings {
 export interface Restriction {
   code: string;
   detail: string;
-  until?: string | number;
+  /** Seconds until it lifts (a timeout, slow mode). */
+  retry_after?: number;
 }
 
 export interface PollOption {
@@ -63,7 +65,8 @@ export interface Question {
   pinned: boolean;
   /** true: a moderator hid it; remove it from view. */
   hidden: boolean;
-  created_at: string | number;
+  /** Unix milliseconds. */
+  created_at: number;
 }
 
 export interface SurveyQuestion {

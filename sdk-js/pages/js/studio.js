@@ -148,9 +148,11 @@ async function loadReports() {
   if (!current) return;
   try {
     const reports = await api().moderation.reports("open");
+    // A report names the message; its text is the chat's, when this page still holds it.
+    const held = (id) => current.chat.messages.find((m) => m.id === id);
     fillList("reports-list", reports, "No open reports.", (r) => el("li", { dataset: { id: r.id } },
-      el("div", {}, el("b", {}, r.message ? `${who(r.message.user)}: ` : `message ${r.message_id}: `),
-        el("span", { className: "text" }, r.message?.text ?? "")),
+      el("div", {}, el("b", {}, held(r.message_id) ? `${who(held(r.message_id).user)}: ` : `message #${r.message_id}`),
+        el("span", { className: "text" }, held(r.message_id)?.text ?? "")),
       el("div", { className: "muted" }, `reported by ${who(r.reporter) || "someone"}: ${r.reason ?? ""}`),
       el("div", { className: "row" },
         el("button", { type: "button", className: "small dismiss", onclick: () => resolve(r.id, "dismiss") }, "Dismiss"),
