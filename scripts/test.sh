@@ -59,6 +59,26 @@ else
   echo "################################################################"
 fi
 
+step "NATS"
+# Chat between processes goes through NATS; its tests run against a real server on
+# 127.0.0.1:4222, started here (Debian's nats-server) when none answers.
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  if ! command -v nats-server >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+  fi
+  nats-server -a 127.0.0.1 -p 4222 -js -sd "$(mktemp -d)" >/tmp/cascade-test-nats.log 2>&1 &
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
+fi
+if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  export CASCADE_TEST_NATS=${CASCADE_TEST_NATS:-nats://127.0.0.1:4222}
+  echo "NATS answers: chat bus tests run on it ($CASCADE_TEST_NATS)"
+else
+  echo "##########################################################"
+  echo "## SKIPPED: NATS tests (no server on 127.0.0.1:4222)    ##"
+  echo "##########################################################"
+fi
+
 step "Rust tests (unit, integration with a real node over loopback UDP)"
 cargo test --workspace --locked
 

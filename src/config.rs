@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Allowed browser origin for the API (repeatable) [default: any].
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
+    /// The NATS server that carries chat between processes (several `serve` nodes or
+    /// `control` replicas on one database), e.g. `nats://127.0.0.1:4222` [default: none,
+    /// chat stays in this process].
+    #[arg(long, env = "CASCADE_NATS_URL")]
+    pub nats_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Who may publish and watch: `accounts` (channels' stream keys, the default),
@@ -316,6 +321,7 @@ pub struct FileConfig {
     ice_servers: Vec<IceServer>,
     #[serde(default)]
     cors_origins: Vec<String>,
+    nats_url: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     secret_key_file: Option<PathBuf>,
@@ -334,6 +340,7 @@ pub struct Settings {
     pub ice_servers: Vec<IceServer>,
     pub turn: Option<signaling::Turn>,
     pub cors_origins: Vec<String>,
+    pub nats_url: Option<String>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
     pub auth: AuthMode,
@@ -536,6 +543,7 @@ impl ServeArgs {
             ice_servers,
             turn,
             cors_origins,
+            nats_url: self.nats_url.or(file.nats_url),
         })
     }
 }

@@ -246,6 +246,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
             control_plane::Config {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
+                nats_url: settings.nats_url.clone(),
                 cluster: true,
                 cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
                 ..Default::default()
@@ -281,6 +282,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             control_plane::Config {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
+                nats_url: settings.nats_url.clone(),
                 // The all-in-one can hold a small cluster's registry (its own node serves
                 // WHEP, so no redirect).
                 cluster_token: settings

@@ -13,8 +13,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
+use crate::interact::{polls, questions, surveys};
 use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
 
 /// Largest API request body.
@@ -94,6 +96,16 @@ impl Modify for Security {
         signing_key, revocation::feed,
         registry::register, registry::stats, registry::drain, registry::list,
         registry::parents, registry::place,
+        chat::history, chat::post, chat::delete, chat::report, chat::pin, chat::unpin,
+        chat::settings, chat::edit_settings, ws::upgrade,
+        moderation::moderators, moderation::appoint, moderation::dismiss, moderation::bans,
+        moderation::ban, moderation::unban, moderation::terms, moderation::add_term,
+        moderation::remove_term, moderation::reports, moderation::resolve, moderation::modlog,
+        moderation::follow, moderation::unfollow, moderation::global_ban,
+        moderation::global_unban,
+        polls::list, polls::create, polls::vote, polls::close,
+        questions::list, questions::ask, questions::upvote, questions::edit,
+        surveys::list, surveys::create, surveys::respond, surveys::close, surveys::results,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -149,6 +161,91 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([header::RETRY_AFTER, header::LOCATION])
 }
 
+/// Chat, moderation, polls, questions and surveys under `/channels/{slug}`.
+fn interaction_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/channels/{slug}/chat/ws", get(ws::upgrade))
+        .route(
+            "/channels/{slug}/chat/messages",
+            get(chat::history).post(chat::post),
+        )
+        .route("/channels/{slug}/chat/messages/{id}", delete(chat::delete))
+        .route(
+            "/channels/{slug}/chat/messages/{id}/report",
+            post(chat::report),
+        )
+        .route(
+            "/channels/{slug}/chat/pinned",
+            put(chat::pin).delete(chat::unpin),
+        )
+        .route(
+            "/channels/{slug}/chat/settings",
+            get(chat::settings).patch(chat::edit_settings),
+        )
+        .route("/channels/{slug}/moderators", get(moderation::moderators))
+        .route(
+            "/channels/{slug}/moderators/{username}",
+            put(moderation::appoint).delete(moderation::dismiss),
+        )
+        .route(
+            "/channels/{slug}/bans",
+            get(moderation::bans).post(moderation::ban),
+        )
+        .route(
+            "/channels/{slug}/bans/{username}",
+            delete(moderation::unban),
+        )
+        .route(
+            "/channels/{slug}/blocked-terms",
+            get(moderation::terms).post(moderation::add_term),
+        )
+        .route(
+            "/channels/{slug}/blocked-terms/{id}",
+            delete(moderation::remove_term),
+        )
+        .route("/channels/{slug}/reports", get(moderation::reports))
+        .route(
+            "/channels/{slug}/reports/{id}/resolve",
+            post(moderation::resolve),
+        )
+        .route("/channels/{slug}/modlog", get(moderation::modlog))
+        .route(
+            "/channels/{slug}/follow",
+            post(moderation::follow).delete(moderation::unfollow),
+        )
+        .route(
+            "/channels/{slug}/polls",
+            get(polls::list).post(polls::create),
+        )
+        .route("/channels/{slug}/polls/{id}/votes", post(polls::vote))
+        .route("/channels/{slug}/polls/{id}/close", post(polls::close))
+        .route(
+            "/channels/{slug}/questions",
+            get(questions::list).post(questions::ask),
+        )
+        .route(
+            "/channels/{slug}/questions/{id}",
+            axum::routing::patch(questions::edit),
+        )
+        .route(
+            "/channels/{slug}/questions/{id}/upvote",
+            post(questions::upvote),
+        )
+        .route(
+            "/channels/{slug}/surveys",
+            get(surveys::list).post(surveys::create),
+        )
+        .route(
+            "/channels/{slug}/surveys/{id}/responses",
+            post(surveys::respond),
+        )
+        .route("/channels/{slug}/surveys/{id}/close", post(surveys::close))
+        .route(
+            "/channels/{slug}/surveys/{id}/results",
+            get(surveys::results),
+        )
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -195,6 +292,9 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/admin/users/{id}/restore", post(admin::restore))
         .route("/admin/users/{id}/role", put(admin::set_role))
         .route("/admin/audit", get(admin::audit_log))
+        .route("/admin/bans", post(moderation::global_ban))
+        .route("/admin/bans/{username}", delete(moderation::global_unban))
+        .merge(interaction_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

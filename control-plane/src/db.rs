@@ -49,6 +49,9 @@ pub enum DbError {
         "backup and restore of PostgreSQL are done with pg_dump and pg_restore (see the README)"
     )]
     NotSqlite,
+    /// The chat bus (NATS) could not be reached.
+    #[error("{0}")]
+    Bus(String),
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -297,4 +300,10 @@ pub(crate) fn unique_violation(e: &sqlx::Error, column: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether an insert broke any unique constraint (a primary key of several columns has
+/// no column name in PostgreSQL's message).
+pub(crate) fn duplicate(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

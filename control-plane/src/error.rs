@@ -42,6 +42,9 @@ pub enum Error {
     /// No capacity now (a full cluster); retry after this many seconds.
     #[error("{0}")]
     Busy(&'static str, u64),
+    /// A chat or interaction rule refused it; the status follows the refusal's code.
+    #[error(transparent)]
+    Refused(#[from] crate::chat::Refusal),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -80,6 +83,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Refused(r) => {
+                StatusCode::from_u16(r.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,6 +119,12 @@ impl IntoResponse for Error {
         let h = resp.headers_mut();
         match self {
             Error::RateLimited(secs) | Error::Busy(_, secs) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Error::Refused(crate::chat::Refusal {
+                retry_after: Some(secs),
+                ..
+            }) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             Error::Unauthorized(_) => {

@@ -12,11 +12,13 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod channels;
+pub mod chat;
 pub mod cluster;
 pub mod db;
 pub mod error;
 mod extract;
 pub mod gate;
+pub mod interact;
 pub mod keys;
 pub mod keystore;
 pub mod limits;
@@ -28,7 +30,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 pub use db::{Backend, Db, DbError};
-pub use error::Error;
+pub use error::{ApiResult, Error};
 pub use limits::RateLimits;
 
 /// Settings of the control plane.
@@ -58,6 +60,8 @@ pub struct Config {
     pub cluster_token: Option<cluster::ClusterToken>,
     /// Liveness window, view cache, redirect token lifetime, load limits and fan-out.
     pub cluster_tuning: cluster::Tuning,
+    /// The NATS server that carries chat between processes; `None`: one process.
+    pub nats_url: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             cluster: false,
             cluster_token: None,
             cluster_tuning: cluster::Tuning::default(),
+            nats_url: None,
         }
     }
 }
@@ -86,6 +91,9 @@ struct Inner {
     config: Config,
     events: tokio::sync::broadcast::Sender<revocation::Revoked>,
     cluster: cluster::registry::ViewCache,
+    chat: chat::Chat,
+    /// Keys of announcements already scheduled (poll results), so a burst is one.
+    pending: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -106,6 +114,9 @@ impl ControlPlane {
         let secret = keystore::SecretKey::resolve(config.secret_key.as_ref(), url)?;
         let db = Db::connect(url).await?;
         let signer = tokens::Signer::load_or_create(&db, &secret).await?;
+        let chat = chat::Chat::connect(config.nats_url.as_deref())
+            .await
+            .map_err(|e| DbError::Bus(e.to_string()))?;
         let cp = ControlPlane(Arc::new(Inner {
             db,
             signer,
@@ -115,6 +126,8 @@ impl ControlPlane {
             config,
             events: tokio::sync::broadcast::channel(revocation::EVENT_QUEUE).0,
             cluster: cluster::registry::ViewCache::new(),
+            chat,
+            pending: Default::default(),
         }));
         // Follow rotations made by `cascade rotate-signing-key` or another replica; the
         // task ends with the last clone of the control plane.
@@ -176,6 +189,23 @@ impl ControlPlane {
 
     pub(crate) fn cluster_cache(&self) -> &cluster::registry::ViewCache {
         &self.0.cluster
+    }
+
+    /// Chat and the rooms' live delivery.
+    pub fn chat(&self) -> &chat::Chat {
+        &self.0.chat
+    }
+
+    /// Marks `key` scheduled; false when it already was.
+    pub(crate) fn debounce(&self, key: &str) -> bool {
+        let mut p = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.len() < 10_000 && p.insert(key.to_owned())
+    }
+
+    /// Clears a key marked with [`ControlPlane::debounce`].
+    pub(crate) fn debounced(&self, key: &str) {
+        let mut p = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.remove(key);
     }
 
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {

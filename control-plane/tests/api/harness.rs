@@ -82,8 +82,14 @@ pub async fn fresh_url(backend: Backend) -> Option<String> {
 }
 
 impl Api {
-    pub async fn start(backend: Backend, mut config: Config) -> Option<Api> {
+    pub async fn start(backend: Backend, config: Config) -> Option<Api> {
         let url = fresh_url(backend).await?;
+        Some(Api::on(&url, config).await)
+    }
+
+    /// A control plane served on the database at `url` (a second one: a replica).
+    pub async fn on(url: &str, mut config: Config) -> Api {
+        let url = url.to_owned();
         // PostgreSQL has no data directory for a default key file.
         let secret = config
             .secret_key
@@ -103,13 +109,13 @@ impl Api {
             .await
             .unwrap();
         });
-        Some(Api {
+        Api {
             base: format!("http://{addr}/api/v1"),
             cp,
             url,
             secret,
             http: reqwest::Client::new(),
-        })
+        }
     }
 
     /// The same server, called from another loopback address (127.0.0.0/8 is all local):

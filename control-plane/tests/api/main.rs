@@ -3,7 +3,10 @@
 
 mod accounts;
 mod channels;
+mod chat;
+mod chat_live;
 mod cluster;
 mod hardening;
 mod harness;
+mod interact;
 mod security;
