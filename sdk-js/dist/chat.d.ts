@@ -186,6 +186,10 @@ export declare class Chat {
     /** Resolves true once welcomed on `dc`, false if it does not open or answer in time. */
     private openDataChannel;
     private openWebSocket;
+    /** false when the server says the channel has no room (404); true otherwise. */
+    private roomExists;
+    /** There is no room to join: say so and stop. */
+    private gone;
     /** The connection is gone: fail what waits on it, then try again after a backoff. */
     private lost;
     private drop;

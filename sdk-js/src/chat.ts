@@ -389,8 +389,28 @@ export class Chat {
       if (typeof e.data === "string") this.receive(e.data);
     };
     ws.onclose = () => {
-      if (this.wire === wire) this.lost();
+      if (this.wire !== wire) return;
+      // Closed before any welcome: a browser does not say why, so ask whether the room exists.
+      if (!this.welcome) void this.roomExists().then((yes) => (yes ? this.lost() : this.gone()));
+      else this.lost();
     };
+  }
+
+  /** false when the server says the channel has no room (404); true otherwise. */
+  private async roomExists(): Promise<boolean> {
+    try {
+      const url = new URL(`/api/v1/channels/${encodeURIComponent(this.slug)}/chat/settings`, this.base);
+      return (await fetch(url)).status !== 404;
+    } catch {
+      return true;
+    }
+  }
+
+  /** There is no room to join: say so and stop. */
+  private gone(): void {
+    this.drop();
+    this.emit("error", new ChatError("not_found", "this stream has no chat", 404));
+    this.close();
   }
 
   /** The connection is gone: fail what waits on it, then try again after a backoff. */

@@ -71,6 +71,11 @@ async function say(page, text) {
 /** The `li` of the message whose text is `text`. */
 const row = (page, text) => page.locator("#messages li", { has: page.locator(".text", { hasText: text }) }).last();
 
+/** With CHAT_SHOTS=<dir>, a screenshot of `page` there (to look at the pages). */
+async function shot(page, name) {
+  if (process.env.CHAT_SHOTS) await page.screenshot({ path: join(process.env.CHAT_SHOTS, `${name}.png`), fullPage: true });
+}
+
 let server, browser, owner, ola, bea, cyd, anon, base;
 const pages = [];
 const slug = "ola-live";
@@ -259,6 +264,7 @@ test("markup in a message is shown as text and never runs", async () => {
     await sees(p, script);
     await sees(p, img);
   }
+  await shot(bea, "watch-bea"); await shot(anon, "watch-anonymous"); await shot(ola, "studio-ola");
   for (const p of [cyd, anon, ola, bea]) {
     assert.equal(await p.evaluate(() => window.__xss ?? null), null, "no script ran");
     assert.equal(await p.locator("#messages img, #messages script").count(), 0, "no element was made from it");

@@ -45,7 +45,7 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
   let replyTo = null;
   let me = null, role = "anonymous";
 
-  const stateText = { connecting: "connecting…", open: "", reconnecting: "reconnecting…", closed: "closed" };
+  const stateText = { connecting: "connecting…", open: "", reconnecting: "reconnecting…", closed: "offline" };
   chat.on("state", ({ state }) => {
     $("chat-state").textContent = stateText[state] ?? state;
     $("chat-state").hidden = !$("chat-state").textContent;
@@ -144,7 +144,10 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
   });
   chat.on("pinned", showPinned);
   chat.on("truncated", () => list.append(el("li", { className: "system" }, "Some messages were missed while you were away.")));
-  chat.on("error", (e) => note(explain(e), e.code));
+  chat.on("error", (e) => {
+    if (e.code === "not_found" && !chat.welcome) list.replaceChildren(el("li", { className: "system" }, "This stream has no chat."));
+    else note(explain(e), e.code);
+  });
 
   const link = $("chat-signin").querySelector("a");
   if (link) link.href = `/signin?next=${encodeURIComponent(signinNext)}`;
