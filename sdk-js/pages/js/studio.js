@@ -128,12 +128,15 @@ function manage(slug) {
   chat.on("survey", () => loadSurveys());
   chat.on("deleted", () => loadReports());
   chat.connect().catch(() => undefined);
-  const loaders = [loadReports, loadBans, loadTerms, loadModerators, loadSurveys, loadLog];
-  loaders.forEach((f) => f());
-  current.timers.push(setInterval(loadReports, 10_000));
+  refreshAll();
+  // Other moderators act from their pages too: what they did shows here within 10 s.
+  current.timers.push(setInterval(() => { loadReports(); loadBans(); loadLog(); }, 10_000));
 }
 
 const api = () => current.api;
+function refreshAll() {
+  for (const f of [loadReports, loadBans, loadTerms, loadModerators, loadSurveys, loadLog]) f();
+}
 /** Runs `job`, writing its error (or nothing) into the element `status`. */
 const guard = (status, job) => async (e) => {
   e?.preventDefault?.();
@@ -163,7 +166,7 @@ async function resolve(id, action) {
   try { await api().moderation.resolve(id, action); } catch (e) { alert(explain(e)); }
   loadReports(); loadLog();
 }
-$("reports-refresh").onclick = () => loadReports();
+$("reports-refresh").onclick = refreshAll;
 
 async function loadBans() {
   if (!current) return;
@@ -297,7 +300,7 @@ async function loadLog() {
       el("b", {}, who(x.target)), x.reason ? el("span", { className: "muted" }, ` — ${x.reason}`) : null));
   } catch (e) { $("modlog").replaceChildren(el("li", { className: "error" }, explain(e))); }
 }
-$("modlog-refresh").onclick = () => loadLog();
+$("modlog-refresh").onclick = refreshAll;
 
 // Last, once everything above is defined (the module's top-level await stops here).
 if (account.user) {
