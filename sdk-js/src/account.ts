@@ -111,7 +111,9 @@ export class Account {
       }
       throw new ApiProblem(resp.status, detail);
     }
-    return resp.status === 204 ? (undefined as T) : ((await resp.json()) as T);
+    // 204, or a 201 with no body (a survey response): nothing to parse.
+    const text = resp.status === 204 ? "" : await resp.text();
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Calls the API as the signed-in user, refreshing the session once if needed. */

@@ -253,6 +253,33 @@ test("a question is asked, upvoted and marked answered", async () => {
   await q(bea).locator(".answered-badge").waitFor({ timeout: 10000 });
 });
 
+test("a survey is answered by a viewer and its results exported from the studio", async () => {
+  await ola.fill("#survey-title", "How was the show?");
+  await ola.selectOption("#survey-questions .sq-kind", "choice");
+  await ola.fill("#survey-questions .sq-prompt", "Again next week?");
+  await ola.fill("#survey-questions .sq-options", "yes, no");
+  await ola.click("#survey-create");
+  await ola.locator("#surveys-list li", { hasText: "How was the show?" }).waitFor();
+  const form = bea.locator("#survey-list form.survey", { hasText: "How was the show?" });
+  await form.waitFor({ timeout: 10000 });
+  await form.locator('input[type=radio][value="0"]').check();
+  await form.locator("button[type=submit]").click();
+  await form.waitFor({ state: "detached", timeout: 10000 })
+    .catch(async (e) => { throw new Error(`the survey stays: ${await form.textContent()} (${e.message})`); });
+  // The studio counts the response and saves the results as CSV.
+  await ola.click("#reports-refresh");
+  await until(ola, () => document.querySelector("#surveys-list .responses")?.textContent === "1 response", null, 10000)
+    .catch(async (e) => { throw new Error(`the studio lists ${await ola.textContent("#surveys-list")} (${e.message})`); });
+  const [download] = await Promise.all([
+    ola.waitForEvent("download"),
+    ola.locator("#surveys-list li", { hasText: "How was the show?" }).locator("button", { hasText: "Export CSV" }).click(),
+  ]);
+  const path = await download.path();
+  const csv = (await import("node:fs")).readFileSync(path, "utf8");
+  assert.match(csv, /Again next week\?/);
+  assert.match(csv, /yes/);
+});
+
 test("markup in a message is shown as text and never runs", async () => {
   const img = `<img src=x onerror="window.__xss='img';alert('img')">`;
   const script = `<script>window.__xss='script';alert('script')</script>`;

@@ -283,7 +283,7 @@ async function loadSurveys() {
     fillList("surveys-list", surveys, "No surveys yet.", (s) => el("li", { dataset: { id: s.id } },
       el("div", { className: "row" }, el("b", {}, s.title),
         el("span", { className: `badge${s.closed ? "" : " accent"}` }, s.closed ? "closed" : "open"),
-        el("span", { className: "muted" }, `${s.responses} response${s.responses === 1 ? "" : "s"}`)),
+        el("span", { className: "muted responses" }, `${s.responses} response${s.responses === 1 ? "" : "s"}`)),
       el("div", { className: "row" },
         el("button", { type: "button", className: "small", onclick: guard("survey-status", () => exportSurvey(s, "csv")) }, "Export CSV"),
         el("button", { type: "button", className: "small", onclick: guard("survey-status", () => exportSurvey(s, "json")) }, "Export JSON"),
