@@ -490,6 +490,12 @@ pub(crate) async fn viewer_token(
             Some(_) => Error::NotFound,
         });
     }
+    if let Some(c) = &caller.0 {
+        if crate::chat::room::watch_banned(&cp, &ch.id, &c.0.id).await? {
+            let why = "you are banned from watching this channel";
+            return Err(crate::chat::Refusal::new(crate::chat::Code::Banned, why).into());
+        }
+    }
     let (sub, sv) = caller
         .0
         .as_ref()

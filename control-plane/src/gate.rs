@@ -149,14 +149,20 @@ impl ControlPlane {
             .map_err(|_| Refusal::Unavailable)?
             .ok_or(Refusal::NotFound)?;
         if Visibility::parse(&channel.visibility) != Visibility::Private {
-            // Open to all; a signed-in viewer's token still tells who is watching.
-            let identified = bearer
+            // Open to all; a signed-in viewer's token still tells who is watching, and
+            // binds the session to them (a ban from watching ends it).
+            let claims = bearer
                 .and_then(|b| token_for(self.signer().verifier(), b, TokenKind::View, stream).ok())
-                .is_some_and(|c| c.cid.as_deref() == Some(&channel.id) && c.sub != ANONYMOUS);
+                .filter(|c| c.cid.as_deref() == Some(&channel.id) && c.sub != ANONYMOUS);
+            if let Some(c) = &claims {
+                self.refuse_watch_banned(&channel.id, &c.sub).await?;
+            }
             return Ok(Grant {
-                tags: vec![channel_tag(&channel.id)],
+                tags: claims
+                    .as_ref()
+                    .map_or_else(|| vec![channel_tag(&channel.id)], token_tags),
                 listed: false,
-                identified,
+                identified: claims.is_some(),
             });
         }
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
@@ -183,10 +189,19 @@ impl ControlPlane {
         {
             return Err(Refusal::Unauthenticated);
         }
+        self.refuse_watch_banned(&channel.id, &caller.0.id).await?;
         Ok(Grant {
             tags: token_tags(&claims),
             listed: false,
             identified: true,
         })
+    }
+
+    async fn refuse_watch_banned(&self, channel_id: &str, user_id: &str) -> Result<(), Refusal> {
+        match crate::chat::room::watch_banned(self, channel_id, user_id).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Refusal::Forbidden),
+            Err(_) => Err(Refusal::Unavailable),
+        }
     }
 }

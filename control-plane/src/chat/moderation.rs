@@ -361,6 +361,12 @@ pub(crate) async fn ban(
     if expires_at.is_none() {
         remove(&cp, &room, store::Which::ByUser(&user.id)).await?;
     }
+    if req.watch {
+        // Their viewer tokens from before are refused and their sessions end (on every
+        // node, through the revocation list); new ones are not minted while banned.
+        cp.revoke(crate::revocation::watch_tag(room.id(), &user.id), 0, true)
+            .await?;
+    }
     Ok((
         StatusCode::CREATED,
         axum::Json(Ban {

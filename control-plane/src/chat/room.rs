@@ -214,6 +214,24 @@ pub(crate) async fn restriction(
     })
 }
 
+/// Whether a ban in force stops `user_id` watching the channel.
+pub(crate) async fn watch_banned(
+    cp: &ControlPlane,
+    channel_id: &str,
+    user_id: &str,
+) -> ApiResult<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT created_at FROM channel_bans WHERE channel_id = $1 AND user_id = $2 \
+         AND watch = 1 AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .bind(now_ms())
+    .fetch_optional(cp.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
 fn with_reason(what: &str, reason: &str) -> String {
     if reason.is_empty() {
         what.to_owned()

@@ -5,6 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use control_plane::gate::{Refusal, Want};
+
 use crate::both;
 use crate::harness::{roomy, Api, Backend};
 
@@ -387,7 +389,22 @@ async fn moderators_timeouts_and_bans(b: Backend) {
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(say(&api, &max, "thanks").await.0, StatusCode::CREATED);
 
-    // A ban removes their messages and, with `watch`, their reading too.
+    // A ban removes their messages and, with `watch`, their reading and watching too.
+    let (_, vt) = api
+        .call(
+            Method::POST,
+            "/channels/lea-live/viewer-token",
+            Some(&max),
+            None,
+        )
+        .await;
+    let vt = vt["token"].as_str().unwrap().to_owned();
+    let grant = api
+        .cp
+        .check(Want::View, "lea-live", Some(&vt))
+        .await
+        .unwrap();
+    assert!(grant.identified);
     let (s, _) = api
         .call(
             Method::POST,
@@ -416,6 +433,27 @@ async fn moderators_timeouts_and_bans(b: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "banned from watching");
+    assert_eq!(
+        api.cp.check(Want::View, "lea-live", Some(&vt)).await,
+        Err(Refusal::Forbidden),
+        "the media node refuses their WHEP"
+    );
+    let feed = api.cp.revocation_feed().await.unwrap();
+    assert!(
+        feed.entries
+            .iter()
+            .any(|r| r.tag.starts_with("watch:") && r.end_live),
+        "live sessions end"
+    );
+    let (s, p) = api
+        .call(
+            Method::POST,
+            "/channels/lea-live/viewer-token",
+            Some(&max),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
     let (_, bans) = api
         .call(Method::GET, "/channels/lea-live/bans", Some(&lea), None)
         .await;
