@@ -38,6 +38,9 @@ step "SDK bundle is reproducible (npm run build == committed dist/)"
 (cd sdk-js && npm run --silent build)
 git diff --exit-code -- sdk-js/dist
 
+step "SDK unit tests (the chat client against a scripted WebSocket, in Node)"
+(cd sdk-js && npm run --silent test)
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
