@@ -219,6 +219,50 @@ test("a blocked term is masked", async () => {
   assert.match(got, /\*\*\*/);
 });
 
+test("a viewer reports a message; the studio's queue deletes it for everyone", async () => {
+  await say(cyd, "cyd posts a spammy link");
+  await sees(bea, "cyd posts a spammy link");
+  const line = row(bea, "cyd posts a spammy link");
+  await line.hover();
+  await line.locator("button", { hasText: "Report" }).click();
+  await line.locator("form.report button[type=submit]").click();
+  await line.locator("form.report", { hasText: "Reported" }).waitFor({ timeout: 10000 });
+  await ola.click("#reports-refresh");
+  const report = ola.locator("#reports-list li", { hasText: "cyd posts a spammy link" });
+  await report.waitFor({ timeout: 10000 });
+  assert.match(await report.textContent(), /reported by bea: spam/);
+  await report.locator("button.delete").click();
+  for (const p of [bea, anon, cyd]) {
+    await until(p, (t) => ![...document.querySelectorAll("#messages li .text")].some((e) => e.textContent === t),
+      "cyd posts a spammy link", 10000);
+  }
+  await until(ola, () => !document.querySelector("#reports-list").textContent.includes("spammy"), null, 10000);
+});
+
+test("slow mode set in the studio refuses a quick second post, with the wait shown", async () => {
+  // Hal has not posted yet (slow mode counts from a user's last post).
+  const hal = await open(browser, base, `/watch/${slug}?transport=ws`, await account(base, "hal"), "hal");
+  pages.push(hal);
+  await joined(hal);
+  await ola.fill("#slow-mode", "30");
+  await ola.click("#settings-save");
+  try {
+    await until(ola, () => document.getElementById("settings-status").textContent === "saved");
+    await until(hal, () => window.player.chat.welcome.settings.slow_mode_secs === 30, null, 10000);
+    await say(hal, "first post in slow mode");
+    await sees(bea, "first post in slow mode");
+    await say(hal, "second post too soon");
+    await until(hal, () => document.getElementById("chat-error").dataset.code === "slow_mode", null, 10000)
+      .catch(async (e) => { throw new Error(`hal's error: ${await hal.textContent("#chat-error")} (${e.message})`); });
+    assert.match(await hal.textContent("#chat-error"), /Try again in \d+ s/);
+  } finally {
+    // Off again for what follows.
+    await ola.fill("#slow-mode", "0");
+    await ola.click("#settings-save");
+    await until(bea, () => window.player.chat.welcome.settings.slow_mode_secs === 0, null, 10000);
+  }
+});
+
 test("a poll's live results reach a third viewer", async () => {
   await ola.fill("#poll-question", "Which colour next?");
   await ola.fill("#poll-options", "Red\nBlue\nGreen");

@@ -70,11 +70,7 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
     const actions = el("span", { className: "actions" });
     const act = (label, title, fn) => actions.append(el("button", { type: "button", className: "small", title, onclick: fn }, label));
     if (me) act("Reply", "Reply to this message", () => startReply(m));
-    if (me && !mine) act("Report", "Report this message to the moderators", async () => {
-      const reason = prompt("Why report this message?", "spam");
-      if (reason === null) return;
-      try { await api.chat.report(m.id, reason); note("Reported. Thank you."); } catch (e) { note(explain(e)); }
-    });
+    if (me && !mine) act("Report", "Report this message to the moderators", () => reportForm(li, m));
     if (mine || isMod(role)) act("Delete", "Delete this message", () => api.chat.delete(m.id).catch((e) => note(explain(e))));
     if (isMod(role)) {
       act("Pin", "Pin this message on top of the chat", () => api.chat.pin(m.id).catch((e) => note(explain(e))));
@@ -82,6 +78,23 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
     }
     if (actions.childElementCount) li.append(actions);
     return li;
+  }
+
+  /** A small form under the message: why, then send. */
+  function reportForm(li, m) {
+    if (li.querySelector(".report")) return;
+    const reason = el("select", { className: "report-reason", ariaLabel: "Reason" },
+      new Option("Spam", "spam"), new Option("Harassment", "harassment"), new Option("Hateful", "hateful"), new Option("Other", "other"));
+    const form = el("form", { className: "report row" }, reason,
+      el("button", { type: "submit", className: "small" }, "Send report"),
+      el("button", { type: "button", className: "small", onclick: () => form.remove() }, "Cancel"));
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      try { await api.chat.report(m.id, reason.value); form.replaceChildren(el("span", { className: "muted" }, "Reported. Thank you.")); }
+      catch (err) { form.replaceChildren(el("span", { className: "error" }, explain(err))); }
+      setTimeout(() => form.remove(), 3000);
+    };
+    li.append(form);
   }
 
   function place(m) {
