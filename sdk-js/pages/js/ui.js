@@ -23,7 +23,7 @@ export const isMod = (role) => MOD_ROLES.includes(role);
 /** "14:05" for a time the API gives as milliseconds or as an ISO string. */
 export function clock(at) {
   const d = new Date(typeof at === "string" && /^\d+$/.test(at) ? Number(at) : at);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 }
 
 /** A refused post or call as a person reads it: the server's detail, and when to try again. */
