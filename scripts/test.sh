@@ -38,6 +38,9 @@ step "SDK bundle is reproducible (npm run build == committed dist/)"
 (cd sdk-js && npm run --silent build)
 git diff --exit-code -- sdk-js/dist
 
+step "SDK unit tests (the chat client against a scripted WebSocket, in Node)"
+(cd sdk-js && npm run --silent test)
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -109,6 +112,9 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 step "browser end to end (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.mjs'
+
+step "browser end to end: chat, moderation, polls and Q&A through the pages (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 300 node --test chat.test.mjs'
 
 step "browser end to end through a tree of nodes (origin, relays, edges over QUIC; a relay killed)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --test cluster.test.mjs'

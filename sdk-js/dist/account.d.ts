@@ -33,6 +33,7 @@ export interface NewStreamKey {
     masked: string;
     whip_path: string;
 }
+import { ChannelApi } from "./channel.js";
 /** A signed-in (or not yet) user of one Cascade server. */
 export declare class Account {
     readonly base: string;
@@ -41,10 +42,19 @@ export declare class Account {
     private set stored(value);
     /** The user last seen, if signed in. */
     get user(): User | null;
+    /**
+     * The current access token (refreshed first when it expires within 30 s), or null when
+     * signed out. For a {@link Chat}: `new Chat(slug, { token: () => account.accessToken() })`.
+     */
+    accessToken(): Promise<string | null>;
+    /** A channel's chat, moderation, polls, surveys and Q&A over REST, as this user. */
+    channel(slug: string): ChannelApi;
     private send;
     private parse;
     /** Calls the API as the signed-in user, refreshing the session once if needed. */
     call<T>(method: string, path: string, body?: unknown): Promise<T>;
+    /** GETs `path` as the signed-in user and returns the body as it is (a CSV export). */
+    download(path: string): Promise<Blob>;
     /**
      * Replaces the session `used` with a fresh pair. Refresh tokens are single use and a
      * second use signs the whole session out, so tabs sharing the stored session take

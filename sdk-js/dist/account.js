@@ -1,5 +1,5 @@
 // The control plane's API from the browser: accounts, channels, stream keys and viewer
-// tokens. Tokens are kept in localStorage; an expired access token is refreshed once,
+// tokens (a channel's chat, moderation, polls, surveys and Q&A: `channel(slug)`). Tokens are kept in localStorage; an expired access token is refreshed once,
 // transparently, with the (single-use, rotated) refresh token.
 /** An RFC 9457 problem returned by `/api/v1`. */
 export class ApiProblem extends Error {
@@ -9,6 +9,8 @@ export class ApiProblem extends Error {
         this.detail = detail;
     }
 }
+import { ChannelApi } from "./channel.js";
+import { jwtExpiry } from "./chat.js";
 const STORE = "cascade.session";
 /** How long a tab that rotated a refresh token tells the others (and they wait for it). */
 const ROTATION_MARK_MS = 5000;
@@ -30,6 +32,23 @@ export class Account {
     /** The user last seen, if signed in. */
     get user() {
         return this.stored?.user ?? null;
+    }
+    /**
+     * The current access token (refreshed first when it expires within 30 s), or null when
+     * signed out. For a {@link Chat}: `new Chat(slug, { token: () => account.accessToken() })`.
+     */
+    async accessToken() {
+        const s = this.stored;
+        if (!s)
+            return null;
+        const exp = jwtExpiry(s.access_token);
+        if (exp !== undefined && exp - Date.now() < 30000 && !(await this.refresh(s)))
+            return null;
+        return this.stored?.access_token ?? null;
+    }
+    /** A channel's chat, moderation, polls, surveys and Q&A over REST, as this user. */
+    channel(slug) {
+        return new ChannelApi(this, slug);
     }
     async send(method, path, body, bearer) {
         const headers = {};
@@ -54,7 +73,9 @@ export class Account {
             }
             throw new ApiProblem(resp.status, detail);
         }
-        return resp.status === 204 ? undefined : (await resp.json());
+        // 204, or a 201 with no body (a survey response): nothing to parse.
+        const text = resp.status === 204 ? "" : await resp.text();
+        return (text ? JSON.parse(text) : undefined);
     }
     /** Calls the API as the signed-in user, refreshing the session once if needed. */
     async call(method, path, body) {
@@ -64,6 +85,17 @@ export class Account {
             resp = await this.send(method, path, body, this.stored?.access_token);
         }
         return this.parse(resp);
+    }
+    /** GETs `path` as the signed-in user and returns the body as it is (a CSV export). */
+    async download(path) {
+        const s = this.stored;
+        let resp = await this.send("GET", path, undefined, s?.access_token);
+        if (resp.status === 401 && s && (await this.refresh(s))) {
+            resp = await this.send("GET", path, undefined, this.stored?.access_token);
+        }
+        if (!resp.ok)
+            await this.parse(resp);
+        return resp.blob();
     }
     /**
      * Replaces the session `used` with a fresh pair. Refresh tokens are single use and a

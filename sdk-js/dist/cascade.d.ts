@@ -1,6 +1,10 @@
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
 export type { User, Channel, NewStreamKey } from "./account.js";
+export { Chat, ChatError, jwtExpiry } from "./chat.js";
+export type { ChatEvents, ChatMessage, ChatMode, ChatOptions, ChatRole, ChatSettings, ChatState, ChatTransport, ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome, } from "./chat.js";
+export { ChannelApi } from "./channel.js";
+export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
     rid: string;
@@ -18,6 +22,8 @@ export interface PublishOptions {
     iceServers?: RTCIceServer[];
     /** Preferred video codec, e.g. "video/VP8" (the default) or "video/H264". */
     codec?: string;
+    /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
+    chat?: boolean;
 }
 export interface PlayOptions {
     token?: string;
@@ -26,6 +32,8 @@ export interface PlayOptions {
     iceServers?: RTCIceServer[];
     /** Called for each server-sent event; see {@link EventHandler}. */
     onEvent?: EventHandler;
+    /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
+    chat?: boolean;
 }
 /** The stream's events every viewer is sent. */
 export declare const STREAM_EVENTS: readonly ["active", "inactive", "layers", "viewercount"];
@@ -56,6 +64,7 @@ interface Placement {
     pc: RTCPeerConnection;
     location: string;
     links: Map<string, string>;
+    chat?: RTCDataChannel;
 }
 /** A live WHIP or WHEP session. */
 export declare class Session {
@@ -73,6 +82,12 @@ export declare class Session {
     rejoin?: () => Promise<Placement>;
     /** Times the session moved to another node (a drained one said `move`). */
     moves: number;
+    /**
+     * The channel room's data channel (label `chat`), opened in the session's offer unless
+     * the `chat` option was false; a {@link Chat} given this session talks over it. Replaced
+     * when the session moves to another node.
+     */
+    chatChannel?: RTCDataChannel;
     constructor(
     /** The connection (replaced when the session moves to another node). */
     pc: RTCPeerConnection, 

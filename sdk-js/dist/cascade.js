@@ -3,6 +3,8 @@
 // offer, apply the answer, and DELETE the resource on stop.
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
+export { Chat, ChatError, jwtExpiry } from "./chat.js";
+export { ChannelApi } from "./channel.js";
 /** The default ladder: 1/4, 1/2 and full resolution. */
 export const DEFAULT_LADDER = [
     { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150000 },
@@ -49,7 +51,7 @@ export class Session {
     async move() {
         if (!this.rejoin || this.stopped)
             return;
-        const old = { pc: this.pc, location: this.location, links: this.links };
+        const old = { pc: this.pc, location: this.location, links: this.links, chat: this.chatChannel };
         let next;
         try {
             next = await this.rejoin();
@@ -60,6 +62,7 @@ export class Session {
         this.pc = next.pc;
         this.location = next.location;
         this.links = next.links;
+        this.chatChannel = next.chat;
         this.moves++;
         this.events?.close();
         this.events = undefined;
@@ -249,6 +252,8 @@ async function exchange(pc, url, token) {
 /** Publishes `media` to the WHIP endpoint `url`. */
 export async function publish(url, media, options = {}) {
     const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+    // Before the offer, so that the offer carries the data channel's m-line.
+    const chat = options.chat === false ? undefined : pc.createDataChannel("chat");
     const ladder = options.simulcast === false
         ? undefined
         : Array.isArray(options.simulcast)
@@ -272,7 +277,9 @@ export async function publish(url, media, options = {}) {
     }
     try {
         const { location, links } = await exchange(pc, url, options.token);
-        return new Session(pc, location, links, options.token);
+        const session = new Session(pc, location, links, options.token);
+        session.chatChannel = chat;
+        return session;
     }
     catch (e) {
         pc.close();
@@ -300,6 +307,7 @@ export async function play(url, video, options = {}) {
         const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
         pc.addTransceiver("video", { direction: "recvonly" });
         pc.addTransceiver("audio", { direction: "recvonly" });
+        const chat = options.chat === false ? undefined : pc.createDataChannel("chat");
         pc.ontrack = (e) => {
             for (const t of stream.getTracks())
                 if (t.kind === e.track.kind)
@@ -310,7 +318,7 @@ export async function play(url, video, options = {}) {
         };
         try {
             const { location, links } = await exchange(pc, target, options.token);
-            return { pc, location, links };
+            return { pc, location, links, chat };
         }
         catch (e) {
             pc.close();
@@ -319,6 +327,7 @@ export async function play(url, video, options = {}) {
     };
     const first = await join();
     const session = new Session(first.pc, first.location, first.links, options.token);
+    session.chatChannel = first.chat;
     session.rejoin = join;
     // Always followed: a drained node's `move` reaches the session even without a listener.
     session.listen(options.onEvent ?? (() => undefined));

@@ -1,5 +1,5 @@
 // The control plane's API from the browser: accounts, channels, stream keys and viewer
-// tokens. Tokens are kept in localStorage; an expired access token is refreshed once,
+// tokens (a channel's chat, moderation, polls, surveys and Q&A: `channel(slug)`). Tokens are kept in localStorage; an expired access token is refreshed once,
 // transparently, with the (single-use, rotated) refresh token.
 
 /** An RFC 9457 problem returned by `/api/v1`. */
@@ -47,6 +47,9 @@ interface Stored {
   user: User;
 }
 
+import { ChannelApi } from "./channel.js";
+import { jwtExpiry } from "./chat.js";
+
 const STORE = "cascade.session";
 /** How long a tab that rotated a refresh token tells the others (and they wait for it). */
 const ROTATION_MARK_MS = 5000;
@@ -70,6 +73,23 @@ export class Account {
     return this.stored?.user ?? null;
   }
 
+  /**
+   * The current access token (refreshed first when it expires within 30 s), or null when
+   * signed out. For a {@link Chat}: `new Chat(slug, { token: () => account.accessToken() })`.
+   */
+  async accessToken(): Promise<string | null> {
+    const s = this.stored;
+    if (!s) return null;
+    const exp = jwtExpiry(s.access_token);
+    if (exp !== undefined && exp - Date.now() < 30_000 && !(await this.refresh(s))) return null;
+    return this.stored?.access_token ?? null;
+  }
+
+  /** A channel's chat, moderation, polls, surveys and Q&A over REST, as this user. */
+  channel(slug: string): ChannelApi {
+    return new ChannelApi(this, slug);
+  }
+
   private async send(method: string, path: string, body?: unknown, bearer?: string): Promise<Response> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -91,7 +111,9 @@ export class Account {
       }
       throw new ApiProblem(resp.status, detail);
     }
-    return resp.status === 204 ? (undefined as T) : ((await resp.json()) as T);
+    // 204, or a 201 with no body (a survey response): nothing to parse.
+    const text = resp.status === 204 ? "" : await resp.text();
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Calls the API as the signed-in user, refreshing the session once if needed. */
@@ -102,6 +124,17 @@ export class Account {
       resp = await this.send(method, path, body, this.stored?.access_token);
     }
     return this.parse<T>(resp);
+  }
+
+  /** GETs `path` as the signed-in user and returns the body as it is (a CSV export). */
+  async download(path: string): Promise<Blob> {
+    const s = this.stored;
+    let resp = await this.send("GET", path, undefined, s?.access_token);
+    if (resp.status === 401 && s && (await this.refresh(s))) {
+      resp = await this.send("GET", path, undefined, this.stored?.access_token);
+    }
+    if (!resp.ok) await this.parse(resp);
+    return resp.blob();
   }
 
   /**

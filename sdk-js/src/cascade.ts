@@ -5,6 +5,13 @@
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
 export type { User, Channel, NewStreamKey } from "./account.js";
+export { Chat, ChatError, jwtExpiry } from "./chat.js";
+export type {
+  ChatEvents, ChatMessage, ChatMode, ChatOptions, ChatRole, ChatSettings, ChatState, ChatTransport,
+  ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome,
+} from "./chat.js";
+export { ChannelApi } from "./channel.js";
+export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
@@ -29,6 +36,8 @@ export interface PublishOptions {
   iceServers?: RTCIceServer[];
   /** Preferred video codec, e.g. "video/VP8" (the default) or "video/H264". */
   codec?: string;
+  /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
+  chat?: boolean;
 }
 
 export interface PlayOptions {
@@ -38,6 +47,8 @@ export interface PlayOptions {
   iceServers?: RTCIceServer[];
   /** Called for each server-sent event; see {@link EventHandler}. */
   onEvent?: EventHandler;
+  /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
+  chat?: boolean;
 }
 
 /** The stream's events every viewer is sent. */
@@ -73,6 +84,7 @@ interface Placement {
   pc: RTCPeerConnection;
   location: string;
   links: Map<string, string>;
+  chat?: RTCDataChannel;
 }
 
 /** A live WHIP or WHEP session. */
@@ -84,6 +96,12 @@ export class Session {
   rejoin?: () => Promise<Placement>;
   /** Times the session moved to another node (a drained one said `move`). */
   moves = 0;
+  /**
+   * The channel room's data channel (label `chat`), opened in the session's offer unless
+   * the `chat` option was false; a {@link Chat} given this session talks over it. Replaced
+   * when the session moves to another node.
+   */
+  chatChannel?: RTCDataChannel;
 
   constructor(
     /** The connection (replaced when the session moves to another node). */
@@ -102,7 +120,7 @@ export class Session {
    */
   private async move(): Promise<void> {
     if (!this.rejoin || this.stopped) return;
-    const old: Placement = { pc: this.pc, location: this.location, links: this.links };
+    const old: Placement = { pc: this.pc, location: this.location, links: this.links, chat: this.chatChannel };
     let next: Placement;
     try {
       next = await this.rejoin();
@@ -112,6 +130,7 @@ export class Session {
     this.pc = next.pc;
     this.location = next.location;
     this.links = next.links;
+    this.chatChannel = next.chat;
     this.moves++;
     this.events?.close();
     this.events = undefined;
@@ -302,6 +321,8 @@ export async function publish(
   options: PublishOptions = {},
 ): Promise<Session> {
   const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  // Before the offer, so that the offer carries the data channel's m-line.
+  const chat = options.chat === false ? undefined : pc.createDataChannel("chat");
   const ladder =
     options.simulcast === false
       ? undefined
@@ -325,7 +346,9 @@ export async function publish(
   }
   try {
     const { location, links } = await exchange(pc, url, options.token);
-    return new Session(pc, location, links, options.token);
+    const session = new Session(pc, location, links, options.token);
+    session.chatChannel = chat;
+    return session;
   } catch (e) {
     pc.close();
     throw e;
@@ -356,6 +379,7 @@ export async function play(
     const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
+    const chat = options.chat === false ? undefined : pc.createDataChannel("chat");
     pc.ontrack = (e) => {
       for (const t of stream.getTracks()) if (t.kind === e.track.kind) stream.removeTrack(t);
       stream.addTrack(e.track);
@@ -363,7 +387,7 @@ export async function play(
     };
     try {
       const { location, links } = await exchange(pc, target, options.token);
-      return { pc, location, links };
+      return { pc, location, links, chat };
     } catch (e) {
       pc.close();
       throw e;
@@ -371,6 +395,7 @@ export async function play(
   };
   const first = await join();
   const session = new Session(first.pc, first.location, first.links, options.token);
+  session.chatChannel = first.chat;
   session.rejoin = join;
   // Always followed: a drained node's `move` reaches the session even without a listener.
   session.listen(options.onEvent ?? (() => undefined));

@@ -22,7 +22,10 @@ use axum::response::Response;
 /// - `script-src 'self'` and `style-src 'self'`: the SDK, the pages' modules and
 ///   `pages.css`; no inline code, no `javascript:` URL, no `style` attribute. (Styles
 ///   set from script through CSSOM, `el.style.x = …`, stay allowed by design.)
-/// - `connect-src 'self'`: fetch to `/api/v1`, WHIP and WHEP on this node only.
+/// - `connect-src 'self'`: fetch to `/api/v1`, WHIP and WHEP on this node only, and the
+///   chat's WebSocket (`/api/v1/channels/{slug}/chat/ws`): CSP Level 3 lets `'self'`
+///   match `ws:`/`wss:` on the page's own host and port, as browsers do (the chat tests
+///   in tests/e2e/chat.test.mjs run under this policy).
 /// - `img-src 'self'`: the favicon; the pages show no other image.
 /// - `base-uri 'none'`, `form-action 'self'`, `frame-ancestors 'none'`: no `<base>`
 ///   hijack, no form posted elsewhere, no clickjacking of "Go live" from another site.

@@ -21,12 +21,15 @@ const CSS: &str = include_str!("../../sdk-js/pages/pages.css");
 const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
 const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
 const SDK_ACCOUNT: &str = include_str!("../../sdk-js/dist/account.js");
+const SDK_CHAT: &str = include_str!("../../sdk-js/dist/chat.js");
+const SDK_CHANNEL: &str = include_str!("../../sdk-js/dist/channel.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 6] = [
+const SCRIPTS: [(&str, &str); 7] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
+    ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),
     ("signup.js", include_str!("../../sdk-js/pages/js/signup.js")),
     ("signin.js", include_str!("../../sdk-js/pages/js/signin.js")),
     (
@@ -72,6 +75,8 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "cascade.js" => (SDK, JS),
         "clock.js" => (SDK_CLOCK, JS),
         "account.js" => (SDK_ACCOUNT, JS),
+        "chat.js" => (SDK_CHAT, JS),
+        "channel.js" => (SDK_CHANNEL, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

@@ -14,9 +14,14 @@
 //! - a cap on open connections: past it the listener stops accepting (the kernel
 //!   queues new connections) until one closes.
 //!
+//! A connection may be upgraded (the chat's WebSocket, `/api/v1/channels/{slug}/chat/ws`):
+//! after its 101 the socket belongs to the handler, and no timeout above applies.
+//!
 //! Shutdown stops accepting, asks each connection to close after its current request,
 //! and gives them [`Limits::grace`] before dropping what is left (event streams never
-//! end by themselves).
+//! end by themselves). hyper-util's `GracefulShutdown` does not take an upgradeable
+//! connection, so each connection task watches a shutdown signal itself, and the grace
+//! period waits for every connection's permit to come back.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -100,8 +105,9 @@ pub async fn serve(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ));
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (stop, _) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -134,19 +140,30 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stop.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection from {remote} ended: {e}");
             }
             drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stop.send(true);
+    // Every connection's permit back: all closed.
+    let all = permits.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
+    if tokio::time::timeout(limits.grace, all).await.is_err() {
         tracing::info!("closing connections still open after the grace period");
     }
     Ok(())

@@ -8,8 +8,9 @@ import { chromium } from "playwright-core";
 
 export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/cascade", import.meta.url).pathname;
 
-/** Starts a node on a free port; resolves with { base, proc, lines, metric(), stop() }. */
-export function startServer(args = []) {
+/** Starts a node on a free port; resolves with { base, proc, lines, data, metric(), stop() }.
+ *  `dataDir` reuses a data directory (a node restarted on the same data). */
+export function startServer(args = [], { dataDir } = {}) {
   // Each node gets a fresh database; publishing is open unless the test says otherwise.
   // `["--__command", "node", …]` runs another command than `serve` (no auth default).
   let command = "serve";
@@ -17,7 +18,7 @@ export function startServer(args = []) {
     command = args[1];
     args = args.slice(2);
   }
-  const data = mkdtempSync(join(tmpdir(), "cascade-e2e-"));
+  const data = dataDir ?? mkdtempSync(join(tmpdir(), "cascade-e2e-"));
   const auth = args.includes("--auth") || command !== "serve" ? [] : ["--auth", "open"];
   const http = args.includes("--http") ? [] : ["--http", "127.0.0.1:0"];
   const proc = spawn(CASCADE, [command, ...http, "--data-dir", data, ...auth, ...args], {
@@ -36,6 +37,7 @@ export function startServer(args = []) {
       resolve({
         base,
         proc,
+        data,
         /** The next line printed after the banner. */
         async nextLine() {
           while (!lines.length) await new Promise((r) => waiters.push(r));

@@ -2,7 +2,11 @@
 // always a click on "Go live": a link must never be able to broadcast a visitor's camera,
 // so no URL parameter starts publishing and none supplies the stream key. `?stream=` only
 // preselects the stream (a signed-in user's own channel of that name), `?source=` the source.
-import { publish, paintClock, Account } from "/sdk/cascade.js";
+// Signed in, the studio also runs the channel: its chat (over the room's WebSocket, which
+// exists before going live), reports, bans and timeouts, blocked terms, settings,
+// moderators, polls, surveys and the Q&A queue.
+import { publish, paintClock, Account, Chat } from "/sdk/cascade.js";
+import { el, explain, clock, mountChat, mountPolls, mountQa } from "/js/ui.js";
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
@@ -13,7 +17,7 @@ const showUrl = () => ($("whip").textContent = `${location.origin}/whip/${$("str
 $("stream").oninput = showUrl; showUrl();
 
 // No `start` here: only the button starts publishing (see the top of this file).
-const studio = { state: "idle", session: null, error: null, channel: null, stop };
+const studio = { state: "idle", session: null, error: null, channel: null, stop, chat: null };
 window.studio = studio;
 
 // Signed in: the user's channels and keys fill in the stream and key for them. Keys made
@@ -26,19 +30,14 @@ function useChannel(slug) {
   $("obs-url").textContent = `${location.origin}/whip/${slug}`;
   $("obs-key").textContent = keyFor(slug) || "(make a new stream key)";
   $("obs").hidden = false;
+  $("channel-page").href = `/watch/${encodeURIComponent(slug)}`; $("channel-page").hidden = false;
+  manage(slug);
 }
 async function loadChannels(select) {
   const list = await account.myChannels();
   $("channels").replaceChildren(...list.map((c) => new Option(`${c.title} (${c.slug})`, c.slug)));
   if (list.some((c) => c.slug === select)) $("channels").value = select;
   useChannel($("channels").value);
-}
-if (account.user) {
-  try {
-    $("me").textContent = (await account.me()).username;
-    $("mine").hidden = false; $("signed-out").hidden = true;
-    await loadChannels(q.get("stream"));
-  } catch { /* signed out meanwhile: the plain studio stays */ }
 }
 $("channels").onchange = () => useChannel($("channels").value);
 $("new-channel").onsubmit = async (e) => {
@@ -83,8 +82,9 @@ async function start() {
       : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: true });
     $("preview").srcObject = media;
     const url = `/whip/${encodeURIComponent($("stream").value)}`;
+    // The studio's chat goes over the WebSocket (it is there before going live): no data channel.
     studio.session = await publish(new URL(url, location.href).toString(), media, {
-      token: $("key").value || undefined, simulcast: $("simulcast").checked,
+      token: $("key").value || undefined, simulcast: $("simulcast").checked, chat: false,
     });
     studio.session.pc.addEventListener("connectionstatechange", () => {
       const s = studio.session?.pc.connectionState;
@@ -104,3 +104,209 @@ async function stop() {
   setState("idle"); $("start").disabled = false;
 }
 $("start").onclick = start; $("stop").onclick = stop;
+
+// ---- Running the channel: chat and moderation tools for `studio.channel`. ----
+
+let current = null; // { slug, chat, api, timers }
+function manage(slug) {
+  if (current?.slug === slug) return;
+  if (current) { current.chat.close(); current.timers.forEach(clearInterval); }
+  $("messages").replaceChildren(); $("poll-list").replaceChildren(); $("qa-list").replaceChildren();
+  const chat = new Chat(slug, { token: () => account.accessToken(), transport: "websocket" });
+  const api = account.channel(slug);
+  current = { slug, chat, api, timers: [] };
+  studio.chat = chat;
+  $("chat").hidden = false; $("manage").hidden = false;
+  const timeout = (username) => api.moderation.ban({ username, reason: "timed out in the studio", duration_secs: 600 })
+    .then(loadBans).catch((e) => ($("ban-status").textContent = explain(e)));
+  mountChat({ chat, api, signinNext: "/studio", onTimeout: timeout });
+  mountPolls({ chat, api, root: null, listEl: $("poll-list"), canVote: () => false, canClose: () => true });
+  mountQa({ chat, api, listEl: $("qa-list"), sortEl: $("qa-sort"), form: $("qa-form"), input: $("qa-input"),
+            errorEl: $("qa-error"), canAsk: () => false, canModerate: () => true });
+  chat.on("welcome", (w) => showSettings(w.settings));
+  chat.on("settings", showSettings);
+  chat.on("survey", () => loadSurveys());
+  chat.on("deleted", () => loadReports());
+  chat.connect().catch(() => undefined);
+  refreshAll();
+  // Other moderators act from their pages too: what they did shows here within 10 s.
+  current.timers.push(setInterval(() => { loadReports(); loadBans(); loadLog(); }, 10_000));
+}
+
+const api = () => current.api;
+function refreshAll() {
+  for (const f of [loadReports, loadBans, loadTerms, loadModerators, loadSurveys, loadLog]) f();
+}
+/** Runs `job`, writing its error (or nothing) into the element `status`. */
+const guard = (status, job) => async (e) => {
+  e?.preventDefault?.();
+  $(status).textContent = "";
+  try { await job(); } catch (err) { $(status).textContent = explain(err); }
+};
+const who = (u) => (typeof u === "string" ? u : u?.username ?? "");
+const fillList = (id, items, empty, draw) =>
+  $(id).replaceChildren(...(items.length ? items.map(draw) : [el("li", { className: "muted" }, empty)]));
+
+async function loadReports() {
+  if (!current) return;
+  try {
+    const reports = await api().moderation.reports("open");
+    // A report names the message; its text is the chat's, when this page still holds it.
+    const held = (id) => current.chat.messages.find((m) => m.id === id);
+    fillList("reports-list", reports, "No open reports.", (r) => el("li", { dataset: { id: r.id } },
+      el("div", {}, el("b", {}, held(r.message_id) ? `${who(held(r.message_id).user)}: ` : `message #${r.message_id}`),
+        el("span", { className: "text" }, held(r.message_id)?.text ?? "")),
+      el("div", { className: "muted" }, `reported by ${who(r.reporter) || "someone"}: ${r.reason ?? ""}`),
+      el("div", { className: "row" },
+        el("button", { type: "button", className: "small dismiss", onclick: () => resolve(r.id, "dismiss") }, "Dismiss"),
+        el("button", { type: "button", className: "small danger delete", onclick: () => resolve(r.id, "delete") }, "Delete message"))));
+  } catch (e) { $("reports-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+async function resolve(id, action) {
+  try { await api().moderation.resolve(id, action); } catch (e) { alert(explain(e)); }
+  loadReports(); loadLog();
+}
+$("reports-refresh").onclick = refreshAll;
+
+async function loadBans() {
+  if (!current) return;
+  try {
+    const bans = await api().moderation.bans();
+    fillList("bans-list", bans, "Nobody is banned or timed out.", (b) => el("li", { className: "row" },
+      el("b", {}, who(b.username ?? b.user)),
+      el("span", { className: "muted" }, b.expires_at ? `until ${clock(b.expires_at)}` : "banned"),
+      el("span", {}, b.reason ?? ""),
+      el("button", { type: "button", className: "small", onclick: guard("ban-status", async () => { await api().moderation.unban(who(b.username ?? b.user)); loadBans(); }) }, "Lift")));
+  } catch (e) { $("bans-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+$("ban-form").onsubmit = guard("ban-status", async () => {
+  const duration = $("ban-duration").value;
+  await api().moderation.ban({
+    username: $("ban-user").value.trim(), reason: $("ban-reason").value,
+    ...(duration ? { duration_secs: Number(duration) } : {}), ...($("ban-watch").checked ? { watch: true } : {}),
+  });
+  $("ban-status").textContent = duration ? "timed out" : "banned";
+  $("ban-user").value = ""; $("ban-reason").value = "";
+  loadBans(); loadLog();
+});
+
+async function loadTerms() {
+  if (!current) return;
+  try {
+    const terms = await api().moderation.blockedTerms();
+    fillList("terms-list", terms, "No blocked terms of this channel.", (t) => el("li", { className: "row" },
+      el("code", {}, t.term), el("span", { className: "badge" }, t.action),
+      el("button", { type: "button", className: "small", onclick: guard("term-status", async () => { await api().moderation.unblockTerm(t.id); loadTerms(); }) }, "Remove")));
+  } catch (e) { $("terms-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+$("term-form").onsubmit = guard("term-status", async () => {
+  await api().moderation.blockTerm($("term").value.trim(), $("term-action").value);
+  $("term").value = ""; loadTerms();
+});
+
+function showSettings(s) {
+  if (!s) return;
+  $("chat-mode").value = s.mode; $("slow-mode").value = String(s.slow_mode_secs);
+}
+$("settings-form").onsubmit = guard("settings-status", async () => {
+  showSettings(await api().chat.updateSettings({ mode: $("chat-mode").value, slow_mode_secs: Number($("slow-mode").value) || 0 }));
+  $("settings-status").textContent = "saved";
+});
+
+async function loadModerators() {
+  if (!current) return;
+  try {
+    const mods = await api().moderation.moderators();
+    fillList("mods-list", mods, "No moderators yet.", (m) => el("li", { className: "row" },
+      el("b", {}, who(m.username ?? m.user)), el("span", { className: "muted" }, `since ${clock(m.added_at)}`),
+      el("button", { type: "button", className: "small", onclick: guard("mod-status", async () => { await api().moderation.removeModerator(who(m.username ?? m.user)); loadModerators(); }) }, "Remove")));
+  } catch (e) { $("mods-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+$("mod-form").onsubmit = guard("mod-status", async () => {
+  await api().moderation.addModerator($("mod-user").value.trim());
+  $("mod-user").value = ""; loadModerators();
+});
+
+$("poll-form").onsubmit = guard("poll-status", async () => {
+  const options = $("poll-options").value.split("\n").map((o) => o.trim()).filter(Boolean);
+  const duration = Number($("poll-duration").value);
+  await api().polls.create({
+    question: $("poll-question").value.trim(), options, multiple: $("poll-multiple").checked,
+    ...(duration > 0 ? { duration_secs: duration } : {}),
+  });
+  $("poll-question").value = ""; $("poll-options").value = "";
+});
+
+// Survey builder: one row per question (kind, prompt, options or range).
+function addSurveyQuestion() {
+  const kind = el("select", { className: "sq-kind", ariaLabel: "Kind" },
+    new Option("Choice", "choice"), new Option("Scale", "scale"), new Option("Text", "text"));
+  const options = el("input", { type: "text", className: "sq-options", placeholder: "options, comma separated" });
+  const min = el("input", { type: "number", className: "sq-min", value: "1", ariaLabel: "from" });
+  const max = el("input", { type: "number", className: "sq-max", value: "5", ariaLabel: "to" });
+  const range = el("span", { className: "row", hidden: true }, "from", min, "to", max);
+  kind.onchange = () => { options.hidden = kind.value !== "choice"; range.hidden = kind.value !== "scale"; };
+  const row = el("div", { className: "survey-q" },
+    el("div", { className: "row" }, kind, el("input", { type: "text", className: "sq-prompt", placeholder: "prompt", required: true })),
+    options, range,
+    el("button", { type: "button", className: "small", onclick: () => row.remove() }, "Remove"));
+  $("survey-questions").append(row);
+}
+$("survey-add").onclick = addSurveyQuestion;
+addSurveyQuestion();
+$("survey-form").onsubmit = guard("survey-status", async () => {
+  const questions = [...$("survey-questions").children].map((row) => {
+    const kind = row.querySelector(".sq-kind").value;
+    const q = { kind, prompt: row.querySelector(".sq-prompt").value.trim() };
+    if (kind === "choice") q.options = row.querySelector(".sq-options").value.split(",").map((o) => o.trim()).filter(Boolean);
+    if (kind === "scale") { q.min = Number(row.querySelector(".sq-min").value); q.max = Number(row.querySelector(".sq-max").value); }
+    return q;
+  });
+  await api().surveys.create({ title: $("survey-title").value.trim(), questions });
+  $("survey-title").value = ""; $("survey-questions").replaceChildren(); addSurveyQuestion();
+  loadSurveys();
+});
+
+/** Saves a survey's results: fetched with the moderator's token, handed over as a file. */
+async function exportSurvey(s, format) {
+  const blob = format === "csv"
+    ? await api().surveys.resultsCsv(s.id)
+    : new Blob([JSON.stringify(await api().surveys.results(s.id), null, 2)], { type: "application/json" });
+  const a = el("a", { href: URL.createObjectURL(blob), download: `survey-${s.id}.${format}` });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+async function loadSurveys() {
+  if (!current) return;
+  try {
+    const surveys = await api().surveys.list();
+    fillList("surveys-list", surveys, "No surveys yet.", (s) => el("li", { dataset: { id: s.id } },
+      el("div", { className: "row" }, el("b", {}, s.title),
+        el("span", { className: `badge${s.closed ? "" : " accent"}` }, s.closed ? "closed" : "open"),
+        el("span", { className: "muted responses" }, `${s.responses} response${s.responses === 1 ? "" : "s"}`)),
+      el("div", { className: "row" },
+        el("button", { type: "button", className: "small", onclick: guard("survey-status", () => exportSurvey(s, "csv")) }, "Export CSV"),
+        el("button", { type: "button", className: "small", onclick: guard("survey-status", () => exportSurvey(s, "json")) }, "Export JSON"),
+        s.closed ? null : el("button", { type: "button", className: "small danger", onclick: guard("survey-status", async () => { await api().surveys.close(s.id); loadSurveys(); }) }, "Close"))));
+  } catch (e) { $("surveys-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+
+async function loadLog() {
+  if (!current) return;
+  try {
+    const log = await api().moderation.log();
+    fillList("modlog", log.slice(-50).reverse(), "Nothing yet.", (x) => el("li", {},
+      el("span", { className: "muted" }, `${clock(x.at)} `), el("b", {}, who(x.actor)), ` ${x.action} `,
+      el("b", {}, who(x.target)), x.reason ? el("span", { className: "muted" }, ` — ${x.reason}`) : null));
+  } catch (e) { $("modlog").replaceChildren(el("li", { className: "error" }, explain(e))); }
+}
+$("modlog-refresh").onclick = refreshAll;
+
+// Last, once everything above is defined (the module's top-level await stops here).
+if (account.user) {
+  try {
+    $("me").textContent = (await account.me()).username;
+    $("mine").hidden = false; $("signed-out").hidden = true;
+    await loadChannels(q.get("stream"));
+  } catch { /* signed out meanwhile: the plain studio stays */ }
+}

@@ -1,6 +1,9 @@
-// The watch page: plays /whep/<stream> with a layer picker and a stats overlay; `window.player`
-// is what tests (and curious people) read.
-import { play, sampleFrames, Account } from "/sdk/cascade.js";
+// The channel page: plays /whep/<stream> with a layer picker and a stats overlay, beside the
+// channel's chat, poll, survey and Q&A panels; `window.player` is what tests (and curious
+// people) read. The chat goes over the WHEP session's `chat` data channel, or the room's
+// WebSocket (`?transport=ws`, or when the data channel does not open).
+import { play, sampleFrames, Account, Chat } from "/sdk/cascade.js";
+import { mountChat, mountPolls, mountQa, mountSurveys, isMod } from "/js/ui.js";
 const $ = (id) => document.getElementById(id);
 const last = location.pathname.split("/").pop();
 // A malformed escape (`/watch/%E0`) would throw and leave a blank page: show it as typed.
@@ -18,7 +21,9 @@ const player = { session: null, frames: 0, width: 0, height: 0, joinStart: 0, fi
                  // This viewer's allocation: video paused (audio goes on), the layer's rank.
                  paused: false, rank: null,
                  // The highest temporal layer sent, when the frame rate is reduced.
-                 temporal: null };
+                 temporal: null,
+                 // The channel's chat (an SDK `Chat`: transport, messages, welcome).
+                 chat: null };
 window.player = player;
 const video = $("video");
 sampleFrames(video, measure, (width, delay) => {
@@ -82,11 +87,15 @@ function onEvent(name, data) {
 $("layer").onchange = () => player.session?.selectLayer($("layer").value);
 window.addEventListener("pagehide", () => player.session?.stop());
 player.joinStart = performance.now();
+const account = new Account();
+// `?transport=ws`: the chat over the WebSocket, and no data channel in the offer.
+const transport = { ws: "websocket", websocket: "websocket", dc: "datachannel", datachannel: "datachannel" }[q.get("transport")] ?? "auto";
 try {
   // A channel's viewer token (needed for a private one); none on a node without channels.
-  const token = await new Account().viewerToken(stream).catch(() => null);
+  const token = await account.viewerToken(stream).catch(() => null);
   player.session = await play(new URL(`/whep/${encodeURIComponent(stream)}`, location.href).toString(),
-                              video, { layer, onEvent, token: token ?? undefined });
+                              video, { layer, onEvent, token: token ?? undefined,
+                                        chat: transport !== "websocket" });
   player.answered = performance.now();
   const pc = player.session.pc;
   const mark = () => { if (pc.connectionState === "connected" && !player.connected) player.connected = performance.now(); };
@@ -94,3 +103,26 @@ try {
 } catch (e) {
   player.error = String(e); $("status").textContent = `error: ${e.message ?? e}`;
 }
+
+// The chat and its panels, once the session (and its data channel) exists or failed.
+const chat = new Chat(stream, {
+  token: () => account.accessToken(),
+  session: transport === "websocket" ? undefined : player.session ?? undefined,
+  transport: transport === "datachannel" && !player.session ? "auto" : transport,
+});
+player.chat = chat;
+const api = account.channel(stream);
+const role = () => chat.welcome?.role ?? "anonymous";
+const signedIn = () => !!chat.welcome?.user;
+mountChat({
+  chat, api, signinNext: location.pathname + location.search,
+  onTimeout: (username) => api.moderation.ban({ username, reason: "timed out by a moderator", duration_secs: 600 })
+    .catch((e) => alert(e.message)),
+});
+mountPolls({ chat, api, root: $("polls"), listEl: $("poll-list"), canVote: signedIn, canClose: () => isMod(role()) });
+mountSurveys({ chat, api, root: $("surveys"), listEl: $("survey-list"), canAnswer: signedIn });
+mountQa({ chat, api, listEl: $("qa-list"), sortEl: $("qa-sort"), form: $("qa-form"), input: $("qa-input"),
+          errorEl: $("qa-error"), canAsk: signedIn, canModerate: () => isMod(role()) });
+if (!account.user) { $("nav-account").textContent = "Sign in"; $("nav-account").href = `/signin?next=${encodeURIComponent(location.pathname)}`; }
+chat.connect().catch(() => { /* shown in the panel; it keeps retrying */ });
+window.addEventListener("pagehide", () => chat.close());
