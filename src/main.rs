@@ -1,5 +1,6 @@
 //! `cascade`: the broadcasting engine's one binary.
 
+mod chat;
 mod cluster;
 mod config;
 mod follow;
@@ -330,9 +331,14 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         } else {
             Cors::Origins(settings.cors_origins.clone())
         };
-        // Where sessions' `chat` data channels go (`signaling::ChatBridge`): the control
-        // plane's chat is installed here. None yet: their messages are dropped.
-        let chat: Option<Arc<dyn signaling::ChatBridge>> = None;
+        // Where sessions' `chat` data channels go: the chat of the control plane that
+        // holds the accounts (this process's, or a media-only node's remote one).
+        let chat: Option<Arc<dyn signaling::ChatBridge>> =
+            match (settings.auth, settings.control_plane.clone()) {
+                (AuthMode::Tokens, Some(base)) => Some(Arc::new(chat::Remote { base })),
+                (AuthMode::Tokens, None) => None,
+                _ => Some(Arc::new(chat::InProcess(control.clone()))),
+            };
         let state = AppState::new(node.clone(), auth, settings.ice_servers.clone())
             .with_turn(settings.turn.clone())
             .with_chat(chat);
