@@ -22,8 +22,8 @@ export interface Ban {
   created_at: number;
   /** null: a ban; else when the timeout ends (Unix ms). */
   expires_at: number | null;
-  /** Also refused watching (the server says 0 or 1). */
-  watch: boolean | number;
+  /** Also refused watching. */
+  watch: boolean;
 }
 
 export interface BlockedTerm {

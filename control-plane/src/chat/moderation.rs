@@ -43,7 +43,7 @@ pub struct NewBan {
 }
 
 /// A ban or timeout.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Ban {
     /// Who.
     pub username: String,
@@ -53,8 +53,8 @@ pub struct Ban {
     pub created_at: i64,
     /// When a timeout ends (Unix milliseconds); none for a ban.
     pub expires_at: Option<i64>,
-    /// 1: they cannot watch either.
-    pub watch: i64,
+    /// They cannot watch either.
+    pub watch: bool,
 }
 
 /// `POST blocked-terms`
@@ -291,7 +291,7 @@ pub(crate) async fn bans(
     Path(slug): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Ban>>> {
     let room = room::moderated(&cp, &slug, &caller).await?;
-    let list: Vec<Ban> = sqlx::query_as(
+    let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
         "SELECT u.username, b.reason, b.created_at, b.expires_at, b.watch FROM channel_bans b \
          JOIN users u ON u.id = b.user_id WHERE b.channel_id = $1 \
          AND (b.expires_at IS NULL OR b.expires_at > $2) ORDER BY b.created_at DESC",
@@ -300,7 +300,17 @@ pub(crate) async fn bans(
     .bind(now_ms())
     .fetch_all(cp.pool())
     .await?;
-    Ok(axum::Json(list))
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|(username, reason, created_at, expires_at, watch)| Ban {
+                username,
+                reason,
+                created_at,
+                expires_at,
+                watch: watch != 0,
+            })
+            .collect(),
+    ))
 }
 
 /// Ban or time out a user. A ban also removes their messages from every client.
@@ -374,7 +384,7 @@ pub(crate) async fn ban(
             reason,
             created_at: now,
             expires_at,
-            watch: i64::from(req.watch),
+            watch: req.watch,
         }),
     ))
 }
