@@ -159,7 +159,12 @@ async fn reader(
         base.replacen("http://", "ws://", 1)
             .replacen("https://", "wss://", 1)
     );
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+    // A small read buffer: tungstenite zeroes it on every read (128 KiB by default).
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let Ok((mut ws, _)) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await
+    else {
         return;
     };
     if ws.send(Ws::text(r#"{"type":"hello"}"#)).await.is_err() {

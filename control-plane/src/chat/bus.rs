@@ -61,7 +61,7 @@ impl Bus {
                     room,
                     Arc::new(Frame {
                         id: peek_id(json),
-                        json: json.into(),
+                        json: String::from(json).into(),
                     }),
                 );
             }
@@ -74,7 +74,7 @@ impl Bus {
         match self {
             Bus::Local => hub.deliver(room, frame),
             Bus::Nats(client) => {
-                let payload = bytes::Bytes::copy_from_slice(frame.json.as_bytes());
+                let payload = frame.json.bytes.clone();
                 if let Err(e) = client.publish(format!("{SUBJECT}.{room}"), payload).await {
                     // Stored already: clients elsewhere catch up when they reconnect.
                     tracing::warn!("chat bus publish failed, delivering here only: {e}");

@@ -1,6 +1,7 @@
 //! One live client of a room, whatever carries it (a WebSocket, a session's data channel):
-//! text frames in, text frames out, as `docs/CHAT.md` says. The transport hands over two
-//! bounded queues and [`serve`] runs until either side ends.
+//! text frames in, text frames out, as `docs/CHAT.md` says. The transport hands over a
+//! bounded queue of what the client sends and an [`Outbox`] for what it receives (written
+//! straight to the socket: no task in between), and [`serve`] runs until either side ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::event::{Author, Message, Settings};
-use super::hub::Frame;
+use super::hub::{Frame, Text};
 use super::room::{self, Room, RoomRole};
 use super::rules::{Code, Refusal};
 use super::{http, store};
@@ -100,10 +101,27 @@ fn refusal_of(e: Error) -> Refusal {
     }
 }
 
-struct Client {
+/// Where a client's frames go.
+pub trait Outbox: Send {
+    /// Sends one text frame; an error (or a client that takes nothing for
+    /// [`SEND_TIMEOUT`]) ends the client.
+    fn send(&mut self, text: &Text) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+}
+
+/// A data channel (or anything fed by a queue).
+impl Outbox for mpsc::Sender<Arc<str>> {
+    async fn send(&mut self, text: &Text) -> Result<(), ()> {
+        match tokio::time::timeout(SEND_TIMEOUT, mpsc::Sender::send(self, text.str.clone())).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
+struct Client<O> {
     cp: ControlPlane,
     slug: String,
-    out: mpsc::Sender<Arc<str>>,
+    out: O,
     caller: Option<Caller>,
     /// Messages up to this id were sent as history: live copies of them are skipped.
     history_upto: i64,
@@ -111,20 +129,13 @@ struct Client {
     last_id: i64,
 }
 
-impl Client {
-    async fn send(&self, reply: &Reply<'_>) -> Result<(), ()> {
+impl<O: Outbox> Client<O> {
+    async fn send(&mut self, reply: &Reply<'_>) -> Result<(), ()> {
         let json = serde_json::to_string(reply).map_err(|_| ())?;
-        self.send_text(json.into()).await
+        self.out.send(&Text::from(json)).await
     }
 
-    async fn send_text(&self, text: Arc<str>) -> Result<(), ()> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.out.send(text)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
-    }
-
-    async fn refuse(&self, nonce: Option<&str>, r: Refusal) -> Result<(), ()> {
+    async fn refuse(&mut self, nonce: Option<&str>, r: Refusal) -> Result<(), ()> {
         self.send(&Reply::Error {
             nonce,
             status: r.code.status(),
@@ -147,7 +158,7 @@ impl Client {
         Ok(())
     }
 
-    async fn welcome(&self, room: &Room) -> Result<(), ()> {
+    async fn welcome(&mut self, room: &Room) -> Result<(), ()> {
         let user = self.caller.as_ref().map(|c| &c.0);
         let restriction = match user {
             Some(u) => room::restriction(&self.cp, room, u, false)
@@ -286,17 +297,17 @@ impl Client {
         }
         match frames.len() {
             0 => {}
-            1 => self.send_text(frames[0].json.clone()).await?,
+            1 => self.out.send(&frames[0].json).await?,
             _ => {
                 let mut batch = String::from(r#"{"type":"batch","events":["#);
                 for (i, f) in frames.iter().enumerate() {
                     if i > 0 {
                         batch.push(',');
                     }
-                    batch.push_str(&f.json);
+                    batch.push_str(&f.json.str);
                 }
                 batch.push_str("]}");
-                self.send_text(batch.into()).await?;
+                self.out.send(&Text::from(batch)).await?;
             }
         }
         Ok(lagged)
@@ -305,11 +316,11 @@ impl Client {
 
 /// Runs one client of the room of channel `slug` until `incoming` ends, the client stops
 /// reading, or the room goes away.
-pub async fn serve(
+pub async fn serve<O: Outbox>(
     cp: ControlPlane,
     slug: String,
     mut incoming: mpsc::Receiver<String>,
-    outgoing: mpsc::Sender<Arc<str>>,
+    outgoing: O,
 ) {
     let mut client = Client {
         cp: cp.clone(),

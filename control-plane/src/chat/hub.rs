@@ -10,13 +10,46 @@ use tokio::sync::broadcast;
 /// the database).
 pub(crate) const ROOM_QUEUE: usize = 1024;
 
+/// A text frame, made once and shared by every client it goes to: as `Arc<str>` for a
+/// data channel, as `Bytes` over the same allocation for a WebSocket.
+#[derive(Debug, Clone)]
+pub struct Text {
+    /// The text.
+    pub str: Arc<str>,
+    /// The same text as bytes (no copy).
+    pub bytes: bytes::Bytes,
+}
+
+struct Owner(Arc<str>);
+
+impl AsRef<[u8]> for Owner {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::from(Arc::<str>::from(s))
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Text {
+        Text {
+            bytes: bytes::Bytes::from_owner(Owner(s.clone())),
+            str: s,
+        }
+    }
+}
+
 /// One event, as every client receives it.
 #[derive(Debug)]
 pub(crate) struct Frame {
     /// The message id, when it is a new message.
     pub id: Option<i64>,
     /// The JSON text sent to clients.
-    pub json: Arc<str>,
+    pub json: Text,
 }
 
 /// The rooms with clients in this process.
@@ -66,7 +99,7 @@ mod tests {
         let mut b = hub.subscribe("b");
         let f = Arc::new(Frame {
             id: Some(1),
-            json: "{}".into(),
+            json: String::from("{}").into(),
         });
         hub.deliver("a", f);
         hub.deliver(

@@ -10,7 +10,7 @@ pub mod bus;
 pub mod conn;
 pub mod event;
 pub mod http;
-pub(crate) mod hub;
+pub mod hub;
 pub mod moderation;
 pub(crate) mod room;
 pub mod rules;
@@ -38,6 +38,7 @@ pub struct Chat {
     hub: Arc<Hub>,
     bus: bus::Bus,
     pub(crate) rooms: Rooms,
+    writer: store::Writer,
 }
 
 impl Chat {
@@ -49,6 +50,7 @@ impl Chat {
             hub,
             bus,
             rooms: Rooms::default(),
+            writer: store::Writer::default(),
         })
     }
 
@@ -118,7 +120,14 @@ pub(crate) async fn post(
         }
     }
     let mentions = rules::mentions(&text);
-    let id = store::insert(cp, room.id(), &user.id, &text, reply_to, &mentions, now).await?;
+    let new = store::NewMessage {
+        user_id: user.id.clone(),
+        text: text.clone(),
+        reply_to,
+        mentions: mentions.clone(),
+        at: now,
+    };
+    let id = cp.chat().writer.insert(cp, room.id(), new).await?;
     let message = Message {
         id,
         user: event::Author {

@@ -3,21 +3,21 @@
 //! [`super::conn::serve`]; no cookie is read (the access token comes in `hello`), so
 //! another site's page gains nothing by opening one.
 
-use std::sync::Arc;
-
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::conn::{self, MAX_FRAME};
+use super::conn::{self, Outbox, MAX_FRAME, SEND_TIMEOUT};
+use super::hub::Text;
 use crate::error::{ApiResult, Problem};
 use crate::extract::Path;
 use crate::ControlPlane;
 
-/// Frames queued towards one client before the room's own queue holds the rest.
-const OUT_QUEUE: usize = 256;
+/// The WebSocket's read buffer (see `upgrade`).
+const READ_BUFFER: usize = 4096;
 
 /// Open the room's live connection (a WebSocket; see docs/CHAT.md for its frames).
 #[utoipa::path(get, path = "/api/v1/channels/{slug}/chat/ws", tag = "chat", params(("slug" = String, Path)),
@@ -30,20 +30,37 @@ pub(crate) async fn upgrade(
     // The room must exist; who may read it is decided after `hello`.
     cp.chat().rooms.get(&cp, &slug).await?;
     Ok(ws
+        // Every poll of the reading half zeroes a read buffer of this size (tungstenite
+        // resizes it each time), and a write wakes the reader too: at 128 KiB, the
+        // default, that was a third of a busy node's CPU. Frames in are at most 8 KiB.
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| run(cp, slug, socket)))
 }
 
+/// The socket's sending half, written by the client's own task.
+struct Socket(SplitSink<WebSocket, WsMessage>);
+
+impl Outbox for Socket {
+    async fn send(&mut self, text: &Text) -> Result<(), ()> {
+        // The frame's bytes are shared, not copied; they are UTF-8 already.
+        let text = Utf8Bytes::try_from(text.bytes.clone()).map_err(|_| ())?;
+        match tokio::time::timeout(SEND_TIMEOUT, self.0.send(WsMessage::Text(text))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
 async fn run(cp: ControlPlane, slug: String, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel::<String>(32);
-    let (out_tx, mut out_rx) = mpsc::channel::<Arc<str>>(OUT_QUEUE);
     let reader = async move {
         while let Some(Ok(msg)) = stream.next().await {
             let text = match msg {
                 WsMessage::Text(t) => t.as_str().to_owned(),
-                // The refusal is the client's `bad_frame` error, as on the data channel.
+                // The refusal is the client's `bad_frame` error.
                 WsMessage::Binary(_) => r#"{"type":"binary"}"#.to_owned(),
                 WsMessage::Close(_) => break,
                 WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
@@ -53,19 +70,11 @@ async fn run(cp: ControlPlane, slug: String, socket: WebSocket) {
             }
         }
     };
-    let writer = async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink
-                .send(WsMessage::Text(text.as_ref().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    };
-    // Each ends the next: the socket closes → the reader drops its queue → serve returns
-    // → its sender drops → the writer closes the socket (and the other way round).
-    tokio::join!(reader, conn::serve(cp, slug, in_rx, out_tx), writer);
+    // The socket closing ends the reader, which drops its queue, which ends serve; serve
+    // ending (a bad hello, a client that stops reading) drops the sink and the reader is
+    // cut short with it.
+    tokio::select! {
+        () = conn::serve(cp, slug, in_rx, Socket(sink)) => {},
+        () = reader => {},
+    }
 }
