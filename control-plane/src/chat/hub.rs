@@ -106,7 +106,7 @@ mod tests {
             "nobody",
             Arc::new(Frame {
                 id: None,
-                json: "{}".into(),
+                json: String::from("{}").into(),
             }),
         );
         assert_eq!(a.recv().await.unwrap().id, Some(1));
