@@ -140,6 +140,20 @@ async fn load(cp: &ControlPlane, room: &str, id: &str) -> ApiResult<Survey> {
     view(cp, r).await
 }
 
+/// Tells the room a survey opened or closed.
+async fn announce(cp: &ControlPlane, room: &str, id: &str) -> ApiResult<Survey> {
+    let survey = load(cp, room, id).await?;
+    cp.chat()
+        .publish(
+            room,
+            &Event::Survey {
+                survey: survey.clone(),
+            },
+        )
+        .await;
+    Ok(survey)
+}
+
 async fn view(cp: &ControlPlane, r: Row) -> ApiResult<Survey> {
     let (responses,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM survey_responses WHERE survey_id = $1")
@@ -265,15 +279,7 @@ pub(crate) async fn create(
     .bind(now_ms())
     .execute(cp.pool())
     .await?;
-    let survey = load(&cp, room.id(), &id).await?;
-    cp.chat()
-        .publish(
-            room.id(),
-            &Event::Survey {
-                survey: survey.clone(),
-            },
-        )
-        .await;
+    let survey = announce(&cp, room.id(), &id).await?;
     Ok((StatusCode::CREATED, axum::Json(survey)))
 }
 
@@ -340,15 +346,7 @@ pub(crate) async fn close(
     .bind(now_ms())
     .execute(cp.pool())
     .await?;
-    let survey = load(&cp, room.id(), &id).await?;
-    cp.chat()
-        .publish(
-            room.id(),
-            &Event::Survey {
-                survey: survey.clone(),
-            },
-        )
-        .await;
+    let survey = announce(&cp, room.id(), &id).await?;
     Ok(axum::Json(survey))
 }
 
