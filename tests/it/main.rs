@@ -5,6 +5,7 @@ mod accounts;
 mod admission;
 mod bad_input;
 mod budget;
+mod chat;
 mod cluster;
 mod cluster_control;
 mod cluster_up;

@@ -25,6 +25,9 @@ pub struct Peer {
     /// Drops this share of incoming RTP/RTCP once connected (seeded), to force NACKs.
     pub loss: Option<(f64, u64)>,
     pub dropped: usize,
+    /// The open data channel, and the text it received.
+    pub channel: Option<str0m::channel::ChannelId>,
+    pub channel_texts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +170,8 @@ impl Peer {
             mids: Vec::new(),
             loss: None,
             dropped: 0,
+            channel: None,
+            channel_texts: Vec::new(),
         }
     }
 
@@ -328,11 +333,25 @@ impl Peer {
                         })
                     }
                     Event::KeyframeRequest(r) => self.keyframe_requests.push(r.rid),
+                    Event::ChannelOpen(id, _) => self.channel = Some(id),
+                    Event::ChannelData(d) if !d.binary => {
+                        self.channel_texts
+                            .push(String::from_utf8_lossy(&d.data).into_owned());
+                    }
                     _ => {}
                 },
                 Err(e) => panic!("peer failed: {e}"),
             }
         }
+    }
+
+    /// Sends text on the open data channel.
+    pub fn send_text(&mut self, text: &str) {
+        let id = self.channel.expect("the data channel is open");
+        if let Some(mut ch) = self.rtc.channel(id) {
+            ch.write(false, text.as_bytes()).unwrap();
+        }
+        self.drain();
     }
 
     /// Ends the session from this side (RTCP BYE, DTLS close_notify) and sends that now.
