@@ -297,6 +297,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
                 nats_url: settings.nats_url.clone(),
+                chat_per_address: settings.node.max_per_address,
                 // The all-in-one can hold a small cluster's registry (its own node serves
                 // WHEP, so no redirect).
                 cluster_token: settings

@@ -62,6 +62,8 @@ pub struct Config {
     pub cluster_tuning: cluster::Tuning,
     /// The NATS server that carries chat between processes; `None`: one process.
     pub nats_url: Option<String>,
+    /// Chat WebSockets open at once from one client address (0: no cap).
+    pub chat_per_address: usize,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             cluster_token: None,
             cluster_tuning: cluster::Tuning::default(),
             nats_url: None,
+            chat_per_address: 100,
         }
     }
 }

@@ -39,6 +39,42 @@ pub struct Chat {
     bus: bus::Bus,
     pub(crate) rooms: Rooms,
     writer: store::Writer,
+    /// Open WebSockets per client address.
+    sockets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// A WebSocket's place in its address's count; given back when dropped.
+pub(crate) struct Seat {
+    cp: ControlPlane,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut m = self
+            .cp
+            .chat()
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A seat for one more WebSocket from `ip`, unless it has `cap` open already (0: no cap).
+pub(crate) fn seat(cp: &ControlPlane, ip: std::net::IpAddr, cap: usize) -> Option<Seat> {
+    let mut m = cp.chat().sockets.lock().unwrap_or_else(|e| e.into_inner());
+    let n = m.entry(ip).or_insert(0);
+    if cap > 0 && *n >= cap {
+        return None;
+    }
+    *n += 1;
+    Some(Seat { cp: cp.clone(), ip })
 }
 
 impl Chat {
@@ -51,6 +87,7 @@ impl Chat {
             bus,
             rooms: Rooms::default(),
             writer: store::Writer::default(),
+            sockets: Default::default(),
         })
     }
 

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 
 use super::conn::{self, Outbox, MAX_FRAME, SEND_TIMEOUT};
 use super::hub::Text;
+use super::rules::{Code, Refusal};
 use crate::error::{ApiResult, Problem};
-use crate::extract::Path;
+use crate::extract::{ClientIp, Path};
 use crate::ControlPlane;
 
 /// The WebSocket's read buffer (see `upgrade`).
@@ -24,11 +25,17 @@ const READ_BUFFER: usize = 4096;
     responses((status = 101, description = "switching to the WebSocket protocol"), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn upgrade(
     State(cp): State<ControlPlane>,
+    ClientIp(ip): ClientIp,
     Path(slug): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     // The room must exist; who may read it is decided after `hello`.
     cp.chat().rooms.get(&cp, &slug).await?;
+    let seat = super::seat(&cp, ip, cp.config().chat_per_address).ok_or(Refusal {
+        code: Code::Flood,
+        detail: "too many chat connections from your address".into(),
+        retry_after: Some(10),
+    })?;
     Ok(ws
         // Every poll of the reading half zeroes a read buffer of this size (tungstenite
         // resizes it each time), and a write wakes the reader too: at 128 KiB, the
@@ -36,7 +43,10 @@ pub(crate) async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(cp, slug, socket)))
+        .on_upgrade(move |socket| async move {
+            run(cp, slug, socket).await;
+            drop(seat);
+        }))
 }
 
 /// The socket's sending half, written by the client's own task.

@@ -302,3 +302,37 @@ async fn two_replicas_through_nats() {
         "each message once through the bus"
     );
 }
+
+both!(websockets_per_address_are_capped);
+async fn websockets_per_address_are_capped(b: Backend) {
+    let mut config = roomy();
+    config.chat_per_address = 2;
+    let Some(api) = Api::start(b, config).await else {
+        return;
+    };
+    room(&api).await;
+    let first = Live::open(&api, None, None).await;
+    let _second = Live::open(&api, None, None).await;
+    let url = format!(
+        "{}/channels/lea-live/chat/ws",
+        api.base.replacen("http://", "ws://", 1)
+    );
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        other => panic!("a third socket from one address: {other:?}"),
+    }
+    // A closed socket gives its place back.
+    drop(first);
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if tokio_tungstenite::connect_async(url.as_str()).await.is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "a place is free again");
+}
