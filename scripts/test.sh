@@ -116,6 +116,9 @@ unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.m
 step "browser end to end: chat, moderation, polls and Q&A through the pages (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 300 node --test chat.test.mjs'
 
+step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'
+
 step "browser end to end through a tree of nodes (origin, relays, edges over QUIC; a relay killed)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --test cluster.test.mjs'
 

@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// Allowed browser origin for the API (repeatable) [default: any].
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
+    /// A PEM certificate chain (leaf first): serve HTTPS on --http (a plain-HTTP request
+    /// there is redirected to HTTPS). Browsers give the camera only to a secure context:
+    /// a studio on a LAN or public address needs it (or a TLS reverse proxy).
+    #[arg(long, env = "CASCADE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CASCADE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// The NATS server that carries chat between processes (several `serve` nodes or
     /// `control` replicas on one database), e.g. `nats://127.0.0.1:4222` [default: none,
     /// chat stays in this process].
@@ -322,6 +330,8 @@ pub struct FileConfig {
     #[serde(default)]
     cors_origins: Vec<String>,
     nats_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     secret_key_file: Option<PathBuf>,
@@ -341,6 +351,7 @@ pub struct Settings {
     pub turn: Option<signaling::Turn>,
     pub cors_origins: Vec<String>,
     pub nats_url: Option<String>,
+    pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
     pub auth: AuthMode,
@@ -490,6 +501,17 @@ impl ServeArgs {
             self.turn_secret_file.or(file.turn_secret_file),
             self.turn_ttl.or(file.turn_ttl).unwrap_or(86_400),
         )?;
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(
+                signaling::tls::Tls::from_pem_files(&cert, &key)
+                    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+            ),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         let mut cors_origins = file.cors_origins;
         cors_origins.extend(self.cors_origins);
         let store = StoreArgs {
@@ -544,6 +566,7 @@ impl ServeArgs {
             turn,
             cors_origins,
             nats_url: self.nats_url.or(file.nats_url),
+            tls,
         })
     }
 }

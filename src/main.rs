@@ -272,16 +272,27 @@ fn control(settings: config::Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("binding {}: {e}", settings.http))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("cascade listening on http://{addr}");
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("cascade listening on {scheme}://{addr}");
         let app = control
             .router()
             .merge(signaling::web_pages())
             .layer(axum::middleware::from_fn(
                 signaling::headers::cluster_security_headers,
             ));
-        signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        signaling::server::serve_with(
+            listener,
+            app,
+            settings.http_limits,
+            settings.tls.clone(),
+            shutdown_signal(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         control.db().close().await;
         Ok(())
     })
@@ -358,7 +369,12 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             tracing::info!("ICE-TCP on {}", tcp.join(", "));
         }
         // Tests and scripts read this line for the address actually bound.
-        println!("cascade listening on http://{addr}");
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("cascade listening on {scheme}://{addr}");
         cluster::start(
             &settings.cluster,
             settings.control_plane.as_deref(),
@@ -372,9 +388,15 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 .layer(axum::middleware::from_fn(
                     signaling::headers::security_headers,
                 ));
-        signaling::server::serve(listener, app, settings.http_limits, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        signaling::server::serve_with(
+            listener,
+            app,
+            settings.http_limits,
+            settings.tls.clone(),
+            shutdown_signal(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         tracing::info!("shutting down: closing sessions");
         node.shutdown().await;
         control.db().close().await;

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod resource;
 pub mod server;
 pub mod sessions;
+pub mod tls;
 pub mod turn;
 
 use std::sync::Arc;

@@ -38,6 +38,8 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+use crate::tls::Tls;
+
 /// How long and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -95,6 +97,18 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when `tls` is given: a connection whose first byte does not
+/// start a TLS record gets only a redirect to the `https://` URL of what it asked for.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let app = app
         .layer(axum::middleware::from_fn_with_state(
             limits.max_body,
@@ -105,6 +119,7 @@ pub async fn serve(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ));
+    let redirect = Router::new().fallback(to_https);
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max_connections));
     let (stop, _) = tokio::sync::watch::channel(false);
@@ -134,27 +149,34 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(remote));
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let conn = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut stopping = stop.subscribe();
+        let (app, redirect, http, tls) = (app.clone(), redirect.clone(), http.clone(), tls.clone());
+        let stopping = stop.subscribe();
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stopping.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            match tls {
+                None => drive(http, TokioIo::new(stream), app, remote, stopping).await,
+                Some(tls) => {
+                    // The first byte, within the time a request's headers get.
+                    let mut first = [0u8; 1];
+                    let peeked = tokio::time::timeout(handshake, stream.peek(&mut first)).await;
+                    match peeked {
+                        Ok(Ok(1)) if crate::tls::is_tls_record(first[0]) => {
+                            let accepted =
+                                tokio::time::timeout(handshake, tls.acceptor.accept(stream)).await;
+                            match accepted {
+                                Ok(Ok(s)) => {
+                                    drive(http, TokioIo::new(s), app, remote, stopping).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!("TLS from {remote}: {e}"),
+                                Err(_) => tracing::debug!("TLS from {remote}: handshake timed out"),
+                            }
+                        }
+                        Ok(Ok(1)) => {
+                            drive(http, TokioIo::new(stream), redirect, remote, stopping).await
+                        }
+                        _ => {}
+                    }
                 }
-            };
-            if let Err(e) = ended {
-                tracing::debug!("connection from {remote} ended: {e}");
             }
             drop(permit);
         });
@@ -167,4 +189,55 @@ pub async fn serve(
         tracing::info!("closing connections still open after the grace period");
     }
     Ok(())
+}
+
+/// Serves one connection until it ends, or closes it after its current request once
+/// the server is stopping.
+async fn drive<I>(
+    http: hyper::server::conn::http1::Builder,
+    io: I,
+    app: Router,
+    remote: SocketAddr,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(remote));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = http.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!("connection from {remote} ended: {e}");
+    }
+}
+
+/// A plain-HTTP request to a TLS port: 308 to the same URL over HTTPS.
+async fn to_https(req: Request) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    match crate::tls::https_location(host, path) {
+        Some(to) => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, to)],
+            "this node speaks HTTPS\n",
+        )
+            .into_response(),
+        None => (StatusCode::BAD_REQUEST, "this node speaks HTTPS\n").into_response(),
+    }
 }
