@@ -5,6 +5,7 @@ mod cluster;
 mod config;
 mod follow;
 mod gatekeeper;
+mod ops;
 mod simulate;
 
 use std::sync::Arc;
@@ -281,6 +282,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
         let app = control
             .router()
             .merge(signaling::web_pages())
+            .merge(ops::control_routes(control.clone()))
             .layer(axum::middleware::from_fn(
                 signaling::headers::cluster_security_headers,
             ));
@@ -353,7 +355,8 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             };
         let state = AppState::new(node.clone(), auth, settings.ice_servers.clone())
             .with_turn(settings.turn.clone())
-            .with_chat(chat);
+            .with_chat(chat)
+            .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
             _ => follow::in_process(control.clone(), state.clone()),

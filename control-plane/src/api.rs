@@ -303,6 +303,10 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
+        .route_layer(axum::middleware::from_fn_with_state(
+            cp.clone(),
+            crate::metrics::observe,
+        ))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(problems))

@@ -22,6 +22,7 @@ pub mod interact;
 pub mod keys;
 pub mod keystore;
 pub mod limits;
+mod metrics;
 pub mod model;
 pub mod password;
 pub mod revocation;
@@ -95,6 +96,7 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<revocation::Revoked>,
     cluster: cluster::registry::ViewCache,
     chat: chat::Chat,
+    metrics: metrics::ApiMetrics,
     /// Keys of announcements already scheduled (poll results), so a burst is one.
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -130,6 +132,7 @@ impl ControlPlane {
             events: tokio::sync::broadcast::channel(revocation::EVENT_QUEUE).0,
             cluster: cluster::registry::ViewCache::new(),
             chat,
+            metrics: metrics::ApiMetrics::new(),
             pending: Default::default(),
         }));
         // Follow rotations made by `cascade rotate-signing-key` or another replica; the

@@ -69,6 +69,8 @@ pub struct Metrics {
     /// not UTF-8, the taker's queue full, ...) or to a peer (`out`: the worker's chat
     /// queue full, the peer's send buffer full, the channel closed), by reason.
     pub chat_dropped: IntCounterVec,
+    /// 1, labelled with the build's version.
+    pub build_info: IntGaugeVec,
 }
 
 /// The names, help texts and buckets below are constants, valid and unique, so creating
@@ -223,8 +225,17 @@ impl Metrics {
                 "Chat data channel frames dropped, by direction and reason",
                 &["direction", "reason"],
             ),
+            build_info: gauge_vec(
+                &r,
+                "build_info",
+                "1, labelled with the build's version",
+                &["version"],
+            ),
             registry: r,
         };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         // CPU, memory and file descriptors of the node process itself.
         let _ = m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

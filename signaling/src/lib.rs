@@ -50,7 +50,18 @@ pub struct AppState {
     pub turn: Option<Arc<Turn>>,
     /// Takes sessions' `chat` data channels; without one, their messages are dropped.
     pub chat: Option<Arc<dyn ChatBridge>>,
+    /// What else `/readyz` asks (the control plane's database), and what else `/metrics`
+    /// renders (its request and pool metrics).
+    pub ops: Option<Arc<dyn Ops>>,
     sessions: Sessions,
+}
+
+/// The parts of readiness and metrics that live outside the media node.
+pub trait Ops: Send + Sync + 'static {
+    /// `Err(reason)` when something this node needs is unreachable.
+    fn ready(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>>;
+    /// More Prometheus text for `/metrics`.
+    fn metrics(&self) -> String;
 }
 
 impl AppState {
@@ -62,6 +73,7 @@ impl AppState {
             ice_servers: Arc::new(ice_servers),
             turn: None,
             chat: None,
+            ops: None,
             sessions: Sessions::default(),
         }
     }
@@ -69,6 +81,12 @@ impl AppState {
     /// Also announces `turn`'s servers, each response with fresh credentials.
     pub fn with_turn(mut self, turn: Option<Turn>) -> Self {
         self.turn = turn.map(Arc::new);
+        self
+    }
+
+    /// Asks `ops` too in `/readyz` and `/metrics`.
+    pub fn with_ops(mut self, ops: Option<Arc<dyn Ops>>) -> Self {
+        self.ops = ops;
         self
     }
 
@@ -182,6 +200,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
         .route("/api/streams", get(pages::streams))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(pages::readyz))
         .route(
             "/favicon.ico",
             get(|| async { axum::http::StatusCode::NO_CONTENT }),

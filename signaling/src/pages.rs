@@ -111,9 +111,36 @@ pub async fn streams(State(st): State<AppState>) -> Json<serde_json::Value> {
 
 /// GET /metrics
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    let mut text = st.node.render_metrics();
+    if let Some(ops) = &st.ops {
+        text.push_str(&ops.metrics());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// GET /readyz: 200 while the node takes new sessions; 503 with the reasons while it is
+/// drained, refusing viewers over its budget, or cannot reach its database.
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    let mut reasons = Vec::new();
+    if *st.node.watch_draining().borrow() {
+        reasons.push("draining".to_string());
+    }
+    if st.node.pressure() == sfu::budget::Pressure::Refuse {
+        reasons.push("over its CPU or egress budget: refusing new viewers".to_string());
+    }
+    if let Some(ops) = &st.ops {
+        if let Err(e) = ops.ready().await {
+            reasons.push(e);
+        }
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.node.render_metrics(),
+        status,
+        Json(json!({ "ready": reasons.is_empty(), "reasons": reasons })),
     )
         .into_response()
 }

@@ -18,6 +18,7 @@ mod http_limits;
 mod joins;
 mod listing;
 mod loadtest;
+mod ops;
 mod pages;
 mod peer;
 mod qos;

@@ -1,0 +1,107 @@
+//! The control plane's Prometheus metrics: API requests by route, method and status, with
+//! their latency, and the database pool. Rendered after the media node's on `/metrics`
+//! (or alone by a `cascade control` replica). Labels are bounded: routes are the matched
+//! templates (`/api/v1/channels/{slug}`), never the paths asked for.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::ControlPlane;
+
+const INVARIANT: &str = "constant, valid and unique metric definitions";
+
+/// The metrics and their registry.
+#[derive(Clone)]
+pub(crate) struct ApiMetrics {
+    registry: Registry,
+    requests: HistogramVec,
+    pool: IntGaugeVec,
+}
+
+impl std::fmt::Debug for ApiMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiMetrics")
+    }
+}
+
+impl ApiMetrics {
+    pub(crate) fn new() -> ApiMetrics {
+        let registry = Registry::new_custom(Some("cascade".into()), None).expect(INVARIANT);
+        let requests = HistogramVec::new(
+            HistogramOpts::new(
+                "api_request_duration_seconds",
+                "Control plane API requests: time to the response's head, by route, method and status",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["route", "method", "status"],
+        )
+        .expect(INVARIANT);
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database pool connections by state (idle, busy) and the pool's maximum (max)",
+            ),
+            &["state"],
+        )
+        .expect(INVARIANT);
+        registry
+            .register(Box::new(requests.clone()))
+            .expect(INVARIANT);
+        registry.register(Box::new(pool.clone())).expect(INVARIANT);
+        ApiMetrics {
+            registry,
+            requests,
+            pool,
+        }
+    }
+}
+
+impl ControlPlane {
+    /// The control plane's metrics as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.0.metrics;
+        let pool = self.pool();
+        let size = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+        m.pool.with_label_values(&["idle"]).set(idle);
+        m.pool
+            .with_label_values(&["busy"])
+            .set((size - idle).max(0));
+        m.pool
+            .with_label_values(&["max"])
+            .set(i64::from(pool.options().get_max_connections()));
+        TextEncoder::new()
+            .encode_to_string(&m.registry.gather())
+            .unwrap_or_default()
+    }
+
+    /// Whether the database answers (within 2 s).
+    pub async fn ping(&self) -> Result<(), String> {
+        let q = sqlx::query("SELECT 1").execute(self.pool());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), q).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+            Err(_) => Err("database unreachable: no answer in 2 s".into()),
+        }
+    }
+}
+
+/// Times every routed API request.
+pub(crate) async fn observe(State(cp): State<ControlPlane>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    cp.0.metrics
+        .requests
+        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
