@@ -22,6 +22,7 @@ step() { printf '\n-- %s\n' "$*"; }
 for tool in promtool amtool python3 curl; do
     command -v "$tool" >/dev/null || fail "$tool not found (Debian: apt-get install prometheus prometheus-alertmanager python3 curl)"
 done
+python3 -c 'import yaml' 2>/dev/null || fail "python3's yaml module not found (Debian: apt-get install python3-yaml)"
 [[ -x $CASCADE ]] || fail "no cascade binary at $CASCADE (give its path as the first argument)"
 
 work=$(mktemp -d)
