@@ -85,6 +85,17 @@ fi
 step "Rust tests (unit, integration with a real node over loopback UDP)"
 cargo test --workspace --locked
 
+step "alerts, dashboard and Alertmanager config against a real node (deploy/check.sh)"
+# promtool and amtool come from Debian's prometheus and prometheus-alertmanager (the
+# packages may start their services, which nothing here needs); the script reads YAML with
+# python3-yaml.
+if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager python3-yaml >/dev/null
+fi
+cargo build --locked --bin cascade
+deploy/check.sh ./target/debug/cascade
+
 step "API fuzzing (schemathesis against the OpenAPI document)"
 cargo build --locked --bin cascade
 tests/api/fuzz.sh
