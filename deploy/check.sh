@@ -6,7 +6,8 @@
 #   3. a real local cluster (`cascade cluster up`: origin, two relays, an edge, every node
 #      on 127.0.0.1 with ports chosen at run time), a publisher on the origin and viewers on
 #      the edge (`cascade loadtest`), the edge's relay killed once (so a parent move is
-#      counted), a garbage datagram to a media port (so a drop is counted); then every
+#      counted), a garbage datagram to a media port (so a drop is counted), one API
+#      request (so the control plane's request histogram has a series); then every
 #      `cascade_…` name used in alerts.yml and grafana/cascade.json must be on some node's
 #      /metrics (`_bucket`, `_sum`, `_count` of a histogram count as the histogram).
 # Exits non-zero, saying what failed, on any failure; removes what it started.
@@ -135,6 +136,8 @@ relay_pid=$(healthz relay1 | python3 -c 'import json,sys; print(json.load(sys.st
 kill -KILL "$relay_pid"
 media=$(healthz edge1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["media"][0])')
 printf 'not a media packet' >"/dev/udp/${media%:*}/${media##*:}"
+# One API request, so the control plane's request histogram has a series.
+curl -fsS --max-time 3 "$(http origin)/api/v1/channels" >/dev/null
 sleep 3
 
 scrape() {

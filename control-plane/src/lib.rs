@@ -135,6 +135,15 @@ impl ControlPlane {
             metrics: metrics::ApiMetrics::new(),
             pending: Default::default(),
         }));
+        // Ping the database every 5 s for `cascade_db_up`; ends with the control plane.
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let _ = ControlPlane(inner).ping().await;
+            }
+        });
         // Follow rotations made by `cascade rotate-signing-key` or another replica; the
         // task ends with the last clone of the control plane.
         let weak = Arc::downgrade(&cp.0);

@@ -20,6 +20,8 @@ pub(crate) struct ApiMetrics {
     registry: Registry,
     requests: HistogramVec,
     pool: IntGaugeVec,
+    /// 1 while the database answered the last ping (every 5 s), else 0.
+    pub(crate) db_up: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for ApiMetrics {
@@ -48,6 +50,13 @@ impl ApiMetrics {
             &["state"],
         )
         .expect(INVARIANT);
+        let db_up = prometheus::IntGauge::new(
+            "db_up",
+            "1 while the control plane's database answered its last ping (every 5 s)",
+        )
+        .expect(INVARIANT);
+        db_up.set(1);
+        registry.register(Box::new(db_up.clone())).expect(INVARIANT);
         registry
             .register(Box::new(requests.clone()))
             .expect(INVARIANT);
@@ -56,6 +65,7 @@ impl ApiMetrics {
             registry,
             requests,
             pool,
+            db_up,
         }
     }
 }
@@ -79,14 +89,16 @@ impl ControlPlane {
             .unwrap_or_default()
     }
 
-    /// Whether the database answers (within 2 s).
+    /// Whether the database answers (within 2 s); `cascade_db_up` says the same.
     pub async fn ping(&self) -> Result<(), String> {
         let q = sqlx::query("SELECT 1").execute(self.pool());
-        match tokio::time::timeout(std::time::Duration::from_secs(2), q).await {
+        let r = match tokio::time::timeout(std::time::Duration::from_secs(2), q).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("database unreachable: {e}")),
             Err(_) => Err("database unreachable: no answer in 2 s".into()),
-        }
+        };
+        self.0.metrics.db_up.set(i64::from(r.is_ok()));
+        r
     }
 }
 

@@ -105,7 +105,11 @@ fn not_ready_while_the_database_is_unreachable() {
         eprintln!("SKIPPED (PostgreSQL): CASCADE_TEST_POSTGRES is not set");
         return;
     };
-    if std::process::Command::new("psql").arg("--version").output().is_err() {
+    if std::process::Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED (PostgreSQL): psql is not installed");
         return;
     }
@@ -138,6 +142,8 @@ fn not_ready_while_the_database_is_unreachable() {
     }
     assert!(refused, "503 once the database is cut: {last}");
     assert!(last.contains("database unreachable"), "{last}");
+    let (_, metrics) = get(&server, "/metrics");
+    assert!(metrics.contains("cascade_db_up 0"), "the gauge says so too");
 }
 
 /// Runs SQL on PostgreSQL with `psql` (what the test needs, nothing more).
