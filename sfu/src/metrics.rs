@@ -71,6 +71,9 @@ pub struct Metrics {
     pub chat_dropped: IntCounterVec,
     /// 1, labelled with the build's version.
     pub build_info: IntGaugeVec,
+    /// Viewers' join time on the server: session opened (the WHEP POST) to its first
+    /// video packet written.
+    pub viewer_join: Histogram,
 }
 
 /// The names, help texts and buckets below are constants, valid and unique, so creating
@@ -224,6 +227,17 @@ impl Metrics {
                 "chat_frames_dropped_total",
                 "Chat data channel frames dropped, by direction and reason",
                 &["direction", "reason"],
+            ),
+            viewer_join: add(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "viewer_join_seconds",
+                        "Viewers: WHEP POST (session opened) to the first video packet written",
+                    )
+                    .buckets(vec![0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0]),
+                )
+                .expect(INVARIANT),
             ),
             build_info: gauge_vec(
                 &r,

@@ -43,6 +43,9 @@ pub enum Effect {
     Retransmissions(u64),
     /// A data channel frame from the peer not passed on, and why (`chat.rs`).
     ChatDropped(&'static str),
+    /// A viewer's first video packet was written, this long after its session opened (at
+    /// the WHEP POST): its join time on the server's side.
+    FirstVideo(Duration),
 }
 
 /// Sends a datagram; the worker's socket.
@@ -93,6 +96,8 @@ struct ViewerState {
     loss: f32,
     /// Audio redundancy, when the viewer's offer had RED for Opus.
     red: Option<RedAudio>,
+    /// Its first video packet was written (its join time counted).
+    video_started: bool,
 }
 
 /// One WebRTC peer.
@@ -415,6 +420,12 @@ impl Session {
         stream.write_rtp(w);
         if let (Some(d), Some(v)) = (queued, self.viewer.as_mut()) {
             v.queue_delay = d;
+            if !v.video_started {
+                v.video_started = true;
+                effects.push(Effect::FirstVideo(
+                    now.saturating_duration_since(self.created),
+                ));
+            }
         }
         // Bounded: one entry per negotiated mid.
         self.written.entry(mid).or_insert((0, 0)).0 += 1;

@@ -679,6 +679,7 @@ impl Worker {
             Effect::ChatDropped(reason) => {
                 m.chat_dropped.with_label_values(&["in", reason]).inc();
             }
+            Effect::FirstVideo(after) => m.viewer_join.observe(after.as_secs_f64()),
         }
     }
 

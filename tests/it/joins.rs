@@ -137,4 +137,11 @@ fn a_viewer_joining_between_keyframes_gets_a_decodable_picture_at_once() {
             "the first 8 frames span {spread} ticks, not 8 × 3000"
         );
     }
+    // Each one's join, POST to first video packet, is in the node's histogram.
+    assert_eq!(server.metric("cascade_viewer_join_seconds_count"), 3.0);
+    let under_a_second = server.metric(r#"cascade_viewer_join_seconds_bucket{le="1"}"#);
+    assert_eq!(
+        under_a_second, 3.0,
+        "all three within a second of their POST"
+    );
 }
