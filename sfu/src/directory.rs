@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -162,6 +163,22 @@ struct StreamEntry {
     pipes: u32,
     /// Its local publisher is a standby (`?backup=1`): the cluster pulls from the primary.
     backup_ingest: bool,
+    /// Its publisher's last keyframe interval (lowest encoding).
+    keyframe_interval: Option<Duration>,
+    /// It has been live since its entry was made: viewers without a publisher now saw it go.
+    was_live: bool,
+}
+
+/// A scrape's view of the streams (`Directory::summary`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    /// Viewers of unlisted streams, summed.
+    pub unlisted_viewers: u64,
+    /// (streams, viewers) with viewers here and no publisher sending: `[0]` not live yet,
+    /// `[1]` their publisher gone.
+    pub waiting: [(u64, u64); 2],
+    /// Listed streams' last keyframe intervals.
+    pub keyframe_intervals: Vec<(String, Duration)>,
 }
 
 impl StreamEntry {
@@ -176,6 +193,8 @@ impl StreamEntry {
             relay_source: None,
             pipes: 0,
             backup_ingest: false,
+            keyframe_interval: None,
+            was_live: false,
         }
     }
 
@@ -551,6 +570,13 @@ impl Directory {
 
     /// Marks a stream live or not.
     pub fn set_active(&self, stream: StreamId, active: bool) {
+        if active {
+            let mut g = self.lock();
+            let g = &mut *g;
+            if let Some(e) = g.names.get(&stream).and_then(|n| g.streams.get_mut(n)) {
+                e.was_live = true;
+            }
+        }
         self.update(stream, |s| s.active = active);
     }
 
@@ -620,14 +646,33 @@ impl Directory {
         v
     }
 
-    /// Viewers of streams that are not listed, summed: all metrics may say of them.
-    pub fn unlisted_viewers(&self) -> u64 {
+    /// What the node's metrics say of its streams, read at a scrape.
+    pub fn summary(&self) -> Summary {
         let g = self.lock();
-        g.streams
-            .values()
-            .filter(|e| !e.listed)
-            .map(|e| u64::from(e.viewers))
-            .sum()
+        let mut s = Summary::default();
+        for (name, e) in &g.streams {
+            if !e.listed {
+                // All metrics may say of unlisted streams: their viewers, summed.
+                s.unlisted_viewers += u64::from(e.viewers);
+            } else if let Some(d) = e.keyframe_interval {
+                s.keyframe_intervals.push((name.clone(), d));
+            }
+            if e.viewers > 0 && !e.status.borrow().active {
+                let w = &mut s.waiting[usize::from(e.was_live)];
+                w.0 += 1;
+                w.1 += u64::from(e.viewers);
+            }
+        }
+        s
+    }
+
+    /// Notes the last keyframe interval of a stream's publisher (for [`Self::summary`]).
+    pub fn set_keyframe_interval(&self, stream: StreamId, d: Duration) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        if let Some(e) = g.names.get(&stream).and_then(|n| g.streams.get_mut(n)) {
+            e.keyframe_interval = Some(d);
+        }
     }
 
     /// Sessions open, by role.
@@ -783,6 +828,37 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_counts_viewers_waiting_and_listed_keyframe_intervals() {
+        let d = Directory::default();
+        let w = WorkerId(0);
+        let live = d
+            .admit(SessionId(1), "live", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(2), "live", Role::Viewer, w, client(1))
+            .unwrap();
+        d.admit(SessionId(3), "early", Role::Viewer, w, client(2))
+            .unwrap();
+        d.admit(SessionId(4), "early", Role::Viewer, w, client(3))
+            .unwrap();
+        d.set_active(live, true);
+        d.set_listed("live", true);
+        d.set_keyframe_interval(live, Duration::from_secs(2));
+        let s = d.summary();
+        assert_eq!(s.waiting, [(1, 2), (0, 0)], "{s:?}");
+        assert_eq!(
+            s.keyframe_intervals,
+            [("live".to_string(), Duration::from_secs(2))]
+        );
+        // The publisher goes: its viewer waits too; an unlisted stream's interval is not told.
+        d.set_active(live, false);
+        d.set_listed("live", false);
+        let s = d.summary();
+        assert_eq!(s.waiting, [(1, 2), (1, 1)], "one not live yet, one gone");
+        assert!(s.keyframe_intervals.is_empty());
+        assert_eq!(s.unlisted_viewers, 3);
+    }
+
+    #[test]
     fn only_listed_streams_are_listed() {
         let d = Directory::default();
         let w = WorkerId(0);
@@ -800,7 +876,7 @@ mod tests {
         d.set_listed("private", false);
         let names: Vec<_> = d.list().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["public"]);
-        assert_eq!(d.unlisted_viewers(), 1);
+        assert_eq!(d.summary().unlisted_viewers, 1);
         // A new publish of the same name starts unlisted again.
         d.release(SessionId(1));
         d.admit(SessionId(4), "public", Role::Publisher, w, None)

@@ -52,6 +52,7 @@ pub mod red;
 pub mod relay;
 pub mod router;
 pub mod session;
+mod socket_drops;
 pub mod stun;
 pub mod tcp;
 pub mod trickle;

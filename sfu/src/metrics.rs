@@ -74,6 +74,23 @@ pub struct Metrics {
     /// Viewers' join time on the server: session opened (the WHEP POST) to its first
     /// video packet written.
     pub viewer_join: Histogram,
+    /// Viewers' receiver reports: fraction lost since the previous report.
+    pub viewer_loss: Histogram,
+    /// Viewers' receiver reports: packets newly reported lost.
+    pub viewer_lost: IntCounter,
+    /// Viewers' receiver reports: interarrival jitter.
+    pub viewer_jitter: Histogram,
+    /// Viewers' receiver reports: round-trip time.
+    pub viewer_rtt: Histogram,
+    /// Publishers' keyframe intervals (lowest encoding), node-wide.
+    pub keyframe_interval: Histogram,
+    /// The last keyframe interval per listed stream.
+    pub stream_keyframe_interval: prometheus::GaugeVec,
+    /// Streams with viewers here and no publisher sending, by `publisher`: `not_yet_live`
+    /// or `gone`.
+    pub streams_waiting: IntGaugeVec,
+    /// Viewers of those streams.
+    pub viewers_waiting: IntGaugeVec,
 }
 
 /// The names, help texts and buckets below are constants, valid and unique, so creating
@@ -100,6 +117,13 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeV
     add(
         r,
         IntGaugeVec::new(Opts::new(name, help), labels).expect(INVARIANT),
+    )
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    add(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect(INVARIANT),
     )
 }
 
@@ -238,6 +262,58 @@ impl Metrics {
                     .buckets(vec![0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0]),
                 )
                 .expect(INVARIANT),
+            ),
+            viewer_loss: histogram(
+                &r,
+                "viewer_loss_ratio",
+                "Viewers' RTCP receiver reports: fraction of packets lost since the previous one",
+                vec![0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+            ),
+            viewer_lost: counter(
+                &r,
+                "viewer_packets_lost_total",
+                "Packets viewers reported lost in RTCP receiver reports",
+            ),
+            viewer_jitter: histogram(
+                &r,
+                "viewer_jitter_seconds",
+                "Viewers' RTCP receiver reports: interarrival jitter",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+            ),
+            viewer_rtt: histogram(
+                &r,
+                "viewer_rtt_seconds",
+                "Round-trip time to viewers, from their RTCP receiver reports",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0],
+            ),
+            keyframe_interval: histogram(
+                &r,
+                "keyframe_interval_seconds",
+                "Time between publishers' keyframes (lowest encoding)",
+                vec![0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0],
+            ),
+            stream_keyframe_interval: add(
+                &r,
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "stream_keyframe_interval_seconds",
+                        "The last keyframe interval per listed stream (lowest encoding)",
+                    ),
+                    &["stream"],
+                )
+                .expect(INVARIANT),
+            ),
+            streams_waiting: gauge_vec(
+                &r,
+                "streams_waiting",
+                "Streams with viewers on this node and no publisher sending, by whether it was live",
+                &["publisher"],
+            ),
+            viewers_waiting: gauge_vec(
+                &r,
+                "viewers_waiting",
+                "Viewers of streams with no publisher sending, by whether it was live",
+                &["publisher"],
             ),
             build_info: gauge_vec(
                 &r,

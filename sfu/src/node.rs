@@ -91,6 +91,10 @@ impl Node {
         } else {
             listeners.resize_with(n, || None);
         }
+        // Registered once per registry (a second node on the same metrics keeps the first's).
+        let _ = metrics
+            .registry
+            .register(Box::new(crate::socket_drops::SocketDrops::new(&sockets)));
         let tcp_limits = crate::tcp::limits(config.max_tcp_connections);
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
         let (relay_tx, relay_rx) = mpsc::channel(RELAY_REQUESTS);
@@ -456,9 +460,23 @@ impl Node {
                 .set(i64::from(status.viewers));
         }
         // Unlisted streams' names stay private: their viewers are only summed.
-        let unlisted = self.inner.shared.directory.unlisted_viewers();
-        m.viewers_unlisted
-            .set(i64::try_from(unlisted).unwrap_or(i64::MAX));
+        let s = self.inner.shared.directory.summary();
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        m.viewers_unlisted.set(int(s.unlisted_viewers));
+        for (publisher, (streams, viewers)) in ["not_yet_live", "gone"].iter().zip(s.waiting) {
+            m.streams_waiting
+                .with_label_values(&[publisher])
+                .set(int(streams));
+            m.viewers_waiting
+                .with_label_values(&[publisher])
+                .set(int(viewers));
+        }
+        m.stream_keyframe_interval.reset();
+        for (name, d) in &s.keyframe_intervals {
+            m.stream_keyframe_interval
+                .with_label_values(&[name])
+                .set(d.as_secs_f64());
+        }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut out);

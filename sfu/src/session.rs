@@ -46,6 +46,50 @@ pub enum Effect {
     /// A viewer's first video packet was written, this long after its session opened (at
     /// the WHEP POST): its join time on the server's side.
     FirstVideo(Duration),
+    /// A viewer's receiver report on one of its tracks (`rtcp_report`).
+    ReceiverReport(ReceiverReport),
+    /// A publisher's lowest video encoding started a keyframe this long after its last one.
+    KeyframeInterval(StreamId, Duration),
+}
+
+/// What a viewer's RTCP receiver report says about one track it receives: for the node's
+/// loss, jitter and round-trip histograms (aggregated over viewers, no series per viewer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiverReport {
+    /// Fraction lost since the previous report, 0 to 1.
+    pub loss: f32,
+    /// Packets newly reported lost since the previous report.
+    pub lost: u64,
+    /// Interarrival jitter.
+    pub jitter: Option<Duration>,
+    /// Round-trip time, from the report's LSR/DLSR.
+    pub rtt: Option<Duration>,
+}
+
+/// Reads a `MediaEgressStats` event into a [`ReceiverReport`]: `None` when no report came
+/// since the last event. `clock_rate` converts the jitter (in RTP timestamp units);
+/// `last_lost` holds the cumulative loss of the previous report of this track.
+fn rtcp_report(
+    s: &str0m::stats::MediaEgressStats,
+    clock_rate: u32,
+    last_lost: &mut u64,
+) -> Option<ReceiverReport> {
+    let loss = s.loss?;
+    let (jitter, lost) = match &s.remote {
+        Some(r) => {
+            let d = r.packets_lost.saturating_sub(*last_lost);
+            *last_lost = r.packets_lost;
+            let jitter = Duration::from_secs_f64(f64::from(r.jitter) / f64::from(clock_rate));
+            (Some(jitter), d)
+        }
+        None => (None, 0),
+    };
+    Some(ReceiverReport {
+        loss: loss.clamp(0.0, 1.0),
+        lost,
+        jitter,
+        rtt: s.rtt,
+    })
 }
 
 /// Sends a datagram; the worker's socket.
@@ -73,6 +117,8 @@ struct PublisherState {
     producer: Producer<(Mid, Option<Rid>)>,
     tracks: HashMap<Ssrc, InTrack>,
     codecs: HashMap<Pt, Option<Codec>>,
+    /// When the lowest encoding's last keyframe arrived, and its RTP timestamp.
+    last_keyframe: Option<(Instant, u32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +164,8 @@ pub struct Session {
     stats: HashMap<(Mid, Option<Rid>), u64>,
     /// Per outgoing mid: packets written, and the highest retransmission count derived.
     written: HashMap<Mid, (u64, u64)>,
+    /// Per outgoing mid: the cumulative loss its viewer last reported.
+    lost: HashMap<Mid, u64>,
     rtx_cache_packets: usize,
     remote_ufrag: String,
     /// The ufrag our answer (or last ICE restart) announced: STUN names it.
@@ -240,10 +288,12 @@ impl Session {
                 producer: Producer::new(generation, params.keyframe_throttle),
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
+                last_keyframe: None,
             }),
             viewer: (role == Role::Viewer).then(ViewerState::default),
             stats: HashMap::new(),
             written: HashMap::new(),
+            lost: HashMap::new(),
             rtx_cache_packets: params.rtx_cache_packets,
             remote_ufrag,
             local_ufrag: String::new(),
@@ -677,6 +727,9 @@ impl Session {
             }
             Event::RtpPacket(pkt) => {
                 if let Some(m) = self.parse(pkt) {
+                    if let Some(d) = self.keyframe_interval(&m) {
+                        effects.push(Effect::KeyframeInterval(self.stream, d));
+                    }
                     effects.push(Effect::Media(self.id, self.stream, Arc::new(m)));
                 }
             }
@@ -716,6 +769,15 @@ impl Session {
                 }
             }
             Event::MediaEgressStats(s) => {
+                let audio = self.viewer.as_ref().and_then(|v| v.audio.as_ref());
+                let rate = match audio {
+                    Some(a) if a.mid == s.mid => 48_000,
+                    _ => 90_000,
+                };
+                let last = self.lost.entry(s.mid).or_insert(0);
+                if let Some(r) = rtcp_report(&s, rate, last) {
+                    effects.push(Effect::ReceiverReport(r));
+                }
                 let d = self.stat_delta(s.mid, s.rid, s.nacks);
                 if d > 0 {
                     effects.push(Effect::Nacks(true, d));
@@ -746,6 +808,19 @@ impl Session {
         let d = total.saturating_sub(*last);
         *last = total;
         d
+    }
+
+    /// The time since the previous keyframe of the lowest encoding, when `m` starts one.
+    fn keyframe_interval(&mut self, m: &MediaPacket) -> Option<Duration> {
+        if !m.keyframe || m.source.encoding != 0 {
+            return None;
+        }
+        let p = self.publisher.as_mut()?;
+        let last = p.last_keyframe.replace((m.arrival, m.ts));
+        match last {
+            Some((at, ts)) if ts != m.ts => Some(m.arrival.saturating_duration_since(at)),
+            _ => None,
+        }
     }
 
     /// Parses a publisher's packet once: track, encoding, codec, keyframe start.
@@ -829,4 +904,48 @@ pub fn sdp_attr<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
             .strip_prefix(name)?
             .strip_prefix(':')
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::stats::{MediaEgressStats, RemoteIngressStats};
+
+    fn stats(loss: Option<f32>, lost: u64, jitter: u32) -> MediaEgressStats {
+        MediaEgressStats {
+            mid: Mid::from("0"),
+            rid: None,
+            bytes: 0,
+            packets: 0,
+            firs: 0,
+            plis: 0,
+            nacks: 0,
+            rtt: Some(Duration::from_millis(40)),
+            loss,
+            timestamp: Instant::now(),
+            remote: Some(RemoteIngressStats {
+                jitter,
+                maximum_sequence_number: 1000u64.into(),
+                packets_lost: lost,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_receiver_report_is_read_once_with_its_new_losses_and_jitter_in_seconds() {
+        let mut last = 0;
+        let r = rtcp_report(&stats(Some(0.03), 12, 900), 90_000, &mut last).unwrap();
+        assert_eq!(r.loss, 0.03);
+        assert_eq!(r.lost, 12);
+        assert_eq!(r.jitter, Some(Duration::from_millis(10)));
+        assert_eq!(r.rtt, Some(Duration::from_millis(40)));
+        // The next report counts only what was lost since; audio's clock is 48 kHz.
+        let r = rtcp_report(&stats(Some(0.0), 15, 480), 48_000, &mut last).unwrap();
+        assert_eq!((r.lost, r.jitter), (3, Some(Duration::from_millis(10))));
+        // No report since the last event: nothing to count.
+        assert_eq!(rtcp_report(&stats(None, 15, 480), 48_000, &mut last), None);
+        // A nonsense fraction is clamped.
+        let r = rtcp_report(&stats(Some(7.0), 15, 0), 48_000, &mut last).unwrap();
+        assert_eq!((r.loss, r.lost), (1.0, 0));
+    }
 }

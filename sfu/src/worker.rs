@@ -680,6 +680,20 @@ impl Worker {
                 m.chat_dropped.with_label_values(&["in", reason]).inc();
             }
             Effect::FirstVideo(after) => m.viewer_join.observe(after.as_secs_f64()),
+            Effect::ReceiverReport(r) => {
+                m.viewer_loss.observe(f64::from(r.loss));
+                m.viewer_lost.inc_by(r.lost);
+                if let Some(j) = r.jitter {
+                    m.viewer_jitter.observe(j.as_secs_f64());
+                }
+                if let Some(rtt) = r.rtt {
+                    m.viewer_rtt.observe(rtt.as_secs_f64());
+                }
+            }
+            Effect::KeyframeInterval(stream, d) => {
+                m.keyframe_interval.observe(d.as_secs_f64());
+                self.shared.directory.set_keyframe_interval(stream, d);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ mod gstreamer;
 mod hostile;
 mod http_limits;
 mod joins;
+mod link_quality;
 mod listing;
 mod loadtest;
 mod ops;
