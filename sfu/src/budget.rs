@@ -226,6 +226,13 @@ pub(crate) fn spawn_sampler(
     std::thread::Builder::new()
         .name("cascade-budget".into())
         .spawn(move || {
+            // Only a node with an egress budget exports it.
+            if let Some(b) = cfg.egress_bps {
+                metrics.egress_budget.set(b as f64);
+                let _ = metrics
+                    .registry
+                    .register(Box::new(metrics.egress_budget.clone()));
+            }
             let mut budget = Budget::new(cfg);
             let (mut cpu, mut egress) = (CpuMeter::default(), RateMeter::default());
             loop {
@@ -235,6 +242,7 @@ pub(crate) fn spawn_sampler(
                 let share = cpu.sample();
                 let bps = egress.sample(now, metrics.bytes_out.get());
                 metrics.cpu_share.set(share);
+                metrics.egress.set(bps as f64);
                 let before = d.pressure();
                 let level = budget.observe(now, share, bps);
                 if level != before {

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub budget_pressure: IntGauge,
     /// The process's CPU, as a share of the machine's cores, sampled every second.
     pub cpu_share: prometheus::Gauge,
+    /// The egress the budget measures (RTP payload to viewers, bits/s), sampled each second.
+    pub egress: prometheus::Gauge,
+    /// The configured `--egress-budget`; registered only when one is set (`budget.rs`).
+    pub egress_budget: prometheus::Gauge,
     /// Retransmissions sent to viewers.
     pub retransmissions: IntCounter,
     /// Keyframe requests sent to publishers (`sent`), and wants held back by the throttle
@@ -207,6 +211,19 @@ impl Metrics {
                 prometheus::Gauge::new("cpu_share", "Process CPU as a share of the cores")
                     .expect(INVARIANT),
             ),
+            egress: add(
+                &r,
+                prometheus::Gauge::new(
+                    "egress_bits_per_second",
+                    "RTP payload sent to viewers, bits/s over the last second (what the budget measures)",
+                )
+                .expect(INVARIANT),
+            ),
+            egress_budget: prometheus::Gauge::new(
+                "egress_budget_bits_per_second",
+                "The configured egress budget (--egress-budget), bits/s",
+            )
+            .expect(INVARIANT),
             retransmissions: counter(
                 &r,
                 "retransmissions_total",

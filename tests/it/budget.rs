@@ -24,7 +24,7 @@ fn over_its_egress_budget_a_node_sheds_the_top_layer_then_refuses_new_viewers() 
         "--viewer-bwe",
         "0",
     ]);
-    let (report, refused, highest) = std::thread::scope(|s| {
+    let (report, refused, highest, egress) = std::thread::scope(|s| {
         let run = s.spawn(|| {
             loadtest(
                 &server,
@@ -42,10 +42,11 @@ fn over_its_egress_budget_a_node_sheds_the_top_layer_then_refuses_new_viewers() 
         });
         // Watch the node's level, and ask for one more viewer once it refuses.
         let deadline = Instant::now() + Duration::from_secs(25);
-        let (mut refused, mut highest) = (None, 0.0f64);
+        let (mut refused, mut highest, mut egress) = (None, 0.0f64, 0.0f64);
         while Instant::now() < deadline && !run.is_finished() {
             let level = server.metric("cascade_budget_pressure");
             highest = highest.max(level);
+            egress = egress.max(server.metric("cascade_egress_bits_per_second"));
             if level >= 3.0 && refused.is_none() {
                 let (_p, offer, _) = Peer::viewer();
                 let r = server.post_sdp("/whep/loadtest", &offer, None);
@@ -54,8 +55,14 @@ fn over_its_egress_budget_a_node_sheds_the_top_layer_then_refuses_new_viewers() 
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        (run.join().unwrap(), refused, highest)
+        (run.join().unwrap(), refused, highest, egress)
     });
+    // What an operator's "egress near capacity" alert compares.
+    assert_eq!(server.metric("cascade_egress_budget_bits_per_second"), 1e6);
+    assert!(
+        egress > 1e6,
+        "the egress the budget saw passed it: {egress}"
+    );
     assert_eq!(report["connected"].as_u64(), Some(4), "{report}");
     assert!(highest >= 3.0, "the node reached its last level: {highest}");
     let (status, retry, body) = refused.expect("a viewer asked while the node refused");
