@@ -226,13 +226,9 @@ pub(crate) fn spawn_sampler(
     std::thread::Builder::new()
         .name("cascade-budget".into())
         .spawn(move || {
-            // Only a node with an egress budget exports it.
-            if let Some(b) = cfg.egress_bps {
-                metrics.egress_budget.set(b as f64);
-                let _ = metrics
-                    .registry
-                    .register(Box::new(metrics.egress_budget.clone()));
-            }
+            metrics
+                .egress_budget
+                .set(cfg.egress_bps.unwrap_or(0) as f64);
             let mut budget = Budget::new(cfg);
             let (mut cpu, mut egress) = (CpuMeter::default(), RateMeter::default());
             loop {

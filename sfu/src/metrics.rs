@@ -46,7 +46,7 @@ pub struct Metrics {
     pub cpu_share: prometheus::Gauge,
     /// The egress the budget measures (RTP payload to viewers, bits/s), sampled each second.
     pub egress: prometheus::Gauge,
-    /// The configured `--egress-budget`; registered only when one is set (`budget.rs`).
+    /// The configured `--egress-budget`; 0 when none is set.
     pub egress_budget: prometheus::Gauge,
     /// Retransmissions sent to viewers.
     pub retransmissions: IntCounter,
@@ -219,11 +219,14 @@ impl Metrics {
                 )
                 .expect(INVARIANT),
             ),
-            egress_budget: prometheus::Gauge::new(
-                "egress_budget_bits_per_second",
-                "The configured egress budget (--egress-budget), bits/s",
-            )
-            .expect(INVARIANT),
+            egress_budget: add(
+                &r,
+                prometheus::Gauge::new(
+                    "egress_budget_bits_per_second",
+                    "The configured egress budget (--egress-budget), bits/s; 0 when none is set",
+                )
+                .expect(INVARIANT),
+            ),
             retransmissions: counter(
                 &r,
                 "retransmissions_total",
