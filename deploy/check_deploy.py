@@ -399,10 +399,9 @@ def systemd_runtime(binary, tmp):
         status, body = http_get(base + "/readyz")
         check("systemd cascade-control.service: /readyz 200 (PostgreSQL answers)",
               status == 200, f"{status} {body}")
-        status, _ = http_get(base + "/healthz")
-        # `cascade control` has no /healthz (the media node's router serves it); say so
-        # here so the day it exists this line changes.
-        print(f"      cascade control: GET /healthz -> {status} (none: liveness is the port)")
+        status, body = http_get(base + "/healthz")
+        check("systemd cascade-control.service: /healthz 200 (Kubernetes' liveness probe)",
+              status == 200, f"{status} {body}")
         status, body = http_get(base + "/metrics")
         check("systemd cascade-control.service: /metrics 200", status == 200, str(status))
 

@@ -1,5 +1,5 @@
 //! What `/readyz` and `/metrics` need from the control plane (`signaling::Ops`), and the
-//! same two routes for a `cascade control` replica, which has no media node.
+//! same routes and `/healthz` for a `cascade control` replica, which has no media node.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -21,9 +21,10 @@ impl signaling::Ops for ControlOps {
     }
 }
 
-/// `/metrics` and `/readyz` of a control-plane replica.
+/// `/healthz`, `/metrics` and `/readyz` of a control-plane replica.
 pub fn control_routes(cp: ControlPlane) -> axum::Router {
     axum::Router::new()
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(cp)
@@ -35,6 +36,11 @@ async fn metrics(State(cp): State<ControlPlane>) -> Response {
         cp.render_metrics(),
     )
         .into_response()
+}
+
+/// Alive: the process answers (its database may not; that is `/readyz`).
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok", "pid": std::process::id()})).into_response()
 }
 
 async fn readyz(State(cp): State<ControlPlane>) -> Response {

@@ -109,6 +109,11 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
     let data = temp_dir("replicas");
     let c1 = control(&data);
     let c2 = control(&data);
+    // A replica answers its orchestrator's probes: alive, and ready on its database.
+    for path in ["/healthz", "/readyz"] {
+        let r = c2.http().get(c2.url(path)).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
     account(&c1, "admin");
     let owner = account(&c1, "ana_x");
     let (key, _) = channel_with_key(&c1, &owner, "show", "public");
