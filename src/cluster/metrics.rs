@@ -1,10 +1,11 @@
 //! What an operator sees of a node's relay links, on the node's `/metrics` (names under
 //! `cascade_relay_`; labels bounded: no stream or session names, peers are cluster nodes).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use edge_relay::net::RelayEndpoint;
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The relay links' metrics.
 #[derive(Clone)]
@@ -17,8 +18,8 @@ pub struct RelayMetrics {
     pub moves: IntCounterVec,
     /// Round-trip time of each child connection, by peer.
     rtt: GaugeVec,
-    /// Datagrams the send queues dropped, by class, summed over child connections.
-    queue_drops: IntGaugeVec,
+    /// Datagrams the send queues of child connections dropped, by class.
+    queue_drops: IntCounterVec,
     /// Seconds until this node's certificate expires.
     cert_expiry: IntGauge,
 }
@@ -47,10 +48,10 @@ impl RelayMetrics {
                 &["peer"],
             )
             .expect("a valid metric"),
-            queue_drops: IntGaugeVec::new(
+            queue_drops: IntCounterVec::new(
                 Opts::new(
-                    "relay_queue_drops",
-                    "Datagrams dropped by the send queues of open child connections, by class",
+                    "relay_queue_drops_total",
+                    "Datagrams dropped by the send queues of child connections, by class",
                 ),
                 &["class"],
             )
@@ -66,6 +67,10 @@ impl RelayMetrics {
         let _ = r.register(Box::new(m.moves.clone()));
         let _ = r.register(Box::new(m.rtt.clone()));
         let _ = r.register(Box::new(m.queue_drops.clone()));
+        for class in ["audio", "base", "higher"] {
+            // Exported at 0 from the start, so rate() has a series before the first drop.
+            m.queue_drops.with_label_values(&[class]);
+        }
         let _ = r.register(Box::new(m.cert_expiry.clone()));
         m
     }
@@ -75,6 +80,9 @@ impl RelayMetrics {
         let m = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // Each child connection's counts when last read: the counter takes what they
+            // grew by (a connection's counts start again at 0 when its child reconnects).
+            let mut last: HashMap<String, [u64; 3]> = HashMap::new();
             loop {
                 tick.tick().await;
                 let left = not_after
@@ -82,21 +90,28 @@ impl RelayMetrics {
                     .map_or(0, |d| d.as_secs());
                 m.cert_expiry.set(i64::try_from(left).unwrap_or(i64::MAX));
                 m.rtt.reset();
-                let (mut audio, mut base, mut higher) = (0u64, 0u64, 0u64);
+                let mut seen = HashMap::new();
                 for c in endpoint.children() {
                     let s = c.stats();
                     m.rtt
                         .with_label_values(&[c.peer()])
                         .set(s.rtt.as_secs_f64());
-                    audio += s.queue_drops_audio;
-                    base += s.queue_drops_base;
-                    higher += s.queue_drops_higher;
+                    let now = [
+                        s.queue_drops_audio,
+                        s.queue_drops_base,
+                        s.queue_drops_higher,
+                    ];
+                    let before = last.get(c.peer()).copied().unwrap_or_default();
+                    for (i, class) in ["audio", "base", "higher"].into_iter().enumerate() {
+                        let grew = now[i].checked_sub(before[i]).unwrap_or(now[i]);
+                        if grew > 0 {
+                            m.queue_drops.with_label_values(&[class]).inc_by(grew);
+                        }
+                    }
+                    seen.insert(c.peer().to_string(), now);
                 }
-                for (class, n) in [("audio", audio), ("base", base), ("higher", higher)] {
-                    m.queue_drops
-                        .with_label_values(&[class])
-                        .set(i64::try_from(n).unwrap_or(i64::MAX));
-                }
+                // Bounded: only children connected now are remembered.
+                last = seen;
             }
         });
     }
