@@ -60,6 +60,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# A timeout's SIGTERM (or ^C) also goes through cleanup, so the logs are printed.
+trap 'exit 143' TERM INT
 
 # Five distinct free ports on 127.0.0.1 (all bound at once, then released).
 read -r node_port prom_port am_port recv_port spare_port < <(python3 -c '
@@ -119,8 +121,8 @@ srv.serve_forever()
 EOF
 recv_pid=$!
 
-# Every POST received for CascadeNodeDown with the given status, one line each:
-# "<received epoch> <path> <receiver name>".
+# The first POST received for CascadeNodeDown with the given status (firing, resolved,
+# any): "<received epoch> <path> <receiver name> <instance>", or nothing.
 posts() {
     python3 - "$work/recv" "$1" <<'EOF'
 import glob, json, sys
@@ -130,7 +132,7 @@ for f in sorted(glob.glob(f"{sys.argv[1]}/*.json")):
     for a in b.get("alerts", []):
         if a["labels"].get("alertname") == "CascadeNodeDown" and (sys.argv[2] == "any" or a["status"] == sys.argv[2]):
             print(f'{rec["received"]} {rec["path"]} {b.get("receiver")} {a["labels"].get("instance")}')
-            break
+            sys.exit(0)
 EOF
 }
 
@@ -149,7 +151,8 @@ start_node() {
 step "cascade serve on 127.0.0.1:$node_port"
 start_node
 curl -fsS "http://127.0.0.1:$node_port/healthz"; echo
-curl -fsS "http://127.0.0.1:$node_port/metrics" | grep -q '^cascade_' || fail "the node's /metrics has no cascade_ series"
+curl -fsS "http://127.0.0.1:$node_port/metrics" >"$work/metrics" || fail "the node's /metrics did not answer"
+grep -q '^cascade_' "$work/metrics" || fail "the node's /metrics has no cascade_ series"
 
 step "alertmanager on 127.0.0.1:$am_port (clustering off), deploy/alertmanager/alertmanager.yml's routing"
 python3 - "$deploy/alertmanager/alertmanager.yml" "$work/alertmanager.yml" "$recv_port" "$GROUP_INTERVAL" <<'EOF' || fail "deriving the Alertmanager config"
@@ -258,7 +261,7 @@ node_pid=
 seen_down= seen_pending= seen_firing= got=
 deadline=$(python3 -c "import sys; print(float(sys.argv[1]) + $bound)" "$killed_at")
 while :; do
-    got=$(posts firing | head -1)
+    got=$(posts firing)
     [[ -n $got ]] && break
     state=$(prom_state 2>/dev/null) || state=
     t=$(now)
@@ -285,7 +288,7 @@ start_node
 got=
 deadline=$(python3 -c "import sys; print(float(sys.argv[1]) + $resolve_bound)" "$restarted_at")
 while :; do
-    got=$(posts resolved | head -1)
+    got=$(posts resolved)
     [[ -n $got ]] && break
     python3 -c "import sys,time; sys.exit(time.time() > float(sys.argv[1]))" "$deadline" || break
     sleep 0.2
