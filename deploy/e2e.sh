@@ -167,7 +167,7 @@ for r in cfg["receivers"]:
         w["url"] = new
 def walk(route, path):
     if "group_interval" in route:
-        changed.append(f"route {path}: group_interval {route['group_interval']} -> {gi}s")
+        changed.append(f"{path}: group_interval {route['group_interval']} -> {gi}s")
         route["group_interval"] = f"{gi}s"
     for i, r in enumerate(route.get("routes", [])):
         walk(r, f"{path}.routes[{i}]")
