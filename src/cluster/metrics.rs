@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use edge_relay::net::RelayEndpoint;
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The relay links' metrics.
 #[derive(Clone)]
@@ -20,6 +20,9 @@ pub struct RelayMetrics {
     rtt: GaugeVec,
     /// Datagrams the send queues of child connections dropped, by class.
     queue_drops: IntCounterVec,
+    /// QUIC packets sent on child connections, and those declared lost.
+    quic_sent: IntCounter,
+    quic_lost: IntCounter,
     /// Seconds until this node's certificate expires.
     cert_expiry: IntGauge,
 }
@@ -56,6 +59,16 @@ impl RelayMetrics {
                 &["class"],
             )
             .expect("a valid metric"),
+            quic_sent: IntCounter::new(
+                "relay_quic_packets_sent_total",
+                "QUIC packets sent on the connections to child nodes",
+            )
+            .expect("a valid metric"),
+            quic_lost: IntCounter::new(
+                "relay_quic_packets_lost_total",
+                "QUIC packets to child nodes declared lost (the media datagrams in them are gone)",
+            )
+            .expect("a valid metric"),
             cert_expiry: IntGauge::new(
                 "node_certificate_expiry_seconds",
                 "Seconds until this node's relay certificate expires",
@@ -71,6 +84,8 @@ impl RelayMetrics {
             // Exported at 0 from the start, so rate() has a series before the first drop.
             m.queue_drops.with_label_values(&[class]);
         }
+        let _ = r.register(Box::new(m.quic_sent.clone()));
+        let _ = r.register(Box::new(m.quic_lost.clone()));
         let _ = r.register(Box::new(m.cert_expiry.clone()));
         m
     }
@@ -82,7 +97,7 @@ impl RelayMetrics {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             // Each child connection's counts when last read: the counter takes what they
             // grew by (a connection's counts start again at 0 when its child reconnects).
-            let mut last: HashMap<String, [u64; 3]> = HashMap::new();
+            let mut last: HashMap<String, [u64; 5]> = HashMap::new();
             loop {
                 tick.tick().await;
                 let left = not_after
@@ -100,14 +115,20 @@ impl RelayMetrics {
                         s.queue_drops_audio,
                         s.queue_drops_base,
                         s.queue_drops_higher,
+                        s.packets_lost,
+                        s.packets_sent,
                     ];
                     let before = last.get(c.peer()).copied().unwrap_or_default();
+                    let grew: Vec<u64> = (0..now.len())
+                        .map(|i| now[i].checked_sub(before[i]).unwrap_or(now[i]))
+                        .collect();
                     for (i, class) in ["audio", "base", "higher"].into_iter().enumerate() {
-                        let grew = now[i].checked_sub(before[i]).unwrap_or(now[i]);
-                        if grew > 0 {
-                            m.queue_drops.with_label_values(&[class]).inc_by(grew);
+                        if grew[i] > 0 {
+                            m.queue_drops.with_label_values(&[class]).inc_by(grew[i]);
                         }
                     }
+                    m.quic_lost.inc_by(grew[3]);
+                    m.quic_sent.inc_by(grew[4]);
                     seen.insert(c.peer().to_string(), now);
                 }
                 // Bounded: only children connected now are remembered.

@@ -29,6 +29,8 @@ pub struct ConnStats {
     pub oversized_received: u64,
     /// QUIC packets declared lost (datagrams in them are gone; control data is resent).
     pub packets_lost: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
     /// Send queue drops of audio packets.
     pub queue_drops_audio: u64,
     /// Send queue drops of base-layer packets.
@@ -128,6 +130,7 @@ impl Shared {
             datagrams_received: c.datagrams_received.load(Relaxed),
             oversized_received: c.oversized_received.load(Relaxed),
             packets_lost: qs.path.lost_packets,
+            packets_sent: qs.path.sent_packets,
             queue_drops_audio: q.drops(Class::Audio),
             queue_drops_base: q.drops(Class::Base),
             queue_drops_higher: q.drops(Class::Higher),
