@@ -279,6 +279,8 @@ fn control(settings: config::Settings) -> Result<(), String> {
             "http"
         };
         println!("cascade listening on {scheme}://{addr}");
+        // Everything a replica serves is the control plane's: timed in its histogram
+        // (pages and unknown paths too, as their template or `other`).
         let app = control
             .router()
             .merge(signaling::web_pages())
@@ -286,6 +288,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
             .layer(axum::middleware::from_fn(
                 signaling::headers::cluster_security_headers,
             ));
+        let app = signaling::requests::timed(app, control.api_requests());
         signaling::server::serve_with(
             listener,
             app,
@@ -385,12 +388,14 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             addr,
         )
         .await?;
-        let app =
-            signaling::app(state, cors)
-                .merge(control.router())
-                .layer(axum::middleware::from_fn(
-                    signaling::headers::security_headers,
-                ));
+        // Each router times its own requests in its own histogram (the node's
+        // `cascade_http_…`, the control plane's `cascade_api_…`): counted once each.
+        let api = signaling::requests::timed(control.router(), control.api_requests());
+        let app = signaling::app(state, cors)
+            .merge(api)
+            .layer(axum::middleware::from_fn(
+                signaling::headers::security_headers,
+            ));
         signaling::server::serve_with(
             listener,
             app,
