@@ -21,6 +21,8 @@ use signaling::{auth, AppState, Authorizer, Cors};
     about = "Real-time broadcasting: WHIP in, WHEP out"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: config::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,13 +78,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.global.log_format);
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(serve),
         Command::Node(mut args) => node_defaults(&mut args)
@@ -171,6 +168,26 @@ fn main() -> std::process::ExitCode {
             eprintln!("cascade: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Starts logging to standard error in `format`, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: config::LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        // The current span only: a request's span is the one whose fields matter, and the
+        // list of all would repeat them.
+        config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 
