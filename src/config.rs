@@ -259,6 +259,34 @@ pub enum AuthMode {
     Tokens,
 }
 
+/// `--log-format`: how log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people: time, level, the request's span, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the message and fields
+    /// at the top, and the current span's fields (`request_id`, `method`, `route`) under
+    /// `span`.
+    Json,
+}
+
+/// Options every command takes (clap's `global`: before or after the command's name).
+/// Not in the TOML file: logging starts before the file is read.
+#[derive(Debug, Args, Default)]
+pub struct GlobalArgs {
+    /// How log lines are written to standard error (`RUST_LOG` filters them, default
+    /// `info`): `text` or `json` (one object per line) [default: text].
+    #[arg(
+        long,
+        env = "CASCADE_LOG_FORMAT",
+        value_enum,
+        global = true,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
+}
+
 /// `--tcp-port`: a port, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]

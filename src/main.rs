@@ -21,6 +21,8 @@ use signaling::{auth, AppState, Authorizer, Cors};
     about = "Real-time broadcasting: WHIP in, WHEP out"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: config::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,13 +78,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.global.log_format);
     let result = match cli.command {
         Command::Serve(args) => args.resolve().and_then(serve),
         Command::Node(mut args) => node_defaults(&mut args)
@@ -171,6 +168,26 @@ fn main() -> std::process::ExitCode {
             eprintln!("cascade: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Starts logging to standard error in `format`, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: config::LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        // The current span only: a request's span is the one whose fields matter, and the
+        // list of all would repeat them.
+        config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 
@@ -279,6 +296,8 @@ fn control(settings: config::Settings) -> Result<(), String> {
             "http"
         };
         println!("cascade listening on {scheme}://{addr}");
+        // Everything a replica serves is the control plane's: timed in its histogram
+        // (pages and unknown paths too, as their template or `other`).
         let app = control
             .router()
             .merge(signaling::web_pages())
@@ -286,6 +305,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
             .layer(axum::middleware::from_fn(
                 signaling::headers::cluster_security_headers,
             ));
+        let app = signaling::requests::timed(app, control.api_requests());
         signaling::server::serve_with(
             listener,
             app,
@@ -385,12 +405,14 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             addr,
         )
         .await?;
-        let app =
-            signaling::app(state, cors)
-                .merge(control.router())
-                .layer(axum::middleware::from_fn(
-                    signaling::headers::security_headers,
-                ));
+        // Each router times its own requests in its own histogram (the node's
+        // `cascade_http_…`, the control plane's `cascade_api_…`): counted once each.
+        let api = signaling::requests::timed(control.router(), control.api_requests());
+        let app = signaling::app(state, cors)
+            .merge(api)
+            .layer(axum::middleware::from_fn(
+                signaling::headers::security_headers,
+            ));
         signaling::server::serve_with(
             listener,
             app,

@@ -3,7 +3,7 @@
 //! ones axum makes itself (404, 405).
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -18,6 +18,10 @@ use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
 use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
+
+/// The request id every response carries (set at the process's HTTP edge): a browser may
+/// send one and read it.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Largest API request body.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -157,8 +161,8 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION, REQUEST_ID])
 }
 
 /// Chat, moderation, polls, questions and surveys under `/channels/{slug}`.
@@ -303,10 +307,6 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
-        .route_layer(axum::middleware::from_fn_with_state(
-            cp.clone(),
-            crate::metrics::observe,
-        ))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(problems))

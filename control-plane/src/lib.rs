@@ -228,7 +228,8 @@ impl ControlPlane {
     }
 
     /// The `/api/v1` routes, with their CORS, body limit and problem+json errors (and,
-    /// with [`Config::cluster`], `POST /whep/{stream}` redirecting to an edge).
+    /// with [`Config::cluster`], `POST /whep/{stream}` redirecting to an edge). Request
+    /// ids and timing ([`ControlPlane::api_requests`]) are the serving process's edge.
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
     }

@@ -1,13 +1,10 @@
 //! The control plane's Prometheus metrics: API requests by route, method and status, with
 //! their latency, and the database pool. Rendered after the media node's on `/metrics`
-//! (or alone by a `cascade control` replica). Labels are bounded: routes are the matched
-//! templates (`/api/v1/channels/{slug}`), never the paths asked for.
+//! (or alone by a `cascade control` replica). The requests are observed at the process's
+//! HTTP edge (`signaling::requests::timed`, wired in `src/main.rs`) into
+//! [`ControlPlane::api_requests`]; labels are bounded: routes are the matched templates
+//! (`/api/v1/channels/{slug}`), never the paths asked for.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::ControlPlane;
@@ -71,6 +68,13 @@ impl ApiMetrics {
 }
 
 impl ControlPlane {
+    /// The histogram of the control plane's requests, `{route, method, status}`, for the
+    /// HTTP edge that times [`ControlPlane::router`] (this crate mounts no middleware of
+    /// its own for it: the node's routes are timed by the same code).
+    pub fn api_requests(&self) -> HistogramVec {
+        self.0.metrics.requests.clone()
+    }
+
     /// The control plane's metrics as Prometheus text.
     pub fn render_metrics(&self) -> String {
         let m = &self.0.metrics;
@@ -100,20 +104,4 @@ impl ControlPlane {
         self.0.metrics.db_up.set(i64::from(r.is_ok()));
         r
     }
-}
-
-/// Times every routed API request.
-pub(crate) async fn observe(State(cp): State<ControlPlane>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    cp.0.metrics
-        .requests
-        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    resp
 }

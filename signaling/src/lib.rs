@@ -13,6 +13,7 @@ pub mod events;
 pub mod headers;
 pub mod links;
 pub mod pages;
+pub mod requests;
 pub mod resource;
 pub mod server;
 pub mod sessions;
@@ -54,6 +55,33 @@ pub struct AppState {
     /// renders (its request and pool metrics).
     pub ops: Option<Arc<dyn Ops>>,
     sessions: Sessions,
+    http: HttpMetrics,
+}
+
+/// The node's own HTTP requests (`cascade_http_request_duration_seconds`), on a registry
+/// of their own (the engine's knows nothing of HTTP), rendered after the engine's.
+#[derive(Clone)]
+struct HttpMetrics {
+    registry: prometheus::Registry,
+    requests: prometheus::HistogramVec,
+}
+
+impl HttpMetrics {
+    fn new() -> Self {
+        const INVARIANT: &str = "a constant, valid and unique metric definition";
+        let registry =
+            prometheus::Registry::new_custom(Some("cascade".into()), None).expect(INVARIANT);
+        let requests = requests::histogram(
+            "http_request_duration_seconds",
+            "Requests to the node's HTTP front (WHIP, WHEP, sessions, events, pages, \
+             /metrics; not /api/v1): time to the response's head, by route template, method \
+             and status",
+        );
+        registry
+            .register(Box::new(requests.clone()))
+            .expect(INVARIANT);
+        HttpMetrics { registry, requests }
+    }
 }
 
 /// The parts of readiness and metrics that live outside the media node.
@@ -75,6 +103,7 @@ impl AppState {
             chat: None,
             ops: None,
             sessions: Sessions::default(),
+            http: HttpMetrics::new(),
         }
     }
 
@@ -104,6 +133,13 @@ impl AppState {
             out.extend(t.servers(stream, std::time::SystemTime::now()));
         }
         out
+    }
+
+    /// The node's HTTP request metrics, as Prometheus text.
+    pub fn render_http_metrics(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.http.registry.gather())
+            .unwrap_or_default()
     }
 
     /// Ends the sessions bound to a revoked tag (a key, channel, user or viewer grant).
@@ -165,6 +201,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             header::IF_MATCH,
+            requests::REQUEST_ID,
         ])
         .expose_headers([
             header::LOCATION,
@@ -172,6 +209,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             header::LINK,
             header::RETRY_AFTER,
             HeaderName::from_static("accept-post"),
+            requests::REQUEST_ID,
         ]);
     {
         // Sessions that end on their own leave an entry behind: sweep now and then.
@@ -184,7 +222,8 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             }
         });
     }
-    Router::new()
+    let http_requests = state.http.requests.clone();
+    let router = Router::new()
         .route("/whip/{stream}", post(resource::whip_post))
         .route("/whep/{stream}", post(resource::whep_post))
         .route(
@@ -205,14 +244,17 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             "/favicon.ico",
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
+        // The node's own fallback: merged with the control plane's router (which has only
+        // the default one), an unknown path stays the node's, timed here as `other`.
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             options_headers,
         ))
-        .layer(axum::middleware::from_fn(headers::security_headers))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers));
+    requests::timed(router, http_requests).with_state(state)
 }
 
 /// The web app's pages, their scripts and the SDK: what a node serves, and what a

@@ -112,6 +112,7 @@ pub async fn streams(State(st): State<AppState>) -> Json<serde_json::Value> {
 /// GET /metrics
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let mut text = st.node.render_metrics();
+    text.push_str(&st.render_http_metrics());
     if let Some(ops) = &st.ops {
         text.push_str(&ops.metrics());
     }

@@ -14,6 +14,9 @@
 //! - a cap on open connections: past it the listener stops accepting (the kernel
 //!   queues new connections) until one closes.
 //!
+//! Around all of it, [`crate::requests::edge`]: request ids, the request's span and its
+//! log line, on every response.
+//!
 //! A connection may be upgraded (the chat's WebSocket, `/api/v1/channels/{slug}/chat/ws`):
 //! after its 101 the socket belongs to the handler, and no timeout above applies.
 //!
@@ -119,7 +122,9 @@ pub async fn serve_with(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ));
-    let redirect = Router::new().fallback(to_https);
+    // Outermost: the server's own 408 and 413 get an id and a log line too.
+    let app = crate::requests::edge(app);
+    let redirect = crate::requests::edge(Router::new().fallback(to_https));
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max_connections));
     let (stop, _) = tokio::sync::watch::channel(false);

@@ -24,6 +24,7 @@ mod pages;
 mod peer;
 mod qos;
 mod red;
+mod requests;
 mod revocation;
 mod server;
 mod synth;
