@@ -20,7 +20,8 @@
 //!   the loss decides;
 //! - up to the best layer that the estimate's floor over the last
 //!   [`AllocatorConfig::up_hold`] carries with [`AllocatorConfig::headroom`], and not within
-//!   that time of a step down. The estimate rises past what a viewer receives only through
+//!   that time of any step, down or up: each step up is proven again on the layer it
+//!   leaves. The estimate rises past what a viewer receives only through
 //!   the estimator's probes (the driver asks for them by setting the desired rate,
 //!   [`Allocator::desired_bps`]), so a floor that held is a probe that succeeded;
 //! - paused only when the estimate stayed clearly under the lowest layer's need for
@@ -258,8 +259,10 @@ impl Allocator {
                             Allocation::Layer(i) => Allocation::Layer(i.min(cap)),
                             Allocation::Paused => Allocation::Paused,
                         });
-                        if Self::lower(t, capped) {
-                            // The next step up needs a whole hold from here.
+                        if capped.is_some_and(|c| c != t) {
+                            // The next step up needs a whole hold from here: after a step
+                            // down, as after a step up (an estimate that held for the lower
+                            // layer proves nothing yet of the path under the higher one).
                             self.history.clear();
                             self.record(now, est);
                         }

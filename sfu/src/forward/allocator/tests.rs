@@ -98,6 +98,19 @@ fn a_slowly_rising_estimate_climbs_layer_by_layer() {
 }
 
 #[test]
+fn each_step_up_is_proven_again_on_the_layer_it_reached() {
+    // The estimate passes the top layer's need 500 ms after the step to the mid layer: the
+    // samples from before that step do not count towards the next one (a path that carried
+    // the low layer may not carry the mid one), so the top waits a whole hold on the mid.
+    let plan = [s(0, 300, 0), s(1_000, 900, 0), s(2_500, 2000, 0)];
+    let (changes, _) = run(&plan, 2, 8_000);
+    assert_eq!(
+        changes,
+        [(0, Layer(0)), (3_000, Layer(1)), (5_000, Layer(2))]
+    );
+}
+
+#[test]
 fn below_the_lowest_layer_video_pauses_reprobes_and_resumes() {
     // 150 kbit/s cannot carry the lowest layer (150 kbit/s of video and the audio): a
     // third of what is sent is lost. The lowest layer first, and a pause once the
@@ -111,7 +124,8 @@ fn below_the_lowest_layer_video_pauses_reprobes_and_resumes() {
             (2_000, Layer(0)),
             (3_000, Paused),
             (15_000, Layer(0)),
-            (16_000, Layer(2))
+            // Resumed on the lowest layer, the step up is proven there, a whole hold.
+            (17_000, Layer(2))
         ]
     );
     // Every 5 s of pause the estimator starts over and probes again.
