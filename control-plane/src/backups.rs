@@ -2,8 +2,8 @@
 //! copy, taken on a schedule by `cascade serve --backup-dir`, restored by `cascade restore`.
 //!
 //! - **A file is a backup once it has its name.** The copy is written to `NAME.partial`,
-//!   synced, then renamed; a crash leaves a `.partial` (removed by the next scheduled run),
-//!   never a truncated file under a backup's name.
+//!   synced, then renamed; a crash leaves a `.partial` (a scheduled run removes it once
+//!   untouched for ten minutes), never a truncated file under a backup's name.
 //! - **Names sort by time**: `cascade-2026-12-06T01-05-42.123Z.db` (SQLite) or `….dump`
 //!   (`pg_dump -Fc`), the time the backup started, UTC; rotation deletes the oldest.
 //! - **Every success is a row** of the `backups` table, written after the file is complete
@@ -28,6 +28,9 @@ use crate::ControlPlane;
 
 /// How often each process re-reads the newest backup's time from the database.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+/// A `.partial` file untouched this long is what a crash left.
+const STALE_PARTIAL: Duration = Duration::from_secs(600);
 
 /// Rows of the `backups` table kept.
 const ROWS_KEPT: i64 = 100;
@@ -404,8 +407,7 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, DbError> {
     Ok(files)
 }
 
-/// Deletes the oldest backups in `dir` beyond `keep`, and what earlier runs left half
-/// written; returns the files deleted.
+/// Deletes the oldest backups in `dir` beyond `keep`; returns the files deleted.
 fn rotate(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, DbError> {
     let files = list(dir)?;
     let extra = files.len().saturating_sub(keep.max(1));
@@ -417,14 +419,20 @@ fn rotate(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, DbError> {
     Ok(gone)
 }
 
-fn remove_partials(dir: &Path) {
+/// Removes what earlier runs left half written: `.partial` files untouched for `idle`
+/// (a copy in progress keeps writing its file).
+fn remove_partials(dir: &Path, idle: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.filter_map(Result::ok) {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.strip_suffix(".partial").is_some_and(is_backup_name) {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() >= idle);
+        if stale && name.strip_suffix(".partial").is_some_and(is_backup_name) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -435,7 +443,7 @@ impl ControlPlane {
     pub async fn backup_now(&self, schedule: &Schedule) -> Result<Written, DbError> {
         let kind = kind_of(&schedule.url)?;
         crate::keystore::private_dir(&schedule.dir)?;
-        remove_partials(&schedule.dir);
+        remove_partials(&schedule.dir, STALE_PARTIAL);
         let file = schedule.dir.join(file_name(now_ms(), kind));
         let written = backup_to(&schedule.url, &file).await?;
         let mut conn = self.pool().acquire().await?;
@@ -528,7 +536,12 @@ mod tests {
         let gone = rotate(&dir, 2).unwrap();
         assert_eq!(gone, vec![dir.join(&a)]);
         assert_eq!(list(&dir).unwrap(), vec![dir.join(&b), dir.join(&c)]);
-        remove_partials(&dir);
+        remove_partials(&dir, STALE_PARTIAL);
+        assert!(
+            dir.join(format!("{a}.partial")).exists(),
+            "in progress, perhaps"
+        );
+        remove_partials(&dir, Duration::ZERO);
         assert!(!dir.join(format!("{a}.partial")).exists());
         assert!(dir.join("notes.db").exists(), "not a backup: kept");
         std::fs::remove_dir_all(&dir).unwrap();
