@@ -55,6 +55,8 @@ if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   if command -v psql >/dev/null; then
     # Schemas of earlier runs.
     psql -q "$pg_url" -tAc "select 'drop schema ' || nspname || ' cascade;' from pg_namespace where nspname like 'cascade\_t\_%'" | psql -q "$pg_url" >/dev/null
+    # Databases of earlier runs' DR rehearsals that did not get to drop them (tests/it/disaster.rs).
+    psql -q "$pg_url" -tAc "select 'drop database ' || datname || ' with (force);' from pg_database where datname like 'cascade\_t\_dr\_%'" | psql -q "$pg_url" >/dev/null
   fi
 else
   echo "################################################################"

@@ -118,6 +118,18 @@ pub struct ServeArgs {
     /// chat stays in this process].
     #[arg(long, env = "CASCADE_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Back up the database into this directory on a schedule (SQLite: a consistent copy
+    /// of the live file; PostgreSQL: `pg_dump -Fc`), files named by time and written whole
+    /// or not at all; one node per directory.
+    #[arg(long, env = "CASCADE_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Time between scheduled backups, e.g. `90s`, `30m`, `6h`, `1d`, `1h30m`
+    /// [default: 1h].
+    #[arg(long, env = "CASCADE_BACKUP_EVERY", value_parser = parse_duration)]
+    pub backup_every: Option<Duration>,
+    /// Scheduled backups kept in --backup-dir; the oldest are deleted [default: 48].
+    #[arg(long, env = "CASCADE_BACKUP_KEEP")]
+    pub backup_keep: Option<usize>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Who may publish and watch: `accounts` (channels' stream keys, the default),
@@ -314,6 +326,39 @@ fn parse_tcp_port(s: &str) -> Result<TcpPort, String> {
         .map_err(|_| format!("expected a port or `off`, got {s:?}"))
 }
 
+/// A duration as `<number><unit>`, units `ms`, `s`, `m`, `h`, `d`, summed when several
+/// follow each other (`1h30m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration such as 90s, 30m, 6h, 1d or 1h30m, got {s:?}");
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per = match &rest[..unit] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit..];
+        let ms = n.checked_mul(ms_per).ok_or_else(bad)?;
+        total = total
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
 fn parse_key(s: &str) -> Result<(String, String), String> {
     let (stream, key) = s.split_once('=').ok_or("expected STREAM=KEY")?;
     if stream.is_empty() || key.is_empty() {
@@ -358,6 +403,9 @@ pub struct FileConfig {
     #[serde(default)]
     cors_origins: Vec<String>,
     nats_url: Option<String>,
+    backup_dir: Option<PathBuf>,
+    backup_every: Option<String>,
+    backup_keep: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     data_dir: Option<PathBuf>,
@@ -386,6 +434,15 @@ pub struct Settings {
     pub token_public_key: Option<String>,
     pub control_plane: Option<String>,
     pub cluster: ClusterArgs,
+    pub backup: Option<Backup>,
+}
+
+/// Scheduled backups (`--backup-dir`).
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub dir: PathBuf,
+    pub every: Duration,
+    pub keep: usize,
 }
 
 impl ServeArgs {
@@ -576,7 +633,31 @@ impl ServeArgs {
                 "--parent needs --relay-listen and --node-dir (the node's identity)".into(),
             );
         }
+        let backup_every = match (self.backup_every, file.backup_every.as_deref()) {
+            (Some(d), _) => Some(d),
+            (None, Some(s)) => Some(parse_duration(s).map_err(|e| format!("backup_every: {e}"))?),
+            (None, None) => None,
+        };
+        let backup_keep = self.backup_keep.or(file.backup_keep);
+        let backup = match self.backup_dir.or(file.backup_dir) {
+            Some(dir) => {
+                let every = backup_every.unwrap_or(Duration::from_secs(3600));
+                if every < Duration::from_secs(1) {
+                    return Err("--backup-every must be at least 1s".into());
+                }
+                let keep = backup_keep.unwrap_or(48);
+                if keep == 0 {
+                    return Err("--backup-keep must be at least 1".into());
+                }
+                Some(Backup { dir, every, keep })
+            }
+            None if backup_every.is_some() || backup_keep.is_some() => {
+                return Err("--backup-every and --backup-keep need --backup-dir".into())
+            }
+            None => None,
+        };
         Ok(Settings {
+            backup,
             cluster: self.cluster.clone(),
             database_url: store.url(),
             secret_key: store.secret_key(),
@@ -761,6 +842,43 @@ mod tests {
         let stun = turn(vec!["stun:x:3478".into()], Some(secret), 600).unwrap_err();
         assert!(stun.contains("--turn-url"), "{stun}");
         assert!(turn(Vec::new(), None, 600).unwrap().is_none());
+    }
+
+    #[test]
+    fn backups_are_scheduled_hourly_by_default_and_durations_have_units() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "10", "h", "1w", "1h 30m", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let resolve = |dir: Option<&str>, every: Option<Duration>, keep: Option<usize>| {
+            ServeArgs {
+                backup_dir: dir.map(PathBuf::from),
+                backup_every: every,
+                backup_keep: keep,
+                ..Default::default()
+            }
+            .resolve()
+            .map(|s| s.backup.map(|b| (b.every, b.keep)))
+        };
+        assert_eq!(resolve(None, None, None), Ok(None));
+        assert_eq!(
+            resolve(Some("/b"), None, None),
+            Ok(Some((Duration::from_secs(3600), 48)))
+        );
+        assert_eq!(
+            resolve(Some("/b"), Some(Duration::from_secs(1)), Some(3)),
+            Ok(Some((Duration::from_secs(1), 3)))
+        );
+        assert!(resolve(None, Some(Duration::from_secs(60)), None).is_err());
+        assert!(resolve(Some("/b"), Some(Duration::from_millis(500)), None).is_err());
+        assert!(resolve(Some("/b"), None, Some(0)).is_err());
+        let file: FileConfig =
+            toml::from_str("backup_dir = \"/b\"\nbackup_every = \"6h\"\nbackup_keep = 4\n")
+                .unwrap();
+        assert_eq!(file.backup_every.as_deref(), Some("6h"));
     }
 
     #[test]

@@ -43,7 +43,9 @@ enum Command {
     Loadtest(Box<loadtest::Options>),
     /// Run the cluster's placement code on a synthetic cluster of many viewers; report the trees and timings.
     Simulate(simulate::Options),
-    /// Copy the live SQLite database to a file, while the server keeps running.
+    /// Back up the database to a file while the server keeps running (SQLite: a consistent
+    /// copy; PostgreSQL: `pg_dump -Fc`, from PATH), and record the success in the database
+    /// (`cascade_backup_last_success_timestamp_seconds`).
     Backup {
         #[command(flatten)]
         store: config::StoreArgs,
@@ -51,7 +53,9 @@ enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
-    /// Replace the SQLite database with a backup (stop the server first).
+    /// Replace the database with a backup. SQLite: stop the server first. PostgreSQL:
+    /// `pg_restore` into an empty database (`createdb` a fresh one; one with tables is
+    /// refused), then migrate it.
     Restore {
         #[command(flatten)]
         store: config::StoreArgs,
@@ -125,13 +129,24 @@ fn main() -> std::process::ExitCode {
             }
             Ok(())
         }
-        Command::Backup { store, to } => run_db(async move {
-            control_plane::db::backup(&store.url(), &to).await?;
-            println!("backup written to {}", to.display());
-            Ok(())
-        }),
+        Command::Backup { store, to } => {
+            run_db(async move {
+                let url = store.url();
+                let written = control_plane::backups::backup_to(&url, &to).await?;
+                println!(
+                    "backup written to {} ({} bytes)",
+                    to.display(),
+                    written.bytes
+                );
+                // The file is good whatever happens next; only the metric would miss it.
+                if let Err(e) = control_plane::backups::record(&url, &written).await {
+                    eprintln!("cascade: the backup is complete, but recording it in the database failed: {e}");
+                }
+                Ok(())
+            })
+        }
         Command::Restore { store, from } => run_db(async move {
-            control_plane::db::restore(&store.url(), &from).await?;
+            control_plane::backups::restore(&store.url(), &from).await?;
             println!("restored {}", from.display());
             Ok(())
         }),
@@ -273,6 +288,14 @@ fn control(settings: config::Settings) -> Result<(), String> {
             .cluster_token
             .clone()
             .ok_or("cascade control needs --cluster-token (what nodes present)")?;
+        if settings.backup.is_some() {
+            // Replicas share one database: one scheduler per database, not per replica.
+            return Err(
+                "--backup-dir is for `cascade serve`; back a cluster's PostgreSQL up with \
+                        `cascade backup` from one timer (or WAL archiving)"
+                    .into(),
+            );
+        }
         let control = control_plane::ControlPlane::open(
             &settings.database_url,
             control_plane::Config {
@@ -343,6 +366,14 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         )
         .await
         .map_err(|e| format!("opening the database: {e}"))?;
+        if let Some(b) = &settings.backup {
+            control.schedule_backups(control_plane::backups::Schedule {
+                url: settings.database_url.clone(),
+                dir: b.dir.clone(),
+                every: b.every,
+                keep: b.keep,
+            });
+        }
         let revoked = Arc::new(std::sync::RwLock::new(
             control_plane::revocation::RevocationList::default(),
         ));

@@ -1,5 +1,5 @@
 //! The database: one pool over SQLite or PostgreSQL, migrated on start, and the SQLite
-//! backup and restore that `cascade backup` and `cascade restore` run.
+//! copy and restore under `cascade backup` and `cascade restore` (see `backups`).
 //!
 //! Every query in this crate is written once, in SQL both databases accept (`$1`
 //! placeholders, `ON CONFLICT`, BIGINT milliseconds), and runs through sqlx's `Any` driver.
@@ -44,11 +44,18 @@ pub enum DbError {
     /// The secret key that seals the signing keys is missing, malformed or wrong.
     #[error("secret key: {0}")]
     SecretKey(String),
-    /// Backup and restore by `cascade` cover SQLite; PostgreSQL has its own tools.
-    #[error(
-        "backup and restore of PostgreSQL are done with pg_dump and pg_restore (see the README)"
-    )]
+    /// The SQLite copy and restore were asked of PostgreSQL (`backups` runs pg_dump).
+    #[error("this is the SQLite backup; PostgreSQL is backed up with pg_dump")]
     NotSqlite,
+    /// `pg_dump` or `pg_restore` is missing or failed.
+    #[error("{0}")]
+    Tool(String),
+    /// A PostgreSQL restore goes into an empty database only.
+    #[error(
+        "the database has {0} tables: restore into an empty database (createdb a new one), \
+         never over a live one"
+    )]
+    NotEmpty(i64),
     /// The chat bus (NATS) could not be reached.
     #[error("{0}")]
     Bus(String),
@@ -68,7 +75,7 @@ pub fn sqlite_url(file: &Path) -> String {
     format!("sqlite://{}?mode=rwc", file.display())
 }
 
-fn backend_of(url: &str) -> Result<Backend, DbError> {
+pub(crate) fn backend_of(url: &str) -> Result<Backend, DbError> {
     if url.starts_with("sqlite:") {
         Ok(Backend::Sqlite)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -164,7 +171,7 @@ fn restrict(path: &Path) -> Result<(), DbError> {
 
 /// Creates `path` empty and 0600 if missing (or `fresh`: it must not exist), and makes an
 /// existing one 0600.
-fn private_file_with(path: &Path, fresh: bool) -> Result<std::fs::File, DbError> {
+pub(crate) fn private_file_with(path: &Path, fresh: bool) -> Result<std::fs::File, DbError> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(!fresh)

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod backups;
 pub mod channels;
 pub mod chat;
 pub mod cluster;
@@ -142,6 +143,16 @@ impl ControlPlane {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let _ = ControlPlane(inner).ping().await;
+            }
+        });
+        // The newest backup recorded, for `cascade_backup_last_success_timestamp_seconds`:
+        // read at once, then every 30 s (another process may have taken one).
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                ControlPlane(inner).refresh_backup_gauge().await;
+                tokio::time::sleep(backups::REFRESH_EVERY).await;
             }
         });
         // Follow rotations made by `cascade rotate-signing-key` or another replica; the

@@ -1,5 +1,6 @@
 //! The control plane's Prometheus metrics: API requests by route, method and status, with
-//! their latency, and the database pool. Rendered after the media node's on `/metrics`
+//! their latency, the database pool, and backups (the newest recorded in the database,
+//! failures of this process's scheduled ones). Rendered after the media node's on `/metrics`
 //! (or alone by a `cascade control` replica). The requests are observed at the process's
 //! HTTP edge (`signaling::requests::timed`, wired in `src/main.rs`) into
 //! [`ControlPlane::api_requests`]; labels are bounded: routes are the matched templates
@@ -19,6 +20,12 @@ pub(crate) struct ApiMetrics {
     pool: IntGaugeVec,
     /// 1 while the database answered the last ping (every 5 s), else 0.
     pub(crate) db_up: prometheus::IntGauge,
+    /// When the newest recorded backup started (unix seconds); registered with its first
+    /// value, so it is absent while no backup is known.
+    backup_last: prometheus::Gauge,
+    backup_known: std::sync::Arc<std::sync::Once>,
+    /// Scheduled backups of this process that failed.
+    pub(crate) backup_failures: prometheus::IntCounter,
 }
 
 impl std::fmt::Debug for ApiMetrics {
@@ -58,11 +65,27 @@ impl ApiMetrics {
             .register(Box::new(requests.clone()))
             .expect(INVARIANT);
         registry.register(Box::new(pool.clone())).expect(INVARIANT);
+        let backup_last = prometheus::Gauge::new(
+            "backup_last_success_timestamp_seconds",
+            "When the newest successful backup recorded in the database started (unix seconds)",
+        )
+        .expect(INVARIANT);
+        let backup_failures = prometheus::IntCounter::new(
+            "backup_failures_total",
+            "Scheduled backups (serve --backup-dir) of this process that failed",
+        )
+        .expect(INVARIANT);
+        registry
+            .register(Box::new(backup_failures.clone()))
+            .expect(INVARIANT);
         ApiMetrics {
             registry,
             requests,
             pool,
             db_up,
+            backup_last,
+            backup_known: std::sync::Arc::new(std::sync::Once::new()),
+            backup_failures,
         }
     }
 }
@@ -91,6 +114,20 @@ impl ControlPlane {
         TextEncoder::new()
             .encode_to_string(&m.registry.gather())
             .unwrap_or_default()
+    }
+
+    /// A backup that started at `ms` succeeded (the gauge only moves forward).
+    pub(crate) fn note_backup(&self, ms: i64) {
+        let m = &self.0.metrics;
+        let secs = ms as f64 / 1000.0;
+        if secs > m.backup_last.get() {
+            m.backup_last.set(secs);
+        }
+        m.backup_known.call_once(|| {
+            m.registry
+                .register(Box::new(m.backup_last.clone()))
+                .expect(INVARIANT);
+        });
     }
 
     /// Whether the database answers (within 2 s); `cascade_db_up` says the same.

@@ -205,3 +205,112 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
         "nodes moved their reports to the live replica"
     );
 }
+
+/// Disaster recovery (docs/DISASTER-RECOVERY.md): an edge dies (`kill -9`) under a live
+/// viewer. The viewer does what the SDK does when its session fails: it asks the control
+/// plane again. Until the registry judges the edge dead (3 s without stats) it may be sent
+/// there again and find nobody (the POST fails); then it is sent to the other edge, which
+/// pulls the stream from the origin, and the picture comes back.
+#[test]
+fn a_viewer_whose_edge_is_killed_asks_again_and_is_placed_on_another_edge() {
+    let started = Instant::now();
+    let c = control(&temp_dir("edge-loss"));
+    account(&c, "admin");
+    let owner = account(&c, "oli_x");
+    let (key, _) = channel_with_key(&c, &owner, "show", "public");
+    let dir = temp_dir("edge-loss-certs");
+    certificates(&dir, &["origin", "edge1", "edge2"]);
+    let origin = node(&dir, &c.base, "origin", "origin", "a");
+    let mut edges = [
+        node(&dir, &c.base, "edge1", "edge", "a"),
+        node(&dir, &c.base, "edge2", "edge", "b"),
+    ];
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(&c).len() < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(alive(&c).len(), 3, "every node registered and reports");
+
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    let (status, location) = redirected(&c, "/whip/show", &offer, Some(&key));
+    assert_eq!(status, 307, "{location}");
+    publ.connect(&http, &location, offer, pending);
+    let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
+    let video = |v: &Peer| {
+        v.received
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count()
+    };
+    let mut pump = |publ: &mut Peer, v: &mut Peer, packets: usize, within: Duration| {
+        let end = Instant::now() + within;
+        while video(v) < packets && Instant::now() < end {
+            synth.tick(publ);
+            publ.poll();
+            v.poll();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        video(v) >= packets
+    };
+
+    let (mut v, offer, pending) = Peer::viewer();
+    let location = placed(&c, "show", &offer);
+    let on = edges
+        .iter()
+        .position(|e| location.starts_with(&format!("{}/whep/show?token=", e.base)))
+        .unwrap_or_else(|| panic!("placed on an edge: {location}"));
+    v.connect(&http, &location, offer, pending);
+    assert!(
+        pump(&mut publ, &mut v, 100, Duration::from_secs(20)),
+        "the viewer plays on edge{}",
+        on + 1
+    );
+
+    let dead = edges[on].base.clone();
+    edges[on].kill_hard();
+    let killed = Instant::now();
+    let (mut again, tries) = {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(
+                killed.elapsed() < Duration::from_secs(15),
+                "still sent to the dead edge after {tries} tries"
+            );
+            let (mut v, offer, pending) = Peer::viewer();
+            let location = placed(&c, "show", &offer);
+            if location.starts_with(&dead) {
+                // What the SDK meets there: nobody.
+                let r = http
+                    .post(&location)
+                    .header("content-type", "application/sdp")
+                    .body(offer)
+                    .send();
+                assert!(r.is_err(), "the killed edge answered: {r:?}");
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            let other = &edges[1 - on].base;
+            assert!(
+                location.starts_with(&format!("{other}/whep/show?token=")),
+                "placed on the live edge: {location}"
+            );
+            v.connect(&http, &location, offer, pending);
+            break (v, tries);
+        }
+    };
+    let placed_after = killed.elapsed();
+    assert!(
+        pump(&mut publ, &mut again, 1, Duration::from_secs(15)),
+        "video on the other edge"
+    );
+    let first_video = killed.elapsed();
+    assert!(pump(&mut publ, &mut again, 100, Duration::from_secs(15)));
+    assert_continuous(&again);
+    eprintln!(
+        "edge killed: placed again after {placed_after:?} ({tries} asks), video after \
+         {first_video:?}; test {:?}",
+        started.elapsed()
+    );
+}

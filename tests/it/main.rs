@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_control;
 mod cluster_up;
 mod codecs;
+mod disaster;
 mod disclosure;
 mod forwarding;
 mod gstreamer;

@@ -439,15 +439,6 @@ impl Allocator {
         self.window(now, hold)?.max()
     }
 
-    /// Whether `after` is a step down from `before`.
-    fn lower(after: Allocation, before: Option<Allocation>) -> bool {
-        match (after, before) {
-            (Allocation::Paused, Some(Allocation::Layer(_))) => true,
-            (Allocation::Layer(a), Some(Allocation::Layer(b))) => a < b,
-            _ => false,
-        }
-    }
-
     /// While paused, whether the estimator is due for a reset.
     fn reprobe(&mut self, now: Instant, target: Allocation) -> bool {
         if target != Allocation::Paused {
