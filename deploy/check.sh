@@ -27,8 +27,9 @@ python3 -c 'import yaml' 2>/dev/null || fail "python3's yaml module not found (D
 [[ -x $CASCADE ]] || fail "no cascade binary at $CASCADE (give its path as the first argument)"
 
 work=$(mktemp -d)
-up_pid= lt_pid=
+up_pid= lt_pid= backup_pid=
 cleanup() {
+    [[ -n $backup_pid ]] && kill "$backup_pid" 2>/dev/null && wait "$backup_pid" 2>/dev/null || true
     [[ -n $lt_pid ]] && kill "$lt_pid" 2>/dev/null && wait "$lt_pid" 2>/dev/null || true
     # `cluster up` stops its nodes (and removes its directory) when it gets SIGTERM.
     [[ -n $up_pid ]] && kill -TERM "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null || true
@@ -139,6 +140,23 @@ printf 'not a media packet' >"/dev/udp/${media%:*}/${media##*:}"
 # One API request, so the control plane's request histogram has a series.
 curl -fsS --max-time 3 "$(http origin)/api/v1/channels" >/dev/null
 sleep 3
+
+# A single node with scheduled backups (what `serve --backup-dir` exports: the backup
+# metrics, which cluster nodes without backups do not have).
+backup_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$CASCADE" serve --http "127.0.0.1:$backup_port" --data-dir "$work/backup-node" --workers 1 \
+    --backup-dir "$work/backups" --backup-every 1h >"$work/backup-node.log" 2>&1 &
+backup_pid=$!
+for _ in $(seq 100); do
+    curl -fsS --max-time 2 "http://127.0.0.1:$backup_port/metrics" 2>/dev/null \
+        | grep -q '^cascade_backup_last_success_timestamp_seconds ' && break
+    sleep 0.1
+done
+curl -fsS --max-time 3 "http://127.0.0.1:$backup_port/metrics" >"$work/metrics.backup-node" \
+    || { cat "$work/backup-node.log" >&2; fail "the node with scheduled backups did not answer"; }
+kill "$backup_pid" 2>/dev/null || true
+wait "$backup_pid" 2>/dev/null || true
+backup_pid=
 
 scrape() {
     local tag=$1
