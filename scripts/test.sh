@@ -16,6 +16,9 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 # nftables drops a viewer's UDP in tests/e2e/tcp.test.mjs; coturn is its TURN server.
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v turnserver >/dev/null || need_apt+=(coturn)
+# pebble (a test ACME CA, with pebble-challtestsrv as its DNS) issues the node a
+# certificate in tests/it/acme.rs.
+command -v pebble >/dev/null || need_apt+=(pebble)
 # OpenSSL (the node's DTLS) to build; GStreamer's webrtcbin, VP8, Opus and libnice on
 # Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
 for p in libssl-dev pkg-config python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \

@@ -113,6 +113,32 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "CASCADE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS on --http with a certificate for this DNS name from an ACME CA
+    /// (repeatable, or comma-separated; Let's Encrypt by default). The name must resolve
+    /// to this node and --http must be reached as port 443 under it (TLS-ALPN-01).
+    /// Certificates are kept in DATA_DIR/acme/ and renewed by themselves. Not with
+    /// --tls-cert.
+    #[arg(
+        long = "acme-domain",
+        env = "CASCADE_ACME_DOMAIN",
+        value_delimiter = ','
+    )]
+    pub acme_domains: Vec<String>,
+    /// The ACME account's contact, `mailto:you@example.com` (repeatable) [default: none].
+    #[arg(
+        long = "acme-contact",
+        env = "CASCADE_ACME_CONTACT",
+        value_delimiter = ','
+    )]
+    pub acme_contacts: Vec<String>,
+    /// The ACME directory URL [default: Let's Encrypt's production directory; its staging
+    /// one is https://acme-staging-v02.api.letsencrypt.org/directory].
+    #[arg(long, env = "CASCADE_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// A PEM file of extra roots that verify the ACME server (a private CA such as
+    /// step-ca); the Web PKI roots are trusted in any case.
+    #[arg(long, env = "CASCADE_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
     /// The NATS server that carries chat between processes (several `serve` nodes or
     /// `control` replicas on one database), e.g. `nats://127.0.0.1:4222` [default: none,
     /// chat stays in this process].
@@ -408,6 +434,12 @@ pub struct FileConfig {
     backup_keep: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default)]
+    acme_domains: Vec<String>,
+    #[serde(default)]
+    acme_contacts: Vec<String>,
+    acme_directory: Option<String>,
+    acme_ca_file: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     secret_key_file: Option<PathBuf>,
@@ -586,17 +618,6 @@ impl ServeArgs {
             self.turn_secret_file.or(file.turn_secret_file),
             self.turn_ttl.or(file.turn_ttl).unwrap_or(86_400),
         )?;
-        let tls = match (
-            self.tls_cert.or(file.tls_cert),
-            self.tls_key.or(file.tls_key),
-        ) {
-            (Some(cert), Some(key)) => Some(
-                signaling::tls::Tls::from_pem_files(&cert, &key)
-                    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
-            ),
-            (None, None) => None,
-            _ => return Err("--tls-cert and --tls-key go together".into()),
-        };
         let mut cors_origins = file.cors_origins;
         cors_origins.extend(self.cors_origins);
         let store = StoreArgs {
@@ -604,6 +625,18 @@ impl ServeArgs {
             database_url: self.store.database_url.or(file.database_url),
             secret_key_file: self.store.secret_key_file.or(file.secret_key_file),
         };
+        let acme = Acme {
+            domains: or_file(self.acme_domains, file.acme_domains),
+            contacts: or_file(self.acme_contacts, file.acme_contacts),
+            directory: self.acme_directory.or(file.acme_directory),
+            ca_file: self.acme_ca_file.or(file.acme_ca_file),
+        };
+        let tls = tls(
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            acme,
+            &store,
+        )?;
         let auth = self
             .auth
             .or(file.auth)
@@ -678,6 +711,92 @@ impl ServeArgs {
             tls,
         })
     }
+}
+
+/// The `--acme-*` options, merged.
+struct Acme {
+    domains: Vec<String>,
+    contacts: Vec<String>,
+    directory: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+/// Flags (or the environment) win over the file's list.
+fn or_file(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() {
+        file
+    } else {
+        flags
+    }
+}
+
+/// The node's HTTPS: PEM files, or ACME, or none.
+fn tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    acme: Acme,
+    store: &StoreArgs,
+) -> Result<Option<signaling::tls::Tls>, String> {
+    let domains = acme
+        .domains
+        .iter()
+        .map(|d| d.trim())
+        .filter(|d| !d.is_empty())
+        .map(signaling::acme::check_domain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--acme-domain {e}"))?;
+    if domains.is_empty() {
+        if !acme.contacts.is_empty() || acme.directory.is_some() || acme.ca_file.is_some() {
+            return Err(
+                "--acme-contact, --acme-directory and --acme-ca-file need --acme-domain".into(),
+            );
+        }
+        return match (cert, key) {
+            (Some(cert), Some(key)) => signaling::tls::Tls::from_pem_files(&cert, &key)
+                .map(Some)
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}")),
+            (None, None) => Ok(None),
+            _ => Err("--tls-cert and --tls-key go together".into()),
+        };
+    }
+    if cert.is_some() || key.is_some() {
+        return Err(
+            "--acme-domain and --tls-cert/--tls-key are exclusive: the certificate comes \
+             from an ACME CA or from files, not both"
+                .into(),
+        );
+    }
+    let contacts: Vec<String> = acme
+        .contacts
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if let Some(bad) = contacts.iter().find(|c| !c.starts_with("mailto:")) {
+        return Err(format!("--acme-contact {bad:?}: expected mailto:…"));
+    }
+    let directory = acme
+        .directory
+        .unwrap_or_else(|| signaling::acme::LETS_ENCRYPT.to_owned());
+    if !directory.starts_with("https://") {
+        return Err(format!(
+            "--acme-directory {directory:?}: expected https://…"
+        ));
+    }
+    let data_dir = store
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cascade-data"));
+    let opts = signaling::acme::AcmeOptions {
+        domains,
+        contact: contacts,
+        directory,
+        ca_file: acme.ca_file,
+        cache_dir: data_dir.join("acme"),
+    };
+    signaling::tls::Tls::acme(&opts)
+        .map(Some)
+        .map_err(|e| format!("--acme-*: {e}"))
 }
 
 /// The TURN servers to announce, with their secret: from the file, else from

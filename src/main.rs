@@ -347,6 +347,9 @@ fn serve(settings: config::Settings) -> Result<(), String> {
     server_runtime()?.block_on(async move {
         let node = sfu::Node::start(settings.node.clone(), sfu::Metrics::new())
             .map_err(|e| format!("starting media workers: {e}"))?;
+        if let Some(tls) = &settings.tls {
+            tls.register_metrics(&node.metrics().registry);
+        }
         let control = control_plane::ControlPlane::open(
             &settings.database_url,
             control_plane::Config {

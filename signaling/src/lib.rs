@@ -6,6 +6,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod acme;
 pub mod auth;
 pub mod chat;
 pub mod error;

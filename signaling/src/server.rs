@@ -125,6 +125,9 @@ pub async fn serve_with(
     // Outermost: the server's own 408 and 413 get an id and a log line too.
     let app = crate::requests::edge(app);
     let redirect = crate::requests::edge(Router::new().fallback(to_https));
+    if let Some(tls) = &tls {
+        tls.start();
+    }
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max_connections));
     let (stop, _) = tokio::sync::watch::channel(false);
@@ -169,6 +172,12 @@ pub async fn serve_with(
                             let accepted =
                                 tokio::time::timeout(handshake, tls.acceptor.accept(stream)).await;
                             match accepted {
+                                // An ACME validation: the handshake was the answer.
+                                Ok(Ok(s))
+                                    if crate::acme::is_challenge(s.get_ref().1.alpn_protocol()) =>
+                                {
+                                    tracing::debug!("ACME validation from {remote} answered");
+                                }
                                 Ok(Ok(s)) => {
                                     drive(http, TokioIo::new(s), app, remote, stopping).await;
                                 }

@@ -3,17 +3,30 @@
 //! on a LAN or public address cannot go live. With TLS on, a plain-HTTP request to the
 //! same port gets a redirect to its `https://` twin (the first byte tells: a TLS record
 //! starts with 0x16, a request line with a letter).
+//!
+//! The certificate comes from PEM files ([`Tls::from_pem_files`]) or from an ACME CA
+//! ([`Tls::acme`], in [`crate::acme`]).
 
+use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// What keeps ACME certificates coming; runs once the server does.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The node's TLS side.
 #[derive(Clone)]
 pub struct Tls {
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    /// The served certificate's expiry, Unix seconds; 0 while there is none.
+    not_after: Arc<AtomicI64>,
+    /// ACME's driver, taken (and spawned) by the first server that starts.
+    driver: Arc<Mutex<Option<Driver>>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -31,6 +44,9 @@ pub enum TlsError {
     /// rustls refused the pair (a key that does not match the certificate, say).
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
+    /// ACME settings that cannot work.
+    #[error("ACME: {0}")]
+    Acme(String),
 }
 
 impl Tls {
@@ -50,6 +66,7 @@ impl Tls {
                 "no certificate in it".into(),
             ));
         }
+        let not_after = crate::acme::not_after_of(&chain[0]).unwrap_or(0);
         let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -59,7 +76,72 @@ impl Tls {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            not_after: Arc::new(AtomicI64::new(not_after)),
+            driver: Arc::default(),
         })
+    }
+
+    pub(crate) fn with_driver(
+        config: rustls::ServerConfig,
+        not_after: Arc<AtomicI64>,
+        driver: Driver,
+    ) -> Tls {
+        Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            not_after,
+            driver: Arc::new(Mutex::new(Some(driver))),
+        }
+    }
+
+    /// Seconds until the served certificate expires (negative once it has); `None` while
+    /// there is no certificate yet (ACME has not got one).
+    pub fn seconds_left(&self) -> Option<i64> {
+        let not_after = self.not_after.load(Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        (not_after != 0).then(|| not_after - now)
+    }
+
+    /// Registers `tls_certificate_expiry_seconds` on `registry` (the node's, which
+    /// prefixes `cascade_`): seconds until the served certificate expires, computed when
+    /// scraped; 0 while there is none (ACME still trying: HTTPS does not work).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        let gauge = prometheus::IntGauge::new(
+            "tls_certificate_expiry_seconds",
+            "Seconds until the HTTPS certificate expires (0: none yet)",
+        )
+        .expect("a valid metric"); // Invariant: a constant, valid name.
+        let _ = registry.register(Box::new(Expiry {
+            tls: self.clone(),
+            gauge,
+        }));
+    }
+
+    /// Starts getting and renewing certificates, if they come from ACME (once; on a
+    /// tokio runtime).
+    pub(crate) fn start(&self) {
+        let driver = self.driver.lock().ok().and_then(|mut d| d.take());
+        if let Some(driver) = driver {
+            tokio::spawn(driver);
+        }
+    }
+}
+
+/// The expiry gauge, set as it is scraped.
+struct Expiry {
+    tls: Tls,
+    gauge: prometheus::IntGauge,
+}
+
+impl prometheus::core::Collector for Expiry {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.gauge.set(self.tls.seconds_left().unwrap_or(0));
+        self.gauge.collect()
     }
 }
 

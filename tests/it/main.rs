@@ -2,6 +2,7 @@
 
 mod access;
 mod accounts;
+mod acme;
 mod admission;
 mod bad_input;
 mod budget;

@@ -46,7 +46,8 @@ impl Server {
         Server::launch_as("serve", extra, data, stderr, log_level)
     }
 
-    /// `cascade <command>` (`serve`, `node`, `control`) on the data directory `data`.
+    /// `cascade <command>` (`serve`, `node`, `control`) on the data directory `data`
+    /// (on `127.0.0.1:0` unless `extra` names its `--http`).
     pub fn launch_as(
         command: &str,
         extra: &[&str],
@@ -55,9 +56,11 @@ impl Server {
         log_level: &str,
     ) -> Server {
         let mut cmd = Command::new(crate::server::cascade_bin());
-        cmd.args([command, "--http", "127.0.0.1:0", "--workers", "2"])
-            .arg("--data-dir")
-            .arg(data);
+        cmd.arg(command);
+        if !extra.contains(&"--http") {
+            cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        cmd.args(["--workers", "2"]).arg("--data-dir").arg(data);
         if command == "serve"
             && !extra
                 .iter()
@@ -92,6 +95,11 @@ impl Server {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read a line");
         line.trim().to_owned()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Ends the process at once, as a crash would (SIGKILL).
