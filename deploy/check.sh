@@ -141,18 +141,23 @@ printf 'not a media packet' >"/dev/udp/${media%:*}/${media##*:}"
 curl -fsS --max-time 3 "$(http origin)/api/v1/channels" >/dev/null
 sleep 3
 
-# A single node with scheduled backups (what `serve --backup-dir` exports: the backup
-# metrics, which cluster nodes without backups do not have).
+# A single node with scheduled backups and TLS (what `serve --backup-dir` and `--tls-cert`
+# export: the backup metrics and the certificate's expiry, which the cluster's nodes lack).
 backup_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# It serves HTTPS with a self-signed certificate: its certificate's expiry is a metric too.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj /CN=localhost -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null \
+    || fail "openssl could not make a test certificate"
 "$CASCADE" serve --http "127.0.0.1:$backup_port" --data-dir "$work/backup-node" --workers 1 \
+    --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
     --backup-dir "$work/backups" --backup-every 1h >"$work/backup-node.log" 2>&1 &
 backup_pid=$!
 for _ in $(seq 100); do
-    curl -fsS --max-time 2 "http://127.0.0.1:$backup_port/metrics" 2>/dev/null \
-        | grep -q '^cascade_backup_last_success_timestamp_seconds ' && break
+    curl -kfsS --max-time 2 "https://127.0.0.1:$backup_port/metrics" >"$work/metrics.backup-node" 2>/dev/null \
+        && grep -q '^cascade_backup_last_success_timestamp_seconds ' "$work/metrics.backup-node" && break
     sleep 0.1
 done
-curl -fsS --max-time 3 "http://127.0.0.1:$backup_port/metrics" >"$work/metrics.backup-node" \
+curl -kfsS --max-time 3 "https://127.0.0.1:$backup_port/metrics" >"$work/metrics.backup-node" \
     || { cat "$work/backup-node.log" >&2; fail "the node with scheduled backups did not answer"; }
 kill "$backup_pid" 2>/dev/null || true
 wait "$backup_pid" 2>/dev/null || true
