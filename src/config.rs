@@ -156,6 +156,14 @@ pub struct ServeArgs {
     /// Scheduled backups kept in --backup-dir; the oldest are deleted [default: 48].
     #[arg(long, env = "CASCADE_BACKUP_KEEP")]
     pub backup_keep: Option<usize>,
+    /// Let webhook endpoints be on private and loopback addresses (a trusted network,
+    /// tests); by default they are refused (SSRF).
+    #[arg(long, env = "CASCADE_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Delay before a failed webhook's first retry, milliseconds (doubling, up to an
+    /// hour, for a day) [default: 5000].
+    #[arg(long, env = "CASCADE_WEBHOOK_RETRY_BASE_MS")]
+    pub webhook_retry_base_ms: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Who may publish and watch: `accounts` (channels' stream keys, the default),
@@ -432,6 +440,9 @@ pub struct FileConfig {
     backup_dir: Option<PathBuf>,
     backup_every: Option<String>,
     backup_keep: Option<usize>,
+    #[serde(default)]
+    webhooks_allow_private: bool,
+    webhook_retry_base_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -459,6 +470,7 @@ pub struct Settings {
     pub turn: Option<signaling::Turn>,
     pub cors_origins: Vec<String>,
     pub nats_url: Option<String>,
+    pub webhooks: control_plane::webhooks::Settings,
     pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -708,6 +720,17 @@ impl ServeArgs {
             turn,
             cors_origins,
             nats_url: self.nats_url.or(file.nats_url),
+            webhooks: control_plane::webhooks::Settings {
+                allow_private: self.webhooks_allow_private || file.webhooks_allow_private,
+                retry: control_plane::webhooks::RetryPolicy {
+                    base_ms: self
+                        .webhook_retry_base_ms
+                        .or(file.webhook_retry_base_ms)
+                        .map_or(5_000, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             tls,
         })
     }

@@ -7,6 +7,7 @@ mod follow;
 mod gatekeeper;
 mod ops;
 mod simulate;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -302,6 +303,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
                 nats_url: settings.nats_url.clone(),
+                webhooks: settings.webhooks.clone(),
                 cluster: true,
                 cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
                 ..Default::default()
@@ -356,6 +358,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 cors_origins: settings.cors_origins.clone(),
                 secret_key: settings.secret_key.clone(),
                 nats_url: settings.nats_url.clone(),
+                webhooks: settings.webhooks.clone(),
                 chat_per_address: settings.node.max_per_address,
                 // The all-in-one can hold a small cluster's registry (its own node serves
                 // WHEP, so no redirect).
@@ -414,6 +417,10 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
             _ => follow::in_process(control.clone(), state.clone()),
+        }
+        if settings.auth != AuthMode::Tokens {
+            // Stream started/ended and viewer milestones for this node's publishers.
+            webhooks::watch_streams(node.clone(), control.clone());
         }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await

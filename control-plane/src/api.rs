@@ -17,7 +17,8 @@ use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
-use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
+use crate::webhooks::http as webhooks;
+use crate::{accounts, admin, apikeys, channels, keys, revocation, ControlPlane};
 
 /// The request id every response carries (set at the process's HTTP edge): a browser may
 /// send one and read it.
@@ -74,6 +75,17 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (cak_…) with the scope the endpoint needs (docs/WEBHOOKS.md)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "cluster_token",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -110,6 +122,9 @@ impl Modify for Security {
         polls::list, polls::create, polls::vote, polls::close,
         questions::list, questions::ask, questions::upvote, questions::edit,
         surveys::list, surveys::create, surveys::respond, surveys::close, surveys::results,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::edit, webhooks::delete,
+        webhooks::rotate, webhooks::deliveries, webhooks::redeliver, webhooks::test,
+        apikeys::http::create, apikeys::http::list, apikeys::http::revoke,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -250,6 +265,30 @@ fn interaction_routes() -> Router<ControlPlane> {
         )
 }
 
+/// Webhook endpoints and API keys.
+fn integration_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::edit)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/events/{event_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/api-keys",
+            get(apikeys::http::list).post(apikeys::http::create),
+        )
+        .route("/api-keys/{id}", delete(apikeys::http::revoke))
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -299,6 +338,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/admin/bans", post(moderation::global_ban))
         .route("/admin/bans/{username}", delete(moderation::global_unban))
         .merge(interaction_routes())
+        .merge(integration_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

@@ -59,6 +59,9 @@ pub enum DbError {
     /// The chat bus (NATS) could not be reached.
     #[error("{0}")]
     Bus(String),
+    /// The webhooks' HTTP client could not be made.
+    #[error("{0}")]
+    Webhooks(String),
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -27,6 +27,9 @@ pub enum Error {
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// An API key may not make this request (403 with a `code`).
+    #[error("{0}")]
+    KeyScope(crate::apikeys::KeyRefusal),
     /// No such resource (or not visible to the caller).
     #[error("not found")]
     NotFound,
@@ -65,6 +68,9 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
+    /// A stable machine-readable reason, where there is one (e.g. `insufficient_scope`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// The content type of every error body.
@@ -78,7 +84,7 @@ impl Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::KeyScope(_) => StatusCode::FORBIDDEN,
             Error::NotFound | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -93,11 +99,17 @@ impl Error {
 
 /// A problem response for a status with a detail (also used by the fallback routes).
 pub fn problem(status: StatusCode, detail: String) -> Response {
+    problem_with_code(status, detail, None)
+}
+
+/// A problem response with a machine-readable `code`.
+pub fn problem_with_code(status: StatusCode, detail: String, code: Option<&str>) -> Response {
     let body = Problem {
         kind: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").into(),
         status: status.as_u16(),
         detail,
+        code: code.map(str::to_owned),
     };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
@@ -115,7 +127,11 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let mut resp = problem(status, detail);
+        let code = match &self {
+            Error::KeyScope(r) => Some(r.code()),
+            _ => None,
+        };
+        let mut resp = problem_with_code(status, detail, code);
         let h = resp.headers_mut();
         match self {
             Error::RateLimited(secs) | Error::Busy(_, secs) => {
@@ -129,6 +145,16 @@ impl IntoResponse for Error {
             }
             Error::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::KeyScope(crate::apikeys::KeyRefusal::MissingScope(scope)) => {
+                // RFC 6750's answer to a token without the scope a resource needs.
+                let v = format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                    scope.as_str()
+                );
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             _ => {}
         }

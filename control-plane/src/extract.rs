@@ -1,12 +1,14 @@
 //! Request extractors: JSON bodies and paths with problem+json errors, the caller's
-//! address, and the signed-in user behind an access token.
+//! address, and the signed-in user behind an access token or an API key (whose scopes
+//! and channel are enforced here, once, for every route).
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
 
+use crate::apikeys::{self, KeyGrant, KeyRefusal};
 use crate::model::{Role, UserRow, USER_COLUMNS};
 use crate::tokens::{TokenError, TokenKind};
 use crate::{ControlPlane, Error};
@@ -52,10 +54,11 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The signed-in user. Every request re-reads the user, so a suspension or "sign out
-/// everywhere" takes effect at once, not when the access token expires.
+/// The signed-in user, and the API key it came with, if any. Every request re-reads the
+/// user, so a suspension or "sign out everywhere" takes effect at once, not when the
+/// access token expires.
 #[derive(Debug, Clone)]
-pub(crate) struct Caller(pub UserRow);
+pub(crate) struct Caller(pub UserRow, pub Option<KeyGrant>);
 
 impl Caller {
     pub(crate) fn require(&self, role: Role) -> Result<(), Error> {
@@ -65,6 +68,63 @@ impl Caller {
             Err(Error::Forbidden("this needs a different role"))
         }
     }
+
+    /// Refuses a channel-bound API key acting on another channel (`None`: every
+    /// channel). Access tokens and unbound keys pass.
+    pub(crate) fn key_channel_allows(&self, channel_id: Option<&str>) -> Result<(), Error> {
+        match self.1.as_ref().and_then(|k| k.channel.as_ref()) {
+            Some((bound, _)) if Some(bound.as_str()) != channel_id => {
+                Err(Error::KeyScope(KeyRefusal::OtherChannel))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Checks an API key's scopes and channel against the route being called.
+async fn key_allows<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    key: &KeyGrant,
+) -> Result<(), Error> {
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let needed = apikeys::scope::required(&parts.method, &route)
+        .ok_or(Error::KeyScope(KeyRefusal::NotForKeys))?;
+    if !needed.iter().any(|s| key.scopes.contains(s)) {
+        return Err(Error::KeyScope(KeyRefusal::MissingScope(needed[0])));
+    }
+    if let Some((_, bound_slug)) = &key.channel {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::BadRequest(e.body_text()))?;
+        if let Some((_, slug)) = params.iter().find(|(name, _)| *name == "slug") {
+            if slug != bound_slug {
+                return Err(Error::KeyScope(KeyRefusal::OtherChannel));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The caller behind a bearer credential: an access token, or an API key allowed on
+/// this route.
+async fn authenticate(parts: &mut Parts, cp: &ControlPlane, bearer: &str) -> Result<Caller, Error> {
+    if !apikeys::is_api_key(bearer) {
+        return caller(cp, bearer).await;
+    }
+    let (user_id, grant) = apikeys::verify(cp, bearer).await?;
+    let user = crate::accounts::user_by_id(cp, &user_id)
+        .await?
+        .ok_or(Error::Unauthorized("invalid or revoked API key"))?;
+    if user.suspended() {
+        return Err(Error::Forbidden("account suspended"));
+    }
+    key_allows(parts, cp, &grant).await?;
+    Ok(Caller(user, Some(grant)))
 }
 
 pub(crate) async fn caller(cp: &ControlPlane, token: &str) -> Result<Caller, Error> {
@@ -89,14 +149,16 @@ pub(crate) async fn caller(cp: &ControlPlane, token: &str) -> Result<Caller, Err
     if user.suspended() {
         return Err(Error::Forbidden("account suspended"));
     }
-    Ok(Caller(user))
+    Ok(Caller(user, None))
 }
 
 impl FromRequestParts<ControlPlane> for Caller {
     type Rejection = Error;
     async fn from_request_parts(parts: &mut Parts, cp: &ControlPlane) -> Result<Self, Error> {
-        let token = bearer(parts).ok_or(Error::Unauthorized("sign in first"))?;
-        caller(cp, token).await
+        let token = bearer(parts)
+            .ok_or(Error::Unauthorized("sign in first"))?
+            .to_owned();
+        authenticate(parts, cp, &token).await
     }
 }
 
@@ -107,9 +169,9 @@ pub(crate) struct MaybeCaller(pub Option<Caller>);
 impl FromRequestParts<ControlPlane> for MaybeCaller {
     type Rejection = Error;
     async fn from_request_parts(parts: &mut Parts, cp: &ControlPlane) -> Result<Self, Error> {
-        match bearer(parts) {
+        match bearer(parts).map(str::to_owned) {
             None => Ok(MaybeCaller(None)),
-            Some(token) => Ok(MaybeCaller(Some(caller(cp, token).await?))),
+            Some(token) => Ok(MaybeCaller(Some(authenticate(parts, cp, &token).await?))),
         }
     }
 }

@@ -182,7 +182,7 @@ impl ControlPlane {
         let user = user
             .filter(|u| !u.suspended() && u.session_version == claims.sv)
             .ok_or(Refusal::Unauthenticated)?;
-        let caller = Caller(user);
+        let caller = Caller(user, None);
         if !may_watch(self, &channel, Some(&caller))
             .await
             .map_err(|_| Refusal::Unavailable)?

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod apikeys;
 pub mod audit;
 pub mod backups;
 pub mod channels;
@@ -28,6 +29,7 @@ pub mod model;
 pub mod password;
 pub mod revocation;
 pub mod tokens;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -66,6 +68,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Chat WebSockets open at once from one client address (0: no cap).
     pub chat_per_address: usize,
+    /// Outbound webhooks: private addresses, retries, timeouts, concurrency.
+    pub webhooks: webhooks::Settings,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             cluster_tuning: cluster::Tuning::default(),
             nats_url: None,
             chat_per_address: 100,
+            webhooks: webhooks::Settings::default(),
         }
     }
 }
@@ -98,6 +103,7 @@ struct Inner {
     cluster: cluster::registry::ViewCache,
     chat: chat::Chat,
     metrics: metrics::ApiMetrics,
+    webhooks: Arc<webhooks::Webhooks>,
     /// Keys of announcements already scheduled (poll results), so a burst is one.
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -123,6 +129,9 @@ impl ControlPlane {
         let chat = chat::Chat::connect(config.nats_url.as_deref())
             .await
             .map_err(|e| DbError::Bus(e.to_string()))?;
+        let webhooks =
+            webhooks::Webhooks::start(db.clone(), secret.clone(), config.webhooks.clone())
+                .map_err(DbError::Webhooks)?;
         let cp = ControlPlane(Arc::new(Inner {
             db,
             signer,
@@ -134,6 +143,7 @@ impl ControlPlane {
             cluster: cluster::registry::ViewCache::new(),
             chat,
             metrics: metrics::ApiMetrics::new(),
+            webhooks,
             pending: Default::default(),
         }));
         // Ping the database every 5 s for `cascade_db_up`; ends with the control plane.
@@ -220,6 +230,11 @@ impl ControlPlane {
     /// Chat and the rooms' live delivery.
     pub fn chat(&self) -> &chat::Chat {
         &self.0.chat
+    }
+
+    /// Outbound webhooks: [`webhooks::Webhooks::emit`] an event, feed the node's streams.
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.0.webhooks
     }
 
     /// Marks `key` scheduled; false when it already was.

@@ -214,6 +214,18 @@ pub(crate) async fn report(
     .bind(r.created_at)
     .execute(cp.pool())
     .await?;
+    cp.webhooks()
+        .emit(
+            Some(room.id()),
+            crate::webhooks::Event::ChatMessageReported {
+                channel: slug.clone(),
+                report_id: r.id.clone(),
+                message_id: id,
+                reporter: r.reporter.clone(),
+                reason: r.reason.clone(),
+            },
+        )
+        .await;
     Ok((StatusCode::CREATED, axum::Json(r)))
 }
 

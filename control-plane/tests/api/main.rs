@@ -2,6 +2,7 @@
 //! and their failures.
 
 mod accounts;
+mod apikeys;
 mod channels;
 mod chat;
 mod chat_live;
@@ -9,4 +10,6 @@ mod cluster;
 mod hardening;
 mod harness;
 mod interact;
+mod receiver;
 mod security;
+mod webhooks;

@@ -1,0 +1,39 @@
+//! Where the node's streams meet the control plane's webhooks: once a second, every
+//! stream with a publisher on this node (listed or not) and its state go to
+//! `Webhooks::observe_streams`, which emits `stream.started`, `stream.ended` and
+//! `viewers.milestone`. A sample, not a hook in the media path: the workers never wait
+//! on it, and a publisher that comes and goes within a second may be missed.
+
+use std::time::Duration;
+
+use control_plane::webhooks::StreamSample;
+use control_plane::ControlPlane;
+use sfu::directory::Ingest;
+
+/// How often the node's streams are sampled.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the sampler; it runs as long as the process.
+pub fn watch_streams(node: sfu::Node, control: ControlPlane) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let samples: Vec<StreamSample> = node
+                .carried()
+                .into_iter()
+                .filter(|(_, ingest)| *ingest != Ingest::Relayed)
+                .filter_map(|(stream, _)| {
+                    let status = node.watch(&stream)?.borrow().clone();
+                    Some(StreamSample {
+                        stream,
+                        active: status.active,
+                        viewers: status.viewers,
+                    })
+                })
+                .collect();
+            control.webhooks().observe_streams(&samples).await;
+        }
+    });
+}
