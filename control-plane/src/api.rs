@@ -17,6 +17,7 @@ use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
+use crate::money::{reports, subscriptions, tiers, tips, webhook};
 use crate::{accounts, admin, channels, keys, revocation, ControlPlane};
 
 /// The request id every response carries (set at the process's HTTP edge): a browser may
@@ -110,6 +111,10 @@ impl Modify for Security {
         polls::list, polls::create, polls::vote, polls::close,
         questions::list, questions::ask, questions::upvote, questions::edit,
         surveys::list, surveys::create, surveys::respond, surveys::close, surveys::results,
+        tiers::create, tiers::list, tiers::edit, tiers::retire, tiers::paywall,
+        tiers::set_paywall, subscriptions::subscribe, subscriptions::mine,
+        subscriptions::cancel, tips::tip, reports::balance, reports::payout,
+        reports::statement, reports::report, webhook::stripe,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -250,6 +255,39 @@ fn interaction_routes() -> Router<ControlPlane> {
         )
 }
 
+/// Tiers, paywall, subscriptions, tips, balances and reports; the gateway's webhook
+/// (its own body limit: events are larger than API requests).
+fn money_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route(
+            "/channels/{slug}/tiers",
+            get(tiers::list).post(tiers::create),
+        )
+        .route(
+            "/channels/{slug}/tiers/{id}",
+            axum::routing::patch(tiers::edit).delete(tiers::retire),
+        )
+        .route(
+            "/channels/{slug}/tiers/{id}/subscribe",
+            post(subscriptions::subscribe),
+        )
+        .route(
+            "/channels/{slug}/paywall",
+            get(tiers::paywall).put(tiers::set_paywall),
+        )
+        .route("/channels/{slug}/tips", post(tips::tip))
+        .route("/channels/{slug}/balance", get(reports::balance))
+        .route("/channels/{slug}/payouts", post(reports::payout))
+        .route("/channels/{slug}/payouts.csv", get(reports::statement))
+        .route("/admin/payouts.csv", get(reports::report))
+        .route("/me/subscriptions", get(subscriptions::mine))
+        .route("/me/subscriptions/{id}", delete(subscriptions::cancel))
+        .route(
+            "/payments/stripe/webhook",
+            post(webhook::stripe).layer(DefaultBodyLimit::max(webhook::MAX_EVENT)),
+        )
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -299,6 +337,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/admin/bans", post(moderation::global_ban))
         .route("/admin/bans/{username}", delete(moderation::global_unban))
         .merge(interaction_routes())
+        .merge(money_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

@@ -24,6 +24,7 @@ pub mod keystore;
 pub mod limits;
 mod metrics;
 pub mod model;
+pub mod money;
 pub mod password;
 pub mod revocation;
 pub mod tokens;
@@ -65,6 +66,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Chat WebSockets open at once from one client address (0: no cap).
     pub chat_per_address: usize,
+    /// The payment gateway and the platform's fee.
+    pub money: money::Settings,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             cluster_tuning: cluster::Tuning::default(),
             nats_url: None,
             chat_per_address: 100,
+            money: money::Settings::default(),
         }
     }
 }
