@@ -9,4 +9,5 @@ mod cluster;
 mod hardening;
 mod harness;
 mod interact;
+mod money;
 mod security;
