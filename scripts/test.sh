@@ -87,6 +87,20 @@ else
   echo "##########################################################"
 fi
 
+step "localstripe"
+# Payments are tested against localstripe (PyPI: a stateful fake Stripe that signs its
+# webhooks); each test starts its own on a free port. Installed here when missing.
+if ! command -v localstripe >/dev/null; then
+  python3 -m pip install -q localstripe >/dev/null 2>&1 || true
+fi
+if command -v localstripe >/dev/null; then
+  echo "localstripe $(python3 -m pip show localstripe 2>/dev/null | sed -n 's/^Version: //p'): payment tests run on it"
+else
+  echo "####################################################################"
+  echo "## SKIPPED: payment tests (localstripe could not be installed)     ##"
+  echo "####################################################################"
+fi
+
 step "Rust tests (unit, integration with a real node over loopback UDP)"
 cargo test --workspace --locked
 

@@ -165,6 +165,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CASCADE_WEBHOOK_RETRY_BASE_MS")]
     pub webhook_retry_base_ms: Option<u64>,
     #[command(flatten)]
+    pub money: MoneyArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
     /// Who may publish and watch: `accounts` (channels' stream keys, the default),
     /// `open` (anyone: demos and tests), `keys` (the --publish-key list; implied by it),
@@ -223,6 +225,80 @@ fn parse_parent(s: &str) -> Result<(String, SocketAddr), String> {
         .parse()
         .map_err(|e| format!("{addr:?} is not an address: {e}"))?;
     Ok((name.to_owned(), addr))
+}
+
+/// Payments: the gateway (Stripe) and the platform's fee.
+#[derive(Debug, Args, Default, Clone)]
+pub struct MoneyArgs {
+    /// The platform's fee, percent of every payment (0 to 100) [default: 10].
+    #[arg(long, env = "CASCADE_PLATFORM_FEE_PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub platform_fee_percent: Option<u8>,
+    /// A file holding the Stripe secret key (`sk_…`) [default: CASCADE_STRIPE_SECRET_KEY;
+    /// neither: no payments].
+    #[arg(long, env = "CASCADE_STRIPE_SECRET_KEY_FILE")]
+    pub stripe_secret_key_file: Option<PathBuf>,
+    /// A file holding the webhook endpoint's signing secret (`whsec_…`) [default:
+    /// CASCADE_STRIPE_WEBHOOK_SECRET].
+    #[arg(long, env = "CASCADE_STRIPE_WEBHOOK_SECRET_FILE")]
+    pub stripe_webhook_secret_file: Option<PathBuf>,
+    /// Stripe's API base URL (a localstripe for tests) [default: https://api.stripe.com].
+    #[arg(long, env = "CASCADE_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+}
+
+/// A secret from a file, else from an environment variable (never a flag: a flag shows in
+/// `ps`).
+fn secret(file: Option<&PathBuf>, env: &str) -> Result<Option<String>, String> {
+    let value = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
+        ),
+        None => std::env::var(env).ok(),
+    };
+    Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+}
+
+impl MoneyArgs {
+    /// The control plane's money settings: Stripe when a secret key is given (it then
+    /// needs the webhook secret too).
+    pub fn resolve(&self) -> Result<control_plane::money::Settings, String> {
+        let mut money = control_plane::money::Settings::default();
+        if let Some(p) = self.platform_fee_percent {
+            money.fee_percent = p;
+        }
+        let key = secret(
+            self.stripe_secret_key_file.as_ref(),
+            "CASCADE_STRIPE_SECRET_KEY",
+        )?;
+        let webhook = secret(
+            self.stripe_webhook_secret_file.as_ref(),
+            "CASCADE_STRIPE_WEBHOOK_SECRET",
+        )?;
+        match (key, webhook) {
+            (None, None) => {}
+            (Some(key), Some(webhook)) => {
+                let base = self
+                    .stripe_api_base
+                    .as_deref()
+                    .unwrap_or(control_plane::money::stripe::DEFAULT_BASE);
+                let stripe = control_plane::money::stripe::Stripe::new(base, &key, &webhook)
+                    .map_err(|e| e.to_string())?;
+                money.gateway = Some(std::sync::Arc::new(stripe));
+            }
+            (Some(_), None) => {
+                return Err("the Stripe secret key needs the webhook secret too \
+                     (--stripe-webhook-secret-file or CASCADE_STRIPE_WEBHOOK_SECRET)"
+                    .into())
+            }
+            (None, Some(_)) => {
+                return Err("the Stripe webhook secret needs the secret key too \
+                     (--stripe-secret-key-file or CASCADE_STRIPE_SECRET_KEY)"
+                    .into())
+            }
+        }
+        Ok(money)
+    }
 }
 
 /// Where the control plane keeps its data (also used by `backup` and `restore`).
@@ -471,6 +547,7 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub nats_url: Option<String>,
     pub webhooks: control_plane::webhooks::Settings,
+    pub money: control_plane::money::Settings,
     pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -731,6 +808,7 @@ impl ServeArgs {
                 },
                 ..Default::default()
             },
+            money: self.money.resolve()?,
             tls,
         })
     }

@@ -28,6 +28,7 @@ fn answer(r: Result<control_plane::gate::Grant, Refusal>) -> Result<Grant, Denie
         Err(Refusal::Unauthenticated) => Err(Denied::Unauthenticated),
         Err(Refusal::Forbidden) => Err(Denied::Forbidden),
         Err(Refusal::NotFound) => Err(Denied::NotFound),
+        Err(Refusal::SubscriptionRequired) => Err(Denied::SubscriptionRequired),
         Err(Refusal::Unavailable) => Err(Denied::Unavailable),
     }
 }

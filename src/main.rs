@@ -304,6 +304,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
                 secret_key: settings.secret_key.clone(),
                 nats_url: settings.nats_url.clone(),
                 webhooks: settings.webhooks.clone(),
+                money: settings.money.clone(),
                 cluster: true,
                 cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
                 ..Default::default()
@@ -359,6 +360,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 secret_key: settings.secret_key.clone(),
                 nats_url: settings.nats_url.clone(),
                 webhooks: settings.webhooks.clone(),
+                money: settings.money.clone(),
                 chat_per_address: settings.node.max_per_address,
                 // The all-in-one can hold a small cluster's registry (its own node serves
                 // WHEP, so no redirect).

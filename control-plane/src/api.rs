@@ -17,6 +17,7 @@ use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
+use crate::money::{reports, subscriptions, tiers, tips, webhook};
 use crate::webhooks::http as webhooks;
 use crate::{accounts, admin, apikeys, channels, keys, revocation, ControlPlane};
 
@@ -125,6 +126,10 @@ impl Modify for Security {
         webhooks::create, webhooks::list, webhooks::get, webhooks::edit, webhooks::delete,
         webhooks::rotate, webhooks::deliveries, webhooks::redeliver, webhooks::test,
         apikeys::http::create, apikeys::http::list, apikeys::http::revoke,
+        tiers::create, tiers::list, tiers::edit, tiers::retire, tiers::paywall,
+        tiers::set_paywall, subscriptions::subscribe, subscriptions::mine,
+        subscriptions::cancel, tips::tip, reports::balance, reports::payout,
+        reports::statement, reports::report, webhook::stripe,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -289,6 +294,39 @@ fn integration_routes() -> Router<ControlPlane> {
         .route("/api-keys/{id}", delete(apikeys::http::revoke))
 }
 
+/// Tiers, paywall, subscriptions, tips, balances and reports; the gateway's webhook
+/// (its own body limit: events are larger than API requests).
+fn money_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route(
+            "/channels/{slug}/tiers",
+            get(tiers::list).post(tiers::create),
+        )
+        .route(
+            "/channels/{slug}/tiers/{id}",
+            axum::routing::patch(tiers::edit).delete(tiers::retire),
+        )
+        .route(
+            "/channels/{slug}/tiers/{id}/subscribe",
+            post(subscriptions::subscribe),
+        )
+        .route(
+            "/channels/{slug}/paywall",
+            get(tiers::paywall).put(tiers::set_paywall),
+        )
+        .route("/channels/{slug}/tips", post(tips::tip))
+        .route("/channels/{slug}/balance", get(reports::balance))
+        .route("/channels/{slug}/payouts", post(reports::payout))
+        .route("/channels/{slug}/payouts.csv", get(reports::statement))
+        .route("/admin/payouts.csv", get(reports::report))
+        .route("/me/subscriptions", get(subscriptions::mine))
+        .route("/me/subscriptions/{id}", delete(subscriptions::cancel))
+        .route(
+            "/payments/stripe/webhook",
+            post(webhook::stripe).layer(DefaultBodyLimit::max(webhook::MAX_EVENT)),
+        )
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -339,6 +377,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .route("/admin/bans/{username}", delete(moderation::global_unban))
         .merge(interaction_routes())
         .merge(integration_routes())
+        .merge(money_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

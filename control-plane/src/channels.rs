@@ -496,6 +496,12 @@ pub(crate) async fn viewer_token(
             return Err(crate::chat::Refusal::new(crate::chat::Code::Banned, why).into());
         }
     }
+    // A media node elsewhere trusts this token alone: a paywalled channel's is for
+    // subscribers (and the owner and admins).
+    let viewer = caller.0.as_ref().map(|c| &c.0);
+    if crate::money::access::refuses(&cp, &ch.id, &ch.owner_id, viewer).await? {
+        return Err(Error::SubscriptionRequired);
+    }
     let (sub, sv) = caller
         .0
         .as_ref()

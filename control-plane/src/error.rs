@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::money::gateway::GatewayError;
+
 /// Everything an `/api/v1` request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +50,13 @@ pub enum Error {
     /// A chat or interaction rule refused it; the status follows the refusal's code.
     #[error(transparent)]
     Refused(#[from] crate::chat::Refusal),
+    /// The stream is for a channel's subscribers and the viewer has no active
+    /// subscription (403, code `subscription_required`).
+    #[error("this stream is for subscribers: subscribe to one of the channel's tiers to watch")]
+    SubscriptionRequired,
+    /// The payment gateway refused (402: a declined card) or is unavailable (503).
+    #[error(transparent)]
+    Gateway(#[from] crate::money::gateway::GatewayError),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -68,7 +77,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
-    /// A stable machine-readable reason, where there is one (e.g. `insufficient_scope`).
+    /// A stable, machine-readable reason where clients act on it (`subscription_required`,
+    /// chat refusals' codes, `payment_refused`, API keys' `insufficient_scope`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
@@ -92,24 +102,43 @@ impl Error {
             Error::Refused(r) => {
                 StatusCode::from_u16(r.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::SubscriptionRequired => StatusCode::FORBIDDEN,
+            Error::Gateway(GatewayError::Refused(_)) => StatusCode::PAYMENT_REQUIRED,
+            Error::Gateway(GatewayError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Db(_) | Error::Internal(_) | Error::Gateway(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The problem's `code`, where clients act on it.
+    fn code(&self) -> Option<String> {
+        match self {
+            Error::SubscriptionRequired => Some("subscription_required".into()),
+            Error::KeyScope(r) => Some(r.code().into()),
+            Error::Gateway(GatewayError::Refused(_)) => Some("payment_refused".into()),
+            Error::Gateway(GatewayError::Unavailable(_)) => Some("gateway_unavailable".into()),
+            Error::Refused(r) => serde_json::to_value(r.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            _ => None,
         }
     }
 }
 
 /// A problem response for a status with a detail (also used by the fallback routes).
 pub fn problem(status: StatusCode, detail: String) -> Response {
-    problem_with_code(status, detail, None)
+    coded_problem(status, detail, None)
 }
 
 /// A problem response with a machine-readable `code`.
-pub fn problem_with_code(status: StatusCode, detail: String, code: Option<&str>) -> Response {
+pub fn coded_problem(status: StatusCode, detail: String, code: Option<String>) -> Response {
     let body = Problem {
         kind: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").into(),
         status: status.as_u16(),
         detail,
-        code: code.map(str::to_owned),
+        code,
     };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
@@ -120,18 +149,17 @@ pub fn problem_with_code(status: StatusCode, detail: String, code: Option<&str>)
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if matches!(self, Error::Db(_) | Error::Internal(_)) {
+        let detail = if let Error::Gateway(GatewayError::Unavailable(e)) = &self {
+            tracing::warn!("payment gateway: {e}");
+            "the payment gateway is unavailable, retry shortly".to_string()
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR {
             // The cause is logged for the operator and never returned.
             tracing::error!("api request failed: {self}");
             "internal error".to_string()
         } else {
             self.to_string()
         };
-        let code = match &self {
-            Error::KeyScope(r) => Some(r.code()),
-            _ => None,
-        };
-        let mut resp = problem_with_code(status, detail, code);
+        let mut resp = coded_problem(status, detail, self.code());
         let h = resp.headers_mut();
         match self {
             Error::RateLimited(secs) | Error::Busy(_, secs) => {
@@ -142,6 +170,9 @@ impl IntoResponse for Error {
                 ..
             }) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Error::Gateway(GatewayError::Unavailable(_)) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(5));
             }
             Error::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

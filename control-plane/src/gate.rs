@@ -34,6 +34,9 @@ pub enum Refusal {
     Forbidden,
     /// No such channel.
     NotFound,
+    /// The stream is for the channel's subscribers and the viewer has no active
+    /// subscription (or is anonymous).
+    SubscriptionRequired,
     /// The database could not answer.
     Unavailable,
 }
@@ -157,6 +160,14 @@ impl ControlPlane {
             if let Some(c) = &claims {
                 self.refuse_watch_banned(&channel.id, &c.sub).await?;
             }
+            let viewer = match &claims {
+                Some(c) => user_by_id(self, &c.sub)
+                    .await
+                    .map_err(|_| Refusal::Unavailable)?
+                    .filter(|u| !u.suspended() && u.session_version == c.sv),
+                None => None,
+            };
+            self.refuse_unentitled(&channel, viewer.as_ref()).await?;
             return Ok(Grant {
                 tags: claims
                     .as_ref()
@@ -190,11 +201,25 @@ impl ControlPlane {
             return Err(Refusal::Unauthenticated);
         }
         self.refuse_watch_banned(&channel.id, &caller.0.id).await?;
+        self.refuse_unentitled(&channel, Some(&caller.0)).await?;
         Ok(Grant {
             tags: token_tags(&claims),
             listed: false,
             identified: true,
         })
+    }
+
+    /// A paywalled channel (or stream) admits its owner, admins and subscribers.
+    async fn refuse_unentitled(
+        &self,
+        channel: &crate::channels::ChannelRow,
+        viewer: Option<&crate::model::UserRow>,
+    ) -> Result<(), Refusal> {
+        match crate::money::access::refuses(self, &channel.id, &channel.owner_id, viewer).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Refusal::SubscriptionRequired),
+            Err(_) => Err(Refusal::Unavailable),
+        }
     }
 
     async fn refuse_watch_banned(&self, channel_id: &str, user_id: &str) -> Result<(), Refusal> {

@@ -26,6 +26,7 @@ pub mod keystore;
 pub mod limits;
 mod metrics;
 pub mod model;
+pub mod money;
 pub mod password;
 pub mod revocation;
 pub mod tokens;
@@ -70,6 +71,8 @@ pub struct Config {
     pub chat_per_address: usize,
     /// Outbound webhooks: private addresses, retries, timeouts, concurrency.
     pub webhooks: webhooks::Settings,
+    /// The payment gateway and the platform's fee.
+    pub money: money::Settings,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             nats_url: None,
             chat_per_address: 100,
             webhooks: webhooks::Settings::default(),
+            money: money::Settings::default(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum Denied {
     Forbidden,
     /// No such stream may exist (e.g. no channel of that name): 404.
     NotFound,
+    /// The stream is for the channel's subscribers: 403 with the code
+    /// `subscription_required`.
+    SubscriptionRequired,
     /// The authority could not be asked (database down): 503.
     Unavailable,
 }

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Unknown resource.
     #[error("not found")]
     NotFound,
+    /// A subscribers-only stream and a viewer without an active subscription.
+    #[error("this stream is for subscribers: subscribe to one of the channel's tiers to watch")]
+    SubscriptionRequired,
     /// A service this request needs (the accounts database) did not answer.
     #[error("authorization is unavailable, retry shortly")]
     Unavailable,
@@ -54,7 +57,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::SubscriptionRequired => StatusCode::FORBIDDEN,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -65,6 +68,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::SubscriptionRequired = self {
+            // A typed refusal a player acts on (offer the channel's tiers): a problem
+            // document with a code, as the control plane's API answers.
+            let body = serde_json::json!({
+                "type": "about:blank",
+                "title": "Forbidden",
+                "status": 403,
+                "detail": self.to_string(),
+                "code": "subscription_required",
+            });
+            let mut resp = (status, body.to_string()).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+            return resp;
+        }
         let body = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             // Internal detail is logged, never returned.
             tracing::error!("request failed: {self}");

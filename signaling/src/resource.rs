@@ -160,6 +160,7 @@ async fn create(
             Denied::Unauthenticated => ApiError::Unauthorized,
             Denied::Forbidden => ApiError::Forbidden,
             Denied::NotFound => ApiError::NotFound,
+            Denied::SubscriptionRequired => ApiError::SubscriptionRequired,
             Denied::Unavailable => ApiError::Unavailable,
         })?;
     let chat = st

@@ -112,6 +112,11 @@ pub enum Event {
         /// Its state.
         survey: Survey,
     },
+    /// A tip's payment succeeded: the on-stream alert.
+    Tip {
+        /// It.
+        tip: crate::money::tips::Tip,
+    },
 }
 
 impl Event {

@@ -45,6 +45,7 @@ fn refused(want: Want, r: Refusal) -> Error {
         Refusal::Unauthenticated => Error::Unauthorized("a viewer token is required"),
         Refusal::Forbidden => Error::Forbidden("this token is not for this stream"),
         Refusal::NotFound => Error::NotFound,
+        Refusal::SubscriptionRequired => Error::SubscriptionRequired,
         Refusal::Unavailable => Error::Busy("the database is unavailable", 2),
     }
 }

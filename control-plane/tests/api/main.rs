@@ -10,6 +10,7 @@ mod cluster;
 mod hardening;
 mod harness;
 mod interact;
+mod money;
 mod receiver;
 mod security;
 mod webhooks;

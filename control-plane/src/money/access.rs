@@ -1,0 +1,138 @@
+//! Who may watch a paywalled channel: subscriptions' states as the gateway's events set
+//! them, entitlements, and the paywall itself (a channel always, or its current stream
+//! until a time).
+
+use super::gateway::{supersedes, SubStatus};
+use crate::db::now_ms;
+use crate::ControlPlane;
+
+/// Sets a subscription's state from a report made at `at` (Unix seconds) when it is
+/// newer than what is held ([`supersedes`]): duplicated and out-of-order events change
+/// nothing. Returns the subscription's (channel, user) when it changed.
+pub async fn report(
+    cp: &ControlPlane,
+    gateway_subscription: &str,
+    status: SubStatus,
+    at: i64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    // Compare-and-set, retried when another report lands in between.
+    for _ in 0..5 {
+        let row: Option<(String, i64, String, String)> = sqlx::query_as(
+            "SELECT status, status_at, channel_id, user_id FROM subscriptions \
+             WHERE gateway_subscription = $1",
+        )
+        .bind(gateway_subscription)
+        .fetch_optional(cp.pool())
+        .await?;
+        let Some((old, old_at, channel, user)) = row else {
+            // Not one of ours (made elsewhere on the same account).
+            return Ok(None);
+        };
+        let old_status = SubStatus::parse(&old).unwrap_or(SubStatus::Incomplete);
+        if !supersedes(old_status, old_at, status, at) {
+            return Ok(None);
+        }
+        let done = sqlx::query(
+            "UPDATE subscriptions SET status = $1, status_at = $2, updated_at = $3 \
+             WHERE gateway_subscription = $4 AND status = $5 AND status_at = $6",
+        )
+        .bind(status.as_str())
+        .bind(at)
+        .bind(now_ms())
+        .bind(gateway_subscription)
+        .bind(&old)
+        .bind(old_at)
+        .execute(cp.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(Some((channel, user)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `user_id` holds a subscription to the channel that entitles them now.
+pub async fn entitled(
+    cp: &ControlPlane,
+    channel_id: &str,
+    user_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM subscriptions WHERE channel_id = $1 AND user_id = $2 \
+         AND status IN ('active', 'trialing') LIMIT 1",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .fetch_optional(cp.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+/// A channel's paywall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Paywall {
+    /// Every stream is for subscribers.
+    pub subscribers_only: bool,
+    /// The current stream is for subscribers until then (Unix ms).
+    pub stream_until: Option<i64>,
+}
+
+impl Paywall {
+    /// Whether it holds at `now` (Unix ms).
+    pub fn closed(&self, now: i64) -> bool {
+        self.subscribers_only || self.stream_until.is_some_and(|t| t > now)
+    }
+}
+
+/// The channel's paywall (none: open).
+pub async fn paywall(cp: &ControlPlane, channel_id: &str) -> Result<Paywall, sqlx::Error> {
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT subscribers_only, stream_until FROM channel_paywalls WHERE channel_id = $1",
+    )
+    .bind(channel_id)
+    .fetch_optional(cp.pool())
+    .await?;
+    Ok(row.map_or_else(Paywall::default, |(s, u)| Paywall {
+        subscribers_only: s != 0,
+        stream_until: u,
+    }))
+}
+
+/// Sets the channel's paywall.
+pub(crate) async fn set_paywall(
+    cp: &ControlPlane,
+    channel_id: &str,
+    p: Paywall,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO channel_paywalls (channel_id, subscribers_only, stream_until, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id) DO UPDATE SET \
+         subscribers_only = excluded.subscribers_only, stream_until = excluded.stream_until, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(channel_id)
+    .bind(i64::from(p.subscribers_only))
+    .bind(p.stream_until)
+    .bind(now_ms())
+    .execute(cp.pool())
+    .await?;
+    Ok(())
+}
+
+/// Whether the channel is paywalled now and `user` (None: anonymous) may not pass:
+/// owners and admins always pass, others with an entitling subscription.
+pub(crate) async fn refuses(
+    cp: &ControlPlane,
+    channel_id: &str,
+    owner_id: &str,
+    user: Option<&crate::model::UserRow>,
+) -> Result<bool, sqlx::Error> {
+    if !paywall(cp, channel_id).await?.closed(now_ms()) {
+        return Ok(false);
+    }
+    let Some(u) = user else { return Ok(true) };
+    if u.id == owner_id || u.role() == crate::model::Role::Admin {
+        return Ok(false);
+    }
+    Ok(!entitled(cp, channel_id, &u.id).await?)
+}

@@ -1,0 +1,87 @@
+//! Money: channels' subscription tiers, viewers' subscriptions and tips through a
+//! payment gateway, and the double-entry ledger that records every cent
+//! (`docs/MONETIZATION.md`).
+//!
+//! - `ledger.rs`: the pure core (accounts, postings that balance by construction, the
+//!   platform fee and its rounding); `book.rs` stores it (an idempotency key per fact),
+//!   balances and the payouts report.
+//! - `gateway.rs`: the [`PaymentGateway`] trait and the typed events; `stripe/` is Stripe
+//!   (HTTP client, `Stripe-Signature` verification, event parsing).
+//! - `access.rs`: subscriptions' states as the gateway's events set them (ordered by the
+//!   events' time, `canceled` final), entitlements and paywalls, asked by the gate.
+//! - `apply.rs`: one verified event → its effects, once per event id.
+//! - HTTP: `tiers.rs`, `subscriptions.rs`, `tips.rs`, `webhook.rs`, `reports.rs`.
+
+pub mod access;
+mod apply;
+pub mod book;
+pub mod gateway;
+pub mod ledger;
+pub mod reports;
+pub mod stripe;
+pub mod subscriptions;
+pub mod tiers;
+pub mod tips;
+pub mod webhook;
+
+use std::sync::Arc;
+
+pub use gateway::PaymentGateway;
+
+use crate::error::Error;
+use crate::ControlPlane;
+
+/// Settings of money.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The platform's fee, percent of every payment (0 to 100).
+    pub fee_percent: u8,
+    /// The payment gateway; `None`: money endpoints answer 503 and nothing is paywalled
+    /// by subscription (a paywalled channel admits its owner and admins only).
+    pub gateway: Option<Arc<dyn PaymentGateway>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            fee_percent: 10,
+            gateway: None,
+        }
+    }
+}
+
+/// Largest `Idempotency-Key` a client may send.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl ControlPlane {
+    /// The gateway, or 503 when none is configured.
+    pub(crate) fn gateway(&self) -> Result<&Arc<dyn PaymentGateway>, Error> {
+        self.config()
+            .money
+            .gateway
+            .as_ref()
+            .ok_or(Error::Busy("no payment gateway is configured", 60))
+    }
+}
+
+/// The client's `Idempotency-Key` header (checked), or a fresh one: a request without
+/// one is not deduplicated.
+pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, Error> {
+    match headers.get("idempotency-key") {
+        None => Ok(crate::tokens::random_id()),
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    Error::BadRequest(
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                    )
+                })?;
+            Ok(k.to_owned())
+        }
+    }
+}
