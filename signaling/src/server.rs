@@ -86,7 +86,14 @@ async fn announced_length(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > max) {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+        // The body stays unread, so the connection cannot carry another request: say so,
+        // or a client's pool reuses it and its next request meets a closed socket.
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            "request body too large\n",
+        )
+            .into_response();
     }
     next.run(req).await
 }

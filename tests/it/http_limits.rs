@@ -109,6 +109,12 @@ fn a_huge_announced_body_is_refused_before_it_is_read() {
     .unwrap();
     let (got, took) = read_to_close(&mut s);
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    // Its body unread, the connection cannot be used again: clients are told so.
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{got}"
+    );
     assert!(
         took < Duration::from_secs(1),
         "at once, not on a timeout: {took:?}"
