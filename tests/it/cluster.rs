@@ -201,21 +201,21 @@ fn a_stream_crosses_the_tree_and_a_relay_kill_costs_its_viewers_under_a_second()
     assert!(v1.connected && v2.connected);
     // What an operator sees: the move on edge1, the relays on the origin.
     assert_eq!(
-        counter(&edge1, "cascade_relay_parent_moves_total{reason=\"lost\"}"),
+        edge1.metric("cascade_relay_parent_moves_total{reason=\"lost\"}"),
         1.0
     );
     assert_eq!(
-        counter(&origin, "cascade_relay_children"),
+        origin.metric("cascade_relay_children"),
         1.0,
         "relay2 only now"
     );
-    assert_eq!(counter(&edge2, "cascade_relay_pulled_streams"), 1.0);
+    assert_eq!(edge2.metric("cascade_relay_pulled_streams"), 1.0);
     assert_eq!(
-        counter(&edge2, "cascade_relay_parent_moves_total"),
+        edge2.metric("cascade_relay_parent_moves_total"),
         0.0,
         "edge2 never left relay2"
     );
-    assert!(counter(&origin, "cascade_node_certificate_expiry_seconds") > 80.0 * 86400.0);
+    assert!(origin.metric("cascade_node_certificate_expiry_seconds") > 80.0 * 86400.0);
 }
 
 #[test]
@@ -400,21 +400,6 @@ fn foreign_nodes_unknown_streams_and_loops_are_refused_and_touch_nothing_else() 
     );
 }
 
-/// A node's counter, summed over its labels.
-fn counter(s: &Server, name: &str) -> f64 {
-    let text = s
-        .http()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn an_edge_pulls_only_the_layers_its_viewers_want_and_the_rest_on_demand() {
     let dir = temp_dir("demand");
@@ -438,13 +423,13 @@ fn an_edge_pulls_only_the_layers_its_viewers_want_and_the_rest_on_demand() {
     );
     let rate = |synth: &mut Synth, publ: &mut Peer, viewers: &mut [&mut Peer]| {
         let (o0, e0) = (
-            counter(&origin, "cascade_rtp_packets_in_total"),
-            counter(&edge, "cascade_rtp_packets_in_total"),
+            origin.metric("cascade_rtp_packets_in_total"),
+            edge.metric("cascade_rtp_packets_in_total"),
         );
         run(synth, publ, viewers, |_| false, Duration::from_secs(2));
         (
-            counter(&origin, "cascade_rtp_packets_in_total") - o0,
-            counter(&edge, "cascade_rtp_packets_in_total") - e0,
+            origin.metric("cascade_rtp_packets_in_total") - o0,
+            edge.metric("cascade_rtp_packets_in_total") - e0,
         )
     };
     let (at_origin, at_edge) = rate(&mut synth, &mut publ, &mut [&mut low]);

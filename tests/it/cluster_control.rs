@@ -57,6 +57,15 @@ fn node(dir: &std::path::Path, controls: &str, name: &str, role: &str, zone: &st
     s
 }
 
+/// Waits up to 10 s for `n` nodes to be registered and alive on `control`.
+fn wait_registered(control: &Server, n: usize) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(control).len() < n && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(alive(control).len(), n, "every node registered and reports");
+}
+
 /// The nodes the registry says are alive.
 fn alive(control: &Server) -> Vec<String> {
     let r = control
@@ -129,11 +138,7 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
         node(&dir, &controls, "edge1", "edge", "a"),
         node(&dir, &controls, "edge2", "edge", "b"),
     ];
-    let end = Instant::now() + Duration::from_secs(10);
-    while alive(&c2).len() < 5 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(alive(&c2).len(), 5, "every node registered and reports");
+    wait_registered(&c2, 5);
 
     // The broadcaster's WHIP POST to a replica, with its stream key, is sent to the
     // origin with a publish token in the URL; a wrong key is refused there and then.
@@ -225,11 +230,7 @@ fn a_viewer_whose_edge_is_killed_asks_again_and_is_placed_on_another_edge() {
         node(&dir, &c.base, "edge1", "edge", "a"),
         node(&dir, &c.base, "edge2", "edge", "b"),
     ];
-    let end = Instant::now() + Duration::from_secs(10);
-    while alive(&c).len() < 3 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(alive(&c).len(), 3, "every node registered and reports");
+    wait_registered(&c, 3);
 
     let http = origin.http();
     let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);

@@ -180,13 +180,7 @@ fn failed_scheduled_backups_are_counted_and_no_success_is_reported() {
         assert!(Instant::now() < end, "the failure was not counted");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let text = server
-        .http()
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = server.metrics_text();
     assert!(
         !text.contains(LAST_BACKUP),
         "no success is known: the gauge is absent"

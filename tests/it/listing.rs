@@ -48,12 +48,7 @@ fn private_and_unlisted_streams_are_not_listed_anywhere() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["amy-open"]);
-    let metrics = http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.metrics_text();
     assert!(
         metrics.contains("amy-open"),
         "the public stream is labelled"

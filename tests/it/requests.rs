@@ -180,13 +180,7 @@ fn a_control_replica_answers_with_request_ids() {
         let resp = server.http().get(server.url(path)).send().unwrap();
         assert!(is_generated(&id_of(&resp)), "{path}");
     }
-    let text = server
-        .http()
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = server.metrics_text();
     assert!(
         text.lines().any(
             |l| l.starts_with("cascade_api_request_duration_seconds_count")
@@ -301,12 +295,7 @@ fn the_node_counts_its_requests_by_route_template() {
         200
     );
 
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = server.metrics_text();
     let whep_post = [("route", "/whep/{stream}"), ("method", "POST")];
     assert_eq!(
         count(

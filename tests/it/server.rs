@@ -139,17 +139,21 @@ impl Server {
 
     /// The value of a metric line starting with `prefix` (summed over matches).
     pub fn metric(&self, prefix: &str) -> f64 {
-        let text = self
-            .http()
+        self.metrics_text()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The node's `/metrics`, whole.
+    pub fn metrics_text(&self) -> String {
+        self.http()
             .get(self.url("/metrics"))
             .send()
             .unwrap()
             .text()
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .unwrap()
     }
 
     /// The node's `/healthz`.
