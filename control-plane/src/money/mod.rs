@@ -54,13 +54,12 @@ impl Default for Settings {
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 impl ControlPlane {
-    /// The gateway, or 503 when none is configured.
+    /// The gateway; 404 when none is configured (payments are off on this server, which is
+    /// not a passing state to retry).
     pub(crate) fn gateway(&self) -> Result<&Arc<dyn PaymentGateway>, Error> {
-        self.config()
-            .money
-            .gateway
-            .as_ref()
-            .ok_or(Error::Busy("no payment gateway is configured", 60))
+        self.config().money.gateway.as_ref().ok_or(Error::Missing(
+            "payments are not enabled on this server (no payment gateway is configured)",
+        ))
     }
 }
 

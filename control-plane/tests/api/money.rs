@@ -458,6 +458,23 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
 }
 both!(subscribe_watch_cancel_and_tip);
 
+/// A server without a payment gateway says payments are off (404), not that it is busy.
+async fn payments_off_without_a_gateway(backend: Backend) {
+    let Some(api) = Api::start(backend, roomy()).await else {
+        return;
+    };
+    let (status, body) = deliver(&api, b"{}", "t=1,v1=00").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("payments are not enabled"),
+        "{body}"
+    );
+}
+both!(payments_off_without_a_gateway);
+
 /// A random sequence of gateway events for two subscriptions and some tips, with
 /// duplicates and out-of-order deliveries, plus payouts: the ledger balances, each channel
 /// holds gross − fees − payouts, every payment counts once, and each subscription ends in
