@@ -676,6 +676,9 @@ impl Directory {
     /// node has no such stream. The oldest of more than [`CUES_KEPT`] is dropped.
     pub fn cue(&self, name: &str, mut cue: Cue) -> bool {
         let mut g = self.lock();
+        if !g.streams.contains_key(name) {
+            return false;
+        }
         g.cue_seq += 1;
         cue.seq = g.cue_seq;
         let Some(entry) = g.streams.get(name) else {
@@ -919,6 +922,43 @@ mod tests {
         assert_eq!(s.waiting, [(1, 2), (1, 1)], "one not live yet, one gone");
         assert!(s.keyframe_intervals.is_empty());
         assert_eq!(s.unlisted_viewers, 3);
+    }
+
+    #[test]
+    fn cues_reach_the_streams_status_numbered_and_bounded() {
+        let d = Directory::new(Limits::sessions(10));
+        let cue = |event: &str| Cue {
+            seq: 0,
+            event: event.into(),
+            data: "{}".into(),
+            until_ms: 0,
+            exempt: Arc::default(),
+        };
+        assert!(!d.cue("a", cue("adbreak")), "no such stream here");
+        d.admit(SessionId(1), "a", Role::Viewer, WorkerId(0), None)
+            .unwrap();
+        let mut rx = d.watch("a").unwrap();
+        rx.borrow_and_update();
+        assert!(d.cue("a", cue("adbreak")));
+        assert!(rx.has_changed().unwrap(), "its viewers' feeds wake");
+        for _ in 0..CUES_KEPT + 2 {
+            d.cue("a", cue("sponsor"));
+        }
+        let cues = rx.borrow_and_update().cues.clone();
+        assert_eq!(cues.len(), CUES_KEPT);
+        assert!(cues.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(cues.last().unwrap().seq, (CUES_KEPT + 3) as u64);
+        d.set_joined(SessionId(1), Duration::from_millis(300));
+        assert!(d.viewer_sessions().is_empty(), "not connected yet");
+        d.connected(SessionId(1));
+        assert_eq!(
+            d.viewer_sessions(),
+            [(
+                SessionId(1),
+                "a".to_owned(),
+                Some(Duration::from_millis(300))
+            )]
+        );
     }
 
     #[test]
