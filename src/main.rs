@@ -419,7 +419,13 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             .with_chat(chat)
             .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
         match (settings.auth, settings.control_plane.clone()) {
-            (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
+            (AuthMode::Tokens, Some(url)) => {
+                follow::remote(url.clone(), revoked, state.clone());
+                // Ad breaks and sponsors' slots, through the cluster's API.
+                if let Some(token) = settings.cluster.cluster_token.clone() {
+                    ads::remote(url, token, node.clone());
+                }
+            }
             _ => follow::in_process(control.clone(), state.clone()),
         }
         if settings.auth != AuthMode::Tokens {

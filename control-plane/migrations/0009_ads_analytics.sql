@@ -79,3 +79,17 @@ CREATE TABLE analytics_minutes (
     peak BIGINT NOT NULL,
     PRIMARY KEY (channel_id, minute)
 );
+
+-- Every cue sent, for the media-only nodes of a cluster that follow them
+-- (`GET /api/v1/cluster/cues`, a long poll); kept an hour.
+CREATE TABLE cues (
+    id TEXT PRIMARY KEY,
+    stream TEXT NOT NULL,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    until_ms BIGINT NOT NULL,
+    -- A JSON array of user ids told `skip`.
+    exempt TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX cues_created ON cues (created_at);

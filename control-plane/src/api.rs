@@ -134,7 +134,7 @@ impl Modify for Security {
         reports::statement, reports::report, webhook::stripe,
         breaks::cue, breaks::settings, breaks::set_settings, sponsors::create, sponsors::list,
         sponsors::remove, analytics::channel, analytics::channel_csv, analytics::stream,
-        analytics::playback_stats,
+        analytics::playback_stats, crate::ads::feed::feed,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -355,6 +355,7 @@ fn ads_routes() -> Router<ControlPlane> {
             get(analytics::stream),
         )
         .route("/playback-stats", post(analytics::playback_stats))
+        .route("/cluster/cues", get(crate::ads::feed::feed))
 }
 
 /// The routes, ready to merge into a node's app.

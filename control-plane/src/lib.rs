@@ -271,7 +271,9 @@ impl ControlPlane {
         self.0.cues.subscribe()
     }
 
-    pub(crate) fn send_cue(&self, cue: ads::Cue) {
+    /// Tells `cue` to the node in this process and records it for nodes elsewhere.
+    pub(crate) async fn send_cue(&self, cue: ads::Cue) {
+        ads::feed::record(self, &cue).await;
         // No receiver: no node in this process (a `cascade control` replica).
         let _ = self.0.cues.send(cue);
     }

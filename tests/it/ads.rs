@@ -420,3 +420,134 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
         1.0
     );
 }
+
+const CLUSTER_TOKEN: &str = "a cluster token for the ad tests only";
+
+fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
+    let node_dir = dir.join(name);
+    let args = [
+        "--control-plane",
+        control,
+        "--cluster-token",
+        CLUSTER_TOKEN,
+        "--role",
+        role,
+        "--zone",
+        "a",
+        "--relay-listen",
+        "127.0.0.1:0",
+        "--node-dir",
+        node_dir.to_str().unwrap(),
+    ];
+    let mut s = Server::launch_as("node", &args, &temp_dir("node"), Stdio::inherit(), "warn");
+    let banner = s.next_line();
+    assert!(
+        banner.starts_with(&format!("cascade relay {name} on quic ")),
+        "{banner}"
+    );
+    s
+}
+
+/// A cluster: a `cascade control` replica and media-only nodes, which follow its cues
+/// (`GET /api/v1/cluster/cues`): viewers on two edges get the break within 100 ms of each
+/// other.
+#[test]
+fn viewers_on_two_edges_get_the_ad_break_together() {
+    let control = Server::launch_as(
+        "control",
+        &["--cluster-token", CLUSTER_TOKEN],
+        &temp_dir("ads-control"),
+        Stdio::inherit(),
+        "warn",
+    );
+    account(&control, "admin");
+    let amy = account(&control, "amy");
+    let (key, _) = channel_with_key(&control, &amy, "amy-show", "public");
+    let dir = temp_dir("ads-certs");
+    crate::cluster::certificates(&dir, &["origin", "relay1", "edge1", "edge2"]);
+    let origin = cluster_node(&dir, &control.base, "origin", "origin");
+    let _relay = cluster_node(&dir, &control.base, "relay1", "relay");
+    let edges = [
+        cluster_node(&dir, &control.base, "edge1", "edge"),
+        cluster_node(&dir, &control.base, "edge2", "edge"),
+    ];
+    std::thread::sleep(Duration::from_secs(2));
+
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
+    let r = http
+        .post(control.url("/whip/amy-show"))
+        .header("content-type", "application/sdp")
+        .bearer_auth(&key)
+        .body(offer.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&origin.base), "{location}");
+    publ.connect(&origin.http(), &location, offer, pending);
+    let mut viewers = Vec::new();
+    let mut feeds = Vec::new();
+    for edge in &edges {
+        let (_, t) = api(
+            &control,
+            "POST",
+            "/channels/amy-show/viewer-token",
+            None,
+            None,
+        );
+        let (mut v, offer, pending) = Peer::viewer();
+        let url = edge.url(&format!(
+            "/whep/amy-show?token={}",
+            t["token"].as_str().unwrap()
+        ));
+        v.connect(&edge.http(), &url, offer, pending);
+        feeds.push(follow(
+            edge.url(&format!("{}/events", v.location.as_deref().unwrap())),
+        ));
+        viewers.push(v);
+    }
+    let [a, b] = &mut viewers[..] else {
+        unreachable!()
+    };
+    let mut synth = Synth::new(&[("a", 2)], 7);
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        synth.tick(&mut publ);
+        pump(
+            &mut [&mut publ, &mut *a, &mut *b],
+            Duration::from_millis(5),
+            |_| false,
+        );
+    }
+    let mut peers = [&mut publ, a, b];
+    wait_for(&mut peers, &feeds[0], "active");
+    wait_for(&mut peers, &feeds[1], "active");
+    let (s, brk) = api(
+        &control,
+        "POST",
+        "/channels/amy-show/ad-breaks",
+        Some(&amy),
+        Some(json!({"duration_s": 5})),
+    );
+    assert_eq!(s, 201, "{brk}");
+    let (x, at_x) = wait_for(&mut peers, &feeds[0], "adbreak");
+    let (y, at_y) = wait_for(&mut peers, &feeds[1], "adbreak");
+    let apart = if at_x > at_y {
+        at_x - at_y
+    } else {
+        at_y - at_x
+    };
+    assert!(apart < Duration::from_millis(100), "told {apart:?} apart");
+    assert_eq!(x["starts_at"], brk["starts_at"]);
+    assert_eq!(y["starts_at"], brk["starts_at"]);
+    let ahead = brk["starts_at"].as_i64().unwrap()
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+    assert!(ahead > 0, "told before the break starts ({ahead} ms ahead)");
+}

@@ -148,7 +148,8 @@ pub(crate) async fn cue(
         data,
         until_ms: brk.starts_at + brk.duration_s * 1000,
         exempt: Arc::new(exempt(&cp, &ch.id).await?),
-    });
+    })
+    .await;
     let hook = json!({
         "stream": ch.slug,
         "break_id": brk.id,

@@ -3,9 +3,11 @@
 //!
 //! The control plane only decides and records; the node in the same process takes each
 //! cue from [`crate::ControlPlane::cue_events`] and hands it to its directory, whose
-//! per-stream status every viewer's event stream follows (one broadcast for all of them).
+//! per-stream status every viewer's event stream follows (one broadcast for all of them);
+//! media-only nodes follow them with a long poll ([`feed`]).
 
 pub mod breaks;
+pub mod feed;
 pub mod sponsors;
 
 use std::collections::HashSet;

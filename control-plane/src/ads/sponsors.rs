@@ -192,7 +192,7 @@ pub(crate) async fn remove(
             starts_at,
             ends_at,
         };
-        cp.send_cue(s.cue(&ch.slug, "end"));
+        cp.send_cue(s.cue(&ch.slug, "end")).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -236,7 +236,7 @@ pub async fn announce_due(cp: &ControlPlane) -> Result<(), sqlx::Error> {
                     starts_at,
                     ends_at,
                 };
-                cp.send_cue(s.cue(&slug, state));
+                cp.send_cue(s.cue(&slug, state)).await;
             }
         }
     }

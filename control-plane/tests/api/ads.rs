@@ -13,11 +13,15 @@ use serde_json::json;
 use crate::both;
 use crate::harness::{roomy, Api, Backend};
 
+/// The cluster token media nodes present.
+const NODES: &str = "the nodes' token";
+
 async fn start(backend: Backend) -> Option<Api> {
     Api::start(
         backend,
         Config {
             analytics_sample: Duration::from_millis(100),
+            cluster_token: Some(control_plane::cluster::ClusterToken::new(NODES)),
             ..roomy()
         },
     )
@@ -126,6 +130,42 @@ async fn cues_and_sponsors(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "one break at a time");
+
+    // Media-only nodes read the same cue from the feed (the cluster token).
+    let (s, _) = api
+        .call(Method::GET, "/cluster/cues", Some(&amy), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, feed) = api
+        .call(Method::GET, "/cluster/cues?since=0", Some(NODES), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{feed}");
+    let row = &feed["cues"][0];
+    assert_eq!(
+        (&row["stream"], &row["event"]),
+        (&json!("show"), &json!("adbreak"))
+    );
+    assert!(row["exempt"].as_str().unwrap().contains(&bo_id));
+    let newest = row["created_at"].as_i64().unwrap();
+    let asked = Instant::now();
+    let (s, feed) = api
+        .call(
+            Method::GET,
+            &format!("/cluster/cues?since={newest}&wait=1"),
+            Some(NODES),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(900),
+        "nothing newer: it waits"
+    );
+    assert_eq!(
+        feed["cues"].as_array().unwrap().len(),
+        1,
+        "the overlap repeats it"
+    );
 
     // A sponsor's slot: told at its start and its end, listed meanwhile.
     let now = control_plane::tokens::now_secs() * 1000;
