@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// hour, for a day) [default: 5000].
     #[arg(long, env = "CASCADE_WEBHOOK_RETRY_BASE_MS")]
     pub webhook_retry_base_ms: Option<u64>,
+    /// How often the node's concurrent viewers are sampled for analytics, milliseconds
+    /// (at least 100) [default: 10000].
+    #[arg(long, env = "CASCADE_ANALYTICS_SAMPLE_MS")]
+    pub analytics_sample_ms: Option<u64>,
     #[command(flatten)]
     pub money: MoneyArgs,
     #[command(flatten)]
@@ -519,6 +523,7 @@ pub struct FileConfig {
     #[serde(default)]
     webhooks_allow_private: bool,
     webhook_retry_base_ms: Option<u64>,
+    analytics_sample_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -548,6 +553,7 @@ pub struct Settings {
     pub nats_url: Option<String>,
     pub webhooks: control_plane::webhooks::Settings,
     pub money: control_plane::money::Settings,
+    pub analytics_sample: std::time::Duration,
     pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -809,6 +815,12 @@ impl ServeArgs {
                 ..Default::default()
             },
             money: self.money.resolve()?,
+            analytics_sample: std::time::Duration::from_millis(
+                self.analytics_sample_ms
+                    .or(file.analytics_sample_ms)
+                    .unwrap_or(10_000)
+                    .max(100),
+            ),
             tls,
         })
     }

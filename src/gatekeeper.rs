@@ -24,6 +24,7 @@ fn answer(r: Result<control_plane::gate::Grant, Refusal>) -> Result<Grant, Denie
             tags: g.tags,
             listed: g.listed,
             identified: g.identified,
+            viewer: g.viewer,
         }),
         Err(Refusal::Unauthenticated) => Err(Denied::Unauthenticated),
         Err(Refusal::Forbidden) => Err(Denied::Forbidden),

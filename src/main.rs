@@ -1,5 +1,6 @@
 //! `cascade`: the broadcasting engine's one binary.
 
+mod ads;
 mod chat;
 mod cluster;
 mod config;
@@ -361,6 +362,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 nats_url: settings.nats_url.clone(),
                 webhooks: settings.webhooks.clone(),
                 money: settings.money.clone(),
+                analytics_sample: settings.analytics_sample,
                 chat_per_address: settings.node.max_per_address,
                 // The all-in-one can hold a small cluster's registry (its own node serves
                 // WHEP, so no redirect).
@@ -417,12 +419,21 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             .with_chat(chat)
             .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
         match (settings.auth, settings.control_plane.clone()) {
-            (AuthMode::Tokens, Some(url)) => follow::remote(url, revoked, state.clone()),
+            (AuthMode::Tokens, Some(url)) => {
+                follow::remote(url.clone(), revoked, state.clone());
+                // Ad breaks and sponsors' slots, through the cluster's API.
+                if let Some(token) = settings.cluster.cluster_token.clone() {
+                    ads::remote(url, token, node.clone());
+                }
+            }
             _ => follow::in_process(control.clone(), state.clone()),
         }
         if settings.auth != AuthMode::Tokens {
-            // Stream started/ended and viewer milestones for this node's publishers.
-            webhooks::watch_streams(node.clone(), control.clone());
+            // Stream started/ended and viewer milestones for this node's publishers, and
+            // its viewer sessions for analytics.
+            webhooks::watch_streams(state.clone(), control.clone());
+            // Ad breaks and sponsors' slots cued here go to this node's viewers.
+            ads::in_process(control.clone(), node.clone());
         }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await

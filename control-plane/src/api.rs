@@ -13,6 +13,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::ads::{breaks, sponsors};
+use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
@@ -130,6 +132,9 @@ impl Modify for Security {
         tiers::set_paywall, subscriptions::subscribe, subscriptions::mine,
         subscriptions::cancel, tips::tip, reports::balance, reports::payout,
         reports::statement, reports::report, webhook::stripe,
+        breaks::cue, breaks::settings, breaks::set_settings, sponsors::create, sponsors::list,
+        sponsors::remove, analytics::channel, analytics::channel_csv, analytics::stream,
+        analytics::playback_stats, crate::ads::feed::feed,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -327,6 +332,32 @@ fn money_routes() -> Router<ControlPlane> {
         )
 }
 
+/// Ad breaks, sponsors' slots, analytics and players' reports.
+fn ads_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/channels/{slug}/ad-breaks", post(breaks::cue))
+        .route(
+            "/channels/{slug}/ads",
+            get(breaks::settings).put(breaks::set_settings),
+        )
+        .route(
+            "/channels/{slug}/sponsors",
+            get(sponsors::list).post(sponsors::create),
+        )
+        .route("/channels/{slug}/sponsors/{id}", delete(sponsors::remove))
+        .route("/channels/{slug}/analytics", get(analytics::channel))
+        .route(
+            "/channels/{slug}/analytics.csv",
+            get(analytics::channel_csv),
+        )
+        .route(
+            "/channels/{slug}/analytics/streams/{broadcast_id}",
+            get(analytics::stream),
+        )
+        .route("/playback-stats", post(analytics::playback_stats))
+        .route("/cluster/cues", get(crate::ads::feed::feed))
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -378,6 +409,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .merge(interaction_routes())
         .merge(integration_routes())
         .merge(money_routes())
+        .merge(ads_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

@@ -51,6 +51,8 @@ pub struct Grant {
     pub listed: bool,
     /// Whether a signed-in user's credential was verified (not an anonymous viewer).
     pub identified: bool,
+    /// The viewer's user id, when identified.
+    pub viewer: Option<String>,
 }
 
 /// Checks a signed token's signature, expiry, kind and channel slug.
@@ -90,6 +92,7 @@ pub fn check_offline(
         tags: token_tags(&claims),
         listed: want == Want::Publish && claims.lst,
         identified: claims.sub != ANONYMOUS,
+        viewer: (want == Want::View && claims.sub != ANONYMOUS).then(|| claims.sub.clone()),
     })
 }
 
@@ -143,6 +146,7 @@ impl ControlPlane {
             ],
             listed: key.claim().listed,
             identified: true,
+            viewer: None,
         })
     }
 
@@ -174,6 +178,7 @@ impl ControlPlane {
                     .map_or_else(|| vec![channel_tag(&channel.id)], token_tags),
                 listed: false,
                 identified: claims.is_some(),
+                viewer: claims.as_ref().map(|c| c.sub.clone()),
             });
         }
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
@@ -206,6 +211,7 @@ impl ControlPlane {
             tags: token_tags(&claims),
             listed: false,
             identified: true,
+            viewer: Some(caller.0.id.clone()),
         })
     }
 

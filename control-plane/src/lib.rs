@@ -9,6 +9,8 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod ads;
+pub mod analytics;
 pub mod api;
 pub mod apikeys;
 pub mod audit;
@@ -73,6 +75,8 @@ pub struct Config {
     pub webhooks: webhooks::Settings,
     /// The payment gateway and the platform's fee.
     pub money: money::Settings,
+    /// How often the node's concurrent viewers are sampled for analytics.
+    pub analytics_sample: std::time::Duration,
 }
 
 impl Default for Config {
@@ -92,6 +96,7 @@ impl Default for Config {
             chat_per_address: 100,
             webhooks: webhooks::Settings::default(),
             money: money::Settings::default(),
+            analytics_sample: analytics::SAMPLE_EVERY,
         }
     }
 }
@@ -108,6 +113,10 @@ struct Inner {
     chat: chat::Chat,
     metrics: metrics::ApiMetrics,
     webhooks: Arc<webhooks::Webhooks>,
+    /// Ad breaks and sponsors' slots for the node in this process.
+    cues: tokio::sync::broadcast::Sender<ads::Cue>,
+    /// Viewer sessions, concurrency samples and players' reports.
+    analytics: analytics::Analytics,
     /// Keys of announcements already scheduled (poll results), so a burst is one.
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -136,6 +145,8 @@ impl ControlPlane {
         let webhooks =
             webhooks::Webhooks::start(db.clone(), secret.clone(), config.webhooks.clone())
                 .map_err(DbError::Webhooks)?;
+        let metrics = metrics::ApiMetrics::new();
+        let analytics = analytics::Analytics::new(metrics.registry(), config.analytics_sample);
         let cp = ControlPlane(Arc::new(Inner {
             db,
             signer,
@@ -146,10 +157,24 @@ impl ControlPlane {
             events: tokio::sync::broadcast::channel(revocation::EVENT_QUEUE).0,
             cluster: cluster::registry::ViewCache::new(),
             chat,
-            metrics: metrics::ApiMetrics::new(),
+            metrics,
             webhooks,
+            cues: tokio::sync::broadcast::channel(ads::CUE_QUEUE).0,
+            analytics,
             pending: Default::default(),
         }));
+        // Sponsors' slots that start or end, told every second; ends with the control
+        // plane.
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = ads::sponsors::announce_due(&ControlPlane(inner)).await {
+                    tracing::warn!("announcing sponsors' slots: {e}");
+                }
+            }
+        });
         // Ping the database every 5 s for `cascade_db_up`; ends with the control plane.
         let weak = Arc::downgrade(&cp.0);
         tokio::spawn(async move {
@@ -239,6 +264,23 @@ impl ControlPlane {
     /// Outbound webhooks: [`webhooks::Webhooks::emit`] an event, feed the node's streams.
     pub fn webhooks(&self) -> &webhooks::Webhooks {
         &self.0.webhooks
+    }
+
+    /// Ad breaks and sponsors' slots to tell the viewers of this process's node.
+    pub fn cue_events(&self) -> tokio::sync::broadcast::Receiver<ads::Cue> {
+        self.0.cues.subscribe()
+    }
+
+    /// Tells `cue` to the node in this process and records it for nodes elsewhere.
+    pub(crate) async fn send_cue(&self, cue: ads::Cue) {
+        ads::feed::record(self, &cue).await;
+        // No receiver: no node in this process (a `cascade control` replica).
+        let _ = self.0.cues.send(cue);
+    }
+
+    /// Viewer sessions and concurrency as the node in this process samples them.
+    pub fn analytics(&self) -> &analytics::Analytics {
+        &self.0.analytics
     }
 
     /// Marks `key` scheduled; false when it already was.

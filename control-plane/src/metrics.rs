@@ -90,6 +90,13 @@ impl ApiMetrics {
     }
 }
 
+impl ApiMetrics {
+    /// The registry, for metrics kept elsewhere (analytics).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
 impl ControlPlane {
     /// The histogram of the control plane's requests, `{route, method, status}`, for the
     /// HTTP edge that times [`ControlPlane::router`] (this crate mounts no middleware of

@@ -4,6 +4,12 @@ export type { User, Channel, NewStreamKey } from "./account.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export type { ChatEvents, ChatMessage, ChatMode, ChatOptions, ChatRole, ChatSettings, ChatState, ChatTransport, ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome, } from "./chat.js";
 export { ChannelApi } from "./channel.js";
+export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
+export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler } from "./ads.js";
+export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
+export type { PlaybackTotals } from "./stats.js";
+import type { AdBreakHandler, SponsorHandler } from "./ads.js";
+import { PlaybackReporter } from "./stats.js";
 export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 /** One simulcast encoding the publisher sends. */
 export interface Encoding {
@@ -34,6 +40,8 @@ export interface PlayOptions {
     onEvent?: EventHandler;
     /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
     chat?: boolean;
+    /** Report stalls and frames every 10 s for the channel's analytics (default true). */
+    stats?: boolean;
 }
 /** The stream's events every viewer is sent. */
 export declare const STREAM_EVENTS: readonly ["active", "inactive", "layers", "viewercount"];
@@ -43,14 +51,20 @@ export declare const STREAM_EVENTS: readonly ["active", "inactive", "layers", "v
  * layer the node's bandwidth estimate for this viewer now picks).
  */
 export declare const VIEWER_EVENTS: readonly ["paused", "resumed", "allocation"];
+/**
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
+ * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ */
+export declare const CUE_EVENTS: readonly ["adbreak", "sponsor"];
 /** The name of a server-sent event; `move` means the session moves to another node. */
-export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | "move";
+export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | (typeof CUE_EVENTS)[number] | "move";
 /**
  * Called for each server-sent event with its parsed JSON data:
  * - `active`, `inactive` (`{}`): the publisher is live, or gone;
  * - `layers` (`{ video: { active: [{ encodingId, rank, bitrate }], inactive } }`);
  * - `viewercount` (`{ viewercount }`);
  * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
+ * - `adbreak` ({@link AdBreak}), `sponsor` ({@link SponsorSlot}): see {@link CUE_EVENTS};
  * - `move` (`null`): the node is drained and the player joins another.
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
@@ -78,6 +92,10 @@ export declare class Session {
     private stopped;
     private events?;
     private onEvent?;
+    private readonly adHandlers;
+    private readonly sponsorHandlers;
+    /** Reports playback for analytics (WHEP, unless `stats: false`). */
+    reporter?: PlaybackReporter;
     /** Joins again through the first URL (a cluster places the viewer anew). */
     rejoin?: () => Promise<Placement>;
     /** Times the session moved to another node (a drained one said `move`). */
@@ -105,6 +123,15 @@ export declare class Session {
     selectLayer(layer: string): Promise<void>;
     /** Follows the stream's server-sent events (WHEP only). */
     listen(onEvent: EventHandler): void;
+    /**
+     * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
+     * slot then (every viewer's player does at the same wall-clock time). When `skip` is
+     * true the viewer's tier skips ads. Returns a function that removes `cb`.
+     */
+    onAdBreak(cb: AdBreakHandler): () => void;
+    /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
+    onSponsor(cb: SponsorHandler): () => void;
+    private cue;
     /** Ends the session on the server and closes the connection. Safe to call twice. */
     stop(): Promise<void>;
 }

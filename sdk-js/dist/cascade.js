@@ -5,6 +5,10 @@ export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export { ChannelApi } from "./channel.js";
+export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
+export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
+import { isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
+import { PlaybackReporter } from "./stats.js";
 /** The default ladder: 1/4, 1/2 and full resolution. */
 export const DEFAULT_LADDER = [
     { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150000 },
@@ -19,6 +23,11 @@ export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"];
  * layer the node's bandwidth estimate for this viewer now picks).
  */
 export const VIEWER_EVENTS = ["paused", "resumed", "allocation"];
+/**
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
+ * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ */
+export const CUE_EVENTS = ["adbreak", "sponsor"];
 /** An error from the server, with its status and reason. */
 export class CascadeError extends Error {
     constructor(status, message) {
@@ -40,6 +49,8 @@ export class Session {
         this.links = links;
         this.token = token;
         this.stopped = false;
+        this.adHandlers = new Set();
+        this.sponsorHandlers = new Set();
         /** Times the session moved to another node (a drained one said `move`). */
         this.moves = 0;
     }
@@ -66,6 +77,7 @@ export class Session {
         this.moves++;
         this.events?.close();
         this.events = undefined;
+        this.reporter?.moved(next.location);
         if (this.onEvent)
             this.listen(this.onEvent);
         await fetch(old.location, { method: "DELETE", headers: auth(this.token) }).catch(() => undefined);
@@ -98,7 +110,7 @@ export class Session {
             onEvent("move", null);
             void this.move();
         });
-        for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS]) {
+        for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS, ...CUE_EVENTS]) {
             es.addEventListener(name, (e) => {
                 let data = null;
                 try {
@@ -108,9 +120,34 @@ export class Session {
                     data = e.data;
                 }
                 onEvent(name, data);
+                this.cue(name, data);
             });
         }
         this.events = es;
+    }
+    /**
+     * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
+     * slot then (every viewer's player does at the same wall-clock time). When `skip` is
+     * true the viewer's tier skips ads. Returns a function that removes `cb`.
+     */
+    onAdBreak(cb) {
+        this.adHandlers.add(cb);
+        return () => this.adHandlers.delete(cb);
+    }
+    /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
+    onSponsor(cb) {
+        this.sponsorHandlers.add(cb);
+        return () => this.sponsorHandlers.delete(cb);
+    }
+    cue(name, data) {
+        if (name === "adbreak" && isAdBreak(data)) {
+            for (const cb of this.adHandlers)
+                cb(data, startsIn(data.starts_at));
+        }
+        else if (name === "sponsor" && isSponsorSlot(data)) {
+            for (const cb of this.sponsorHandlers)
+                cb(data);
+        }
     }
     /** Ends the session on the server and closes the connection. Safe to call twice. */
     async stop() {
@@ -118,6 +155,7 @@ export class Session {
             return;
         this.stopped = true;
         this.events?.close();
+        this.reporter?.stop();
         try {
             await fetch(this.location, { method: "DELETE", headers: auth(this.token) });
         }
@@ -331,5 +369,7 @@ export async function play(url, video, options = {}) {
     session.rejoin = join;
     // Always followed: a drained node's `move` reaches the session even without a listener.
     session.listen(options.onEvent ?? (() => undefined));
+    if (options.stats !== false)
+        session.reporter = new PlaybackReporter(video, session.location);
     return session;
 }

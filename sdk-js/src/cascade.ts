@@ -11,6 +11,13 @@ export type {
   ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome,
 } from "./chat.js";
 export { ChannelApi } from "./channel.js";
+export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
+export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler } from "./ads.js";
+export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
+export type { PlaybackTotals } from "./stats.js";
+import { isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
+import type { AdBreakHandler, SponsorHandler } from "./ads.js";
+import { PlaybackReporter } from "./stats.js";
 export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 
 /** One simulcast encoding the publisher sends. */
@@ -49,6 +56,8 @@ export interface PlayOptions {
   onEvent?: EventHandler;
   /** Open the `chat` data channel in the same offer (default true); see {@link Session.chatChannel}. */
   chat?: boolean;
+  /** Report stalls and frames every 10 s for the channel's analytics (default true). */
+  stats?: boolean;
 }
 
 /** The stream's events every viewer is sent. */
@@ -59,8 +68,17 @@ export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"] as 
  * layer the node's bandwidth estimate for this viewer now picks).
  */
 export const VIEWER_EVENTS = ["paused", "resumed", "allocation"] as const;
+/**
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
+ * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ */
+export const CUE_EVENTS = ["adbreak", "sponsor"] as const;
 /** The name of a server-sent event; `move` means the session moves to another node. */
-export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | "move";
+export type EventName =
+  | (typeof STREAM_EVENTS)[number]
+  | (typeof VIEWER_EVENTS)[number]
+  | (typeof CUE_EVENTS)[number]
+  | "move";
 
 /**
  * Called for each server-sent event with its parsed JSON data:
@@ -68,6 +86,7 @@ export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[
  * - `layers` (`{ video: { active: [{ encodingId, rank, bitrate }], inactive } }`);
  * - `viewercount` (`{ viewercount }`);
  * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
+ * - `adbreak` ({@link AdBreak}), `sponsor` ({@link SponsorSlot}): see {@link CUE_EVENTS};
  * - `move` (`null`): the node is drained and the player joins another.
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
@@ -92,6 +111,10 @@ export class Session {
   private stopped = false;
   private events?: EventSource;
   private onEvent?: EventHandler;
+  private readonly adHandlers = new Set<AdBreakHandler>();
+  private readonly sponsorHandlers = new Set<SponsorHandler>();
+  /** Reports playback for analytics (WHEP, unless `stats: false`). */
+  reporter?: PlaybackReporter;
   /** Joins again through the first URL (a cluster places the viewer anew). */
   rejoin?: () => Promise<Placement>;
   /** Times the session moved to another node (a drained one said `move`). */
@@ -134,6 +157,7 @@ export class Session {
     this.moves++;
     this.events?.close();
     this.events = undefined;
+    this.reporter?.moved(next.location);
     if (this.onEvent) this.listen(this.onEvent);
     await fetch(old.location, { method: "DELETE", headers: auth(this.token) }).catch(() => undefined);
     old.pc.close();
@@ -164,7 +188,7 @@ export class Session {
       onEvent("move", null);
       void this.move();
     });
-    for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS]) {
+    for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS, ...CUE_EVENTS]) {
       es.addEventListener(name, (e) => {
         let data: unknown = null;
         try {
@@ -173,9 +197,34 @@ export class Session {
           data = (e as MessageEvent).data;
         }
         onEvent(name, data);
+        this.cue(name, data);
       });
     }
     this.events = es;
+  }
+
+  /**
+   * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
+   * slot then (every viewer's player does at the same wall-clock time). When `skip` is
+   * true the viewer's tier skips ads. Returns a function that removes `cb`.
+   */
+  onAdBreak(cb: AdBreakHandler): () => void {
+    this.adHandlers.add(cb);
+    return () => this.adHandlers.delete(cb);
+  }
+
+  /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
+  onSponsor(cb: SponsorHandler): () => void {
+    this.sponsorHandlers.add(cb);
+    return () => this.sponsorHandlers.delete(cb);
+  }
+
+  private cue(name: string, data: unknown): void {
+    if (name === "adbreak" && isAdBreak(data)) {
+      for (const cb of this.adHandlers) cb(data, startsIn(data.starts_at));
+    } else if (name === "sponsor" && isSponsorSlot(data)) {
+      for (const cb of this.sponsorHandlers) cb(data);
+    }
   }
 
   /** Ends the session on the server and closes the connection. Safe to call twice. */
@@ -183,6 +232,7 @@ export class Session {
     if (this.stopped) return;
     this.stopped = true;
     this.events?.close();
+    this.reporter?.stop();
     try {
       await fetch(this.location, { method: "DELETE", headers: auth(this.token) });
     } finally {
@@ -399,5 +449,6 @@ export async function play(
   session.rejoin = join;
   // Always followed: a drained node's `move` reaches the session even without a listener.
   session.listen(options.onEvent ?? (() => undefined));
+  if (options.stats !== false) session.reporter = new PlaybackReporter(video, session.location);
   return session;
 }

@@ -7,9 +7,9 @@
 //! for publishers, nor hold more than their share of handshakes in progress, node-wide,
 //! per stream and per client address.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -47,6 +47,28 @@ pub struct StreamStatus {
     pub layers: Vec<EncodingInfo>,
     /// Viewers on this node.
     pub viewers: u32,
+    /// The last cues announced to its viewers (at most [`CUES_KEPT`]), oldest first.
+    pub cues: Vec<Arc<Cue>>,
+}
+
+/// Cues a stream keeps for feeds that wake late or join after them.
+pub const CUES_KEPT: usize = 8;
+
+/// Something every viewer of a stream is told at once (an ad break, a sponsor's slot),
+/// opaque here: the control plane says what, each viewer's event stream tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cue {
+    /// Numbered by the directory, increasing: a feed tells each cue once.
+    pub seq: u64,
+    /// The event's name (`adbreak`, `sponsor`).
+    pub event: String,
+    /// Its data, a JSON object.
+    pub data: String,
+    /// Until when (Unix ms) a viewer whose feed starts later is still told.
+    pub until_ms: u64,
+    /// Viewers, by the identity their grant named, told it with `"skip": true` (those
+    /// entitled to skip it).
+    pub exempt: Arc<HashSet<String>>,
 }
 
 /// How many sessions the node admits, and how many of them viewers may hold.
@@ -144,6 +166,8 @@ pub struct SessionInfo {
     pub client: Option<Client>,
     /// Admitted and not yet connected.
     pub pending: bool,
+    /// A viewer's first video left this long after its session opened.
+    pub joined: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -224,6 +248,8 @@ struct Inner {
     /// The same, per client; an entry leaves when its counts reach zero.
     clients: HashMap<Client, Counts>,
     next_stream: u32,
+    /// The last cue's number.
+    cue_seq: u64,
 }
 
 impl Inner {
@@ -369,6 +395,7 @@ impl Directory {
                 role,
                 client,
                 pending: role == Role::Viewer,
+                joined: None,
             },
         );
         drop(g);
@@ -628,6 +655,45 @@ impl Directory {
         )
     }
 
+    /// Notes a viewer's join time (its first video, after its session opened).
+    pub fn set_joined(&self, id: SessionId, after: Duration) {
+        if let Some(s) = self.lock().sessions.get_mut(&id) {
+            s.joined = Some(after);
+        }
+    }
+
+    /// Every connected viewer session: its id, stream and join time.
+    pub fn viewer_sessions(&self) -> Vec<(SessionId, String, Option<Duration>)> {
+        self.lock()
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.role == Role::Viewer && !s.pending)
+            .map(|(id, s)| (*id, s.stream_name.clone(), s.joined))
+            .collect()
+    }
+
+    /// Announces `cue` (its `seq` set here) to the viewers of `name`; false when the
+    /// node has no such stream. The oldest of more than [`CUES_KEPT`] is dropped.
+    pub fn cue(&self, name: &str, mut cue: Cue) -> bool {
+        let mut g = self.lock();
+        if !g.streams.contains_key(name) {
+            return false;
+        }
+        g.cue_seq += 1;
+        cue.seq = g.cue_seq;
+        let Some(entry) = g.streams.get(name) else {
+            return false;
+        };
+        let cue = Arc::new(cue);
+        entry.status.send_modify(|s| {
+            if s.cues.len() >= CUES_KEPT {
+                s.cues.remove(0);
+            }
+            s.cues.push(cue);
+        });
+        true
+    }
+
     /// Follows a stream's status, if the stream exists.
     pub fn watch(&self, name: &str) -> Option<watch::Receiver<StreamStatus>> {
         self.lock().streams.get(name).map(|e| e.status.subscribe())
@@ -856,6 +922,43 @@ mod tests {
         assert_eq!(s.waiting, [(1, 2), (1, 1)], "one not live yet, one gone");
         assert!(s.keyframe_intervals.is_empty());
         assert_eq!(s.unlisted_viewers, 3);
+    }
+
+    #[test]
+    fn cues_reach_the_streams_status_numbered_and_bounded() {
+        let d = Directory::new(Limits::sessions(10));
+        let cue = |event: &str| Cue {
+            seq: 0,
+            event: event.into(),
+            data: "{}".into(),
+            until_ms: 0,
+            exempt: Arc::default(),
+        };
+        assert!(!d.cue("a", cue("adbreak")), "no such stream here");
+        d.admit(SessionId(1), "a", Role::Viewer, WorkerId(0), None)
+            .unwrap();
+        let mut rx = d.watch("a").unwrap();
+        rx.borrow_and_update();
+        assert!(d.cue("a", cue("adbreak")));
+        assert!(rx.has_changed().unwrap(), "its viewers' feeds wake");
+        for _ in 0..CUES_KEPT + 2 {
+            d.cue("a", cue("sponsor"));
+        }
+        let cues = rx.borrow_and_update().cues.clone();
+        assert_eq!(cues.len(), CUES_KEPT);
+        assert!(cues.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(cues.last().unwrap().seq, (CUES_KEPT + 3) as u64);
+        d.set_joined(SessionId(1), Duration::from_millis(300));
+        assert!(d.viewer_sessions().is_empty(), "not connected yet");
+        d.connected(SessionId(1));
+        assert_eq!(
+            d.viewer_sessions(),
+            [(
+                SessionId(1),
+                "a".to_owned(),
+                Some(Duration::from_millis(300))
+            )]
+        );
     }
 
     #[test]

@@ -428,6 +428,17 @@ impl Node {
         self.inner.shared.directory.watch(stream)
     }
 
+    /// Tells every viewer of `stream` on this node `cue` at once (through the stream's
+    /// status, which their event streams follow); false when the node has no such stream.
+    pub fn cue(&self, stream: &str, cue: crate::directory::Cue) -> bool {
+        self.inner.shared.directory.cue(stream, cue)
+    }
+
+    /// Every connected viewer session here: id, stream, join time (first video).
+    pub fn viewer_sessions(&self) -> Vec<(SessionId, String, Option<std::time::Duration>)> {
+        self.inner.shared.directory.viewer_sessions()
+    }
+
     /// Streams this node may show in public lists: only those marked listed.
     pub fn streams(&self) -> Vec<(String, StreamStatus)> {
         self.inner.shared.directory.list()

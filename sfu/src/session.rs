@@ -45,7 +45,7 @@ pub enum Effect {
     ChatDropped(&'static str),
     /// A viewer's first video packet was written, this long after its session opened (at
     /// the WHEP POST): its join time on the server's side.
-    FirstVideo(Duration),
+    FirstVideo(SessionId, Duration),
     /// A viewer's receiver report on one of its tracks (`rtcp_report`).
     ReceiverReport(ReceiverReport),
     /// A publisher's lowest video encoding started a keyframe this long after its last one.
@@ -473,6 +473,7 @@ impl Session {
             if !v.video_started {
                 v.video_started = true;
                 effects.push(Effect::FirstVideo(
+                    self.id,
                     now.saturating_duration_since(self.created),
                 ));
             }

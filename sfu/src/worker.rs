@@ -679,7 +679,10 @@ impl Worker {
             Effect::ChatDropped(reason) => {
                 m.chat_dropped.with_label_values(&["in", reason]).inc();
             }
-            Effect::FirstVideo(after) => m.viewer_join.observe(after.as_secs_f64()),
+            Effect::FirstVideo(id, after) => {
+                m.viewer_join.observe(after.as_secs_f64());
+                self.shared.directory.set_joined(id, after);
+            }
             Effect::ReceiverReport(r) => {
                 m.viewer_loss.observe(f64::from(r.loss));
                 m.viewer_lost.inc_by(r.lost);

@@ -42,6 +42,9 @@ pub struct Grant {
     /// Whether a signed-in user's credential was verified (a viewer token naming a user,
     /// a stream key, a publish token): such viewers are exempt from per-address caps.
     pub identified: bool,
+    /// Who is watching, when known (a user's id): whom per-viewer events name (an ad
+    /// break's `skip` for a subscriber of an ad-free tier), and analytics' unique viewers.
+    pub viewer: Option<String>,
 }
 
 impl Grant {
@@ -51,6 +54,7 @@ impl Grant {
             tags: Vec::new(),
             listed: true,
             identified: false,
+            viewer: None,
         }
     }
 }

@@ -43,6 +43,53 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
     }
 }
 
+/// The cues of `cur` a feed has not told yet (those after `told`), as events; a new feed
+/// (`told` is `None`) is told only those still running at `now_ms` (a sponsor's slot, a
+/// break under way). A viewer the cue exempts gets it with `"skip": true`. Returns the
+/// newest cue told.
+pub fn diff_cues(
+    told: Option<u64>,
+    cur: &StreamStatus,
+    viewer: Option<&str>,
+    now_ms: u64,
+    out: &mut VecDeque<Event>,
+) -> Option<u64> {
+    let mut newest = told;
+    for cue in &cur.cues {
+        let fresh = match told {
+            Some(t) => cue.seq > t,
+            None => cue.until_ms > now_ms,
+        };
+        newest = newest.max(Some(cue.seq));
+        if !fresh {
+            continue;
+        }
+        let data = match viewer.filter(|v| cue.exempt.contains(*v)) {
+            Some(_) => skipping(&cue.data),
+            None => cue.data.clone(),
+        };
+        out.push_back(Event::default().event(&cue.event).data(data));
+    }
+    newest
+}
+
+/// A cue's data with `"skip": true`.
+fn skipping(data: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(data) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert("skip".into(), serde_json::Value::Bool(true));
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => data.to_owned(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The events that turn a viewer's allocation `last` into `cur`: `paused` when its path
 /// carries no video layer (audio goes on), `resumed` when video comes back, `allocation`
 /// with the rank of the layer it is now sent and, when its frame rate is reduced, the
@@ -87,6 +134,10 @@ struct Feed {
     id: SessionId,
     rx: watch::Receiver<StreamStatus>,
     last: Option<StreamStatus>,
+    /// The newest cue told.
+    cue: Option<u64>,
+    /// Who watches (a user id), when the session's grant said: for cues' `skip`.
+    who: Option<String>,
     /// The viewer's own allocation, while its session has one.
     viewer: watch::Receiver<ViewerStatus>,
     viewer_open: bool,
@@ -107,10 +158,12 @@ pub async fn events(
     let draining = st.node.watch_draining();
     let viewer_rx = st.node.watch_viewer(id).ok_or(ApiError::NotFound)?;
     let feed = Feed {
+        who: st.viewer_of(id),
         st,
         id,
         rx,
         last: None,
+        cue: None,
         viewer: viewer_rx,
         viewer_open: true,
         last_viewer: None,
@@ -153,6 +206,7 @@ pub async fn events(
             }
             let cur = f.rx.borrow_and_update().clone();
             diff(f.last.as_ref(), &cur, &mut f.queue);
+            f.cue = diff_cues(f.cue, &cur, f.who.as_deref(), now_ms(), &mut f.queue);
             f.last = Some(cur);
             let cur = *f.viewer.borrow_and_update();
             diff_viewer(f.last_viewer.as_ref(), &cur, &mut f.queue);
@@ -223,11 +277,46 @@ mod tests {
                 temporal: Vec::new(),
             }],
             viewers: 0,
+            cues: Vec::new(),
         };
         diff(Some(&a), &b, &mut q);
         assert_eq!(q.len(), 2, "active and layers");
         q.clear();
         diff(Some(&b), &b, &mut q);
+        assert!(q.is_empty());
+    }
+
+    fn cue(seq: u64, until_ms: u64, exempt: &[&str]) -> std::sync::Arc<sfu::directory::Cue> {
+        std::sync::Arc::new(sfu::directory::Cue {
+            seq,
+            event: "adbreak".into(),
+            data: r#"{"id":"b","skip":false}"#.into(),
+            until_ms,
+            exempt: std::sync::Arc::new(exempt.iter().map(|s| s.to_string()).collect()),
+        })
+    }
+
+    #[test]
+    fn cues_are_told_once_and_exempt_viewers_skip() {
+        let mut st = StreamStatus {
+            cues: vec![cue(1, 1_000, &[]), cue(2, 5_000, &["u1"])],
+            ..Default::default()
+        };
+        let mut q = VecDeque::new();
+        // A new feed at t = 2 s: only the running cue.
+        let told = diff_cues(None, &st, Some("u1"), 2_000, &mut q);
+        assert_eq!(told, Some(2));
+        assert_eq!(q.len(), 1);
+        assert!(format!("{:?}", q[0]).contains(r#"\"skip\":true"#), "{q:?}");
+        q.clear();
+        assert_eq!(diff_cues(told, &st, Some("u1"), 2_000, &mut q), Some(2));
+        assert!(q.is_empty(), "told once");
+        st.cues.push(cue(3, 9_000, &["u1"]));
+        diff_cues(told, &st, Some("u2"), 2_000, &mut q);
+        assert_eq!(q.len(), 1);
+        assert!(format!("{:?}", q[0]).contains(r#"\"skip\":false"#), "{q:?}");
+        q.clear();
+        diff_cues(None, &StreamStatus::default(), None, 0, &mut q);
         assert!(q.is_empty());
     }
 

@@ -143,6 +143,11 @@ impl AppState {
             .unwrap_or_default()
     }
 
+    /// Who watches in session `id` (a user id), when the grant that opened it said.
+    pub fn viewer_of(&self, id: sfu::SessionId) -> Option<String> {
+        self.sessions.viewer(id)
+    }
+
     /// Ends the sessions bound to a revoked tag (a key, channel, user or viewer grant).
     pub async fn revoke(&self, tag: &str) -> usize {
         self.sessions.revoke(&self.node, tag).await

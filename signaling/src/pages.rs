@@ -23,6 +23,8 @@ const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
 const SDK_ACCOUNT: &str = include_str!("../../sdk-js/dist/account.js");
 const SDK_CHAT: &str = include_str!("../../sdk-js/dist/chat.js");
 const SDK_CHANNEL: &str = include_str!("../../sdk-js/dist/channel.js");
+const SDK_ADS: &str = include_str!("../../sdk-js/dist/ads.js");
+const SDK_STATS: &str = include_str!("../../sdk-js/dist/stats.js");
 
 /// Each page's script, by file name under `/js/`.
 const SCRIPTS: [(&str, &str); 7] = [
@@ -77,6 +79,8 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "account.js" => (SDK_ACCOUNT, JS),
         "chat.js" => (SDK_CHAT, JS),
         "channel.js" => (SDK_CHANNEL, JS),
+        "ads.js" => (SDK_ADS, JS),
+        "stats.js" => (SDK_STATS, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

@@ -180,7 +180,7 @@ async fn create(
         // Only a public channel's stream shows in public lists and metric labels.
         st.node.set_listed(&stream, grant.listed);
     }
-    st.sessions.insert(opened.id, role, grant.tags);
+    st.sessions.insert(opened.id, role, grant);
     let base = format!("/{}/{stream}/{}", role_path(role), opened.id);
     let mut resp = (StatusCode::CREATED, opened.answer).into_response();
     let h = resp.headers_mut();

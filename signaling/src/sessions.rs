@@ -15,6 +15,8 @@ struct Entry {
     role: Role,
     generation: u32,
     tags: Vec<String>,
+    /// Who watches, when the grant named them.
+    viewer: Option<String>,
 }
 
 /// Sessions opened through this front.
@@ -27,15 +29,21 @@ impl Sessions {
     }
 
     /// A new session at its first ETag generation.
-    pub(crate) fn insert(&self, id: SessionId, role: Role, tags: Vec<String>) {
+    pub(crate) fn insert(&self, id: SessionId, role: Role, grant: crate::Grant) {
         self.lock().insert(
             id,
             Entry {
                 role,
                 generation: 1,
-                tags,
+                tags: grant.tags,
+                viewer: grant.viewer,
             },
         );
+    }
+
+    /// Who watches in session `id`, when its grant named them.
+    pub fn viewer(&self, id: SessionId) -> Option<String> {
+        self.lock().get(&id).and_then(|e| e.viewer.clone())
     }
 
     /// The session's current ETag generation.

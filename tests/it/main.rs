@@ -4,6 +4,7 @@ mod access;
 mod accounts;
 mod acme;
 mod admission;
+mod ads;
 mod bad_input;
 mod budget;
 mod chat;

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 /// A permission an API key carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum Scope {
-    /// Read a channel, its polls, questions, surveys and their results.
+    /// Read a channel, its polls, questions, surveys and their results, and its
+    /// analytics.
     #[serde(rename = "analytics:read")]
     AnalyticsRead,
     /// Manage a channel: its settings, private viewers, stream keys, polls, surveys and
@@ -60,7 +61,20 @@ const ROUTES: &[(&str, &str, &[Scope])] = &[
         "/channels/{slug}/surveys/{id}/results",
         &[READ, MANAGE],
     ),
+    ("GET", "/channels/{slug}/analytics", &[READ]),
+    ("GET", "/channels/{slug}/analytics.csv", &[READ]),
+    (
+        "GET",
+        "/channels/{slug}/analytics/streams/{broadcast_id}",
+        &[READ],
+    ),
     ("PATCH", "/channels/{slug}", &[MANAGE]),
+    ("POST", "/channels/{slug}/ad-breaks", &[MANAGE]),
+    ("GET", "/channels/{slug}/ads", &[MANAGE]),
+    ("PUT", "/channels/{slug}/ads", &[MANAGE]),
+    ("GET", "/channels/{slug}/sponsors", &[READ, MANAGE]),
+    ("POST", "/channels/{slug}/sponsors", &[MANAGE]),
+    ("DELETE", "/channels/{slug}/sponsors/{id}", &[MANAGE]),
     ("POST", "/channels/{slug}/viewers", &[MANAGE]),
     ("DELETE", "/channels/{slug}/viewers/{username}", &[MANAGE]),
     ("POST", "/channels/{slug}/viewer-token", &[MANAGE]),

@@ -9,7 +9,7 @@
 //! runs through (and `cascade simulate` runs at scale); [`view`] is the data it reads;
 //! [`redirect`] answers `POST /whep/{stream}` with a 307 to an edge.
 
-mod auth;
+pub(crate) mod auth;
 pub mod ingest;
 pub mod placement;
 pub mod redirect;

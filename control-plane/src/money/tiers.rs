@@ -38,6 +38,8 @@ pub struct Tier {
     pub period: String,
     /// Offered to new subscribers.
     pub active: bool,
+    /// Its subscribers skip ad breaks (`docs/ADS.md`).
+    pub ad_free: bool,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -56,6 +58,9 @@ pub struct NewTierRequest {
     pub currency: String,
     /// `month` or `year`.
     pub period: Period,
+    /// Its subscribers skip ad breaks.
+    #[serde(default)]
+    pub ad_free: bool,
 }
 
 /// A tier's billing period.
@@ -74,6 +79,9 @@ pub struct TierEdit {
     /// A new name (the price of a tier never changes: make another).
     #[schema(min_length = 1, max_length = 50)]
     pub name: String,
+    /// Whether its subscribers skip ad breaks (unchanged when absent).
+    #[serde(default)]
+    pub ad_free: Option<bool>,
 }
 
 /// A channel's paywall.
@@ -97,11 +105,12 @@ pub(crate) struct TierRow {
     pub gateway_product: String,
     pub gateway_price: String,
     pub active: i64,
+    pub ad_free: i64,
     pub created_at: i64,
 }
 
 const TIER_SELECT: &str = "SELECT id, channel_id, name, amount, currency, period, \
-    gateway_product, gateway_price, active, created_at FROM tiers";
+    gateway_product, gateway_price, active, ad_free, created_at FROM tiers";
 
 impl From<TierRow> for Tier {
     fn from(r: TierRow) -> Tier {
@@ -112,6 +121,7 @@ impl From<TierRow> for Tier {
             currency: r.currency,
             period: r.period,
             active: r.active != 0,
+            ad_free: r.ad_free != 0,
             created_at: r.created_at,
         }
     }
@@ -186,12 +196,13 @@ pub(crate) async fn create(
         gateway_product: refs.product,
         gateway_price: refs.price,
         active: 1,
+        ad_free: i64::from(req.ad_free),
         created_at: now,
     };
     sqlx::query(
         "INSERT INTO tiers (id, channel_id, name, amount, currency, period, gateway_product, \
-         gateway_price, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+         gateway_price, active, ad_free, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $10, $9, $9)",
     )
     .bind(&row.id)
     .bind(&row.channel_id)
@@ -202,6 +213,7 @@ pub(crate) async fn create(
     .bind(&row.gateway_product)
     .bind(&row.gateway_price)
     .bind(now)
+    .bind(row.ad_free)
     .execute(cp.pool())
     .await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
@@ -246,10 +258,14 @@ pub(crate) async fn edit(
     let ch = owned(&cp, &caller, &slug).await?;
     let mut row = tier(&cp, &ch.id, &id).await?;
     row.name = name(&req.name)?;
-    sqlx::query("UPDATE tiers SET name = $1, updated_at = $2 WHERE id = $3")
+    if let Some(ad_free) = req.ad_free {
+        row.ad_free = i64::from(ad_free);
+    }
+    sqlx::query("UPDATE tiers SET name = $1, ad_free = $4, updated_at = $2 WHERE id = $3")
         .bind(&row.name)
         .bind(now_ms())
         .bind(&row.id)
+        .bind(row.ad_free)
         .execute(cp.pool())
         .await?;
     Ok(axum::Json(row.into()))

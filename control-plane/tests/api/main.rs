@@ -2,6 +2,7 @@
 //! and their failures.
 
 mod accounts;
+mod ads;
 mod apikeys;
 mod channels;
 mod chat;

@@ -1,0 +1,42 @@
+/** How often a player reports. */
+export declare const REPORT_EVERY_MS = 10000;
+/** What a player has done since its first frame. */
+export interface PlaybackTotals {
+    watched_ms: number;
+    stall_ms: number;
+    stalls: number;
+}
+/** Counts stalls: a `waiting` after the first `playing` starts one, `playing` ends it. */
+export declare class StallClock {
+    private first?;
+    private stalledSince?;
+    private stalled;
+    private count;
+    /** The element plays (its first frame, or the end of a stall). */
+    playing(now: number): void;
+    /** The element waits for data. Before the first frame it is joining, not stalling. */
+    waiting(now: number): void;
+    /** The totals at `now` (a stall under way counts up to now). */
+    totals(now: number): PlaybackTotals;
+}
+/** The stream and session id of a WHEP session resource (`…/whep/{stream}/{session}`). */
+export declare function sessionOf(location: string): {
+    stream: string;
+    session: string;
+} | undefined;
+/** Reports a video element's playback for a WHEP session every {@link REPORT_EVERY_MS}. */
+export declare class PlaybackReporter {
+    private readonly video;
+    private location;
+    private readonly clock;
+    private timer?;
+    private readonly onPlaying;
+    private readonly onWaiting;
+    constructor(video: HTMLVideoElement, location: string);
+    /** The session moved to another node: report under its new resource. */
+    moved(location: string): void;
+    /** Sends the totals now (errors are ignored: a report is best effort). */
+    report(): Promise<void>;
+    /** Stops reporting (a last report first). */
+    stop(): void;
+}

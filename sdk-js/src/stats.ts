@@ -1,0 +1,94 @@
+// A player's playback report (`POST /api/v1/playback-stats`, docs/ANALYTICS.md): the
+// time it played or stalled since the first frame, its stalls and frames, as running
+// totals every 10 s. `StallClock` is the pure part (times passed in); `PlaybackReporter`
+// reads a video element and posts.
+
+/** How often a player reports. */
+export const REPORT_EVERY_MS = 10_000;
+
+/** What a player has done since its first frame. */
+export interface PlaybackTotals {
+  watched_ms: number;
+  stall_ms: number;
+  stalls: number;
+}
+
+/** Counts stalls: a `waiting` after the first `playing` starts one, `playing` ends it. */
+export class StallClock {
+  private first?: number;
+  private stalledSince?: number;
+  private stalled = 0;
+  private count = 0;
+
+  /** The element plays (its first frame, or the end of a stall). */
+  playing(now: number): void {
+    if (this.first === undefined) this.first = now;
+    if (this.stalledSince !== undefined) {
+      this.stalled += now - this.stalledSince;
+      this.stalledSince = undefined;
+    }
+  }
+
+  /** The element waits for data. Before the first frame it is joining, not stalling. */
+  waiting(now: number): void {
+    if (this.first === undefined || this.stalledSince !== undefined) return;
+    this.stalledSince = now;
+    this.count++;
+  }
+
+  /** The totals at `now` (a stall under way counts up to now). */
+  totals(now: number): PlaybackTotals {
+    if (this.first === undefined) return { watched_ms: 0, stall_ms: 0, stalls: 0 };
+    const open = this.stalledSince === undefined ? 0 : now - this.stalledSince;
+    return {
+      watched_ms: Math.round(now - this.first),
+      stall_ms: Math.round(this.stalled + open),
+      stalls: this.count,
+    };
+  }
+}
+
+/** The stream and session id of a WHEP session resource (`…/whep/{stream}/{session}`). */
+export function sessionOf(location: string): { stream: string; session: string } | undefined {
+  const m = new URL(location).pathname.match(/\/whep\/([^/]+)\/([0-9a-f]{16})$/);
+  return m ? { stream: decodeURIComponent(m[1]), session: m[2] } : undefined;
+}
+
+/** Reports a video element's playback for a WHEP session every {@link REPORT_EVERY_MS}. */
+export class PlaybackReporter {
+  private readonly clock = new StallClock();
+  private timer?: ReturnType<typeof setInterval>;
+  private readonly onPlaying = () => this.clock.playing(performance.now());
+  private readonly onWaiting = () => this.clock.waiting(performance.now());
+
+  constructor(private readonly video: HTMLVideoElement, private location: string) {
+    video.addEventListener("playing", this.onPlaying);
+    video.addEventListener("waiting", this.onWaiting);
+    this.timer = setInterval(() => void this.report(), REPORT_EVERY_MS);
+  }
+
+  /** The session moved to another node: report under its new resource. */
+  moved(location: string): void {
+    this.location = location;
+  }
+
+  /** Sends the totals now (errors are ignored: a report is best effort). */
+  async report(): Promise<void> {
+    const ids = sessionOf(this.location);
+    if (!ids) return;
+    const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
+    const url = new URL("/api/v1/playback-stats", this.location).toString();
+    await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
+      .catch(() => undefined);
+  }
+
+  /** Stops reporting (a last report first). */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.video.removeEventListener("playing", this.onPlaying);
+    this.video.removeEventListener("waiting", this.onWaiting);
+    void this.report();
+  }
+}
