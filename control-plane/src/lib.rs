@@ -110,6 +110,8 @@ struct Inner {
     webhooks: Arc<webhooks::Webhooks>,
     /// Keys of announcements already scheduled (poll results), so a burst is one.
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Channels' subscriber badges, read at most every 30 s.
+    badges: money::checkout::BadgeCache,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -149,6 +151,7 @@ impl ControlPlane {
             metrics: metrics::ApiMetrics::new(),
             webhooks,
             pending: Default::default(),
+            badges: Default::default(),
         }));
         // Ping the database every 5 s for `cascade_db_up`; ends with the control plane.
         let weak = Arc::downgrade(&cp.0);
@@ -229,6 +232,11 @@ impl ControlPlane {
 
     pub(crate) fn cluster_cache(&self) -> &cluster::registry::ViewCache {
         &self.0.cluster
+    }
+
+    /// Channels' subscriber badges, cached.
+    pub(crate) fn badges(&self) -> &money::checkout::BadgeCache {
+        &self.0.badges
     }
 
     /// Chat and the rooms' live delivery.
