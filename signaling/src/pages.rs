@@ -23,13 +23,21 @@ const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
 const SDK_ACCOUNT: &str = include_str!("../../sdk-js/dist/account.js");
 const SDK_CHAT: &str = include_str!("../../sdk-js/dist/chat.js");
 const SDK_CHANNEL: &str = include_str!("../../sdk-js/dist/channel.js");
+const SDK_ERRORS: &str = include_str!("../../sdk-js/dist/errors.js");
+const SDK_MONEY: &str = include_str!("../../sdk-js/dist/money.js");
+const SDK_INTEGRATIONS: &str = include_str!("../../sdk-js/dist/integrations.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 7] = [
+const SCRIPTS: [(&str, &str); 9] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
     ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),
+    ("money.js", include_str!("../../sdk-js/pages/js/money.js")),
+    (
+        "studio-money.js",
+        include_str!("../../sdk-js/pages/js/studio-money.js"),
+    ),
     ("signup.js", include_str!("../../sdk-js/pages/js/signup.js")),
     ("signin.js", include_str!("../../sdk-js/pages/js/signin.js")),
     (
@@ -49,9 +57,13 @@ pub async fn studio() -> Html<&'static str> {
     Html(STUDIO)
 }
 
-/// GET /watch/{stream}
-pub async fn watch() -> Html<&'static str> {
-    Html(WATCH)
+/// GET /watch/{stream}, with its own Content-Security-Policy when it may load a
+/// payment gateway's card form ([`crate::headers::with_payment_script`]).
+pub async fn watch(policy: Option<axum::http::HeaderValue>) -> Response {
+    match policy {
+        Some(p) => ([(header::CONTENT_SECURITY_POLICY, p)], Html(WATCH)).into_response(),
+        None => Html(WATCH).into_response(),
+    }
 }
 
 /// GET /signup
@@ -77,6 +89,9 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "account.js" => (SDK_ACCOUNT, JS),
         "chat.js" => (SDK_CHAT, JS),
         "channel.js" => (SDK_CHANNEL, JS),
+        "errors.js" => (SDK_ERRORS, JS),
+        "money.js" => (SDK_MONEY, JS),
+        "integrations.js" => (SDK_INTEGRATIONS, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
