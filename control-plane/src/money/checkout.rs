@@ -65,6 +65,14 @@ impl BadgeCache {
             .map(|(_, b)| b.clone())
     }
 
+    /// Drops a channel's badges (a subscription of it changed state).
+    pub(crate) fn forget(&self, channel: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(channel);
+    }
+
     fn put(&self, channel: &str, now: Instant, badges: Arc<Vec<Badge>>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // Old entries go when the map grows, so it holds the channels asked lately.
