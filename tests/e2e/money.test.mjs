@@ -4,7 +4,8 @@
 // subscribes through the channel page's card form (localstripe's test card), and the
 // stream then plays (frames decoded); "otto", who does not subscribe, stays refused; a
 // tip from vic's page shows its alert on the studio and on both viewers' pages; vic
-// cancels on his account page and his next join is refused with the reason. Every page
+// cancels on his account page and his next join is refused with the reason. vic's chat
+// messages carry his tier's badge on otto's page. Every page
 // runs under the node's Content-Security-Policy (the channel page's allows localstripe's
 // origin for its script) and must not trip it. Run inside `unshare --net`; without
 // localstripe the test says SKIPPED.
@@ -198,6 +199,8 @@ test("a viewer without a subscription sees \"Subscribers only\", subscribes thro
 
   await vic.click("#tiers li[data-id] button.subscribe");
   assert.match(await vic.textContent("#card-what"), /Subscribe to Gold/);
+  await vic.waitForSelector("#card-element input[placeholder=number]");
+  await shot(vic, "watch-card");
   await payWithTestCard(vic);
   // localstripe's webhooks make the subscription active; the page then joins and plays.
   await until(vic, () => window.player.subscription?.entitled === true, null, 30000);
@@ -207,12 +210,22 @@ test("a viewer without a subscription sees \"Subscribers only\", subscribes thro
   await shot(vic, "watch-subscribed");
 });
 
-test("another viewer without a subscription stays refused", { skip: !haveLocalstripe }, async () => {
+test("another viewer without a subscription stays refused, and sees the subscriber's badge in chat", { skip: !haveLocalstripe }, async () => {
   otto = await open(browser, base, `/watch/${slug}`, await account(base, "otto"), "otto");
   pages.push(otto);
   await until(otto, () => window.player.paywalled === true);
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal(await otto.evaluate(() => window.player.frames), 0);
+  // In chat, the subscriber's messages carry his tier's badge.
+  await until(otto, () => window.player.chat?.state === "open", null, 20000);
+  await until(vic, () => window.player.chat?.state === "open", null, 20000);
+  await vic.fill("#chat-input", "hello from a subscriber");
+  await vic.click("#chat-send");
+  await otto.waitForSelector('#messages li[data-user="vic"] .sub-badge');
+  assert.equal(await otto.getAttribute('#messages li[data-user="vic"] .sub-badge', "title"), "Subscriber: Gold");
+  assert.equal(await otto.textContent('#messages li[data-user="vic"] .text'), "hello from a subscriber");
+  assert.doesNotMatch(await otto.textContent("#messages"), /null|undefined/);
+  await shot(otto, "watch-badge");
   // The node itself refuses his WHEP with the typed reason.
   const resp = await fetch(`${base}/whep/${slug}`, { method: "POST", headers: { "content-type": "application/sdp" }, body: "v=0\r\n" });
   assert.equal(resp.status, 403);
@@ -220,7 +233,6 @@ test("another viewer without a subscription stays refused", { skip: !haveLocalst
 });
 
 test("a tip from the channel page shows its alert on the studio and on the viewers' pages", { skip: !haveLocalstripe }, async () => {
-  await until(otto, () => window.player.chat?.state === "open", null, 20000);
   await until(studio, () => window.studio.chat?.state === "open", null, 20000);
   await vic.fill("#tip-amount", "3");
   await vic.fill("#tip-message", "Great show, Lea!");

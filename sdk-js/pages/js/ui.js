@@ -70,9 +70,10 @@ export function mountChat({ chat, api, signinNext, onTimeout, badges }) {
     li.append(
       el("span", { className: "when" }, clock(m.created_at)),
       el("span", { className: "who", title: `@${m.user?.username ?? ""}` }, m.user?.display_name || m.user?.username || "?"),
-      subBadge(badges?.badgeFor(m.user?.username)),
       el("span", { className: "text" }, m.text),
     );
+    const badge = subBadge(badges?.badgeFor(m.user?.username));
+    if (badge) li.querySelector(".who").after(badge);
     const actions = el("span", { className: "actions" });
     const act = (label, title, fn) => actions.append(el("button", { type: "button", className: "small", title, onclick: fn }, label));
     if (me) act("Reply", "Reply to this message", () => startReply(m));

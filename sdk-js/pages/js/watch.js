@@ -114,7 +114,8 @@ async function join() {
     player.error = e instanceof SubscriptionRequiredError ? e.code : String(e);
     failure = e.message ?? String(e);
     player.paywalled = e instanceof SubscriptionRequiredError;
-    if (player.paywalled) $("paywall-reason").textContent = e.detail;
+    // The server's sentence, as a sentence on the cover.
+    if (player.paywalled) $("paywall-reason").textContent = `${e.detail.charAt(0).toUpperCase()}${e.detail.slice(1)}.`;
   }
   show();
 }
