@@ -20,7 +20,8 @@ export interface NewWebhookEndpoint extends WebhookEndpoint {
 export interface WebhookDelivery {
     id: string;
     event_id: string;
-    kind: string;
+    /** The event type (`webhook.test`, `tip.received`, …). */
+    type: string;
     attempts: number;
     next_attempt_at: number | null;
     last_status: number | null;

@@ -102,12 +102,15 @@ async function open(browser, base, path, session, name) {
   return page;
 }
 
-/** With MONEY_SHOTS=<dir>, screenshots of `page` there in the light and dark themes. */
-async function shot(page, name) {
+/** With MONEY_SHOTS=<dir>, screenshots of `page` (or of its elements matching `selector`)
+ *  there in the light and dark themes. */
+async function shot(page, name, selector) {
   if (!process.env.MONEY_SHOTS) return;
   for (const colorScheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme });
-    await page.screenshot({ path: join(process.env.MONEY_SHOTS, `${name}-${colorScheme}.png`), fullPage: true });
+    const path = join(process.env.MONEY_SHOTS, `${name}-${colorScheme}.png`);
+    if (selector) await page.locator(selector).screenshot({ path });
+    else await page.screenshot({ path, fullPage: true });
   }
   await page.emulateMedia({ colorScheme: null });
 }
@@ -135,7 +138,9 @@ before(async () => {
   server = await startServer(["--workers", "1", "--auth", "accounts",
     "--stripe-secret-key-file", join(dir, "sk"), "--stripe-webhook-secret-file", join(dir, "whsec"),
     "--stripe-api-base", stripe.base, "--stripe-publishable-key", "pk_test_cascade_e2e",
-    "--stripe-js-url", `${stripe.base}/js.stripe.com/v3/`]);
+    "--stripe-js-url", `${stripe.base}/js.stripe.com/v3/`,
+    // The studio's webhook goes to a receiver of this test on 127.0.0.1.
+    "--webhooks-allow-private"]);
   base = server.base;
   // localstripe signs its events with the same secret and posts them to the node.
   const hook = await fetch(`${stripe.base}/_config/webhooks/cascade`, {
@@ -225,7 +230,7 @@ test("another viewer without a subscription stays refused, and sees the subscrib
   assert.equal(await otto.getAttribute('#messages li[data-user="vic"] .sub-badge', "title"), "Subscriber: Gold");
   assert.equal(await otto.textContent('#messages li[data-user="vic"] .text'), "hello from a subscriber");
   assert.doesNotMatch(await otto.textContent("#messages"), /null|undefined/);
-  await shot(otto, "watch-badge");
+  await shot(otto, "watch-badge", "#chat");
   // The node itself refuses his WHEP with the typed reason.
   const resp = await fetch(`${base}/whep/${slug}`, { method: "POST", headers: { "content-type": "application/sdp" }, body: "v=0\r\n" });
   assert.equal(resp.status, 403);
@@ -269,4 +274,58 @@ test("the subscriber cancels on his account page and his next join is refused wi
   await vic.waitForFunction(() => /subscription to this channel ended/.test(document.getElementById("paywall-reason").textContent));
   assert.equal(await vic.evaluate(() => window.player.error), "subscription_required");
   await shot(vic, "watch-canceled");
+});
+
+test("the studio manages webhooks (secret shown once, test, deliveries, rotate, delete) and API keys (shown once, revoke)", { skip: !haveLocalstripe }, async () => {
+  const received = [];
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => { received.push({ headers: req.headers, body: JSON.parse(body) }); res.writeHead(204).end(); });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  try {
+    await studio.fill("#hook-url", `http://127.0.0.1:${receiver.address().port}/hook`);
+    await studio.check('#hook-events input[value="tip.received"]');
+    await studio.check('#hook-events input[value="stream.started"]');
+    await studio.click("#hook-add");
+    await studio.waitForSelector("#hook-secret:not([hidden])");
+    const secret = await studio.textContent("#hook-secret code");
+    assert.match(secret, /^whsec_/);
+    await studio.waitForSelector("#hooks-list li[data-id]");
+    assert.match(await studio.textContent("#hooks-list li[data-id]"), /tip\.received/);
+    await studio.click("#hooks-list li[data-id] button:has-text('Send test')");
+    for (let i = 0; i < 100 && !received.some((r) => r.body.type === "webhook.test"); i++) await new Promise((r) => setTimeout(r, 100));
+    const test = received.find((r) => r.body.type === "webhook.test");
+    assert.ok(test, "the test event reached the receiver");
+    assert.ok(test.headers["webhook-signature"]?.startsWith("v1,"));
+    // The log opens on its own after a test; it says delivered (opened again until it does).
+    await studio.waitForSelector("#hooks-list .deliveries li");
+    for (let i = 0; i < 20 && !(await studio.$("#hooks-list .deliveries li .badge.ok")); i++) {
+      await studio.click("#hooks-list li[data-id] button:has-text('Deliveries')"); // closes
+      await studio.click("#hooks-list li[data-id] button:has-text('Deliveries')"); // opens, read again
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await studio.waitForSelector("#hooks-list .deliveries li .badge.ok");
+    assert.match(await studio.textContent("#hooks-list .deliveries"), /webhook\.test.*delivered/);
+    await shot(studio, "studio-webhooks", "#webhooks");
+    await studio.click("#hooks-list li[data-id] button:has-text('Rotate secret')");
+    await studio.waitForFunction((old) => document.querySelector("#hook-secret code")?.textContent !== old, secret);
+    assert.match(await studio.textContent("#hook-secret code"), /^whsec_/);
+    await studio.click("#hooks-list li[data-id] button:has-text('Delete')");
+    await studio.waitForFunction(() => document.getElementById("hooks-list").textContent === "No endpoints.");
+  } finally {
+    receiver.close();
+  }
+
+  await studio.fill("#apikey-name", "exporter");
+  await studio.check('#apikey-scopes input[value="analytics:read"]');
+  await studio.click("#apikey-add");
+  await studio.waitForSelector("#apikey-secret:not([hidden])");
+  assert.match(await studio.textContent("#apikey-secret code"), /^cak_/);
+  await studio.waitForSelector("#apikeys-list li[data-id]");
+  assert.match(await studio.textContent("#apikeys-list li[data-id]"), /exporter.*analytics:read.*never used/);
+  await shot(studio, "studio-apikeys", "#apikeys");
+  await studio.click("#apikeys-list li[data-id] button:has-text('Revoke')");
+  await studio.waitForFunction(() => !document.querySelector("#apikeys-list li[data-id] button") );
 });

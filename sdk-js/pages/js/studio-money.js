@@ -87,15 +87,17 @@ export function mountStudioMoney({ account, slug, chat, studio }) {
     $("tier-name").value = ""; $("tier-amount").value = ""; loadTiers();
   });
 
-  async function deliveries(h, li) {
+  /** Opens (or, from its button, closes) an endpoint's delivery log under it. */
+  async function deliveries(h, li, toggle = true) {
     const old = li.querySelector(".deliveries");
-    if (old) { old.remove(); return; }
+    old?.remove();
+    if (old && toggle) return;
     const box = el("ol", { className: "list deliveries" });
     li.append(box);
     try {
       const log = await integrations.deliveries(h.id, 20);
       box.replaceChildren(...(log.deliveries.length ? log.deliveries.map((d) => el("li", {},
-        el("span", { className: "muted" }, `${clock(d.created_at)} `), el("b", {}, d.kind), " ",
+        el("span", { className: "muted" }, `${clock(d.created_at)} `), el("b", {}, d.type), " ",
         el("span", { className: `badge${d.delivered_at ? " ok" : ""}` },
           d.delivered_at ? "delivered" : d.failed_at ? "failed" : `retrying (${d.attempts})`),
         d.last_status ? el("span", { className: "muted" }, ` HTTP ${d.last_status}`) : null,
@@ -112,7 +114,11 @@ export function mountStudioMoney({ account, slug, chat, studio }) {
           el("div", { className: "muted" }, h.events.join(", "), h.description ? ` — ${h.description}` : ""));
         li.append(el("div", { className: "row" },
           el("button", { type: "button", className: "small", onclick: () => deliveries(h, li) }, "Deliveries"),
-          el("button", { type: "button", className: "small", onclick: guard("hook-status", async () => { await integrations.testWebhook(h.id); $("hook-status").textContent = "test event queued"; }) }, "Send test"),
+          el("button", { type: "button", className: "small", onclick: guard("hook-status", async () => {
+            await integrations.testWebhook(h.id);
+            // The log, open on it: the test event is its newest line within a moment.
+            setTimeout(() => deliveries(h, li, false), 1000);
+          }) }, "Send test"),
           el("button", { type: "button", className: "small", onclick: guard("hook-status", async () => { const r = await integrations.rotateWebhook(h.id); showSecret("hook-secret", "New signing secret (shown once; the old one works a while longer):", r.secret); }) }, "Rotate secret"),
           el("button", { type: "button", className: "small danger", onclick: guard("hook-status", async () => { await integrations.deleteWebhook(h.id); loadHooks(); }) }, "Delete")));
         return li;
