@@ -167,6 +167,10 @@ unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.m
 step "browser end to end: chat, moderation, polls and Q&A through the pages (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 300 node --test chat.test.mjs'
 
+step "browser end to end: subscribe, tip and cancel through the pages against localstripe (Chromium, own network namespace)"
+# localstripe (installed above) runs inside the namespace too; without it the test says SKIPPED.
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --test money.test.mjs'
+
 step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'
 

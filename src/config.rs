@@ -248,6 +248,15 @@ pub struct MoneyArgs {
     /// Stripe's API base URL (a localstripe for tests) [default: https://api.stripe.com].
     #[arg(long, env = "CASCADE_STRIPE_API_BASE")]
     pub stripe_api_base: Option<String>,
+    /// The Stripe publishable key (`pk_…`, not a secret) the channel page's card form
+    /// uses.
+    #[arg(long, env = "CASCADE_STRIPE_PUBLISHABLE_KEY")]
+    pub stripe_publishable_key: Option<String>,
+    /// Where the channel page loads Stripe.js from (a localstripe's
+    /// `http://HOST:PORT/js.stripe.com/v3/` in tests) [default:
+    /// https://js.stripe.com/v3/].
+    #[arg(long, env = "CASCADE_STRIPE_JS_URL")]
+    pub stripe_js_url: Option<String>,
 }
 
 /// A secret from a file, else from an environment variable (never a flag: a flag shows in
@@ -270,6 +279,19 @@ impl MoneyArgs {
         let mut money = control_plane::money::Settings::default();
         if let Some(p) = self.platform_fee_percent {
             money.fee_percent = p;
+        }
+        if let Some(k) = &self.stripe_publishable_key {
+            let k = k.trim();
+            if !k.starts_with("pk_") || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err("--stripe-publishable-key must be a publishable key (pk_…)".into());
+            }
+            money.publishable_key = Some(k.to_owned());
+        }
+        if let Some(u) = &self.stripe_js_url {
+            if signaling::headers::with_payment_script("", u).is_none() {
+                return Err(format!("--stripe-js-url: {u:?} is not an http(s) URL"));
+            }
+            money.js_url = u.clone();
         }
         let key = secret(
             self.stripe_secret_key_file.as_ref(),

@@ -274,6 +274,13 @@ fn fetch_signing_keys(control: &str) -> Result<String, String> {
 }
 
 /// The runtime of a server's HTTP front and control paths (media has its own threads).
+/// Where the channel page loads the payment gateway's card form from, when payments are
+/// on (its origin goes into that page's Content-Security-Policy).
+fn payment_script(settings: &config::Settings) -> Option<&str> {
+    let money = &settings.money;
+    money.gateway.as_ref().map(|_| money.js_url.as_str())
+}
+
 fn server_runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -327,7 +334,14 @@ fn control(settings: config::Settings) -> Result<(), String> {
         // (pages and unknown paths too, as their template or `other`).
         let app = control
             .router()
-            .merge(signaling::web_pages())
+            .merge(signaling::web_pages(payment_script(&settings).and_then(
+                |u| {
+                    signaling::headers::with_payment_script(
+                        signaling::headers::CLUSTER_CONTENT_SECURITY_POLICY_VALUE,
+                        u,
+                    )
+                },
+            )))
             .merge(ops::control_routes(control.clone()))
             .layer(axum::middleware::from_fn(
                 signaling::headers::cluster_security_headers,
@@ -417,6 +431,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         let state = AppState::new(node.clone(), auth, settings.ice_servers.clone())
             .with_turn(settings.turn.clone())
             .with_chat(chat)
+            .with_payment_script(payment_script(&settings))
             .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => {

@@ -19,7 +19,7 @@ use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
-use crate::money::{reports, subscriptions, tiers, tips, webhook};
+use crate::money::{checkout, reports, subscriptions, tiers, tips, webhook};
 use crate::webhooks::http as webhooks;
 use crate::{accounts, admin, apikeys, channels, keys, revocation, ControlPlane};
 
@@ -131,6 +131,7 @@ impl Modify for Security {
         tiers::create, tiers::list, tiers::edit, tiers::retire, tiers::paywall,
         tiers::set_paywall, subscriptions::subscribe, subscriptions::mine,
         subscriptions::cancel, tips::tip, reports::balance, reports::payout,
+        checkout::config, checkout::setup, checkout::badges,
         reports::statement, reports::report, webhook::stripe,
         breaks::cue, breaks::settings, breaks::set_settings, sponsors::create, sponsors::list,
         sponsors::remove, analytics::channel, analytics::channel_csv, analytics::stream,
@@ -320,6 +321,9 @@ fn money_routes() -> Router<ControlPlane> {
             get(tiers::paywall).put(tiers::set_paywall),
         )
         .route("/channels/{slug}/tips", post(tips::tip))
+        .route("/channels/{slug}/badges", get(checkout::badges))
+        .route("/payments/config", get(checkout::config))
+        .route("/me/payment-methods/setup", post(checkout::setup))
         .route("/channels/{slug}/balance", get(reports::balance))
         .route("/channels/{slug}/payouts", post(reports::payout))
         .route("/channels/{slug}/payouts.csv", get(reports::statement))

@@ -119,6 +119,8 @@ struct Inner {
     analytics: analytics::Analytics,
     /// Keys of announcements already scheduled (poll results), so a burst is one.
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Channels' subscriber badges, read at most every 30 s.
+    badges: money::checkout::BadgeCache,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -162,6 +164,7 @@ impl ControlPlane {
             cues: tokio::sync::broadcast::channel(ads::CUE_QUEUE).0,
             analytics,
             pending: Default::default(),
+            badges: Default::default(),
         }));
         // Sponsors' slots that start or end, told every second; ends with the control
         // plane.
@@ -254,6 +257,11 @@ impl ControlPlane {
 
     pub(crate) fn cluster_cache(&self) -> &cluster::registry::ViewCache {
         &self.0.cluster
+    }
+
+    /// Channels' subscriber badges, cached.
+    pub(crate) fn badges(&self) -> &money::checkout::BadgeCache {
+        &self.0.badges
     }
 
     /// Chat and the rooms' live delivery.

@@ -1,8 +1,7 @@
-/** An RFC 9457 problem returned by `/api/v1`. */
-export declare class ApiProblem extends Error {
-    readonly status: number;
-    readonly detail: string;
-    constructor(status: number, detail: string);
+import { CascadeApiError } from "./errors.js";
+/** An RFC 9457 problem returned by `/api/v1`: its status, detail and `code`. */
+export declare class ApiProblem extends CascadeApiError {
+    constructor(status: number, detail: string, code?: string, requestId?: string);
 }
 export interface User {
     id: string;
@@ -51,8 +50,11 @@ export declare class Account {
     channel(slug: string): ChannelApi;
     private send;
     private parse;
-    /** Calls the API as the signed-in user, refreshing the session once if needed. */
-    call<T>(method: string, path: string, body?: unknown): Promise<T>;
+    /**
+     * Calls the API as the signed-in user, refreshing the session once if needed; `headers`
+     * adds request headers (an `Idempotency-Key`).
+     */
+    call<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
     /** GETs `path` as the signed-in user and returns the body as it is (a CSV export). */
     download(path: string): Promise<Blob>;
     /**

@@ -1,12 +1,12 @@
 // The control plane's API from the browser: accounts, channels, stream keys and viewer
 // tokens (a channel's chat, moderation, polls, surveys and Q&A: `channel(slug)`). Tokens are kept in localStorage; an expired access token is refreshed once,
 // transparently, with the (single-use, rotated) refresh token.
-/** An RFC 9457 problem returned by `/api/v1`. */
-export class ApiProblem extends Error {
-    constructor(status, detail) {
-        super(detail);
-        this.status = status;
-        this.detail = detail;
+import { CascadeApiError, SubscriptionRequiredError, problemError } from "./errors.js";
+/** An RFC 9457 problem returned by `/api/v1`: its status, detail and `code`. */
+export class ApiProblem extends CascadeApiError {
+    constructor(status, detail, code = "", requestId = "") {
+        super(status, detail, code, requestId);
+        this.name = "ApiProblem";
     }
 }
 import { ChannelApi } from "./channel.js";
@@ -50,8 +50,8 @@ export class Account {
     channel(slug) {
         return new ChannelApi(this, slug);
     }
-    async send(method, path, body, bearer) {
-        const headers = {};
+    async send(method, path, body, bearer, extra) {
+        const headers = { ...extra };
         if (body !== undefined)
             headers["content-type"] = "application/json";
         if (bearer)
@@ -64,25 +64,23 @@ export class Account {
     }
     async parse(resp) {
         if (!resp.ok) {
-            let detail = resp.statusText;
-            try {
-                detail = (await resp.json()).detail ?? detail;
-            }
-            catch {
-                // not JSON: keep the status text
-            }
-            throw new ApiProblem(resp.status, detail);
+            const e = problemError(resp.status, await resp.text().catch(() => ""), resp.statusText);
+            // A paywall's refusal is typed; every other refusal is an ApiProblem (with its code).
+            throw e instanceof SubscriptionRequiredError ? e : new ApiProblem(e.status, e.detail, e.code, e.requestId);
         }
         // 204, or a 201 with no body (a survey response): nothing to parse.
         const text = resp.status === 204 ? "" : await resp.text();
         return (text ? JSON.parse(text) : undefined);
     }
-    /** Calls the API as the signed-in user, refreshing the session once if needed. */
-    async call(method, path, body) {
+    /**
+     * Calls the API as the signed-in user, refreshing the session once if needed; `headers`
+     * adds request headers (an `Idempotency-Key`).
+     */
+    async call(method, path, body, headers) {
         const s = this.stored;
-        let resp = await this.send(method, path, body, s?.access_token);
+        let resp = await this.send(method, path, body, s?.access_token, headers);
         if (resp.status === 401 && s && (await this.refresh(s))) {
-            resp = await this.send(method, path, body, this.stored?.access_token);
+            resp = await this.send(method, path, body, this.stored?.access_token, headers);
         }
         return this.parse(resp);
     }

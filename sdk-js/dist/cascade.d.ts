@@ -1,5 +1,11 @@
+import { CascadeApiError } from "./errors.js";
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
+export { CascadeApiError, SubscriptionRequiredError } from "./errors.js";
+export { Money, formatMoney, idempotencyKey } from "./money.js";
+export type { Tier, Subscription, Tip, Balance, Paywall, PaymentsConfig, Badge } from "./money.js";
+export { Integrations, WEBHOOK_EVENTS, API_KEY_SCOPES } from "./integrations.js";
+export type { WebhookEndpoint, NewWebhookEndpoint, WebhookDelivery, ApiKey, NewApiKey } from "./integrations.js";
 export type { User, Channel, NewStreamKey } from "./account.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export type { ChatEvents, ChatMessage, ChatMode, ChatOptions, ChatRole, ChatSettings, ChatState, ChatTransport, ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome, } from "./chat.js";
@@ -68,10 +74,13 @@ export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[
  * - `move` (`null`): the node is drained and the player joins another.
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
-/** An error from the server, with its status and reason. */
-export declare class CascadeError extends Error {
-    readonly status: number;
-    constructor(status: number, message: string);
+/**
+ * A WHIP/WHEP refusal, with its status and reason (and its problem `code` when it has one).
+ * A paywalled stream's refusal is a {@link SubscriptionRequiredError} instead; both are
+ * {@link CascadeApiError}s.
+ */
+export declare class CascadeError extends CascadeApiError {
+    constructor(status: number, message: string, code?: string, requestId?: string);
 }
 /** Where a session lives: its connection, its resource and the links it was offered. */
 interface Placement {

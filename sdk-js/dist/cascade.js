@@ -1,8 +1,12 @@
 // Cascade browser SDK: publish a MediaStream over WHIP, play a stream over WHEP.
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
+import { CascadeApiError, SubscriptionRequiredError, problemError } from "./errors.js";
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
+export { CascadeApiError, SubscriptionRequiredError } from "./errors.js";
+export { Money, formatMoney, idempotencyKey } from "./money.js";
+export { Integrations, WEBHOOK_EVENTS, API_KEY_SCOPES } from "./integrations.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export { ChannelApi } from "./channel.js";
 export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
@@ -28,11 +32,16 @@ export const VIEWER_EVENTS = ["paused", "resumed", "allocation"];
  * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
  */
 export const CUE_EVENTS = ["adbreak", "sponsor"];
-/** An error from the server, with its status and reason. */
-export class CascadeError extends Error {
-    constructor(status, message) {
-        super(`${status}: ${message}`);
-        this.status = status;
+/**
+ * A WHIP/WHEP refusal, with its status and reason (and its problem `code` when it has one).
+ * A paywalled stream's refusal is a {@link SubscriptionRequiredError} instead; both are
+ * {@link CascadeApiError}s.
+ */
+export class CascadeError extends CascadeApiError {
+    constructor(status, message, code = "", requestId = "") {
+        super(status, message, code, requestId);
+        this.message = `${status}: ${message}`;
+        this.name = "CascadeError";
     }
 }
 /** A live WHIP or WHEP session. */
@@ -271,8 +280,10 @@ async function exchange(pc, url, token) {
         headers: { "content-type": "application/sdp", ...auth(token) },
         body: pc.localDescription.sdp,
     });
-    if (resp.status !== 201)
-        throw new CascadeError(resp.status, await resp.text());
+    if (resp.status !== 201) {
+        const e = problemError(resp.status, await resp.text(), resp.statusText);
+        throw e instanceof SubscriptionRequiredError ? e : new CascadeError(e.status, e.detail, e.code, e.requestId);
+    }
     // A cluster answers the first POST with 307 to the chosen edge (RFC 9725 §4.5), which
     // fetch follows with the same body: the session lives where the answer came from.
     const at = resp.url || url;

@@ -1,4 +1,5 @@
 import type { Session } from "./cascade.js";
+import type { Tip } from "./money.js";
 /** Who wrote a message or a question. */
 export interface ChatUser {
     username: string;
@@ -103,6 +104,8 @@ export interface ChatEvents {
     poll: Poll;
     question: Question;
     survey: Survey;
+    /** A tip whose payment succeeded (the on-stream alert); see {@link Chat.onTip}. */
+    tip: Tip;
     /** An error not answering one of our sends (a refused `auth`, a bad frame). */
     error: ChatError;
     /** The connection's state, and which transport carries it. */
@@ -159,6 +162,8 @@ export declare class Chat {
     constructor(slug: string, options?: ChatOptions);
     /** Subscribes to an event; returns the function that unsubscribes. */
     on<K extends keyof ChatEvents>(event: K, handler: Handler<K>): () => void;
+    /** Calls `cb` with every tip announced to the room; returns the function that stops it. */
+    onTip(cb: (tip: Tip) => void): () => void;
     private emit;
     /** The id of the newest message held, if any. */
     get lastId(): number | undefined;

@@ -48,6 +48,10 @@ export class Chat {
         set.add(handler);
         return () => set.delete(handler);
     }
+    /** Calls `cb` with every tip announced to the room; returns the function that stops it. */
+    onTip(cb) {
+        return this.on("tip", cb);
+    }
     emit(event, data) {
         for (const h of this.handlers.get(event) ?? []) {
             try {
@@ -362,6 +366,10 @@ export class Chat {
                 return;
             case "survey":
                 this.emit("survey", f.survey);
+                return;
+            case "tip":
+                if (f.tip)
+                    this.emit("tip", f.tip);
                 return;
             case "ack": {
                 const p = this.pending.get(f.nonce);

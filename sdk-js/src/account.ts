@@ -2,10 +2,13 @@
 // tokens (a channel's chat, moderation, polls, surveys and Q&A: `channel(slug)`). Tokens are kept in localStorage; an expired access token is refreshed once,
 // transparently, with the (single-use, rotated) refresh token.
 
-/** An RFC 9457 problem returned by `/api/v1`. */
-export class ApiProblem extends Error {
-  constructor(readonly status: number, readonly detail: string) {
-    super(detail);
+import { CascadeApiError, SubscriptionRequiredError, problemError } from "./errors.js";
+
+/** An RFC 9457 problem returned by `/api/v1`: its status, detail and `code`. */
+export class ApiProblem extends CascadeApiError {
+  constructor(status: number, detail: string, code = "", requestId = "") {
+    super(status, detail, code, requestId);
+    this.name = "ApiProblem";
   }
 }
 
@@ -90,8 +93,8 @@ export class Account {
     return new ChannelApi(this, slug);
   }
 
-  private async send(method: string, path: string, body?: unknown, bearer?: string): Promise<Response> {
-    const headers: Record<string, string> = {};
+  private async send(method: string, path: string, body?: unknown, bearer?: string, extra?: Record<string, string>): Promise<Response> {
+    const headers: Record<string, string> = { ...extra };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (bearer) headers["authorization"] = `Bearer ${bearer}`;
     return fetch(`${this.base}/api/v1${path}`, {
@@ -103,25 +106,24 @@ export class Account {
 
   private async parse<T>(resp: Response): Promise<T> {
     if (!resp.ok) {
-      let detail = resp.statusText;
-      try {
-        detail = (await resp.json()).detail ?? detail;
-      } catch {
-        // not JSON: keep the status text
-      }
-      throw new ApiProblem(resp.status, detail);
+      const e = problemError(resp.status, await resp.text().catch(() => ""), resp.statusText);
+      // A paywall's refusal is typed; every other refusal is an ApiProblem (with its code).
+      throw e instanceof SubscriptionRequiredError ? e : new ApiProblem(e.status, e.detail, e.code, e.requestId);
     }
     // 204, or a 201 with no body (a survey response): nothing to parse.
     const text = resp.status === 204 ? "" : await resp.text();
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  /** Calls the API as the signed-in user, refreshing the session once if needed. */
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Calls the API as the signed-in user, refreshing the session once if needed; `headers`
+   * adds request headers (an `Idempotency-Key`).
+   */
+  async call<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
     const s = this.stored;
-    let resp = await this.send(method, path, body, s?.access_token);
+    let resp = await this.send(method, path, body, s?.access_token, headers);
     if (resp.status === 401 && s && (await this.refresh(s))) {
-      resp = await this.send(method, path, body, this.stored?.access_token);
+      resp = await this.send(method, path, body, this.stored?.access_token, headers);
     }
     return this.parse<T>(resp);
   }

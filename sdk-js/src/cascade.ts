@@ -2,8 +2,14 @@
 // Both follow the same steps: build an RTCPeerConnection, gather candidates, POST the
 // offer, apply the answer, and DELETE the resource on stop.
 
+import { CascadeApiError, SubscriptionRequiredError, problemError } from "./errors.js";
 export { paintClock, readClock, clockRegion, sampleFrames } from "./clock.js";
 export { Account, ApiProblem } from "./account.js";
+export { CascadeApiError, SubscriptionRequiredError } from "./errors.js";
+export { Money, formatMoney, idempotencyKey } from "./money.js";
+export type { Tier, Subscription, Tip, Balance, Paywall, PaymentsConfig, Badge } from "./money.js";
+export { Integrations, WEBHOOK_EVENTS, API_KEY_SCOPES } from "./integrations.js";
+export type { WebhookEndpoint, NewWebhookEndpoint, WebhookDelivery, ApiKey, NewApiKey } from "./integrations.js";
 export type { User, Channel, NewStreamKey } from "./account.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export type {
@@ -91,10 +97,16 @@ export type EventName =
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
 
-/** An error from the server, with its status and reason. */
-export class CascadeError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(`${status}: ${message}`);
+/**
+ * A WHIP/WHEP refusal, with its status and reason (and its problem `code` when it has one).
+ * A paywalled stream's refusal is a {@link SubscriptionRequiredError} instead; both are
+ * {@link CascadeApiError}s.
+ */
+export class CascadeError extends CascadeApiError {
+  constructor(status: number, message: string, code = "", requestId = "") {
+    super(status, message, code, requestId);
+    this.message = `${status}: ${message}`;
+    this.name = "CascadeError";
   }
 }
 
@@ -348,7 +360,10 @@ async function exchange(
     headers: { "content-type": "application/sdp", ...auth(token) },
     body: pc.localDescription!.sdp,
   });
-  if (resp.status !== 201) throw new CascadeError(resp.status, await resp.text());
+  if (resp.status !== 201) {
+    const e = problemError(resp.status, await resp.text(), resp.statusText);
+    throw e instanceof SubscriptionRequiredError ? e : new CascadeError(e.status, e.detail, e.code, e.requestId);
+  }
   // A cluster answers the first POST with 307 to the chosen edge (RFC 9725 §4.5), which
   // fetch follows with the same body: the session lives where the answer came from.
   const at = resp.url || url;

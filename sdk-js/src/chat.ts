@@ -5,6 +5,7 @@
 // nothing in between is missed.
 
 import type { Session } from "./cascade.js";
+import type { Tip } from "./money.js";
 
 /** Who wrote a message or a question. */
 export interface ChatUser {
@@ -124,6 +125,8 @@ export interface ChatEvents {
   poll: Poll;
   question: Question;
   survey: Survey;
+  /** A tip whose payment succeeded (the on-stream alert); see {@link Chat.onTip}. */
+  tip: Tip;
   /** An error not answering one of our sends (a refused `auth`, a bad frame). */
   error: ChatError;
   /** The connection's state, and which transport carries it. */
@@ -207,6 +210,11 @@ export class Chat {
     if (!set) this.handlers.set(event, (set = new Set()));
     set.add(handler as (d: never) => void);
     return () => set!.delete(handler as (d: never) => void);
+  }
+
+  /** Calls `cb` with every tip announced to the room; returns the function that stops it. */
+  onTip(cb: (tip: Tip) => void): () => void {
+    return this.on("tip", cb);
   }
 
   private emit<K extends keyof ChatEvents>(event: K, data: ChatEvents[K]): void {
@@ -509,6 +517,9 @@ export class Chat {
         return;
       case "survey":
         this.emit("survey", f.survey);
+        return;
+      case "tip":
+        if (f.tip) this.emit("tip", f.tip);
         return;
       case "ack": {
         const p = this.pending.get(f.nonce);

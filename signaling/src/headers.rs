@@ -40,6 +40,51 @@ pub const CLUSTER_CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; \
      script-src 'self'; style-src 'self'; connect-src 'self' http: https:; img-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The origin of an `http(s)` URL (`https://js.stripe.com` of
+/// `https://js.stripe.com/v3/`), when it is one a policy can name safely.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest.split('/').next()?;
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    ok.then(|| &url[..url.len() - rest.len() + host.len()])
+}
+
+/// The channel page's policy: `base` (the node's or the cluster's) plus what the payment
+/// gateway's card form needs, loaded from `js_url`. Stripe.js (`https://js.stripe.com`)
+/// gets what Stripe documents: its scripts, its frames (the card fields, 3-D Secure) and
+/// its API for `connect-src`; a stand-in elsewhere (localstripe in tests serves its
+/// script and API from one origin) gets its origin in the same three. `None` when
+/// `js_url` is not an http(s) URL.
+pub fn with_payment_script(base: &str, js_url: &str) -> Option<HeaderValue> {
+    let o = origin(js_url)?;
+    let (script, frame, connect) = if o == "https://js.stripe.com" {
+        (
+            "https://js.stripe.com https://*.js.stripe.com",
+            "https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
+            "https://api.stripe.com",
+        )
+    } else {
+        (o, o, o)
+    };
+    let policy =
+        base.replacen(
+            "script-src 'self'",
+            &format!("script-src 'self' {script}"),
+            1,
+        )
+        .replacen(
+            "connect-src 'self'",
+            &format!("connect-src 'self' {connect}"),
+            1,
+        ) + &format!("; frame-src {frame}");
+    HeaderValue::from_str(&policy).ok()
+}
+
 /// `no-referrer`: page URLs name streams (a private channel's name is private), and
 /// nothing on the node reads `Referer`; the pages load nothing from other origins anyway.
 /// Same-origin `fetch` still sends `Origin` (only form posts would send `Origin: null`,
@@ -77,4 +122,44 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_form_adds_its_origin_and_nothing_else() {
+        let p = with_payment_script(CONTENT_SECURITY_POLICY_VALUE, "https://js.stripe.com/v3/")
+            .unwrap();
+        let p = p.to_str().unwrap();
+        assert!(p.contains("script-src 'self' https://js.stripe.com https://*.js.stripe.com;"));
+        assert!(p.contains("connect-src 'self' https://api.stripe.com;"));
+        assert!(p.ends_with(
+            "; frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com"
+        ));
+        assert!(p.contains("style-src 'self';"), "{p}");
+        let p = with_payment_script(
+            CLUSTER_CONTENT_SECURITY_POLICY_VALUE,
+            "http://127.0.0.1:8420/js.stripe.com/v3/",
+        )
+        .unwrap();
+        let p = p.to_str().unwrap();
+        assert!(
+            p.contains("script-src 'self' http://127.0.0.1:8420;"),
+            "{p}"
+        );
+        assert!(
+            p.contains("connect-src 'self' http://127.0.0.1:8420 http: https:;"),
+            "{p}"
+        );
+        // Nothing that could close a directive or name a keyword gets in.
+        assert!(with_payment_script(CONTENT_SECURITY_POLICY_VALUE, "https://a;b/").is_none());
+        assert!(
+            with_payment_script(CONTENT_SECURITY_POLICY_VALUE, "https://a 'unsafe-inline'/")
+                .is_none()
+        );
+        assert!(with_payment_script(CONTENT_SECURITY_POLICY_VALUE, "javascript:x").is_none());
+        assert!(with_payment_script(CONTENT_SECURITY_POLICY_VALUE, "https:///x").is_none());
+    }
 }

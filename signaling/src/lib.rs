@@ -55,6 +55,9 @@ pub struct AppState {
     /// What else `/readyz` asks (the control plane's database), and what else `/metrics`
     /// renders (its request and pool metrics).
     pub ops: Option<Arc<dyn Ops>>,
+    /// The channel page's Content-Security-Policy when it loads a payment gateway's card
+    /// form ([`AppState::with_payment_script`]).
+    pub watch_policy: Option<axum::http::HeaderValue>,
     sessions: Sessions,
     http: HttpMetrics,
 }
@@ -103,6 +106,7 @@ impl AppState {
             turn: None,
             chat: None,
             ops: None,
+            watch_policy: None,
             sessions: Sessions::default(),
             http: HttpMetrics::new(),
         }
@@ -117,6 +121,14 @@ impl AppState {
     /// Asks `ops` too in `/readyz` and `/metrics`.
     pub fn with_ops(mut self, ops: Option<Arc<dyn Ops>>) -> Self {
         self.ops = ops;
+        self
+    }
+
+    /// Lets the channel page load the payment gateway's card form from `js_url`
+    /// (Stripe.js, or a stand-in) under the node's policy.
+    pub fn with_payment_script(mut self, js_url: Option<&str>) -> Self {
+        self.watch_policy = js_url
+            .and_then(|u| headers::with_payment_script(headers::CONTENT_SECURITY_POLICY_VALUE, u));
         self
     }
 
@@ -241,7 +253,7 @@ pub fn app(state: AppState, cors: Cors) -> Router {
             get(events::events).post(events::subscribe),
         )
         .route("/whep/{stream}/{session}/layer", post(events::select_layer))
-        .merge(web_pages())
+        .merge(web_pages(state.watch_policy.clone()))
         .route("/api/streams", get(pages::streams))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
@@ -266,11 +278,18 @@ pub fn app(state: AppState, cors: Cors) -> Router {
 /// The web app's pages, their scripts and the SDK: what a node serves, and what a
 /// cluster's control plane serves too (its pages' WHEP POST is answered with a 307 to an
 /// edge).
-pub fn web_pages<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// `watch_policy`: the channel page's own Content-Security-Policy (its card form's
+/// origins), if it needs one.
+pub fn web_pages<S: Clone + Send + Sync + 'static>(
+    watch_policy: Option<axum::http::HeaderValue>,
+) -> Router<S> {
     Router::new()
         .route("/", get(pages::index))
         .route("/studio", get(pages::studio))
-        .route("/watch/{stream}", get(pages::watch))
+        .route(
+            "/watch/{stream}",
+            get(move || pages::watch(watch_policy.clone())),
+        )
         .route("/signup", get(pages::signup))
         .route("/signin", get(pages::signin))
         .route("/account", get(pages::account))

@@ -25,13 +25,21 @@ const SDK_CHAT: &str = include_str!("../../sdk-js/dist/chat.js");
 const SDK_CHANNEL: &str = include_str!("../../sdk-js/dist/channel.js");
 const SDK_ADS: &str = include_str!("../../sdk-js/dist/ads.js");
 const SDK_STATS: &str = include_str!("../../sdk-js/dist/stats.js");
+const SDK_ERRORS: &str = include_str!("../../sdk-js/dist/errors.js");
+const SDK_MONEY: &str = include_str!("../../sdk-js/dist/money.js");
+const SDK_INTEGRATIONS: &str = include_str!("../../sdk-js/dist/integrations.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 7] = [
+const SCRIPTS: [(&str, &str); 9] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
     ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),
+    ("money.js", include_str!("../../sdk-js/pages/js/money.js")),
+    (
+        "studio-money.js",
+        include_str!("../../sdk-js/pages/js/studio-money.js"),
+    ),
     ("signup.js", include_str!("../../sdk-js/pages/js/signup.js")),
     ("signin.js", include_str!("../../sdk-js/pages/js/signin.js")),
     (
@@ -51,9 +59,13 @@ pub async fn studio() -> Html<&'static str> {
     Html(STUDIO)
 }
 
-/// GET /watch/{stream}
-pub async fn watch() -> Html<&'static str> {
-    Html(WATCH)
+/// GET /watch/{stream}, with its own Content-Security-Policy when it may load a
+/// payment gateway's card form ([`crate::headers::with_payment_script`]).
+pub async fn watch(policy: Option<axum::http::HeaderValue>) -> Response {
+    match policy {
+        Some(p) => ([(header::CONTENT_SECURITY_POLICY, p)], Html(WATCH)).into_response(),
+        None => Html(WATCH).into_response(),
+    }
 }
 
 /// GET /signup
@@ -81,6 +93,9 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "channel.js" => (SDK_CHANNEL, JS),
         "ads.js" => (SDK_ADS, JS),
         "stats.js" => (SDK_STATS, JS),
+        "errors.js" => (SDK_ERRORS, JS),
+        "money.js" => (SDK_MONEY, JS),
+        "integrations.js" => (SDK_INTEGRATIONS, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

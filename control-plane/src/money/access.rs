@@ -45,6 +45,8 @@ pub async fn report(
         .execute(cp.pool())
         .await?;
         if done.rows_affected() == 1 {
+            // The chat's badges follow at once here (other processes within their 30 s).
+            cp.badges().forget(&channel);
             return Ok(Some((channel, user)));
         }
     }

@@ -172,6 +172,9 @@ pub struct NewPayment<'a> {
     /// Pay at once with this payment method (else the browser confirms with the client
     /// secret).
     pub payment_method: Option<&'a str>,
+    /// The payer's customer (a payment method saved for a customer is only usable with
+    /// that customer).
+    pub customer: Option<&'a str>,
     /// Ours, kept by the gateway and sent back in events.
     pub metadata: Vec<(&'static str, &'a str)>,
     /// Sent as the gateway's idempotency key.
@@ -259,6 +262,12 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
 
     /// Cancels a subscription now; returns its state as the gateway reports it.
     fn cancel<'a>(&'a self, subscription: &'a str) -> BoxFuture<'a, Result<Created, GatewayError>>;
+
+    /// Starts saving a card for a customer: the answer's client secret lets the
+    /// gateway's card form in the browser confirm it (Stripe: a SetupIntent and
+    /// `stripe.confirmCardSetup`), which makes the payment method that subscribe and tip
+    /// requests then name.
+    fn setup_card<'a>(&'a self, customer: &'a str) -> BoxFuture<'a, Result<Created, GatewayError>>;
 
     /// A one-off payment.
     fn pay<'a>(&'a self, req: NewPayment<'a>) -> BoxFuture<'a, Result<Created, GatewayError>>;

@@ -10,11 +10,14 @@
 //! - `access.rs`: subscriptions' states as the gateway's events set them (ordered by the
 //!   events' time, `canceled` final), entitlements and paywalls, asked by the gate.
 //! - `apply.rs`: one verified event → its effects, once per event id.
+//! - `checkout.rs`: the browser's side (the gateway's script and publishable key, a
+//!   card saved through the gateway's card form) and the subscriber badges of chat.
 //! - HTTP: `tiers.rs`, `subscriptions.rs`, `tips.rs`, `webhook.rs`, `reports.rs`.
 
 pub mod access;
 mod apply;
 pub mod book;
+pub mod checkout;
 pub mod gateway;
 pub mod ledger;
 pub mod reports;
@@ -39,6 +42,11 @@ pub struct Settings {
     /// The payment gateway; `None`: money endpoints answer 503 and nothing is paywalled
     /// by subscription (a paywalled channel admits its owner and admins only).
     pub gateway: Option<Arc<dyn PaymentGateway>>,
+    /// The gateway's publishable key, given to the pages (not a secret).
+    pub publishable_key: Option<String>,
+    /// Where the pages load the gateway's script from ([`stripe::DEFAULT_JS`], or a
+    /// stand-in such as localstripe's in tests).
+    pub js_url: String,
 }
 
 impl Default for Settings {
@@ -46,6 +54,8 @@ impl Default for Settings {
         Settings {
             fee_percent: 10,
             gateway: None,
+            publishable_key: None,
+            js_url: stripe::DEFAULT_JS.to_owned(),
         }
     }
 }

@@ -91,7 +91,7 @@ async fn find(
 }
 
 /// The gateway customer of a user, made on first need.
-async fn customer(cp: &ControlPlane, caller: &Caller) -> ApiResult<String> {
+pub(crate) async fn customer(cp: &ControlPlane, caller: &Caller) -> ApiResult<String> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT gateway_customer FROM payment_customers WHERE user_id = $1")
             .bind(&caller.0.id)

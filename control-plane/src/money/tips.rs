@@ -152,6 +152,11 @@ pub(crate) async fn tip(
         }
     }
     let gateway = cp.gateway()?.clone();
+    // A saved card (the card form's) belongs to the payer's customer.
+    let customer = match req.payment_method {
+        Some(_) => Some(super::subscriptions::customer(&cp, &caller).await?),
+        None => None,
+    };
     // The row exists before the gateway's event can arrive.
     let inserted = sqlx::query(
         "INSERT INTO tips (id, channel_id, user_id, amount, currency, message, gateway_intent, \
@@ -182,6 +187,7 @@ pub(crate) async fn tip(
             amount: req.amount,
             currency: currency.as_str(),
             payment_method: req.payment_method.as_deref(),
+            customer: customer.as_deref(),
             metadata: vec![
                 ("tip_id", id.as_str()),
                 ("channel_id", ch.id.as_str()),

@@ -79,6 +79,8 @@ async fn start(backend: Backend, stripe_base: &str) -> Option<Api> {
     config.money = Settings {
         fee_percent: 10,
         gateway: Some(Arc::new(stripe)),
+        publishable_key: Some("pk_test_cascade".into()),
+        js_url: format!("{stripe_base}/js.stripe.com/v3/"),
     };
     Api::start(backend, config).await
 }
@@ -246,9 +248,47 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{t}");
 
-    // Subscribe with localstripe's test card; a repeat of the key charges nothing.
+    // What the pages' card form needs, and a card saved through it (localstripe's
+    // stand-in for Stripe.js confirms the SetupIntent with the publishable key).
+    let (s, cfg) = api.call(Method::GET, "/payments/config", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cfg["gateway"], "stripe");
+    assert_eq!(cfg["publishable_key"], "pk_test_cascade");
+    assert_eq!(cfg["js_url"], format!("{}/js.stripe.com/v3/", ls.base));
+    let (s, setup) = api
+        .call(
+            Method::POST,
+            "/me/payment-methods/setup",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{setup}");
+    let secret = setup["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("seti_"), "{secret}");
+    let seti = secret.split("_secret_").next().unwrap();
+    let confirmed: Value = reqwest::Client::new()
+        .post(format!("{}/v1/setup_intents/{seti}/confirm", ls.base))
+        .json(&json!({"key": "pk_test_cascade", "client_secret": secret,
+            "payment_method_data": {"type": "card", "card": {"number": "4242424242424242",
+                "exp_month": 12, "exp_year": 2034, "cvc": "123"}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+    let saved_card = confirmed["payment_method"].as_str().unwrap().to_owned();
+    // No badges yet (and that answer is cached).
+    let (_, badges) = api
+        .call(Method::GET, "/channels/lea-live/badges", None, None)
+        .await;
+    assert_eq!(badges, json!([]));
+
+    // Subscribe with the saved card; a repeat of the key charges nothing.
     let path = format!("/channels/lea-live/tiers/{tier_id}/subscribe");
-    let body = json!({"payment_method": "pm_card_visa"});
+    let body = json!({ "payment_method": saved_card });
     let (s, sub) = keyed(&api, &path, &viewer, "sub-1", body.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{sub}");
     assert_eq!(sub["status"], "incomplete");
@@ -265,6 +305,13 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
         mine[0]["status"] == "active" && mine[0]["entitled"] == true
     })
     .await;
+    // The chat's badges list the subscriber with the tier's name (the activation dropped
+    // the cached empty list).
+    let (s, badges) = api
+        .call(Method::GET, "/channels/lea-live/badges", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(badges, json!([{"username": "vic", "tier": "Gold"}]));
     eventually("the invoice is in the ledger", || async {
         balance(&api, &owner, "lea-live").await[0]["gross"] == 500
     })

@@ -4,9 +4,12 @@
 // preselects the stream (a signed-in user's own channel of that name), `?source=` the source.
 // Signed in, the studio also runs the channel: its chat (over the room's WebSocket, which
 // exists before going live), reports, bans and timeouts, blocked terms, settings,
-// moderators, polls, surveys and the Q&A queue.
+// moderators, polls, surveys and the Q&A queue; and its money (earnings, payouts report,
+// tiers and paywall, tip alerts over the preview), webhooks and API keys
+// (studio-money.js).
 import { publish, paintClock, Account, Chat } from "/sdk/cascade.js";
 import { el, explain, clock, mountChat, mountPolls, mountQa } from "/js/ui.js";
+import { mountStudioMoney } from "/js/studio-money.js";
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
@@ -17,7 +20,7 @@ const showUrl = () => ($("whip").textContent = `${location.origin}/whip/${$("str
 $("stream").oninput = showUrl; showUrl();
 
 // No `start` here: only the button starts publishing (see the top of this file).
-const studio = { state: "idle", session: null, error: null, channel: null, stop, chat: null };
+const studio = { state: "idle", session: null, error: null, channel: null, stop, chat: null, tips: [] };
 window.studio = studio;
 
 // Signed in: the user's channels and keys fill in the stream and key for them. Keys made
@@ -110,12 +113,13 @@ $("start").onclick = start; $("stop").onclick = stop;
 let current = null; // { slug, chat, api, timers }
 function manage(slug) {
   if (current?.slug === slug) return;
-  if (current) { current.chat.close(); current.timers.forEach(clearInterval); }
+  if (current) { current.chat.close(); current.timers.forEach(clearInterval); current.stopMoney(); }
   $("messages").replaceChildren(); $("poll-list").replaceChildren(); $("qa-list").replaceChildren();
   const chat = new Chat(slug, { token: () => account.accessToken(), transport: "websocket" });
   const api = account.channel(slug);
-  current = { slug, chat, api, timers: [] };
+  current = { slug, chat, api, timers: [], stopMoney: () => undefined };
   studio.chat = chat;
+  current.stopMoney = mountStudioMoney({ account, slug, chat, studio });
   $("chat").hidden = false; $("manage").hidden = false;
   const timeout = (username) => api.moderation.ban({ username, reason: "timed out in the studio", duration_secs: 600 })
     .then(loadBans).catch((e) => ($("ban-status").textContent = explain(e)));

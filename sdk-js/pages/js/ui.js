@@ -33,13 +33,18 @@ export function explain(err) {
   return `${detail}${wait}`;
 }
 
+/** A subscriber's badge beside their name in chat (their tier's name on hover), or null. */
+function subBadge(tier) {
+  return tier ? el("span", { className: "sub-badge", title: `Subscriber: ${tier}` }, "★") : null;
+}
+
 /**
  * The chat panel (the elements with ids `chat-state`, `pinned`, `messages`, `chat-form`,
  * `chat-input`, `chat-error`, `replying`, `replying-to`, `reply-cancel`, `chat-signin`)
  * bound to a `Chat` and, for the actions, the channel's REST API. `signinNext` is where
  * "sign in to chat" comes back to.
  */
-export function mountChat({ chat, api, signinNext, onTimeout }) {
+export function mountChat({ chat, api, signinNext, onTimeout, badges }) {
   const list = $("messages");
   const rows = new Map(); // id -> li
   let replyTo = null;
@@ -56,7 +61,7 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
 
   function row(m) {
     const mine = me && m.user?.username === me.username;
-    const li = el("li", { className: mine ? "mine" : "", dataset: { id: m.id } });
+    const li = el("li", { className: mine ? "mine" : "", dataset: { id: m.id, user: m.user?.username ?? "" } });
     if (m.reply_to !== null && m.reply_to !== undefined) {
       const parent = byId(m.reply_to);
       li.append(el("span", { className: "reply" },
@@ -67,6 +72,8 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
       el("span", { className: "who", title: `@${m.user?.username ?? ""}` }, m.user?.display_name || m.user?.username || "?"),
       el("span", { className: "text" }, m.text),
     );
+    const badge = subBadge(badges?.badgeFor(m.user?.username));
+    if (badge) li.querySelector(".who").after(badge);
     const actions = el("span", { className: "actions" });
     const act = (label, title, fn) => actions.append(el("button", { type: "button", className: "small", title, onclick: fn }, label));
     if (me) act("Reply", "Reply to this message", () => startReply(m));
@@ -182,6 +189,15 @@ export function mountChat({ chat, api, signinNext, onTimeout }) {
       input.focus();
     }
   };
+  // Badges read after messages were drawn: added to the rows already there.
+  badges?.onChange(() => {
+    for (const li of list.children) {
+      const want = badges.badgeFor(li.dataset.user);
+      const have = li.querySelector(".sub-badge");
+      if (!want) { have?.remove(); continue; }
+      if (!have) li.querySelector(".who")?.after(subBadge(want));
+    }
+  });
   return { redraw, note };
 }
 

@@ -2,8 +2,9 @@
 // channel's chat, poll, survey and Q&A panels; `window.player` is what tests (and curious
 // people) read. The chat goes over the WHEP session's `chat` data channel, or the room's
 // WebSocket (`?transport=ws`, or when the data channel does not open).
-import { play, sampleFrames, Account, Chat } from "/sdk/cascade.js";
+import { play, sampleFrames, Account, Chat, SubscriptionRequiredError } from "/sdk/cascade.js";
 import { mountChat, mountPolls, mountQa, mountSurveys, isMod } from "/js/ui.js";
+import { mountChannelMoney, chatBadges } from "/js/money.js";
 const $ = (id) => document.getElementById(id);
 const last = location.pathname.split("/").pop();
 // A malformed escape (`/watch/%E0`) would throw and leave a blank page: show it as typed.
@@ -23,7 +24,9 @@ const player = { session: null, frames: 0, width: 0, height: 0, joinStart: 0, fi
                  // The highest temporal layer sent, when the frame rate is reduced.
                  temporal: null,
                  // The channel's chat (an SDK `Chat`: transport, messages, welcome).
-                 chat: null };
+                 chat: null,
+                 // Refused as not a subscriber (the "Subscribers only" cover shows).
+                 paywalled: false };
 window.player = player;
 const video = $("video");
 sampleFrames(video, measure, (width, delay) => {
@@ -64,10 +67,13 @@ function allocated() {
 
 /** The status line, the off-air slate and the paused notice, from what the events said. */
 function show() {
-  $("status").textContent = player.active === null ? "connecting"
+  $("status").textContent = player.paywalled ? "subscribers only"
+    : player.error ? `error: ${failure}`
+    : player.active === null ? "connecting"
     : !player.active ? "waiting for the broadcaster"
     : player.paused ? "live, audio only" : "live";
-  $("slate").hidden = player.active !== false;
+  $("slate").hidden = player.active !== false || player.paywalled;
+  $("paywall").hidden = !player.paywalled;
   $("notice").hidden = !(player.active && player.paused);
   // The notice says what the overlay would: on a small player they would overlap.
   $("overlay").hidden = !$("notice").hidden || !$("slate").hidden;
@@ -90,19 +96,30 @@ player.joinStart = performance.now();
 const account = new Account();
 // `?transport=ws`: the chat over the WebSocket, and no data channel in the offer.
 const transport = { ws: "websocket", websocket: "websocket", dc: "datachannel", datachannel: "datachannel" }[q.get("transport")] ?? "auto";
-try {
-  // A channel's viewer token (needed for a private one); none on a node without channels.
-  const token = await account.viewerToken(stream).catch(() => null);
-  player.session = await play(new URL(`/whep/${encodeURIComponent(stream)}`, location.href).toString(),
-                              video, { layer, onEvent, token: token ?? undefined,
-                                        chat: transport !== "websocket" });
-  player.answered = performance.now();
-  const pc = player.session.pc;
-  const mark = () => { if (pc.connectionState === "connected" && !player.connected) player.connected = performance.now(); };
-  pc.addEventListener("connectionstatechange", mark); mark();
-} catch (e) {
-  player.error = String(e); $("status").textContent = `error: ${e.message ?? e}`;
+let failure = "";
+/** Joins the stream; a paywall's refusal shows the "Subscribers only" cover instead. */
+async function join() {
+  try {
+    // A channel's viewer token (needed for a private one); none on a node without channels.
+    const token = await account.viewerToken(stream).catch(() => null);
+    player.session = await play(new URL(`/whep/${encodeURIComponent(stream)}`, location.href).toString(),
+                                video, { layer, onEvent, token: token ?? undefined,
+                                          chat: transport !== "websocket" });
+    player.error = null; player.paywalled = false;
+    player.answered = performance.now();
+    const pc = player.session.pc;
+    const mark = () => { if (pc.connectionState === "connected" && !player.connected) player.connected = performance.now(); };
+    pc.addEventListener("connectionstatechange", mark); mark();
+  } catch (e) {
+    player.error = e instanceof SubscriptionRequiredError ? e.code : String(e);
+    failure = e.message ?? String(e);
+    player.paywalled = e instanceof SubscriptionRequiredError;
+    // The server's sentence, as a sentence on the cover.
+    if (player.paywalled) $("paywall-reason").textContent = `${e.detail.charAt(0).toUpperCase()}${e.detail.slice(1)}.`;
+  }
+  show();
 }
+await join();
 
 // The chat and its panels, once the session (and its data channel) exists or failed.
 const chat = new Chat(stream, {
@@ -114,8 +131,15 @@ player.chat = chat;
 const api = account.channel(stream);
 const role = () => chat.welcome?.role ?? "anonymous";
 const signedIn = () => !!chat.welcome?.user;
+const badges = chatBadges(account, stream);
+const money = mountChannelMoney({ account, stream, player, chat, badges,
+  rejoin: join });
+// The reason of a refusal, when it is this viewer's own subscription that ended.
+if (player.paywalled) money.refreshSubscription().then((sub) => {
+  if (sub && !sub.entitled && sub.status === "canceled") $("paywall-reason").textContent = "Your subscription to this channel ended: subscribe again to watch.";
+});
 mountChat({
-  chat, api, signinNext: location.pathname + location.search,
+  chat, api, badges, signinNext: location.pathname + location.search,
   onTimeout: (username) => api.moderation.ban({ username, reason: "timed out by a moderator", duration_secs: 600 })
     .catch((e) => alert(e.message)),
 });

@@ -29,6 +29,9 @@ pub const API_VERSION: &str = "2024-06-20";
 /// Stripe's API.
 pub const DEFAULT_BASE: &str = "https://api.stripe.com";
 
+/// Stripe.js, the card form the pages load.
+pub const DEFAULT_JS: &str = "https://js.stripe.com/v3/";
+
 /// Largest answer read from Stripe.
 const MAX_ANSWER: usize = 1024 * 1024;
 
@@ -247,6 +250,19 @@ impl PaymentGateway for Stripe {
         })
     }
 
+    fn setup_card<'a>(&'a self, customer: &'a str) -> BoxFuture<'a, Result<Created, GatewayError>> {
+        Box::pin(async move {
+            let form = vec![
+                ("customer".to_owned(), customer),
+                ("payment_method_types[]".to_owned(), "card"),
+                ("usage".to_owned(), "off_session"),
+            ];
+            // Nothing moves until the browser confirms it: no idempotency key needed.
+            let v = self.post("setup_intents", form, None).await?;
+            created(&v, Some(&v))
+        })
+    }
+
     fn pay<'a>(&'a self, r: NewPayment<'a>) -> BoxFuture<'a, Result<Created, GatewayError>> {
         Box::pin(async move {
             let amount = r.amount.to_string();
@@ -255,6 +271,9 @@ impl PaymentGateway for Stripe {
                 ("currency".to_owned(), r.currency),
                 ("payment_method_types[]".to_owned(), "card"),
             ];
+            if let Some(c) = r.customer {
+                form.push(("customer".to_owned(), c));
+            }
             if let Some(pm) = r.payment_method {
                 form.push(("payment_method".to_owned(), pm));
                 form.push(("confirm".to_owned(), "true"));
