@@ -16,6 +16,8 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 # nftables drops a viewer's UDP in tests/e2e/tcp.test.mjs; coturn is its TURN server.
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v turnserver >/dev/null || need_apt+=(coturn)
+# tests/it/ads.rs writes a subscription into a node's SQLite database with the client.
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pebble (a test ACME CA, with pebble-challtestsrv as its DNS) issues the node a
 # certificate in tests/it/acme.rs.
 command -v pebble >/dev/null || need_apt+=(pebble)
