@@ -120,6 +120,7 @@ function manage(slug) {
   current = { slug, chat, api, timers: [], stopMoney: () => undefined };
   studio.chat = chat;
   current.stopMoney = mountStudioMoney({ account, slug, chat, studio });
+  mountAdBreak(slug);
   $("chat").hidden = false; $("manage").hidden = false;
   const timeout = (username) => api.moderation.ban({ username, reason: "timed out in the studio", duration_secs: 600 })
     .then(loadBans).catch((e) => ($("ban-status").textContent = explain(e)));
@@ -136,6 +137,56 @@ function manage(slug) {
   // Other moderators act from their pages too: what they did shows here within 10 s.
   current.timers.push(setInterval(() => { loadReports(); loadBans(); loadLog(); }, 10_000));
 }
+
+// The ad break: cued for every viewer of the channel, who all start it 2 s later at the
+// same wall-clock time (docs/ADS.md); the card counts down to it and through it.
+// `studio.adBreak` is the break cued from here (tests read it).
+let adTimer = null;
+function adStatus(text, kind = "", badge = "no break") {
+  $("adbreak-status").textContent = text; $("adbreak-status").className = `adbreak-status ${kind}`;
+  $("adbreak-state").textContent = badge;
+  $("adbreak-state").className = `badge${badge === "no break" ? "" : " accent"}`;
+}
+function followBreak(brk) {
+  clearInterval(adTimer);
+  const end = brk.starts_at + brk.duration_s * 1000;
+  const tick = () => {
+    const now = Date.now();
+    if (now < brk.starts_at) adStatus(`Ad break in ${Math.ceil((brk.starts_at - now) / 1000)} s…`, "running", "cued");
+    else if (now < end) adStatus(`Ad break running, ${Math.ceil((end - now) / 1000)} s left`, "running", "on air");
+    else { adStatus("The ad break is over."); clearInterval(adTimer); }
+  };
+  tick(); adTimer = setInterval(tick, 250);
+}
+async function mountAdBreak(slug) {
+  clearInterval(adTimer); adStatus(""); studio.adBreak = null;
+  $("adbreak-tag").value = "";
+  try {
+    const ads = await account.call("GET", `/channels/${encodeURIComponent(slug)}/ads`);
+    if (current?.slug === slug) $("adbreak-tag").value = ads?.ad_tag_url ?? "";
+  } catch (e) { adStatus(explain(e), "error"); }
+}
+$("adbreak-form").onsubmit = async (e) => {
+  e.preventDefault();
+  if (!current) return;
+  const tag = $("adbreak-tag").value.trim();
+  $("adbreak-start").disabled = true;
+  try {
+    const brk = await account.call("POST", `/channels/${encodeURIComponent(current.slug)}/ad-breaks`,
+      { duration_s: Number($("adbreak-duration").value), ...(tag ? { ad_tag_url: tag } : {}) });
+    studio.adBreak = brk;
+    followBreak(brk);
+  } catch (err) {
+    // One break at a time: the running one keeps its countdown, the refusal shows above it.
+    if (err?.status === 409) {
+      clearInterval(adTimer);
+      adStatus("A break is already running: wait for it to end before starting another.", "error", "on air");
+      if (studio.adBreak && Date.now() < studio.adBreak.starts_at + studio.adBreak.duration_s * 1000) {
+        setTimeout(() => followBreak(studio.adBreak), 3000);
+      }
+    } else adStatus(explain(err), "error");
+  } finally { $("adbreak-start").disabled = false; }
+};
 
 const api = () => current.api;
 function refreshAll() {
