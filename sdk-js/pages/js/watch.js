@@ -90,6 +90,61 @@ function onEvent(name, data) {
   show();
 }
 
+// Ad breaks (docs/ADS.md): at `starts_at` — the same wall-clock moment on every viewer's
+// page — a cover "Ad break — back in N s" for `duration_s`, with the ad tag as a link; the
+// stream plays on underneath. A viewer whose subscription skips ads sees a small note.
+// `player.adBreaks` records each break as shown here (`shownAt`/`hiddenAt`, Date.now()).
+player.adBreaks = [];
+player.sponsor = null;
+const httpUrl = (u) => { try { const x = new URL(u); return /^https?:$/.test(x.protocol) ? x.href : null; } catch { return null; } };
+let adTimer = null;
+function adBreak(ad, startsInMs) {
+  if (player.adBreaks.some((b) => b.id === ad.id)) return;
+  const rec = { id: ad.id, starts_at: ad.starts_at, duration_s: ad.duration_s, skip: ad.skip,
+                ad_tag_url: ad.ad_tag_url, shownAt: 0, hiddenAt: 0 };
+  player.adBreaks.push(rec);
+  const end = ad.starts_at + ad.duration_s * 1000;
+  if (Date.now() >= end) return;
+  setTimeout(() => {
+    clearInterval(adTimer);
+    for (const b of player.adBreaks) if (b !== rec && b.shownAt && !b.hiddenAt) b.hiddenAt = Date.now();
+    const cover = ad.skip ? $("adfree") : $("adbreak");
+    $("adbreak").hidden = true; $("adfree").hidden = true;
+    const link = httpUrl(ad.ad_tag_url ?? "");
+    $("adbreak-link").hidden = !link;
+    if (link) $("adbreak-link").href = link;
+    const tick = () => {
+      const left = end - Date.now();
+      if (left <= 0) { cover.hidden = true; rec.hiddenAt = Date.now(); clearInterval(adTimer); return; }
+      $("adbreak-left").textContent = String(Math.ceil(left / 1000));
+    };
+    tick();
+    if (rec.hiddenAt) return;
+    cover.hidden = false; rec.shownAt = Date.now();
+    adTimer = setInterval(tick, 200);
+  }, startsInMs);
+}
+/** A sponsor's slot: name (and logo, when this node serves it: the page's policy allows
+ *  no other image) linked in the corner from its start to its end. */
+function sponsor(slot) {
+  if (slot.state === "end") {
+    if (player.sponsor?.id === slot.id) { player.sponsor = null; $("sponsor").hidden = true; }
+    return;
+  }
+  if (slot.ends_at <= Date.now()) return;
+  player.sponsor = slot;
+  const link = httpUrl(slot.link);
+  $("sponsor").href = link ?? "#";
+  $("sponsor-name").textContent = slot.name;
+  const logo = httpUrl(slot.image_url);
+  const sameOrigin = logo && new URL(logo).origin === location.origin;
+  $("sponsor-logo").hidden = !sameOrigin;
+  if (sameOrigin) $("sponsor-logo").src = logo; else $("sponsor-logo").removeAttribute("src");
+  $("sponsor").hidden = false;
+  // Its end, should the `end` event not come (an event stream that reconnects late).
+  setTimeout(() => { if (player.sponsor?.id === slot.id) sponsor({ ...slot, state: "end" }); }, slot.ends_at - Date.now());
+}
+
 $("layer").onchange = () => player.session?.selectLayer($("layer").value);
 window.addEventListener("pagehide", () => player.session?.stop());
 player.joinStart = performance.now();
@@ -106,6 +161,8 @@ async function join() {
                                 video, { layer, onEvent, token: token ?? undefined,
                                           chat: transport !== "websocket" });
     player.error = null; player.paywalled = false;
+    player.session.onAdBreak(adBreak);
+    player.session.onSponsor(sponsor);
     player.answered = performance.now();
     const pc = player.session.pc;
     const mark = () => { if (pc.connectionState === "connected" && !player.connected) player.connected = performance.now(); };
