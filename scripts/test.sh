@@ -173,6 +173,9 @@ step "browser end to end: subscribe, tip and cancel through the pages against lo
 # localstripe (installed above) runs inside the namespace too; without it the test says SKIPPED.
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --test money.test.mjs'
 
+step "browser end to end: an ad break from the studio shows on two viewers' players together, and a sponsor's slot (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test ads.test.mjs'
+
 step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'
 
