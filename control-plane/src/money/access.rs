@@ -8,13 +8,13 @@ use crate::ControlPlane;
 
 /// Sets a subscription's state from a report made at `at` (Unix seconds) when it is
 /// newer than what is held ([`supersedes`]): duplicated and out-of-order events change
-/// nothing. Returns the subscription's (channel, user) when it changed.
+/// nothing. Returns the subscription's (channel, user, status before) when it changed.
 pub async fn report(
     cp: &ControlPlane,
     gateway_subscription: &str,
     status: SubStatus,
     at: i64,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String, SubStatus)>, sqlx::Error> {
     // Compare-and-set, retried when another report lands in between.
     for _ in 0..5 {
         let row: Option<(String, i64, String, String)> = sqlx::query_as(
@@ -47,7 +47,7 @@ pub async fn report(
         if done.rows_affected() == 1 {
             // The chat's badges follow at once here (other processes within their 30 s).
             cp.badges().forget(&channel);
-            return Ok(Some((channel, user)));
+            return Ok(Some((channel, user, old_status)));
         }
     }
     Ok(None)

@@ -9,6 +9,7 @@ use super::{access, tips};
 use crate::db::{duplicate, now_ms};
 use crate::error::Error;
 use crate::revocation::watch_tag;
+use crate::webhooks::{Event as Hook, EventType};
 use crate::ControlPlane;
 
 /// What an event did.
@@ -41,7 +42,12 @@ pub(crate) async fn apply(cp: &ControlPlane, gateway: &str, ev: &Event) -> Resul
                 .execute(cp.pool())
                 .await?;
             }
-            if let Some((channel, user)) = access::report(cp, id, *status, ev.created).await? {
+            if let Some((channel, user, before)) =
+                access::report(cp, id, *status, ev.created).await?
+            {
+                if status.entitles() && !before.entitles() {
+                    subscribed(cp, &channel, &user, id).await;
+                }
                 let paywalled = access::paywall(cp, &channel).await?.closed(now_ms());
                 if !status.entitles() && paywalled {
                     // Their sessions and viewer tokens end now, here and on every node.
@@ -104,6 +110,28 @@ pub(crate) async fn apply(cp: &ControlPlane, gateway: &str, ev: &Event) -> Resul
         Err(e) => Err(e.into()),
         Ok(_) => Ok(Applied::Done),
     }
+}
+
+/// Tells the channel's webhooks that a viewer's subscription started (the first time it
+/// entitles them: `subscription.created`).
+async fn subscribed(cp: &ControlPlane, channel: &str, user: &str, gateway_subscription: &str) {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT s.id, t.name FROM subscriptions s JOIN tiers t ON t.id = s.tier_id \
+         WHERE s.gateway_subscription = $1",
+    )
+    .bind(gateway_subscription)
+    .fetch_optional(cp.pool())
+    .await
+    .ok()
+    .flatten();
+    let (id, tier) = row.unwrap_or_default();
+    let data = serde_json::json!({"subscription_id": id, "user_id": user, "tier": tier});
+    cp.webhooks()
+        .emit(
+            Some(channel),
+            Hook::Other(EventType::SubscriptionCreated, data),
+        )
+        .await;
 }
 
 /// Posts a payment for a channel under the gateway object's id.

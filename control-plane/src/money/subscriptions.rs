@@ -268,7 +268,7 @@ pub(crate) async fn cancel(
     }
     let state = cp.gateway()?.cancel(&sub.gateway_subscription).await?;
     if state.status == SubStatus::Canceled.as_str() {
-        if let Some((channel, user)) = access::report(
+        if let Some((channel, user, _)) = access::report(
             &cp,
             &sub.gateway_subscription,
             SubStatus::Canceled,

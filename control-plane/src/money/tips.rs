@@ -252,7 +252,14 @@ pub(crate) async fn succeeded(cp: &ControlPlane, id: &str) -> ApiResult<()> {
         .fetch_optional(cp.pool())
         .await?;
     if let (Some((channel,)), Some(tip)) = (row, find(cp, id).await?) {
+        let data = serde_json::to_value(&tip).unwrap_or_default();
         cp.chat().publish(&channel, &Event::Tip { tip }).await;
+        cp.webhooks()
+            .emit(
+                Some(&channel),
+                crate::webhooks::Event::Other(crate::webhooks::EventType::TipReceived, data),
+            )
+            .await;
     }
     Ok(())
 }

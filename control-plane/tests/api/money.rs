@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::both;
 use crate::chat_live::Live;
 use crate::harness::{roomy, Api, Backend};
+use crate::receiver::{Behaviour, Receiver};
 
 const WHSEC: &str = "whsec_cascade_test";
 const KEY: &str = "sk_test_cascade";
@@ -81,6 +82,12 @@ async fn start(backend: Backend, stripe_base: &str) -> Option<Api> {
         gateway: Some(Arc::new(stripe)),
         publishable_key: Some("pk_test_cascade".into()),
         js_url: format!("{stripe_base}/js.stripe.com/v3/"),
+    };
+    // The channel's webhooks go to a receiver of the test, on loopback, at once.
+    config.webhooks = control_plane::webhooks::Settings {
+        allow_private: true,
+        poll: Duration::from_millis(50),
+        ..Default::default()
     };
     Api::start(backend, config).await
 }
@@ -183,6 +190,18 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
+    // The channel's own integrations hear of its subscribers and tips.
+    let rx = Receiver::start(Behaviour::Accept).await;
+    let (s, ep) = api
+        .call(
+            Method::POST,
+            "/webhooks",
+            Some(&owner),
+            Some(json!({"channel": "lea-live", "url": rx.url,
+                        "events": ["subscription.created", "tip.received"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ep}");
     let (s, tier) = api
         .call(
             Method::POST,
@@ -502,6 +521,20 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
         .unwrap();
     assert_eq!(statement.lines().count(), 4, "{statement}");
     balanced(&api).await;
+    // One subscription.created (replayed events did not repeat it) and one tip.received.
+    rx.wait_for(2, Duration::from_secs(10)).await;
+    // Anything more would come within a few dispatcher polls.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.got();
+    let mut types: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            body["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(types, ["subscription.created", "tip.received"], "{got:?}");
 }
 both!(subscribe_watch_cancel_and_tip);
 
