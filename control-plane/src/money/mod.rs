@@ -60,6 +60,32 @@ impl Default for Settings {
     }
 }
 
+/// Finishes a gateway call made after its row was written (so that an early webhook finds
+/// the row): on failure `undo` deletes the row and the error is returned; on success
+/// `record` stores the gateway's id. `undo` binds the row's `id`; `record` binds the
+/// gateway's id, then the row's.
+pub(crate) async fn settle(
+    cp: &ControlPlane,
+    made: Result<gateway::Created, gateway::GatewayError>,
+    undo: &'static str,
+    record: &'static str,
+    id: &str,
+) -> Result<gateway::Created, Error> {
+    let made = match made {
+        Ok(m) => m,
+        Err(e) => {
+            sqlx::query(undo).bind(id).execute(cp.pool()).await?;
+            return Err(e.into());
+        }
+    };
+    sqlx::query(record)
+        .bind(&made.id)
+        .bind(id)
+        .execute(cp.pool())
+        .await?;
+    Ok(made)
+}
+
 /// Largest `Idempotency-Key` a client may send.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 

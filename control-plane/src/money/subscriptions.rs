@@ -208,21 +208,14 @@ pub(crate) async fn subscribe(
             idempotency_key: &format!("sub-{id}"),
         })
         .await;
-    let made = match made {
-        Ok(m) => m,
-        Err(e) => {
-            sqlx::query("DELETE FROM subscriptions WHERE id = $1")
-                .bind(&id)
-                .execute(cp.pool())
-                .await?;
-            return Err(e.into());
-        }
-    };
-    sqlx::query("UPDATE subscriptions SET gateway_subscription = $1 WHERE id = $2")
-        .bind(&made.id)
-        .bind(&id)
-        .execute(cp.pool())
-        .await?;
+    let made = super::settle(
+        &cp,
+        made,
+        "DELETE FROM subscriptions WHERE id = $1",
+        "UPDATE subscriptions SET gateway_subscription = $1 WHERE id = $2",
+        &id,
+    )
+    .await?;
     let mut sub = find(&cp, "s.id = $1 AND s.user_id = $2", &id, user)
         .await?
         .ok_or(Error::NotFound)?;

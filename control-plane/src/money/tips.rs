@@ -197,21 +197,14 @@ pub(crate) async fn tip(
             idempotency_key: &format!("tip-{id}"),
         })
         .await;
-    let made = match made {
-        Ok(m) => m,
-        Err(e) => {
-            sqlx::query("DELETE FROM tips WHERE id = $1 AND status = 'pending'")
-                .bind(&id)
-                .execute(cp.pool())
-                .await?;
-            return Err(e.into());
-        }
-    };
-    sqlx::query("UPDATE tips SET gateway_intent = $1 WHERE id = $2")
-        .bind(&made.id)
-        .bind(&id)
-        .execute(cp.pool())
-        .await?;
+    let made = super::settle(
+        &cp,
+        made,
+        "DELETE FROM tips WHERE id = $1 AND status = 'pending'",
+        "UPDATE tips SET gateway_intent = $1 WHERE id = $2",
+        &id,
+    )
+    .await?;
     let mut tip = find(&cp, &id).await?.ok_or(Error::NotFound)?;
     tip.client_secret = made.client_secret;
     Ok((StatusCode::CREATED, axum::Json(tip)))
