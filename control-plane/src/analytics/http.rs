@@ -29,7 +29,7 @@ pub const LATE_REPORT_MS: i64 = 60_000;
 pub const MAX_BROADCASTS: i64 = 100;
 
 /// `?from&to` (Unix ms; default the last 30 days) and `format=csv`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct RangeQuery {
     /// Start, Unix ms.
     pub from: Option<i64>,
@@ -79,9 +79,11 @@ fn wants_csv(headers: &HeaderMap, q: &RangeQuery) -> bool {
 }
 
 fn range(q: &RangeQuery, now: i64) -> Result<(i64, i64), Error> {
+    // Any i64 may come in: saturating and checked arithmetic, never an overflow.
     let to = q.to.unwrap_or(now);
-    let from = q.from.unwrap_or(to - DEFAULT_RANGE_MS);
-    if from >= to || to - from > MAX_RANGE_MS || from < 0 {
+    let from = q.from.unwrap_or(to.saturating_sub(DEFAULT_RANGE_MS));
+    let span = to.checked_sub(from);
+    if from < 0 || from >= to || span.is_none_or(|d| d > MAX_RANGE_MS) {
         return Err(Error::BadRequest(
             "from must be before to, at most a year apart".into(),
         ));
@@ -113,7 +115,7 @@ fn csv(name: &str, f: &Figures) -> ApiResult<Response> {
 
 /// A channel's analytics over a range (its owner, admins, `analytics:read` keys).
 #[utoipa::path(get, path = "/api/v1/channels/{slug}/analytics", tag = "analytics", security(("access_token" = []), ("api_key" = [])), params(("slug" = String, Path), RangeQuery),
-    responses((status = 200, body = ChannelAnalytics), (status = 200, content_type = "text/csv", body = String), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, content((ChannelAnalytics = "application/json"), (String = "text/csv"))), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn channel(
     State(cp): State<ControlPlane>,
     caller: Caller,
@@ -166,7 +168,7 @@ pub(crate) async fn channel_csv(
 
 /// One broadcast's analytics (the channel's owner, admins, `analytics:read` keys).
 #[utoipa::path(get, path = "/api/v1/channels/{slug}/analytics/streams/{broadcast_id}", tag = "analytics", security(("access_token" = []), ("api_key" = [])), params(("slug" = String, Path), ("broadcast_id" = String, Path), RangeQuery),
-    responses((status = 200, body = StreamAnalytics), (status = 200, content_type = "text/csv", body = String), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, content((StreamAnalytics = "application/json"), (String = "text/csv"))), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn stream(
     State(cp): State<ControlPlane>,
     caller: Caller,
@@ -312,6 +314,27 @@ pub(crate) async fn playback_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_at_the_ends_of_i64_is_refused_not_overflowed() {
+        let q = |from, to| RangeQuery {
+            from,
+            to,
+            ..Default::default()
+        };
+        let now = 1_800_000_000_000;
+        assert!(range(&q(None, Some(i64::MIN)), now).is_err());
+        assert!(range(&q(Some(i64::MIN), Some(i64::MAX)), now).is_err());
+        assert!(range(&q(Some(0), Some(i64::MAX)), now).is_err());
+        assert!(
+            range(&q(None, Some(i64::MAX)), now).is_ok(),
+            "a year back from the end"
+        );
+        assert_eq!(
+            range(&q(None, None), now).unwrap(),
+            (now - DEFAULT_RANGE_MS, now)
+        );
+    }
 
     fn stats(watched_ms: i64, stall_ms: i64, stalls: i64, frames: i64) -> PlaybackStats {
         PlaybackStats {
