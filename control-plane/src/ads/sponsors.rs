@@ -23,6 +23,20 @@ pub const MAX_SCHEDULED: i64 = 50;
 /// Longest slot, ms.
 pub const MAX_SLOT_MS: i64 = 24 * 3600 * 1000;
 
+/// A slot from `starts` to `ends` (Unix ms, any i64 a client sends): after its start, not
+/// over yet, at most [`MAX_SLOT_MS`] long.
+fn check_slot(starts: i64, ends: i64, now: i64) -> Result<(), Error> {
+    if ends <= starts || ends <= now {
+        return Err(Error::Invalid(
+            "ends_at must be after starts_at and in the future".into(),
+        ));
+    }
+    if ends.checked_sub(starts).is_none_or(|d| d > MAX_SLOT_MS) {
+        return Err(Error::Invalid("a slot lasts at most a day".into()));
+    }
+    Ok(())
+}
+
 /// `POST /channels/{slug}/sponsors`
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSponsor {
@@ -93,14 +107,7 @@ pub(crate) async fn create(
         return Err(Error::Invalid("name must not be empty".into()));
     }
     let now = now_ms();
-    if req.ends_at <= req.starts_at || req.ends_at <= now {
-        return Err(Error::Invalid(
-            "ends_at must be after starts_at and in the future".into(),
-        ));
-    }
-    if req.ends_at - req.starts_at > MAX_SLOT_MS {
-        return Err(Error::Invalid("a slot lasts at most a day".into()));
-    }
+    check_slot(req.starts_at, req.ends_at, now)?;
     let s = Sponsor {
         id: random_id(),
         name,
@@ -241,4 +248,19 @@ pub async fn announce_due(cp: &ControlPlane) -> Result<(), sqlx::Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_checked_without_overflow() {
+        let now = 1_800_000_000_000;
+        assert!(check_slot(now, now + 60_000, now).is_ok());
+        assert!(check_slot(i64::MIN, now + 1, now).is_err(), "no overflow");
+        assert!(check_slot(now, now + MAX_SLOT_MS + 1, now).is_err());
+        assert!(check_slot(now - 10, now - 5, now).is_err(), "over already");
+        assert!(check_slot(now + 5, now + 5, now).is_err());
+    }
 }
