@@ -30,12 +30,15 @@ export declare class PlaybackReporter {
     private location;
     private readonly clock;
     private timer?;
+    /** The node answered 404: it keeps no analytics for this session (an open node). */
+    private unrecorded;
     private readonly onPlaying;
     private readonly onWaiting;
     constructor(video: HTMLVideoElement, location: string);
     /** The session moved to another node: report under its new resource. */
     moved(location: string): void;
-    /** Sends the totals now (errors are ignored: a report is best effort). */
+    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
+     * node records no analytics for this session) nothing more is sent to that node. */
     report(): Promise<void>;
     /** Stops reporting (a last report first). */
     stop(): void;

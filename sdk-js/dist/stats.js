@@ -49,6 +49,8 @@ export class PlaybackReporter {
         this.video = video;
         this.location = location;
         this.clock = new StallClock();
+        /** The node answered 404: it keeps no analytics for this session (an open node). */
+        this.unrecorded = false;
         this.onPlaying = () => this.clock.playing(performance.now());
         this.onWaiting = () => this.clock.waiting(performance.now());
         video.addEventListener("playing", this.onPlaying);
@@ -58,17 +60,21 @@ export class PlaybackReporter {
     /** The session moved to another node: report under its new resource. */
     moved(location) {
         this.location = location;
+        this.unrecorded = false;
     }
-    /** Sends the totals now (errors are ignored: a report is best effort). */
+    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
+     * node records no analytics for this session) nothing more is sent to that node. */
     async report() {
         const ids = sessionOf(this.location);
-        if (!ids)
+        if (!ids || this.unrecorded)
             return;
         const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
         const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
         const url = new URL("/api/v1/playback-stats", this.location).toString();
-        await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
+        const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
             .catch(() => undefined);
+        if (answer?.status === 404)
+            this.unrecorded = true;
     }
     /** Stops reporting (a last report first). */
     stop() {

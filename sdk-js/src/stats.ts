@@ -58,6 +58,8 @@ export function sessionOf(location: string): { stream: string; session: string }
 export class PlaybackReporter {
   private readonly clock = new StallClock();
   private timer?: ReturnType<typeof setInterval>;
+  /** The node answered 404: it keeps no analytics for this session (an open node). */
+  private unrecorded = false;
   private readonly onPlaying = () => this.clock.playing(performance.now());
   private readonly onWaiting = () => this.clock.waiting(performance.now());
 
@@ -70,17 +72,20 @@ export class PlaybackReporter {
   /** The session moved to another node: report under its new resource. */
   moved(location: string): void {
     this.location = location;
+    this.unrecorded = false;
   }
 
-  /** Sends the totals now (errors are ignored: a report is best effort). */
+  /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
+   * node records no analytics for this session) nothing more is sent to that node. */
   async report(): Promise<void> {
     const ids = sessionOf(this.location);
-    if (!ids) return;
+    if (!ids || this.unrecorded) return;
     const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
     const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
     const url = new URL("/api/v1/playback-stats", this.location).toString();
-    await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
+    const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
       .catch(() => undefined);
+    if (answer?.status === 404) this.unrecorded = true;
   }
 
   /** Stops reporting (a last report first). */

@@ -92,3 +92,28 @@ test("a report names the WHEP session", () => {
   });
   assert.equal(sessionOf("http://node.test/whip/my-show/00000000000000ab"), undefined);
 });
+
+test("a node that keeps no analytics for the session (404) is not asked again until the session moves", async () => {
+  const { PlaybackReporter } = await import("../dist/cascade.js");
+  const posts = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (url) => { posts.push(String(url)); return { status: 404 }; };
+  const video = {
+    addEventListener() {}, removeEventListener() {},
+    getVideoPlaybackQuality: () => ({ totalVideoFrames: 10 }),
+  };
+  try {
+    const r = new PlaybackReporter(video, "http://open.test/whep/show/00000000000000ab");
+    await r.report();
+    await r.report();
+    assert.deepEqual(posts, ["http://open.test/api/v1/playback-stats"], "one 404 and no more");
+    r.moved("http://edge.test/whep/show/00000000000000cd");
+    await r.report();
+    assert.equal(posts.length, 2, "a new node is asked");
+    assert.equal(posts[1], "http://edge.test/api/v1/playback-stats");
+    globalThis.fetch = async () => { throw new Error("stopped reporters send nothing more"); };
+    r.stop();
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});
