@@ -10,43 +10,15 @@
 // the studio's card and the overlay in the light and dark themes. Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { join } from "node:path";
+import { api, account } from "./accounts.mjs";
 import { startServer, launch, until } from "./harness.mjs";
 
 const slug = "ada-live";
 const DURATION_S = 15;
 
-/** Calls the API (JSON); fails the test on an error status. */
-async function api(base, path, body, token, method = "POST") {
-  const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const resp = await fetch(`${base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (!resp.ok) assert.fail(`${method} ${path}: ${resp.status} ${await resp.text()}`);
-  const text = await resp.text();
-  return text ? JSON.parse(text) : null;
-}
 
-let nextAddress = 2;
-/** A sign-up from an address of its own (127.0.0.N): the node allows 5 a minute per address. */
-function signup(base, body) {
-  const url = new URL(`${base}/api/v1/auth/signup`);
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: "POST", localAddress: `127.0.0.${nextAddress++}`, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } },
-      (resp) => { resp.resume(); resp.on("end", () => (resp.statusCode === 202 ? resolve() : reject(new Error(`sign-up: ${resp.statusCode}`)))); },
-    );
-    req.on("error", reject);
-    req.end(data);
-  });
-}
 
-async function account(base, name) {
-  const password = `${name}'s long password`;
-  await signup(base, { email: `${name}@example.com`, username: name, password });
-  return api(base, "/auth/signin", { login: name, password });
-}
 
 /** A page in its own browser context (signed in as `session`, if any), watched for CSP trips. */
 async function open(browser, base, path, session, name) {

@@ -17,6 +17,7 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { api, account } from "./accounts.mjs";
 import { startServer, launch, until } from "./harness.mjs";
 
 const WHSEC = "whsec_cascade_e2e";
@@ -50,37 +51,8 @@ async function startLocalstripe() {
   throw new Error("localstripe did not start");
 }
 
-/** Calls the API (JSON); fails the test on an error status. */
-async function api(base, path, body, token, method = "POST") {
-  const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const resp = await fetch(`${base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (!resp.ok) assert.fail(`${method} ${path}: ${resp.status} ${await resp.text()}`);
-  const text = await resp.text();
-  return text ? JSON.parse(text) : null;
-}
 
-let nextAddress = 2;
-/** A sign-up from an address of its own (127.0.0.N): the node allows 5 a minute per address. */
-function signup(base, body) {
-  const url = new URL(`${base}/api/v1/auth/signup`);
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: "POST", localAddress: `127.0.0.${nextAddress++}`, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } },
-      (resp) => { resp.resume(); resp.on("end", () => (resp.statusCode === 202 ? resolve() : reject(new Error(`sign-up: ${resp.statusCode}`)))); },
-    );
-    req.on("error", reject);
-    req.end(data);
-  });
-}
 
-/** Signs `name` up and in; returns the session the pages keep. */
-async function account(base, name) {
-  const password = `${name}'s long password`;
-  await signup(base, { email: `${name}@example.com`, username: name, password });
-  return api(base, "/auth/signin", { login: name, password });
-}
 
 /** A page in its own browser context, signed in as `session`, watched for CSP trips. */
 async function open(browser, base, path, session, name) {
