@@ -43,6 +43,9 @@ pub const MEDIA_SILENCE: Duration = Duration::from_millis(1500);
 /// How long a parent may take to answer a subscription (a loaded parent decides slowly;
 /// silence is judged by [`PARENT_SILENCE`] once it has answered).
 pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A parent whose handshake failed is skipped for this long (tried again after, or when
+/// every parent is).
+pub const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
 /// A stream no longer wanted is let go after this.
 pub const RELEASE_GRACE: Duration = Duration::from_secs(3);
 /// Packets handed to a worker in one command.
@@ -367,6 +370,16 @@ async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
     }
 }
 
+/// The parent to try of `n`, counting on from `at` (wrapping): the first not
+/// `unreachable` (its last handshake failed recently), so that a move does not wait for
+/// a dead backup's handshake to time out; the one at `at` when every parent is.
+fn next_parent(n: usize, at: usize, unreachable: impl Fn(usize) -> bool) -> usize {
+    (0..n)
+        .map(|k| (at + k) % n)
+        .find(|&i| !unreachable(i))
+        .unwrap_or(at % n)
+}
+
 /// Why a subscription to one parent ended.
 enum Moved {
     /// Lost or silent: try the next parent now.
@@ -405,10 +418,17 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
             let (ep, p) = (relay.endpoint.clone(), p.clone());
             tokio::spawn(async move { ep.connect(p.addr, &p.name).await });
         }
-        let parent = &parents[at % parents.len()];
+        let now = Instant::now();
+        let pick = next_parent(parents.len(), at, |i| {
+            relay
+                .endpoint
+                .unreachable_since(parents[i].addr)
+                .is_some_and(|t| now.duration_since(t) < UNREACHABLE_FOR)
+        });
+        let parent = &parents[pick];
         let moved =
             subscribe_once(&relay, &stream, parent, &source, &mut kf_rx, parents.len()).await;
-        at += 1;
+        at = pick + 1;
         match moved {
             Moved::Next(reason) => {
                 relay.metrics.moves.with_label_values(&[reason]).inc();
@@ -581,5 +601,23 @@ fn ended(stream: &str, parent: &ParentAddr, r: EndReason) -> Moved {
         EndReason::ParentLost => Moved::Next("lost"),
         EndReason::Closed => Moved::Next("closed"),
         EndReason::Refused(_) | EndReason::ProtocolError(_) => Moved::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_parent;
+
+    #[test]
+    fn a_move_skips_parents_that_were_unreachable_and_keeps_the_order_otherwise() {
+        // In order from `at`, wrapping.
+        assert_eq!(next_parent(3, 0, |_| false), 0);
+        assert_eq!(next_parent(3, 4, |_| false), 1);
+        // The dead backup after the lost primary is skipped.
+        assert_eq!(next_parent(3, 1, |i| i == 1), 2);
+        assert_eq!(next_parent(3, 2, |i| i == 2), 0);
+        // All unreachable: try the one in turn anyway.
+        assert_eq!(next_parent(3, 1, |_| true), 1);
+        assert_eq!(next_parent(1, 7, |_| true), 0);
     }
 }

@@ -297,6 +297,69 @@ fn a_backup_ingest_takes_over_when_the_primary_goes_silent() {
     assert!(v.connected, "the same viewer session throughout");
 }
 
+/// A backup parent that cannot be reached (its handshake already failed) is skipped when
+/// the primary dies: the edge goes straight to the next, without waiting for another
+/// handshake to the dead one to time out.
+#[test]
+fn a_move_skips_a_backup_parent_that_cannot_be_reached() {
+    let dir = temp_dir("deadbackup");
+    certificates(&dir, &["origin", "relay1", "relay2", "edge"]);
+    // A parent that never answers: a UDP socket nobody reads.
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = format!("dead@{}", hole.local_addr().unwrap());
+    let (origin, o) = node(&dir, "origin", &[]);
+    let (mut relay1, r1) = node(&dir, "relay1", &[format!("origin@{o}")]);
+    let (_relay2, r2) = node(&dir, "relay2", &[format!("origin@{o}")]);
+    let (edge, _) = node(
+        &dir,
+        "edge",
+        &[format!("relay1@{r1}"), dead, format!("relay2@{r2}")],
+    );
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let (mut v, offer, pending) = Peer::viewer();
+    v.connect(&http, &edge.url("/whep/live?layer=low"), offer, pending);
+    let mut synth = Synth::new(&LAYERS, 1);
+    // Long enough for the edge's pre-connect to the dead backup to have failed (its
+    // handshake gives up after the 1 s idle timeout).
+    assert!(
+        run(
+            &mut synth,
+            &mut publ,
+            &mut [&mut v],
+            |v| video_count(v[0]) >= 150,
+            Duration::from_secs(15),
+        ),
+        "video reaches the edge through relay1"
+    );
+    let n = v.received.len();
+    relay1.kill_hard();
+    assert!(
+        run(
+            &mut synth,
+            &mut publ,
+            &mut [&mut v],
+            |v| video_since(v[0], n) >= 100,
+            Duration::from_secs(10),
+        ),
+        "the viewer resumes through relay2"
+    );
+    assert_continuous(&v);
+    assert!(v.connected, "the same viewer session throughout");
+    // One move, and no attempt on the dead parent on the way.
+    assert_eq!(
+        edge.metric("cascade_relay_parent_moves_total{reason=\"lost\"}"),
+        1.0
+    );
+    assert_eq!(
+        edge.metric("cascade_relay_parent_moves_total{reason=\"failed\"}"),
+        0.0,
+        "the edge tried the dead backup"
+    );
+    drop(hole);
+}
+
 /// A node's log, written to a file the test reads.
 fn log_file(dir: &Path, name: &str) -> (std::path::PathBuf, std::process::Stdio) {
     let path = dir.join(format!("{name}.log"));

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
@@ -29,6 +30,9 @@ struct Inner {
     /// Links to parents, by address: one connection per parent, each behind its own lock
     /// (held across that parent's handshake only, so a dead parent delays no other).
     parents: Mutex<HashMap<SocketAddr, ParentSlot>>,
+    /// Parents whose last handshake failed, and when: a move skips them rather than wait
+    /// for another handshake to time out. Bounded as `parents` is.
+    unreachable: Mutex<HashMap<SocketAddr, Instant>>,
     /// Open links from children, by quinn's connection id.
     children: Arc<Mutex<HashMap<usize, Connection>>>,
 }
@@ -98,6 +102,7 @@ impl RelayEndpoint {
             client,
             cfg,
             parents: Default::default(),
+            unreachable: Default::default(),
             children,
         };
         Ok((
@@ -140,13 +145,35 @@ impl RelayEndpoint {
             parent,
             &tls::dns_name(parent_name),
         )?;
-        let quinn = connecting.await?;
+        let quinn = match connecting.await {
+            Ok(q) => {
+                self.unreachable_map().remove(&parent);
+                q
+            }
+            Err(e) => {
+                self.unreachable_map().insert(parent, Instant::now());
+                return Err(e.into());
+            }
+        };
         let shared = Shared::new(quinn, parent_name.to_owned(), self.inner.cfg.clone());
         conn::spawn_receiver(shared.clone());
         let c = Connection { shared };
         *slot = Some(c.clone());
         info!(parent = parent_name, %parent, "connected to parent");
         Ok(c)
+    }
+
+    /// When the last handshake with `parent` failed, if it did and none has succeeded
+    /// since.
+    pub fn unreachable_since(&self, parent: SocketAddr) -> Option<Instant> {
+        self.unreachable_map().get(&parent).copied()
+    }
+
+    fn unreachable_map(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Instant>> {
+        self.inner
+            .unreachable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The open links from children, for metrics.
