@@ -11,6 +11,8 @@ use control_plane::ControlPlane;
 use futures_util::future::BoxFuture;
 use signaling::{Action, Authorizer, Denied, Grant};
 
+use crate::signing_keys::Follower;
+
 fn want(action: Action) -> Want {
     match action {
         Action::Publish => Want::Publish,
@@ -51,10 +53,25 @@ impl Authorizer for Accounts {
 /// A media-only node: tokens signed by a remote control plane, checked offline against
 /// the revocation list followed from it (`crate::follow`).
 pub struct Tokens {
-    /// The control plane's public key(s).
+    /// The control plane's public key(s), as `keys` last read them.
     pub verifier: Verifier,
+    /// Follows the control plane's keys as they rotate.
+    pub keys: Arc<Follower>,
     /// Its revocation list, as last fetched.
     pub revoked: Arc<RwLock<RevocationList>>,
+}
+
+impl Tokens {
+    fn check(&self, action: Action, stream: &str, bearer: Option<&str>) -> Result<Grant, Denied> {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        answer(check_offline(
+            &self.verifier,
+            &revoked,
+            want(action),
+            stream,
+            bearer,
+        ))
+    }
 }
 
 impl Authorizer for Tokens {
@@ -64,14 +81,18 @@ impl Authorizer for Tokens {
         stream: &'a str,
         bearer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Grant, Denied>> {
-        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
-        let result = answer(check_offline(
-            &self.verifier,
-            &revoked,
-            want(action),
-            stream,
-            bearer,
-        ));
-        Box::pin(async move { result })
+        Box::pin(async move {
+            let result = self.check(action, stream, bearer);
+            // Signed with a key this node has not heard of yet (a rotation that has just
+            // come into force): read the control plane's keys, then check once more.
+            let unknown = bearer.is_some_and(|b| self.verifier.names_unknown_key(b));
+            if matches!(result, Err(Denied::Unauthenticated))
+                && unknown
+                && self.keys.unknown_key().await
+            {
+                return self.check(action, stream, bearer);
+            }
+            result
+        })
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod follow;
 mod gatekeeper;
 mod ops;
+mod signing_keys;
 mod simulate;
 mod webhooks;
 
@@ -235,42 +236,13 @@ fn node_defaults(args: &mut config::ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The control plane's token-verifying keys (`GET /api/v1/signing-key`), comma-separated,
-/// from the first replica that answers.
+/// The control plane's token-verifying keys, from the first replica that answers.
 fn fetch_signing_keys(control: &str) -> Result<String, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        for base in control.split(',') {
-            let url = format!("{}/api/v1/signing-key", base.trim().trim_end_matches('/'));
-            let got = async {
-                reqwest::get(&url)
-                    .await?
-                    .error_for_status()?
-                    .json::<serde_json::Value>()
-                    .await
-            }
-            .await;
-            let keys: Vec<String> = got
-                .ok()
-                .and_then(|v| {
-                    v["keys"].as_array().map(|ks| {
-                        ks.iter()
-                            .filter_map(|k| k["public_key"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                return Ok(keys.join(","));
-            }
-        }
-        Err(format!(
-            "no control plane at {control} answered GET /api/v1/signing-key"
-        ))
-    })
+        .map_err(|e| e.to_string())?
+        .block_on(signing_keys::fetch(&reqwest::Client::new(), control))
 }
 
 /// The runtime of a server's HTTP front and control paths (media has its own threads).
@@ -409,8 +381,15 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 let key = settings.token_public_key.as_deref().unwrap_or_default();
                 let verifier = control_plane::tokens::Verifier::from_public_key(key)
                     .map_err(|_| "--token-public-key is not an Ed25519 public key".to_string())?;
+                // `--control-plane` comes with `--auth tokens` (checked in config).
+                let keys = signing_keys::Follower::new(
+                    verifier.clone(),
+                    settings.control_plane.clone().unwrap_or_default(),
+                );
+                keys.spawn();
                 Arc::new(gatekeeper::Tokens {
                     verifier,
+                    keys,
                     revoked: revoked.clone(),
                 })
             }

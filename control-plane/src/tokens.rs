@@ -145,6 +145,31 @@ impl Verifier {
         }))
     }
 
+    /// Replaces the public keys with `list` (as [`Self::from_public_key`] takes it): a
+    /// media node following the control plane's keys as they rotate. Whether they changed.
+    pub fn set_public_keys(&self, list: &str) -> Result<bool, TokenError> {
+        let next = Verifier::from_public_key(list)?.ring();
+        let same = {
+            let kids = |r: &Keyring| r.public.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+            kids(&self.ring()) == kids(&next)
+        };
+        if !same {
+            self.replace((*next).clone());
+        }
+        Ok(!same)
+    }
+
+    /// Whether `token` names (in its header's `kid`) a key this verifier does not hold: a
+    /// key newer than the last it was given, or a forgery.
+    pub fn names_unknown_key(&self, token: &str) -> bool {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return false;
+        };
+        header
+            .kid
+            .is_some_and(|kid| !self.ring().public.iter().any(|k| k.kid == kid))
+    }
+
     fn with(ring: Keyring) -> Verifier {
         Verifier {
             ring: Arc::new(RwLock::new(Arc::new(ring))),

@@ -354,6 +354,69 @@ fn a_media_only_node_follows_the_revocation_list() {
     });
 }
 
+/// A leaked signing key rotated out (`rotate-signing-key --delay 0 --overlap 0`): a
+/// media-only node takes tokens of the new key and refuses the old key's, with no restart
+/// and no `--token-public-key` change.
+#[test]
+fn a_media_only_node_follows_a_signing_key_rotation() {
+    let data = crate::server::temp_dir("data");
+    let control = Server::launch(
+        &["--auth", "accounts"],
+        &data,
+        std::process::Stdio::inherit(),
+        "warn",
+    );
+    account(&control, "admin");
+    let amy = account(&control, "amy");
+    let (key, _) = channel_with_key(&control, &amy, "amy-tv", "public");
+    let (_, signing) = api(&control, "GET", "/signing-key", None, None);
+    let old_key = signing["public_key"].as_str().unwrap().to_owned();
+    let media = Server::start(&[
+        "--auth",
+        "tokens",
+        "--token-public-key",
+        &old_key,
+        "--control-plane",
+        &control.base,
+    ]);
+    let old = publish_token(&control, &key);
+    assert_eq!(whip_once(&media, "amy-tv", Some(&old)), 201);
+
+    let out = std::process::Command::new(crate::server::cascade_bin())
+        .args([
+            "rotate-signing-key",
+            "--delay",
+            "0",
+            "--overlap",
+            "0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The running control plane loads the new key within its 30 s reload.
+    let end = Instant::now() + Duration::from_secs(45);
+    while api(&control, "GET", "/signing-key", None, None).1["public_key"] == old_key.as_str() {
+        assert!(
+            Instant::now() < end,
+            "the control plane never took the new key"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let new = publish_token(&control, &key);
+    assert_eq!(
+        whip_once(&media, "amy-tv", Some(&new)),
+        201,
+        "a token of the new key, on the node started with the old one"
+    );
+    assert_eq!(
+        whip_once(&media, "amy-tv", Some(&old)),
+        401,
+        "a token of the retired key"
+    );
+}
+
 #[test]
 fn deleting_the_account_ends_its_broadcast() {
     let server = Server::start(&["--auth", "accounts"]);
