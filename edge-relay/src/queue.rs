@@ -133,6 +133,11 @@ impl SendQueue {
         true
     }
 
+    /// The size of the datagram [`Self::pop`] would return.
+    pub fn peek_len(&self) -> Option<usize> {
+        self.queues.iter().find_map(|q| q.front()).map(Bytes::len)
+    }
+
     /// The next datagram to send: most important class first, oldest first within it.
     pub fn pop(&mut self) -> Option<Bytes> {
         let q = self.queues.iter_mut().find(|q| !q.is_empty())?;

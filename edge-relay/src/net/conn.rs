@@ -2,7 +2,7 @@
 //! queue's pump (parent side).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     /// Parent side: the datagrams to send.
     queue: Mutex<SendQueue>,
     wake: Notify,
+    /// The sender task holds a datagram quinn has no room for yet: new ones queue behind
+    /// it rather than go straight to quinn.
+    backlog: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -86,14 +89,37 @@ impl Shared {
             demux: Mutex::default(),
             queue: Mutex::new(queue),
             wake: Notify::new(),
+            backlog: AtomicBool::new(false),
             counters: Counters::default(),
         })
     }
 
-    /// Queues a media datagram for sending (parent side).
+    /// Queues a media datagram for sending (parent side), and hands what the queue holds
+    /// to quinn at once, from the caller's task, while quinn's buffer has room for it and
+    /// the sender task has nothing waiting: the common case then costs no wake-up of
+    /// another task. The sender task takes the rest (a full buffer, an oversized packet).
     pub(crate) fn push_datagram(&self, class: Class, data: Bytes) {
-        lock(&self.queue).push(class, data);
-        self.wake.notify_one();
+        let mut queue = lock(&self.queue);
+        queue.push(class, data);
+        if !self.backlog.load(Relaxed) {
+            let max = self.quinn.max_datagram_size().unwrap_or(0);
+            while let Some(len) = queue.peek_len() {
+                if len > max || self.quinn.datagram_send_buffer_space() < len {
+                    break;
+                }
+                let Some(d) = queue.pop() else { break };
+                if self.quinn.send_datagram(d).is_err() {
+                    // The connection is gone or the path shrank: the sender task finds out.
+                    break;
+                }
+                self.counters.datagrams_sent.fetch_add(1, Relaxed);
+            }
+        }
+        let rest = !queue.is_empty();
+        drop(queue);
+        if rest {
+            self.wake.notify_one();
+        }
     }
 
     pub(crate) fn register(&self, sub: SubId, tx: mpsc::Sender<Bytes>) {
@@ -188,7 +214,10 @@ pub(crate) fn spawn_sender(shared: Arc<Shared>) {
                 .max_datagram_size()
                 .is_some_and(|m| d.len() <= m);
             if fits {
-                match shared.quinn.send_datagram_wait(d.clone()).await {
+                shared.backlog.store(true, Relaxed);
+                let sent = shared.quinn.send_datagram_wait(d.clone()).await;
+                shared.backlog.store(false, Relaxed);
+                match sent {
                     Ok(()) => {
                         shared.counters.datagrams_sent.fetch_add(1, Relaxed);
                         continue;
