@@ -104,17 +104,20 @@ pub async fn whip_post(
 ) -> Result<Response, ApiError> {
     let pref = LayerPref::Auto;
     let token = q.token;
-    create(
-        st,
+    let backup = q.backup.as_deref() == Some("1");
+    let resp = create(
+        st.clone(),
         Role::Publisher,
-        stream,
+        stream.clone(),
         headers,
         token,
         body,
         pref,
         peer,
     )
-    .await
+    .await?;
+    st.node.set_backup_ingest(&stream, backup);
+    Ok(resp)
 }
 
 /// POST /whep/{stream}

@@ -315,3 +315,98 @@ fn a_viewer_whose_edge_is_killed_asks_again_and_is_placed_on_another_edge() {
         started.elapsed()
     );
 }
+
+/// A backup ingest placed by the control plane: the broadcaster's second encoder asks for
+/// `?backup=1` and is sent to the other origin (another zone); the primary origin dies
+/// (`kill -9`): the relay above the viewer's edge moves to the backup's origin and the same
+/// viewer session plays the backup's stream.
+#[test]
+fn a_backup_ingest_placed_by_the_control_plane_takes_over_when_the_primary_origin_dies() {
+    let c = control(&temp_dir("ingest-backup"));
+    account(&c, "admin");
+    let owner = account(&c, "bea_x");
+    let (key, _) = channel_with_key(&c, &owner, "show", "public");
+    let dir = temp_dir("ingest-backup-certs");
+    certificates(&dir, &["origin1", "origin2", "relay1", "edge1"]);
+    let mut origins = [
+        node(&dir, &c.base, "origin1", "origin", "a"),
+        node(&dir, &c.base, "origin2", "origin", "b"),
+    ];
+    let _relay = node(&dir, &c.base, "relay1", "relay", "a");
+    let _edge = node(&dir, &c.base, "edge1", "edge", "a");
+    wait_registered(&c, 4);
+    let http = origins[0].http();
+    let on = |location: &str, origins: &[Server]| {
+        origins
+            .iter()
+            .position(|o| location.starts_with(&format!("{}/whip/show?token=", o.base)))
+            .unwrap_or_else(|| panic!("placed on an origin: {location}"))
+    };
+
+    let (mut main, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    let (status, location) = redirected(&c, "/whip/show", &offer, Some(&key));
+    assert_eq!(status, 307, "{location}");
+    let primary = on(&location, &origins);
+    main.connect(&http, &location, offer, pending);
+    let (mut standby, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    let (status, location) = redirected(&c, "/whip/show?backup=1", &offer, Some(&key));
+    assert_eq!(status, 307, "{location}");
+    assert_eq!(
+        on(&location, &origins),
+        1 - primary,
+        "the standby goes to the other origin"
+    );
+    standby.connect(&http, &location, offer, pending);
+
+    let (mut v, offer, pending) = Peer::viewer();
+    let location = placed(&c, "show", &offer);
+    v.connect(&http, &location, offer, pending);
+    let mut synth_main = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
+    let mut synth_standby = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 2);
+    let video = |v: &Peer| {
+        v.received
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count()
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while video(&v) < 100 && Instant::now() < end {
+        synth_main.tick(&mut main);
+        main.poll();
+        synth_standby.tick(&mut standby);
+        standby.poll();
+        v.poll();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let played = assert_continuous(&v);
+    assert!(played.len() >= 100, "the viewer plays: {}", played.len());
+    assert!(played.iter().all(|p| p.src == 1), "the primary's stream");
+
+    origins[primary].kill_hard();
+    let killed = Instant::now();
+    let end = killed + Duration::from_secs(15);
+    let backup_video = |v: &Peer| assert_continuous(v).iter().filter(|p| p.src == 2).count();
+    while backup_video(&v) < 100 && Instant::now() < end {
+        synth_standby.tick(&mut standby);
+        standby.poll();
+        v.poll();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let first = assert_continuous(&v)
+        .iter()
+        .position(|p| p.src == 2)
+        .expect("the backup's video reaches the viewer");
+    let resumed = v
+        .received
+        .iter()
+        .filter(|r| r.kind == str0m::media::MediaKind::Video)
+        .nth(first)
+        .map(|r| r.at)
+        .unwrap();
+    eprintln!(
+        "primary origin killed: the viewer resumed on the backup ingest after {:?}",
+        resumed.duration_since(killed)
+    );
+    assert!(backup_video(&v) >= 100, "the backup's stream plays on");
+    assert!(v.connected, "the same viewer session throughout");
+}
