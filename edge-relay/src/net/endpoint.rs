@@ -43,9 +43,15 @@ impl Drop for Inner {
     }
 }
 
+/// The round-trip time assumed before one is measured.
+const INITIAL_RTT: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn transport(cfg: &NetConfig) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.keep_alive_interval(Some(cfg.keep_alive));
+    // Nodes of a cluster are near each other: quinn's default first guess (333 ms) makes
+    // a handshake with a dead parent last 3 probe timeouts, about 3 s, before it fails.
+    t.initial_rtt(INITIAL_RTT);
     // An idle timeout past QUIC's bound falls back to quinn's default (30 s): say so in logs.
     match IdleTimeout::try_from(cfg.idle_timeout) {
         Ok(idle) => {
