@@ -52,6 +52,23 @@ async fn a_parent_that_vanishes_is_lost_within_the_idle_timeout() {
     assert!(child.connect(via, "origin").await.is_err());
 }
 
+/// A parent that never answers (dead before the child first calls): the handshake fails
+/// in about the idle timeout, not quinn's three probe timeouts at its default 333 ms RTT
+/// (about 3 s), and the endpoint remembers it as unreachable.
+#[tokio::test]
+async fn a_handshake_with_a_dead_parent_fails_within_the_idle_timeout() {
+    let cluster = Cluster::new();
+    let (child, _) = bind(&cluster.node("edge-1"), NetConfig::default());
+    let hole = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dead = hole.local_addr().unwrap();
+    assert_eq!(child.unreachable_since(dead), None);
+    let start = Instant::now();
+    assert!(child.connect(dead, "origin").await.is_err());
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(2000), "failed after {took:?}");
+    assert!(child.unreachable_since(dead).is_some());
+}
+
 #[tokio::test]
 async fn a_parent_that_shuts_down_is_lost_at_once() {
     let cluster = Cluster::new();
