@@ -49,8 +49,26 @@ pub async fn post(
     reference: &str,
     journal: &Journal,
 ) -> Result<Posted, sqlx::Error> {
-    let id = random_id();
     let mut tx = cp.pool().begin().await?;
+    let posted = post_in(&mut tx, cp, key, kind, channel, reference, journal).await?;
+    if posted.fresh {
+        tx.commit().await?;
+    }
+    Ok(posted)
+}
+
+/// [`post`] inside the caller's transaction, which the caller commits when the result is
+/// `fresh` (after a repeat the transaction may be aborted: drop it).
+pub async fn post_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    cp: &ControlPlane,
+    key: &str,
+    kind: Kind,
+    channel: Option<&str>,
+    reference: &str,
+    journal: &Journal,
+) -> Result<Posted, sqlx::Error> {
+    let id = random_id();
     let inserted = sqlx::query(
         "INSERT INTO ledger_transactions (id, idempotency_key, kind, channel_id, reference, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -61,12 +79,11 @@ pub async fn post(
     .bind(channel)
     .bind(reference)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     match inserted {
         Ok(_) => {}
         Err(e) if unique_violation(&e, "idempotency_key") => {
-            tx.rollback().await?;
             let (first,): (String,) =
                 sqlx::query_as("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
                     .bind(key)
@@ -90,10 +107,9 @@ pub async fn post(
         .bind(p.credit.to_string())
         .bind(p.amount.minor)
         .bind(p.amount.currency.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(Posted { id, fresh: true })
 }
 
@@ -114,6 +130,14 @@ pub struct Balance {
 
 /// A channel's balances, one per currency it has money in.
 pub async fn balances(cp: &ControlPlane, channel_id: &str) -> Result<Vec<Balance>, sqlx::Error> {
+    balances_in(cp.pool(), channel_id).await
+}
+
+/// [`balances`] read through `db` (a pool, or a transaction's connection).
+pub async fn balances_in<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    channel_id: &str,
+) -> Result<Vec<Balance>, sqlx::Error> {
     let earnings = Account::Earnings(channel_id.to_owned()).to_string();
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT p.currency, \
@@ -125,7 +149,7 @@ pub async fn balances(cp: &ControlPlane, channel_id: &str) -> Result<Vec<Balance
     )
     .bind(&earnings)
     .bind(channel_id)
-    .fetch_all(cp.pool())
+    .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()

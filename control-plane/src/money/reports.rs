@@ -65,7 +65,15 @@ pub(crate) async fn payout(
     let amount = Amount::new(req.amount, Currency::parse(&req.currency).map_err(invalid)?)
         .map_err(invalid)?;
     let note = crate::model::text("note", req.note.trim(), 200)?;
-    let held = book::balances(&cp, &ch.id)
+    // Payouts of one channel one at a time, on every replica: the transaction starts by
+    // writing the channel's row (a row lock on PostgreSQL, the write lock on SQLite), so a
+    // second payout reads the balance only after the first has committed.
+    let mut tx = cp.pool().begin().await?;
+    sqlx::query("UPDATE channels SET id = id WHERE id = $1")
+        .bind(&ch.id)
+        .execute(&mut *tx)
+        .await?;
+    let held = book::balances_in(&mut *tx, &ch.id)
         .await?
         .into_iter()
         .find(|b| b.currency == amount.currency.as_str())
@@ -75,6 +83,7 @@ pub(crate) async fn payout(
     let journal = match ledger::payout(&ch.id, &amount, held) {
         Ok(j) => j,
         Err(ledger::LedgerError::Overdrawn) => {
+            drop(tx);
             let seen: Option<(String,)> =
                 sqlx::query_as("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
                     .bind(&key)
@@ -89,7 +98,20 @@ pub(crate) async fn payout(
         }
         Err(e) => return Err(invalid(e)),
     };
-    book::post(&cp, &key, Kind::Payout, Some(&ch.id), &note, &journal).await?;
+    if book::post_in(
+        &mut tx,
+        &cp,
+        &key,
+        Kind::Payout,
+        Some(&ch.id),
+        &note,
+        &journal,
+    )
+    .await?
+    .fresh
+    {
+        tx.commit().await?;
+    }
     Ok(axum::Json(book::balances(&cp, &ch.id).await?))
 }
 

@@ -752,3 +752,72 @@ async fn ledger_balances_under_random_events(backend: Backend) {
     let _ = owner_id;
 }
 both!(ledger_balances_under_random_events);
+
+/// Payouts of one channel sent at once (distinct keys, each for the whole balance): one is
+/// paid, the others are refused as overdrawn; the channel never goes below zero.
+async fn concurrent_payouts_never_overdraw(backend: Backend) {
+    use control_plane::money::ledger::{self, Amount, Currency};
+    let Some(api) = start(backend, "http://127.0.0.1:9").await else {
+        return;
+    };
+    let (owner, _, _) = api.user("lea").await;
+    let (s, ch) = api
+        .call(
+            Method::POST,
+            "/channels",
+            Some(&owner),
+            Some(json!({"slug": "lea-pay", "title": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let channel = ch["id"].as_str().unwrap();
+    let gross = Amount::new(1000, Currency::parse("usd").unwrap()).unwrap();
+    let journal = ledger::revenue("stripe", channel, &gross, 10).unwrap();
+    book::post(
+        &api.cp,
+        "tip:t1",
+        book::Kind::Tip,
+        Some(channel),
+        "t1",
+        &journal,
+    )
+    .await
+    .unwrap();
+    let (admin, _, admin_id) = api.user("ada").await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(&admin_id)
+        .execute(api.cp.db().pool())
+        .await
+        .unwrap();
+    let body = json!({"amount": 900, "currency": "usd"});
+    let tries = (0..8).map(|i| {
+        let (api, admin, body) = (&api, &admin, body.clone());
+        async move {
+            keyed(
+                api,
+                "/channels/lea-pay/payouts",
+                admin,
+                &format!("k{i}"),
+                body,
+            )
+            .await
+            .0
+        }
+    });
+    let statuses = futures_util::future::join_all(tries).await;
+    let paid = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(paid, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let b = balance(&api, &owner, "lea-pay").await;
+    assert_eq!(
+        (&b[0]["payouts"], &b[0]["balance"]),
+        (&json!(900), &json!(0))
+    );
+    balanced(&api).await;
+}
+both!(concurrent_payouts_never_overdraw);
