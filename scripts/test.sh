@@ -176,6 +176,9 @@ unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 180 node --tes
 step "browser end to end: an ad break from the studio shows on two viewers' players together, and a sponsor's slot (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test ads.test.mjs'
 
+step "browser end to end: search, follow, a live notification and a thumbnail through the pages (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test discovery.test.mjs'
+
 step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'
 

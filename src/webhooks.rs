@@ -38,7 +38,7 @@ pub fn watch_streams(state: AppState, control: ControlPlane) {
                     })
                 })
                 .collect();
-            control.webhooks().observe_streams(&samples).await;
+            control.observe_streams(&samples).await;
             let live: Vec<LiveSample> = samples
                 .into_iter()
                 .map(|s| LiveSample {

@@ -17,6 +17,7 @@ use crate::ads::{breaks, sponsors};
 use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
+use crate::discovery::{follows, live, recommend, thumbs};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
 use crate::money::{checkout, reports, subscriptions, tiers, tips, webhook};
@@ -136,6 +137,10 @@ impl Modify for Security {
         breaks::cue, breaks::settings, breaks::set_settings, sponsors::create, sponsors::list,
         sponsors::remove, analytics::channel, analytics::channel_csv, analytics::stream,
         analytics::playback_stats, crate::ads::feed::feed,
+        live::categories, live::live, live::trending, live::stream_info, live::set_stream_info,
+        live::search, follows::following_live, follows::profile, follows::notifications,
+        follows::mark_read, follows::events, recommend::recommendations, thumbs::put,
+        thumbs::get,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -362,6 +367,30 @@ fn ads_routes() -> Router<ControlPlane> {
         .route("/cluster/cues", get(crate::ads::feed::feed))
 }
 
+fn discovery_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/categories", get(live::categories))
+        .route("/live", get(live::live))
+        .route("/trending", get(live::trending))
+        .route("/search", get(live::search))
+        .route("/recommendations", get(recommend::recommendations))
+        .route(
+            "/channels/{slug}/stream-info",
+            get(live::stream_info).put(live::set_stream_info),
+        )
+        .route("/channels/{slug}/profile", get(follows::profile))
+        .route(
+            "/channels/{slug}/thumbnail",
+            get(thumbs::get)
+                .put(thumbs::put)
+                .layer(DefaultBodyLimit::max(thumbs::MAX_BYTES)),
+        )
+        .route("/me/following/live", get(follows::following_live))
+        .route("/me/notifications", get(follows::notifications))
+        .route("/me/notifications/read", post(follows::mark_read))
+        .route("/me/notifications/events", get(follows::events))
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -414,6 +443,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .merge(integration_routes())
         .merge(money_routes())
         .merge(ads_routes())
+        .merge(discovery_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

@@ -280,6 +280,7 @@ pub(crate) async fn create(
             .await?;
     }
     let ch = by_slug(&cp, &slug).await?.ok_or(Error::NotFound)?;
+    crate::discovery::search::index_channel(&cp, &ch.id).await?;
     Ok((StatusCode::CREATED, axum::Json(ch.into())))
 }
 
@@ -393,6 +394,11 @@ pub(crate) async fn edit(
     .execute(cp.pool())
     .await?;
     let fresh = by_slug(&cp, &slug).await?.ok_or(Error::NotFound)?;
+    crate::discovery::search::index_channel(&cp, &fresh.id).await?;
+    if Visibility::parse(&fresh.visibility) == Visibility::Public {
+        // A live stream's document carries the channel's description and tags.
+        crate::discovery::search::reindex_stream_if_live(&cp, &fresh.id).await?;
+    }
     Ok(axum::Json(fresh.into()))
 }
 

@@ -19,6 +19,7 @@ pub mod channels;
 pub mod chat;
 pub mod cluster;
 pub mod db;
+pub mod discovery;
 pub mod error;
 mod extract;
 pub mod gate;
@@ -121,6 +122,8 @@ struct Inner {
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Channels' subscriber badges, read at most every 30 s.
     badges: money::checkout::BadgeCache,
+    /// Live streams' counts and trending, notifications' wake-ups.
+    discovery: discovery::Discovery,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -165,7 +168,11 @@ impl ControlPlane {
             analytics,
             pending: Default::default(),
             badges: Default::default(),
+            discovery: Default::default(),
         }));
+        discovery::search::prepare(&cp)
+            .await
+            .map_err(DbError::Sql)?;
         // Sponsors' slots that start or end, told every second; ends with the control
         // plane.
         let weak = Arc::downgrade(&cp.0);
@@ -301,6 +308,11 @@ impl ControlPlane {
     pub(crate) fn debounced(&self, key: &str) {
         let mut p = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.remove(key);
+    }
+
+    /// Discovery's state in this process.
+    pub fn discovery(&self) -> &discovery::Discovery {
+        &self.0.discovery
     }
 
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {

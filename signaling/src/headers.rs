@@ -26,7 +26,7 @@ use axum::response::Response;
 ///   chat's WebSocket (`/api/v1/channels/{slug}/chat/ws`): CSP Level 3 lets `'self'`
 ///   match `ws:`/`wss:` on the page's own host and port, as browsers do (the chat tests
 ///   in tests/e2e/chat.test.mjs run under this policy).
-/// - `img-src 'self'`: the favicon; the pages show no other image.
+/// - `img-src 'self'`: the favicon and live thumbnails (`/api/v1/channels/…/thumbnail`).
 /// - `base-uri 'none'`, `form-action 'self'`, `frame-ancestors 'none'`: no `<base>`
 ///   hijack, no form posted elsewhere, no clickjacking of "Go live" from another site.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \

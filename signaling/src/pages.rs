@@ -30,8 +30,20 @@ const SDK_MONEY: &str = include_str!("../../sdk-js/dist/money.js");
 const SDK_INTEGRATIONS: &str = include_str!("../../sdk-js/dist/integrations.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 9] = [
+const SCRIPTS: [(&str, &str); 12] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
+    (
+        "discover.js",
+        include_str!("../../sdk-js/pages/js/discover.js"),
+    ),
+    (
+        "studio-discovery.js",
+        include_str!("../../sdk-js/pages/js/studio-discovery.js"),
+    ),
+    (
+        "channel-page.js",
+        include_str!("../../sdk-js/pages/js/channel-page.js"),
+    ),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
     ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),

@@ -34,7 +34,8 @@ run() {
     --phases examples,coverage,fuzzing -n "${EXAMPLES:-25}" --seed 7 --workers 1 \
     --request-timeout 10 --warnings off "$@"
 }
-run --exclude-path-regex '^/api/v1/(auth/signout-all|me/email|me/password)$' --exclude-by 'method == "DELETE" and path == "/api/v1/me"'
+# The notifications' event stream never ends (it would only time out): left out.
+run --exclude-path-regex '^/api/v1/(auth/signout-all|me/email|me/password|me/notifications/events)$' --exclude-by 'method == "DELETE" and path == "/api/v1/me"'
 run --include-path-regex '^/api/v1/(auth/signout-all|me/email|me/password|me)$'
 if grep -q "panicked" "$work/err"; then
   grep -B2 -A5 panicked "$work/err"

@@ -32,6 +32,9 @@ pub enum EventType {
     /// A recording is ready.
     #[serde(rename = "recording.ready")]
     RecordingReady,
+    /// A channel went live and its followers were told (in-app notifications).
+    #[serde(rename = "followers.notified")]
+    FollowersNotified,
     /// Sent by `POST /webhooks/{id}/test` to that endpoint alone (needs no subscription).
     #[serde(rename = "webhook.test")]
     Test,
@@ -39,7 +42,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type an endpoint may subscribe to.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::StreamStarted,
         EventType::StreamEnded,
         EventType::ViewersMilestone,
@@ -48,6 +51,7 @@ impl EventType {
         EventType::TipReceived,
         EventType::AdBreakStarted,
         EventType::RecordingReady,
+        EventType::FollowersNotified,
     ];
 
     /// The wire name, e.g. `stream.started`.
@@ -61,6 +65,7 @@ impl EventType {
             EventType::TipReceived => "tip.received",
             EventType::AdBreakStarted => "ad_break.started",
             EventType::RecordingReady => "recording.ready",
+            EventType::FollowersNotified => "followers.notified",
             EventType::Test => "webhook.test",
         }
     }

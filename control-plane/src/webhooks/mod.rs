@@ -151,8 +151,10 @@ impl Webhooks {
 
     /// Feeds what this process's node carries now (every stream with a local publisher,
     /// each call): stream started/ended and viewer milestones are emitted for the channel
-    /// of the same slug.
-    pub async fn observe_streams(&self, samples: &[StreamSample]) {
+    /// of the same slug. Returns the stream events of channels (channel id, event), for
+    /// discovery (`ControlPlane::observe_streams`), which shares this detection.
+    pub async fn observe_streams(&self, samples: &[StreamSample]) -> Vec<(String, Event)> {
+        let mut told = Vec::new();
         let events = self
             .watch
             .lock()
@@ -171,11 +173,15 @@ impl Webhooks {
                     .fetch_optional(self.db.pool())
                     .await;
             match channel {
-                Ok(Some((id,))) => self.emit(Some(&id), event).await,
+                Ok(Some((id,))) => {
+                    self.emit(Some(&id), event.clone()).await;
+                    told.push((id, event));
+                }
                 // A stream of no channel (an open node): all-channels endpoints only.
                 Ok(None) => self.emit(None, event).await,
                 Err(e) => tracing::error!("looking up a stream's channel: {e}"),
             }
         }
+        told
     }
 }

@@ -8,6 +8,7 @@ mod channels;
 mod chat;
 mod chat_live;
 mod cluster;
+mod discovery;
 mod hardening;
 mod harness;
 mod interact;

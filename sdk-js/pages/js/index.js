@@ -1,5 +1,7 @@
-// The home page: who is live now, refreshed every 3 s. Stream names come from the node and
-// may be anything a publisher chose: they go into the page as text, never as markup.
+// The home page's "On this node": every stream the node carries, refreshed every 3 s (an
+// open node's streams have no channel, so the lists of discover.js do not show them).
+// Stream names come from the node and may be anything a publisher chose: they go into the
+// page as text, never as markup.
 async function refresh() {
   const list = document.getElementById("streams");
   try {

@@ -1,0 +1,132 @@
+//! Live thumbnails: the studio posts a frame of the broadcaster's own preview (a JPEG from
+//! a canvas) every 30–60 s while live; lists show it. The server checks the type and size
+//! only: it decodes nothing (no frame is taken from the media on the server).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+use crate::db::now_ms;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Caller, Path};
+use crate::model::Visibility;
+use crate::{channels, ControlPlane, Error};
+
+/// Largest thumbnail accepted (a 640×360 JPEG at ordinary quality is 20–60 KiB).
+pub const MAX_BYTES: usize = 256 * 1024;
+
+/// Whether `b` looks like a whole JPEG: the start-of-image marker and a frame's, and the
+/// end-of-image marker.
+pub fn is_jpeg(b: &[u8]) -> bool {
+    b.len() > 4 && b.starts_with(&[0xFF, 0xD8, 0xFF]) && b.ends_with(&[0xFF, 0xD9])
+}
+
+/// Post the live stream's current frame (the channel's owner): a JPEG of at most 256 KiB.
+#[utoipa::path(put, path = "/api/v1/channels/{slug}/thumbnail", tag = "discovery", security(("access_token" = [])),
+    params(("slug" = String, Path)), request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn put(
+    State(cp): State<ControlPlane>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    let ch = channels::owned(&cp, &caller, &slug).await?;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if kind != "image/jpeg" {
+        return Err(Error::Invalid(
+            "a thumbnail is sent as Content-Type image/jpeg".into(),
+        ));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge,
+        _ => Error::BadRequest(e.body_text()),
+    })?;
+    if body.len() > MAX_BYTES {
+        return Err(Error::TooLarge);
+    }
+    if !is_jpeg(&body) {
+        return Err(Error::Invalid(
+            "the thumbnail is not a whole JPEG image".into(),
+        ));
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+    let etag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
+    let data = base64::engine::general_purpose::STANDARD.encode(&body);
+    sqlx::query(
+        "INSERT INTO thumbnails (channel_id, jpeg, etag, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (channel_id) DO UPDATE SET jpeg = excluded.jpeg, etag = excluded.etag, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&ch.id)
+    .bind(data)
+    .bind(etag)
+    .bind(now_ms())
+    .execute(cp.pool())
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A channel's newest thumbnail (not of a private channel), cached a minute: lists link
+/// it with `?v=` its ETag, so a new frame is a new URL.
+#[utoipa::path(get, path = "/api/v1/channels/{slug}/thumbnail", tag = "discovery",
+    params(("slug" = String, Path)),
+    responses((status = 200, content_type = "image/jpeg", description = "The JPEG"), (status = 304),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn get(
+    State(cp): State<ControlPlane>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let ch = channels::by_slug(&cp, &slug)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if Visibility::parse(&ch.visibility) == Visibility::Private {
+        return Err(Error::NotFound);
+    }
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT jpeg, etag FROM thumbnails WHERE channel_id = $1")
+            .bind(&ch.id)
+            .fetch_optional(cp.pool())
+            .await?;
+    let (data, etag) = row.ok_or(Error::Missing("no thumbnail yet"))?;
+    let etag = format!("\"{etag}\"");
+    let cache = [
+        (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
+        (header::ETAG, etag.clone()),
+    ];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| Error::Internal(format!("a stored thumbnail: {e}")))?;
+    Ok((
+        cache,
+        [(header::CONTENT_TYPE, "image/jpeg".to_owned())],
+        jpeg,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_jpeg_has_its_markers() {
+        assert!(super::is_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0xFF, 0xD9]));
+        assert!(!super::is_jpeg(b"\x89PNG\r\n\x1a\n...."));
+        // Truncated: no end-of-image marker.
+        assert!(!super::is_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1, 2]));
+    }
+}
