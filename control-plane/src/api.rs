@@ -136,6 +136,7 @@ impl Modify for Security {
         breaks::cue, breaks::settings, breaks::set_settings, sponsors::create, sponsors::list,
         sponsors::remove, analytics::channel, analytics::channel_csv, analytics::stream,
         analytics::playback_stats, crate::ads::feed::feed,
+        crate::recording::settings, crate::recording::set_settings,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -343,6 +344,10 @@ fn ads_routes() -> Router<ControlPlane> {
         .route(
             "/channels/{slug}/ads",
             get(breaks::settings).put(breaks::set_settings),
+        )
+        .route(
+            "/channels/{slug}/recording",
+            get(crate::recording::settings).put(crate::recording::set_settings),
         )
         .route(
             "/channels/{slug}/sponsors",

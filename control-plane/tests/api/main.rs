@@ -13,5 +13,6 @@ mod harness;
 mod interact;
 mod money;
 mod receiver;
+mod recording;
 mod security;
 mod webhooks;
