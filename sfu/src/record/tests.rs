@@ -303,3 +303,49 @@ fn frames_wait_for_the_hold_then_leave_in_order() {
         "some out, the newest held: {n}"
     );
 }
+
+/// Random packets (any codec, numbering, flags and payload bytes) never panic the core,
+/// and whatever comes out is in time order.
+#[test]
+fn random_packets_never_panic_the_core() {
+    let t0 = Instant::now();
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for layers in [Layers::Top, Layers::Encoding(1)] {
+        let mut core = RecorderCore::new(layers);
+        let mut out = Vec::new();
+        let mut last = 0;
+        for i in 0..100_000u64 {
+            let r = next();
+            let codec = [Codec::Vp8, Codec::Opus, Codec::Vp9, Codec::H264][(r % 4) as usize];
+            let len = (r >> 8) as usize % 40;
+            let payload: Vec<u8> = (0..len).map(|k| (next() >> (k % 8)) as u8).collect();
+            let pkt = RecPacket {
+                codec,
+                generation: (r >> 16) as u32 % 3,
+                encoding: (r >> 20) as u8 % 3,
+                seq: (i as u16).wrapping_add((r >> 24) as u16 % 8),
+                ts: (i as u32 / 3).wrapping_mul(3000) ^ ((r >> 32) as u32 % 2),
+                marker: r & (1 << 40) != 0,
+                keyframe: r & (1 << 41) != 0,
+                payload: Bytes::from(payload),
+            };
+            let t = t0 + Duration::from_millis(i / 4);
+            core.push(&pkt, t, &mut out);
+            if i % 500 == 0 {
+                core.tick(t, &mut out);
+            }
+            for f in frames(&out) {
+                assert!(f.ns >= last, "time went back");
+                last = f.ns;
+            }
+            out.clear();
+        }
+        core.finish(&mut out);
+    }
+}
