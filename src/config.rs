@@ -168,6 +168,11 @@ pub struct ServeArgs {
     /// (at least 100) [default: 10000].
     #[arg(long, env = "CASCADE_ANALYTICS_SAMPLE_MS")]
     pub analytics_sample_ms: Option<u64>,
+    /// How long a recorded stream may be without its publisher before the recording
+    /// ends, milliseconds; a publisher back within it continues the same file
+    /// [default: 30000].
+    #[arg(long, env = "CASCADE_RECORDING_GRACE_MS")]
+    pub recording_grace_ms: Option<u64>,
     #[command(flatten)]
     pub money: MoneyArgs,
     #[command(flatten)]
@@ -546,6 +551,7 @@ pub struct FileConfig {
     webhooks_allow_private: bool,
     webhook_retry_base_ms: Option<u64>,
     analytics_sample_ms: Option<u64>,
+    recording_grace_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -576,6 +582,10 @@ pub struct Settings {
     pub webhooks: control_plane::webhooks::Settings,
     pub money: control_plane::money::Settings,
     pub analytics_sample: std::time::Duration,
+    /// Where recordings are written (`DATA_DIR/recordings`).
+    pub recordings_dir: PathBuf,
+    /// How long a recorded stream may lose its publisher before its recording ends.
+    pub recording_grace: std::time::Duration,
     pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -842,6 +852,16 @@ impl ServeArgs {
                     .or(file.analytics_sample_ms)
                     .unwrap_or(10_000)
                     .max(100),
+            ),
+            recordings_dir: store
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("cascade-data"))
+                .join("recordings"),
+            recording_grace: std::time::Duration::from_millis(
+                self.recording_grace_ms
+                    .or(file.recording_grace_ms)
+                    .unwrap_or(30_000),
             ),
             tls,
         })

@@ -7,6 +7,7 @@ mod config;
 mod follow;
 mod gatekeeper;
 mod ops;
+mod recording;
 mod signing_keys;
 mod simulate;
 mod webhooks;
@@ -428,6 +429,13 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             webhooks::watch_streams(state.clone(), control.clone());
             // Ad breaks and sponsors' slots cued here go to this node's viewers.
             ads::in_process(control.clone(), node.clone());
+            // Channels that record their live streams, recorded here from go-live.
+            recording::in_process(
+                node.clone(),
+                control.clone(),
+                settings.recordings_dir.clone(),
+                settings.recording_grace,
+            );
         }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await

@@ -87,6 +87,68 @@ fn fanout(c: &mut Criterion) {
             })
         });
 
+        // Recording off and on: the core for n viewers, then the turn's forwards applied
+        // (write_forwards, the pipes flushed) with no recorder, and with one: a pipe wanting
+        // every layer whose batches go to a real recorder queue (sfu::record), drained by
+        // another thread as the recorder's would be. The difference is what recording costs
+        // the media worker per packet.
+        for recording in [false, true] {
+            let (mut router, mut out) = router_with_viewers(n);
+            let mut pipes = sfu::egress::PipeLinks::default();
+            let drain = if recording {
+                let drops = sfu::Metrics::new()
+                    .forward_drops
+                    .with_label_values(&["recorder_queue_full"]);
+                let (queue, rx) = sfu::record::RecorderQueue::new(drops);
+                let link = LinkId(u32::MAX);
+                router.add_pipe(Endpoint::Relay(link), STREAM, u8::MAX, &mut out);
+                pipes.insert(link, Arc::new(queue));
+                Some(std::thread::spawn(move || {
+                    rx.iter().map(|b| b.len()).sum::<usize>()
+                }))
+            } else {
+                None
+            };
+            let first = vp8_packet(0, true, PAYLOAD, &table);
+            router.route(STREAM, &first, PUBLISHER, Instant::now(), &mut out);
+            let mut effects = Vec::new();
+            let mut sessions = HashMap::new();
+            let mut apply = |out: &mut Outputs, pipes: &mut sfu::egress::PipeLinks, at| {
+                let w = sfu::egress::write_forwards(
+                    &mut out.forwards,
+                    &mut sessions,
+                    pipes,
+                    at,
+                    at,
+                    &mut benches::Collect::default(),
+                    &mut effects,
+                );
+                black_box(pipes.flush());
+                w.piped
+            };
+            assert_eq!(
+                apply(&mut out, &mut pipes, first.arrival),
+                u64::from(recording)
+            );
+            let name = if recording {
+                "recording_on"
+            } else {
+                "recording_off"
+            };
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    seq += 1;
+                    let pkt = vp8_packet(seq, false, PAYLOAD, &table);
+                    router.route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut out);
+                    black_box(apply(&mut out, &mut pipes, pkt.arrival));
+                })
+            });
+            drop(pipes);
+            if let Some(d) = drain {
+                assert!(d.join().unwrap() > 0, "the recorder's queue got packets");
+            }
+        }
+
         // The engine: core, then str0m write_rtp and SRTP for every viewer's session.
         let mut engine = Engine::new(n, PAYLOAD);
         // It must really produce a protected datagram per viewer per packet (RTCP and STUN

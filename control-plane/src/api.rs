@@ -141,6 +141,7 @@ impl Modify for Security {
         live::search, follows::following_live, follows::profile, follows::notifications,
         follows::mark_read, follows::events, recommend::recommendations, thumbs::put,
         thumbs::get,
+        crate::recording::settings, crate::recording::set_settings,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -348,6 +349,10 @@ fn ads_routes() -> Router<ControlPlane> {
         .route(
             "/channels/{slug}/ads",
             get(breaks::settings).put(breaks::set_settings),
+        )
+        .route(
+            "/channels/{slug}/recording",
+            get(crate::recording::settings).put(crate::recording::set_settings),
         )
         .route(
             "/channels/{slug}/sponsors",

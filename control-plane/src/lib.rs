@@ -31,6 +31,7 @@ mod metrics;
 pub mod model;
 pub mod money;
 pub mod password;
+pub mod recording;
 pub mod revocation;
 pub mod tokens;
 pub mod webhooks;

@@ -48,6 +48,7 @@ mod heap;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod record;
 pub mod red;
 pub mod relay;
 pub mod router;

@@ -17,6 +17,7 @@ use crate::error::SfuError;
 use crate::forward::LayerPref;
 use crate::ids::{LinkId, SessionId, WorkerId};
 use crate::metrics::Metrics;
+use crate::record::{RecordConfig, RecorderQueue, Recording, RecordingSink};
 use crate::relay::{Pipe, PipeOut, RelayRequest, RelaySource};
 use crate::worker::{Command, Shared, Worker};
 
@@ -268,6 +269,26 @@ impl Node {
             .try_send(add)
             .map_err(|_| SfuError::WorkerUnavailable)?;
         Ok(pipe)
+    }
+
+    /// Records `stream` into `cfg.dir` until the returned [`Recording`] is stopped (or
+    /// dropped): a pipe taking every layer, whose packets a recorder thread turns into WebM
+    /// files (see [`crate::record`]); each finished file goes to `sink`.
+    pub fn record(
+        &self,
+        stream: &str,
+        cfg: RecordConfig,
+        sink: Arc<dyn RecordingSink>,
+    ) -> Result<Recording, SfuError> {
+        let dropped = self
+            .inner
+            .shared
+            .metrics
+            .forward_drops
+            .with_label_values(&["recorder_queue_full"]);
+        let (queue, rx) = RecorderQueue::new(dropped);
+        let pipe = self.attach_pipe(stream, u8::MAX, Arc::new(queue))?;
+        Ok(Recording::start(stream, cfg, pipe, rx, sink)?)
     }
 
     /// The workers' keyframe requests for relay links' parents (taken once, by the links'

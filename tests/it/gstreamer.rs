@@ -14,13 +14,13 @@ use crate::peer::{pump, Peer, Received};
 use crate::server::Server;
 
 /// A fixture script, killed when dropped; its stdout lines arrive on `lines`.
-struct Script {
-    child: Child,
+pub(crate) struct Script {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Script {
-    fn start(script: &str, args: &[&str]) -> Script {
+    pub(crate) fn start(script: &str, args: &[&str]) -> Script {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/").to_owned() + script;
         // Debian's python has gi (python3-gi); a python on PATH may be another one.
         let mut child = Command::new("/usr/bin/python3")
@@ -44,7 +44,7 @@ impl Script {
 
     /// Lines until one starts with `want` (returned) or `within` passes; panics with what
     /// the script said otherwise.
-    fn wait_for(&self, want: &str, within: Duration) -> String {
+    pub(crate) fn wait_for(&self, want: &str, within: Duration) -> String {
         let end = std::time::Instant::now() + within;
         let mut said = Vec::new();
         while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {

@@ -26,6 +26,7 @@ mod ops;
 mod pages;
 mod peer;
 mod qos;
+mod recording;
 mod red;
 mod requests;
 mod revocation;

@@ -14,5 +14,6 @@ mod harness;
 mod interact;
 mod money;
 mod receiver;
+mod recording;
 mod security;
 mod webhooks;

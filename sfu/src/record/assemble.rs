@@ -1,0 +1,271 @@
+//! One RTP stream (a publisher generation's audio, or one of its video encodings) back into
+//! frames: packets are held in sequence order for a short while (reordering), a frame goes
+//! out once every packet from its first to its marker is in, and a hole that does not fill
+//! within [`REORDER_WAIT`] (or [`MAX_HELD`] packets) is given up: what follows is taken from
+//! the next frame start. str0m's depacketizer strips the payload descriptor (VP8); Opus
+//! payloads are frames as they are. Sans-I/O: time is an argument.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::format::CodecExtra;
+use str0m::unversioned::{Depacketizer, Vp8Depacketizer};
+
+use crate::codec::Codec;
+
+/// How long a hole may wait for a late packet before the frame is given up.
+pub const REORDER_WAIT: Duration = Duration::from_millis(150);
+/// Packets held at most while waiting for a hole to fill.
+pub const MAX_HELD: usize = 512;
+
+/// One packet of a stream, as the recorder receives it.
+#[derive(Debug, Clone)]
+pub struct RecPacket {
+    /// Codec of the payload.
+    pub codec: Codec,
+    /// The publisher generation.
+    pub generation: u32,
+    /// The video encoding (0 for audio).
+    pub encoding: u8,
+    /// The publisher's sequence number.
+    pub seq: u16,
+    /// The publisher's RTP timestamp.
+    pub ts: u32,
+    /// Marker bit (end of a video frame).
+    pub marker: bool,
+    /// It starts a keyframe.
+    pub keyframe: bool,
+    /// The RTP payload.
+    pub payload: Bytes,
+}
+
+/// A whole frame, its payload descriptors removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The RTP timestamp of its packets.
+    pub ts: u32,
+    /// When its first packet arrived.
+    pub arrival: Instant,
+    /// A keyframe.
+    pub keyframe: bool,
+    /// The codec's frame (what a decoder takes).
+    pub data: Vec<u8>,
+}
+
+/// What one stream's assembly counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AssembleStats {
+    /// Frames given up (a packet never came, or its payload did not parse).
+    pub lost_frames: u64,
+    /// Packets that came after their frame was written or given up.
+    pub late: u64,
+}
+
+#[derive(Debug)]
+struct Held {
+    ts: u32,
+    marker: bool,
+    keyframe: bool,
+    head: bool,
+    arrival: Instant,
+    payload: Bytes,
+}
+
+/// The reassembly of one RTP stream.
+#[derive(Debug)]
+pub struct Assembler {
+    codec: Codec,
+    vp8: Vp8Depacketizer,
+    held: BTreeMap<u64, Held>,
+    /// The last extended sequence number seen (for extending the next).
+    last: Option<u64>,
+    /// The next sequence number a frame must start at.
+    next: Option<u64>,
+    /// A hole was given up since the last call of [`Self::take_loss`].
+    lost: bool,
+    stats: AssembleStats,
+}
+
+impl Assembler {
+    /// The assembly of a stream of `codec` (VP8 or Opus; others give no frames).
+    pub fn new(codec: Codec) -> Self {
+        Assembler {
+            codec,
+            vp8: Vp8Depacketizer::default(),
+            held: BTreeMap::new(),
+            last: None,
+            next: None,
+            lost: false,
+            stats: AssembleStats::default(),
+        }
+    }
+
+    /// What it counted.
+    pub fn stats(&self) -> AssembleStats {
+        self.stats
+    }
+
+    /// Whether a frame was given up since the last call (a video stream then needs a
+    /// keyframe: the frames after it reference what is missing).
+    pub fn take_loss(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
+    }
+
+    fn extend(&mut self, seq: u16) -> u64 {
+        let ext = match self.last {
+            // Start well above zero so that a packet from before the first stays positive.
+            None => (1 << 32) + u64::from(seq),
+            Some(last) => {
+                let delta = seq.wrapping_sub(last as u16) as i16;
+                last.saturating_add_signed(i64::from(delta))
+            }
+        };
+        self.last = Some(self.last.map_or(ext, |l| l.max(ext)));
+        ext
+    }
+
+    fn is_head(&self, payload: &[u8]) -> bool {
+        match self.codec {
+            Codec::Vp8 => self.vp8.is_partition_head(payload),
+            _ => true,
+        }
+    }
+
+    /// Takes one packet; whole frames go to `out`, in order.
+    pub fn push(&mut self, pkt: &RecPacket, now: Instant, out: &mut Vec<Frame>) {
+        let seq = self.extend(pkt.seq);
+        let head = self.is_head(&pkt.payload);
+        if self.next.is_none() {
+            if !head {
+                // The middle of a frame: wait for the start of the next one.
+                return;
+            }
+            self.next = Some(seq);
+        }
+        if self.next.is_some_and(|n| seq < n) {
+            self.stats.late += 1;
+            return;
+        }
+        self.held.entry(seq).or_insert(Held {
+            ts: pkt.ts,
+            marker: pkt.marker,
+            keyframe: pkt.keyframe,
+            head,
+            arrival: now,
+            payload: pkt.payload.clone(),
+        });
+        self.release(now, out);
+    }
+
+    /// Gives up holes older than [`REORDER_WAIT`] (called when no packet comes).
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Frame>) {
+        self.release(now, out);
+    }
+
+    fn release(&mut self, now: Instant, out: &mut Vec<Frame>) {
+        loop {
+            let Some(next) = self.next else { return };
+            match self.frame_at(next) {
+                Some(Ok(end)) => {
+                    self.emit(next, end, out);
+                    self.next = Some(end + 1);
+                }
+                Some(Err(())) => self.give_up(next + 1),
+                None => {
+                    let Some((_, oldest)) = self.held.first_key_value() else {
+                        return;
+                    };
+                    let stale = now.saturating_duration_since(oldest.arrival) > REORDER_WAIT;
+                    if !stale && self.held.len() < MAX_HELD {
+                        return;
+                    }
+                    self.give_up(next + 1);
+                }
+            }
+        }
+    }
+
+    /// Whether the frame starting at `start` is complete (`Ok(last seq)`), broken
+    /// (`Err`: its start is missing, or another frame begins before its marker), or not yet
+    /// known (`None`).
+    fn frame_at(&self, start: u64) -> Option<Result<u64, ()>> {
+        let first = self.held.get(&start)?;
+        if !first.head {
+            return Some(Err(()));
+        }
+        if self.codec == Codec::Opus {
+            return Some(Ok(start));
+        }
+        let mut seq = start;
+        loop {
+            let p = self.held.get(&seq)?;
+            if p.ts != first.ts || (seq != start && p.head) {
+                return Some(Err(()));
+            }
+            if p.marker {
+                return Some(Ok(seq));
+            }
+            seq += 1;
+        }
+    }
+
+    /// Drops what is held before the first frame start at or after `from`, and counts the
+    /// frame given up.
+    fn give_up(&mut self, from: u64) {
+        self.stats.lost_frames += 1;
+        self.lost = true;
+        let start = self
+            .held
+            .range(from..)
+            .find(|(_, p)| p.head)
+            .map(|(s, _)| *s);
+        match start {
+            Some(s) => {
+                self.held = self.held.split_off(&s);
+                self.next = Some(s);
+            }
+            None => {
+                self.held.clear();
+                self.next = None;
+            }
+        }
+    }
+
+    fn emit(&mut self, start: u64, end: u64, out: &mut Vec<Frame>) {
+        let rest = self.held.split_off(&(end + 1));
+        let packets = std::mem::replace(&mut self.held, rest);
+        let Some(first) = packets.get(&start) else {
+            return;
+        };
+        let (ts, arrival, keyframe) = (first.ts, first.arrival, first.keyframe);
+        let mut data = Vec::new();
+        let mut extra = CodecExtra::None;
+        for p in packets.values() {
+            let ok = match self.codec {
+                Codec::Vp8 => self
+                    .vp8
+                    .depacketize(&p.payload, &mut data, &mut extra)
+                    .is_ok(),
+                Codec::Opus => {
+                    data.extend_from_slice(&p.payload);
+                    true
+                }
+                _ => false,
+            };
+            if !ok {
+                self.stats.lost_frames += 1;
+                self.lost = true;
+                return;
+            }
+        }
+        if !data.is_empty() {
+            out.push(Frame {
+                ts,
+                arrival,
+                keyframe,
+                data,
+            });
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Recording a live stream to WebM files: a recorder is a sink of the stream, close to a
+//! relay pipe. It takes every layer unrewritten ([`crate::node::Node::record`] attaches a
+//! pipe wanting all of them) and its packets leave the media worker the way a pipe's do:
+//! one batch per turn, handed to a bounded queue ([`RecorderQueue`]); a full queue drops
+//! the batch and counts it (`cascade_forward_drops_total{reason="recorder_queue_full"}`):
+//! the worker never waits on the recorder. The recorder's own thread ([`thread`])
+//! reassembles frames ([`assemble`]), keeps one continuous timeline over losses,
+//! reordering and publisher restarts ([`timeline`], [`core`]), and writes them with libwebm
+//! ([`mux`]). A finished file is handed to a [`RecordingSink`].
+//!
+//! Codecs: VP8 video and Opus audio (what browsers and the load generator publish, and what
+//! str0m's public depacketizers cover with WebM); the packets of other codecs are counted
+//! and dropped.
+
+pub mod assemble;
+pub mod core;
+pub mod mux;
+pub mod thread;
+pub mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub use self::core::{Layers, RecorderCore};
+pub use thread::{RecorderQueue, Recording};
+
+/// Which layers a channel records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerMode {
+    /// The largest picture only: one file.
+    #[default]
+    Top,
+    /// Every encoding: one file each.
+    All,
+}
+
+/// Where and how a stream is recorded.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    /// The directory the files are written into (created if missing).
+    pub dir: PathBuf,
+    /// Which layers.
+    pub layers: LayerMode,
+}
+
+/// A finished recording, as its file's consumer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingMeta {
+    /// The stream (a channel's slug).
+    pub stream: String,
+    /// The encoding of a per-layer file; `None` for the top layer's.
+    pub layer: Option<u8>,
+    /// When the recording started.
+    pub started_at: SystemTime,
+    /// Media time recorded.
+    pub duration: Duration,
+    /// Frames written (audio and video).
+    pub frames: u64,
+    /// The picture size at the start.
+    pub width: u32,
+    /// The picture size at the start.
+    pub height: u32,
+    /// Publisher sessions the file spans (more than one after a restart).
+    pub generations: u32,
+}
+
+/// Where a finished recording goes: the hand-over to whatever keeps videos (the content
+/// library). Called on the recorder's thread once the file is complete and closed.
+pub trait RecordingSink: Send + Sync {
+    /// `path` holds the finished WebM file described by `meta`.
+    fn finished(&self, meta: &RecordingMeta, path: &Path);
+}
+
+/// A sink that leaves finished files where they are and logs them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeepInPlace;
+
+impl RecordingSink for KeepInPlace {
+    fn finished(&self, meta: &RecordingMeta, path: &Path) {
+        tracing::info!(
+            stream = %meta.stream,
+            path = %path.display(),
+            seconds = meta.duration.as_secs_f64(),
+            frames = meta.frames,
+            "recording finished"
+        );
+    }
+}
