@@ -18,6 +18,7 @@ pub mod backups;
 pub mod channels;
 pub mod chat;
 pub mod cluster;
+pub mod content;
 pub mod db;
 pub mod error;
 mod extract;
@@ -77,6 +78,8 @@ pub struct Config {
     pub money: money::Settings,
     /// How often the node's concurrent viewers are sampled for analytics.
     pub analytics_sample: std::time::Duration,
+    /// Videos: storage, upload limits.
+    pub content: content::Settings,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             webhooks: webhooks::Settings::default(),
             money: money::Settings::default(),
             analytics_sample: analytics::SAMPLE_EVERY,
+            content: content::Settings::default(),
         }
     }
 }
@@ -121,6 +125,8 @@ struct Inner {
     pending: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Channels' subscriber badges, read at most every 30 s.
     badges: money::checkout::BadgeCache,
+    /// Videos' storage and uploads in progress.
+    content: content::Content,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -147,6 +153,9 @@ impl ControlPlane {
         let webhooks =
             webhooks::Webhooks::start(db.clone(), secret.clone(), config.webhooks.clone())
                 .map_err(DbError::Webhooks)?;
+        let data_dir = db::sqlite_path(url).and_then(|f| f.parent().map(|d| d.to_path_buf()));
+        let content = content::Content::open(&config.content, data_dir.as_deref())
+            .map_err(|e| DbError::Storage(e.to_string()))?;
         let metrics = metrics::ApiMetrics::new();
         let analytics = analytics::Analytics::new(metrics.registry(), config.analytics_sample);
         let cp = ControlPlane(Arc::new(Inner {
@@ -165,7 +174,17 @@ impl ControlPlane {
             analytics,
             pending: Default::default(),
             badges: Default::default(),
+            content,
         }));
+        // Expired recordings and stale uploads, every minute; ends with the control plane.
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(content::SWEEP_EVERY).await;
+                let Some(inner) = weak.upgrade() else { return };
+                content::sweep(&ControlPlane(inner), db::now_ms()).await;
+            }
+        });
         // Sponsors' slots that start or end, told every second; ends with the control
         // plane.
         let weak = Arc::downgrade(&cp.0);
@@ -262,6 +281,11 @@ impl ControlPlane {
     /// Channels' subscriber badges, cached.
     pub(crate) fn badges(&self) -> &money::checkout::BadgeCache {
         &self.0.badges
+    }
+
+    /// Videos' storage and settings.
+    pub fn content(&self) -> &content::Content {
+        &self.0.content
     }
 
     /// Chat and the rooms' live delivery.
