@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { api, account } from "./accounts.mjs";
@@ -67,6 +67,7 @@ after(async () => {
   const violations = pages.flatMap((p) => p.violations ?? []);
   await browser?.close();
   await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
   assert.deepEqual(violations, [], "no page trips the Content-Security-Policy");
 });
 
