@@ -16,6 +16,9 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 # nftables drops a viewer's UDP in tests/e2e/tcp.test.mjs; coturn is its TURN server.
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v turnserver >/dev/null || need_apt+=(coturn)
+# Test media (WebM files for the content tests, tests/api/clips.rs and tests/e2e/vod.test.mjs)
+# are made with gst-launch-1.0.
+command -v gst-launch-1.0 >/dev/null || need_apt+=(gstreamer1.0-tools)
 # tests/it/ads.rs writes a subscription into a node's SQLite database with the client.
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pebble (a test ACME CA, with pebble-challtestsrv as its DNS) issues the node a
@@ -103,6 +106,20 @@ else
   echo "####################################################################"
 fi
 
+step "moto (S3-compatible object storage)"
+# Videos in a bucket are tested against moto's standalone server (PyPI moto[server]); each
+# test starts its own on a free port (tests/api/s3.rs). Installed here when missing.
+if ! command -v moto_server >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check 'moto[server]' >/dev/null 2>&1 || true
+fi
+if command -v moto_server >/dev/null; then
+  echo "moto $(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p'): S3 storage tests run on it"
+else
+  echo "######################################################################"
+  echo "## SKIPPED: S3 storage tests (moto[server] could not be installed)   ##"
+  echo "######################################################################"
+fi
+
 step "Rust tests (unit, integration with a real node over loopback UDP)"
 cargo test --workspace --locked
 
@@ -178,6 +195,8 @@ unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --tes
 
 step "browser end to end: search, follow, a live notification and a thumbnail through the pages (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test discovery.test.mjs'
+step "browser end to end: a WebM uploaded from the studio with tus (a cut connection resumed), a truncated one refused, the video played and seeked (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test vod.test.mjs'
 
 step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'

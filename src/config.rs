@@ -176,6 +176,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub money: MoneyArgs,
     #[command(flatten)]
+    pub content: ContentArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
     /// Who may publish and watch: `accounts` (channels' stream keys, the default),
     /// `open` (anyone: demos and tests), `keys` (the --publish-key list; implied by it),
@@ -329,6 +331,86 @@ impl MoneyArgs {
             }
         }
         Ok(money)
+    }
+}
+
+/// Videos: where they are stored, how large an upload may be.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ContentArgs {
+    /// The directory videos are stored in [default: DATA_DIR/media with SQLite; with
+    /// PostgreSQL, give this or --s3-bucket].
+    #[arg(long, env = "CASCADE_MEDIA_DIR", conflicts_with = "s3_bucket")]
+    pub media_dir: Option<PathBuf>,
+    /// Store videos in this bucket of S3-compatible object storage (every replica of a
+    /// cluster reads what any wrote). Credentials: CASCADE_S3_ACCESS_KEY_ID and
+    /// CASCADE_S3_SECRET_ACCESS_KEY (or --s3-secret-access-key-file); never flags.
+    #[arg(long, env = "CASCADE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long, env = "CASCADE_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// An S3-compatible server's URL (MinIO, Ceph, moto…) [default: AWS].
+    #[arg(long, env = "CASCADE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// A file holding the secret access key [default: CASCADE_S3_SECRET_ACCESS_KEY].
+    #[arg(long, env = "CASCADE_S3_SECRET_ACCESS_KEY_FILE")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
+    /// Where uploads in progress are staged [default: DATA_DIR/uploads].
+    #[arg(long, env = "CASCADE_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+    /// Largest upload, MiB [default: 2048].
+    #[arg(long, env = "CASCADE_MAX_UPLOAD_MB")]
+    pub max_upload_mb: Option<u64>,
+    /// Longest video, minutes [default: 240].
+    #[arg(long, env = "CASCADE_MAX_VIDEO_MINUTES")]
+    pub max_video_minutes: Option<u32>,
+}
+
+impl ContentArgs {
+    /// The control plane's content settings.
+    pub fn resolve(&self) -> Result<control_plane::content::Settings, String> {
+        use control_plane::content::{S3Settings, Settings, StorageSettings};
+        let mut c = Settings::default();
+        if let Some(d) = &self.media_dir {
+            c.storage = StorageSettings::Directory(d.clone());
+        }
+        if let Some(bucket) = &self.s3_bucket {
+            let key_id = std::env::var("CASCADE_S3_ACCESS_KEY_ID")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .ok_or("--s3-bucket needs CASCADE_S3_ACCESS_KEY_ID")?;
+            let secret = secret(
+                self.s3_secret_access_key_file.as_ref(),
+                "CASCADE_S3_SECRET_ACCESS_KEY",
+            )?
+            .ok_or(
+                "--s3-bucket needs the secret access key (--s3-secret-access-key-file or \
+                 CASCADE_S3_SECRET_ACCESS_KEY)",
+            )?;
+            if let Some(e) = &self.s3_endpoint {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(format!("--s3-endpoint: {e:?} is not an http(s) URL"));
+                }
+            }
+            c.storage = StorageSettings::S3(S3Settings {
+                bucket: bucket.clone(),
+                region: self.s3_region.clone().unwrap_or_default(),
+                endpoint: self.s3_endpoint.clone(),
+                access_key_id: key_id.trim().to_owned(),
+                secret_access_key: secret,
+            });
+        }
+        c.staging_dir = self.upload_dir.clone();
+        if let Some(mb) = self.max_upload_mb {
+            if mb == 0 {
+                return Err("--max-upload-mb must be at least 1".into());
+            }
+            c.max_upload_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(m) = self.max_video_minutes {
+            c.max_duration_ms = i64::from(m) * 60_000;
+        }
+        Ok(c)
     }
 }
 
@@ -581,6 +663,7 @@ pub struct Settings {
     pub nats_url: Option<String>,
     pub webhooks: control_plane::webhooks::Settings,
     pub money: control_plane::money::Settings,
+    pub content: control_plane::content::Settings,
     pub analytics_sample: std::time::Duration,
     /// Where recordings are written (`DATA_DIR/recordings`).
     pub recordings_dir: PathBuf,
@@ -847,6 +930,7 @@ impl ServeArgs {
                 ..Default::default()
             },
             money: self.money.resolve()?,
+            content: self.content.resolve()?,
             analytics_sample: std::time::Duration::from_millis(
                 self.analytics_sample_ms
                     .or(file.analytics_sample_ms)

@@ -286,6 +286,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
                 nats_url: settings.nats_url.clone(),
                 webhooks: settings.webhooks.clone(),
                 money: settings.money.clone(),
+                content: settings.content.clone(),
                 cluster: true,
                 cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
                 ..Default::default()
@@ -349,6 +350,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 nats_url: settings.nats_url.clone(),
                 webhooks: settings.webhooks.clone(),
                 money: settings.money.clone(),
+                content: settings.content.clone(),
                 analytics_sample: settings.analytics_sample,
                 chat_per_address: settings.node.max_per_address,
                 // The all-in-one can hold a small cluster's registry (its own node serves

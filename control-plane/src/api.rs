@@ -18,6 +18,7 @@ use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
 use crate::discovery::{follows, live, recommend, thumbs};
+use crate::content::{media, retention, tus, videos};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
 use crate::money::{checkout, reports, subscriptions, tiers, tips, webhook};
@@ -142,6 +143,8 @@ impl Modify for Security {
         follows::mark_read, follows::events, recommend::recommendations, thumbs::put,
         thumbs::get,
         crate::recording::settings, crate::recording::set_settings,
+        videos::list, videos::get, videos::edit, videos::delete, media::media,
+        retention::get, retention::set, tus::create, tus::head, tus::patch, tus::terminate,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
@@ -187,14 +190,33 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origin)
         .allow_methods([
+            Method::HEAD,
             Method::GET,
             Method::POST,
             Method::PUT,
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
-        .expose_headers([header::RETRY_AFTER, header::LOCATION, REQUEST_ID])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::RANGE,
+            REQUEST_ID,
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-metadata"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::CONTENT_RANGE,
+            REQUEST_ID,
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            tus::VIDEO_ID,
+        ])
 }
 
 /// Chat, moderation, polls, questions and surveys under `/channels/{slug}`.
@@ -396,6 +418,30 @@ fn discovery_routes() -> Router<ControlPlane> {
         .route("/me/notifications/events", get(follows::events))
 }
 
+/// Videos, their media, uploads (tus, whose PATCH streams to disk: no body limit but
+/// the upload's declared length) and retention.
+fn content_routes() -> Router<ControlPlane> {
+    Router::new()
+        .route("/channels/{slug}/videos", get(videos::list))
+        .route(
+            "/videos/{id}",
+            get(videos::get).patch(videos::edit).delete(videos::delete),
+        )
+        .route("/videos/{id}/media", get(media::media))
+        .route(
+            "/channels/{slug}/retention",
+            get(retention::get).put(retention::set),
+        )
+        .route("/channels/{slug}/uploads", post(tus::create))
+        .route(
+            "/uploads/{id}",
+            axum::routing::head(tus::head)
+                .patch(tus::patch)
+                .delete(tus::terminate)
+                .layer(DefaultBodyLimit::disable()),
+        )
+}
+
 /// The routes, ready to merge into a node's app.
 pub(crate) fn router(cp: ControlPlane) -> Router {
     let cors = cors(&cp.config().cors_origins);
@@ -449,6 +495,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
         .merge(money_routes())
         .merge(ads_routes())
         .merge(discovery_routes())
+        .merge(content_routes())
         .route(
             "/cluster/nodes",
             get(registry::list).post(registry::register),

@@ -59,6 +59,9 @@ pub enum DbError {
     /// The chat bus (NATS) could not be reached.
     #[error("{0}")]
     Bus(String),
+    /// The media storage could not be opened.
+    #[error("media storage: {0}")]
+    Storage(String),
     /// The webhooks' HTTP client could not be made.
     #[error("{0}")]
     Webhooks(String),
@@ -191,7 +194,7 @@ fn private_file(path: &Path) -> Result<(), DbError> {
     private_file_with(path, false).map(drop)
 }
 
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or(url.strip_prefix("sqlite:"))?;

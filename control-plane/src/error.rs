@@ -20,9 +20,24 @@ pub enum Error {
     /// The body is not `application/json`.
     #[error("expected Content-Type application/json")]
     UnsupportedMediaType,
+    /// The body is not of the one type this endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaTypeOf(&'static str),
     /// The body is larger than the limit.
     #[error("request body too large")]
     TooLarge,
+    /// An upload is larger than the largest allowed (bytes).
+    #[error("the file is larger than the {0} bytes allowed")]
+    TooLargeUpload(u64),
+    /// A precondition of the protocol is not met (tus's `Tus-Resumable`).
+    #[error("{0}")]
+    Precondition(&'static str),
+    /// An uploaded file is not an allowed video (422, code `invalid_media`).
+    #[error(transparent)]
+    BadMedia(#[from] crate::content::check::Bad),
+    /// The media storage failed.
+    #[error("media storage: {0}")]
+    Storage(#[from] crate::content::StorageError),
     /// No usable credentials (missing, expired, revoked).
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -91,8 +106,12 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType | Error::UnsupportedMediaTypeOf(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Error::TooLarge | Error::TooLargeUpload(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Precondition(_) => StatusCode::PRECONDITION_FAILED,
+            Error::BadMedia(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) | Error::KeyScope(_) => StatusCode::FORBIDDEN,
             Error::NotFound | Error::Missing(_) => StatusCode::NOT_FOUND,
@@ -105,7 +124,7 @@ impl Error {
             Error::SubscriptionRequired => StatusCode::FORBIDDEN,
             Error::Gateway(GatewayError::Refused(_)) => StatusCode::PAYMENT_REQUIRED,
             Error::Gateway(GatewayError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Db(_) | Error::Internal(_) | Error::Gateway(_) => {
+            Error::Db(_) | Error::Internal(_) | Error::Gateway(_) | Error::Storage(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -115,6 +134,7 @@ impl Error {
     fn code(&self) -> Option<String> {
         match self {
             Error::SubscriptionRequired => Some("subscription_required".into()),
+            Error::BadMedia(_) => Some("invalid_media".into()),
             Error::KeyScope(r) => Some(r.code().into()),
             Error::Gateway(GatewayError::Refused(_)) => Some("payment_refused".into()),
             Error::Gateway(GatewayError::Unavailable(_)) => Some("gateway_unavailable".into()),
@@ -176,6 +196,10 @@ impl IntoResponse for Error {
             }
             Error::Unauthorized(_) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::Precondition(_) => {
+                // tus: the versions this server speaks.
+                h.insert("tus-version", HeaderValue::from_static("1.0.0"));
             }
             Error::KeyScope(crate::apikeys::KeyRefusal::MissingScope(scope)) => {
                 // RFC 6750's answer to a token without the scope a resource needs.

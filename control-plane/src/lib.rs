@@ -18,6 +18,7 @@ pub mod backups;
 pub mod channels;
 pub mod chat;
 pub mod cluster;
+pub mod content;
 pub mod db;
 pub mod discovery;
 pub mod error;
@@ -79,6 +80,8 @@ pub struct Config {
     pub money: money::Settings,
     /// How often the node's concurrent viewers are sampled for analytics.
     pub analytics_sample: std::time::Duration,
+    /// Videos: storage, upload limits.
+    pub content: content::Settings,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             webhooks: webhooks::Settings::default(),
             money: money::Settings::default(),
             analytics_sample: analytics::SAMPLE_EVERY,
+            content: content::Settings::default(),
         }
     }
 }
@@ -125,6 +129,8 @@ struct Inner {
     badges: money::checkout::BadgeCache,
     /// Live streams' counts and trending, notifications' wake-ups.
     discovery: discovery::Discovery,
+    /// Videos' storage and uploads in progress.
+    content: content::Content,
 }
 
 /// A running control plane: cheap to clone, shared by every request.
@@ -151,6 +157,9 @@ impl ControlPlane {
         let webhooks =
             webhooks::Webhooks::start(db.clone(), secret.clone(), config.webhooks.clone())
                 .map_err(DbError::Webhooks)?;
+        let data_dir = db::sqlite_path(url).and_then(|f| f.parent().map(|d| d.to_path_buf()));
+        let content = content::Content::open(&config.content, data_dir.as_deref())
+            .map_err(|e| DbError::Storage(e.to_string()))?;
         let metrics = metrics::ApiMetrics::new();
         let analytics = analytics::Analytics::new(metrics.registry(), config.analytics_sample);
         let cp = ControlPlane(Arc::new(Inner {
@@ -170,10 +179,20 @@ impl ControlPlane {
             pending: Default::default(),
             badges: Default::default(),
             discovery: Default::default(),
+            content,
         }));
         discovery::search::prepare(&cp)
             .await
             .map_err(DbError::Sql)?;
+        // Expired recordings and stale uploads, every minute; ends with the control plane.
+        let weak = Arc::downgrade(&cp.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(content::SWEEP_EVERY).await;
+                let Some(inner) = weak.upgrade() else { return };
+                content::sweep(&ControlPlane(inner), db::now_ms()).await;
+            }
+        });
         // Sponsors' slots that start or end, told every second; ends with the control
         // plane.
         let weak = Arc::downgrade(&cp.0);
@@ -270,6 +289,11 @@ impl ControlPlane {
     /// Channels' subscriber badges, cached.
     pub(crate) fn badges(&self) -> &money::checkout::BadgeCache {
         &self.0.badges
+    }
+
+    /// Videos' storage and settings.
+    pub fn content(&self) -> &content::Content {
+        &self.0.content
     }
 
     /// Chat and the rooms' live delivery.

@@ -27,10 +27,13 @@ use axum::response::Response;
 ///   match `ws:`/`wss:` on the page's own host and port, as browsers do (the chat tests
 ///   in tests/e2e/chat.test.mjs run under this policy).
 /// - `img-src 'self'`: the favicon and live thumbnails (`/api/v1/channels/…/thumbnail`).
+/// - `media-src 'self'`: a video's page plays its media from `/api/v1/videos/{id}/media`
+///   (live video is a `MediaStream`, which needs none).
 /// - `base-uri 'none'`, `form-action 'self'`, `frame-ancestors 'none'`: no `<base>`
 ///   hijack, no form posted elsewhere, no clickjacking of "Go live" from another site.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; media-src 'self'; \
+     base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// The same policy on a cluster's control plane, whose pages' WHEP POST is redirected to
@@ -38,6 +41,7 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 
 /// and everything else stay this origin's only).
 pub const CLUSTER_CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; \
      script-src 'self'; style-src 'self'; connect-src 'self' http: https:; img-src 'self'; \
+     media-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The origin of an `http(s)` URL (`https://js.stripe.com` of

@@ -293,6 +293,7 @@ pub fn web_pages<S: Clone + Send + Sync + 'static>(
         .route("/signup", get(pages::signup))
         .route("/signin", get(pages::signin))
         .route("/account", get(pages::account))
+        .route("/video/{id}", get(pages::video))
         .route("/sdk/{file}", get(pages::sdk))
         .route("/js/{file}", get(pages::script))
 }

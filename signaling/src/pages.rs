@@ -17,6 +17,7 @@ const WATCH: &str = include_str!("../../sdk-js/pages/watch.html");
 const SIGNUP: &str = include_str!("../../sdk-js/pages/signup.html");
 const SIGNIN: &str = include_str!("../../sdk-js/pages/signin.html");
 const ACCOUNT: &str = include_str!("../../sdk-js/pages/account.html");
+const VIDEO: &str = include_str!("../../sdk-js/pages/video.html");
 const CSS: &str = include_str!("../../sdk-js/pages/pages.css");
 const SDK: &str = include_str!("../../sdk-js/dist/cascade.js");
 const SDK_CLOCK: &str = include_str!("../../sdk-js/dist/clock.js");
@@ -28,9 +29,11 @@ const SDK_STATS: &str = include_str!("../../sdk-js/dist/stats.js");
 const SDK_ERRORS: &str = include_str!("../../sdk-js/dist/errors.js");
 const SDK_MONEY: &str = include_str!("../../sdk-js/dist/money.js");
 const SDK_INTEGRATIONS: &str = include_str!("../../sdk-js/dist/integrations.js");
+/// tus-js-client's browser build (npm `tus-js-client`, copied by the SDK's build).
+const TUS: &str = include_str!("../../sdk-js/dist/tus.min.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 12] = [
+const SCRIPTS: [(&str, &str); 14] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     (
         "discover.js",
@@ -46,6 +49,11 @@ const SCRIPTS: [(&str, &str); 12] = [
     ),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
+    ("video.js", include_str!("../../sdk-js/pages/js/video.js")),
+    (
+        "studio-videos.js",
+        include_str!("../../sdk-js/pages/js/studio-videos.js"),
+    ),
     ("ui.js", include_str!("../../sdk-js/pages/js/ui.js")),
     ("money.js", include_str!("../../sdk-js/pages/js/money.js")),
     (
@@ -90,6 +98,11 @@ pub async fn signin() -> Html<&'static str> {
     Html(SIGNIN)
 }
 
+/// GET /video/{id}: a video's page (recording or upload).
+pub async fn video() -> Html<&'static str> {
+    Html(VIDEO)
+}
+
 /// GET /account: profile, email, password, sessions, deletion.
 pub async fn account() -> Html<&'static str> {
     Html(ACCOUNT)
@@ -108,6 +121,7 @@ pub async fn sdk(axum::extract::Path(file): axum::extract::Path<String>) -> Resp
         "errors.js" => (SDK_ERRORS, JS),
         "money.js" => (SDK_MONEY, JS),
         "integrations.js" => (SDK_INTEGRATIONS, JS),
+        "tus.min.js" => (TUS, JS),
         "pages.css" => (CSS, "text/css; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

@@ -35,7 +35,11 @@ run() {
     --request-timeout 10 --warnings off "$@"
 }
 # The notifications' event stream never ends (it would only time out): left out.
-run --exclude-path-regex '^/api/v1/(auth/signout-all|me/email|me/password|me/notifications/events)$' --exclude-by 'method == "DELETE" and path == "/api/v1/me"'
+# A tus chunk (PATCH /api/v1/uploads/{id}, operation `patch`) is
+# application/offset+octet-stream, which schemathesis cannot generate; tests/api/uploads.rs
+# and tests/e2e/vod.test.mjs (tus-js-client) drive it.
+run --exclude-path-regex '^/api/v1/(auth/signout-all|me/email|me/password|me/notifications/events)$' --exclude-by 'method == "DELETE" and path == "/api/v1/me"' \
+  --exclude-operation-id patch
 run --include-path-regex '^/api/v1/(auth/signout-all|me/email|me/password|me)$'
 if grep -q "panicked" "$work/err"; then
   grep -B2 -A5 panicked "$work/err"

@@ -4,16 +4,17 @@
 use crate::server::Server;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; \
-    frame-ancestors 'none'";
+    connect-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
 
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 7] = [
     "/",
     "/studio",
     "/watch/some-stream",
     "/signup",
     "/signin",
     "/account",
+    "/video/some-video",
 ];
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> String {

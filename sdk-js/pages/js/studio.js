@@ -10,6 +10,7 @@
 import { publish, paintClock, Account, Chat } from "/sdk/cascade.js";
 import { el, explain, clock, mountChat, mountPolls, mountQa } from "/js/ui.js";
 import { mountStudioMoney } from "/js/studio-money.js";
+import { mountStudioVideos } from "/js/studio-videos.js";
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
@@ -113,13 +114,14 @@ $("start").onclick = start; $("stop").onclick = stop;
 let current = null; // { slug, chat, api, timers }
 function manage(slug) {
   if (current?.slug === slug) return;
-  if (current) { current.chat.close(); current.timers.forEach(clearInterval); current.stopMoney(); }
+  if (current) { current.chat.close(); current.timers.forEach(clearInterval); current.stopMoney(); current.stopVideos(); }
   $("messages").replaceChildren(); $("poll-list").replaceChildren(); $("qa-list").replaceChildren();
   const chat = new Chat(slug, { token: () => account.accessToken(), transport: "websocket" });
   const api = account.channel(slug);
   current = { slug, chat, api, timers: [], stopMoney: () => undefined };
   studio.chat = chat;
   current.stopMoney = mountStudioMoney({ account, slug, chat, studio });
+  current.stopVideos = mountStudioVideos({ account, slug, studio });
   mountAdBreak(slug);
   $("chat").hidden = false; $("manage").hidden = false;
   const timeout = (username) => api.moderation.ban({ username, reason: "timed out in the studio", duration_secs: 600 })

@@ -1,0 +1,168 @@
+//! The check an uploaded file passes before it is listed: a WebM container that parses to
+//! its end (every frame read: a truncated file fails here), allowed codecs, a video
+//! track, a duration within the limit. Pure over any `Read + Seek`; the caller runs it on
+//! a blocking thread.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use matroska_demuxer::{DemuxError, Frame, MatroskaFile, TrackType};
+
+/// The first bytes of every EBML (Matroska, WebM) file.
+const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+
+/// Video codecs a WebM may carry (Matroska codec ids) and their names here.
+const VIDEO: [(&str, &str); 3] = [("V_VP8", "vp8"), ("V_VP9", "vp9"), ("V_AV1", "av1")];
+/// Audio codecs a WebM may carry.
+const AUDIO: [(&str, &str); 1] = [("A_OPUS", "opus")];
+
+/// What the check found in a good file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The MIME type it is served with.
+    pub content_type: &'static str,
+    /// `vp8`, `vp9` or `av1`.
+    pub video_codec: String,
+    /// `opus`, if it has sound.
+    pub audio_codec: Option<String>,
+    /// Pixels.
+    pub width: i64,
+    /// Pixels.
+    pub height: i64,
+    /// From the first frame to the end of the last, ms.
+    pub duration_ms: i64,
+}
+
+/// Why a file is refused; the message is what the uploader reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Bad {
+    /// Not a WebM file at all.
+    #[error("the file is not a WebM video ({0})")]
+    NotWebm(String),
+    /// A codec outside the allowed set.
+    #[error("codec {0} is not allowed (WebM with VP8, VP9 or AV1 video and Opus audio)")]
+    Codec(String),
+    /// No video track.
+    #[error("the file has no video track")]
+    NoVideo,
+    /// It ends before its last frame, or a frame cannot be read.
+    #[error("the file is truncated or damaged ({0})")]
+    Truncated(String),
+    /// No frame of video.
+    #[error("the file has no video frames")]
+    Empty,
+    /// Longer than allowed.
+    #[error("the video lasts {0} s; at most {1} s are allowed")]
+    TooLong(i64, i64),
+}
+
+/// Reads the whole file; `max_duration_ms` is the longest allowed.
+pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Bad> {
+    let mut magic = [0u8; 4];
+    let ebml = r.read_exact(&mut magic).is_ok() && magic == EBML_MAGIC;
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| Bad::Truncated(e.to_string()))?;
+    let mut mkv = MatroskaFile::open(r).map_err(|e| match e {
+        DemuxError::InvalidEbmlHeader(why) | DemuxError::UnsupportedDocType(why) => {
+            Bad::NotWebm(why.replace('\0', ""))
+        }
+        e if ebml => {
+            // An EBML file whose header or segment cannot be read to its end.
+            Bad::Truncated(format!("{e:?}"))
+        }
+        _ => Bad::NotWebm("it does not start as a Matroska file".into()),
+    })?;
+    // EBML strings may be padded with NULs (GStreamer's muxer pads the doc type).
+    if mkv.ebml_header().doc_type().trim_end_matches('\0') != "webm" {
+        return Err(Bad::NotWebm(format!(
+            "document type {:?}",
+            mkv.ebml_header().doc_type()
+        )));
+    }
+    let mut video = None;
+    let mut audio = None;
+    for t in mkv.tracks() {
+        match t.track_type() {
+            TrackType::Video => {
+                let name = allowed(&VIDEO, t.codec_id())?;
+                let v = t.video().ok_or(Bad::NoVideo)?;
+                video = Some((
+                    t.track_number().get(),
+                    name,
+                    v.pixel_width().get(),
+                    v.pixel_height().get(),
+                ));
+            }
+            TrackType::Audio => {
+                audio = Some(allowed(&AUDIO, t.codec_id())?);
+            }
+            _ => return Err(Bad::Codec(t.codec_id().to_owned())),
+        }
+    }
+    let (track, video_codec, width, height) = video.ok_or(Bad::NoVideo)?;
+    let scale = mkv.info().timestamp_scale().get();
+    let declared = mkv.info().duration();
+    let mut frame = Frame::default();
+    let (mut first, mut last, mut frames) = (u64::MAX, 0u64, 0u64);
+    loop {
+        match mkv.next_frame(&mut frame) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(Bad::Truncated(e.to_string())),
+        }
+        if frame.track == track {
+            frames += 1;
+        }
+        first = first.min(frame.timestamp);
+        last = last.max(frame.timestamp + frame.duration.unwrap_or(0));
+    }
+    if frames == 0 {
+        return Err(Bad::Empty);
+    }
+    let ms = |ticks: f64| (ticks * scale as f64 / 1e6) as i64;
+    let read_ms = ms((last - first) as f64);
+    if let Some(d) = declared {
+        // A muxer that wrote the duration wrote every frame before it: a file that ends
+        // more than a second short of it was cut.
+        if ms(d) > ms(last as f64) + 1000 {
+            return Err(Bad::Truncated(format!(
+                "it says {} ms, its frames end at {} ms",
+                ms(d),
+                ms(last as f64)
+            )));
+        }
+    }
+    let duration_ms = declared.map_or(read_ms, |d| ms(d).max(read_ms));
+    if duration_ms > max_duration_ms {
+        return Err(Bad::TooLong(duration_ms / 1000, max_duration_ms / 1000));
+    }
+    Ok(Probe {
+        content_type: "video/webm",
+        video_codec: video_codec.to_owned(),
+        audio_codec: audio.map(str::to_owned),
+        width: i64::try_from(width).unwrap_or(i64::MAX),
+        height: i64::try_from(height).unwrap_or(i64::MAX),
+        duration_ms,
+    })
+}
+
+fn allowed(list: &[(&str, &'static str)], id: &str) -> Result<&'static str, Bad> {
+    let id = id.trim_end_matches('\0');
+    list.iter()
+        .find(|(c, _)| *c == id)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| Bad::Codec(id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn garbage_is_not_webm() {
+        let r = probe(Cursor::new(b"hello, this is not a video".to_vec()), 60_000);
+        assert!(matches!(r, Err(Bad::NotWebm(_))), "{r:?}");
+        let r = probe(Cursor::new(Vec::new()), 60_000);
+        assert!(matches!(r, Err(Bad::NotWebm(_))), "{r:?}");
+    }
+}

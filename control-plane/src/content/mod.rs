@@ -1,0 +1,124 @@
+//! Content: videos (recordings and uploads), their storage, VOD playback with range
+//! requests, resumable uploads (tus) checked before they are listed, and the retention
+//! of recordings. `docs/CONTENT.md` is the user's side.
+//!
+//! **Invariant:** a `videos` row exists only for media that is complete in the storage
+//! and passed [`check::probe`]; uploads in progress are `uploads` rows and staged files,
+//! never listed.
+
+pub mod check;
+pub mod media;
+pub mod retention;
+pub mod storage;
+pub mod tus;
+pub mod videos;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use check::Probe;
+pub use storage::{S3Settings, Storage, StorageError, StorageSettings};
+pub use videos::{register_recording, Recording};
+
+use crate::{ControlPlane, Error};
+
+/// How often the sweeper runs (expired recordings, stale uploads).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Content settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where videos are stored.
+    pub storage: StorageSettings,
+    /// Where uploads in progress are staged [default: `uploads/` beside the SQLite
+    /// database, else the system's temporary directory].
+    pub staging_dir: Option<PathBuf>,
+    /// Largest upload, bytes.
+    pub max_upload_bytes: u64,
+    /// Longest video, ms.
+    pub max_duration_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            storage: StorageSettings::Default,
+            staging_dir: None,
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            max_duration_ms: 4 * 3600 * 1000,
+        }
+    }
+}
+
+/// The content side of a control plane.
+#[derive(Debug)]
+pub struct Content {
+    settings: Settings,
+    storage: Option<Storage>,
+    staging: PathBuf,
+    /// Uploads a request is writing now.
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Content {
+    /// Opens the storage; `data_dir` is the SQLite database's directory, if any.
+    pub fn open(settings: &Settings, data_dir: Option<&Path>) -> Result<Content, StorageError> {
+        let storage = Storage::open(&settings.storage, data_dir)?;
+        let staging = settings
+            .staging_dir
+            .clone()
+            .or_else(|| data_dir.map(|d| d.join("uploads")))
+            .unwrap_or_else(|| std::env::temp_dir().join("cascade-uploads"));
+        crate::keystore::private_dir(&staging).map_err(|e| StorageError::Other(e.to_string()))?;
+        if let Some(s) = &storage {
+            tracing::info!("videos are stored in the {s:?}");
+        }
+        Ok(Content {
+            settings: settings.clone(),
+            storage,
+            staging,
+            busy: Arc::default(),
+        })
+    }
+
+    /// The storage, or why there is none.
+    pub fn storage(&self) -> Result<&Storage, Error> {
+        self.storage.as_ref().ok_or(Error::Missing(
+            "no media storage is configured (--media-dir or --s3-bucket)",
+        ))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The staged file of upload `id` (ids are base64url, checked: no path tricks).
+    fn staged(&self, id: &str) -> Result<PathBuf, Error> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Error::Missing("no such upload"));
+        }
+        Ok(self.staging.join(format!("{id}.part")))
+    }
+}
+
+/// One sweep: expired recordings, then stale uploads.
+pub async fn sweep(cp: &ControlPlane, now: i64) {
+    match retention::sweep(cp, now).await {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::info!(count = gone.len(), "expired recordings deleted")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("sweeping expired recordings: {e}"),
+    }
+    if let Err(e) = tus::sweep_expired(cp, now).await {
+        tracing::warn!("sweeping stale uploads: {e}");
+    }
+}
