@@ -6,18 +6,18 @@
 //! decisions are [`Lifecycle`]'s, a pure function of the samples and the time; the task
 //! around it samples twice a second.
 //!
-//! Finished files stay in `DATA_DIR/recordings/` and go to [`finished_sink`], the one place
-//! that hands them on (to the content library once it exists).
+//! Finished files are written in `DATA_DIR/recordings/` and go to [`finished_sink`], which
+//! hands them to the content library.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control_plane::recording::RecordLayers;
 use control_plane::ControlPlane;
 use sfu::directory::Ingest;
-use sfu::record::{KeepInPlace, LayerMode, RecordConfig, Recording, RecordingSink};
+use sfu::record::{KeepInPlace, LayerMode, RecordConfig, Recording, RecordingMeta, RecordingSink};
 
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_millis(500);
@@ -105,11 +105,41 @@ impl Lifecycle {
     }
 }
 
-/// Where finished recordings go. The content library's `videos::register_recording`
-/// takes them over here once it lands; until then they stay in the recordings directory
-/// and are logged.
-pub fn finished_sink(_control: &ControlPlane) -> Arc<dyn RecordingSink> {
-    Arc::new(KeepInPlace)
+/// Where finished recordings go: the content library (`store_recording`: checked, stored,
+/// listed as a video of the channel, `recording.ready` sent, the local file removed). The
+/// recorder's thread calls it; the work runs on the runtime. A recording that cannot be
+/// stored (no storage configured, a file that does not check) stays where it is, logged.
+pub fn finished_sink(control: &ControlPlane) -> Arc<dyn RecordingSink> {
+    Arc::new(ToLibrary {
+        control: control.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    })
+}
+
+struct ToLibrary {
+    control: ControlPlane,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RecordingSink for ToLibrary {
+    fn finished(&self, meta: &RecordingMeta, path: &Path) {
+        KeepInPlace.finished(meta, path);
+        let (control, stream, path) = (self.control.clone(), meta.stream.clone(), path.to_owned());
+        let started_ms = meta
+            .started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.runtime.spawn(async move {
+            match control_plane::content::store_recording(&control, &stream, &path, started_ms)
+                .await
+            {
+                Ok(id) => tracing::info!(stream, video = id, "recording listed as a video"),
+                Err(e) => {
+                    tracing::warn!(stream, path = %path.display(), "recording not stored: {e}")
+                }
+            }
+        });
+    }
 }
 
 /// Starts the task; it runs as long as the process.

@@ -120,29 +120,46 @@ fn wait_exit(mut script: Script) -> Instant {
 #[test]
 fn a_recording_spans_a_publisher_restart_and_decodes() {
     let (server, data, key) = recording_node("rec-show", "3000");
-    let dir = data.join("recordings");
     let (first, t1) = publish(&server, "rec-show", &key, 6);
     let end1 = wait_exit(first);
     // The broadcaster comes back within the grace: the same recording goes on.
     let (second, t2) = publish(&server, "rec-show", &key, 5);
     let end2 = wait_exit(second);
     let live = (end1 - t1) + (end2 - t2);
-    // The recording ends 3 s after the publisher left (sampled twice a second).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let files = loop {
-        let files = recordings(&dir);
-        // A finished file has its cues written: GStreamer then knows its duration.
-        if !files.is_empty() && Instant::now() > end2 + Duration::from_secs(5) {
-            break files;
+    // The recording ends 3 s after the publisher left (sampled twice a second), and is
+    // listed as a video of the channel, as a visitor sees it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let videos = loop {
+        let (s, v) = api(&server, "GET", "/channels/rec-show/videos", None, None);
+        assert_eq!(s, 200, "{v}");
+        if !v.as_array().unwrap().is_empty() {
+            break v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no recording in {}",
-            dir.display()
-        );
+        assert!(Instant::now() < deadline, "no recording listed");
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(files.len(), 1, "one file over the restart: {files:?}");
+    let videos = videos.as_array().unwrap();
+    assert_eq!(
+        videos.len(),
+        1,
+        "one recording over the restart: {videos:?}"
+    );
+    assert_eq!(videos[0]["kind"], "recording");
+    // What the video's page plays: its media, fetched as a visitor.
+    let media = server
+        .http()
+        .get(server.url(&format!(
+            "/api/v1/videos/{}/media",
+            videos[0]["id"].as_str().unwrap()
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(media.status(), 200);
+    let file = data.join("fetched.webm");
+    std::fs::write(&file, media.bytes().unwrap()).unwrap();
+    // The recorder's own copy went to the library.
+    assert!(recordings(&data.join("recordings")).is_empty());
+    let files = [file];
     let d = decode(&files[0]);
     assert!(d.ok, "GStreamer decodes it: {}", d.said);
     assert_eq!(d.size, Some((320, 240)), "the publisher's picture size");
@@ -163,9 +180,10 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
         (span - live.as_secs_f64()).abs() < 1.5,
         "pictures span {span:.2} s, the publishers were live {live:?}"
     );
-    // Continuous: never back, and the time away closed up. The one hole allowed is at the
-    // restart: the new publisher's audio starts at once, its first picture comes at its
-    // first keyframe (the script's encoder makes one a second at most).
+    // Continuous: never back, and the time away closed up. Holes are allowed only at the
+    // restart (the new publisher's audio starts at once, its first picture comes at its
+    // first keyframe: the script's encoder makes one a second at most; on a loaded
+    // machine its first frames may come in two bursts), less than 1.2 s in all.
     assert!(
         d.video_pts.windows(2).all(|w| w[1] >= w[0]),
         "times go back"
@@ -177,17 +195,12 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
         .map(|w| (w[0] - first_pts, w[1] - w[0]))
         .collect();
     let away = (t2 - end1).as_secs_f64();
+    let restart = (end1 - t1).as_secs_f64();
     assert!(
-        holes.len() <= 1 && holes.iter().all(|(_, h)| *h < 1.2),
-        "holes (at, length) {holes:?}; the publisher was away {away:.2} s"
+        holes.iter().map(|(_, h)| h).sum::<f64>() < 1.2
+            && holes.iter().all(|(at, _)| (at - restart).abs() < 1.5),
+        "holes (at, length) {holes:?}; the publisher was away {away:.2} s from {restart:.2} s"
     );
-    if let Some((at, _)) = holes.first() {
-        let restart = (end1 - t1).as_secs_f64();
-        assert!(
-            (at - restart).abs() < 1.5,
-            "a hole at {at:.2} s, the restart at {restart:.2} s"
-        );
-    }
 }
 
 #[test]

@@ -55,6 +55,22 @@ pub enum Bad {
     TooLong(i64, i64),
 }
 
+/// [`probe`] of a file, off the async threads: an I/O error is the server's
+/// (`Error::Internal`), a bad file the inner `Err`.
+pub async fn probe_file(
+    path: std::path::PathBuf,
+    max_duration_ms: i64,
+) -> Result<Result<Probe, Bad>, crate::error::Error> {
+    let internal = |e: String| crate::error::Error::Internal(format!("checking a video: {e}"));
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path)?;
+        Ok::<_, std::io::Error>(probe(std::io::BufReader::new(f), max_duration_ms))
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?
+    .map_err(|e| internal(e.to_string()))
+}
+
 /// Reads the whole file; `max_duration_ms` is the longest allowed.
 pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Bad> {
     let mut magic = [0u8; 4];

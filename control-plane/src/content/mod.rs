@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod media;
+pub mod recordings;
 pub mod retention;
 pub mod storage;
 pub mod tus;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use check::Probe;
+pub use recordings::store_recording;
 pub use storage::{S3Settings, Storage, StorageError, StorageSettings};
 pub use videos::{register_recording, Recording};
 

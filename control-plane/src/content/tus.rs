@@ -326,14 +326,7 @@ fn io(e: std::io::Error) -> Error {
 /// Checks the complete file, stores it and lists it; a bad file and its row are removed.
 async fn finish(cp: &ControlPlane, u: &Upload) -> ApiResult<String> {
     let max_ms = cp.content().settings().max_duration_ms;
-    let path = u.file.clone();
-    let probed = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path)?;
-        Ok::<_, std::io::Error>(super::check::probe(std::io::BufReader::new(f), max_ms))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("checking an upload: {e}")))?
-    .map_err(io)?;
+    let probed = super::check::probe_file(u.file.clone(), max_ms).await?;
     let probe = match probed {
         Ok(p) => p,
         Err(bad) => {
