@@ -107,13 +107,33 @@ pub struct Profile {
     pub videos: Vec<serde_json::Value>,
 }
 
-/// The channel's past broadcasts and videos, for its page. The seam the content module
-/// fills (recordings and uploads); none yet.
-pub(crate) async fn past(
-    _cp: &ControlPlane,
-    _channel_id: &str,
-) -> ApiResult<Vec<serde_json::Value>> {
-    Ok(Vec::new())
+/// Most videos a channel's page lists.
+const PAST_LIMIT: i64 = 50;
+
+/// The channel's past broadcasts and uploads for its page: its public videos, newest
+/// first, each with its title, kind, duration and the page that plays it.
+pub(crate) async fn past(cp: &ControlPlane, channel_id: &str) -> ApiResult<Vec<serde_json::Value>> {
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, title, kind, duration_ms, created_at FROM videos \
+         WHERE channel_id = $1 AND visibility = 'public' ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(channel_id)
+    .bind(PAST_LIMIT)
+    .fetch_all(cp.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, title, kind, duration_ms, created_at)| {
+            serde_json::json!({
+                "id": id,
+                "title": title,
+                "kind": kind,
+                "duration_ms": duration_ms,
+                "created_at": created_at,
+                "url": format!("/video/{id}"),
+            })
+        })
+        .collect())
 }
 
 /// A public channel's page: the channel, whether it is live, followers, whether the caller

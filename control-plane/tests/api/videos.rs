@@ -324,6 +324,13 @@ async fn a_recording_is_listed_and_announced(backend: Backend) {
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["kind"], "recording");
     assert_eq!(list[0]["source_stream"], "amy-live");
+    // The channel's page lists it under its past broadcasts, linked to its video page.
+    let (s, profile) = api
+        .call(Method::GET, "/channels/amy-live/profile", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{profile}");
+    assert_eq!(profile["videos"][0]["id"], id.as_str(), "{profile}");
+    assert_eq!(profile["videos"][0]["url"], format!("/video/{id}"));
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     let event: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();

@@ -1,6 +1,6 @@
 // The channel page's summary under the player: title, owner, followers and the follow
 // button, an offline badge when the channel is not live, and its past broadcasts and
-// videos (the profile's `videos`; empty until the content module fills them). A stream of
+// videos (the profile's `videos`: the channel's public recordings and uploads). A stream of
 // no channel (an open node's) has no summary.
 import { Account } from "/sdk/cascade.js";
 import { el } from "/js/ui.js";
