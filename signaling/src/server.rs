@@ -75,8 +75,8 @@ impl Default for Limits {
 
 /// Refuses a body announced larger than any route takes before a byte of it is read:
 /// axum's own limit only fires once that much has arrived. A tus upload's chunk
-/// (`application/offset+octet-stream`) is exempt: its route streams it to disk and bounds
-/// it by the upload's declared length.
+/// (`application/offset+octet-stream` to `/api/v1/uploads/…`, and nowhere else) is exempt:
+/// its route streams it to disk and bounds it by the upload's declared length.
 async fn announced_length(
     axum::extract::State(max): axum::extract::State<u64>,
     req: Request,
@@ -87,10 +87,11 @@ async fn announced_length(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let chunk = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/offset+octet-stream");
+    let chunk = req.uri().path().starts_with("/api/v1/uploads/")
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/offset+octet-stream");
     if announced.is_some_and(|n| n > max) && !chunk {
         // The body stays unread, so the connection cannot carry another request: say so,
         // or a client's pool reuses it and its next request meets a closed socket.

@@ -121,6 +121,21 @@ fn a_huge_announced_body_is_refused_before_it_is_read() {
     );
 }
 
+/// Only a tus chunk to an upload is exempt from the early refusal: the same content type
+/// sent to any other route is refused as any huge body is.
+#[test]
+fn the_upload_chunk_exemption_holds_for_uploads_only() {
+    let server = quick_server();
+    let mut s = connect(&server);
+    s.write_all(
+        b"POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 1000000000000\r\n\r\nv=0\r\n",
+    )
+    .unwrap();
+    let (got, took) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(took < Duration::from_secs(1), "at once: {took:?}");
+}
+
 #[test]
 fn a_body_that_stops_coming_is_abandoned() {
     let server = quick_server();
