@@ -504,8 +504,10 @@ pub(crate) async fn viewer_token(
     }
     // A media node elsewhere trusts this token alone: a paywalled channel's is for
     // subscribers (and the owner and admins).
+    use crate::money::access::{admission, Admission};
     let viewer = caller.0.as_ref().map(|c| &c.0);
-    if crate::money::access::refuses(&cp, &ch.id, &ch.owner_id, viewer).await? {
+    let admitted = admission(&cp, &ch.id, &ch.owner_id, viewer).await?;
+    if admitted == Admission::Refused {
         return Err(Error::SubscriptionRequired);
     }
     let (sub, sv) = caller
@@ -518,6 +520,7 @@ pub(crate) async fn viewer_token(
         id: &ch.id,
         owner: None,
         listed: false,
+        paywall_open: admitted == Admission::WhileOpen,
     };
     let token = cp
         .signer()

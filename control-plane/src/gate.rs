@@ -12,7 +12,9 @@ use crate::channels::{by_slug, may_watch};
 use crate::extract::Caller;
 use crate::keys;
 use crate::model::Visibility;
-use crate::revocation::{channel_tag, key_tag, token_tags, user_tag, RevocationList, ANONYMOUS};
+use crate::revocation::{
+    channel_tag, key_tag, paywall_tag, token_tags, user_tag, RevocationList, ANONYMOUS,
+};
 use crate::tokens::{Claims, TokenKind, Verifier};
 use crate::ControlPlane;
 
@@ -96,6 +98,15 @@ pub fn check_offline(
     })
 }
 
+/// A session admitted only while the channel's paywall is open is bound to it too.
+fn with_paywall(mut tags: Vec<String>, channel_id: &str, while_open: bool) -> Vec<String> {
+    let tag = paywall_tag(channel_id);
+    if while_open && !tags.contains(&tag) {
+        tags.push(tag);
+    }
+    tags
+}
+
 impl ControlPlane {
     /// Answers for the node in this process.
     pub async fn check(
@@ -171,11 +182,12 @@ impl ControlPlane {
                     .filter(|u| !u.suspended() && u.session_version == c.sv),
                 None => None,
             };
-            self.refuse_unentitled(&channel, viewer.as_ref()).await?;
+            let while_open = self.refuse_unentitled(&channel, viewer.as_ref()).await?;
+            let tags = claims
+                .as_ref()
+                .map_or_else(|| vec![channel_tag(&channel.id)], token_tags);
             return Ok(Grant {
-                tags: claims
-                    .as_ref()
-                    .map_or_else(|| vec![channel_tag(&channel.id)], token_tags),
+                tags: with_paywall(tags, &channel.id, while_open),
                 listed: false,
                 identified: claims.is_some(),
                 viewer: claims.as_ref().map(|c| c.sub.clone()),
@@ -206,24 +218,27 @@ impl ControlPlane {
             return Err(Refusal::Unauthenticated);
         }
         self.refuse_watch_banned(&channel.id, &caller.0.id).await?;
-        self.refuse_unentitled(&channel, Some(&caller.0)).await?;
+        let while_open = self.refuse_unentitled(&channel, Some(&caller.0)).await?;
         Ok(Grant {
-            tags: token_tags(&claims),
+            tags: with_paywall(token_tags(&claims), &channel.id, while_open),
             listed: false,
             identified: true,
             viewer: Some(caller.0.id.clone()),
         })
     }
 
-    /// A paywalled channel (or stream) admits its owner, admins and subscribers.
+    /// A paywalled channel (or stream) admits its owner, admins and subscribers; the
+    /// others only while it is open (then true: the session ends when it closes).
     async fn refuse_unentitled(
         &self,
         channel: &crate::channels::ChannelRow,
         viewer: Option<&crate::model::UserRow>,
-    ) -> Result<(), Refusal> {
-        match crate::money::access::refuses(self, &channel.id, &channel.owner_id, viewer).await {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(Refusal::SubscriptionRequired),
+    ) -> Result<bool, Refusal> {
+        use crate::money::access::{admission, Admission};
+        match admission(self, &channel.id, &channel.owner_id, viewer).await {
+            Ok(Admission::Always) => Ok(false),
+            Ok(Admission::WhileOpen) => Ok(true),
+            Ok(Admission::Refused) => Err(Refusal::SubscriptionRequired),
             Err(_) => Err(Refusal::Unavailable),
         }
     }

@@ -93,6 +93,7 @@ impl KeyOwner {
             id: &self.channel_id,
             owner: Some(&self.owner_id),
             listed: model::Visibility::parse(&self.visibility) == model::Visibility::Public,
+            paywall_open: false,
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Every token and every live WHIP/WHEP session is bound to a few **tags**: the stream key
 //! it was minted from (`key:<id>`), the channel (`channel:<id>`), the user (`user:<id>`,
-//! with that user's session version) and, for a private channel's viewer, the permission to
-//! watch (`watch:<channel id>:<user id>`). Revoking a key, deleting a channel, suspending,
-//! deleting or signing out a user, or removing a private viewer records the tag here:
+//! with that user's session version), for a signed-in viewer the permission to watch
+//! (`watch:<channel id>:<user id>`) and, for a viewer admitted only because the channel's
+//! paywall is open, that paywall (`paywall:<channel id>`). Revoking a key, deleting a
+//! channel, suspending, deleting or signing out a user, removing a private viewer or
+//! closing a paywall records the tag here:
 //!
 //! - in the database (`revocations`), kept until every token it could refuse has expired,
 //!   and served as `GET /api/v1/revocations` (a long poll) to media nodes that check tokens
@@ -54,6 +56,12 @@ pub fn watch_tag(channel_id: &str, user_id: &str) -> String {
     format!("watch:{channel_id}:{user_id}")
 }
 
+/// The tag of the viewers a channel admits only while its paywall is open (neither its
+/// owner, an admin nor a subscriber): closing the paywall revokes it.
+pub fn paywall_tag(channel_id: &str) -> String {
+    format!("paywall:{channel_id}")
+}
+
 /// The user id anonymous viewer tokens carry.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -78,13 +86,16 @@ pub fn token_tags(c: &Claims) -> Vec<String> {
         }
         TokenKind::View | TokenKind::Access => {}
     }
+    if let (TokenKind::View, true, Some(cid)) = (c.typ, c.pwo, &c.cid) {
+        tags.push(paywall_tag(cid));
+    }
     tags
 }
 
 /// One revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Revoked {
-    /// What is revoked (`key:…`, `channel:…`, `user:…`, `watch:…`).
+    /// What is revoked (`key:…`, `channel:…`, `user:…`, `watch:…`, `paywall:…`).
     pub tag: String,
     /// For a `user:` tag: tokens with an older session version are refused.
     pub min_sv: i64,
@@ -102,8 +113,9 @@ impl Revoked {
     fn refuses(&self, c: &Claims) -> bool {
         if self.tag.starts_with("user:") {
             c.sv < self.min_sv
-        } else if self.tag.starts_with("watch:") {
-            // A viewer may be allowed again later: only tokens from before count.
+        } else if self.tag.starts_with("watch:") || self.tag.starts_with("paywall:") {
+            // A viewer may be allowed again later (the paywall may open again): only
+            // tokens from before count.
             c.iat.saturating_mul(1000) <= self.at
         } else {
             true
@@ -289,6 +301,7 @@ mod tests {
             cid: Some("c1".into()),
             own: (kind == TokenKind::Publish).then(|| "owner".into()),
             lst: true,
+            pwo: false,
         }
     }
 
@@ -347,5 +360,26 @@ mod tests {
         assert!(list.refuses(&claims(TokenKind::View, "u9", 0, 500)));
         assert!(!list.refuses(&claims(TokenKind::View, "u9", 0, 501)));
         assert!(!list.refuses(&claims(TokenKind::View, "u8", 0, 400)));
+    }
+
+    #[test]
+    fn closing_a_paywall_refuses_the_tokens_of_those_it_let_through_before() {
+        let free = |sub: &str, iat| Claims {
+            pwo: true,
+            ..claims(TokenKind::View, sub, 0, iat)
+        };
+        assert_eq!(
+            token_tags(&free(ANONYMOUS, 100)),
+            ["channel:c1", "paywall:c1"]
+        );
+        let mut list = RevocationList::default();
+        let ended = list.apply(feed("1", vec![entry("paywall:c1", 0, true, 500_000)]));
+        assert_eq!(ended, ["paywall:c1"]);
+        assert!(list.refuses(&free(ANONYMOUS, 500)));
+        assert!(list.refuses(&free("u9", 400)));
+        // A subscriber's token carries no such claim; later tokens (the paywall opened
+        // again) are not refused.
+        assert!(!list.refuses(&claims(TokenKind::View, "u9", 0, 400)));
+        assert!(!list.refuses(&free(ANONYMOUS, 501)));
     }
 }

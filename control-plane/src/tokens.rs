@@ -54,6 +54,10 @@ pub struct Claims {
     /// database learns it here.
     #[serde(default)]
     pub lst: bool,
+    /// The viewer passed an open paywall (view): neither the owner, an admin nor a
+    /// subscriber, so the session ends when the paywall closes (the `paywall:` tag).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pwo: bool,
 }
 
 impl Claims {
@@ -69,6 +73,7 @@ impl Claims {
             cid: None,
             own: None,
             lst: false,
+            pwo: false,
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct ChannelClaim<'a> {
     pub owner: Option<&'a str>,
     /// Public channels are listed.
     pub listed: bool,
+    /// A viewer admitted only because the channel's paywall is open ([`Claims::pwo`]).
+    pub paywall_open: bool,
 }
 
 /// Why a token was not accepted.
@@ -330,6 +337,7 @@ impl Signer {
             cid: Some(chan.id.to_owned()),
             own: chan.owner.map(str::to_owned),
             lst: chan.listed,
+            pwo: chan.paywall_open,
             ..Claims::new(kind, sub, sv, now_secs, ttl_secs)
         })
     }

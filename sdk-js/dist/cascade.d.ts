@@ -63,7 +63,7 @@ export declare const VIEWER_EVENTS: readonly ["paused", "resumed", "allocation"]
  */
 export declare const CUE_EVENTS: readonly ["adbreak", "sponsor"];
 /** The name of a server-sent event; `move` means the session moves to another node. */
-export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | (typeof CUE_EVENTS)[number] | "move";
+export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[number] | (typeof CUE_EVENTS)[number] | "move" | "ended";
 /**
  * Called for each server-sent event with its parsed JSON data:
  * - `active`, `inactive` (`{}`): the publisher is live, or gone;
@@ -71,7 +71,9 @@ export type EventName = (typeof STREAM_EVENTS)[number] | (typeof VIEWER_EVENTS)[
  * - `viewercount` (`{ viewercount }`);
  * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
  * - `adbreak` ({@link AdBreak}), `sponsor` ({@link SponsorSlot}): see {@link CUE_EVENTS};
- * - `move` (`null`): the node is drained and the player joins another.
+ * - `move` (`null`): the node is drained and the player joins another;
+ * - `ended` (`null`): the server ended this session (its token was revoked, the channel's
+ *   paywall closed, a ban): the session is closed here too; join again to learn why.
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
 /**
@@ -141,6 +143,8 @@ export declare class Session {
     /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
     onSponsor(cb: SponsorHandler): () => void;
     private cue;
+    /** The server ended the session: close what is left of it here. */
+    private ended;
     /** Ends the session on the server and closes the connection. Safe to call twice. */
     stop(): Promise<void>;
 }

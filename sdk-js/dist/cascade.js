@@ -119,6 +119,10 @@ export class Session {
             onEvent("move", null);
             void this.move();
         });
+        es.addEventListener("ended", () => {
+            this.ended();
+            onEvent("ended", null);
+        });
         for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS, ...CUE_EVENTS]) {
             es.addEventListener(name, (e) => {
                 let data = null;
@@ -157,6 +161,13 @@ export class Session {
             for (const cb of this.sponsorHandlers)
                 cb(data);
         }
+    }
+    /** The server ended the session: close what is left of it here. */
+    ended() {
+        this.stopped = true;
+        this.events?.close();
+        this.reporter?.stop();
+        this.pc.close();
     }
     /** Ends the session on the server and closes the connection. Safe to call twice. */
     async stop() {

@@ -84,7 +84,8 @@ export type EventName =
   | (typeof STREAM_EVENTS)[number]
   | (typeof VIEWER_EVENTS)[number]
   | (typeof CUE_EVENTS)[number]
-  | "move";
+  | "move"
+  | "ended";
 
 /**
  * Called for each server-sent event with its parsed JSON data:
@@ -93,7 +94,9 @@ export type EventName =
  * - `viewercount` (`{ viewercount }`);
  * - `paused`, `resumed` (`{}`), `allocation` (`{ rank }`): see {@link VIEWER_EVENTS};
  * - `adbreak` ({@link AdBreak}), `sponsor` ({@link SponsorSlot}): see {@link CUE_EVENTS};
- * - `move` (`null`): the node is drained and the player joins another.
+ * - `move` (`null`): the node is drained and the player joins another;
+ * - `ended` (`null`): the server ended this session (its token was revoked, the channel's
+ *   paywall closed, a ban): the session is closed here too; join again to learn why.
  */
 export type EventHandler = (name: EventName, data: unknown) => void;
 
@@ -200,6 +203,10 @@ export class Session {
       onEvent("move", null);
       void this.move();
     });
+    es.addEventListener("ended", () => {
+      this.ended();
+      onEvent("ended", null);
+    });
     for (const name of [...STREAM_EVENTS, ...VIEWER_EVENTS, ...CUE_EVENTS]) {
       es.addEventListener(name, (e) => {
         let data: unknown = null;
@@ -237,6 +244,14 @@ export class Session {
     } else if (name === "sponsor" && isSponsorSlot(data)) {
       for (const cb of this.sponsorHandlers) cb(data);
     }
+  }
+
+  /** The server ended the session: close what is left of it here. */
+  private ended(): void {
+    this.stopped = true;
+    this.events?.close();
+    this.reporter?.stop();
+    this.pc.close();
   }
 
   /** Ends the session on the server and closes the connection. Safe to call twice. */

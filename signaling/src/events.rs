@@ -146,9 +146,12 @@ struct Feed {
     /// The node is drained: `move` is sent once, and the player re-joins elsewhere.
     draining: watch::Receiver<bool>,
     moved: bool,
+    /// The session ended on the server: `ended` is queued, then the stream ends.
+    done: bool,
 }
 
-/// GET /whep/{stream}/{session}/events: an `EventSource` stream that ends with the session.
+/// GET /whep/{stream}/{session}/events: an `EventSource` stream that ends with the session
+/// (`ended` last when the server ended it).
 pub async fn events(
     State(st): State<AppState>,
     Path((stream, id)): Path<(String, String)>,
@@ -170,11 +173,15 @@ pub async fn events(
         queue: VecDeque::new(),
         draining,
         moved: false,
+        done: false,
     };
     let s = futures_util::stream::unfold(feed, |mut f| async move {
         loop {
             if let Some(ev) = f.queue.pop_front() {
                 return Some((Ok(ev), f));
+            }
+            if f.done {
+                return None;
             }
             if !f.moved && *f.draining.borrow_and_update() {
                 f.moved = true;
@@ -192,9 +199,19 @@ pub async fn events(
                 .await;
                 match woke {
                     Ok(Woke::Stream(true) | Woke::Viewer(true)) => {}
-                    // The session's own status is gone with it, but what its stream says
-                    // last (`inactive` when the broadcast was ended) must still be told.
-                    Ok(Woke::Viewer(false)) => f.viewer_open = false,
+                    // The session's own status is gone with it: the server ended it (a
+                    // revocation, a closed paywall, a ban). What its stream says last
+                    // (`inactive` when the broadcast was ended) must still be told, then
+                    // `ended`, so the player need not wait for the connection to die.
+                    Ok(Woke::Viewer(false)) => {
+                        f.viewer_open = false;
+                        f.done = true;
+                        let cur = f.rx.borrow_and_update().clone();
+                        diff(f.last.as_ref(), &cur, &mut f.queue);
+                        f.queue
+                            .push_back(Event::default().event("ended").data("{}"));
+                        continue;
+                    }
                     Ok(Woke::Draining(true)) => continue,
                     Ok(Woke::Stream(false) | Woke::Draining(false)) => return None,
                     Err(_) => {

@@ -435,3 +435,70 @@ fn deleting_the_account_ends_its_broadcast() {
     assert!(sees_inactive(&mut [&mut publ, &mut view], &events));
     eventually("both sessions end", || server.sessions() == 0);
 }
+
+/// A paywall turned on ends the sessions of those it no longer admits, at once: the
+/// anonymous viewer's session ends (its player is told `ended`) and it cannot join
+/// again; the owner, watching with her viewer token, watches on.
+#[test]
+fn closing_the_paywall_ends_the_sessions_it_no_longer_admits() {
+    let server = Server::start(&["--auth", "accounts"]);
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let (key, _) = channel_with_key(&server, &amy, "amy-show", "public");
+    let (mut publ, mut anon, events) = live(&server, "amy-show", &key);
+
+    let (s, t) = api(
+        &server,
+        "POST",
+        "/channels/amy-show/viewer-token",
+        Some(&amy),
+        None,
+    );
+    assert_eq!(s, 200, "{t}");
+    let (mut own, offer, pending) = Peer::viewer();
+    own.connect_as(
+        &server.http(),
+        &server.url("/whep/amy-show"),
+        offer,
+        pending,
+        t["token"].as_str(),
+    );
+    assert!(
+        pump(&mut [&mut publ, &mut anon, &mut own], WITHIN, |p| p
+            .iter()
+            .all(|p| p.connected)),
+        "the owner's viewer connects"
+    );
+    assert_eq!(server.sessions(), 3);
+
+    let (s, p) = api(
+        &server,
+        "PUT",
+        "/channels/amy-show/paywall",
+        Some(&amy),
+        Some(json!({"subscribers_only": true})),
+    );
+    assert_eq!(s, 200, "{p}");
+    let mut told = false;
+    pump(&mut [&mut publ, &mut anon, &mut own], WITHIN, |_| {
+        while let Ok(name) = events.try_recv() {
+            told |= name == "ended";
+        }
+        told
+    });
+    assert!(
+        told,
+        "the anonymous viewer's player is told its session ended"
+    );
+    eventually("the anonymous viewer's session ends", || {
+        server.sessions() == 2
+    });
+    assert_eq!(
+        whep_once(&server, "amy-show", None),
+        403,
+        "and it cannot join again"
+    );
+    // The owner's session (and the publisher's) go on.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.sessions(), 2);
+}

@@ -21,7 +21,7 @@ use crate::channels::by_slug;
 use crate::error::ApiResult;
 use crate::extract::{bearer, Path};
 use crate::gate::{Refusal, Want};
-use crate::revocation::ANONYMOUS;
+use crate::revocation::{paywall_tag, ANONYMOUS};
 use crate::tokens::{now_secs, ChannelClaim, TokenKind};
 use crate::{ControlPlane, Error};
 
@@ -55,7 +55,8 @@ impl ControlPlane {
     /// for the redirect. Errors: 401/403/404 as the gate says, 503 when the cluster is
     /// full (retry after 2 s).
     pub async fn place_viewer(&self, stream: &str, bearer: Option<&str>) -> ApiResult<Redirect> {
-        self.check(Want::View, stream, bearer)
+        let grant = self
+            .check(Want::View, stream, bearer)
             .await
             .map_err(|r| refused(Want::View, r))?;
         let ch = by_slug(self, stream).await?.ok_or(Error::NotFound)?;
@@ -71,6 +72,8 @@ impl ControlPlane {
             id: &ch.id,
             owner: None,
             listed: false,
+            // The edge ends the session when the paywall closes, as this process would.
+            paywall_open: grant.tags.contains(&paywall_tag(&ch.id)),
         };
         let ttl = self.config().cluster_tuning.redirect_token_ttl_secs;
         let token =

@@ -211,6 +211,7 @@ fn media_url(cp: &ControlPlane, v: &VideoRow, user: Option<&Caller>) -> ApiResul
         id: &v.channel_id,
         owner: None,
         listed: false,
+        paywall_open: false,
     };
     let token = cp.signer().issue_channel(
         TokenKind::View,

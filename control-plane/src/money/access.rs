@@ -121,20 +121,37 @@ pub(crate) async fn set_paywall(
     Ok(())
 }
 
-/// Whether the channel is paywalled now and `user` (None: anonymous) may not pass:
-/// owners and admins always pass, others with an entitling subscription.
-pub(crate) async fn refuses(
+/// How a channel's paywall admits a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The paywall is closed to them.
+    Refused,
+    /// Only because the paywall is open now: closing it ends their session
+    /// ([`crate::revocation::paywall_tag`]).
+    WhileOpen,
+    /// Whatever the paywall: the owner, an admin or an entitled subscriber.
+    Always,
+}
+
+/// How the channel's paywall admits `user` (None: anonymous) now: owners and admins
+/// always pass, others with an entitling subscription, the rest while it is open.
+pub(crate) async fn admission(
     cp: &ControlPlane,
     channel_id: &str,
     owner_id: &str,
     user: Option<&crate::model::UserRow>,
-) -> Result<bool, sqlx::Error> {
-    if !paywall(cp, channel_id).await?.closed(now_ms()) {
-        return Ok(false);
+) -> Result<Admission, sqlx::Error> {
+    if user.is_some_and(|u| u.id == owner_id || u.role() == crate::model::Role::Admin) {
+        return Ok(Admission::Always);
     }
-    let Some(u) = user else { return Ok(true) };
-    if u.id == owner_id || u.role() == crate::model::Role::Admin {
-        return Ok(false);
-    }
-    Ok(!entitled(cp, channel_id, &u.id).await?)
+    let closed = paywall(cp, channel_id).await?.closed(now_ms());
+    let entitled = match user {
+        Some(u) => entitled(cp, channel_id, &u.id).await?,
+        None => false,
+    };
+    Ok(match (entitled, closed) {
+        (true, _) => Admission::Always,
+        (false, false) => Admission::WhileOpen,
+        (false, true) => Admission::Refused,
+    })
 }

@@ -15,6 +15,7 @@ use crate::db::now_ms;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, Json, MaybeCaller, Path};
 use crate::model;
+use crate::revocation::paywall_tag;
 use crate::tokens::random_id;
 use crate::{ControlPlane, Error};
 
@@ -331,14 +332,17 @@ pub(crate) async fn set_paywall(
             ));
         }
     }
-    access::set_paywall(
-        &cp,
-        &ch.id,
-        Paywall {
-            subscribers_only: req.subscribers_only,
-            stream_until: req.stream_until,
-        },
-    )
-    .await?;
+    let before = access::paywall(&cp, &ch.id).await?;
+    let after = Paywall {
+        subscribers_only: req.subscribers_only,
+        stream_until: req.stream_until,
+    };
+    access::set_paywall(&cp, &ch.id, after).await?;
+    let now = now_ms();
+    if after.closed(now) && !before.closed(now) {
+        // Those it let through while open leave now, here and on every node; the owner,
+        // admins and subscribers watch on.
+        cp.revoke(paywall_tag(&ch.id), 0, true).await?;
+    }
     Ok(axum::Json(req))
 }

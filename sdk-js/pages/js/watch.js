@@ -87,6 +87,9 @@ function onEvent(name, data) {
   if (name === "allocation") { player.rank = data?.rank ?? null; player.temporal = data?.temporal ?? null; }
   if (name === "layers") player.layers = data?.video?.active ?? [];
   if (name === "viewercount") { player.viewers = data.viewercount; $("viewers").textContent = `${data.viewercount} watching`; }
+  // The server ended this session (a cancelled subscription, a paywall closed, a ban):
+  // join again, which shows why (the "Subscribers only" cover, or the refusal).
+  if (name === "ended") { player.ended = (player.ended ?? 0) + 1; player.session = null; void join().then(explain); }
   show();
 }
 
@@ -124,8 +127,8 @@ function adBreak(ad, startsInMs) {
     adTimer = setInterval(tick, 200);
   }, startsInMs);
 }
-/** A sponsor's slot: name (and logo, when this node serves it: the page's policy allows
- *  no other image) linked in the corner from its start to its end. */
+/** A sponsor's slot: name and logo (this node's, or any https one: the page's policy
+ *  allows no other image) linked in the corner from its start to its end. */
 function sponsor(slot) {
   if (slot.state === "end") {
     if (player.sponsor?.id === slot.id) { player.sponsor = null; $("sponsor").hidden = true; }
@@ -137,9 +140,9 @@ function sponsor(slot) {
   $("sponsor").href = link ?? "#";
   $("sponsor-name").textContent = slot.name;
   const logo = httpUrl(slot.image_url);
-  const sameOrigin = logo && new URL(logo).origin === location.origin;
-  $("sponsor-logo").hidden = !sameOrigin;
-  if (sameOrigin) $("sponsor-logo").src = logo; else $("sponsor-logo").removeAttribute("src");
+  const shown = logo && (new URL(logo).origin === location.origin || logo.startsWith("https:"));
+  $("sponsor-logo").hidden = !shown;
+  if (shown) $("sponsor-logo").src = logo; else $("sponsor-logo").removeAttribute("src");
   $("sponsor").hidden = false;
   // Its end, should the `end` event not come (an event stream that reconnects late).
   setTimeout(() => { if (player.sponsor?.id === slot.id) sponsor({ ...slot, state: "end" }); }, slot.ends_at - Date.now());
@@ -192,9 +195,12 @@ const badges = chatBadges(account, stream);
 const money = mountChannelMoney({ account, stream, player, chat, badges,
   rejoin: join });
 // The reason of a refusal, when it is this viewer's own subscription that ended.
-if (player.paywalled) money.refreshSubscription().then((sub) => {
-  if (sub && !sub.entitled && sub.status === "canceled") $("paywall-reason").textContent = "Your subscription to this channel ended: subscribe again to watch.";
-});
+function explain() {
+  if (player.paywalled) money.refreshSubscription().then((sub) => {
+    if (sub && !sub.entitled && sub.status === "canceled") $("paywall-reason").textContent = "Your subscription to this channel ended: subscribe again to watch.";
+  });
+}
+explain();
 mountChat({
   chat, api, badges, signinNext: location.pathname + location.search,
   onTimeout: (username) => api.moderation.ban({ username, reason: "timed out by a moderator", duration_secs: 600 })
