@@ -308,13 +308,9 @@ fn control(settings: config::Settings) -> Result<(), String> {
         // (pages and unknown paths too, as their template or `other`).
         let app = control
             .router()
-            .merge(signaling::web_pages(payment_script(&settings).and_then(
-                |u| {
-                    signaling::headers::with_payment_script(
-                        signaling::headers::CLUSTER_CONTENT_SECURITY_POLICY_VALUE,
-                        u,
-                    )
-                },
+            .merge(signaling::web_pages(signaling::headers::watch_policy(
+                signaling::headers::CLUSTER_CONTENT_SECURITY_POLICY_VALUE,
+                payment_script(&settings),
             )))
             .merge(ops::control_routes(control.clone()))
             .layer(axum::middleware::from_fn(

@@ -89,6 +89,18 @@ pub fn with_payment_script(base: &str, js_url: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&policy).ok()
 }
 
+/// The watch page's policy: `base`, sponsors' logos from any `https:` origin (an image
+/// runs no code, and `no-referrer` tells its host nothing of the page), and the payment
+/// gateway's card form when `js_url` is set ([`with_payment_script`]). `None` when
+/// `js_url` is not an http(s) URL.
+pub fn watch_policy(base: &str, js_url: Option<&str>) -> Option<HeaderValue> {
+    let base = base.replacen("img-src 'self'", "img-src 'self' https:", 1);
+    match js_url {
+        Some(u) => with_payment_script(&base, u),
+        None => HeaderValue::from_str(&base).ok(),
+    }
+}
+
 /// `no-referrer`: page URLs name streams (a private channel's name is private), and
 /// nothing on the node reads `Referer`; the pages load nothing from other origins anyway.
 /// Same-origin `fetch` still sends `Origin` (only form posts would send `Origin: null`,
@@ -131,6 +143,28 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watch_page_shows_https_images_and_nothing_else_more() {
+        let p = watch_policy(CONTENT_SECURITY_POLICY_VALUE, None).unwrap();
+        let p = p.to_str().unwrap();
+        assert!(p.contains("; img-src 'self' https:;"), "{p}");
+        assert_eq!(
+            p.replacen(" https:", "", 1),
+            CONTENT_SECURITY_POLICY_VALUE,
+            "only images"
+        );
+        let p = watch_policy(
+            CONTENT_SECURITY_POLICY_VALUE,
+            Some("https://js.stripe.com/v3/"),
+        );
+        let p = p.unwrap();
+        let p = p.to_str().unwrap();
+        assert!(
+            p.contains("img-src 'self' https:;") && p.contains("frame-src"),
+            "{p}"
+        );
+    }
 
     #[test]
     fn the_card_form_adds_its_origin_and_nothing_else() {

@@ -106,7 +106,7 @@ impl AppState {
             turn: None,
             chat: None,
             ops: None,
-            watch_policy: None,
+            watch_policy: headers::watch_policy(headers::CONTENT_SECURITY_POLICY_VALUE, None),
             sessions: Sessions::default(),
             http: HttpMetrics::new(),
         }
@@ -127,8 +127,7 @@ impl AppState {
     /// Lets the channel page load the payment gateway's card form from `js_url`
     /// (Stripe.js, or a stand-in) under the node's policy.
     pub fn with_payment_script(mut self, js_url: Option<&str>) -> Self {
-        self.watch_policy = js_url
-            .and_then(|u| headers::with_payment_script(headers::CONTENT_SECURITY_POLICY_VALUE, u));
+        self.watch_policy = headers::watch_policy(headers::CONTENT_SECURITY_POLICY_VALUE, js_url);
         self
     }
 
