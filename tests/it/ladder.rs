@@ -68,7 +68,7 @@ impl Camera {
         self.next += Duration::from_millis(33);
         let asked = !publ.keyframe_requests.is_empty();
         publ.keyframe_requests.clear();
-        let key = asked || self.frame % 60 == 0;
+        let key = asked || self.frame.is_multiple_of(60);
         let pic = &self.pictures[self.frame as usize % self.pictures.len()];
         let frames = self
             .enc
@@ -137,17 +137,41 @@ impl Screen {
     }
 }
 
-/// Sends and pumps for `dur`, the camera at 30 frames a second.
-fn run(cam: &mut Camera, publ: &mut Peer, viewer: &mut Peer, screen: &mut Screen, dur: Duration) {
-    let end = Instant::now() + dur;
-    while Instant::now() < end {
-        cam.tick(publ);
-        pump(
-            &mut [&mut *publ, &mut *viewer],
-            Duration::from_millis(5),
-            |_| false,
-        );
-        screen.take(viewer);
+/// The publisher, its camera, the viewer and what it decoded.
+struct Rig {
+    cam: Camera,
+    publ: Peer,
+    viewer: Peer,
+    screen: Screen,
+}
+
+impl Rig {
+    /// Sends and pumps for `dur`, the camera at 30 frames a second.
+    fn run(&mut self, dur: Duration) {
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            self.cam.tick(&mut self.publ);
+            pump(
+                &mut [&mut self.publ, &mut self.viewer],
+                Duration::from_millis(5),
+                |_| false,
+            );
+            self.screen.take(&self.viewer);
+        }
+    }
+
+    /// Frames `width` wide decoded so far.
+    fn frames_of(&self, width: usize) -> usize {
+        self.screen.widths.iter().filter(|w| **w == width).count()
+    }
+
+    /// Runs until `n` frames `width` wide were decoded, or `within`; how many were.
+    fn run_until(&mut self, width: usize, n: usize, within: Duration) -> usize {
+        let until = Instant::now() + within;
+        while Instant::now() < until && self.frames_of(width) < n {
+            self.run(Duration::from_millis(200));
+        }
+        self.frames_of(width)
     }
 }
 
@@ -167,72 +191,46 @@ fn a_single_layer_publish_gets_a_low_layer_made_on_the_node() {
         ),
         "both connect"
     );
-    let mut cam = Camera::new(1280, 720);
-    let mut screen = Screen::default();
+    let mut rig = Rig {
+        cam: Camera::new(1280, 720),
+        publ,
+        viewer,
+        screen: Screen::default(),
+    };
 
     // The viewer starts on the one layer there is, until the ladder's low rung comes.
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until && screen.widths.iter().filter(|w| **w == 320).count() < 30 {
-        run(
-            &mut cam,
-            &mut publ,
-            &mut viewer,
-            &mut screen,
-            Duration::from_millis(200),
-        );
-    }
-    let low = screen.widths.iter().filter(|w| **w == 320).count();
+    let low = rig.run_until(320, 30, Duration::from_secs(20));
+    let widths = dedup(&rig.screen.widths);
     assert!(
         low >= 30,
-        "320-wide frames decoded: {low}; widths seen {:?}",
-        dedup(&screen.widths)
+        "320-wide frames decoded: {low}; widths seen {widths:?}"
     );
-    assert_eq!(screen.errors, 0);
-    let first_low = screen.widths.iter().position(|w| *w == 320).unwrap();
+    assert_eq!(rig.screen.errors, 0);
+    let first_low = rig.screen.widths.iter().position(|w| *w == 320).unwrap();
     assert!(
-        screen.widths[first_low..].iter().all(|w| *w == 320),
-        "it stays on the low rung: {:?}",
-        dedup(&screen.widths)
+        rig.screen.widths[first_low..].iter().all(|w| *w == 320),
+        "it stays on the low rung: {widths:?}"
     );
     assert!(server.metric("cascade_layer_switches_total") >= 1.0);
 
     // A corrupt frame: the ladder drops it, asks the publisher for a keyframe and goes on;
     // the viewer's rung never carries it.
-    let before = screen.widths.len();
-    cam.corrupt(&mut publ);
-    run(
-        &mut cam,
-        &mut publ,
-        &mut viewer,
-        &mut screen,
-        Duration::from_secs(3),
-    );
-    assert_eq!(screen.errors, 0, "the low rung decodes throughout");
-    let after = &screen.widths[before..];
-    assert!(
-        after.iter().filter(|w| **w == 320).count() >= 20,
-        "frames after the corrupt one: {}",
-        after.len()
-    );
+    let before = rig.frames_of(320);
+    rig.cam.corrupt(&mut rig.publ);
+    rig.run(Duration::from_secs(3));
+    assert_eq!(rig.screen.errors, 0, "the low rung decodes throughout");
+    let after = rig.frames_of(320) - before;
+    assert!(after >= 20, "frames after the corrupt one: {after}");
 
     // The publisher changes its picture size: the rungs follow at the new halves.
-    cam.resize(960, 540);
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until && screen.widths.iter().filter(|w| **w == 240).count() < 20 {
-        run(
-            &mut cam,
-            &mut publ,
-            &mut viewer,
-            &mut screen,
-            Duration::from_millis(200),
-        );
-    }
+    rig.cam.resize(960, 540);
+    let n = rig.run_until(240, 20, Duration::from_secs(10));
     assert!(
-        screen.widths.iter().filter(|w| **w == 240).count() >= 20,
+        n >= 20,
         "the low rung of a 960-wide source is 240 wide: {:?}",
-        dedup(&screen.widths)
+        dedup(&rig.screen.widths)
     );
-    assert_eq!(screen.errors, 0);
+    assert_eq!(rig.screen.errors, 0);
     assert!(server.alive(), "the node is up");
 }
 

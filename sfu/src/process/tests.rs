@@ -93,6 +93,9 @@ fn rec(p: super::packetize::LayerPacket) -> RecPacket {
     }
 }
 
+/// A decoded frame: its size, and whether it was a keyframe.
+type Shown = ((usize, usize), bool);
+
 /// What a viewer of each rung sees: its frames decoded (size, keyframe), and whether its
 /// sequence numbers ran on with no gap.
 #[derive(Default)]
@@ -101,7 +104,7 @@ struct Viewer {
     dec: BTreeMap<u8, Decoder>,
     last_seq: BTreeMap<u8, u16>,
     gaps: usize,
-    frames: BTreeMap<u8, Vec<((usize, usize), bool)>>,
+    frames: BTreeMap<u8, Vec<Shown>>,
 }
 
 impl Viewer {
