@@ -24,9 +24,10 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pebble (a test ACME CA, with pebble-challtestsrv as its DNS) issues the node a
 # certificate in tests/it/acme.rs.
 command -v pebble >/dev/null || need_apt+=(pebble)
-# OpenSSL (the node's DTLS) to build; GStreamer's webrtcbin, VP8, Opus and libnice on
-# Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
-for p in libssl-dev pkg-config python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+# OpenSSL (the node's DTLS) and libvpx (the transcoded ladder, sfu/src/process/) to build;
+# GStreamer's webrtcbin, VP8, Opus and libnice on Debian's python (tests/interop/*.py, run
+# by tests/it/gstreamer.rs).
+for p in libssl-dev pkg-config libvpx-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
   gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")

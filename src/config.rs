@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// for) [default: 3000].
     #[arg(long, env = "CASCADE_VIEWER_BWE")]
     pub viewer_bwe: Option<u64>,
+    /// Transcode a single-layer VP8 publish into lower layers (half and quarter size)
+    /// while a viewer wants one (docs/PROCESSING.md); costs CPU per laddered stream.
+    #[arg(long, env = "CASCADE_LADDER")]
+    pub ladder: bool,
     /// The CPU the node may use, in percent of the machine's cores, before viewers give
     /// way (new ones capped below the top layer, then the top layer shed for all, then new
     /// ones refused); 0: no limit [default: 90].
@@ -611,6 +615,7 @@ pub struct FileConfig {
     max_pending: Option<usize>,
     max_pending_per_stream: Option<usize>,
     viewer_bwe: Option<u64>,
+    ladder: Option<bool>,
     cpu_budget: Option<u64>,
     egress_budget: Option<u64>,
     max_viewers_per_address: Option<usize>,
@@ -748,6 +753,7 @@ impl ServeArgs {
                 ),
                 None => d.viewer_bwe,
             },
+            ladder: self.ladder || file.ladder.unwrap_or(false),
             budget: sfu::budget::BudgetConfig {
                 cpu: match self.cpu_budget.or(file.cpu_budget) {
                     None => d.budget.cpu,

@@ -44,6 +44,8 @@ pub struct NodeConfig {
     pub viewer_bwe: Option<u64>,
     /// The CPU and egress the node may use before viewers give way (`budget.rs`).
     pub budget: crate::budget::BudgetConfig,
+    /// Transcode single-layer VP8 publishes into lower layers on demand (`process/`).
+    pub ladder: bool,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +71,7 @@ impl Default for NodeConfig {
             // estimation, and steps down within a second if its path carries less.
             viewer_bwe: Some(3_000_000),
             budget: crate::budget::BudgetConfig::default(),
+            ladder: false,
         }
     }
 }

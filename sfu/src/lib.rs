@@ -48,6 +48,7 @@ mod heap;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod process;
 pub mod record;
 pub mod red;
 pub mod relay;

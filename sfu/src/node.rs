@@ -108,6 +108,7 @@ impl Node {
             rtx_cache_packets: config.rtx_cache_packets,
             keyframe_throttle: config.keyframe_throttle,
             viewer_bwe: config.viewer_bwe,
+            ladder: config.ladder,
             relay_requests: relay_tx,
             next_link: Default::default(),
         });

@@ -110,11 +110,32 @@ struct InTrack {
     encoding: u8,
 }
 
+/// How a publisher's video encoding is asked for a keyframe: through its track, or, for a
+/// rung of its transcoded ladder, through the ladder's encoder.
+#[derive(Debug, Clone)]
+enum Ask {
+    Track(Mid, Option<Rid>),
+    Rung(u8),
+}
+
+/// What became of a keyframe request to a publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeAsk {
+    /// Sent to the publisher.
+    Sent,
+    /// Throttled, or nothing to ask.
+    Throttled,
+    /// A transcoded rung's: the ladder's encoder makes it (the caller tells the ladder).
+    Rung(u8),
+}
+
 /// A publisher: its [`Producer`] (asking each video encoding through its `(mid, rid)`) and
 /// what str0m's packets need to be told apart.
 #[derive(Debug)]
 struct PublisherState {
-    producer: Producer<(Mid, Option<Rid>)>,
+    producer: Producer<Ask>,
+    /// The last extended sequence number of each transcoded rung (`crate::process`).
+    rung_seqs: [Option<u64>; crate::process::ladder::MAX_RUNGS],
     tracks: HashMap<Ssrc, InTrack>,
     codecs: HashMap<Pt, Option<Codec>>,
     /// When the lowest encoding's last keyframe arrived, and its RTP timestamp.
@@ -286,6 +307,7 @@ impl Session {
             next_timeout: now,
             publisher: (role == Role::Publisher).then(|| PublisherState {
                 producer: Producer::new(generation, params.keyframe_throttle),
+                rung_seqs: [None; crate::process::ladder::MAX_RUNGS],
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
                 last_keyframe: None,
@@ -487,26 +509,68 @@ impl Session {
         true
     }
 
-    /// Asks the publisher for a keyframe of `encoding`, unless throttled. Returns whether
-    /// a request went out.
+    /// Asks the publisher for a keyframe of `encoding`, unless throttled; a transcoded
+    /// rung's request is handed back for the ladder.
     pub fn request_keyframe(
         &mut self,
         encoding: u8,
         now: Instant,
         tx: &mut dyn Transmitter,
         effects: &mut Vec<Effect>,
-    ) -> bool {
+    ) -> KeyframeAsk {
         let Some(p) = self.publisher.as_mut() else {
-            return false;
+            return KeyframeAsk::Throttled;
         };
-        let Some((mid, rid)) = p.producer.request_keyframe(encoding, now) else {
-            return false;
+        let (mid, rid) = match p.producer.request_keyframe(encoding, now) {
+            None => return KeyframeAsk::Throttled,
+            Some(Ask::Rung(r)) => return KeyframeAsk::Rung(r),
+            Some(Ask::Track(mid, rid)) => (mid, rid),
         };
         if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
         }
         self.drain(tx, effects);
-        true
+        KeyframeAsk::Sent
+    }
+
+    /// A packet of this publisher's transcoded ladder (`crate::process`) as a packet of
+    /// one more of its video encodings: the rung is registered as an encoding of its own
+    /// (RID `~ladder<rung>`), ranked by its bitrate like a simulcast layer.
+    pub fn rung_packet(
+        &mut self,
+        p: &crate::process::RungPacket,
+        now: Instant,
+    ) -> Option<MediaPacket> {
+        let pb = self.publisher.as_mut()?;
+        let last = pb.rung_seqs.get_mut(usize::from(p.rung))?;
+        let rid = format!("~ladder{}", p.rung);
+        let rung = p.rung;
+        let encoding = pb.producer.video_encoding(Some(&rid), || Ask::Rung(rung))?;
+        let seq = match *last {
+            None => (1 << 16) + u64::from(p.packet.seq),
+            Some(l) => {
+                let d = i64::from(p.packet.seq.wrapping_sub(l as u16) as i16);
+                l.saturating_add_signed(d)
+            }
+        };
+        *last = Some(last.map_or(seq, |l| l.max(seq)));
+        let payload: Arc<[u8]> = Arc::from(p.packet.payload.as_slice());
+        let layers = pb
+            .producer
+            .on_video(now, encoding, payload.len(), p.packet.keyframe, None);
+        Some(MediaPacket {
+            kind: Kind::Video,
+            source: pb.producer.source(encoding),
+            codec: Codec::Vp8,
+            seq,
+            ts: p.packet.ts,
+            marker: p.packet.marker,
+            keyframe: p.packet.keyframe,
+            payload,
+            arrival: now,
+            layers: Some(layers),
+            temporal: None,
+        })
     }
 
     /// Re-ranks a publisher's layers; returns the new table's layers when they changed.
@@ -839,7 +903,9 @@ impl Session {
                     MediaKind::Video => Kind::Video,
                 };
                 let encoding = match kind {
-                    Kind::Video => p.producer.video_encoding(rid.as_deref(), || (mid, rid))?,
+                    Kind::Video => p
+                        .producer
+                        .video_encoding(rid.as_deref(), || Ask::Track(mid, rid))?,
                     Kind::Audio => 0,
                 };
                 let t = InTrack { kind, encoding };

@@ -30,11 +30,12 @@ use crate::metrics::Metrics;
 use crate::relay::source::RelayInput;
 use crate::relay::{PipeOut, RelayPacket, RelayRequest};
 use crate::router::{Endpoint, Outputs, Router, Upstream};
-use crate::session::{Effect, OpenParams, Session};
+use crate::session::{Effect, KeyframeAsk, OpenParams, Session};
 use crate::tcp::{Outgoing, TcpIn};
 use crate::trickle::{self, Fragment};
 
 mod ice_tcp;
+mod ladder;
 pub(crate) use ice_tcp::TcpSide;
 
 /// Commands a worker takes (from the node or from other workers).
@@ -119,6 +120,17 @@ pub(crate) enum Command {
     },
     /// Lines wait in this worker's chat queue (`chat.rs`): write them.
     ChatFlush,
+    /// What publisher `id`'s transcoded ladder made (`process/`).
+    LadderMedia {
+        id: SessionId,
+        out: crate::process::thread::LadderOut,
+    },
+    /// Whether `worker`'s viewers of `stream` want the ladder of its source here.
+    LadderWant {
+        stream: StreamId,
+        worker: WorkerId,
+        on: bool,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -133,6 +145,8 @@ pub(crate) struct Shared {
     pub keyframe_throttle: Duration,
     /// Viewers' bandwidth estimation: its starting rate, or off.
     pub viewer_bwe: Option<u64>,
+    /// Transcode single-layer VP8 publishes into lower layers on demand.
+    pub ladder: bool,
     /// Keyframe requests for relay links' parents.
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
@@ -181,6 +195,8 @@ pub(crate) struct Worker {
     /// Lines for sessions' `chat` channels, queued by their pumps (`chat.rs`).
     chat: Arc<ChatOutbox>,
     chat_rx: crossbeam_channel::Receiver<(SessionId, ChatWrite)>,
+    /// Publishers' transcoded ladders (`--ladder`).
+    ladders: ladder::Ladders,
     last_housekeeping: Instant,
 }
 
@@ -224,6 +240,7 @@ impl Worker {
             tcp: None,
             chat,
             chat_rx,
+            ladders: HashMap::new(),
             last_housekeeping: Instant::now(),
         }
     }
@@ -399,6 +416,7 @@ impl Worker {
         // A pump that found the command queue full left its lines for this.
         self.flush_chat();
         self.allocate(now);
+        self.ladder_demand(now);
         self.router.poll_demand(&mut self.out);
         self.apply_upstream(now);
     }
@@ -600,6 +618,10 @@ impl Worker {
                 self.apply_upstream(Instant::now());
             }
             Command::ChatFlush => self.flush_chat(),
+            Command::LadderMedia { id, out } => self.ladder_media(id, out),
+            Command::LadderWant { stream, worker, on } => {
+                self.router.set_ladder_want(stream, worker, on)
+            }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -659,6 +681,7 @@ impl Worker {
             Effect::Media(id, stream, pkt) => {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
+                self.ladder_in(id, stream, &pkt);
                 self.route_from_source(stream, pkt, Endpoint::Session(id));
             }
             Effect::ViewerKeyframe(id) => {
@@ -853,8 +876,12 @@ impl Worker {
                     encoding,
                 } => {
                     if let Some(p) = self.sessions.get_mut(&pid) {
-                        let sent =
+                        let asked =
                             p.request_keyframe(encoding, now, &mut self.batch, &mut self.effects);
+                        if let KeyframeAsk::Rung(rung) = asked {
+                            self.ladder_keyframe(pid, rung);
+                        }
+                        let sent = asked != KeyframeAsk::Throttled;
                         self.shared
                             .metrics
                             .keyframe_requests
@@ -955,6 +982,7 @@ impl Worker {
         let Some(mut s) = self.sessions.remove(&id) else {
             return;
         };
+        self.ladders.remove(&id);
         s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
         // Its goodbyes (RTCP BYE, DTLS close_notify) go out before its connections close.
@@ -1029,6 +1057,7 @@ mod tests {
             rtx_cache_packets: 16,
             keyframe_throttle: Duration::from_millis(100),
             viewer_bwe: None,
+            ladder: false,
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
         });

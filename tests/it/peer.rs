@@ -37,6 +37,8 @@ pub struct Received {
     pub pt: u8,
     pub seq: u64,
     pub ts: u32,
+    /// The RTP marker bit (a video frame's last packet).
+    pub marker: bool,
     pub payload: Vec<u8>,
     /// When it arrived.
     pub at: Instant,
@@ -175,7 +177,7 @@ impl Peer {
         }
     }
 
-    /// A publisher offering VP8 simulcast with `rids` plus Opus.
+    /// A publisher offering VP8 simulcast with `rids` (one plain layer with none) plus Opus.
     pub fn publisher(rids: &[&str]) -> (Peer, String, SdpPendingOffer) {
         Peer::publisher_at(Ipv4Addr::LOCALHOST.into(), rids)
     }
@@ -197,7 +199,9 @@ impl Peer {
             sim.add_send_layer(SimulcastLayer::new(r));
         }
         let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+        // No RIDs: one video layer, no simulcast (as OBS or a browser without it sends).
+        let sim = (!rids.is_empty()).then_some(sim);
+        let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, sim);
         let (offer, pending) = api.apply().unwrap();
         p.mids = vec![(MediaKind::Audio, a), (MediaKind::Video, v)];
         (p, offer.to_sdp_string(), pending)
@@ -328,6 +332,7 @@ impl Peer {
                             pt: *pt,
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
+                            marker: p.header.marker,
                             payload: p.payload.to_vec(),
                             at: Instant::now(),
                         })

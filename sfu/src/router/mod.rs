@@ -140,6 +140,10 @@ struct StreamState {
     gops: GopCache,
     /// Viewer sessions of this stream still handshaking here.
     pending: usize,
+    /// Other workers whose viewers want the stream's transcoded ladder, a bit each.
+    ladder_workers: u64,
+    /// Whether this worker last told the others that its viewers want the ladder.
+    ladder_told: bool,
 }
 
 impl StreamState {
@@ -150,6 +154,19 @@ impl StreamState {
     /// Whether this worker wants the stream's packets: it has sinks, or viewers about to be.
     fn wanted(&self) -> bool {
         !self.sinks.is_empty() || self.pending > 0
+    }
+
+    /// Whether a viewer here wants a layer below a single-layer source's (see
+    /// [`Router::ladder_wanted`]).
+    fn wants_ladder(&self) -> bool {
+        self.sinks.iter().any(|e| match &e.sink {
+            Sink::Viewer(c) => {
+                let low = matches!(c.pref(), LayerPref::Rank(r)
+                    if usize::from(*r) < crate::process::ladder::MAX_RUNGS);
+                low || c.paused() || c.target_video().is_some_and(|k| k.encoding != 0)
+            }
+            Sink::Pipe(_) => false,
+        })
     }
 }
 
@@ -457,6 +474,46 @@ impl Router {
         self.streams
             .get(&stream)
             .map_or(0, |s| s.sinks.iter().fold(0, |m, e| m | e.sink.demand()))
+    }
+
+    /// Whether a viewer of `stream` on this worker wants a layer below a single-layer
+    /// source's, which its transcoded ladder (`crate::process`) makes: one asks for the low
+    /// or middle layer (rank 0 or 1: with the ladder, its two rungs), or its allocator
+    /// paused its video (the one layer does not fit its path), or it already takes a rung
+    /// (an encoding other than the publisher's first).
+    /// Viewers on other workers count through [`Router::set_ladder_want`].
+    pub fn ladder_wanted(&self, stream: StreamId) -> bool {
+        self.streams
+            .get(&stream)
+            .is_some_and(|s| s.ladder_workers != 0 || s.wants_ladder())
+    }
+
+    /// Whether `worker`'s viewers of `stream` want its ladder (what it polled and told).
+    pub fn set_ladder_want(&mut self, stream: StreamId, worker: WorkerId, on: bool) {
+        let bit = 1u64 << (worker.0 % 64);
+        let s = self.streams.entry(stream).or_default();
+        if on {
+            s.ladder_workers |= bit;
+        } else {
+            s.ladder_workers &= !bit;
+        }
+    }
+
+    /// The streams whose source is on another worker and whose viewers here changed their
+    /// mind about the ladder since the last call: (stream, wanted), to tell the others.
+    pub fn poll_ladder_wants(&mut self) -> Vec<(StreamId, bool)> {
+        let mut out = Vec::new();
+        for (stream, s) in &mut self.streams {
+            if s.source.is_some() {
+                continue;
+            }
+            let on = s.wants_ladder();
+            if on != s.ladder_told {
+                s.ladder_told = on;
+                out.push((*stream, on));
+            }
+        }
+        out
     }
 
     /// Reports each stream whose layer demand changed since the last call. Called on the

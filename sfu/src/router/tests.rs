@@ -565,3 +565,35 @@ fn a_viewer_without_a_recent_group_of_pictures_asks_for_a_keyframe_at_its_post()
         }
     }));
 }
+
+/// A single-layer stream's ladder is wanted by a viewer asking for the low or middle
+/// layer, here or (as told) on another worker; not by one on the top layer; and a worker
+/// without the source tells the others when its viewers change their mind.
+#[test]
+fn the_ladder_is_wanted_by_viewers_below_the_top() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let t = table(1);
+    viewer(&mut r, 1, &mut out);
+    r.route(S, &video(0, 1, true, &t), PUB, Instant::now(), &mut out);
+    assert!(!r.ladder_wanted(S), "an auto viewer on the one layer");
+    assert!(
+        r.poll_ladder_wants().is_empty(),
+        "no source here, nothing changed: nothing to tell"
+    );
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(2)));
+    assert!(!r.ladder_wanted(S), "high is the source");
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(0)));
+    assert!(r.ladder_wanted(S), "low");
+    assert_eq!(r.poll_ladder_wants(), [(S, true)]);
+    assert!(r.poll_ladder_wants().is_empty());
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(1)));
+    assert!(r.ladder_wanted(S), "mid");
+    assert!(r.set_pref(SessionId(1), LayerPref::Auto));
+    assert_eq!(r.poll_ladder_wants(), [(S, false)]);
+    // Another worker's viewers count until it says otherwise.
+    r.set_ladder_want(S, WorkerId(1), true);
+    assert!(r.ladder_wanted(S));
+    r.set_ladder_want(S, WorkerId(1), false);
+    assert!(!r.ladder_wanted(S));
+}

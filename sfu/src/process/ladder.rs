@@ -1,0 +1,284 @@
+//! The ladder's core for one single-layer VP8 stream: its packets in, the packets of the
+//! lower layers out. Reassembles frames ([`Assembler`], the recorder's), decodes them,
+//! halves the picture once per rung and encodes each rung, then packetizes it. Sans-I/O:
+//! time is an argument; the CPU work is the caller's thread's (never a media worker's).
+//!
+//! Bad input does not stop it: a frame that does not decode, or a hole in the source,
+//! makes it wait for the source's next keyframe (with a fresh decoder) and ask for one
+//! ([`Ladder::take_source_keyframe_request`]); the rungs' encoders go on, their streams
+//! stay continuous (the picture holds still). A change of the source's size rebuilds the
+//! encoders at the new halves, each starting on a keyframe.
+
+use std::time::Instant;
+
+use super::packetize::{LayerPacket, Vp8Payloader};
+use super::scale::half_size;
+use super::vpx::{Decoder, Encoder, EncoderConfig};
+use crate::codec::Codec;
+use crate::record::assemble::{Assembler, Frame, RecPacket};
+
+/// Rungs made at most (a 720p source gives 640×360 and 320×180).
+pub const MAX_RUNGS: usize = 2;
+/// A rung is made only while its width is at least this.
+pub const MIN_WIDTH: usize = 128;
+
+/// How a ladder is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LadderConfig {
+    /// Rungs wanted (at most [`MAX_RUNGS`]).
+    pub rungs: usize,
+    /// libvpx `cpu-used` of the rungs' encoders.
+    pub cpu_used: i32,
+}
+
+impl Default for LadderConfig {
+    fn default() -> Self {
+        LadderConfig {
+            rungs: MAX_RUNGS,
+            cpu_used: 12,
+        }
+    }
+}
+
+/// A packet of one rung (0 = half the source, 1 = a quarter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RungPacket {
+    /// Which rung.
+    pub rung: u8,
+    /// The rung's picture width.
+    pub width: u16,
+    /// The rung's picture height.
+    pub height: u16,
+    /// The packet.
+    pub packet: LayerPacket,
+}
+
+/// What a ladder counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LadderStats {
+    /// Source frames decoded.
+    pub decoded: u64,
+    /// Source frames that did not decode.
+    pub decode_errors: u64,
+    /// Source frames skipped while waiting for a keyframe.
+    pub skipped: u64,
+    /// Frames encoded, all rungs.
+    pub encoded: u64,
+    /// Pictures an encoder refused.
+    pub encode_errors: u64,
+    /// Times the source's size changed.
+    pub resizes: u64,
+}
+
+struct Rung {
+    encoder: Encoder,
+    payloader: Vp8Payloader,
+    force_key: bool,
+}
+
+/// The ladder of one stream.
+pub struct Ladder {
+    config: LadderConfig,
+    assembler: Assembler,
+    decoder: Option<Decoder>,
+    rungs: Vec<Rung>,
+    /// The source size the rungs were made for.
+    source_size: Option<(usize, usize)>,
+    /// Payloaders kept across a rebuild, so that each rung's stream goes on.
+    payloaders: Vec<Vp8Payloader>,
+    waiting_key: bool,
+    ask_source_key: bool,
+    last_ts: Option<(u32, i64)>,
+    stats: LadderStats,
+    frames: Vec<Frame>,
+}
+
+impl std::fmt::Debug for Ladder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ladder")
+            .field("source_size", &self.source_size)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Ladder {
+    /// A ladder; `seed` starts its rungs' sequence numbers and picture ids.
+    pub fn new(config: LadderConfig, seed: u32) -> Self {
+        let payloaders = (0..MAX_RUNGS as u32)
+            .map(|i| {
+                let s = seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7919);
+                Vp8Payloader::new(s as u16, (s >> 16) as u16)
+            })
+            .collect();
+        Ladder {
+            config,
+            assembler: Assembler::new(Codec::Vp8),
+            decoder: None,
+            rungs: Vec::new(),
+            source_size: None,
+            payloaders,
+            waiting_key: true,
+            ask_source_key: true,
+            last_ts: None,
+            stats: LadderStats::default(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// What it counted.
+    pub fn stats(&self) -> LadderStats {
+        self.stats
+    }
+
+    /// The rungs' sizes now (empty before the first keyframe decoded).
+    pub fn rung_sizes(&self) -> Vec<(usize, usize)> {
+        self.rungs
+            .iter()
+            .map(|r| (r.encoder.config().width, r.encoder.config().height))
+            .collect()
+    }
+
+    /// A viewer of `rung` needs a keyframe: its next frame is one.
+    pub fn request_keyframe(&mut self, rung: u8) {
+        if let Some(r) = self.rungs.get_mut(usize::from(rung)) {
+            r.force_key = true;
+        }
+    }
+
+    /// Whether the source should be asked for a keyframe (once per need).
+    pub fn take_source_keyframe_request(&mut self) -> bool {
+        std::mem::take(&mut self.ask_source_key)
+    }
+
+    /// Takes one source packet; the rungs' packets go to `out`.
+    pub fn push(&mut self, pkt: &RecPacket, now: Instant, out: &mut Vec<RungPacket>) {
+        if pkt.codec != Codec::Vp8 {
+            return;
+        }
+        let mut frames = std::mem::take(&mut self.frames);
+        self.assembler.push(pkt, now, &mut frames);
+        self.run(&mut frames, out);
+        self.frames = frames;
+    }
+
+    /// Gives up stale holes (call when no packet comes for a while).
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<RungPacket>) {
+        let mut frames = std::mem::take(&mut self.frames);
+        self.assembler.tick(now, &mut frames);
+        self.run(&mut frames, out);
+        self.frames = frames;
+    }
+
+    fn run(&mut self, frames: &mut Vec<Frame>, out: &mut Vec<RungPacket>) {
+        if self.assembler.take_loss() {
+            self.lose();
+        }
+        for f in frames.drain(..) {
+            self.frame(&f, out);
+        }
+    }
+
+    /// The source broke: wait for its next keyframe, with a fresh decoder.
+    fn lose(&mut self) {
+        if !self.waiting_key {
+            self.ask_source_key = true;
+        }
+        self.waiting_key = true;
+        self.decoder = None;
+    }
+
+    fn frame(&mut self, f: &Frame, out: &mut Vec<RungPacket>) {
+        if self.waiting_key && !f.keyframe {
+            self.stats.skipped += 1;
+            return;
+        }
+        let decoder = match self.decoder.as_mut() {
+            Some(d) => d,
+            None => match Decoder::new() {
+                Ok(d) => self.decoder.insert(d),
+                Err(_) => return,
+            },
+        };
+        let pic = match decoder.decode(&f.data) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                self.lose();
+                return;
+            }
+        };
+        self.waiting_key = false;
+        self.stats.decoded += 1;
+        let pts = self.pts(f.ts);
+        if self.source_size != Some((pic.width, pic.height)) {
+            if self.source_size.is_some() {
+                self.stats.resizes += 1;
+            }
+            self.rebuild(pic.width, pic.height);
+        }
+        let mut pic = pic;
+        for (i, rung) in self.rungs.iter_mut().enumerate() {
+            pic = pic.half();
+            let key = std::mem::take(&mut rung.force_key);
+            match rung.encoder.encode(&pic, pts, key) {
+                Ok(encoded) => {
+                    let (w, h) = (pic.width as u16, pic.height as u16);
+                    let mut pkts = Vec::new();
+                    for e in encoded {
+                        self.stats.encoded += 1;
+                        rung.payloader
+                            .packetize(&e.data, f.ts, e.keyframe, &mut pkts);
+                    }
+                    out.extend(pkts.into_iter().map(|packet| RungPacket {
+                        rung: i as u8,
+                        width: w,
+                        height: h,
+                        packet,
+                    }));
+                }
+                Err(_) => {
+                    self.stats.encode_errors += 1;
+                    rung.force_key = true;
+                }
+            }
+        }
+    }
+
+    /// The source's RTP timestamp extended to 64 bits (the encoder's clock).
+    fn pts(&mut self, ts: u32) -> i64 {
+        let ext = match self.last_ts {
+            None => i64::from(ts),
+            Some((last, ext)) => ext + i64::from(ts.wrapping_sub(last) as i32),
+        };
+        self.last_ts = Some((ts, ext));
+        ext
+    }
+
+    /// New encoders for a source of `w × h`; the rungs' payloaders carry on.
+    fn rebuild(&mut self, w: usize, h: usize) {
+        for (i, r) in std::mem::take(&mut self.rungs).into_iter().enumerate() {
+            self.payloaders[i] = r.payloader;
+        }
+        self.source_size = Some((w, h));
+        let (mut rw, mut rh) = (w, h);
+        for i in 0..self.config.rungs.min(MAX_RUNGS) {
+            (rw, rh) = half_size(rw, rh);
+            if rw < MIN_WIDTH {
+                break;
+            }
+            let mut cfg = EncoderConfig::realtime(rw, rh);
+            cfg.cpu_used = self.config.cpu_used;
+            let Ok(encoder) = Encoder::new(cfg) else {
+                self.stats.encode_errors += 1;
+                break;
+            };
+            self.rungs.push(Rung {
+                encoder,
+                payloader: self.payloaders[i].clone(),
+                force_key: true,
+            });
+        }
+    }
+}

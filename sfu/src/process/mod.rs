@@ -1,0 +1,21 @@
+//! Real-time processing: the transcoded ladder. A publisher that sends one VP8 layer gets
+//! lower layers made on the node (`docs/PROCESSING.md`): its packets are reassembled into
+//! frames (the recorder's [`crate::record::assemble`]), decoded and encoded again with
+//! libvpx ([`vpx`]), halved per rung ([`scale`]) and packetized ([`packetize`]) by a
+//! [`ladder::Ladder`], whose start and stop a [`demand::Demand`] decides. All of it runs on
+//! the ladder's own thread ([`thread`]), never on a media worker.
+
+pub mod demand;
+pub mod ladder;
+pub mod packetize;
+pub mod scale;
+pub mod thread;
+pub mod vpx;
+
+#[cfg(test)]
+mod tests;
+
+pub use demand::{Change, Demand};
+pub use ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
+pub use packetize::{LayerPacket, Vp8Payloader};
+pub use scale::I420;

@@ -1,0 +1,150 @@
+//! Encoded VP8 frames back into RTP payloads (RFC 7741), one outgoing stream per layer.
+//!
+//! str0m 0.25 exposes a `Vp8Packetizer`, but with no way to turn on the picture id (its
+//! field is private and `Default` leaves it off). The router's VP8 rewrite
+//! ([`crate::forward::vp8`]) keeps picture ids continuous across layer switches, and a
+//! browser's decoder uses them to notice loss, so each transcoded layer carries a 15-bit
+//! picture id, as Chromium's own simulcast layers do. The descriptor is 4 bytes:
+//! `X|S|PID=0`, `I`, `M|picture id`.
+
+/// Largest RTP payload written (descriptor included): under a 1280-byte MTU with room for
+/// the RTP header, extensions and SRTP's tag.
+pub const MAX_PAYLOAD: usize = 1100;
+const DESCRIPTOR: usize = 4;
+
+/// One packet of a transcoded layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerPacket {
+    /// The layer's own sequence number.
+    pub seq: u16,
+    /// The source frame's RTP timestamp (the layers share the source's clock).
+    pub ts: u32,
+    /// Last packet of the frame.
+    pub marker: bool,
+    /// First packet of a keyframe.
+    pub keyframe: bool,
+    /// The RTP payload: descriptor and VP8 data.
+    pub payload: Vec<u8>,
+}
+
+/// The packetizer of one layer: its sequence numbers and picture ids.
+#[derive(Debug, Clone)]
+pub struct Vp8Payloader {
+    seq: u16,
+    picture_id: u16,
+}
+
+impl Vp8Payloader {
+    /// Starting at `seq` and picture id `picture_id` (random starts are the caller's).
+    pub fn new(seq: u16, picture_id: u16) -> Self {
+        Vp8Payloader {
+            seq,
+            picture_id: picture_id & 0x7fff,
+        }
+    }
+
+    /// The packets of one frame, appended to `out`.
+    pub fn packetize(&mut self, frame: &[u8], ts: u32, keyframe: bool, out: &mut Vec<LayerPacket>) {
+        if frame.is_empty() {
+            return;
+        }
+        let chunk = MAX_PAYLOAD - DESCRIPTOR;
+        let count = frame.len().div_ceil(chunk);
+        let pid = self.picture_id;
+        for (i, part) in frame.chunks(chunk).enumerate() {
+            let mut payload = Vec::with_capacity(DESCRIPTOR + part.len());
+            let start = if i == 0 { 0x10 } else { 0 };
+            payload.push(0x80 | start);
+            payload.push(0x80);
+            payload.push(0x80 | (pid >> 8) as u8);
+            payload.push(pid as u8);
+            payload.extend_from_slice(part);
+            out.push(LayerPacket {
+                seq: self.seq,
+                ts,
+                marker: i + 1 == count,
+                keyframe: keyframe && i == 0,
+                payload,
+            });
+            self.seq = self.seq.wrapping_add(1);
+        }
+        self.picture_id = (pid + 1) & 0x7fff;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::record::assemble::{Assembler, RecPacket};
+
+    fn frame(len: usize, key: bool) -> Vec<u8> {
+        // A VP8 frame tag: bit 0 of the first byte is 0 for a keyframe.
+        let mut f: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        f[0] = if key { 0x10 } else { 0x11 };
+        f
+    }
+
+    #[test]
+    fn splits_marks_and_numbers_a_frame() {
+        let mut p = Vp8Payloader::new(65534, 0x7ffe);
+        let mut out = Vec::new();
+        p.packetize(&frame(2500, true), 9000, true, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            vec![65534, 65535, 0]
+        );
+        assert_eq!(
+            out.iter().map(|p| p.marker).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        assert!(out
+            .iter()
+            .all(|p| p.payload.len() <= MAX_PAYLOAD && p.ts == 9000));
+        assert_eq!(&out[0].payload[..4], &[0x90, 0x80, 0xff, 0xfe]);
+        assert_eq!(&out[1].payload[..4], &[0x80, 0x80, 0xff, 0xfe]);
+        // What the router checks to gate a layer switch.
+        assert!(Codec::Vp8.starts_keyframe(&out[0].payload));
+        assert!(!Codec::Vp8.starts_keyframe(&out[1].payload));
+        out.clear();
+        p.packetize(&frame(10, false), 12000, false, &mut out);
+        // The picture id wraps in 15 bits.
+        assert_eq!(&out[0].payload[..4], &[0x90, 0x80, 0xff, 0xff]);
+        p.packetize(&frame(10, false), 15000, false, &mut out);
+        assert_eq!(&out[1].payload[..4], &[0x90, 0x80, 0x80, 0x00]);
+        assert!(!Codec::Vp8.starts_keyframe(&out[1].payload));
+    }
+
+    /// What it writes, str0m's depacketizer (the recorder's assembly) reads back whole.
+    #[test]
+    fn the_assembler_gets_the_frames_back() {
+        let mut p = Vp8Payloader::new(100, 5);
+        let mut pkts = Vec::new();
+        let frames = [frame(3000, true), frame(500, false), frame(1096, false)];
+        for (i, f) in frames.iter().enumerate() {
+            p.packetize(f, i as u32 * 3000, i == 0, &mut pkts);
+        }
+        let mut asm = Assembler::new(Codec::Vp8);
+        let now = std::time::Instant::now();
+        let mut got = Vec::new();
+        for pk in &pkts {
+            let rec = RecPacket {
+                codec: Codec::Vp8,
+                generation: 1,
+                encoding: 0,
+                seq: pk.seq,
+                ts: pk.ts,
+                marker: pk.marker,
+                keyframe: pk.keyframe,
+                payload: pk.payload.clone().into(),
+            };
+            asm.push(&rec, now, &mut got);
+        }
+        assert_eq!(
+            got.iter().map(|f| &f.data).collect::<Vec<_>>(),
+            frames.iter().collect::<Vec<_>>()
+        );
+        assert!(got[0].keyframe && !got[1].keyframe);
+    }
+}

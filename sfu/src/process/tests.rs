@@ -1,0 +1,273 @@
+//! The ladder end to end, on real libvpx: a VP8 source made here, its packets through a
+//! [`Ladder`], the rungs' packets reassembled and decoded as a viewer's browser would.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+
+use super::ladder::{Ladder, LadderConfig, RungPacket};
+use super::packetize::Vp8Payloader;
+use super::scale::I420;
+use super::thread::{LadderHandle, LadderOut};
+use super::vpx::{Decoder, Encoder, EncoderConfig};
+use crate::codec::Codec;
+use crate::record::assemble::{Assembler, RecPacket};
+
+/// A moving picture, so that frames differ.
+fn picture(w: usize, h: usize, t: usize) -> I420 {
+    let mut p = I420::filled(w, h, 0, 128, 128);
+    for y in 0..h {
+        for x in 0..w {
+            p.y[y * w + x] = ((x + 2 * y + 5 * t) % 256) as u8;
+        }
+    }
+    p
+}
+
+/// A single-layer VP8 publisher: pictures in, RTP packets (as the recorder and ladder take
+/// them) out.
+struct Source {
+    enc: Encoder,
+    pay: Vp8Payloader,
+    t: usize,
+    size: (usize, usize),
+}
+
+impl Source {
+    fn new(w: usize, h: usize) -> Self {
+        Source {
+            enc: Encoder::new(EncoderConfig::realtime(w, h)).unwrap(),
+            pay: Vp8Payloader::new(1000, 1),
+            t: 0,
+            size: (w, h),
+        }
+    }
+
+    fn resize(&mut self, w: usize, h: usize) {
+        self.enc = Encoder::new(EncoderConfig::realtime(w, h)).unwrap();
+        self.size = (w, h);
+    }
+
+    fn ts(&self) -> u32 {
+        (self.t as u32)
+            .wrapping_mul(3000)
+            .wrapping_add(u32::MAX - 10_000)
+    }
+
+    /// The next frame's packets; a keyframe when `key`.
+    fn next(&mut self, key: bool) -> Vec<RecPacket> {
+        let (w, h) = self.size;
+        let frames = self
+            .enc
+            .encode(&picture(w, h, self.t), self.t as i64 * 3000, key)
+            .unwrap();
+        let mut out = Vec::new();
+        for f in frames {
+            self.pay.packetize(&f.data, self.ts(), f.keyframe, &mut out);
+        }
+        self.t += 1;
+        out.into_iter().map(rec).collect()
+    }
+
+    /// A frame whose VP8 data is garbage (its descriptor is sound).
+    fn corrupt(&mut self) -> Vec<RecPacket> {
+        let mut out = Vec::new();
+        let junk: Vec<u8> = (0..900).map(|i| (i * 31 + 7) as u8 | 1).collect();
+        self.pay.packetize(&junk, self.ts(), false, &mut out);
+        self.t += 1;
+        out.into_iter().map(rec).collect()
+    }
+}
+
+fn rec(p: super::packetize::LayerPacket) -> RecPacket {
+    RecPacket {
+        codec: Codec::Vp8,
+        generation: 1,
+        encoding: 0,
+        seq: p.seq,
+        ts: p.ts,
+        marker: p.marker,
+        keyframe: p.keyframe,
+        payload: p.payload.into(),
+    }
+}
+
+/// A decoded frame: its size, and whether it was a keyframe.
+type Shown = ((usize, usize), bool);
+
+/// What a viewer of each rung sees: its frames decoded (size, keyframe), and whether its
+/// sequence numbers ran on with no gap.
+#[derive(Default)]
+struct Viewer {
+    asm: BTreeMap<u8, Assembler>,
+    dec: BTreeMap<u8, Decoder>,
+    last_seq: BTreeMap<u8, u16>,
+    gaps: usize,
+    frames: BTreeMap<u8, Vec<Shown>>,
+}
+
+impl Viewer {
+    fn take(&mut self, pkts: &[RungPacket]) {
+        let now = Instant::now();
+        for p in pkts {
+            if let Some(last) = self.last_seq.insert(p.rung, p.packet.seq) {
+                if p.packet.seq != last.wrapping_add(1) {
+                    self.gaps += 1;
+                }
+            }
+            let mut frames = Vec::new();
+            self.asm
+                .entry(p.rung)
+                .or_insert_with(|| Assembler::new(Codec::Vp8))
+                .push(&rec(p.packet.clone()), now, &mut frames);
+            let dec = self
+                .dec
+                .entry(p.rung)
+                .or_insert_with(|| Decoder::new().unwrap());
+            for f in frames {
+                let pic = dec.decode(&f.data).unwrap().unwrap();
+                assert_eq!(
+                    (pic.width, pic.height),
+                    (usize::from(p.width), usize::from(p.height))
+                );
+                self.frames
+                    .entry(p.rung)
+                    .or_default()
+                    .push(((pic.width, pic.height), f.keyframe));
+            }
+        }
+    }
+
+    fn sizes(&self, rung: u8) -> Vec<(usize, usize)> {
+        let mut s: Vec<_> = self.frames[&rung].iter().map(|f| f.0).collect();
+        s.dedup();
+        s
+    }
+}
+
+fn feed(ladder: &mut Ladder, pkts: &[RecPacket], viewer: &mut Viewer) {
+    let mut out = Vec::new();
+    for p in pkts {
+        ladder.push(p, Instant::now(), &mut out);
+    }
+    viewer.take(&out);
+}
+
+#[test]
+fn a_720p_source_gets_640_and_320_wide_layers() {
+    let mut src = Source::new(1280, 720);
+    let mut ladder = Ladder::new(LadderConfig::default(), 7);
+    let mut viewer = Viewer::default();
+    for i in 0..6 {
+        feed(&mut ladder, &src.next(i == 0), &mut viewer);
+    }
+    assert_eq!(ladder.rung_sizes(), vec![(640, 360), (320, 180)]);
+    assert_eq!(viewer.sizes(0), vec![(640, 360)]);
+    assert_eq!(viewer.sizes(1), vec![(320, 180)]);
+    for rung in [0, 1] {
+        let f = &viewer.frames[&rung];
+        assert_eq!(f.len(), 6, "one frame out per frame in, rung {rung}");
+        assert!(f[0].1, "each rung starts on a keyframe");
+        assert!(f[1..].iter().all(|f| !f.1), "and then only on request");
+    }
+    assert_eq!(viewer.gaps, 0);
+}
+
+#[test]
+fn a_viewers_keyframe_request_is_the_encoders() {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 1);
+    let mut viewer = Viewer::default();
+    for i in 0..4 {
+        feed(&mut ladder, &src.next(i == 0), &mut viewer);
+    }
+    ladder.request_keyframe(1);
+    feed(&mut ladder, &src.next(false), &mut viewer);
+    assert!(
+        viewer.frames[&1][4].1,
+        "the rung asked for sends a keyframe"
+    );
+    assert!(!viewer.frames[&0][4].1, "the other does not");
+    assert_eq!(viewer.sizes(0), vec![(320, 180)]);
+    assert_eq!(viewer.sizes(1), vec![(160, 90)]);
+}
+
+#[test]
+fn a_corrupt_frame_waits_for_the_next_keyframe_and_goes_on() {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 2);
+    let mut viewer = Viewer::default();
+    feed(&mut ladder, &src.next(true), &mut viewer);
+    assert!(ladder.take_source_keyframe_request(), "asks at the start");
+    for _ in 0..3 {
+        feed(&mut ladder, &src.next(false), &mut viewer);
+    }
+    assert!(!ladder.take_source_keyframe_request());
+    feed(&mut ladder, &src.corrupt(), &mut viewer);
+    assert_eq!(ladder.stats().decode_errors, 1);
+    assert!(
+        ladder.take_source_keyframe_request(),
+        "asks the publisher for a keyframe"
+    );
+    // Delta frames after it reference a picture the ladder lost: skipped.
+    for _ in 0..3 {
+        feed(&mut ladder, &src.next(false), &mut viewer);
+    }
+    assert_eq!(ladder.stats().skipped, 3);
+    assert_eq!(viewer.frames[&0].len(), 4);
+    feed(&mut ladder, &src.next(true), &mut viewer);
+    feed(&mut ladder, &src.next(false), &mut viewer);
+    assert_eq!(viewer.frames[&0].len(), 6, "back at the keyframe");
+    assert_eq!(viewer.gaps, 0, "the rungs' streams ran on unbroken");
+}
+
+#[test]
+fn a_resolution_change_rebuilds_the_rungs_at_the_new_halves() {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let mut viewer = Viewer::default();
+    for i in 0..3 {
+        feed(&mut ladder, &src.next(i == 0), &mut viewer);
+    }
+    src.resize(480, 270);
+    for i in 0..3 {
+        feed(&mut ladder, &src.next(i == 0), &mut viewer);
+    }
+    assert_eq!(ladder.stats().resizes, 1);
+    // 240×134; a quarter (120 wide) is under the smallest rung made.
+    assert_eq!(ladder.rung_sizes(), vec![(240, 134)]);
+    assert_eq!(viewer.sizes(0), vec![(320, 180), (240, 134)]);
+    assert!(viewer.frames[&0][3].1, "the new size starts on a keyframe");
+    assert_eq!(viewer.frames[&1].len(), 3, "the quarter rung stopped");
+    assert_eq!(viewer.gaps, 0, "the half rung's numbering went on");
+}
+
+#[test]
+fn the_thread_hands_packets_back_and_stops() {
+    let (tx, rx) = crossbeam_channel::bounded(super::thread::OUT_BATCHES);
+    let dropped = IntCounter::new("ladder_test_dropped", "test").unwrap();
+    let handle = LadderHandle::start(LadderConfig::default(), 9, tx, dropped.clone()).unwrap();
+    let mut src = Source::new(640, 360);
+    for i in 0..5 {
+        for p in src.next(i == 0) {
+            handle.send(p);
+        }
+    }
+    let mut viewer = Viewer::default();
+    let mut asked = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while viewer.frames.get(&1).map_or(0, Vec::len) < 5 && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(LadderOut::Packets(p)) => viewer.take(&p),
+            Ok(LadderOut::SourceKeyframe) => asked = true,
+            Err(_) => {}
+        }
+    }
+    assert!(asked);
+    assert_eq!(viewer.sizes(0), vec![(320, 180)]);
+    assert_eq!(viewer.frames[&1].len(), 5);
+    let stats = handle.stop();
+    assert_eq!(stats.decoded, 5);
+    assert_eq!(dropped.get(), 0);
+}

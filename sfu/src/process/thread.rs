@@ -1,0 +1,156 @@
+//! The ladder's driver: one thread per laddered stream. A media worker hands it the
+//! source's packets with [`LadderHandle::send`] (a `try_send` on a bounded queue: a full
+//! queue drops the packet and counts it, the worker never waits); the thread runs the
+//! [`Ladder`] and hands each batch of rung packets, and any keyframe request for the
+//! publisher, to a bounded channel the hosting worker drains (again never blocking: a full
+//! channel drops the batch, counts it, and the rung restarts on a keyframe).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use prometheus::IntCounter;
+
+use super::ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
+use crate::record::assemble::RecPacket;
+
+/// Source packets waiting for the ladder: about a second of a 2.5 Mbit/s stream.
+pub const QUEUE_PACKETS: usize = 512;
+/// Batches waiting for the hosting worker.
+pub const OUT_BATCHES: usize = 256;
+/// How often the thread gives up stale holes and looks at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What the ladder thread hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LadderOut {
+    /// The rungs' packets made from one source packet (in order).
+    Packets(Vec<RungPacket>),
+    /// The source should send a keyframe (the ladder lost its picture).
+    SourceKeyframe,
+}
+
+/// Where the ladder thread's output goes: a bounded queue it never waits on (a full or
+/// closed one gives the output back, and it is dropped and counted).
+pub trait LadderSink: Send + 'static {
+    /// Hands `out` over without waiting.
+    fn try_send(&self, out: LadderOut) -> Result<(), LadderOut>;
+}
+
+impl LadderSink for Sender<LadderOut> {
+    fn try_send(&self, out: LadderOut) -> Result<(), LadderOut> {
+        Sender::try_send(self, out).map_err(TrySendError::into_inner)
+    }
+}
+
+enum LadderIn {
+    Packet(RecPacket),
+    Keyframe(u8),
+}
+
+/// A running ladder; [`LadderHandle::stop`] (or dropping it) ends its thread.
+pub struct LadderHandle {
+    tx: Sender<LadderIn>,
+    dropped: IntCounter,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<LadderStats>>,
+}
+
+impl std::fmt::Debug for LadderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LadderHandle")
+    }
+}
+
+impl LadderHandle {
+    /// Starts a ladder thread; its output goes to `out`, and packets dropped on either
+    /// queue are counted in `dropped`.
+    pub fn start(
+        config: LadderConfig,
+        seed: u32,
+        out: impl LadderSink,
+        dropped: IntCounter,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_PACKETS);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let counter = dropped.clone();
+        let thread = std::thread::Builder::new()
+            .name("ladder".into())
+            .spawn(move || run(Ladder::new(config, seed), &rx, &out, &counter, &flag))?;
+        Ok(LadderHandle {
+            tx,
+            dropped,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands a source packet over, never waiting.
+    pub fn send(&self, pkt: RecPacket) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(LadderIn::Packet(pkt))
+        {
+            self.dropped.inc();
+        }
+    }
+
+    /// A viewer of `rung` needs a keyframe: the rung's encoder makes one.
+    pub fn request_keyframe(&self, rung: u8) {
+        if self.tx.try_send(LadderIn::Keyframe(rung)).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Ends the ladder and waits for its thread; what it counted.
+    pub fn stop(mut self) -> LadderStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LadderHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn run(
+    mut ladder: Ladder,
+    rx: &Receiver<LadderIn>,
+    out: &dyn LadderSink,
+    dropped: &IntCounter,
+    stop: &AtomicBool,
+) -> LadderStats {
+    let mut batch = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(TICK) {
+            Ok(LadderIn::Packet(p)) => ladder.push(&p, Instant::now(), &mut batch),
+            Ok(LadderIn::Keyframe(rung)) => ladder.request_keyframe(rung),
+            Err(RecvTimeoutError::Timeout) => ladder.tick(Instant::now(), &mut batch),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if ladder.take_source_keyframe_request() {
+            let _ = out.try_send(LadderOut::SourceKeyframe);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let rungs: Vec<u8> = batch.iter().map(|p| p.rung).collect();
+        if let Err(LadderOut::Packets(lost)) =
+            out.try_send(LadderOut::Packets(std::mem::take(&mut batch)))
+        {
+            dropped.inc_by(lost.len() as u64);
+            // Its viewers lost part of a frame: the rung starts again on a keyframe.
+            for r in rungs {
+                ladder.request_keyframe(r);
+            }
+        }
+    }
+    ladder.stats()
+}

@@ -1,0 +1,155 @@
+//! The worker's side of transcoded ladders (`crate::process`, `--ladder`): a single-layer
+//! VP8 publisher's packets go to its ladder's thread (a `try_send`), the rungs' packets
+//! come back as [`Command::LadderMedia`] on this worker's own command queue and are routed
+//! as more encodings of the publisher, a viewer's keyframe request for a rung goes to the
+//! ladder's encoder, and the housekeeping tick starts and stops the ladder on demand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::{Command, Worker};
+use crate::codec::Codec;
+use crate::forward::{Kind, MediaPacket};
+use crate::ids::{SessionId, StreamId};
+use crate::process::thread::{LadderHandle, LadderOut, LadderSink};
+use crate::process::{Change, Demand, LadderConfig};
+use crate::record::assemble::RecPacket;
+use crate::router::Endpoint;
+
+/// A publisher the ladder may run for, and its ladder while it does.
+#[derive(Debug)]
+pub(crate) struct LadderSource {
+    stream: StreamId,
+    /// It sends more than one video encoding, or not VP8: nothing to ladder.
+    unfit: bool,
+    demand: Demand,
+    running: Option<LadderHandle>,
+}
+
+/// The rungs' way back: this worker's command queue, never waited on.
+struct ToWorker {
+    tx: mpsc::Sender<Command>,
+    id: SessionId,
+}
+
+impl LadderSink for ToWorker {
+    fn try_send(&self, out: LadderOut) -> Result<(), LadderOut> {
+        self.tx
+            .try_send(Command::LadderMedia { id: self.id, out })
+            .map_err(|e| match e.into_inner() {
+                Command::LadderMedia { out, .. } => out,
+                _ => LadderOut::SourceKeyframe,
+            })
+    }
+}
+
+/// The ladders of this worker's publishers.
+pub(crate) type Ladders = HashMap<SessionId, LadderSource>;
+
+impl Worker {
+    /// A publisher's packet: noted, and handed to its ladder when one runs.
+    pub(super) fn ladder_in(&mut self, id: SessionId, stream: StreamId, pkt: &MediaPacket) {
+        if !self.shared.ladder || pkt.kind != Kind::Video {
+            return;
+        }
+        let l = self.ladders.entry(id).or_insert_with(|| LadderSource {
+            stream,
+            unfit: false,
+            demand: Demand::default(),
+            running: None,
+        });
+        if pkt.source.encoding != 0 || pkt.codec != Codec::Vp8 {
+            l.unfit = true;
+            l.running = None;
+            return;
+        }
+        if let Some(h) = &l.running {
+            h.send(RecPacket {
+                codec: pkt.codec,
+                generation: pkt.source.generation,
+                encoding: 0,
+                seq: pkt.seq as u16,
+                ts: pkt.ts,
+                marker: pkt.marker,
+                keyframe: pkt.keyframe,
+                payload: bytes::Bytes::copy_from_slice(&pkt.payload),
+            });
+        }
+    }
+
+    /// The housekeeping tick: each ladder started or stopped as its viewers want.
+    pub(super) fn ladder_demand(&mut self, now: Instant) {
+        if !self.shared.ladder {
+            return;
+        }
+        // Viewers here of a source elsewhere: the source's worker decides.
+        for (stream, on) in self.router.poll_ladder_wants() {
+            let worker = self.id;
+            self.tell_peers(|| Command::LadderWant { stream, worker, on });
+        }
+        for (id, l) in self.ladders.iter_mut() {
+            let wanted = !l.unfit && self.router.ladder_wanted(l.stream);
+            match l.demand.update(wanted, now) {
+                Some(Change::Start) => {
+                    let sink = ToWorker {
+                        tx: self.shared.peers[self.id.0].clone(),
+                        id: *id,
+                    };
+                    let dropped = self
+                        .shared
+                        .metrics
+                        .forward_drops
+                        .with_label_values(&["ladder_queue_full"]);
+                    match LadderHandle::start(LadderConfig::default(), id.0 as u32, sink, dropped) {
+                        Ok(h) => {
+                            tracing::info!(session = %id, "ladder started");
+                            l.running = Some(h);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ladder thread not started"),
+                    }
+                }
+                Some(Change::Stop) => {
+                    tracing::info!(session = %id, "ladder stopped");
+                    // Dropping the handle ends its thread; not waited for here.
+                    l.running = None;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// What a publisher's ladder thread handed back.
+    pub(super) fn ladder_media(&mut self, id: SessionId, out: LadderOut) {
+        let now = Instant::now();
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let stream = s.stream;
+        match out {
+            LadderOut::Packets(pkts) => {
+                for p in &pkts {
+                    let Some(s) = self.sessions.get_mut(&id) else {
+                        return;
+                    };
+                    if let Some(m) = s.rung_packet(p, now) {
+                        self.route_from_source(stream, Arc::new(m), Endpoint::Session(id));
+                    }
+                }
+                self.apply_upstream(now);
+            }
+            LadderOut::SourceKeyframe => {
+                s.request_keyframe(0, now, &mut self.batch, &mut self.effects);
+            }
+        }
+    }
+
+    /// A viewer's keyframe request for rung `rung` of publisher `id`'s ladder.
+    pub(super) fn ladder_keyframe(&mut self, id: SessionId, rung: u8) {
+        if let Some(h) = self.ladders.get(&id).and_then(|l| l.running.as_ref()) {
+            h.request_keyframe(rung);
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The transcoded ladder (`--ladder`, docs/PROCESSING.md) through a real node: a publisher
+//! sending one VP8 layer (real VP8, made here with libvpx) and a viewer asking for the low
+//! layer, which gets 320-wide frames transcoded on the node; a corrupt frame and a change
+//! of the picture size on the way do not stop it.
+
+use std::time::{Duration, Instant};
+
+use sfu::codec::Codec as SfuCodec;
+use sfu::process::vpx::{Decoder, Encoder, EncoderConfig};
+use sfu::process::{Vp8Payloader, I420};
+use sfu::record::assemble::{Assembler, RecPacket};
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use str0m::rtp::RtpWrite;
+
+use crate::peer::{pump, Peer};
+use crate::server::Server;
+
+/// A single-layer VP8 camera: a panning picture, keyframes on request and every 2 s.
+struct Camera {
+    enc: Encoder,
+    pay: Vp8Payloader,
+    pictures: Vec<I420>,
+    frame: u32,
+    next: Instant,
+}
+
+impl Camera {
+    fn new(w: usize, h: usize) -> Camera {
+        let pictures = (0..15)
+            .map(|t| {
+                let mut p = I420::filled(w, h, 0, 100, 150);
+                for (i, y) in p.y.iter_mut().enumerate() {
+                    let (x, row) = (i % w, i / w);
+                    *y = ((x / 8 + row / 8 + 3 * t) % 2 * 160 + (x + 4 * t) % 64) as u8;
+                }
+                p
+            })
+            .collect();
+        Camera {
+            enc: Encoder::new(EncoderConfig::realtime(w, h)).unwrap(),
+            pay: Vp8Payloader::new(4000, 10),
+            pictures,
+            frame: 0,
+            next: Instant::now(),
+        }
+    }
+
+    fn send(&mut self, publ: &mut Peer, data: &[u8], key: bool) {
+        let (vmid, pt) = (publ.mid(MediaKind::Video), publ.pt(Codec::Vp8));
+        let mut pkts = Vec::new();
+        self.pay
+            .packetize(data, self.frame.wrapping_mul(3000), key, &mut pkts);
+        for p in pkts {
+            let w = RtpWrite::new(pt, u64::from(p.seq).into(), p.ts, Instant::now(), p.payload)
+                .marker(p.marker)
+                .nackable(true);
+            publ.send(vmid, None, w);
+        }
+        self.frame += 1;
+    }
+
+    /// Sends a frame when one is due (30 a second).
+    fn tick(&mut self, publ: &mut Peer) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next += Duration::from_millis(33);
+        let asked = !publ.keyframe_requests.is_empty();
+        publ.keyframe_requests.clear();
+        let key = asked || self.frame.is_multiple_of(60);
+        let pic = &self.pictures[self.frame as usize % self.pictures.len()];
+        let frames = self
+            .enc
+            .encode(pic, i64::from(self.frame) * 3000, key)
+            .unwrap();
+        for f in frames {
+            self.send(publ, &f.data, f.keyframe);
+        }
+    }
+
+    /// A frame whose VP8 data is garbage.
+    fn corrupt(&mut self, publ: &mut Peer) {
+        let junk: Vec<u8> = (0..2000u32).map(|i| (i * 37 + 11) as u8 | 1).collect();
+        self.send(publ, &junk, false);
+    }
+
+    fn resize(&mut self, w: usize, h: usize) {
+        let frame = self.frame;
+        let pay = self.pay.clone();
+        *self = Camera::new(w, h);
+        (self.frame, self.pay) = (frame, pay);
+    }
+}
+
+/// What the viewer decoded: each frame's width, and decode errors.
+#[derive(Default)]
+struct Screen {
+    asm: Option<Assembler>,
+    dec: Option<Decoder>,
+    taken: usize,
+    widths: Vec<usize>,
+    errors: usize,
+}
+
+impl Screen {
+    fn take(&mut self, v: &Peer) {
+        let asm = self
+            .asm
+            .get_or_insert_with(|| Assembler::new(SfuCodec::Vp8));
+        let dec = self.dec.get_or_insert_with(|| Decoder::new().unwrap());
+        let mut frames = Vec::new();
+        for r in &v.received[self.taken..] {
+            if r.kind != MediaKind::Video {
+                continue;
+            }
+            let pkt = RecPacket {
+                codec: SfuCodec::Vp8,
+                generation: 0,
+                encoding: 0,
+                seq: r.seq as u16,
+                ts: r.ts,
+                marker: r.marker,
+                keyframe: SfuCodec::Vp8.starts_keyframe(&r.payload),
+                payload: r.payload.clone().into(),
+            };
+            asm.push(&pkt, r.at, &mut frames);
+        }
+        self.taken = v.received.len();
+        for f in frames {
+            match dec.decode(&f.data) {
+                Ok(Some(p)) => self.widths.push(p.width),
+                Ok(None) => {}
+                Err(_) => self.errors += 1,
+            }
+        }
+    }
+}
+
+/// The publisher, its camera, the viewer and what it decoded.
+struct Rig {
+    cam: Camera,
+    publ: Peer,
+    viewer: Peer,
+    screen: Screen,
+}
+
+impl Rig {
+    /// Sends and pumps for `dur`, the camera at 30 frames a second.
+    fn run(&mut self, dur: Duration) {
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            self.cam.tick(&mut self.publ);
+            pump(
+                &mut [&mut self.publ, &mut self.viewer],
+                Duration::from_millis(5),
+                |_| false,
+            );
+            self.screen.take(&self.viewer);
+        }
+    }
+
+    /// Frames `width` wide decoded so far.
+    fn frames_of(&self, width: usize) -> usize {
+        self.screen.widths.iter().filter(|w| **w == width).count()
+    }
+
+    /// Runs until `n` frames `width` wide were decoded, or `within`; how many were.
+    fn run_until(&mut self, width: usize, n: usize, within: Duration) -> usize {
+        let until = Instant::now() + within;
+        while Instant::now() < until && self.frames_of(width) < n {
+            self.run(Duration::from_millis(200));
+        }
+        self.frames_of(width)
+    }
+}
+
+#[test]
+fn a_single_layer_publish_gets_a_low_layer_made_on_the_node() {
+    let mut server = Server::start(&["--ladder"]);
+    let http = server.http();
+    let (mut publ, offer, pending) = Peer::publisher(&[]);
+    publ.connect(&http, &server.url("/whip/live"), offer, pending);
+    let (mut viewer, offer, pending) = Peer::viewer();
+    viewer.connect(&http, &server.url("/whep/live?layer=low"), offer, pending);
+    assert!(
+        pump(
+            &mut [&mut publ, &mut viewer],
+            Duration::from_secs(10),
+            |p| p.iter().all(|p| p.connected)
+        ),
+        "both connect"
+    );
+    let mut rig = Rig {
+        cam: Camera::new(1280, 720),
+        publ,
+        viewer,
+        screen: Screen::default(),
+    };
+
+    // The viewer starts on the one layer there is, until the ladder's low rung comes.
+    let low = rig.run_until(320, 30, Duration::from_secs(20));
+    let widths = dedup(&rig.screen.widths);
+    assert!(
+        low >= 30,
+        "320-wide frames decoded: {low}; widths seen {widths:?}"
+    );
+    assert_eq!(rig.screen.errors, 0);
+    let first_low = rig.screen.widths.iter().position(|w| *w == 320).unwrap();
+    assert!(
+        rig.screen.widths[first_low..].iter().all(|w| *w == 320),
+        "it stays on the low rung: {widths:?}"
+    );
+    assert!(server.metric("cascade_layer_switches_total") >= 1.0);
+
+    // A corrupt frame: the ladder drops it, asks the publisher for a keyframe and goes on;
+    // the viewer's rung never carries it.
+    let before = rig.frames_of(320);
+    rig.cam.corrupt(&mut rig.publ);
+    rig.run(Duration::from_secs(3));
+    assert_eq!(rig.screen.errors, 0, "the low rung decodes throughout");
+    let after = rig.frames_of(320) - before;
+    assert!(after >= 20, "frames after the corrupt one: {after}");
+
+    // The publisher changes its picture size: the rungs follow at the new halves.
+    rig.cam.resize(960, 540);
+    let n = rig.run_until(240, 20, Duration::from_secs(10));
+    assert!(
+        n >= 20,
+        "the low rung of a 960-wide source is 240 wide: {:?}",
+        dedup(&rig.screen.widths)
+    );
+    assert_eq!(rig.screen.errors, 0);
+    assert!(server.alive(), "the node is up");
+}
+
+fn dedup(widths: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for w in widths {
+        match out.last_mut() {
+            Some((last, n)) if last == w => *n += 1,
+            _ => out.push((*w, 1)),
+        }
+    }
+    out
+}
