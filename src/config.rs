@@ -78,6 +78,18 @@ pub struct ServeArgs {
     /// --cpu-budget); 0: no limit [default: 0].
     #[arg(long, env = "CASCADE_EGRESS_BUDGET")]
     pub egress_budget: Option<u64>,
+    /// Level publishers' audio to this loudness, in LUFS (EBU R128, from -40 to -5):
+    /// decoded, measured, a slow bounded gain and a limiter, encoded again, on a thread of
+    /// its own; `--level-audio` alone aims at -16 [default: off].
+    #[arg(
+        long,
+        env = "CASCADE_LEVEL_AUDIO",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-16",
+        allow_negative_numbers = true
+    )]
+    pub level_audio: Option<f64>,
     /// Viewer sessions from one client address (IPv6: /64); 0: no cap [default: 100].
     #[arg(long, env = "CASCADE_MAX_VIEWERS_PER_ADDRESS")]
     pub max_viewers_per_address: Option<usize>,
@@ -613,6 +625,7 @@ pub struct FileConfig {
     viewer_bwe: Option<u64>,
     cpu_budget: Option<u64>,
     egress_budget: Option<u64>,
+    level_audio: Option<f64>,
     max_viewers_per_address: Option<usize>,
     max_pending_per_address: Option<usize>,
     http_header_timeout: Option<u64>,
@@ -772,6 +785,10 @@ impl ServeArgs {
                 },
                 ..d.budget
             },
+            level_audio: self
+                .level_audio
+                .or(file.level_audio)
+                .map(|target_lufs| sfu::level::LevelConfig { target_lufs }),
             ..d
         };
         node.validate()?;

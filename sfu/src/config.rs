@@ -44,6 +44,8 @@ pub struct NodeConfig {
     pub viewer_bwe: Option<u64>,
     /// The CPU and egress the node may use before viewers give way (`budget.rs`).
     pub budget: crate::budget::BudgetConfig,
+    /// Publishers' audio levelled to a loudness target (`level/`), or left as sent.
+    pub level_audio: Option<crate::level::LevelConfig>,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +71,7 @@ impl Default for NodeConfig {
             // estimation, and steps down within a second if its path carries less.
             viewer_bwe: Some(3_000_000),
             budget: crate::budget::BudgetConfig::default(),
+            level_audio: None,
         }
     }
 }
@@ -126,6 +129,11 @@ impl NodeConfig {
         }
         if self.tcp_port.is_some() && self.max_tcp_connections == 0 {
             return Err("max_tcp_connections must be at least 1 (or turn TCP off)".into());
+        }
+        if let Some(l) = self.level_audio {
+            if !(-40.0..=-5.0).contains(&l.target_lufs) {
+                return Err("the audio level target must be from -40 to -5 LUFS".into());
+            }
         }
         if self.public_ip.is_some_and(|ip| ip.is_unspecified()) {
             return Err("public_ip must be a concrete address".into());

@@ -19,6 +19,7 @@ mod gstreamer;
 mod hostile;
 mod http_limits;
 mod joins;
+mod level;
 mod link_quality;
 mod listing;
 mod loadtest;
