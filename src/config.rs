@@ -1126,6 +1126,27 @@ mod tests {
     }
 
     #[test]
+    fn level_audio_is_off_by_default_and_alone_aims_at_minus_16() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let level = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+                .expect("parses");
+            cli.serve
+                .resolve()
+                .map(|s| s.node.level_audio.map(|l| l.target_lufs))
+        };
+        assert_eq!(level(&[]), Ok(None));
+        assert_eq!(level(&["--level-audio"]), Ok(Some(-16.0)));
+        assert_eq!(level(&["--level-audio=-23"]), Ok(Some(-23.0)));
+        assert!(level(&["--level-audio=3"]).is_err(), "louder than -5 LUFS");
+    }
+
+    #[test]
     fn viewer_bwe_is_a_rate_in_kbps_or_zero_for_none() {
         let bwe = |kbps: Option<u64>| {
             ServeArgs {
