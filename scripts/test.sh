@@ -24,10 +24,10 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pebble (a test ACME CA, with pebble-challtestsrv as its DNS) issues the node a
 # certificate in tests/it/acme.rs.
 command -v pebble >/dev/null || need_apt+=(pebble)
-# OpenSSL (the node's DTLS) and libvpx (the transcoded ladder, sfu/src/process/) to build;
-# GStreamer's webrtcbin, VP8, Opus and libnice on Debian's python (tests/interop/*.py, run
-# by tests/it/gstreamer.rs).
-for p in libssl-dev pkg-config libvpx-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+# OpenSSL (the node's DTLS), libvpx (the transcoded ladder, sfu/src/process/) and libopus
+# (audio levelling, sfu/src/level/) to build; GStreamer's webrtcbin, VP8, Opus and libnice
+# on Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
+for p in libssl-dev pkg-config libvpx-dev libopus-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
   gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")
@@ -183,6 +183,9 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 step "browser end to end (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.mjs'
+
+step "browser end to end: studio effects (black and white, a caption) picked live reach a viewer's pixels (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 90 node --test effects.test.mjs'
 
 step "browser end to end: chat, moderation, polls and Q&A through the pages (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 300 node --test chat.test.mjs'

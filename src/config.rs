@@ -82,6 +82,18 @@ pub struct ServeArgs {
     /// --cpu-budget); 0: no limit [default: 0].
     #[arg(long, env = "CASCADE_EGRESS_BUDGET")]
     pub egress_budget: Option<u64>,
+    /// Level publishers' audio to this loudness, in LUFS (EBU R128, from -40 to -5):
+    /// decoded, measured, a slow bounded gain and a limiter, encoded again, on a thread of
+    /// its own; `--level-audio` alone aims at -16 [default: off].
+    #[arg(
+        long,
+        env = "CASCADE_LEVEL_AUDIO",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-16",
+        allow_negative_numbers = true
+    )]
+    pub level_audio: Option<f64>,
     /// Viewer sessions from one client address (IPv6: /64); 0: no cap [default: 100].
     #[arg(long, env = "CASCADE_MAX_VIEWERS_PER_ADDRESS")]
     pub max_viewers_per_address: Option<usize>,
@@ -618,6 +630,7 @@ pub struct FileConfig {
     ladder: Option<bool>,
     cpu_budget: Option<u64>,
     egress_budget: Option<u64>,
+    level_audio: Option<f64>,
     max_viewers_per_address: Option<usize>,
     max_pending_per_address: Option<usize>,
     http_header_timeout: Option<u64>,
@@ -778,6 +791,10 @@ impl ServeArgs {
                 },
                 ..d.budget
             },
+            level_audio: self
+                .level_audio
+                .or(file.level_audio)
+                .map(|target_lufs| sfu::level::LevelConfig { target_lufs }),
             ..d
         };
         node.validate()?;
@@ -1112,6 +1129,27 @@ mod tests {
         assert_eq!(s.publish_keys.len(), 2);
         assert_eq!(s.ice_servers[0].url, "stun:stun.example.net");
         assert_eq!(s.node.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn level_audio_is_off_by_default_and_alone_aims_at_minus_16() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let level = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+                .expect("parses");
+            cli.serve
+                .resolve()
+                .map(|s| s.node.level_audio.map(|l| l.target_lufs))
+        };
+        assert_eq!(level(&[]), Ok(None));
+        assert_eq!(level(&["--level-audio"]), Ok(Some(-16.0)));
+        assert_eq!(level(&["--level-audio=-23"]), Ok(Some(-23.0)));
+        assert!(level(&["--level-audio=3"]).is_err(), "louder than -5 LUFS");
     }
 
     #[test]

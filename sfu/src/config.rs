@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub budget: crate::budget::BudgetConfig,
     /// Transcode single-layer VP8 publishes into lower layers on demand (`process/`).
     pub ladder: bool,
+    /// Publishers' audio levelled to a loudness target (`level/`), or left as sent.
+    pub level_audio: Option<crate::level::LevelConfig>,
 }
 
 impl Default for NodeConfig {
@@ -72,6 +74,7 @@ impl Default for NodeConfig {
             viewer_bwe: Some(3_000_000),
             budget: crate::budget::BudgetConfig::default(),
             ladder: false,
+            level_audio: None,
         }
     }
 }
@@ -129,6 +132,11 @@ impl NodeConfig {
         }
         if self.tcp_port.is_some() && self.max_tcp_connections == 0 {
             return Err("max_tcp_connections must be at least 1 (or turn TCP off)".into());
+        }
+        if let Some(l) = self.level_audio {
+            if !(-40.0..=-5.0).contains(&l.target_lufs) {
+                return Err("the audio level target must be from -40 to -5 LUFS".into());
+            }
         }
         if self.public_ip.is_some_and(|ip| ip.is_unspecified()) {
             return Err("public_ip must be a concrete address".into());

@@ -46,6 +46,7 @@ pub mod error;
 pub mod forward;
 mod heap;
 pub mod ids;
+pub mod level;
 pub mod metrics;
 pub mod node;
 pub mod process;

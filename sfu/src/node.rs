@@ -99,6 +99,14 @@ impl Node {
         let tcp_limits = crate::tcp::limits(config.max_tcp_connections);
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(COMMAND_QUEUE)).unzip();
         let (relay_tx, relay_rx) = mpsc::channel(RELAY_REQUESTS);
+        let leveller = match config.level_audio {
+            Some(cfg) => Some(crate::level::thread::Leveller::start(
+                cfg,
+                txs.clone(),
+                &metrics.registry,
+            )?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             directory: Arc::new(Directory::new(config.limits())),
             metrics,
@@ -111,6 +119,7 @@ impl Node {
             ladder: config.ladder,
             relay_requests: relay_tx,
             next_link: Default::default(),
+            leveller,
         });
         // Ended sessions' memory goes back to the OS (glibc keeps it otherwise).
         crate::heap::spawn_trimmer(Arc::downgrade(&shared.directory))?;

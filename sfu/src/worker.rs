@@ -21,11 +21,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{ChatHook, ChatOutbox, ChatWrite};
+use crate::codec::Codec;
 use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
 use crate::forward::{Allocation, GopSnapshot, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
+use crate::level::thread::Job;
 use crate::metrics::Metrics;
 use crate::relay::source::RelayInput;
 use crate::relay::{PipeOut, RelayPacket, RelayRequest};
@@ -118,6 +120,8 @@ pub(crate) enum Command {
     RemovePipe {
         link: LinkId,
     },
+    /// A local publisher's audio back from the leveller (`level/`): routed as its own.
+    Levelled(Vec<(StreamId, SessionId, Arc<MediaPacket>)>),
     /// Lines wait in this worker's chat queue (`chat.rs`): write them.
     ChatFlush,
     /// What publisher `id`'s transcoded ladder made (`process/`).
@@ -151,6 +155,8 @@ pub(crate) struct Shared {
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
     pub next_link: std::sync::atomic::AtomicU32,
+    /// Publishers' audio goes through it first, when the node levels audio.
+    pub leveller: Option<crate::level::thread::Leveller>,
 }
 
 /// A relay link feeding a stream on this worker.
@@ -617,6 +623,11 @@ impl Worker {
                     .remove_sink(Endpoint::Relay(link), &mut self.out);
                 self.apply_upstream(Instant::now());
             }
+            Command::Levelled(batch) => {
+                for (stream, id, pkt) in batch {
+                    self.route_from_source(stream, pkt, Endpoint::Session(id));
+                }
+            }
             Command::ChatFlush => self.flush_chat(),
             Command::LadderMedia { id, out } => self.ladder_media(id, out),
             Command::LadderWant { stream, worker, on } => {
@@ -682,6 +693,16 @@ impl Worker {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
                 self.ladder_in(id, stream, &pkt);
+                if let (Some(l), Codec::Opus) = (&self.shared.leveller, pkt.codec) {
+                    // Routed when it comes back (`Command::Levelled`).
+                    l.offer(Job {
+                        worker: self.id,
+                        stream,
+                        session: id,
+                        pkt,
+                    });
+                    return;
+                }
                 self.route_from_source(stream, pkt, Endpoint::Session(id));
             }
             Effect::ViewerKeyframe(id) => {
@@ -1060,6 +1081,7 @@ mod tests {
             ladder: false,
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
+            leveller: None,
         });
         let mut w = Worker::new(WorkerId(0), socket, local, shared);
         let mut clients = Vec::new();

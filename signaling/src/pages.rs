@@ -33,7 +33,7 @@ const SDK_INTEGRATIONS: &str = include_str!("../../sdk-js/dist/integrations.js")
 const TUS: &str = include_str!("../../sdk-js/dist/tus.min.js");
 
 /// Each page's script, by file name under `/js/`.
-const SCRIPTS: [(&str, &str); 14] = [
+const SCRIPTS: [(&str, &str); 15] = [
     ("index.js", include_str!("../../sdk-js/pages/js/index.js")),
     (
         "discover.js",
@@ -48,6 +48,10 @@ const SCRIPTS: [(&str, &str); 14] = [
         include_str!("../../sdk-js/pages/js/channel-page.js"),
     ),
     ("studio.js", include_str!("../../sdk-js/pages/js/studio.js")),
+    (
+        "studio-effects.js",
+        include_str!("../../sdk-js/pages/js/studio-effects.js"),
+    ),
     ("watch.js", include_str!("../../sdk-js/pages/js/watch.js")),
     ("video.js", include_str!("../../sdk-js/pages/js/video.js")),
     (

@@ -20,6 +20,7 @@ mod hostile;
 mod http_limits;
 mod joins;
 mod ladder;
+mod level;
 mod link_quality;
 mod listing;
 mod loadtest;

@@ -6,11 +6,13 @@
 // exists before going live), reports, bans and timeouts, blocked terms, settings,
 // moderators, polls, surveys and the Q&A queue; and its money (earnings, payouts report,
 // tiers and paywall, tip alerts over the preview), webhooks and API keys
-// (studio-money.js).
+// (studio-money.js). Effects on the picture (filters, soft focus, caption, logo, picture
+// in picture) are drawn here in the browser (studio-effects.js).
 import { publish, paintClock, Account, Chat } from "/sdk/cascade.js";
 import { el, explain, clock, mountChat, mountPolls, mountQa } from "/js/ui.js";
 import { mountStudioMoney } from "/js/studio-money.js";
 import { mountStudioVideos } from "/js/studio-videos.js";
+import { Effects, mountEffects } from "/js/studio-effects.js";
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
@@ -21,8 +23,11 @@ const showUrl = () => ($("whip").textContent = `${location.origin}/whip/${$("str
 $("stream").oninput = showUrl; showUrl();
 
 // No `start` here: only the button starts publishing (see the top of this file).
-const studio = { state: "idle", session: null, error: null, channel: null, stop, chat: null, tips: [] };
+const effects = new Effects();
+const studio = { state: "idle", session: null, error: null, channel: null, stop, chat: null, tips: [], effects };
 window.studio = studio;
+effects.onTrack = (t) => { $("preview").srcObject = t ? new MediaStream([t]) : null; };
+mountEffects(effects, $, () => effects.camera?.getSettings().deviceId);
 
 // Signed in: the user's channels and keys fill in the stream and key for them. Keys made
 // here live in this tab's sessionStorage only.
@@ -84,12 +89,17 @@ async function start() {
     const media = $("source").value === "clock"
       ? clockStream()
       : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: true });
-    $("preview").srcObject = media;
+    // What goes out is the effects' track (the camera's own while none is on).
+    await effects.setCamera(media.getVideoTracks()[0] ?? null);
+    const out = new MediaStream([...(effects.track ? [effects.track] : []), ...media.getAudioTracks()]);
     const url = `/whip/${encodeURIComponent($("stream").value)}`;
     // The studio's chat goes over the WebSocket (it is there before going live): no data channel.
-    studio.session = await publish(new URL(url, location.href).toString(), media, {
+    studio.session = await publish(new URL(url, location.href).toString(), out, {
       token: $("key").value || undefined, simulcast: $("simulcast").checked, chat: false,
     });
+    studio.media = media;
+    await effects.setSender(studio.session.pc.getTransceivers()
+      .find((t) => t.sender.track?.kind === "video")?.sender ?? null);
     studio.session.pc.addEventListener("connectionstatechange", () => {
       const s = studio.session?.pc.connectionState;
       if (s === "connected") setState("live");
@@ -104,7 +114,10 @@ async function start() {
 async function stop() {
   $("stop").disabled = true;
   await studio.session?.stop();
-  studio.session = null; $("preview").srcObject = null;
+  await effects.setSender(null);
+  await effects.setCamera(null);
+  studio.media?.getTracks().forEach((t) => t.stop());
+  studio.session = null; studio.media = null; $("preview").srcObject = null;
   setState("idle"); $("start").disabled = false;
 }
 $("start").onclick = start; $("stop").onclick = stop;
