@@ -5,7 +5,7 @@
 // on from there. No page trips the Content-Security-Policy. Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, until } from "./harness.mjs";
+import { startServer, launch, until, seekAndPlayOn } from "./harness.mjs";
 import { api, account } from "./accounts.mjs";
 
 const slug = "rita-rec";
@@ -80,19 +80,7 @@ test("recording turned on in the studio: the live is listed on the channel page,
 
   const before = await page.evaluate(() => document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames);
   const mid = duration / 2;
-  await page.evaluate((t) => new Promise((resolve) => {
-    const v = document.getElementById("video");
-    v.addEventListener("seeked", resolve, { once: true });
-    v.currentTime = t;
-  }), mid);
-  await until(page, (t) => {
-    const v = document.getElementById("video");
-    return !v.paused && v.currentTime > t + 1;
-  }, mid, 15000);
-  const now = await page.evaluate(() => {
-    const v = document.getElementById("video");
-    return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames };
-  });
+  const now = await seekAndPlayOn(page, mid, 15000);
   assert.ok(now.t > mid + 1 && now.t < duration + 0.1, `plays on from the middle: ${now.t} of ${duration}`);
   assert.ok(now.frames > before + 15, `frames decoded after the seek: ${before} → ${now.frames}`);
 });
