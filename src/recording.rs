@@ -7,7 +7,9 @@
 //! around it samples twice a second.
 //!
 //! Finished files are written in `DATA_DIR/recordings/` and go to [`finished_sink`], which
-//! hands them to the content library.
+//! hands them to the content library. Files found there when the node starts were left by
+//! a node that was killed while recording (or refused before): [`recover`] hands them to
+//! the library as recordings cut by a crash.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -142,8 +144,64 @@ impl RecordingSink for ToLibrary {
     }
 }
 
+/// The stream and start (Unix ms) of a recording file, from the recorder's names:
+/// `<stream>-<start ms>.webm`, or `<stream>-<start ms>-layer<n>.webm` for one layer.
+pub fn parse_name(name: &str) -> Option<(String, i64)> {
+    let stem = name.strip_suffix(".webm")?;
+    let stem = match stem.rsplit_once("-layer") {
+        Some((rest, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => stem,
+    };
+    let (stream, ms) = stem.rsplit_once('-')?;
+    if stream.is_empty() || ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stream.to_owned(), ms.parse().ok()?))
+}
+
+/// The recordings in `dir` (read once, before this node records anything).
+fn left_behind(dir: &Path) -> Vec<(PathBuf, String, i64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let (stream, started) = parse_name(path.file_name()?.to_str()?)?;
+            Some((path, stream, started))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Lists recordings a killed node left (`content::recover_recording`: checked up to the
+/// cut, stored, listed, the file removed). A file that does not check, or whose channel
+/// is gone, stays on disk and is logged.
+pub async fn recover(control: &ControlPlane, files: Vec<(PathBuf, String, i64)>) {
+    for (path, stream, started_ms) in files {
+        match control_plane::content::recover_recording(control, &stream, &path, started_ms).await {
+            Ok(id) => tracing::info!(
+                stream,
+                video = id,
+                "a recording left by an earlier run listed as a video"
+            ),
+            Err(e) => tracing::warn!(
+                stream,
+                path = %path.display(),
+                "a recording left by an earlier run stays on disk, not listed: {e}"
+            ),
+        }
+    }
+}
+
 /// Starts the task; it runs as long as the process.
 pub fn in_process(node: sfu::Node, control: ControlPlane, dir: PathBuf, grace: Duration) {
+    let left = left_behind(&dir);
+    if !left.is_empty() {
+        let control = control.clone();
+        tokio::spawn(async move { recover(&control, left).await });
+    }
     tokio::spawn(async move {
         let sink = finished_sink(&control);
         let mut lifecycle = Lifecycle::new(grace);
@@ -207,6 +265,29 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn recording_files_name_their_stream_and_start() {
+        assert_eq!(
+            parse_name("my-show-1765000000123.webm"),
+            Some(("my-show".into(), 1_765_000_000_123))
+        );
+        assert_eq!(
+            parse_name("my-show-1765000000123-layer2.webm"),
+            Some(("my-show".into(), 1_765_000_000_123))
+        );
+        // A stream whose own name ends like a layer's.
+        assert_eq!(parse_name("a-layer-5.webm"), Some(("a-layer".into(), 5)));
+        for other in [
+            "fetched.webm",
+            "show-12.mp4",
+            "-12.webm",
+            "show-.webm",
+            "show-1x.webm",
+        ] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -607,6 +607,10 @@ pub(crate) async fn delete_me(
         .bind(id)
         .fetch_all(cp.pool())
         .await?;
+    // Their videos' stored media (the rows would go with the channels, the files stay).
+    for (channel,) in &channels {
+        crate::content::videos::remove_all_of(&cp, channel).await?;
+    }
     let mut tx = cp.pool().begin().await?;
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)

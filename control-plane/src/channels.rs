@@ -402,7 +402,7 @@ pub(crate) async fn edit(
     Ok(axum::Json(fresh.into()))
 }
 
-/// Delete a channel and its keys (owner or admin).
+/// Delete a channel, its keys and its videos with their stored media (owner or admin).
 #[utoipa::path(delete, path = "/api/v1/channels/{slug}", tag = "channels", security(("access_token" = [])),
     params(("slug" = String, Path, description = "Channel slug")),
     responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -412,6 +412,7 @@ pub(crate) async fn delete(
     Path(slug): Path<String>,
 ) -> ApiResult<StatusCode> {
     let ch = owned(&cp, &caller, &slug).await?;
+    crate::content::videos::remove_all_of(&cp, &ch.id).await?;
     sqlx::query("DELETE FROM channels WHERE id = $1")
         .bind(&ch.id)
         .execute(cp.pool())

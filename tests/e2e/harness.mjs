@@ -105,6 +105,24 @@ export async function until(page, fn, arg, ms = 20000) {
   return page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
 }
 
+/** Seeks the page's `<video id="video">` to `t` s and waits (`ms`) until it plays on past
+ *  t + 1 s; resolves with its time and decoded frames then. */
+export async function seekAndPlayOn(page, t, ms = 20000) {
+  await page.evaluate((t) => new Promise((resolve) => {
+    const v = document.getElementById("video");
+    v.addEventListener("seeked", resolve, { once: true });
+    v.currentTime = t;
+  }), t);
+  await until(page, (t) => {
+    const v = document.getElementById("video");
+    return !v.paused && v.currentTime > t + 1;
+  }, t, ms);
+  return page.evaluate(() => {
+    const v = document.getElementById("video");
+    return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames };
+  });
+}
+
 export function percentile(values, p) {
   const s = [...values].sort((a, b) => a - b);
   if (!s.length) return NaN;

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { api, account } from "./accounts.mjs";
-import { startServer, launch, until } from "./harness.mjs";
+import { startServer, launch, until, seekAndPlayOn } from "./harness.mjs";
 
 const slug = "vera-vod";
 const SECONDS = 20;
@@ -160,19 +160,7 @@ test("a visitor opens the video's page: it plays, and seeking to the middle read
   const size = statSync(clip).size;
   const seekAt = Date.now();
   const mid = duration / 2;
-  await page.evaluate((t) => new Promise((resolve) => {
-    const v = document.getElementById("video");
-    v.addEventListener("seeked", resolve, { once: true });
-    v.currentTime = t;
-  }), mid);
-  await until(page, (t) => {
-    const v = document.getElementById("video");
-    return !v.paused && v.currentTime > t + 1;
-  }, mid, 20000);
-  const now = await page.evaluate(() => {
-    const v = document.getElementById("video");
-    return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames };
-  });
+  const now = await seekAndPlayOn(page, mid);
   assert.ok(now.t > mid + 1 && now.t < mid + 10, `plays on from the middle: ${now.t}`);
   assert.ok(now.frames > before + 20, `frames decoded after the seek: ${before} → ${now.frames}`);
   // The browser asked for bytes from the middle of the file (not the start, not the

@@ -3,7 +3,7 @@
 //! nobody here wrote: GStreamer's `matroskademux`, `vp8dec` and `opusdec` decode it, and
 //! the frames, the picture size and the times are checked. A publisher restart stays in
 //! one file with continuous times; a node killed mid-recording leaves a file that decodes
-//! up to the kill.
+//! up to the kill, listed as a video when the node starts again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -128,17 +128,7 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
     let live = (end1 - t1) + (end2 - t2);
     // The recording ends 3 s after the publisher left (sampled twice a second), and is
     // listed as a video of the channel, as a visitor sees it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let videos = loop {
-        let (s, v) = api(&server, "GET", "/channels/rec-show/videos", None, None);
-        assert_eq!(s, 200, "{v}");
-        if !v.as_array().unwrap().is_empty() {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "no recording listed");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let videos = videos.as_array().unwrap();
+    let videos = listed(&server, "rec-show", 1);
     assert_eq!(
         videos.len(),
         1,
@@ -203,8 +193,33 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
     );
 }
 
+/// The channel's videos as a visitor sees them, once there are `n` (within 20 s).
+fn listed(server: &Server, slug: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = api(
+            server,
+            "GET",
+            &format!("/channels/{slug}/videos"),
+            None,
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        let v = v.as_array().unwrap().clone();
+        if v.len() >= n {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} videos listed",
+            v.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
-fn a_node_killed_while_recording_leaves_a_file_that_decodes() {
+fn a_node_killed_while_recording_leaves_a_file_that_decodes_and_is_listed_on_restart() {
     let (mut server, data, key) = recording_node("rec-crash", "30000");
     let dir = data.join("recordings");
     let (script, t) = publish(&server, "rec-crash", &key, 30);
@@ -225,4 +240,41 @@ fn a_node_killed_while_recording_leaves_a_file_that_decodes() {
         n as f64 > expect * 0.6 && (n as f64) < expect * 1.1,
         "{n} pictures decoded for {recorded:?} recorded"
     );
+
+    // Beside it, a file that is no recording (as a damaged one would be).
+    let refused = dir.join("rec-crash-1000.webm");
+    std::fs::write(&refused, b"not a webm at all").unwrap();
+    // The node starts again on the same data: the cut recording is listed as a video of
+    // the channel, and what it serves decodes as the file did.
+    let server = Server::launch(
+        &["--auth", "accounts", "--recording-grace-ms", "30000"],
+        &data,
+        Stdio::inherit(),
+        "warn",
+    );
+    let videos = listed(&server, "rec-crash", 1);
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    assert_eq!(videos[0]["kind"], "recording");
+    let ms = videos[0]["duration_ms"].as_f64().unwrap();
+    assert!(
+        (ms / 1000.0 - n as f64 / 30.0).abs() < 1.0,
+        "listed as {ms} ms long, {n} pictures decoded"
+    );
+    let media = server
+        .http()
+        .get(server.url(videos[0]["media_url"].as_str().unwrap()))
+        .send()
+        .unwrap();
+    assert_eq!(media.status(), 200);
+    let fetched = data.join("fetched.webm");
+    std::fs::write(&fetched, media.bytes().unwrap()).unwrap();
+    let served = decode(&fetched);
+    assert!(
+        served.ok,
+        "GStreamer decodes what is served: {}",
+        served.said
+    );
+    assert_eq!(served.video_pts.len(), n);
+    // The library holds it now; the refused file stays where it was, never deleted.
+    assert_eq!(recordings(&dir), vec![refused]);
 }

@@ -1,7 +1,9 @@
-//! The check an uploaded file passes before it is listed: a WebM container that parses to
-//! its end (every frame read: a truncated file fails here), allowed codecs, a video
-//! track, a duration within the limit. Pure over any `Read + Seek`; the caller runs it on
-//! a blocking thread.
+//! The check a file passes before it is listed: a WebM container that parses to its end
+//! (every frame read: a truncated file fails here), allowed codecs, a video track, a
+//! duration within the limit. Recordings follow their own [`Rules`]: no duration limit
+//! (a recording is as long as its live), and a file cut by a node's crash passes with the
+//! frames before the cut. Pure over any `Read + Seek`; the caller runs it on a blocking
+//! thread.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -55,24 +57,61 @@ pub enum Bad {
     TooLong(i64, i64),
 }
 
-/// [`probe`] of a file, off the async threads: an I/O error is the server's
+/// What a file must be to pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// The longest allowed, ms; `None`: any length.
+    pub max_duration_ms: Option<i64>,
+    /// A file that ends in the middle of its frames (its writer was killed) passes with
+    /// the frames before the cut, if it has at least one picture.
+    pub cut_end_ok: bool,
+}
+
+impl Rules {
+    /// An upload: whole, at most `max_duration_ms` long.
+    pub fn upload(max_duration_ms: i64) -> Rules {
+        Rules {
+            max_duration_ms: Some(max_duration_ms),
+            cut_end_ok: false,
+        }
+    }
+
+    /// A recording the node finished: whole, any length.
+    pub const FINISHED_RECORDING: Rules = Rules {
+        max_duration_ms: None,
+        cut_end_ok: false,
+    };
+
+    /// A recording a node's crash cut: any length, its frames up to the cut.
+    pub const CUT_RECORDING: Rules = Rules {
+        max_duration_ms: None,
+        cut_end_ok: true,
+    };
+}
+
+/// [`probe_with`] of a file, off the async threads: an I/O error is the server's
 /// (`Error::Internal`), a bad file the inner `Err`.
 pub async fn probe_file(
     path: std::path::PathBuf,
-    max_duration_ms: i64,
+    rules: Rules,
 ) -> Result<Result<Probe, Bad>, crate::error::Error> {
     let internal = |e: String| crate::error::Error::Internal(format!("checking a video: {e}"));
     tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&path)?;
-        Ok::<_, std::io::Error>(probe(std::io::BufReader::new(f), max_duration_ms))
+        Ok::<_, std::io::Error>(probe_with(std::io::BufReader::new(f), rules))
     })
     .await
     .map_err(|e| internal(e.to_string()))?
     .map_err(|e| internal(e.to_string()))
 }
 
-/// Reads the whole file; `max_duration_ms` is the longest allowed.
-pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Bad> {
+/// Reads the whole file; `max_duration_ms` is the longest allowed (an upload's rules).
+pub fn probe<R: Read + Seek>(r: R, max_duration_ms: i64) -> Result<Probe, Bad> {
+    probe_with(r, Rules::upload(max_duration_ms))
+}
+
+/// Reads the whole file under `rules`.
+pub fn probe_with<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
     let mut magic = [0u8; 4];
     let ebml = r.read_exact(&mut magic).is_ok() && magic == EBML_MAGIC;
     r.seek(SeekFrom::Start(0))
@@ -123,6 +162,8 @@ pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Ba
         match mkv.next_frame(&mut frame) {
             Ok(true) => {}
             Ok(false) => break,
+            // Cut by a crash: what came before the cut plays.
+            Err(_) if rules.cut_end_ok && frames > 0 => break,
             Err(e) => return Err(Bad::Truncated(e.to_string())),
         }
         if frame.track == track {
@@ -136,6 +177,9 @@ pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Ba
     }
     let ms = |ticks: f64| (ticks * scale as f64 / 1e6) as i64;
     let read_ms = ms((last - first) as f64);
+    // A file that may be cut is as long as the frames it holds, whatever it declares (a
+    // writer killed before its end declares a placeholder, or the length it meant).
+    let declared = declared.filter(|_| !rules.cut_end_ok);
     if let Some(d) = declared {
         // A muxer that wrote the duration wrote every frame before it: a file that ends
         // more than a second short of it was cut.
@@ -148,8 +192,8 @@ pub fn probe<R: Read + Seek>(mut r: R, max_duration_ms: i64) -> Result<Probe, Ba
         }
     }
     let duration_ms = declared.map_or(read_ms, |d| ms(d).max(read_ms));
-    if duration_ms > max_duration_ms {
-        return Err(Bad::TooLong(duration_ms / 1000, max_duration_ms / 1000));
+    if let Some(max) = rules.max_duration_ms.filter(|max| duration_ms > *max) {
+        return Err(Bad::TooLong(duration_ms / 1000, max / 1000));
     }
     Ok(Probe {
         content_type: "video/webm",

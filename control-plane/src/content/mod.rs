@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use check::Probe;
-pub use recordings::store_recording;
+pub use recordings::{recover_recording, store_recording};
 pub use storage::{S3Settings, Storage, StorageError, StorageSettings};
 pub use videos::{register_recording, Recording};
 

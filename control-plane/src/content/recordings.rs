@@ -1,6 +1,12 @@
-//! A finished recording (a WebM file the node's recorder wrote) becomes a video: checked
-//! as uploads are, stored, listed on its channel (`register_recording`, which sends
-//! `recording.ready`), and its local file removed.
+//! A recording (a WebM file the node's recorder wrote) becomes a video: checked as uploads
+//! are but with no length limit (it lasts as long as the live), stored, listed on its
+//! channel (`register_recording`, which sends `recording.ready`), and its local file
+//! removed. A file that does not check stays where it is: a recording is never deleted
+//! because this check, or its reader, failed.
+//!
+//! [`store_recording`] takes a recording the node finished; [`recover_recording`] one a
+//! node's crash cut (found in the recordings directory when the node starts again), which
+//! is listed with the frames written before the crash.
 
 use std::path::Path;
 
@@ -9,26 +15,49 @@ use crate::ControlPlane;
 
 use super::{check, register_recording, Recording};
 
-/// Stores and lists the recording of `stream` (a channel's slug) in `file`, begun at
-/// `started_ms` (milliseconds since the epoch). Returns the video's id. A file that does
-/// not check (nothing recorded, damaged) is removed and refused.
+/// Stores and lists the finished recording of `stream` (a channel's slug) in `file`,
+/// begun at `started_ms` (milliseconds since the epoch). Returns the video's id. A file
+/// that does not check (nothing recorded, damaged) is refused and left in place.
 pub async fn store_recording(
     cp: &ControlPlane,
     stream: &str,
     file: &Path,
     started_ms: i64,
 ) -> ApiResult<String> {
+    store(
+        cp,
+        stream,
+        file,
+        started_ms,
+        check::Rules::FINISHED_RECORDING,
+    )
+    .await
+}
+
+/// [`store_recording`] for a file a node's crash left: it ends where the node stopped
+/// writing, and what was written before plays.
+pub async fn recover_recording(
+    cp: &ControlPlane,
+    stream: &str,
+    file: &Path,
+    started_ms: i64,
+) -> ApiResult<String> {
+    store(cp, stream, file, started_ms, check::Rules::CUT_RECORDING).await
+}
+
+async fn store(
+    cp: &ControlPlane,
+    stream: &str,
+    file: &Path,
+    started_ms: i64,
+    rules: check::Rules,
+) -> ApiResult<String> {
     let channel = crate::channels::by_slug(cp, stream)
         .await?
         .ok_or(Error::Missing("the recorded stream has no channel"))?;
-    let max_ms = cp.content().settings().max_duration_ms;
-    let probe = match check::probe_file(file.to_owned(), max_ms).await? {
-        Ok(p) => p,
-        Err(bad) => {
-            remove_local(file).await;
-            return Err(Error::BadMedia(bad));
-        }
-    };
+    let probe = check::probe_file(file.to_owned(), rules)
+        .await?
+        .map_err(Error::BadMedia)?;
     let storage = cp.content().storage()?;
     let key = format!("recordings/{}.webm", crate::tokens::random_id());
     let size = storage.put_file(&key, file).await?;

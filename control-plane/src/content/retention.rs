@@ -127,6 +127,8 @@ pub async fn sweep(cp: &ControlPlane, now: i64) -> ApiResult<Vec<String>> {
         if done.rows_affected() == 0 {
             continue;
         }
+        crate::discovery::search::remove(cp.pool(), crate::discovery::search::Kind::Video, &id)
+            .await?;
         if let Err(e) = cp.content().storage()?.delete(&key).await {
             tracing::warn!(video = %id, "removing an expired recording's media: {e}");
         }

@@ -326,7 +326,8 @@ fn io(e: std::io::Error) -> Error {
 /// Checks the complete file, stores it and lists it; a bad file and its row are removed.
 async fn finish(cp: &ControlPlane, u: &Upload) -> ApiResult<String> {
     let max_ms = cp.content().settings().max_duration_ms;
-    let probed = super::check::probe_file(u.file.clone(), max_ms).await?;
+    let probed =
+        super::check::probe_file(u.file.clone(), super::check::Rules::upload(max_ms)).await?;
     let probe = match probed {
         Ok(p) => p,
         Err(bad) => {

@@ -1,5 +1,7 @@
 //! Videos: a channel's recordings and uploads, listed, read, edited and deleted; who may
-//! see one ([`access`]); [`register_recording`], the recorder's way in.
+//! see one ([`access`]); [`register_recording`], the recorder's way in. Public videos are
+//! in search (`discovery::search`, as `Kind::Video`: title and description), kept true on
+//! every listing, edit and deletion ([`index`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +12,7 @@ use super::Probe;
 use crate::channels::ChannelRow;
 use crate::channels::{by_slug, may_watch};
 use crate::db::now_ms;
+use crate::discovery::search;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Caller, Json, MaybeCaller, Path, Query};
 use crate::model::{Role, UserRow};
@@ -353,6 +356,7 @@ pub(crate) async fn edit(
     .bind(&v.id)
     .execute(cp.pool())
     .await?;
+    index(&cp, &v.id).await?;
     let url = media_url(&cp, &v, Some(&caller))?;
     Ok(axum::Json(v.view(Some(url))))
 }
@@ -388,6 +392,43 @@ pub(crate) async fn remove(cp: &ControlPlane, id: &str, key: &str) -> ApiResult<
         .bind(id)
         .execute(cp.pool())
         .await?;
+    search::remove(cp.pool(), search::Kind::Video, id).await?;
+    Ok(())
+}
+
+/// Removes every video of a channel that is being deleted, its stored media first (the
+/// rows would go with the channel; the files would stay). A failure stops the deletion,
+/// which can be tried again.
+pub(crate) async fn remove_all_of(cp: &ControlPlane, channel_id: &str) -> ApiResult<()> {
+    let videos: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, storage_key FROM videos WHERE channel_id = $1")
+            .bind(channel_id)
+            .fetch_all(cp.pool())
+            .await?;
+    for (id, key) in videos {
+        remove(cp, &id, &key).await?;
+    }
+    Ok(())
+}
+
+/// Keeps search true for video `id`: a public one is indexed by its title and
+/// description; any other (or one gone) is not.
+pub(crate) async fn index(cp: &ControlPlane, id: &str) -> ApiResult<()> {
+    match by_id(cp, id).await? {
+        Some(v) if VideoVisibility::parse(&v.visibility) == VideoVisibility::Public => {
+            let doc = search::Doc {
+                kind: search::Kind::Video,
+                id: v.id,
+                channel_id: v.channel_id,
+                title: v.title,
+                body: v.description,
+                tags: Vec::new(),
+                category: String::new(),
+            };
+            search::upsert(cp.pool(), cp.db().backend(), &doc).await?;
+        }
+        _ => search::remove(cp.pool(), search::Kind::Video, id).await?,
+    }
     Ok(())
 }
 
@@ -483,5 +524,6 @@ pub(crate) async fn insert(
     .bind(now)
     .execute(cp.pool())
     .await?;
+    index(cp, &id).await?;
     Ok(id)
 }

@@ -426,3 +426,181 @@ fn control_plane_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Recordings as the node hands them over: no length limit (a recording lasts as long as
+/// its live, whatever uploads may), and a refused file left on disk.
+async fn recordings_are_unlimited_and_kept_on_disk_when_refused(backend: Backend) {
+    let Some(clip) = clips::webm(3) else { return };
+    let (mut config, dir) = with_media_dir();
+    config.content.max_duration_ms = 1000;
+    let Some(api) = Api::start(backend, config).await else {
+        return;
+    };
+    let (amy, _, _) = api.user("amy").await;
+    channel(&api, &amy, "amy-live").await;
+    let local = dir.join("recordings");
+    std::fs::create_dir_all(&local).unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = local.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+
+    // An upload as long is refused; the recording is listed whole, its file gone.
+    let (s, _, b) = clips::upload(&api, &amy, "amy-live", "Long", &clip).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let whole = file("amy-live-1.webm", &clip);
+    let id = content::store_recording(&api.cp, "amy-live", &whole, 1)
+        .await
+        .unwrap();
+    let (_, list) = api
+        .call(Method::GET, "/channels/amy-live/videos", None, None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], id.as_str());
+    let ms = list[0]["duration_ms"].as_i64().unwrap();
+    assert!((2_500..=3_500).contains(&ms), "{ms}");
+    assert!(!whole.exists());
+
+    // A finished recording that does not check is refused and stays on disk.
+    let cut = &clip[..clip.len() * 2 / 3];
+    let damaged = file("amy-live-2.webm", cut);
+    let garbage = file("amy-live-3.webm", b"not a video");
+    for f in [&damaged, &garbage] {
+        let e = content::store_recording(&api.cp, "amy-live", f, 2).await;
+        assert!(e.is_err(), "{e:?}");
+        assert!(f.exists(), "{} kept", f.display());
+    }
+    // Nor does the check for a file a crash cut take them: this one's cues and sizes
+    // say it was finished (a crash-cut recording is tests/it/recording.rs's).
+    for f in [&damaged, &garbage] {
+        let e = content::recover_recording(&api.cp, "amy-live", f, 2).await;
+        assert!(e.is_err(), "{e:?}");
+        assert!(f.exists(), "{} kept", f.display());
+    }
+    let (_, list) = api
+        .call(Method::GET, "/channels/amy-live/videos", None, None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+crate::both!(recordings_are_unlimited_and_kept_on_disk_when_refused);
+
+/// The video hits of a search, as anyone sees them: (id, title).
+async fn found(api: &Api, q: &str) -> Vec<(String, String)> {
+    let (s, hits) = api
+        .call(
+            Method::GET,
+            &format!("/search?q={q}&kind=video"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{hits}");
+    hits.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert_eq!(h["kind"], "video", "{h}");
+            (
+                h["id"].as_str().unwrap().into(),
+                h["title"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// Search finds a public video by a word of its description once it is edited in; a video
+/// made private leaves the results, and a deleted one too.
+async fn public_videos_are_found_by_their_description(backend: Backend) {
+    let Some(clip) = clips::webm(1) else { return };
+    let (config, dir) = with_media_dir();
+    let Some(api) = Api::start(backend, config).await else {
+        return;
+    };
+    let (amy, _, _) = api.user("amy").await;
+    channel(&api, &amy, "amy-live").await;
+    let (s, h, b) = clips::upload(&api, &amy, "amy-live", "Morning walk", &clip).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let id = h["cascade-video-id"].to_str().unwrap().to_owned();
+    // Listed: found by its title at once.
+    assert_eq!(
+        found(&api, "morn").await,
+        [(id.clone(), "Morning walk".into())]
+    );
+    assert!(found(&api, "waterfalls").await.is_empty());
+
+    let path = format!("/videos/{id}");
+    let edit = |body: serde_json::Value| {
+        let (api, amy, path) = (&api, &amy, &path);
+        async move {
+            let (s, v) = api.call(Method::PATCH, path, Some(amy), Some(body)).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+    edit(json!({"description": "Along the river to the waterfalls at dawn"})).await;
+    assert_eq!(
+        found(&api, "waterf").await,
+        [(id.clone(), "Morning walk".into())]
+    );
+    // The channel is found by its own words, not the video's.
+    let (_, hits) = api
+        .call(Method::GET, "/search?q=waterfalls", None, None)
+        .await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+
+    edit(json!({"visibility": "private"})).await;
+    assert!(found(&api, "waterfalls").await.is_empty());
+    edit(json!({"visibility": "unlisted"})).await;
+    assert!(found(&api, "waterfalls").await.is_empty());
+    edit(json!({"visibility": "public", "title": "Evening walk"})).await;
+    assert_eq!(
+        found(&api, "waterfalls").await,
+        [(id.clone(), "Evening walk".into())]
+    );
+    assert!(found(&api, "morning").await.is_empty());
+
+    let (s, _) = api.call(Method::DELETE, &path, Some(&amy), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(found(&api, "waterfalls").await.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+crate::both!(public_videos_are_found_by_their_description);
+
+/// A deleted channel's videos go with their stored files; so do those of a deleted account.
+async fn deleting_a_channel_or_an_account_removes_its_media(backend: Backend) {
+    let Some(clip) = clips::webm(1) else { return };
+    let (config, dir) = with_media_dir();
+    let Some(api) = Api::start(backend, config).await else {
+        return;
+    };
+    let (amy, _, _) = api.user("amy").await;
+    let (bob, _, _) = api.user("bob").await;
+    channel(&api, &amy, "amy-live").await;
+    channel(&api, &bob, "bob-live").await;
+    for (token, slug) in [(&amy, "amy-live"), (&amy, "amy-live"), (&bob, "bob-live")] {
+        let (s, _, b) = clips::upload(&api, token, slug, "A clip", &clip).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    }
+    let media = dir.join("media");
+    assert_eq!(files_in(&media), 3);
+
+    let (s, b) = api
+        .call(Method::DELETE, "/channels/amy-live", Some(&amy), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(files_in(&media), 1, "{:?}", walk(&media));
+
+    let (s, b) = api
+        .call(
+            Method::DELETE,
+            "/me",
+            Some(&bob),
+            Some(json!({"current_password": "password-of-bob"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(files_in(&media), 0, "{:?}", walk(&media));
+    let _ = std::fs::remove_dir_all(dir);
+}
+crate::both!(deleting_a_channel_or_an_account_removes_its_media);

@@ -73,7 +73,7 @@ $("search-form").onsubmit = async (e) => {
   const hits = await get(`/search?q=${enc(q)}`);
   $("result-list").replaceChildren(...(hits.length ? hits.map((h) =>
     el("li", { className: "row", dataset: { channel: h.channel } },
-      el("a", { href: `/watch/${enc(h.channel)}` }, h.title),
+      el("a", { href: h.kind === "video" ? `/video/${enc(h.id)}` : `/watch/${enc(h.channel)}` }, h.title),
       el("span", { className: "badge" }, h.kind === "stream" ? "live" : h.kind),
       el("span", { className: "muted" }, h.category))) : [el("li", { className: "muted" }, "Nothing found.")]));
 };

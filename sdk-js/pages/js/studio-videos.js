@@ -1,7 +1,8 @@
 // The studio's Videos card for the selected channel: resumable uploads with tus-js-client
 // (the global `tus` of /sdk/tus.min.js; a dropped connection is retried and resumed from
 // the server's offset, a reloaded page resumes the same file), the channel's videos with
-// their title and visibility edited in place, deletion, and how long recordings are kept.
+// their title and visibility edited in place, deletion, whether broadcasts are recorded
+// and how long recordings are kept.
 // Everything from the API goes in as text.
 import { el, explain, clock } from "/js/ui.js";
 
@@ -113,6 +114,19 @@ export function mountStudioVideos({ account, slug, studio }) {
   $("upload-resume").onclick = () => {
     upload?.start(); status("resuming…"); $("upload-pause").hidden = false; $("upload-resume").hidden = true;
   };
+
+  // Recording: off, or every broadcast from its next go-live (the largest layer, or each).
+  $("recording").onchange = async () => {
+    $("recording-status").textContent = "";
+    const v = $("recording").value;
+    try {
+      await account.call("PUT", `${base}/recording`, v ? { enabled: true, layers: v } : { enabled: false });
+      $("recording-status").textContent = v ? "saved: from your next go-live" : "saved";
+    } catch (err) { $("recording-status").textContent = explain(err); }
+  };
+  account.call("GET", `${base}/recording`).then((r) => {
+    if (!stopped) $("recording").value = r.enabled ? r.layers : "";
+  }).catch(() => undefined);
 
   $("retention").onchange = async () => {
     $("retention-status").textContent = "";

@@ -1,0 +1,86 @@
+// Recording through the pages: the broadcaster turns "Record my broadcasts" on in her
+// studio, goes live (the studio's clock pattern, simulcast), and stops. A visitor opens
+// the channel page: the recording is listed under its past broadcasts; on its page it
+// plays (decoded frames), lasts as long as the live did, and seeking to the middle plays
+// on from there. No page trips the Content-Security-Policy. Run inside `unshare --net`.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launch, until, seekAndPlayOn } from "./harness.mjs";
+import { api, account } from "./accounts.mjs";
+
+const slug = "rita-rec";
+const LIVE_MS = 8000;
+let server, browser, base;
+const violations = [];
+
+async function open(session, path) {
+  const page = await (await browser.newContext()).newPage();
+  page.on("console", (m) => { if (/Content Security Policy|csp-violation/i.test(m.text())) violations.push(`${path}: ${m.text()}`); });
+  page.on("pageerror", (e) => console.log(`${path} page error:`, e.message));
+  if (session) {
+    await page.goto(`${base}/signin`);
+    await page.evaluate((s) => localStorage.setItem("cascade.session", JSON.stringify(s)), session);
+  }
+  await page.goto(`${base}${path}`);
+  return page;
+}
+
+before(async () => {
+  // A recording ends a second after its publisher left.
+  server = await startServer(["--workers", "1", "--auth", "accounts", "--recording-grace-ms", "1000"]);
+  base = server.base;
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  assert.deepEqual(violations, [], "no page trips the Content-Security-Policy");
+});
+
+test("recording turned on in the studio: the live is listed on the channel page, plays and seeks", async () => {
+  const owner = await account(base, "rita");
+  await api(base, "/channels", { slug, title: "Rita records" }, owner.access_token);
+  const { key } = await api(base, `/channels/${slug}/keys`, { label: "studio" }, owner.access_token);
+
+  const studio = await open(owner, "/studio");
+  await until(studio, (s) => window.studio.channel === s, slug);
+  await studio.selectOption("#recording", "top");
+  await studio.waitForSelector("#recording-status:text('saved')");
+  const setting = await api(base, `/channels/${slug}/recording`, undefined, owner.access_token, "GET");
+  assert.deepEqual(setting, { enabled: true, layers: "top" });
+
+  await studio.fill("#key", key);
+  await studio.selectOption("#source", "clock");
+  await studio.click("#start");
+  await until(studio, () => window.studio.state === "live", null, 20000);
+  const wentLive = Date.now();
+  await studio.waitForTimeout(LIVE_MS);
+  await studio.click("#stop");
+  const live = (Date.now() - wentLive) / 1000;
+
+  // A visitor's channel page lists it once the recording has ended and been stored.
+  const page = await open(null, `/watch/${slug}`);
+  const link = "#past-list a[href^='/video/']";
+  const deadline = Date.now() + 20000;
+  while (!(await page.$(link))) {
+    assert.ok(Date.now() < deadline, "the recording is listed on the channel page");
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  await page.click(link);
+  await until(page, () => window.page?.video != null, null, 10000);
+  await page.evaluate(() => { const v = document.getElementById("video"); v.muted = true; return v.play(); });
+  await until(page, () => {
+    const v = document.getElementById("video");
+    return v.currentTime > 1 && v.getVideoPlaybackQuality().totalVideoFrames > 15;
+  }, null, 15000);
+  const duration = await page.evaluate(() => document.getElementById("video").duration);
+  assert.ok(Math.abs(duration - live) < 2, `the recording lasts ${duration} s, the live ${live} s`);
+
+  const before = await page.evaluate(() => document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames);
+  const mid = duration / 2;
+  const now = await seekAndPlayOn(page, mid, 15000);
+  assert.ok(now.t > mid + 1 && now.t < duration + 0.1, `plays on from the middle: ${now.t} of ${duration}`);
+  assert.ok(now.frames > before + 15, `frames decoded after the seek: ${before} → ${now.frames}`);
+});
