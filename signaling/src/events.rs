@@ -148,7 +148,13 @@ struct Feed {
     moved: bool,
     /// The session ended on the server: `ended` is queued, then the stream ends.
     done: bool,
+    /// When to tell `ended` once the session's status is gone: a moment later, so what
+    /// its stream says last (`inactive` when the broadcast ended with it) goes first.
+    ended_at: Option<tokio::time::Instant>,
 }
+
+/// How long after a session's own status is gone its `ended` is told.
+const ENDED_AFTER: Duration = Duration::from_millis(300);
 
 /// GET /whep/{stream}/{session}/events: an `EventSource` stream that ends with the session
 /// (`ended` last when the server ended it).
@@ -174,6 +180,7 @@ pub async fn events(
         draining,
         moved: false,
         done: false,
+        ended_at: None,
     };
     let s = futures_util::stream::unfold(feed, |mut f| async move {
         loop {
@@ -189,7 +196,10 @@ pub async fn events(
                 continue;
             }
             if f.last.is_some() {
-                let woke = tokio::time::timeout(Duration::from_secs(1), async {
+                let quiet = f.ended_at.map_or(Duration::from_secs(1), |t| {
+                    t.saturating_duration_since(tokio::time::Instant::now())
+                });
+                let woke = tokio::time::timeout(quiet, async {
                     tokio::select! {
                         r = f.rx.changed() => Woke::Stream(r.is_ok()),
                         r = f.viewer.changed(), if f.viewer_open => Woke::Viewer(r.is_ok()),
@@ -199,24 +209,25 @@ pub async fn events(
                 .await;
                 match woke {
                     Ok(Woke::Stream(true) | Woke::Viewer(true)) => {}
-                    // The session's own status is gone with it: the server ended it (a
-                    // revocation, a closed paywall, a ban). What its stream says last
-                    // (`inactive` when the broadcast was ended) must still be told, then
-                    // `ended`, so the player need not wait for the connection to die.
+                    // The session's own status is gone with it, but what its stream says
+                    // last (`inactive` when the broadcast was ended) must still be told.
                     Ok(Woke::Viewer(false)) => {
                         f.viewer_open = false;
-                        f.done = true;
-                        let cur = f.rx.borrow_and_update().clone();
-                        diff(f.last.as_ref(), &cur, &mut f.queue);
-                        f.queue
-                            .push_back(Event::default().event("ended").data("{}"));
-                        continue;
+                        f.ended_at = Some(tokio::time::Instant::now() + ENDED_AFTER);
                     }
                     Ok(Woke::Draining(true)) => continue,
                     Ok(Woke::Stream(false) | Woke::Draining(false)) => return None,
                     Err(_) => {
-                        // Quiet for a second: end the stream if the session ended.
-                        f.st.node.session_stream(f.id, Role::Viewer)?;
+                        // Quiet for a second (or the session's status is gone): the
+                        // session ended on the server (a revocation, a closed paywall, a
+                        // ban)? Then `ended` goes last, so the player need not wait for
+                        // its connection to die.
+                        f.ended_at = None;
+                        if f.st.node.session_stream(f.id, Role::Viewer).is_none() {
+                            f.done = true;
+                            f.queue
+                                .push_back(Event::default().event("ended").data("{}"));
+                        }
                         continue;
                     }
                 }
