@@ -13,7 +13,7 @@ use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::rtp::RtpWrite;
 
-use crate::peer::{pump, Peer};
+use crate::peer::{connected_pair, pump, Peer};
 use crate::server::Server;
 
 /// A single-layer VP8 camera: a panning picture, keyframes on request and every 2 s.
@@ -178,19 +178,7 @@ impl Rig {
 #[test]
 fn a_single_layer_publish_gets_a_low_layer_made_on_the_node() {
     let mut server = Server::start(&["--ladder"]);
-    let http = server.http();
-    let (mut publ, offer, pending) = Peer::publisher(&[]);
-    publ.connect(&http, &server.url("/whip/live"), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer();
-    viewer.connect(&http, &server.url("/whep/live?layer=low"), offer, pending);
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "both connect"
-    );
+    let (publ, viewer) = connected_pair(&server, &[], "/whip/live", "/whep/live?layer=low");
     let mut rig = Rig {
         cam: Camera::new(1280, 720),
         publ,

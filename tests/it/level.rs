@@ -10,7 +10,7 @@ use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::rtp::RtpWrite;
 
-use crate::peer::{pump, Peer, Received};
+use crate::peer::{connected_pair, pump, Received};
 use crate::server::Server;
 
 const RATE: u32 = 48_000;
@@ -67,19 +67,7 @@ fn loudness(audio: &[&Received], from: usize) -> f64 {
 #[test]
 fn a_quiet_publisher_reaches_viewers_at_the_target_loudness() {
     let server = Server::start(&["--level-audio=-16"]);
-    let http = server.http();
-    let (mut publ, offer, pending) = Peer::publisher(&["h"]);
-    publ.connect(&http, &server.url("/whip/level"), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer();
-    viewer.connect(&http, &server.url("/whep/level"), offer, pending);
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "both connect"
-    );
+    let (mut publ, mut viewer) = connected_pair(&server, &["h"], "/whip/level", "/whep/level");
     let amid = publ.mid(MediaKind::Audio);
     let pt = publ.pt(Codec::Opus);
     let mut tone = Tone::new(-30.0);

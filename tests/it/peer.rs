@@ -493,3 +493,27 @@ pub fn histogram<K: std::hash::Hash + Eq>(items: impl Iterator<Item = K>) -> Has
     }
     m
 }
+
+/// A publisher offering `rids` POSTed to `whip` and a viewer to `whep` (paths on
+/// `server`), both connected.
+pub fn connected_pair(
+    server: &crate::server::Server,
+    rids: &[&str],
+    whip: &str,
+    whep: &str,
+) -> (Peer, Peer) {
+    let http = server.http();
+    let (mut publ, offer, pending) = Peer::publisher(rids);
+    publ.connect(&http, &server.url(whip), offer, pending);
+    let (mut viewer, offer, pending) = Peer::viewer();
+    viewer.connect(&http, &server.url(whep), offer, pending);
+    assert!(
+        pump(
+            &mut [&mut publ, &mut viewer],
+            Duration::from_secs(10),
+            |p| p.iter().all(|p| p.connected)
+        ),
+        "the publisher and the viewer connect"
+    );
+    (publ, viewer)
+}
