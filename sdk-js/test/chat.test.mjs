@@ -36,10 +36,17 @@ const welcome = { type: "welcome", user: { username: "u", display_name: "U" }, r
 
 beforeEach(() => { FakeSocket.all = []; roomStatus = 200; });
 
+/** Waits (in steps of 5 ms, up to 5 s) until `ok()`: a loaded machine runs timers late. */
+async function until(ok) {
+  for (let i = 0; i < 1000 && !ok(); i++) await tick();
+  assert.ok(ok(), "in time");
+}
+
 async function joined(options = {}) {
   const chat = new Chat("show", { token: "tok", ...options });
   const ready = chat.connect();
-  await tick();
+  // The server answers once the client said hello (its socket open, its handlers set).
+  await until(() => FakeSocket.all.at(-1)?.sent.length > 0);
   const ws = FakeSocket.all.at(-1);
   ws.push(welcome);
   await ready;
