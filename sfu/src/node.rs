@@ -117,6 +117,7 @@ impl Node {
             keyframe_throttle: config.keyframe_throttle,
             viewer_bwe: config.viewer_bwe,
             ladder: config.ladder,
+            ladder_slots: crate::worker::ladder::LadderSlots::for_this_machine(),
             relay_requests: relay_tx,
             next_link: Default::default(),
             leveller,

@@ -37,7 +37,7 @@ use crate::tcp::{Outgoing, TcpIn};
 use crate::trickle::{self, Fragment};
 
 mod ice_tcp;
-mod ladder;
+pub(crate) mod ladder;
 pub(crate) use ice_tcp::TcpSide;
 
 /// Commands a worker takes (from the node or from other workers).
@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     pub viewer_bwe: Option<u64>,
     /// Transcode single-layer VP8 publishes into lower layers on demand.
     pub ladder: bool,
+    /// How many ladders run at once, node-wide.
+    pub ladder_slots: ladder::LadderSlots,
     /// Keyframe requests for relay links' parents.
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
@@ -693,15 +695,20 @@ impl Worker {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
                 self.ladder_in(id, stream, &pkt);
+                let mut pkt = pkt;
                 if let (Some(l), Codec::Opus) = (&self.shared.leveller, pkt.codec) {
-                    // Routed when it comes back (`Command::Levelled`).
-                    l.offer(Job {
+                    // Routed when it comes back (`Command::Levelled`); as it came when the
+                    // leveller cannot take it.
+                    let job = Job {
                         worker: self.id,
                         stream,
                         session: id,
                         pkt,
-                    });
-                    return;
+                    };
+                    match l.offer(job) {
+                        Ok(()) => return,
+                        Err(job) => pkt = job.pkt,
+                    }
                 }
                 self.route_from_source(stream, pkt, Endpoint::Session(id));
             }
@@ -1079,6 +1086,7 @@ mod tests {
             keyframe_throttle: Duration::from_millis(100),
             viewer_bwe: None,
             ladder: false,
+            ladder_slots: ladder::LadderSlots::new(1),
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
             leveller: None,

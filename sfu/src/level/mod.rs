@@ -5,9 +5,9 @@
 //! replaces the publisher's for every sink (viewers, relay links, recordings).
 //!
 //! Where it runs: not on a media worker. The worker offers each publisher audio packet to
-//! the leveller's bounded queue ([`thread`]) and routes it when it comes back; a full
-//! queue drops the packet and counts it (`cascade_audio_level_packets_total{outcome=
-//! "queue_full"}`). Each packet out lasts as long as the one in and keeps its sequence
+//! the leveller's bounded queue ([`thread`]) and routes it when it comes back; when the
+//! queue is full (or the thread gone) the packet goes on as it came, unlevelled, and is
+//! counted (`cascade_audio_level_packets_total{outcome="queue_full"}`, `"thread_gone"`). Each packet out lasts as long as the one in and keeps its sequence
 //! number and timestamp, so what viewers receive stays continuous. Only a local
 //! publisher's audio is levelled: a relay link brings audio its origin already levelled.
 //!

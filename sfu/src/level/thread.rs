@@ -21,8 +21,9 @@ use crate::worker::Command;
 
 /// Packets waiting for the leveller: about 2 s of 20 streams' audio.
 pub(crate) const QUEUE_PACKETS: usize = 2048;
-/// Streams levelled at once; the audio of more passes unlevelled (counted).
-pub(crate) const MAX_STREAMS: usize = 256;
+/// Streams levelled at once; the audio of more passes unlevelled (counted). The one
+/// thread does about 40 streams (docs/PERFORMANCE.md, on a loaded machine): a margin kept.
+pub(crate) const MAX_STREAMS: usize = 32;
 /// A stream's state is dropped after this long without a packet.
 const IDLE: Duration = Duration::from_secs(10);
 /// Packets handled before the batches go back to the workers.
@@ -96,11 +97,21 @@ impl Leveller {
         })
     }
 
-    /// Hands a packet to the thread without waiting; a full queue drops it (counted).
-    pub(crate) fn offer(&self, job: Job) {
-        let Some(tx) = &self.tx else { return };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(job) {
-            self.metrics.count("queue_full", 1);
+    /// Hands a packet to the thread without waiting. A full queue (the thread behind) or a
+    /// thread gone gives it back (counted): the worker routes it as it came, unlevelled,
+    /// rather than lose it.
+    pub(crate) fn offer(&self, job: Job) -> Result<(), Job> {
+        let Some(tx) = &self.tx else { return Err(job) };
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job)) => {
+                self.metrics.count("queue_full", 1);
+                Err(job)
+            }
+            Err(TrySendError::Disconnected(job)) => {
+                self.metrics.count("thread_gone", 1);
+                Err(job)
+            }
         }
     }
 }

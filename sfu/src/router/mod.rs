@@ -148,7 +148,7 @@ struct StreamState {
 
 impl StreamState {
     fn is_empty(&self) -> bool {
-        self.source.is_none() && !self.wanted() && self.workers == 0
+        self.source.is_none() && !self.wanted() && self.workers == 0 && self.ladder_workers == 0
     }
 
     /// Whether this worker wants the stream's packets: it has sinks, or viewers about to be.
@@ -429,6 +429,9 @@ impl Router {
             self.streams.entry(stream).or_default().workers |= bit;
         } else if let Some(s) = self.streams.get_mut(&stream) {
             s.workers &= !bit;
+            // A worker with no viewer of the stream left wants no ladder either (its
+            // `LadderWant` off went with its entry).
+            s.ladder_workers &= !bit;
             self.prune(stream);
         }
     }
@@ -490,12 +493,14 @@ impl Router {
 
     /// Whether `worker`'s viewers of `stream` want its ladder (what it polled and told).
     pub fn set_ladder_want(&mut self, stream: StreamId, worker: WorkerId, on: bool) {
-        let bit = 1u64 << (worker.0 % 64);
-        let s = self.streams.entry(stream).or_default();
+        let Some(bit) = 1u64.checked_shl(worker.0 as u32) else {
+            return;
+        };
         if on {
-            s.ladder_workers |= bit;
-        } else {
+            self.streams.entry(stream).or_default().ladder_workers |= bit;
+        } else if let Some(s) = self.streams.get_mut(&stream) {
             s.ladder_workers &= !bit;
+            self.prune(stream);
         }
     }
 

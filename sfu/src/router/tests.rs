@@ -597,3 +597,34 @@ fn the_ladder_is_wanted_by_viewers_below_the_top() {
     r.set_ladder_want(S, WorkerId(1), false);
     assert!(!r.ladder_wanted(S));
 }
+
+/// A viewer on another worker that leaves while on the ladder tells no `LadderWant` off
+/// (its entry there is gone), only its lost interest: that alone ends its want here.
+#[test]
+fn a_worker_that_loses_interest_wants_no_ladder() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    r.set_source(S, PUB, 1);
+    r.set_interest(S, WorkerId(1), true);
+    r.set_ladder_want(S, WorkerId(1), true);
+    assert!(r.ladder_wanted(S));
+    r.set_interest(S, WorkerId(1), false);
+    assert!(!r.ladder_wanted(S), "its want went with its interest");
+    // A worker with neither source nor viewers keeps no entry for another's want.
+    let mut idle = Router::default();
+    idle.set_interest(S, WorkerId(1), true);
+    idle.set_ladder_want(S, WorkerId(1), true);
+    idle.set_interest(S, WorkerId(1), false);
+    assert!(!idle.ladder_wanted(S));
+    idle.route(
+        S,
+        &video(0, 1, true, &table(1)),
+        PUB,
+        Instant::now(),
+        &mut out,
+    );
+    assert!(
+        !idle.ladder_wanted(S),
+        "a publisher here later starts no ladder"
+    );
+}

@@ -5,6 +5,7 @@
 //! ladder's encoder, and the housekeeping tick starts and stops the ladder on demand.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +28,53 @@ pub(crate) struct LadderSource {
     unfit: bool,
     demand: Demand,
     running: Option<LadderHandle>,
+    /// Its place among the node's running ladders, held while it runs.
+    slot: Option<LadderSlot>,
+    /// Wanted but refused a place (logged once).
+    refused: bool,
+}
+
+/// How many ladders the node runs at once: each takes about a core at 720p, so at most
+/// half the cores, and never so many that the media workers starve.
+#[derive(Debug)]
+pub(crate) struct LadderSlots {
+    running: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl LadderSlots {
+    /// Half the machine's cores, at least one.
+    pub(crate) fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        LadderSlots::new((cores / 2).max(1))
+    }
+
+    pub(crate) fn new(max: usize) -> Self {
+        LadderSlots {
+            running: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A place, if one is free.
+    fn take(&self) -> Option<LadderSlot> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LadderSlot(self.running.clone()))
+    }
+}
+
+/// A running ladder's place, given back when dropped (stopped, or its publisher gone).
+#[derive(Debug)]
+struct LadderSlot(Arc<AtomicUsize>);
+
+impl Drop for LadderSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The rungs' way back: this worker's command queue, never waited on.
@@ -60,10 +108,13 @@ impl Worker {
             unfit: false,
             demand: Demand::default(),
             running: None,
+            slot: None,
+            refused: false,
         });
         if pkt.source.encoding != 0 || pkt.codec != Codec::Vp8 {
             l.unfit = true;
             l.running = None;
+            l.slot = None;
             return;
         }
         if let Some(h) = &l.running {
@@ -94,6 +145,16 @@ impl Worker {
             let wanted = !l.unfit && self.router.ladder_wanted(l.stream);
             match l.demand.update(wanted, now) {
                 Some(Change::Start) => {
+                    let Some(slot) = self.shared.ladder_slots.take() else {
+                        // Asked again on the next tick, when a place may be free.
+                        l.demand = Demand::default();
+                        if !l.refused {
+                            l.refused = true;
+                            tracing::warn!(session = %id, "ladder not started: the node runs as many as it may");
+                        }
+                        continue;
+                    };
+                    l.refused = false;
                     let sink = ToWorker {
                         tx: self.shared.peers[self.id.0].clone(),
                         id: *id,
@@ -107,6 +168,7 @@ impl Worker {
                         Ok(h) => {
                             tracing::info!(session = %id, "ladder started");
                             l.running = Some(h);
+                            l.slot = Some(slot);
                         }
                         Err(e) => tracing::warn!(error = %e, "ladder thread not started"),
                     }
@@ -115,6 +177,7 @@ impl Worker {
                     tracing::info!(session = %id, "ladder stopped");
                     // Dropping the handle ends its thread; not waited for here.
                     l.running = None;
+                    l.slot = None;
                 }
                 None => {}
             }
@@ -151,5 +214,22 @@ impl Worker {
         if let Some(h) = self.ladders.get(&id).and_then(|l| l.running.as_ref()) {
             h.request_keyframe(rung);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladders_take_places_up_to_the_limit_and_give_them_back() {
+        let slots = LadderSlots::new(2);
+        let a = slots.take().expect("a first place");
+        let b = slots.take().expect("a second place");
+        assert!(slots.take().is_none(), "no third");
+        drop(a);
+        let c = slots.take().expect("the freed place");
+        drop((b, c));
+        assert_eq!(slots.running.load(Ordering::Acquire), 0);
     }
 }
