@@ -50,6 +50,16 @@ async fn listed(api: &Api, token: &str) -> usize {
     list.as_array().unwrap().len()
 }
 
+/// Uploads `bytes` to amy-live and asserts the 422 `invalid_media` whose detail `says`.
+async fn refused(api: &Api, token: &str, what: &str, bytes: &[u8], says: &str) {
+    let (s, h, b) = clips::upload(api, token, "amy-live", what, bytes).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {b}");
+    assert_eq!(h["content-type"], "application/problem+json");
+    let p: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(p["code"], "invalid_media", "{what}: {p}");
+    assert!(p["detail"].as_str().unwrap().contains(says), "{what}: {p}");
+}
+
 async fn resumes_after_a_cut(backend: Backend) {
     let Some(clip) = clips::webm(3) else { return };
     let (config, dir) = with_media_dir();
@@ -255,12 +265,7 @@ async fn bad_files_are_refused_and_leave_nothing(backend: Backend) {
         ("not webm", matroska, "not a WebM"),
         ("garbage", garbage, "not a WebM"),
     ] {
-        let (s, h, b) = clips::upload(&api, &amy, "amy-live", what, &bytes).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {b}");
-        assert_eq!(h["content-type"], "application/problem+json");
-        let p: Value = serde_json::from_str(&b).unwrap();
-        assert_eq!(p["code"], "invalid_media", "{what}: {p}");
-        assert!(p["detail"].as_str().unwrap().contains(says), "{what}: {p}");
+        refused(&api, &amy, what, &bytes, says).await;
     }
     assert_eq!(listed(&api, &amy).await, 0);
     let staged: Vec<_> = std::fs::read_dir(dir.join("staging")).unwrap().collect();
@@ -291,12 +296,7 @@ async fn mp4_is_listed_and_a_cut_one_refused(backend: Backend) {
     channel(&api, &amy, "amy-live").await;
 
     let truncated = clip[..clip.len() * 2 / 3].to_vec();
-    let (s, h, b) = clips::upload(&api, &amy, "amy-live", "cut", &truncated).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert_eq!(h["content-type"], "application/problem+json");
-    let p: Value = serde_json::from_str(&b).unwrap();
-    assert_eq!(p["code"], "invalid_media", "{p}");
-    assert!(p["detail"].as_str().unwrap().contains("truncated"), "{p}");
+    refused(&api, &amy, "cut", &truncated, "truncated").await;
     assert_eq!(listed(&api, &amy).await, 0);
     assert!(std::fs::read_dir(dir.join("media"))
         .unwrap()
