@@ -1,5 +1,6 @@
 //! The check a file passes before it is listed: a WebM container that parses to its end
-//! (every frame read: a truncated file fails here), allowed codecs, a video track, a
+//! (every frame read: a truncated file fails here), or an MP4 ([`super::mp4`]), told apart
+//! by their first bytes (EBML or `ftyp`), never by a name; allowed codecs, a video track, a
 //! duration within the limit. Recordings follow their own [`Rules`]: no duration limit
 //! (a recording is as long as its live), and a file cut by a node's crash passes with the
 //! frames before the cut. Pure over any `Read + Seek`; the caller runs it on a blocking
@@ -37,11 +38,14 @@ pub struct Probe {
 /// Why a file is refused; the message is what the uploader reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Bad {
-    /// Not a WebM file at all.
-    #[error("the file is not a WebM video ({0})")]
-    NotWebm(String),
+    /// Not a WebM or MP4 file at all.
+    #[error("the file is not a WebM or MP4 video ({0})")]
+    NotVideo(String),
     /// A codec outside the allowed set.
-    #[error("codec {0} is not allowed (WebM with VP8, VP9 or AV1 video and Opus audio)")]
+    #[error(
+        "codec {0} is not allowed (WebM with VP8, VP9 or AV1 video and Opus audio; \
+         MP4 with H.264, VP8, VP9 or AV1 video and AAC or Opus audio)"
+    )]
     Codec(String),
     /// No video track.
     #[error("the file has no video track")]
@@ -112,23 +116,27 @@ pub fn probe<R: Read + Seek>(r: R, max_duration_ms: i64) -> Result<Probe, Bad> {
 
 /// Reads the whole file under `rules`.
 pub fn probe_with<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
-    let mut magic = [0u8; 4];
-    let ebml = r.read_exact(&mut magic).is_ok() && magic == EBML_MAGIC;
+    let mut magic = [0u8; 8];
+    let read = r.read_exact(&mut magic).is_ok();
+    let ebml = read && magic[..4] == EBML_MAGIC;
     r.seek(SeekFrom::Start(0))
         .map_err(|e| Bad::Truncated(e.to_string()))?;
+    if read && super::mp4::is_mp4(&magic) {
+        return super::mp4::probe(r, rules);
+    }
     let mut mkv = MatroskaFile::open(r).map_err(|e| match e {
         DemuxError::InvalidEbmlHeader(why) | DemuxError::UnsupportedDocType(why) => {
-            Bad::NotWebm(why.replace('\0', ""))
+            Bad::NotVideo(why.replace('\0', ""))
         }
         e if ebml => {
             // An EBML file whose header or segment cannot be read to its end.
             Bad::Truncated(format!("{e:?}"))
         }
-        _ => Bad::NotWebm("it does not start as a Matroska file".into()),
+        _ => Bad::NotVideo("it starts as neither a Matroska nor an MP4 file".into()),
     })?;
     // EBML strings may be padded with NULs (GStreamer's muxer pads the doc type).
     if mkv.ebml_header().doc_type().trim_end_matches('\0') != "webm" {
-        return Err(Bad::NotWebm(format!(
+        return Err(Bad::NotVideo(format!(
             "document type {:?}",
             mkv.ebml_header().doc_type()
         )));
@@ -221,8 +229,8 @@ mod tests {
     #[test]
     fn garbage_is_not_webm() {
         let r = probe(Cursor::new(b"hello, this is not a video".to_vec()), 60_000);
-        assert!(matches!(r, Err(Bad::NotWebm(_))), "{r:?}");
+        assert!(matches!(r, Err(Bad::NotVideo(_))), "{r:?}");
         let r = probe(Cursor::new(Vec::new()), 60_000);
-        assert!(matches!(r, Err(Bad::NotWebm(_))), "{r:?}");
+        assert!(matches!(r, Err(Bad::NotVideo(_))), "{r:?}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod media;
+pub mod mp4;
 pub mod recordings;
 pub mod retention;
 pub mod storage;

@@ -1,5 +1,5 @@
 //! Real media for the content tests, made by GStreamer (`gst-launch-1.0`: VP8 and Opus in
-//! WebM), and a tus client of raw requests (the browser test uses tus-js-client).
+//! WebM, H.264 and AAC in MP4), and a tus client of raw requests (the browser test uses tus-js-client).
 
 use std::process::Command;
 
@@ -11,22 +11,46 @@ use crate::harness::Api;
 /// A WebM of `secs` seconds (320x240, 30 fps, a keyframe a second, Opus sound), or None
 /// (said loudly) where GStreamer's tools are missing.
 pub fn webm(secs: u32) -> Option<Vec<u8>> {
+    gst(
+        "clip.webm",
+        &format!(
+            "videotestsrc num-buffers={} ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! vp8enc deadline=1 target-bitrate=150000 keyframe-max-dist=30 ! webmmux name=m \
+             ! filesink location=OUT audiotestsrc num-buffers={} samplesperbuffer=960 \
+             ! audio/x-raw,rate=48000 ! opusenc ! m.",
+            secs * 30,
+            secs * 50
+        ),
+    )
+}
+
+/// An MP4 of `secs` seconds (320x240 H.264 from openh264, 30 fps, AAC sound; its `moov`
+/// at the end, as GStreamer's `mp4mux` writes it), or None where GStreamer is missing.
+pub fn mp4(secs: u32) -> Option<Vec<u8>> {
+    gst(
+        "clip.mp4",
+        &format!(
+            "videotestsrc num-buffers={} ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! openh264enc bitrate=150000 gop-size=30 ! h264parse ! mp4mux name=m \
+             ! filesink location=OUT audiotestsrc num-buffers={} samplesperbuffer=1024 \
+             ! audio/x-raw,rate=48000 ! voaacenc ! m.",
+            secs * 30,
+            secs * 48_000 / 1024
+        ),
+    )
+}
+
+/// Runs a `gst-launch-1.0` pipeline whose sink writes `OUT` (a file `name` in a fresh
+/// directory) and returns the file's bytes.
+fn gst(name: &str, pipeline: &str) -> Option<Vec<u8>> {
     let dir = std::env::temp_dir().join(format!(
         "cascade-clip-{}-{}",
         std::process::id(),
         rand_suffix()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("clip.webm");
-    let frames = (secs * 30).to_string();
-    let audio = (secs * 50).to_string();
-    let pipeline = format!(
-        "videotestsrc num-buffers={frames} ! video/x-raw,width=320,height=240,framerate=30/1 \
-         ! vp8enc deadline=1 target-bitrate=150000 keyframe-max-dist=30 ! webmmux name=m \
-         ! filesink location={} audiotestsrc num-buffers={audio} samplesperbuffer=960 \
-         ! audio/x-raw,rate=48000 ! opusenc ! m.",
-        out.display()
-    );
+    let out = dir.join(name);
+    let pipeline = pipeline.replace("OUT", &out.display().to_string());
     let run = Command::new("gst-launch-1.0")
         .arg("-q")
         .args(pipeline.split_whitespace())

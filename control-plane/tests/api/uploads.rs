@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::clips::{self, tus};
 use crate::harness::{Api, Backend};
-use crate::videos::{channel, with_media_dir};
+use crate::videos::{channel, media, with_media_dir};
 
 const OCTETS: &str = "application/offset+octet-stream";
 
@@ -48,6 +48,16 @@ async fn listed(api: &Api, token: &str) -> usize {
         .call(Method::GET, "/channels/amy-live/videos", Some(token), None)
         .await;
     list.as_array().unwrap().len()
+}
+
+/// Uploads `bytes` to amy-live and asserts the 422 `invalid_media` whose detail `says`.
+async fn refused(api: &Api, token: &str, what: &str, bytes: &[u8], says: &str) {
+    let (s, h, b) = clips::upload(api, token, "amy-live", what, bytes).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {b}");
+    assert_eq!(h["content-type"], "application/problem+json");
+    let p: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(p["code"], "invalid_media", "{what}: {p}");
+    assert!(p["detail"].as_str().unwrap().contains(says), "{what}: {p}");
 }
 
 async fn resumes_after_a_cut(backend: Backend) {
@@ -255,12 +265,7 @@ async fn bad_files_are_refused_and_leave_nothing(backend: Backend) {
         ("not webm", matroska, "not a WebM"),
         ("garbage", garbage, "not a WebM"),
     ] {
-        let (s, h, b) = clips::upload(&api, &amy, "amy-live", what, &bytes).await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {b}");
-        assert_eq!(h["content-type"], "application/problem+json");
-        let p: Value = serde_json::from_str(&b).unwrap();
-        assert_eq!(p["code"], "invalid_media", "{what}: {p}");
-        assert!(p["detail"].as_str().unwrap().contains(says), "{what}: {p}");
+        refused(&api, &amy, what, &bytes, says).await;
     }
     assert_eq!(listed(&api, &amy).await, 0);
     let staged: Vec<_> = std::fs::read_dir(dir.join("staging")).unwrap().collect();
@@ -277,3 +282,53 @@ async fn bad_files_are_refused_and_leave_nothing(backend: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 crate::both!(bad_files_are_refused_and_leave_nothing);
+
+/// An MP4 (H.264 and AAC, sent as `clip.webm`: the container is told by its bytes) is
+/// listed with its duration and served as video/mp4 with ranges; the same file cut short
+/// is refused and nothing of it stays.
+async fn mp4_is_listed_and_a_cut_one_refused(backend: Backend) {
+    let Some(clip) = clips::mp4(3) else { return };
+    let (config, dir) = with_media_dir();
+    let Some(api) = Api::start(backend, config).await else {
+        return;
+    };
+    let (amy, _, _) = api.user("amy").await;
+    channel(&api, &amy, "amy-live").await;
+
+    let truncated = clip[..clip.len() * 2 / 3].to_vec();
+    refused(&api, &amy, "cut", &truncated, "truncated").await;
+    assert_eq!(listed(&api, &amy).await, 0);
+    assert!(std::fs::read_dir(dir.join("media"))
+        .unwrap()
+        .next()
+        .is_none());
+
+    let (s, h, b) = clips::upload(&api, &amy, "amy-live", "An MP4", &clip).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert!(h.get("cascade-video-id").is_some());
+    let (_, list) = api
+        .call(Method::GET, "/channels/amy-live/videos", None, None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let v = &list[0];
+    assert_eq!(v["video_codec"], "h264", "{v}");
+    assert_eq!(v["audio_codec"], "aac", "{v}");
+    assert_eq!(v["width"], 320, "{v}");
+    let ms = v["duration_ms"].as_i64().unwrap();
+    assert!((2_800..=3_300).contains(&ms), "{ms}");
+    let url = v["media_url"].as_str().unwrap().to_owned();
+    let (s, h, body) = media(&api, &url, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "video/mp4");
+    assert_eq!(body, clip);
+    let (s, h, body) = media(&api, &url, Some("bytes=100-199")).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h["content-type"], "video/mp4");
+    assert_eq!(
+        h["content-range"],
+        format!("bytes 100-199/{}", clip.len()).as_str()
+    );
+    assert_eq!(body, &clip[100..200]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+crate::both!(mp4_is_listed_and_a_cut_one_refused);

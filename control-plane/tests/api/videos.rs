@@ -64,7 +64,7 @@ pub async fn channel(api: &Api, token: &str, slug: &str) {
 }
 
 /// Raw GET of a video's media with an optional Range.
-async fn media(
+pub async fn media(
     api: &Api,
     url: &str,
     range: Option<&str>,
