@@ -1,5 +1,5 @@
-//! The MP4 (ISO BMFF) half of the check, with `re_mp4`: the boxes parsed (plain or
-//! fragmented), the codecs Chromium plays (H.264, VP8, VP9, AV1 video; AAC or Opus
+//! The MP4 (ISO BMFF) half of the check, with `re_mp4`: the boxes parsed (a plain file;
+//! `re_mp4` reads fragmented ones too, untested here), the codecs Chromium plays (H.264, VP8, VP9, AV1 video; AAC or Opus
 //! sound), every sample inside the file (a truncated file fails here: its `moov` is
 //! missing, or its samples point past the end), the duration from the samples' times.
 
