@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use super::packetize::{LayerPacket, Vp8Payloader};
+use super::pressure::Level;
 use super::scale::half_size;
 use super::vpx::{Decoder, Encoder, EncoderConfig};
 use crate::codec::Codec;
@@ -68,6 +69,8 @@ pub struct LadderStats {
     pub encode_errors: u64,
     /// Times the source's size changed.
     pub resizes: u64,
+    /// Source frames decoded but not encoded (half rate under CPU pressure).
+    pub thinned: u64,
 }
 
 struct Rung {
@@ -91,6 +94,10 @@ pub struct Ladder {
     last_ts: Option<(u32, i64)>,
     stats: LadderStats,
     frames: Vec<Frame>,
+    /// The degradation in use ([`super::pressure`]).
+    level: Level,
+    /// Decoded frames since the level changed (at half rate the odd ones are not encoded).
+    parity: u64,
 }
 
 impl std::fmt::Debug for Ladder {
@@ -123,7 +130,27 @@ impl Ladder {
             last_ts: None,
             stats: LadderStats::default(),
             frames: Vec::new(),
+            level: Level::Full,
+            parity: 0,
         }
+    }
+
+    /// Degrades (or restores) the ladder: at half rate every other decoded frame is not
+    /// encoded (the rungs' picture ids stay consecutive, only timestamps jump); with fewer
+    /// rungs the lowest one is not encoded either, and starts again on a keyframe.
+    pub fn set_level(&mut self, level: Level) {
+        if level.fewer_rungs() != self.level.fewer_rungs() {
+            if let Some(last) = self.rungs.last_mut() {
+                last.force_key = true;
+            }
+        }
+        self.level = level;
+        self.parity = 0;
+    }
+
+    /// The degradation in use.
+    pub fn level(&self) -> Level {
+        self.level
     }
 
     /// What it counted.
@@ -218,8 +245,19 @@ impl Ladder {
             }
             self.rebuild(pic.width, pic.height);
         }
+        let skip = self.level.half_rate() && self.parity % 2 == 1;
+        self.parity += 1;
+        if skip {
+            self.stats.thinned += 1;
+            return;
+        }
+        let active = if self.level.fewer_rungs() && self.rungs.len() > 1 {
+            self.rungs.len() - 1
+        } else {
+            self.rungs.len()
+        };
         let mut pic = pic;
-        for (i, rung) in self.rungs.iter_mut().enumerate() {
+        for (i, rung) in self.rungs.iter_mut().take(active).enumerate() {
             pic = pic.half();
             let key = std::mem::take(&mut rung.force_key);
             match rung.encoder.encode(&pic, pts, key) {

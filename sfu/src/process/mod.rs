@@ -8,6 +8,7 @@
 pub mod demand;
 pub mod ladder;
 pub mod packetize;
+pub mod pressure;
 pub mod scale;
 pub mod thread;
 pub mod vpx;

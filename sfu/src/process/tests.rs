@@ -271,3 +271,63 @@ fn the_thread_hands_packets_back_and_stops() {
     assert_eq!(stats.decoded, 5);
     assert_eq!(dropped.get(), 0);
 }
+
+/// The picture ids of one rung's frames, in order (RFC 7741, 15-bit, from each frame's
+/// first packet).
+fn picture_ids(pkts: &[RungPacket], rung: u8) -> Vec<u16> {
+    pkts.iter()
+        .filter(|p| p.rung == rung && p.packet.payload[0] & 0x10 != 0)
+        .map(|p| (u16::from(p.packet.payload[2] & 0x7f) << 8) | u16::from(p.packet.payload[3]))
+        .collect()
+}
+
+#[test]
+fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
+    use super::pressure::Level;
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let mut viewer = Viewer::default();
+    let mut all = Vec::new();
+    let mut step =
+        |ladder: &mut Ladder, viewer: &mut Viewer, n: usize, all: &mut Vec<RungPacket>| {
+            let mut out = Vec::new();
+            for i in 0..n {
+                for p in src.next(all.is_empty() && i == 0) {
+                    ladder.push(&p, Instant::now(), &mut out);
+                }
+            }
+            viewer.take(&out);
+            all.extend(out);
+        };
+    let count = |v: &Viewer, r: u8| v.frames.get(&r).map_or(0, Vec::len);
+    step(&mut ladder, &mut viewer, 4, &mut all);
+    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (4, 4));
+    ladder.set_level(Level::HalfRate);
+    step(&mut ladder, &mut viewer, 6, &mut all);
+    assert_eq!(
+        (count(&viewer, 0), count(&viewer, 1)),
+        (7, 7),
+        "every other frame"
+    );
+    ladder.set_level(Level::FewerRungs);
+    step(&mut ladder, &mut viewer, 4, &mut all);
+    assert_eq!(
+        (count(&viewer, 0), count(&viewer, 1)),
+        (9, 7),
+        "the lowest rung stops"
+    );
+    ladder.set_level(Level::Full);
+    step(&mut ladder, &mut viewer, 2, &mut all);
+    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (11, 9));
+    assert!(viewer.frames[&1][7].1, "the rung back starts on a keyframe");
+    assert!(!viewer.frames[&0][9].1, "the other goes on");
+    assert_eq!(viewer.gaps, 0, "sequence numbers run on");
+    for rung in [0, 1] {
+        let ids = picture_ids(&all, rung);
+        assert!(
+            ids.windows(2).all(|w| w[1] == (w[0] + 1) & 0x7fff),
+            "rung {rung}'s picture ids run on: {ids:?}"
+        );
+    }
+    assert_eq!(ladder.stats().thinned, 5);
+}

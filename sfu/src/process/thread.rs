@@ -3,7 +3,9 @@
 //! queue drops the packet and counts it, the worker never waits); the thread runs the
 //! [`Ladder`] and hands each batch of rung packets, and any keyframe request for the
 //! publisher, to a bounded channel the hosting worker drains (again never blocking: a full
-//! channel drops the batch, counts it, and the rung restarts on a keyframe).
+//! channel drops the batch, counts it, and the rung restarts on a keyframe). The time its
+//! work takes and its queue's length feed a [`Pressure`], which lowers the ladder's level
+//! (half rate, then fewer rungs) when it falls behind and raises it when it keeps up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use prometheus::IntCounter;
 
 use super::ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
+use super::pressure::Pressure;
 use crate::record::assemble::RecPacket;
 
 /// Source packets waiting for the ladder: about a second of a 2.5 Mbit/s stream.
@@ -128,9 +131,18 @@ fn run(
     stop: &AtomicBool,
 ) -> LadderStats {
     let mut batch = Vec::new();
+    let mut pressure = Pressure::new();
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(LadderIn::Packet(p)) => ladder.push(&p, Instant::now(), &mut batch),
+            Ok(LadderIn::Packet(p)) => {
+                let start = Instant::now();
+                ladder.push(&p, start, &mut batch);
+                let done = Instant::now();
+                if let Some(level) = pressure.observe(done, done - start, rx.len()) {
+                    tracing::warn!(level = level.as_i64(), ?level, "ladder level changed");
+                    ladder.set_level(level);
+                }
+            }
             Ok(LadderIn::Keyframe(rung)) => ladder.request_keyframe(rung),
             Err(RecvTimeoutError::Timeout) => ladder.tick(Instant::now(), &mut batch),
             Err(RecvTimeoutError::Disconnected) => break,
