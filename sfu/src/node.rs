@@ -117,6 +117,7 @@ impl Node {
             keyframe_throttle: config.keyframe_throttle,
             viewer_bwe: config.viewer_bwe,
             ladder: config.ladder,
+            ladder_watermark: config.ladder_watermark.clone(),
             relay_requests: relay_tx,
             next_link: Default::default(),
             leveller,

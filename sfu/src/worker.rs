@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     pub viewer_bwe: Option<u64>,
     /// Transcode single-layer VP8 publishes into lower layers on demand.
     pub ladder: bool,
+    /// Blended into the ladder's rungs.
+    pub ladder_watermark: Option<Arc<crate::process::Watermark>>,
     /// Keyframe requests for relay links' parents.
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
@@ -1079,6 +1081,7 @@ mod tests {
             keyframe_throttle: Duration::from_millis(100),
             viewer_bwe: None,
             ladder: false,
+            ladder_watermark: None,
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
             leveller: None,

@@ -9,12 +9,14 @@
 //! stay continuous (the picture holds still). A change of the source's size rebuilds the
 //! encoders at the new halves, each starting on a keyframe.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::packetize::{LayerPacket, Vp8Payloader};
 use super::pressure::Level;
 use super::scale::half_size;
 use super::vpx::{Decoder, Encoder, EncoderConfig};
+use super::watermark::Watermark;
 use crate::codec::Codec;
 use crate::record::assemble::{Assembler, Frame, RecPacket};
 
@@ -98,6 +100,8 @@ pub struct Ladder {
     level: Level,
     /// Decoded frames since the level changed (at half rate the odd ones are not encoded).
     parity: u64,
+    /// Blended into each rung's picture before it is encoded (`--ladder-watermark`).
+    watermark: Option<Arc<Watermark>>,
 }
 
 impl std::fmt::Debug for Ladder {
@@ -132,7 +136,14 @@ impl Ladder {
             frames: Vec::new(),
             level: Level::Full,
             parity: 0,
+            watermark: None,
         }
+    }
+
+    /// This ladder with `watermark` in a corner of each rung (the source stays untouched).
+    pub fn with_watermark(mut self, watermark: Option<Arc<Watermark>>) -> Self {
+        self.watermark = watermark;
+        self
     }
 
     /// Degrades (or restores) the ladder: at half rate every other decoded frame is not
@@ -259,8 +270,17 @@ impl Ladder {
         let mut pic = pic;
         for (i, rung) in self.rungs.iter_mut().take(active).enumerate() {
             pic = pic.half();
+            // Marked on a copy: the next rung is halved from the clean picture.
+            let marked = self.watermark.as_ref().map(|w| {
+                let mut m = pic.clone();
+                w.apply(&mut m);
+                m
+            });
             let key = std::mem::take(&mut rung.force_key);
-            match rung.encoder.encode(&pic, pts, key) {
+            match rung
+                .encoder
+                .encode(marked.as_ref().unwrap_or(&pic), pts, key)
+            {
                 Ok(encoded) => {
                     let (w, h) = (pic.width as u16, pic.height as u16);
                     let mut pkts = Vec::new();

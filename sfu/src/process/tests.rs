@@ -247,7 +247,8 @@ fn a_resolution_change_rebuilds_the_rungs_at_the_new_halves() {
 fn the_thread_hands_packets_back_and_stops() {
     let (tx, rx) = crossbeam_channel::bounded(super::thread::OUT_BATCHES);
     let dropped = IntCounter::new("ladder_test_dropped", "test").unwrap();
-    let handle = LadderHandle::start(LadderConfig::default(), 9, tx, dropped.clone()).unwrap();
+    let handle =
+        LadderHandle::start(LadderConfig::default(), None, 9, tx, dropped.clone()).unwrap();
     let mut src = Source::new(640, 360);
     for i in 0..5 {
         for p in src.next(i == 0) {
@@ -330,4 +331,54 @@ fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
         );
     }
     assert_eq!(ladder.stats().thinned, 5);
+}
+
+/// Rung 0's first picture as a viewer decodes it, from a ladder marked with `watermark`.
+fn first_rung_picture(watermark: Option<std::sync::Arc<super::watermark::Watermark>>) -> I420 {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 5).with_watermark(watermark);
+    let mut out = Vec::new();
+    for p in src.next(true) {
+        ladder.push(&p, Instant::now(), &mut out);
+    }
+    let mut asm = Assembler::new(Codec::Vp8);
+    let mut frames = Vec::new();
+    for p in out.iter().filter(|p| p.rung == 0) {
+        asm.push(&rec(p.packet.clone()), Instant::now(), &mut frames);
+    }
+    Decoder::new()
+        .unwrap()
+        .decode(&frames[0].data)
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_watermark_marks_the_rungs_corner_and_nothing_else() {
+    use super::watermark::Watermark;
+    let mark = Watermark::solid(16, 8, [255, 255, 255, 255]);
+    let (x0, y0, w, h) = mark.place(320, 180).unwrap();
+    let plain = first_rung_picture(None);
+    let marked = first_rung_picture(Some(std::sync::Arc::new(mark)));
+    let (mut inside, mut n_in, mut outside, mut n_out) = (0u64, 0u64, 0u64, 0u64);
+    for y in 0..180 {
+        for x in 0..320 {
+            let d = u64::from(plain.y[y * 320 + x].abs_diff(marked.y[y * 320 + x]));
+            if (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y) {
+                inside += d;
+                n_in += 1;
+                assert!(marked.y[y * 320 + x] > 200, "white at ({x}, {y})");
+            } else if x + 8 < x0 || y + 8 < y0 {
+                // Away from the corner (the codec's blocks round its edge).
+                outside += d;
+                n_out += 1;
+            }
+        }
+    }
+    assert!(inside / n_in > 40, "the corner changed: {}", inside / n_in);
+    assert!(
+        outside * 10 / n_out < 20,
+        "the rest did not: {}",
+        outside as f64 / n_out as f64
+    );
 }

@@ -17,6 +17,7 @@ use prometheus::IntCounter;
 
 use super::ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
 use super::pressure::Pressure;
+use super::watermark::Watermark;
 use crate::record::assemble::RecPacket;
 
 /// Source packets waiting for the ladder: about a second of a 2.5 Mbit/s stream.
@@ -68,10 +69,11 @@ impl std::fmt::Debug for LadderHandle {
 }
 
 impl LadderHandle {
-    /// Starts a ladder thread; its output goes to `out`, and packets dropped on either
-    /// queue are counted in `dropped`.
+    /// Starts a ladder thread (its rungs marked with `watermark`, if any); its output goes
+    /// to `out`, and packets dropped on either queue are counted in `dropped`.
     pub fn start(
         config: LadderConfig,
+        watermark: Option<Arc<Watermark>>,
         seed: u32,
         out: impl LadderSink,
         dropped: IntCounter,
@@ -82,7 +84,15 @@ impl LadderHandle {
         let counter = dropped.clone();
         let thread = std::thread::Builder::new()
             .name("ladder".into())
-            .spawn(move || run(Ladder::new(config, seed), &rx, &out, &counter, &flag))?;
+            .spawn(move || {
+                run(
+                    Ladder::new(config, seed).with_watermark(watermark),
+                    &rx,
+                    &out,
+                    &counter,
+                    &flag,
+                )
+            })?;
         Ok(LadderHandle {
             tx,
             dropped,
