@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// while a viewer wants one (docs/PROCESSING.md); costs CPU per laddered stream.
     #[arg(long, env = "CASCADE_LADDER")]
     pub ladder: bool,
+    /// A PNG image blended into the bottom-right corner of each transcoded layer, an
+    /// eighth of its width (the original layer stays untouched).
+    #[arg(long, env = "CASCADE_LADDER_WATERMARK")]
+    pub ladder_watermark: Option<std::path::PathBuf>,
     /// The CPU the node may use, in percent of the machine's cores, before viewers give
     /// way (new ones capped below the top layer, then the top layer shed for all, then new
     /// ones refused); 0: no limit [default: 90].
@@ -628,6 +632,7 @@ pub struct FileConfig {
     max_pending_per_stream: Option<usize>,
     viewer_bwe: Option<u64>,
     ladder: Option<bool>,
+    ladder_watermark: Option<std::path::PathBuf>,
     cpu_budget: Option<u64>,
     egress_budget: Option<u64>,
     level_audio: Option<f64>,
@@ -767,6 +772,16 @@ impl ServeArgs {
                 None => d.viewer_bwe,
             },
             ladder: self.ladder || file.ladder.unwrap_or(false),
+            ladder_watermark: match self.ladder_watermark.as_ref().or(file.ladder_watermark.as_ref()) {
+                None => None,
+                Some(path) => {
+                    let bytes = std::fs::read(path)
+                        .map_err(|e| format!("--ladder-watermark {}: {e}", path.display()))?;
+                    let mark = sfu::process::Watermark::from_png(&bytes)
+                        .map_err(|e| format!("--ladder-watermark {}: {e}", path.display()))?;
+                    Some(std::sync::Arc::new(mark))
+                }
+            },
             budget: sfu::budget::BudgetConfig {
                 cpu: match self.cpu_budget.or(file.cpu_budget) {
                     None => d.budget.cpu,

@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub budget: crate::budget::BudgetConfig,
     /// Transcode single-layer VP8 publishes into lower layers on demand (`process/`).
     pub ladder: bool,
+    /// A watermark blended into a corner of each transcoded rung (`process/watermark.rs`).
+    pub ladder_watermark: Option<std::sync::Arc<crate::process::Watermark>>,
     /// Publishers' audio levelled to a loudness target (`level/`), or left as sent.
     pub level_audio: Option<crate::level::LevelConfig>,
 }
@@ -74,6 +76,7 @@ impl Default for NodeConfig {
             viewer_bwe: Some(3_000_000),
             budget: crate::budget::BudgetConfig::default(),
             ladder: false,
+            ladder_watermark: None,
             level_audio: None,
         }
     }

@@ -118,6 +118,7 @@ impl Node {
             viewer_bwe: config.viewer_bwe,
             ladder: config.ladder,
             ladder_slots: crate::worker::ladder::LadderSlots::for_this_machine(),
+            ladder_watermark: config.ladder_watermark.clone(),
             relay_requests: relay_tx,
             next_link: Default::default(),
             leveller,

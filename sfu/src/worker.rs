@@ -153,6 +153,8 @@ pub(crate) struct Shared {
     pub ladder: bool,
     /// How many ladders run at once, node-wide.
     pub ladder_slots: ladder::LadderSlots,
+    /// Blended into the ladder's rungs.
+    pub ladder_watermark: Option<Arc<crate::process::Watermark>>,
     /// Keyframe requests for relay links' parents.
     pub relay_requests: mpsc::Sender<RelayRequest>,
     /// The next relay link id.
@@ -1087,6 +1089,7 @@ mod tests {
             viewer_bwe: None,
             ladder: false,
             ladder_slots: ladder::LadderSlots::new(1),
+            ladder_watermark: None,
             relay_requests: mpsc::channel(8).0,
             next_link: Default::default(),
             leveller: None,

@@ -9,11 +9,14 @@
 //! stay continuous (the picture holds still). A change of the source's size rebuilds the
 //! encoders at the new halves, each starting on a keyframe.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::packetize::{LayerPacket, Vp8Payloader};
+use super::pressure::Level;
 use super::scale::half_size;
 use super::vpx::{Decoder, Encoder, EncoderConfig};
+use super::watermark::Watermark;
 use crate::codec::Codec;
 use crate::record::assemble::{Assembler, Frame, RecPacket};
 
@@ -68,6 +71,8 @@ pub struct LadderStats {
     pub encode_errors: u64,
     /// Times the source's size changed.
     pub resizes: u64,
+    /// Source frames decoded but not encoded (half rate under CPU pressure).
+    pub thinned: u64,
 }
 
 struct Rung {
@@ -91,6 +96,12 @@ pub struct Ladder {
     last_ts: Option<(u32, i64)>,
     stats: LadderStats,
     frames: Vec<Frame>,
+    /// The degradation in use ([`super::pressure`]).
+    level: Level,
+    /// Decoded frames since the level changed (at half rate the odd ones are not encoded).
+    parity: u64,
+    /// Blended into each rung's picture before it is encoded (`--ladder-watermark`).
+    watermark: Option<Arc<Watermark>>,
 }
 
 impl std::fmt::Debug for Ladder {
@@ -123,7 +134,34 @@ impl Ladder {
             last_ts: None,
             stats: LadderStats::default(),
             frames: Vec::new(),
+            level: Level::Full,
+            parity: 0,
+            watermark: None,
         }
+    }
+
+    /// This ladder with `watermark` in a corner of each rung (the source stays untouched).
+    pub fn with_watermark(mut self, watermark: Option<Arc<Watermark>>) -> Self {
+        self.watermark = watermark;
+        self
+    }
+
+    /// Degrades (or restores) the ladder: at half rate every other decoded frame is not
+    /// encoded (the rungs' picture ids stay consecutive, only timestamps jump); with fewer
+    /// rungs the lowest one is not encoded either, and starts again on a keyframe.
+    pub fn set_level(&mut self, level: Level) {
+        if level.fewer_rungs() != self.level.fewer_rungs() {
+            if let Some(last) = self.rungs.last_mut() {
+                last.force_key = true;
+            }
+        }
+        self.level = level;
+        self.parity = 0;
+    }
+
+    /// The degradation in use.
+    pub fn level(&self) -> Level {
+        self.level
     }
 
     /// What it counted.
@@ -218,11 +256,31 @@ impl Ladder {
             }
             self.rebuild(pic.width, pic.height);
         }
+        let skip = self.level.half_rate() && self.parity % 2 == 1;
+        self.parity += 1;
+        if skip {
+            self.stats.thinned += 1;
+            return;
+        }
+        let active = if self.level.fewer_rungs() && self.rungs.len() > 1 {
+            self.rungs.len() - 1
+        } else {
+            self.rungs.len()
+        };
         let mut pic = pic;
-        for (i, rung) in self.rungs.iter_mut().enumerate() {
+        for (i, rung) in self.rungs.iter_mut().take(active).enumerate() {
             pic = pic.half();
+            // Marked on a copy: the next rung is halved from the clean picture.
+            let marked = self.watermark.as_ref().map(|w| {
+                let mut m = pic.clone();
+                w.apply(&mut m);
+                m
+            });
             let key = std::mem::take(&mut rung.force_key);
-            match rung.encoder.encode(&pic, pts, key) {
+            match rung
+                .encoder
+                .encode(marked.as_ref().unwrap_or(&pic), pts, key)
+            {
                 Ok(encoded) => {
                     let (w, h) = (pic.width as u16, pic.height as u16);
                     let mut pkts = Vec::new();

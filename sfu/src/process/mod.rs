@@ -8,9 +8,11 @@
 pub mod demand;
 pub mod ladder;
 pub mod packetize;
+pub mod pressure;
 pub mod scale;
 pub mod thread;
 pub mod vpx;
+pub mod watermark;
 
 #[cfg(test)]
 mod tests;
@@ -19,3 +21,4 @@ pub use demand::{Change, Demand};
 pub use ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
 pub use packetize::{LayerPacket, Vp8Payloader};
 pub use scale::I420;
+pub use watermark::{Watermark, WatermarkError};

@@ -247,7 +247,8 @@ fn a_resolution_change_rebuilds_the_rungs_at_the_new_halves() {
 fn the_thread_hands_packets_back_and_stops() {
     let (tx, rx) = crossbeam_channel::bounded(super::thread::OUT_BATCHES);
     let dropped = IntCounter::new("ladder_test_dropped", "test").unwrap();
-    let handle = LadderHandle::start(LadderConfig::default(), 9, tx, dropped.clone()).unwrap();
+    let handle =
+        LadderHandle::start(LadderConfig::default(), None, 9, tx, dropped.clone()).unwrap();
     let mut src = Source::new(640, 360);
     for i in 0..5 {
         for p in src.next(i == 0) {
@@ -270,4 +271,114 @@ fn the_thread_hands_packets_back_and_stops() {
     let stats = handle.stop();
     assert_eq!(stats.decoded, 5);
     assert_eq!(dropped.get(), 0);
+}
+
+/// The picture ids of one rung's frames, in order (RFC 7741, 15-bit, from each frame's
+/// first packet).
+fn picture_ids(pkts: &[RungPacket], rung: u8) -> Vec<u16> {
+    pkts.iter()
+        .filter(|p| p.rung == rung && p.packet.payload[0] & 0x10 != 0)
+        .map(|p| (u16::from(p.packet.payload[2] & 0x7f) << 8) | u16::from(p.packet.payload[3]))
+        .collect()
+}
+
+#[test]
+fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
+    use super::pressure::Level;
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let mut viewer = Viewer::default();
+    let mut all = Vec::new();
+    let mut step =
+        |ladder: &mut Ladder, viewer: &mut Viewer, n: usize, all: &mut Vec<RungPacket>| {
+            let mut out = Vec::new();
+            for i in 0..n {
+                for p in src.next(all.is_empty() && i == 0) {
+                    ladder.push(&p, Instant::now(), &mut out);
+                }
+            }
+            viewer.take(&out);
+            all.extend(out);
+        };
+    let count = |v: &Viewer, r: u8| v.frames.get(&r).map_or(0, Vec::len);
+    step(&mut ladder, &mut viewer, 4, &mut all);
+    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (4, 4));
+    ladder.set_level(Level::HalfRate);
+    step(&mut ladder, &mut viewer, 6, &mut all);
+    assert_eq!(
+        (count(&viewer, 0), count(&viewer, 1)),
+        (7, 7),
+        "every other frame"
+    );
+    ladder.set_level(Level::FewerRungs);
+    step(&mut ladder, &mut viewer, 4, &mut all);
+    assert_eq!(
+        (count(&viewer, 0), count(&viewer, 1)),
+        (9, 7),
+        "the lowest rung stops"
+    );
+    ladder.set_level(Level::Full);
+    step(&mut ladder, &mut viewer, 2, &mut all);
+    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (11, 9));
+    assert!(viewer.frames[&1][7].1, "the rung back starts on a keyframe");
+    assert!(!viewer.frames[&0][9].1, "the other goes on");
+    assert_eq!(viewer.gaps, 0, "sequence numbers run on");
+    for rung in [0, 1] {
+        let ids = picture_ids(&all, rung);
+        assert!(
+            ids.windows(2).all(|w| w[1] == (w[0] + 1) & 0x7fff),
+            "rung {rung}'s picture ids run on: {ids:?}"
+        );
+    }
+    assert_eq!(ladder.stats().thinned, 5);
+}
+
+/// Rung 0's first picture as a viewer decodes it, from a ladder marked with `watermark`.
+fn first_rung_picture(watermark: Option<std::sync::Arc<super::watermark::Watermark>>) -> I420 {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 5).with_watermark(watermark);
+    let mut out = Vec::new();
+    for p in src.next(true) {
+        ladder.push(&p, Instant::now(), &mut out);
+    }
+    let mut asm = Assembler::new(Codec::Vp8);
+    let mut frames = Vec::new();
+    for p in out.iter().filter(|p| p.rung == 0) {
+        asm.push(&rec(p.packet.clone()), Instant::now(), &mut frames);
+    }
+    Decoder::new()
+        .unwrap()
+        .decode(&frames[0].data)
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_watermark_marks_the_rungs_corner_and_nothing_else() {
+    use super::watermark::Watermark;
+    let mark = Watermark::solid(16, 8, [255, 255, 255, 255]);
+    let (x0, y0, w, h) = mark.place(320, 180).unwrap();
+    let plain = first_rung_picture(None);
+    let marked = first_rung_picture(Some(std::sync::Arc::new(mark)));
+    let (mut inside, mut n_in, mut outside, mut n_out) = (0u64, 0u64, 0u64, 0u64);
+    for y in 0..180 {
+        for x in 0..320 {
+            let d = u64::from(plain.y[y * 320 + x].abs_diff(marked.y[y * 320 + x]));
+            if (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y) {
+                inside += d;
+                n_in += 1;
+                assert!(marked.y[y * 320 + x] > 200, "white at ({x}, {y})");
+            } else if x + 8 < x0 || y + 8 < y0 {
+                // Away from the corner (the codec's blocks round its edge).
+                outside += d;
+                n_out += 1;
+            }
+        }
+    }
+    assert!(inside / n_in > 40, "the corner changed: {}", inside / n_in);
+    assert!(
+        outside * 10 / n_out < 20,
+        "the rest did not: {}",
+        outside as f64 / n_out as f64
+    );
 }

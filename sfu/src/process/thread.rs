@@ -3,7 +3,9 @@
 //! queue drops the packet and counts it, the worker never waits); the thread runs the
 //! [`Ladder`] and hands each batch of rung packets, and any keyframe request for the
 //! publisher, to a bounded channel the hosting worker drains (again never blocking: a full
-//! channel drops the batch, counts it, and the rung restarts on a keyframe).
+//! channel drops the batch, counts it, and the rung restarts on a keyframe). The time its
+//! work takes and its queue's length feed a [`Pressure`], which lowers the ladder's level
+//! (half rate, then fewer rungs) when it falls behind and raises it when it keeps up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use prometheus::IntCounter;
 
 use super::ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
+use super::pressure::Pressure;
+use super::watermark::Watermark;
 use crate::record::assemble::RecPacket;
 
 /// Source packets waiting for the ladder: about a second of a 2.5 Mbit/s stream.
@@ -65,10 +69,11 @@ impl std::fmt::Debug for LadderHandle {
 }
 
 impl LadderHandle {
-    /// Starts a ladder thread; its output goes to `out`, and packets dropped on either
-    /// queue are counted in `dropped`.
+    /// Starts a ladder thread (its rungs marked with `watermark`, if any); its output goes
+    /// to `out`, and packets dropped on either queue are counted in `dropped`.
     pub fn start(
         config: LadderConfig,
+        watermark: Option<Arc<Watermark>>,
         seed: u32,
         out: impl LadderSink,
         dropped: IntCounter,
@@ -79,7 +84,15 @@ impl LadderHandle {
         let counter = dropped.clone();
         let thread = std::thread::Builder::new()
             .name("ladder".into())
-            .spawn(move || run(Ladder::new(config, seed), &rx, &out, &counter, &flag))?;
+            .spawn(move || {
+                run(
+                    Ladder::new(config, seed).with_watermark(watermark),
+                    &rx,
+                    &out,
+                    &counter,
+                    &flag,
+                )
+            })?;
         Ok(LadderHandle {
             tx,
             dropped,
@@ -128,9 +141,18 @@ fn run(
     stop: &AtomicBool,
 ) -> LadderStats {
     let mut batch = Vec::new();
+    let mut pressure = Pressure::new();
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(LadderIn::Packet(p)) => ladder.push(&p, Instant::now(), &mut batch),
+            Ok(LadderIn::Packet(p)) => {
+                let start = Instant::now();
+                ladder.push(&p, start, &mut batch);
+                let done = Instant::now();
+                if let Some(level) = pressure.observe(done, done - start, rx.len()) {
+                    tracing::warn!(level = level.as_i64(), ?level, "ladder level changed");
+                    ladder.set_level(level);
+                }
+            }
             Ok(LadderIn::Keyframe(rung)) => ladder.request_keyframe(rung),
             Err(RecvTimeoutError::Timeout) => ladder.tick(Instant::now(), &mut batch),
             Err(RecvTimeoutError::Disconnected) => break,

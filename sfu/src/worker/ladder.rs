@@ -164,7 +164,13 @@ impl Worker {
                         .metrics
                         .forward_drops
                         .with_label_values(&["ladder_queue_full"]);
-                    match LadderHandle::start(LadderConfig::default(), id.0 as u32, sink, dropped) {
+                    match LadderHandle::start(
+                        LadderConfig::default(),
+                        self.shared.ladder_watermark.clone(),
+                        id.0 as u32,
+                        sink,
+                        dropped,
+                    ) {
                         Ok(h) => {
                             tracing::info!(session = %id, "ladder started");
                             l.running = Some(h);
