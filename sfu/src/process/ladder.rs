@@ -73,6 +73,8 @@ pub struct LadderStats {
     pub resizes: u64,
     /// Source frames decoded but not encoded (half rate under CPU pressure).
     pub thinned: u64,
+    /// Source keyframes larger than [`MAX_SOURCE_PIXELS`], not laddered.
+    pub oversize: u64,
 }
 
 struct Rung {
@@ -148,11 +150,12 @@ impl Ladder {
 
     /// Degrades (or restores) the ladder: at half rate every other decoded frame is not
     /// encoded (the rungs' picture ids stay consecutive, only timestamps jump); with fewer
-    /// rungs the lowest one is not encoded either, and starts again on a keyframe.
+    /// rungs the largest one (the costliest to encode) is not encoded either, and starts
+    /// again on a keyframe. The smallest stays: it is what the weakest paths step down to.
     pub fn set_level(&mut self, level: Level) {
         if level.fewer_rungs() != self.level.fewer_rungs() {
-            if let Some(last) = self.rungs.last_mut() {
-                last.force_key = true;
+            if let Some(first) = self.rungs.first_mut() {
+                first.force_key = true;
             }
         }
         self.level = level;
@@ -231,6 +234,14 @@ impl Ladder {
             self.stats.skipped += 1;
             return;
         }
+        if f.keyframe && keyframe_size(&f.data).is_some_and(|(w, h)| w * h > MAX_SOURCE_PIXELS) {
+            // libvpx would allocate for whatever size a keyframe declares (up to
+            // 16383x16383): a source this large is not laddered, up to its next keyframe.
+            self.stats.oversize += 1;
+            self.waiting_key = true;
+            self.decoder = None;
+            return;
+        }
         let decoder = match self.decoder.as_mut() {
             Some(d) => d,
             None => match Decoder::new() {
@@ -262,14 +273,13 @@ impl Ladder {
             self.stats.thinned += 1;
             return;
         }
-        let active = if self.level.fewer_rungs() && self.rungs.len() > 1 {
-            self.rungs.len() - 1
-        } else {
-            self.rungs.len()
-        };
+        let shed_first = self.level.fewer_rungs() && self.rungs.len() > 1;
         let mut pic = pic;
-        for (i, rung) in self.rungs.iter_mut().take(active).enumerate() {
+        for (i, rung) in self.rungs.iter_mut().enumerate() {
             pic = pic.half();
+            if shed_first && i == 0 {
+                continue;
+            }
             // Marked on a copy: the next rung is halved from the clean picture.
             let marked = self.watermark.as_ref().map(|w| {
                 let mut m = pic.clone();
@@ -339,4 +349,19 @@ impl Ladder {
             });
         }
     }
+}
+
+/// The largest source picture laddered: 1920x1088 (a 1080p publish).
+pub const MAX_SOURCE_PIXELS: usize = 1920 * 1088;
+
+/// A VP8 keyframe's declared picture size (RFC 6386 §9.1: a 3-byte frame tag, the start
+/// code 9d 01 2a, then 14-bit width and height, little-endian), before any decoding.
+pub fn keyframe_size(data: &[u8]) -> Option<(usize, usize)> {
+    let h = data.get(..10)?;
+    if h[0] & 1 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = usize::from(u16::from_le_bytes([h[6], h[7]]) & 0x3fff);
+    let ht = usize::from(u16::from_le_bytes([h[8], h[9]]) & 0x3fff);
+    Some((w, ht))
 }

@@ -3,7 +3,7 @@
 //! packets wait in its input queue; at the end of each window [`Pressure`] compares the
 //! busy time with the window's length. A ladder that falls behind (busy over
 //! [`HIGH_LOAD`] of a window, or a queue backed up past [`BACKLOG`]) steps down one
-//! [`Level`]: first every other frame is encoded, then its lowest rung goes too. It steps
+//! [`Level`]: first every other frame is encoded, then its largest rung goes too (the smallest stays). It steps
 //! back up after [`CALM_WINDOWS`] windows in a row under [`LOW_LOAD`] with an empty queue
 //! (low enough that the next level's doubled work still fits).
 
@@ -29,7 +29,7 @@ pub enum Level {
     Full,
     /// Every other frame, every rung.
     HalfRate,
-    /// Every other frame, without the lowest rung.
+    /// Every other frame, without the largest rung.
     FewerRungs,
 }
 
@@ -48,7 +48,7 @@ impl Level {
         self >= Level::HalfRate
     }
 
-    /// Whether the lowest rung is left out.
+    /// Whether the largest rung is left out.
     pub fn fewer_rungs(self) -> bool {
         self == Level::FewerRungs
     }

@@ -193,6 +193,42 @@ fn a_viewers_keyframe_request_is_the_encoders() {
     assert_eq!(viewer.sizes(1), vec![(160, 90)]);
 }
 
+/// A keyframe declaring a picture larger than 1080p is not decoded (libvpx would allocate
+/// for it); the ladder waits for the next keyframe that fits.
+#[test]
+fn an_oversized_keyframe_is_not_decoded() {
+    let mut enc = Encoder::new(EncoderConfig::realtime(640, 360)).unwrap();
+    let key = enc.encode(&picture(640, 360, 0), 0, true).unwrap();
+    let data = key[0].data.clone();
+    assert_eq!(super::ladder::keyframe_size(&data), Some((640, 360)));
+    // The same keyframe, its header saying 16000x16000.
+    let mut big = data.to_vec();
+    big[6..10].copy_from_slice(&[0x80, 0x3e, 0x80, 0x3e]);
+    assert_eq!(super::ladder::keyframe_size(&big), Some((16000, 16000)));
+    let mut pay = Vp8Payloader::new(1000, 1);
+    let mut pkts = Vec::new();
+    pay.packetize(&big, 90_000, true, &mut pkts);
+    let mut ladder = Ladder::new(LadderConfig::default(), 2);
+    let mut viewer = Viewer::default();
+    feed(
+        &mut ladder,
+        &pkts.into_iter().map(rec).collect::<Vec<_>>(),
+        &mut viewer,
+    );
+    assert_eq!(ladder.stats().oversize, 1);
+    assert_eq!(ladder.stats().decoded, 0);
+    assert!(ladder.rung_sizes().is_empty(), "no rung built for it");
+    let key = enc.encode(&picture(640, 360, 1), 3000, true).unwrap();
+    let mut pkts = Vec::new();
+    pay.packetize(&key[0].data, 93_000, true, &mut pkts);
+    feed(
+        &mut ladder,
+        &pkts.into_iter().map(rec).collect::<Vec<_>>(),
+        &mut viewer,
+    );
+    assert_eq!(ladder.stats().decoded, 1, "the next keyframe that fits is");
+}
+
 #[test]
 fn a_corrupt_frame_waits_for_the_next_keyframe_and_goes_on() {
     let mut src = Source::new(640, 360);
@@ -314,14 +350,14 @@ fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
     step(&mut ladder, &mut viewer, 4, &mut all);
     assert_eq!(
         (count(&viewer, 0), count(&viewer, 1)),
-        (9, 7),
-        "the lowest rung stops"
+        (7, 9),
+        "the largest rung stops, the smallest goes on"
     );
     ladder.set_level(Level::Full);
     step(&mut ladder, &mut viewer, 2, &mut all);
-    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (11, 9));
-    assert!(viewer.frames[&1][7].1, "the rung back starts on a keyframe");
-    assert!(!viewer.frames[&0][9].1, "the other goes on");
+    assert_eq!((count(&viewer, 0), count(&viewer, 1)), (9, 11));
+    assert!(viewer.frames[&0][7].1, "the rung back starts on a keyframe");
+    assert!(!viewer.frames[&1][9].1, "the other goes on");
     assert_eq!(viewer.gaps, 0, "sequence numbers run on");
     for rung in [0, 1] {
         let ids = picture_ids(&all, rung);
