@@ -20,6 +20,17 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
         .seek(SeekFrom::End(0))
         .and_then(|size| r.seek(SeekFrom::Start(0)).map(|_| size))
         .map_err(|e| Bad::Truncated(e.to_string()))?;
+    // re_mp4 builds a record per sample its tables declare, unchecked: a file of a few
+    // bytes could declare billions. Counted first, by a walk that allocates nothing.
+    let declared =
+        declared_samples(&mut r, 0, size, 0).map_err(|e| Bad::Truncated(e.to_string()))?;
+    if declared > MAX_DECLARED_SAMPLES {
+        return Err(Bad::Truncated(format!(
+            "its tables declare {declared} samples; at most {MAX_DECLARED_SAMPLES} are read"
+        )));
+    }
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| Bad::Truncated(e.to_string()))?;
     // A parser of untrusted bytes: should it panic, the file is refused, not the server.
     let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Mp4::read(r, size)))
         .map_err(|_| Bad::Truncated("its boxes cannot be read".into()))?
@@ -87,6 +98,75 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
     })
 }
 
+/// Samples a file's tables may declare in all (`stsz`, `stts` and `trun` counted, so a
+/// sample counts about twice): two hours of 60 fps video with its audio fit; re_mp4's
+/// records for them take about 100 MB at most.
+const MAX_DECLARED_SAMPLES: u64 = 2_000_000;
+
+/// Boxes that hold the sample tables, descended into.
+const CONTAINERS: [&[u8; 4]; 7] = [
+    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf",
+];
+
+/// The samples declared by the `stsz`, `stts` and `trun` boxes between `start` and `end`
+/// (saturating). A box that does not fit is left for the parser to refuse.
+fn declared_samples<R: Read + Seek>(
+    r: &mut R,
+    start: u64,
+    end: u64,
+    depth: u32,
+) -> std::io::Result<u64> {
+    let u32_at = |r: &mut R, at: u64| -> std::io::Result<u64> {
+        let mut b = [0u8; 4];
+        r.seek(SeekFrom::Start(at))?;
+        r.read_exact(&mut b)?;
+        Ok(u64::from(u32::from_be_bytes(b)))
+    };
+    let mut total = 0u64;
+    let mut pos = start;
+    while pos.saturating_add(8) <= end {
+        let mut h = [0u8; 8];
+        r.seek(SeekFrom::Start(pos))?;
+        r.read_exact(&mut h)?;
+        let kind = [h[4], h[5], h[6], h[7]];
+        let (len, header) = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+            0 => (end - pos, 8),
+            1 => {
+                let mut b = [0u8; 8];
+                r.read_exact(&mut b)?;
+                (u64::from_be_bytes(b), 16)
+            }
+            n => (u64::from(n), 8),
+        };
+        if len < header || pos.saturating_add(len) > end {
+            break;
+        }
+        let body = pos + header;
+        if CONTAINERS.contains(&&kind) && depth < 8 {
+            total = total.saturating_add(declared_samples(r, body, pos + len, depth + 1)?);
+        } else if (&kind == b"stsz" && len >= header + 12)
+            || (&kind == b"trun" && len >= header + 8)
+        {
+            // After version and flags: stsz's sample size, then its count; trun's count.
+            let at = if &kind == b"stsz" { body + 8 } else { body + 4 };
+            total = total.saturating_add(u32_at(r, at)?);
+        } else if &kind == b"stts" && len >= header + 8 {
+            let entries = u32_at(r, body + 4)?.min((len - header - 8) / 8);
+            for i in 0..entries {
+                total = total.saturating_add(u32_at(r, body + 8 + i * 8)?);
+                if total > MAX_DECLARED_SAMPLES {
+                    return Ok(total);
+                }
+            }
+        }
+        if total > MAX_DECLARED_SAMPLES {
+            return Ok(total);
+        }
+        pos += len;
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +180,45 @@ mod tests {
         assert!(is_mp4(&b));
         let r = probe(Cursor::new(b), Rules::upload(60_000));
         assert!(matches!(r, Err(Bad::Truncated(_))), "{r:?}");
+    }
+
+    /// A box: its size, its type, its body.
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    /// A file of a few hundred bytes whose tables declare four billion samples (re_mp4
+    /// would build a record for each, and the process run out of memory): refused first.
+    #[test]
+    fn tables_declaring_billions_of_samples_are_refused_before_parsing() {
+        let stts = mp4_box(
+            b"stts",
+            &[0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1],
+        );
+        let stsz = mp4_box(b"stsz", &[0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        let stbl = mp4_box(b"stbl", &[stts, stsz].concat());
+        let minf = mp4_box(b"minf", &stbl);
+        let mdia = mp4_box(b"mdia", &minf);
+        let trak = mp4_box(b"trak", &mdia);
+        let moov = mp4_box(b"moov", &trak);
+        let mut file = mp4_box(b"ftyp", b"isom\0\0\x02\0");
+        file.extend_from_slice(&moov);
+        let n = declared_samples(&mut Cursor::new(&file), 0, file.len() as u64, 0).unwrap();
+        assert!(n > MAX_DECLARED_SAMPLES, "{n}");
+        let r = probe(Cursor::new(file), Rules::upload(60_000));
+        assert!(
+            matches!(&r, Err(Bad::Truncated(m)) if m.contains("declare")),
+            "{r:?}"
+        );
+        // A trun in a movie fragment counts too.
+        let trun = mp4_box(b"trun", &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        let moof = mp4_box(b"moof", &mp4_box(b"traf", &trun));
+        assert_eq!(
+            declared_samples(&mut Cursor::new(&moof), 0, moof.len() as u64, 0).unwrap(),
+            u64::from(u32::MAX)
+        );
     }
 }
