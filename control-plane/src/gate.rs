@@ -98,10 +98,12 @@ pub fn check_offline(
     })
 }
 
-/// A session admitted only while the channel's paywall is open is bound to it too.
+/// A session admitted only while the channel's paywall is open is bound to it too; one
+/// the paywall admits anyway (a subscriber now) is not, whatever its token says.
 fn with_paywall(mut tags: Vec<String>, channel_id: &str, while_open: bool) -> Vec<String> {
     let tag = paywall_tag(channel_id);
-    if while_open && !tags.contains(&tag) {
+    tags.retain(|t| *t != tag);
+    if while_open {
         tags.push(tag);
     }
     tags

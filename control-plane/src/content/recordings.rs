@@ -55,6 +55,13 @@ async fn store(
     let channel = crate::channels::by_slug(cp, stream)
         .await?
         .ok_or(Error::Missing("the recorded stream has no channel"))?;
+    if channel.created_at > started_ms {
+        // The recorded channel was deleted and its name taken again since: the file is not
+        // the new owner's.
+        return Err(Error::Missing(
+            "the recorded channel was deleted; its name is another channel's now",
+        ));
+    }
     let probe = check::probe_file(file.to_owned(), rules)
         .await?
         .map_err(Error::BadMedia)?;

@@ -332,16 +332,15 @@ pub(crate) async fn set_paywall(
             ));
         }
     }
-    let before = access::paywall(&cp, &ch.id).await?;
     let after = Paywall {
         subscribers_only: req.subscribers_only,
         stream_until: req.stream_until,
     };
     access::set_paywall(&cp, &ch.id, after).await?;
-    let now = now_ms();
-    if after.closed(now) && !before.closed(now) {
+    if after.closed(now_ms()) {
         // Those it let through while open leave now, here and on every node; the owner,
-        // admins and subscribers watch on.
+        // admins and subscribers watch on. Done on every closing write (a retry after a
+        // failed revocation, or one racing an opening write, must not skip it).
         cp.revoke(paywall_tag(&ch.id), 0, true).await?;
     }
     Ok(axum::Json(req))

@@ -438,6 +438,11 @@ async fn recordings_are_unlimited_and_kept_on_disk_when_refused(backend: Backend
     };
     let (amy, _, _) = api.user("amy").await;
     channel(&api, &amy, "amy-live").await;
+    // The recordings started after the channel was made (Unix ms).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let local = dir.join("recordings");
     std::fs::create_dir_all(&local).unwrap();
     let file = |name: &str, bytes: &[u8]| {
@@ -450,7 +455,7 @@ async fn recordings_are_unlimited_and_kept_on_disk_when_refused(backend: Backend
     let (s, _, b) = clips::upload(&api, &amy, "amy-live", "Long", &clip).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     let whole = file("amy-live-1.webm", &clip);
-    let id = content::store_recording(&api.cp, "amy-live", &whole, 1)
+    let id = content::store_recording(&api.cp, "amy-live", &whole, now)
         .await
         .unwrap();
     let (_, list) = api
@@ -467,17 +472,23 @@ async fn recordings_are_unlimited_and_kept_on_disk_when_refused(backend: Backend
     let damaged = file("amy-live-2.webm", cut);
     let garbage = file("amy-live-3.webm", b"not a video");
     for f in [&damaged, &garbage] {
-        let e = content::store_recording(&api.cp, "amy-live", f, 2).await;
+        let e = content::store_recording(&api.cp, "amy-live", f, now).await;
         assert!(e.is_err(), "{e:?}");
         assert!(f.exists(), "{} kept", f.display());
     }
     // Nor does the check for a file a crash cut take them: this one's cues and sizes
     // say it was finished (a crash-cut recording is tests/it/recording.rs's).
     for f in [&damaged, &garbage] {
-        let e = content::recover_recording(&api.cp, "amy-live", f, 2).await;
+        let e = content::recover_recording(&api.cp, "amy-live", f, now).await;
         assert!(e.is_err(), "{e:?}");
         assert!(f.exists(), "{} kept", f.display());
     }
+    // A recording older than the channel of its name was a deleted channel's (the name
+    // taken again since): not listed on the new one, kept on disk.
+    let older = file("amy-live-4.webm", &clip);
+    let e = content::recover_recording(&api.cp, "amy-live", &older, now - 3_600_000).await;
+    assert!(e.is_err(), "{e:?}");
+    assert!(older.exists());
     let (_, list) = api
         .call(Method::GET, "/channels/amy-live/videos", None, None)
         .await;
