@@ -320,3 +320,18 @@ pub(crate) fn unique_violation(e: &sqlx::Error, column: &str) -> bool {
 pub(crate) fn duplicate(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
+
+/// A transaction that reads before it writes. On SQLite it begins `IMMEDIATE`: it takes
+/// the write lock at once, waiting as `busy_timeout` allows. A deferred one would read,
+/// then fail at its first write with "database is locked" (no waiting) whenever another
+/// connection (the node's own writers, `cascade backup` recording its row) committed in
+/// between.
+pub async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+}

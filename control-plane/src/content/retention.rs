@@ -127,8 +127,13 @@ pub async fn sweep(cp: &ControlPlane, now: i64) -> ApiResult<Vec<String>> {
         if done.rows_affected() == 0 {
             continue;
         }
-        crate::discovery::search::remove(cp.pool(), crate::discovery::search::Kind::Video, &id)
-            .await?;
+        crate::discovery::search::remove(
+            cp.pool(),
+            cp.db().backend(),
+            crate::discovery::search::Kind::Video,
+            &id,
+        )
+        .await?;
         if let Err(e) = cp.content().storage()?.delete(&key).await {
             tracing::warn!(video = %id, "removing an expired recording's media: {e}");
         }

@@ -392,7 +392,7 @@ pub(crate) async fn remove(cp: &ControlPlane, id: &str, key: &str) -> ApiResult<
         .bind(id)
         .execute(cp.pool())
         .await?;
-    search::remove(cp.pool(), search::Kind::Video, id).await?;
+    search::remove(cp.pool(), cp.db().backend(), search::Kind::Video, id).await?;
     Ok(())
 }
 
@@ -427,7 +427,7 @@ pub(crate) async fn index(cp: &ControlPlane, id: &str) -> ApiResult<()> {
             };
             search::upsert(cp.pool(), cp.db().backend(), &doc).await?;
         }
-        _ => search::remove(cp.pool(), search::Kind::Video, id).await?,
+        _ => search::remove(cp.pool(), cp.db().backend(), search::Kind::Video, id).await?,
     }
     Ok(())
 }

@@ -122,7 +122,13 @@ impl ControlPlane {
             .bind(channel_id)
             .execute(self.pool())
             .await?;
-        search::remove(self.pool(), search::Kind::Stream, channel_id).await
+        search::remove(
+            self.pool(),
+            self.db().backend(),
+            search::Kind::Stream,
+            channel_id,
+        )
+        .await
     }
 
     /// Viewers of each live stream (written when they change) and, every

@@ -175,7 +175,7 @@ pub(crate) async fn prepare(cp: &ControlPlane) -> Result<(), sqlx::Error> {
 /// Indexes (or re-indexes) `doc`.
 pub async fn upsert(pool: &AnyPool, backend: Backend, doc: &Doc) -> Result<(), sqlx::Error> {
     let tags = doc.tags.join(" ");
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool, backend).await?;
     let mut fts_rowid = None;
     if backend == Backend::Sqlite {
         let old: Option<(Option<i64>,)> =
@@ -226,8 +226,13 @@ pub async fn upsert(pool: &AnyPool, backend: Backend, doc: &Doc) -> Result<(), s
 }
 
 /// Takes a document out of the index (nothing if it is not there).
-pub async fn remove(pool: &AnyPool, kind: Kind, id: &str) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+pub async fn remove(
+    pool: &AnyPool,
+    backend: Backend,
+    kind: Kind,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = crate::db::begin_write(pool, backend).await?;
     let old: Option<(Option<i64>,)> =
         sqlx::query_as("SELECT fts_rowid FROM search_docs WHERE kind = $1 AND id = $2")
             .bind(kind.as_str())
