@@ -118,6 +118,9 @@ enum Ask {
     Rung(u8),
 }
 
+/// The RIDs a publisher's transcoded rungs go by (named once, not per packet).
+const RUNG_RIDS: [&str; crate::process::ladder::MAX_RUNGS] = ["~ladder0", "~ladder1"];
+
 /// What became of a keyframe request to a publisher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyframeAsk {
@@ -135,7 +138,7 @@ pub enum KeyframeAsk {
 struct PublisherState {
     producer: Producer<Ask>,
     /// The last extended sequence number of each transcoded rung (`crate::process`).
-    rung_seqs: [Option<u64>; crate::process::ladder::MAX_RUNGS],
+    rung_seqs: [crate::forward::SeqExtender; crate::process::ladder::MAX_RUNGS],
     tracks: HashMap<Ssrc, InTrack>,
     codecs: HashMap<Pt, Option<Codec>>,
     /// When the lowest encoding's last keyframe arrived, and its RTP timestamp.
@@ -307,7 +310,7 @@ impl Session {
             next_timeout: now,
             publisher: (role == Role::Publisher).then(|| PublisherState {
                 producer: Producer::new(generation, params.keyframe_throttle),
-                rung_seqs: [None; crate::process::ladder::MAX_RUNGS],
+                rung_seqs: Default::default(),
                 tracks: HashMap::new(),
                 codecs: HashMap::new(),
                 last_keyframe: None,
@@ -542,18 +545,11 @@ impl Session {
         now: Instant,
     ) -> Option<MediaPacket> {
         let pb = self.publisher.as_mut()?;
-        let last = pb.rung_seqs.get_mut(usize::from(p.rung))?;
-        let rid = format!("~ladder{}", p.rung);
+        let seqs = pb.rung_seqs.get_mut(usize::from(p.rung))?;
+        let seq = seqs.extend(p.packet.seq);
+        let rid = *RUNG_RIDS.get(usize::from(p.rung))?;
         let rung = p.rung;
-        let encoding = pb.producer.video_encoding(Some(&rid), || Ask::Rung(rung))?;
-        let seq = match *last {
-            None => (1 << 16) + u64::from(p.packet.seq),
-            Some(l) => {
-                let d = i64::from(p.packet.seq.wrapping_sub(l as u16) as i16);
-                l.saturating_add_signed(d)
-            }
-        };
-        *last = Some(last.map_or(seq, |l| l.max(seq)));
+        let encoding = pb.producer.video_encoding(Some(rid), || Ask::Rung(rung))?;
         let payload: Arc<[u8]> = Arc::from(p.packet.payload.as_slice());
         let layers = pb
             .producer

@@ -17,6 +17,7 @@ pub mod pipe;
 pub mod producer;
 pub mod rewrite;
 pub mod selector;
+pub mod seq;
 pub mod sink;
 pub mod temporal;
 pub mod throttle;
@@ -33,6 +34,7 @@ pub use gop::{GopCache, GopSnapshot};
 pub use layers::{LayerPref, LayerRanker, LayerTable};
 pub use pipe::PipeConsumer;
 pub use producer::Producer;
+pub use seq::SeqExtender;
 pub use sink::Sink;
 
 /// One encoding of one publisher: `generation` changes when a publisher (re)starts.

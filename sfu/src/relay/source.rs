@@ -11,29 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{rtp, RelayPacket, AUDIO_LAYER};
-use crate::forward::{Kind, MediaPacket, Producer};
-
-/// Extends a 16-bit sequence number to 64 bits, closest to the last one seen.
-#[derive(Debug, Default, Clone, Copy)]
-struct SeqExtender {
-    last: Option<u64>,
-}
-
-impl SeqExtender {
-    fn extend(&mut self, seq: u16) -> u64 {
-        let ext = match self.last {
-            None => u64::from(seq) + (1 << 16),
-            Some(last) => {
-                let delta = i64::from(seq.wrapping_sub(last as u16) as i16);
-                last.saturating_add_signed(delta).max(1)
-            }
-        };
-        if self.last.is_none_or(|l| ext > l) {
-            self.last = Some(ext);
-        }
-        ext
-    }
-}
+use crate::forward::{Kind, MediaPacket, Producer, SeqExtender};
 
 /// One relay link's input: its Producer (asking each layer through its wire layer number)
 /// and per-layer sequence extension.

@@ -126,7 +126,8 @@ impl Worker {
                 ts: pkt.ts,
                 marker: pkt.marker,
                 keyframe: pkt.keyframe,
-                payload: bytes::Bytes::copy_from_slice(&pkt.payload),
+                // The packet's own bytes, shared, not copied.
+                payload: bytes::Bytes::from_owner(pkt.payload.clone()),
             });
         }
     }
