@@ -494,18 +494,21 @@ pub fn histogram<K: std::hash::Hash + Eq>(items: impl Iterator<Item = K>) -> Has
     m
 }
 
-/// A publisher offering `rids` POSTed to `whip` and a viewer to `whep` (paths on
-/// `server`), both connected.
-pub fn connected_pair(
+/// A peer with its offer, not yet POSTed.
+pub type Offered = (Peer, String, SdpPendingOffer);
+
+/// `publ` POSTed to `whip` and `viewer` to `whep` (paths on `server`), both connected.
+pub fn connect_both(
     server: &crate::server::Server,
-    rids: &[&str],
+    publ: Offered,
+    viewer: Offered,
     whip: &str,
     whep: &str,
 ) -> (Peer, Peer) {
     let http = server.http();
-    let (mut publ, offer, pending) = Peer::publisher(rids);
+    let (mut publ, offer, pending) = publ;
     publ.connect(&http, &server.url(whip), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer();
+    let (mut viewer, offer, pending) = viewer;
     viewer.connect(&http, &server.url(whep), offer, pending);
     assert!(
         pump(
@@ -516,4 +519,14 @@ pub fn connected_pair(
         "the publisher and the viewer connect"
     );
     (publ, viewer)
+}
+
+/// A publisher offering `rids` and a viewer, connected to `whip` and `whep`.
+pub fn connected_pair(
+    server: &crate::server::Server,
+    rids: &[&str],
+    whip: &str,
+    whep: &str,
+) -> (Peer, Peer) {
+    connect_both(server, Peer::publisher(rids), Peer::viewer(), whip, whep)
 }

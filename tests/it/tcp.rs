@@ -6,10 +6,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpPendingOffer;
 use str0m::media::MediaKind;
 
-use crate::peer::{pump, tcp_candidate, Peer};
+use crate::peer::{connect_both, tcp_candidate, Offered, Peer};
 use crate::server::Server;
 use crate::synth::{assert_continuous, run, Synth};
 
@@ -49,33 +48,15 @@ fn gets_more(
     )
 }
 
-type Offered = (Peer, String, SdpPendingOffer);
-
 /// A live stream on `server`: `publ` and `viewer` (either may be on ICE-TCP alone)
 /// connected to `stream`.
 fn live(server: &Server, stream: &str, publ: Offered, viewer: Offered) -> (Synth, Peer, Peer) {
-    let http = server.http();
-    let (mut publ, offer, pending) = publ;
-    publ.connect(
-        &http,
-        &server.url(&format!("/whip/{stream}")),
-        offer,
-        pending,
-    );
-    let (mut viewer, offer, pending) = viewer;
-    viewer.connect(
-        &http,
-        &server.url(&format!("/whep/{stream}")),
-        offer,
-        pending,
-    );
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "the publisher and the viewer connect"
+    let (publ, viewer) = connect_both(
+        server,
+        publ,
+        viewer,
+        &format!("/whip/{stream}"),
+        &format!("/whep/{stream}"),
     );
     (Synth::new(&LAYERS, 3), publ, viewer)
 }
