@@ -88,6 +88,7 @@ async fn store(
         storage_key: key.clone(),
         probe,
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        started_ms,
     };
     match register_recording(cp, recording).await {
         Ok(id) => {

@@ -348,6 +348,7 @@ async fn finish(cp: &ControlPlane, u: &Upload) -> ApiResult<String> {
         &probe,
         size,
         None,
+        super::videos::VideoVisibility::Public,
     )
     .await
     {

@@ -455,11 +455,20 @@ pub struct Recording {
     pub probe: Probe,
     /// Bytes.
     pub size_bytes: i64,
+    /// When the recording began (Unix ms).
+    pub started_ms: i64,
 }
 
-/// Lists a complete recording as a video (public, like the channel it came from) and
-/// sends `recording.ready`. Returns the video's id.
+/// Lists a complete recording as a video and sends `recording.ready`. Returns the video's
+/// id. It is public like the live it came from, or for subscribers when the channel's
+/// paywall held at any moment of that live (`money::access::closed_since`): a recording
+/// never shows everyone what the live showed only to subscribers.
 pub async fn register_recording(cp: &ControlPlane, r: Recording) -> ApiResult<String> {
+    let visibility = if crate::money::access::closed_since(cp, &r.channel_id, r.started_ms).await? {
+        VideoVisibility::Subscribers
+    } else {
+        VideoVisibility::Public
+    };
     let id = insert(
         cp,
         &r.channel_id,
@@ -469,6 +478,7 @@ pub async fn register_recording(cp: &ControlPlane, r: Recording) -> ApiResult<St
         &r.probe,
         r.size_bytes,
         Some(&r.stream),
+        visibility,
     )
     .await?;
     let data = serde_json::json!({
@@ -499,13 +509,14 @@ pub(crate) async fn insert(
     p: &Probe,
     size: i64,
     stream: Option<&str>,
+    visibility: VideoVisibility,
 ) -> ApiResult<String> {
     let id = random_id();
     let now = now_ms();
     sqlx::query(
         "INSERT INTO videos (id, channel_id, kind, title, description, visibility, status, \
          storage_key, content_type, size_bytes, duration_ms, video_codec, audio_codec, width, \
-         height, source_stream, created_at, updated_at) VALUES ($1, $2, $3, $4, '', 'public', \
+         height, source_stream, created_at, updated_at) VALUES ($1, $2, $3, $4, '', $15, \
          'ready', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
     )
     .bind(&id)
@@ -522,6 +533,7 @@ pub(crate) async fn insert(
     .bind(p.height)
     .bind(stream)
     .bind(now)
+    .bind(visibility.as_str())
     .execute(cp.pool())
     .await?;
     index(cp, &id).await?;

@@ -100,6 +100,28 @@ pub async fn paywall(cp: &ControlPlane, channel_id: &str) -> Result<Paywall, sql
     }))
 }
 
+/// Whether the channel's paywall held at any moment from `since` (Unix ms) to now: closed
+/// now, a stream paywall that ran past `since`, or a closing since then (each closing
+/// writes the `paywall:` revocation, whose time is the latest closing's). What a recording
+/// begun at `since` showed only to subscribers stays theirs.
+pub async fn closed_since(
+    cp: &ControlPlane,
+    channel_id: &str,
+    since: i64,
+) -> Result<bool, sqlx::Error> {
+    let p = paywall(cp, channel_id).await?;
+    if p.closed(now_ms()) || p.stream_until.is_some_and(|t| t > since) {
+        return Ok(true);
+    }
+    let closing: Option<(i64,)> =
+        sqlx::query_as("SELECT at FROM revocations WHERE tag = $1 AND at >= $2")
+            .bind(crate::revocation::paywall_tag(channel_id))
+            .bind(since)
+            .fetch_optional(cp.pool())
+            .await?;
+    Ok(closing.is_some())
+}
+
 /// Sets the channel's paywall.
 pub(crate) async fn set_paywall(
     cp: &ControlPlane,

@@ -273,8 +273,12 @@ async fn admins_delete_any_video(backend: Backend) {
 }
 crate::both!(admins_delete_any_video);
 
-/// A recording stored by the recorder, registered as the recorder will.
+/// A recording stored by the recorder, registered as the recorder will; begun a minute ago.
 async fn record(api: &Api, slug: &str, clip: &[u8]) -> String {
+    record_since(api, slug, clip, control_plane_now() - 60_000).await
+}
+
+async fn record_since(api: &Api, slug: &str, clip: &[u8], started_ms: i64) -> String {
     let (channel_id,): (String,) = sqlx::query_as("SELECT id FROM channels WHERE slug = $1")
         .bind(slug)
         .fetch_one(api.cp.db().pool())
@@ -293,6 +297,7 @@ async fn record(api: &Api, slug: &str, clip: &[u8]) -> String {
             storage_key: key,
             probe,
             size_bytes: clip.len() as i64,
+            started_ms,
         },
     )
     .await
@@ -339,6 +344,67 @@ async fn a_recording_is_listed_and_announced(backend: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 crate::both!(a_recording_is_listed_and_announced);
+
+/// What a live showed only to subscribers, its recording shows only to them: a recording
+/// of a subscribers-only channel, or of a live the paywall closed for a while, is a
+/// subscribers' video (listed, not playable by others, not in search); one of an open
+/// live is public.
+async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
+    let Some(clip) = clips::webm(1) else { return };
+    let (config, dir) = with_media_dir();
+    let Some(api) = Api::start(backend, config).await else {
+        return;
+    };
+    let (amy, _, _) = api.user("amy").await;
+    let (bob, _, _) = api.user("bob").await;
+    channel(&api, &amy, "amy-live").await;
+    let paywall = |subscribers_only: bool| {
+        api.call(
+            Method::PUT,
+            "/channels/amy-live/paywall",
+            Some(&amy),
+            Some(json!({"subscribers_only": subscribers_only, "stream_until": null})),
+        )
+    };
+    let visibility = |id: String| async move {
+        let (s, v) = api
+            .call(Method::GET, &format!("/videos/{id}"), Some(&amy), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["visibility"].as_str().unwrap().to_owned()
+    };
+
+    let open = record(&api, "amy-live", &clip).await;
+    assert_eq!(visibility(open).await, "public");
+
+    // Subscribers-only while recording, and still.
+    let (s, _) = paywall(true).await;
+    assert_eq!(s, StatusCode::OK);
+    let closed = record(&api, "amy-live", &clip).await;
+    assert_eq!(visibility(closed.clone()).await, "subscribers");
+    // Bob sees it listed but cannot play it; the owner can.
+    let (s, p) = api
+        .call(Method::GET, &format!("/videos/{closed}"), Some(&bob), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert_eq!(p["code"], "subscription_required", "{p}");
+    let (_, list) = api
+        .call(Method::GET, "/channels/amy-live/videos", Some(&bob), None)
+        .await;
+    let listed = list.as_array().unwrap().iter().find(|v| v["id"] == closed.as_str());
+    assert!(listed.is_some_and(|v| v["url"].is_null()), "{list}");
+
+    // Closed for a while during the live, open again when it ended.
+    let (s, _) = paywall(false).await;
+    assert_eq!(s, StatusCode::OK);
+    let was_closed = record(&api, "amy-live", &clip).await;
+    assert_eq!(visibility(was_closed).await, "subscribers");
+    // A live begun after the paywall opened again is public.
+    let later = record_since(&api, "amy-live", &clip, control_plane_now() + 1).await;
+    assert_eq!(visibility(later).await, "public");
+    let _ = std::fs::remove_dir_all(dir);
+}
+crate::both!(a_paywalled_live_records_a_subscribers_video);
 
 async fn retention_sweeps_expired_recordings_but_not_watched_ones(backend: Backend) {
     let Some(clip) = clips::webm(1) else { return };
