@@ -358,30 +358,14 @@ async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
     let (amy, _, _) = api.user("amy").await;
     let (bob, _, _) = api.user("bob").await;
     channel(&api, &amy, "amy-live").await;
-    let paywall = |subscribers_only: bool| {
-        api.call(
-            Method::PUT,
-            "/channels/amy-live/paywall",
-            Some(&amy),
-            Some(json!({"subscribers_only": subscribers_only, "stream_until": null})),
-        )
-    };
-    let visibility = |id: String| async move {
-        let (s, v) = api
-            .call(Method::GET, &format!("/videos/{id}"), Some(&amy), None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["visibility"].as_str().unwrap().to_owned()
-    };
-
     let open = record(&api, "amy-live", &clip).await;
-    assert_eq!(visibility(open).await, "public");
+    assert_eq!(visibility(&api, &amy, &open).await, "public");
 
     // Subscribers-only while recording, and still.
-    let (s, _) = paywall(true).await;
+    let s = paywall(&api, &amy, true).await;
     assert_eq!(s, StatusCode::OK);
     let closed = record(&api, "amy-live", &clip).await;
-    assert_eq!(visibility(closed.clone()).await, "subscribers");
+    assert_eq!(visibility(&api, &amy, &closed).await, "subscribers");
     // Bob sees it listed but cannot play it; the owner can.
     let (s, p) = api
         .call(Method::GET, &format!("/videos/{closed}"), Some(&bob), None)
@@ -391,20 +375,38 @@ async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
     let (_, list) = api
         .call(Method::GET, "/channels/amy-live/videos", Some(&bob), None)
         .await;
-    let listed = list.as_array().unwrap().iter().find(|v| v["id"] == closed.as_str());
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == closed.as_str());
     assert!(listed.is_some_and(|v| v["url"].is_null()), "{list}");
 
     // Closed for a while during the live, open again when it ended.
-    let (s, _) = paywall(false).await;
+    let s = paywall(&api, &amy, false).await;
     assert_eq!(s, StatusCode::OK);
     let was_closed = record(&api, "amy-live", &clip).await;
-    assert_eq!(visibility(was_closed).await, "subscribers");
+    assert_eq!(visibility(&api, &amy, &was_closed).await, "subscribers");
     // A live begun after the paywall opened again is public.
     let later = record_since(&api, "amy-live", &clip, control_plane_now() + 1).await;
-    assert_eq!(visibility(later).await, "public");
+    assert_eq!(visibility(&api, &amy, &later).await, "public");
     let _ = std::fs::remove_dir_all(dir);
 }
 crate::both!(a_paywalled_live_records_a_subscribers_video);
+
+async fn paywall(api: &Api, owner: &str, subscribers_only: bool) -> StatusCode {
+    let body = json!({"subscribers_only": subscribers_only, "stream_until": null});
+    let path = "/channels/amy-live/paywall";
+    api.call(Method::PUT, path, Some(owner), Some(body)).await.0
+}
+
+async fn visibility(api: &Api, owner: &str, id: &str) -> String {
+    let (s, v) = api
+        .call(Method::GET, &format!("/videos/{id}"), Some(owner), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["visibility"].as_str().unwrap().to_owned()
+}
 
 async fn retention_sweeps_expired_recordings_but_not_watched_ones(backend: Backend) {
     let Some(clip) = clips::webm(1) else { return };
