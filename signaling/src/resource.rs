@@ -152,6 +152,7 @@ async fn create(
         Role::Publisher => Action::Publish,
         Role::Viewer => Action::View,
     };
+    let decided = std::time::Instant::now();
     let grant = st
         .auth
         // A token in the URL was put there by a redirect (a cluster's control plane) for
@@ -183,7 +184,12 @@ async fn create(
         // Only a public channel's stream shows in public lists and metric labels.
         st.node.set_listed(&stream, grant.listed);
     }
-    st.sessions.insert(opened.id, role, grant);
+    if !st.sessions.insert(opened.id, role, grant, decided) {
+        // Revoked while it was being opened (a paywall closing, a ban): refused as a
+        // request after the revocation would be.
+        let _ = st.node.close(opened.id, role).await;
+        return Err(ApiError::Forbidden);
+    }
     let base = format!("/{}/{stream}/{}", role_path(role), opened.id);
     let mut resp = (StatusCode::CREATED, opened.answer).into_response();
     let h = resp.headers_mut();

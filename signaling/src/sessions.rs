@@ -5,8 +5,9 @@
 //! Bounded by the node's sessions: entries leave on DELETE, on revocation, and in a
 //! periodic sweep of sessions that ended on their own (ICE timeout, peer gone).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use sfu::{Node, Role, SessionId};
 
@@ -19,18 +20,49 @@ struct Entry {
     viewer: Option<String>,
 }
 
+/// How long a revocation is remembered for sessions being opened: longer than any
+/// opening takes (an SDP offer is answered in milliseconds).
+const RECENT: Duration = Duration::from_secs(30);
+/// Most revocations remembered.
+const RECENT_MAX: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Map {
+    entries: HashMap<SessionId, Entry>,
+    /// Revocations of the last [`RECENT`], oldest first.
+    recent: VecDeque<(Instant, String)>,
+}
+
 /// Sessions opened through this front.
 #[derive(Debug, Default, Clone)]
-pub struct Sessions(Arc<Mutex<HashMap<SessionId, Entry>>>);
+pub struct Sessions(Arc<Mutex<Map>>);
 
 impl Sessions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Map> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session at its first ETag generation.
-    pub(crate) fn insert(&self, id: SessionId, role: Role, grant: crate::Grant) {
-        self.lock().insert(
+    /// A new session at its first ETag generation, granted at `decided`. Refused (false)
+    /// when one of its tags was revoked since: the grant was decided before a revocation
+    /// that could not yet find the session to end it (a paywall closing while a viewer's
+    /// offer is answered), so the caller ends it.
+    #[must_use]
+    pub(crate) fn insert(
+        &self,
+        id: SessionId,
+        role: Role,
+        grant: crate::Grant,
+        decided: Instant,
+    ) -> bool {
+        let mut map = self.lock();
+        let revoked = map
+            .recent
+            .iter()
+            .any(|(at, tag)| *at >= decided && grant.tags.contains(tag));
+        if revoked {
+            return false;
+        }
+        map.entries.insert(
             id,
             Entry {
                 role,
@@ -39,22 +71,23 @@ impl Sessions {
                 viewer: grant.viewer,
             },
         );
+        true
     }
 
     /// Who watches in session `id`, when its grant named them.
     pub fn viewer(&self, id: SessionId) -> Option<String> {
-        self.lock().get(&id).and_then(|e| e.viewer.clone())
+        self.lock().entries.get(&id).and_then(|e| e.viewer.clone())
     }
 
     /// The session's current ETag generation.
     pub(crate) fn generation(&self, id: SessionId) -> Option<u32> {
-        self.lock().get(&id).map(|e| e.generation)
+        self.lock().entries.get(&id).map(|e| e.generation)
     }
 
     /// Moves the session to its next ETag generation (after an ICE restart).
     pub(crate) fn bump(&self, id: SessionId) -> u32 {
         let mut map = self.lock();
-        match map.get_mut(&id) {
+        match map.entries.get_mut(&id) {
             Some(e) => {
                 e.generation += 1;
                 e.generation
@@ -64,28 +97,19 @@ impl Sessions {
     }
 
     pub(crate) fn remove(&self, id: SessionId) {
-        self.lock().remove(&id);
+        self.lock().entries.remove(&id);
     }
 
     /// Drops entries of sessions that ended on their own.
     pub(crate) fn prune(&self, node: &Node) {
         self.lock()
+            .entries
             .retain(|id, e| node.session_stream(*id, e.role).is_some());
     }
 
     /// Ends every session bound to `tag`; returns how many.
     pub async fn revoke(&self, node: &Node, tag: &str) -> usize {
-        let ended: Vec<(SessionId, Role)> = {
-            let mut map = self.lock();
-            let ids: Vec<SessionId> = map
-                .iter()
-                .filter(|(_, e)| e.tags.iter().any(|t| t == tag))
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| map.remove(&id).map(|e| (id, e.role)))
-                .collect()
-        };
+        let ended = self.take(tag, Instant::now());
         for (id, role) in &ended {
             // Already gone on its own is fine: it is ended either way.
             let _ = node.close(*id, *role).await;
@@ -94,5 +118,61 @@ impl Sessions {
             tracing::info!(sessions = ended.len(), "ended sessions after a revocation");
         }
         ended.len()
+    }
+}
+
+impl Sessions {
+    /// Removes the sessions bound to `tag`, revoked at `now`, and remembers the revocation
+    /// for those being opened.
+    fn take(&self, tag: &str, now: Instant) -> Vec<(SessionId, Role)> {
+        let mut map = self.lock();
+        while map
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RECENT)
+            || map.recent.len() >= RECENT_MAX
+        {
+            map.recent.pop_front();
+        }
+        map.recent.push_back((now, tag.to_owned()));
+        let ids: Vec<SessionId> = map
+            .entries
+            .iter()
+            .filter(|(_, e)| e.tags.iter().any(|t| t == tag))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| map.entries.remove(&id).map(|e| (id, e.role)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(tags: &[&str]) -> crate::Grant {
+        crate::Grant {
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ..crate::Grant::open()
+        }
+    }
+
+    #[test]
+    fn a_session_granted_before_a_revocation_it_missed_is_refused() {
+        let sessions = Sessions::default();
+        let decided = Instant::now();
+        // The paywall closes while the viewer's offer is being answered.
+        assert!(sessions.take("paywall:c", decided).is_empty());
+        let id = SessionId(7);
+        assert!(!sessions.insert(id, Role::Viewer, grant(&["paywall:c"]), decided));
+        assert!(sessions.generation(id).is_none(), "not kept");
+        // Granted after it (the paywall open again), or bound to other tags: kept.
+        let later = decided + Duration::from_millis(1);
+        assert!(sessions.insert(id, Role::Viewer, grant(&["paywall:c"]), later));
+        assert!(sessions.insert(SessionId(8), Role::Viewer, grant(&["user:u"]), decided));
+        // A later revocation finds both of them that carry the tag.
+        let ended = sessions.take("paywall:c", later + Duration::from_millis(1));
+        assert_eq!(ended, vec![(id, Role::Viewer)]);
     }
 }
