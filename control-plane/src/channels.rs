@@ -506,6 +506,9 @@ pub(crate) async fn viewer_token(
     // A media node elsewhere trusts this token alone: a paywalled channel's is for
     // subscribers (and the owner and admins).
     use crate::money::access::{admission, Admission};
+    // The token is dated from before the decision: a paywall closing after it (revoking
+    // what it let in) refuses this token too, however long the minting takes.
+    let decided_at = now_secs();
     let viewer = caller.0.as_ref().map(|c| &c.0);
     let admitted = admission(&cp, &ch.id, &ch.owner_id, viewer).await?;
     if admitted == Admission::Refused {
@@ -525,7 +528,7 @@ pub(crate) async fn viewer_token(
     };
     let token = cp
         .signer()
-        .issue_channel(TokenKind::View, sub, sv, claim, now_secs(), ttl)?;
+        .issue_channel(TokenKind::View, sub, sv, claim, decided_at, ttl)?;
     Ok(axum::Json(ViewerToken {
         token,
         channel: ch.slug,

@@ -55,6 +55,8 @@ impl ControlPlane {
     /// for the redirect. Errors: 401/403/404 as the gate says, 503 when the cluster is
     /// full (retry after 2 s).
     pub async fn place_viewer(&self, stream: &str, bearer: Option<&str>) -> ApiResult<Redirect> {
+        // The token is dated from before the decision (see `channels::viewer_token`).
+        let decided_at = now_secs();
         let grant = self
             .check(Want::View, stream, bearer)
             .await
@@ -78,7 +80,7 @@ impl ControlPlane {
         let ttl = self.config().cluster_tuning.redirect_token_ttl_secs;
         let token =
             self.signer()
-                .issue_channel(TokenKind::View, &sub, sv, claim, now_secs(), ttl)?;
+                .issue_channel(TokenKind::View, &sub, sv, claim, decided_at, ttl)?;
         Ok(Redirect {
             node: placed.id,
             location: format!("{}/whep/{}?token={token}", placed.http_url, ch.slug),
