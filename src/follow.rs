@@ -27,25 +27,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub fn in_process(control: ControlPlane, state: AppState) {
     let mut events = control.revocation_events();
     tokio::spawn(async move {
-        let mut newest = 0;
+        let mut seen = Seen::default();
         loop {
             match events.recv().await {
                 Ok(e) => {
-                    newest = newest.max(e.at);
+                    seen.mark(e.at, &e.tag);
                     if e.end_live {
                         state.revoke(&e.tag).await;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     // Read what was missed from the database instead.
-                    tracing::warn!(missed, "revocation events lagged; reading the list");
+                    tracing::warn!(missed, "revocations lagged; reading the list");
                     match control.revocation_feed().await {
                         Ok(feed) => {
-                            let since = newest;
-                            for e in feed.entries.iter().filter(|e| e.at >= since) {
-                                newest = newest.max(e.at);
-                                if e.end_live {
-                                    state.revoke(&e.tag).await;
+                            for e in feed.entries {
+                                if seen.missed(e.at, &e.tag) {
+                                    seen.mark(e.at, &e.tag);
+                                    if e.end_live {
+                                        state.revoke(&e.tag).await;
+                                    }
                                 }
                             }
                         }
@@ -56,6 +57,40 @@ pub fn in_process(control: ControlPlane, state: AppState) {
             }
         }
     });
+}
+
+/// How far before the newest revocation applied one read after a lag may be and still be
+/// new: revocations are sent about when they are timed, so one missed is not older.
+const LAG_WINDOW_MS: i64 = 10_000;
+/// Most revocations remembered.
+const SEEN_MAX: usize = 65_536;
+
+/// The revocations applied lately (time and tag). Applying one twice is not harmless: a
+/// tag is revoked again and again (`paywall:` at each closing), and the sessions bound to
+/// it since (let in while the paywall was open again) must not end for an old revocation
+/// read a second time after a lag.
+#[derive(Debug, Default)]
+struct Seen {
+    newest: i64,
+    applied: std::collections::VecDeque<(i64, String)>,
+}
+
+impl Seen {
+    fn mark(&mut self, at: i64, tag: &str) {
+        self.newest = self.newest.max(at);
+        self.applied.push_back((at, tag.to_owned()));
+        let oldest = self.newest - LAG_WINDOW_MS;
+        self.applied.retain(|(t, _)| *t >= oldest);
+        while self.applied.len() > SEEN_MAX {
+            self.applied.pop_front();
+        }
+    }
+
+    /// Whether the revocation of `tag` at `at`, read from the list after a lag, was not
+    /// applied.
+    fn missed(&self, at: i64, tag: &str) -> bool {
+        at >= self.newest - LAG_WINDOW_MS && !self.applied.iter().any(|(t, g)| *t == at && g == tag)
+    }
 }
 
 /// Follows a remote control plane's revocation list into `list`, ending sessions bound to
@@ -131,4 +166,24 @@ async fn fetch(
         .error_for_status()?
         .json()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn a_revocation_read_again_after_a_lag_is_not_applied_twice() {
+        let mut seen = Seen::default();
+        seen.mark(10_000, "paywall:a");
+        seen.mark(10_000, "user:b");
+        // Read again after a lag: both are in the list, neither is new.
+        assert!(!seen.missed(10_000, "paywall:a"));
+        assert!(!seen.missed(10_000, "user:b"));
+        // What the lag dropped is: the same tag revoked again, another one just before.
+        assert!(seen.missed(20_000, "paywall:a"), "the paywall closed again");
+        assert!(seen.missed(9_000, "key:c"), "sent out of order");
+        // Older than the window: from before the lag, applied then.
+        assert!(!seen.missed(-1, "key:d"));
+    }
 }
