@@ -36,18 +36,19 @@ sampleFrames(video, measure, (width, delay) => {
   if (delay !== null && player.delays.length < 10000) player.delays.push(delay);
 });
 
-let lastFrames = 0, lastBytes = 0;
+let lastFrames = 0, lastBytes = 0, lastSession = null;
 setInterval(async () => {
   const s = player.session;
+  // No session (ended, refused): no figures, rather than the last one's.
+  if (!s) { $("overlay").textContent = ""; lastSession = null; return; }
+  if (s !== lastSession) { lastSession = s; lastBytes = 0; lastFrames = player.frames; }
   let kbps = 0;
-  if (s) {
-    const stats = await s.pc.getStats();
-    stats.forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") {
-        kbps = ((r.bytesReceived - lastBytes) * 8) / 1000; lastBytes = r.bytesReceived;
-      }
-    });
-  }
+  const stats = await s.pc.getStats();
+  stats.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") {
+      kbps = ((r.bytesReceived - lastBytes) * 8) / 1000; lastBytes = r.bytesReceived;
+    }
+  });
   $("overlay").textContent =
     `${player.width}x${player.height}  ${player.frames - lastFrames} fps  ${kbps.toFixed(0)} kbit/s` +
     (allocated() ? `\n${allocated()}` : "") +
@@ -88,8 +89,13 @@ function onEvent(name, data) {
   if (name === "layers") player.layers = data?.video?.active ?? [];
   if (name === "viewercount") { player.viewers = data.viewercount; $("viewers").textContent = `${data.viewercount} watching`; }
   // The server ended this session (a cancelled subscription, a paywall closed, a ban):
-  // join again, which shows why (the "Subscribers only" cover, or the refusal).
-  if (name === "ended") { player.ended = (player.ended ?? 0) + 1; player.session = null; void join().then(explain); }
+  // join again, which shows why (the "Subscribers only" cover, or the refusal). A paywall
+  // closing ends every viewer it let in at once: their joins are spread over a second.
+  if (name === "ended") {
+    player.ended = (player.ended ?? 0) + 1; player.session = null;
+    player.rank = null; player.temporal = null; player.paused = false;
+    setTimeout(() => void join().then(explain), Math.random() * 1000);
+  }
   show();
 }
 
