@@ -10,6 +10,7 @@ pub mod ladder;
 pub mod packetize;
 pub mod pressure;
 pub mod scale;
+pub mod still;
 pub mod thread;
 pub mod vpx;
 pub mod watermark;

@@ -66,6 +66,17 @@ unsafe impl Send for Decoder {}
 impl Decoder {
     /// A VP8 decoder on one thread.
     pub fn new() -> Result<Self, VpxError> {
+        // SAFETY: libvpx's interface tables are static.
+        Self::with_interface(unsafe { vpx_sys::vpx_codec_vp8_dx() })
+    }
+
+    /// A VP9 decoder on one thread (for stills of uploaded videos).
+    pub fn vp9() -> Result<Self, VpxError> {
+        // SAFETY: libvpx's interface tables are static.
+        Self::with_interface(unsafe { vpx_sys::vpx_codec_vp9_dx() })
+    }
+
+    fn with_interface(iface: *mut vpx_sys::vpx_codec_iface_t) -> Result<Self, VpxError> {
         // SAFETY: a zeroed context is what vpx_codec_dec_init_ver expects to fill in; the
         // interface and config pointers are valid for the call.
         unsafe {
@@ -78,7 +89,7 @@ impl Decoder {
             check(
                 vpx_sys::vpx_codec_dec_init_ver(
                     &mut *ctx,
-                    vpx_sys::vpx_codec_vp8_dx(),
+                    iface,
                     &cfg,
                     0,
                     vpx_sys::VPX_DECODER_ABI_VERSION as c_int,

@@ -1,0 +1,109 @@
+//! A still picture of a video: its first keyframe decoded with libvpx ([`super::vpx`]),
+//! halved ([`I420::half`]) until it is at most [`STILL_WIDTH`] wide, converted to RGB
+//! (BT.601, limited range, as VP8 and VP9 carry it) and written as a PNG with the `png`
+//! crate. The content library calls it for each video it lists (`control_plane::content::
+//! stills`); it decodes VP8 and VP9, the codecs libvpx has, and gives nothing for others.
+
+use super::scale::I420;
+use super::vpx::Decoder;
+
+/// Widest still: a list's card (320 px) at most.
+pub const STILL_WIDTH: usize = 320;
+
+/// The PNG still of a `codec` (`vp8` or `vp9`) keyframe, or `None` for another codec or a
+/// frame that does not decode (or declares a picture over 8192 px on a side).
+pub fn still_png(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = match codec {
+        "vp8" => Decoder::new(),
+        "vp9" => Decoder::vp9(),
+        _ => return None,
+    }
+    .ok()?;
+    let mut picture = decoder.decode(keyframe).ok()??;
+    if picture.width > 8192 || picture.height > 8192 {
+        return None;
+    }
+    while picture.width > STILL_WIDTH {
+        picture = picture.half();
+    }
+    png(&picture)
+}
+
+/// `picture` as an 8-bit RGB PNG.
+pub fn png(picture: &I420) -> Option<Vec<u8>> {
+    let rgb = to_rgb(picture);
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(
+        &mut out,
+        u32::try_from(picture.width).ok()?,
+        u32::try_from(picture.height).ok()?,
+    );
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().ok()?;
+    writer.write_image_data(&rgb).ok()?;
+    writer.finish().ok()?;
+    Some(out)
+}
+
+/// Packed RGB of an I420 picture (BT.601 limited range, integer arithmetic).
+fn to_rgb(p: &I420) -> Vec<u8> {
+    let (cw, _) = p.chroma_size();
+    let mut out = Vec::with_capacity(p.width * p.height * 3);
+    for row in 0..p.height {
+        for col in 0..p.width {
+            let y = i32::from(p.y[row * p.width + col]) - 16;
+            let c = (row / 2) * cw + col / 2;
+            let (u, v) = (i32::from(p.u[c]) - 128, i32::from(p.v[c]) - 128);
+            let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+            out.push(clamp(298 * y + 409 * v));
+            out.push(clamp(298 * y - 100 * u - 208 * v));
+            out.push(clamp(298 * y + 516 * u));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::vpx::{Encoder, EncoderConfig};
+
+    fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        (info.width, info.height, buf)
+    }
+
+    #[test]
+    fn a_720p_vp8_keyframe_becomes_a_320_wide_png_of_its_colour() {
+        // Pure red in BT.601 limited range.
+        let red = I420::filled(1280, 720, 81, 90, 240);
+        let cfg = EncoderConfig {
+            width: 1280,
+            height: 720,
+            kbps: 1500,
+            cpu_used: 8,
+            keyframe_max_dist: 30,
+        };
+        let mut enc = Encoder::new(cfg).unwrap();
+        let frames = enc.encode(&red, 0, true).unwrap();
+        let keyframe = &frames[0];
+        let png = still_png("vp8", &keyframe.data).expect("a still");
+        let (w, h, rgb) = decode_png(&png);
+        assert_eq!((w, h), (320, 180));
+        let mid = ((90 * 320 + 160) * 3) as usize;
+        let (r, g, b) = (rgb[mid], rgb[mid + 1], rgb[mid + 2]);
+        assert!(r > 230 && g < 30 && b < 30, "red came out as {r},{g},{b}");
+    }
+
+    #[test]
+    fn garbage_and_unknown_codecs_give_no_still() {
+        assert!(still_png("vp8", b"not a frame at all").is_none());
+        assert!(still_png("av1", &[0; 64]).is_none());
+        assert!(still_png("vp9", &[]).is_none());
+    }
+}
