@@ -390,7 +390,11 @@ impl ContentArgs {
     /// The control plane's content settings.
     pub fn resolve(&self) -> Result<control_plane::content::Settings, String> {
         use control_plane::content::{S3Settings, Settings, StorageSettings};
-        let mut c = Settings::default();
+        let mut c = Settings {
+            // Videos' stills from their first keyframe, with the ladder's libvpx.
+            stills: Some(std::sync::Arc::new(crate::stills::Libvpx)),
+            ..Settings::default()
+        };
         if let Some(d) = &self.media_dir {
             c.storage = StorageSettings::Directory(d.clone());
         }

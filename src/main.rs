@@ -10,6 +10,7 @@ mod ops;
 mod recording;
 mod signing_keys;
 mod simulate;
+mod stills;
 mod webhooks;
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use crate::ads::{breaks, sponsors};
 use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
 use crate::cluster::{redirect, registry};
-use crate::content::{media, retention, tus, videos};
+use crate::content::{media, retention, stills, tus, videos};
 use crate::discovery::{follows, live, recommend, thumbs};
 use crate::error::{problem, Problem, PROBLEM_JSON};
 use crate::interact::{polls, questions, surveys};
@@ -143,7 +143,7 @@ impl Modify for Security {
         follows::mark_read, follows::events, recommend::recommendations, thumbs::put,
         thumbs::get,
         crate::recording::settings, crate::recording::set_settings,
-        videos::list, videos::get, videos::edit, videos::delete, media::media,
+        videos::list, videos::get, videos::edit, videos::delete, media::media, stills::get,
         retention::get, retention::set, tus::create, tus::head, tus::patch, tus::terminate,
     ),
     components(schemas(Problem)),
@@ -428,6 +428,7 @@ fn content_routes() -> Router<ControlPlane> {
             get(videos::get).patch(videos::edit).delete(videos::delete),
         )
         .route("/videos/{id}/media", get(media::media))
+        .route("/videos/{id}/thumbnail", get(stills::get))
         .route(
             "/channels/{slug}/retention",
             get(retention::get).put(retention::set),

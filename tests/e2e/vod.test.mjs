@@ -111,6 +111,27 @@ test("the studio uploads a WebM with tus; a cut connection resumes from the serv
   assert.ok(Math.abs(v.duration_ms - SECONDS * 1000) < 1000, `${v.duration_ms}`);
   assert.equal(await studio.locator("#videos-list li.video").count(), 1);
   videoId = v.id;
+  // Its still, made on the server from the first keyframe: half the clip's size, and the
+  // test pattern's colour bars across its middle (a picture that did not decode would be
+  // one colour).
+  assert.equal(v.thumbnail_url, `/api/v1/videos/${v.id}/thumbnail`);
+  const still = await studio.evaluate(async () => {
+    const img = document.querySelector("#videos-list li.video img.still");
+    if (!img) return null;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const row = g.getImageData(0, Math.floor(c.height / 2), c.width, 1).data;
+    const colours = new Set();
+    for (let i = 0; i < row.length; i += 4) colours.add(`${row[i] >> 5},${row[i + 1] >> 5},${row[i + 2] >> 5}`);
+    return { width: img.naturalWidth, height: img.naturalHeight, colours: colours.size };
+  });
+  assert.ok(still, "the studio's list shows the video's still");
+  assert.equal(still.width, 320);
+  assert.equal(still.height, 180);
+  assert.ok(still.colours >= 5, `the still's middle row has ${still.colours} colours`);
 });
 
 test("a truncated file is refused with the server's reason and not listed", async () => {
@@ -143,6 +164,8 @@ test("a visitor opens the video's page: it plays, and seeking to the middle read
   });
   await until(page, () => window.page.video !== null);
   assert.equal(await page.textContent("#title"), "Holiday");
+  assert.ok(await page.evaluate(() => document.getElementById("video").poster.endsWith("/thumbnail")),
+    "the player shows the still before it plays");
   await page.evaluate(() => { const v = document.getElementById("video"); v.muted = true; return v.play(); });
   await until(page, () => {
     const v = document.getElementById("video");

@@ -33,6 +33,9 @@ pub struct Probe {
     pub height: i64,
     /// From the first frame to the end of the last, ms.
     pub duration_ms: i64,
+    /// The first video keyframe (a WebM's, at most [`super::stills::MAX_KEYFRAME_BYTES`]),
+    /// for the video's still picture.
+    pub keyframe: Option<Vec<u8>>,
 }
 
 /// Why a file is refused; the message is what the uploader reads.
@@ -166,6 +169,7 @@ pub fn probe_with<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> 
     let declared = mkv.info().duration();
     let mut frame = Frame::default();
     let (mut first, mut last, mut frames) = (u64::MAX, 0u64, 0u64);
+    let mut keyframe = None;
     loop {
         match mkv.next_frame(&mut frame) {
             Ok(true) => {}
@@ -176,6 +180,12 @@ pub fn probe_with<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> 
         }
         if frame.track == track {
             frames += 1;
+            if keyframe.is_none()
+                && frame.is_keyframe != Some(false)
+                && frame.data.len() <= super::stills::MAX_KEYFRAME_BYTES
+            {
+                keyframe = Some(std::mem::take(&mut frame.data));
+            }
         }
         first = first.min(frame.timestamp);
         last = last.max(frame.timestamp + frame.duration.unwrap_or(0));
@@ -210,6 +220,7 @@ pub fn probe_with<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> 
         width: i64::try_from(width).unwrap_or(i64::MAX),
         height: i64::try_from(height).unwrap_or(i64::MAX),
         duration_ms,
+        keyframe,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod media;
 pub mod mp4;
 pub mod recordings;
 pub mod retention;
+pub mod stills;
 pub mod storage;
 pub mod tus;
 pub mod videos;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use check::Probe;
 pub use recordings::{recover_recording, store_recording};
+pub use stills::{StillMaker, Stills};
 pub use storage::{S3Settings, Storage, StorageError, StorageSettings};
 pub use videos::{register_recording, Recording};
 
@@ -42,6 +44,8 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Longest video, ms.
     pub max_duration_ms: i64,
+    /// What makes videos' stills (none: videos have no thumbnail).
+    pub stills: Option<StillMaker>,
 }
 
 impl Default for Settings {
@@ -51,6 +55,7 @@ impl Default for Settings {
             staging_dir: None,
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             max_duration_ms: 4 * 3600 * 1000,
+            stills: None,
         }
     }
 }

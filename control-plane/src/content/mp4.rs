@@ -95,6 +95,8 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
         width,
         height,
         duration_ms,
+        // No still from an MP4 yet: its samples are read by offset, not walked here.
+        keyframe: None,
     })
 }
 

@@ -178,6 +178,11 @@ impl Storage {
         Ok(())
     }
 
+    /// The whole object `key` (for small ones: a video's still).
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        Ok(self.store.get(&Key::from(key)).await?.bytes().await?)
+    }
+
     /// The bytes of `range` of the object `key`.
     pub async fn read(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
         Ok(self.store.get_range(&Key::from(key), range).await?)

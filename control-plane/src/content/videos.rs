@@ -387,7 +387,9 @@ pub(crate) async fn delete(
 /// Removes the stored media, then the row: a failure leaves the row (and the delete can
 /// be tried again), never a listed video without media.
 pub(crate) async fn remove(cp: &ControlPlane, id: &str, key: &str) -> ApiResult<()> {
-    cp.content().storage()?.delete(key).await?;
+    let storage = cp.content().storage()?;
+    storage.delete(key).await?;
+    storage.delete(&super::stills::key(id)).await?;
     sqlx::query("DELETE FROM videos WHERE id = $1")
         .bind(id)
         .execute(cp.pool())
@@ -512,12 +514,13 @@ pub(crate) async fn insert(
     visibility: VideoVisibility,
 ) -> ApiResult<String> {
     let id = random_id();
+    let thumbnail = super::stills::store(cp, &id, p).await;
     let now = now_ms();
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO videos (id, channel_id, kind, title, description, visibility, status, \
          storage_key, content_type, size_bytes, duration_ms, video_codec, audio_codec, width, \
-         height, source_stream, created_at, updated_at) VALUES ($1, $2, $3, $4, '', $15, \
-         'ready', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+         height, source_stream, created_at, updated_at, thumbnail_url) VALUES ($1, $2, $3, $4, \
+         '', $15, 'ready', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $16)",
     )
     .bind(&id)
     .bind(channel_id)
@@ -534,8 +537,19 @@ pub(crate) async fn insert(
     .bind(stream)
     .bind(now)
     .bind(visibility.as_str())
+    .bind(&thumbnail)
     .execute(cp.pool())
-    .await?;
+    .await;
+    if let Err(e) = inserted {
+        if thumbnail.is_some() {
+            let _ = cp
+                .content()
+                .storage()?
+                .delete(&super::stills::key(&id))
+                .await;
+        }
+        return Err(e.into());
+    }
     index(cp, &id).await?;
     Ok(id)
 }

@@ -111,10 +111,11 @@ pub struct Profile {
 const PAST_LIMIT: i64 = 50;
 
 /// The channel's past broadcasts and uploads for its page: its public videos, newest
-/// first, each with its title, kind, duration and the page that plays it.
+/// first, each with its title, kind, duration, still picture and the page that plays it.
 pub(crate) async fn past(cp: &ControlPlane, channel_id: &str) -> ApiResult<Vec<serde_json::Value>> {
-    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, title, kind, duration_ms, created_at FROM videos \
+    type Row = (String, String, String, i64, i64, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, title, kind, duration_ms, created_at, thumbnail_url FROM videos \
          WHERE channel_id = $1 AND visibility = 'public' ORDER BY created_at DESC LIMIT $2",
     )
     .bind(channel_id)
@@ -123,16 +124,19 @@ pub(crate) async fn past(cp: &ControlPlane, channel_id: &str) -> ApiResult<Vec<s
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, title, kind, duration_ms, created_at)| {
-            serde_json::json!({
-                "id": id,
-                "title": title,
-                "kind": kind,
-                "duration_ms": duration_ms,
-                "created_at": created_at,
-                "url": format!("/video/{id}"),
-            })
-        })
+        .map(
+            |(id, title, kind, duration_ms, created_at, thumbnail_url)| {
+                serde_json::json!({
+                    "id": id,
+                    "title": title,
+                    "kind": kind,
+                    "duration_ms": duration_ms,
+                    "created_at": created_at,
+                    "thumbnail_url": thumbnail_url,
+                    "url": format!("/video/{id}"),
+                })
+            },
+        )
         .collect())
 }
 

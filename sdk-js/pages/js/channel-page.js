@@ -32,7 +32,9 @@ async function load() {
   follow.className = p.following ? "" : "primary";
   $("past").hidden = false;
   $("past-list").replaceChildren(...(p.videos.length ? p.videos.map((v) =>
-    el("li", {}, el("a", { href: v.url ?? "#" }, v.title ?? "video"))) :
+    el("li", { className: "video" }, el("a", { href: v.url ?? "#" },
+      v.thumbnail_url ? el("img", { className: "still", src: v.thumbnail_url, alt: "", loading: "lazy" }) : "",
+      v.title ?? "video"))) :
     [el("li", { className: "muted" }, "No past broadcasts or videos yet.")]));
 }
 

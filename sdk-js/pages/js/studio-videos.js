@@ -53,7 +53,9 @@ export function mountStudioVideos({ account, slug, studio }) {
       catch (err) { note.textContent = explain(err); }
     } }, "Delete");
     return el("li", { className: "video", dataset: { id: v.id } },
-      el("a", { href: `/video/${encodeURIComponent(v.id)}` }, v.kind === "recording" ? "● " : "", v.title),
+      el("a", { href: `/video/${encodeURIComponent(v.id)}` },
+        v.thumbnail_url ? el("img", { className: "still", src: v.thumbnail_url, alt: "" }) : "",
+        v.kind === "recording" ? "● " : "", v.title),
       el("span", { className: "muted" }, ` ${seconds(v.duration_ms)} · ${v.kind} · ${clock(v.created_at)} `),
       title, vis, del, note);
   }

@@ -21,6 +21,7 @@ try {
   $("channel").href = `/watch/${encodeURIComponent(v.channel)}`;
   $("duration").textContent = `${Math.round(v.duration_ms / 1000)} s`;
   $("description").textContent = v.description;
+  if (v.thumbnail_url) $("video").poster = v.thumbnail_url;
   $("video").src = v.media_url;
 } catch (err) {
   page.error = err;

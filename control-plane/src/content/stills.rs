@@ -1,0 +1,96 @@
+//! A video's still picture, made on the server when it is listed: the check keeps the
+//! first video keyframe of a WebM ([`super::Probe::keyframe`]), a [`Stills`] maker (the
+//! binary installs libvpx's, `sfu::process::still`) turns it into a PNG on a blocking
+//! thread, and it is stored beside the video (`thumbs/ID.png`) and named by the video's
+//! `thumbnail_url`. A video without one (another codec, no maker, a frame that did not
+//! decode) is listed all the same: a still is never a reason to refuse a video.
+//! `GET /videos/{id}/thumbnail` serves it to whoever may see the video listed.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiResult, Error};
+use crate::extract::{MaybeCaller, Path};
+use crate::ControlPlane;
+
+use super::videos::{access, by_id};
+use super::Probe;
+
+/// Makes a still picture (PNG bytes) of a video from its first keyframe.
+pub trait Stills: Send + Sync + std::fmt::Debug {
+    /// The still of `keyframe`, a frame of `codec` (`vp8`, `vp9`, `av1`, `h264`), or
+    /// `None` when this maker cannot (then the video has none).
+    fn still(&self, codec: &str, keyframe: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// The maker the content settings hold.
+pub type StillMaker = Arc<dyn Stills>;
+
+/// Largest keyframe the check keeps for a still (a 4K VP9 keyframe is well under).
+pub const MAX_KEYFRAME_BYTES: usize = 2 * 1024 * 1024;
+
+/// Where video `id`'s still is stored.
+pub(crate) fn key(id: &str) -> String {
+    format!("thumbs/{id}.png")
+}
+
+/// Makes and stores the still of video `id` from its probe; its `thumbnail_url`, or
+/// `None` when there is no still (the reason is logged, nothing fails).
+pub(crate) async fn store(cp: &ControlPlane, id: &str, probe: &Probe) -> Option<String> {
+    let maker = cp.content().settings().stills.clone()?;
+    let frame = probe.keyframe.clone()?;
+    let codec = probe.video_codec.clone();
+    let png = match tokio::task::spawn_blocking(move || maker.still(&codec, &frame)).await {
+        Ok(Some(png)) => png,
+        Ok(None) => {
+            tracing::debug!(video = id, "no still: its keyframe did not decode");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(video = id, "making a still failed: {e}");
+            return None;
+        }
+    };
+    let storage = cp.content().storage().ok()?;
+    if let Err(e) = storage.put(&key(id), png.into()).await {
+        tracing::warn!(video = id, "storing its still: {e}");
+        return None;
+    }
+    Some(format!("/api/v1/videos/{id}/thumbnail"))
+}
+
+/// A video's still picture (PNG), for whoever may see it listed: a subscribers' video's
+/// too (it is listed for all), not a private one's.
+#[utoipa::path(get, path = "/api/v1/videos/{id}/thumbnail", tag = "videos", params(("id" = String, Path)),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn get(
+    State(cp): State<ControlPlane>,
+    caller: MaybeCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let v = by_id(&cp, &id).await?.ok_or(Error::NotFound)?;
+    match access(&cp, &v, caller.0.as_ref()).await {
+        Ok(()) | Err(Error::SubscriptionRequired) => {}
+        Err(e) => return Err(e),
+    }
+    if v.thumbnail_url.is_none() {
+        return Err(Error::NotFound);
+    }
+    let png = cp.content().storage()?.get(&key(&v.id)).await?;
+    let cache = if v.visibility == "public" {
+        "public, max-age=3600"
+    } else {
+        "private, max-age=3600"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        png,
+    )
+        .into_response())
+}
