@@ -176,8 +176,10 @@ fn left_behind(dir: &Path) -> Vec<(PathBuf, String, i64)> {
 }
 
 /// Lists recordings a killed node left (`content::recover_recording`: checked up to the
-/// cut, stored, listed, the file removed). A file that does not check, or whose channel
-/// is gone, stays on disk and is logged.
+/// cut, stored, listed, the file removed). A file refused for good (it does not check,
+/// or its channel is gone) moves to `refused/` beside it, kept for an operator and not
+/// checked again at every start; one that failed otherwise (the database or the storage
+/// down) stays to be tried at the next start.
 pub async fn recover(control: &ControlPlane, files: Vec<(PathBuf, String, i64)>) {
     for (path, stream, started_ms) in files {
         match control_plane::content::recover_recording(control, &stream, &path, started_ms).await {
@@ -186,11 +188,38 @@ pub async fn recover(control: &ControlPlane, files: Vec<(PathBuf, String, i64)>)
                 video = id,
                 "a recording left by an earlier run listed as a video"
             ),
+            Err(e) if control_plane::content::refused_for_good(&e) => {
+                let kept = set_aside(&path).await;
+                tracing::warn!(
+                    stream,
+                    path = %kept.display(),
+                    "a recording left by an earlier run is refused, kept in refused/: {e}"
+                );
+            }
             Err(e) => tracing::warn!(
                 stream,
                 path = %path.display(),
-                "a recording left by an earlier run stays on disk, not listed: {e}"
+                "a recording left by an earlier run stays on disk, to be tried again: {e}"
             ),
+        }
+    }
+}
+
+/// Moves a refused recording to `refused/` in its directory; where it is now.
+async fn set_aside(path: &Path) -> PathBuf {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_owned();
+    };
+    let to = dir.join("refused").join(name);
+    let moved = async {
+        tokio::fs::create_dir_all(dir.join("refused")).await?;
+        tokio::fs::rename(path, &to).await
+    };
+    match moved.await {
+        Ok(()) => to,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot move a refused recording: {e}");
+            path.to_owned()
         }
     }
 }

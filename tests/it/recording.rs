@@ -275,6 +275,12 @@ fn a_node_killed_while_recording_leaves_a_file_that_decodes_and_is_listed_on_res
         served.said
     );
     assert_eq!(served.video_pts.len(), n);
-    // The library holds it now; the refused file stays where it was, never deleted.
-    assert_eq!(recordings(&dir), vec![refused]);
+    // The library holds it now; the refused file is kept (never deleted) in refused/,
+    // where the next start does not check it again.
+    assert_eq!(recordings(&dir), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        std::fs::read(dir.join("refused").join("rec-crash-1000.webm")).unwrap(),
+        b"not a webm at all"
+    );
+    assert!(!refused.exists());
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use check::Probe;
-pub use recordings::{recover_recording, store_recording};
+pub use recordings::{recover_recording, refused_for_good, store_recording};
 pub use stills::{StillMaker, Stills};
 pub use storage::{S3Settings, Storage, StorageError, StorageSettings};
 pub use videos::{register_recording, Recording};

@@ -45,6 +45,18 @@ pub async fn recover_recording(
     store(cp, stream, file, started_ms, check::Rules::CUT_RECORDING).await
 }
 
+/// Why a recording's channel refuses it: there is none.
+const NO_CHANNEL: &str = "the recorded stream has no channel";
+/// Why a recording's channel refuses it: it is another channel of the same name.
+const RENAMED: &str = "the recorded channel was deleted; its name is another channel's now";
+
+/// Whether a recording was refused for good (the file does not check, its channel is
+/// gone), not for a failure that may pass (the database, the storage).
+pub fn refused_for_good(e: &Error) -> bool {
+    matches!(e, Error::BadMedia(_))
+        || matches!(e, Error::Missing(m) if *m == NO_CHANNEL || *m == RENAMED)
+}
+
 async fn store(
     cp: &ControlPlane,
     stream: &str,
@@ -54,13 +66,11 @@ async fn store(
 ) -> ApiResult<String> {
     let channel = crate::channels::by_slug(cp, stream)
         .await?
-        .ok_or(Error::Missing("the recorded stream has no channel"))?;
+        .ok_or(Error::Missing(NO_CHANNEL))?;
     if channel.created_at > started_ms {
         // The recorded channel was deleted and its name taken again since: the file is not
         // the new owner's.
-        return Err(Error::Missing(
-            "the recorded channel was deleted; its name is another channel's now",
-        ));
+        return Err(Error::Missing(RENAMED));
     }
     let probe = check::probe_file(file.to_owned(), rules)
         .await?
