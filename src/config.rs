@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// [default: 30000].
     #[arg(long, env = "CASCADE_RECORDING_GRACE_MS")]
     pub recording_grace_ms: Option<u64>,
+    /// How often a live VP8 stream's thumbnail is taken on the server (a keyframe decoded),
+    /// seconds, for publishers whose studio posts none; 0: never [default: 45].
+    #[arg(long, env = "CASCADE_LIVE_THUMBNAIL_SECS")]
+    pub live_thumbnail_secs: Option<u64>,
     #[command(flatten)]
     pub money: MoneyArgs,
     #[command(flatten)]
@@ -661,6 +665,7 @@ pub struct FileConfig {
     webhook_retry_base_ms: Option<u64>,
     analytics_sample_ms: Option<u64>,
     recording_grace_ms: Option<u64>,
+    live_thumbnail_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -696,6 +701,8 @@ pub struct Settings {
     pub recordings_dir: PathBuf,
     /// How long a recorded stream may lose its publisher before its recording ends.
     pub recording_grace: std::time::Duration,
+    /// How often live streams' thumbnails are taken on the server (None: never).
+    pub live_thumbnail_every: Option<std::time::Duration>,
     pub tls: Option<signaling::tls::Tls>,
     pub database_url: String,
     pub secret_key: Option<control_plane::keystore::SecretKeySource>,
@@ -989,6 +996,14 @@ impl ServeArgs {
                     .or(file.recording_grace_ms)
                     .unwrap_or(30_000),
             ),
+            live_thumbnail_every: match self
+                .live_thumbnail_secs
+                .or(file.live_thumbnail_secs)
+                .unwrap_or(45)
+            {
+                0 => None,
+                s => Some(std::time::Duration::from_secs(s)),
+            },
             tls,
         })
     }

@@ -435,6 +435,10 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 settings.recordings_dir.clone(),
                 settings.recording_grace,
             );
+            // Live VP8 streams' thumbnails from a keyframe, for studios that post none.
+            if let Some(every) = settings.live_thumbnail_every {
+                stills::live(node.clone(), control.clone(), every);
+            }
         }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await

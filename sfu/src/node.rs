@@ -303,6 +303,29 @@ impl Node {
         Ok(Recording::start(stream, cfg, pipe, rx, sink)?)
     }
 
+    /// A whole VP8 keyframe of `stream`'s first encoding, taken within `wait` (a keyframe
+    /// is asked for at once), for its thumbnail; `None` when none came (not VP8, no
+    /// publisher). Blocks: call it on a blocking thread.
+    pub fn keyframe_of(
+        &self,
+        stream: &str,
+        wait: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, SfuError> {
+        let dropped = self
+            .inner
+            .shared
+            .metrics
+            .forward_drops
+            .with_label_values(&["snapshot_queue_full"]);
+        let (queue, rx) = RecorderQueue::new(dropped);
+        let pipe = self.attach_pipe(
+            stream,
+            1 << crate::record::snapshot::ENCODING,
+            Arc::new(queue),
+        )?;
+        Ok(crate::record::snapshot::take(&pipe, &rx, wait))
+    }
+
     /// The workers' keyframe requests for relay links' parents (taken once, by the links'
     /// driver).
     pub fn take_relay_requests(&self) -> Option<mpsc::Receiver<RelayRequest>> {

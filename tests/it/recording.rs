@@ -284,3 +284,82 @@ fn a_node_killed_while_recording_leaves_a_file_that_decodes_and_is_listed_on_res
     );
     assert!(!refused.exists());
 }
+
+/// The channel's live thumbnail as a visitor gets it: status and bytes.
+fn thumbnail(server: &Server, slug: &str) -> (u16, Vec<u8>) {
+    let r = server
+        .http()
+        .get(server.url(&format!("/api/v1/channels/{slug}/thumbnail")))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+/// A JPEG's picture size, from its baseline frame header (SOF0).
+fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
+    let sof = b.windows(2).position(|w| w == [0xFF, 0xC0])?;
+    let h = u16::from_be_bytes([*b.get(sof + 5)?, *b.get(sof + 6)?]);
+    let w = u16::from_be_bytes([*b.get(sof + 7)?, *b.get(sof + 8)?]);
+    Some((w, h))
+}
+
+/// A broadcaster without the studio (GStreamer here, OBS elsewhere) still gets a live
+/// thumbnail: the node takes a keyframe, decodes it and writes it as the channel's; one
+/// the studio posted is not replaced by it.
+#[test]
+fn a_live_stream_without_a_studio_gets_a_thumbnail_decoded_on_the_server() {
+    let data = temp_dir("thumbs");
+    let server = Server::launch(
+        &["--auth", "accounts", "--live-thumbnail-secs", "1"],
+        &data,
+        Stdio::inherit(),
+        "warn",
+    );
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let (key, _) = channel_with_key(&server, &amy, "thumb-live", "public");
+    assert_eq!(
+        thumbnail(&server, "thumb-live").0,
+        404,
+        "none before it is live"
+    );
+    let (script, _) = publish(&server, "thumb-live", &key, 12);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let jpeg = loop {
+        let (s, b) = thumbnail(&server, "thumb-live");
+        if s == 200 {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no thumbnail 8 s into the live ({s})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]));
+    assert_eq!(
+        jpeg_size(&jpeg),
+        Some((320, 240)),
+        "the publisher's picture"
+    );
+
+    // The studio posts its own frame: the server's stills leave it be.
+    let studio: Vec<u8> = [
+        &[0xFF, 0xD8, 0xFF, 0xE0][..],
+        b"studio frame",
+        &[0xFF, 0xD9],
+    ]
+    .concat();
+    let r = server
+        .http()
+        .put(server.url("/api/v1/channels/thumb-live/thumbnail"))
+        .bearer_auth(&amy)
+        .header("content-type", "image/jpeg")
+        .body(studio.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(thumbnail(&server, "thumb-live"), (200, studio));
+    drop(script);
+}

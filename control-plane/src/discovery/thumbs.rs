@@ -1,6 +1,8 @@
 //! Live thumbnails: the studio posts a frame of the broadcaster's own preview (a JPEG from
 //! a canvas) every 30–60 s while live; lists show it. The server checks the type and size
-//! only: it decodes nothing (no frame is taken from the media on the server).
+//! only. For a publisher without the studio (OBS, GStreamer), the node that carries the
+//! stream takes a keyframe every 45 s, decodes it and writes it here
+//! ([`put_server_still`]) unless the studio posted one in the last [`STUDIO_FRESH_MS`].
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -57,21 +59,52 @@ pub(crate) async fn put(
             "the thumbnail is not a whole JPEG image".into(),
         ));
     }
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+    write(&cp, &ch.id, &body, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How recent a thumbnail (the studio's) a server still does not replace, ms.
+pub const STUDIO_FRESH_MS: i64 = 40_000;
+
+/// Writes `jpeg` as the channel's thumbnail; with `unless_newer_than`, only when the one
+/// there is older (or none is). Returns whether it was written.
+async fn write(
+    cp: &ControlPlane,
+    channel_id: &str,
+    jpeg: &[u8],
+    unless_newer_than: Option<i64>,
+) -> ApiResult<bool> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jpeg);
     let etag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
-    let data = base64::engine::general_purpose::STANDARD.encode(&body);
-    sqlx::query(
+    let data = base64::engine::general_purpose::STANDARD.encode(jpeg);
+    let done = sqlx::query(
         "INSERT INTO thumbnails (channel_id, jpeg, etag, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (channel_id) DO UPDATE SET jpeg = excluded.jpeg, etag = excluded.etag, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at WHERE thumbnails.updated_at < $5",
     )
-    .bind(&ch.id)
+    .bind(channel_id)
     .bind(data)
     .bind(etag)
     .bind(now_ms())
+    .bind(unless_newer_than.unwrap_or(i64::MAX))
     .execute(cp.pool())
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(done.rows_affected() > 0)
+}
+
+/// The node's still of live `stream` (a JPEG it decoded from a keyframe) as its channel's
+/// thumbnail, unless the studio posted one in the last [`STUDIO_FRESH_MS`]. A stream
+/// without a channel is skipped. Returns whether it was written.
+pub async fn put_server_still(cp: &ControlPlane, stream: &str, jpeg: &[u8]) -> ApiResult<bool> {
+    if !is_jpeg(jpeg) || jpeg.len() > MAX_BYTES {
+        return Err(Error::Invalid(
+            "a server still is not a JPEG within the limit".into(),
+        ));
+    }
+    let Some(ch) = channels::by_slug(cp, stream).await? else {
+        return Ok(false);
+    };
+    write(cp, &ch.id, jpeg, Some(now_ms() - STUDIO_FRESH_MS)).await
 }
 
 /// A channel's newest thumbnail (not of a private channel), cached a minute: lists link

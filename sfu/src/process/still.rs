@@ -1,8 +1,10 @@
-//! A still picture of a video: its first keyframe decoded with libvpx ([`super::vpx`]),
-//! halved ([`I420::half`]) until it is at most [`STILL_WIDTH`] wide, converted to RGB
-//! (BT.601, limited range, as VP8 and VP9 carry it) and written as a PNG with the `png`
-//! crate. The content library calls it for each video it lists (`control_plane::content::
-//! stills`); it decodes VP8 and VP9, the codecs libvpx has, and gives nothing for others.
+//! A still picture of a video: a keyframe decoded with libvpx ([`super::vpx`]), halved
+//! ([`I420::half`]) until it is at most [`STILL_WIDTH`] wide, converted to RGB (BT.601,
+//! limited range, as VP8 and VP9 carry it) and written as a PNG (`png`) or a JPEG
+//! (`jpeg-encoder`). The content library makes a PNG for each video it lists
+//! (`control_plane::content::stills`); a live stream's thumbnail is a JPEG of a keyframe
+//! the node takes from it ([`crate::Node::keyframe_of`]), as the studio's are. It decodes
+//! VP8 and VP9, the codecs libvpx has, and gives nothing for others.
 
 use super::scale::I420;
 use super::vpx::Decoder;
@@ -13,6 +15,22 @@ pub const STILL_WIDTH: usize = 320;
 /// The PNG still of a `codec` (`vp8` or `vp9`) keyframe, or `None` for another codec or a
 /// frame that does not decode (or declares a picture over 8192 px on a side).
 pub fn still_png(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
+    png(&picture(codec, keyframe)?)
+}
+
+/// [`still_png`] as a JPEG (quality 80).
+pub fn still_jpeg(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
+    let p = picture(codec, keyframe)?;
+    let mut out = Vec::new();
+    let enc = jpeg_encoder::Encoder::new(&mut out, 80);
+    let (w, h) = (u16::try_from(p.width).ok()?, u16::try_from(p.height).ok()?);
+    enc.encode(&to_rgb(&p), w, h, jpeg_encoder::ColorType::Rgb)
+        .ok()?;
+    Some(out)
+}
+
+/// The keyframe decoded and halved to at most [`STILL_WIDTH`].
+fn picture(codec: &str, keyframe: &[u8]) -> Option<I420> {
     let mut decoder = match codec {
         "vp8" => Decoder::new(),
         "vp9" => Decoder::vp9(),
@@ -26,7 +44,7 @@ pub fn still_png(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
     while picture.width > STILL_WIDTH {
         picture = picture.half();
     }
-    png(&picture)
+    Some(picture)
 }
 
 /// `picture` as an 8-bit RGB PNG.
@@ -98,6 +116,26 @@ mod tests {
         let mid = ((90 * 320 + 160) * 3) as usize;
         let (r, g, b) = (rgb[mid], rgb[mid + 1], rgb[mid + 2]);
         assert!(r > 230 && g < 30 && b < 30, "red came out as {r},{g},{b}");
+    }
+
+    #[test]
+    fn a_jpeg_still_is_a_whole_jpeg() {
+        let grey = I420::filled(640, 360, 128, 128, 128);
+        let cfg = EncoderConfig {
+            width: 640,
+            height: 360,
+            kbps: 800,
+            cpu_used: 8,
+            keyframe_max_dist: 30,
+        };
+        let frames = Encoder::new(cfg).unwrap().encode(&grey, 0, true).unwrap();
+        let jpeg = still_jpeg("vp8", &frames[0].data).expect("a still");
+        assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]));
+        // Its frame header: 320 × 180 (SOF0: FF C0, length, precision, height, width).
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let h = u16::from_be_bytes([jpeg[sof + 5], jpeg[sof + 6]]);
+        let w = u16::from_be_bytes([jpeg[sof + 7], jpeg[sof + 8]]);
+        assert_eq!((w, h), (320, 180));
     }
 
     #[test]

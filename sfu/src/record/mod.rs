@@ -15,6 +15,7 @@
 pub mod assemble;
 pub mod core;
 pub mod mux;
+pub(crate) mod snapshot;
 pub mod thread;
 pub mod timeline;
 

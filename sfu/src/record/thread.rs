@@ -230,7 +230,7 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
 }
 
 /// A relay RTP packet as the core takes it.
-fn decode(p: &RelayPacket) -> Option<RecPacket> {
+pub(crate) fn decode(p: &RelayPacket) -> Option<RecPacket> {
     let h = rtp::decode(&p.rtp)?;
     Some(RecPacket {
         codec: h.codec,
