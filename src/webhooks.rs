@@ -21,12 +21,15 @@ use signaling::AppState;
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// The node's audience now (at most what a report may carry: the first streams and
-/// sessions).
+/// The node's audience now (at most what a report may carry: the streams and sessions
+/// first by name and id).
 pub fn audience(state: &AppState) -> Audience {
     let node = &state.node;
-    let streams = node
-        .carried()
+    // Sorted before the cap, so a node with more than a report holds sends the same
+    // ones every second (not a different cut, which would close and reopen sessions).
+    let mut carried = node.carried();
+    carried.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let streams = carried
         .into_iter()
         .take(MAX_STREAMS)
         .filter_map(|(name, ingest)| {
@@ -40,8 +43,9 @@ pub fn audience(state: &AppState) -> Audience {
             })
         })
         .collect();
-    let sessions = node
-        .viewer_sessions()
+    let mut watching = node.viewer_sessions();
+    watching.sort_unstable_by_key(|(id, _, _)| id.0);
+    let sessions = watching
         .into_iter()
         .take(MAX_SESSIONS)
         .map(|(id, stream, joined)| SessionSample {

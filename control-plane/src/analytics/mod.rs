@@ -149,5 +149,6 @@ impl Analytics {
     /// database holds open).
     pub(crate) fn restart(&self) {
         *self.state() = State::default();
+        self.metrics.concurrent.set(0);
     }
 }
