@@ -2,7 +2,8 @@
 //! and bounded; merged over the nodes alive by the replica holding the `audience` lease,
 //! into webhooks and analytics. Two replicas on one database, the lease moved from one to
 //! the other mid-broadcast: each stream event reaches the receiver once, and the
-//! broadcast is one, with every edge's viewers.
+//! broadcast is one, with every edge's viewers. A node that stops reporting stops
+//! counting after the liveness window: its sessions close, its viewers drop out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -305,4 +306,69 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+both!(a_node_that_stops_reporting_stops_counting);
+async fn a_node_that_stops_reporting_stops_counting(b: Backend) {
+    let Some(api) = Api::start(b, clustered()).await else {
+        return;
+    };
+    room(&api).await;
+    let origin = register(&api, "origin", "origin").await;
+    let edge = register(&api, "edge1", "edge").await;
+    let on_origin = json!({
+        "streams": [{"name": "lea-live", "publisher": true, "active": true, "viewers": 1}],
+        "sessions": [session("a1", Some("u-ann"))],
+    });
+    let on_edge = json!({
+        "streams": [{"name": "lea-live", "viewers": 2}],
+        "sessions": [session("b1", Some("u-bob")), session("b2", None)],
+    });
+    let live_viewers = || async {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT viewers FROM live_streams")
+            .fetch_optional(api.cp.db().pool())
+            .await
+            .unwrap();
+        row.map(|(v,)| v)
+    };
+    // Both report until the cluster's three viewers are counted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while live_viewers().await != Some(3) && Instant::now() < deadline {
+        report(&api, &origin, &on_origin).await;
+        report(&api, &edge, &on_edge).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(live_viewers().await, Some(3), "the origin's and the edge's");
+    let open = "SELECT count(*) FROM viewer_sessions WHERE closed_at IS NULL";
+    assert_eq!(count(&api, open).await, 3);
+
+    // The edge dies (no more reports): past the liveness window its viewers and its
+    // sessions no longer count; the broadcast goes on.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count(&api, open).await != 1 && Instant::now() < deadline {
+        report(&api, &origin, &on_origin).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(&api, open).await, 1, "the edge's sessions closed");
+    let (still,): (String,) =
+        sqlx::query_as("SELECT id FROM viewer_sessions WHERE closed_at IS NULL")
+            .fetch_one(api.cp.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(still, "a1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live_viewers().await != Some(1) && Instant::now() < deadline {
+        report(&api, &origin, &on_origin).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(live_viewers().await, Some(1), "the origin's viewer only");
+    assert_eq!(
+        count(
+            &api,
+            "SELECT count(*) FROM broadcasts WHERE ended_at IS NULL"
+        )
+        .await,
+        1,
+        "still live"
+    );
 }
