@@ -6,6 +6,7 @@
 //! stream keeps its parents.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,9 @@ struct Inner {
     me: Registration,
     node: sfu::Node,
     audience: AudienceSource,
+    /// An audience report is on its way (the next waits for it: one at a time, and never
+    /// in the way of the stats, which keep the node alive).
+    reporting: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -108,6 +112,7 @@ impl Agent {
                 me,
                 node,
                 audience,
+                reporting: AtomicBool::new(false),
                 state: Mutex::default(),
             }),
         };
@@ -190,14 +195,20 @@ impl Agent {
                     if let Ok(reply) = r.json::<StatsReply>().await {
                         self.inner.node.set_draining(reply.draining);
                     }
-                    self.report_audience(&id).await;
+                    if !self.inner.reporting.swap(true, Ordering::AcqRel) {
+                        let agent = self.clone();
+                        tokio::spawn(async move {
+                            agent.report_audience(&id).await;
+                            agent.inner.reporting.store(false, Ordering::Release);
+                        });
+                    }
                 }
                 _ => {}
             }
         }
     }
 
-    /// The node's audience, to the replica that took its stats.
+    /// The node's audience, to the replica that took its stats (or the next that answers).
     async fn report_audience(&self, id: &str) {
         let body = (self.inner.audience)();
         let r = self
