@@ -421,7 +421,7 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
     );
 }
 
-pub(crate) const CLUSTER_TOKEN: &str = "a cluster token for the ad tests only";
+pub(crate) const CLUSTER_TOKEN: &str = "a cluster token for the tests only";
 
 /// A `cascade node` of a cluster with one control plane at `control`.
 pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
