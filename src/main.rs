@@ -288,6 +288,7 @@ fn control(settings: config::Settings) -> Result<(), String> {
                 webhooks: settings.webhooks.clone(),
                 money: settings.money.clone(),
                 content: settings.content.clone(),
+                analytics_sample: settings.analytics_sample,
                 cluster: true,
                 cluster_token: Some(control_plane::cluster::ClusterToken::new(token)),
                 ..Default::default()
@@ -424,7 +425,7 @@ fn serve(settings: config::Settings) -> Result<(), String> {
         }
         if settings.auth != AuthMode::Tokens {
             // Stream started/ended and viewer milestones for this node's publishers, and
-            // its viewer sessions for analytics.
+            // its viewer sessions for analytics (with the registry's nodes' when it is on).
             webhooks::watch_streams(state.clone(), control.clone());
             // Ad breaks and sponsors' slots cued here go to this node's viewers.
             ads::in_process(control.clone(), node.clone());
@@ -457,10 +458,15 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             "http"
         };
         println!("cascade listening on {scheme}://{addr}");
+        let audience: cluster::agent::AudienceSource = {
+            let state = state.clone();
+            Arc::new(move || webhooks::audience(&state))
+        };
         cluster::start(
             &settings.cluster,
             settings.control_plane.as_deref(),
             &node,
+            audience,
             addr,
         )
         .await?;

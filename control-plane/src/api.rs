@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::ads::{breaks, sponsors};
 use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
-use crate::cluster::{redirect, registry};
+use crate::cluster::{audience, redirect, registry};
 use crate::content::{media, retention, stills, tus, videos};
 use crate::discovery::{follows, live, recommend, thumbs};
 use crate::error::{problem, Problem, PROBLEM_JSON};
@@ -116,7 +116,7 @@ impl Modify for Security {
         admin::list_users, admin::suspend, admin::restore, admin::set_role, admin::audit_log,
         signing_key, revocation::feed,
         registry::register, registry::stats, registry::drain, registry::list,
-        registry::parents, registry::place,
+        registry::parents, registry::place, audience::report,
         chat::history, chat::post, chat::delete, chat::report, chat::pin, chat::unpin,
         chat::settings, chat::edit_settings, ws::upgrade,
         moderation::moderators, moderation::appoint, moderation::dismiss, moderation::bans,
@@ -502,6 +502,10 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             get(registry::list).post(registry::register),
         )
         .route("/cluster/nodes/{id}/stats", put(registry::stats))
+        .route(
+            "/cluster/nodes/{id}/audience",
+            put(audience::report).layer(DefaultBodyLimit::max(audience::MAX_BODY)),
+        )
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))

@@ -184,6 +184,11 @@ impl ControlPlane {
         discovery::search::prepare(&cp)
             .await
             .map_err(DbError::Sql)?;
+        // A `cascade control` replica: the cluster's audience into webhooks and analytics,
+        // by the replica holding the lease.
+        if cp.0.config.cluster {
+            cp.spawn_cluster_observer();
+        }
         // Expired recordings and stale uploads, every minute; ends with the control plane.
         let weak = Arc::downgrade(&cp.0);
         tokio::spawn(async move {

@@ -1,9 +1,12 @@
 //! A node's side of the control plane's registry: it registers (role, zone, addresses,
 //! capacity), reports its stats every second (CPU, egress, sessions, the streams it carries
-//! and from which parent), and asks which parents to pull a stream from. Media never waits
-//! on it: a failed call is retried on the next tick, and a stream keeps its parents.
+//! and from which parent) and after them its audience (streams' publishers and viewers
+//! here, viewer sessions: for webhooks and analytics), and asks which parents to pull a
+//! stream from. Media never waits on it: a failed call is retried on the next tick, and a
+//! stream keeps its parents.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,9 @@ use super::relay::ParentAddr;
 pub const STATS_EVERY: Duration = Duration::from_secs(1);
 /// A control plane that does not answer this fast is skipped for this tick.
 const CALL_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Takes the node's audience (streams and viewer sessions) for a report.
+pub type AudienceSource = Arc<dyn Fn() -> control_plane::cluster::Audience + Send + Sync>;
 
 /// What the node registers as.
 #[derive(Debug, Clone)]
@@ -42,6 +48,10 @@ struct Inner {
     token: String,
     me: Registration,
     node: sfu::Node,
+    audience: AudienceSource,
+    /// An audience report is on its way (the next waits for it: one at a time, and never
+    /// in the way of the stats, which keep the node alive).
+    reporting: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -81,7 +91,13 @@ struct ParentsView {
 
 impl Agent {
     /// Starts registering and reporting in the background.
-    pub fn start(urls: Vec<String>, token: String, me: Registration, node: sfu::Node) -> Agent {
+    pub fn start(
+        urls: Vec<String>,
+        token: String,
+        me: Registration,
+        node: sfu::Node,
+        audience: AudienceSource,
+    ) -> Agent {
         let agent = Agent {
             inner: Arc::new(Inner {
                 http: reqwest::Client::builder()
@@ -95,6 +111,8 @@ impl Agent {
                 token,
                 me,
                 node,
+                audience,
+                reporting: AtomicBool::new(false),
                 state: Mutex::default(),
             }),
         };
@@ -177,9 +195,36 @@ impl Agent {
                     if let Ok(reply) = r.json::<StatsReply>().await {
                         self.inner.node.set_draining(reply.draining);
                     }
+                    if !self.inner.reporting.swap(true, Ordering::AcqRel) {
+                        let agent = self.clone();
+                        tokio::spawn(async move {
+                            agent.report_audience(&id).await;
+                            agent.inner.reporting.store(false, Ordering::Release);
+                        });
+                    }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// The node's audience, to the replica that took its stats (or the next that answers).
+    async fn report_audience(&self, id: &str) {
+        let body = (self.inner.audience)();
+        let r = self
+            .call(|c, u| {
+                c.put(format!("{u}/api/v1/cluster/nodes/{id}/audience"))
+                    .json(&body)
+            })
+            .await;
+        match r {
+            Some(r) if !r.status().is_success() => {
+                tracing::warn!(
+                    "the control plane refused this node's audience: {}",
+                    r.status()
+                );
+            }
+            _ => {}
         }
     }
 

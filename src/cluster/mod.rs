@@ -117,6 +117,7 @@ pub async fn start(
     args: &ClusterArgs,
     control: Option<&str>,
     node: &sfu::Node,
+    audience: agent::AudienceSource,
     http: SocketAddr,
 ) -> Result<(), String> {
     let (Some(listen), Some(dir)) = (args.relay_listen, args.node_dir.as_ref()) else {
@@ -148,6 +149,7 @@ pub async fn start(
                 capacity: args.capacity,
             },
             node.clone(),
+            audience,
         )),
         _ => None,
     };

@@ -63,7 +63,7 @@ fn wait_for(peers: &mut [&mut Peer], rx: &mpsc::Receiver<Sse>, name: &str) -> (V
 }
 
 /// A webhook receiver on loopback: every request's body, answered 200.
-fn receiver() -> (String, mpsc::Receiver<Value>) {
+pub(crate) fn receiver() -> (String, mpsc::Receiver<Value>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
@@ -421,9 +421,10 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
     );
 }
 
-const CLUSTER_TOKEN: &str = "a cluster token for the ad tests only";
+pub(crate) const CLUSTER_TOKEN: &str = "a cluster token for the tests only";
 
-fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
+/// A `cascade node` of a cluster with one control plane at `control`.
+pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
     let node_dir = dir.join(name);
     let args = [
         "--control-plane",

@@ -9,6 +9,7 @@ mod bad_input;
 mod budget;
 mod chat;
 mod cluster;
+mod cluster_analytics;
 mod cluster_control;
 mod cluster_up;
 mod codecs;

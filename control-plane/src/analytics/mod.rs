@@ -127,4 +127,28 @@ impl Analytics {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Starts over from what the database holds (a control-plane replica taking the
+    /// cluster's audience over): `broadcasts` (stream, channel id, broadcast id) live,
+    /// `open` sessions (id, join time recorded) open; nothing is swept.
+    pub(crate) fn resume(
+        &self,
+        broadcasts: Vec<(String, String, String)>,
+        open: Vec<(String, bool)>,
+    ) {
+        let mut st = self.state();
+        st.tracker = track::Tracker::resume(broadcasts.iter().map(|(s, _, _)| s.clone()), open);
+        st.broadcasts = broadcasts
+            .into_iter()
+            .map(|(stream, channel, id)| (stream, (channel, id)))
+            .collect();
+        st.swept = true;
+    }
+
+    /// Forgets everything, as at the process's start (the next look sweeps what the
+    /// database holds open).
+    pub(crate) fn restart(&self) {
+        *self.state() = State::default();
+        self.metrics.concurrent.set(0);
+    }
 }

@@ -4,16 +4,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// A viewer session as the node has it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A viewer session as the node has it now (also what a media node reports of it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SessionSample {
     /// The node's session id (hex): the WHEP resource's.
+    #[schema(max_length = 32)]
     pub id: String,
     /// Its stream (a channel's slug).
+    #[schema(max_length = 100)]
     pub stream: String,
-    /// Who watches (a user id), when known.
+    /// Who watches (a user id, as the viewer's token said), when known.
+    #[serde(default)]
+    #[schema(max_length = 128)]
     pub viewer: Option<String>,
-    /// Its join time (first video after the offer), once it has one.
+    /// Its join time in ms (first video after the offer), once it has one.
+    #[serde(default)]
     pub join_ms: Option<i64>,
 }
 
@@ -55,6 +60,20 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Takes up what another process was tracking (a control-plane replica taking over):
+    /// these broadcasts live, these sessions open (and whether their join time is
+    /// recorded). The next look samples concurrency.
+    pub fn resume(
+        live: impl IntoIterator<Item = String>,
+        open: impl IntoIterator<Item = (String, bool)>,
+    ) -> Tracker {
+        Tracker {
+            live: live.into_iter().collect(),
+            open: open.into_iter().collect(),
+            next_sample: 0,
+        }
+    }
+
     /// Compares what the node has at `now` (ms) with the last call; samples concurrency
     /// when `every_ms` has passed since the last sample.
     pub fn observe(
@@ -164,5 +183,30 @@ mod tests {
         );
         let c = t.observe(11_000, 10_000, &[], &[]);
         assert_eq!(c, [Change::Ended("a".into())]);
+    }
+
+    #[test]
+    fn a_resumed_tracker_goes_on_from_what_was_recorded() {
+        let mut t = Tracker::resume(
+            ["a".to_owned(), "gone".to_owned()],
+            [("s1".to_owned(), false), ("s2".to_owned(), true)],
+        );
+        let c = t.observe(
+            0,
+            10_000,
+            &[live("a", 2)],
+            &[session("s1", Some(300)), session("s3", None)],
+        );
+        assert_eq!(
+            c,
+            [
+                Change::Ended("gone".into()),
+                Change::Joined("s1".into(), 300),
+                Change::Opened(session("s3", None)),
+                Change::Closed("s2".into()),
+                Change::Sample("a".into(), 2)
+            ],
+            "a is not started again, s1 not opened again"
+        );
     }
 }

@@ -8,9 +8,16 @@
 //! placements into it until the next load. [`placement`] is the pure core every decision
 //! runs through (and `cascade simulate` runs at scale); [`view`] is the data it reads;
 //! [`redirect`] answers `POST /whep/{stream}` with a 307 to an edge.
+//!
+//! Nodes also report their audience every second ([`audience`]); the replica holding the
+//! `audience` lease merges the live nodes' reports ([`merge`], pure) and feeds webhooks
+//! and analytics with them (`observe.rs`), as `serve` does with its own node.
 
+pub mod audience;
 pub(crate) mod auth;
 pub mod ingest;
+pub mod merge;
+mod observe;
 pub mod placement;
 pub mod redirect;
 pub mod registry;
@@ -18,6 +25,7 @@ pub mod registry;
 mod tests;
 pub mod view;
 
+pub use audience::{Audience, StreamHere};
 pub use auth::ClusterToken;
 pub use placement::{
     join_tree, parent_for, place_viewer, reparent_after_loss, Parents, PlaceError,

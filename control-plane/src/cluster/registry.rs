@@ -327,7 +327,8 @@ fn place_error(e: PlaceError) -> Error {
     }
 }
 
-fn checked(field: &str, s: &str, max: usize) -> ApiResult<String> {
+/// `s` trimmed, refused when empty, longer than `max` or holding control characters.
+pub(crate) fn checked(field: &str, s: &str, max: usize) -> ApiResult<String> {
     let s = s.trim();
     if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(

@@ -149,6 +149,12 @@ impl Webhooks {
         Ok(made)
     }
 
+    /// Replaces what the stream events are detected against (a control-plane replica
+    /// taking the cluster's audience over, or giving it up).
+    pub(crate) fn resume_streams(&self, watch: streams::StreamWatch) {
+        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = watch;
+    }
+
     /// Feeds what this process's node carries now (every stream with a local publisher,
     /// each call): stream started/ended and viewer milestones are emitted for the channel
     /// of the same slug. Returns the stream events of channels (channel id, event), for

@@ -36,6 +36,21 @@ pub struct StreamWatch {
 }
 
 impl StreamWatch {
+    /// Takes up a broadcast another process was watching (a control-plane replica taking
+    /// over): live since `since`, `peak` viewers so far, so neither its start nor the
+    /// milestones up to its peak are told again.
+    pub fn resume(&mut self, stream: &str, since: i64, peak: u32) {
+        let reached = MILESTONES.iter().take_while(|&&m| m <= peak).count();
+        self.live.insert(
+            stream.to_owned(),
+            Live {
+                since,
+                peak,
+                reached,
+            },
+        );
+    }
+
     /// Compares `samples` (every stream the node has now) with the last call.
     pub fn observe(&mut self, now: i64, samples: &[StreamSample]) -> Vec<Event> {
         let mut out = Vec::new();
@@ -121,6 +136,40 @@ mod tests {
         // A new broadcast starts over.
         let ev = w.observe(70_000, &[s("a", true, 10)]);
         assert_eq!(ev.len(), 2, "{ev:?}");
+    }
+
+    #[test]
+    fn a_resumed_broadcast_is_not_started_again_and_ends_with_its_start() {
+        let mut w = StreamWatch::default();
+        w.resume("a", 10_000, 150);
+        let ev = w.observe(20_000, &[s("a", true, 120), s("b", true, 0)]);
+        assert_eq!(
+            ev,
+            [Event::StreamStarted { stream: "b".into() }],
+            "a is live already, its milestones told"
+        );
+        let ev = w.observe(30_000, &[s("a", true, 1000)]);
+        assert!(
+            matches!(
+                &ev[..],
+                [
+                    Event::ViewersMilestone {
+                        milestone: 1000,
+                        ..
+                    },
+                    Event::StreamEnded { .. }
+                ]
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(
+            w.observe(70_000, &[]),
+            [Event::StreamEnded {
+                stream: "a".into(),
+                duration_secs: 60,
+                peak_viewers: 1000
+            }]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod accounts;
 mod ads;
 mod apikeys;
+mod audience;
 mod channels;
 mod chat;
 mod chat_live;
