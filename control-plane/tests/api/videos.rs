@@ -366,12 +366,15 @@ async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
             Some(json!({"subscribers_only": subscribers_only, "stream_until": null})),
         )
     };
-    let visibility = |id: String| async move {
-        let (s, v) = api
-            .call(Method::GET, &format!("/videos/{id}"), Some(&amy), None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v["visibility"].as_str().unwrap().to_owned()
+    let visibility = |id: String| {
+        let (api, amy) = (&api, amy.as_str());
+        async move {
+            let (s, v) = api
+                .call(Method::GET, &format!("/videos/{id}"), Some(amy), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["visibility"].as_str().unwrap().to_owned()
+        }
     };
 
     let open = record(&api, "amy-live", &clip).await;
@@ -391,7 +394,11 @@ async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
     let (_, list) = api
         .call(Method::GET, "/channels/amy-live/videos", Some(&bob), None)
         .await;
-    let listed = list.as_array().unwrap().iter().find(|v| v["id"] == closed.as_str());
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == closed.as_str());
     assert!(listed.is_some_and(|v| v["url"].is_null()), "{list}");
 
     // Closed for a while during the live, open again when it ended.
