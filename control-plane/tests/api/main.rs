@@ -13,6 +13,7 @@ mod discovery;
 mod hardening;
 mod harness;
 mod interact;
+mod ladder;
 mod money;
 mod receiver;
 mod recording;
