@@ -187,6 +187,9 @@ unshare --net sh -c 'ip link set lo up && cd tests/e2e && node --test e2e.test.m
 step "browser end to end: studio effects (black and white, a caption) picked live reach a viewer's pixels (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 90 node --test effects.test.mjs'
 
+step "browser end to end: a single-layer 720p publish laddered on the node; a viewer on the low layer decodes 320-wide frames, moves up and back without a break, and the ladder stops when it leaves (Chromium, own network namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 90 node --test ladder.test.mjs'
+
 step "browser end to end: chat, moderation, polls and Q&A through the pages (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 300 node --test chat.test.mjs'
 

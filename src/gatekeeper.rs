@@ -27,6 +27,7 @@ fn answer(r: Result<control_plane::gate::Grant, Refusal>) -> Result<Grant, Denie
             listed: g.listed,
             identified: g.identified,
             viewer: g.viewer,
+            ladder: g.ladder,
         }),
         Err(Refusal::Unauthenticated) => Err(Denied::Unauthenticated),
         Err(Refusal::Forbidden) => Err(Denied::Forbidden),

@@ -143,6 +143,7 @@ impl Modify for Security {
         follows::mark_read, follows::events, recommend::recommendations, thumbs::put,
         thumbs::get,
         crate::recording::settings, crate::recording::set_settings,
+        crate::ladder::settings, crate::ladder::set_settings,
         videos::list, videos::get, videos::edit, videos::delete, media::media, stills::get,
         retention::get, retention::set, tus::create, tus::head, tus::patch, tus::terminate,
     ),
@@ -375,6 +376,10 @@ fn ads_routes() -> Router<ControlPlane> {
         .route(
             "/channels/{slug}/recording",
             get(crate::recording::settings).put(crate::recording::set_settings),
+        )
+        .route(
+            "/channels/{slug}/ladder",
+            get(crate::ladder::settings).put(crate::ladder::set_settings),
         )
         .route(
             "/channels/{slug}/sponsors",

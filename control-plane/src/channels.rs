@@ -525,6 +525,7 @@ pub(crate) async fn viewer_token(
         owner: None,
         listed: false,
         paywall_open: admitted == Admission::WhileOpen,
+        ladder_off: false,
     };
     let token = cp
         .signer()

@@ -55,6 +55,9 @@ pub struct Grant {
     pub identified: bool,
     /// The viewer's user id, when identified.
     pub viewer: Option<String>,
+    /// Whether the node may transcode the publisher's stream into lower layers (when it
+    /// runs with `--ladder`): the channel's setting (`crate::ladder`), read at go-live.
+    pub ladder: bool,
 }
 
 /// Checks a signed token's signature, expiry, kind and channel slug.
@@ -95,6 +98,7 @@ pub fn check_offline(
         listed: want == Want::Publish && claims.lst,
         identified: claims.sub != ANONYMOUS,
         viewer: (want == Want::View && claims.sub != ANONYMOUS).then(|| claims.sub.clone()),
+        ladder: want == Want::Publish && !claims.nol,
     })
 }
 
@@ -160,6 +164,7 @@ impl ControlPlane {
             listed: key.claim().listed,
             identified: true,
             viewer: None,
+            ladder: !key.claim().ladder_off,
         })
     }
 
@@ -193,6 +198,7 @@ impl ControlPlane {
                 listed: false,
                 identified: claims.is_some(),
                 viewer: claims.as_ref().map(|c| c.sub.clone()),
+                ladder: false,
             });
         }
         let bearer = bearer.ok_or(Refusal::Unauthenticated)?;
@@ -226,6 +232,7 @@ impl ControlPlane {
             listed: false,
             identified: true,
             viewer: Some(caller.0.id.clone()),
+            ladder: false,
         })
     }
 

@@ -78,6 +78,9 @@ pub(crate) struct KeyOwner {
     pub owner_id: String,
     pub owner_status: String,
     pub owner_sv: i64,
+    /// Rows of `channel_ladder_off` for the channel: 1 when its owner turned the
+    /// transcoded ladder off (`crate::ladder`).
+    pub ladder_off: i64,
 }
 
 impl KeyOwner {
@@ -94,13 +97,15 @@ impl KeyOwner {
             owner: Some(&self.owner_id),
             listed: model::Visibility::parse(&self.visibility) == model::Visibility::Public,
             paywall_open: false,
+            ladder_off: self.ladder_off != 0,
         }
     }
 }
 
 const KEY_OWNER_SELECT: &str = "SELECT k.id, k.revoked_at, c.id AS channel_id, c.slug, \
      c.visibility, u.id AS owner_id, u.status AS owner_status, \
-     u.session_version AS owner_sv FROM stream_keys k \
+     u.session_version AS owner_sv, (SELECT COUNT(*) FROM channel_ladder_off o \
+     WHERE o.channel_id = c.id) AS ladder_off FROM stream_keys k \
      JOIN channels c ON c.id = k.channel_id JOIN users u ON u.id = c.owner_id";
 
 /// Looks up an unrevoked key by its secret.

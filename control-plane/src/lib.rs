@@ -27,6 +27,7 @@ pub mod gate;
 pub mod interact;
 pub mod keys;
 pub mod keystore;
+pub mod ladder;
 pub mod limits;
 mod metrics;
 pub mod model;

@@ -302,6 +302,7 @@ mod tests {
             own: (kind == TokenKind::Publish).then(|| "owner".into()),
             lst: true,
             pwo: false,
+            nol: false,
         }
     }
 

@@ -58,6 +58,10 @@ pub struct Claims {
     /// subscriber, so the session ends when the paywall closes (the `paywall:` tag).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pwo: bool,
+    /// The channel's owner turned the transcoded ladder off (publish): a node without the
+    /// database learns it here. Absent (older tokens, view tokens): not off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nol: bool,
 }
 
 impl Claims {
@@ -74,6 +78,7 @@ impl Claims {
             own: None,
             lst: false,
             pwo: false,
+            nol: false,
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct ChannelClaim<'a> {
     pub listed: bool,
     /// A viewer admitted only because the channel's paywall is open ([`Claims::pwo`]).
     pub paywall_open: bool,
+    /// The owner turned the transcoded ladder off for the channel ([`Claims::nol`],
+    /// publish tokens).
+    pub ladder_off: bool,
 }
 
 /// Why a token was not accepted.
@@ -338,6 +346,7 @@ impl Signer {
             own: chan.owner.map(str::to_owned),
             lst: chan.listed,
             pwo: chan.paywall_open,
+            nol: chan.ladder_off,
             ..Claims::new(kind, sub, sv, now_secs, ttl_secs)
         })
     }

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub viewers: IntGaugeVec,
     /// Viewers of unlisted streams, summed: their names are not exported.
     pub viewers_unlisted: IntGauge,
+    /// Transcoded ladders running (`--ladder`; set at scrape time).
+    pub ladders_running: IntGauge,
     /// Sessions closed, by role and reason.
     pub sessions_closed: IntCounterVec,
     /// RTP packets received from publishers.
@@ -147,6 +149,11 @@ impl Metrics {
             viewers_unlisted: add(
                 &r,
                 IntGauge::new("viewers_unlisted", "Viewers of unlisted streams, summed")
+                    .expect(INVARIANT),
+            ),
+            ladders_running: add(
+                &r,
+                IntGauge::new("ladders_running", "Transcoded ladders running (--ladder)")
                     .expect(INVARIANT),
             ),
             sessions_closed: counter_vec(

@@ -36,6 +36,15 @@ pub struct Opened {
     pub answer: String,
 }
 
+/// What a session is opened as, beside its stream and offer.
+struct Open {
+    role: Role,
+    pref: LayerPref,
+    client: Option<Client>,
+    /// A publisher whose stream may be laddered.
+    ladder: bool,
+}
+
 /// A running media node.
 #[derive(Clone)]
 pub struct Node {
@@ -186,15 +195,23 @@ impl Node {
 
     /// Opens a publisher (WHIP) session on `stream`. `chat` takes its `chat` data
     /// channel when the peer opens one (`chat.rs`); without it, such a channel is
-    /// negotiated and what the peer sends on it is dropped.
+    /// negotiated and what the peer sends on it is dropped. `ladder`: whether its stream
+    /// may be transcoded into lower layers (its channel's setting; the node's own
+    /// `ladder` still decides whether any stream is).
     pub async fn publish(
         &self,
         stream: &str,
         offer: String,
         chat: Option<ChatHook>,
+        ladder: bool,
     ) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Publisher, offer, LayerPref::Auto, None, chat)
-            .await
+        let open = Open {
+            role: Role::Publisher,
+            pref: LayerPref::Auto,
+            client: None,
+            ladder,
+        };
+        self.open(stream, offer, open, chat).await
     }
 
     /// Opens a viewer (WHEP) session on `stream` for `client`, within the per-address
@@ -207,8 +224,13 @@ impl Node {
         client: Option<Client>,
         chat: Option<ChatHook>,
     ) -> Result<Opened, SfuError> {
-        self.open(stream, Role::Viewer, offer, pref, client, chat)
-            .await
+        let open = Open {
+            role: Role::Viewer,
+            pref,
+            client,
+            ladder: false,
+        };
+        self.open(stream, offer, open, chat).await
     }
 
     fn least_loaded_worker(&self) -> usize {
@@ -385,12 +407,16 @@ impl Node {
     async fn open(
         &self,
         stream_name: &str,
-        role: Role,
         offer: String,
-        pref: LayerPref,
-        client: Option<Client>,
+        open: Open,
         chat: Option<ChatHook>,
     ) -> Result<Opened, SfuError> {
+        let Open {
+            role,
+            pref,
+            client,
+            ladder,
+        } = open;
         let shared = &self.inner.shared;
         let worker = self.least_loaded_worker();
         let id = SessionId(rand::random::<u64>() | 1);
@@ -404,6 +430,7 @@ impl Node {
             role,
             offer,
             pref,
+            ladder,
             chat,
             reply,
         };
@@ -530,6 +557,9 @@ impl Node {
         let s = self.inner.shared.directory.summary();
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         m.viewers_unlisted.set(int(s.unlisted_viewers));
+        let ladders = self.inner.shared.ladder_slots.running();
+        m.ladders_running
+            .set(i64::try_from(ladders).unwrap_or(i64::MAX));
         for (publisher, (streams, viewers)) in ["not_yet_live", "gone"].iter().zip(s.waiting) {
             m.streams_waiting
                 .with_label_values(&[publisher])

@@ -48,6 +48,8 @@ pub(crate) enum Command {
         role: Role,
         offer: String,
         pref: LayerPref,
+        /// A publisher whose channel lets its stream be laddered (`--ladder`).
+        ladder: bool,
         /// Takes the session's `chat` data channel when the peer opens it.
         chat: Option<ChatHook>,
         reply: oneshot::Sender<Result<String, SfuError>>,
@@ -498,6 +500,7 @@ impl Worker {
                 role,
                 offer,
                 pref,
+                ladder,
                 chat,
                 reply,
             } => {
@@ -517,6 +520,9 @@ impl Worker {
                     self.by_ufrag.insert(session.local_ufrag().to_owned(), id);
                     self.sessions.insert(id, session);
                     self.router.park(id, pref);
+                    if role == Role::Publisher {
+                        self.ladder_open(id, stream, ladder);
+                    }
                     if role == Role::Viewer {
                         let now = Instant::now();
                         self.router.expect_viewer(id, stream, now, &mut self.out);
@@ -696,7 +702,7 @@ impl Worker {
             Effect::Media(id, stream, pkt) => {
                 m.packets_in.inc();
                 m.bytes_in.inc_by(pkt.payload.len() as u64);
-                self.ladder_in(id, stream, &pkt);
+                self.ladder_in(id, &pkt);
                 let mut pkt = pkt;
                 if let (Some(l), Codec::Opus) = (&self.shared.leveller, pkt.codec) {
                     // Routed when it comes back (`Command::Levelled`); as it came when the
@@ -1111,6 +1117,7 @@ mod tests {
                 role: Role::Viewer,
                 offer: offer.to_sdp_string(),
                 pref: LayerPref::Auto,
+                ladder: false,
                 chat: None,
                 reply,
             });

@@ -45,16 +45,21 @@ pub struct Grant {
     /// Who is watching, when known (a user's id): whom per-viewer events name (an ad
     /// break's `skip` for a subscriber of an ad-free tier), and analytics' unique viewers.
     pub viewer: Option<String>,
+    /// Whether a published stream may be transcoded into lower layers when the node runs
+    /// with `--ladder` (the channel's setting, docs/PROCESSING.md).
+    pub ladder: bool,
 }
 
 impl Grant {
-    /// Bound to nothing, listed: what an open node or static keys grant.
+    /// Bound to nothing, listed, laddered when the node ladders: what an open node or
+    /// static keys grant.
     pub fn open() -> Grant {
         Grant {
             tags: Vec::new(),
             listed: true,
             identified: false,
             viewer: None,
+            ladder: true,
         }
     }
 }

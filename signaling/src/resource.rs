@@ -172,7 +172,7 @@ async fn create(
         .clone()
         .and_then(|b| crate::chat::hook(b, &stream, peer.ip()));
     let opened = match role {
-        Role::Publisher => st.node.publish(&stream, offer, chat).await?,
+        Role::Publisher => st.node.publish(&stream, offer, chat, grant.ladder).await?,
         // Anonymous viewers are counted per client address (sfu::Client) against floods;
         // a signed-in viewer whose token was verified is not (many share one NAT).
         Role::Viewer => {

@@ -2,7 +2,8 @@
 // studio, goes live (the studio's clock pattern, simulcast), and stops. A visitor opens
 // the channel page: the recording is listed under its past broadcasts; on its page it
 // plays (decoded frames), lasts as long as the live did, and seeking to the middle plays
-// on from there. No page trips the Content-Security-Policy. Run inside `unshare --net`.
+// on from there. Beside it, the studio's ladder switch sets the channel's ladder setting.
+// No page trips the Content-Security-Policy. Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, launch, until, seekAndPlayOn } from "./harness.mjs";
@@ -83,4 +84,22 @@ test("recording turned on in the studio: the live is listed on the channel page,
   const now = await seekAndPlayOn(page, mid, 15000);
   assert.ok(now.t > mid + 1 && now.t < duration + 0.1, `plays on from the middle: ${now.t} of ${duration}`);
   assert.ok(now.frames > before + 15, `frames decoded after the seek: ${before} → ${now.frames}`);
+});
+
+test("the studio's ladder switch, beside recording, sets the channel's ladder", async () => {
+  const owner = await account(base, "lars");
+  await api(base, "/channels", { slug: "lars-tv", title: "Lars" }, owner.access_token);
+  const setting = () => api(base, "/channels/lars-tv/ladder", undefined, owner.access_token, "GET");
+  const studio = await open(owner, "/studio");
+  await until(studio, () => window.studio.channel === "lars-tv");
+  await studio.uncheck("#ladder");
+  await studio.waitForSelector("#ladder-status:text('saved')");
+  assert.deepEqual(await setting(), { enabled: false });
+  // A reload shows the saved setting (the page's default is on).
+  await studio.reload();
+  await until(studio, () => window.studio.channel === "lars-tv");
+  await until(studio, () => !document.getElementById("ladder").checked, null, 5000);
+  await studio.check("#ladder");
+  await studio.waitForSelector("#ladder-status:text('saved')");
+  assert.deepEqual(await setting(), { enabled: true });
 });

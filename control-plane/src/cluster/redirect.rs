@@ -76,6 +76,7 @@ impl ControlPlane {
             listed: false,
             // The edge ends the session when the paywall closes, as this process would.
             paywall_open: grant.tags.contains(&paywall_tag(&ch.id)),
+            ladder_off: false,
         };
         let ttl = self.config().cluster_tuning.redirect_token_ttl_secs;
         let token =

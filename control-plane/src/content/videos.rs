@@ -215,6 +215,7 @@ fn media_url(cp: &ControlPlane, v: &VideoRow, user: Option<&Caller>) -> ApiResul
         owner: None,
         listed: false,
         paywall_open: false,
+        ladder_off: false,
     };
     let token = cp.signer().issue_channel(
         TokenKind::View,

@@ -14,6 +14,7 @@ mod discovery;
 mod hardening;
 mod harness;
 mod interact;
+mod ladder;
 mod money;
 mod receiver;
 mod recording;

@@ -2,7 +2,7 @@
 // (the global `tus` of /sdk/tus.min.js; a dropped connection is retried and resumed from
 // the server's offset, a reloaded page resumes the same file), the channel's videos with
 // their title and visibility edited in place, deletion, whether broadcasts are recorded
-// and how long recordings are kept.
+// and how long recordings are kept, and whether the node may make smaller layers of them.
 // Everything from the API goes in as text.
 import { el, explain, clock } from "/js/ui.js";
 
@@ -128,6 +128,19 @@ export function mountStudioVideos({ account, slug, studio }) {
   };
   account.call("GET", `${base}/recording`).then((r) => {
     if (!stopped) $("recording").value = r.enabled ? r.layers : "";
+  }).catch(() => undefined);
+
+  // The transcoded ladder: on unless turned off; a node that transcodes reads it at go-live.
+  $("ladder").onchange = async () => {
+    $("ladder-status").textContent = "";
+    const enabled = $("ladder").checked;
+    try {
+      await account.call("PUT", `${base}/ladder`, { enabled });
+      $("ladder-status").textContent = "saved: from your next go-live";
+    } catch (err) { $("ladder-status").textContent = explain(err); }
+  };
+  account.call("GET", `${base}/ladder`).then((r) => {
+    if (!stopped) $("ladder").checked = r.enabled;
   }).catch(() => undefined);
 
   $("retention").onchange = async () => {

@@ -10,7 +10,7 @@
 //! encoders at the new halves, each starting on a keyframe.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::packetize::{LayerPacket, Vp8Payloader};
 use super::pressure::Level;
@@ -24,6 +24,10 @@ use crate::record::assemble::{Assembler, Frame, RecPacket};
 pub const MAX_RUNGS: usize = 2;
 /// A rung is made only while its width is at least this.
 pub const MIN_WIDTH: usize = 128;
+
+/// How often a ladder waiting for the source's keyframe asks again: a request can be lost,
+/// or refused by the publisher's keyframe throttle (a viewer had just asked).
+pub const KEY_RETRY: Duration = Duration::from_secs(1);
 
 /// How a ladder is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +79,8 @@ pub struct LadderStats {
     pub thinned: u64,
     /// Source keyframes larger than [`MAX_SOURCE_PIXELS`], not laddered.
     pub oversize: u64,
+    /// Source packets that came too late to transcode (the thread fell behind).
+    pub late: u64,
 }
 
 struct Rung {
@@ -95,6 +101,8 @@ pub struct Ladder {
     payloaders: Vec<Vp8Payloader>,
     waiting_key: bool,
     ask_source_key: bool,
+    /// When the source was last asked for a keyframe, while waiting for one.
+    asked_at: Option<Instant>,
     last_ts: Option<(u32, i64)>,
     stats: LadderStats,
     frames: Vec<Frame>,
@@ -133,6 +141,7 @@ impl Ladder {
             payloaders,
             waiting_key: true,
             ask_source_key: true,
+            asked_at: None,
             last_ts: None,
             stats: LadderStats::default(),
             frames: Vec::new(),
@@ -187,7 +196,8 @@ impl Ladder {
         }
     }
 
-    /// Whether the source should be asked for a keyframe (once per need).
+    /// Whether the source should be asked for a keyframe: once when the need arises, then
+    /// every [`KEY_RETRY`] while it lasts.
     pub fn take_source_keyframe_request(&mut self) -> bool {
         std::mem::take(&mut self.ask_source_key)
     }
@@ -201,6 +211,7 @@ impl Ladder {
         self.assembler.push(pkt, now, &mut frames);
         self.run(&mut frames, out);
         self.frames = frames;
+        self.keep_asking(now);
     }
 
     /// Gives up stale holes (call when no packet comes for a while).
@@ -209,6 +220,33 @@ impl Ladder {
         self.assembler.tick(now, &mut frames);
         self.run(&mut frames, out);
         self.frames = frames;
+        self.keep_asking(now);
+    }
+
+    /// A source packet that came too late to be transcoded in real time: dropped, and the
+    /// ladder starts again at the source's next keyframe (the rungs' streams go on, their
+    /// picture held still meanwhile).
+    pub fn skip_late(&mut self, now: Instant) {
+        self.stats.late += 1;
+        self.lose();
+        self.keep_asking(now);
+    }
+
+    /// While waiting for the source's keyframe, asks again every [`KEY_RETRY`].
+    fn keep_asking(&mut self, now: Instant) {
+        if !self.waiting_key {
+            self.asked_at = None;
+            return;
+        }
+        match self.asked_at {
+            // Asked when the need arose (at the start, or by `lose`).
+            None => self.asked_at = Some(now),
+            Some(t) if now.saturating_duration_since(t) >= KEY_RETRY => {
+                self.ask_source_key = true;
+                self.asked_at = Some(now);
+            }
+            Some(_) => {}
+        }
     }
 
     fn run(&mut self, frames: &mut Vec<Frame>, out: &mut Vec<RungPacket>) {

@@ -12,7 +12,7 @@ use super::scale::I420;
 use super::thread::{LadderHandle, LadderOut};
 use super::vpx::{Decoder, Encoder, EncoderConfig};
 use crate::codec::Codec;
-use crate::record::assemble::{Assembler, RecPacket};
+use crate::record::assemble::{Assembler, RecPacket, REORDER_WAIT};
 
 /// A moving picture, so that frames differ.
 fn picture(w: usize, h: usize, t: usize) -> I420 {
@@ -255,6 +255,79 @@ fn a_corrupt_frame_waits_for_the_next_keyframe_and_goes_on() {
     feed(&mut ladder, &src.next(true), &mut viewer);
     feed(&mut ladder, &src.next(false), &mut viewer);
     assert_eq!(viewer.frames[&0].len(), 6, "back at the keyframe");
+    assert_eq!(viewer.gaps, 0, "the rungs' streams ran on unbroken");
+}
+
+#[test]
+fn a_ladder_waiting_for_a_keyframe_asks_again_every_second() {
+    use super::ladder::KEY_RETRY;
+    let mut src = Source::new(640, 360);
+    // The source's keyframe went by before the ladder started: it sees only deltas.
+    let _ = src.next(true);
+    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let mut asks = Vec::new();
+    // 3.5 s of a 30 fps source, on the ladder's clock.
+    for i in 0..105u32 {
+        let at = t0 + Duration::from_millis(u64::from(i) * 1000 / 30);
+        for p in src.next(false) {
+            ladder.push(&p, at, &mut out);
+        }
+        if ladder.take_source_keyframe_request() {
+            asks.push(at - t0);
+        }
+    }
+    assert_eq!(
+        asks.len(),
+        4,
+        "at the start, then every {KEY_RETRY:?}: {asks:?}"
+    );
+    assert!(
+        asks.windows(2).all(|w| w[1] - w[0] >= KEY_RETRY),
+        "{asks:?}"
+    );
+    assert!(out.is_empty(), "nothing decodes without a keyframe");
+    // The keyframe comes: no more asking.
+    for p in src.next(true) {
+        ladder.push(&p, t0 + Duration::from_secs(4), &mut out);
+    }
+    // (Asked once more as its first packet came, a second after the last ask.)
+    let _ = ladder.take_source_keyframe_request();
+    for p in src.next(false) {
+        ladder.push(&p, t0 + Duration::from_secs(6), &mut out);
+    }
+    assert!(!ladder.take_source_keyframe_request());
+    assert!(!out.is_empty(), "the rungs run");
+}
+
+#[test]
+fn late_packets_are_dropped_and_the_ladder_goes_on_at_the_next_keyframe() {
+    let mut src = Source::new(640, 360);
+    let mut ladder = Ladder::new(LadderConfig::default(), 4);
+    let mut viewer = Viewer::default();
+    feed(&mut ladder, &src.next(true), &mut viewer);
+    feed(&mut ladder, &src.next(false), &mut viewer);
+    let _ = ladder.take_source_keyframe_request();
+    // A frame's packets come too late (the thread fell behind): not transcoded.
+    for _ in src.next(false) {
+        ladder.skip_late(Instant::now());
+    }
+    assert!(ladder.stats().late > 0);
+    assert!(ladder.take_source_keyframe_request(), "asks for a keyframe");
+    // Deltas after it reference what was skipped: held until the keyframe. (The hole
+    // the skipped packets left is given up once the assembler's reorder wait is over.)
+    let mut at = Instant::now();
+    let mut out = Vec::new();
+    for key in [false, true, false] {
+        for p in src.next(key) {
+            ladder.push(&p, at, &mut out);
+        }
+        at += 2 * REORDER_WAIT;
+        ladder.tick(at, &mut out);
+    }
+    viewer.take(&out);
+    assert_eq!(viewer.frames[&0].len(), 4, "back at the keyframe");
     assert_eq!(viewer.gaps, 0, "the rungs' streams ran on unbroken");
 }
 

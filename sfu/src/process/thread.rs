@@ -5,7 +5,11 @@
 //! publisher, to a bounded channel the hosting worker drains (again never blocking: a full
 //! channel drops the batch, counts it, and the rung restarts on a keyframe). The time its
 //! work takes and its queue's length feed a [`Pressure`], which lowers the ladder's level
-//! (half rate, then fewer rungs) when it falls behind and raises it when it keeps up.
+//! (half rate, then fewer rungs) when it falls behind and raises it when it keeps up. A
+//! packet that waited longer than [`MAX_LAG`] is not transcoded: the ladder drops it and
+//! starts again at the source's next keyframe, so its layers never run seconds behind the
+//! source (a viewer moved from the source onto a rung would see its picture stop until the
+//! rung's timestamps caught up with what it had shown).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +28,8 @@ use crate::record::assemble::RecPacket;
 pub const QUEUE_PACKETS: usize = 512;
 /// Batches waiting for the hosting worker.
 pub const OUT_BATCHES: usize = 256;
+/// The longest a source packet may wait for the ladder and still be transcoded.
+pub const MAX_LAG: Duration = Duration::from_millis(400);
 /// How often the thread gives up stale holes and looks at the stop flag.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -50,7 +56,8 @@ impl LadderSink for Sender<LadderOut> {
 }
 
 enum LadderIn {
-    Packet(RecPacket),
+    /// A source packet and when it was handed over.
+    Packet(RecPacket, Instant),
     Keyframe(u8),
 }
 
@@ -104,7 +111,7 @@ impl LadderHandle {
     /// Hands a source packet over, never waiting.
     pub fn send(&self, pkt: RecPacket) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(LadderIn::Packet(pkt))
+            self.tx.try_send(LadderIn::Packet(pkt, Instant::now()))
         {
             self.dropped.inc();
         }
@@ -144,9 +151,13 @@ fn run(
     let mut pressure = Pressure::new();
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(LadderIn::Packet(p)) => {
+            Ok(LadderIn::Packet(p, queued)) => {
                 let start = Instant::now();
-                ladder.push(&p, start, &mut batch);
+                if start.saturating_duration_since(queued) > MAX_LAG {
+                    ladder.skip_late(start);
+                } else {
+                    ladder.push(&p, start, &mut batch);
+                }
                 let done = Instant::now();
                 if let Some(level) = pressure.observe(done, done - start, rx.len()) {
                     tracing::warn!(level = level.as_i64(), ?level, "ladder level changed");

@@ -2,7 +2,8 @@
 //! VP8 publisher's packets go to its ladder's thread (a `try_send`), the rungs' packets
 //! come back as [`Command::LadderMedia`] on this worker's own command queue and are routed
 //! as more encodings of the publisher, a viewer's keyframe request for a rung goes to the
-//! ladder's encoder, and the housekeeping tick starts and stops the ladder on demand.
+//! ladder's encoder, and the housekeeping tick starts and stops the ladder on demand. A
+//! publisher whose channel turned the ladder off (its grant, `Node::publish`) never gets one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,8 @@ use crate::router::Endpoint;
 #[derive(Debug)]
 pub(crate) struct LadderSource {
     stream: StreamId,
+    /// Its channel lets the node ladder it (read once, at go-live).
+    allowed: bool,
     /// It sends more than one video encoding, or not VP8: nothing to ladder.
     unfit: bool,
     demand: Demand,
@@ -54,6 +57,11 @@ impl LadderSlots {
             running: Arc::new(AtomicUsize::new(0)),
             max,
         }
+    }
+
+    /// Ladders running now.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
     }
 
     /// A place, if one is free.
@@ -98,19 +106,35 @@ impl LadderSink for ToWorker {
 pub(crate) type Ladders = HashMap<SessionId, LadderSource>;
 
 impl Worker {
-    /// A publisher's packet: noted, and handed to its ladder when one runs.
-    pub(super) fn ladder_in(&mut self, id: SessionId, stream: StreamId, pkt: &MediaPacket) {
-        if !self.shared.ladder || pkt.kind != Kind::Video {
+    /// A publisher opened here: a ladder may run for it when the node ladders, and only
+    /// once wanted, and only if `allowed` (its channel's setting).
+    pub(super) fn ladder_open(&mut self, id: SessionId, stream: StreamId, allowed: bool) {
+        if !self.shared.ladder {
             return;
         }
-        let l = self.ladders.entry(id).or_insert_with(|| LadderSource {
-            stream,
-            unfit: false,
-            demand: Demand::default(),
-            running: None,
-            slot: None,
-            refused: false,
-        });
+        self.ladders.insert(
+            id,
+            LadderSource {
+                stream,
+                allowed,
+                unfit: false,
+                demand: Demand::default(),
+                running: None,
+                slot: None,
+                refused: false,
+            },
+        );
+    }
+
+    /// A publisher's packet: noted, and handed to its ladder when one runs.
+    pub(super) fn ladder_in(&mut self, id: SessionId, pkt: &MediaPacket) {
+        if pkt.kind != Kind::Video {
+            return;
+        }
+        // Not a publisher opened here with the node laddering.
+        let Some(l) = self.ladders.get_mut(&id) else {
+            return;
+        };
         if pkt.source.encoding != 0 || pkt.codec != Codec::Vp8 {
             l.unfit = true;
             l.running = None;
@@ -143,7 +167,7 @@ impl Worker {
             self.tell_peers(|| Command::LadderWant { stream, worker, on });
         }
         for (id, l) in self.ladders.iter_mut() {
-            let wanted = !l.unfit && self.router.ladder_wanted(l.stream);
+            let wanted = l.allowed && !l.unfit && self.router.ladder_wanted(l.stream);
             match l.demand.update(wanted, now) {
                 Some(Change::Start) => {
                     let Some(slot) = self.shared.ladder_slots.take() else {
@@ -237,6 +261,6 @@ mod tests {
         drop(a);
         let c = slots.take().expect("the freed place");
         drop((b, c));
-        assert_eq!(slots.running.load(Ordering::Acquire), 0);
+        assert_eq!(slots.running(), 0);
     }
 }

@@ -167,7 +167,7 @@ fn echo(ch: ChatChannel) -> tokio::task::JoinHandle<(Vec<String>, mpsc::Sender<A
 
 async fn open(node: &Node, role: Role, offer: String, hook: Option<ChatHook>) -> sfu::Opened {
     match role {
-        Role::Publisher => node.publish("chat", offer, hook).await.unwrap(),
+        Role::Publisher => node.publish("chat", offer, hook, false).await.unwrap(),
         Role::Viewer => node
             .view("chat", offer, LayerPref::Auto, None, hook)
             .await
