@@ -102,8 +102,8 @@ pub async fn paywall(cp: &ControlPlane, channel_id: &str) -> Result<Paywall, sql
 
 /// Whether the channel's paywall held at any moment from `since` (Unix ms) to now: closed
 /// now, a stream paywall that ran past `since`, or a closing since then (each closing
-/// writes the `paywall:` revocation, whose time is the latest closing's). What a recording
-/// begun at `since` showed only to subscribers stays theirs.
+/// write records its time). What a recording begun at `since` showed only to subscribers
+/// stays theirs.
 pub async fn closed_since(
     cp: &ControlPlane,
     channel_id: &str,
@@ -113,13 +113,12 @@ pub async fn closed_since(
     if p.closed(now_ms()) || p.stream_until.is_some_and(|t| t > since) {
         return Ok(true);
     }
-    let closing: Option<(i64,)> =
-        sqlx::query_as("SELECT at FROM revocations WHERE tag = $1 AND at >= $2")
-            .bind(crate::revocation::paywall_tag(channel_id))
-            .bind(since)
+    let closing: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT last_closed_at FROM channel_paywalls WHERE channel_id = $1")
+            .bind(channel_id)
             .fetch_optional(cp.pool())
             .await?;
-    Ok(closing.is_some())
+    Ok(closing.and_then(|(at,)| at).is_some_and(|at| at >= since))
 }
 
 /// Sets the channel's paywall.
@@ -128,16 +127,19 @@ pub(crate) async fn set_paywall(
     channel_id: &str,
     p: Paywall,
 ) -> Result<(), sqlx::Error> {
+    let now = now_ms();
     sqlx::query(
-        "INSERT INTO channel_paywalls (channel_id, subscribers_only, stream_until, updated_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id) DO UPDATE SET \
+        "INSERT INTO channel_paywalls (channel_id, subscribers_only, stream_until, updated_at, \
+         last_closed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id) DO UPDATE SET \
          subscribers_only = excluded.subscribers_only, stream_until = excluded.stream_until, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, \
+         last_closed_at = COALESCE(excluded.last_closed_at, channel_paywalls.last_closed_at)",
     )
     .bind(channel_id)
     .bind(i64::from(p.subscribers_only))
     .bind(p.stream_until)
-    .bind(now_ms())
+    .bind(now)
+    .bind(p.closed(now).then_some(now))
     .execute(cp.pool())
     .await?;
     Ok(())
