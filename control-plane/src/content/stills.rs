@@ -32,6 +32,9 @@ pub type StillMaker = Arc<dyn Stills>;
 /// Largest keyframe the check keeps for a still (a 4K VP9 keyframe is well under).
 pub const MAX_KEYFRAME_BYTES: usize = 2 * 1024 * 1024;
 
+/// Stills made at once.
+static MAKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Where video `id`'s still is stored.
 pub(crate) fn key(id: &str) -> String {
     format!("thumbs/{id}.png")
@@ -43,6 +46,8 @@ pub(crate) async fn store(cp: &ControlPlane, id: &str, probe: &Probe) -> Option<
     let maker = cp.content().settings().stills.clone()?;
     let frame = probe.keyframe.clone()?;
     let codec = probe.video_codec.clone();
+    // One at a time: a burst of uploads does not take every core.
+    let _turn = MAKING.acquire().await.ok()?;
     let png = match tokio::task::spawn_blocking(move || maker.still(&codec, &frame)).await {
         Ok(Some(png)) => png,
         Ok(None) => {
@@ -80,11 +85,8 @@ pub(crate) async fn get(
         return Err(Error::NotFound);
     }
     let png = cp.content().storage()?.get(&key(&v.id)).await?;
-    let cache = if v.visibility == "public" {
-        "public, max-age=3600"
-    } else {
-        "private, max-age=3600"
-    };
+    // Private to the browser: the channel may be private, or the video made private later.
+    let cache = "private, max-age=300";
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),

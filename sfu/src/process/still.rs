@@ -3,8 +3,8 @@
 //! limited range, as VP8 and VP9 carry it) and written as a PNG (`png`) or a JPEG
 //! (`jpeg-encoder`). The content library makes a PNG for each video it lists
 //! (`control_plane::content::stills`); a live stream's thumbnail is a JPEG of a keyframe
-//! the node takes from it ([`crate::Node::keyframe_of`]), as the studio's are. It decodes
-//! VP8 and VP9, the codecs libvpx has, and gives nothing for others.
+//! the node takes from it ([`crate::Node::keyframe_of`]), as the studio's are. VP8 only
+//! (its declared size is checked before decoding); other codecs give nothing.
 
 use super::scale::I420;
 use super::vpx::Decoder;
@@ -12,8 +12,8 @@ use super::vpx::Decoder;
 /// Widest still: a list's card (320 px) at most.
 pub const STILL_WIDTH: usize = 320;
 
-/// The PNG still of a `codec` (`vp8` or `vp9`) keyframe, or `None` for another codec or a
-/// frame that does not decode (or declares a picture over 8192 px on a side).
+/// The PNG still of a `codec` (`vp8`) keyframe, or `None` for another codec or a frame
+/// that does not decode (or declares a picture over [`MAX_PIXELS`]).
 pub fn still_png(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
     png(&picture(codec, keyframe)?)
 }
@@ -29,18 +29,22 @@ pub fn still_jpeg(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The keyframe decoded and halved to at most [`STILL_WIDTH`].
+/// Largest picture a still is made of (4K): the size a VP8 keyframe declares is read
+/// before libvpx is given it, so a frame that claims more costs nothing.
+pub const MAX_PIXELS: usize = 3840 * 2160;
+
+/// The keyframe decoded and halved to at most [`STILL_WIDTH`]. VP8 only: its size is in
+/// the first ten bytes (`ladder::keyframe_size`); a VP9 frame's is deeper in its header,
+/// and an uploaded one could make libvpx allocate for 65536² pixels before any check.
 fn picture(codec: &str, keyframe: &[u8]) -> Option<I420> {
-    let mut decoder = match codec {
-        "vp8" => Decoder::new(),
-        "vp9" => Decoder::vp9(),
-        _ => return None,
-    }
-    .ok()?;
-    let mut picture = decoder.decode(keyframe).ok()??;
-    if picture.width > 8192 || picture.height > 8192 {
+    if codec != "vp8" {
         return None;
     }
+    let (w, h) = super::ladder::keyframe_size(keyframe)?;
+    if w == 0 || h == 0 || w.saturating_mul(h) > MAX_PIXELS {
+        return None;
+    }
+    let mut picture = Decoder::new().ok()?.decode(keyframe).ok()??;
     while picture.width > STILL_WIDTH {
         picture = picture.half();
     }
@@ -143,5 +147,9 @@ mod tests {
         assert!(still_png("vp8", b"not a frame at all").is_none());
         assert!(still_png("av1", &[0; 64]).is_none());
         assert!(still_png("vp9", &[]).is_none());
+        // A keyframe header declaring 16383 × 16383: refused before libvpx sees it.
+        let mut huge = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0x3f, 0xff, 0x3f];
+        huge.extend_from_slice(&[0; 64]);
+        assert!(still_png("vp8", &huge).is_none());
     }
 }

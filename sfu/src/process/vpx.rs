@@ -70,12 +70,6 @@ impl Decoder {
         Self::with_interface(unsafe { vpx_sys::vpx_codec_vp8_dx() })
     }
 
-    /// A VP9 decoder on one thread (for stills of uploaded videos).
-    pub fn vp9() -> Result<Self, VpxError> {
-        // SAFETY: libvpx's interface tables are static.
-        Self::with_interface(unsafe { vpx_sys::vpx_codec_vp9_dx() })
-    }
-
     fn with_interface(iface: *mut vpx_sys::vpx_codec_iface_t) -> Result<Self, VpxError> {
         // SAFETY: a zeroed context is what vpx_codec_dec_init_ver expects to fill in; the
         // interface and config pointers are valid for the call.
