@@ -59,19 +59,21 @@ pub(crate) async fn put(
             "the thumbnail is not a whole JPEG image".into(),
         ));
     }
-    write(&cp, &ch.id, &body, None).await?;
+    write(&cp, &ch.id, &body, now_ms(), None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// How recent a thumbnail (the studio's) a server still does not replace, ms.
-pub const STUDIO_FRESH_MS: i64 = 40_000;
+/// How recent a thumbnail (the studio's, posted every 30–60 s) a server still does not
+/// replace, ms. The server's own, 45 s apart, are older than this at the next.
+pub const STUDIO_FRESH_MS: i64 = 90_000;
 
-/// Writes `jpeg` as the channel's thumbnail; with `unless_newer_than`, only when the one
-/// there is older (or none is). Returns whether it was written.
+/// Writes `jpeg` as the channel's thumbnail, dated `at`; with `unless_newer_than`, only
+/// when the one there is older (or none is). Returns whether it was written.
 async fn write(
     cp: &ControlPlane,
     channel_id: &str,
     jpeg: &[u8],
+    at: i64,
     unless_newer_than: Option<i64>,
 ) -> ApiResult<bool> {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jpeg);
@@ -85,7 +87,7 @@ async fn write(
     .bind(channel_id)
     .bind(data)
     .bind(etag)
-    .bind(now_ms())
+    .bind(at)
     .bind(unless_newer_than.unwrap_or(i64::MAX))
     .execute(cp.pool())
     .await?;
@@ -93,8 +95,10 @@ async fn write(
 }
 
 /// The node's still of live `stream` (a JPEG it decoded from a keyframe) as its channel's
-/// thumbnail, unless the studio posted one in the last [`STUDIO_FRESH_MS`]. A stream
-/// without a channel is skipped. Returns whether it was written.
+/// thumbnail, unless the studio posted one in the last [`STUDIO_FRESH_MS`]. Skipped: a
+/// stream without a channel, a private channel's (never served), and a paywalled one's
+/// (its frames are for subscribers: the broadcaster's studio may post one). Returns
+/// whether it was written.
 pub async fn put_server_still(cp: &ControlPlane, stream: &str, jpeg: &[u8]) -> ApiResult<bool> {
     if !is_jpeg(jpeg) || jpeg.len() > MAX_BYTES {
         return Err(Error::Invalid(
@@ -104,7 +108,18 @@ pub async fn put_server_still(cp: &ControlPlane, stream: &str, jpeg: &[u8]) -> A
     let Some(ch) = channels::by_slug(cp, stream).await? else {
         return Ok(false);
     };
-    write(cp, &ch.id, jpeg, Some(now_ms() - STUDIO_FRESH_MS)).await
+    if Visibility::parse(&ch.visibility) == Visibility::Private
+        || crate::money::access::paywall(cp, &ch.id)
+            .await?
+            .closed(now_ms())
+    {
+        return Ok(false);
+    }
+    // Written only over a thumbnail older than the studio's freshness. The server's own
+    // are dated that much back, so the next round replaces them and only a studio's holds.
+    let now = now_ms();
+    let old = now - STUDIO_FRESH_MS;
+    write(cp, &ch.id, jpeg, old, Some(old)).await
 }
 
 /// A channel's newest thumbnail (not of a private channel), cached a minute: lists link
