@@ -110,6 +110,8 @@ impl ControlPlane {
     fn let_go(&self) {
         self.webhooks().resume_streams(StreamWatch::default());
         self.analytics().restart();
+        // What the other holder writes to the live lists is not what this one wrote.
+        self.discovery().forget_written();
     }
 
     /// Starts the look every second on a `cascade control` replica; it ends with the
@@ -138,6 +140,12 @@ impl ControlPlane {
                         cp.let_go();
                     }
                     continue;
+                }
+                if held && previous.is_some() {
+                    // Another replica held it in between (this one stalled past the
+                    // lease): what this one tracked is stale; take up the database's.
+                    cp.let_go();
+                    held = false;
                 }
                 if !held {
                     // Taken over from a replica that just stopped: go on where it was.

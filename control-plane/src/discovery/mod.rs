@@ -61,6 +61,12 @@ impl Discovery {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets the viewer counts written: another replica wrote the live lists since, so
+    /// the next sample writes every count again.
+    pub(crate) fn forget_written(&self) {
+        self.state().written.clear();
+    }
+
     /// Wakes on notifications for anyone (filtered by the subscriber).
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.notified.subscribe()
