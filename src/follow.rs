@@ -72,24 +72,29 @@ const SEEN_MAX: usize = 65_536;
 #[derive(Debug, Default)]
 struct Seen {
     newest: i64,
-    applied: std::collections::VecDeque<(i64, String)>,
+    /// In about the order they were timed: the old ones at the front.
+    order: std::collections::VecDeque<(i64, String)>,
+    applied: std::collections::HashSet<(i64, String)>,
 }
 
 impl Seen {
     fn mark(&mut self, at: i64, tag: &str) {
         self.newest = self.newest.max(at);
-        self.applied.push_back((at, tag.to_owned()));
+        if self.applied.insert((at, tag.to_owned())) {
+            self.order.push_back((at, tag.to_owned()));
+        }
         let oldest = self.newest - LAG_WINDOW_MS;
-        self.applied.retain(|(t, _)| *t >= oldest);
-        while self.applied.len() > SEEN_MAX {
-            self.applied.pop_front();
+        while self.order.front().is_some_and(|(t, _)| *t < oldest) || self.order.len() > SEEN_MAX {
+            if let Some(gone) = self.order.pop_front() {
+                self.applied.remove(&gone);
+            }
         }
     }
 
     /// Whether the revocation of `tag` at `at`, read from the list after a lag, was not
     /// applied.
     fn missed(&self, at: i64, tag: &str) -> bool {
-        at >= self.newest - LAG_WINDOW_MS && !self.applied.iter().any(|(t, g)| *t == at && g == tag)
+        at >= self.newest - LAG_WINDOW_MS && !self.applied.contains(&(at, tag.to_owned()))
     }
 }
 

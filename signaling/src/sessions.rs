@@ -23,8 +23,9 @@ struct Entry {
 /// How long a revocation is remembered for sessions being opened: longer than any
 /// opening takes (an SDP offer is answered in milliseconds).
 const RECENT: Duration = Duration::from_secs(30);
-/// Most revocations remembered.
-const RECENT_MAX: usize = 4096;
+/// Most revocations remembered: far more than 30 s bring (a burst must not push out the
+/// one a session being opened needs), bounded all the same.
+const RECENT_MAX: usize = 65_536;
 
 #[derive(Debug, Default)]
 struct Map {
