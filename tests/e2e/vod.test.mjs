@@ -191,3 +191,24 @@ test("a visitor opens the video's page: it plays, and seeking to the middle read
   const starts = ranges.filter((r) => r.at >= seekAt).map((r) => Number(/bytes=(\d+)-/.exec(r.range)?.[1] ?? -1));
   assert.ok(starts.some((s) => s > size * 0.3 && s < size * 0.7), `range requests after the seek: ${JSON.stringify(ranges)} of ${size}`);
 });
+
+test("made private, the video's still still shows to its owner in the studio (its link carries the media token)", async () => {
+  const vis = studio.locator(`#videos-list li.video[data-id="${videoId}"] select`);
+  await vis.selectOption("private");
+  await until(studio, (id) => window.studio.videos !== null &&
+    document.querySelector(`#videos-list li.video[data-id="${id}"] [role=status]`)?.textContent === "saved", videoId);
+  await studio.reload();
+  await until(studio, () => Array.isArray(window.studio.videos) && window.studio.videos.length > 0);
+  const v = await studio.evaluate(() => window.studio.videos[0]);
+  assert.equal(v.visibility, "private");
+  assert.match(v.thumbnail_url, /\/thumbnail\?token=/);
+  const width = await studio.evaluate(async () => {
+    const img = document.querySelector("#videos-list li.video img.still");
+    await img.decode();
+    return img.naturalWidth;
+  });
+  assert.equal(width, 320);
+  // Without the token, a visitor gets nothing.
+  const r = await fetch(`${base}/api/v1/videos/${videoId}/thumbnail`);
+  assert.equal(r.status, 404);
+});

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -68,16 +68,22 @@ pub(crate) async fn store(cp: &ControlPlane, id: &str, probe: &Probe) -> Option<
 }
 
 /// A video's still picture (PNG), for whoever may see it listed: a subscribers' video's
-/// too (it is listed for all), not a private one's.
-#[utoipa::path(get, path = "/api/v1/videos/{id}/thumbnail", tag = "videos", params(("id" = String, Path)),
+/// too (it is listed for all), not a private one's. A private video's `thumbnail_url`
+/// carries its media link's token, as its `media_url` does.
+#[utoipa::path(get, path = "/api/v1/videos/{id}/thumbnail", tag = "videos", params(("id" = String, Path), super::media::MediaQuery),
     responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     State(cp): State<ControlPlane>,
     caller: MaybeCaller,
     Path(id): Path<String>,
+    Query(q): Query<super::media::MediaQuery>,
 ) -> ApiResult<Response> {
     let v = by_id(&cp, &id).await?.ok_or(Error::NotFound)?;
-    match access(&cp, &v, caller.0.as_ref()).await {
+    let caller = match &q.token {
+        Some(t) => Some(super::media::by_token(&cp, t, &v.id).await?),
+        None => caller.0,
+    };
+    match access(&cp, &v, caller.as_ref()).await {
         Ok(()) | Err(Error::SubscriptionRequired) => {}
         Err(e) => return Err(e),
     }

@@ -148,7 +148,14 @@ impl VideoRow {
             audio_codec: self.audio_codec,
             width: self.width,
             height: self.height,
-            thumbnail_url: self.thumbnail_url,
+            // A still needs what its media needs: the link's token (an `<img>` sends no
+            // Authorization header).
+            thumbnail_url: self.thumbnail_url.map(|t| {
+                match media_url.as_deref().and_then(|m| m.split_once("?token=")) {
+                    Some((_, token)) => format!("{t}?token={token}"),
+                    None => t,
+                }
+            }),
             source_stream: self.source_stream,
             created_at: self.created_at,
             updated_at: self.updated_at,
