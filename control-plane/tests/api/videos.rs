@@ -391,7 +391,11 @@ async fn a_paywalled_live_records_a_subscribers_video(backend: Backend) {
     let (_, list) = api
         .call(Method::GET, "/channels/amy-live/videos", Some(&bob), None)
         .await;
-    let listed = list.as_array().unwrap().iter().find(|v| v["id"] == closed.as_str());
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == closed.as_str());
     assert!(listed.is_some_and(|v| v["url"].is_null()), "{list}");
 
     // Closed for a while during the live, open again when it ended.

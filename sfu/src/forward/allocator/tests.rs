@@ -59,8 +59,27 @@ fn run_every(
         if d.reset_estimate {
             resets.push(ms);
         }
+        let path = plan
+            .iter()
+            .rev()
+            .find(|p| p.at_ms <= ms)
+            .map_or(0, |p| p.kbps * 1000);
+        a.set_sent(sent(&a, d, path));
     }
     (changes, resets)
+}
+
+/// What the session sends after decision `d` on a path that carries `path` bits per
+/// second (the estimate of the plans, which are exact): the layer and the audio, padded
+/// up to the minimum (str0m pads to 85 % of it) where the estimate allows, and no more
+/// than the path carries.
+fn sent(a: &Allocator, d: Decision, path: u64) -> u64 {
+    let media = match d.target {
+        Layer(i) => a.need(LAYERS[i]),
+        Paused => AllocatorConfig::default().audio_bps,
+    };
+    let padded = (d.minimum_bps as f64 * 0.85) as u64;
+    media.max(padded.min(a.estimate().unwrap_or(0))).min(path)
 }
 
 use Allocation::{Layer, Paused};
@@ -75,7 +94,43 @@ fn a_path_that_drops_steps_down_at_once_and_climbs_back_when_the_estimate_held()
         changes,
         [(0, Layer(2)), (10_000, Layer(0)), (22_000, Layer(2))]
     );
-    assert!(resets.is_empty());
+    // The plan's estimate is flat under the cap from 10 s to 20 s: a stall every 4 s.
+    assert_eq!(resets, [14_000, 18_000]);
+}
+
+#[test]
+fn a_flat_estimate_below_the_cap_is_a_stall_and_the_estimator_starts_over_from_it() {
+    // After a limit is lifted, str0m's estimate can freeze (278 kbit/s for up to a minute
+    // in the browser test): no step up comes of it. Flat for 4 s below the cap on a clean
+    // path, the estimator is reset to the estimate, and again every 4 s while it stays.
+    let plan = [s(0, 3000, 0), s(10_000, 278, 0)];
+    let (changes, resets) = run(&plan, 2, 20_000);
+    assert_eq!(changes, [(0, Layer(2)), (10_000, Layer(0))]);
+    assert_eq!(resets, [14_000, 18_000]);
+    // The reset keeps the layer: the new estimator starts where the old one stood.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(278_000);
+    a.decide(t0, &LAYERS, 2);
+    assert_eq!(a.reset_bps(&LAYERS), 278_000);
+
+    // An estimate that moves more than 2 % is alive; so is one on the cap (nothing to find),
+    // and one on a path that loses packets is held by the loss, not stalled.
+    let wobbling: Vec<Step> = (0..100)
+        .map(|i| s(10_000 + i * 100, if i % 2 == 0 { 278 } else { 290 }, 0))
+        .collect();
+    let plan = [&[s(0, 3000, 0)], &wobbling[..]].concat();
+    assert_eq!(run(&plan, 2, 20_000).1, [] as [u64; 0], "moving");
+    assert_eq!(
+        run(&[s(0, 278, 0)], 0, 20_000).1,
+        [] as [u64; 0],
+        "on the cap"
+    );
+    let lossy = [s(0, 3000, 0), sl(10_000, 278, 0, 8)];
+    assert_eq!(run(&lossy, 2, 20_000).1, [] as [u64; 0], "lossy");
+    // Paused, or before any decision, the reset is under the lowest layer's need.
+    let reset = Allocator::new(AllocatorConfig::default()).reset_bps(&LAYERS);
+    assert_eq!(reset, 169_500);
 }
 
 #[test]
@@ -187,12 +242,20 @@ fn an_estimate_just_under_the_layer_is_a_hiccup_not_a_step() {
 
 #[test]
 fn a_long_pacer_queue_drops_to_the_lowest_layer_and_blocks_the_way_up() {
-    // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue.
+    // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue. Once
+    // the queue is short the viewer is padded again, but the 2 s hold also spans the time
+    // without padding: what the path carried over it proves the mid layer, and the padding
+    // that follows the top one.
     let plan = [s(0, 3000, 0), s(1_000, 3000, 300), s(2_500, 3000, 0)];
-    let (changes, _) = run(&plan, 2, 4_000);
+    let (changes, _) = run(&plan, 2, 6_000);
     assert_eq!(
         changes,
-        [(0, Layer(2)), (1_000, Layer(0)), (3_000, Layer(2))]
+        [
+            (0, Layer(2)),
+            (1_000, Layer(0)),
+            (3_000, Layer(1)),
+            (5_000, Layer(2))
+        ]
     );
 }
 
@@ -201,6 +264,7 @@ fn heavy_loss_drops_to_the_lowest_layer_before_the_estimate_falls() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
     // 5 % random loss is no congestion.
     a.set_loss(0.05);
@@ -251,6 +315,7 @@ fn the_viewers_choice_is_a_cap() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
     assert_eq!(a.decide(t0, &LAYERS, 0).target, Layer(0));
     // The estimate held all along: a raised cap is taken at once.
@@ -348,6 +413,7 @@ fn with_temporal_choices_a_lossy_path_keeps_the_full_frame_rate() {
     a.set_estimate(50_000);
     assert_eq!(a.decide(at(0), &steps, 4).target, Layer(0), "nothing fits");
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     a.set_loss(0.0);
     assert_eq!(a.decide(at(2_100), &steps, 4).target, Layer(4));
     a.set_loss(0.3);
@@ -358,4 +424,31 @@ fn with_temporal_choices_a_lossy_path_keeps_the_full_frame_rate() {
     b.decide(at(0), &steps, 4);
     b.set_estimate(200_000);
     assert_eq!(b.decide(at(2_500), &steps, 4).target, Layer(0));
+}
+
+#[test]
+fn an_estimate_the_path_never_carried_is_no_step_up() {
+    // A probe through a token bucket (a `tbf`'s 16 KiB burst) passes whole at any rate:
+    // the estimate jumps to 2.7 Mbit/s on a path that carries 400 kbit/s. The viewer is
+    // padded towards the top layer's need, the path carries 400 kbit/s of it, and the
+    // viewer stays on the layer that fits (in the browser test it climbed to 1280 px).
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut layers_seen = Vec::new();
+    for ms in (0..=8_000u64).step_by(100) {
+        a.set_estimate(if ms < 1_000 { 300_000 } else { 2_700_000 });
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
+        layers_seen.push(d.target);
+        if ms >= 1_000 {
+            assert_eq!(d.minimum_bps, 1_360_000, "padded for the top layer's need");
+        }
+        a.set_sent(sent(&a, d, 400_000));
+    }
+    assert!(
+        layers_seen.iter().all(|t| *t == Layer(0)),
+        "{layers_seen:?}"
+    );
+    // The same estimate on a path that carries it: the padding proves it, up in 2 s.
+    let (changes, _) = run(&[s(0, 300, 0), s(1_000, 2700, 0)], 2, 8_000);
+    assert_eq!(changes, [(0, Layer(0)), (3_000, Layer(2))]);
 }
