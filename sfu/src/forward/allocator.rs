@@ -321,7 +321,7 @@ impl Allocator {
                             self.record(now, est);
                         }
                         reset_estimate = self.reprobe(now, t) | self.stalled(now, est, t, cap);
-                        if self.probe_due(now, t, cap) {
+                        if self.probe_due(now, est, t, layers, cap) {
                             // The estimator probes when the desired rate rises: lowered for
                             // this tick, it rises again at the next.
                             desired_bps = self.cfg.audio_bps;
@@ -368,9 +368,23 @@ impl Allocator {
     /// recovered sends too much of its estimate for that, and the estimate could climb
     /// only at 1.5 times what flows. So below the cap, once the estimate has been steady
     /// for [`AllocatorConfig::probe_every`] (and the pacer queue is short), ask for a probe.
-    fn probe_due(&mut self, now: Instant, target: Allocation, cap: usize) -> bool {
+    /// Likewise on a layer whose need (with headroom) the estimate `est` falls short of: a
+    /// viewer's first burst (its cached group of pictures, at several times the layer's
+    /// rate) can sink the estimate to a fifth of what the path carries, and it climbs
+    /// back by a few percent a second, too slow for the [`AllocatorConfig::warm_up`].
+    fn probe_due(
+        &mut self,
+        now: Instant,
+        est: u64,
+        target: Allocation,
+        layers: &[u64],
+        cap: usize,
+    ) -> bool {
         let below_cap = match target {
-            Allocation::Layer(k) => k < cap,
+            Allocation::Layer(k) => {
+                let need = self.need(layers[k.min(layers.len() - 1)]) as f64;
+                k < cap || (est as f64) < need * self.cfg.headroom
+            }
             Allocation::Paused => true,
         };
         let every = self.cfg.probe_every;

@@ -368,6 +368,35 @@ fn below_its_cap_the_estimator_is_asked_to_probe() {
 }
 
 #[test]
+fn on_the_cap_with_an_estimate_short_of_it_the_estimator_is_asked_to_probe() {
+    // A viewer's first burst sank the estimate to 200 kbit/s on a path that carries the
+    // top layer: a probe after a second, so that it climbs back within the 2 s warm-up;
+    // none once the estimate carries the layer again.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(3_000_000);
+    let goal = a.desired_bps(&LAYERS, 2);
+    let mut dips = Vec::new();
+    for ms in (0..=4_000u64).step_by(100) {
+        a.set_estimate(match ms {
+            0 => 3_000_000,
+            1..=1_900 => 200_000,
+            _ => 3_000_000,
+        });
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
+        assert_eq!(
+            d.target,
+            Layer(2),
+            "in the warm-up, the estimate alone is no step"
+        );
+        if d.desired_bps < goal {
+            dips.push(ms);
+        }
+    }
+    assert_eq!(dips, [1_000]);
+}
+
+#[test]
 fn below_its_cap_on_a_clean_path_the_next_layer_is_padded_for() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
