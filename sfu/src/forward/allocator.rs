@@ -36,11 +36,11 @@
 //!   without loss); video resumes on the
 //!   lowest layer once its need held for [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again;
-//! - below the cap on a clean path, an estimate that stayed flat (within
-//!   [`AllocatorConfig::stall_spread`]) for [`AllocatorConfig::stall_after`] has stalled: the
-//!   estimator is reset to it, and the new one probes from there. str0m's estimator can hold
-//!   a value for up to a minute after a loss spell (its loss-based hold), and while it does,
-//!   it neither grows the estimate nor lets a probe run (`docs/PERFORMANCE.md`).
+//! - held below the cap on a clean path for [`AllocatorConfig::stall_after`] without a step
+//!   up (no probe succeeded), the estimator has stalled: it is reset to its estimate, and the
+//!   new one probes from there. After a loss spell str0m's loss-based controller holds the
+//!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
+//!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //!
 //! A viewer's own layer choice is a cap: the allocator never goes above it. Without an
 //! estimate (no congestion control negotiated) the cap is the target, as before.
@@ -94,11 +94,9 @@ pub struct AllocatorConfig {
     /// A step up needs the session to have sent (media and padding) this share of the new
     /// layer's need, on average over the hold. str0m pads to somewhat less than asked.
     pub carried: f64,
-    /// Below its cap on a clean path, an estimate flat for this long has stalled: the
-    /// estimator is reset to it and probes again.
+    /// Held below its cap on a clean path this long without a step up, the estimator has
+    /// stalled: it is reset to its estimate and probes again.
     pub stall_after: Duration,
-    /// How far (a share of it) an estimate may move and still be flat.
-    pub stall_spread: f64,
 }
 
 impl Default for AllocatorConfig {
@@ -121,8 +119,7 @@ impl Default for AllocatorConfig {
             warm_up: Duration::from_secs(2),
             reprobe_after: Duration::from_secs(5),
             carried: 0.75,
-            stall_after: Duration::from_secs(4),
-            stall_spread: 0.02,
+            stall_after: Duration::from_secs(5),
         }
     }
 }
@@ -190,8 +187,9 @@ pub struct Allocator {
     sent: u64,
     /// When the pause began, or the estimator was last reset during it.
     paused_since: Option<Instant>,
-    /// Below the cap on a clean path: since when the estimate stayed near this value.
-    flat_since: Option<(Instant, u64)>,
+    /// Since when the viewer is held below the cap on a clean path without a step (or
+    /// since the estimator's last reset for it).
+    held_since: Option<Instant>,
     /// When the estimator was last asked to probe.
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
@@ -213,7 +211,7 @@ impl Allocator {
             history: VecDeque::new(),
             sent: 0,
             paused_since: None,
-            flat_since: None,
+            held_since: None,
             last_probe: None,
             started: None,
             base: 0,
@@ -319,8 +317,9 @@ impl Allocator {
                             // layer proves nothing yet of the path under the higher one).
                             self.history.clear();
                             self.record(now, est);
+                            self.held_since = None;
                         }
-                        reset_estimate = self.reprobe(now, t) | self.stalled(now, est, t, cap);
+                        reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
                         if self.probe_due(now, est, t, layers, cap) {
                             // The estimator probes when the desired rate rises: lowered for
                             // this tick, it rises again at the next.
@@ -523,32 +522,21 @@ impl Allocator {
         self.window(now, hold)?.max()
     }
 
-    /// On a layer below the cap and a clean path, whether the estimate `est` stayed flat for
-    /// [`AllocatorConfig::stall_after`]: then the estimator is due for a reset (and the
-    /// next one waits as long again). The padding and the probes asked for below the cap
-    /// move a live estimator; one that held to within 2 % for seconds is held by
-    /// something else.
-    fn stalled(&mut self, now: Instant, est: u64, target: Allocation, cap: usize) -> bool {
+    /// On a layer below the cap and a clean path, whether the viewer was held there for
+    /// [`AllocatorConfig::stall_after`] without a step: then the estimator is due for a
+    /// reset (and the next one waits as long again).
+    fn stalled(&mut self, now: Instant, target: Allocation, cap: usize) -> bool {
         let below_cap = matches!(target, Allocation::Layer(k) if k < cap);
         if !below_cap || !self.clean() {
-            self.flat_since = None;
+            self.held_since = None;
             return false;
         }
-        let moved =
-            |from: u64| (est as f64 - from as f64).abs() > from as f64 * self.cfg.stall_spread;
-        match self.flat_since {
-            Some((since, from)) if !moved(from) => {
-                if now.saturating_duration_since(since) >= self.cfg.stall_after {
-                    self.flat_since = Some((now, est));
-                    return true;
-                }
-                false
-            }
-            _ => {
-                self.flat_since = Some((now, est));
-                false
-            }
+        let since = *self.held_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= self.cfg.stall_after {
+            self.held_since = Some(now);
+            return true;
         }
+        false
     }
 
     /// While paused, whether the estimator is due for a reset.

@@ -94,19 +94,23 @@ fn a_path_that_drops_steps_down_at_once_and_climbs_back_when_the_estimate_held()
         changes,
         [(0, Layer(2)), (10_000, Layer(0)), (22_000, Layer(2))]
     );
-    // The plan's estimate is flat under the cap from 10 s to 20 s: a stall every 4 s.
-    assert_eq!(resets, [14_000, 18_000]);
+    // Held under the cap from 10 s without a step up: a stall every 5 s.
+    assert_eq!(resets, [15_000, 20_000]);
 }
 
 #[test]
-fn a_flat_estimate_below_the_cap_is_a_stall_and_the_estimator_starts_over_from_it() {
-    // After a limit is lifted, str0m's estimate can freeze (278 kbit/s for up to a minute
-    // in the browser test): no step up comes of it. Flat for 4 s below the cap on a clean
-    // path, the estimator is reset to the estimate, and again every 4 s while it stays.
-    let plan = [s(0, 3000, 0), s(10_000, 278, 0)];
+fn held_below_the_cap_without_a_step_up_the_estimator_starts_over() {
+    // After a limit is lifted, str0m's loss-based hold can keep the estimate at a rate of
+    // the limit for up to a minute (278 kbit/s in the browser test), the probes' gains
+    // undone at once: no step up comes of it. Held below the cap on a clean path for 5 s
+    // without a step up, the estimator is reset to its estimate, and again every 5 s.
+    let wobbling: Vec<Step> = (0..100)
+        .map(|i| s(10_000 + i * 100, if i % 3 == 0 { 600 } else { 278 }, 0))
+        .collect();
+    let plan = [&[s(0, 3000, 0)], &wobbling[..]].concat();
     let (changes, resets) = run(&plan, 2, 20_000);
     assert_eq!(changes, [(0, Layer(2)), (10_000, Layer(0))]);
-    assert_eq!(resets, [14_000, 18_000]);
+    assert_eq!(resets, [15_000, 20_000]);
     // The reset keeps the layer: the new estimator starts where the old one stood.
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
@@ -114,13 +118,11 @@ fn a_flat_estimate_below_the_cap_is_a_stall_and_the_estimator_starts_over_from_i
     a.decide(t0, &LAYERS, 2);
     assert_eq!(a.reset_bps(&LAYERS), 278_000);
 
-    // An estimate that moves more than 2 % is alive; so is one on the cap (nothing to find),
-    // and one on a path that loses packets is held by the loss, not stalled.
-    let wobbling: Vec<Step> = (0..100)
-        .map(|i| s(10_000 + i * 100, if i % 2 == 0 { 278 } else { 290 }, 0))
-        .collect();
-    let plan = [&[s(0, 3000, 0)], &wobbling[..]].concat();
-    assert_eq!(run(&plan, 2, 20_000).1, [] as [u64; 0], "moving");
+    // A step up restarts the wait; on the cap there is nothing to find; on a path that
+    // loses packets the loss holds the estimate, not a stall.
+    let (changes, resets) = run(&[s(0, 300, 0), s(4_000, 1000, 0)], 2, 11_000);
+    assert_eq!(changes, [(0, Layer(0)), (6_000, Layer(1))]);
+    assert_eq!(resets, [5_000, 11_000]);
     assert_eq!(
         run(&[s(0, 278, 0)], 0, 20_000).1,
         [] as [u64; 0],
