@@ -92,7 +92,9 @@ pub struct AllocatorConfig {
     /// Paused this long, the estimator is reset and probes again.
     pub reprobe_after: Duration,
     /// A step up needs the session to have sent (media and padding) this share of the new
-    /// layer's need, on average over the hold. str0m pads to somewhat less than asked.
+    /// layer's need, on average over the hold. The padding asks for the need with
+    /// [`AllocatorConfig::headroom`] (str0m pads to somewhat less than asked), so that a
+    /// path that cannot carry the layer queues, and the estimate falls, within the hold.
     pub carried: f64,
     /// Held below its cap on a clean path this long without a step up, the estimator has
     /// stalled: it is reset to its estimate and probes again.
@@ -118,7 +120,7 @@ impl Default for AllocatorConfig {
             loss_limit: 0.2,
             warm_up: Duration::from_secs(2),
             reprobe_after: Duration::from_secs(5),
-            carried: 0.75,
+            carried: 0.9,
             stall_after: Duration::from_secs(5),
         }
     }
@@ -356,7 +358,7 @@ impl Allocator {
                     .rev()
                     .find(|&k| self.need(layers[k]) as f64 * self.cfg.headroom <= est as f64)
                     .unwrap_or(i + 1);
-                self.need(layers[promised])
+                (self.need(layers[promised]) as f64 * self.cfg.headroom).round() as u64
             }
             _ => 0,
         }

@@ -406,8 +406,8 @@ fn below_its_cap_on_a_clean_path_the_next_layer_is_padded_for() {
     let d = a.decide(t0, &LAYERS, 2);
     assert_eq!(
         (d.target, d.minimum_bps),
-        (Layer(0), 604_000),
-        "the mid layer's need"
+        (Layer(0), 724_800),
+        "the mid layer's need with headroom"
     );
     a.set_loss(0.1);
     assert_eq!(
@@ -471,7 +471,10 @@ fn an_estimate_the_path_never_carried_is_no_step_up() {
         let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
         layers_seen.push(d.target);
         if ms >= 1_000 {
-            assert_eq!(d.minimum_bps, 1_360_000, "padded for the top layer's need");
+            assert_eq!(
+                d.minimum_bps, 1_632_000,
+                "the top layer's need with headroom"
+            );
         }
         a.set_sent(sent(&a, d, 400_000));
     }
