@@ -196,8 +196,6 @@ pub struct Allocator {
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
     started: Option<Instant>,
-    /// Whether the estimator was reset in the warm-up (once at most).
-    warm_reset: bool,
     /// The lowest choice at the full frame rate: where a lossy path goes (the choices below
     /// it drop temporal layers, which a loss the estimate has not seen yet does not call for).
     base: usize,
@@ -218,7 +216,6 @@ impl Allocator {
             held_since: None,
             last_probe: None,
             started: None,
-            warm_reset: false,
             base: 0,
         }
     }
@@ -324,9 +321,7 @@ impl Allocator {
                             self.record(now, est);
                             self.held_since = None;
                         }
-                        reset_estimate = self.reprobe(now, t)
-                            | self.stalled(now, t, cap)
-                            | self.sunk_at_join(now, est, t, layers);
+                        reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
                         if self.probe_due(now, est, t, layers, cap) {
                             // The estimator probes when the desired rate rises: lowered for
                             // this tick, it rises again at the next.
@@ -544,26 +539,6 @@ impl Allocator {
             return true;
         }
         false
-    }
-
-    /// Whether to reset the estimator once in the warm-up: half-way through it, on a layer
-    /// whose need (with headroom) the estimate `est` falls short of, on a clean path. A
-    /// viewer's first burst (its cached group of pictures) can sink the estimate to a
-    /// tenth of the path and put str0m's loss-based controller in its hold, which then
-    /// keeps the estimate under the layer until the warm-up ends and the viewer steps
-    /// down with no limit on its path. The new estimator probes at 3 and 6 times.
-    fn sunk_at_join(&mut self, now: Instant, est: u64, target: Allocation, layers: &[u64]) -> bool {
-        let Some(started) = self.started else {
-            return false;
-        };
-        let half = now.saturating_duration_since(started) >= self.cfg.warm_up / 2;
-        let short = matches!(target, Allocation::Layer(k)
-            if (est as f64) < self.need(layers[k.min(layers.len() - 1)]) as f64 * self.cfg.headroom);
-        if self.warm_reset || !half || !short || !self.clean() {
-            return false;
-        }
-        self.warm_reset = true;
-        true
     }
 
     /// While paused, whether the estimator is due for a reset.

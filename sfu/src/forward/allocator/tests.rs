@@ -399,23 +399,6 @@ fn on_the_cap_with_an_estimate_short_of_it_the_estimator_is_asked_to_probe() {
 }
 
 #[test]
-fn an_estimate_sunk_at_join_is_reset_once_half_way_through_the_warm_up() {
-    // The first burst sank the estimate and str0m's loss hold keeps it at 334 kbit/s:
-    // reset once, after 1 s, to the estimate; not again, and not on a clean estimate.
-    let plan = [s(0, 3000, 0), s(100, 334, 0), s(1_500, 3000, 0)];
-    let (changes, resets) = run(&plan, 2, 4_000);
-    assert_eq!(changes, [(0, Layer(2))]);
-    assert_eq!(resets, [1_000]);
-    assert_eq!(run(&[s(0, 3000, 0)], 2, 4_000).1, [] as [u64; 0]);
-    let lossy = [s(0, 3000, 0), sl(100, 334, 0, 8), s(1_500, 3000, 0)];
-    assert_eq!(
-        run(&lossy, 2, 4_000).1,
-        [] as [u64; 0],
-        "a lossy path is no join burst"
-    );
-}
-
-#[test]
 fn below_its_cap_on_a_clean_path_the_next_layer_is_padded_for() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
