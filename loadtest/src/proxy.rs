@@ -1,5 +1,5 @@
 //! An impairing UDP proxy: delay, jitter, random loss and a rate cap (constant or on a
-//! schedule), seeded, in both directions. Each client gets its own upstream socket, so the
+//! schedule, with a token bucket's burst if asked), seeded, in both directions. Each client gets its own upstream socket, so the
 //! server still sees one address per client; the proxy's listening address replaces the
 //! server's in the SDP.
 
@@ -29,6 +29,9 @@ pub struct Impairment {
     /// at most 200 ms. Both directions follow the same schedule, each on its own link:
     /// upstream (the viewer's RTCP) is far below any rate a test would set.
     pub rate: RateSchedule,
+    /// Bytes the capped link lets through at once after a quiet spell, as a token bucket
+    /// (Linux `tbf`'s `burst`) does: 0, the default, spaces every datagram at the rate.
+    pub burst: u64,
     /// Seed of the loss and jitter draws.
     pub seed: u64,
 }
@@ -40,6 +43,7 @@ impl Default for Impairment {
             jitter: Duration::ZERO,
             loss: 0.0,
             rate: RateSchedule::default(),
+            burst: 0,
             seed: 1,
         }
     }
@@ -48,8 +52,9 @@ impl Default for Impairment {
 impl std::str::FromStr for Impairment {
     type Err = String;
 
-    /// `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7` (any subset); the rate may be a
-    /// schedule, `rate=3mbit@0s,400kbit@10s`, whose steps run on up to the next `key=`.
+    /// `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,burst=16kb,seed=7` (any subset); the rate
+    /// may be a schedule, `rate=3mbit@0s,400kbit@10s`, whose steps run on up to the next
+    /// `key=`; the burst is in bytes, `kb` 1,024 of them (as `tc` counts).
     fn from_str(s: &str) -> Result<Self, String> {
         let mut imp = Impairment::default();
         // The rate's text, gathered over its comma-separated steps, parsed at the end.
@@ -89,6 +94,16 @@ impl std::str::FromStr for Impairment {
                 }
                 "rate" if rate.is_some() => return Err(format!("{part}: rate is given twice")),
                 "rate" => rate = Some(v.to_owned()),
+                "burst" => {
+                    let (n, unit) = match v.strip_suffix("kb") {
+                        Some(n) => (n, 1024),
+                        None => (v.strip_suffix('b').unwrap_or(v), 1),
+                    };
+                    let n: u64 = n
+                        .parse()
+                        .map_err(|_| format!("{part}: expected bytes like 16kb"))?;
+                    imp.burst = n * unit;
+                }
                 "seed" => {
                     imp.seed = v
                         .parse()
@@ -96,7 +111,7 @@ impl std::str::FromStr for Impairment {
                 }
                 _ => {
                     return Err(format!(
-                        "{part}: unknown key (delay, jitter, loss, rate, seed)"
+                        "{part}: unknown key (delay, jitter, loss, rate, burst, seed)"
                     ))
                 }
             }
@@ -169,14 +184,17 @@ impl Lane {
         }
         let mut at = now;
         if rate_bps > 0 {
-            let wire = Duration::from_secs_f64((data.len() as f64 + 28.0) * 8.0 / rate_bps as f64);
-            let start = self.free_at.max(now);
+            let time_of = |bytes: f64| Duration::from_secs_f64(bytes * 8.0 / rate_bps as f64);
+            let wire = time_of(data.len() as f64 + 28.0);
+            // The bucket: a link idle for a while has the credit of up to `burst` bytes.
+            let credit = time_of(self.imp.burst as f64);
+            let start = self.free_at.max(now.checked_sub(credit).unwrap_or(now));
             if start > now + Duration::from_millis(200) {
                 self.dropped += 1; // the bottleneck's queue is full
                 return;
             }
             self.free_at = start + wire;
-            at = self.free_at;
+            at = self.free_at.max(now);
         }
         at += self.imp.delay;
         if !self.imp.jitter.is_zero() {
@@ -328,8 +346,48 @@ mod tests {
         assert!(err("rate=3mbit@0s,400kbit@x")
             .starts_with("rate=3mbit@0s,400kbit@x: x: expected a time"));
         assert!(err("rate=1mbit,rate=2mbit").contains("twice"));
+        assert_eq!(
+            "rate=400kbit,burst=16kb"
+                .parse::<Impairment>()
+                .unwrap()
+                .burst,
+            16_384
+        );
+        assert_eq!("burst=1500b".parse::<Impairment>().unwrap().burst, 1_500);
+        assert!(err("burst=lots").contains("expected bytes"));
         assert!("loss=200%".parse::<Impairment>().is_err());
         assert!("delay=fast".parse::<Impairment>().is_err());
         assert!("colour=red".parse::<Impairment>().is_err());
+    }
+
+    /// When each of `n` datagrams of 1,200 bytes on the wire, admitted at once onto a
+    /// 400 kbit/s link that was idle for a second, leaves (ms after their admission).
+    fn departures(burst: u64, n: usize) -> Vec<u128> {
+        let imp = Impairment {
+            burst,
+            ..Impairment::default()
+        };
+        let mut lane = Lane::new(imp, 0);
+        let now = lane.free_at + Duration::from_secs(1);
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for _ in 0..n {
+            lane.admit(now, 400_000, to, vec![0; 1172]);
+        }
+        let mut at: Vec<u128> = std::iter::from_fn(|| lane.queue.pop())
+            .map(|d| (d.at - now).as_millis())
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
+    #[test]
+    fn a_burst_passes_a_bucketful_at_once_then_the_rate_spaces_the_rest() {
+        // 24 ms per datagram at 400 kbit/s.
+        assert_eq!(departures(0, 3), [24, 48, 72]);
+        // 16 KiB of credit: 13 datagrams (15,600 bytes) leave at once; the 14th goes once
+        // the bucket has refilled what the credit lacked (416 bytes, 8.3 ms), then the rate.
+        let at = departures(16_384, 15);
+        assert_eq!(at[..13], [0; 13]);
+        assert_eq!(at[13..], [8, 32]);
     }
 }

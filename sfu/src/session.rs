@@ -164,6 +164,10 @@ struct ViewerState {
     /// The share of packets lost on the way to the viewer over the last second, from its
     /// transport-wide feedback.
     loss: f32,
+    /// What the session sent (media, repairs and padding, bits per second) between its
+    /// last two stats, and the byte count and time of the last.
+    sent_bps: u64,
+    sent_at: Option<(Instant, u64)>,
     /// Audio redundancy, when the viewer's offer had RED for Opus.
     red: Option<RedAudio>,
     /// Its first video packet was written (its join time counted).
@@ -589,6 +593,12 @@ impl Session {
         self.viewer.as_ref().map_or(0.0, |v| v.loss)
     }
 
+    /// What a viewer's session sent between its last two stats (bits per second, padding
+    /// and repairs included): with the estimate, whether padding and probes flow.
+    pub fn sent_bps(&self) -> u64 {
+        self.viewer.as_ref().map_or(0, |v| v.sent_bps)
+    }
+
     /// How long the oldest packet in a viewer's video pacer queue had waited at str0m's
     /// last pacer pass, as read when a video packet was last written. It does not grow
     /// while no video is written (a paused viewer).
@@ -827,6 +837,14 @@ impl Session {
                         v.estimate = Some(bwe.as_u64());
                         v.loss = s.egress_loss_fraction.unwrap_or(0.0);
                     }
+                    if let Some((at, bytes)) = v.sent_at {
+                        let secs = s.timestamp.saturating_duration_since(at).as_secs_f64();
+                        if secs > 0.0 {
+                            let bits = s.peer_bytes_tx.saturating_sub(bytes) * 8;
+                            v.sent_bps = (bits as f64 / secs) as u64;
+                        }
+                    }
+                    v.sent_at = Some((s.timestamp, s.peer_bytes_tx));
                 }
             }
             Event::MediaEgressStats(s) => {

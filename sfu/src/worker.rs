@@ -25,6 +25,7 @@ use crate::codec::Codec;
 use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
+use crate::forward::allocator::PathReport;
 use crate::forward::{Allocation, GopSnapshot, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::level::thread::Job;
@@ -443,15 +444,19 @@ impl Worker {
                 continue;
             }
             let queue = s.queue_delay();
-            let Some(a) = self
-                .router
-                .allocate(*id, now, s.estimate(), queue, s.loss(), pressure)
-            else {
+            let path = PathReport {
+                estimate: s.estimate(),
+                sent_bps: s.sent_bps(),
+                queue_delay: queue,
+                loss: s.loss(),
+            };
+            let Some(a) = self.router.allocate(*id, now, path, pressure) else {
                 continue;
             };
             tracing::trace!(target: "qos", session = %id, target = ?a.target,
-                estimate = ?s.estimate(), queue_ms = queue.as_millis() as u64,
-                loss = s.loss(), "tick");
+                estimate = ?s.estimate(), sent_bps = s.sent_bps(),
+                queue_ms = queue.as_millis() as u64, loss = s.loss(), desired = a.desired_bps,
+                minimum = a.minimum_bps, "tick");
             s.set_bwe_rates(
                 a.minimum_bps,
                 a.desired_bps,
@@ -459,6 +464,8 @@ impl Worker {
                 &mut self.effects,
             );
             if let Some(bps) = a.reset_bps {
+                tracing::debug!(target: "qos", session = %id, target = ?a.target,
+                    estimate = ?s.estimate(), bps, "estimator reset");
                 s.reset_bwe(bps, &mut self.batch, &mut self.effects);
             }
             if a.stepped_down {

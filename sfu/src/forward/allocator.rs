@@ -23,13 +23,24 @@
 //!   that time of any step, down or up: each step up is proven again on the layer it
 //!   leaves. The estimate rises past what a viewer receives only through
 //!   the estimator's probes (the driver asks for them by setting the desired rate,
-//!   [`Allocator::desired_bps`]), so a floor that held is a probe that succeeded;
+//!   [`Allocator::desired_bps`]), so a floor that held is a probe that succeeded. A probe
+//!   is short, and a token bucket on the path (a `tbf`'s burst, a policer) lets it through
+//!   whole at any rate: so the viewer is also padded up to the layer the estimate promises
+//!   ([`Decision::minimum_bps`]), and the step needs the path to have carried
+//!   [`AllocatorConfig::carried`] of that layer's need over the hold (what the session sent,
+//!   [`Allocator::set_sent`]). A path that cannot carry it queues, and the estimate falls
+//!   before the hold ends;
 //! - paused only when the estimate stayed clearly under the lowest layer's need for
 //!   [`AllocatorConfig::pause_hold`] and the path loses packets (until then the lowest
 //!   layer: an estimator recovering from a loss spell sinks under a path that carries it
 //!   without loss); video resumes on the
 //!   lowest layer once its need held for [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
-//!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again.
+//!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again;
+//! - held below the cap on a clean path for [`AllocatorConfig::stall_after`] without a step
+//!   up (no probe succeeded), the estimator has stalled: it is reset to its estimate, and the
+//!   new one probes from there. After a loss spell str0m's loss-based controller holds the
+//!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
+//!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //!
 //! A viewer's own layer choice is a cap: the allocator never goes above it. Without an
 //! estimate (no congestion control negotiated) the cap is the target, as before.
@@ -80,6 +91,14 @@ pub struct AllocatorConfig {
     pub loss_limit: f32,
     /// Paused this long, the estimator is reset and probes again.
     pub reprobe_after: Duration,
+    /// A step up needs the session to have sent (media and padding) this share of the new
+    /// layer's need, on average over the hold. The padding asks for the need with
+    /// [`AllocatorConfig::headroom`] (str0m pads to somewhat less than asked), so that a
+    /// path that cannot carry the layer queues, and the estimate falls, within the hold.
+    pub carried: f64,
+    /// Held below its cap on a clean path this long without a step up, the estimator has
+    /// stalled: it is reset to its estimate and probes again.
+    pub stall_after: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -101,8 +120,23 @@ impl Default for AllocatorConfig {
             loss_limit: 0.2,
             warm_up: Duration::from_secs(2),
             reprobe_after: Duration::from_secs(5),
+            carried: 0.9,
+            stall_after: Duration::from_secs(5),
         }
     }
+}
+
+/// What a viewer's session reports of its path, as the allocator reads it each tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PathReport {
+    /// The send-side bandwidth estimate (none without congestion control).
+    pub estimate: Option<u64>,
+    /// What the session sent lately, padding included (bits per second).
+    pub sent_bps: u64,
+    /// How long the oldest packet in its pacer queue has waited.
+    pub queue_delay: Duration,
+    /// The share of packets lost over the last second.
+    pub loss: f32,
 }
 
 /// What a viewer's video gets.
@@ -121,7 +155,8 @@ pub struct Decision {
     pub target: Allocation,
     /// Whether it differs from the last decision.
     pub changed: bool,
-    /// Reset the estimator (to [`Allocator::reset_bps`]) and probe again.
+    /// Reset the estimator (to [`Allocator::reset_bps`]) and probe again: paused for
+    /// [`AllocatorConfig::reprobe_after`], or stalled below the cap.
     pub reset_estimate: bool,
     /// The first decision for this viewer (not a change the path caused).
     pub initial: bool,
@@ -129,9 +164,10 @@ pub struct Decision {
     /// for one tick before a probe, less.
     pub desired_bps: u64,
     /// The least the viewer's transport should keep sending, padding what media does not
-    /// fill (capped by the estimate): below its cap and on a clean path, the next layer's
-    /// need, so that the estimate can grow to it (it grows to no more than 1.5 times what
-    /// is acknowledged); otherwise 0.
+    /// fill (capped by the estimate): below its cap and on a clean path, the need of the
+    /// layer the estimate carries with headroom, and at least of the next one, so that the
+    /// estimate can grow to it (it grows to no more than 1.5 times what is acknowledged)
+    /// and a step up is proven by what the path carried; otherwise 0.
     pub minimum_bps: u64,
 }
 
@@ -146,10 +182,16 @@ pub struct Allocator {
     queue_delay: Duration,
     loss: f32,
     target: Option<Allocation>,
-    /// The estimates seen since the last step down, oldest first, at most [`HISTORY`].
-    history: VecDeque<(Instant, u64)>,
+    /// The estimates seen since the last step, with what the session sent then, oldest
+    /// first, at most [`HISTORY`].
+    history: VecDeque<(Instant, u64, u64)>,
+    /// What the session sent lately (bits per second, padding included).
+    sent: u64,
     /// When the pause began, or the estimator was last reset during it.
     paused_since: Option<Instant>,
+    /// Since when the viewer is held below the cap on a clean path without a step (or
+    /// since the estimator's last reset for it).
+    held_since: Option<Instant>,
     /// When the estimator was last asked to probe.
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
@@ -169,7 +211,9 @@ impl Allocator {
             loss: 0.0,
             target: None,
             history: VecDeque::new(),
+            sent: 0,
             paused_since: None,
+            held_since: None,
             last_probe: None,
             started: None,
             base: 0,
@@ -189,6 +233,12 @@ impl Allocator {
     /// The latest estimate.
     pub fn estimate(&self) -> Option<u64> {
         self.estimate
+    }
+
+    /// What the viewer's session sent lately, in bits per second: media, repairs and
+    /// padding.
+    pub fn set_sent(&mut self, bps: u64) {
+        self.sent = bps;
     }
 
     /// How long the oldest packet in the viewer's pacer queue has waited.
@@ -229,12 +279,16 @@ impl Allocator {
         (self.need(layers[cap.min(top)]) as f64 * goal).round() as u64
     }
 
-    /// The estimate to restart from while paused: under the lowest layer's need (what
-    /// resumes it), so that video resumes only once probing finds more.
+    /// The estimate to restart from. While paused: under the lowest layer's need (what
+    /// resumes it), so that video resumes only once probing finds more. On a layer (a
+    /// stall): the estimate itself, so that the layer holds while the new estimator probes.
     pub fn reset_bps(&self, layers: &[u64]) -> u64 {
-        layers.first().map_or(self.cfg.audio_bps, |&b| {
-            (self.need(b) as f64 * self.cfg.down_below).round() as u64
-        })
+        match (self.target, self.estimate) {
+            (Some(Allocation::Layer(_)), Some(est)) => est,
+            _ => layers.first().map_or(self.cfg.audio_bps, |&b| {
+                (self.need(b) as f64 * self.cfg.down_below).round() as u64
+            }),
+        }
     }
 
     /// Decides the target for `layers` (bitrates, lowest first) under the viewer's `cap`
@@ -265,14 +319,15 @@ impl Allocator {
                             // layer proves nothing yet of the path under the higher one).
                             self.history.clear();
                             self.record(now, est);
+                            self.held_since = None;
                         }
-                        reset_estimate = self.reprobe(now, t);
-                        if self.probe_due(now, t, cap) {
+                        reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
+                        if self.probe_due(now, est, t, layers, cap) {
                             // The estimator probes when the desired rate rises: lowered for
                             // this tick, it rises again at the next.
                             desired_bps = self.cfg.audio_bps;
                         }
-                        minimum_bps = self.padding_to(t, layers, cap);
+                        minimum_bps = self.padding_to(est, t, layers, cap);
                         t
                     }
                 }
@@ -289,13 +344,21 @@ impl Allocator {
         }
     }
 
-    /// What to pad up to on `target` (see [`Decision::minimum_bps`]).
-    fn padding_to(&self, target: Allocation, layers: &[u64], cap: usize) -> u64 {
-        let clean =
-            self.queue_delay <= self.cfg.queue_limit / 2 && self.loss <= self.cfg.loss_limit / 4.0;
+    /// Whether the path neither queues nor loses much: where padding and probes may run.
+    fn clean(&self) -> bool {
+        self.queue_delay <= self.cfg.queue_limit / 2 && self.loss <= self.cfg.loss_limit / 4.0
+    }
+
+    /// What to pad up to on `target` with the estimate `est` (see [`Decision::minimum_bps`]).
+    fn padding_to(&self, est: u64, target: Allocation, layers: &[u64], cap: usize) -> u64 {
+        let top = cap.min(layers.len() - 1);
         match target {
-            Allocation::Layer(i) if i < cap.min(layers.len() - 1) && clean => {
-                self.need(layers[i + 1])
+            Allocation::Layer(i) if i < top && self.clean() => {
+                let promised = (i + 1..=top)
+                    .rev()
+                    .find(|&k| self.need(layers[k]) as f64 * self.cfg.headroom <= est as f64)
+                    .unwrap_or(i + 1);
+                (self.need(layers[promised]) as f64 * self.cfg.headroom).round() as u64
             }
             _ => 0,
         }
@@ -306,16 +369,30 @@ impl Allocator {
     /// recovered sends too much of its estimate for that, and the estimate could climb
     /// only at 1.5 times what flows. So below the cap, once the estimate has been steady
     /// for [`AllocatorConfig::probe_every`] (and the pacer queue is short), ask for a probe.
-    fn probe_due(&mut self, now: Instant, target: Allocation, cap: usize) -> bool {
+    /// Likewise on a layer whose need (with headroom) the estimate `est` falls short of: a
+    /// viewer's first burst (its cached group of pictures, at several times the layer's
+    /// rate) can sink the estimate to a fifth of what the path carries, and it climbs
+    /// back by a few percent a second, too slow for the [`AllocatorConfig::warm_up`].
+    fn probe_due(
+        &mut self,
+        now: Instant,
+        est: u64,
+        target: Allocation,
+        layers: &[u64],
+        cap: usize,
+    ) -> bool {
         let below_cap = match target {
-            Allocation::Layer(k) => k < cap,
+            Allocation::Layer(k) => {
+                let need = self.need(layers[k.min(layers.len() - 1)]) as f64;
+                k < cap || (est as f64) < need * self.cfg.headroom
+            }
             Allocation::Paused => true,
         };
         let every = self.cfg.probe_every;
         let steady = self
             .history
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= every);
+            .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) >= every);
         let quiet = self.queue_delay <= self.cfg.queue_limit / 2;
         let due = self
             .last_probe
@@ -402,30 +479,38 @@ impl Allocator {
             || self
                 .history
                 .front()
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > keep)
+                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) > keep)
         {
             self.history.pop_front();
         }
-        self.history.push_back((now, est));
+        self.history.push_back((now, est, self.sent));
     }
 
     /// The best rank up to `cap` that the estimate's floor over the last `hold` carries
-    /// with headroom; `None` when the history is shorter than `hold` or nothing fits.
+    /// with headroom, and whose need the path carried ([`AllocatorConfig::carried`]) on
+    /// average over it; `None` when the history is shorter than `hold` or nothing fits.
     fn proven(&self, now: Instant, layers: &[u64], cap: usize, hold: Duration) -> Option<usize> {
         let floor = self.floor(now, hold)?;
-        (0..=cap.min(layers.len() - 1))
-            .rev()
-            .find(|&k| self.need(layers[k]) as f64 * self.cfg.headroom <= floor as f64)
+        let (n, total) = self
+            .history
+            .iter()
+            .filter(|(t, _, _)| now.saturating_duration_since(*t) <= hold)
+            .fold((0u64, 0u64), |(n, sum), (_, _, sent)| (n + 1, sum + sent));
+        let carried = total.checked_div(n).unwrap_or(0) as f64;
+        (0..=cap.min(layers.len() - 1)).rev().find(|&k| {
+            let need = self.need(layers[k]) as f64;
+            need * self.cfg.headroom <= floor as f64 && need * self.cfg.carried <= carried
+        })
     }
 
     /// The estimates of the last `hold`, if the history spans it.
     fn window(&self, now: Instant, hold: Duration) -> Option<impl Iterator<Item = u64> + '_> {
-        let (oldest, _) = self.history.front()?;
+        let (oldest, _, _) = self.history.front()?;
         (now.saturating_duration_since(*oldest) >= hold).then(|| {
             self.history
                 .iter()
-                .filter(move |(t, _)| now.saturating_duration_since(*t) <= hold)
-                .map(|(_, e)| *e)
+                .filter(move |(t, _, _)| now.saturating_duration_since(*t) <= hold)
+                .map(|(_, e, _)| *e)
         })
     }
 
@@ -437,6 +522,23 @@ impl Allocator {
     /// The highest estimate of the last `hold`, if the history spans it.
     fn ceiling(&self, now: Instant, hold: Duration) -> Option<u64> {
         self.window(now, hold)?.max()
+    }
+
+    /// On a layer below the cap and a clean path, whether the viewer was held there for
+    /// [`AllocatorConfig::stall_after`] without a step: then the estimator is due for a
+    /// reset (and the next one waits as long again).
+    fn stalled(&mut self, now: Instant, target: Allocation, cap: usize) -> bool {
+        let below_cap = matches!(target, Allocation::Layer(k) if k < cap);
+        if !below_cap || !self.clean() {
+            self.held_since = None;
+            return false;
+        }
+        let since = *self.held_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= self.cfg.stall_after {
+            self.held_since = Some(now);
+            return true;
+        }
+        false
     }
 
     /// While paused, whether the estimator is due for a reset.

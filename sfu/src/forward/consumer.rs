@@ -3,9 +3,9 @@
 //! rewrite, each by its own part.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::allocator::{Allocation, Allocator, AllocatorConfig};
+use super::allocator::{Allocation, Allocator, AllocatorConfig, PathReport};
 #[cfg(test)]
 use super::layers::EncodingInfo;
 use super::layers::{LayerPref, LayerRanker, LayerTable};
@@ -234,16 +234,15 @@ impl Consumer {
         self.allocation == Allocation::Paused
     }
 
-    /// Runs the allocator with the viewer's latest `estimate` (none without congestion
-    /// control), pacer `queue_delay` and `loss` (over the last second), against the layers
-    /// its last packet carried, under the node's budget `pressure`, and retargets the video
-    /// when the decision changes. `None` until the layers are known.
+    /// Runs the allocator with what the viewer's session reports of its `path` (the
+    /// estimate, none without congestion control; what it sent; its pacer queue; its loss
+    /// over the last second), against the layers its last packet carried, under the node's
+    /// budget `pressure`, and retargets the video when the decision changes. `None` until
+    /// the layers are known.
     pub fn allocate(
         &mut self,
         now: Instant,
-        estimate: Option<u64>,
-        queue_delay: Duration,
-        loss: f32,
+        path: PathReport,
         pressure: Pressure,
     ) -> Option<Allocated> {
         let table = self.video.resolved_against.clone()?;
@@ -260,11 +259,12 @@ impl Consumer {
                     .retarget(Allocation::Layer(steps.at_or_below(was)));
             }
         }
-        if let Some(bps) = estimate {
+        if let Some(bps) = path.estimate {
             self.alloc.set_estimate(bps);
         }
-        self.alloc.set_queue_delay(queue_delay);
-        self.alloc.set_loss(loss);
+        self.alloc.set_sent(path.sent_bps);
+        self.alloc.set_queue_delay(path.queue_delay);
+        self.alloc.set_loss(path.loss);
         self.alloc.set_base(steps.at_or_below((0, ALL)));
         let d = self.alloc.decide(now, steps.bps(), cap);
         let (target, temporal) = match d.target {
@@ -502,6 +502,7 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn layer(encoding: u8, bitrate_bps: u64, temporal: &[u16]) -> EncodingInfo {
         EncodingInfo {
@@ -543,24 +544,29 @@ mod tests {
         }
     }
 
+    /// A path that carries 5 Mbit/s and has carried it.
+    fn wide_open() -> PathReport {
+        PathReport {
+            estimate: Some(5_000_000),
+            sent_bps: 5_000_000,
+            ..PathReport::default()
+        }
+    }
+
     #[test]
     fn the_target_keeps_its_meaning_when_temporal_layers_come_and_go() {
         let t0 = Instant::now();
         let mut c = Consumer::new(LayerPref::Auto, [0, 0], [0, 0]);
         let plain = table(&[]);
         let _ = c.forward(&key(&plain, t0), t0);
-        let a = c
-            .allocate(t0, Some(5_000_000), Duration::ZERO, 0.0, Pressure::Normal)
-            .unwrap();
+        let a = c.allocate(t0, wide_open(), Pressure::Normal).unwrap();
         assert_eq!((a.target, a.temporal), (Allocation::Layer(2), None));
         // The same layers, now with temporal layers measured: more steps below the top.
         let layered = table(&[500, 750, 1000]);
         let _ = c.forward(&key(&layered, t0), t0);
         for ms in [100, 200, 300] {
             let now = t0 + Duration::from_millis(ms);
-            let a = c
-                .allocate(now, Some(5_000_000), Duration::ZERO, 0.0, Pressure::Normal)
-                .unwrap();
+            let a = c.allocate(now, wide_open(), Pressure::Normal).unwrap();
             assert_eq!((a.target, a.temporal), (Allocation::Layer(2), None));
             assert!(!a.changed, "nothing changed for the viewer");
         }
@@ -569,9 +575,7 @@ mod tests {
         let a = c
             .allocate(
                 t0 + Duration::from_millis(400),
-                Some(5_000_000),
-                Duration::ZERO,
-                0.0,
+                wide_open(),
                 Pressure::Normal,
             )
             .unwrap();

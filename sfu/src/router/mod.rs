@@ -455,13 +455,11 @@ impl Router {
         &mut self,
         id: SessionId,
         now: Instant,
-        estimate: Option<u64>,
-        queue_delay: Duration,
-        loss: f32,
+        path: crate::forward::allocator::PathReport,
         pressure: crate::budget::Pressure,
     ) -> Option<Allocated> {
         match &mut self.sink_mut(Endpoint::Session(id))?.sink {
-            Sink::Viewer(c) => c.allocate(now, estimate, queue_delay, loss, pressure),
+            Sink::Viewer(c) => c.allocate(now, path, pressure),
             Sink::Pipe(_) => None,
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sfu::budget::Pressure;
 use sfu::codec::Codec;
+use sfu::forward::allocator::PathReport;
 use sfu::forward::layers::LayerRanker;
 use sfu::forward::{Allocation, Consumer, Kind, LayerPref, MediaPacket, Sink, SourceKey};
 use sfu::ids::{SessionId, StreamId};
@@ -158,14 +159,13 @@ fn run(reorder: f64) -> (Vec<Seen>, Vec<(u64, Option<u8>)>) {
             }
         }
         if frame % 3 == 0 {
-            let a = router.allocate(
-                VIEWER,
-                clock.now,
-                Some(estimate(ms)),
-                Duration::ZERO,
-                0.0,
-                Pressure::Normal,
-            );
+            // The path carries what it is estimated to (the padding proves it).
+            let path = PathReport {
+                estimate: Some(estimate(ms)),
+                sent_bps: estimate(ms),
+                ..PathReport::default()
+            };
+            let a = router.allocate(VIEWER, clock.now, path, Pressure::Normal);
             if let Some(a) = a.filter(|a| a.changed) {
                 assert_eq!(a.target, Allocation::Layer(0), "one spatial layer");
                 temporal_targets.push((ms, a.temporal));

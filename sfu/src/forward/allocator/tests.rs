@@ -59,8 +59,27 @@ fn run_every(
         if d.reset_estimate {
             resets.push(ms);
         }
+        let path = plan
+            .iter()
+            .rev()
+            .find(|p| p.at_ms <= ms)
+            .map_or(0, |p| p.kbps * 1000);
+        a.set_sent(sent(&a, d, path));
     }
     (changes, resets)
+}
+
+/// What the session sends after decision `d` on a path that carries `path` bits per
+/// second (the estimate of the plans, which are exact): the layer and the audio, padded
+/// up to the minimum (str0m pads to 85 % of it) where the estimate allows, and no more
+/// than the path carries.
+fn sent(a: &Allocator, d: Decision, path: u64) -> u64 {
+    let media = match d.target {
+        Layer(i) => a.need(LAYERS[i]),
+        Paused => AllocatorConfig::default().audio_bps,
+    };
+    let padded = (d.minimum_bps as f64 * 0.85) as u64;
+    media.max(padded.min(a.estimate().unwrap_or(0))).min(path)
 }
 
 use Allocation::{Layer, Paused};
@@ -75,7 +94,45 @@ fn a_path_that_drops_steps_down_at_once_and_climbs_back_when_the_estimate_held()
         changes,
         [(0, Layer(2)), (10_000, Layer(0)), (22_000, Layer(2))]
     );
-    assert!(resets.is_empty());
+    // Held under the cap from 10 s without a step up: a stall every 5 s.
+    assert_eq!(resets, [15_000, 20_000]);
+}
+
+#[test]
+fn held_below_the_cap_without_a_step_up_the_estimator_starts_over() {
+    // After a limit is lifted, str0m's loss-based hold can keep the estimate at a rate of
+    // the limit for up to a minute (278 kbit/s in the browser test), the probes' gains
+    // undone at once: no step up comes of it. Held below the cap on a clean path for 5 s
+    // without a step up, the estimator is reset to its estimate, and again every 5 s.
+    let wobbling: Vec<Step> = (0..100)
+        .map(|i| s(10_000 + i * 100, if i % 3 == 0 { 600 } else { 278 }, 0))
+        .collect();
+    let plan = [&[s(0, 3000, 0)], &wobbling[..]].concat();
+    let (changes, resets) = run(&plan, 2, 20_000);
+    assert_eq!(changes, [(0, Layer(2)), (10_000, Layer(0))]);
+    assert_eq!(resets, [15_000, 20_000]);
+    // The reset keeps the layer: the new estimator starts where the old one stood.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(278_000);
+    a.decide(t0, &LAYERS, 2);
+    assert_eq!(a.reset_bps(&LAYERS), 278_000);
+
+    // A step up restarts the wait; on the cap there is nothing to find; on a path that
+    // loses packets the loss holds the estimate, not a stall.
+    let (changes, resets) = run(&[s(0, 300, 0), s(4_000, 1000, 0)], 2, 11_000);
+    assert_eq!(changes, [(0, Layer(0)), (6_000, Layer(1))]);
+    assert_eq!(resets, [5_000, 11_000]);
+    assert_eq!(
+        run(&[s(0, 278, 0)], 0, 20_000).1,
+        [] as [u64; 0],
+        "on the cap"
+    );
+    let lossy = [s(0, 3000, 0), sl(10_000, 278, 0, 8)];
+    assert_eq!(run(&lossy, 2, 20_000).1, [] as [u64; 0], "lossy");
+    // Paused, or before any decision, the reset is under the lowest layer's need.
+    let reset = Allocator::new(AllocatorConfig::default()).reset_bps(&LAYERS);
+    assert_eq!(reset, 169_500);
 }
 
 #[test]
@@ -187,12 +244,20 @@ fn an_estimate_just_under_the_layer_is_a_hiccup_not_a_step() {
 
 #[test]
 fn a_long_pacer_queue_drops_to_the_lowest_layer_and_blocks_the_way_up() {
-    // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue.
+    // The estimate still says 3 Mbit/s, but packets wait 300 ms in the pacer queue. Once
+    // the queue is short the viewer is padded again, but the 2 s hold also spans the time
+    // without padding: what the path carried over it proves the mid layer, and the padding
+    // that follows the top one.
     let plan = [s(0, 3000, 0), s(1_000, 3000, 300), s(2_500, 3000, 0)];
-    let (changes, _) = run(&plan, 2, 4_000);
+    let (changes, _) = run(&plan, 2, 6_000);
     assert_eq!(
         changes,
-        [(0, Layer(2)), (1_000, Layer(0)), (3_000, Layer(2))]
+        [
+            (0, Layer(2)),
+            (1_000, Layer(0)),
+            (3_000, Layer(1)),
+            (5_000, Layer(2))
+        ]
     );
 }
 
@@ -201,6 +266,7 @@ fn heavy_loss_drops_to_the_lowest_layer_before_the_estimate_falls() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
     // 5 % random loss is no congestion.
     a.set_loss(0.05);
@@ -251,6 +317,7 @@ fn the_viewers_choice_is_a_cap() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     assert_eq!(a.decide(t0, &LAYERS, 2).target, Layer(2));
     assert_eq!(a.decide(t0, &LAYERS, 0).target, Layer(0));
     // The estimate held all along: a raised cap is taken at once.
@@ -303,6 +370,35 @@ fn below_its_cap_the_estimator_is_asked_to_probe() {
 }
 
 #[test]
+fn on_the_cap_with_an_estimate_short_of_it_the_estimator_is_asked_to_probe() {
+    // A viewer's first burst sank the estimate to 200 kbit/s on a path that carries the
+    // top layer: a probe after a second, so that it climbs back within the 2 s warm-up;
+    // none once the estimate carries the layer again.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_estimate(3_000_000);
+    let goal = a.desired_bps(&LAYERS, 2);
+    let mut dips = Vec::new();
+    for ms in (0..=4_000u64).step_by(100) {
+        a.set_estimate(match ms {
+            0 => 3_000_000,
+            1..=1_900 => 200_000,
+            _ => 3_000_000,
+        });
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
+        assert_eq!(
+            d.target,
+            Layer(2),
+            "in the warm-up, the estimate alone is no step"
+        );
+        if d.desired_bps < goal {
+            dips.push(ms);
+        }
+    }
+    assert_eq!(dips, [1_000]);
+}
+
+#[test]
 fn below_its_cap_on_a_clean_path_the_next_layer_is_padded_for() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
@@ -310,8 +406,8 @@ fn below_its_cap_on_a_clean_path_the_next_layer_is_padded_for() {
     let d = a.decide(t0, &LAYERS, 2);
     assert_eq!(
         (d.target, d.minimum_bps),
-        (Layer(0), 604_000),
-        "the mid layer's need"
+        (Layer(0), 724_800),
+        "the mid layer's need with headroom"
     );
     a.set_loss(0.1);
     assert_eq!(
@@ -348,6 +444,7 @@ fn with_temporal_choices_a_lossy_path_keeps_the_full_frame_rate() {
     a.set_estimate(50_000);
     assert_eq!(a.decide(at(0), &steps, 4).target, Layer(0), "nothing fits");
     a.set_estimate(3_000_000);
+    a.set_sent(3_000_000);
     a.set_loss(0.0);
     assert_eq!(a.decide(at(2_100), &steps, 4).target, Layer(4));
     a.set_loss(0.3);
@@ -358,4 +455,34 @@ fn with_temporal_choices_a_lossy_path_keeps_the_full_frame_rate() {
     b.decide(at(0), &steps, 4);
     b.set_estimate(200_000);
     assert_eq!(b.decide(at(2_500), &steps, 4).target, Layer(0));
+}
+
+#[test]
+fn an_estimate_the_path_never_carried_is_no_step_up() {
+    // A probe through a token bucket (a `tbf`'s 16 KiB burst) passes whole at any rate:
+    // the estimate jumps to 2.7 Mbit/s on a path that carries 400 kbit/s. The viewer is
+    // padded towards the top layer's need, the path carries 400 kbit/s of it, and the
+    // viewer stays on the layer that fits (in the browser test it climbed to 1280 px).
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut layers_seen = Vec::new();
+    for ms in (0..=8_000u64).step_by(100) {
+        a.set_estimate(if ms < 1_000 { 300_000 } else { 2_700_000 });
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
+        layers_seen.push(d.target);
+        if ms >= 1_000 {
+            assert_eq!(
+                d.minimum_bps, 1_632_000,
+                "the top layer's need with headroom"
+            );
+        }
+        a.set_sent(sent(&a, d, 400_000));
+    }
+    assert!(
+        layers_seen.iter().all(|t| *t == Layer(0)),
+        "{layers_seen:?}"
+    );
+    // The same estimate on a path that carries it: the padding proves it, up in 2 s.
+    let (changes, _) = run(&[s(0, 300, 0), s(1_000, 2700, 0)], 2, 8_000);
+    assert_eq!(changes, [(0, Layer(0)), (3_000, Layer(2))]);
 }
