@@ -57,11 +57,7 @@ pub struct MediaQuery {
 }
 
 /// The caller a media link's token names (it opens this video only).
-pub(crate) async fn by_token(
-    cp: &ControlPlane,
-    token: &str,
-    video_id: &str,
-) -> ApiResult<Caller> {
+pub(crate) async fn by_token(cp: &ControlPlane, token: &str, video_id: &str) -> ApiResult<Caller> {
     let claims = cp
         .signer()
         .verifier()
