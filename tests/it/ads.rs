@@ -424,6 +424,27 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
 pub(crate) const CLUSTER_TOKEN: &str = "a cluster token for the tests only";
 
 /// A `cascade node` of a cluster with one control plane at `control`.
+/// A publisher of `stream` sent by `control`'s WHIP redirect (307) to `origin`, connected.
+pub(crate) fn publish_through(control: &Server, origin: &Server, stream: &str, key: &str) -> Peer {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
+    let r = http
+        .post(control.url(&format!("/whip/{stream}")))
+        .header("content-type", "application/sdp")
+        .bearer_auth(key)
+        .body(offer.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&origin.base), "{location}");
+    publ.connect(&origin.http(), &location, offer, pending);
+    publ
+}
+
 pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
     let node_dir = dir.join(name);
     let args = [
@@ -474,22 +495,7 @@ fn viewers_on_two_edges_get_the_ad_break_together() {
     ];
     std::thread::sleep(Duration::from_secs(2));
 
-    let http = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
-    let r = http
-        .post(control.url("/whip/amy-show"))
-        .header("content-type", "application/sdp")
-        .bearer_auth(&key)
-        .body(offer.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with(&origin.base), "{location}");
-    publ.connect(&origin.http(), &location, offer, pending);
+    let mut publ = publish_through(&control, &origin, "amy-show", &key);
     let mut viewers = Vec::new();
     let mut feeds = Vec::new();
     for edge in &edges {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::accounts::{account, api, channel_with_key};
-use crate::ads::{cluster_node, receiver, CLUSTER_TOKEN};
+use crate::ads::{cluster_node, publish_through, receiver, CLUSTER_TOKEN};
 use crate::peer::{pump, Peer};
 use crate::server::{temp_dir, Server};
 use crate::synth::Synth;
@@ -97,22 +97,7 @@ fn a_broadcast_on_a_cluster_is_told_and_counted_from_its_edges() {
     std::thread::sleep(Duration::from_secs(2));
 
     // The broadcaster goes to the origin through the control plane's 307.
-    let http = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (mut publ, offer, pending) = Peer::publisher(&["a"]);
-    let r = http
-        .post(control.url("/whip/amy-show"))
-        .header("content-type", "application/sdp")
-        .bearer_auth(&key)
-        .body(offer.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with(&origin.base), "{location}");
-    publ.connect(&origin.http(), &location, offer, pending);
+    let mut publ = publish_through(&control, &origin, "amy-show", &key);
 
     // Two viewers on the edge: one anonymous, one signed in (its token names bob).
     let mut viewers = Vec::new();

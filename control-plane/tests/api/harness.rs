@@ -254,3 +254,34 @@ macro_rules! both {
         }
     };
 }
+
+/// A channel setting's test start: an admin, the owner `amy` of channel `show` and another
+/// user `bo_b`; their access tokens (amy's, bo's).
+pub async fn setting_owner_and_stranger(api: &Api) -> (String, String) {
+    let _ = api.user("admin").await;
+    let (amy, _, _) = api.user("amy").await;
+    let (bo, _, _) = api.user("bo_b").await;
+    let (s, ch) = api
+        .call(
+            Method::POST,
+            "/channels",
+            Some(&amy),
+            Some(json!({"slug": "show", "title": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    (amy, bo)
+}
+
+/// Only the owner reads and writes the setting at `path`: another user gets 403, an
+/// anonymous caller 401.
+pub async fn assert_owner_only(api: &Api, path: &str, stranger: &str, body: Value) {
+    let (s, _) = api
+        .call(Method::PUT, path, Some(stranger), Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = api.call(Method::PUT, path, None, Some(body)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = api.call(Method::GET, path, Some(stranger), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::both;
-use crate::harness::{roomy, Api, Backend};
+use crate::harness::{assert_owner_only, roomy, setting_owner_and_stranger, Api, Backend};
 
 /// Whether a node may ladder `slug`'s stream published with `key`: as the node in the
 /// process is told (the gate), and as a media-only node is told (a publish token).
@@ -40,18 +40,7 @@ async fn setting(backend: Backend) {
     let Some(api) = Api::start(backend, roomy()).await else {
         return;
     };
-    let _ = api.user("admin").await;
-    let (amy, _, _) = api.user("amy").await;
-    let (bo, _, _) = api.user("bo_b").await;
-    let (s, ch) = api
-        .call(
-            Method::POST,
-            "/channels",
-            Some(&amy),
-            Some(json!({"slug": "show", "title": "x"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let (amy, bo) = setting_owner_and_stranger(&api).await;
     let (s, k) = api
         .call(
             Method::POST,
@@ -71,14 +60,7 @@ async fn setting(backend: Backend) {
 
     // Only the owner: another user is refused, an anonymous caller too.
     let off = json!({"enabled": false});
-    let (s, _) = api
-        .call(Method::PUT, path, Some(&bo), Some(off.clone()))
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = api.call(Method::PUT, path, None, Some(off.clone())).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = api.call(Method::GET, path, Some(&bo), None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_owner_only(&api, path, &bo, off.clone()).await;
     assert_eq!(laddered(&api, "show", &key).await, (true, true));
 
     // Not a setting: a clear error, nothing changed.

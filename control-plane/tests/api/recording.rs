@@ -6,24 +6,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::both;
-use crate::harness::{roomy, Api, Backend};
+use crate::harness::{assert_owner_only, roomy, setting_owner_and_stranger, Api, Backend};
 
 async fn setting(backend: Backend) {
     let Some(api) = Api::start(backend, roomy()).await else {
         return;
     };
-    let _ = api.user("admin").await;
-    let (amy, _, _) = api.user("amy").await;
-    let (bo, _, _) = api.user("bo_b").await;
-    let (s, ch) = api
-        .call(
-            Method::POST,
-            "/channels",
-            Some(&amy),
-            Some(json!({"slug": "show", "title": "x"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let (amy, bo) = setting_owner_and_stranger(&api).await;
     let path = "/channels/show/recording";
 
     // Off until the owner turns it on.
@@ -34,14 +23,7 @@ async fn setting(backend: Backend) {
 
     // Only the owner: another user is refused, an anonymous caller too.
     let on = json!({"enabled": true, "layers": "all"});
-    let (s, _) = api
-        .call(Method::PUT, path, Some(&bo), Some(on.clone()))
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = api.call(Method::PUT, path, None, Some(on.clone())).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = api.call(Method::GET, path, Some(&bo), None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_owner_only(&api, path, &bo, on.clone()).await;
     assert_eq!(api.cp.recording_of("show").await.unwrap(), None);
 
     // A layer choice that does not exist is a clear error, and changes nothing.
