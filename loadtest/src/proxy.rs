@@ -102,7 +102,9 @@ impl std::str::FromStr for Impairment {
                     let n: u64 = n
                         .parse()
                         .map_err(|_| format!("{part}: expected bytes like 16kb"))?;
-                    imp.burst = n * unit;
+                    imp.burst = n
+                        .checked_mul(unit)
+                        .ok_or_else(|| format!("{part}: too large"))?;
                 }
                 "seed" => {
                     imp.seed = v

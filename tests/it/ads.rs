@@ -423,7 +423,6 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
 
 pub(crate) const CLUSTER_TOKEN: &str = "a cluster token for the tests only";
 
-/// A `cascade node` of a cluster with one control plane at `control`.
 /// A publisher of `stream` sent by `control`'s WHIP redirect (307) to `origin`, connected.
 pub(crate) fn publish_through(control: &Server, origin: &Server, stream: &str, key: &str) -> Peer {
     let http = reqwest::blocking::Client::builder()
@@ -445,6 +444,7 @@ pub(crate) fn publish_through(control: &Server, origin: &Server, stream: &str, k
     publ
 }
 
+/// A `cascade node` of a cluster with one control plane at `control`.
 pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
     let node_dir = dir.join(name);
     let args = [

@@ -69,7 +69,7 @@ pub(crate) async fn store(cp: &ControlPlane, id: &str, probe: &Probe) -> Option<
 
 /// A video's still picture (PNG), for whoever may see it listed: a subscribers' video's
 /// too (it is listed for all), not a private one's. A private video's `thumbnail_url`
-/// carries its media link's token, as its `media_url` does.
+/// carries its media link's token, as its `media_url` does (to its owner and admins).
 #[utoipa::path(get, path = "/api/v1/videos/{id}/thumbnail", tag = "videos", params(("id" = String, Path), super::media::MediaQuery),
     responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
@@ -79,8 +79,13 @@ pub(crate) async fn get(
     Query(q): Query<super::media::MediaQuery>,
 ) -> ApiResult<Response> {
     let v = by_id(&cp, &id).await?.ok_or(Error::NotFound)?;
+    // A token that no longer holds (expired, signed out) falls back to the caller: the
+    // still may be theirs to see all the same.
     let caller = match &q.token {
-        Some(t) => Some(super::media::by_token(&cp, t, &v.id).await?),
+        Some(t) => super::media::by_token(&cp, t, &v.id)
+            .await
+            .ok()
+            .or(caller.0),
         None => caller.0,
     };
     match access(&cp, &v, caller.as_ref()).await {

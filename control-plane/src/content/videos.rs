@@ -148,12 +148,13 @@ impl VideoRow {
             audio_codec: self.audio_codec,
             width: self.width,
             height: self.height,
-            // A still needs what its media needs: the link's token (an `<img>` sends no
-            // Authorization header).
+            // A private video's still needs what its media needs: the link's token (an
+            // `<img>` sends no Authorization header). A subscribers' still is for all.
             thumbnail_url: self.thumbnail_url.map(|t| {
+                let private = VideoVisibility::parse(&self.visibility) == VideoVisibility::Private;
                 match media_url.as_deref().and_then(|m| m.split_once("?token=")) {
-                    Some((_, token)) => format!("{t}?token={token}"),
-                    None => t,
+                    Some((_, token)) if private => format!("{t}?token={token}"),
+                    _ => t,
                 }
             }),
             source_stream: self.source_stream,

@@ -38,7 +38,9 @@
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again;
 //! - held below the cap on a clean path for [`AllocatorConfig::stall_after`] without a step
 //!   up (no probe succeeded), the estimator has stalled: it is reset to its estimate, and the
-//!   new one probes from there. After a loss spell str0m's loss-based controller holds the
+//!   new one probes from there; each reset that brings no step doubles the next wait (to
+//!   [`MAX_STALL_WAIT`]), so a path that really limits the viewer is not probed from
+//!   scratch every few seconds. After a loss spell str0m's loss-based controller holds the
 //!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //!
@@ -126,6 +128,9 @@ impl Default for AllocatorConfig {
     }
 }
 
+/// The longest wait between stall resets of a viewer held below its cap.
+pub const MAX_STALL_WAIT: Duration = Duration::from_secs(60);
+
 /// What a viewer's session reports of its path, as the allocator reads it each tick.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PathReport {
@@ -192,6 +197,10 @@ pub struct Allocator {
     /// Since when the viewer is held below the cap on a clean path without a step (or
     /// since the estimator's last reset for it).
     held_since: Option<Instant>,
+    /// How long the next stall waits: [`AllocatorConfig::stall_after`], doubled at each
+    /// reset that brought no step up (to [`MAX_STALL_WAIT`]): a path that really limits
+    /// the viewer is not probed from scratch every few seconds.
+    stall_wait: Duration,
     /// When the estimator was last asked to probe.
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
@@ -214,6 +223,7 @@ impl Allocator {
             sent: 0,
             paused_since: None,
             held_since: None,
+            stall_wait: cfg.stall_after,
             last_probe: None,
             started: None,
             base: 0,
@@ -320,6 +330,7 @@ impl Allocator {
                             self.history.clear();
                             self.record(now, est);
                             self.held_since = None;
+                            self.stall_wait = self.cfg.stall_after;
                         }
                         reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
                         if self.probe_due(now, est, t, layers, cap) {
@@ -383,8 +394,13 @@ impl Allocator {
     ) -> bool {
         let below_cap = match target {
             Allocation::Layer(k) => {
+                // Short of the layer's need only in the warm-up (the join's burst); after
+                // it, an estimate that short steps down instead.
                 let need = self.need(layers[k.min(layers.len() - 1)]) as f64;
-                k < cap || (est as f64) < need * self.cfg.headroom
+                let warming = self
+                    .started
+                    .is_none_or(|s| now.saturating_duration_since(s) < self.cfg.warm_up);
+                k < cap || (warming && (est as f64) < need * self.cfg.headroom)
             }
             Allocation::Paused => true,
         };
@@ -534,8 +550,9 @@ impl Allocator {
             return false;
         }
         let since = *self.held_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= self.cfg.stall_after {
+        if now.saturating_duration_since(since) >= self.stall_wait {
             self.held_since = Some(now);
+            self.stall_wait = (self.stall_wait * 2).min(MAX_STALL_WAIT);
             return true;
         }
         false
