@@ -29,7 +29,7 @@ use clap::Args;
 use crate::proxy::Impairment;
 use crate::report::{proc_usage, Report};
 use crate::schedule::Origin;
-use crate::viewer::{Phase, Proxies, ViewerState};
+use crate::viewer::{Phase, ViewerState};
 
 /// Options of `cascade loadtest`.
 #[derive(Debug, Clone, Args)]
@@ -71,7 +71,8 @@ pub struct Options {
     /// Load generator threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Send some viewers through an impairing proxy: `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7`.
+    /// Send some viewers through an impairing proxy: `delay=30ms,jitter=5ms,loss=1%,rate=2mbit,seed=7`,
+    /// each viewer through its own (its rate is its path's alone).
     /// The rate may follow a schedule, `rate=3mbit@0s,400kbit@10s,3mbit@30s`, its times
     /// counted from the measurement window's start (the first step's rate until then).
     #[arg(long)]
@@ -308,7 +309,6 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let proxies: Proxies = Default::default();
     // The rate schedule's time 0: set when the measurement window starts.
     let origin: Origin = Default::default();
     let impaired_every = opts.impair.as_ref().map(|_| opts.impair_share);
@@ -360,7 +360,7 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
             .impair
             .clone()
             .filter(|_| impaired)
-            .map(|imp| (imp, proxies.clone(), origin.clone()));
+            .map(|imp| (imp, origin.clone()));
         tasks.push(tokio::spawn(viewer::run(
             http.clone(),
             ip,

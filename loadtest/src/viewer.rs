@@ -47,9 +47,6 @@ pub struct ViewerState {
     pub acc: Accounting,
 }
 
-/// Impairment proxies, one per server media address, made on first use.
-pub type Proxies = Arc<tokio::sync::Mutex<HashMap<SocketAddr, Proxy>>>;
-
 /// How long a viewer may take from POST to its first media packet.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -59,7 +56,7 @@ pub async fn run(
     ip: IpAddr,
     url: String,
     token: Option<String>,
-    impairment: Option<(Impairment, Proxies, Origin)>,
+    impairment: Option<(Impairment, Origin)>,
     epoch: Instant,
     state: Arc<Mutex<ViewerState>>,
 ) {
@@ -75,7 +72,7 @@ async fn watch(
     ip: IpAddr,
     url: String,
     token: Option<String>,
-    impairment: Option<(Impairment, Proxies, Origin)>,
+    impairment: Option<(Impairment, Origin)>,
     epoch: Instant,
     state: &Mutex<ViewerState>,
 ) -> Result<(), ClientError> {
@@ -95,28 +92,19 @@ async fn watch(
             offer.to_sdp_string(),
             pending,
             async |sdp| {
-                let Some((imp, proxies, origin)) = &impairment else {
+                let Some((imp, origin)) = &impairment else {
                     return sdp;
                 };
+                // The viewer's own path: a proxy of its own in front of each of the
+                // server's addresses, so that its rate is its alone (a viewer's access
+                // link), not shared with the other impaired viewers.
                 let mut out = sdp.clone();
                 for server in candidate_addrs(&sdp) {
-                    let mut map = proxies.lock().await;
-                    let proxy = match map.get(&server) {
-                        Some(p) => p.clone(),
-                        None => match Proxy::start(
-                            (server.ip(), 0).into(),
-                            server,
-                            imp.clone(),
-                            origin.clone(),
-                        )
-                        .await
-                        {
-                            Ok(p) => {
-                                map.insert(server, p.clone());
-                                p
-                            }
-                            Err(_) => continue,
-                        },
+                    let Ok(proxy) =
+                        Proxy::start((server.ip(), 0).into(), server, imp.clone(), origin.clone())
+                            .await
+                    else {
+                        continue;
                     };
                     out = replace_candidate(&out, server, proxy.addr);
                 }

@@ -30,8 +30,10 @@ const RECENT_MAX: usize = 65_536;
 #[derive(Debug, Default)]
 struct Map {
     entries: HashMap<SessionId, Entry>,
-    /// Revocations of the last [`RECENT`], oldest first.
+    /// Revocations of the last [`RECENT`], oldest first (what expires next).
     recent: VecDeque<(Instant, String)>,
+    /// Each tag of [`Map::recent`] with its latest revocation: what an opening checks.
+    latest: HashMap<String, Instant>,
 }
 
 /// Sessions opened through this front.
@@ -56,10 +58,10 @@ impl Sessions {
         decided: Instant,
     ) -> bool {
         let mut map = self.lock();
-        let revoked = map
-            .recent
+        let revoked = grant
+            .tags
             .iter()
-            .any(|(at, tag)| *at >= decided && grant.tags.contains(tag));
+            .any(|tag| map.latest.get(tag).is_some_and(|at| *at >= decided));
         if revoked {
             return false;
         }
@@ -126,16 +128,23 @@ impl Sessions {
     /// Removes the sessions bound to `tag`, revoked at `now`, and remembers the revocation
     /// for those being opened.
     fn take(&self, tag: &str, now: Instant) -> Vec<(SessionId, Role)> {
-        let mut map = self.lock();
+        let mut guard = self.lock();
+        let map = &mut *guard;
         while map
             .recent
             .front()
             .is_some_and(|(at, _)| now.duration_since(*at) > RECENT)
             || map.recent.len() >= RECENT_MAX
         {
-            map.recent.pop_front();
+            if let Some((at, old)) = map.recent.pop_front() {
+                // Revoked again since, the tag stays for its latest revocation.
+                if map.latest.get(&old) == Some(&at) {
+                    map.latest.remove(&old);
+                }
+            }
         }
         map.recent.push_back((now, tag.to_owned()));
+        map.latest.insert(tag.to_owned(), now);
         let ids: Vec<SessionId> = map
             .entries
             .iter()
@@ -175,5 +184,23 @@ mod tests {
         // A later revocation finds both of them that carry the tag.
         let ended = sessions.take("paywall:c", later + Duration::from_millis(1));
         assert_eq!(ended, vec![(id, Role::Viewer)]);
+    }
+
+    #[test]
+    fn a_tag_revoked_again_is_remembered_from_its_latest_revocation() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        sessions.take("paywall:c", t0);
+        let again = t0 + RECENT / 2;
+        sessions.take("paywall:c", again);
+        // The first revocation expires (another tag's revocation sweeps it out); the
+        // second still refuses a grant decided before it.
+        sessions.take("key:k", t0 + RECENT + Duration::from_millis(1));
+        let decided = again - Duration::from_millis(1);
+        assert!(!sessions.insert(SessionId(1), Role::Viewer, grant(&["paywall:c"]), decided));
+        // Once it expires too, nothing is remembered of the tag.
+        sessions.take("key:k", again + RECENT + Duration::from_millis(1));
+        assert!(!sessions.lock().latest.contains_key("paywall:c"));
+        assert!(sessions.insert(SessionId(2), Role::Viewer, grant(&["paywall:c"]), decided));
     }
 }

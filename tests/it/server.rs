@@ -68,6 +68,9 @@ impl Server {
         {
             cmd.args(["--auth", "open"]);
         }
+        // CASCADE_TEST_LOG (a RUST_LOG filter) overrides a test's own level, to look into a
+        // failing test, e.g. `CASCADE_TEST_LOG=warn,qos=trace`.
+        let log_level = std::env::var("CASCADE_TEST_LOG").unwrap_or_else(|_| log_level.into());
         let mut child = cmd
             .args(extra)
             .env("RUST_LOG", log_level)

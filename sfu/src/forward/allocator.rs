@@ -38,9 +38,15 @@
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again;
 //! - held below the cap on a clean path for [`AllocatorConfig::stall_after`] without a step
 //!   up (no probe succeeded), the estimator has stalled: it is reset to its estimate, and the
-//!   new one probes from there; each reset that brings no step doubles the next wait (to
-//!   [`MAX_STALL_WAIT`]), so a path that really limits the viewer is not probed from
-//!   scratch every few seconds. After a loss spell str0m's loss-based controller holds the
+//!   new one probes from there (its start-up probes find a recovered path within a second
+//!   or two, where its own growth can take half a minute). The first
+//!   [`STALLS_AT_FIRST_WAIT`] resets without a step up come every
+//!   [`AllocatorConfig::stall_after`], so that a path that recovers within a few seconds of
+//!   a limit is found as soon; each further one doubles the wait (to [`MAX_STALL_WAIT`]),
+//!   so that a path that really limits the viewer is not probed from scratch every few
+//!   seconds. For [`AllocatorConfig::warm_up`] after a reset on a layer, the estimate alone
+//!   does not step down (the new estimator's first figures undershoot; queue and loss still
+//!   do). After a loss spell str0m's loss-based controller holds the
 //!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //!
@@ -131,6 +137,10 @@ impl Default for AllocatorConfig {
 /// The longest wait between stall resets of a viewer held below its cap.
 pub const MAX_STALL_WAIT: Duration = Duration::from_secs(60);
 
+/// Stall resets without a step up that wait [`AllocatorConfig::stall_after`] each, before
+/// the waits double.
+pub const STALLS_AT_FIRST_WAIT: u32 = 3;
+
 /// What a viewer's session reports of its path, as the allocator reads it each tick.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PathReport {
@@ -197,10 +207,14 @@ pub struct Allocator {
     /// Since when the viewer is held below the cap on a clean path without a step (or
     /// since the estimator's last reset for it).
     held_since: Option<Instant>,
-    /// How long the next stall waits: [`AllocatorConfig::stall_after`], doubled at each
-    /// reset that brought no step up (to [`MAX_STALL_WAIT`]): a path that really limits
-    /// the viewer is not probed from scratch every few seconds.
-    stall_wait: Duration,
+    /// Stall resets since the last step: the next one waits
+    /// [`AllocatorConfig::stall_after`] for the first [`STALLS_AT_FIRST_WAIT`], then twice
+    /// as long each time (to [`MAX_STALL_WAIT`]): a path that really limits the viewer is
+    /// not probed from scratch every few seconds.
+    stalls: u32,
+    /// The last estimator reset on a layer: the estimate alone steps down again only
+    /// [`AllocatorConfig::warm_up`] after it.
+    reset_at: Option<Instant>,
     /// When the estimator was last asked to probe.
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
@@ -223,7 +237,8 @@ impl Allocator {
             sent: 0,
             paused_since: None,
             held_since: None,
-            stall_wait: cfg.stall_after,
+            stalls: 0,
+            reset_at: None,
             last_probe: None,
             started: None,
             base: 0,
@@ -330,9 +345,12 @@ impl Allocator {
                             self.history.clear();
                             self.record(now, est);
                             self.held_since = None;
-                            self.stall_wait = self.cfg.stall_after;
+                            self.stalls = 0;
                         }
                         reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
+                        if reset_estimate && matches!(t, Allocation::Layer(_)) {
+                            self.reset_at = Some(now);
+                        }
                         if self.probe_due(now, est, t, layers, cap) {
                             // The estimator probes when the desired rate rises: lowered for
                             // this tick, it rises again at the next.
@@ -397,9 +415,7 @@ impl Allocator {
                 // Short of the layer's need only in the warm-up (the join's burst); after
                 // it, an estimate that short steps down instead.
                 let need = self.need(layers[k.min(layers.len() - 1)]) as f64;
-                let warming = self
-                    .started
-                    .is_none_or(|s| now.saturating_duration_since(s) < self.cfg.warm_up);
+                let warming = !self.warm(now);
                 k < cap || (warming && (est as f64) < need * self.cfg.headroom)
             }
             Allocation::Paused => true,
@@ -429,8 +445,8 @@ impl Allocator {
     }
 
     fn step(&mut self, now: Instant, est: u64, layers: &[u64], cap: usize) -> Allocation {
-        let started = *self.started.get_or_insert(now);
-        let warm = now.saturating_duration_since(started) >= self.cfg.warm_up;
+        self.started.get_or_insert(now);
+        let warm = self.warm(now);
         let current = match self.target {
             // First decision: the best the estimate carries, and never a pause: what the
             // estimate has seen before the first video is audio at most.
@@ -550,12 +566,22 @@ impl Allocator {
             return false;
         }
         let since = *self.held_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= self.stall_wait {
+        let doublings = self.stalls.saturating_sub(STALLS_AT_FIRST_WAIT - 1).min(8);
+        let wait = (self.cfg.stall_after * 2u32.pow(doublings)).min(MAX_STALL_WAIT);
+        if now.saturating_duration_since(since) >= wait {
             self.held_since = Some(now);
-            self.stall_wait = (self.stall_wait * 2).min(MAX_STALL_WAIT);
+            self.stalls += 1;
             return true;
         }
         false
+    }
+
+    /// Whether the estimate has seen enough to step down on: the first decision, and the
+    /// last estimator reset on a layer, were at least [`AllocatorConfig::warm_up`] ago.
+    fn warm(&self, now: Instant) -> bool {
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        since(self.started).is_some_and(|d| d >= self.cfg.warm_up)
+            && since(self.reset_at).is_none_or(|d| d >= self.cfg.warm_up)
     }
 
     /// While paused, whether the estimator is due for a reset.
