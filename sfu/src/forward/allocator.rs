@@ -37,8 +37,8 @@
 //!   lowest layer once its need held for [`AllocatorConfig::resume_hold`]; every [`AllocatorConfig::reprobe_after`] paused the
 //!   driver resets the estimator ([`Decision::reset_estimate`]) and it probes again;
 //! - held below the cap on a clean path for [`AllocatorConfig::stall_after`] without a step
-//!   up (no probe succeeded), the estimator has stalled: it is reset to its estimate, and the
-//!   new one probes from there (its start-up probes find a recovered path within a second
+//!   up and without a clear rise of the estimate's floor (no probe succeeded), the estimator
+//!   has stalled: it is reset to its estimate, and the new one probes from there (its start-up probes find a recovered path within a second
 //!   or two, where its own growth can take half a minute). The first
 //!   [`STALLS_AT_FIRST_WAIT`] resets without a step up come every
 //!   [`AllocatorConfig::stall_after`], so that a path that recovers within a few seconds of
@@ -129,13 +129,18 @@ impl Default for AllocatorConfig {
             warm_up: Duration::from_secs(2),
             reprobe_after: Duration::from_secs(5),
             carried: 0.9,
-            stall_after: Duration::from_secs(5),
+            stall_after: Duration::from_secs(3),
         }
     }
 }
 
 /// The longest wait between stall resets of a viewer held below its cap.
 pub const MAX_STALL_WAIT: Duration = Duration::from_secs(60);
+
+/// The window of the estimate's floor that tells a stalled estimator from one that climbs.
+const PROGRESS_WINDOW: Duration = Duration::from_secs(1);
+/// How much the floor must rise since the hold began to count as progress.
+const PROGRESS: f64 = 1.2;
 
 /// Stall resets without a step up that wait [`AllocatorConfig::stall_after`] each, before
 /// the waits double.
@@ -205,8 +210,11 @@ pub struct Allocator {
     /// When the pause began, or the estimator was last reset during it.
     paused_since: Option<Instant>,
     /// Since when the viewer is held below the cap on a clean path without a step (or
-    /// since the estimator's last reset for it).
+    /// since the estimator's last reset for it, or its estimate's last clear rise).
     held_since: Option<Instant>,
+    /// The estimate's floor over [`PROGRESS_WINDOW`] when the hold began: a floor
+    /// [`PROGRESS`] times higher is an estimator still finding more, not stalled.
+    held_floor: Option<u64>,
     /// Stall resets since the last step: the next one waits
     /// [`AllocatorConfig::stall_after`] for the first [`STALLS_AT_FIRST_WAIT`], then twice
     /// as long each time (to [`MAX_STALL_WAIT`]): a path that really limits the viewer is
@@ -237,6 +245,7 @@ impl Allocator {
             sent: 0,
             paused_since: None,
             held_since: None,
+            held_floor: None,
             stalls: 0,
             reset_at: None,
             last_probe: None,
@@ -565,11 +574,29 @@ impl Allocator {
             self.held_since = None;
             return false;
         }
-        let since = *self.held_since.get_or_insert(now);
+        // (None until the history spans the window: after a step.)
+        let floor = self.floor(now, PROGRESS_WINDOW);
+        let rose = match (self.held_floor, floor) {
+            (Some(held), Some(f)) => f as f64 >= held as f64 * PROGRESS,
+            _ => false,
+        };
+        self.held_floor = self.held_floor.or(floor);
+        let since = match self.held_since {
+            // A probe that succeeded: the estimator is finding more. Resetting it now would
+            // throw that away (a new estimator's first figures undershoot).
+            Some(_) if rose => None,
+            held => held,
+        };
+        let Some(since) = since else {
+            self.held_since = Some(now);
+            self.held_floor = floor;
+            return false;
+        };
         let doublings = self.stalls.saturating_sub(STALLS_AT_FIRST_WAIT - 1).min(8);
         let wait = (self.cfg.stall_after * 2u32.pow(doublings)).min(MAX_STALL_WAIT);
         if now.saturating_duration_since(since) >= wait {
             self.held_since = Some(now);
+            self.held_floor = floor;
             self.stalls += 1;
             return true;
         }
