@@ -118,9 +118,6 @@ enum Ask {
     Rung(u8),
 }
 
-/// The RIDs a publisher's transcoded rungs go by (named once, not per packet).
-const RUNG_RIDS: [&str; crate::process::ladder::MAX_RUNGS] = ["~ladder0", "~ladder1"];
-
 /// What became of a keyframe request to a publisher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyframeAsk {
@@ -542,7 +539,8 @@ impl Session {
 
     /// A packet of this publisher's transcoded ladder (`crate::process`) as a packet of
     /// one more of its video encodings: the rung is registered as an encoding of its own
-    /// (RID `~ladder<rung>`), ranked by its bitrate like a simulcast layer.
+    /// (RID `~ladder<rung>`), ranked below the publisher's own encodings
+    /// ([`crate::forward::layers::RUNG_RIDS`]).
     pub fn rung_packet(
         &mut self,
         p: &crate::process::RungPacket,
@@ -551,7 +549,7 @@ impl Session {
         let pb = self.publisher.as_mut()?;
         let seqs = pb.rung_seqs.get_mut(usize::from(p.rung))?;
         let seq = seqs.extend(p.packet.seq);
-        let rid = *RUNG_RIDS.get(usize::from(p.rung))?;
+        let rid = *crate::forward::layers::RUNG_RIDS.get(usize::from(p.rung))?;
         let rung = p.rung;
         let encoding = pb.producer.video_encoding(Some(rid), || Ask::Rung(rung))?;
         let payload: Arc<[u8]> = Arc::from(p.packet.payload.as_slice());

@@ -9,7 +9,11 @@ webrtcbin's DTLS certificate is RSA, which is the point of running it against a 
 Runs on Debian's /usr/bin/python3 (python3-gi); prints one line per milestone on stdout:
 "posted <status>", "ice <state>", "dtls <state>", "connected".
 
-usage: gst_whip_publish.py URL [--token T] [--seconds N]
+The video is one layer (no simulcast: webrtcbin offers none), WIDTHxHEIGHT at 30 fps and
+about BITRATE bit/s.
+
+usage: gst_whip_publish.py URL [--token T] [--seconds N] [--width W] [--height H]
+                           [--bitrate B]
 """
 
 import argparse
@@ -28,8 +32,8 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
 PIPELINE = """
 webrtcbin name=pub bundle-policy=max-bundle
-videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1
-  ! videoconvert ! vp8enc deadline=1 keyframe-max-dist=30 target-bitrate=300000
+videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1
+  ! videoconvert ! vp8enc deadline=1 keyframe-max-dist=30 target-bitrate={bitrate}
   ! rtpvp8pay pt=96 picture-id-mode=15-bit
   ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! pub.
 audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc
@@ -43,12 +47,12 @@ def say(line):
 
 
 class Publisher:
-    def __init__(self, url, token, seconds):
+    def __init__(self, url, token, seconds, video):
         self.url = url
         self.token = token
         self.location = None
         self.loop = GLib.MainLoop()
-        self.pipe = Gst.parse_launch(PIPELINE)
+        self.pipe = Gst.parse_launch(PIPELINE.format(**video))
         self.webrtc = self.pipe.get_by_name("pub")
         # libnice leaves loopback out of its candidates; the node under test is on loopback.
         # (Held for the pipeline's life: PyGObject drops one reference too many on the
@@ -160,9 +164,13 @@ def main():
     ap.add_argument("url")
     ap.add_argument("--token")
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--bitrate", type=int, default=300_000)
     args = ap.parse_args()
     Gst.init(None)
-    return Publisher(args.url, args.token, args.seconds).run()
+    video = {"width": args.width, "height": args.height, "bitrate": args.bitrate}
+    return Publisher(args.url, args.token, args.seconds, video).run()
 
 
 if __name__ == "__main__":

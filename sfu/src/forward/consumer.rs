@@ -152,9 +152,9 @@ pub struct Consumer {
     /// it, or the top layer was shed) until the node is back within it. `None` before the
     /// first allocation.
     capped: Option<bool>,
-    /// The (rank, temporal layer) of the allocator's target, which its index into the
-    /// steps stands for.
-    step: Option<(usize, u8)>,
+    /// The encoding and the (rank, temporal layer) of the allocator's target, which its
+    /// index into the steps stands for.
+    step: Option<(u8, (usize, u8))>,
 }
 
 /// What one [`Consumer::allocate`] decided, for the driver to apply to the viewer's
@@ -252,11 +252,17 @@ impl Consumer {
             .min(self.node_cap(&table, pressure));
         let cap = steps.top_of(rank);
         // The steps may have been renumbered since the last decision (a layer, or a layer's
-        // temporal layers, came or went): the target keeps what it stood for.
-        if let (Some(was), Some(Allocation::Layer(i))) = (self.step, self.alloc.target()) {
-            if steps.layer[..steps.len].get(i) != Some(&was) {
+        // temporal layers, came or went): the target keeps what it stood for, its encoding
+        // at the rank it has now (a layer added below, a transcoded rung, moves it up a
+        // rank), or the best step under its old place if it is gone.
+        if let (Some((encoding, was)), Some(Allocation::Layer(i))) =
+            (self.step, self.alloc.target())
+        {
+            let now_at = table.active.iter().position(|e| e.encoding == encoding);
+            let want = now_at.map_or(was, |rank| (rank, was.1));
+            if steps.layer[..steps.len].get(i) != Some(&want) {
                 self.alloc
-                    .retarget(Allocation::Layer(steps.at_or_below(was)));
+                    .retarget(Allocation::Layer(steps.at_or_below(want)));
             }
         }
         if let Some(bps) = path.estimate {
@@ -270,7 +276,7 @@ impl Consumer {
         let (target, temporal) = match d.target {
             Allocation::Layer(i) => {
                 let (rank, tid) = steps.layer[i.min(steps.len.saturating_sub(1))];
-                self.step = Some((rank, tid));
+                self.step = table.active.get(rank).map(|e| (e.encoding, (rank, tid)));
                 (Allocation::Layer(rank), tid)
             }
             Allocation::Paused => {
@@ -379,6 +385,22 @@ impl Consumer {
             .as_ref()
             .is_none_or(|t| !Arc::ptr_eq(t, table));
         if stale {
+            // Renumbered layers (one came or went): the allocation keeps the encoding it
+            // stood for, at its rank now (a transcoded rung added under a single-layer
+            // source moves the source up a rank, and its viewer stays on it).
+            if let (Some(old), Allocation::Layer(r)) =
+                (&self.video.resolved_against, self.allocation)
+            {
+                let was = old
+                    .active
+                    .get(r)
+                    .filter(|_| old.generation == table.generation);
+                if let Some(now_at) =
+                    was.and_then(|e| table.active.iter().position(|n| n.encoding == e.encoding))
+                {
+                    self.allocation = Allocation::Layer(now_at);
+                }
+            }
             let target = self.target_in(table);
             self.video.selector.set_target(target);
             self.video.resolved_against = Some(table.clone());
@@ -583,6 +605,33 @@ mod tests {
             (a.target, a.temporal, a.changed),
             (Allocation::Layer(2), None, false)
         );
+    }
+
+    /// A transcoded ladder's rungs come under a single-layer source a viewer watches: it
+    /// stays on the source, now the top of three, not on what took the source's rank.
+    #[test]
+    fn the_target_keeps_its_layer_when_layers_come_below_it() {
+        let t0 = Instant::now();
+        let mut c = Consumer::new(LayerPref::Auto, [0, 0], [0, 0]);
+        let one = Arc::new(LayerTable {
+            generation: 1,
+            active: vec![layer(2, 1_200_000, &[])],
+            settled: true,
+        });
+        let _ = c.forward(&key(&one, t0), t0);
+        let a = c.allocate(t0, wide_open(), Pressure::Normal).unwrap();
+        assert_eq!(a.target, Allocation::Layer(0));
+        let _ = c.forward(&key(&table(&[]), t0), t0);
+        let a = c
+            .allocate(
+                t0 + Duration::from_millis(100),
+                wide_open(),
+                Pressure::Normal,
+            )
+            .unwrap();
+        assert_eq!(a.target, Allocation::Layer(2), "still encoding 2");
+        assert!(!a.changed, "nothing changed for the viewer");
+        assert_eq!(c.target_in(&table(&[])).map(|k| k.encoding), Some(2));
     }
 
     #[test]

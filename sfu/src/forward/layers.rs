@@ -4,12 +4,27 @@
 //! Publishers name their RIDs as they like ("q/h/f", "l/m/h", "0/1/2"), so the rank comes
 //! from what each encoding measurably carries over the last second, not from its name.
 //! An encoding that has sent nothing for [`INACTIVE_AFTER`] drops out of the ranking, so a
-//! viewer on "high" falls back to the best layer still flowing.
+//! viewer on "high" falls back to the best layer still flowing. The rungs of a transcoded
+//! ladder ([`RUNG_RIDS`], `crate::process`) rank below the publisher's own encodings and by
+//! their size, whatever they carry: a still picture's source may carry less than a rung
+//! made from it (a 720p test card at 120 kbit/s under a 640-wide rung's keyframes), and the
+//! original stays the top layer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SourceKey;
+
+/// The RIDs of a publisher's transcoded rungs, the largest first (`~` is no RID's
+/// character, RFC 8851, so no publisher's encoding takes one).
+pub const RUNG_RIDS: [&str; crate::process::ladder::MAX_RUNGS] = ["~ladder0", "~ladder1"];
+
+/// Where an encoding ranks before its bitrate counts: the smallest rung lowest, the
+/// publisher's own encodings above every rung.
+fn rank_class(rid: Option<&str>) -> usize {
+    let rung = RUNG_RIDS.iter().position(|r| Some(*r) == rid);
+    rung.map_or(RUNG_RIDS.len(), |i| RUNG_RIDS.len() - 1 - i)
+}
 
 /// An encoding that sent nothing for this long is inactive.
 pub const INACTIVE_AFTER: Duration = Duration::from_millis(1500);
@@ -300,7 +315,7 @@ impl LayerRanker {
                 .collect(),
         };
         // Stable sort: before any rate is measured, the publisher's own order stands.
-        active.sort_by_key(|e| e.bitrate_bps);
+        active.sort_by_key(|e| (rank_class(e.rid.as_deref()), e.bitrate_bps));
         let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let settled = self.last_rank.is_some() || self.known.is_some();
@@ -372,6 +387,31 @@ mod tests {
             Some(SourceKey {
                 generation: 7,
                 encoding: m
+            })
+        );
+    }
+
+    #[test]
+    fn the_ladders_rungs_rank_below_the_source_whatever_they_carry() {
+        let t0 = Instant::now();
+        let mut r = LayerRanker::new(1);
+        let source = r.encoding_for(None).unwrap();
+        let small = r.encoding_for(Some(RUNG_RIDS[1])).unwrap();
+        let half = r.encoding_for(Some(RUNG_RIDS[0])).unwrap();
+        // A still source (a test card) carries less than its rungs' keyframes.
+        for i in 0..100 {
+            r.on_packet(ms(t0, i * 10), source, 150, None);
+            r.on_packet(ms(t0, i * 10), half, 900, None);
+            r.on_packet(ms(t0, i * 10), small, 1200, None);
+        }
+        assert!(r.handle_timeout(ms(t0, 1000)));
+        let order: Vec<u8> = r.table().active.iter().map(|e| e.encoding).collect();
+        assert_eq!(order, [small, half, source]);
+        assert_eq!(
+            r.table().resolve(&LayerPref::Auto),
+            Some(SourceKey {
+                generation: 1,
+                encoding: source
             })
         );
     }
