@@ -385,6 +385,10 @@ pub struct ContentArgs {
     /// Largest upload, MiB [default: 2048].
     #[arg(long, env = "CASCADE_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
+    /// Largest recording a media-only node may hand to this control plane, MiB
+    /// [default: 16384].
+    #[arg(long, env = "CASCADE_MAX_RECORDING_MB")]
+    pub max_recording_mb: Option<u64>,
     /// Longest video, minutes [default: 240].
     #[arg(long, env = "CASCADE_MAX_VIDEO_MINUTES")]
     pub max_video_minutes: Option<u32>,
@@ -434,6 +438,12 @@ impl ContentArgs {
                 return Err("--max-upload-mb must be at least 1".into());
             }
             c.max_upload_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        if let Some(mb) = self.max_recording_mb {
+            if mb == 0 {
+                return Err("--max-recording-mb must be at least 1".into());
+            }
+            c.max_recording_bytes = mb.saturating_mul(1024 * 1024);
         }
         if let Some(m) = self.max_video_minutes {
             c.max_duration_ms = i64::from(m) * 60_000;

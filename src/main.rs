@@ -413,15 +413,35 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             .with_chat(chat)
             .with_payment_script(payment_script(&settings))
             .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
+        // Where recordings go: the control plane in this process, or through the
+        // cluster's API on a media-only node.
+        let mut library = None;
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => {
                 follow::remote(url.clone(), revoked, state.clone());
                 // Ad breaks and sponsors' slots, through the cluster's API.
                 if let Some(token) = settings.cluster.cluster_token.clone() {
+                    library = Some(recording::Library::Remote(recording::Remote::new(
+                        &url,
+                        token.clone(),
+                    )));
                     ads::remote(url, token, node.clone());
                 }
             }
-            _ => follow::in_process(control.clone(), state.clone()),
+            (AuthMode::Tokens, None) => follow::in_process(control.clone(), state.clone()),
+            _ => {
+                follow::in_process(control.clone(), state.clone());
+                library = Some(recording::Library::InProcess(control.clone()));
+            }
+        }
+        // Channels that record their live streams, recorded here from go-live.
+        if let Some(library) = library {
+            recording::start(
+                node.clone(),
+                library,
+                settings.recordings_dir.clone(),
+                settings.recording_grace,
+            );
         }
         if settings.auth != AuthMode::Tokens {
             // Stream started/ended and viewer milestones for this node's publishers, and
@@ -429,13 +449,6 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             webhooks::watch_streams(state.clone(), control.clone());
             // Ad breaks and sponsors' slots cued here go to this node's viewers.
             ads::in_process(control.clone(), node.clone());
-            // Channels that record their live streams, recorded here from go-live.
-            recording::in_process(
-                node.clone(),
-                control.clone(),
-                settings.recordings_dir.clone(),
-                settings.recording_grace,
-            );
             // Live VP8 streams' thumbnails from a keyframe, for studios that post none.
             if let Some(every) = settings.live_thumbnail_every {
                 stills::live(node.clone(), control.clone(), every);

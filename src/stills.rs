@@ -24,14 +24,7 @@ pub fn live(node: sfu::Node, control: control_plane::ControlPlane, every: std::t
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let live: Vec<String> = node
-                .carried()
-                .into_iter()
-                .filter(|(_, ingest)| *ingest != sfu::directory::Ingest::Relayed)
-                .map(|(stream, _)| stream)
-                .filter(|s| node.watch(s).is_some_and(|w| w.borrow().active))
-                .collect();
-            for stream in live {
+            for (stream, _) in node.publishing() {
                 let (n, s) = (node.clone(), stream.clone());
                 let jpeg = tokio::task::spawn_blocking(move || {
                     let frame = n.keyframe_of(&s, KEYFRAME_WAIT).ok()??;

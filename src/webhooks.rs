@@ -29,17 +29,21 @@ pub fn audience(state: &AppState) -> Audience {
     // ones every second (not a different cut, which would close and reopen sessions).
     let mut carried = node.carried();
     carried.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let live: std::collections::HashSet<String> =
+        node.publishing().into_iter().map(|(s, _)| s).collect();
     let streams = carried
         .into_iter()
         .take(MAX_STREAMS)
         .filter_map(|(name, ingest)| {
-            let status = node.watch(&name)?.borrow().clone();
+            let viewers = node.watch(&name)?.borrow().viewers;
             let publisher = ingest != Ingest::Relayed;
             Some(StreamHere {
+                // Read apart from `carried`: a publisher that came in between is said
+                // active at the next sample, never active without a publisher (refused).
+                active: publisher && live.contains(&name),
                 name,
                 publisher,
-                active: publisher && status.active,
-                viewers: status.viewers,
+                viewers,
             })
         })
         .collect();

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::ads::{breaks, sponsors};
 use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
-use crate::cluster::{audience, redirect, registry};
+use crate::cluster::{audience, recordings, redirect, registry};
 use crate::content::{media, retention, stills, tus, videos};
 use crate::discovery::{follows, live, recommend, thumbs};
 use crate::error::{problem, Problem, PROBLEM_JSON};
@@ -117,6 +117,7 @@ impl Modify for Security {
         signing_key, revocation::feed,
         registry::register, registry::stats, registry::drain, registry::list,
         registry::parents, registry::place, audience::report,
+        recordings::setting, recordings::upload,
         chat::history, chat::post, chat::delete, chat::report, chat::pin, chat::unpin,
         chat::settings, chat::edit_settings, ws::upgrade,
         moderation::moderators, moderation::appoint, moderation::dismiss, moderation::bans,
@@ -512,6 +513,12 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             put(audience::report).layer(DefaultBodyLimit::max(audience::MAX_BODY)),
         )
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
+        // The body streams to disk, counted against `max_recording_bytes` as it comes.
+        .route(
+            "/cluster/recordings",
+            post(recordings::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/cluster/recording", get(recordings::setting))
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })

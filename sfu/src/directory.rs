@@ -553,6 +553,25 @@ impl Directory {
             .collect()
     }
 
+    /// The streams published here that are live now: a local publisher that is sending
+    /// (its media flows: [`StreamStatus::active`]), primary or standby ingest. What the
+    /// recorder, the server's stills and the audience reports count as "live here".
+    pub fn publishing(&self) -> Vec<(String, Ingest)> {
+        let g = self.lock();
+        g.streams
+            .iter()
+            .filter(|(_, e)| e.publisher.is_some() && e.status.borrow().active)
+            .map(|(n, e)| {
+                let ingest = if e.backup_ingest {
+                    Ingest::Backup
+                } else {
+                    Ingest::Primary
+                };
+                (n.clone(), ingest)
+            })
+            .collect()
+    }
+
     /// Marks the local publisher of `name` as a standby ingest (or not).
     pub fn set_backup_ingest(&self, name: &str, backup: bool) {
         if let Some(e) = self.lock().streams.get_mut(name) {
@@ -922,6 +941,37 @@ mod tests {
         assert_eq!(s.waiting, [(1, 2), (1, 1)], "one not live yet, one gone");
         assert!(s.keyframe_intervals.is_empty());
         assert_eq!(s.unlisted_viewers, 3);
+    }
+
+    #[test]
+    fn publishing_lists_the_local_publishers_that_send_primary_or_standby() {
+        let d = Directory::default();
+        let w = WorkerId(0);
+        let a = d
+            .admit(SessionId(1), "a", Role::Publisher, w, None)
+            .unwrap();
+        let b = d
+            .admit(SessionId(2), "b", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(3), "c", Role::Publisher, w, None)
+            .unwrap();
+        d.admit(SessionId(4), "d", Role::Viewer, w, client(1))
+            .unwrap();
+        d.set_active(a, true);
+        d.set_active(b, true);
+        d.set_backup_ingest("b", true);
+        let mut live = d.publishing();
+        live.sort_by(|x, y| x.0.cmp(&y.0));
+        // "c" has a publisher that sends nothing yet; "d" only a viewer.
+        assert_eq!(
+            live,
+            [
+                ("a".to_string(), Ingest::Primary),
+                ("b".into(), Ingest::Backup)
+            ]
+        );
+        d.set_active(a, false);
+        assert_eq!(d.publishing(), [("b".to_string(), Ingest::Backup)]);
     }
 
     #[test]

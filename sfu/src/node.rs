@@ -385,6 +385,12 @@ impl Node {
         self.inner.shared.directory.carried()
     }
 
+    /// The streams whose local publisher is sending now, and whether each is the primary
+    /// or a standby ingest: "live streams published here".
+    pub fn publishing(&self) -> Vec<(String, crate::directory::Ingest)> {
+        self.inner.shared.directory.publishing()
+    }
+
     /// Marks the local publisher of `stream` as a standby ingest: the cluster pulls from
     /// the primary while it sends, from this one when it stops.
     pub fn set_backup_ingest(&self, stream: &str, backup: bool) {

@@ -9,8 +9,11 @@
 //! - a body timeout: each piece of a request body must arrive within it;
 //! - a request timeout: the handler must have answered within it (408 otherwise). It
 //!   bounds the time to the response's head, not the response body, so a long-lived
-//!   response (the server-sent events of `GET /whep/…/events`) is not cut;
-//! - an early 413 for a `Content-Length` over the largest body any route takes;
+//!   response (the server-sent events of `GET /whep/…/events`) is not cut; a media-only
+//!   node's recording handed to the control plane is exempt (it is answered once the
+//!   whole file is stored; its body timeout still holds);
+//! - an early 413 for a `Content-Length` over the largest body any route takes (a tus
+//!   chunk and a node's recording bound their own);
 //! - a cap on open connections: past it the listener stops accepting (the kernel
 //!   queues new connections) until one closes.
 //!
@@ -39,7 +42,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::tls::Tls;
 
@@ -73,10 +76,39 @@ impl Default for Limits {
     }
 }
 
+/// A media-only node's finished recording (`video/webm` to `/api/v1/cluster/recordings`,
+/// and nowhere else): its route streams the body to disk, bounds it by the control
+/// plane's `max_recording_bytes`, and answers once it is read, checked and stored, which
+/// takes as long as the file is large: exempt from the announced length and from the
+/// time to answer (each piece of its body still has [`Limits::body_timeout`]).
+fn node_recording(req: &Request) -> bool {
+    req.uri().path() == "/api/v1/cluster/recordings"
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"video/webm")
+}
+
+/// Answers 408 to a request not answered within the limit ([`node_recording`] excepted).
+async fn answer_within(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if node_recording(&req) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 /// Refuses a body announced larger than any route takes before a byte of it is read:
 /// axum's own limit only fires once that much has arrived. A tus upload's chunk
 /// (`application/offset+octet-stream` to `/api/v1/uploads/…`, and nowhere else) is exempt:
-/// its route streams it to disk and bounds it by the upload's declared length.
+/// its route streams it to disk and bounds it by the upload's declared length; so is a
+/// [`node_recording`].
 async fn announced_length(
     axum::extract::State(max): axum::extract::State<u64>,
     req: Request,
@@ -92,7 +124,7 @@ async fn announced_length(
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == b"application/offset+octet-stream");
-    if announced.is_some_and(|n| n > max) && !chunk {
+    if announced.is_some_and(|n| n > max) && !chunk && !node_recording(&req) {
         // The body stays unread, so the connection cannot carry another request: say so,
         // or a client's pool reuses it and its next request meets a closed socket.
         return (
@@ -132,9 +164,9 @@ pub async fn serve_with(
             announced_length,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
+            answer_within,
         ));
     // Outermost: the server's own 408 and 413 get an id and a log line too.
     let app = crate::requests::edge(app);

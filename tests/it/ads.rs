@@ -446,8 +446,20 @@ pub(crate) fn publish_through(control: &Server, origin: &Server, stream: &str, k
 
 /// A `cascade node` of a cluster with one control plane at `control`.
 pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, role: &str) -> Server {
+    cluster_node_on(dir, control, name, role, &temp_dir("node"), &[])
+}
+
+/// [`cluster_node`] on the data directory `data`, with `extra` flags.
+pub(crate) fn cluster_node_on(
+    dir: &std::path::Path,
+    control: &str,
+    name: &str,
+    role: &str,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Server {
     let node_dir = dir.join(name);
-    let args = [
+    let mut args = vec![
         "--control-plane",
         control,
         "--cluster-token",
@@ -461,7 +473,8 @@ pub(crate) fn cluster_node(dir: &std::path::Path, control: &str, name: &str, rol
         "--node-dir",
         node_dir.to_str().unwrap(),
     ];
-    let mut s = Server::launch_as("node", &args, &temp_dir("node"), Stdio::inherit(), "warn");
+    args.extend_from_slice(extra);
+    let mut s = Server::launch_as("node", &args, data, Stdio::inherit(), "warn");
     let banner = s.next_line();
     assert!(
         banner.starts_with(&format!("cascade relay {name} on quic ")),

@@ -11,6 +11,7 @@ mod chat;
 mod cluster;
 mod cluster_analytics;
 mod cluster_control;
+mod cluster_recording;
 mod cluster_up;
 mod codecs;
 mod disaster;

@@ -18,20 +18,20 @@ use crate::server::{temp_dir, Server};
 /// What GStreamer decoded of a file (tests/interop/gst_decode.py: `matroskademux`,
 /// `vp8dec`, `opusdec`, counted with pad probes).
 #[derive(Debug)]
-struct Decoded {
+pub(crate) struct Decoded {
     /// Presentation times of the decoded pictures, seconds.
-    video_pts: Vec<f64>,
+    pub(crate) video_pts: Vec<f64>,
     /// Decoded audio buffers.
-    audio: usize,
+    pub(crate) audio: usize,
     /// The decoded picture size.
-    size: Option<(u32, u32)>,
+    pub(crate) size: Option<(u32, u32)>,
     /// The pipeline reached the file's end without an error.
-    ok: bool,
-    said: String,
+    pub(crate) ok: bool,
+    pub(crate) said: String,
 }
 
 /// Decodes `path` with GStreamer, every picture and audio buffer.
-fn decode(path: &Path) -> Decoded {
+pub(crate) fn decode(path: &Path) -> Decoded {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/gst_decode.py");
     let out = Command::new("/usr/bin/python3")
         .arg(script)
@@ -62,7 +62,7 @@ fn decode(path: &Path) -> Decoded {
 }
 
 /// The recordings in `dir`.
-fn recordings(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn recordings(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect())
         .unwrap_or_default();
@@ -97,22 +97,23 @@ fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
 /// Publishes with GStreamer for `seconds` (from the script's start); returns once it is
 /// connected, with the script and when it connected.
 fn publish(server: &Server, slug: &str, key: &str, seconds: u32) -> (Script, Instant) {
-    let script = Script::start(
-        "gst_whip_publish.py",
-        &[
-            &server.url(&format!("/whip/{slug}")),
-            "--token",
-            key,
-            "--seconds",
-            &seconds.to_string(),
-        ],
-    );
+    publish_to(&server.url(&format!("/whip/{slug}")), Some(key), seconds)
+}
+
+/// [`publish`] to the WHIP URL `url` (a token in it, or `token`).
+pub(crate) fn publish_to(url: &str, token: Option<&str>, seconds: u32) -> (Script, Instant) {
+    let seconds = seconds.to_string();
+    let mut args = vec![url, "--seconds", &seconds];
+    if let Some(t) = token {
+        args.extend(["--token", t]);
+    }
+    let script = Script::start("gst_whip_publish.py", &args);
     script.wait_for("posted 201", Duration::from_secs(20));
     script.wait_for("connected", Duration::from_secs(15));
     (script, Instant::now())
 }
 
-fn wait_exit(mut script: Script) -> Instant {
+pub(crate) fn wait_exit(mut script: Script) -> Instant {
     let _ = script.child.wait();
     Instant::now()
 }
@@ -194,7 +195,7 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
 }
 
 /// The channel's videos as a visitor sees them, once there are `n` (within 20 s).
-fn listed(server: &Server, slug: &str, n: usize) -> Vec<serde_json::Value> {
+pub(crate) fn listed(server: &Server, slug: &str, n: usize) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (s, v) = api(

@@ -12,6 +12,9 @@
 //! Nodes also report their audience every second ([`audience`]); the replica holding the
 //! `audience` lease merges the live nodes' reports ([`merge`], pure) and feeds webhooks
 //! and analytics with them (`observe.rs`), as `serve` does with its own node.
+//!
+//! A node whose publisher's channel records asks [`recordings`] and hands it the finished
+//! files, which go to the content library as `serve`'s do.
 
 pub mod audience;
 pub(crate) mod auth;
@@ -19,6 +22,7 @@ pub mod ingest;
 pub mod merge;
 mod observe;
 pub mod placement;
+pub mod recordings;
 pub mod redirect;
 pub mod registry;
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub struct Settings {
     pub staging_dir: Option<PathBuf>,
     /// Largest upload, bytes.
     pub max_upload_bytes: u64,
+    /// Largest recording a media-only node may hand in, bytes (`POST
+    /// /cluster/recordings`; a live has no length limit, but a request has).
+    pub max_recording_bytes: u64,
     /// Longest video, ms.
     pub max_duration_ms: i64,
     /// What makes videos' stills (none: videos have no thumbnail).
@@ -54,6 +57,7 @@ impl Default for Settings {
             storage: StorageSettings::Default,
             staging_dir: None,
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            max_recording_bytes: 16 * 1024 * 1024 * 1024,
             max_duration_ms: 4 * 3600 * 1000,
             stills: None,
         }
@@ -101,6 +105,12 @@ impl Content {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// A new file for a recording a node hands in (`cluster::recordings`).
+    pub(crate) fn staged_recording(&self) -> PathBuf {
+        self.staging
+            .join(format!("recording-{}.webm", crate::tokens::random_id()))
     }
 
     /// The staged file of upload `id` (ids are base64url, checked: no path tricks).

@@ -1,25 +1,28 @@
-//! Recording in `serve`: when a publisher goes live on this node, the control plane in the
-//! process says whether its channel records (`ControlPlane::recording_of`, asked once per
-//! go-live, never on the media path); if so the node records the stream
+//! Recording, in `serve` and on a media-only node alike: when a publisher goes live on
+//! this node, the library (`library.rs`: the control plane in this process, or over the
+//! cluster API) says whether its channel records (`ControlPlane::recording_of`, asked once
+//! per go-live, never on the media path); if so the node records the stream
 //! (`sfu::Node::record`) until it has been without a publisher for the grace period
 //! (`--recording-grace-ms`): a publisher back within it continues the same file. The
 //! decisions are [`Lifecycle`]'s, a pure function of the samples and the time; the task
 //! around it samples twice a second.
 //!
-//! Finished files are written in `DATA_DIR/recordings/` and go to [`finished_sink`], which
-//! hands them to the content library. Files found there when the node starts were left by
-//! a node that was killed while recording (or refused before): [`recover`] hands them to
-//! the library as recordings cut by a crash.
+//! Finished files are written in `DATA_DIR/recordings/` and handed to the library by
+//! `deliver.rs`, which also hands in the files found there when the node starts (left by
+//! a node that was killed while recording, or not accepted before).
+
+pub mod deliver;
+pub mod library;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use control_plane::recording::RecordLayers;
-use control_plane::ControlPlane;
 use sfu::directory::Ingest;
-use sfu::record::{KeepInPlace, LayerMode, RecordConfig, Recording, RecordingMeta, RecordingSink};
+use sfu::record::{LayerMode, RecordConfig, Recording};
+
+pub use library::{Library, Remote};
 
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_millis(500);
@@ -107,149 +110,30 @@ impl Lifecycle {
     }
 }
 
-/// Where finished recordings go: the content library (`store_recording`: checked, stored,
-/// listed as a video of the channel, `recording.ready` sent, the local file removed). The
-/// recorder's thread calls it; the work runs on the runtime. A recording that cannot be
-/// stored (no storage configured, a file that does not check) stays where it is, logged.
-pub fn finished_sink(control: &ControlPlane) -> Arc<dyn RecordingSink> {
-    Arc::new(ToLibrary {
-        control: control.clone(),
-        runtime: tokio::runtime::Handle::current(),
-    })
-}
-
-struct ToLibrary {
-    control: ControlPlane,
-    runtime: tokio::runtime::Handle,
-}
-
-impl RecordingSink for ToLibrary {
-    fn finished(&self, meta: &RecordingMeta, path: &Path) {
-        KeepInPlace.finished(meta, path);
-        let (control, stream, path) = (self.control.clone(), meta.stream.clone(), path.to_owned());
-        let started_ms = meta
-            .started_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        self.runtime.spawn(async move {
-            match control_plane::content::store_recording(&control, &stream, &path, started_ms)
-                .await
-            {
-                Ok(id) => tracing::info!(stream, video = id, "recording listed as a video"),
-                Err(e) => {
-                    tracing::warn!(stream, path = %path.display(), "recording not stored: {e}")
-                }
-            }
-        });
-    }
-}
-
-/// The stream and start (Unix ms) of a recording file, from the recorder's names:
-/// `<stream>-<start ms>.webm`, or `<stream>-<start ms>-layer<n>.webm` for one layer.
-pub fn parse_name(name: &str) -> Option<(String, i64)> {
-    let stem = name.strip_suffix(".webm")?;
-    let stem = match stem.rsplit_once("-layer") {
-        Some((rest, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
-        _ => stem,
-    };
-    let (stream, ms) = stem.rsplit_once('-')?;
-    if stream.is_empty() || ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((stream.to_owned(), ms.parse().ok()?))
-}
-
-/// The recordings in `dir` (read once, before this node records anything).
-fn left_behind(dir: &Path) -> Vec<(PathBuf, String, i64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| {
-            let path = e.ok()?.path();
-            let (stream, started) = parse_name(path.file_name()?.to_str()?)?;
-            Some((path, stream, started))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// Lists recordings a killed node left (`content::recover_recording`: checked up to the
-/// cut, stored, listed, the file removed). A file refused for good (it does not check,
-/// or its channel is gone) moves to `refused/` beside it, kept for an operator and not
-/// checked again at every start; one that failed otherwise (the database or the storage
-/// down) stays to be tried at the next start.
-pub async fn recover(control: &ControlPlane, files: Vec<(PathBuf, String, i64)>) {
-    for (path, stream, started_ms) in files {
-        match control_plane::content::recover_recording(control, &stream, &path, started_ms).await {
-            Ok(id) => tracing::info!(
-                stream,
-                video = id,
-                "a recording left by an earlier run listed as a video"
-            ),
-            Err(e) if control_plane::content::refused_for_good(&e) => {
-                let kept = set_aside(&path).await;
-                tracing::warn!(
-                    stream,
-                    path = %kept.display(),
-                    "a recording left by an earlier run is refused, kept in refused/: {e}"
-                );
-            }
-            Err(e) => tracing::warn!(
-                stream,
-                path = %path.display(),
-                "a recording left by an earlier run stays on disk, to be tried again: {e}"
-            ),
-        }
-    }
-}
-
-/// Moves a refused recording to `refused/` in its directory; where it is now.
-async fn set_aside(path: &Path) -> PathBuf {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return path.to_owned();
-    };
-    let to = dir.join("refused").join(name);
-    let moved = async {
-        tokio::fs::create_dir_all(dir.join("refused")).await?;
-        tokio::fs::rename(path, &to).await
-    };
-    match moved.await {
-        Ok(()) => to,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot move a refused recording: {e}");
-            path.to_owned()
-        }
-    }
-}
-
-/// Starts the task; it runs as long as the process.
-pub fn in_process(node: sfu::Node, control: ControlPlane, dir: PathBuf, grace: Duration) {
-    let left = left_behind(&dir);
-    if !left.is_empty() {
-        let control = control.clone();
-        tokio::spawn(async move { recover(&control, left).await });
-    }
+/// Starts recording the channels that say so, into `dir`, and handing the files to
+/// `library`; it runs as long as the process.
+pub fn start(node: sfu::Node, library: Library, dir: PathBuf, grace: Duration) {
+    // Before anything records: what `dir` holds now was left by an earlier run.
+    let sink = deliver::start(library.clone(), &dir);
     tokio::spawn(async move {
-        let sink = finished_sink(&control);
         let mut lifecycle = Lifecycle::new(grace);
         let mut running: HashMap<String, Recording> = HashMap::new();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // The primary ingest only: a standby's publisher sends the same live, which
+            // the primary's recording has.
             let live: Vec<String> = node
-                .carried()
+                .publishing()
                 .into_iter()
                 .filter(|(_, ingest)| *ingest == Ingest::Primary)
                 .map(|(stream, _)| stream)
-                .filter(|s| node.watch(s).is_some_and(|w| w.borrow().active))
                 .collect();
             for step in lifecycle.observe(Instant::now(), &live) {
                 match step {
                     Step::Check(stream) => {
-                        let layers = match control.recording_of(&stream).await {
+                        let layers = match library.recording_of(&stream).await {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::warn!(stream, error = %e, "recording setting unread");
@@ -294,29 +178,6 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn recording_files_name_their_stream_and_start() {
-        assert_eq!(
-            parse_name("my-show-1765000000123.webm"),
-            Some(("my-show".into(), 1_765_000_000_123))
-        );
-        assert_eq!(
-            parse_name("my-show-1765000000123-layer2.webm"),
-            Some(("my-show".into(), 1_765_000_000_123))
-        );
-        // A stream whose own name ends like a layer's.
-        assert_eq!(parse_name("a-layer-5.webm"), Some(("a-layer".into(), 5)));
-        for other in [
-            "fetched.webm",
-            "show-12.mp4",
-            "-12.webm",
-            "show-.webm",
-            "show-1x.webm",
-        ] {
-            assert_eq!(parse_name(other), None, "{other}");
-        }
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Recordings made on media-only nodes (`cascade node`). A node asks, when a publisher
+//! goes live there, whether the stream's channel records (`GET /cluster/recording`, the
+//! same read `serve` makes in process: [`ControlPlane::recording_of`]); it records
+//! locally, and hands each finished file (or one a crash cut, found when it starts) to
+//! `POST /cluster/recordings`: the WebM file is the body, streamed to this process's
+//! staging directory up to `max_recording_bytes`, then given to the same content-library
+//! path `serve` uses (`content::store_recording`, or `recover_recording` for a cut one):
+//! checked, stored, listed as a video of the channel with its visibility rules,
+//! `recording.ready` sent.
+//!
+//! The answer tells the node what to do with its copy: 201, listed (delete it); 413 or
+//! 422, refused for good (a file too large, not a recording, or of a channel that is gone:
+//! set it aside); anything else, try again later. The staged file never outlives its
+//! request: nothing half-made is listed or left.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::NodeAuth;
+use crate::content::{recover_recording, refused_for_good, store_recording};
+use crate::error::{ApiResult, Problem};
+use crate::extract::Query;
+use crate::recording::RecordLayers;
+use crate::{ControlPlane, Error};
+
+/// The recorded stream (a channel's slug).
+pub const STREAM: HeaderName = HeaderName::from_static("cascade-stream");
+/// When the recording began, milliseconds since the epoch.
+pub const STARTED_MS: HeaderName = HeaderName::from_static("cascade-started-ms");
+/// `true` for a file a node's crash cut (checked up to where it ends).
+pub const CUT: HeaderName = HeaderName::from_static("cascade-cut");
+/// The body's one type.
+pub const WEBM: &str = "video/webm";
+
+/// `GET /cluster/recording?stream=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// The stream that went live.
+    pub stream: String,
+}
+
+/// Whether a stream records, and which layers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecordingOf {
+    /// Which layers to record; `null`: the channel does not record (or there is none).
+    pub layers: Option<RecordLayers>,
+}
+
+/// A recording listed as a video.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Listed {
+    /// The video's id.
+    pub video: String,
+}
+
+/// Whether the channel of a stream that went live on the calling node records it.
+#[utoipa::path(get, path = "/api/v1/cluster/recording", tag = "cluster", security(("cluster_token" = [])), params(StreamQuery),
+    responses((status = 200, body = RecordingOf), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn setting(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<axum::Json<RecordingOf>> {
+    let stream = super::registry::checked("stream", &q.stream, 100)?;
+    Ok(axum::Json(RecordingOf {
+        layers: cp.recording_of(&stream).await?,
+    }))
+}
+
+/// A node's finished recording (the WebM file as the body; `Cascade-Stream`,
+/// `Cascade-Started-Ms` and `Cascade-Cut` say what it is), listed as a video of the
+/// stream's channel.
+#[utoipa::path(post, path = "/api/v1/cluster/recordings", tag = "cluster", security(("cluster_token" = [])),
+    params(("Cascade-Stream" = String, Header, description = "The recorded stream (its channel's slug)"),
+        ("Cascade-Started-Ms" = i64, Header, description = "When the recording began, ms since the epoch"),
+        ("Cascade-Cut" = Option<bool>, Header, description = "A file a node's crash cut")),
+    request_body(content = Vec<u8>, content_type = "video/webm"),
+    responses((status = 201, body = Listed),
+        (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than the control plane takes: refused for good"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a recording, or its channel is gone: refused for good"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn upload(
+    State(cp): State<ControlPlane>,
+    _: NodeAuth,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, axum::Json<Listed>)> {
+    let ct = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    if ct != Some(WEBM.as_bytes()) {
+        return Err(Error::UnsupportedMediaTypeOf(
+            "Content-Type must be video/webm",
+        ));
+    }
+    let text = |name: &HeaderName| {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| Error::Invalid(format!("{name} is not text")))
+            })
+            .transpose()
+    };
+    let stream = text(&STREAM)?.ok_or(Error::Invalid(format!("{STREAM} is required")))?;
+    let stream = super::registry::checked("stream", stream, 100)?;
+    let started_ms: i64 = text(&STARTED_MS)?
+        .and_then(|v| v.parse().ok())
+        .filter(|ms| *ms >= 0)
+        .ok_or(Error::Invalid(format!(
+            "{STARTED_MS} must be milliseconds since the epoch"
+        )))?;
+    let cut = match text(&CUT)? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(Error::Invalid(format!("{CUT} is true or false"))),
+    };
+    let content = cp.content();
+    let max = content.settings().max_recording_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Error::TooLargeUpload(max));
+    }
+    content.storage()?;
+    let staged = Staged(content.staged_recording());
+    receive(body, &staged.0, max).await?;
+    let stored = if cut {
+        recover_recording(&cp, &stream, &staged.0, started_ms).await
+    } else {
+        store_recording(&cp, &stream, &staged.0, started_ms).await
+    };
+    match stored {
+        Ok(video) => {
+            tracing::info!(stream, video, "a node's recording listed as a video");
+            Ok((StatusCode::CREATED, axum::Json(Listed { video })))
+        }
+        // A channel that is gone is a 404 elsewhere; here every refusal for good is a
+        // 422, so the node tells it from an endpoint it cannot reach.
+        Err(e) if refused_for_good(&e) && !matches!(e, Error::BadMedia(_)) => {
+            Err(Error::Invalid(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the body to `to`, at most `max` bytes (413 past them).
+async fn receive(body: Body, to: &std::path::Path, max: u64) -> ApiResult<()> {
+    let io = |e: std::io::Error| Error::Internal(format!("staging a recording: {e}"));
+    let mut f = tokio::fs::File::create(to).await.map_err(io)?;
+    let mut at: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+        at = at.saturating_add(chunk.len() as u64);
+        if at > max {
+            return Err(Error::TooLargeUpload(max));
+        }
+        f.write_all(&chunk).await.map_err(io)?;
+    }
+    f.flush().await.map_err(io)?;
+    if at == 0 {
+        return Err(Error::Invalid("an empty file is not a recording".into()));
+    }
+    Ok(())
+}
+
+/// A staged recording, removed when its request ends (the library moved it already when
+/// it was listed; a refused or interrupted one goes).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing {}: {e}", self.0.display());
+            }
+        }
+    }
+}

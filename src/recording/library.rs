@@ -1,0 +1,206 @@
+//! Where a node's recordings meet the content library: the control plane in this process
+//! (`serve`), or a control plane reached over the cluster API with the cluster token (a
+//! media-only `cascade node`: `GET /api/v1/cluster/recording`, `POST
+//! /api/v1/cluster/recordings`, `control_plane::cluster::recordings`). Both ask the same
+//! question (`ControlPlane::recording_of`) and end in the same library path
+//! (`content::store_recording`, `recover_recording`); this file only carries them.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use control_plane::cluster::recordings::{Listed, RecordingOf, CUT, STARTED_MS, STREAM, WEBM};
+use control_plane::recording::RecordLayers;
+use control_plane::ControlPlane;
+
+/// A control plane that does not answer the setting's question this fast is taken as
+/// "not now": the stream does not record this time (the node never waits on it long).
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// An upload may take this long, plus a second per MiB (a slow link to the control plane
+/// is not a stuck one).
+const UPLOAD_BASE: Duration = Duration::from_secs(60);
+
+/// Where recordings go.
+#[derive(Clone)]
+pub enum Library {
+    /// The control plane in this process.
+    InProcess(ControlPlane),
+    /// A control plane's cluster API.
+    Remote(Remote),
+}
+
+/// A recording found in the recordings directory, to hand to the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub path: std::path::PathBuf,
+    /// The stream (a channel's slug).
+    pub stream: String,
+    /// When it began, ms since the epoch.
+    pub started_ms: i64,
+    /// A crash cut it (found when the node started): checked up to where it ends.
+    pub cut: bool,
+}
+
+/// What became of a recording handed to the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Listed as this video; the local file is gone.
+    Listed(String),
+    /// Refused for good (not a recording, its channel gone, too large): why.
+    Refused(String),
+    /// Not now (the database, the storage, the control plane unreachable): why.
+    Failed(String),
+}
+
+impl Library {
+    /// Whether the channel of `stream`, which just went live here, records it.
+    pub async fn recording_of(&self, stream: &str) -> Result<Option<RecordLayers>, String> {
+        match self {
+            Library::InProcess(cp) => cp.recording_of(stream).await.map_err(|e| e.to_string()),
+            Library::Remote(r) => r.recording_of(stream).await,
+        }
+    }
+
+    /// Hands `f` to the library; on [`Stored::Listed`] the local file has been removed.
+    pub async fn store(&self, f: &Finished) -> Stored {
+        match self {
+            Library::InProcess(cp) => {
+                use control_plane::content::{
+                    recover_recording, refused_for_good, store_recording,
+                };
+                let stored = if f.cut {
+                    recover_recording(cp, &f.stream, &f.path, f.started_ms).await
+                } else {
+                    store_recording(cp, &f.stream, &f.path, f.started_ms).await
+                };
+                match stored {
+                    Ok(id) => Stored::Listed(id),
+                    Err(e) if refused_for_good(&e) => Stored::Refused(e.to_string()),
+                    Err(e) => Stored::Failed(e.to_string()),
+                }
+            }
+            Library::Remote(r) => r.store(f).await,
+        }
+    }
+}
+
+/// The cluster API of one or several control-plane replicas (a failed call moves the
+/// next one to the next replica).
+#[derive(Clone)]
+pub struct Remote {
+    http: reqwest::Client,
+    urls: Arc<[String]>,
+    token: String,
+    at: Arc<AtomicUsize>,
+}
+
+impl Remote {
+    /// `urls`: `--control-plane`'s comma-separated list; `token`: the cluster token.
+    pub fn new(urls: &str, token: String) -> Remote {
+        Remote {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            urls: urls
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .collect(),
+            token,
+            at: Arc::default(),
+        }
+    }
+
+    fn base(&self) -> &str {
+        let i = self.at.load(Ordering::Relaxed) % self.urls.len().max(1);
+        self.urls.get(i).map_or("", String::as_str)
+    }
+
+    fn next(&self) {
+        self.at.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn recording_of(&self, stream: &str) -> Result<Option<RecordLayers>, String> {
+        let asked = self
+            .http
+            .get(format!("{}/api/v1/cluster/recording", self.base()))
+            .query(&[("stream", stream)])
+            .bearer_auth(&self.token)
+            .timeout(ASK_TIMEOUT)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        let answer = match asked {
+            Ok(r) => r.json::<RecordingOf>().await,
+            Err(e) => Err(e),
+        };
+        answer.map(|a| a.layers).map_err(|e| {
+            self.next();
+            e.to_string()
+        })
+    }
+
+    async fn store(&self, f: &Finished) -> Stored {
+        let file = match tokio::fs::File::open(&f.path).await {
+            Ok(file) => file,
+            Err(e) => return Stored::Failed(format!("{}: {e}", f.path.display())),
+        };
+        let size = file.metadata().await.map_or(0, |m| m.len());
+        let sent = self
+            .http
+            .post(format!("{}/api/v1/cluster/recordings", self.base()))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, WEBM)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .header(STREAM.as_str(), &f.stream)
+            .header(STARTED_MS.as_str(), f.started_ms)
+            .header(CUT.as_str(), if f.cut { "true" } else { "false" })
+            .timeout(UPLOAD_BASE + Duration::from_secs(size >> 20))
+            .body(reqwest::Body::from(file))
+            .send()
+            .await;
+        let r = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                self.next();
+                return Stored::Failed(e.to_string());
+            }
+        };
+        let status = r.status().as_u16();
+        match status {
+            201 => {
+                let video = r
+                    .json::<Listed>()
+                    .await
+                    .map_or_else(|_| String::new(), |l| l.video);
+                remove(&f.path).await;
+                Stored::Listed(video)
+            }
+            413 | 422 => Stored::Refused(detail(r).await),
+            _ => {
+                if status >= 500 {
+                    self.next();
+                }
+                Stored::Failed(format!("{status}: {}", detail(r).await))
+            }
+        }
+    }
+}
+
+/// A problem document's `detail`, or the body as it is.
+async fn detail(r: reqwest::Response) -> String {
+    let body = r.text().await.unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or(body)
+}
+
+async fn remove(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), "removing a recording handed in: {e}");
+        }
+    }
+}
