@@ -426,6 +426,11 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                         token.clone(),
                     )));
                     ads::remote(url, token, node.clone());
+                } else {
+                    tracing::warn!(
+                        "no --cluster-token: this node neither records nor runs ad breaks \
+                         (both go through the cluster's API)"
+                    );
                 }
             }
             (AuthMode::Tokens, None) => follow::in_process(control.clone(), state.clone()),

@@ -356,11 +356,12 @@ async fn drive(opts: Options, plan: Vec<String>) -> Result<Report, String> {
             ),
         };
         groups[i % targets.len()].push(state.clone());
-        let imp = opts
-            .impair
-            .clone()
-            .filter(|_| impaired)
-            .map(|imp| (imp, origin.clone()));
+        let imp = opts.impair.clone().filter(|_| impaired).map(|mut imp| {
+            // Each viewer's path draws its own losses (the same seed for all would
+            // drop the same packets for every viewer at once).
+            imp.seed = imp.seed.wrapping_add(i as u64);
+            (imp, origin.clone())
+        });
         tasks.push(tokio::spawn(viewer::run(
             http.clone(),
             ip,

@@ -137,14 +137,19 @@ impl Sessions {
             || map.recent.len() >= RECENT_MAX
         {
             if let Some((at, old)) = map.recent.pop_front() {
-                // Revoked again since, the tag stays for its latest revocation.
-                if map.latest.get(&old) == Some(&at) {
+                // Revoked again since, the tag stays for its latest revocation (one at
+                // the same instant is still in `recent`, so it stays then too).
+                if map.latest.get(&old) == Some(&at)
+                    && !map.recent.iter().any(|(t, tag)| *t == at && *tag == old)
+                {
                     map.latest.remove(&old);
                 }
             }
         }
         map.recent.push_back((now, tag.to_owned()));
-        map.latest.insert(tag.to_owned(), now);
+        // Two revocations of a tag may take the lock out of their order.
+        let latest = map.latest.entry(tag.to_owned()).or_insert(now);
+        *latest = (*latest).max(now);
         let ids: Vec<SessionId> = map
             .entries
             .iter()

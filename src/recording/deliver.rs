@@ -24,8 +24,9 @@ use tokio::time::Instant;
 use super::library::{Finished, Library, Stored};
 
 /// Finished files waiting for their turn; a recorder that finds it full leaves its file
-/// on disk, handed in at the next start.
-const QUEUE: usize = 64;
+/// on disk, handed in at the next start (a few hundred bytes each: far more than a node
+/// finishes while one long upload runs).
+const QUEUE: usize = 4_096;
 /// Files waiting to be tried again, at most (more stay on disk for the next start).
 const MAX_RETRYING: usize = 1_000;
 /// The first wait after a failure, and the longest.
@@ -162,6 +163,11 @@ async fn hand_in(library: &Library, f: Finished, failures: u32, retrying: &mut V
         Stored::Listed(video) => {
             tracing::info!(stream = f.stream, video, "{what} listed as a video")
         }
+        Stored::Gone => tracing::warn!(
+            stream = f.stream,
+            path = %f.path.display(),
+            "{what} is no longer on disk; nothing to hand in"
+        ),
         Stored::Refused(why) => {
             let kept = set_aside(&f.path).await;
             tracing::warn!(

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use control_plane::cluster::recordings::{Listed, RecordingOf, CUT, STARTED_MS, STREAM, WEBM};
+use control_plane::cluster::recordings::{Listed, RecordingOf, CUT, KEY, STARTED_MS, STREAM, WEBM};
 use control_plane::recording::RecordLayers;
 use control_plane::ControlPlane;
 
@@ -51,6 +51,8 @@ pub enum Stored {
     Refused(String),
     /// Not now (the database, the storage, the control plane unreachable): why.
     Failed(String),
+    /// The file is no longer on disk (taken away): nothing to hand in.
+    Gone,
 }
 
 impl Library {
@@ -64,6 +66,12 @@ impl Library {
 
     /// Hands `f` to the library; on [`Stored::Listed`] the local file has been removed.
     pub async fn store(&self, f: &Finished) -> Stored {
+        if tokio::fs::metadata(&f.path)
+            .await
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Stored::Gone;
+        }
         match self {
             Library::InProcess(cp) => {
                 use control_plane::content::{
@@ -144,6 +152,8 @@ impl Remote {
     async fn store(&self, f: &Finished) -> Stored {
         let file = match tokio::fs::File::open(&f.path).await {
             Ok(file) => file,
+            // Taken away (by an operator): nothing left to hand in.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stored::Gone,
             Err(e) => return Stored::Failed(format!("{}: {e}", f.path.display())),
         };
         let size = file.metadata().await.map_or(0, |m| m.len());
@@ -156,6 +166,14 @@ impl Remote {
             .header(STREAM.as_str(), &f.stream)
             .header(STARTED_MS.as_str(), f.started_ms)
             .header(CUT.as_str(), if f.cut { "true" } else { "false" })
+            // Sent again after an answer that never came, it is not listed twice.
+            .header(
+                KEY.as_str(),
+                f.path.file_name().map_or_else(
+                    || f.started_ms.to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+            )
             .timeout(UPLOAD_BASE + Duration::from_secs(size >> 20))
             .body(reqwest::Body::from(file))
             .send()
@@ -177,7 +195,9 @@ impl Remote {
                 remove(&f.path).await;
                 Stored::Listed(video)
             }
-            413 | 422 => Stored::Refused(detail(r).await),
+            // Refused for good only by the control plane itself (a problem document): a
+            // proxy in front of it that limits bodies answers 413 too, and the file waits.
+            413 | 422 if is_problem(&r) => Stored::Refused(detail(r).await),
             _ => {
                 if status >= 500 {
                     self.next();
@@ -186,6 +206,13 @@ impl Remote {
             }
         }
     }
+}
+
+/// Whether the answer is a problem document (the control plane's own errors).
+fn is_problem(r: &reqwest::Response) -> bool {
+    r.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
 }
 
 /// A problem document's `detail`, or the body as it is.

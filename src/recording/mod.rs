@@ -27,11 +27,15 @@ pub use library::{Library, Remote};
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_millis(500);
 
+/// How often the setting of a stream that went live is asked before it is taken as off
+/// (a control-plane replica restarting: the next ask goes to another).
+const MAX_TRIES: u8 = 5;
+
 /// What [`Lifecycle::observe`] asks of its driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// The stream went live: ask whether its channel records, then call
-    /// [`Lifecycle::checked`].
+    /// [`Lifecycle::checked`] (or [`Lifecycle::unanswered`]).
     Check(String),
     /// The stream's recording ends.
     Stop(String),
@@ -39,9 +43,18 @@ pub enum Step {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Checking,
+    /// Asked; `tries` earlier asks went unanswered.
+    Checking {
+        tries: u8,
+    },
+    /// The last ask went unanswered: asked again at the next observation, while live.
+    Retry {
+        tries: u8,
+    },
     Off,
-    Recording { absent_since: Option<Instant> },
+    Recording {
+        absent_since: Option<Instant>,
+    },
 }
 
 /// Which streams record, from go-live to the end of the grace after their publisher left.
@@ -66,7 +79,13 @@ impl Lifecycle {
         for s in live {
             match self.streams.get_mut(s) {
                 None => {
-                    self.streams.insert(s.clone(), State::Checking);
+                    self.streams.insert(s.clone(), State::Checking { tries: 0 });
+                    steps.push(Step::Check(s.clone()));
+                }
+                Some(state @ State::Retry { .. }) => {
+                    if let State::Retry { tries } = *state {
+                        *state = State::Checking { tries };
+                    }
                     steps.push(Step::Check(s.clone()));
                 }
                 Some(State::Recording { absent_since }) => *absent_since = None,
@@ -79,9 +98,9 @@ impl Lifecycle {
                 return true;
             }
             match state {
-                State::Checking => true,
+                State::Checking { .. } => true,
                 // Asked again at the next go-live.
-                State::Off => false,
+                State::Off | State::Retry { .. } => false,
                 State::Recording { absent_since } => match absent_since {
                     None => {
                         *absent_since = Some(now);
@@ -106,6 +125,21 @@ impl Lifecycle {
             } else {
                 State::Off
             };
+        }
+    }
+
+    /// A [`Step::Check`] went unanswered: asked again at the next observation while the
+    /// stream is live, [`MAX_TRIES`] times in all; then off until its next go-live.
+    pub fn unanswered(&mut self, stream: &str) {
+        if let Some(state) = self.streams.get_mut(stream) {
+            if let State::Checking { tries } = *state {
+                let tries = tries.saturating_add(1);
+                *state = if tries < MAX_TRIES {
+                    State::Retry { tries }
+                } else {
+                    State::Off
+                };
+            }
         }
     }
 }
@@ -136,8 +170,9 @@ pub fn start(node: sfu::Node, library: Library, dir: PathBuf, grace: Duration) {
                         let layers = match library.recording_of(&stream).await {
                             Ok(l) => l,
                             Err(e) => {
-                                tracing::warn!(stream, error = %e, "recording setting unread");
-                                None
+                                tracing::warn!(stream, error = %e, "recording setting unread; asked again");
+                                lifecycle.unanswered(&stream);
+                                continue;
                             }
                         };
                         let started = layers.and_then(|layers| {
@@ -220,6 +255,43 @@ mod tests {
         assert_eq!(
             l.observe(t0 + Duration::from_secs(3), &names(&["b"])),
             vec![Step::Check("b".into())]
+        );
+    }
+
+    #[test]
+    fn a_setting_that_went_unanswered_is_asked_again_a_few_times() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut l = Lifecycle::new(Duration::from_secs(10));
+        let check = vec![Step::Check("c".into())];
+        assert_eq!(l.observe(at(0), &names(&["c"])), check);
+        // A replica restarting: asked again at the next look, and answered then.
+        l.unanswered("c");
+        assert_eq!(l.observe(at(500), &names(&["c"])), check);
+        l.checked("c", true);
+        assert!(l.observe(at(1000), &names(&["c"])).is_empty());
+        // Never answered: asked five times in all, then off until the next go-live.
+        assert_eq!(
+            l.observe(at(0), &names(&["d"])),
+            vec![Step::Check("d".into())]
+        );
+        for i in 1..MAX_TRIES {
+            l.unanswered("d");
+            let again = l.observe(at(u64::from(i) * 500), &names(&["d"]));
+            assert_eq!(again, vec![Step::Check("d".into())], "ask {i}");
+        }
+        l.unanswered("d");
+        assert!(l.observe(at(5_000), &names(&["d"])).is_empty());
+        // Gone while it waited to ask again: forgotten, asked at its next go-live.
+        assert_eq!(
+            l.observe(at(0), &names(&["e"])),
+            vec![Step::Check("e".into())]
+        );
+        l.unanswered("e");
+        assert!(l.observe(at(500), &[]).is_empty());
+        assert_eq!(
+            l.observe(at(1000), &names(&["e"])),
+            vec![Step::Check("e".into())]
         );
     }
 }

@@ -106,9 +106,13 @@ fn a_recording_made_on_an_origin_node_is_listed_by_the_control_plane_and_decodes
         "{} audio",
         d.audio
     );
-    // The node's copy is gone once the control plane took it.
+    // The node's copy is gone once the control plane took it (the node removes it when
+    // the answer comes, a moment after the video is listed).
     let dir = data.join("recordings");
-    assert_eq!(recordings(&dir), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        recordings_within(&dir, 10),
+        Vec::<std::path::PathBuf>::new()
+    );
 
     // Live again, and the origin is killed 4 s in: its file stays on its disk.
     let location = whip_location(&control, &origin, "node-rec", &key);
@@ -153,11 +157,10 @@ fn a_recording_made_on_an_origin_node_is_listed_by_the_control_plane_and_decodes
     assert!(d.ok, "GStreamer decodes what is served: {}", d.said);
     assert_eq!(d.video_pts.len(), cut.video_pts.len());
     // Handed in and set aside within a few seconds of the start.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !recordings(&dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(recordings(&dir), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        recordings_within(&dir, 10),
+        Vec::<std::path::PathBuf>::new()
+    );
     assert_eq!(
         std::fs::read(dir.join("refused").join(&junk)).unwrap(),
         b"not a webm at all"
@@ -257,4 +260,13 @@ fn the_recordings_endpoint_refuses_bad_input_and_lists_nothing_half_made() {
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.file_name())).collect())
         .unwrap_or_default();
     assert!(staged.is_empty(), "{staged:?}");
+}
+
+/// The recordings left in `dir` once it is empty, or after `secs` seconds.
+fn recordings_within(dir: &std::path::Path, secs: u64) -> Vec<std::path::PathBuf> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !recordings(dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    recordings(dir)
 }

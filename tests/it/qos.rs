@@ -23,6 +23,12 @@ const WINDOW_S: &str = "28";
 /// full 200 ms queue. The bound leaves room for a CI machine running other tests beside
 /// this one, and still catches a node that does not follow the path.
 const STEP_DOWN_MS: f64 = 1_500.0;
+/// How soon after the recovery the viewer must be back on the top layer: two steps up,
+/// each held 2 s, after str0m's estimator found the path again (a stall reset every 3 s
+/// when it does not). Debug builds on this 2-core machine with builds beside them took
+/// 5.0 to 6.0 s at the median and 9.0 s at most over five runs (docs/PERFORMANCE.md);
+/// the bound leaves room for a CI machine running other tests beside this one.
+const STEP_UP_MS: f64 = 12_000.0;
 
 const LOW: u64 = 0;
 const TOP: u64 = 2;
@@ -132,9 +138,9 @@ fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
             )),
         }
         match first_on(layers, RISE_MS, |l| l == TOP) {
-            Some(t) if t - RISE_MS <= 10_000.0 => {}
+            Some(t) if t - RISE_MS <= STEP_UP_MS => {}
             Some(t) => failures.push(format!(
-                "viewer {n}: back on the top layer {:.0} ms after the recovery (at most 10000)",
+                "viewer {n}: back on the top layer {:.0} ms after the recovery (at most {STEP_UP_MS})",
                 t - RISE_MS
             )),
             None => failures.push(format!(
@@ -154,6 +160,11 @@ fn viewers_follow_their_path_down_to_the_low_layer_and_back_without_freezing() {
         }
     }
     let what: Vec<String> = viewers.iter().map(describe).collect();
+    // The figures, for docs/PERFORMANCE.md (`-- --nocapture`).
+    eprintln!(
+        "qos: step_down {}, step_up {}",
+        r["qos"]["step_down"], r["qos"]["step_up"]
+    );
     assert!(
         failures.is_empty(),
         "the viewers did not follow their path:\n  {}\nwhat they received (ms into the window; drop at {DROP_MS} ms, recovery at {RISE_MS} ms):\n  {}\nsummary: step_down {}, step_up {}, phases {}",

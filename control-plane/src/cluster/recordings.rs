@@ -36,6 +36,11 @@ pub const STREAM: HeaderName = HeaderName::from_static("cascade-stream");
 pub const STARTED_MS: HeaderName = HeaderName::from_static("cascade-started-ms");
 /// `true` for a file a node's crash cut (checked up to where it ends).
 pub const CUT: HeaderName = HeaderName::from_static("cascade-cut");
+/// The node's key for the file (its name there): the same key sent again is answered
+/// with the video listed the first time (the node did not see the answer), not a second.
+pub const KEY: HeaderName = HeaderName::from_static("cascade-recording-key");
+/// How long a key is remembered.
+const KEY_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 /// The body's one type.
 pub const WEBM: &str = "video/webm";
 
@@ -80,7 +85,8 @@ pub(crate) async fn setting(
 #[utoipa::path(post, path = "/api/v1/cluster/recordings", tag = "cluster", security(("cluster_token" = [])),
     params(("Cascade-Stream" = String, Header, description = "The recorded stream (its channel's slug)"),
         ("Cascade-Started-Ms" = i64, Header, description = "When the recording began, ms since the epoch"),
-        ("Cascade-Cut" = Option<bool>, Header, description = "A file a node's crash cut")),
+        ("Cascade-Cut" = Option<bool>, Header, description = "A file a node's crash cut"),
+        ("Cascade-Recording-Key" = Option<String>, Header, description = "The node's key for the file: sent again, it is answered with the video listed the first time")),
     request_body(content = Vec<u8>, content_type = "video/webm"),
     responses((status = 201, body = Listed),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than the control plane takes: refused for good"),
@@ -128,9 +134,24 @@ pub(crate) async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(Error::TooLargeUpload(max));
     }
+    let key = text(&KEY)?
+        .map(|k| super::registry::checked("recording key", k, 200))
+        .transpose()?;
     content.storage()?;
     let staged = Staged(content.staged_recording());
+    // Read whole before any answer: a node cut off mid-body sees a reset, not the answer.
     receive(body, &staged.0, max).await?;
+    if let Some(video) = match &key {
+        Some(k) => listed_as(&cp, k).await?,
+        None => None,
+    } {
+        tracing::info!(
+            stream,
+            video,
+            "a node's recording sent again; listed already"
+        );
+        return Ok((StatusCode::CREATED, axum::Json(Listed { video })));
+    }
     let stored = if cut {
         recover_recording(&cp, &stream, &staged.0, started_ms).await
     } else {
@@ -138,6 +159,9 @@ pub(crate) async fn upload(
     };
     match stored {
         Ok(video) => {
+            if let Some(k) = &key {
+                remember(&cp, k, &video).await;
+            }
             tracing::info!(stream, video, "a node's recording listed as a video");
             Ok((StatusCode::CREATED, axum::Json(Listed { video })))
         }
@@ -147,6 +171,38 @@ pub(crate) async fn upload(
             Err(Error::Invalid(e.to_string()))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The video a recording sent with `key` was listed as.
+async fn listed_as(cp: &ControlPlane, key: &str) -> ApiResult<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT video_id FROM recording_receipts WHERE key = $1")
+            .bind(key)
+            .fetch_optional(cp.pool())
+            .await?;
+    Ok(row.map(|(v,)| v))
+}
+
+/// Remembers that the recording sent with `key` is `video`, and forgets old keys. A
+/// failure costs only a second listing if the node sends the file again: logged.
+async fn remember(cp: &ControlPlane, key: &str, video: &str) {
+    let now = crate::db::now_ms();
+    let kept = sqlx::query(
+        "INSERT INTO recording_receipts (key, video_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(video)
+    .bind(now)
+    .execute(cp.pool())
+    .await;
+    let swept = sqlx::query("DELETE FROM recording_receipts WHERE created_at < $1")
+        .bind(now - KEY_KEEP_MS)
+        .execute(cp.pool())
+        .await;
+    if let Err(e) = kept.and(swept) {
+        tracing::warn!(key, video, "remembering a node's recording: {e}");
     }
 }
 

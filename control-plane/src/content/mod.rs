@@ -87,6 +87,7 @@ impl Content {
         if let Some(s) = &storage {
             tracing::info!("videos are stored in the {s:?}");
         }
+        sweep_staged_recordings(&staging);
         Ok(Content {
             settings: settings.clone(),
             storage,
@@ -107,7 +108,8 @@ impl Content {
         &self.settings
     }
 
-    /// A new file for a recording a node hands in (`cluster::recordings`).
+    /// A new file for a recording a node hands in (`cluster::recordings`); a request's
+    /// end removes it, and [`Content::open`] what a killed process left.
     pub(crate) fn staged_recording(&self) -> PathBuf {
         self.staging
             .join(format!("recording-{}.webm", crate::tokens::random_id()))
@@ -138,5 +140,33 @@ pub async fn sweep(cp: &ControlPlane, now: i64) {
     }
     if let Err(e) = tus::sweep_expired(cp, now).await {
         tracing::warn!("sweeping stale uploads: {e}");
+    }
+}
+
+/// Removes the staged recordings a killed process left (a request removes its own when it
+/// ends): those not written to for an hour, so that another process's upload in flight in
+/// a shared staging directory is left alone.
+fn sweep_staged_recordings(staging: &Path) {
+    let Ok(dir) = std::fs::read_dir(staging) else {
+        return;
+    };
+    let stale = |e: &std::fs::DirEntry| {
+        e.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("recording-") && name.ends_with(".webm") && stale(&e) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %name, "removed a staged recording left by a killed process")
+                }
+                Err(err) => tracing::warn!(file = %name, "removing a staged recording: {err}"),
+            }
+        }
     }
 }

@@ -580,7 +580,11 @@ impl Allocator {
             (Some(held), Some(f)) => f as f64 >= held as f64 * PROGRESS,
             _ => false,
         };
-        self.held_floor = self.held_floor.or(floor);
+        // The lowest floor of the hold: a rise counts from a dip, not from where it began.
+        self.held_floor = match (self.held_floor, floor) {
+            (Some(h), Some(f)) => Some(h.min(f)),
+            (h, f) => h.or(f),
+        };
         let since = match self.held_since {
             // A probe that succeeded: the estimator is finding more. Resetting it now would
             // throw that away (a new estimator's first figures undershoot).

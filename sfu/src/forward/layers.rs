@@ -314,8 +314,12 @@ impl LayerRanker {
                 })
                 .collect(),
         };
-        // Stable sort: before any rate is measured, the publisher's own order stands.
-        active.sort_by_key(|e| (rank_class(e.rid.as_deref()), e.bitrate_bps));
+        // Stable sort: before any rate is measured, the publisher's own order stands. An
+        // upstream node's list is in its rank already (its rungs below its source, which a
+        // relay child cannot tell by their names here): kept as it is.
+        if self.known.is_none() {
+            active.sort_by_key(|e| (rank_class(e.rid.as_deref()), e.bitrate_bps));
+        }
         let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let settled = self.last_rank.is_some() || self.known.is_some();
@@ -413,6 +417,23 @@ mod tests {
                 generation: 1,
                 encoding: source
             })
+        );
+    }
+
+    #[test]
+    fn a_relay_child_keeps_its_parents_rank_whatever_the_layers_carry() {
+        // The parent lists its source on top of a rung that carries more (a still test
+        // card under its ladder): the child's wire layers "0" and "1" keep that order.
+        let t0 = Instant::now();
+        let mut r = LayerRanker::new(1);
+        let rung = r.encoding_for(Some("0")).unwrap();
+        let source = r.encoding_for(Some("1")).unwrap();
+        assert!(r.set_known(t0, &[(rung, 900_000), (source, 150_000)]));
+        let order: Vec<u8> = r.table().active.iter().map(|e| e.encoding).collect();
+        assert_eq!(order, [rung, source]);
+        assert_eq!(
+            r.table().resolve(&LayerPref::Auto).unwrap().encoding,
+            source
         );
     }
 

@@ -215,13 +215,13 @@ mod tests {
         let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
         let table = m.layers.unwrap();
         assert!(!table.settled, "measured: not yet ranked");
-        // The parent has layers 0 and 2; only 0 flows here.
-        input.set_layers(t0, &[(2, 2_000_000), (0, 150_000)]);
+        // The parent has layers 0 and 2 (in its rank, lowest first); only 0 flows here.
+        input.set_layers(t0, &[(0, 150_000), (2, 2_000_000)]);
         let (m, _) = input.parse(&packet(0, 7, 2, false), t0).unwrap();
         let table = m.layers.unwrap();
         assert!(table.settled);
         let order: Vec<u8> = table.active.iter().map(|e| e.encoding).collect();
-        assert_eq!(order, [0, 2], "lowest first, the unpulled top listed");
+        assert_eq!(order, [0, 2], "the parent's rank, the unpulled top listed");
         // An hour later, layer 2 has still sent nothing here: it stays listed.
         let later = t0 + Duration::from_secs(3600);
         input.producer().poll_layers(later);
