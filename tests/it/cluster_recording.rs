@@ -106,6 +106,18 @@ fn a_recording_made_on_an_origin_node_is_listed_by_the_control_plane_and_decodes
         "{} audio",
         d.audio
     );
+    // A node that did not see the answer sends its file again with the same key: the
+    // video listed the first time is the answer, nothing is listed twice.
+    let file = std::fs::read(&fetched).unwrap();
+    let again = |body: Vec<u8>| {
+        let (s, r) = hand_in_keyed(&control, CLUSTER_TOKEN, "node-rec", body, false, Some("k1"));
+        assert_eq!(s, 201, "{r}");
+        r["video"].as_str().unwrap().to_owned()
+    };
+    let first = again(file.clone());
+    assert_eq!(again(file), first);
+    assert_eq!(listed(&control, "node-rec", 2).len(), 2);
+
     // The node's copy is gone once the control plane took it (the node removes it when
     // the answer comes, a moment after the video is listed).
     let dir = data.join("recordings");
@@ -136,8 +148,9 @@ fn a_recording_made_on_an_origin_node_is_listed_by_the_control_plane_and_decodes
     // The origin starts again on the same data: the cut file goes to the control plane,
     // which lists it with what was written; the junk is set aside, not deleted.
     let _origin = cluster_node_on(&certs, &control.base, "origin", "origin", &data, &flags);
-    let videos = listed(&control, "node-rec", 2);
-    assert_eq!(videos.len(), 2, "{videos:?}");
+    // (The first live's, the one handed in twice above, and this one.)
+    let videos = listed(&control, "node-rec", 3);
+    assert_eq!(videos.len(), 3, "{videos:?}");
     let ms: Vec<f64> = videos
         .iter()
         .map(|v| v["duration_ms"].as_f64().unwrap())
@@ -176,20 +189,34 @@ fn hand_in(
     body: Vec<u8>,
     chunked: bool,
 ) -> (u16, serde_json::Value) {
+    hand_in_keyed(control, token, stream, body, chunked, None)
+}
+
+/// [`hand_in`] with the node's key for the file.
+fn hand_in_keyed(
+    control: &Server,
+    token: &str,
+    stream: &str,
+    body: Vec<u8>,
+    chunked: bool,
+    key: Option<&str>,
+) -> (u16, serde_json::Value) {
     let body = if chunked {
         reqwest::blocking::Body::new(std::io::Cursor::new(body))
     } else {
         reqwest::blocking::Body::from(body)
     };
-    let r = control
+    let mut r = control
         .http()
         .post(control.url("/api/v1/cluster/recordings"))
         .bearer_auth(token)
         .header("content-type", "video/webm")
         .header("cascade-stream", stream)
-        .header("cascade-started-ms", "1900000000000")
-        .body(body)
-        .send();
+        .header("cascade-started-ms", "1900000000000");
+    if let Some(key) = key {
+        r = r.header("cascade-recording-key", key);
+    }
+    let r = r.body(body).send();
     let r = r.unwrap();
     let status = r.status().as_u16();
     (status, r.json().unwrap_or_default())
