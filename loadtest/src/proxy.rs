@@ -216,11 +216,25 @@ impl Lane {
     }
 }
 
-/// A running proxy in front of one server address.
+/// A running proxy in front of one server address; it stops when its last clone is
+/// dropped.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     /// Where clients send instead of the server.
     pub addr: SocketAddr,
+    _tasks: Arc<Tasks>,
+}
+
+/// The proxy's listener and scheduler (which owns the upstream readers), aborted on drop.
+#[derive(Debug)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 enum Msg {
@@ -243,7 +257,7 @@ impl Proxy {
         let addr = listen.local_addr()?;
         let (tx, mut rx) = mpsc::channel::<Msg>(4096);
         // Client → proxy: hand to the scheduler.
-        {
+        let listener = {
             let (listen, tx) = (listen.clone(), tx.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 2048];
@@ -252,11 +266,13 @@ impl Proxy {
                         break;
                     }
                 }
-            });
-        }
+            })
+        };
         // The scheduler: both lanes, their queues, and one upstream socket per client.
-        tokio::spawn(async move {
+        let scheduler = tokio::spawn(async move {
             let schedule = imp.rate.clone();
+            // The upstream sockets' readers, aborted with the scheduler.
+            let mut readers = tokio::task::JoinSet::new();
             let mut up = Lane::new(imp.clone(), 0x5eed_0001);
             let mut down = Lane::new(imp, 0x5eed_0002);
             let mut uplinks: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
@@ -286,7 +302,7 @@ impl Proxy {
                             let sock = Arc::new(sock);
                             let tx = tx.clone();
                             let reader = sock.clone();
-                            tokio::spawn(async move {
+                            readers.spawn(async move {
                                 let mut buf = vec![0u8; 2048];
                                 while let Ok((n, _)) = reader.recv_from(&mut buf).await {
                                     if tx.send(Msg::Down(client, buf[..n].to_vec())).await.is_err()
@@ -315,7 +331,10 @@ impl Proxy {
                 }
             }
         });
-        Ok(Proxy { addr })
+        Ok(Proxy {
+            addr,
+            _tasks: Arc::new(Tasks(vec![listener, scheduler])),
+        })
     }
 }
 

@@ -84,6 +84,9 @@ async fn watch(
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| ClientError::Rtc("no offer".into()))?;
+    // The viewer's proxies run as long as it watches; one that could not start fails it
+    // (counted as failed, not as impaired while it is not).
+    let proxies: std::sync::Mutex<(Vec<Proxy>, Option<std::io::Error>)> = Default::default();
     let location = c
         .post(
             &http,
@@ -100,18 +103,26 @@ async fn watch(
                 // link), not shared with the other impaired viewers.
                 let mut out = sdp.clone();
                 for server in candidate_addrs(&sdp) {
-                    let Ok(proxy) =
+                    let started =
                         Proxy::start((server.ip(), 0).into(), server, imp.clone(), origin.clone())
-                            .await
-                    else {
-                        continue;
-                    };
-                    out = replace_candidate(&out, server, proxy.addr);
+                            .await;
+                    let mut held = proxies.lock().unwrap_or_else(|p| p.into_inner());
+                    match started {
+                        Ok(proxy) => {
+                            out = replace_candidate(&out, server, proxy.addr);
+                            held.0.push(proxy);
+                        }
+                        Err(e) => held.1 = Some(e),
+                    }
                 }
                 out
             },
         )
         .await?;
+    let _proxies = match proxies.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        (_, Some(e)) => return Err(ClientError::Rtc(format!("impairment proxy: {e}"))),
+        (held, None) => held,
+    };
     if let Ok(mut s) = state.lock() {
         s.location = location;
     }
