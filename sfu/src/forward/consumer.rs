@@ -387,18 +387,31 @@ impl Consumer {
         if stale {
             // Renumbered layers (one came or went): the allocation keeps the encoding it
             // stood for, at its rank now (a transcoded rung added under a single-layer
-            // source moves the source up a rank, and its viewer stays on it).
+            // source moves the source up a rank, and its viewer stays on it); if that
+            // encoding is gone, the best one under it that is still there (not the one
+            // that took its place in the list, which is higher).
             if let (Some(old), Allocation::Layer(r)) =
                 (&self.video.resolved_against, self.allocation)
             {
-                let was = old
-                    .active
-                    .get(r)
-                    .filter(|_| old.generation == table.generation);
-                if let Some(now_at) =
-                    was.and_then(|e| table.active.iter().position(|n| n.encoding == e.encoding))
-                {
+                let kept = (old.generation == table.generation)
+                    .then(|| old.active.get(..=r.min(old.active.len().saturating_sub(1))))
+                    .flatten()
+                    .and_then(|under| {
+                        under.iter().rev().find_map(|e| {
+                            let now_at =
+                                table.active.iter().position(|n| n.encoding == e.encoding)?;
+                            Some((e.encoding, now_at))
+                        })
+                    });
+                if let Some((encoding, now_at)) = kept {
                     self.allocation = Allocation::Layer(now_at);
+                    // The allocator's target follows it (`allocate` maps it by encoding).
+                    if let Some((e, (rank, _))) = &mut self.step {
+                        if old.active.get(r).is_some_and(|o| o.encoding == *e) {
+                            *e = encoding;
+                            *rank = now_at;
+                        }
+                    }
                 }
             }
             let target = self.target_in(table);
@@ -632,6 +645,39 @@ mod tests {
         assert_eq!(a.target, Allocation::Layer(2), "still encoding 2");
         assert!(!a.changed, "nothing changed for the viewer");
         assert_eq!(c.target_in(&table(&[])).map(|k| k.encoding), Some(2));
+    }
+
+    #[test]
+    fn a_viewer_whose_layer_goes_away_moves_down_not_up() {
+        let t0 = Instant::now();
+        let mut c = Consumer::new(LayerPref::Auto, [0, 0], [0, 0]);
+        // The path carries the middle layer (500 kbit/s) and not the top.
+        let middle = PathReport {
+            estimate: Some(900_000),
+            sent_bps: 900_000,
+            ..PathReport::default()
+        };
+        let three = table(&[]);
+        let _ = c.forward(&key(&three, t0), t0);
+        let a = c.allocate(t0, middle, Pressure::Normal).unwrap();
+        assert_eq!(a.target, Allocation::Layer(1));
+        // The publisher stops sending the middle layer: the viewer goes to the one under
+        // it, not to the top one that took its place in the list.
+        let two = Arc::new(LayerTable {
+            generation: 1,
+            active: vec![layer(0, 150_000, &[]), layer(2, 1_200_000, &[])],
+            settled: true,
+        });
+        let _ = c.forward(&key(&two, t0), t0);
+        let a = c
+            .allocate(t0 + Duration::from_millis(100), middle, Pressure::Normal)
+            .unwrap();
+        assert_eq!(
+            a.target,
+            Allocation::Layer(0),
+            "encoding 0, under the one gone"
+        );
+        assert_eq!(c.target_in(&two).map(|k| k.encoding), Some(0));
     }
 
     #[test]
