@@ -413,8 +413,8 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             .with_chat(chat)
             .with_payment_script(payment_script(&settings))
             .with_ops(Some(Arc::new(ops::ControlOps(control.clone()))));
-        // Where recordings go: the control plane in this process, or through the
-        // cluster's API on a media-only node.
+        // Where recordings and live stills go: the control plane in this process, or
+        // through the cluster's API on a media-only node.
         let mut library = None;
         match (settings.auth, settings.control_plane.clone()) {
             (AuthMode::Tokens, Some(url)) => {
@@ -439,6 +439,11 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 library = Some(recording::Library::InProcess(control.clone()));
             }
         }
+        // Live VP8 streams' thumbnails from a keyframe, for studios that post none: to
+        // the same control plane as the recordings.
+        if let (Some(library), Some(every)) = (&library, settings.live_thumbnail_every) {
+            stills::live(node.clone(), library.clone(), every);
+        }
         // Channels that record their live streams, recorded here from go-live.
         if let Some(library) = library {
             recording::start(
@@ -454,10 +459,6 @@ fn serve(settings: config::Settings) -> Result<(), String> {
             webhooks::watch_streams(state.clone(), control.clone());
             // Ad breaks and sponsors' slots cued here go to this node's viewers.
             ads::in_process(control.clone(), node.clone());
-            // Live VP8 streams' thumbnails from a keyframe, for studios that post none.
-            if let Some(every) = settings.live_thumbnail_every {
-                stills::live(node.clone(), control.clone(), every);
-            }
         }
         let listener = tokio::net::TcpListener::bind(settings.http)
             .await

@@ -1,6 +1,10 @@
 //! Where the content library's stills meet libvpx: `control_plane::content::Stills` made
 //! by `sfu::process::still` (VP8 and VP9 keyframes; nothing for other codecs).
 
+use sfu::directory::Ingest;
+
+use crate::recording::Library;
+
 /// The still maker `serve` and `control` install.
 #[derive(Debug)]
 pub struct Libvpx;
@@ -15,16 +19,22 @@ impl control_plane::content::Stills for Libvpx {
 const KEYFRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Every `every`, a thumbnail of each live stream published here: a keyframe of its first
-/// encoding taken from the node, decoded and written as the channel's thumbnail unless
-/// the studio posted a newer one (`discovery::thumbs::put_server_still`). One stream at
-/// a time, on a blocking thread: a few milliseconds of decoding each.
-pub fn live(node: sfu::Node, control: control_plane::ControlPlane, every: std::time::Duration) {
+/// encoding taken from the node, decoded and handed to `library` (the control plane in
+/// this process, or over the cluster API on a media-only node), which writes it as the
+/// channel's thumbnail unless the studio posted a newer one
+/// (`discovery::thumbs::put_server_still`). The primary ingest's only: a standby
+/// publisher sends the same picture. One stream at a time, on a blocking thread: a few
+/// milliseconds of decoding each.
+pub fn live(node: sfu::Node, library: Library, every: std::time::Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for (stream, _) in node.publishing() {
+            for (stream, ingest) in node.publishing() {
+                if ingest != Ingest::Primary {
+                    continue;
+                }
                 let (n, s) = (node.clone(), stream.clone());
                 let jpeg = tokio::task::spawn_blocking(move || {
                     let frame = n.keyframe_of(&s, KEYFRAME_WAIT).ok()??;
@@ -34,11 +44,9 @@ pub fn live(node: sfu::Node, control: control_plane::ControlPlane, every: std::t
                 .ok()
                 .flatten();
                 let Some(jpeg) = jpeg else { continue };
-                if let Err(e) =
-                    control_plane::discovery::thumbs::put_server_still(&control, &stream, &jpeg)
-                        .await
-                {
-                    tracing::warn!(stream, "a live thumbnail not stored: {e}");
+                match library.still(&stream, jpeg).await {
+                    Ok(still) => tracing::debug!(stream, ?still, "a live thumbnail"),
+                    Err(e) => tracing::warn!(stream, "a live thumbnail not stored: {e}"),
                 }
             }
         }

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::ads::{breaks, sponsors};
 use crate::analytics::http as analytics;
 use crate::chat::{http as chat, moderation, ws};
-use crate::cluster::{audience, recordings, redirect, registry};
+use crate::cluster::{audience, recordings, redirect, registry, thumbnails};
 use crate::content::{media, retention, stills, tus, videos};
 use crate::discovery::{follows, live, recommend, thumbs};
 use crate::error::{problem, Problem, PROBLEM_JSON};
@@ -117,7 +117,7 @@ impl Modify for Security {
         signing_key, revocation::feed,
         registry::register, registry::stats, registry::drain, registry::list,
         registry::parents, registry::place, audience::report,
-        recordings::setting, recordings::upload,
+        recordings::setting, recordings::upload, thumbnails::put,
         chat::history, chat::post, chat::delete, chat::report, chat::pin, chat::unpin,
         chat::settings, chat::edit_settings, ws::upgrade,
         moderation::moderators, moderation::appoint, moderation::dismiss, moderation::bans,
@@ -519,6 +519,10 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             post(recordings::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/cluster/recording", get(recordings::setting))
+        .route(
+            "/cluster/thumbnails/{stream}",
+            put(thumbnails::put).layer(DefaultBodyLimit::max(thumbs::MAX_BYTES)),
+        )
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })

@@ -1,9 +1,11 @@
-//! Where a node's recordings meet the content library: the control plane in this process
-//! (`serve`), or a control plane reached over the cluster API with the cluster token (a
+//! Where a node's recordings and live stills meet the control plane: the one in this
+//! process (`serve`), or one reached over the cluster API with the cluster token (a
 //! media-only `cascade node`: `GET /api/v1/cluster/recording`, `POST
-//! /api/v1/cluster/recordings`, `control_plane::cluster::recordings`). Both ask the same
-//! question (`ControlPlane::recording_of`) and end in the same library path
-//! (`content::store_recording`, `recover_recording`); this file only carries them.
+//! /api/v1/cluster/recordings`, `control_plane::cluster::recordings`; `PUT
+//! /api/v1/cluster/thumbnails/{stream}`, `control_plane::cluster::thumbnails`). Both ask
+//! the same question (`ControlPlane::recording_of`) and end in the same library paths
+//! (`content::store_recording`, `recover_recording`; `discovery::thumbs::put_server_still`
+//! for stills); this file only carries them.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use control_plane::cluster::recordings::{Listed, RecordingOf, CUT, KEY, STARTED_MS, STREAM, WEBM};
+use control_plane::cluster::thumbnails::{StillPut, NO_CHANNEL};
+use control_plane::discovery::thumbs::ServerStill;
 use control_plane::recording::RecordLayers;
 use control_plane::ControlPlane;
 
@@ -20,8 +24,10 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// An upload may take this long, plus a second per MiB (a slow link to the control plane
 /// is not a stuck one).
 const UPLOAD_BASE: Duration = Duration::from_secs(60);
+/// A still (a few tens of KiB) not taken this fast waits for the next round.
+const STILL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where recordings go.
+/// Where recordings and live stills go.
 #[derive(Clone)]
 pub enum Library {
     /// The control plane in this process.
@@ -89,6 +95,19 @@ impl Library {
                 }
             }
             Library::Remote(r) => r.store(f).await,
+        }
+    }
+
+    /// `jpeg`, a still of live `stream` decoded here, as its channel's thumbnail unless
+    /// the studio posted a newer one (`discovery::thumbs::put_server_still`).
+    pub async fn still(&self, stream: &str, jpeg: Vec<u8>) -> Result<ServerStill, String> {
+        match self {
+            Library::InProcess(cp) => {
+                control_plane::discovery::thumbs::put_server_still(cp, stream, &jpeg)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Library::Remote(r) => r.still(stream, jpeg).await,
         }
     }
 }
@@ -203,6 +222,45 @@ impl Remote {
                     self.next();
                 }
                 Stored::Failed(format!("{status}: {}", detail(r).await))
+            }
+        }
+    }
+
+    async fn still(&self, stream: &str, jpeg: Vec<u8>) -> Result<ServerStill, String> {
+        // The stream is one path segment, escaped.
+        let mut url = reqwest::Url::parse(&format!("{}/api/v1/cluster/thumbnails", self.base()))
+            .map_err(|e| e.to_string())?;
+        url.path_segments_mut()
+            .map_err(|()| "the control plane's URL has no path".to_owned())?
+            .push(stream);
+        let sent = self
+            .http
+            .put(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
+            .timeout(STILL_TIMEOUT)
+            .body(jpeg)
+            .send()
+            .await;
+        let r = sent.map_err(|e| {
+            self.next();
+            e.to_string()
+        })?;
+        match r.status().as_u16() {
+            200 => r
+                .json::<StillPut>()
+                .await
+                .map(|p| p.still)
+                .map_err(|e| e.to_string()),
+            status => {
+                if status >= 500 {
+                    self.next();
+                }
+                let detail = detail(r).await;
+                if status == 404 && detail == NO_CHANNEL {
+                    return Ok(ServerStill::NoChannel);
+                }
+                Err(format!("{status}: {detail}"))
             }
         }
     }

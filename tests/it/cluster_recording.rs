@@ -32,7 +32,7 @@ fn control_plane(data: &Path) -> Server {
 
 /// The origin the control plane's WHIP redirect sends `key`'s broadcaster to: the 307's
 /// `Location`, a short-lived publish token in it.
-fn whip_location(control: &Server, origin: &Server, slug: &str, key: &str) -> String {
+pub(crate) fn whip_location(control: &Server, origin: &Server, slug: &str, key: &str) -> String {
     let http = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_analytics;
 mod cluster_control;
 mod cluster_recording;
+mod cluster_thumbnail;
 mod cluster_up;
 mod codecs;
 mod disaster;

@@ -297,7 +297,7 @@ fn thumbnail(server: &Server, slug: &str) -> (u16, Vec<u8>) {
 }
 
 /// A JPEG's picture size, from its baseline frame header (SOF0).
-fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
+pub(crate) fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
     let sof = b.windows(2).position(|w| w == [0xFF, 0xC0])?;
     let h = u16::from_be_bytes([*b.get(sof + 5)?, *b.get(sof + 6)?]);
     let w = u16::from_be_bytes([*b.get(sof + 7)?, *b.get(sof + 8)?]);

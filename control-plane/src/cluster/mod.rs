@@ -14,7 +14,8 @@
 //! and analytics with them (`observe.rs`), as `serve` does with its own node.
 //!
 //! A node whose publisher's channel records asks [`recordings`] and hands it the finished
-//! files, which go to the content library as `serve`'s do.
+//! files, which go to the content library as `serve`'s do; a node's live thumbnails (a
+//! keyframe it decoded) go through [`thumbnails`] to the same rule as `serve`'s.
 
 pub mod audience;
 pub(crate) mod auth;
@@ -27,6 +28,7 @@ pub mod redirect;
 pub mod registry;
 #[cfg(test)]
 mod tests;
+pub mod thumbnails;
 pub mod view;
 
 pub use audience::{Audience, StreamHere};

@@ -2,7 +2,8 @@
 //! a canvas) every 30–60 s while live; lists show it. The server checks the type and size
 //! only. For a publisher without the studio (OBS, GStreamer), the node that carries the
 //! stream takes a keyframe every 45 s, decodes it and writes it here
-//! ([`put_server_still`]) unless the studio posted one in the last [`STUDIO_FRESH_MS`].
+//! ([`put_server_still`]: in process in `serve`, through `cluster::thumbnails` from a
+//! media-only node) unless the studio posted one in the last [`STUDIO_FRESH_MS`].
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,6 +11,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::db::now_ms;
 use crate::error::{ApiResult, Problem};
@@ -38,6 +41,17 @@ pub(crate) async fn put(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
     let ch = channels::owned(&cp, &caller, &slug).await?;
+    let body = jpeg_body(&headers, body)?;
+    write(&cp, &ch.id, &body, now_ms(), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A thumbnail's request body, checked: `Content-Type: image/jpeg` (422 otherwise), at
+/// most [`MAX_BYTES`] (413; the route's body limit is the same), a whole JPEG (422).
+pub(crate) fn jpeg_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Bytes> {
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -59,8 +73,7 @@ pub(crate) async fn put(
             "the thumbnail is not a whole JPEG image".into(),
         ));
     }
-    write(&cp, &ch.id, &body, now_ms(), None).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(body)
 }
 
 /// How recent a thumbnail (the studio's, posted every 30–60 s) a server still does not
@@ -94,32 +107,56 @@ async fn write(
     Ok(done.rows_affected() > 0)
 }
 
+/// What became of a server still ([`put_server_still`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerStill {
+    /// Written as the channel's thumbnail.
+    Written,
+    /// The studio posted one in the last [`STUDIO_FRESH_MS`]: the broadcaster's frame
+    /// stays.
+    StudioNewer,
+    /// Not shown for this channel: it is private, or its paywall is closed.
+    Withheld,
+    /// No channel streams under this name.
+    NoChannel,
+}
+
 /// The node's still of live `stream` (a JPEG it decoded from a keyframe) as its channel's
 /// thumbnail, unless the studio posted one in the last [`STUDIO_FRESH_MS`]. Skipped: a
 /// stream without a channel, a private channel's (never served), and a paywalled one's
-/// (its frames are for subscribers: the broadcaster's studio may post one). Returns
-/// whether it was written.
-pub async fn put_server_still(cp: &ControlPlane, stream: &str, jpeg: &[u8]) -> ApiResult<bool> {
+/// (its frames are for subscribers: the broadcaster's studio may post one). `serve` calls
+/// it in process; a media-only node through `PUT /cluster/thumbnails/{stream}`
+/// (`cluster::thumbnails`).
+pub async fn put_server_still(
+    cp: &ControlPlane,
+    stream: &str,
+    jpeg: &[u8],
+) -> ApiResult<ServerStill> {
     if !is_jpeg(jpeg) || jpeg.len() > MAX_BYTES {
         return Err(Error::Invalid(
             "a server still is not a JPEG within the limit".into(),
         ));
     }
     let Some(ch) = channels::by_slug(cp, stream).await? else {
-        return Ok(false);
+        return Ok(ServerStill::NoChannel);
     };
     if Visibility::parse(&ch.visibility) == Visibility::Private
         || crate::money::access::paywall(cp, &ch.id)
             .await?
             .closed(now_ms())
     {
-        return Ok(false);
+        return Ok(ServerStill::Withheld);
     }
     // Written only over a thumbnail older than the studio's freshness. The server's own
     // are dated that much back, so the next round replaces them and only a studio's holds.
     let now = now_ms();
     let old = now - STUDIO_FRESH_MS;
-    write(cp, &ch.id, jpeg, old, Some(old)).await
+    Ok(if write(cp, &ch.id, jpeg, old, Some(old)).await? {
+        ServerStill::Written
+    } else {
+        ServerStill::StudioNewer
+    })
 }
 
 /// A channel's newest thumbnail (not of a private channel), cached a minute: lists link
