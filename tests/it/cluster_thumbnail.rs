@@ -89,16 +89,7 @@ fn a_stream_published_on_an_origin_node_gets_a_live_thumbnail_from_the_control_p
     assert!(decoded.success(), "GStreamer decodes the thumbnail");
 
     // The studio posts its own frame: the node's stills leave it be.
-    let studio: Vec<u8> = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"studio", &[0xFF, 0xD9]].concat();
-    let r = control
-        .http()
-        .put(control.url("/api/v1/channels/node-thumb/thumbnail"))
-        .bearer_auth(&amy)
-        .header("content-type", "image/jpeg")
-        .body(studio.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    let studio = crate::recording::post_studio_frame(&control, "node-thumb", &amy);
     std::thread::sleep(Duration::from_secs(3));
     let url = listed_thumbnail(&control, "node-thumb").unwrap();
     let served = control.http().get(control.url(&url)).send().unwrap();

@@ -345,6 +345,14 @@ fn a_live_stream_without_a_studio_gets_a_thumbnail_decoded_on_the_server() {
     );
 
     // The studio posts its own frame: the server's stills leave it be.
+    let studio = post_studio_frame(&server, "thumb-live", &amy);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(thumbnail(&server, "thumb-live"), (200, studio));
+    drop(script);
+}
+
+/// The studio's frame (a tiny JPEG) posted as `slug`'s thumbnail by its owner: its bytes.
+pub(crate) fn post_studio_frame(server: &Server, slug: &str, owner: &str) -> Vec<u8> {
     let studio: Vec<u8> = [
         &[0xFF, 0xD8, 0xFF, 0xE0][..],
         b"studio frame",
@@ -353,14 +361,12 @@ fn a_live_stream_without_a_studio_gets_a_thumbnail_decoded_on_the_server() {
     .concat();
     let r = server
         .http()
-        .put(server.url("/api/v1/channels/thumb-live/thumbnail"))
-        .bearer_auth(&amy)
+        .put(server.url(&format!("/api/v1/channels/{slug}/thumbnail")))
+        .bearer_auth(owner)
         .header("content-type", "image/jpeg")
         .body(studio.clone())
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(thumbnail(&server, "thumb-live"), (200, studio));
-    drop(script);
+    studio
 }
