@@ -858,6 +858,7 @@ impl ServeArgs {
                 .http_max_connections
                 .or(file.http_max_connections)
                 .unwrap_or(h.max_connections),
+            larger: control_plane::api::LARGER_BODIES,
             ..h
         };
         if [

@@ -428,8 +428,8 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                     ads::remote(url, token, node.clone());
                 } else {
                     tracing::warn!(
-                        "no --cluster-token: this node neither records nor runs ad breaks \
-                         (both go through the cluster's API)"
+                        "no --cluster-token: this node neither records, makes live thumbnails \
+                         nor runs ad breaks (they go through the cluster's API)"
                     );
                 }
             }

@@ -32,6 +32,37 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest API request body.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// The routes whose bodies may be larger than the HTTP server's early bound on an
+/// announced length (`signaling::server::Limits::larger`): method, path prefix and suffix,
+/// and the route's own limit (set on it below). Without them a node's audience report of
+/// a few hundred viewers, or a studio's detailed frame, was refused before its route saw it.
+pub const LARGER_BODIES: &[(&str, &str, &str, u64)] = &[
+    (
+        "PUT",
+        "/api/v1/cluster/nodes/",
+        "/audience",
+        audience::MAX_BODY as u64,
+    ),
+    (
+        "PUT",
+        "/api/v1/channels/",
+        "/thumbnail",
+        thumbs::MAX_BYTES as u64,
+    ),
+    (
+        "PUT",
+        "/api/v1/cluster/thumbnails/",
+        "",
+        thumbs::MAX_BYTES as u64,
+    ),
+    (
+        "POST",
+        "/api/v1/payments/stripe/webhook",
+        "",
+        webhook::MAX_EVENT as u64,
+    ),
+];
+
 /// The control plane's public key, for media nodes that check tokens offline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKey {

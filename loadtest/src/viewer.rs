@@ -104,8 +104,7 @@ async fn watch(
                 let mut out = sdp.clone();
                 for server in candidate_addrs(&sdp) {
                     let started =
-                        Proxy::start((server.ip(), 0).into(), server, imp.clone(), origin.clone())
-                            .await;
+                        Proxy::start((ip, 0).into(), server, imp.clone(), origin.clone()).await;
                     let mut held = proxies.lock().unwrap_or_else(|p| p.into_inner());
                     match started {
                         Ok(proxy) => {

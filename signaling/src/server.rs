@@ -46,6 +46,12 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::tls::Tls;
 
+/// A route whose body may be larger than [`Limits::max_body`]: its method, its path's
+/// prefix and suffix, and its largest body. The early refusal of an announced length
+/// ([`announced_length`]) takes that as the bound for it; the route's own limit applies
+/// as the body is read.
+pub type LargerBody = (&'static str, &'static str, &'static str, u64);
+
 /// How long and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -59,6 +65,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request body announced by `Content-Length` (413 above).
     pub max_body: u64,
+    /// The routes that take a larger body ([`LargerBody`]).
+    pub larger: &'static [LargerBody],
     /// After a shutdown signal, how long open connections get to finish.
     pub grace: Duration,
 }
@@ -71,6 +79,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_body: crate::MAX_BODY as u64,
+            larger: &[],
             grace: Duration::from_secs(2),
         }
     }
@@ -87,6 +96,21 @@ fn node_recording(req: &Request) -> bool {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == b"video/webm")
+}
+
+/// The largest body `req` may announce: `max`, or its route's in `larger`.
+fn announced_max(req: &Request, max: u64, larger: &[LargerBody]) -> u64 {
+    let path = req.uri().path();
+    larger
+        .iter()
+        .filter(|(method, prefix, suffix, _)| {
+            req.method().as_str() == *method
+                && path.len() >= prefix.len() + suffix.len()
+                && path.starts_with(prefix)
+                && path.ends_with(suffix)
+        })
+        .map(|l| l.3)
+        .fold(max, u64::max)
 }
 
 /// Answers 408 to a request not answered within the limit ([`node_recording`] excepted).
@@ -110,10 +134,11 @@ async fn answer_within(
 /// its route streams it to disk and bounds it by the upload's declared length; so is a
 /// [`node_recording`].
 async fn announced_length(
-    axum::extract::State(max): axum::extract::State<u64>,
+    axum::extract::State((max, larger)): axum::extract::State<(u64, &'static [LargerBody])>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let max = announced_max(&req, max, larger);
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -160,7 +185,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let app = app
         .layer(axum::middleware::from_fn_with_state(
-            limits.max_body,
+            (limits.max_body, limits.larger),
             announced_length,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))

@@ -32,8 +32,9 @@ struct Map {
     entries: HashMap<SessionId, Entry>,
     /// Revocations of the last [`RECENT`], oldest first (what expires next).
     recent: VecDeque<(Instant, String)>,
-    /// Each tag of [`Map::recent`] with its latest revocation: what an opening checks.
-    latest: HashMap<String, Instant>,
+    /// Each tag of [`Map::recent`] with its latest revocation (what an opening checks)
+    /// and how many of its revocations `recent` holds (it leaves with the last).
+    latest: HashMap<String, (Instant, u32)>,
 }
 
 /// Sessions opened through this front.
@@ -61,7 +62,7 @@ impl Sessions {
         let revoked = grant
             .tags
             .iter()
-            .any(|tag| map.latest.get(tag).is_some_and(|at| *at >= decided));
+            .any(|tag| map.latest.get(tag).is_some_and(|(at, _)| *at >= decided));
         if revoked {
             return false;
         }
@@ -136,20 +137,21 @@ impl Sessions {
             .is_some_and(|(at, _)| now.duration_since(*at) > RECENT)
             || map.recent.len() >= RECENT_MAX
         {
-            if let Some((at, old)) = map.recent.pop_front() {
-                // Revoked again since, the tag stays for its latest revocation (one at
-                // the same instant is still in `recent`, so it stays then too).
-                if map.latest.get(&old) == Some(&at)
-                    && !map.recent.iter().any(|(t, tag)| *t == at && *tag == old)
-                {
-                    map.latest.remove(&old);
+            if let Some((_, old)) = map.recent.pop_front() {
+                // Revoked again since, the tag stays for its latest revocation.
+                if let Some((_, n)) = map.latest.get_mut(&old) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        map.latest.remove(&old);
+                    }
                 }
             }
         }
         map.recent.push_back((now, tag.to_owned()));
         // Two revocations of a tag may take the lock out of their order.
-        let latest = map.latest.entry(tag.to_owned()).or_insert(now);
+        let (latest, n) = map.latest.entry(tag.to_owned()).or_insert((now, 0));
         *latest = (*latest).max(now);
+        *n += 1;
         let ids: Vec<SessionId> = map
             .entries
             .iter()

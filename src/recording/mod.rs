@@ -27,9 +27,10 @@ pub use library::{Library, Remote};
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_millis(500);
 
-/// How often the setting of a stream that went live is asked before it is taken as off
-/// (a control-plane replica restarting: the next ask goes to another).
-const MAX_TRIES: u8 = 5;
+/// The longest wait between asks of an unanswered setting (the first waits 1 s, each next
+/// twice as long): a control plane restarting for a minute, the live records from when it
+/// answers (a late start beats none).
+const MAX_ASK_WAIT: Duration = Duration::from_secs(30);
 
 /// What [`Lifecycle::observe`] asks of its driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +48,10 @@ enum State {
     Checking {
         tries: u8,
     },
-    /// The last ask went unanswered: asked again at the next observation, while live.
+    /// The last ask went unanswered: asked again at `at`, while live.
     Retry {
         tries: u8,
+        at: Instant,
     },
     Off,
     Recording {
@@ -83,10 +85,12 @@ impl Lifecycle {
                     steps.push(Step::Check(s.clone()));
                 }
                 Some(state @ State::Retry { .. }) => {
-                    if let State::Retry { tries } = *state {
-                        *state = State::Checking { tries };
+                    if let State::Retry { tries, at } = *state {
+                        if at <= now {
+                            *state = State::Checking { tries };
+                            steps.push(Step::Check(s.clone()));
+                        }
                     }
-                    steps.push(Step::Check(s.clone()));
                 }
                 Some(State::Recording { absent_since }) => *absent_since = None,
                 Some(_) => {}
@@ -128,16 +132,16 @@ impl Lifecycle {
         }
     }
 
-    /// A [`Step::Check`] went unanswered: asked again at the next observation while the
-    /// stream is live, [`MAX_TRIES`] times in all; then off until its next go-live.
-    pub fn unanswered(&mut self, stream: &str) {
+    /// A [`Step::Check`] went unanswered at `now`: asked again while the stream is live,
+    /// after 1 s, then twice as long each time, at most [`MAX_ASK_WAIT`].
+    pub fn unanswered(&mut self, stream: &str, now: Instant) {
         if let Some(state) = self.streams.get_mut(stream) {
             if let State::Checking { tries } = *state {
-                let tries = tries.saturating_add(1);
-                *state = if tries < MAX_TRIES {
-                    State::Retry { tries }
-                } else {
-                    State::Off
+                let wait =
+                    (Duration::from_secs(1) * 2u32.pow(u32::from(tries.min(5)))).min(MAX_ASK_WAIT);
+                *state = State::Retry {
+                    tries: tries.saturating_add(1),
+                    at: now + wait,
                 };
             }
         }
@@ -171,7 +175,7 @@ pub fn start(node: sfu::Node, library: Library, dir: PathBuf, grace: Duration) {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::warn!(stream, error = %e, "recording setting unread; asked again");
-                                lifecycle.unanswered(&stream);
+                                lifecycle.unanswered(&stream, Instant::now());
                                 continue;
                             }
                         };
@@ -259,35 +263,42 @@ mod tests {
     }
 
     #[test]
-    fn a_setting_that_went_unanswered_is_asked_again_a_few_times() {
+    fn a_setting_that_went_unanswered_is_asked_again_while_live() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut l = Lifecycle::new(Duration::from_secs(10));
         let check = vec![Step::Check("c".into())];
         assert_eq!(l.observe(at(0), &names(&["c"])), check);
-        // A replica restarting: asked again at the next look, and answered then.
-        l.unanswered("c");
-        assert_eq!(l.observe(at(500), &names(&["c"])), check);
+        // A replica restarting: asked again 1 s later, and answered then.
+        l.unanswered("c", at(0));
+        assert!(l.observe(at(500), &names(&["c"])).is_empty());
+        assert_eq!(l.observe(at(1000), &names(&["c"])), check);
         l.checked("c", true);
-        assert!(l.observe(at(1000), &names(&["c"])).is_empty());
-        // Never answered: asked five times in all, then off until the next go-live.
+        assert!(l.observe(at(1500), &names(&["c"])).is_empty());
+        // Never answered: asked after 1, 2, 4, 8, 16 s, then every 30 s, while live.
+        let mut now = 0;
         assert_eq!(
-            l.observe(at(0), &names(&["d"])),
+            l.observe(at(now), &names(&["d"])),
             vec![Step::Check("d".into())]
         );
-        for i in 1..MAX_TRIES {
-            l.unanswered("d");
-            let again = l.observe(at(u64::from(i) * 500), &names(&["d"]));
-            assert_eq!(again, vec![Step::Check("d".into())], "ask {i}");
+        for wait in [1, 2, 4, 8, 16, 30, 30] {
+            l.unanswered("d", at(now));
+            now += wait * 1000;
+            // (Beside "c"'s end, its grace over while "d" waits.)
+            let d = Step::Check("d".into());
+            let early = l.observe(at(now - 500), &names(&["d"]));
+            assert!(!early.contains(&d), "not before {wait} s");
+            assert!(
+                l.observe(at(now), &names(&["d"])).contains(&d),
+                "after {wait} s"
+            );
         }
-        l.unanswered("d");
-        assert!(l.observe(at(5_000), &names(&["d"])).is_empty());
         // Gone while it waited to ask again: forgotten, asked at its next go-live.
         assert_eq!(
             l.observe(at(0), &names(&["e"])),
             vec![Step::Check("e".into())]
         );
-        l.unanswered("e");
+        l.unanswered("e", at(0));
         assert!(l.observe(at(500), &[]).is_empty());
         assert_eq!(
             l.observe(at(1000), &names(&["e"])),

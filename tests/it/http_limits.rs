@@ -136,6 +136,35 @@ fn the_upload_chunk_exemption_holds_for_uploads_only() {
     assert!(took < Duration::from_secs(1), "at once: {took:?}");
 }
 
+/// Routes that take larger bodies (a node's audience report, a thumbnail) are bounded by
+/// their own limit, not the early one: a report of a few hundred viewers reaches its route.
+#[test]
+fn routes_with_larger_bodies_are_bounded_by_their_own_limit() {
+    // With the cluster's registry on, so that the audience route is there.
+    let server = Server::start(&["--cluster-token", crate::ads::CLUSTER_TOKEN]);
+    let status = |method_path: &str, length: u64| {
+        let mut s = connect(&server);
+        let head = format!(
+            "{method_path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let (got, _) = read_to_close(&mut s);
+        got.lines().next().unwrap_or_default().to_owned()
+    };
+    // 200 KB: over the early bound (64 KiB), under the audience route's 4 MiB. The route
+    // answers (without the cluster's token: 401).
+    let audience = "PUT /api/v1/cluster/nodes/n1/audience";
+    assert_eq!(status(audience, 200_000), "HTTP/1.1 401 Unauthorized");
+    // Over the route's own limit: refused before it is read, as anywhere.
+    assert!(status(audience, 5_000_000).starts_with("HTTP/1.1 413"));
+    // A studio's 100 KB frame reaches its route (no token: 401); the same length to a
+    // route that takes less is refused.
+    let thumbnail = "PUT /api/v1/channels/c/thumbnail";
+    assert_eq!(status(thumbnail, 100_000), "HTTP/1.1 401 Unauthorized");
+    assert!(status("PUT /api/v1/channels/c/thumbnailx", 100_000).starts_with("HTTP/1.1 413"));
+    assert!(status("POST /whep/s", 100_000).starts_with("HTTP/1.1 413"));
+}
+
 #[test]
 fn a_body_that_stops_coming_is_abandoned() {
     let server = quick_server();

@@ -134,9 +134,11 @@ pub(crate) async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(Error::TooLargeUpload(max));
     }
+    // Scoped to the stream: two streams' files of the same name are two recordings.
     let key = text(&KEY)?
         .map(|k| super::registry::checked("recording key", k, 200))
-        .transpose()?;
+        .transpose()?
+        .map(|k| format!("{stream}/{k}"));
     content.storage()?;
     let staged = Staged(content.staged_recording());
     // Read whole before any answer: a node cut off mid-body sees a reset, not the answer.
@@ -206,6 +208,9 @@ async fn remember(cp: &ControlPlane, key: &str, video: &str) {
     }
 }
 
+/// How much of a body past the limit is read (and dropped) before the 413.
+const DRAIN: u64 = 8 * 1024 * 1024;
+
 /// Writes the body to `to`, at most `max` bytes (413 past them).
 async fn receive(body: Body, to: &std::path::Path, max: u64) -> ApiResult<()> {
     let io = |e: std::io::Error| Error::Internal(format!("staging a recording: {e}"));
@@ -216,6 +221,16 @@ async fn receive(body: Body, to: &std::path::Path, max: u64) -> ApiResult<()> {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
         at = at.saturating_add(chunk.len() as u64);
         if at > max {
+            // Read (and drop) a little more before answering: a sender still writing a
+            // body cut off unread sees its connection reset, not the 413, and would try
+            // again instead of setting the file aside.
+            let mut over = at - max;
+            while over <= DRAIN {
+                match stream.next().await {
+                    Some(Ok(c)) => over = over.saturating_add(c.len() as u64),
+                    _ => break,
+                }
+            }
             return Err(Error::TooLargeUpload(max));
         }
         f.write_all(&chunk).await.map_err(io)?;

@@ -393,8 +393,9 @@ impl Consumer {
             if let (Some(old), Allocation::Layer(r)) =
                 (&self.video.resolved_against, self.allocation)
             {
-                let kept = (old.generation == table.generation)
-                    .then(|| old.active.get(..=r.min(old.active.len().saturating_sub(1))))
+                // (`usize::MAX` before the first allocation: unrestricted, kept so.)
+                let kept = (old.generation == table.generation && r < old.active.len())
+                    .then(|| old.active.get(..=r))
                     .flatten()
                     .and_then(|under| {
                         under.iter().rev().find_map(|e| {
