@@ -12,6 +12,7 @@ pub mod chat;
 pub mod error;
 pub mod events;
 pub mod headers;
+pub mod linger;
 pub mod links;
 pub mod pages;
 pub mod requests;

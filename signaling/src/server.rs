@@ -14,6 +14,9 @@
 //!   whole file is stored; its body timeout still holds);
 //! - an early 413 for a `Content-Length` over the largest body any route takes (a tus
 //!   chunk and a node's recording bound their own);
+//! - the rest of a body its route answered early (a 413 past its limit) read and dropped
+//!   before the answer goes out, within bounds ([`crate::linger`]), so that a client
+//!   still writing sees the answer rather than a reset;
 //! - a cap on open connections: past it the listener stops accepting (the kernel
 //!   queues new connections) until one closes.
 //!
@@ -150,14 +153,9 @@ async fn announced_length(
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == b"application/offset+octet-stream");
     if announced.is_some_and(|n| n > max) && !chunk && !node_recording(&req) {
-        // The body stays unread, so the connection cannot carry another request: say so,
-        // or a client's pool reuses it and its next request meets a closed socket.
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            [(header::CONNECTION, "close")],
-            "request body too large\n",
-        )
-            .into_response();
+        // The rest is read after the answer, or, too large for that, the connection is
+        // closed with `Connection: close` (crate::linger).
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
     }
     next.run(req).await
 }
@@ -192,7 +190,10 @@ pub async fn serve_with(
         .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
             answer_within,
-        ));
+        ))
+        // Around the time to answer: the rest of a body read after the answer is not
+        // the handler's time.
+        .layer(axum::middleware::from_fn(crate::linger::linger));
     // Outermost: the server's own 408 and 413 get an id and a log line too.
     let app = crate::requests::edge(app);
     let redirect = crate::requests::edge(Router::new().fallback(to_https));

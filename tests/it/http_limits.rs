@@ -165,6 +165,67 @@ fn routes_with_larger_bodies_are_bounded_by_their_own_limit() {
     assert!(status("POST /whep/s", 100_000).starts_with("HTTP/1.1 413"));
 }
 
+/// A route that answers before its body is all in (a 413 past its limit, a 401 before
+/// reading) is heard by a client still writing the rest: the server reads and drops the
+/// rest first, where it used to close with it unread and the client met a reset.
+#[test]
+fn a_client_still_sending_a_refused_body_reads_the_answer() {
+    let server = Server::start(&[]);
+    let http = server.http();
+    let send = |method: reqwest::Method, path: &str, ct: &str, body: reqwest::blocking::Body| {
+        http.request(method, server.url(path))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"))
+    };
+    let big = || vec![b'v'; 4 * 1024 * 1024];
+    // 4 MiB of unsaid length (chunked) to an offer's 64 KiB: 413 once the limit is read.
+    let streamed = reqwest::blocking::Body::new(std::io::Cursor::new(big()));
+    let got = send(
+        reqwest::Method::POST,
+        "/whep/s",
+        "application/sdp",
+        streamed,
+    );
+    assert_eq!(got, Ok(413));
+    // Announced: refused before a byte is read, and still heard.
+    let got = send(
+        reqwest::Method::POST,
+        "/whep/s",
+        "application/sdp",
+        big().into(),
+    );
+    assert_eq!(got, Ok(413));
+    // Refused for want of a token, body unread.
+    let streamed = reqwest::blocking::Body::new(std::io::Cursor::new(big()));
+    let got = send(
+        reqwest::Method::PUT,
+        "/api/v1/channels/c/thumbnail",
+        "image/jpeg",
+        streamed,
+    );
+    assert_eq!(got, Ok(401));
+    // A body read to its end leaves the connection open for the next request.
+    let mut s = connect(&server);
+    let body = vec![b'v'; 200 * 1024];
+    let head = format!(
+        "POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (got, _) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(
+        got.contains("HTTP/1.1 200"),
+        "the next request answered: {got}"
+    );
+}
+
 #[test]
 fn a_body_that_stops_coming_is_abandoned() {
     let server = quick_server();

@@ -208,9 +208,6 @@ async fn remember(cp: &ControlPlane, key: &str, video: &str) {
     }
 }
 
-/// How much of a body past the limit is read (and dropped) before the 413.
-const DRAIN: u64 = 8 * 1024 * 1024;
-
 /// Writes the body to `to`, at most `max` bytes (413 past them).
 async fn receive(body: Body, to: &std::path::Path, max: u64) -> ApiResult<()> {
     let io = |e: std::io::Error| Error::Internal(format!("staging a recording: {e}"));
@@ -221,16 +218,8 @@ async fn receive(body: Body, to: &std::path::Path, max: u64) -> ApiResult<()> {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
         at = at.saturating_add(chunk.len() as u64);
         if at > max {
-            // Read (and drop) a little more before answering: a sender still writing a
-            // body cut off unread sees its connection reset, not the 413, and would try
-            // again instead of setting the file aside.
-            let mut over = at - max;
-            while over <= DRAIN {
-                match stream.next().await {
-                    Some(Ok(c)) => over = over.saturating_add(c.len() as u64),
-                    _ => break,
-                }
-            }
+            // The HTTP server reads the rest before the 413 goes out (signaling::linger),
+            // so that a node still writing sees it and sets the file aside.
             return Err(Error::TooLargeUpload(max));
         }
         f.write_all(&chunk).await.map_err(io)?;

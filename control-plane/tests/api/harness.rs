@@ -1,7 +1,6 @@
 //! A control plane served on loopback over a fresh database: an SQLite file in a temp
 //! directory, or a fresh schema in the PostgreSQL named by `CASCADE_TEST_POSTGRES`.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use control_plane::keystore::{SecretKey, SecretKeySource};
@@ -101,13 +100,15 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = cp.router();
+        // On the node's HTTP server, with the bounds `cascade serve` gives it.
+        let limits = signaling::server::Limits {
+            larger: control_plane::api::LARGER_BODIES,
+            ..Default::default()
+        };
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            signaling::server::serve(listener, app, limits, std::future::pending())
+                .await
+                .unwrap();
         });
         Api {
             base: format!("http://{addr}/api/v1"),
