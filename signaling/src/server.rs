@@ -155,7 +155,19 @@ async fn announced_length(
     if announced.is_some_and(|n| n > max) && !chunk && !node_recording(&req) {
         // The rest is read after the answer, or, too large for that, the connection is
         // closed with `Connection: close` (crate::linger).
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+        // A problem document, as the API's own 413s (a client reads one form).
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": "Payload Too Large",
+            "status": 413,
+            "detail": format!("request body too large: this route takes at most {max} bytes"),
+        });
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response();
     }
     next.run(req).await
 }

@@ -109,6 +109,13 @@ fn a_huge_announced_body_is_refused_before_it_is_read() {
     .unwrap();
     let (got, took) = read_to_close(&mut s);
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    // In words a client reads as any other refusal: a problem document with the bound.
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("\r\ncontent-type: application/problem+json\r\n"),
+        "{got}"
+    );
+    assert!(got.contains("at most 65536 bytes"), "{got}");
     // Its body unread, the connection cannot be used again: clients are told so.
     assert!(
         got.to_ascii_lowercase()
