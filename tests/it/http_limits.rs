@@ -179,41 +179,33 @@ fn routes_with_larger_bodies_are_bounded_by_their_own_limit() {
 fn a_client_still_sending_a_refused_body_reads_the_answer() {
     let server = Server::start(&[]);
     let http = server.http();
-    let send = |method: reqwest::Method, path: &str, ct: &str, body: reqwest::blocking::Body| {
-        http.request(method, server.url(path))
+    let big = || vec![b'v'; 4 * 1024 * 1024];
+    let streamed = || reqwest::blocking::Body::new(std::io::Cursor::new(big()));
+    let post = reqwest::Method::POST;
+    let cases: [(_, _, _, reqwest::blocking::Body, _); 3] = [
+        // 4 MiB of unsaid length (chunked) to an offer's 64 KiB: 413 once the limit is read.
+        (post.clone(), "/whep/s", "application/sdp", streamed(), 413),
+        // Announced: refused before a byte is read, and still heard.
+        (post, "/whep/s", "application/sdp", big().into(), 413),
+        // Refused for want of a token, body unread.
+        (
+            reqwest::Method::PUT,
+            "/api/v1/channels/c/thumbnail",
+            "image/jpeg",
+            streamed(),
+            401,
+        ),
+    ];
+    for (method, path, ct, body, want) in cases {
+        let got = http
+            .request(method, server.url(path))
             .header("content-type", ct)
             .body(body)
             .send()
             .map(|r| r.status().as_u16())
-            .map_err(|e| format!("{e:?}"))
-    };
-    let big = || vec![b'v'; 4 * 1024 * 1024];
-    // 4 MiB of unsaid length (chunked) to an offer's 64 KiB: 413 once the limit is read.
-    let streamed = reqwest::blocking::Body::new(std::io::Cursor::new(big()));
-    let got = send(
-        reqwest::Method::POST,
-        "/whep/s",
-        "application/sdp",
-        streamed,
-    );
-    assert_eq!(got, Ok(413));
-    // Announced: refused before a byte is read, and still heard.
-    let got = send(
-        reqwest::Method::POST,
-        "/whep/s",
-        "application/sdp",
-        big().into(),
-    );
-    assert_eq!(got, Ok(413));
-    // Refused for want of a token, body unread.
-    let streamed = reqwest::blocking::Body::new(std::io::Cursor::new(big()));
-    let got = send(
-        reqwest::Method::PUT,
-        "/api/v1/channels/c/thumbnail",
-        "image/jpeg",
-        streamed,
-    );
-    assert_eq!(got, Ok(401));
+            .map_err(|e| format!("{e:?}"));
+        assert_eq!(got, Ok(want), "{path}");
+    }
     // A body read to its end leaves the connection open for the next request.
     let mut s = connect(&server);
     let body = vec![b'v'; 200 * 1024];
