@@ -525,3 +525,16 @@ fn an_estimate_that_keeps_rising_is_not_reset_as_stalled() {
     // The same estimate held flat at its start: a stall at 3 s.
     assert_eq!(run(&climbing[..1], 2, 3_500).1, [3_000]);
 }
+
+#[test]
+fn a_rise_from_a_dip_in_the_hold_counts_as_progress() {
+    // Held on the low layer at 300 kbit/s; the estimate dips to 240 at 1.1 s and is back at
+    // 300 from 1.5 s: a quarter over the dip, a probe that found more. The hold restarts
+    // at 2.5 s (the floor over 1 s back at 300), so no reset at 3 s.
+    let dip = [s(0, 300, 0), s(1_100, 240, 0), s(1_500, 300, 0)];
+    let (changes, resets) = run(&dip, 2, 4_000);
+    assert_eq!(changes, [(0, Layer(0))]);
+    assert_eq!(resets, [] as [u64; 0]);
+    // Counted from where the hold began, 300 is no rise: without the dip, a stall at 3 s.
+    assert_eq!(run(&dip[..1], 2, 4_000).1, [3_000]);
+}
