@@ -682,6 +682,25 @@ mod tests {
     }
 
     #[test]
+    fn a_viewer_not_yet_allocated_stays_unrestricted_when_layers_change() {
+        let t0 = Instant::now();
+        let mut c = Consumer::new(LayerPref::Auto, [0, 0], [0, 0]);
+        let three = table(&[]);
+        let _ = c.forward(&key(&three, t0), t0);
+        assert_eq!(c.target_in(&three).map(|k| k.encoding), Some(2));
+        // The middle layer goes before the first allocation: still the top, not a layer
+        // the viewer never had chosen for it.
+        let two = Arc::new(LayerTable {
+            generation: 1,
+            active: vec![layer(0, 150_000, &[]), layer(2, 1_200_000, &[])],
+            settled: true,
+        });
+        let _ = c.forward(&key(&two, t0), t0);
+        assert_eq!(c.target_in(&two).map(|k| k.encoding), Some(2));
+        assert_eq!(c.allocation, Allocation::Layer(usize::MAX));
+    }
+
+    #[test]
     fn frame_rate_halves_before_the_resolution_goes_down() {
         let l1t3 = [500, 750, 1000];
         let table = LayerTable {
