@@ -210,4 +210,17 @@ mod tests {
         assert!(!sessions.lock().latest.contains_key("paywall:c"));
         assert!(sessions.insert(SessionId(2), Role::Viewer, grant(&["paywall:c"]), decided));
     }
+
+    #[test]
+    fn revocations_taking_the_lock_out_of_order_keep_the_latest() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(10);
+        // The later revocation takes the lock first.
+        sessions.take("paywall:c", t1);
+        sessions.take("paywall:c", t0);
+        // A grant decided between the two is still refused: it missed the later one.
+        let between = t0 + Duration::from_millis(5);
+        assert!(!sessions.insert(SessionId(1), Role::Viewer, grant(&["paywall:c"]), between));
+    }
 }
