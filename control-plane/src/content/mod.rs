@@ -170,3 +170,34 @@ fn sweep_staged_recordings(staging: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_staged_recordings_a_killed_process_left_go_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("cascade-staged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        let file = |name: &str, modified: Option<SystemTime>| {
+            let f = std::fs::File::create(dir.join(name)).unwrap();
+            if let Some(t) = modified {
+                f.set_modified(t).unwrap();
+            }
+        };
+        // Left by a killed process; one another process is writing now; an old upload's
+        // part (the tus sweeper's, by its own rules).
+        file("recording-old.webm", Some(two_hours_ago));
+        file("recording-new.webm", None);
+        file("abc.part", Some(two_hours_ago));
+        super::sweep_staged_recordings(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["abc.part", "recording-new.webm"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
