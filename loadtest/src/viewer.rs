@@ -118,13 +118,15 @@ async fn watch(
             },
         )
         .await?;
+    // Known before anything can fail: the run's end deletes the session on the server
+    // whether the viewer watched or failed.
+    if let Ok(mut s) = state.lock() {
+        s.location = location;
+    }
     let _proxies = match proxies.into_inner().unwrap_or_else(|p| p.into_inner()) {
         (_, Some(e)) => return Err(ClientError::Rtc(format!("impairment proxy: {e}"))),
         (held, None) => held,
     };
-    if let Ok(mut s) = state.lock() {
-        s.location = location;
-    }
     let by_pt = unique_payload_types(&c, &[amid, vmid]);
     let opus = c
         .rtc
