@@ -391,7 +391,8 @@ export async function play(url, video, options = {}) {
     session.rejoin = join;
     // Always followed: a drained node's `move` reaches the session even without a listener.
     session.listen(options.onEvent ?? (() => undefined));
+    // Reported where the player joined (a cluster's control plane), not to the edge.
     if (options.stats !== false)
-        session.reporter = new PlaybackReporter(video, session.location);
+        session.reporter = new PlaybackReporter(video, session.location, url);
     return session;
 }

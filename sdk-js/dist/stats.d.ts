@@ -28,17 +28,22 @@ export declare function sessionOf(location: string): {
 export declare class PlaybackReporter {
     private readonly video;
     private location;
+    private readonly endpoint?;
     private readonly clock;
     private timer?;
     /** The node answered 404: it keeps no analytics for this session (an open node). */
     private unrecorded;
     private readonly onPlaying;
     private readonly onWaiting;
-    constructor(video: HTMLVideoElement, location: string);
+    /** `location` is the WHEP session's resource; `endpoint`, the WHEP endpoint the player
+     * was given, is where reports go when given: in a cluster that is the control plane,
+     * which keeps the analytics of every edge's sessions, where the session's own node (an
+     * edge) keeps none. */
+    constructor(video: HTMLVideoElement, location: string, endpoint?: string | undefined);
     /** The session moved to another node: report under its new resource. */
     moved(location: string): void;
-    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
-     * node records no analytics for this session) nothing more is sent to that node. */
+    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (no
+     * analytics are kept for this session) nothing more is sent until the session moves. */
     report(): Promise<void>;
     /** Stops reporting (a last report first). */
     stop(): void;

@@ -45,9 +45,14 @@ export function sessionOf(location) {
 }
 /** Reports a video element's playback for a WHEP session every {@link REPORT_EVERY_MS}. */
 export class PlaybackReporter {
-    constructor(video, location) {
+    /** `location` is the WHEP session's resource; `endpoint`, the WHEP endpoint the player
+     * was given, is where reports go when given: in a cluster that is the control plane,
+     * which keeps the analytics of every edge's sessions, where the session's own node (an
+     * edge) keeps none. */
+    constructor(video, location, endpoint) {
         this.video = video;
         this.location = location;
+        this.endpoint = endpoint;
         this.clock = new StallClock();
         /** The node answered 404: it keeps no analytics for this session (an open node). */
         this.unrecorded = false;
@@ -62,15 +67,16 @@ export class PlaybackReporter {
         this.location = location;
         this.unrecorded = false;
     }
-    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
-     * node records no analytics for this session) nothing more is sent to that node. */
+    /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (no
+     * analytics are kept for this session) nothing more is sent until the session moves. */
     async report() {
         const ids = sessionOf(this.location);
         if (!ids || this.unrecorded)
             return;
         const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
         const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
-        const url = new URL("/api/v1/playback-stats", this.location).toString();
+        const base = new URL(this.endpoint ?? this.location, globalThis.location?.href);
+        const url = new URL("/api/v1/playback-stats", base).toString();
         const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
             .catch(() => undefined);
         if (answer?.status === 404)

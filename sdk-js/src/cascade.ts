@@ -479,6 +479,7 @@ export async function play(
   session.rejoin = join;
   // Always followed: a drained node's `move` reaches the session even without a listener.
   session.listen(options.onEvent ?? (() => undefined));
-  if (options.stats !== false) session.reporter = new PlaybackReporter(video, session.location);
+  // Reported where the player joined (a cluster's control plane), not to the edge.
+  if (options.stats !== false) session.reporter = new PlaybackReporter(video, session.location, url);
   return session;
 }

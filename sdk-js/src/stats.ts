@@ -63,7 +63,15 @@ export class PlaybackReporter {
   private readonly onPlaying = () => this.clock.playing(performance.now());
   private readonly onWaiting = () => this.clock.waiting(performance.now());
 
-  constructor(private readonly video: HTMLVideoElement, private location: string) {
+  /** `location` is the WHEP session's resource; `endpoint`, the WHEP endpoint the player
+   * was given, is where reports go when given: in a cluster that is the control plane,
+   * which keeps the analytics of every edge's sessions, where the session's own node (an
+   * edge) keeps none. */
+  constructor(
+    private readonly video: HTMLVideoElement,
+    private location: string,
+    private readonly endpoint?: string,
+  ) {
     video.addEventListener("playing", this.onPlaying);
     video.addEventListener("waiting", this.onWaiting);
     this.timer = setInterval(() => void this.report(), REPORT_EVERY_MS);
@@ -75,14 +83,15 @@ export class PlaybackReporter {
     this.unrecorded = false;
   }
 
-  /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (the
-   * node records no analytics for this session) nothing more is sent to that node. */
+  /** Sends the totals now (errors are ignored: a report is best effort). After a 404 (no
+   * analytics are kept for this session) nothing more is sent until the session moves. */
   async report(): Promise<void> {
     const ids = sessionOf(this.location);
     if (!ids || this.unrecorded) return;
     const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
     const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
-    const url = new URL("/api/v1/playback-stats", this.location).toString();
+    const base = new URL(this.endpoint ?? this.location, globalThis.location?.href);
+    const url = new URL("/api/v1/playback-stats", base).toString();
     const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
       .catch(() => undefined);
     if (answer?.status === 404) this.unrecorded = true;

@@ -117,3 +117,28 @@ test("a node that keeps no analytics for the session (404) is not asked again un
     globalThis.fetch = realFetch;
   }
 });
+
+test("a player that joined through a control plane reports there, not to its edge", async () => {
+  const { PlaybackReporter } = await import("../dist/cascade.js");
+  const posts = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (url, init) => { posts.push([String(url), JSON.parse(init.body)]); return { status: 204 }; };
+  const video = {
+    addEventListener() {}, removeEventListener() {},
+    getVideoPlaybackQuality: () => ({ totalVideoFrames: 10 }),
+  };
+  try {
+    const r = new PlaybackReporter(video, "http://edge1.test/whep/show/00000000000000ab", "http://control.test/whep/show");
+    await r.report();
+    r.moved("http://edge2.test/whep/show/00000000000000cd");
+    await r.report();
+    assert.deepEqual(posts.map(([url, body]) => [url, body.session]), [
+      ["http://control.test/api/v1/playback-stats", "00000000000000ab"],
+      ["http://control.test/api/v1/playback-stats", "00000000000000cd"],
+    ]);
+    globalThis.fetch = async () => ({ status: 204 });
+    r.stop();
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});
