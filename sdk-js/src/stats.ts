@@ -90,8 +90,13 @@ export class PlaybackReporter {
     if (!ids || this.unrecorded) return;
     const frames = this.video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
     const body = JSON.stringify({ ...ids, ...this.clock.totals(performance.now()), frames });
-    const base = new URL(this.endpoint ?? this.location, globalThis.location?.href);
-    const url = new URL("/api/v1/playback-stats", base).toString();
+    let url: string;
+    try {
+      const base = new URL(this.endpoint ?? this.location, globalThis.location?.href);
+      url = new URL("/api/v1/playback-stats", base).toString();
+    } catch {
+      return; // a relative endpoint outside a page: nowhere to report
+    }
     const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body })
       .catch(() => undefined);
     if (answer?.status === 404) this.unrecorded = true;
