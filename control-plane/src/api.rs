@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -32,36 +32,54 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest API request body.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// The routes whose bodies may be larger than the HTTP server's early bound on an
-/// announced length (`signaling::server::Limits::larger`): method, path prefix and suffix,
-/// and the route's own limit (set on it below). Without them a node's audience report of
-/// a few hundred viewers, or a studio's detailed frame, was refused before its route saw it.
-pub const LARGER_BODIES: &[(&str, &str, &str, u64)] = &[
-    (
-        "PUT",
-        "/api/v1/cluster/nodes/",
-        "/audience",
-        audience::MAX_BODY as u64,
-    ),
-    (
-        "PUT",
-        "/api/v1/channels/",
-        "/thumbnail",
-        thumbs::MAX_BYTES as u64,
-    ),
-    (
-        "PUT",
-        "/api/v1/cluster/thumbnails/",
-        "",
-        thumbs::MAX_BYTES as u64,
-    ),
-    (
-        "POST",
-        "/api/v1/payments/stripe/webhook",
-        "",
-        webhook::MAX_EVENT as u64,
-    ),
+/// A route whose body may be larger than [`MAX_BODY`]: method, path (as routed under
+/// `/api/v1`) and limit. Each is routed with its limit by [`Larger::larger`], and the HTTP
+/// server's early bound on an announced length takes them from [`LARGER_BODIES`]
+/// (`signaling::server::Limits::larger`): a node's audience report of a few hundred
+/// viewers, or a studio's detailed frame, reaches its route.
+type LargerRoute = (&'static str, &'static str, u64);
+
+const AUDIENCE: LargerRoute = (
+    "PUT",
+    "/api/v1/cluster/nodes/{id}/audience",
+    audience::MAX_BODY as u64,
+);
+const CHANNEL_THUMBNAIL: LargerRoute = (
+    "PUT",
+    "/api/v1/channels/{slug}/thumbnail",
+    thumbs::MAX_BYTES as u64,
+);
+const CLUSTER_THUMBNAIL: LargerRoute = (
+    "PUT",
+    "/api/v1/cluster/thumbnails/{stream}",
+    thumbs::MAX_BYTES as u64,
+);
+const STRIPE_EVENTS: LargerRoute = (
+    "POST",
+    "/api/v1/payments/stripe/webhook",
+    webhook::MAX_EVENT as u64,
+);
+
+/// The routes that take larger bodies, for the HTTP server.
+pub const LARGER_BODIES: &[LargerRoute] = &[
+    AUDIENCE,
+    CHANNEL_THUMBNAIL,
+    CLUSTER_THUMBNAIL,
+    STRIPE_EVENTS,
 ];
+
+/// Routing a [`LargerRoute`] with its limit.
+trait Larger {
+    fn larger(self, route: LargerRoute, handler: MethodRouter<ControlPlane>) -> Self;
+}
+
+impl Larger for Router<ControlPlane> {
+    fn larger(self, (_, path, max): LargerRoute, handler: MethodRouter<ControlPlane>) -> Self {
+        let path = path.strip_prefix("/api/v1").unwrap_or(path);
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        self.route(path, handler.layer(DefaultBodyLimit::max(max)))
+    }
+}
 
 /// The control plane's public key, for media nodes that check tokens offline.
 #[derive(Debug, Serialize, ToSchema)]
@@ -391,10 +409,7 @@ fn money_routes() -> Router<ControlPlane> {
         .route("/admin/payouts.csv", get(reports::report))
         .route("/me/subscriptions", get(subscriptions::mine))
         .route("/me/subscriptions/{id}", delete(subscriptions::cancel))
-        .route(
-            "/payments/stripe/webhook",
-            post(webhook::stripe).layer(DefaultBodyLimit::max(webhook::MAX_EVENT)),
-        )
+        .larger(STRIPE_EVENTS, post(webhook::stripe))
 }
 
 /// Ad breaks, sponsors' slots, analytics and players' reports.
@@ -443,12 +458,7 @@ fn discovery_routes() -> Router<ControlPlane> {
             get(live::stream_info).put(live::set_stream_info),
         )
         .route("/channels/{slug}/profile", get(follows::profile))
-        .route(
-            "/channels/{slug}/thumbnail",
-            get(thumbs::get)
-                .put(thumbs::put)
-                .layer(DefaultBodyLimit::max(thumbs::MAX_BYTES)),
-        )
+        .larger(CHANNEL_THUMBNAIL, get(thumbs::get).put(thumbs::put))
         .route("/me/following/live", get(follows::following_live))
         .route("/me/notifications", get(follows::notifications))
         .route("/me/notifications/read", post(follows::mark_read))
@@ -539,10 +549,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             get(registry::list).post(registry::register),
         )
         .route("/cluster/nodes/{id}/stats", put(registry::stats))
-        .route(
-            "/cluster/nodes/{id}/audience",
-            put(audience::report).layer(DefaultBodyLimit::max(audience::MAX_BODY)),
-        )
+        .larger(AUDIENCE, put(audience::report))
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         // The body streams to disk, counted against `max_recording_bytes` as it comes.
         .route(
@@ -550,10 +557,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             post(recordings::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/cluster/recording", get(recordings::setting))
-        .route(
-            "/cluster/thumbnails/{stream}",
-            put(thumbnails::put).layer(DefaultBodyLimit::max(thumbs::MAX_BYTES)),
-        )
+        .larger(CLUSTER_THUMBNAIL, put(thumbnails::put))
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })

@@ -49,11 +49,12 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::tls::Tls;
 
-/// A route whose body may be larger than [`Limits::max_body`]: its method, its path's
-/// prefix and suffix, and its largest body. The early refusal of an announced length
+/// A route whose body may be larger than [`Limits::max_body`]: its method, its path as
+/// the router writes it (`/api/v1/channels/{slug}/thumbnail`: a `{…}` segment matches any
+/// one segment), and its largest body. The early refusal of an announced length
 /// ([`announced_length`]) takes that as the bound for it; the route's own limit applies
 /// as the body is read.
-pub type LargerBody = (&'static str, &'static str, &'static str, u64);
+pub type LargerBody = (&'static str, &'static str, u64);
 
 /// How long and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,17 +104,27 @@ fn node_recording(req: &Request) -> bool {
 
 /// The largest body `req` may announce: `max`, or its route's in `larger`.
 fn announced_max(req: &Request, max: u64, larger: &[LargerBody]) -> u64 {
-    let path = req.uri().path();
     larger
         .iter()
-        .filter(|(method, prefix, suffix, _)| {
-            req.method().as_str() == *method
-                && path.len() >= prefix.len() + suffix.len()
-                && path.starts_with(prefix)
-                && path.ends_with(suffix)
+        .filter(|(method, pattern, _)| {
+            req.method().as_str() == *method && matches_route(pattern, req.uri().path())
         })
-        .map(|l| l.3)
+        .map(|l| l.2)
         .fold(max, u64::max)
+}
+
+/// Whether `path` is one of route `pattern`'s: segment by segment, a `{…}` segment
+/// matching any non-empty one.
+fn matches_route(pattern: &str, path: &str) -> bool {
+    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Answers 408 to a request not answered within the limit ([`node_recording`] excepted).
@@ -337,5 +348,24 @@ async fn to_https(req: Request) -> Response {
         )
             .into_response(),
         None => (StatusCode::BAD_REQUEST, "this node speaks HTTPS\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_route;
+
+    #[test]
+    fn a_route_pattern_matches_its_paths_only() {
+        let p = "/api/v1/channels/{slug}/thumbnail";
+        assert!(matches_route(p, "/api/v1/channels/amy/thumbnail"));
+        assert!(!matches_route(p, "/api/v1/channels//thumbnail"));
+        assert!(!matches_route(p, "/api/v1/channels/amy/thumbnailx"));
+        assert!(!matches_route(p, "/api/v1/channels/amy/thumbnail/x"));
+        assert!(!matches_route(p, "/api/v1/channels/a/b/thumbnail"));
+        assert!(matches_route(
+            "/api/v1/payments/stripe/webhook",
+            "/api/v1/payments/stripe/webhook"
+        ));
     }
 }
