@@ -32,13 +32,20 @@ pub const TIME: Duration = Duration::from_secs(5);
 /// The longest wait for each piece of it: a client that stopped sending is not waited for.
 pub const STALL: Duration = Duration::from_millis(500);
 
-/// The request body, shared between the handler and [`linger`].
-struct Shared(Arc<Mutex<Option<Body>>>);
+/// The request body, shared between the handler and [`linger`], and whether the handler
+/// asked for any of it.
+#[derive(Default)]
+struct Slot {
+    body: Option<Body>,
+    polled: bool,
+}
+
+/// The handler's side of a [`Slot`].
+struct Shared(Arc<Mutex<Slot>>);
 
 impl Shared {
-    fn with<T>(&self, f: impl FnOnce(Option<&mut Body>) -> T) -> T {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        f(slot.as_mut())
+    fn with<T>(&self, f: impl FnOnce(&mut Slot) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -50,18 +57,25 @@ impl HttpBody for Shared {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        self.with(|b| match b {
-            Some(b) => Pin::new(b).poll_frame(cx),
-            None => Poll::Ready(None),
+        self.with(|s| {
+            s.polled = true;
+            match &mut s.body {
+                Some(b) => Pin::new(b).poll_frame(cx),
+                None => Poll::Ready(None),
+            }
         })
     }
 
     fn is_end_stream(&self) -> bool {
-        self.with(|b| b.is_none_or(|b| b.is_end_stream()))
+        self.with(|s| s.body.as_ref().is_none_or(HttpBody::is_end_stream))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.with(|b| b.map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()))
+        self.with(|s| {
+            s.body
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+        })
     }
 }
 
@@ -75,18 +89,33 @@ pub async fn linger(req: Request, next: axum::middleware::Next) -> Response {
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    let slot = Arc::new(Mutex::new(Some(body)));
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let slot = Arc::new(Mutex::new(Slot {
+        body: Some(body),
+        polled: false,
+    }));
     let req = Request::from_parts(parts, Body::new(Shared(slot.clone())));
     let mut resp = next.run(req).await;
     // The handler may still hold the body (a task it started reads it): leave it be.
-    let Some(rest) = Arc::into_inner(slot)
-        .and_then(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
-        .filter(|b| !b.is_end_stream())
+    let Some(Slot {
+        body: Some(rest),
+        polled,
+    }) = Arc::into_inner(slot).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
     else {
         return resp;
     };
-    // A client too slow to be answered in time (408) is not waited for any longer.
-    let wait = resp.status() != StatusCode::REQUEST_TIMEOUT && announced.is_none_or(|n| n <= BYTES);
+    if rest.is_end_stream() {
+        return resp;
+    }
+    // Not waited for: a client too slow to be answered in time (408); a body larger than
+    // is read; and one a client holds back until told to send it (`Expect: 100-continue`,
+    // which reading would now invite).
+    let wait = resp.status() != StatusCode::REQUEST_TIMEOUT
+        && announced.is_none_or(|n| n <= BYTES)
+        && (polled || !expects_continue);
     if !wait || !drain(rest).await {
         // Unread bytes left: the connection cannot carry another request.
         resp.headers_mut()

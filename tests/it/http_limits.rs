@@ -225,6 +225,21 @@ fn a_client_still_sending_a_refused_body_reads_the_answer() {
     );
 }
 
+/// A client that waits to be told to send its body (`Expect: 100-continue`) and is refused
+/// first is not invited to send it after all: the refusal comes alone.
+#[test]
+fn a_refused_body_held_back_for_100_continue_is_not_asked_for() {
+    let server = Server::start(&[]);
+    let mut s = connect(&server);
+    s.write_all(
+        b"POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .unwrap();
+    let (got, _) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(!got.contains(" 100 Continue"), "{got}");
+}
+
 #[test]
 fn a_body_that_stops_coming_is_abandoned() {
     let server = quick_server();
