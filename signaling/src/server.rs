@@ -14,9 +14,9 @@
 //!   whole file is stored; its body timeout still holds);
 //! - an early 413 for a `Content-Length` over the largest body any route takes (a tus
 //!   chunk and a node's recording bound their own);
-//! - the rest of a body its route answered early (a 413 past its limit) read and dropped
-//!   before the answer goes out, within bounds ([`crate::linger`]), so that a client
-//!   still writing sees the answer rather than a reset;
+//! - a lingering close after an answer that left its request's body unread (a 413 past
+//!   a route's limit): the rest is read and dropped after the answer, within bounds
+//!   ([`crate::linger`]), so that a client still writing sees the answer, not a reset;
 //! - a cap on open connections: past it the listener stops accepting (the kernel
 //!   queues new connections) until one closes.
 //!
@@ -47,6 +47,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::linger::Lingering;
 use crate::tls::Tls;
 
 /// A route whose body may be larger than [`Limits::max_body`]: its method, its path as
@@ -142,7 +143,7 @@ async fn answer_within(
     }
 }
 
-/// Refuses a body announced larger than any route takes before a byte of it is read:
+/// Refuses a body announced larger than any route takes before a byte of it is handled:
 /// axum's own limit only fires once that much has arrived. A tus upload's chunk
 /// (`application/offset+octet-stream` to `/api/v1/uploads/…`, and nowhere else) is exempt:
 /// its route streams it to disk and bounds it by the upload's declared length; so is a
@@ -164,8 +165,8 @@ async fn announced_length(
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == b"application/offset+octet-stream");
     if announced.is_some_and(|n| n > max) && !chunk && !node_recording(&req) {
-        // The rest is read after the answer, or, too large for that, the connection is
-        // closed with `Connection: close` (crate::linger).
+        // The body stays unread: the connection closes after the answer, gently
+        // (crate::linger).
         // A problem document, as the API's own 413s (a client reads one form).
         let body = serde_json::json!({
             "type": "about:blank",
@@ -209,14 +210,13 @@ pub async fn serve_with(
             (limits.max_body, limits.larger),
             announced_length,
         ))
+        // Inside the body timeout: a body that timed out is not lingered on.
+        .layer(axum::middleware::from_fn(crate::linger::linger))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
             answer_within,
-        ))
-        // Around the time to answer: the rest of a body read after the answer is not
-        // the handler's time.
-        .layer(axum::middleware::from_fn(crate::linger::linger));
+        ));
     // Outermost: the server's own 408 and 413 get an id and a log line too.
     let app = crate::requests::edge(app);
     let redirect = crate::requests::edge(Router::new().fallback(to_https));
@@ -256,12 +256,20 @@ pub async fn serve_with(
         let stopping = stop.subscribe();
         let handshake = limits.header_timeout;
         tokio::spawn(async move {
+            let mark = crate::linger::Mark::default();
+            let stream = Lingering::new(stream, mark.clone());
+            let on = Conn {
+                remote,
+                mark,
+                stopping,
+            };
             match tls {
-                None => drive(http, TokioIo::new(stream), app, remote, stopping).await,
+                None => drive(http, TokioIo::new(stream), app, on).await,
                 Some(tls) => {
                     // The first byte, within the time a request's headers get.
                     let mut first = [0u8; 1];
-                    let peeked = tokio::time::timeout(handshake, stream.peek(&mut first)).await;
+                    let peeked =
+                        tokio::time::timeout(handshake, stream.get_ref().peek(&mut first)).await;
                     match peeked {
                         Ok(Ok(1)) if crate::tls::is_tls_record(first[0]) => {
                             let accepted =
@@ -273,16 +281,12 @@ pub async fn serve_with(
                                 {
                                     tracing::debug!("ACME validation from {remote} answered");
                                 }
-                                Ok(Ok(s)) => {
-                                    drive(http, TokioIo::new(s), app, remote, stopping).await;
-                                }
+                                Ok(Ok(s)) => drive(http, TokioIo::new(s), app, on).await,
                                 Ok(Err(e)) => tracing::debug!("TLS from {remote}: {e}"),
                                 Err(_) => tracing::debug!("TLS from {remote}: handshake timed out"),
                             }
                         }
-                        Ok(Ok(1)) => {
-                            drive(http, TokioIo::new(stream), redirect, remote, stopping).await
-                        }
+                        Ok(Ok(1)) => drive(http, TokioIo::new(stream), redirect, on).await,
                         _ => {}
                     }
                 }
@@ -300,20 +304,29 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// What a connection's requests are served with.
+struct Conn {
+    remote: SocketAddr,
+    /// Set when a request left its body unread: the socket then closes gently.
+    mark: crate::linger::Mark,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Serves one connection until it ends, or closes it after its current request once
 /// the server is stopping.
-async fn drive<I>(
-    http: hyper::server::conn::http1::Builder,
-    io: I,
-    app: Router,
-    remote: SocketAddr,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-) where
+async fn drive<I>(http: hyper::server::conn::http1::Builder, io: I, app: Router, on: Conn)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let Conn {
+        remote,
+        mark,
+        mut stopping,
+    } = on;
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-        req.extensions_mut()
-            .insert(ConnectInfo::<SocketAddr>(remote));
+        let ext = req.extensions_mut();
+        ext.insert(ConnectInfo::<SocketAddr>(remote));
+        ext.insert(mark.clone());
         app.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = http.serve_connection(io, service).with_upgrades();

@@ -174,7 +174,8 @@ fn routes_with_larger_bodies_are_bounded_by_their_own_limit() {
 
 /// A route that answers before its body is all in (a 413 past its limit, a 401 before
 /// reading) is heard by a client still writing the rest: the server reads and drops the
-/// rest first, where it used to close with it unread and the client met a reset.
+/// rest after its answer (a lingering close), where it used to close with it unread and
+/// the client met a reset.
 #[test]
 fn a_client_still_sending_a_refused_body_reads_the_answer() {
     let server = Server::start(&[]);
@@ -206,23 +207,6 @@ fn a_client_still_sending_a_refused_body_reads_the_answer() {
             .map_err(|e| format!("{e:?}"));
         assert_eq!(got, Ok(want), "{path}");
     }
-    // A body read to its end leaves the connection open for the next request.
-    let mut s = connect(&server);
-    let body = vec![b'v'; 200 * 1024];
-    let head = format!(
-        "POST /whep/s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(&body).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let (got, _) = read_to_close(&mut s);
-    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
-    assert!(
-        got.contains("HTTP/1.1 200"),
-        "the next request answered: {got}"
-    );
 }
 
 /// A client that waits to be told to send its body (`Expect: 100-continue`) and is refused
