@@ -76,7 +76,11 @@ async fn loss_and_delay_are_what_the_path_does() {
     let q = |x: f64| acc.delay.value_at_quantile(x) as f64 / 1000.0;
     assert!(q(0.0) >= 29.9, "min {}", q(0.0));
     assert!((33.0..=39.0).contains(&q(0.5)), "p50 {}", q(0.5));
-    assert!(q(0.99) <= 45.0, "p99 {}", q(0.99));
+    // Nine in ten within the jitter's 10 ms (uniform: p90 near 39 ms); the tail also
+    // carries this machine's scheduling delays (a p99 of 55 ms in a CI run under load), so
+    // it is bounded only against a gross error (the delay applied twice: 60 ms).
+    assert!(q(0.9) <= 42.0, "p90 {}", q(0.9));
+    assert!(q(0.99) < 60.0, "p99 {}", q(0.99));
     // Jitter reorders; a reordered packet fills its hole. Only those that overtake the
     // run's very first packet (within the first 10 ms) fall outside it.
     assert!(acc.late <= 10, "{} late", acc.late);
