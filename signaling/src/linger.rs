@@ -29,8 +29,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use futures_util::FutureExt;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -103,13 +104,16 @@ impl HttpBody for Shared {
 pub async fn linger(req: Request, next: axum::middleware::Next) -> Response {
     let (parts, body) = req.into_parts();
     let mark = parts.extensions.get::<Mark>().cloned();
-    let Some(mark) = mark.filter(|_| !body.is_end_stream()) else {
-        return next.run(Request::from_parts(parts, body)).await;
-    };
     let announced = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    // (By its head: the body timeout's wrapper does not tell an empty body's end.)
+    let has_body =
+        announced.is_some_and(|n| n > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let Some(mark) = mark.filter(|_| has_body) else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
     let slot = Arc::new(Mutex::new(Slot {
         body: Some(body),
         failed: false,
@@ -118,13 +122,17 @@ pub async fn linger(req: Request, next: axum::middleware::Next) -> Response {
     let mut resp = next.run(req).await;
     // The handler may still hold the body (a task it started reads it): leave it be.
     let Some(Slot {
-        body: Some(rest),
+        body: Some(mut rest),
         failed,
     }) = Arc::into_inner(slot).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
     else {
         return resp;
     };
-    if rest.is_end_stream() {
+    // Read to its end already? One look, without waiting.
+    let next_piece = std::future::poll_fn(|cx| Pin::new(&mut rest).poll_frame(cx));
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        || matches!(next_piece.now_or_never(), Some(None))
+    {
         return resp;
     }
     // The connection cannot carry another request: say so.
