@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{delete, get, on, post, put, MethodFilter};
 use axum::Router;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -68,16 +68,30 @@ pub const LARGER_BODIES: &[LargerRoute] = &[
     STRIPE_EVENTS,
 ];
 
-/// Routing a [`LargerRoute`] with its limit.
+/// Routing a [`LargerRoute`]: its handler on its method, with its limit.
 trait Larger {
-    fn larger(self, route: LargerRoute, handler: MethodRouter<ControlPlane>) -> Self;
+    fn larger<H, T>(self, route: LargerRoute, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, ControlPlane>,
+        T: 'static;
 }
 
 impl Larger for Router<ControlPlane> {
-    fn larger(self, (_, path, max): LargerRoute, handler: MethodRouter<ControlPlane>) -> Self {
-        let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    fn larger<H, T>(self, (method, path, max): LargerRoute, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, ControlPlane>,
+        T: 'static,
+    {
+        // Constants of this file, routed at start: a wrong one is a programming error.
+        let filter = axum::http::Method::from_bytes(method.as_bytes())
+            .ok()
+            .and_then(|m| MethodFilter::try_from(m).ok())
+            .expect("a LARGER_BODIES method");
+        let path = path
+            .strip_prefix("/api/v1")
+            .expect("a LARGER_BODIES path under /api/v1");
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        self.route(path, handler.layer(DefaultBodyLimit::max(max)))
+        self.route(path, on(filter, handler).layer(DefaultBodyLimit::max(max)))
     }
 }
 
@@ -409,7 +423,7 @@ fn money_routes() -> Router<ControlPlane> {
         .route("/admin/payouts.csv", get(reports::report))
         .route("/me/subscriptions", get(subscriptions::mine))
         .route("/me/subscriptions/{id}", delete(subscriptions::cancel))
-        .larger(STRIPE_EVENTS, post(webhook::stripe))
+        .larger(STRIPE_EVENTS, webhook::stripe)
 }
 
 /// Ad breaks, sponsors' slots, analytics and players' reports.
@@ -458,7 +472,8 @@ fn discovery_routes() -> Router<ControlPlane> {
             get(live::stream_info).put(live::set_stream_info),
         )
         .route("/channels/{slug}/profile", get(follows::profile))
-        .larger(CHANNEL_THUMBNAIL, get(thumbs::get).put(thumbs::put))
+        .route("/channels/{slug}/thumbnail", get(thumbs::get))
+        .larger(CHANNEL_THUMBNAIL, thumbs::put)
         .route("/me/following/live", get(follows::following_live))
         .route("/me/notifications", get(follows::notifications))
         .route("/me/notifications/read", post(follows::mark_read))
@@ -549,7 +564,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             get(registry::list).post(registry::register),
         )
         .route("/cluster/nodes/{id}/stats", put(registry::stats))
-        .larger(AUDIENCE, put(audience::report))
+        .larger(AUDIENCE, audience::report)
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         // The body streams to disk, counted against `max_recording_bytes` as it comes.
         .route(
@@ -557,7 +572,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             post(recordings::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/cluster/recording", get(recordings::setting))
-        .larger(CLUSTER_THUMBNAIL, put(thumbnails::put))
+        .larger(CLUSTER_THUMBNAIL, thumbnails::put)
         .route("/cluster/parents", get(registry::parents))
         .route("/cluster/place", get(registry::place))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint".into()) })

@@ -71,19 +71,7 @@ impl IntoResponse for ApiError {
         if let ApiError::SubscriptionRequired = self {
             // A typed refusal a player acts on (offer the channel's tiers): a problem
             // document with a code, as the control plane's API answers.
-            let body = serde_json::json!({
-                "type": "about:blank",
-                "title": "Forbidden",
-                "status": 403,
-                "detail": self.to_string(),
-                "code": "subscription_required",
-            });
-            let mut resp = (status, body.to_string()).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            );
-            return resp;
+            return problem(status, &self.to_string(), Some("subscription_required"));
         }
         let body = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             // Internal detail is logged, never returned.
@@ -106,4 +94,24 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// An RFC 9457 problem document (`application/problem+json`), as the control plane's API
+/// answers: for refusals a client acts on, and the server's own early 413.
+pub fn problem(status: StatusCode, detail: &str, code: Option<&str>) -> Response {
+    let mut body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let Some(code) = code {
+        body["code"] = code.into();
+    }
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
 }

@@ -6,7 +6,8 @@
 //!   one that is sane (one value, 1 to [`MAX_REQUEST_ID`] visible ASCII characters), else a
 //!   fresh UUID v4. The request carries it too (the header, and tower-http's `RequestId`
 //!   extension). A JSON error body (`application/problem+json`, `application/json`) gets it
-//!   as `request_id`, so a user can quote it; WHIP/WHEP's plain-text errors have the header.
+//!   as `request_id`, so a user can quote it; WHIP/WHEP's plain-text errors have the header
+//!   (their typed refusals and the server's early 413 are problem documents too).
 //! - **The span.** What is logged while a request is handled is inside the span
 //!   `request{request_id, method, route}`. The route is the matched template
 //!   (`/whep/{stream}`), never the path asked for: a path may name a private stream, a

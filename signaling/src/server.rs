@@ -168,18 +168,8 @@ async fn announced_length(
         // The body stays unread: the connection closes after the answer, gently
         // (crate::linger).
         // A problem document, as the API's own 413s (a client reads one form).
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": "Payload Too Large",
-            "status": 413,
-            "detail": format!("request body too large: this route takes at most {max} bytes"),
-        });
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response();
+        let detail = format!("request body too large: this route takes at most {max} bytes");
+        return crate::error::problem(StatusCode::PAYLOAD_TOO_LARGE, &detail, None);
     }
     next.run(req).await
 }
