@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use control_plane::recording::RecordLayers;
-use sfu::directory::Ingest;
 use sfu::record::{LayerMode, RecordConfig, Recording};
 
 use asks::Asks;
@@ -172,14 +171,10 @@ pub fn start(node: sfu::Node, library: Library, dir: PathBuf, grace: Duration) {
         loop {
             let (stream, answer) = tokio::select! {
                 _ = tick.tick() => {
-                    // The primary ingest only: a standby's publisher sends the same live,
-                    // which the primary's recording has.
-                    let live: Vec<String> = node
-                        .publishing()
-                        .into_iter()
-                        .filter(|(_, ingest)| *ingest == Ingest::Primary)
-                        .map(|(stream, _)| stream)
-                        .collect();
+                    // The primary ingest, or a standby once its primary is gone: a
+                    // standby's publisher sends the same live, which the primary's
+                    // recording has while there is one.
+                    let live = node.ingesting();
                     for step in lifecycle.observe(Instant::now(), &live) {
                         match step {
                             Step::Check(stream) => {
