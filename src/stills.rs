@@ -1,8 +1,6 @@
 //! Where the content library's stills meet libvpx: `control_plane::content::Stills` made
 //! by `sfu::process::still` (VP8 and VP9 keyframes; nothing for other codecs).
 
-use sfu::directory::Ingest;
-
 use crate::recording::Library;
 
 /// The still maker `serve` and `control` install.
@@ -22,8 +20,9 @@ const KEYFRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// encoding taken from the node, decoded and handed to `library` (the control plane in
 /// this process, or over the cluster API on a media-only node), which writes it as the
 /// channel's thumbnail unless the studio posted a newer one
-/// (`discovery::thumbs::put_server_still`). The primary ingest's only: a standby
-/// publisher sends the same picture. One stream at a time, on a blocking thread: a few
+/// (`discovery::thumbs::put_server_still`). The primary ingest's only, or a standby's
+/// once its primary is gone (`Node::ingesting`): a standby publisher sends the same
+/// picture. One stream at a time, on a blocking thread: a few
 /// milliseconds of decoding each.
 pub fn live(node: sfu::Node, library: Library, every: std::time::Duration) {
     tokio::spawn(async move {
@@ -31,10 +30,7 @@ pub fn live(node: sfu::Node, library: Library, every: std::time::Duration) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for (stream, ingest) in node.publishing() {
-                if ingest != Ingest::Primary {
-                    continue;
-                }
+            for stream in node.ingesting() {
                 let (n, s) = (node.clone(), stream.clone());
                 let jpeg = tokio::task::spawn_blocking(move || {
                     let frame = n.keyframe_of(&s, KEYFRAME_WAIT).ok()??;

@@ -187,6 +187,9 @@ struct StreamEntry {
     pipes: u32,
     /// Its local publisher is a standby (`?backup=1`): the cluster pulls from the primary.
     backup_ingest: bool,
+    /// The standby is in charge: the primary ingest is on no live origin (the control
+    /// plane says so), so the cluster takes the stream from here.
+    standby_in_charge: bool,
     /// Its publisher's last keyframe interval (lowest encoding).
     keyframe_interval: Option<Duration>,
     /// It has been live since its entry was made: viewers without a publisher now saw it go.
@@ -217,6 +220,7 @@ impl StreamEntry {
             relay_source: None,
             pipes: 0,
             backup_ingest: false,
+            standby_in_charge: false,
             keyframe_interval: None,
             was_live: false,
         }
@@ -368,6 +372,7 @@ impl Directory {
                 // whether it is a standby (`set_backup_ingest`).
                 entry.listed = false;
                 entry.backup_ingest = false;
+                entry.standby_in_charge = false;
             }
             Role::Viewer => {
                 entry.viewers += 1;
@@ -570,6 +575,27 @@ impl Directory {
                 (n.clone(), ingest)
             })
             .collect()
+    }
+
+    /// The streams this node is the ingest of now: a local publisher sending, the primary
+    /// or a standby in charge ([`Self::set_standby_in_charge`]). What the recorder and the
+    /// server's stills take (a standby's copy is the same live: one recording of it).
+    pub fn ingesting(&self) -> Vec<String> {
+        let g = self.lock();
+        g.streams
+            .iter()
+            .filter(|(_, e)| e.publisher.is_some() && e.status.borrow().active)
+            .filter(|(_, e)| !e.backup_ingest || e.standby_in_charge)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Whether the standby ingest of `name` here is in charge: the stream's primary ingest
+    /// is on no live origin.
+    pub fn set_standby_in_charge(&self, name: &str, in_charge: bool) {
+        if let Some(e) = self.lock().streams.get_mut(name) {
+            e.standby_in_charge = in_charge;
+        }
     }
 
     /// Marks the local publisher of `name` as a standby ingest (or not).
@@ -944,7 +970,7 @@ mod tests {
     }
 
     #[test]
-    fn publishing_lists_the_local_publishers_that_send_primary_or_standby() {
+    fn publishing_lists_the_local_publishers_that_send_and_ingesting_a_standby_in_charge() {
         let d = Directory::default();
         let w = WorkerId(0);
         let a = d
@@ -970,8 +996,30 @@ mod tests {
                 ("b".into(), Ingest::Backup)
             ]
         );
+        // What is recorded here: the primary, and the standby only while it is in charge
+        // (still a standby as the cluster sees it).
+        assert_eq!(d.ingesting(), ["a".to_string()]);
+        d.set_standby_in_charge("b", true);
+        let mut ingesting = d.ingesting();
+        ingesting.sort();
+        assert_eq!(ingesting, ["a", "b"]);
+        assert!(d.publishing().contains(&("b".into(), Ingest::Backup)));
+        d.set_standby_in_charge("b", false);
+        assert_eq!(d.ingesting(), ["a".to_string()]);
         d.set_active(a, false);
         assert_eq!(d.publishing(), [("b".to_string(), Ingest::Backup)]);
+        // A new publish (the stream's entry kept by a viewer in between) starts as no
+        // standby in charge.
+        d.set_standby_in_charge("b", true);
+        d.admit(SessionId(9), "b", Role::Viewer, w, client(2))
+            .unwrap();
+        d.release(SessionId(2));
+        let b = d
+            .admit(SessionId(10), "b", Role::Publisher, w, None)
+            .unwrap();
+        d.set_active(b, true);
+        d.set_backup_ingest("b", true);
+        assert!(d.ingesting().is_empty());
     }
 
     #[test]

@@ -391,6 +391,21 @@ impl Node {
         self.inner.shared.directory.publishing()
     }
 
+    /// The streams this node is the ingest of now (primary, or a standby in charge):
+    /// what is recorded and given live stills here.
+    pub fn ingesting(&self) -> Vec<String> {
+        self.inner.shared.directory.ingesting()
+    }
+
+    /// Whether the standby ingest of `stream` here is in charge (its primary ingest is on
+    /// no live origin, as the control plane sees the cluster).
+    pub fn set_standby_in_charge(&self, stream: &str, in_charge: bool) {
+        self.inner
+            .shared
+            .directory
+            .set_standby_in_charge(stream, in_charge);
+    }
+
     /// Marks the local publisher of `stream` as a standby ingest: the cluster pulls from
     /// the primary while it sends, from this one when it stops.
     pub fn set_backup_ingest(&self, stream: &str, backup: bool) {

@@ -74,6 +74,9 @@ struct Registered {
 #[derive(Deserialize)]
 struct StatsReply {
     draining: bool,
+    /// The standby ingests here the cluster takes their stream from now.
+    #[serde(default)]
+    in_charge: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -193,7 +196,18 @@ impl Agent {
                 Some(r) if r.status() == reqwest::StatusCode::NOT_FOUND => self.state().id = None,
                 Some(r) if r.status().is_success() => {
                     if let Ok(reply) = r.json::<StatsReply>().await {
-                        self.inner.node.set_draining(reply.draining);
+                        let node = &self.inner.node;
+                        node.set_draining(reply.draining);
+                        // A standby whose primary is gone is recorded and given live
+                        // stills here as the primary was (`Node::ingesting`).
+                        for (stream, ingest) in node.carried() {
+                            if ingest == sfu::directory::Ingest::Backup {
+                                node.set_standby_in_charge(
+                                    &stream,
+                                    reply.in_charge.contains(&stream),
+                                );
+                            }
+                        }
                     }
                     if !self.inner.reporting.swap(true, Ordering::AcqRel) {
                         let agent = self.clone();

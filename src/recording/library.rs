@@ -18,9 +18,6 @@ use control_plane::discovery::thumbs::ServerStill;
 use control_plane::recording::RecordLayers;
 use control_plane::ControlPlane;
 
-/// A control plane that does not answer the setting's question this fast is taken as
-/// "not now": the stream does not record this time (the node never waits on it long).
-const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// An upload may take this long, plus a second per MiB (a slow link to the control plane
 /// is not a stuck one).
 const UPLOAD_BASE: Duration = Duration::from_secs(60);
@@ -154,7 +151,7 @@ impl Remote {
             .get(format!("{}/api/v1/cluster/recording", self.base()))
             .query(&[("stream", stream)])
             .bearer_auth(&self.token)
-            .timeout(ASK_TIMEOUT)
+            .timeout(super::ASK_TIMEOUT)
             .send()
             .await
             .and_then(|r| r.error_for_status());

@@ -5,12 +5,15 @@
 //! (`sfu::Node::record`) until it has been without a publisher for the grace period
 //! (`--recording-grace-ms`): a publisher back within it continues the same file. The
 //! decisions are [`Lifecycle`]'s, a pure function of the samples and the time; the task
-//! around it samples twice a second.
+//! around it samples twice a second, and asks each stream's question in a task of its
+//! own (`asks.rs`: bounded, each ask timed out), so that no stream's go-live waits on
+//! another's answer.
 //!
 //! Finished files are written in `DATA_DIR/recordings/` and handed to the library by
 //! `deliver.rs`, which also hands in the files found there when the node starts (left by
 //! a node that was killed while recording, or not accepted before).
 
+mod asks;
 pub mod deliver;
 pub mod library;
 
@@ -19,13 +22,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use control_plane::recording::RecordLayers;
-use sfu::directory::Ingest;
 use sfu::record::{LayerMode, RecordConfig, Recording};
 
+use asks::Asks;
 pub use library::{Library, Remote};
 
 /// How often the node's streams are sampled.
 const EVERY: Duration = Duration::from_millis(500);
+
+/// An ask of the setting not answered this fast is given up (asked again later: the
+/// stream records from then).
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest wait between asks of an unanswered setting (the first waits 1 s, each next
 /// twice as long): a control plane restarting for a minute, the live records from when it
@@ -156,56 +163,60 @@ pub fn start(node: sfu::Node, library: Library, dir: PathBuf, grace: Duration) {
     tokio::spawn(async move {
         let mut lifecycle = Lifecycle::new(grace);
         let mut running: HashMap<String, Recording> = HashMap::new();
+        // Each stream's ask apart: one the control plane is slow to answer delays none
+        // of the others' recordings.
+        let mut asks = Asks::new(ASK_TIMEOUT);
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            // The primary ingest only: a standby's publisher sends the same live, which
-            // the primary's recording has.
-            let live: Vec<String> = node
-                .publishing()
-                .into_iter()
-                .filter(|(_, ingest)| *ingest == Ingest::Primary)
-                .map(|(stream, _)| stream)
-                .collect();
-            for step in lifecycle.observe(Instant::now(), &live) {
-                match step {
-                    Step::Check(stream) => {
-                        let layers = match library.recording_of(&stream).await {
-                            Ok(l) => l,
-                            Err(e) => {
-                                tracing::warn!(stream, error = %e, "recording setting unread; asked again");
-                                lifecycle.unanswered(&stream, Instant::now());
-                                continue;
+            let (stream, answer) = tokio::select! {
+                _ = tick.tick() => {
+                    // The primary ingest, or a standby once its primary is gone: a
+                    // standby's publisher sends the same live, which the primary's
+                    // recording has while there is one.
+                    let live = node.ingesting();
+                    for step in lifecycle.observe(Instant::now(), &live) {
+                        match step {
+                            Step::Check(stream) => {
+                                let (library, s) = (library.clone(), stream.clone());
+                                asks.ask(stream, async move { library.recording_of(&s).await });
                             }
-                        };
-                        let started = layers.and_then(|layers| {
-                            let cfg = RecordConfig {
-                                dir: dir.clone(),
-                                layers: match layers {
-                                    RecordLayers::Top => LayerMode::Top,
-                                    RecordLayers::All => LayerMode::All,
-                                },
-                            };
-                            node.record(&stream, cfg, sink.clone())
-                                .map_err(
-                                    |e| tracing::warn!(stream, error = %e, "recording not started"),
-                                )
-                                .ok()
-                        });
-                        lifecycle.checked(&stream, started.is_some());
-                        if let Some(rec) = started {
-                            tracing::info!(stream, "recording");
-                            running.insert(stream, rec);
+                            Step::Stop(stream) => {
+                                if let Some(rec) = running.remove(&stream) {
+                                    // The file's end is written on the recorder's thread.
+                                    tokio::task::spawn_blocking(move || rec.stop());
+                                }
+                            }
                         }
                     }
-                    Step::Stop(stream) => {
-                        if let Some(rec) = running.remove(&stream) {
-                            // The file's end is written on the recorder's thread.
-                            tokio::task::spawn_blocking(move || rec.stop());
-                        }
-                    }
+                    continue;
                 }
+                answered = asks.next() => answered,
+            };
+            let layers = match answer {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(stream, error = %e, "recording setting unread; asked again");
+                    lifecycle.unanswered(&stream, Instant::now());
+                    continue;
+                }
+            };
+            let started = layers.and_then(|layers| {
+                let cfg = RecordConfig {
+                    dir: dir.clone(),
+                    layers: match layers {
+                        RecordLayers::Top => LayerMode::Top,
+                        RecordLayers::All => LayerMode::All,
+                    },
+                };
+                node.record(&stream, cfg, sink.clone())
+                    .map_err(|e| tracing::warn!(stream, error = %e, "recording not started"))
+                    .ok()
+            });
+            lifecycle.checked(&stream, started.is_some());
+            if let Some(rec) = started {
+                tracing::info!(stream, "recording");
+                running.insert(stream, rec);
             }
         }
     });

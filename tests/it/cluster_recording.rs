@@ -5,17 +5,19 @@
 //! /api/v1/cluster/recordings`), which lists it as a video of the channel: a visitor finds
 //! it through the control plane's API and GStreamer decodes its media. A node killed while
 //! recording hands in what it wrote when it starts again; a file that is no recording is
-//! set aside in `refused/`. The endpoint refuses a wrong token, an oversized body and a
+//! set aside in `refused/`. After a failover to a standby ingest on a second origin, that
+//! origin records the live. The endpoint refuses a wrong token, an oversized body and a
 //! file that is not WebM, and lists nothing half-made.
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::accounts::{account, api, channel_with_key};
 use crate::ads::{cluster_node_on, CLUSTER_TOKEN};
+use crate::cluster_thumbnail::listed_thumbnail;
 use crate::recording::{decode, listed, publish_to, recordings, wait_exit};
 use crate::server::{temp_dir, Server};
 
@@ -30,23 +32,27 @@ fn control_plane(data: &Path) -> Server {
     )
 }
 
+/// A control plane with amy's public channel `slug`, which records; its stream key.
+fn recording_channel(tag: &str, slug: &str) -> (Server, String) {
+    let control = control_plane(&temp_dir(tag));
+    account(&control, "admin");
+    let amy = account(&control, "amy");
+    let (key, _) = channel_with_key(&control, &amy, slug, "public");
+    let (s, r) = api(
+        &control,
+        "PUT",
+        &format!("/channels/{slug}/recording"),
+        Some(&amy),
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!((s, &r["enabled"]), (200, &json!(true)), "{r}");
+    (control, key)
+}
+
 /// The origin the control plane's WHIP redirect sends `key`'s broadcaster to: the 307's
 /// `Location`, a short-lived publish token in it.
 pub(crate) fn whip_location(control: &Server, origin: &Server, slug: &str, key: &str) -> String {
-    let http = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    // The control plane does not read the offer: the publisher sends it to the origin.
-    let r = http
-        .post(control.url(&format!("/whip/{slug}")))
-        .header("content-type", "application/sdp")
-        .bearer_auth(key)
-        .body("v=0\r\n")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let location = ingest_location(control, slug, key, false);
     assert!(location.starts_with(&origin.base), "{location}");
     location
 }
@@ -64,18 +70,7 @@ fn fetch_media(control: &Server, video: &serde_json::Value, to: &Path) {
 
 #[test]
 fn a_recording_made_on_an_origin_node_is_listed_by_the_control_plane_and_decodes() {
-    let control = control_plane(&temp_dir("noderec-control"));
-    account(&control, "admin");
-    let amy = account(&control, "amy");
-    let (key, _) = channel_with_key(&control, &amy, "node-rec", "public");
-    let (s, r) = api(
-        &control,
-        "PUT",
-        "/channels/node-rec/recording",
-        Some(&amy),
-        Some(json!({"enabled": true})),
-    );
-    assert_eq!((s, &r["enabled"]), (200, &json!(true)), "{r}");
+    let (control, key) = recording_channel("noderec-control", "node-rec");
     let certs = temp_dir("noderec-certs");
     crate::cluster::certificates(&certs, &["origin"]);
     let data = temp_dir("noderec-origin");
@@ -296,4 +291,116 @@ fn recordings_within(dir: &std::path::Path, secs: u64) -> Vec<std::path::PathBuf
         std::thread::sleep(Duration::from_millis(200));
     }
     recordings(dir)
+}
+
+/// Where the control plane's WHIP redirect sends `key`'s broadcaster (`?backup=1`: its
+/// standby encoder): the 307's `Location`.
+fn ingest_location(control: &Server, slug: &str, key: &str, backup: bool) -> String {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let path = if backup {
+        format!("/whip/{slug}?backup=1")
+    } else {
+        format!("/whip/{slug}")
+    };
+    let r = http
+        .post(control.url(&path))
+        .header("content-type", "application/sdp")
+        .bearer_auth(key)
+        .body("v=0\r\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// A broadcaster with a standby encoder on a second origin; the primary's origin dies
+/// (`kill -9`): the standby, now what the cluster carries, gets live stills from its
+/// origin and is recorded there, the recording listed when the live ends (the dead
+/// origin's own file stays on its disk: every video listed here was made by the
+/// standby's).
+#[test]
+fn after_a_failover_to_the_standby_ingest_its_origin_records_the_live() {
+    let (control, key) = recording_channel("failrec-control", "fail-rec");
+    let certs = temp_dir("failrec-certs");
+    crate::cluster::certificates(&certs, &["origin1", "origin2"]);
+    let flags = ["--recording-grace-ms", "2000", "--live-thumbnail-secs", "1"];
+    let data = [temp_dir("failrec-origin1"), temp_dir("failrec-origin2")];
+    let mut origins = [
+        cluster_node_on(&certs, &control.base, "origin1", "origin", &data[0], &flags),
+        cluster_node_on(&certs, &control.base, "origin2", "origin", &data[1], &flags),
+    ];
+    std::thread::sleep(Duration::from_secs(2));
+    let on = |location: &str| {
+        origins
+            .iter()
+            .position(|o| location.starts_with(&o.base))
+            .unwrap_or_else(|| panic!("placed on an origin: {location}"))
+    };
+    let location = ingest_location(&control, "fail-rec", &key, false);
+    let primary = on(&location);
+    let (main, _) = publish_to(&location, None, 60);
+    // Once the primary's origin has reported it (every second), the standby is placed
+    // elsewhere.
+    std::thread::sleep(Duration::from_secs(3));
+    let location = ingest_location(&control, "fail-rec", &key, true);
+    assert_eq!(
+        on(&location),
+        1 - primary,
+        "the standby on the other origin"
+    );
+    let (standby, _) = publish_to(&location, None, 20);
+    std::thread::sleep(Duration::from_secs(4));
+    let standby_dir = data[1 - primary].join("recordings");
+    assert_eq!(
+        recordings(&standby_dir),
+        Vec::<std::path::PathBuf>::new(),
+        "the standby's origin records nothing while the primary is live"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        if let Some(url) = listed_thumbnail(&control, "fail-rec") {
+            break Some(url);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary's live still is listed"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+
+    origins[primary].kill_hard();
+    drop(main);
+    // The standby's origin puts live stills (a new frame, a new URL) once it is in
+    // charge: two new ones (the dead primary's last could be one).
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let mut seen = vec![before];
+    while seen.len() < 3 {
+        let now = listed_thumbnail(&control, "fail-rec");
+        if now.is_some() && !seen.contains(&now) {
+            seen.push(now);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live stills from the standby's origin after the failover: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_exit(standby);
+    // The standby's recording ends 2 s after it left; its origin hands it in.
+    let videos = listed(&control, "fail-rec", 1);
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    assert_eq!(videos[0]["kind"], "recording");
+    let fetched = data[1 - primary].join("fetched.webm");
+    fetch_media(&control, &videos[0], &fetched);
+    let d = decode(&fetched);
+    assert!(d.ok, "GStreamer decodes it: {}", d.said);
+    assert!(
+        d.video_pts.len() > 3 * 30,
+        "the standby's live after the failover: {} pictures",
+        d.video_pts.len()
+    );
 }

@@ -28,7 +28,7 @@ fn control_plane(data: &std::path::Path) -> Server {
 }
 
 /// The thumbnail URL of `slug`'s card in the control plane's live list, once it has one.
-fn listed_thumbnail(control: &Server, slug: &str) -> Option<String> {
+pub(crate) fn listed_thumbnail(control: &Server, slug: &str) -> Option<String> {
     let (s, live) = api(control, "GET", "/live", None, None);
     assert_eq!(s, 200, "{live}");
     live.as_array()?

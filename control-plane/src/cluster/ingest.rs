@@ -6,6 +6,12 @@
 //! refuses the second one with 409); a new stream goes to the better of two random
 //! origins with room. A standby ingest (`?backup=1`) goes to another origin than the
 //! primary's, in another zone when there is one, so that losing a zone loses one ingest.
+//!
+//! A standby whose primary is on no live origin (the origin died, or its publisher left)
+//! is what the cluster takes the stream from: [`standbys_in_charge`] names them to their
+//! node in its stats answer, and the node records them and makes their live stills as a
+//! primary's (the standby stays a standby in the view: when the primary comes back, the
+//! recording there starts again and the standby's ends).
 
 use rand::Rng;
 
@@ -42,6 +48,24 @@ pub fn place_publisher<R: Rng + ?Sized>(
         }
     }
     pick(origins, rng, ok, load).ok_or(PlaceError::Full)
+}
+
+/// Of the standby ingests `node` holds (`standbys`), those whose stream's primary ingest
+/// is on no live origin.
+pub fn standbys_in_charge(view: &ClusterView, standbys: &[&str]) -> Vec<String> {
+    let primary_live = |stream: &str| {
+        view.stream(stream).is_some_and(|ix| {
+            ix.carriers.iter().any(|n| {
+                view.node(*n).alive
+                    && view.carry(*n, stream).and_then(|c| c.ingest) == Some(Ingest::Primary)
+            })
+        })
+    };
+    standbys
+        .iter()
+        .filter(|s| !primary_live(s))
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 impl ControlPlane {
@@ -126,5 +150,21 @@ mod tests {
         // A dead primary's stream starts afresh elsewhere.
         v.set_state(NodeId(0), false, false);
         assert_ne!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(0)));
+    }
+
+    #[test]
+    fn a_standby_is_in_charge_while_its_primary_is_on_no_live_origin() {
+        let mut v = cluster();
+        v.set_ingest(NodeId(0), "s", Ingest::Primary);
+        v.set_ingest(NodeId(2), "s", Ingest::Backup);
+        v.set_ingest(NodeId(2), "t", Ingest::Backup);
+        // "t" has no primary anywhere; "s" has one, alive.
+        assert_eq!(standbys_in_charge(&v, &["s", "t"]), vec!["t".to_owned()]);
+        // The primary's origin dies: the standby carries "s" too.
+        v.set_state(NodeId(0), false, false);
+        assert_eq!(standbys_in_charge(&v, &["s", "t"]), ["s", "t"]);
+        // A primary again on a live origin (the publisher back, elsewhere).
+        v.set_ingest(NodeId(1), "s", Ingest::Primary);
+        assert_eq!(standbys_in_charge(&v, &["s"]), Vec::<String>::new());
     }
 }

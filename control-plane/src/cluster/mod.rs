@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod merge;
 mod observe;
 pub mod placement;
+mod receipts;
 pub mod recordings;
 pub mod redirect;
 pub mod registry;

@@ -10,8 +10,10 @@
 //!
 //! The answer tells the node what to do with its copy: 201, listed (delete it); 413 or
 //! 422, refused for good (a file too large, not a recording, or of a channel that is gone:
-//! set it aside); anything else, try again later. The staged file never outlives its
-//! request: nothing half-made is listed or left.
+//! set it aside); anything else, try again later: among them 409, the same file (by its
+//! `Cascade-Recording-Key`) being stored from an earlier send, whose video the next try
+//! gets ([`receipts`]). The staged file never outlives its request: nothing half-made is
+//! listed or left.
 
 use std::path::PathBuf;
 
@@ -24,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::NodeAuth;
+use super::receipts::{self, Claim};
 use crate::content::{recover_recording, refused_for_good, store_recording};
 use crate::error::{ApiResult, Problem};
 use crate::extract::Query;
@@ -37,10 +40,12 @@ pub const STARTED_MS: HeaderName = HeaderName::from_static("cascade-started-ms")
 /// `true` for a file a node's crash cut (checked up to where it ends).
 pub const CUT: HeaderName = HeaderName::from_static("cascade-cut");
 /// The node's key for the file (its name there): the same key sent again is answered
-/// with the video listed the first time (the node did not see the answer), not a second.
+/// with the video listed the first time (the node did not see the answer), not a second;
+/// while the first send is still being stored, with 409.
 pub const KEY: HeaderName = HeaderName::from_static("cascade-recording-key");
-/// How long a key is remembered.
-const KEY_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Why a send is answered 409: the same key's file is being stored now.
+const BEING_STORED: &str =
+    "a recording with this key is being stored; send it again later for its video";
 /// The body's one type.
 pub const WEBM: &str = "video/webm";
 
@@ -89,6 +94,7 @@ pub(crate) async fn setting(
         ("Cascade-Recording-Key" = Option<String>, Header, description = "The node's key for the file: sent again, it is answered with the video listed the first time")),
     request_body(content = Vec<u8>, content_type = "video/webm"),
     responses((status = 201, body = Listed),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The same key's file is being stored from an earlier send: send it again later"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than the control plane takes: refused for good"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a recording, or its channel is gone: refused for good"),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -143,29 +149,53 @@ pub(crate) async fn upload(
     let staged = Staged(content.staged_recording());
     // Read whole before any answer: a node cut off mid-body sees a reset, not the answer.
     receive(body, &staged.0, max).await?;
-    if let Some(video) = match &key {
-        Some(k) => listed_as(&cp, k).await?,
-        None => None,
-    } {
-        tracing::info!(
-            stream,
-            video,
-            "a node's recording sent again; listed already"
-        );
-        return Ok((StatusCode::CREATED, axum::Json(Listed { video })));
+    // Claimed, stored and remembered in a task of its own: a node that stops waiting (its
+    // timeout) does not cut it short between the listing and the receipt.
+    let job = tokio::spawn(list(cp, stream, staged, started_ms, cut, key));
+    let video = job
+        .await
+        .map_err(|e| Error::Internal(format!("storing a node's recording: {e}")))??;
+    Ok((StatusCode::CREATED, axum::Json(Listed { video })))
+}
+
+/// Lists the recording staged in `staged` as a video of `stream`'s channel, once per
+/// `key` ([`receipts`]).
+async fn list(
+    cp: ControlPlane,
+    stream: String,
+    staged: Staged,
+    started_ms: i64,
+    cut: bool,
+    key: Option<String>,
+) -> ApiResult<String> {
+    if let Some(k) = &key {
+        match receipts::claim(&cp, k).await? {
+            Claim::Ours => {}
+            Claim::Listed(video) => {
+                tracing::info!(
+                    stream,
+                    video,
+                    "a node's recording sent again; listed already"
+                );
+                return Ok(video);
+            }
+            Claim::Pending => return Err(Error::Conflict(BEING_STORED)),
+        }
     }
     let stored = if cut {
         recover_recording(&cp, &stream, &staged.0, started_ms).await
     } else {
         store_recording(&cp, &stream, &staged.0, started_ms).await
     };
+    match (&key, &stored) {
+        (Some(k), Ok(video)) => receipts::listed(&cp, k, video).await,
+        (Some(k), Err(_)) => receipts::release(&cp, k).await,
+        (None, _) => {}
+    }
     match stored {
         Ok(video) => {
-            if let Some(k) = &key {
-                remember(&cp, k, &video).await;
-            }
             tracing::info!(stream, video, "a node's recording listed as a video");
-            Ok((StatusCode::CREATED, axum::Json(Listed { video })))
+            Ok(video)
         }
         // A channel that is gone is a 404 elsewhere; here every refusal for good is a
         // 422, so the node tells it from an endpoint it cannot reach.
@@ -173,38 +203,6 @@ pub(crate) async fn upload(
             Err(Error::Invalid(e.to_string()))
         }
         Err(e) => Err(e),
-    }
-}
-
-/// The video a recording sent with `key` was listed as.
-async fn listed_as(cp: &ControlPlane, key: &str) -> ApiResult<Option<String>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT video_id FROM recording_receipts WHERE key = $1")
-            .bind(key)
-            .fetch_optional(cp.pool())
-            .await?;
-    Ok(row.map(|(v,)| v))
-}
-
-/// Remembers that the recording sent with `key` is `video`, and forgets old keys. A
-/// failure costs only a second listing if the node sends the file again: logged.
-async fn remember(cp: &ControlPlane, key: &str, video: &str) {
-    let now = crate::db::now_ms();
-    let kept = sqlx::query(
-        "INSERT INTO recording_receipts (key, video_id, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(video)
-    .bind(now)
-    .execute(cp.pool())
-    .await;
-    let swept = sqlx::query("DELETE FROM recording_receipts WHERE created_at < $1")
-        .bind(now - KEY_KEEP_MS)
-        .execute(cp.pool())
-        .await;
-    if let Err(e) = kept.and(swept) {
-        tracing::warn!(key, video, "remembering a node's recording: {e}");
     }
 }
 

@@ -428,8 +428,21 @@ pub(crate) async fn stats(
     let Some((draining,)) = row else {
         return Err(Error::Missing("no such node: register again"));
     };
+    let standbys: Vec<&str> = req
+        .streams
+        .iter()
+        .filter(|s| s.publishing == Some(Ingest::Backup))
+        .map(|s| s.name.as_str())
+        .collect();
+    let in_charge = if standbys.is_empty() {
+        Vec::new()
+    } else {
+        cp.with_view(|view, _| super::ingest::standbys_in_charge(view, &standbys))
+            .await?
+    };
     Ok(axum::Json(StatsReply {
         draining: draining != 0,
+        in_charge,
     }))
 }
 
@@ -439,6 +452,11 @@ pub struct StatsReply {
     /// The node is drained: it tells its viewers to move, lets its children go to other
     /// parents, and takes no new viewers or children.
     pub draining: bool,
+    /// The standby ingests on the node that the cluster takes their stream from now (its
+    /// primary ingest is on no live origin): the node records them and makes their live
+    /// stills as a primary's.
+    #[serde(default)]
+    pub in_charge: Vec<String>,
 }
 
 /// Drain a node: it keeps what it has and takes no new viewers or children.

@@ -16,6 +16,7 @@ mod harness;
 mod interact;
 mod ladder;
 mod money;
+mod node_recordings;
 mod receiver;
 mod recording;
 mod s3;
