@@ -8,7 +8,7 @@
 //! for stills); this file only carries them.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +117,8 @@ pub struct Remote {
     urls: Arc<[String]>,
     token: String,
     at: Arc<AtomicUsize>,
+    /// The largest recording the control plane takes, as it last said (0: not said yet).
+    max_bytes: Arc<AtomicU64>,
 }
 
 impl Remote {
@@ -133,6 +135,7 @@ impl Remote {
                 .collect(),
             token,
             at: Arc::default(),
+            max_bytes: Arc::default(),
         }
     }
 
@@ -159,10 +162,17 @@ impl Remote {
             Ok(r) => r.json::<RecordingOf>().await,
             Err(e) => Err(e),
         };
-        answer.map(|a| a.layers).map_err(|e| {
-            self.next();
-            e.to_string()
-        })
+        answer
+            .map(|a| {
+                if let Some(max) = a.max_bytes {
+                    self.max_bytes.store(max, Ordering::Relaxed);
+                }
+                a.layers
+            })
+            .map_err(|e| {
+                self.next();
+                e.to_string()
+            })
     }
 
     async fn store(&self, f: &Finished) -> Stored {
@@ -173,6 +183,14 @@ impl Remote {
             Err(e) => return Stored::Failed(format!("{}: {e}", f.path.display())),
         };
         let size = file.metadata().await.map_or(0, |m| m.len());
+        let max = self.max_bytes.load(Ordering::Relaxed);
+        if max > 0 && size > max {
+            // Refused for good, and not sent: past the limit the control plane would cut
+            // the upload off mid-body, which reads as a failure to try again.
+            return Stored::Refused(format!(
+                "{size} bytes, over the {max} the control plane takes"
+            ));
+        }
         let sent = self
             .http
             .post(format!("{}/api/v1/cluster/recordings", self.base()))
@@ -284,5 +302,36 @@ async fn remove(path: &Path) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(path = %path.display(), "removing a recording handed in: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_over_the_control_planes_limit_is_set_aside_unsent() {
+        let dir = std::env::temp_dir().join(format!("cascade-lib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, len: usize| {
+            let path = dir.join(name);
+            std::fs::write(&path, vec![0u8; len]).unwrap();
+            Finished {
+                path,
+                stream: "show".into(),
+                started_ms: 1,
+                cut: false,
+            }
+        };
+        // Nothing listens on port 9 of this machine: a send fails to connect.
+        let remote = Remote::new("http://127.0.0.1:9", "t".into());
+        remote.max_bytes.store(100, Ordering::Relaxed);
+        let big = file("big.webm", 101);
+        assert!(matches!(remote.store(&big).await, Stored::Refused(_)));
+        assert!(big.path.exists(), "kept, to be set aside");
+        // Within the limit it is sent (and here fails to connect, for a later try).
+        let small = file("small.webm", 100);
+        assert!(matches!(remote.store(&small).await, Stored::Failed(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -61,6 +61,10 @@ pub struct StreamQuery {
 pub struct RecordingOf {
     /// Which layers to record; `null`: the channel does not record (or there is none).
     pub layers: Option<RecordLayers>,
+    /// The largest recording the control plane takes, in bytes: a node sets a larger file
+    /// aside without sending it (a send of it would be cut off mid-body).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 /// A recording listed as a video.
@@ -81,6 +85,7 @@ pub(crate) async fn setting(
     let stream = super::registry::checked("stream", &q.stream, 100)?;
     Ok(axum::Json(RecordingOf {
         layers: cp.recording_of(&stream).await?,
+        max_bytes: Some(cp.content().settings().max_recording_bytes),
     }))
 }
 

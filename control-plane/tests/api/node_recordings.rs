@@ -77,6 +77,19 @@ async fn a_file_sent_again_while_stored_is_listed_once(backend: Backend) {
     };
     let (amy, _, _) = api.user("amy").await;
     channel(&api, &amy, "amy-live").await;
+    // At go-live the node learns the largest recording taken (a larger one it sets aside
+    // without sending it).
+    let asked: Value = reqwest::Client::new()
+        .get(format!("{}/cluster/recording?stream=amy-live", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let max = api.cp.content().settings().max_recording_bytes;
+    assert_eq!(asked["max_bytes"], max, "{asked}");
 
     // A node whose first send timed out sends the file again at once, several times: the
     // sends meet while the first is being stored.
