@@ -16,35 +16,53 @@ impl control_plane::content::Stills for Libvpx {
 /// How long a keyframe is waited for.
 const KEYFRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Streams whose thumbnail is being made at once, at most: each waits up to
+/// [`KEYFRAME_WAIT`] for a keyframe, decodes it on a blocking thread and sends it.
+const AT_ONCE: usize = 8;
+
 /// Every `every`, a thumbnail of each live stream published here: a keyframe of its first
 /// encoding taken from the node, decoded and handed to `library` (the control plane in
 /// this process, or over the cluster API on a media-only node), which writes it as the
 /// channel's thumbnail unless the studio posted a newer one
 /// (`discovery::thumbs::put_server_still`). The primary ingest's only, or a standby's
 /// once its primary is gone (`Node::ingesting`): a standby publisher sends the same
-/// picture. One stream at a time, on a blocking thread: a few
-/// milliseconds of decoding each.
+/// picture. Streams side by side ([`AT_ONCE`]), so that one whose keyframe is slow or
+/// whose upload hangs does not hold back the others; a round ends when all of its
+/// streams are done.
 pub fn live(node: sfu::Node, library: Library, every: std::time::Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
         loop {
             tick.tick().await;
+            let mut round = tokio::task::JoinSet::new();
             for stream in node.ingesting() {
-                let (n, s) = (node.clone(), stream.clone());
-                let jpeg = tokio::task::spawn_blocking(move || {
-                    let frame = n.keyframe_of(&s, KEYFRAME_WAIT).ok()??;
-                    sfu::process::still::still_jpeg("vp8", &frame)
-                })
-                .await
-                .ok()
-                .flatten();
-                let Some(jpeg) = jpeg else { continue };
-                match library.still(&stream, jpeg).await {
-                    Ok(still) => tracing::debug!(stream, ?still, "a live thumbnail"),
-                    Err(e) => tracing::warn!(stream, "a live thumbnail not stored: {e}"),
-                }
+                let (node, library, turns) = (node.clone(), library.clone(), turns.clone());
+                round.spawn(async move {
+                    // The semaphore is never closed: a turn always comes.
+                    let _turn = turns.acquire_owned().await;
+                    still_of(node, &library, stream).await;
+                });
             }
+            while round.join_next().await.is_some() {}
         }
     });
+}
+
+/// One stream's live thumbnail, made and handed to `library`.
+async fn still_of(node: sfu::Node, library: &Library, stream: String) {
+    let s = stream.clone();
+    let jpeg = tokio::task::spawn_blocking(move || {
+        let frame = node.keyframe_of(&s, KEYFRAME_WAIT).ok()??;
+        sfu::process::still::still_jpeg("vp8", &frame)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(jpeg) = jpeg else { return };
+    match library.still(&stream, jpeg).await {
+        Ok(still) => tracing::debug!(stream, ?still, "a live thumbnail"),
+        Err(e) => tracing::warn!(stream, "a live thumbnail not stored: {e}"),
+    }
 }
