@@ -396,9 +396,14 @@ pub struct Engine {
 impl Engine {
     /// `n` viewers, connected, on a stream whose first keyframe they already received.
     pub fn new(n: usize, payload: usize) -> Engine {
+        Engine::with_bwe(n, payload, None)
+    }
+
+    /// The same, the viewers' bandwidth estimation starting at `bwe` bits per second.
+    pub fn with_bwe(n: usize, payload: usize, bwe: Option<u64>) -> Engine {
         let table = one_layer();
         let (router, out) = router_with_viewers(n);
-        let mut viewers = connected_viewers(n);
+        let mut viewers = connected_viewers_with(n, bwe);
         viewers.keepalive();
         let mut e = Engine {
             router,
@@ -480,6 +485,73 @@ impl Engine {
             session.handle_input(Input::Receive(now, r), &mut self.collect, &mut self.effects);
         }
         self.collect.out.len()
+    }
+
+    /// Forwards the next packet to every viewer as if it arrived at `now` (a virtual clock
+    /// the caller moves); returns the datagrams produced.
+    pub fn forward_at(&mut self, payload: usize, now: Instant) -> usize {
+        self.seq += 1;
+        let mut pkt = vp8_packet(self.seq, false, payload, &self.table);
+        Arc::get_mut(&mut pkt).expect("a fresh packet").arrival = now;
+        self.router
+            .route(STREAM, &pkt, PUBLISHER, now, &mut self.out);
+        sfu::egress::write_forwards(
+            &mut self.out.forwards,
+            &mut BySlot(&mut self.viewers.sessions),
+            &mut (),
+            now,
+            now,
+            &mut self.collect,
+            &mut self.effects,
+        );
+        self.collect.out.len()
+    }
+
+    /// The clients' side at `now`: each takes the datagrams the node sent it since the last
+    /// call, runs its timers, and what it sends back (its transport-wide feedback, receiver
+    /// reports) is returned by viewer index.
+    pub fn clients_at(&mut self, now: Instant) -> Vec<(usize, Vec<u8>)> {
+        let server_addr = self.viewers.server_addr;
+        for (to, d) in self.collect.out.drain(..) {
+            let i = usize::from(to.port() - 1000);
+            let (client, addr) = &mut self.viewers.clients[i];
+            let r = Receive::new(Protocol::Udp, server_addr, *addr, &d).unwrap();
+            let _ = client.handle_input(Input::Receive(now, r));
+        }
+        let mut back = Vec::new();
+        for (i, (client, _)) in self.viewers.clients.iter_mut().enumerate() {
+            let _ = client.handle_input(Input::Timeout(now));
+            while let Ok(o) = client.poll_output() {
+                match o {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => back.push((i, t.contents.to_vec())),
+                    Output::Event(_) => {}
+                }
+            }
+        }
+        back
+    }
+
+    /// The node's side at `now` besides forwarding: the clients' datagrams handed to their
+    /// sessions, then the timeout of every session due (as the worker's timers run them).
+    pub fn node_at(&mut self, back: &[(usize, Vec<u8>)], now: Instant) {
+        let server_addr = self.viewers.server_addr;
+        for (i, d) in back {
+            let addr = self.viewers.clients[*i].1;
+            let r = Receive::new(Protocol::Udp, addr, server_addr, d).unwrap();
+            self.viewers.sessions[*i].handle_input(
+                Input::Receive(now, r),
+                &mut self.collect,
+                &mut self.effects,
+            );
+        }
+        for s in &mut self.viewers.sessions {
+            if s.next_timeout <= now {
+                s.handle_input(Input::Timeout(now), &mut self.collect, &mut self.effects);
+            }
+        }
+        self.effects.clear();
+        self.out.upstream.clear();
     }
 
     /// Forgets the last pass's output.
