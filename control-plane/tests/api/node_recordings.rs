@@ -79,15 +79,14 @@ async fn a_file_sent_again_while_stored_is_listed_once(backend: Backend) {
     channel(&api, &amy, "amy-live").await;
     // At go-live the node learns the largest recording taken (a larger one it sets aside
     // without sending it).
-    let asked: Value = reqwest::Client::new()
-        .get(format!("{}/cluster/recording?stream=amy-live", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, asked) = api
+        .call(
+            Method::GET,
+            "/cluster/recording?stream=amy-live",
+            Some(TOKEN),
+            None,
+        )
+        .await;
     let max = api.cp.content().settings().max_recording_bytes;
     assert_eq!(asked["max_bytes"], max, "{asked}");
 
