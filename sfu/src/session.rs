@@ -169,6 +169,8 @@ struct ViewerState {
     red: Option<RedAudio>,
     /// Its first video packet was written (its join time counted).
     video_started: bool,
+    /// Its video has no RTX, where str0m sends padding: it cannot be padded.
+    unpadded: bool,
 }
 
 /// One WebRTC peer.
@@ -390,6 +392,9 @@ impl Session {
         let rtx = self.rtx_cache_packets;
         if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
             if kind == MediaKind::Video {
+                if let Some(v) = self.viewer.as_mut() {
+                    v.unpadded = tx.rtx().is_none();
+                }
                 tx.set_rtx_cache(rtx, RTX_MAX_AGE, Some(RTX_RATIO_CAP));
                 // The estimate picks the layer; the packets leave as they come, as they
                 // did before estimation. Paced at 1.1 times an estimate that has seen
@@ -589,6 +594,12 @@ impl Session {
     /// feedback; 0 without estimation).
     pub fn loss(&self) -> f32 {
         self.viewer.as_ref().map_or(0.0, |v| v.loss)
+    }
+
+    /// Whether a viewer's video cannot be padded (no RTX): its step up rests on the
+    /// estimate alone.
+    pub fn unpadded(&self) -> bool {
+        self.viewer.as_ref().is_some_and(|v| v.unpadded)
     }
 
     /// What a viewer's session sent between its last two stats (bits per second, padding

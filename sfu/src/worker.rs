@@ -449,6 +449,7 @@ impl Worker {
                 sent_bps: s.sent_bps(),
                 queue_delay: queue,
                 loss: s.loss(),
+                unpadded: s.unpadded(),
             };
             let Some(a) = self.router.allocate(*id, now, path, pressure) else {
                 continue;

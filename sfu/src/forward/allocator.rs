@@ -157,6 +157,9 @@ pub struct PathReport {
     pub queue_delay: Duration,
     /// The share of packets lost over the last second.
     pub loss: f32,
+    /// The session cannot pad (no RTX for its video, where str0m sends padding): what
+    /// the path carried cannot prove a layer, and a step up rests on the estimate alone.
+    pub unpadded: bool,
 }
 
 /// What a viewer's video gets.
@@ -207,6 +210,8 @@ pub struct Allocator {
     history: VecDeque<(Instant, u64, u64)>,
     /// What the session sent lately (bits per second, padding included).
     sent: u64,
+    /// The session cannot pad ([`PathReport::unpadded`]).
+    unpadded: bool,
     /// When the pause began, or the estimator was last reset during it.
     paused_since: Option<Instant>,
     /// Since when the viewer is held below the cap on a clean path without a step (or
@@ -243,6 +248,7 @@ impl Allocator {
             target: None,
             history: VecDeque::new(),
             sent: 0,
+            unpadded: false,
             paused_since: None,
             held_since: None,
             held_floor: None,
@@ -273,6 +279,11 @@ impl Allocator {
     /// padding.
     pub fn set_sent(&mut self, bps: u64) {
         self.sent = bps;
+    }
+
+    /// Whether the viewer's session cannot pad ([`PathReport::unpadded`]).
+    pub fn set_unpadded(&mut self, unpadded: bool) {
+        self.unpadded = unpadded;
     }
 
     /// How long the oldest packet in the viewer's pacer queue has waited.
@@ -540,7 +551,8 @@ impl Allocator {
         let carried = total.checked_div(n).unwrap_or(0) as f64;
         (0..=cap.min(layers.len() - 1)).rev().find(|&k| {
             let need = self.need(layers[k]) as f64;
-            need * self.cfg.headroom <= floor as f64 && need * self.cfg.carried <= carried
+            need * self.cfg.headroom <= floor as f64
+                && (self.unpadded || need * self.cfg.carried <= carried)
         })
     }
 

@@ -269,6 +269,7 @@ impl Consumer {
             self.alloc.set_estimate(bps);
         }
         self.alloc.set_sent(path.sent_bps);
+        self.alloc.set_unpadded(path.unpadded);
         self.alloc.set_queue_delay(path.queue_delay);
         self.alloc.set_loss(path.loss);
         self.alloc.set_base(steps.at_or_below((0, ALL)));

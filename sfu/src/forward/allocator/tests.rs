@@ -494,6 +494,30 @@ fn an_estimate_the_path_never_carried_is_no_step_up() {
 }
 
 #[test]
+fn a_viewer_that_cannot_be_padded_steps_up_on_the_estimate_alone() {
+    // No RTX for its video: str0m sends it no padding, so it sends only the low layer
+    // and the audio whatever the estimate says. Held to what it carried, it would never
+    // leave the low layer; on the estimate alone it climbs once that held for 2 s.
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.set_unpadded(true);
+    let mut changes = Vec::new();
+    for ms in (0..=4_000u64).step_by(100) {
+        a.set_estimate(if ms < 1_000 { 300_000 } else { 2_700_000 });
+        let d = a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2);
+        if d.changed {
+            changes.push((ms, d.target));
+        }
+        let media = match d.target {
+            Layer(i) => a.need(LAYERS[i]),
+            Paused => AllocatorConfig::default().audio_bps,
+        };
+        a.set_sent(media);
+    }
+    assert_eq!(changes, [(0, Layer(0)), (3_000, Layer(2))]);
+}
+
+#[test]
 fn after_a_stall_reset_the_new_estimators_first_figures_do_not_step_down() {
     // Held on the middle layer at 900 kbit/s (the top needs more): a stall reset at 3 s.
     // The new estimator reads 300 kbit/s for its first 800 ms, then finds the path again:
