@@ -166,7 +166,12 @@ async fn scopes_revocation_and_storage(b: Backend) {
             .fetch_all(pool)
             .await
             .unwrap();
-    let secret_part = read.rsplit_once('_').unwrap().1;
+    // `cak_<id>_<secret>`: the id is hex, and the secret (base64url) may hold `_` itself.
+    let secret_part = read
+        .strip_prefix("cak_")
+        .and_then(|rest| rest.split_once('_'))
+        .unwrap()
+        .1;
     for (_, hash, _) in &rows {
         assert!(!hash.contains(secret_part) && hash != &read);
         assert_eq!(hash.len(), 64, "a SHA-256");
