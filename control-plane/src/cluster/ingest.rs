@@ -12,14 +12,126 @@
 //! node in its stats answer, and the node records them and makes their live stills as a
 //! primary's (the standby stays a standby in the view: when the primary comes back, the
 //! recording there starts again and the standby's ends).
+//!
+//! A placement is the cluster's until the origin's own report says so: it is written to
+//! `cluster_ingest_placements`, and every replica's view, when it is loaded, takes the
+//! placements of the last [`PLACED_HOLD_MS`] that no usable origin reports yet
+//! ([`apply_placed`]). Without it a standby sent a moment after its primary (by another
+//! replica, or after this one reloaded its view) could land on the primary's origin.
 
 use rand::Rng;
 
 use super::placement::{has_room, pick, PlaceError};
 use super::registry::Placement;
 use super::view::{ClusterView, Ingest, NodeId, Role};
+use crate::db::now_ms;
 use crate::error::ApiResult;
 use crate::ControlPlane;
+
+/// How long a placement stands in for its origin's report (milliseconds): a broadcaster
+/// sent there has this long to connect and be reported (nodes report every second).
+pub const PLACED_HOLD_MS: i64 = 10_000;
+/// Placements kept in the table (milliseconds); older rows go at the next placement.
+const PLACED_KEPT_MS: i64 = 60_000;
+/// At most this many placements (the newest) are read into one view.
+const PLACED_READ: i64 = 10_000;
+
+/// An ingest a replica placed (a row of `cluster_ingest_placements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The stream.
+    pub stream: String,
+    /// Its primary or standby ingest.
+    pub ingest: Ingest,
+    /// The origin's registry id.
+    pub node: String,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+/// Puts into `view` the placements its nodes do not report yet: each younger than
+/// [`PLACED_HOLD_MS`], on a node of the view, for a stream whose ingest of that kind no
+/// usable node reports (a report from a usable origin is the truth; one from a dead or
+/// draining origin is what the placement moved away from).
+pub fn apply_placed(view: &mut ClusterView, placed: &[Placed], now_ms: i64) {
+    for p in placed {
+        if now_ms.saturating_sub(p.at_ms) > PLACED_HOLD_MS {
+            continue;
+        }
+        let Some(n) = view.find(&p.node) else {
+            continue;
+        };
+        let reported = view.stream(&p.stream).and_then(|ix| match p.ingest {
+            Ingest::Primary => ix.primary,
+            Ingest::Backup => ix.backup,
+        });
+        if reported.is_some_and(|r| view.node(r).usable()) {
+            continue;
+        }
+        view.set_ingest(n, &p.stream, p.ingest);
+    }
+}
+
+fn ingest_name(i: Ingest) -> &'static str {
+    match i {
+        Ingest::Primary => "primary",
+        Ingest::Backup => "backup",
+    }
+}
+
+/// The placements of the last [`PLACED_HOLD_MS`], newest first.
+pub(crate) async fn recent_placed(cp: &ControlPlane) -> ApiResult<Vec<Placed>> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT stream, ingest, node_id, placed_at FROM cluster_ingest_placements \
+         WHERE placed_at >= $1 ORDER BY placed_at DESC LIMIT $2",
+    )
+    .bind(now_ms() - PLACED_HOLD_MS)
+    .bind(PLACED_READ)
+    .fetch_all(cp.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(stream, ingest, node, at_ms)| {
+            let ingest = match ingest.as_str() {
+                "primary" => Ingest::Primary,
+                "backup" => Ingest::Backup,
+                _ => return None,
+            };
+            Some(Placed {
+                stream,
+                ingest,
+                node,
+                at_ms,
+            })
+        })
+        .collect())
+}
+
+/// Writes a placement for every replica's next view; removes those past keeping.
+async fn record_placed(
+    cp: &ControlPlane,
+    stream: &str,
+    ingest: Ingest,
+    node: &str,
+) -> ApiResult<()> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM cluster_ingest_placements WHERE placed_at < $1")
+        .bind(now - PLACED_KEPT_MS)
+        .execute(cp.pool())
+        .await?;
+    sqlx::query(
+        "INSERT INTO cluster_ingest_placements (stream, ingest, node_id, placed_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (stream, ingest) DO UPDATE SET \
+         node_id = excluded.node_id, placed_at = excluded.placed_at",
+    )
+    .bind(stream)
+    .bind(ingest_name(ingest))
+    .bind(node)
+    .bind(now)
+    .execute(cp.pool())
+    .await?;
+    Ok(())
+}
 
 /// The origin for `stream`'s primary ingest, or its standby when `backup`.
 pub fn place_publisher<R: Rng + ?Sized>(
@@ -70,20 +182,24 @@ pub fn standbys_in_charge(view: &ClusterView, standbys: &[&str]) -> Vec<String> 
 
 impl ControlPlane {
     /// Chooses the origin for a publisher of `stream` (its standby when `backup`) and
-    /// counts the ingest there until the node's next report says so itself.
+    /// counts the ingest there, in this replica's view and for every replica's next one
+    /// ([`record_placed`]), until the node's report says so itself.
     pub async fn place_ingest(&self, stream: &str, backup: bool) -> ApiResult<Placement> {
-        self.with_view(|view, rng| {
-            let n = place_publisher(view, stream, backup, rng)
-                .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
-            let ingest = if backup {
-                Ingest::Backup
-            } else {
-                Ingest::Primary
-            };
-            view.set_ingest(n, stream, ingest);
-            Ok(Placement::of(view.node(n)))
-        })
-        .await?
+        let ingest = if backup {
+            Ingest::Backup
+        } else {
+            Ingest::Primary
+        };
+        let placed = self
+            .with_view(|view, rng| {
+                let n = place_publisher(view, stream, backup, rng)
+                    .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
+                view.set_ingest(n, stream, ingest);
+                Ok::<_, crate::Error>(Placement::of(view.node(n)))
+            })
+            .await??;
+        record_placed(self, stream, ingest, &placed.id).await?;
+        Ok(placed)
     }
 }
 

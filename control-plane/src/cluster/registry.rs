@@ -277,7 +277,8 @@ impl ViewCache {
 
 impl ControlPlane {
     /// Runs `f` on the cluster view (loaded again when older than the TTL, one load at
-    /// a time); what `f` changes stays in this replica's view until the next load.
+    /// a time, with the ingests placed but not reported yet: `ingest::apply_placed`);
+    /// what `f` changes stays in this replica's view until the next load.
     pub(crate) async fn with_view<T>(
         &self,
         f: impl FnOnce(&mut ClusterView, &mut SmallRng) -> T,
@@ -286,7 +287,9 @@ impl ControlPlane {
         let ttl = Duration::from_millis(self.config().cluster_tuning.view_ttl_ms);
         if c.loaded.is_none_or(|t| t.elapsed() >= ttl) {
             let nodes = all_nodes(self).await?;
+            let placed = super::ingest::recent_placed(self).await?;
             c.view = build_view(&nodes, self.config().cluster_tuning.limits);
+            super::ingest::apply_placed(&mut c.view, &placed, now_ms());
             c.loaded = Some(Instant::now());
         }
         let Cached { view, rng, .. } = &mut *c;

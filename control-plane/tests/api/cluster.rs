@@ -395,3 +395,76 @@ async fn whep_redirects_to_an_edge_with_a_viewer_token(b: Backend) {
     assert_eq!(resp.headers()["retry-after"], "2");
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 }
+
+both!(a_standby_sent_before_its_primary_is_reported_goes_to_another_origin);
+/// A broadcaster's primary and standby ingests sent one after the other, before the first
+/// origin has reported its publisher: the standby still goes to the other origin. The view
+/// is read again for every request here (`view_ttl_ms: 0`), as it is by another replica,
+/// so this holds only because the placement itself is shared.
+async fn a_standby_sent_before_its_primary_is_reported_goes_to_another_origin(b: Backend) {
+    let Some(api) = Api::start(b, clustered()).await else {
+        return;
+    };
+    let (ned, _, _) = api.user("ned").await;
+    let origins = [
+        register(&api, "origin-a", "origin", "a").await,
+        register(&api, "origin-b", "origin", "b").await,
+    ];
+    let root = api.base.trim_end_matches("/api/v1").to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let origin_of = |resp: &reqwest::Response| {
+        assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+        let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+        let host = loc.split('/').nth(2).unwrap().to_owned();
+        assert!(host.starts_with("origin-"), "{loc}");
+        host
+    };
+    // Ten channels: without the shared placement each standby has an even chance of
+    // landing on its primary's origin.
+    for i in 0..10 {
+        let slug = format!("ned-{i}");
+        // Alive (dead after TIMEOUT_MS without a report), with nothing published.
+        for o in &origins {
+            assert_eq!(report(&api, o, idle()).await, StatusCode::OK);
+        }
+        let (s, _) = api
+            .call(
+                Method::POST,
+                "/channels",
+                Some(&ned),
+                Some(json!({"slug": slug, "title": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, k) = api
+            .call(
+                Method::POST,
+                &format!("/channels/{slug}/keys"),
+                Some(&ned),
+                Some(json!({"label": "OBS"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let key = k["key"].as_str().unwrap();
+        let whip = |query: &'static str| {
+            http.post(format!("{root}/whip/{slug}{query}"))
+                .bearer_auth(key)
+                .header("content-type", "application/sdp")
+                .body("v=0\r\n")
+                .send()
+        };
+        let primary = origin_of(&whip("").await.unwrap());
+        let standby = origin_of(&whip("?backup=1").await.unwrap());
+        assert_ne!(primary, standby, "{slug}: both ingests on one origin");
+        // Asked again before any report, each keeps its origin.
+        assert_eq!(origin_of(&whip("").await.unwrap()), primary, "{slug}");
+        assert_eq!(
+            origin_of(&whip("?backup=1").await.unwrap()),
+            standby,
+            "{slug}"
+        );
+    }
+}
