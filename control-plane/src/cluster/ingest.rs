@@ -283,4 +283,40 @@ mod tests {
         v.set_ingest(NodeId(1), "s", Ingest::Primary);
         assert_eq!(standbys_in_charge(&v, &["s"]), Vec::<String>::new());
     }
+
+    #[test]
+    fn a_placement_stands_in_for_its_report_until_a_usable_origin_reports() {
+        let placed = |ingest, node: &str, at_ms| Placed {
+            stream: "s".into(),
+            ingest,
+            node: node.into(),
+            at_ms,
+        };
+        let now = 100_000;
+        // Not reported yet: the placement is the view's.
+        let mut v = cluster();
+        apply_placed(&mut v, &[placed(Ingest::Backup, "o2", now - 500)], now);
+        assert_eq!(v.stream("s").and_then(|ix| ix.backup), Some(NodeId(2)));
+        // Too old, or on a node the view does not have: nothing.
+        let mut v = cluster();
+        let stale = now - PLACED_HOLD_MS - 1;
+        apply_placed(
+            &mut v,
+            &[
+                placed(Ingest::Primary, "o1", stale),
+                placed(Ingest::Backup, "gone", now),
+            ],
+            now,
+        );
+        assert!(v.stream("s").is_none());
+        // A usable origin reports the primary: its report wins over a placement elsewhere.
+        let mut v = cluster();
+        v.set_ingest(NodeId(0), "s", Ingest::Primary);
+        apply_placed(&mut v, &[placed(Ingest::Primary, "o1", now)], now);
+        assert_eq!(v.stream("s").and_then(|ix| ix.primary), Some(NodeId(0)));
+        // Its origin died: the placement made since (elsewhere) is the one that counts.
+        v.set_state(NodeId(0), false, false);
+        apply_placed(&mut v, &[placed(Ingest::Primary, "o1", now)], now);
+        assert_eq!(v.stream("s").and_then(|ix| ix.primary), Some(NodeId(1)));
+    }
 }
