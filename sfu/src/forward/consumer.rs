@@ -435,7 +435,39 @@ impl Consumer {
     /// tick apart, ending on the newest frame's, so a player shows them at once and goes
     /// on live (with their own spacing it would play the cached time out behind live).
     /// Late copies of replayed packets are dropped afterwards. Returns the packets sent.
+    ///
+    /// `gop` may be of a lower layer of the same publisher than the one waited for (its
+    /// group of pictures was too large to send at once, see [`super::GopCache::join_replay`]):
+    /// the viewer starts on that layer and still waits for the other's keyframe, and moves
+    /// onto it then, as at any switch.
     pub fn replay(
+        &mut self,
+        gop: &[Arc<MediaPacket>],
+        now: Instant,
+        emit: impl FnMut(Forward),
+    ) -> usize {
+        let Some(first) = gop.first() else {
+            return 0;
+        };
+        let target = self.video.selector.waiting_for();
+        match target {
+            Some(t) if t == first.source => self.replay_waited(gop, now, emit),
+            // A lower layer, only as a start.
+            Some(t)
+                if t.generation == first.source.generation
+                    && self.video.selector.current().is_none() =>
+            {
+                self.video.selector.set_target(Some(first.source));
+                let sent = self.replay_waited(gop, now, emit);
+                self.video.selector.set_target(target);
+                sent
+            }
+            _ => 0,
+        }
+    }
+
+    /// [`Self::replay`] of the source the viewer waits for.
+    fn replay_waited(
         &mut self,
         gop: &[Arc<MediaPacket>],
         now: Instant,

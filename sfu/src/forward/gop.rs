@@ -119,12 +119,42 @@ impl GopCache {
         source: SourceKey,
         now: Instant,
     ) -> Option<(&[Arc<MediaPacket>], Duration)> {
+        self.gop(source, now)
+            .map(|(gop, age)| (&gop.packets[..], age))
+    }
+
+    /// What a viewer starting on `start` is replayed at its join, at most `budget` payload
+    /// bytes (the replay leaves at once, unpaced: a larger burst overflows the buffers on
+    /// its way, the receiver's socket first, and the losses sink the viewer's estimate):
+    /// `start`'s group of pictures when it fits, else that of the highest layer under it
+    /// in `table` that fits, from which the viewer moves up at `start`'s next keyframe.
+    /// The source, its packets and its keyframe's age; `None` when none fits.
+    pub fn join_replay(
+        &self,
+        table: &LayerTable,
+        start: SourceKey,
+        now: Instant,
+        budget: usize,
+    ) -> Option<(SourceKey, &[Arc<MediaPacket>], Duration)> {
+        let top = table
+            .active
+            .iter()
+            .position(|e| e.encoding == start.encoding)?;
+        (0..=top).rev().find_map(|rank| {
+            let source = table.key(rank)?;
+            let (gop, age) = self.gop(source, now)?;
+            (gop.bytes <= budget).then_some((source, &gop.packets[..], age))
+        })
+    }
+
+    /// The group of pictures of `source`, with its keyframe's age, within the bounds.
+    fn gop(&self, source: SourceKey, now: Instant) -> Option<(&Gop, Duration)> {
         let gop = self.layers.get(usize::from(source.encoding))?;
         if gop.source != Some(source) {
             return None;
         }
         let age = now.saturating_duration_since(gop.started()?);
-        (age <= Self::MAX_AGE).then_some((&gop.packets[..], age))
+        (age <= Self::MAX_AGE).then_some((gop, age))
     }
 
     /// Every layer's packets, each layer from its keyframe in arrival order, and the

@@ -173,6 +173,12 @@ impl StreamState {
 /// A viewer who joins on a cached group of pictures older than this also asks for a
 /// keyframe, so that the next one to join has less to catch up on.
 const GOP_REFRESH_AFTER: Duration = Duration::from_millis(500);
+/// Most payload bytes a joining viewer is replayed from the cache, sent at once (about a
+/// 720p keyframe and a few frames; Chromium reads WebRTC media from a socket with a 64 KiB
+/// receive buffer): a larger group of pictures of the layer it starts on is replaced by
+/// a lower layer's, and the keyframe that moves it up is asked for at once
+/// ([`GopCache::join_replay`]).
+pub const JOIN_BURST: usize = 64 * 1024;
 /// A want sent to other workers is not repeated sooner than this.
 const REMOTE_WANT_EVERY: Duration = Duration::from_millis(100);
 /// Bound on remembered wants sent to other workers.
@@ -320,11 +326,13 @@ impl Router {
         let ep = Endpoint::Session(id);
         let mut want = None;
         if let Some(s) = self.streams.get(&stream) {
-            if let Some(start) = s.gops.table().and_then(|t| consumer.start(t)) {
+            if let Some((table, start)) = s.gops.table().and_then(|t| Some((t, consumer.start(t)?)))
+            {
                 want = Some(start);
-                if let Some((gop, age)) = s.gops.replayable(start, now) {
+                if let Some((from, gop, age)) = s.gops.join_replay(table, start, now, JOIN_BURST) {
                     let sent = consumer.replay(gop, now, |f| out.forwards.push((ep, f)));
-                    if sent > 0 && age <= GOP_REFRESH_AFTER {
+                    // Started below `start`: its keyframe is what moves the viewer up.
+                    if sent > 0 && from == start && age <= GOP_REFRESH_AFTER {
                         want = None;
                     }
                 }

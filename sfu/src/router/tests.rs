@@ -399,6 +399,81 @@ fn a_viewer_joining_mid_group_gets_it_at_once_squeezed_then_live() {
     assert_eq!(out.drops.stale, 1);
 }
 
+/// A packet of `encoding` of frame `frame`, `size` payload bytes, arriving at `at`.
+fn layer_pkt(
+    encoding: u8,
+    seq: u64,
+    frame: u32,
+    keyframe: bool,
+    size: usize,
+    t: &Arc<LayerTable>,
+    at: Instant,
+) -> Arc<MediaPacket> {
+    let mut p = MediaPacket::clone(&frame_pkt(seq, frame, keyframe, t, at));
+    p.source.encoding = encoding;
+    p.payload = Arc::from(vec![0u8; size]);
+    Arc::new(p)
+}
+
+#[test]
+fn a_group_of_pictures_too_large_to_send_at_once_starts_the_viewer_on_a_lower_layer() {
+    let (mut r, mut out) = sourced();
+    let t = table(2);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    // Six frames of each layer (each its own sequence): the high one's 84 packets of
+    // 1,100 bytes (92 KB, over the join burst), the low one's 12.
+    let mut seqs = [0u64; 2];
+    for frame in 0..6u32 {
+        for (encoding, per_frame) in [(0u8, 2), (1, 14)] {
+            for i in 0..per_frame {
+                let e = usize::from(encoding);
+                seqs[e] += 1;
+                let key = frame == 0 && i == 0;
+                let arrival = at(u64::from(frame) * 33);
+                let p = layer_pkt(encoding, seqs[e], frame, key, 1100, &t, arrival);
+                r.route(S, &p, PUB, p.arrival, &mut out);
+            }
+        }
+    }
+    let v = Endpoint::Session(SessionId(1));
+    r.add_viewer(SessionId(1), S, [100, 0], [5000, 0], at(180), &mut out);
+    let sent: Vec<&Forward> = out
+        .forwards
+        .iter()
+        .filter(|(to, _)| *to == v)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(sent.len(), 12, "the low layer's group of pictures");
+    assert!(sent.iter().all(|f| f.source.encoding == 0));
+    let bytes: usize = sent.iter().map(|f| f.payload.len()).sum();
+    assert!(bytes <= JOIN_BURST, "{bytes} bytes at once");
+    assert!(sent[0].keyframe && sent[0].switched);
+    // The high layer, which the viewer is to get, is asked for at once.
+    assert!(out.upstream.contains(&Upstream::Keyframe {
+        to: PUB,
+        encoding: 1
+    }));
+    out.forwards.clear();
+    // Live: low goes on until the high layer's keyframe, which moves the viewer up.
+    let low = layer_pkt(0, 13, 6, false, 1100, &t, at(200));
+    r.route(S, &low, PUB, low.arrival, &mut out);
+    let high = layer_pkt(1, 85, 6, false, 1100, &t, at(200));
+    r.route(S, &high, PUB, high.arrival, &mut out);
+    assert_eq!(out.forwards.len(), 1);
+    assert_eq!(out.forwards[0].1.source.encoding, 0);
+    assert_eq!(out.forwards[0].1.seq, 112, "continuous after the replay");
+    out.forwards.clear();
+    let key = layer_pkt(1, 86, 7, true, 1100, &t, at(233));
+    r.route(S, &key, PUB, key.arrival, &mut out);
+    let low = layer_pkt(0, 14, 7, false, 1100, &t, at(233));
+    r.route(S, &low, PUB, low.arrival, &mut out);
+    assert_eq!(out.forwards.len(), 1, "the low layer no more");
+    let f = &out.forwards[0].1;
+    assert!(f.source.encoding == 1 && f.keyframe && f.switched);
+    assert_eq!(f.seq, 113);
+}
+
 #[test]
 fn an_old_or_missing_group_of_pictures_asks_for_a_keyframe_at_the_join() {
     let t0 = Instant::now();
