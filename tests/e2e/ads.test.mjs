@@ -73,7 +73,7 @@ before(async () => {
   await api(base, `/channels/${slug}/ads`, { ad_tag_url: "https://ads.example/vast?s={stream}&d={duration}" }, owner.access_token, "PUT");
   studio = await open(browser, base, "/studio", owner, "studio");
   pages.push(studio);
-  await until(studio, (s) => window.studio.channel === s, slug);
+  await until(studio, (s) => window.studio?.channel === s, slug);
 });
 
 after(async () => {
@@ -88,12 +88,12 @@ test("the owner goes live from her studio; two viewers play the stream", async (
   await studio.fill("#key", key);
   await studio.selectOption("#source", "clock");
   await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
   for (const name of ["viewer-1", "viewer-2"]) {
     const page = await open(browser, base, `/watch/${slug}`, null, name);
     pages.push(page); viewers.push(page);
   }
-  for (const v of viewers) await until(v, () => window.player.active === true && window.player.frames > 0, null, 20000);
+  for (const v of viewers) await until(v, () => window.player?.active === true && window.player?.frames > 0, null, 20000);
 });
 
 test("the studio's ad-break card starts a break: both viewers' overlays show at its start, together, and go after its duration", async () => {
@@ -105,7 +105,7 @@ test("the studio's ad-break card starts a break: both viewers' overlays show at 
   await studio.selectOption("#adbreak-duration", String(DURATION_S));
   const pressed = Date.now();
   await studio.click("#adbreak-start");
-  await until(studio, () => !!window.studio.adBreak, null, 5000);
+  await until(studio, () => !!window.studio?.adBreak, null, 5000);
   const brk = await studio.evaluate(() => window.studio.adBreak);
   assert.equal(brk.duration_s, DURATION_S);
   assert.equal(brk.ad_tag_url, `https://ads.example/vast?s=${slug}&d=${DURATION_S}`);

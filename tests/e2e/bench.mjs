@@ -21,7 +21,7 @@ try {
   const studio = await browser.newPage();
   await studio.goto(`${server.base}/studio?stream=bench&source=clock`);
   await studio.click("#start"); // going live is always a click
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
   await new Promise((r) => setTimeout(r, 2000)); // let the publisher's bitrate ramp up
 
   const page = await browser.newPage();

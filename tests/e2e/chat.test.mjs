@@ -77,11 +77,11 @@ before(async () => {
   const { key } = await api(base, `/channels/${slug}/keys`, { label: "studio" }, owner.access_token);
   // Ola goes live from her studio with her key (a click on Go live) and keeps the studio open.
   ola = await open(browser, base, "/studio", owner, "studio");
-  await until(ola, (s) => window.studio.channel === s, slug);
+  await until(ola, (s) => window.studio?.channel === s, slug);
   await ola.fill("#key", key);
   await ola.selectOption("#source", "clock");
   await ola.click("#start");
-  await until(ola, () => window.studio.state === "live", null, 20000);
+  await until(ola, () => window.studio?.state === "live", null, 20000);
   await joined(ola);
   bea = await open(browser, base, `/watch/${slug}`, await account(base, "bea"), "bea");
   cyd = await open(browser, base, `/watch/${slug}?transport=ws`, await account(base, "cyd"), "cyd");
@@ -98,7 +98,7 @@ after(async () => {
 });
 
 test("the chat goes over the data channel by default and over the WebSocket when asked", async () => {
-  await until(bea, () => window.player.frames > 10, null, 30000);
+  await until(bea, () => window.player?.frames > 10, null, 30000);
   assert.equal(await bea.evaluate(() => window.player.chat.transport), "datachannel", "bea: the WHEP session's chat data channel");
   assert.equal(await cyd.evaluate(() => window.player.chat.transport), "websocket", "cyd: ?transport=ws");
   assert.equal(await ola.evaluate(() => window.studio.chat.transport), "websocket", "the studio: the WebSocket");
@@ -236,7 +236,7 @@ test("slow mode set in the studio refuses a quick second post, with the wait sho
   await ola.click("#settings-save");
   try {
     await until(ola, () => document.getElementById("settings-status").textContent === "saved");
-    await until(hal, () => window.player.chat.welcome.settings.slow_mode_secs === 30, null, 10000);
+    await until(hal, () => window.player?.chat.welcome.settings.slow_mode_secs === 30, null, 10000);
     await say(hal, "first post in slow mode");
     await sees(bea, "first post in slow mode");
     await say(hal, "second post too soon");
@@ -247,7 +247,7 @@ test("slow mode set in the studio refuses a quick second post, with the wait sho
     // Off again for what follows.
     await ola.fill("#slow-mode", "0");
     await ola.click("#settings-save");
-    await until(bea, () => window.player.chat.welcome.settings.slow_mode_secs === 0, null, 10000);
+    await until(bea, () => window.player?.chat.welcome.settings.slow_mode_secs === 0, null, 10000);
   }
 });
 

@@ -148,7 +148,7 @@ async function watch(browser, edge, layer = "high") {
   page.on("console", (m) => m.type() === "error" && console.log(`${edge.name} viewer:`, m.text()));
   await page.goto(`${edge.http}/watch/tree?layer=${layer}`);
   const width = layer === "high" ? 1280 : 0;
-  await until(page, (w) => window.player.frames > 30 && window.player.width >= w, width, 60000).catch(async (e) => {
+  await until(page, (w) => window.player?.frames > 30 && window.player?.width >= w, width, 60000).catch(async (e) => {
     const p = await page.evaluate(() => JSON.stringify(window.player));
     throw new Error(`viewer on ${edge.name} decodes no ${width || "low"}-wide frames: ${p} (${e.message})`);
   });
@@ -169,12 +169,12 @@ test("a stream through origin, relays and edges, and a relay's death", { timeout
     const studio = await browser.newPage();
     await studio.goto(`${origin.http}/studio?stream=tree&source=camera`);
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
 
     // A viewer on edge1 (relay1 its primary) and one on edge2 (relay2).
     const viewers = [await watch(browser, edge1), await watch(browser, edge2)];
     // The edges' events say the stream is live there too.
-    await until(viewers[0].page, () => window.player.active === true, null, 10000);
+    await until(viewers[0].page, () => window.player?.active === true, null, 10000);
 
     // The relay to kill is edge1's; the viewers on edges below the other relay are the
     // ones that must see no gap. Should moves at the start have put both edges below one
@@ -271,12 +271,12 @@ test("a stream through origin, relays and edges, and a relay's death", { timeout
       else assert.ok(frozen < 500, `the viewer on ${n} sees no gap: it froze for ${frozen} ms`);
     }
     for (const [i, { edge, page, width }] of viewers.entries()) {
-      await until(page, (n) => window.player.frames > n + 90, frames[i], 15000).catch(async (e) => {
+      await until(page, (n) => window.player?.frames > n + 90, frames[i], 15000).catch(async (e) => {
         const p = await page.evaluate(() => JSON.stringify(window.player));
         throw new Error(`viewer on ${edge.name} stops after ${doomed.name}'s death: ${p} (${e.message})`);
       });
       // The top layer may take a while: a starved publisher's Chromium drops it for a time.
-      await until(page, (w) => window.player.width >= w, width, 30000).catch(async (e) => {
+      await until(page, (w) => window.player?.width >= w, width, 30000).catch(async (e) => {
         const p = await page.evaluate(() => JSON.stringify(window.player));
         throw new Error(`viewer on ${edge.name} is not back at ${width} wide: ${p} (${e.message})`);
       });
@@ -343,7 +343,7 @@ test("viewers placed by the control plane's 307, and moved off a drained edge", 
     await studio.goto(`${origin.base}/studio?stream=ana-live&source=camera`);
     await studio.fill("#key", publishToken);
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
 
     // The watch page is the control plane's: its WHEP POST is answered 307 to an edge.
     const page = await browser.newPage();
@@ -351,7 +351,7 @@ test("viewers placed by the control plane's 307, and moved off a drained edge", 
     page.on("pageerror", (e) => console.log("viewer page error:", e.message));
     page.on("requestfailed", (r) => console.log("viewer request failed:", r.url(), r.failure()?.errorText));
     await page.goto(`${control.base}/watch/ana-live?layer=high`);
-    await until(page, () => window.player.frames > 30 && window.player.width === 1280, null, 45000).catch(async (e) => {
+    await until(page, () => window.player?.frames > 30 && window.player?.width === 1280, null, 45000).catch(async (e) => {
       const p = await page.evaluate(() => JSON.stringify({ ...window.player, session: window.player.session?.location }));
       throw new Error(`the placed viewer decodes no 1280-wide frames: ${p} (${e.message})`);
     });
@@ -362,14 +362,14 @@ test("viewers placed by the control plane's 307, and moved off a drained edge", 
 
     // Drain that edge: the player moves to the other one and keeps decoding.
     execFileSync(CASCADE, ["cluster", "drain", "--control", control.base, "--cluster-token", token, "--node", first.name]);
-    await until(page, () => window.player.session.moves === 1, null, 15000).catch(async (e) => {
+    await until(page, () => window.player?.session.moves === 1, null, 15000).catch(async (e) => {
       const p = await page.evaluate(() => JSON.stringify({ moves: window.player.session.moves, at: window.player.session.location }));
       throw new Error(`the viewer did not move off the drained edge: ${p} (${e.message})`);
     });
     const now = await page.evaluate(() => window.player.session.location);
     assert.ok(now.startsWith(`${other.base}/whep/`), `moved to the other edge: ${now}`);
     const frames = await page.evaluate(() => window.player.frames);
-    await until(page, (n) => window.player.frames > n + 60 && window.player.width === 1280, frames, 20000);
+    await until(page, (n) => window.player?.frames > n + 60 && window.player?.width === 1280, frames, 20000);
   } finally {
     await browser.close();
     await Promise.all(nodes.map((n) => n.stop()));

@@ -70,14 +70,14 @@ test("a follower finds a channel by prefix, follows it, and is told when it goes
 
   // Dana goes live from her studio (signed in: it sends thumbnails).
   const studio = await open(owner, "/studio");
-  await until(studio, (s) => window.studio.channel === s, slug);
+  await until(studio, (s) => window.studio?.channel === s, slug);
   await studio.fill("#stream-title", "Dana climbs the cascade");
   await studio.click("#stream-info-save");
   await studio.waitForSelector("#stream-info-status:text('saved')");
   await studio.fill("#key", key);
   await studio.selectOption("#source", "clock");
   await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
   await until(studio, () => window.studioDiscovery.thumbnails > 0, null, 15000);
 
   // Vera's open home page: the notification arrives, pushed; the channel is under

@@ -48,7 +48,7 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     const violations = watchCsp(studio, "studio");
     await studio.goto(`${server.base}/studio?stream=e2e&source=camera`);
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
 
     const viewers = {};
     for (const layer of ["auto", "low", "high"]) {
@@ -59,14 +59,14 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     }
     // Every viewer decodes frames.
     for (const [layer, page] of Object.entries(viewers)) {
-      await until(page, () => window.player.frames > 30, null, 30000).catch(async (e) => {
+      await until(page, () => window.player?.frames > 30, null, 30000).catch(async (e) => {
         const p = await page.evaluate(() => JSON.stringify(window.player));
         throw new Error(`viewer ${layer} decodes no frames: ${p} (${e.message})`);
       });
     }
     // The low viewer decodes at most 320 px wide; the high one 1280 px.
-    await until(viewers.low, () => window.player.width > 0 && window.player.width <= 320, null, 20000);
-    await until(viewers.high, () => window.player.width === 1280, null, 30000).catch(async (e) => {
+    await until(viewers.low, () => window.player?.width > 0 && window.player?.width <= 320, null, 20000);
+    await until(viewers.high, () => window.player?.width === 1280, null, 30000).catch(async (e) => {
       const w = await viewers.high.evaluate(() => window.player.width);
       throw new Error(`high viewer stays at ${w} px wide (${e.message})`);
     });
@@ -74,8 +74,8 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     assert.ok(lowWidth <= 320, `low layer is ${lowWidth} px wide`);
 
     // Events: the stream is active, three layers, three viewers.
-    await until(viewers.auto, () => window.player.active === true && window.player.viewers === 3);
-    await until(viewers.auto, () => window.player.layers.length === 3, null, 20000);
+    await until(viewers.auto, () => window.player?.active === true && window.player?.viewers === 3);
+    await until(viewers.auto, () => window.player?.layers.length === 3, null, 20000);
 
     // Audio comes with redundancy (RED, which Chromium offers): each packet carries the one
     // before, so the viewer's audio packets are about twice the publisher's.
@@ -100,11 +100,11 @@ test("studio to three viewers with simulcast, restart and teardown", { timeout: 
     // The publisher stops and comes back; the auto viewer resumes on the same session.
     const before = await viewers.auto.evaluate(() => ({ loc: window.player.session.location }));
     await studio.evaluate(() => window.studio.stop());
-    await until(viewers.auto, () => window.player.active === false);
+    await until(viewers.auto, () => window.player?.active === false);
     const framesAtStop = await viewers.auto.evaluate(() => window.player.frames);
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
-    await until(viewers.auto, (n) => window.player.frames > n + 30, framesAtStop, 30000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
+    await until(viewers.auto, (n) => window.player?.frames > n + 30, framesAtStop, 30000);
     const after = await viewers.auto.evaluate(() => ({
       loc: window.player.session.location, state: window.player.session.pc.connectionState,
     }));
@@ -153,11 +153,11 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     await page.fill("#slug", "nia-live");
     await page.fill("#title", "Nia live");
     await page.click("#create-channel");
-    await until(page, () => window.studio.channel === "nia-live");
+    await until(page, () => window.studio?.channel === "nia-live");
     // Going live before making a key is refused by the node.
     await page.selectOption("#source", "clock");
     await page.click("#start");
-    await until(page, () => window.studio.state.startsWith("error"), null, 10000);
+    await until(page, () => window.studio?.state.startsWith("error"), null, 10000);
     assert.match(await page.evaluate(() => window.studio.state), /401/);
 
     await page.click("#new-key");
@@ -171,11 +171,11 @@ test("sign up, go live with your own key, edit the account, sign out", { timeout
     assert.equal(await page.inputValue("#key"), obsKey, "the studio publishes with it");
 
     await page.click("#start");
-    await until(page, () => window.studio.state === "live", null, 20000);
+    await until(page, () => window.studio?.state === "live", null, 20000);
     const viewer = await browser.newPage();
     const viewerViolations = watchCsp(viewer, "viewer");
     await viewer.goto(`${server.base}/watch/nia-live?layer=low`);
-    await until(viewer, () => window.player.frames > 30, null, 30000);
+    await until(viewer, () => window.player?.frames > 30, null, 30000);
 
     // Account settings: the display name sticks; sign out ends the session.
     await page.goto(`${server.base}/account`);
@@ -280,7 +280,7 @@ test("a studio link with a key and autostart publishes nothing", { timeout: 60_0
     assert.equal(await page.inputValue("#key"), "");
     // A click goes live as the visitor, with no key of the owner's: the node refuses.
     await page.click("#start");
-    await until(page, () => window.studio.state.startsWith("error"), null, 10000);
+    await until(page, () => window.studio?.state.startsWith("error"), null, 10000);
     assert.match(await page.evaluate(() => window.studio.state), /401/);
     // One offer POSTed (the SDK also asks OPTIONS for the ICE servers, without the key).
     assert.equal(whip.filter((r) => r.startsWith("POST ")).length, 1, `the click made one WHIP request: ${whip}`);

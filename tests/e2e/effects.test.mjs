@@ -47,11 +47,11 @@ test("a viewer sees the effects picked in the studio", { timeout: 90_000 }, asyn
     await studio.goto(`${server.base}/studio?stream=fx&source=camera`);
     await studio.uncheck("#simulcast");
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
 
     const viewer = await browser.newPage();
     await viewer.goto(`${server.base}/watch/fx`);
-    await until(viewer, () => window.player.frames > 20, null, 20000);
+    await until(viewer, () => window.player?.frames > 20, null, 20000);
     const plain = await look(viewer);
     assert.ok(plain.chroma > 20, `the fake camera is colourful: ${JSON.stringify(plain)}`);
 

@@ -84,10 +84,18 @@ export async function goLive(base, stream, source) {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${base}`],
   });
-  const studio = await browser.newPage();
-  await studio.goto(`${base}/studio?stream=${stream}&source=${source}`);
-  await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  try {
+    const studio = await browser.newPage();
+    await studio.goto(`${base}/studio?stream=${stream}&source=${source}`);
+    await studio.click("#start");
+    // `window.studio` is set by the page's module, which may not have run yet: a throw in
+    // the predicate would end the wait at once.
+    await until(studio, () => window.studio?.state === "live", null, 20000);
+  } catch (e) {
+    // Not handed to the caller, so closed here: a browser left open keeps the run alive.
+    await browser.close();
+    throw e;
+  }
   return browser;
 }
 

@@ -70,14 +70,14 @@ test("Chromium goes live from the studio and plays the channel over HTTPS", asyn
   await studio.goto(`${server.base}/studio?stream=secure&source=camera`);
   assert.equal(await studio.evaluate(() => window.isSecureContext), true, "a secure context: the camera is allowed");
   await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
 
   const viewer = await browser.newPage();
   // Typed as http://: the node sends the browser to https://.
   const port = new URL(server.base).port;
   await viewer.goto(`http://${IP}:${port}/watch/secure`);
   assert.ok(viewer.url().startsWith(`https://${IP}:${port}/watch/secure`), viewer.url());
-  await until(viewer, () => window.player.frames > 30, null, 30000);
+  await until(viewer, () => window.player?.frames > 30, null, 30000);
   await studio.close();
   await viewer.close();
 });

@@ -33,7 +33,7 @@ test("a single-layer publish is laddered for a Chromium viewer on the low layer"
     await studio.goto(`${server.base}/studio?stream=steps&source=camera`);
     await studio.uncheck("#simulcast");
     await studio.click("#start");
-    await until(studio, () => window.studio.state === "live", null, 20000);
+    await until(studio, () => window.studio?.state === "live", null, 20000);
     // A busy machine must not make Chromium send a smaller picture: the source stays 720p
     // (its frame rate gives way instead).
     await studio.evaluate(async () => {
@@ -45,7 +45,7 @@ test("a single-layer publish is laddered for a Chromium viewer on the low layer"
 
     const viewer = await browser.newPage();
     await viewer.goto(`${server.base}/watch/steps?layer=low`);
-    await until(viewer, () => window.player.frames > 0, null, 15000);
+    await until(viewer, () => window.player?.frames > 0, null, 15000);
     const follow = (async () => {
       let last = null;
       while (sampling) {

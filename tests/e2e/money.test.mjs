@@ -126,7 +126,7 @@ before(async () => {
   await api(base, "/channels", { slug, title: "Lea live" }, owner.access_token);
   studio = await open(browser, base, "/studio", owner, "studio");
   pages.push(studio);
-  await until(studio, (s) => window.studio.channel === s, slug);
+  await until(studio, (s) => window.studio?.channel === s, slug);
 });
 
 after(async () => {
@@ -156,7 +156,7 @@ test("the owner makes a tier and closes the channel to subscribers in her studio
   await studio.fill("#key", key);
   await studio.selectOption("#source", "clock");
   await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
   await shot(studio, "studio");
 });
 
@@ -164,7 +164,7 @@ test("a viewer without a subscription sees \"Subscribers only\", subscribes thro
   vicSession = await account(base, "vic");
   vic = await open(browser, base, `/watch/${slug}`, vicSession, "vic");
   pages.push(vic);
-  await until(vic, () => window.player.paywalled === true);
+  await until(vic, () => window.player?.paywalled === true);
   assert.equal(await vic.textContent("#status"), "subscribers only");
   assert.ok(await vic.isVisible("#paywall"));
   assert.match(await vic.textContent("#paywall"), /Subscribers only/);
@@ -180,8 +180,8 @@ test("a viewer without a subscription sees \"Subscribers only\", subscribes thro
   await shot(vic, "watch-card");
   await payWithTestCard(vic);
   // localstripe's webhooks make the subscription active; the page then joins and plays.
-  await until(vic, () => window.player.subscription?.entitled === true, null, 30000);
-  await until(vic, () => !window.player.paywalled && window.player.frames > 10 && window.player.width > 0, null, 30000);
+  await until(vic, () => window.player?.subscription?.entitled === true, null, 30000);
+  await until(vic, () => !window.player?.paywalled && window.player?.frames > 10 && window.player?.width > 0, null, 30000);
   assert.ok(await vic.isHidden("#paywall"));
   assert.match(await vic.textContent("#sub-state"), /You subscribe \(Gold\)/);
   await shot(vic, "watch-subscribed");
@@ -190,12 +190,12 @@ test("a viewer without a subscription sees \"Subscribers only\", subscribes thro
 test("another viewer without a subscription stays refused, and sees the subscriber's badge in chat", { skip: !haveLocalstripe }, async () => {
   otto = await open(browser, base, `/watch/${slug}`, await account(base, "otto"), "otto");
   pages.push(otto);
-  await until(otto, () => window.player.paywalled === true);
+  await until(otto, () => window.player?.paywalled === true);
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal(await otto.evaluate(() => window.player.frames), 0);
   // In chat, the subscriber's messages carry his tier's badge.
-  await until(otto, () => window.player.chat?.state === "open", null, 20000);
-  await until(vic, () => window.player.chat?.state === "open", null, 20000);
+  await until(otto, () => window.player?.chat?.state === "open", null, 20000);
+  await until(vic, () => window.player?.chat?.state === "open", null, 20000);
   await vic.fill("#chat-input", "hello from a subscriber");
   await vic.click("#chat-send");
   await otto.waitForSelector('#messages li[data-user="vic"] .sub-badge');
@@ -210,20 +210,20 @@ test("another viewer without a subscription stays refused, and sees the subscrib
 });
 
 test("a tip from the channel page shows its alert on the studio and on the viewers' pages", { skip: !haveLocalstripe }, async () => {
-  await until(studio, () => window.studio.chat?.state === "open", null, 20000);
+  await until(studio, () => window.studio?.chat?.state === "open", null, 20000);
   await vic.fill("#tip-amount", "3");
   await vic.fill("#tip-message", "Great show, Lea!");
   await vic.click("#tip-send");
   assert.match(await vic.textContent("#card-what"), /Tip \$3\.00/);
   await payWithTestCard(vic);
   for (const p of [vic, otto]) {
-    await until(p, () => window.player.tips.length === 1, null, 20000);
+    await until(p, () => window.player?.tips.length === 1, null, 20000);
     await p.waitForSelector(".tip-alert:not([hidden])");
     const text = await p.textContent(".tip-alert");
     assert.match(text, /vic tipped \$3\.00/);
     assert.match(text, /Great show, Lea!/);
   }
-  await until(studio, () => window.studio.tips.length === 1, null, 20000);
+  await until(studio, () => window.studio?.tips.length === 1, null, 20000);
   assert.match(await studio.textContent("#preview-wrap .tip-alert"), /vic tipped \$3\.00.*Great show, Lea!/);
   await shot(vic, "watch-tip");
   await shot(studio, "studio-tip");
@@ -243,7 +243,7 @@ test("the subscriber cancels on his account page: his open watch page flips to t
   await acct.click("#subs-list li[data-id] button.cancel");
   await acct.waitForFunction(() => document.querySelector("#subs-list li[data-id] .badge")?.textContent === "canceled");
   // The server ends his session (`ended`); the page joins again and is refused.
-  await until(vic, () => window.player.paywalled === true && window.player.ended >= 1, null, 15000);
+  await until(vic, () => window.player?.paywalled === true && window.player?.ended >= 1, null, 15000);
   await vic.waitForFunction(() => /subscription to this channel ended/.test(document.getElementById("paywall-reason").textContent));
   assert.equal(await vic.evaluate(() => window.player.error), "subscription_required");
   await shot(vic, "watch-canceled");

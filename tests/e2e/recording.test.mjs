@@ -45,7 +45,7 @@ test("recording turned on in the studio: the live is listed on the channel page,
   const { key } = await api(base, `/channels/${slug}/keys`, { label: "studio" }, owner.access_token);
 
   const studio = await open(owner, "/studio");
-  await until(studio, (s) => window.studio.channel === s, slug);
+  await until(studio, (s) => window.studio?.channel === s, slug);
   await studio.selectOption("#recording", "top");
   await studio.waitForSelector("#recording-status:text('saved')");
   const setting = await api(base, `/channels/${slug}/recording`, undefined, owner.access_token, "GET");
@@ -54,7 +54,7 @@ test("recording turned on in the studio: the live is listed on the channel page,
   await studio.fill("#key", key);
   await studio.selectOption("#source", "clock");
   await studio.click("#start");
-  await until(studio, () => window.studio.state === "live", null, 20000);
+  await until(studio, () => window.studio?.state === "live", null, 20000);
   const wentLive = Date.now();
   await studio.waitForTimeout(LIVE_MS);
   await studio.click("#stop");
@@ -91,13 +91,13 @@ test("the studio's ladder switch, beside recording, sets the channel's ladder", 
   await api(base, "/channels", { slug: "lars-tv", title: "Lars" }, owner.access_token);
   const setting = () => api(base, "/channels/lars-tv/ladder", undefined, owner.access_token, "GET");
   const studio = await open(owner, "/studio");
-  await until(studio, () => window.studio.channel === "lars-tv");
+  await until(studio, () => window.studio?.channel === "lars-tv");
   await studio.uncheck("#ladder");
   await studio.waitForSelector("#ladder-status:text('saved')");
   assert.deepEqual(await setting(), { enabled: false });
   // A reload shows the saved setting (the page's default is on).
   await studio.reload();
-  await until(studio, () => window.studio.channel === "lars-tv");
+  await until(studio, () => window.studio?.channel === "lars-tv");
   await until(studio, () => !document.getElementById("ladder").checked, null, 5000);
   await studio.check("#ladder");
   await studio.waitForSelector("#ladder-status:text('saved')");

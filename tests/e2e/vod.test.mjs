@@ -59,8 +59,8 @@ before(async () => {
   await api(base, "/channels", { slug, title: "Vera's videos" }, owner.access_token);
   studio = await open(browser, base, "/studio", owner, "studio");
   pages.push(studio);
-  await until(studio, (s) => window.studio.channel === s, slug);
-  await until(studio, () => Array.isArray(window.studio.videos));
+  await until(studio, (s) => window.studio?.channel === s, slug);
+  await until(studio, () => Array.isArray(window.studio?.videos));
 });
 
 after(async () => {
@@ -89,7 +89,7 @@ test("the studio uploads a WebM with tus; a cut connection resumes from the serv
   await studio.fill("#upload-title", "Holiday");
   await studio.click("#upload-start");
   try {
-    await until(studio, () => window.studio.videos?.length === 1, null, 60000);
+    await until(studio, () => window.studio?.videos?.length === 1, null, 60000);
   } catch (err) {
     console.log("upload status:", await studio.textContent("#upload-status"), "requests:", seen.join(", "));
     throw err;
@@ -195,10 +195,10 @@ test("a visitor opens the video's page: it plays, and seeking to the middle read
 test("made private, the video's still still shows to its owner in the studio (its link carries the media token)", async () => {
   const vis = studio.locator(`#videos-list li.video[data-id="${videoId}"] select`);
   await vis.selectOption("private");
-  await until(studio, (id) => window.studio.videos !== null &&
+  await until(studio, (id) => window.studio?.videos !== null &&
     document.querySelector(`#videos-list li.video[data-id="${id}"] [role=status]`)?.textContent === "saved", videoId);
   await studio.reload();
-  await until(studio, () => Array.isArray(window.studio.videos) && window.studio.videos.length > 0);
+  await until(studio, () => Array.isArray(window.studio?.videos) && window.studio?.videos.length > 0);
   const v = await studio.evaluate(() => window.studio.videos[0]);
   assert.equal(v.visibility, "private");
   assert.match(v.thumbnail_url, /\/thumbnail\?token=/);
