@@ -221,10 +221,10 @@ unshare --net sh -c 'ip link set lo up && ip link add v0 type veth peer name v1 
 
 step "viewer QoS in a real browser (a Chromium viewer in its own namespace behind a 400 kbit/s tbf)"
 # The test makes the viewer's namespace and a veth pair (the node on 10.98.0.1) and removes them.
-# A known defect (issue 10, docs/PERFORMANCE.md, "The step-up stall, the step up under the
-# limit, the join"): about one run in ten, the joining viewer's estimate sinks under its
-# first burst and is held there by str0m's loss hold, and it leaves the top layer before
-# any limit. Until that is fixed the test runs a second time when the first fails; the
+# A known defect (issue 10, docs/PERFORMANCE.md, "The join burst bounded"): in a few runs
+# in a hundred (2 of 34 on 2026-12-07; one in ten before the join burst was bounded), the
+# joining viewer's estimate stays short of the top layer (application-limited, not lifted
+# by the probes) and it leaves the top layer before any limit. Until that is fixed the test runs a second time when the first fails; the
 # first failure stays in the log, under a banner, so it is seen and counted, not hidden.
 qos() { unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 150 node --test qos.test.mjs'; }
 if ! qos; then
