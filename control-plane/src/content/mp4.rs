@@ -39,7 +39,9 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
     let mut audio = None;
     let (mut first_ms, mut end_ms) = (i64::MAX, 0i64);
     for track in mp4.tracks().values() {
-        let codec = match (&track.kind, &track.trak(&mp4).mdia.minf.stbl.stsd.contents) {
+        let trak = track.trak(&mp4);
+        let kind = track_kind(track.kind, &trak.mdia.hdlr.handler_type.to_string());
+        let codec = match (&kind, &trak.mdia.minf.stbl.stsd.contents) {
             (Some(TrackKind::Video), StsdBoxContent::Avc1(_)) => "h264",
             (Some(TrackKind::Video), StsdBoxContent::Vp08(_)) => "vp8",
             (Some(TrackKind::Video), StsdBoxContent::Vp09(_)) => "vp9",
@@ -74,7 +76,7 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
             first_ms = first_ms.min(ms(s.decode_timestamp));
             end_ms = end_ms.max(ms(s.decode_timestamp.saturating_add(dur)));
         }
-        if matches!(track.kind, Some(TrackKind::Video)) {
+        if matches!(kind, Some(TrackKind::Video)) {
             if samples == 0 {
                 return Err(Bad::Empty);
             }
@@ -97,6 +99,17 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
         duration_ms,
         // No still from an MP4 yet: its samples are read by offset, not walked here.
         keyframe: None,
+    })
+}
+
+/// A track's kind: `re_mp4` tells it from the sample entries it knows, and has none for an
+/// `Opus` entry (what Chromium's MediaRecorder and Cascade's recorder write): the handler
+/// (`soun`, `vide`) tells it then.
+fn track_kind(known: Option<TrackKind>, handler: &str) -> Option<TrackKind> {
+    known.or(match handler {
+        "soun" => Some(TrackKind::Audio),
+        "vide" => Some(TrackKind::Video),
+        _ => None,
     })
 }
 
