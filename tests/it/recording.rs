@@ -66,13 +66,13 @@ pub(crate) fn recordings(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect())
         .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "webm"));
+    v.retain(|p| p.extension().is_some_and(|e| e == "webm" || e == "mp4"));
     v.sort();
     v
 }
 
 /// A node whose channel `slug` records; its data directory and the channel's stream key.
-fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
+pub(crate) fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
     let data = temp_dir("recording");
     let server = Server::launch(
         &["--auth", "accounts", "--recording-grace-ms", grace_ms],
