@@ -187,6 +187,27 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
+    /// A recording as Cascade's recorder writes an H.264 live (sfu/src/record/mp4.rs):
+    /// fragmented, ten frames of 160×120 H.264 (two keyframes) and 20 ms Opus frames.
+    const RECORDING: &[u8] = include_bytes!("testdata/h264-opus-recording.mp4");
+
+    #[test]
+    fn a_fragmented_h264_and_opus_recording_checks() {
+        let p = probe(Cursor::new(RECORDING), Rules::FINISHED_RECORDING).unwrap();
+        assert_eq!(p.content_type, "video/mp4");
+        assert_eq!(
+            (p.video_codec.as_str(), p.audio_codec.as_deref()),
+            ("h264", Some("opus"))
+        );
+        assert_eq!((p.width, p.height), (160, 120));
+        assert!((320..=340).contains(&p.duration_ms), "{}", p.duration_ms);
+        // Cut by a crash in its last fragment: it passes as a cut recording, with less.
+        let cut = &RECORDING[..RECORDING.len() - 300];
+        let p = probe(Cursor::new(cut), Rules::CUT_RECORDING).unwrap();
+        assert!(p.duration_ms < 320, "{}", p.duration_ms);
+        assert!(probe(Cursor::new(cut), Rules::FINISHED_RECORDING).is_err());
+    }
+
     #[test]
     fn an_ftyp_without_the_rest_is_truncated() {
         // ftyp (isom), then nothing: no moov.

@@ -19,8 +19,8 @@ use crate::codec::Codec;
 pub enum MuxFile {
     /// VP8 (and Opus) in WebM.
     Webm(WebmFile),
-    /// H.264 (and Opus) in MP4.
-    Mp4(Mp4File),
+    /// H.264 (and Opus) in MP4 (boxed: it holds its `moov` for the end).
+    Mp4(Box<Mp4File>),
 }
 
 /// The file name's extension for a video codec, when the recorder takes it.
@@ -43,7 +43,7 @@ impl MuxFile {
         let file = match first.codec {
             Codec::H264 => {
                 let sets = h264::parameter_sets(&first.data).ok_or(MuxError::Mp4Order)?;
-                MuxFile::Mp4(Mp4File::create(&path, w, h, sets, audio)?)
+                MuxFile::Mp4(Box::new(Mp4File::create(&path, w, h, sets, audio)?))
             }
             _ => MuxFile::Webm(WebmFile::create(&path, w, h, audio)?),
         };

@@ -47,9 +47,13 @@ fn annex_b_nals(b: &[u8]) -> Vec<&[u8]> {
 /// The stream's access units, as NAL unit lists (an SPS, or a slice after a slice, starts
 /// one).
 fn access_units() -> Vec<Vec<&'static [u8]>> {
+    access_units_of(STREAM)
+}
+
+fn access_units_of(stream: &[u8]) -> Vec<Vec<&[u8]>> {
     let mut aus: Vec<Vec<&[u8]>> = Vec::new();
     let mut has_slice = false;
-    for nal in annex_b_nals(STREAM) {
+    for nal in annex_b_nals(stream) {
         let t = nal[0] & 0x1f;
         let slice = t == 1 || t == 5;
         if aus.is_empty() || t == 7 || (slice && has_slice) {
@@ -74,11 +78,22 @@ fn avc(nals: &[&[u8]]) -> Vec<u8> {
 /// The RTP packets of the stream (publisher `generation`, sequence numbers from `seq`, RTP
 /// time from `ts0`), audio (an Opus packet each 20 ms) between its frames.
 fn packets(generation: u32, seq: &mut u16, ts0: u32) -> Vec<(Duration, RecPacket)> {
+    // A small MTU: the IDR pictures go in FU-A fragments.
+    packets_of(&access_units(), 120, generation, seq, ts0)
+}
+
+fn packets_of(
+    aus: &[Vec<&[u8]>],
+    mtu: usize,
+    generation: u32,
+    seq: &mut u16,
+    ts0: u32,
+) -> Vec<(Duration, RecPacket)> {
     let mut out = Vec::new();
     let mut packetizer = H264Packetizer::default();
     let mut audio_seq = 0u16;
     let mut audio_ms = 0u64;
-    for (i, au) in access_units().iter().enumerate() {
+    for (i, au) in aus.iter().enumerate() {
         let at = Duration::from_millis(i as u64 * 1000 / 30);
         while Duration::from_millis(audio_ms) <= at {
             out.push((
@@ -91,7 +106,8 @@ fn packets(generation: u32, seq: &mut u16, ts0: u32) -> Vec<(Duration, RecPacket
                     ts: ts0.wrapping_add(audio_ms as u32 * 48),
                     marker: false,
                     keyframe: false,
-                    payload: Bytes::from(vec![0xfc, audio_seq as u8, 0x55]),
+                    // A silent Opus frame (CELT, 20 ms).
+                    payload: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
                 },
             ));
             audio_seq += 1;
@@ -102,8 +118,7 @@ fn packets(generation: u32, seq: &mut u16, ts0: u32) -> Vec<(Duration, RecPacket
             annex.extend_from_slice(&[0, 0, 0, 1]);
             annex.extend_from_slice(n);
         }
-        // A small MTU: the IDR pictures go in FU-A fragments.
-        let payloads = packetizer.packetize(120, &annex).unwrap();
+        let payloads = packetizer.packetize(mtu, &annex).unwrap();
         let last = payloads.len() - 1;
         for (k, p) in payloads.into_iter().enumerate() {
             out.push((
