@@ -5,41 +5,16 @@
 //! (GStreamer's `qtdemux`, `openh264dec`, `opusdec`). A publisher restart stays in one
 //! file; a node killed mid-recording leaves an MP4 that decodes up to the kill.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::gstreamer::Script;
-use crate::recording::{decode, listed, recording_node, recordings, wait_exit};
-use crate::server::Server;
-
-/// Publishes H.264 and Opus with GStreamer for `seconds`; returns once connected.
-fn publish_h264(server: &Server, slug: &str, key: &str, seconds: u32) -> (Script, Instant) {
-    let url = server.url(&format!("/whip/{slug}"));
-    let seconds = seconds.to_string();
-    let script = Script::start(
-        "gst_whip_publish.py",
-        &[&url, "--seconds", &seconds, "--token", key, "--h264"],
-    );
-    script.wait_for("posted 201", Duration::from_secs(20));
-    script.wait_for("connected", Duration::from_secs(15));
-    (script, Instant::now())
-}
+use crate::recording::{
+    decode, live_with_a_restart, publish_with, recording_node, recordings, restart_and_list,
+};
 
 #[test]
 fn an_h264_live_records_to_one_mp4_over_a_restart_served_with_ranges() {
     let (server, data, key) = recording_node("h264-show", "3000");
-    let (first, t1) = publish_h264(&server, "h264-show", &key, 5);
-    let end1 = wait_exit(first);
-    let (second, t2) = publish_h264(&server, "h264-show", &key, 4);
-    let end2 = wait_exit(second);
-    let live = (end1 - t1) + (end2 - t2);
-    let videos = listed(&server, "h264-show", 1);
-    assert_eq!(
-        videos.len(),
-        1,
-        "one recording over the restart: {videos:?}"
-    );
-    assert_eq!(videos[0]["kind"], "recording");
+    let (live, _, videos) = live_with_a_restart(&server, "h264-show", &key, (5, 4), &["--h264"]);
     let url = server.url(videos[0]["media_url"].as_str().unwrap());
     // A range, as a player asks for it.
     let part = server
@@ -87,7 +62,7 @@ fn an_h264_live_records_to_one_mp4_over_a_restart_served_with_ranges() {
 fn a_node_killed_while_recording_h264_leaves_an_mp4_that_decodes_and_is_listed() {
     let (mut server, data, key) = recording_node("h264-crash", "30000");
     let dir = data.join("recordings");
-    let (script, t) = publish_h264(&server, "h264-crash", &key, 30);
+    let (script, t) = publish_with(&server, "h264-crash", &key, 30, &["--h264"]);
     std::thread::sleep(Duration::from_secs(4));
     let recorded = t.elapsed();
     server.kill_hard();
@@ -105,17 +80,5 @@ fn a_node_killed_while_recording_h264_leaves_an_mp4_that_decodes_and_is_listed()
         n as f64 > expect * 0.5 && (n as f64) < expect * 1.1,
         "{n} pictures decoded for {recorded:?} recorded"
     );
-    let server = Server::launch(
-        &["--auth", "accounts", "--recording-grace-ms", "30000"],
-        &data,
-        Stdio::inherit(),
-        "warn",
-    );
-    let videos = listed(&server, "h264-crash", 1);
-    assert_eq!(videos.len(), 1, "{videos:?}");
-    let ms = videos[0]["duration_ms"].as_f64().unwrap();
-    assert!(
-        (ms / 1000.0 - n as f64 / 30.0).abs() < 1.0,
-        "listed as {ms} ms long, {n} pictures decoded"
-    );
+    restart_and_list(&data, "h264-crash", n);
 }

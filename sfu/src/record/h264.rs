@@ -82,6 +82,17 @@ pub fn payload_size(payload: &[u8]) -> Option<(u32, u32)> {
     sps_size(sps)
 }
 
+/// NAL units in AVC form (for tests).
+#[cfg(test)]
+pub(crate) fn avc(nals: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in nals {
+        out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        out.extend_from_slice(n);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,15 +101,6 @@ mod tests {
     const SPS: [u8; 15] = [
         0x67, 0x42, 0xc0, 0x0b, 0x8c, 0x8d, 0x41, 0x42, 0x2f, 0x2c, 0x03, 0xc2, 0x21, 0x1a, 0x80,
     ];
-
-    fn avc(nals: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for n in nals {
-            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            out.extend_from_slice(n);
-        }
-        out
-    }
 
     #[test]
     fn an_idr_access_unit_gives_its_parameter_sets_and_size() {

@@ -66,15 +66,6 @@ fn access_units_of(stream: &[u8]) -> Vec<Vec<&[u8]>> {
     aus
 }
 
-fn avc(nals: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for n in nals {
-        out.extend_from_slice(&(n.len() as u32).to_be_bytes());
-        out.extend_from_slice(n);
-    }
-    out
-}
-
 /// The RTP packets of the stream (publisher `generation`, sequence numbers from `seq`, RTP
 /// time from `ts0`), audio (an Opus packet each 20 ms) between its frames.
 fn packets(generation: u32, seq: &mut u16, ts0: u32) -> Vec<(Duration, RecPacket)> {
@@ -233,7 +224,7 @@ fn an_h264_stream_records_to_an_mp4_that_reads_back_frame_for_frame() {
         assert_eq!(s.duration, u64::from(FRAME_TS), "sample {i}");
         assert_eq!(s.decode_timestamp as u64, i as u64 * u64::from(FRAME_TS));
         let data = &bytes[s.offset as usize..(s.offset + s.size) as usize];
-        assert_eq!(data, avc(&aus[i]), "sample {i} is the access unit");
+        assert_eq!(data, h264::avc(&aus[i]), "sample {i} is the access unit");
     }
     // Audio from the first keyframe on: 20 ms each.
     assert!(a.samples.len() >= 15, "{}", a.samples.len());
