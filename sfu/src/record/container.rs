@@ -42,7 +42,7 @@ impl MuxFile {
         let path = stem.with_extension(ext);
         let file = match first.codec {
             Codec::H264 => {
-                let sets = h264::parameter_sets(&first.data).ok_or(MuxError::Mp4Order)?;
+                let sets = h264::parameter_sets(&first.data).ok_or(MuxError::NoParameterSets)?;
                 MuxFile::Mp4(Box::new(Mp4File::create(&path, w, h, sets, audio)?))
             }
             _ => MuxFile::Webm(WebmFile::create(&path, w, h, audio)?),

@@ -34,6 +34,9 @@ pub enum MuxError {
     /// mp4-atom could not encode a box (a parameter out of its range).
     #[error("mp4 muxer: {0}")]
     Mp4(#[from] mp4_atom::Error),
+    /// An H.264 keyframe without its SPS and PPS in band: the MP4 file cannot start on it.
+    #[error("an H.264 keyframe without its parameter sets")]
+    NoParameterSets,
     /// An MP4 value out of range (a fragment over 2 GiB, an audio frame with no track).
     #[error("mp4 muxer: a value out of range")]
     Mp4Order,

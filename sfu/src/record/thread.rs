@@ -14,6 +14,7 @@ use prometheus::IntCounter;
 use super::assemble::RecPacket;
 use super::container::MuxFile;
 use super::core::{Layers, MuxFrame, Output, RecorderCore};
+use super::mux::MuxError;
 use super::{LayerMode, RecordConfig, RecordingMeta, RecordingSink};
 use crate::relay::{rtp, Pipe, PipeOut, RelayPacket, AUDIO_LAYER};
 
@@ -214,6 +215,9 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
         };
         match MuxFile::create(&stem, f, t.audio_seen) {
             Ok((file, path)) => t.file = Some((file, path, (w, h))),
+            // The file starts at a keyframe that carries them (a publisher sending its
+            // parameter sets only in the SDP is not recorded).
+            Err(MuxError::NoParameterSets) => return,
             Err(e) => {
                 tracing::warn!(path = %stem.display(), error = %e, "recording file not created");
                 t.failed = true;
