@@ -40,9 +40,12 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// The stream and start (Unix ms) of a recording file, from the recorder's names:
-/// `<stream>-<start ms>.webm`, or `<stream>-<start ms>-layer<n>.webm` for one layer.
+/// `<stream>-<start ms>.webm`, or `<stream>-<start ms>-layer<n>.webm` for one layer (`.mp4`
+/// for an H.264 stream's).
 pub fn parse_name(name: &str) -> Option<(String, i64)> {
-    let stem = name.strip_suffix(".webm")?;
+    let stem = name
+        .strip_suffix(".webm")
+        .or_else(|| name.strip_suffix(".mp4"))?;
     let stem = match stem.rsplit_once("-layer") {
         Some((rest, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
         _ => stem,
@@ -231,11 +234,16 @@ mod tests {
             parse_name("my-show-1765000000123-layer2.webm"),
             Some(("my-show".into(), 1_765_000_000_123))
         );
+        // An H.264 stream's.
+        assert_eq!(
+            parse_name("my-show-1765000000123.mp4"),
+            Some(("my-show".into(), 1_765_000_000_123))
+        );
         // A stream whose own name ends like a layer's.
         assert_eq!(parse_name("a-layer-5.webm"), Some(("a-layer".into(), 5)));
         for other in [
             "fetched.webm",
-            "show-12.mp4",
+            "show-12.mkv",
             "-12.webm",
             "show-.webm",
             "show-1x.webm",

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use control_plane::cluster::recordings::{Listed, RecordingOf, CUT, KEY, STARTED_MS, STREAM, WEBM};
+use control_plane::cluster::recordings::{
+    Listed, RecordingOf, CUT, KEY, MP4, STARTED_MS, STREAM, WEBM,
+};
 use control_plane::cluster::thumbnails::{StillPut, NO_CHANNEL};
 use control_plane::discovery::thumbs::ServerStill;
 use control_plane::recording::RecordLayers;
@@ -195,7 +197,14 @@ impl Remote {
             .http
             .post(format!("{}/api/v1/cluster/recordings", self.base()))
             .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, WEBM)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                if f.path.extension().is_some_and(|e| e == "mp4") {
+                    MP4
+                } else {
+                    WEBM
+                },
+            )
             .header(reqwest::header::CONTENT_LENGTH, size)
             .header(STREAM.as_str(), &f.stream)
             .header(STARTED_MS.as_str(), f.started_ms)

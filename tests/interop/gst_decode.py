@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Decodes a WebM file with GStreamer (matroskademux, vp8dec, opusdec) and prints, as one
+"""Decodes a WebM file with GStreamer (matroskademux, vp8dec, opusdec), or an MP4 file
+(`.mp4`: qtdemux, h264parse, openh264dec, opusdec) and prints, as one
 JSON line, what came out: every decoded picture's time, the picture size, and the number
 of decoded audio buffers. Counted with pad probes on the decoders' outputs (gst-launch's
 -v messages are coalesced under load and cannot be counted). Exits 1 on a pipeline error.
@@ -17,9 +18,13 @@ from gi.repository import Gst  # noqa: E402
 def main():
     Gst.init(None)
     path = sys.argv[1]
+    if path.endswith(".mp4"):
+        demux, video = "qtdemux", "h264parse ! openh264dec"
+    else:
+        demux, video = "matroskademux", "vp8dec"
     pipe = Gst.parse_launch(
-        f'filesrc location="{path}" ! matroskademux name=d '
-        "d.video_0 ! queue ! vp8dec name=vdec ! fakesink sync=false "
+        f'filesrc location="{path}" ! {demux} name=d '
+        f"d.video_0 ! queue ! {video} name=vdec ! fakesink sync=false "
         "d.audio_0 ! queue ! opusdec name=adec ! fakesink sync=false"
     )
     out = {"video_pts": [], "audio": 0, "width": None, "height": None}

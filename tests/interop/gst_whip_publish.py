@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Publish a test pattern (VP8) and a tone (Opus) over WHIP with GStreamer's webrtcbin.
+"""Publish a test pattern (VP8, or H.264 with --h264) and a tone (Opus) over WHIP with
+GStreamer's webrtcbin.
 
 webrtcbin is the engine of whipsink/whipclientsink and of many WHIP tools; Debian 12's
 GStreamer (1.22) has no WHIP element, so this script does the WHIP exchange itself:
@@ -13,7 +14,10 @@ The video is one layer (no simulcast: webrtcbin offers none), WIDTHxHEIGHT at 30
 about BITRATE bit/s.
 
 usage: gst_whip_publish.py URL [--token T] [--seconds N] [--width W] [--height H]
-                           [--bitrate B]
+                           [--bitrate B] [--h264]
+
+--h264: openh264enc (constrained baseline, a keyframe a second, SPS and PPS before each
+one, as OBS and libwebrtc send them) and rtph264pay instead of VP8.
 """
 
 import argparse
@@ -30,12 +34,24 @@ gi.require_version("GstWebRTC", "1.0")
 gi.require_version("Nice", "0.1")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
-PIPELINE = """
-webrtcbin name=pub bundle-policy=max-bundle
-videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1
+VP8 = """
   ! videoconvert ! vp8enc deadline=1 keyframe-max-dist=30 target-bitrate={bitrate}
   ! rtpvp8pay pt=96 picture-id-mode=15-bit
   ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! pub.
+"""
+
+H264 = """
+  ! videoconvert ! openh264enc gop-size=30 bitrate={bitrate} complexity=low
+  ! video/x-h264,profile=constrained-baseline
+  ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency
+  ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f
+  ! pub.
+"""
+
+PIPELINE = """
+webrtcbin name=pub bundle-policy=max-bundle
+videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1
+{encode}
 audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc
   ! rtpopuspay pt=111
   ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! pub.
@@ -52,7 +68,8 @@ class Publisher:
         self.token = token
         self.location = None
         self.loop = GLib.MainLoop()
-        self.pipe = Gst.parse_launch(PIPELINE.format(**video))
+        encode = (H264 if video.pop("h264") else VP8).format(**video)
+        self.pipe = Gst.parse_launch(PIPELINE.format(encode=encode, **video))
         self.webrtc = self.pipe.get_by_name("pub")
         # libnice leaves loopback out of its candidates; the node under test is on loopback.
         # (Held for the pipeline's life: PyGObject drops one reference too many on the
@@ -167,9 +184,15 @@ def main():
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--bitrate", type=int, default=300_000)
+    ap.add_argument("--h264", action="store_true")
     args = ap.parse_args()
     Gst.init(None)
-    video = {"width": args.width, "height": args.height, "bitrate": args.bitrate}
+    video = {
+        "width": args.width,
+        "height": args.height,
+        "bitrate": args.bitrate,
+        "h264": args.h264,
+    }
     return Publisher(args.url, args.token, args.seconds, video).run()
 
 

@@ -32,6 +32,7 @@ mod pages;
 mod peer;
 mod qos;
 mod recording;
+mod recording_h264;
 mod red;
 mod requests;
 mod revocation;

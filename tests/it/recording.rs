@@ -66,13 +66,13 @@ pub(crate) fn recordings(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect())
         .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "webm"));
+    v.retain(|p| p.extension().is_some_and(|e| e == "webm" || e == "mp4"));
     v.sort();
     v
 }
 
 /// A node whose channel `slug` records; its data directory and the channel's stream key.
-fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
+pub(crate) fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
     let data = temp_dir("recording");
     let server = Server::launch(
         &["--auth", "accounts", "--recording-grace-ms", grace_ms],
@@ -96,17 +96,43 @@ fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, String) {
 
 /// Publishes with GStreamer for `seconds` (from the script's start); returns once it is
 /// connected, with the script and when it connected.
-fn publish(server: &Server, slug: &str, key: &str, seconds: u32) -> (Script, Instant) {
-    publish_to(&server.url(&format!("/whip/{slug}")), Some(key), seconds)
+pub(crate) fn publish(server: &Server, slug: &str, key: &str, seconds: u32) -> (Script, Instant) {
+    publish_with(server, slug, key, seconds, &[])
+}
+
+/// [`publish`] with more of the script's arguments (`--h264`).
+pub(crate) fn publish_with(
+    server: &Server,
+    slug: &str,
+    key: &str,
+    seconds: u32,
+    more: &[&str],
+) -> (Script, Instant) {
+    publish_to_with(
+        &server.url(&format!("/whip/{slug}")),
+        Some(key),
+        seconds,
+        more,
+    )
 }
 
 /// [`publish`] to the WHIP URL `url` (a token in it, or `token`).
 pub(crate) fn publish_to(url: &str, token: Option<&str>, seconds: u32) -> (Script, Instant) {
+    publish_to_with(url, token, seconds, &[])
+}
+
+fn publish_to_with(
+    url: &str,
+    token: Option<&str>,
+    seconds: u32,
+    more: &[&str],
+) -> (Script, Instant) {
     let seconds = seconds.to_string();
     let mut args = vec![url, "--seconds", &seconds];
     if let Some(t) = token {
         args.extend(["--token", t]);
     }
+    args.extend(more);
     let script = Script::start("gst_whip_publish.py", &args);
     script.wait_for("posted 201", Duration::from_secs(20));
     script.wait_for("connected", Duration::from_secs(15));
@@ -121,21 +147,8 @@ pub(crate) fn wait_exit(mut script: Script) -> Instant {
 #[test]
 fn a_recording_spans_a_publisher_restart_and_decodes() {
     let (server, data, key) = recording_node("rec-show", "3000");
-    let (first, t1) = publish(&server, "rec-show", &key, 6);
-    let end1 = wait_exit(first);
-    // The broadcaster comes back within the grace: the same recording goes on.
-    let (second, t2) = publish(&server, "rec-show", &key, 5);
-    let end2 = wait_exit(second);
-    let live = (end1 - t1) + (end2 - t2);
-    // The recording ends 3 s after the publisher left (sampled twice a second), and is
-    // listed as a video of the channel, as a visitor sees it.
-    let videos = listed(&server, "rec-show", 1);
-    assert_eq!(
-        videos.len(),
-        1,
-        "one recording over the restart: {videos:?}"
-    );
-    assert_eq!(videos[0]["kind"], "recording");
+    let (live, (t1, end1, t2), videos) =
+        live_with_a_restart(&server, "rec-show", &key, (6, 5), &[]);
     // What the video's page plays: its media, fetched as a visitor.
     let media = server
         .http()
@@ -194,6 +207,61 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
     );
 }
 
+/// GStreamer (with `more` of its arguments) publishes to `slug` for `seconds.0`, then again
+/// for `seconds.1` (back within the node's 3 s grace: the same recording goes on). Returns
+/// how long it was live in all, when the first one connected and left and the second
+/// connected, and the one video listed (the recording ends 3 s after the publisher left,
+/// sampled twice a second), as a visitor sees it.
+pub(crate) fn live_with_a_restart(
+    server: &Server,
+    slug: &str,
+    key: &str,
+    seconds: (u32, u32),
+    more: &[&str],
+) -> (
+    Duration,
+    (Instant, Instant, Instant),
+    Vec<serde_json::Value>,
+) {
+    let (first, t1) = publish_with(server, slug, key, seconds.0, more);
+    let end1 = wait_exit(first);
+    let (second, t2) = publish_with(server, slug, key, seconds.1, more);
+    let end2 = wait_exit(second);
+    let live = (end1 - t1) + (end2 - t2);
+    let videos = listed(server, slug, 1);
+    assert_eq!(
+        videos.len(),
+        1,
+        "one recording over the restart: {videos:?}"
+    );
+    assert_eq!(videos[0]["kind"], "recording");
+    (live, (t1, end1, t2), videos)
+}
+
+/// The node started again on `data` (after a kill): the cut recording of `slug` listed as
+/// its one video, as long as the `pictures` decoded from the file (30 fps).
+pub(crate) fn restart_and_list(
+    data: &Path,
+    slug: &str,
+    pictures: usize,
+) -> (Server, Vec<serde_json::Value>) {
+    let server = Server::launch(
+        &["--auth", "accounts", "--recording-grace-ms", "30000"],
+        data,
+        Stdio::inherit(),
+        "warn",
+    );
+    let videos = listed(&server, slug, 1);
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    assert_eq!(videos[0]["kind"], "recording");
+    let ms = videos[0]["duration_ms"].as_f64().unwrap();
+    assert!(
+        (ms / 1000.0 - pictures as f64 / 30.0).abs() < 1.0,
+        "listed as {ms} ms long, {pictures} pictures decoded"
+    );
+    (server, videos)
+}
+
 /// The channel's videos as a visitor sees them, once there are `n` (within 20 s).
 pub(crate) fn listed(server: &Server, slug: &str, n: usize) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -247,20 +315,7 @@ fn a_node_killed_while_recording_leaves_a_file_that_decodes_and_is_listed_on_res
     std::fs::write(&refused, b"not a webm at all").unwrap();
     // The node starts again on the same data: the cut recording is listed as a video of
     // the channel, and what it serves decodes as the file did.
-    let server = Server::launch(
-        &["--auth", "accounts", "--recording-grace-ms", "30000"],
-        &data,
-        Stdio::inherit(),
-        "warn",
-    );
-    let videos = listed(&server, "rec-crash", 1);
-    assert_eq!(videos.len(), 1, "{videos:?}");
-    assert_eq!(videos[0]["kind"], "recording");
-    let ms = videos[0]["duration_ms"].as_f64().unwrap();
-    assert!(
-        (ms / 1000.0 - n as f64 / 30.0).abs() < 1.0,
-        "listed as {ms} ms long, {n} pictures decoded"
-    );
+    let (server, videos) = restart_and_list(&data, "rec-crash", n);
     let media = server
         .http()
         .get(server.url(videos[0]["media_url"].as_str().unwrap()))

@@ -46,8 +46,10 @@ pub const KEY: HeaderName = HeaderName::from_static("cascade-recording-key");
 /// Why a send is answered 409: the same key's file is being stored now.
 const BEING_STORED: &str =
     "a recording with this key is being stored; send it again later for its video";
-/// The body's one type.
+/// The body's type: a WebM recording (VP8)...
 pub const WEBM: &str = "video/webm";
+/// ... or an MP4 one (H.264). The check reads the container from the body either way.
+pub const MP4: &str = "video/mp4";
 
 /// `GET /cluster/recording?stream=`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -97,7 +99,7 @@ pub(crate) async fn setting(
         ("Cascade-Started-Ms" = i64, Header, description = "When the recording began, ms since the epoch"),
         ("Cascade-Cut" = Option<bool>, Header, description = "A file a node's crash cut"),
         ("Cascade-Recording-Key" = Option<String>, Header, description = "The node's key for the file: sent again, it is answered with the video listed the first time")),
-    request_body(content = Vec<u8>, content_type = "video/webm"),
+    request_body(content = Vec<u8>, content_type = "video/webm", description = "The recording: video/webm, or video/mp4 for an H.264 stream's"),
     responses((status = 201, body = Listed),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The same key's file is being stored from an earlier send: send it again later"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than the control plane takes: refused for good"),
@@ -110,9 +112,9 @@ pub(crate) async fn upload(
     body: Body,
 ) -> ApiResult<(StatusCode, axum::Json<Listed>)> {
     let ct = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
-    if ct != Some(WEBM.as_bytes()) {
+    if ct != Some(WEBM.as_bytes()) && ct != Some(MP4.as_bytes()) {
         return Err(Error::UnsupportedMediaTypeOf(
-            "Content-Type must be video/webm",
+            "Content-Type must be video/webm or video/mp4",
         ));
     }
     let text = |name: &HeaderName| {

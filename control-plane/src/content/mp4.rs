@@ -39,7 +39,9 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
     let mut audio = None;
     let (mut first_ms, mut end_ms) = (i64::MAX, 0i64);
     for track in mp4.tracks().values() {
-        let codec = match (&track.kind, &track.trak(&mp4).mdia.minf.stbl.stsd.contents) {
+        let trak = track.trak(&mp4);
+        let kind = track_kind(track.kind, &trak.mdia.hdlr.handler_type.to_string());
+        let codec = match (&kind, &trak.mdia.minf.stbl.stsd.contents) {
             (Some(TrackKind::Video), StsdBoxContent::Avc1(_)) => "h264",
             (Some(TrackKind::Video), StsdBoxContent::Vp08(_)) => "vp8",
             (Some(TrackKind::Video), StsdBoxContent::Vp09(_)) => "vp9",
@@ -74,7 +76,7 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
             first_ms = first_ms.min(ms(s.decode_timestamp));
             end_ms = end_ms.max(ms(s.decode_timestamp.saturating_add(dur)));
         }
-        if matches!(track.kind, Some(TrackKind::Video)) {
+        if matches!(kind, Some(TrackKind::Video)) {
             if samples == 0 {
                 return Err(Bad::Empty);
             }
@@ -97,6 +99,17 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
         duration_ms,
         // No still from an MP4 yet: its samples are read by offset, not walked here.
         keyframe: None,
+    })
+}
+
+/// A track's kind: `re_mp4` tells it from the sample entries it knows, and has none for an
+/// `Opus` entry (what Chromium's MediaRecorder and Cascade's recorder write): the handler
+/// (`soun`, `vide`) tells it then.
+fn track_kind(known: Option<TrackKind>, handler: &str) -> Option<TrackKind> {
+    known.or(match handler {
+        "soun" => Some(TrackKind::Audio),
+        "vide" => Some(TrackKind::Video),
+        _ => None,
     })
 }
 
@@ -173,6 +186,27 @@ fn declared_samples<R: Read + Seek>(
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    /// A recording as Cascade's recorder writes an H.264 live (sfu/src/record/mp4.rs):
+    /// fragmented, ten frames of 160×120 H.264 (two keyframes) and 20 ms Opus frames.
+    const RECORDING: &[u8] = include_bytes!("testdata/h264-opus-recording.mp4");
+
+    #[test]
+    fn a_fragmented_h264_and_opus_recording_checks() {
+        let p = probe(Cursor::new(RECORDING), Rules::FINISHED_RECORDING).unwrap();
+        assert_eq!(p.content_type, "video/mp4");
+        assert_eq!(
+            (p.video_codec.as_str(), p.audio_codec.as_deref()),
+            ("h264", Some("opus"))
+        );
+        assert_eq!((p.width, p.height), (160, 120));
+        assert!((320..=340).contains(&p.duration_ms), "{}", p.duration_ms);
+        // Cut by a crash in its last fragment: it passes as a cut recording, with less.
+        let cut = &RECORDING[..RECORDING.len() - 300];
+        let p = probe(Cursor::new(cut), Rules::CUT_RECORDING).unwrap();
+        assert!(p.duration_ms < 320, "{}", p.duration_ms);
+        assert!(probe(Cursor::new(cut), Rules::FINISHED_RECORDING).is_err());
+    }
 
     #[test]
     fn an_ftyp_without_the_rest_is_truncated() {

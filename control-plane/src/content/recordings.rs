@@ -1,4 +1,4 @@
-//! A recording (a WebM file the node's recorder wrote) becomes a video: checked as uploads
+//! A recording (a WebM or MP4 file the node's recorder wrote) becomes a video: checked as uploads
 //! are but with no length limit (it lasts as long as the live), stored, listed on its
 //! channel (`register_recording`, which sends `recording.ready`), and its local file
 //! removed. A file that does not check stays where it is: a recording is never deleted
@@ -76,7 +76,13 @@ async fn store(
         .await?
         .map_err(Error::BadMedia)?;
     let storage = cp.content().storage()?;
-    let key = format!("recordings/{}.webm", crate::tokens::random_id());
+    // The container is the one the check found (the recorder writes MP4 for H.264).
+    let ext = if probe.content_type == "video/mp4" {
+        "mp4"
+    } else {
+        "webm"
+    };
+    let key = format!("recordings/{}.{ext}", crate::tokens::random_id());
     let size = storage.put_file(&key, file).await?;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(started_ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);

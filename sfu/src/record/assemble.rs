@@ -2,15 +2,18 @@
 //! frames: packets are held in sequence order for a short while (reordering), a frame goes
 //! out once every packet from its first to its marker is in, and a hole that does not fill
 //! within [`REORDER_WAIT`] (or [`MAX_HELD`] packets) is given up: what follows is taken from
-//! the next frame start. str0m's depacketizer strips the payload descriptor (VP8); Opus
-//! payloads are frames as they are. Sans-I/O: time is an argument.
+//! the next frame start. str0m's depacketizers strip the payload descriptor (VP8) or undo
+//! the packetization (H.264: single NAL units, STAP-A, FU-A) into an access unit in AVC
+//! form (each NAL unit after its 4-byte length, an MP4 sample); Opus payloads are frames
+//! as they are. An H.264 access unit may span several NAL units each starting a packet:
+//! its packets are those of one timestamp up to the marker. Sans-I/O: time is an argument.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use str0m::format::CodecExtra;
-use str0m::unversioned::{Depacketizer, Vp8Depacketizer};
+use str0m::unversioned::{Depacketizer, H264Depacketizer, Vp8Depacketizer};
 
 use crate::codec::Codec;
 
@@ -77,6 +80,7 @@ struct Held {
 pub struct Assembler {
     codec: Codec,
     vp8: Vp8Depacketizer,
+    h264: H264Depacketizer,
     held: BTreeMap<u64, Held>,
     /// The last extended sequence number seen (for extending the next).
     last: Option<u64>,
@@ -88,17 +92,23 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// The assembly of a stream of `codec` (VP8 or Opus; others give no frames).
+    /// The assembly of a stream of `codec` (VP8, H.264 or Opus; others give no frames).
     pub fn new(codec: Codec) -> Self {
         Assembler {
             codec,
             vp8: Vp8Depacketizer::default(),
+            h264: super::h264::depacketizer(),
             held: BTreeMap::new(),
             last: None,
             next: None,
             lost: false,
             stats: AssembleStats::default(),
         }
+    }
+
+    /// The codec of its stream.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// What it counted.
@@ -128,6 +138,7 @@ impl Assembler {
     fn is_head(&self, payload: &[u8]) -> bool {
         match self.codec {
             Codec::Vp8 => self.vp8.is_partition_head(payload),
+            Codec::H264 => self.h264.is_partition_head(payload),
             _ => true,
         }
     }
@@ -200,7 +211,9 @@ impl Assembler {
         let mut seq = start;
         loop {
             let p = self.held.get(&seq)?;
-            if p.ts != first.ts || (seq != start && p.head) {
+            // An H.264 access unit's NAL units each start a packet; its end is the marker.
+            let new_frame = seq != start && p.head && self.codec != Codec::H264;
+            if p.ts != first.ts || new_frame {
                 return Some(Err(()));
             }
             if p.marker {
@@ -215,10 +228,17 @@ impl Assembler {
     fn give_up(&mut self, from: u64) {
         self.stats.lost_frames += 1;
         self.lost = true;
+        let h264 = self.codec == Codec::H264;
+        let held = &self.held;
+        // An H.264 NAL unit's start is a frame's only after the end of one (a marker) or
+        // at a new timestamp, as far as what is held tells.
+        let starts_frame = |s: u64, p: &Held| {
+            p.head && (!h264 || held.get(&(s - 1)).is_none_or(|b| b.marker || b.ts != p.ts))
+        };
         let start = self
             .held
             .range(from..)
-            .find(|(_, p)| p.head)
+            .find(|(s, p)| starts_frame(**s, p))
             .map(|(s, _)| *s);
         match start {
             Some(s) => {
@@ -238,13 +258,17 @@ impl Assembler {
         let Some(first) = packets.get(&start) else {
             return;
         };
-        let (ts, arrival, keyframe) = (first.ts, first.arrival, first.keyframe);
+        let (ts, arrival, mut keyframe) = (first.ts, first.arrival, first.keyframe);
         let mut data = Vec::new();
         let mut extra = CodecExtra::None;
         for p in packets.values() {
             let ok = match self.codec {
                 Codec::Vp8 => self
                     .vp8
+                    .depacketize(&p.payload, &mut data, &mut extra)
+                    .is_ok(),
+                Codec::H264 => self
+                    .h264
                     .depacketize(&p.payload, &mut data, &mut extra)
                     .is_ok(),
                 Codec::Opus => {
@@ -258,6 +282,10 @@ impl Assembler {
                 self.lost = true;
                 return;
             }
+        }
+        if self.codec == Codec::H264 {
+            // An IDR picture, whatever its first packet held.
+            keyframe = super::h264::is_idr(&data);
         }
         if !data.is_empty() {
             out.push(Frame {

@@ -31,6 +31,8 @@ pub enum Layers {
 pub struct MuxFrame {
     /// Video (else audio).
     pub video: bool,
+    /// The frame's codec.
+    pub codec: Codec,
     /// Time from the recording's start.
     pub ns: u64,
     /// A keyframe (every audio frame is one).
@@ -139,7 +141,7 @@ impl RecorderCore {
             self.new_generation(pkt.generation);
         }
         let video = pkt.codec.is_video();
-        if !matches!(pkt.codec, Codec::Vp8 | Codec::Opus) {
+        if !matches!(pkt.codec, Codec::Vp8 | Codec::H264 | Codec::Opus) {
             self.stats.unsupported += 1;
             return;
         }
@@ -169,7 +171,7 @@ impl RecorderCore {
                 continue;
             };
             a.tick(now, &mut frames);
-            let codec = if video { Codec::Vp8 } else { Codec::Opus };
+            let codec = a.codec();
             self.place(generation, video, encoding, codec, &mut frames, out);
         }
         self.frames = frames;
@@ -216,7 +218,7 @@ impl RecorderCore {
         if !pkt.keyframe {
             return false;
         }
-        let area = keyframe_size(&pkt.payload).map_or(0, |(w, h)| w * h);
+        let area = keyframe_size(pkt.codec, &pkt.payload).map_or(0, |(w, h)| w * h);
         let better = match self.chosen {
             Some(c) if c.generation == pkt.generation => area > c.area,
             _ => true,
@@ -275,7 +277,7 @@ impl RecorderCore {
                 continue;
             };
             let size = if video && f.keyframe {
-                vp8_frame_size(&f.data)
+                frame_size(codec, &f.data)
             } else {
                 None
             };
@@ -289,6 +291,7 @@ impl RecorderCore {
                 ns,
                 MuxFrame {
                     video,
+                    codec,
                     ns,
                     keyframe: f.keyframe || !video,
                     size,
@@ -316,10 +319,22 @@ pub fn vp8_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
     (w > 0 && h > 0).then_some((w, h))
 }
 
-/// The picture size of a VP8 keyframe from its first RTP payload (descriptor skipped).
-fn keyframe_size(payload: &[u8]) -> Option<(u32, u32)> {
+/// The picture size of a keyframe (a VP8 frame, or an H.264 access unit).
+fn frame_size(codec: Codec, frame: &[u8]) -> Option<(u32, u32)> {
+    match codec {
+        Codec::Vp8 => vp8_frame_size(frame),
+        Codec::H264 => super::h264::frame_size(frame),
+        _ => None,
+    }
+}
+
+/// The picture size of a keyframe from its first RTP payload.
+fn keyframe_size(codec: Codec, payload: &[u8]) -> Option<(u32, u32)> {
     use str0m::format::CodecExtra;
     use str0m::unversioned::{Depacketizer, Vp8Depacketizer};
+    if codec == Codec::H264 {
+        return super::h264::payload_size(payload);
+    }
     let mut data = Vec::with_capacity(payload.len());
     Vp8Depacketizer::default()
         .depacketize(payload, &mut data, &mut CodecExtra::None)

@@ -1,19 +1,25 @@
-//! Recording a live stream to WebM files: a recorder is a sink of the stream, close to a
+//! Recording a live stream to WebM or MP4 files: a recorder is a sink of the stream, close to a
 //! relay pipe. It takes every layer unrewritten ([`crate::node::Node::record`] attaches a
 //! pipe wanting all of them) and its packets leave the media worker the way a pipe's do:
 //! one batch per turn, handed to a bounded queue ([`RecorderQueue`]); a full queue drops
 //! the batch and counts it (`cascade_forward_drops_total{reason="recorder_queue_full"}`):
 //! the worker never waits on the recorder. The recorder's own thread ([`thread`])
 //! reassembles frames ([`assemble`]), keeps one continuous timeline over losses,
-//! reordering and publisher restarts ([`timeline`], [`core`]), and writes them with libwebm
-//! ([`mux`]). A finished file is handed to a [`RecordingSink`].
+//! reordering and publisher restarts ([`timeline`], [`core`]), and writes them
+//! ([`container`]): VP8 to WebM with libwebm ([`mux`]), H.264 to fragmented MP4 with
+//! mp4-atom ([`mp4`], [`mp4index`]; access units and parameter sets in [`h264`]). A
+//! finished file is handed to a [`RecordingSink`].
 //!
-//! Codecs: VP8 video and Opus audio (what browsers and the load generator publish, and what
-//! str0m's public depacketizers cover with WebM); the packets of other codecs are counted
-//! and dropped.
+//! Codecs: VP8 or H.264 video and Opus audio (what browsers, OBS and GStreamer publish,
+//! and what str0m's public depacketizers cover); the packets of other codecs (VP9, AV1)
+//! are counted and dropped.
 
 pub mod assemble;
+pub mod container;
 pub mod core;
+pub mod h264;
+pub mod mp4;
+pub mod mp4index;
 pub mod mux;
 pub(crate) mod snapshot;
 pub mod thread;
@@ -21,6 +27,8 @@ pub mod timeline;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mp4;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -71,7 +79,7 @@ pub struct RecordingMeta {
 /// Where a finished recording goes: the hand-over to whatever keeps videos (the content
 /// library). Called on the recorder's thread once the file is complete and closed.
 pub trait RecordingSink: Send + Sync {
-    /// `path` holds the finished WebM file described by `meta`.
+    /// `path` holds the finished file (WebM or MP4, by its extension) described by `meta`.
     fn finished(&self, meta: &RecordingMeta, path: &Path);
 }
 

@@ -31,6 +31,15 @@ pub enum MuxError {
     /// libwebm refused (a bad parameter or a frame out of order).
     #[error("webm muxer: {0:?}")]
     Webm(webm::mux::Error),
+    /// mp4-atom could not encode a box (a parameter out of its range).
+    #[error("mp4 muxer: {0}")]
+    Mp4(#[from] mp4_atom::Error),
+    /// An H.264 keyframe without its SPS and PPS in band: the MP4 file cannot start on it.
+    #[error("an H.264 keyframe without its parameter sets")]
+    NoParameterSets,
+    /// An MP4 value out of range (a fragment over 2 GiB, an audio frame with no track).
+    #[error("mp4 muxer: a value out of range")]
+    Mp4Order,
 }
 
 /// Opus identification header (RFC 7845 §5.1): stereo, 48 kHz, no pre-skip, the

@@ -12,8 +12,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use prometheus::IntCounter;
 
 use super::assemble::RecPacket;
+use super::container::MuxFile;
 use super::core::{Layers, MuxFrame, Output, RecorderCore};
-use super::mux::WebmFile;
+use super::mux::MuxError;
 use super::{LayerMode, RecordConfig, RecordingMeta, RecordingSink};
 use crate::relay::{rtp, Pipe, PipeOut, RelayPacket, AUDIO_LAYER};
 
@@ -98,7 +99,7 @@ impl Drop for Recording {
 struct Track {
     layer: Option<u8>,
     core: RecorderCore,
-    file: Option<(WebmFile, PathBuf, (u32, u32))>,
+    file: Option<(MuxFile, PathBuf, (u32, u32))>,
     audio_seen: bool,
     failed: bool,
 }
@@ -208,15 +209,17 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
             // Nothing before the first keyframe.
             return;
         };
-        let name = match t.layer {
-            None => format!("{base}.webm"),
-            Some(l) => format!("{base}-layer{l}.webm"),
+        let stem = match t.layer {
+            None => dir.join(base),
+            Some(l) => dir.join(format!("{base}-layer{l}")),
         };
-        let path = dir.join(name);
-        match WebmFile::create(&path, w, h, t.audio_seen) {
-            Ok(file) => t.file = Some((file, path, (w, h))),
+        match MuxFile::create(&stem, f, t.audio_seen) {
+            Ok((file, path)) => t.file = Some((file, path, (w, h))),
+            // The file starts at a keyframe that carries them (a publisher sending its
+            // parameter sets only in the SDP is not recorded).
+            Err(MuxError::NoParameterSets) => return,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "recording file not created");
+                tracing::warn!(path = %stem.display(), error = %e, "recording file not created");
                 t.failed = true;
                 return;
             }

@@ -1,0 +1,95 @@
+//! The recording's container, chosen per file from the video codec of its first keyframe:
+//! VP8 goes to WebM ([`WebmFile`], libwebm), H.264 to fragmented MP4 ([`Mp4File`],
+//! mp4-atom). Both write frames to the file as they come (a crash leaves what was written
+//! playable) and are finished the same way.
+//!
+//! A file keeps the video codec it began with: after a publisher restart with another
+//! video codec, that codec's frames are dropped (counted in the log) and the audio goes on.
+
+use std::path::{Path, PathBuf};
+
+use super::core::MuxFrame;
+use super::h264;
+use super::mp4::Mp4File;
+use super::mux::{MuxError, WebmFile};
+use crate::codec::Codec;
+
+/// One recording file being written.
+#[derive(Debug)]
+pub enum MuxFile {
+    /// VP8 (and Opus) in WebM.
+    Webm(WebmFile),
+    /// H.264 (and Opus) in MP4 (boxed: it holds its `moov` for the end).
+    Mp4(Box<Mp4File>),
+}
+
+/// The file name's extension for a video codec, when the recorder takes it.
+pub fn extension(codec: Codec) -> Option<&'static str> {
+    match codec {
+        Codec::Vp8 => Some("webm"),
+        Codec::H264 => Some("mp4"),
+        _ => None,
+    }
+}
+
+impl MuxFile {
+    /// Creates the file for a recording whose first video keyframe is `first` (its codec
+    /// picks the container), at `stem` plus the container's extension; `audio` adds an
+    /// Opus track.
+    pub fn create(stem: &Path, first: &MuxFrame, audio: bool) -> Result<(Self, PathBuf), MuxError> {
+        let ext = extension(first.codec).ok_or(MuxError::Mp4Order)?;
+        let (w, h) = first.size.ok_or(MuxError::Mp4Order)?;
+        let path = stem.with_extension(ext);
+        let file = match first.codec {
+            Codec::H264 => {
+                let sets = h264::parameter_sets(&first.data).ok_or(MuxError::NoParameterSets)?;
+                MuxFile::Mp4(Box::new(Mp4File::create(&path, w, h, sets, audio)?))
+            }
+            _ => MuxFile::Webm(WebmFile::create(&path, w, h, audio)?),
+        };
+        Ok((file, path))
+    }
+
+    fn codec(&self) -> Codec {
+        match self {
+            MuxFile::Webm(_) => Codec::Vp8,
+            MuxFile::Mp4(_) => Codec::H264,
+        }
+    }
+
+    /// Writes a frame; a video frame of another codec than the file's is skipped.
+    pub fn write(&mut self, f: &MuxFrame) -> Result<(), MuxError> {
+        if f.video && f.codec != self.codec() {
+            tracing::debug!(codec = ?f.codec, "recording: a video frame of another codec skipped");
+            return Ok(());
+        }
+        match self {
+            MuxFile::Webm(w) => w.write(f),
+            MuxFile::Mp4(m) => m.write(f),
+        }
+    }
+
+    /// Frames written.
+    pub fn frames(&self) -> u64 {
+        match self {
+            MuxFile::Webm(w) => w.frames(),
+            MuxFile::Mp4(m) => m.frames(),
+        }
+    }
+
+    /// The newest frame's time.
+    pub fn duration_ns(&self) -> u64 {
+        match self {
+            MuxFile::Webm(w) => w.duration_ns(),
+            MuxFile::Mp4(m) => m.duration_ns(),
+        }
+    }
+
+    /// Ends the file (sizes, duration and seek index written).
+    pub fn finish(self) -> Result<(), MuxError> {
+        match self {
+            MuxFile::Webm(w) => w.finish(),
+            MuxFile::Mp4(m) => m.finish(),
+        }
+    }
+}

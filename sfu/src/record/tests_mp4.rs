@@ -1,0 +1,268 @@
+//! H.264 + Opus recordings end to end inside the recorder: a real H.264 stream (ten frames
+//! of GStreamer's bouncing ball, 160×120, encoded once with
+//! `gst-launch-1.0 videotestsrc num-buffers=10 pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! openh264enc gop-size=5 ! video/x-h264,stream-format=byte-stream,alignment=au,profile=constrained-baseline ! filesink location=ball-160x120.h264`)
+//! packetized by str0m as a publisher's browser would (STAP-A, FU-A), through the core and
+//! the MP4 file, read back with `re_mp4` (the control plane's reader).
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use re_mp4::{Mp4, StsdBoxContent};
+use str0m::unversioned::{H264Packetizer, Packetizer};
+
+use super::assemble::RecPacket;
+use super::container::MuxFile;
+use super::core::{Layers, MuxFrame, Output, RecorderCore};
+use super::h264;
+use crate::codec::Codec;
+
+const STREAM: &[u8] = include_bytes!("testdata/ball-160x120.h264");
+const FRAME_TS: u32 = 3000;
+
+/// The NAL units of an Annex B stream.
+fn annex_b_nals(b: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= b.len() {
+        if b[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(b.len(), |n| n - 3);
+        while end > s && b[end - 1] == 0 {
+            end -= 1;
+        }
+        nals.push(&b[s..end]);
+    }
+    nals
+}
+
+/// The stream's access units, as NAL unit lists (an SPS, or a slice after a slice, starts
+/// one).
+fn access_units() -> Vec<Vec<&'static [u8]>> {
+    access_units_of(STREAM)
+}
+
+fn access_units_of(stream: &[u8]) -> Vec<Vec<&[u8]>> {
+    let mut aus: Vec<Vec<&[u8]>> = Vec::new();
+    let mut has_slice = false;
+    for nal in annex_b_nals(stream) {
+        let t = nal[0] & 0x1f;
+        let slice = t == 1 || t == 5;
+        if aus.is_empty() || t == 7 || (slice && has_slice) {
+            aus.push(Vec::new());
+            has_slice = false;
+        }
+        has_slice |= slice;
+        aus.last_mut().unwrap().push(nal);
+    }
+    aus
+}
+
+/// The RTP packets of the stream (publisher `generation`, sequence numbers from `seq`, RTP
+/// time from `ts0`), audio (an Opus packet each 20 ms) between its frames.
+fn packets(generation: u32, seq: &mut u16, ts0: u32) -> Vec<(Duration, RecPacket)> {
+    // A small MTU: the IDR pictures go in FU-A fragments.
+    packets_of(&access_units(), 120, generation, seq, ts0)
+}
+
+fn packets_of(
+    aus: &[Vec<&[u8]>],
+    mtu: usize,
+    generation: u32,
+    seq: &mut u16,
+    ts0: u32,
+) -> Vec<(Duration, RecPacket)> {
+    let mut out = Vec::new();
+    let mut packetizer = H264Packetizer::default();
+    let mut audio_seq = 0u16;
+    let mut audio_ms = 0u64;
+    for (i, au) in aus.iter().enumerate() {
+        let at = Duration::from_millis(i as u64 * 1000 / 30);
+        while Duration::from_millis(audio_ms) <= at {
+            out.push((
+                Duration::from_millis(audio_ms),
+                RecPacket {
+                    codec: Codec::Opus,
+                    generation,
+                    encoding: 0,
+                    seq: audio_seq,
+                    ts: ts0.wrapping_add(audio_ms as u32 * 48),
+                    marker: false,
+                    keyframe: false,
+                    // A silent Opus frame (CELT, 20 ms).
+                    payload: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+                },
+            ));
+            audio_seq += 1;
+            audio_ms += 20;
+        }
+        let mut annex = Vec::new();
+        for n in au {
+            annex.extend_from_slice(&[0, 0, 0, 1]);
+            annex.extend_from_slice(n);
+        }
+        let payloads = packetizer.packetize(mtu, &annex).unwrap();
+        let last = payloads.len() - 1;
+        for (k, p) in payloads.into_iter().enumerate() {
+            out.push((
+                at,
+                RecPacket {
+                    codec: Codec::H264,
+                    generation,
+                    encoding: 0,
+                    seq: *seq,
+                    ts: ts0.wrapping_add(i as u32 * FRAME_TS),
+                    marker: k == last,
+                    keyframe: Codec::H264.starts_keyframe(&p),
+                    payload: Bytes::from(p),
+                },
+            ));
+            *seq = seq.wrapping_add(1);
+        }
+    }
+    out
+}
+
+/// The core's frames for `generations` runs of the stream, one after the other.
+fn record(generations: u32) -> Vec<MuxFrame> {
+    let mut core = RecorderCore::new(Layers::Top);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut seq = 100;
+    for g in 0..generations {
+        let base = Duration::from_secs(u64::from(g) * 2);
+        for (at, p) in packets(g + 1, &mut seq, 7_000 + g * 1_000_000) {
+            core.push(&p, start + base + at, &mut out);
+        }
+    }
+    core.finish(&mut out);
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Frame(f) => Some(f),
+            Output::Keyframe(_) => None,
+        })
+        .collect()
+}
+
+/// Writes `frames` as the recorder's thread does (the file opens at the first keyframe);
+/// `finish` or not (a crash).
+fn write(dir: &Path, frames: &[MuxFrame], finish: bool) -> std::path::PathBuf {
+    let first = frames.iter().find(|f| f.video && f.size.is_some()).unwrap();
+    let (mut file, path) = MuxFile::create(&dir.join("rec"), first, true).unwrap();
+    for f in frames.iter().skip_while(|f| !std::ptr::eq(*f, first)) {
+        file.write(f).unwrap();
+    }
+    if finish {
+        file.finish().unwrap();
+    }
+    path
+}
+
+fn read(path: &Path) -> Mp4 {
+    let bytes = std::fs::read(path).unwrap();
+    let len = bytes.len() as u64;
+    Mp4::read(Cursor::new(bytes), len).unwrap()
+}
+
+fn tracks(mp4: &Mp4) -> (&re_mp4::Track, &re_mp4::Track) {
+    let mut video = None;
+    let mut audio = None;
+    for t in mp4.tracks().values() {
+        // re_mp4 knows no Opus sample entry: the handler tells the audio track.
+        match t.trak(mp4).mdia.hdlr.handler_type.to_string().as_str() {
+            "vide" => video = Some(t),
+            "soun" => audio = Some(t),
+            _ => {}
+        }
+    }
+    (video.unwrap(), audio.unwrap())
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cascade-mp4-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn an_h264_stream_records_to_an_mp4_that_reads_back_frame_for_frame() {
+    let aus = access_units();
+    assert_eq!(aus.len(), 10, "the fixture's access units");
+    let frames = record(1);
+    let video: Vec<&MuxFrame> = frames.iter().filter(|f| f.video).collect();
+    assert_eq!(video.len(), 10);
+    assert_eq!(video[0].size, Some((160, 120)));
+    assert_eq!(h264::frame_size(&video[5].data), Some((160, 120)));
+
+    let dir = temp_dir("whole");
+    let path = write(&dir, &frames, true);
+    assert_eq!(path.extension().unwrap(), "mp4");
+    let bytes = std::fs::read(&path).unwrap();
+    let mp4 = read(&path);
+    let (v, a) = tracks(&mp4);
+    assert!(matches!(
+        v.trak(&mp4).mdia.minf.stbl.stsd.contents,
+        StsdBoxContent::Avc1(_)
+    ));
+    assert!(
+        matches!(&a.trak(&mp4).mdia.minf.stbl.stsd.contents, StsdBoxContent::Unknown(c) if c.to_string() == "Opus")
+    );
+    assert_eq!((v.width, v.height), (160, 120));
+    assert_eq!(v.samples.len(), 10);
+    let sync: Vec<usize> = (0..10).filter(|&i| v.samples[i].is_sync).collect();
+    assert_eq!(sync, [0, 5], "keyframes are the IDR pictures");
+    for (i, s) in v.samples.iter().enumerate() {
+        assert_eq!(s.duration, u64::from(FRAME_TS), "sample {i}");
+        assert_eq!(s.decode_timestamp as u64, i as u64 * u64::from(FRAME_TS));
+        let data = &bytes[s.offset as usize..(s.offset + s.size) as usize];
+        assert_eq!(data, h264::avc(&aus[i]), "sample {i} is the access unit");
+    }
+    // Audio from the first keyframe on: 20 ms each.
+    assert!(a.samples.len() >= 15, "{}", a.samples.len());
+    assert!(a.samples.iter().all(|s| s.duration == 960));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_publisher_restart_continues_the_same_file_on_one_timeline() {
+    let frames = record(2);
+    let dir = temp_dir("restart");
+    let path = write(&dir, &frames, true);
+    let mp4 = read(&path);
+    let (v, _) = tracks(&mp4);
+    assert_eq!(v.samples.len(), 20);
+    let times: Vec<i64> = v.samples.iter().map(|s| s.decode_timestamp).collect();
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+    // The second run starts 40 ms after the first one's last frame: no gap of the two
+    // seconds the publisher was away.
+    let gap = times[10] - times[9];
+    assert!((3_000..=3_700).contains(&gap), "{gap}");
+    assert!(v.samples[10].is_sync);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_recording_cut_by_a_crash_keeps_the_fragments_written() {
+    let frames = record(1);
+    let dir = temp_dir("crash");
+    // Never finished: the fragment before the second keyframe is on disk, the frames
+    // after it were still held.
+    let path = write(&dir, &frames, false);
+    let mp4 = read(&path);
+    let (v, a) = tracks(&mp4);
+    assert_eq!(v.samples.len(), 5);
+    assert!(v.samples[0].is_sync);
+    assert!(!a.samples.is_empty());
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(v.samples.iter().all(|s| s.offset + s.size <= len));
+    let _ = std::fs::remove_dir_all(&dir);
+}
