@@ -507,6 +507,16 @@ impl Engine {
         self.collect.out.len()
     }
 
+    /// Forwards a frame of the next `frame` packets to every viewer as if they arrived at
+    /// `now`, in one pass (as one worker loop turn takes a frame's datagrams); returns the
+    /// datagrams produced.
+    pub fn forward_frame_at(&mut self, payload: usize, frame: usize, now: Instant) -> usize {
+        for _ in 0..frame {
+            self.forward_at(payload, now);
+        }
+        self.collect.out.len()
+    }
+
     /// The clients' side at `now`: each takes the datagrams the node sent it since the last
     /// call, runs its timers, and what it sends back (its transport-wide feedback, receiver
     /// reports) is returned by viewer index.
