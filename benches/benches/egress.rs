@@ -7,12 +7,17 @@
 //! (`node_feedback`: str0m's estimator, stats, pacer timers). Setup and a 2 s warm-up are
 //! not counted.
 //!
+//! With FRAME above 1, each tick is 33 ms and carries a frame of FRAME packets to every
+//! viewer (a 30 fps video's frame; 5 packets is a mid layer's), written in one pass as the
+//! worker writes one loop turn's packets: what a turn's batching saves shows there.
+//!
 //! ```sh
 //! cargo bench -p benches --bench egress --no-run
 //! valgrind --tool=callgrind --toggle-collect='egress::node_*' \
-//!     target/release/deps/egress-<hash> VIEWERS PACKETS on|off
+//!     target/release/deps/egress-<hash> VIEWERS PACKETS on|off [FRAME]
 //! ```
-//! Instructions per packet per viewer = the total / (PACKETS × VIEWERS).
+//! Instructions per packet per viewer = the total / (PACKETS × VIEWERS), PACKETS rounded
+//! down to whole frames.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -20,7 +25,12 @@ use std::time::{Duration, Instant};
 use benches::Engine;
 
 const PAYLOAD: usize = 1100;
+/// A tick carrying one packet (FRAME 1, the default: the figures before FRAME existed).
 const TICK: Duration = Duration::from_millis(10);
+/// A tick carrying a frame of several packets: 30 frames a second.
+const FRAME_TICK: Duration = Duration::from_millis(33);
+/// The warm-up, not counted.
+const WARM_UP: Duration = Duration::from_secs(2);
 /// The node's default starting estimate (`--viewer-bwe`).
 const BWE_START: u64 = 3_000_000;
 
@@ -29,15 +39,20 @@ fn main() {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
     let packets: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(500);
     let bwe = (args.get(2).map(String::as_str) != Some("off")).then_some(BWE_START);
+    let frame: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let tick = if frame == 1 { TICK } else { FRAME_TICK };
+    let packets = packets / frame * frame;
     let mut e = Engine::with_bwe(n, PAYLOAD, bwe);
     let mut now = Instant::now();
-    let warm = ticks(&mut e, &mut now, 200);
+    let warm_ticks = (WARM_UP.as_millis() / tick.as_millis()) as usize;
+    let warm = ticks(&mut e, &mut now, warm_ticks, frame, tick);
     let t = Instant::now();
-    let counted = ticks(&mut e, &mut now, packets);
+    let counted = ticks(&mut e, &mut now, packets / frame, frame, tick);
     let wall = t.elapsed();
     println!(
-        "{n} viewers, estimation {}, {packets} packets: {} datagrams from the node \
-         ({} in warm-up), {:.2} µs wall per packet per viewer (clients included)",
+        "{n} viewers, estimation {}, {packets} packets in frames of {frame}: {} datagrams \
+         from the node ({} in warm-up), {:.2} µs wall per packet per viewer (clients \
+         included)",
         if bwe.is_some() { "on" } else { "off" },
         counted,
         warm,
@@ -45,13 +60,13 @@ fn main() {
     );
 }
 
-/// Runs `count` ticks; returns the datagrams the node sent.
-fn ticks(e: &mut Engine, now: &mut Instant, count: usize) -> usize {
+/// Runs `count` ticks of `frame` packets each; returns the datagrams the node sent.
+fn ticks(e: &mut Engine, now: &mut Instant, count: usize, frame: usize, tick: Duration) -> usize {
     let mut datagrams = 0;
     for _ in 0..count {
-        *now += TICK;
-        node_forward(e, *now);
-        // This packet's datagrams and what the node sent after the last tick's answers.
+        *now += tick;
+        node_forward(e, frame, *now);
+        // This frame's datagrams and what the node sent after the last tick's answers.
         datagrams += e.collect.out.len();
         let back = e.clients_at(*now);
         node_feedback(e, &back, *now);
@@ -60,8 +75,8 @@ fn ticks(e: &mut Engine, now: &mut Instant, count: usize) -> usize {
 }
 
 #[inline(never)]
-fn node_forward(e: &mut Engine, now: Instant) {
-    black_box(e.forward_at(PAYLOAD, now));
+fn node_forward(e: &mut Engine, frame: usize, now: Instant) {
+    black_box(e.forward_frame_at(PAYLOAD, frame, now));
 }
 
 #[inline(never)]

@@ -61,7 +61,7 @@ fn fanout(c: &mut Criterion) {
             &mut pipes,
             first.arrival,
             first.arrival,
-            &mut benches::Collect::default(),
+            &mut sfu::egress::Unflushed::default(),
             &mut effects,
         );
         assert_eq!(w.piped, n as u64, "every pipe takes the keyframe");
@@ -78,7 +78,7 @@ fn fanout(c: &mut Criterion) {
                     &mut pipes,
                     pkt.arrival,
                     pkt.arrival,
-                    &mut benches::Collect::default(),
+                    &mut sfu::egress::Unflushed::default(),
                     &mut effects,
                 );
                 black_box(w.piped);
@@ -120,7 +120,7 @@ fn fanout(c: &mut Criterion) {
                     pipes,
                     at,
                     at,
-                    &mut benches::Collect::default(),
+                    &mut sfu::egress::Unflushed::default(),
                     &mut effects,
                 );
                 black_box(pipes.flush());

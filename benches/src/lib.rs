@@ -387,6 +387,7 @@ pub struct Engine {
     viewers: Viewers,
     table: Arc<LayerTable>,
     out: Outputs,
+    unflushed: sfu::egress::Unflushed,
     effects: Vec<Effect>,
     /// The datagrams of the last pass, until [`Engine::clear`].
     pub collect: Collect,
@@ -410,6 +411,7 @@ impl Engine {
             viewers,
             table,
             out,
+            unflushed: Default::default(),
             effects: Vec::new(),
             collect: Collect::default(),
             seq: 0,
@@ -419,22 +421,41 @@ impl Engine {
         e
     }
 
-    /// Forwards the next packet to every viewer; returns the datagrams produced.
+    /// Forwards the next packet to every viewer (a loop turn of one packet); returns the
+    /// datagrams produced.
     pub fn forward_next(&mut self, payload: usize, keyframe: bool) -> usize {
         self.seq += 1;
         let pkt = vp8_packet(self.seq, keyframe, payload, &self.table);
+        self.write(&pkt, pkt.arrival);
+        self.flush(pkt.arrival);
+        self.collect.out.len()
+    }
+
+    /// Routes `pkt` and writes its forwards into the viewers' sessions, as the worker does
+    /// for each packet of a loop turn.
+    fn write(&mut self, pkt: &Arc<MediaPacket>, now: Instant) {
         self.router
-            .route(STREAM, &pkt, PUBLISHER, pkt.arrival, &mut self.out);
+            .route(STREAM, pkt, PUBLISHER, pkt.arrival, &mut self.out);
         sfu::egress::write_forwards(
             &mut self.out.forwards,
             &mut BySlot(&mut self.viewers.sessions),
             &mut (),
             pkt.arrival,
-            pkt.arrival,
+            now,
+            &mut self.unflushed,
+            &mut self.effects,
+        );
+    }
+
+    /// Flushes the sessions written to, as the worker does at the end of a loop turn.
+    fn flush(&mut self, now: Instant) {
+        sfu::egress::flush_written(
+            &mut self.unflushed,
+            &mut BySlot(&mut self.viewers.sessions),
+            now,
             &mut self.collect,
             &mut self.effects,
         );
-        self.collect.out.len()
     }
 
     /// Makes viewer 1 lose `n` packets (forwards `2n`, delivers every second one to its
@@ -487,23 +508,17 @@ impl Engine {
         self.collect.out.len()
     }
 
-    /// Forwards the next packet to every viewer as if it arrived at `now` (a virtual clock
-    /// the caller moves); returns the datagrams produced.
-    pub fn forward_at(&mut self, payload: usize, now: Instant) -> usize {
-        self.seq += 1;
-        let mut pkt = vp8_packet(self.seq, false, payload, &self.table);
-        Arc::get_mut(&mut pkt).expect("a fresh packet").arrival = now;
-        self.router
-            .route(STREAM, &pkt, PUBLISHER, now, &mut self.out);
-        sfu::egress::write_forwards(
-            &mut self.out.forwards,
-            &mut BySlot(&mut self.viewers.sessions),
-            &mut (),
-            now,
-            now,
-            &mut self.collect,
-            &mut self.effects,
-        );
+    /// Forwards a frame of the next `frame` packets to every viewer as if they arrived at
+    /// `now` (a virtual clock the caller moves), in one loop turn: all written, then the
+    /// sessions flushed once; returns the datagrams produced.
+    pub fn forward_frame_at(&mut self, payload: usize, frame: usize, now: Instant) -> usize {
+        for _ in 0..frame {
+            self.seq += 1;
+            let mut pkt = vp8_packet(self.seq, false, payload, &self.table);
+            Arc::get_mut(&mut pkt).expect("a fresh packet").arrival = now;
+            self.write(&pkt, now);
+        }
+        self.flush(now);
         self.collect.out.len()
     }
 

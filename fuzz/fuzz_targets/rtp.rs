@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
             if let Effect::Media(_, _, pkt) = effect {
                 if let Ok(fwd) = consumer.forward(&pkt, at) {
                     let view = view.get_or_insert_with(|| viewer(start));
-                    view.write(&fwd, at, at, &mut Discard, &mut sink);
+                    view.write(&fwd, at, at, &mut sink);
+                    view.flush(at, &mut Discard, &mut sink);
                 }
             }
         }

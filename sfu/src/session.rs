@@ -186,6 +186,10 @@ pub struct Session {
     connected: bool,
     /// When str0m next wants time.
     pub next_timeout: Instant,
+    /// Packets written since the last [`Session::flush`]: they wait in str0m until then.
+    unflushed: u32,
+    /// The latest time a flush gave str0m (up to 1 µs per packet ahead of the clock).
+    flushed_to: Instant,
     publisher: Option<PublisherState>,
     viewer: Option<ViewerState>,
     stats: HashMap<(Mid, Option<Rid>), u64>,
@@ -311,6 +315,8 @@ impl Session {
             created: now,
             connected: false,
             next_timeout: now,
+            unflushed: 0,
+            flushed_to: now,
             publisher: (role == Role::Publisher).then(|| PublisherState {
                 producer: Producer::new(generation, params.keyframe_throttle),
                 rung_seqs: Default::default(),
@@ -447,16 +453,15 @@ impl Session {
         self.drain(tx, effects);
     }
 
-    /// Writes a forwarded packet into this viewer's outgoing stream, then drains. str0m
-    /// releases a written packet at its next timeout, which it sets to "now": that timeout
-    /// is run here, so the datagram leaves in this pass rather than on the next loop turn.
-    /// Returns false when the viewer has no matching track or codec.
+    /// Writes a forwarded packet into this viewer's outgoing stream. Nothing is sent yet:
+    /// the packet waits in str0m for [`Session::flush`], which the worker runs once per loop
+    /// turn for every session written to (`egress::flush_written`), after all of the turn's
+    /// packets. Returns false when the viewer has no matching track or codec.
     pub fn write(
         &mut self,
         fwd: &Forward,
         wallclock: Instant,
         now: Instant,
-        tx: &mut dyn Transmitter,
         effects: &mut Vec<Effect>,
     ) -> bool {
         let Some(viewer) = self.viewer.as_mut() else {
@@ -490,7 +495,8 @@ impl Session {
         if let Some(rw) = fwd.vp8 {
             w = w.vp8_patch(rw.patch);
         }
-        // Read here, where the stream is at hand anyway: a sample of the pacer's last pass.
+        // Read here, where the stream is at hand anyway: a sample of the pacer's last pass
+        // (a snapshot str0m takes in its timeout, so the last flush's, not this turn's).
         let queued = (fwd.kind == Kind::Video).then(|| {
             stream.queue_info().map_or(Duration::ZERO, |q| {
                 q.first_unsent().map_or(Duration::ZERO, |t| {
@@ -511,11 +517,40 @@ impl Session {
         }
         // Bounded: one entry per negotiated mid.
         self.written.entry(mid).or_insert((0, 0)).0 += 1;
-        self.drain(tx, effects);
-        if self.next_timeout <= now {
-            self.handle_input(Input::Timeout(now), tx, effects);
-        }
+        self.unflushed = self.unflushed.saturating_add(1);
         true
+    }
+
+    /// Whether packets were written since the last [`Session::flush`].
+    pub fn is_unflushed(&self) -> bool {
+        self.unflushed > 0
+    }
+
+    /// Sends what was written since the last flush: str0m releases a written packet on a
+    /// timeout, so its timeout is run now, then it is drained. Without bandwidth estimation
+    /// that timeout lets them all out. With it, str0m's pacer lets one packet out per
+    /// timeout and asks for the next 1 µs after it (time must advance between packets): its
+    /// timeouts are run at the times it asks, at most one per packet written (up to 1 µs
+    /// per packet ahead of `now`), so that the turn's packets all leave now. The pacer's
+    /// last ask (1 µs after the last packet) releases nothing: it is left to the next turn,
+    /// whose first timeout it is, or to the worker's timer, as before a turn's writes were
+    /// batched.
+    pub fn flush(&mut self, now: Instant, tx: &mut dyn Transmitter, effects: &mut Vec<Effect>) {
+        let written = std::mem::take(&mut self.unflushed);
+        if written == 0 {
+            return;
+        }
+        // str0m ignores a timeout earlier than the latest it was given.
+        let mut at = now.max(self.flushed_to);
+        let until = at + Duration::from_micros(u64::from(written - 1));
+        for _ in 0..written {
+            self.handle_input(Input::Timeout(at), tx, effects);
+            self.flushed_to = at;
+            if self.next_timeout > until {
+                break;
+            }
+            at = self.next_timeout.max(at);
+        }
     }
 
     /// Asks the publisher for a keyframe of `encoding`, unless throttled; a transcoded

@@ -198,6 +198,8 @@ pub(crate) struct Worker {
     pipes: egress::PipeLinks,
     /// The router's outputs, applied and drained after each call.
     out: Outputs,
+    /// The sessions this turn wrote packets to, flushed once each before its sends.
+    unflushed: egress::Unflushed,
     outbox: Vec<Vec<(StreamId, Arc<MediaPacket>)>>,
     shared: Arc<Shared>,
     effects: Vec<Effect>,
@@ -246,6 +248,7 @@ impl Worker {
             relay_sources: HashMap::new(),
             pipes: egress::PipeLinks::default(),
             out: Outputs::default(),
+            unflushed: egress::Unflushed::default(),
             outbox: vec![Vec::new(); n],
             shared,
             effects: Vec::new(),
@@ -692,12 +695,27 @@ impl Worker {
         Ok(out)
     }
 
+    /// Acts on the turn's effects, and flushes the sessions the turn wrote to once all of
+    /// its packets are written (whatever wrote them: a local publisher's packets, another
+    /// worker's, a relay link's, a ladder's); what a flush brings about is acted on too.
     fn process_effects(&mut self) {
-        while !self.effects.is_empty() {
-            let batch = std::mem::take(&mut self.effects);
-            for e in batch {
-                self.on_effect(e);
+        loop {
+            while !self.effects.is_empty() {
+                let batch = std::mem::take(&mut self.effects);
+                for e in batch {
+                    self.on_effect(e);
+                }
             }
+            if self.unflushed.is_empty() {
+                break;
+            }
+            egress::flush_written(
+                &mut self.unflushed,
+                &mut self.sessions,
+                Instant::now(),
+                &mut self.batch,
+                &mut self.effects,
+            );
         }
         self.flush_drops();
     }
@@ -895,7 +913,7 @@ impl Worker {
             &mut self.pipes,
             wallclock,
             now,
-            &mut self.batch,
+            &mut self.unflushed,
             &mut self.effects,
         );
         // Summed there and added once: the counters are shared with the other workers.
