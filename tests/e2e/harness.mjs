@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 export const CASCADE = process.env.CASCADE_BIN ?? new URL("../../target/debug/cascade", import.meta.url).pathname;
@@ -129,6 +130,24 @@ export async function seekAndPlayOn(page, t, ms = 20000) {
     const v = document.getElementById("video");
     return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames };
   });
+}
+
+/** On a video page (`/video/{id}`): the recording plays (decoded frames), lasts as long
+ *  as the live did (`live` s, within 2 s), and seeking to its middle plays on from there. */
+export async function assertRecordingPlaysAndSeeks(page, live) {
+  await until(page, () => window.page?.video != null, null, 10000);
+  await page.evaluate(() => { const v = document.getElementById("video"); v.muted = true; return v.play(); });
+  await until(page, () => {
+    const v = document.getElementById("video");
+    return v.currentTime > 1 && v.getVideoPlaybackQuality().totalVideoFrames > 15;
+  }, null, 15000);
+  const duration = await page.evaluate(() => document.getElementById("video").duration);
+  assert.ok(Math.abs(duration - live) < 2, `the recording lasts ${duration} s, the live ${live} s`);
+  const before = await page.evaluate(() => document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames);
+  const mid = duration / 2;
+  const now = await seekAndPlayOn(page, mid, 15000);
+  assert.ok(now.t > mid + 1 && now.t < duration + 0.1, `plays on from the middle: ${now.t} of ${duration}`);
+  assert.ok(now.frames > before + 15, `frames decoded after the seek: ${before} → ${now.frames}`);
 }
 
 export function percentile(values, p) {

@@ -6,7 +6,7 @@
 // No page trips the Content-Security-Policy. Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, until, seekAndPlayOn } from "./harness.mjs";
+import { startServer, launch, until, assertRecordingPlaysAndSeeks } from "./harness.mjs";
 import { api, account } from "./accounts.mjs";
 
 const slug = "rita-rec";
@@ -70,20 +70,7 @@ test("recording turned on in the studio: the live is listed on the channel page,
     await page.reload();
   }
   await page.click(link);
-  await until(page, () => window.page?.video != null, null, 10000);
-  await page.evaluate(() => { const v = document.getElementById("video"); v.muted = true; return v.play(); });
-  await until(page, () => {
-    const v = document.getElementById("video");
-    return v.currentTime > 1 && v.getVideoPlaybackQuality().totalVideoFrames > 15;
-  }, null, 15000);
-  const duration = await page.evaluate(() => document.getElementById("video").duration);
-  assert.ok(Math.abs(duration - live) < 2, `the recording lasts ${duration} s, the live ${live} s`);
-
-  const before = await page.evaluate(() => document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames);
-  const mid = duration / 2;
-  const now = await seekAndPlayOn(page, mid, 15000);
-  assert.ok(now.t > mid + 1 && now.t < duration + 0.1, `plays on from the middle: ${now.t} of ${duration}`);
-  assert.ok(now.frames > before + 15, `frames decoded after the seek: ${before} → ${now.frames}`);
+  await assertRecordingPlaysAndSeeks(page, live);
 });
 
 test("the studio's ladder switch, beside recording, sets the channel's ladder", async () => {

@@ -329,6 +329,17 @@ fn asks_keyframe(out: &Outputs) -> bool {
         .any(|u| matches!(u, Upstream::Keyframe { .. } | Upstream::KeyframeWant { .. }))
 }
 
+/// Viewer 1 joins at `now` (origins 100 and 5000): the forwards it got at once.
+fn join_at(r: &mut Router, now: Instant, out: &mut Outputs) -> Vec<Forward> {
+    r.add_viewer(SessionId(1), S, [100, 0], [5000, 0], now, out);
+    let v = Endpoint::Session(SessionId(1));
+    out.forwards
+        .iter()
+        .filter(|(to, _)| *to == v)
+        .map(|(_, f)| f.clone())
+        .collect()
+}
+
 /// A router whose stream has its source here.
 fn sourced() -> (Router, Outputs) {
     let mut r = Router::default();
@@ -355,14 +366,7 @@ fn a_viewer_joining_mid_group_gets_it_at_once_squeezed_then_live() {
         "no sinks yet"
     );
     // A viewer joins 150 ms after the keyframe: everything since it, before any new packet.
-    let v = Endpoint::Session(SessionId(1));
-    r.add_viewer(SessionId(1), S, [100, 0], [5000, 0], at(150), &mut out);
-    let sent: Vec<&Forward> = out
-        .forwards
-        .iter()
-        .filter(|(to, _)| *to == v)
-        .map(|(_, f)| f)
-        .collect();
+    let sent = join_at(&mut r, at(150), &mut out);
     assert_eq!(sent.len(), 6, "the whole group of pictures");
     assert!(
         sent[0].keyframe && sent[0].switched,
@@ -436,14 +440,7 @@ fn a_group_of_pictures_too_large_to_send_at_once_starts_the_viewer_on_a_lower_la
             }
         }
     }
-    let v = Endpoint::Session(SessionId(1));
-    r.add_viewer(SessionId(1), S, [100, 0], [5000, 0], at(180), &mut out);
-    let sent: Vec<&Forward> = out
-        .forwards
-        .iter()
-        .filter(|(to, _)| *to == v)
-        .map(|(_, f)| f)
-        .collect();
+    let sent = join_at(&mut r, at(180), &mut out);
     assert_eq!(sent.len(), 12, "the low layer's group of pictures");
     assert!(sent.iter().all(|f| f.source.encoding == 0));
     let bytes: usize = sent.iter().map(|f| f.payload.len()).sum();
