@@ -21,6 +21,8 @@ use crate::codec::Codec;
 pub const REORDER_WAIT: Duration = Duration::from_millis(150);
 /// Packets held at most while waiting for a hole to fill.
 pub const MAX_HELD: usize = 512;
+/// A frame larger than this is given up (more than [`MAX_HELD`] full packets hold).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// One packet of a stream, as the recorder receives it.
 #[derive(Debug, Clone)]
@@ -261,6 +263,10 @@ impl Assembler {
         let (ts, arrival, mut keyframe) = (first.ts, first.arrival, first.keyframe);
         let mut data = Vec::new();
         let mut extra = CodecExtra::None;
+        // Each frame starts afresh: str0m's H.264 depacketizer keeps a fragmented unit's
+        // parts until a packet ends it, and a unit never ended (a publisher's fault, or a
+        // frame given up half-way) would grow without bound and begin the next frame.
+        self.h264 = super::h264::depacketizer();
         for p in packets.values() {
             let ok = match self.codec {
                 Codec::Vp8 => self
@@ -277,7 +283,7 @@ impl Assembler {
                 }
                 _ => false,
             };
-            if !ok {
+            if !ok || data.len() > MAX_FRAME_BYTES {
                 self.stats.lost_frames += 1;
                 self.lost = true;
                 return;

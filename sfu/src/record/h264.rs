@@ -48,12 +48,17 @@ pub fn parameter_sets(au: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((sps, pps))
 }
 
-/// The picture size (cropped) a sequence parameter set declares.
+/// The largest picture side taken (H.264's own levels stop at 8192 × 4320): a publisher's
+/// SPS may declare up to about 2³² a side, which no product of sizes nor the 16-bit
+/// sizes of an MP4 track would survive.
+pub const MAX_SIDE: u32 = 8192;
+
+/// The picture size (cropped) a sequence parameter set declares, if within [`MAX_SIDE`].
 pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
     let nal = RefNal::new(sps, &[], true);
     let sps = SeqParameterSet::from_bits(nal.rbsp_bits()).ok()?;
     let (w, h) = sps.pixel_dimensions().ok()?;
-    (w > 0 && h > 0).then_some((w, h))
+    (w > 0 && h > 0 && w <= MAX_SIDE && h <= MAX_SIDE).then_some((w, h))
 }
 
 /// The picture size of a keyframe access unit (from its SPS).

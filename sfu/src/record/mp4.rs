@@ -13,7 +13,7 @@
 //! sample of its track (each sample waits for the next one), the last one's the one before.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use mp4_atom::{
@@ -27,6 +27,12 @@ use super::mux::MuxError;
 
 /// The longest a fragment runs: what a crash may lose at most.
 pub const FRAGMENT: std::time::Duration = std::time::Duration::from_secs(1);
+/// A fragment also ends when it holds this many samples or payload bytes, whatever the
+/// frames' timestamps say (a publisher's timestamps are its own: ones that barely advance
+/// must not keep every sample in memory, nor leave it out of the file until the end).
+pub const FRAGMENT_SAMPLES: usize = 600;
+/// See [`FRAGMENT_SAMPLES`].
+pub const FRAGMENT_BYTES: usize = 8 << 20;
 /// The video track's id.
 pub const VIDEO_TRACK: u32 = 1;
 /// The audio track's id.
@@ -198,7 +204,13 @@ impl Mp4File {
             return Ok(());
         }
         let start = *self.frag_start_ns.get_or_insert(f.ns);
-        let long = f.ns.saturating_sub(start) >= FRAGMENT.as_nanos() as u64;
+        let held = std::iter::once(&self.video)
+            .chain(self.audio.as_ref())
+            .flat_map(|t| &t.done);
+        let (samples, bytes) = held.fold((0, 0), |(n, b), s| (n + 1, b + s.data.len()));
+        let long = f.ns.saturating_sub(start) >= FRAGMENT.as_nanos() as u64
+            || samples >= FRAGMENT_SAMPLES
+            || bytes >= FRAGMENT_BYTES;
         let track = self.track(f.video)?;
         let dts = track.dts(f.ns);
         track.close_pending(Some(dts));
@@ -288,7 +300,16 @@ impl Mp4File {
         let mut out = Vec::with_capacity(offset as usize + 16);
         moof.encode(&mut out)?;
         Mdat { data }.encode(&mut out)?;
-        self.file.write_all(&out)?;
+        if let Err(e) = self.file.write_all(&out) {
+            // Nothing torn stays (a full disk): the file ends where its last whole fragment
+            // did, the seek index stays true, and these samples are dropped, not held.
+            let _ = self.file.set_len(self.pos);
+            let _ = self.file.seek(SeekFrom::Start(self.pos));
+            for t in tracks {
+                t.done.clear();
+            }
+            return Err(e.into());
+        }
         if key {
             self.keys.push(KeyFragment {
                 time,

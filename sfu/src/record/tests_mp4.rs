@@ -266,3 +266,50 @@ fn a_recording_cut_by_a_crash_keeps_the_fragments_written() {
     assert!(v.samples.iter().all(|s| s.offset + s.size <= len));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A publisher's fragmented unit that never ends (its last packet marked, as a frame's)
+/// neither grows the depacketizer's buffer across frames nor begins the next frame.
+#[test]
+fn an_unended_fragmented_unit_does_not_leak_into_the_next_frame() {
+    use super::assemble::Assembler;
+    let mut a = Assembler::new(Codec::H264);
+    let t0 = Instant::now();
+    let pkt = |seq: u16, ts: u32, marker: bool, payload: &[u8]| RecPacket {
+        codec: Codec::H264,
+        generation: 1,
+        encoding: 0,
+        seq,
+        ts,
+        marker,
+        keyframe: Codec::H264.starts_keyframe(payload),
+        payload: Bytes::copy_from_slice(payload),
+    };
+    let mut frames = Vec::new();
+    // FU-A (indicator 0x7c: NRI 3, type 28): an IDR unit's start with no end, marked.
+    let mut seq = 1;
+    for ts in (0..50u32).map(|i| i * FRAME_TS) {
+        a.push(
+            &pkt(seq, ts, true, &[0x7c, 0x85, 0xaa, 0xaa, 0xaa, 0xaa]),
+            t0,
+            &mut frames,
+        );
+        seq += 1;
+    }
+    // Then a whole unit in two parts: a non-IDR slice (header 0x61).
+    a.push(
+        &pkt(seq, 50 * FRAME_TS, false, &[0x7c, 0x81, 0xbb]),
+        t0,
+        &mut frames,
+    );
+    a.push(
+        &pkt(seq + 1, 50 * FRAME_TS, true, &[0x7c, 0x41, 0xcc]),
+        t0,
+        &mut frames,
+    );
+    a.tick(t0 + Duration::from_secs(1), &mut frames);
+    let last = frames
+        .iter()
+        .find(|f| f.ts == 50 * FRAME_TS)
+        .expect("the whole unit's frame");
+    assert_eq!(last.data, h264::avc(&[&[0x61, 0xbb, 0xcc]]));
+}

@@ -227,7 +227,10 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
     }
     if let Some((file, _, _)) = t.file.as_mut() {
         if let Err(e) = file.write(f) {
-            tracing::debug!(error = %e, "recording frame not written");
+            // (A full disk, say.) The file keeps what was written whole and is finished
+            // as it is at the end; nothing more is written to it.
+            tracing::warn!(error = %e, "recording stopped: a frame could not be written");
+            t.failed = true;
         }
     }
 }
