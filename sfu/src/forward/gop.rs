@@ -128,7 +128,10 @@ impl GopCache {
     /// its way, the receiver's socket first, and the losses sink the viewer's estimate):
     /// `start`'s group of pictures when it fits, else that of the highest layer under it
     /// in `table` that fits, from which the viewer moves up at `start`'s next keyframe.
-    /// The source, its packets and its keyframe's age; `None` when none fits.
+    /// When none fits (a single-layer publisher, an OBS say, whose group of pictures passes
+    /// the budget a fraction of a second after its keyframe, and whose encoder may not
+    /// answer a keyframe request at all), `start`'s whole: a join that waits seconds for a
+    /// keyframe is worse than a burst. The source, its packets and its keyframe's age.
     pub fn join_replay(
         &self,
         table: &LayerTable,
@@ -140,11 +143,17 @@ impl GopCache {
             .active
             .iter()
             .position(|e| e.encoding == start.encoding)?;
-        (0..=top).rev().find_map(|rank| {
-            let source = table.key(rank)?;
-            let (gop, age) = self.gop(source, now)?;
-            (gop.bytes <= budget).then_some((source, &gop.packets[..], age))
-        })
+        (0..=top)
+            .rev()
+            .find_map(|rank| {
+                let source = table.key(rank)?;
+                let (gop, age) = self.gop(source, now)?;
+                (gop.bytes <= budget).then_some((source, &gop.packets[..], age))
+            })
+            .or_else(|| {
+                let (gop, age) = self.gop(start, now)?;
+                Some((start, &gop.packets[..], age))
+            })
     }
 
     /// The group of pictures of `source`, with its keyframe's age, within the bounds.

@@ -175,10 +175,10 @@ impl StreamState {
 const GOP_REFRESH_AFTER: Duration = Duration::from_millis(500);
 /// Most payload bytes a joining viewer is replayed from the cache, sent at once (about a
 /// 720p keyframe and a few frames; Chromium reads WebRTC media from a socket with a 64 KiB
-/// receive buffer): a larger group of pictures of the layer it starts on is replaced by
-/// a lower layer's, and the keyframe that moves it up is asked for at once
-/// ([`GopCache::join_replay`]).
-pub const JOIN_BURST: usize = 64 * 1024;
+/// receive buffer, and headers and audio come on top): a larger group of pictures of the
+/// layer it starts on is replaced by a lower layer's, and the keyframe that moves it up is
+/// asked for at once ([`GopCache::join_replay`]; with no lower layer that fits, the whole).
+pub const JOIN_BURST: usize = 48 * 1024;
 /// A want sent to other workers is not repeated sooner than this.
 const REMOTE_WANT_EVERY: Duration = Duration::from_millis(100);
 /// Bound on remembered wants sent to other workers.

@@ -472,6 +472,29 @@ fn a_group_of_pictures_too_large_to_send_at_once_starts_the_viewer_on_a_lower_la
 }
 
 #[test]
+fn a_single_layer_group_of_pictures_over_the_burst_is_replayed_whole() {
+    let (mut r, mut out) = sourced();
+    let t = table(1);
+    let t0 = Instant::now();
+    // Five frames of 12 packets of 1,100 bytes: 66 KB, over the join burst.
+    for frame in 0..5u32 {
+        for i in 0..12u64 {
+            let seq = u64::from(frame) * 12 + i + 1;
+            let at = t0 + Duration::from_millis(u64::from(frame) * 33);
+            let p = layer_pkt(0, seq, frame, seq == 1, 1100, &t, at);
+            r.route(S, &p, PUB, p.arrival, &mut out);
+        }
+    }
+    let sent = join_at(&mut r, t0 + Duration::from_millis(150), &mut out);
+    assert_eq!(
+        sent.len(),
+        60,
+        "no lower layer: the whole group, not a wait"
+    );
+    assert!(sent[0].keyframe && sent[0].switched);
+}
+
+#[test]
 fn an_old_or_missing_group_of_pictures_asks_for_a_keyframe_at_the_join() {
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
