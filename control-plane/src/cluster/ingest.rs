@@ -68,7 +68,7 @@ pub fn apply_placed(view: &mut ClusterView, placed: &[Placed], now_ms: i64) {
         if reported.is_some_and(|r| view.node(r).usable()) {
             continue;
         }
-        view.set_ingest(n, &p.stream, p.ingest);
+        view.place_ingest(n, &p.stream, p.ingest);
     }
 }
 
@@ -163,13 +163,16 @@ pub fn place_publisher<R: Rng + ?Sized>(
 }
 
 /// Of the standby ingests `node` holds (`standbys`), those whose stream's primary ingest
-/// is on no live origin.
+/// is on no live origin, as the origins report (a primary placed but not reported, sent
+/// and never arrived or gone since, keeps no standby out of charge).
 pub fn standbys_in_charge(view: &ClusterView, standbys: &[&str]) -> Vec<String> {
     let primary_live = |stream: &str| {
         view.stream(stream).is_some_and(|ix| {
             ix.carriers.iter().any(|n| {
                 view.node(*n).alive
-                    && view.carry(*n, stream).and_then(|c| c.ingest) == Some(Ingest::Primary)
+                    && view
+                        .carry(*n, stream)
+                        .is_some_and(|c| c.ingest == Some(Ingest::Primary) && !c.placed)
             })
         })
     };
@@ -194,7 +197,7 @@ impl ControlPlane {
             .with_view(|view, rng| {
                 let n = place_publisher(view, stream, backup, rng)
                     .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
-                view.set_ingest(n, stream, ingest);
+                view.place_ingest(n, stream, ingest);
                 Ok::<_, crate::Error>(Placement::of(view.node(n)))
             })
             .await??;
@@ -279,7 +282,10 @@ mod tests {
         // The primary's origin dies: the standby carries "s" too.
         v.set_state(NodeId(0), false, false);
         assert_eq!(standbys_in_charge(&v, &["s", "t"]), ["s", "t"]);
-        // A primary again on a live origin (the publisher back, elsewhere).
+        // A primary placed on a live origin but not reported there: still in charge.
+        v.place_ingest(NodeId(1), "s", Ingest::Primary);
+        assert_eq!(standbys_in_charge(&v, &["s"]), ["s"]);
+        // Reported there (the publisher back, elsewhere).
         v.set_ingest(NodeId(1), "s", Ingest::Primary);
         assert_eq!(standbys_in_charge(&v, &["s"]), Vec::<String>::new());
     }

@@ -71,6 +71,9 @@ pub struct Carry {
     pub backup: Option<NodeId>,
     /// Set on an origin holding the stream's publisher.
     pub ingest: Option<Ingest>,
+    /// `ingest` is a placement the node has not reported (yet): a publisher sent there,
+    /// perhaps never arrived ([`ClusterView::place_ingest`]).
+    pub placed: bool,
     /// Nodes pulling it from this one.
     pub children: Vec<NodeId>,
 }
@@ -280,9 +283,18 @@ impl ClusterView {
         n.streams.get_mut(stream).expect("carry present")
     }
 
+    /// Counts a publisher (or its backup) of `stream` sent to `node`, as
+    /// [`ClusterView::set_ingest`] but marked as not reported.
+    pub fn place_ingest(&mut self, node: NodeId, stream: &str, ingest: Ingest) {
+        self.set_ingest(node, stream, ingest);
+        self.carry_mut(node, stream).placed = true;
+    }
+
     /// Marks `node` as holding the publisher (or its backup) of `stream`.
     pub fn set_ingest(&mut self, node: NodeId, stream: &str, ingest: Ingest) {
-        self.carry_mut(node, stream).ingest = Some(ingest);
+        let carry = self.carry_mut(node, stream);
+        carry.ingest = Some(ingest);
+        carry.placed = false;
         let ix = self.streams.entry(stream.to_owned()).or_default();
         match ingest {
             Ingest::Primary => ix.primary = Some(node),
