@@ -49,6 +49,14 @@
 //!   do). After a loss spell str0m's loss-based controller holds the
 //!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
+//! - in the warm-up, on a layer whose need (with headroom) the estimate falls short of,
+//!   an estimate that has not moved at all for [`AllocatorConfig::frozen_after`] is
+//!   stuck: the estimator is reset to it, once per viewer. str0m's delay-based estimator
+//!   answers the join's first frames with an overuse decrease, and its probe controller
+//!   keeps that "delay increased" cause until the value changes, refusing every probe;
+//!   the value cannot change while less than two thirds of it is acknowledged. Without
+//!   the reset the viewer would step down at the warm-up's end on a path that carries
+//!   its layer.
 //!
 //! A viewer's own layer choice is a cap: the allocator never goes above it. Without an
 //! estimate (no congestion control negotiated) the cap is the target, as before.
@@ -107,6 +115,9 @@ pub struct AllocatorConfig {
     /// Held below its cap on a clean path this long without a step up, the estimator has
     /// stalled: it is reset to its estimate and probes again.
     pub stall_after: Duration,
+    /// In the warm-up, an estimate short of its layer that has not changed for this long
+    /// is stuck (see the module's rules): the estimator is reset once.
+    pub frozen_after: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -130,6 +141,7 @@ impl Default for AllocatorConfig {
             reprobe_after: Duration::from_secs(5),
             carried: 0.9,
             stall_after: Duration::from_secs(3),
+            frozen_after: Duration::from_millis(500),
         }
     }
 }
@@ -232,6 +244,8 @@ pub struct Allocator {
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
     started: Option<Instant>,
+    /// The estimator was reset for an estimate stuck in the warm-up ([`Self::frozen`]).
+    unfrozen: bool,
     /// The lowest choice at the full frame rate: where a lossy path goes (the choices below
     /// it drop temporal layers, which a loss the estimate has not seen yet does not call for).
     base: usize,
@@ -256,6 +270,7 @@ impl Allocator {
             reset_at: None,
             last_probe: None,
             started: None,
+            unfrozen: false,
             base: 0,
         }
     }
@@ -367,7 +382,9 @@ impl Allocator {
                             self.held_since = None;
                             self.stalls = 0;
                         }
-                        reset_estimate = self.reprobe(now, t) | self.stalled(now, t, cap);
+                        reset_estimate = self.reprobe(now, t)
+                            | self.stalled(now, t, cap)
+                            | self.frozen(now, est, t, layers);
                         if reset_estimate && matches!(t, Allocation::Layer(_)) {
                             self.reset_at = Some(now);
                         }
@@ -625,6 +642,30 @@ impl Allocator {
         let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
         since(self.started).is_some_and(|d| d >= self.cfg.warm_up)
             && since(self.reset_at).is_none_or(|d| d >= self.cfg.warm_up)
+    }
+
+    /// In the join's warm-up, on a clean path and a layer whose need with headroom `est` falls
+    /// short of, whether the estimate has not moved at all for
+    /// [`AllocatorConfig::frozen_after`]: a live estimator's figure changes at every
+    /// feedback, so it is stuck (see the module's rules). Once per viewer.
+    fn frozen(&mut self, now: Instant, est: u64, target: Allocation, layers: &[u64]) -> bool {
+        let Allocation::Layer(k) = target else {
+            return false;
+        };
+        let short = (est as f64) < self.need(layers[k]) as f64 * self.cfg.headroom;
+        // The join's warm-up only: after a reset, the new estimator's first figures are
+        // the stall rule's to judge.
+        let joining = self
+            .started
+            .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.warm_up);
+        if self.unfrozen || !joining || !short || !self.clean() {
+            return false;
+        }
+        let still = self
+            .window(now, self.cfg.frozen_after)
+            .is_some_and(|mut w| w.all(|e| e == est));
+        self.unfrozen = still;
+        still
     }
 
     /// While paused, whether the estimator is due for a reset.

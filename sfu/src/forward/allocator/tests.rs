@@ -238,14 +238,15 @@ fn an_estimate_just_under_the_layer_is_a_hiccup_not_a_step() {
     // On the top layer (1,360 kbit/s with audio), an overuse sets the estimate to 85 % of
     // what flowed: the layer stays. A path that carries clearly less steps down.
     // The step goes to what 60 % of the estimate carries: 1,010 kbit/s → 606, the mid layer.
+    // (After the 2 s warm-up, where the estimate alone takes no step at all.)
     let plan = [
         s(0, 3000, 0),
-        s(1_000, 1150, 0),
-        s(2_000, 3000, 0),
-        s(3_000, 1010, 0),
+        s(2_000, 1150, 0),
+        s(3_000, 3000, 0),
+        s(4_000, 1010, 0),
     ];
-    let (changes, _) = run(&plan, 2, 4_000);
-    assert_eq!(changes, [(0, Layer(2)), (3_000, Layer(1))]);
+    let (changes, _) = run(&plan, 2, 5_000);
+    assert_eq!(changes, [(0, Layer(2)), (4_000, Layer(1))]);
 }
 
 #[test]
@@ -561,4 +562,29 @@ fn a_rise_from_a_dip_in_the_hold_counts_as_progress() {
     assert_eq!(resets, [] as [u64; 0]);
     // Counted from where the hold began, 300 is no rise: without the dip, a stall at 3 s.
     assert_eq!(run(&dip[..1], 2, 4_000).1, [3_000]);
+}
+
+#[test]
+fn an_estimate_stuck_in_the_warm_up_is_reset_once() {
+    // The browser test's join: on the top layer (1,360 kbit/s with audio), the first
+    // feedback's overuse sets the estimate to 729 kbit/s, and str0m's probe controller
+    // then refuses every probe: the figure does not move. 500 ms of it, and the estimator
+    // is reset to it (once); the new one probes and finds the path within the warm-up.
+    let stuck = [s(0, 3000, 0), s(300, 729, 0), s(1_600, 3000, 0)];
+    let (changes, resets) = run(&stuck, 2, 4_000);
+    assert_eq!(changes, [(0, Layer(2))]);
+    assert_eq!(resets, [800]);
+    // Stuck for good: reset once only, and down once the warm-up (restarted by the reset)
+    // is over.
+    let (changes, resets) = run(&stuck[..2], 2, 4_000);
+    assert_eq!(resets, [800]);
+    assert_eq!(changes, [(0, Layer(2)), (2_800, Layer(0))]);
+    // An estimate that moves is a live estimator, however low: no reset.
+    let moving: Vec<Step> = (0..20)
+        .map(|i| s(300 + i * 100, 700 + i % 2 * 20, 0))
+        .collect();
+    let plan = [&[s(0, 3000, 0)], &moving[..]].concat();
+    assert_eq!(run(&plan, 2, 2_200).1, [] as [u64; 0]);
+    // One that carries its layer with headroom is no concern.
+    assert_eq!(run(&[s(0, 3000, 0)], 2, 2_000).1, [] as [u64; 0]);
 }
