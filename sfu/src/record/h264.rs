@@ -123,6 +123,49 @@ mod tests {
         assert_eq!(nal_units(&cut).count(), 2);
     }
 
+    /// A baseline SPS declaring `mbs_w` × `mbs_h` macroblocks (written bit by bit: fields
+    /// in order, unsigned Exp-Golomb where the standard says ue(v)).
+    fn sps_of(mbs_w: u32, mbs_h: u32) -> Vec<u8> {
+        let mut bits: Vec<bool> = Vec::new();
+        let mut u = |v: u32, n: u32, bits: &mut Vec<bool>| {
+            bits.extend((0..n).rev().map(|i| v >> i & 1 == 1));
+        };
+        let ue = |v: u32, bits: &mut Vec<bool>, u: &mut dyn FnMut(u32, u32, &mut Vec<bool>)| {
+            let n = 32 - (v + 1).leading_zeros();
+            u(0, n - 1, bits);
+            u(v + 1, n, bits);
+        };
+        u(66, 8, &mut bits); // profile_idc: baseline
+        u(0xc0, 8, &mut bits); // constraint flags
+        u(40, 8, &mut bits); // level_idc
+        ue(0, &mut bits, &mut u); // seq_parameter_set_id
+        ue(0, &mut bits, &mut u); // log2_max_frame_num_minus4
+        ue(2, &mut bits, &mut u); // pic_order_cnt_type
+        ue(1, &mut bits, &mut u); // max_num_ref_frames
+        u(0, 1, &mut bits); // gaps_in_frame_num_value_allowed_flag
+        ue(mbs_w - 1, &mut bits, &mut u);
+        ue(mbs_h - 1, &mut bits, &mut u);
+        u(0b1100, 4, &mut bits); // frame_mbs_only, direct_8x8, no cropping, no VUI
+        u(1, 1, &mut bits); // rbsp_stop_one_bit
+        let mut out = vec![0x67];
+        out.extend(bits.chunks(8).map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &on)| b | (u8::from(on) << (7 - i)))
+        }));
+        out
+    }
+
+    #[test]
+    fn a_declared_side_over_the_largest_is_not_taken() {
+        // H.264's levels stop at 8192 a side (h264-reader bounds the area on its own).
+        assert_eq!(sps_size(&sps_of(512, 2)), Some((8192, 32)));
+        assert_eq!(sps_size(&sps_of(513, 2)), None);
+        assert_eq!(sps_size(&sps_of(2, 513)), None);
+        assert_eq!(sps_size(&sps_of(1 << 20, 1)), None);
+        assert_eq!(sps_size(&sps_of(10, 8)), Some((160, 128)));
+    }
+
     #[test]
     fn a_stap_a_payload_with_an_sps_gives_the_size() {
         let mut payload = vec![0x78];

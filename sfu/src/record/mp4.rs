@@ -60,6 +60,8 @@ struct TrackBuf {
     scale: u32,
     /// Samples whose duration is known, for the next fragment.
     done: Vec<Sample>,
+    /// Their bytes.
+    done_bytes: usize,
     /// The newest sample, waiting for the next one's time.
     pending: Option<Sample>,
     /// The last duration given (for the last sample at the end).
@@ -74,6 +76,7 @@ impl TrackBuf {
             id,
             scale,
             done: Vec::new(),
+            done_bytes: 0,
             pending: None,
             last_duration: default_duration,
             end: 0,
@@ -101,8 +104,15 @@ impl TrackBuf {
             };
             self.last_duration = p.duration;
             self.end = p.dts + u64::from(p.duration);
+            self.done_bytes += p.data.len();
             self.done.push(p);
         }
+    }
+
+    /// Forgets the samples for the next fragment (written, or dropped).
+    fn clear_done(&mut self) {
+        self.done.clear();
+        self.done_bytes = 0;
     }
 }
 
@@ -204,10 +214,9 @@ impl Mp4File {
             return Ok(());
         }
         let start = *self.frag_start_ns.get_or_insert(f.ns);
-        let held = std::iter::once(&self.video)
+        let (samples, bytes) = std::iter::once(&self.video)
             .chain(self.audio.as_ref())
-            .flat_map(|t| &t.done);
-        let (samples, bytes) = held.fold((0, 0), |(n, b), s| (n + 1, b + s.data.len()));
+            .fold((0, 0), |(n, b), t| (n + t.done.len(), b + t.done_bytes));
         let long = f.ns.saturating_sub(start) >= FRAGMENT.as_nanos() as u64
             || samples >= FRAGMENT_SAMPLES
             || bytes >= FRAGMENT_BYTES;
@@ -287,7 +296,7 @@ impl Mp4File {
         let mut offset = measure.len() as u64 + 8;
         for (traf, t) in moof.traf.iter_mut().zip(&tracks) {
             traf.trun[0].data_offset = Some(i32::try_from(offset).map_err(|_| MuxError::Mp4Order)?);
-            offset += t.done.iter().map(|s| s.data.len() as u64).sum::<u64>();
+            offset += t.done_bytes as u64;
         }
         let key = tracks[0].id == VIDEO_TRACK && tracks[0].done[0].key;
         let time = tracks[0].done[0].dts;
@@ -306,7 +315,7 @@ impl Mp4File {
             let _ = self.file.set_len(self.pos);
             let _ = self.file.seek(SeekFrom::Start(self.pos));
             for t in tracks {
-                t.done.clear();
+                t.clear_done();
             }
             return Err(e.into());
         }
@@ -318,7 +327,7 @@ impl Mp4File {
         }
         self.pos += out.len() as u64;
         for t in tracks {
-            t.done.clear();
+            t.clear_done();
         }
         Ok(())
     }

@@ -313,3 +313,83 @@ fn an_unended_fragmented_unit_does_not_leak_into_the_next_frame() {
         .expect("the whole unit's frame");
     assert_eq!(last.data, h264::avc(&[&[0x61, 0xbb, 0xcc]]));
 }
+
+/// The offsets of a file's top-level `moof` boxes.
+fn moof_offsets(bytes: &[u8]) -> Vec<usize> {
+    let (mut at, mut out) = (0, Vec::new());
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if &bytes[at + 4..at + 8] == b"moof" {
+            out.push(at);
+        }
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
+/// Set in the child process of [`a_failed_write_leaves_the_file_at_its_last_whole_fragment`]:
+/// the file to write, and the size the process may make files.
+const FULL_DISK_CHILD: &str = "CASCADE_TEST_MP4_FULL_DISK";
+
+/// A disk that fills mid-fragment (here a file size limit, `RLIMIT_FSIZE`, in a child
+/// process of the test binary: the write stops short, the next one fails) leaves the file
+/// where its last whole fragment ended, readable, and the write reports the error.
+#[test]
+fn a_failed_write_leaves_the_file_at_its_last_whole_fragment() {
+    let frames = record(2);
+    if let Ok(spec) = std::env::var(FULL_DISK_CHILD) {
+        let (limit, dir) = spec.split_once(':').unwrap();
+        let limit: u64 = limit.parse().unwrap();
+        // SAFETY: plain libc calls on this child process, which runs only this test.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+        }
+        let first = frames.iter().find(|f| f.video && f.size.is_some()).unwrap();
+        let (mut file, _) = MuxFile::create(&Path::new(dir).join("rec"), first, true).unwrap();
+        let failed = frames
+            .iter()
+            .skip_while(|f| !std::ptr::eq(*f, first))
+            .position(|f| file.write(f).is_err());
+        assert!(failed.is_some(), "no write failed under the limit");
+        return;
+    }
+    // Where the fragments begin when nothing stops the writes (never finished: three
+    // fragments written, the fourth held).
+    let dir = temp_dir("full-disk");
+    let whole = std::fs::read(write(&dir, &frames, false)).unwrap();
+    let moofs = moof_offsets(&whole);
+    assert_eq!(moofs.len(), 3, "{moofs:?}");
+    std::fs::remove_file(dir.join("rec.mp4")).unwrap();
+    // The third fragment is torn 20 bytes in.
+    let limit = moofs[2] + 20;
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "record::tests_mp4::a_failed_write_leaves_the_file_at_its_last_whole_fragment",
+            "--test-threads=1",
+        ])
+        .env(FULL_DISK_CHILD, format!("{limit}:{}", dir.display()))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let path = dir.join("rec.mp4");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), moofs[2], "cut back to the last whole fragment");
+    assert_eq!(bytes[..], whole[..moofs[2]]);
+    let mp4 = read(&path);
+    let (v, _) = tracks(&mp4);
+    assert_eq!(v.samples.len(), 10, "the two whole fragments' pictures");
+    let _ = std::fs::remove_dir_all(&dir);
+}
