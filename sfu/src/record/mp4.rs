@@ -37,8 +37,8 @@ pub const FRAGMENT_BYTES: usize = 8 << 20;
 pub const VIDEO_TRACK: u32 = 1;
 /// The audio track's id.
 pub const AUDIO_TRACK: u32 = 2;
-const VIDEO_SCALE: u32 = 90_000;
-const AUDIO_SCALE: u32 = 48_000;
+pub(crate) const VIDEO_SCALE: u32 = 90_000;
+pub(crate) const AUDIO_SCALE: u32 = 48_000;
 /// `sample_flags` (ISO/IEC 14496-12 §8.8.3.1): a sync sample (depends on no other), and
 /// one that depends on others.
 const SYNC: u32 = 0x0200_0000;
@@ -345,14 +345,13 @@ impl Mp4File {
             .audio
             .as_ref()
             .map_or(end, |a| end.max(a.end * 1000 / u64::from(AUDIO_SCALE)));
-        super::mp4index::finish(
-            &mut self.file,
-            self.pos,
-            self.moov_at,
-            self.header,
-            end,
-            &self.keys,
-        )?;
+        let media = super::mp4index::Media {
+            end: self.pos,
+            video_end: self.video.end,
+            audio: self.audio.is_some(),
+            keys: &self.keys,
+        };
+        super::mp4index::finish(&mut self.file, media, self.moov_at, self.header, end)?;
         self.file.sync_data()?;
         Ok(())
     }

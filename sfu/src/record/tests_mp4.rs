@@ -232,6 +232,76 @@ fn an_h264_stream_records_to_an_mp4_that_reads_back_frame_for_frame() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The top-level boxes of a file: (offset, size, type).
+fn top_boxes(bytes: &[u8]) -> Vec<(usize, usize, [u8; 4])> {
+    let (mut at, mut out) = (0, Vec::new());
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, size, bytes[at + 4..at + 8].try_into().unwrap()));
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
+#[test]
+fn a_finished_recording_has_a_segment_index_of_its_keyframes() {
+    use mp4_atom::{Decode, Sidx};
+    let frames = record(2);
+    let dir = temp_dir("sidx");
+    let path = write(&dir, &frames, true);
+    let bytes = std::fs::read(&path).unwrap();
+    let boxes = top_boxes(&bytes);
+    let kinds: Vec<&[u8; 4]> = boxes.iter().map(|(_, _, k)| k).take(4).collect();
+    assert_eq!(kinds, [b"ftyp", b"moov", b"sidx", b"sidx"]);
+    let (at, size, _) = boxes[2];
+    let sidx = Sidx::decode(&mut &bytes[at..at + size]).unwrap();
+    // The audio's, the same fragments in its own time.
+    let (a_at, a_size, _) = boxes[3];
+    let audio = Sidx::decode(&mut &bytes[a_at..a_at + a_size]).unwrap();
+    assert_eq!((audio.reference_id, audio.timescale), (2, 48_000));
+    assert_eq!(audio.references.len(), 4);
+    assert_eq!(
+        a_at + a_size + audio.first_offset as usize,
+        at + size + sidx.first_offset as usize
+    );
+    let mp4 = read(&path);
+    let (v, _) = tracks(&mp4);
+    // A reference per keyframe (frames 0, 5, 10 and 15), each from its fragment to the
+    // next one's, lasting until the next keyframe.
+    let sync: Vec<&re_mp4::Sample> = v.samples.iter().filter(|s| s.is_sync).collect();
+    assert_eq!(sidx.references.len(), 4);
+    assert_eq!(sidx.timescale, 90_000);
+    assert_eq!(
+        sidx.earliest_presentation_time,
+        sync[0].decode_timestamp as u64
+    );
+    let moofs = moof_offsets(&bytes);
+    let mut offset = at + size + sidx.first_offset as usize;
+    let mut time = sidx.earliest_presentation_time;
+    for (i, r) in sidx.references.iter().enumerate() {
+        assert!(
+            moofs.contains(&offset),
+            "reference {i} starts on a fragment"
+        );
+        assert_eq!(
+            time, sync[i].decode_timestamp as u64,
+            "reference {i}'s time"
+        );
+        // Its keyframe is in it.
+        assert!((offset..offset + r.referenced_size as usize).contains(&(sync[i].offset as usize)));
+        offset += r.referenced_size as usize;
+        time += u64::from(r.subsegment_duration);
+    }
+    let mfra = boxes.iter().find(|(_, _, k)| k == b"mfra").unwrap().0;
+    assert_eq!(offset, mfra, "the references end where the media does");
+    let last = v.samples.last().unwrap();
+    assert_eq!(time, last.decode_timestamp as u64 + last.duration);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_publisher_restart_continues_the_same_file_on_one_timeline() {
     let frames = record(2);
@@ -316,18 +386,11 @@ fn an_unended_fragmented_unit_does_not_leak_into_the_next_frame() {
 
 /// The offsets of a file's top-level `moof` boxes.
 fn moof_offsets(bytes: &[u8]) -> Vec<usize> {
-    let (mut at, mut out) = (0, Vec::new());
-    while at + 8 <= bytes.len() {
-        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        if &bytes[at + 4..at + 8] == b"moof" {
-            out.push(at);
-        }
-        if size < 8 {
-            break;
-        }
-        at += size;
-    }
-    out
+    top_boxes(bytes)
+        .into_iter()
+        .filter(|(_, _, k)| k == b"moof")
+        .map(|(at, _, _)| at)
+        .collect()
 }
 
 /// Set in the child process of [`a_failed_write_leaves_the_file_at_its_last_whole_fragment`]:
