@@ -51,7 +51,9 @@
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //! - in the warm-up, on a layer whose need (with headroom) the estimate falls short of,
 //!   an estimate that has not moved at all for [`AllocatorConfig::frozen_after`] is
-//!   stuck: the estimator is reset to it, once per viewer. str0m's delay-based estimator
+//!   stuck: the estimator is reset, once per viewer, to the layer's need (what flows on a
+//!   path that has lost nothing: restarted from the stuck figure, a browser run's new
+//!   estimator took 5 s to climb from 246 kbit/s back to the layer). str0m's delay-based estimator
 //!   answers the join's first frames with an overuse decrease, and its probe controller
 //!   keeps that "delay increased" cause until the value changes, refusing every probe;
 //!   the value cannot change while less than two thirds of it is acknowledged. Without
@@ -246,6 +248,8 @@ pub struct Allocator {
     started: Option<Instant>,
     /// The estimator was reset for an estimate stuck in the warm-up ([`Self::frozen`]).
     unfrozen: bool,
+    /// This decision's reset is for a stuck estimate, to this rate (the layer's need).
+    unfreeze_to: Option<u64>,
     /// The lowest choice at the full frame rate: where a lossy path goes (the choices below
     /// it drop temporal layers, which a loss the estimate has not seen yet does not call for).
     base: usize,
@@ -271,6 +275,7 @@ impl Allocator {
             last_probe: None,
             started: None,
             unfrozen: false,
+            unfreeze_to: None,
             base: 0,
         }
     }
@@ -341,8 +346,12 @@ impl Allocator {
 
     /// The estimate to restart from. While paused: under the lowest layer's need (what
     /// resumes it), so that video resumes only once probing finds more. On a layer (a
-    /// stall): the estimate itself, so that the layer holds while the new estimator probes.
+    /// stall): the estimate itself, so that the layer holds while the new estimator probes;
+    /// stuck in the warm-up: the layer's need.
     pub fn reset_bps(&self, layers: &[u64]) -> u64 {
+        if let Some(bps) = self.unfreeze_to {
+            return bps;
+        }
         match (self.target, self.estimate) {
             (Some(Allocation::Layer(_)), Some(est)) => est,
             _ => layers.first().map_or(self.cfg.audio_bps, |&b| {
@@ -356,6 +365,7 @@ impl Allocator {
     pub fn decide(&mut self, now: Instant, layers: &[u64], cap: usize) -> Decision {
         let before = self.target;
         let mut reset_estimate = false;
+        self.unfreeze_to = None;
         let mut desired_bps = self.desired_bps(layers, cap);
         let mut minimum_bps = 0;
         let target = match layers.len().checked_sub(1) {
@@ -665,6 +675,9 @@ impl Allocator {
             .window(now, self.cfg.frozen_after)
             .is_some_and(|mut w| w.all(|e| e == est));
         self.unfrozen = still;
+        if still {
+            self.unfreeze_to = Some(self.need(layers[k]).max(est));
+        }
         still
     }
 

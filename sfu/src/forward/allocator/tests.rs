@@ -569,11 +569,24 @@ fn an_estimate_stuck_in_the_warm_up_is_reset_once() {
     // The browser test's join: on the top layer (1,360 kbit/s with audio), the first
     // feedback's overuse sets the estimate to 729 kbit/s, and str0m's probe controller
     // then refuses every probe: the figure does not move. 500 ms of it, and the estimator
-    // is reset to it (once); the new one probes and finds the path within the warm-up.
+    // is reset (once) to the layer's need: the new one probes and finds the path within
+    // the warm-up.
     let stuck = [s(0, 3000, 0), s(300, 729, 0), s(1_600, 3000, 0)];
     let (changes, resets) = run(&stuck, 2, 4_000);
     assert_eq!(changes, [(0, Layer(2))]);
     assert_eq!(resets, [800]);
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut to = Vec::new();
+    for ms in (0..=1_000u64).step_by(100) {
+        a.set_estimate(if ms < 300 { 3_000_000 } else { 729_000 });
+        if a.decide(t0 + Duration::from_millis(ms), &LAYERS, 2)
+            .reset_estimate
+        {
+            to.push(a.reset_bps(&LAYERS));
+        }
+    }
+    assert_eq!(to, [a.need(LAYERS[2])]);
     // Stuck for good: reset once only, and down once the warm-up (restarted by the reset)
     // is over.
     let (changes, resets) = run(&stuck[..2], 2, 4_000);
