@@ -18,13 +18,18 @@
 //! placements of the last [`PLACED_HOLD_MS`] that no usable origin reports yet
 //! ([`apply_placed`]). Without it a standby sent a moment after its primary (by another
 //! replica, or after this one reloaded its view) could land on the primary's origin.
+//! A placement also reads its stream's rows afresh, in a transaction that holds that
+//! stream's placements back (SQLite: the write lock; PostgreSQL: an advisory lock on the
+//! stream's name) until its own row is written, so that an encoder starting its primary
+//! and standby outputs at once, on two replicas, still gets two origins: the second
+//! placement sees the first.
 
 use rand::Rng;
 
 use super::placement::{has_room, pick, PlaceError};
 use super::registry::Placement;
 use super::view::{ClusterView, Ingest, NodeId, Role};
-use crate::db::now_ms;
+use crate::db::{begin_write, now_ms, Backend};
 use crate::error::ApiResult;
 use crate::ControlPlane;
 
@@ -81,7 +86,7 @@ fn ingest_name(i: Ingest) -> &'static str {
 
 /// The placements of the last [`PLACED_HOLD_MS`], newest first.
 pub(crate) async fn recent_placed(cp: &ControlPlane) -> ApiResult<Vec<Placed>> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let rows: Vec<PlacedRow> = sqlx::query_as(
         "SELECT stream, ingest, node_id, placed_at FROM cluster_ingest_placements \
          WHERE placed_at >= $1 ORDER BY placed_at DESC LIMIT $2",
     )
@@ -89,8 +94,13 @@ pub(crate) async fn recent_placed(cp: &ControlPlane) -> ApiResult<Vec<Placed>> {
     .bind(PLACED_READ)
     .fetch_all(cp.pool())
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(placed_of(rows))
+}
+
+type PlacedRow = (String, String, String, i64);
+
+fn placed_of(rows: Vec<PlacedRow>) -> Vec<Placed> {
+    rows.into_iter()
         .filter_map(|(stream, ingest, node, at_ms)| {
             let ingest = match ingest.as_str() {
                 "primary" => Ingest::Primary,
@@ -104,12 +114,12 @@ pub(crate) async fn recent_placed(cp: &ControlPlane) -> ApiResult<Vec<Placed>> {
                 at_ms,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Writes a placement for every replica's next view; removes those past keeping.
 async fn record_placed(
-    cp: &ControlPlane,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     stream: &str,
     ingest: Ingest,
     node: &str,
@@ -117,7 +127,7 @@ async fn record_placed(
     let now = now_ms();
     sqlx::query("DELETE FROM cluster_ingest_placements WHERE placed_at < $1")
         .bind(now - PLACED_KEPT_MS)
-        .execute(cp.pool())
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "INSERT INTO cluster_ingest_placements (stream, ingest, node_id, placed_at) \
@@ -128,7 +138,7 @@ async fn record_placed(
     .bind(ingest_name(ingest))
     .bind(node)
     .bind(now)
-    .execute(cp.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -150,7 +160,10 @@ pub fn place_publisher<R: Rng + ?Sized>(
         _ => {}
     }
     let origins = view.with_role(Role::Origin);
-    let ok = |n: NodeId| Some(n) != primary && has_room(view, n);
+    // The other ingest's origin, kept off (a primary placed after its standby too: an
+    // encoder may start both at once).
+    let other = if backup { primary } else { standby };
+    let ok = |n: NodeId| Some(n) != other && has_room(view, n);
     let load = |n: NodeId| view.node(n).load();
     let zone = primary.map(|p| view.node(p).zone.as_str());
     let elsewhere = |n: NodeId| ok(n) && Some(view.node(n).zone.as_str()) != zone;
@@ -193,15 +206,34 @@ impl ControlPlane {
         } else {
             Ingest::Primary
         };
+        let mut tx = begin_write(self.pool(), self.db().backend()).await?;
+        if self.db().backend() == Backend::Postgres {
+            // Held to the commit: this stream's placements, one at a time.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(stream)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rows: Vec<PlacedRow> = sqlx::query_as(
+            "SELECT stream, ingest, node_id, placed_at FROM cluster_ingest_placements \
+             WHERE stream = $1 AND placed_at >= $2",
+        )
+        .bind(stream)
+        .bind(now_ms() - PLACED_HOLD_MS)
+        .fetch_all(&mut *tx)
+        .await?;
+        let fresh = placed_of(rows);
         let placed = self
             .with_view(|view, rng| {
+                apply_placed(view, &fresh, now_ms());
                 let n = place_publisher(view, stream, backup, rng)
                     .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
                 view.place_ingest(n, stream, ingest);
                 Ok::<_, crate::Error>(Placement::of(view.node(n)))
             })
             .await??;
-        record_placed(self, stream, ingest, &placed.id).await?;
+        record_placed(&mut tx, stream, ingest, &placed.id).await?;
+        tx.commit().await?;
         Ok(placed)
     }
 }
@@ -248,6 +280,19 @@ mod tests {
             place_publisher(&v, "t", false, &mut rng),
             Err(PlaceError::Full)
         );
+    }
+
+    #[test]
+    fn a_new_primary_keeps_off_its_standbys_origin() {
+        // The standby was placed first (an encoder starting both at once).
+        let mut v = cluster();
+        let mut rng = SmallRng::seed_from_u64(7);
+        v.set_ingest(NodeId(1), "s", Ingest::Backup);
+        v.set_load(NodeId(0), 0.2, 90, 0);
+        v.set_load(NodeId(2), 0.2, 90, 0);
+        for _ in 0..20 {
+            assert_ne!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(1)));
+        }
     }
 
     #[test]

@@ -402,69 +402,122 @@ both!(a_standby_sent_before_its_primary_is_reported_goes_to_another_origin);
 /// is read again for every request here (`view_ttl_ms: 0`), as it is by another replica,
 /// so this holds only because the placement itself is shared.
 async fn a_standby_sent_before_its_primary_is_reported_goes_to_another_origin(b: Backend) {
-    let Some(api) = Api::start(b, clustered()).await else {
+    let Some(ingests) = Ingests::start(b).await else {
         return;
-    };
-    let (ned, _, _) = api.user("ned").await;
-    let origins = [
-        register(&api, "origin-a", "origin", "a").await,
-        register(&api, "origin-b", "origin", "b").await,
-    ];
-    let root = api.base.trim_end_matches("/api/v1").to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let origin_of = |resp: &reqwest::Response| {
-        assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
-        let loc = resp.headers()["location"].to_str().unwrap().to_owned();
-        let host = loc.split('/').nth(2).unwrap().to_owned();
-        assert!(host.starts_with("origin-"), "{loc}");
-        host
     };
     // Ten channels: without the shared placement each standby has an even chance of
     // landing on its primary's origin.
     for i in 0..10 {
         let slug = format!("ned-{i}");
-        // Alive (dead after TIMEOUT_MS without a report), with nothing published.
-        for o in &origins {
-            assert_eq!(report(&api, o, idle()).await, StatusCode::OK);
+        let key = ingests.channel(&slug).await;
+        let primary = ingests.whip(&slug, &key, "").await;
+        let standby = ingests.whip(&slug, &key, "?backup=1").await;
+        assert_ne!(primary, standby, "{slug}: both ingests on one origin");
+        // Asked again before any report, each keeps its origin.
+        assert_eq!(ingests.whip(&slug, &key, "").await, primary, "{slug}");
+        assert_eq!(
+            ingests.whip(&slug, &key, "?backup=1").await,
+            standby,
+            "{slug}"
+        );
+    }
+}
+
+both!(a_primary_and_a_standby_sent_at_once_go_to_two_origins);
+/// An encoder that starts its primary and standby outputs together: the two requests are
+/// placed at the same moment (here by one replica that reads its view again for each, as
+/// two replicas would). Each placement of a stream's ingest reads that stream's placements
+/// under a lock, and a primary also keeps off its standby's origin.
+async fn a_primary_and_a_standby_sent_at_once_go_to_two_origins(b: Backend) {
+    let Some(ingests) = Ingests::start(b).await else {
+        return;
+    };
+    for i in 0..12 {
+        let slug = format!("ned-{i}");
+        let key = ingests.channel(&slug).await;
+        let (primary, standby) = tokio::join!(
+            ingests.whip(&slug, &key, ""),
+            ingests.whip(&slug, &key, "?backup=1")
+        );
+        assert_ne!(primary, standby, "{slug}: both ingests on one origin");
+    }
+}
+
+/// Two origins in two zones, and a user whose channels publish to them.
+struct Ingests {
+    api: Api,
+    user: String,
+    origins: [String; 2],
+    root: String,
+    http: reqwest::Client,
+}
+
+impl Ingests {
+    async fn start(b: Backend) -> Option<Ingests> {
+        let api = Api::start(b, clustered()).await?;
+        let (user, _, _) = api.user("ned").await;
+        let origins = [
+            register(&api, "origin-a", "origin", "a").await,
+            register(&api, "origin-b", "origin", "b").await,
+        ];
+        let root = api.base.trim_end_matches("/api/v1").to_owned();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Some(Ingests {
+            api,
+            user,
+            origins,
+            root,
+            http,
+        })
+    }
+
+    /// A new channel's stream key, with both origins alive (dead after `TIMEOUT_MS`
+    /// without a report) and publishing nothing.
+    async fn channel(&self, slug: &str) -> String {
+        for o in &self.origins {
+            assert_eq!(report(&self.api, o, idle()).await, StatusCode::OK);
         }
-        let (s, _) = api
+        let (s, _) = self
+            .api
             .call(
                 Method::POST,
                 "/channels",
-                Some(&ned),
+                Some(&self.user),
                 Some(json!({"slug": slug, "title": "x"})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED);
-        let (s, k) = api
+        let (s, k) = self
+            .api
             .call(
                 Method::POST,
                 &format!("/channels/{slug}/keys"),
-                Some(&ned),
+                Some(&self.user),
                 Some(json!({"label": "OBS"})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED);
-        let key = k["key"].as_str().unwrap();
-        let whip = |query: &'static str| {
-            http.post(format!("{root}/whip/{slug}{query}"))
-                .bearer_auth(key)
-                .header("content-type", "application/sdp")
-                .body("v=0\r\n")
-                .send()
-        };
-        let primary = origin_of(&whip("").await.unwrap());
-        let standby = origin_of(&whip("?backup=1").await.unwrap());
-        assert_ne!(primary, standby, "{slug}: both ingests on one origin");
-        // Asked again before any report, each keeps its origin.
-        assert_eq!(origin_of(&whip("").await.unwrap()), primary, "{slug}");
-        assert_eq!(
-            origin_of(&whip("?backup=1").await.unwrap()),
-            standby,
-            "{slug}"
-        );
+        k["key"].as_str().unwrap().to_owned()
+    }
+
+    /// The origin a WHIP request (`query`: "" or "?backup=1") is sent to.
+    async fn whip(&self, slug: &str, key: &str, query: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/whip/{slug}{query}", self.root))
+            .bearer_auth(key)
+            .header("content-type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+        let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+        let host = loc.split('/').nth(2).unwrap().to_owned();
+        assert!(host.starts_with("origin-"), "{loc}");
+        host
     }
 }
