@@ -58,6 +58,18 @@ pub fn node(dir: &Path, name: &str, parents: &[String]) -> (Server, String) {
     )
 }
 
+/// The same, with more flags.
+pub fn node_with(dir: &Path, name: &str, parents: &[String], extra: &[&str]) -> (Server, String) {
+    launch_node(
+        dir,
+        name,
+        parents,
+        std::process::Stdio::inherit(),
+        "127.0.0.1:0",
+        extra,
+    )
+}
+
 /// The same, its log going to `stderr`.
 pub fn node_logging(
     dir: &Path,
@@ -65,6 +77,17 @@ pub fn node_logging(
     parents: &[String],
     stderr: std::process::Stdio,
     listen: &str,
+) -> (Server, String) {
+    launch_node(dir, name, parents, stderr, listen, &[])
+}
+
+fn launch_node(
+    dir: &Path,
+    name: &str,
+    parents: &[String],
+    stderr: std::process::Stdio,
+    listen: &str,
+    extra: &[&str],
 ) -> (Server, String) {
     let node_dir = dir.join(name);
     // The tree's tests pin each viewer's layer: a str0m test peer pumped by a test thread
@@ -82,6 +105,7 @@ pub fn node_logging(
         args.push("--parent".into());
         args.push(p.clone());
     }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = Server::launch(
         &args,

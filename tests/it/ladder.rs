@@ -3,7 +3,9 @@
 //! layer, which gets 320-wide frames transcoded on the node; a corrupt frame and a change
 //! of the picture size on the way do not stop it. A channel whose owner turned the ladder
 //! off is never laddered, whatever its viewers want. GStreamer's `webrtcbin` publishing
-//! one 720p layer is laddered too, and the ladder stops when its last viewer leaves.
+//! one 720p layer is laddered too, and the ladder stops when its last viewer leaves. A
+//! viewer on an edge node, a relay link away from the origin the publisher is on, gets the
+//! origin's rungs.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +20,10 @@ use str0m::rtp::RtpWrite;
 use serde_json::json;
 
 use crate::accounts::{account, api, channel_with_key};
+use crate::cluster::{certificates, node_with};
 use crate::gstreamer::Script;
 use crate::peer::{connected_pair, pump, Peer};
-use crate::server::Server;
+use crate::server::{temp_dir, Server};
 
 /// A single-layer VP8 camera: a panning picture, keyframes on request and every 2 s.
 struct Camera {
@@ -232,6 +235,42 @@ fn a_single_layer_publish_gets_a_low_layer_made_on_the_node() {
     );
     assert_eq!(rig.screen.errors, 0);
     assert!(server.alive(), "the node is up");
+}
+
+#[test]
+fn an_edge_viewer_of_a_single_layer_publish_gets_the_origins_ladder() {
+    let dir = temp_dir("ladder-tree");
+    certificates(&dir, &["origin", "edge"]);
+    let (origin, o) = node_with(&dir, "origin", &[], &["--ladder"]);
+    let (edge, _) = node_with(&dir, "edge", &[format!("origin@{o}")], &[]);
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&[]);
+    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let (mut viewer, offer, pending) = Peer::viewer();
+    viewer.connect(&http, &edge.url("/whep/live?layer=low"), offer, pending);
+    assert!(
+        pump(
+            &mut [&mut publ, &mut viewer],
+            Duration::from_secs(10),
+            |p| p.iter().all(|p| p.connected)
+        ),
+        "the publisher and the viewer connect"
+    );
+    let mut rig = Rig {
+        cam: Camera::new(1280, 720),
+        publ,
+        viewer,
+        screen: Screen::default(),
+    };
+    // The edge asks the origin for a rung; the origin ladders; the rungs come down the
+    // link as layers, and the viewer's low one is the small rung.
+    let low = rig.run_until(320, 30, Duration::from_secs(25));
+    assert!(
+        low >= 30,
+        "320-wide frames decoded on the edge: {low}; widths seen {:?}",
+        dedup(&rig.screen.widths)
+    );
+    assert_eq!(rig.screen.errors, 0);
 }
 
 #[test]

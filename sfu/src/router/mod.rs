@@ -157,7 +157,8 @@ impl StreamState {
     }
 
     /// Whether a viewer here wants a layer below a single-layer source's (see
-    /// [`Router::ladder_wanted`]).
+    /// [`Router::ladder_wanted`]), or a relay child one of its rungs: any encoding but the
+    /// source's (the child asks for one before the ladder runs, [`RUNG_WANT`]).
     fn wants_ladder(&self) -> bool {
         self.sinks.iter().any(|e| match &e.sink {
             Sink::Viewer(c) => {
@@ -165,10 +166,24 @@ impl StreamState {
                     if usize::from(*r) < crate::process::ladder::MAX_RUNGS);
                 low || c.paused() || c.target_video().is_some_and(|k| k.encoding != 0)
             }
-            Sink::Pipe(_) => false,
+            Sink::Pipe(p) => p.wanted() & !1 != 0,
         })
     }
+
+    /// Whether the stream's publisher sends one layer, as far as this worker has seen.
+    fn single_layer(&self) -> bool {
+        self.gops
+            .table()
+            .is_some_and(|t| t.active.len() == 1 && t.active[0].rid.is_none())
+    }
 }
+
+/// What a worker whose viewers want a lower layer of a single-layer stream that comes over
+/// a relay link adds to its demand upstream: the encoding the ladder's first rung takes
+/// where the stream is published. Wanted there by a relay child, it starts the ladder
+/// (a rung's encoding is what nothing else asks of a single-layer stream); the rungs then
+/// come down the tree as layers, and the viewers here choose among them.
+pub const RUNG_WANT: u8 = 1 << 1;
 
 /// A viewer who joins on a cached group of pictures older than this also asks for a
 /// keyframe, so that the next one to join has less to catch up on.
@@ -532,7 +547,10 @@ impl Router {
     /// its packets carry, and the demand follows within a tick.
     pub fn poll_demand(&mut self, out: &mut Outputs) {
         for (stream, s) in &mut self.streams {
-            let layers = s.sinks.iter().fold(0, |m, e| m | e.sink.demand());
+            let mut layers = s.sinks.iter().fold(0, |m, e| m | e.sink.demand());
+            if s.single_layer() && s.wants_ladder() {
+                layers |= RUNG_WANT;
+            }
             if layers != s.demand {
                 s.demand = layers;
                 out.upstream.push(Upstream::LayerDemand {

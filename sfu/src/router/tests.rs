@@ -723,3 +723,67 @@ fn a_worker_that_loses_interest_wants_no_ladder() {
         "a publisher here later starts no ladder"
     );
 }
+
+/// A single-layer stream that comes over a relay link: a viewer here who wants a lower
+/// layer asks upstream for the ladder's first rung as well (what starts the ladder where
+/// the stream is published); a simulcast stream's does not.
+#[test]
+fn a_relayed_single_layer_stream_asks_upstream_for_a_rung() {
+    let relay = Endpoint::Relay(LinkId(9));
+    let demand = |layers| Upstream::LayerDemand {
+        stream: S,
+        to: Some(relay),
+        layers,
+    };
+    let now = Instant::now();
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    r.set_source(S, relay, 1);
+    viewer(&mut r, 1, &mut out);
+    r.route(S, &video(0, 1, true, &table(1)), relay, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(
+        out.upstream,
+        [demand(0b001)],
+        "on the one layer: that layer"
+    );
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(0)));
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0b001 | RUNG_WANT)]);
+
+    // Simulcast: a viewer on the lowest layer wants that layer only.
+    let mut r = Router::default();
+    viewer(&mut r, 1, &mut out);
+    r.set_source(S, relay, 1);
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(0)));
+    r.route(S, &video(0, 1, true, &table(3)), relay, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0b001)]);
+}
+
+/// Where the stream is published, a relay child that wants an encoding above a
+/// single-layer source's (a rung, or the rung it asks for before the ladder runs) wants
+/// the ladder; one that wants the source's only does not.
+#[test]
+fn a_relay_child_wanting_a_rung_wants_the_ladder() {
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    r.set_source(S, PUB, 1);
+    let link = Endpoint::Relay(LinkId(1));
+    r.add_pipe(link, S, 0b001, &mut out);
+    r.route(
+        S,
+        &video(0, 1, true, &table(1)),
+        PUB,
+        Instant::now(),
+        &mut out,
+    );
+    assert!(!r.ladder_wanted(S));
+    r.set_pipe_wanted(link, 0b001 | RUNG_WANT);
+    assert!(r.ladder_wanted(S));
+    r.set_pipe_wanted(link, 0b001);
+    assert!(!r.ladder_wanted(S));
+}
