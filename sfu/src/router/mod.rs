@@ -158,7 +158,9 @@ impl StreamState {
 
     /// Whether a viewer here wants a layer below a single-layer source's (see
     /// [`Router::ladder_wanted`]), or a relay child one of its rungs: any encoding but the
-    /// source's (the child asks for one before the ladder runs, [`RUNG_WANT`]).
+    /// source's (the child asks for one before the ladder runs, [`RUNG_WANT`]), unless it
+    /// asks for every layer, as a child does until its viewers chose: that starts no
+    /// ladder, which would transcode for nobody through its grace.
     fn wants_ladder(&self) -> bool {
         self.sinks.iter().any(|e| match &e.sink {
             Sink::Viewer(c) => {
@@ -166,15 +168,19 @@ impl StreamState {
                     if usize::from(*r) < crate::process::ladder::MAX_RUNGS);
                 low || c.paused() || c.target_video().is_some_and(|k| k.encoding != 0)
             }
-            Sink::Pipe(p) => p.wanted() & !1 != 0,
+            Sink::Pipe(p) => {
+                let w = p.wanted();
+                w & !1 != 0 && w & EVERY_RELAYED_LAYER != EVERY_RELAYED_LAYER
+            }
         })
     }
 
-    /// Whether the stream's publisher sends one layer, as far as this worker has seen.
+    /// Whether the stream has one active layer, as far as this worker has seen (over a
+    /// relay link, layers are named by their number, so a simulcast publisher's with one
+    /// layer left active looks the same: asking for a rung there costs nothing, as no
+    /// ladder runs for it).
     fn single_layer(&self) -> bool {
-        self.gops
-            .table()
-            .is_some_and(|t| t.active.len() == 1 && t.active[0].rid.is_none())
+        self.gops.table().is_some_and(|t| t.active.len() == 1)
     }
 }
 
@@ -184,6 +190,10 @@ impl StreamState {
 /// (a rung's encoding is what nothing else asks of a single-layer stream); the rungs then
 /// come down the tree as layers, and the viewers here choose among them.
 pub const RUNG_WANT: u8 = 1 << 1;
+
+/// What a relay child asks for before its viewers chose (the relay link carries video
+/// encodings 0 to 3).
+const EVERY_RELAYED_LAYER: u8 = 0x0f;
 
 /// A viewer who joins on a cached group of pictures older than this also asks for a
 /// keyframe, so that the next one to join has less to catch up on.

@@ -786,4 +786,7 @@ fn a_relay_child_wanting_a_rung_wants_the_ladder() {
     assert!(r.ladder_wanted(S));
     r.set_pipe_wanted(link, 0b001);
     assert!(!r.ladder_wanted(S));
+    // Every layer: a child whose viewers have not chosen yet.
+    r.set_pipe_wanted(link, 0x0f);
+    assert!(!r.ladder_wanted(S));
 }
