@@ -39,6 +39,11 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// viewers, or a studio's detailed frame, reaches its route.
 type LargerRoute = (&'static str, &'static str, u64);
 
+const NODE_STATS: LargerRoute = (
+    "PUT",
+    "/api/v1/cluster/nodes/{id}/stats",
+    registry::MAX_STATS_BODY as u64,
+);
 const AUDIENCE: LargerRoute = (
     "PUT",
     "/api/v1/cluster/nodes/{id}/audience",
@@ -62,6 +67,7 @@ const STRIPE_EVENTS: LargerRoute = (
 
 /// The routes that take larger bodies, for the HTTP server.
 pub const LARGER_BODIES: &[LargerRoute] = &[
+    NODE_STATS,
     AUDIENCE,
     CHANNEL_THUMBNAIL,
     CLUSTER_THUMBNAIL,
@@ -563,7 +569,7 @@ pub(crate) fn router(cp: ControlPlane) -> Router {
             "/cluster/nodes",
             get(registry::list).post(registry::register),
         )
-        .route("/cluster/nodes/{id}/stats", put(registry::stats))
+        .larger(NODE_STATS, registry::stats)
         .larger(AUDIENCE, audience::report)
         .route("/cluster/nodes/{id}/drain", post(registry::drain))
         // The body streams to disk, counted against `max_recording_bytes` as it comes.

@@ -248,7 +248,7 @@ impl Agent {
         let streams: Vec<serde_json::Value> = node
             .carried()
             .into_iter()
-            .take(1000)
+            .take(control_plane::cluster::registry::MAX_STREAMS_PER_NODE)
             .map(|(name, ingest)| {
                 let parent = st.parents.get(&name).and_then(|p| st.ids.get(p)).cloned();
                 let publishing = match ingest {

@@ -23,6 +23,10 @@ use crate::{ControlPlane, Error};
 
 /// Most streams one stats report may list.
 pub const MAX_STREAMS_PER_NODE: usize = 10_000;
+/// Largest stats report, bytes: [`MAX_STREAMS_PER_NODE`] streams of a 100-character name,
+/// an ingest and two node ids each fit (the API's own 16 KiB limit held about 170 streams,
+/// and a node carrying more was refused its every report and counted dead).
+pub const MAX_STATS_BODY: usize = 4 * 1024 * 1024;
 
 /// `POST /api/v1/cluster/nodes`
 #[derive(Debug, Deserialize, ToSchema)]

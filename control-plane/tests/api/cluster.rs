@@ -521,3 +521,32 @@ impl Ingests {
         host
     }
 }
+
+both!(a_node_carrying_a_thousand_streams_reports_them);
+/// An edge of a large platform carries streams by the thousand: its stats (a name and a
+/// parent each, about 90 bytes) are taken whole, so it stays alive, and the registry
+/// knows what it carries.
+async fn a_node_carrying_a_thousand_streams_reports_them(b: Backend) {
+    let Some(api) = Api::start(b, clustered()).await else {
+        return;
+    };
+    let origin = register(&api, "origin-a", "origin", "a").await;
+    let edge = register(&api, "edge-a", "edge", "a").await;
+    let streams: Vec<Value> = (0..1000)
+        .map(|i| json!({"name": format!("a-channel-named-{i:05}"), "publishing": null, "parent": origin}))
+        .collect();
+    let stats = json!({"cpu": 0.2, "egress_bps": 0, "viewers": 0, "streams": streams});
+    assert_eq!(report(&api, &edge, stats).await, StatusCode::OK);
+    let (s, nodes) = api
+        .call(Method::GET, "/cluster/nodes", Some(TOKEN), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == edge.as_str())
+        .unwrap();
+    assert_eq!(node["alive"], true);
+    assert_eq!(node["stats"]["streams"].as_array().unwrap().len(), 1000);
+}
