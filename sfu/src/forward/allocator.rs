@@ -49,16 +49,18 @@
 //!   do). After a loss spell str0m's loss-based controller holds the
 //!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
-//! - in the warm-up, on a layer whose need (with headroom) the estimate falls short of,
-//!   an estimate that has not moved at all for [`AllocatorConfig::frozen_after`] is
-//!   stuck: the estimator is reset, once per viewer, to the layer's need (what flows on a
-//!   path that has lost nothing: restarted from the stuck figure, a browser run's new
-//!   estimator took 5 s to climb from 246 kbit/s back to the layer). str0m's delay-based estimator
-//!   answers the join's first frames with an overuse decrease, and its probe controller
-//!   keeps that "delay increased" cause until the value changes, refusing every probe;
-//!   the value cannot change while less than two thirds of it is acknowledged. Without
-//!   the reset the viewer would step down at the warm-up's end on a path that carries
-//!   its layer.
+//! - in the join's warm-up, on a clean path and a layer whose need (with headroom) the
+//!   estimate falls short of, an estimate that did not rise by [`PROGRESS`] over
+//!   [`AllocatorConfig::stuck_after`] is stuck: the estimator is reset, once per viewer,
+//!   to the layer's need (what flows on a path that has lost nothing; restarted from the
+//!   stuck figure, a browser run's new estimator took 5 s to climb from 246 kbit/s back
+//!   to the layer). str0m's delay-based estimator answers the join's first frames with an
+//!   overuse decrease, to a fifth of the path or less; its probe controller keeps that
+//!   "delay increased" cause until the value changes, refusing every probe, and the value
+//!   then stands still or climbs by 3 % a tick as an application-limited sender's does
+//!   (browser runs: 581 kbit/s to 744 in 1.2 s, the top layer needing 1.6 Mbit/s with
+//!   headroom). Without the reset the viewer stepped down at the warm-up's end on a path
+//!   that carries its layer.
 //!
 //! A viewer's own layer choice is a cap: the allocator never goes above it. Without an
 //! estimate (no congestion control negotiated) the cap is the target, as before.
@@ -117,9 +119,9 @@ pub struct AllocatorConfig {
     /// Held below its cap on a clean path this long without a step up, the estimator has
     /// stalled: it is reset to its estimate and probes again.
     pub stall_after: Duration,
-    /// In the warm-up, an estimate short of its layer that has not changed for this long
-    /// is stuck (see the module's rules): the estimator is reset once.
-    pub frozen_after: Duration,
+    /// In the warm-up, an estimate short of its layer that did not rise by [`PROGRESS`]
+    /// over this long is stuck (see the module's rules): the estimator is reset once.
+    pub stuck_after: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -143,7 +145,7 @@ impl Default for AllocatorConfig {
             reprobe_after: Duration::from_secs(5),
             carried: 0.9,
             stall_after: Duration::from_secs(3),
-            frozen_after: Duration::from_millis(500),
+            stuck_after: Duration::from_millis(500),
         }
     }
 }
@@ -246,10 +248,10 @@ pub struct Allocator {
     last_probe: Option<Instant>,
     /// The first decision with an estimate.
     started: Option<Instant>,
-    /// The estimator was reset for an estimate stuck in the warm-up ([`Self::frozen`]).
-    unfrozen: bool,
+    /// The estimator was reset for an estimate stuck in the warm-up ([`Self::stuck`]).
+    unstuck: bool,
     /// This decision's reset is for a stuck estimate, to this rate (the layer's need).
-    unfreeze_to: Option<u64>,
+    unstick_to: Option<u64>,
     /// The lowest choice at the full frame rate: where a lossy path goes (the choices below
     /// it drop temporal layers, which a loss the estimate has not seen yet does not call for).
     base: usize,
@@ -274,8 +276,8 @@ impl Allocator {
             reset_at: None,
             last_probe: None,
             started: None,
-            unfrozen: false,
-            unfreeze_to: None,
+            unstuck: false,
+            unstick_to: None,
             base: 0,
         }
     }
@@ -349,7 +351,7 @@ impl Allocator {
     /// stall): the estimate itself, so that the layer holds while the new estimator probes;
     /// stuck in the warm-up: the layer's need.
     pub fn reset_bps(&self, layers: &[u64]) -> u64 {
-        if let Some(bps) = self.unfreeze_to {
+        if let Some(bps) = self.unstick_to {
             return bps;
         }
         match (self.target, self.estimate) {
@@ -365,7 +367,7 @@ impl Allocator {
     pub fn decide(&mut self, now: Instant, layers: &[u64], cap: usize) -> Decision {
         let before = self.target;
         let mut reset_estimate = false;
-        self.unfreeze_to = None;
+        self.unstick_to = None;
         let mut desired_bps = self.desired_bps(layers, cap);
         let mut minimum_bps = 0;
         let target = match layers.len().checked_sub(1) {
@@ -394,7 +396,7 @@ impl Allocator {
                         }
                         reset_estimate = self.reprobe(now, t)
                             | self.stalled(now, t, cap)
-                            | self.frozen(now, est, t, layers);
+                            | self.stuck(now, est, t, layers);
                         if reset_estimate && matches!(t, Allocation::Layer(_)) {
                             self.reset_at = Some(now);
                         }
@@ -654,11 +656,10 @@ impl Allocator {
             && since(self.reset_at).is_none_or(|d| d >= self.cfg.warm_up)
     }
 
-    /// In the join's warm-up, on a clean path and a layer whose need with headroom `est` falls
-    /// short of, whether the estimate has not moved at all for
-    /// [`AllocatorConfig::frozen_after`]: a live estimator's figure changes at every
-    /// feedback, so it is stuck (see the module's rules). Once per viewer.
-    fn frozen(&mut self, now: Instant, est: u64, target: Allocation, layers: &[u64]) -> bool {
+    /// In the join's warm-up, on a clean path and a layer whose need with headroom `est`
+    /// falls short of, whether the estimate did not rise by [`PROGRESS`] over
+    /// [`AllocatorConfig::stuck_after`] (see the module's rules). Once per viewer.
+    fn stuck(&mut self, now: Instant, est: u64, target: Allocation, layers: &[u64]) -> bool {
         let Allocation::Layer(k) = target else {
             return false;
         };
@@ -668,17 +669,18 @@ impl Allocator {
         let joining = self
             .started
             .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.warm_up);
-        if self.unfrozen || !joining || !short || !self.clean() {
+        if self.unstuck || !joining || !short || !self.clean() {
             return false;
         }
-        let still = self
-            .window(now, self.cfg.frozen_after)
-            .is_some_and(|mut w| w.all(|e| e == est));
-        self.unfrozen = still;
-        if still {
-            self.unfreeze_to = Some(self.need(layers[k]).max(est));
+        let span = self
+            .floor(now, self.cfg.stuck_after)
+            .zip(self.ceiling(now, self.cfg.stuck_after));
+        let stuck = span.is_some_and(|(lo, hi)| (hi as f64) < lo as f64 * PROGRESS);
+        self.unstuck = stuck;
+        if stuck {
+            self.unstick_to = Some(self.need(layers[k]).max(est));
         }
-        still
+        stuck
     }
 
     /// While paused, whether the estimator is due for a reset.

@@ -592,11 +592,15 @@ fn an_estimate_stuck_in_the_warm_up_is_reset_once() {
     let (changes, resets) = run(&stuck[..2], 2, 4_000);
     assert_eq!(resets, [800]);
     assert_eq!(changes, [(0, Layer(2)), (2_800, Layer(0))]);
-    // An estimate that moves is a live estimator, however low: no reset.
-    let moving: Vec<Step> = (0..20)
-        .map(|i| s(300 + i * 100, 700 + i % 2 * 20, 0))
+    // Climbing by 3 % a tick, as an application-limited sender's estimate does: as stuck.
+    let creeping: Vec<Step> = (0..20).map(|i| s(300 + i * 100, 581 + i * 17, 0)).collect();
+    let plan = [&[s(0, 3000, 0)], &creeping[..]].concat();
+    assert_eq!(run(&plan, 2, 2_200).1, [800]);
+    // Rising by a fifth or more in half a second is a probe that found more: no reset.
+    let rising: Vec<Step> = (0..20)
+        .map(|i| s(300 + i * 100, (500.0 * 1.05f64.powi(i as i32)) as u64, 0))
         .collect();
-    let plan = [&[s(0, 3000, 0)], &moving[..]].concat();
+    let plan = [&[s(0, 3000, 0)], &rising[..]].concat();
     assert_eq!(run(&plan, 2, 2_200).1, [] as [u64; 0]);
     // One that carries its layer with headroom is no concern.
     assert_eq!(run(&[s(0, 3000, 0)], 2, 2_000).1, [] as [u64; 0]);
