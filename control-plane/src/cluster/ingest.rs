@@ -206,6 +206,10 @@ impl ControlPlane {
         } else {
             Ingest::Primary
         };
+        // A copy of the view, taken before the transaction: inside it nothing waits for
+        // the cache (whose holder may be waiting for one of the pool's connections to load
+        // it again, while the transactions hold them all).
+        let mut view = self.with_view(|v, _| v.clone()).await?;
         let mut tx = begin_write(self.pool(), self.db().backend()).await?;
         if self.db().backend() == Backend::Postgres {
             // Held to the commit: this stream's placements, one at a time.
@@ -222,18 +226,19 @@ impl ControlPlane {
         .bind(now_ms() - PLACED_HOLD_MS)
         .fetch_all(&mut *tx)
         .await?;
-        let fresh = placed_of(rows);
-        let placed = self
-            .with_view(|view, rng| {
-                apply_placed(view, &fresh, now_ms());
-                let n = place_publisher(view, stream, backup, rng)
-                    .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
-                view.place_ingest(n, stream, ingest);
-                Ok::<_, crate::Error>(Placement::of(view.node(n)))
-            })
-            .await??;
+        apply_placed(&mut view, &placed_of(rows), now_ms());
+        let n = place_publisher(&view, stream, backup, &mut rand::rng())
+            .map_err(|_| crate::Error::Busy("no origin has room", 2))?;
+        let placed = Placement::of(view.node(n));
         record_placed(&mut tx, stream, ingest, &placed.id).await?;
         tx.commit().await?;
+        // This replica's view counts it at once.
+        self.with_view_as_is(|v, _| {
+            if let Some(m) = v.find(&placed.id) {
+                v.place_ingest(m, stream, ingest);
+            }
+        })
+        .await;
         Ok(placed)
     }
 }

@@ -300,6 +300,16 @@ impl ControlPlane {
         Ok(f(view, rng))
     }
 
+    /// Runs `f` on the cluster view as this replica has it, without loading it again.
+    pub(crate) async fn with_view_as_is<T>(
+        &self,
+        f: impl FnOnce(&mut ClusterView, &mut SmallRng) -> T,
+    ) -> T {
+        let mut c = self.cluster_cache().0.lock().await;
+        let Cached { view, rng, .. } = &mut *c;
+        f(view, rng)
+    }
+
     async fn forget_view(&self) {
         self.cluster_cache().0.lock().await.loaded = None;
     }

@@ -443,6 +443,34 @@ async fn a_primary_and_a_standby_sent_at_once_go_to_two_origins(b: Backend) {
     }
 }
 
+both!(many_broadcasters_placed_at_once_do_not_wait_on_each_other);
+/// More broadcasters at once than SQLite's pool has connections: each placement holds one
+/// and the write lock (PostgreSQL: its stream's lock), and none waits for another
+/// connection inside it, so every one is placed at once.
+async fn many_broadcasters_placed_at_once_do_not_wait_on_each_other(b: Backend) {
+    // The origins stay alive through the burst on a loaded machine.
+    let mut config = clustered();
+    config.cluster_tuning.node_timeout_ms = 10_000;
+    let Some(ingests) = Ingests::start_with(b, config).await else {
+        return;
+    };
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        let slug = format!("eve-{i}");
+        keys.push((ingests.channel(&slug).await, slug));
+    }
+    let started = std::time::Instant::now();
+    let all =
+        futures_util::future::join_all(keys.iter().map(|(key, slug)| ingests.whip(slug, key, "")))
+            .await;
+    assert_eq!(all.len(), 8);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "placed in {:?}: placements waited on each other",
+        started.elapsed()
+    );
+}
+
 /// Two origins in two zones, and a user whose channels publish to them.
 struct Ingests {
     api: Api,
@@ -454,7 +482,11 @@ struct Ingests {
 
 impl Ingests {
     async fn start(b: Backend) -> Option<Ingests> {
-        let api = Api::start(b, clustered()).await?;
+        Ingests::start_with(b, clustered()).await
+    }
+
+    async fn start_with(b: Backend, config: Config) -> Option<Ingests> {
+        let api = Api::start(b, config).await?;
         let (user, _, _) = api.user("ned").await;
         let origins = [
             register(&api, "origin-a", "origin", "a").await,
