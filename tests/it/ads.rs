@@ -1,6 +1,6 @@
 //! Ad breaks and analytics through a real `cascade serve`: two str0m viewers read their
 //! event streams over HTTP and get the `adbreak` cue within 100 ms of each other, with
-//! the same start; a subscriber of an ad-free tier is told `skip: true`; a non-owner is
+//! the same start, named in each one's RTP timestamps as the same frame of the publisher's; a subscriber of an ad-free tier is told `skip: true`; a non-owner is
 //! refused; the `ad_break.started` webhook reaches a local receiver. Then the analytics
 //! of that broadcast: peak, unique viewers and viewer-minutes against the test's own
 //! clock, the CSV export, who may read them, and players' playback reports.
@@ -253,8 +253,20 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
     assert_eq!(hook["type"], "ad_break.started");
     assert_eq!(hook["data"]["break_id"], brk["id"]);
 
+    // Media past the break's start: both viewers' events name one frame of the
+    // publisher's, each in its own timestamps.
+    let starts_at = brk["starts_at"].as_u64().unwrap();
+    while wall_ms() < starts_at + 500 {
+        synth.tick(&mut *peers[0]);
+        pump(&mut peers, Duration::from_millis(2), |_| false);
+    }
+    let (fa, fb) = (frame_at(&*peers[1], &a), frame_at(&*peers[2], &b));
+    assert!(
+        fa.abs_diff(fb) <= 1,
+        "the break starts on frames {fa} and {fb}"
+    );
+
     // Analytics: the anonymous viewer leaves after about 3 s; the subscriber stays.
-    pump(&mut peers, Duration::from_secs(2), |_| false);
     let anon_session = peers[1].location.clone().unwrap();
     http.delete(server.url(&anon_session)).send().unwrap();
     let t1 = Instant::now();
