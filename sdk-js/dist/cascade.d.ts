@@ -10,11 +10,11 @@ export type { User, Channel, NewStreamKey } from "./account.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export type { ChatEvents, ChatMessage, ChatMode, ChatOptions, ChatRole, ChatSettings, ChatState, ChatTransport, ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome, } from "./chat.js";
 export { ChannelApi } from "./channel.js";
-export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
-export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler } from "./ads.js";
+export { startsIn, isAdBreak, isSponsorSlot, reached, BreakStarts, FRAME_WAIT_MS } from "./ads.js";
+export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler, AdStart, AdStartHandler } from "./ads.js";
 export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
 export type { PlaybackTotals } from "./stats.js";
-import type { AdBreakHandler, SponsorHandler } from "./ads.js";
+import type { AdBreakHandler, AdStartHandler, SponsorHandler } from "./ads.js";
 import { PlaybackReporter } from "./stats.js";
 export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 /** One simulcast encoding the publisher sends. */
@@ -58,8 +58,9 @@ export declare const STREAM_EVENTS: readonly ["active", "inactive", "layers", "v
  */
 export declare const VIEWER_EVENTS: readonly ["paused", "resumed", "allocation"];
 /**
- * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
- * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: every player starts it on
+ * the same frame, `rtp_timestamp`, else at `starts_at`; `skip` for an ad-free subscriber)
+ * and `sponsor` ({@link SponsorSlot}).
  */
 export declare const CUE_EVENTS: readonly ["adbreak", "sponsor"];
 /** The name of a server-sent event; `move` means the session moves to another node. */
@@ -104,6 +105,14 @@ export declare class Session {
     private events?;
     private onEvent?;
     private readonly adHandlers;
+    private readonly adStartHandlers;
+    /** Breaks told (by id, the newest 64): `onAdBreak` hears each once. */
+    private readonly toldBreaks;
+    private readonly breaks;
+    private breakTimer?;
+    private frameLoop;
+    /** The element the stream plays in (WHEP, from {@link play}): breaks start on its frames. */
+    video?: HTMLVideoElement;
     private readonly sponsorHandlers;
     /** Reports playback for analytics (WHEP, unless `stats: false`). */
     reporter?: PlaybackReporter;
@@ -135,14 +144,27 @@ export declare class Session {
     /** Follows the stream's server-sent events (WHEP only). */
     listen(onEvent: EventHandler): void;
     /**
-     * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
-     * slot then (every viewer's player does at the same wall-clock time). When `skip` is
-     * true the viewer's tier skips ads. Returns a function that removes `cb`.
+     * Calls `cb` once for each ad break when it is announced, with the milliseconds until
+     * its `starts_at` (the wall clock). To start the slot on the same frame as every other
+     * viewer, use {@link Session.onAdBreakStart}. When `skip` is true the viewer's tier skips
+     * ads. Returns a function that removes `cb`.
      */
     onAdBreak(cb: AdBreakHandler): () => void;
+    /**
+     * Calls `cb` once for each ad break when it starts here: when the video element
+     * presents the frame the server named (`rtp_timestamp`, read from each frame's
+     * `requestVideoFrameCallback` metadata), so every viewer starts on the same frame of the
+     * stream whatever its delay; at `starts_at` by the wall clock when no frame is named,
+     * the browser reports no timestamps, or the frame does not come (see {@link AdStart}).
+     * Returns a function that removes `cb`.
+     */
+    onAdBreakStart(cb: AdStartHandler): () => void;
     /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
     onSponsor(cb: SponsorHandler): () => void;
     private cue;
+    /** Watches the frames (while a break waits for one) and the clock for breaks' starts. */
+    private scheduleBreaks;
+    private startBreaks;
     /** The server ended the session: close what is left of it here. */
     private ended;
     /** Ends the session on the server and closes the connection. Safe to call twice. */

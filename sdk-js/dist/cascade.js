@@ -9,9 +9,9 @@ export { Money, formatMoney, idempotencyKey } from "./money.js";
 export { Integrations, WEBHOOK_EVENTS, API_KEY_SCOPES } from "./integrations.js";
 export { Chat, ChatError, jwtExpiry } from "./chat.js";
 export { ChannelApi } from "./channel.js";
-export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
+export { startsIn, isAdBreak, isSponsorSlot, reached, BreakStarts, FRAME_WAIT_MS } from "./ads.js";
 export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
-import { isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
+import { BreakStarts, isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
 import { PlaybackReporter } from "./stats.js";
 /** The default ladder: 1/4, 1/2 and full resolution. */
 export const DEFAULT_LADDER = [
@@ -28,8 +28,9 @@ export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"];
  */
 export const VIEWER_EVENTS = ["paused", "resumed", "allocation"];
 /**
- * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
- * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: every player starts it on
+ * the same frame, `rtp_timestamp`, else at `starts_at`; `skip` for an ad-free subscriber)
+ * and `sponsor` ({@link SponsorSlot}).
  */
 export const CUE_EVENTS = ["adbreak", "sponsor"];
 /**
@@ -59,6 +60,11 @@ export class Session {
         this.token = token;
         this.stopped = false;
         this.adHandlers = new Set();
+        this.adStartHandlers = new Set();
+        /** Breaks told (by id, the newest 64): `onAdBreak` hears each once. */
+        this.toldBreaks = new Set();
+        this.breaks = new BreakStarts();
+        this.frameLoop = false;
         this.sponsorHandlers = new Set();
         /** Times the session moved to another node (a drained one said `move`). */
         this.moves = 0;
@@ -139,13 +145,26 @@ export class Session {
         this.events = es;
     }
     /**
-     * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
-     * slot then (every viewer's player does at the same wall-clock time). When `skip` is
-     * true the viewer's tier skips ads. Returns a function that removes `cb`.
+     * Calls `cb` once for each ad break when it is announced, with the milliseconds until
+     * its `starts_at` (the wall clock). To start the slot on the same frame as every other
+     * viewer, use {@link Session.onAdBreakStart}. When `skip` is true the viewer's tier skips
+     * ads. Returns a function that removes `cb`.
      */
     onAdBreak(cb) {
         this.adHandlers.add(cb);
         return () => this.adHandlers.delete(cb);
+    }
+    /**
+     * Calls `cb` once for each ad break when it starts here: when the video element
+     * presents the frame the server named (`rtp_timestamp`, read from each frame's
+     * `requestVideoFrameCallback` metadata), so every viewer starts on the same frame of the
+     * stream whatever its delay; at `starts_at` by the wall clock when no frame is named,
+     * the browser reports no timestamps, or the frame does not come (see {@link AdStart}).
+     * Returns a function that removes `cb`.
+     */
+    onAdBreakStart(cb) {
+        this.adStartHandlers.add(cb);
+        return () => this.adStartHandlers.delete(cb);
     }
     /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
     onSponsor(cb) {
@@ -154,17 +173,58 @@ export class Session {
     }
     cue(name, data) {
         if (name === "adbreak" && isAdBreak(data)) {
-            for (const cb of this.adHandlers)
-                cb(data, startsIn(data.starts_at));
+            if (!this.toldBreaks.has(data.id)) {
+                this.toldBreaks.add(data.id);
+                if (this.toldBreaks.size > 64)
+                    this.toldBreaks.delete(this.toldBreaks.values().next().value);
+                for (const cb of this.adHandlers)
+                    cb(data, startsIn(data.starts_at));
+            }
+            this.breaks.add(data);
+            this.scheduleBreaks();
         }
         else if (name === "sponsor" && isSponsorSlot(data)) {
             for (const cb of this.sponsorHandlers)
                 cb(data);
         }
     }
+    /** Watches the frames (while a break waits for one) and the clock for breaks' starts. */
+    scheduleBreaks() {
+        clearTimeout(this.breakTimer);
+        if (this.stopped || !this.breaks.waiting())
+            return;
+        const video = this.video;
+        if (video && "requestVideoFrameCallback" in video && this.breaks.byFrame() && !this.frameLoop) {
+            this.frameLoop = true;
+            const onFrame = (_now, meta) => {
+                this.startBreaks(this.breaks.frame(meta.rtpTimestamp));
+                if (!this.stopped && this.breaks.waiting() && this.breaks.byFrame()) {
+                    video.requestVideoFrameCallback(onFrame);
+                }
+                else {
+                    this.frameLoop = false;
+                    this.scheduleBreaks();
+                }
+            };
+            video.requestVideoFrameCallback(onFrame);
+        }
+        const wait = this.breaks.nextTick();
+        if (wait !== Infinity) {
+            this.breakTimer = setTimeout(() => {
+                this.startBreaks(this.breaks.tick());
+                this.scheduleBreaks();
+            }, wait);
+        }
+    }
+    startBreaks(started) {
+        for (const [ad, how] of started)
+            for (const cb of this.adStartHandlers)
+                cb(ad, how);
+    }
     /** The server ended the session: close what is left of it here. */
     ended() {
         this.stopped = true;
+        clearTimeout(this.breakTimer);
         this.events?.close();
         this.reporter?.stop();
         this.pc.close();
@@ -174,6 +234,7 @@ export class Session {
         if (this.stopped)
             return;
         this.stopped = true;
+        clearTimeout(this.breakTimer);
         this.events?.close();
         this.reporter?.stop();
         try {
@@ -388,6 +449,7 @@ export async function play(url, video, options = {}) {
     const first = await join();
     const session = new Session(first.pc, first.location, first.links, options.token);
     session.chatChannel = first.chat;
+    session.video = video;
     session.rejoin = join;
     // Always followed: a drained node's `move` reaches the session even without a listener.
     session.listen(options.onEvent ?? (() => undefined));

@@ -17,12 +17,12 @@ export type {
   ChatUser, Poll, PollOption, Question, Restriction, Survey, SurveyQuestion, Welcome,
 } from "./chat.js";
 export { ChannelApi } from "./channel.js";
-export { startsIn, isAdBreak, isSponsorSlot } from "./ads.js";
-export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler } from "./ads.js";
+export { startsIn, isAdBreak, isSponsorSlot, reached, BreakStarts, FRAME_WAIT_MS } from "./ads.js";
+export type { AdBreak, SponsorSlot, AdBreakHandler, SponsorHandler, AdStart, AdStartHandler } from "./ads.js";
 export { StallClock, PlaybackReporter, sessionOf, REPORT_EVERY_MS } from "./stats.js";
 export type { PlaybackTotals } from "./stats.js";
-import { isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
-import type { AdBreakHandler, SponsorHandler } from "./ads.js";
+import { BreakStarts, isAdBreak, isSponsorSlot, startsIn } from "./ads.js";
+import type { AdBreak, AdStart, AdBreakHandler, AdStartHandler, SponsorHandler } from "./ads.js";
 import { PlaybackReporter } from "./stats.js";
 export type { Ban, BlockedTerm, ModLogEntry, Moderator, Report } from "./channel.js";
 
@@ -75,8 +75,9 @@ export const STREAM_EVENTS = ["active", "inactive", "layers", "viewercount"] as 
  */
 export const VIEWER_EVENTS = ["paused", "resumed", "allocation"] as const;
 /**
- * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: start all together at
- * `starts_at`; `skip` for an ad-free subscriber) and `sponsor` ({@link SponsorSlot}).
+ * Cues every viewer is told at once: `adbreak` ({@link AdBreak}: every player starts it on
+ * the same frame, `rtp_timestamp`, else at `starts_at`; `skip` for an ad-free subscriber)
+ * and `sponsor` ({@link SponsorSlot}).
  */
 export const CUE_EVENTS = ["adbreak", "sponsor"] as const;
 /** The name of a server-sent event; `move` means the session moves to another node. */
@@ -127,6 +128,14 @@ export class Session {
   private events?: EventSource;
   private onEvent?: EventHandler;
   private readonly adHandlers = new Set<AdBreakHandler>();
+  private readonly adStartHandlers = new Set<AdStartHandler>();
+  /** Breaks told (by id, the newest 64): `onAdBreak` hears each once. */
+  private readonly toldBreaks = new Set<string>();
+  private readonly breaks = new BreakStarts();
+  private breakTimer?: ReturnType<typeof setTimeout>;
+  private frameLoop = false;
+  /** The element the stream plays in (WHEP, from {@link play}): breaks start on its frames. */
+  video?: HTMLVideoElement;
   private readonly sponsorHandlers = new Set<SponsorHandler>();
   /** Reports playback for analytics (WHEP, unless `stats: false`). */
   reporter?: PlaybackReporter;
@@ -223,13 +232,27 @@ export class Session {
   }
 
   /**
-   * Calls `cb` for each ad break, with the milliseconds until it starts here: start the
-   * slot then (every viewer's player does at the same wall-clock time). When `skip` is
-   * true the viewer's tier skips ads. Returns a function that removes `cb`.
+   * Calls `cb` once for each ad break when it is announced, with the milliseconds until
+   * its `starts_at` (the wall clock). To start the slot on the same frame as every other
+   * viewer, use {@link Session.onAdBreakStart}. When `skip` is true the viewer's tier skips
+   * ads. Returns a function that removes `cb`.
    */
   onAdBreak(cb: AdBreakHandler): () => void {
     this.adHandlers.add(cb);
     return () => this.adHandlers.delete(cb);
+  }
+
+  /**
+   * Calls `cb` once for each ad break when it starts here: when the video element
+   * presents the frame the server named (`rtp_timestamp`, read from each frame's
+   * `requestVideoFrameCallback` metadata), so every viewer starts on the same frame of the
+   * stream whatever its delay; at `starts_at` by the wall clock when no frame is named,
+   * the browser reports no timestamps, or the frame does not come (see {@link AdStart}).
+   * Returns a function that removes `cb`.
+   */
+  onAdBreakStart(cb: AdStartHandler): () => void {
+    this.adStartHandlers.add(cb);
+    return () => this.adStartHandlers.delete(cb);
   }
 
   /** Calls `cb` when a sponsor's overlay starts or ends. Returns a function that removes `cb`. */
@@ -240,15 +263,53 @@ export class Session {
 
   private cue(name: string, data: unknown): void {
     if (name === "adbreak" && isAdBreak(data)) {
-      for (const cb of this.adHandlers) cb(data, startsIn(data.starts_at));
+      if (!this.toldBreaks.has(data.id)) {
+        this.toldBreaks.add(data.id);
+        if (this.toldBreaks.size > 64) this.toldBreaks.delete(this.toldBreaks.values().next().value!);
+        for (const cb of this.adHandlers) cb(data, startsIn(data.starts_at));
+      }
+      this.breaks.add(data);
+      this.scheduleBreaks();
     } else if (name === "sponsor" && isSponsorSlot(data)) {
       for (const cb of this.sponsorHandlers) cb(data);
     }
   }
 
+  /** Watches the frames (while a break waits for one) and the clock for breaks' starts. */
+  private scheduleBreaks(): void {
+    clearTimeout(this.breakTimer);
+    if (this.stopped || !this.breaks.waiting()) return;
+    const video = this.video;
+    if (video && "requestVideoFrameCallback" in video && this.breaks.byFrame() && !this.frameLoop) {
+      this.frameLoop = true;
+      const onFrame = (_now: number, meta: VideoFrameCallbackMetadata) => {
+        this.startBreaks(this.breaks.frame(meta.rtpTimestamp));
+        if (!this.stopped && this.breaks.waiting() && this.breaks.byFrame()) {
+          video.requestVideoFrameCallback(onFrame);
+        } else {
+          this.frameLoop = false;
+          this.scheduleBreaks();
+        }
+      };
+      video.requestVideoFrameCallback(onFrame);
+    }
+    const wait = this.breaks.nextTick();
+    if (wait !== Infinity) {
+      this.breakTimer = setTimeout(() => {
+        this.startBreaks(this.breaks.tick());
+        this.scheduleBreaks();
+      }, wait);
+    }
+  }
+
+  private startBreaks(started: [AdBreak, AdStart][]): void {
+    for (const [ad, how] of started) for (const cb of this.adStartHandlers) cb(ad, how);
+  }
+
   /** The server ended the session: close what is left of it here. */
   private ended(): void {
     this.stopped = true;
+    clearTimeout(this.breakTimer);
     this.events?.close();
     this.reporter?.stop();
     this.pc.close();
@@ -258,6 +319,7 @@ export class Session {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.breakTimer);
     this.events?.close();
     this.reporter?.stop();
     try {
@@ -476,6 +538,7 @@ export async function play(
   const first = await join();
   const session = new Session(first.pc, first.location, first.links, options.token);
   session.chatChannel = first.chat;
+  session.video = video;
   session.rejoin = join;
   // Always followed: a drained node's `move` reaches the session even without a listener.
   session.listen(options.onEvent ?? (() => undefined));

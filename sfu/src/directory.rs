@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::budget::Pressure;
 use crate::error::SfuError;
 use crate::forward::layers::EncodingInfo;
+use crate::forward::timeline::Timeline;
 use crate::ids::{SessionId, StreamId, WorkerId};
 
 /// Publisher or viewer.
@@ -247,6 +248,9 @@ struct Inner {
     /// Viewers' allocations, for their event streams; an entry per viewer whose
     /// allocation was set or watched, gone with the session.
     viewer_status: HashMap<SessionId, watch::Sender<ViewerStatus>>,
+    /// Viewers' video timelines (`forward::timeline`): the sender is cloned once by the
+    /// viewer's worker, which tells it without this lock; gone with the session.
+    timelines: HashMap<SessionId, watch::Sender<Option<Timeline>>>,
     /// Viewer sessions, and those of them not yet connected.
     viewers: Counts,
     /// The same, per client; an entry leaves when its counts reach zero.
@@ -433,6 +437,7 @@ impl Directory {
         let mut g = self.lock();
         let info = g.sessions.remove(&id)?;
         g.viewer_status.remove(&id);
+        g.timelines.remove(&id);
         let inner = &mut *g;
         if let Some(entry) = inner.streams.get_mut(&info.stream_name) {
             match info.role {
@@ -684,6 +689,21 @@ impl Directory {
                 g.viewer_status.insert(id, watch::channel(status).0);
             }
         }
+    }
+
+    /// A viewer's video timeline, made on first use, if the session exists: its worker
+    /// keeps a clone of the sender, its event stream subscribes.
+    pub fn timeline(&self, id: SessionId) -> Option<watch::Sender<Option<Timeline>>> {
+        let mut g = self.lock();
+        if !g.sessions.contains_key(&id) {
+            return None;
+        }
+        Some(
+            g.timelines
+                .entry(id)
+                .or_insert_with(|| watch::channel(None).0)
+                .clone(),
+        )
     }
 
     /// Follows a viewer's allocation, if the session exists.

@@ -527,6 +527,16 @@ impl Node {
         self.inner.shared.directory.watch_viewer(id)
     }
 
+    /// Follows where a viewer's video timestamps stand on the wall clock (`None` until its
+    /// first video), if the session exists: an ad break's start in the viewer's own RTP
+    /// timestamps is [`crate::forward::timeline::Timeline::ts_at`].
+    pub fn watch_timeline(
+        &self,
+        id: SessionId,
+    ) -> Option<watch::Receiver<Option<crate::forward::timeline::Timeline>>> {
+        Some(self.inner.shared.directory.timeline(id)?.subscribe())
+    }
+
     /// Follows a stream's status (for server-sent events), if the stream exists.
     pub fn watch(&self, stream: &str) -> Option<watch::Receiver<StreamStatus>> {
         self.inner.shared.directory.watch(stream)

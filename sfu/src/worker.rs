@@ -26,6 +26,7 @@ use crate::directory::{Directory, Role, ViewerStatus};
 use crate::egress;
 use crate::error::SfuError;
 use crate::forward::allocator::PathReport;
+use crate::forward::timeline::Timeline;
 use crate::forward::{Allocation, GopSnapshot, LayerPref, MediaPacket, SourceKey};
 use crate::ids::{LinkId, SessionId, StreamId, WorkerId};
 use crate::level::thread::Job;
@@ -213,6 +214,9 @@ pub(crate) struct Worker {
     /// Publishers' transcoded ladders (`--ladder`).
     ladders: ladder::Ladders,
     last_housekeeping: Instant,
+    /// Viewers' video timelines as their event streams follow them (the directory's
+    /// senders, cloned at a viewer's first video).
+    timelines: HashMap<SessionId, tokio::sync::watch::Sender<Option<Timeline>>>,
 }
 
 enum Wake {
@@ -258,6 +262,7 @@ impl Worker {
             chat_rx,
             ladders: HashMap::new(),
             last_housekeeping: Instant::now(),
+            timelines: HashMap::new(),
         }
     }
 
@@ -918,12 +923,37 @@ impl Worker {
         );
         // Summed there and added once: the counters are shared with the other workers.
         self.out.drops.codec_unsupported += w.unsupported;
+        if !self.out.timelines.is_empty() {
+            self.tell_timelines(now);
+        }
         let m = &self.shared.metrics;
         m.packets_out.inc_by(w.packets);
         m.bytes_out.inc_by(w.bytes);
         m.layer_switches.inc_by(w.switches);
         if !self.out.upstream.is_empty() {
             self.apply_upstream(now);
+        }
+    }
+
+    /// Tells viewers' event streams where their video timelines moved: on the wall clock
+    /// now, which the ad breaks they are told are on. Rare (a splice, a path that got
+    /// faster or slower by more than `timeline::TOLERANCE`), so the clock is read here.
+    fn tell_timelines(&mut self, now: Instant) {
+        let wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        for (endpoint, anchor) in self.out.timelines.drain(..) {
+            let Endpoint::Session(id) = endpoint else {
+                continue;
+            };
+            let tx = match self.timelines.get(&id) {
+                Some(tx) => tx,
+                None => match self.shared.directory.timeline(id) {
+                    Some(tx) => self.timelines.entry(id).or_insert(tx),
+                    None => continue,
+                },
+            };
+            tx.send_replace(Some(Timeline::on_wall_clock(anchor, 90_000, now, wall_us)));
         }
     }
 
@@ -1045,6 +1075,7 @@ impl Worker {
             return;
         };
         self.ladders.remove(&id);
+        self.timelines.remove(&id);
         s.close(&mut self.batch);
         self.by_addr.retain(|_, v| *v != id);
         // Its goodbyes (RTCP BYE, DTLS close_notify) go out before its connections close.
@@ -1078,6 +1109,7 @@ impl Worker {
             self.by_addr.shrink_to_fit();
             self.by_ufrag.shrink_to_fit();
             self.router.shrink_to_fit();
+            self.timelines.shrink_to_fit();
             self.batch.udp.shrink_to_fit();
             if let Some(t) = self.tcp.as_mut() {
                 t.conns.shrink_to_fit();

@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use sfu::forward::timeline::Timeline;
 use sfu::{Role, SessionId, StreamStatus, ViewerStatus};
 use tokio::sync::watch;
 
+use crate::cues::CueFeed;
 use crate::error::ApiError;
 use crate::resource::{parse_layer, require_content_type};
 use crate::AppState;
@@ -40,47 +42,6 @@ pub fn diff(last: Option<&StreamStatus>, cur: &StreamStatus, out: &mut VecDeque<
     if last.map(|l| l.viewers) != Some(cur.viewers) {
         let data = json!({ "viewercount": cur.viewers });
         out.push_back(Event::default().event("viewercount").data(data.to_string()));
-    }
-}
-
-/// The cues of `cur` a feed has not told yet (those after `told`), as events; a new feed
-/// (`told` is `None`) is told only those still running at `now_ms` (a sponsor's slot, a
-/// break under way). A viewer the cue exempts gets it with `"skip": true`. Returns the
-/// newest cue told.
-pub fn diff_cues(
-    told: Option<u64>,
-    cur: &StreamStatus,
-    viewer: Option<&str>,
-    now_ms: u64,
-    out: &mut VecDeque<Event>,
-) -> Option<u64> {
-    let mut newest = told;
-    for cue in &cur.cues {
-        let fresh = match told {
-            Some(t) => cue.seq > t,
-            None => cue.until_ms > now_ms,
-        };
-        newest = newest.max(Some(cue.seq));
-        if !fresh {
-            continue;
-        }
-        let data = match viewer.filter(|v| cue.exempt.contains(*v)) {
-            Some(_) => skipping(&cue.data),
-            None => cue.data.clone(),
-        };
-        out.push_back(Event::default().event(&cue.event).data(data));
-    }
-    newest
-}
-
-/// A cue's data with `"skip": true`.
-fn skipping(data: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(data) {
-        Ok(serde_json::Value::Object(mut m)) => {
-            m.insert("skip".into(), serde_json::Value::Bool(true));
-            serde_json::Value::Object(m).to_string()
-        }
-        _ => data.to_owned(),
     }
 }
 
@@ -126,6 +87,7 @@ pub fn layers_json(layers: &[sfu::forward::layers::EncodingInfo]) -> Vec<serde_j
 enum Woke {
     Stream(bool),
     Viewer(bool),
+    Timeline(bool),
     Draining(bool),
 }
 
@@ -134,8 +96,11 @@ struct Feed {
     id: SessionId,
     rx: watch::Receiver<StreamStatus>,
     last: Option<StreamStatus>,
-    /// The newest cue told.
-    cue: Option<u64>,
+    /// The cues told, and the breaks to come, placed on the viewer's timeline.
+    cues: CueFeed,
+    /// Where the viewer's video timestamps stand on the wall clock.
+    timeline: watch::Receiver<Option<Timeline>>,
+    timeline_open: bool,
     /// Who watches (a user id), when the session's grant said: for cues' `skip`.
     who: Option<String>,
     /// The viewer's own allocation, while its session has one.
@@ -166,13 +131,16 @@ pub async fn events(
     let rx = st.node.watch(&stream).ok_or(ApiError::NotFound)?;
     let draining = st.node.watch_draining();
     let viewer_rx = st.node.watch_viewer(id).ok_or(ApiError::NotFound)?;
+    let timeline = st.node.watch_timeline(id).ok_or(ApiError::NotFound)?;
     let feed = Feed {
         who: st.viewer_of(id),
         st,
         id,
         rx,
         last: None,
-        cue: None,
+        cues: CueFeed::default(),
+        timeline,
+        timeline_open: true,
         viewer: viewer_rx,
         viewer_open: true,
         last_viewer: None,
@@ -203,6 +171,7 @@ pub async fn events(
                     tokio::select! {
                         r = f.rx.changed() => Woke::Stream(r.is_ok()),
                         r = f.viewer.changed(), if f.viewer_open => Woke::Viewer(r.is_ok()),
+                        r = f.timeline.changed(), if f.timeline_open => Woke::Timeline(r.is_ok()),
                         r = f.draining.changed(), if !f.moved => Woke::Draining(r.is_ok()),
                     }
                 })
@@ -216,6 +185,13 @@ pub async fn events(
                         f.ended_at = Some(tokio::time::Instant::now() + ENDED_AFTER);
                     }
                     Ok(Woke::Draining(true)) => continue,
+                    Ok(Woke::Timeline(open)) => {
+                        f.timeline_open = open;
+                        if let Some(t) = *f.timeline.borrow_and_update() {
+                            f.cues.retime(&t, now_ms(), &mut f.queue);
+                        }
+                        continue;
+                    }
                     Ok(Woke::Stream(false) | Woke::Draining(false)) => return None,
                     Err(_) => {
                         // Quiet for a second (or the session's status is gone): the
@@ -234,7 +210,10 @@ pub async fn events(
             }
             let cur = f.rx.borrow_and_update().clone();
             diff(f.last.as_ref(), &cur, &mut f.queue);
-            f.cue = diff_cues(f.cue, &cur, f.who.as_deref(), now_ms(), &mut f.queue);
+            let timeline = *f.timeline.borrow_and_update();
+            let who = f.who.as_deref();
+            f.cues
+                .diff(&cur, who, timeline.as_ref(), now_ms(), &mut f.queue);
             f.last = Some(cur);
             let cur = *f.viewer.borrow_and_update();
             diff_viewer(f.last_viewer.as_ref(), &cur, &mut f.queue);
@@ -311,40 +290,6 @@ mod tests {
         assert_eq!(q.len(), 2, "active and layers");
         q.clear();
         diff(Some(&b), &b, &mut q);
-        assert!(q.is_empty());
-    }
-
-    fn cue(seq: u64, until_ms: u64, exempt: &[&str]) -> std::sync::Arc<sfu::directory::Cue> {
-        std::sync::Arc::new(sfu::directory::Cue {
-            seq,
-            event: "adbreak".into(),
-            data: r#"{"id":"b","skip":false}"#.into(),
-            until_ms,
-            exempt: std::sync::Arc::new(exempt.iter().map(|s| s.to_string()).collect()),
-        })
-    }
-
-    #[test]
-    fn cues_are_told_once_and_exempt_viewers_skip() {
-        let mut st = StreamStatus {
-            cues: vec![cue(1, 1_000, &[]), cue(2, 5_000, &["u1"])],
-            ..Default::default()
-        };
-        let mut q = VecDeque::new();
-        // A new feed at t = 2 s: only the running cue.
-        let told = diff_cues(None, &st, Some("u1"), 2_000, &mut q);
-        assert_eq!(told, Some(2));
-        assert_eq!(q.len(), 1);
-        assert!(format!("{:?}", q[0]).contains(r#"\"skip\":true"#), "{q:?}");
-        q.clear();
-        assert_eq!(diff_cues(told, &st, Some("u1"), 2_000, &mut q), Some(2));
-        assert!(q.is_empty(), "told once");
-        st.cues.push(cue(3, 9_000, &["u1"]));
-        diff_cues(told, &st, Some("u2"), 2_000, &mut q);
-        assert_eq!(q.len(), 1);
-        assert!(format!("{:?}", q[0]).contains(r#"\"skip\":false"#), "{q:?}");
-        q.clear();
-        diff_cues(None, &StreamStatus::default(), None, 0, &mut q);
         assert!(q.is_empty());
     }
 

@@ -9,6 +9,7 @@
 pub mod acme;
 pub mod auth;
 pub mod chat;
+pub mod cues;
 pub mod error;
 pub mod events;
 pub mod headers;

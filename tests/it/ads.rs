@@ -1,6 +1,6 @@
 //! Ad breaks and analytics through a real `cascade serve`: two str0m viewers read their
 //! event streams over HTTP and get the `adbreak` cue within 100 ms of each other, with
-//! the same start; a subscriber of an ad-free tier is told `skip: true`; a non-owner is
+//! the same start, named in each one's RTP timestamps as the same frame of the publisher's; a subscriber of an ad-free tier is told `skip: true`; a non-owner is
 //! refused; the `ad_break.started` webhook reaches a local receiver. Then the analytics
 //! of that broadcast: peak, unique viewers and viewer-minutes against the test's own
 //! clock, the CSV export, who may read them, and players' playback reports.
@@ -253,8 +253,20 @@ fn every_viewer_gets_the_ad_break_at_once_and_analytics_count_them() {
     assert_eq!(hook["type"], "ad_break.started");
     assert_eq!(hook["data"]["break_id"], brk["id"]);
 
+    // Media past the break's start: both viewers' events name one frame of the
+    // publisher's, each in its own timestamps.
+    let starts_at = brk["starts_at"].as_u64().unwrap();
+    while wall_ms() < starts_at + 500 {
+        synth.tick(&mut *peers[0]);
+        pump(&mut peers, Duration::from_millis(2), |_| false);
+    }
+    let (fa, fb) = (frame_at(&*peers[1], &a), frame_at(&*peers[2], &b));
+    assert!(
+        fa.abs_diff(fb) <= 1,
+        "the break starts on frames {fa} and {fb}"
+    );
+
     // Analytics: the anonymous viewer leaves after about 3 s; the subscriber stays.
-    pump(&mut peers, Duration::from_secs(2), |_| false);
     let anon_session = peers[1].location.clone().unwrap();
     http.delete(server.url(&anon_session)).send().unwrap();
     let t1 = Instant::now();
@@ -483,9 +495,34 @@ pub(crate) fn cluster_node_on(
     s
 }
 
+/// Unix milliseconds now.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The publisher's frame on which `v`'s break starts: the first video packet whose RTP
+/// timestamp reaches the event's `rtp_timestamp` (this viewer's own numbering), wrapping.
+fn frame_at(v: &Peer, event: &Value) -> u32 {
+    let target = event["rtp_timestamp"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the break's start in the viewer's timestamps: {event}"))
+        as u32;
+    v.received
+        .iter()
+        .filter(|r| r.kind == str0m::media::MediaKind::Video)
+        .find(|r| r.ts.wrapping_sub(target) as i32 >= 0)
+        .map(|r| crate::synth::parse_video(r).frame)
+        .expect("a frame at or past the break's start")
+}
+
 /// A cluster: a `cascade control` replica and media-only nodes, which follow its cues
 /// (`GET /api/v1/cluster/cues`): viewers on two edges get the break within 100 ms of each
-/// other.
+/// other, and its start names, in each viewer's own RTP timestamps, the frame the
+/// publisher sent at `starts_at` (the edges map it from their own arrivals, two relay hops
+/// on loopback after the origin's: well under a frame).
 #[test]
 fn viewers_on_two_edges_get_the_ad_break_together() {
     let control = Server::launch_as(
@@ -564,10 +601,39 @@ fn viewers_on_two_edges_get_the_ad_break_together() {
     assert!(apart < Duration::from_millis(100), "told {apart:?} apart");
     assert_eq!(x["starts_at"], brk["starts_at"]);
     assert_eq!(y["starts_at"], brk["starts_at"]);
-    let ahead = brk["starts_at"].as_i64().unwrap()
-        - std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
+    let starts_at = brk["starts_at"].as_u64().unwrap();
+    let ahead = starts_at as i64 - wall_ms() as i64;
     assert!(ahead > 0, "told before the break starts ({ahead} ms ahead)");
+
+    // Media past the start: which frame the publisher sent when.
+    let [a, b] = &mut viewers[..] else {
+        unreachable!()
+    };
+    let mut sent = Vec::new();
+    while wall_ms() < starts_at + 500 {
+        let before = synth.layers[0].frame;
+        synth.tick(&mut publ);
+        if synth.layers[0].frame != before {
+            sent.push((wall_ms(), before));
+        }
+        pump(
+            &mut [&mut publ, &mut *a, &mut *b],
+            Duration::from_millis(2),
+            |_| false,
+        );
+    }
+    // The first frame sent at the start or after (a few ms of loopback and relay delay).
+    let due = sent
+        .iter()
+        .find(|(at, _)| *at + 3 >= starts_at)
+        .map(|(_, f)| *f)
+        .unwrap();
+    let (fa, fb) = (frame_at(a, &x), frame_at(b, &y));
+    println!("the break starts on frames {fa} and {fb}; sent at starts_at: {due}");
+    for f in [fa, fb] {
+        assert!(
+            f.abs_diff(due) <= 1,
+            "frame {f} against {due} sent at the start"
+        );
+    }
 }

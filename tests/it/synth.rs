@@ -19,7 +19,7 @@ pub struct Layer {
     ts: u32,
     pid: u16,
     tl0: u8,
-    frame: u32,
+    pub frame: u32,
     key_pending: bool,
 }
 

@@ -1,8 +1,10 @@
 //! Cueing an ad break (the channel's owner, an admin, or an API key with
 //! `channel:manage`), and the channel's default ad tag.
 //!
-//! A break starts [`LEAD_MS`] after the cue, at one wall-clock time for every viewer;
-//! subscribers of an ad-free tier are told it with `"skip": true`. One break at a time.
+//! A break starts [`LEAD_MS`] after the cue: the frame that reaches each node at that
+//! wall-clock time, which each viewer's event stream names in the viewer's own RTP
+//! timestamps (`signaling/src/cues.rs`, docs/ADS.md); subscribers of an ad-free tier are
+//! told it with `"skip": true`. One break at a time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,7 +46,9 @@ pub struct AdBreak {
     pub id: String,
     /// The channel's slug (its stream).
     pub stream: String,
-    /// When it starts for every viewer, Unix ms (the cue's time plus 2 s).
+    /// When it starts, Unix ms (the cue's time plus 2 s): the frame that reaches the node
+    /// then, which each viewer's player starts the break on (its `adbreak` event names it
+    /// in the viewer's RTP timestamps), so a viewer further behind live starts it later.
     pub starts_at: i64,
     /// The same, RFC 3339.
     pub start: String,

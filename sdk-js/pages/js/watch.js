@@ -2,7 +2,7 @@
 // channel's chat, poll, survey and Q&A panels; `window.player` is what tests (and curious
 // people) read. The chat goes over the WHEP session's `chat` data channel, or the room's
 // WebSocket (`?transport=ws`, or when the data channel does not open).
-import { play, sampleFrames, Account, Chat, SubscriptionRequiredError } from "/sdk/cascade.js";
+import { play, sampleFrames, clockRegion, readClock, Account, Chat, SubscriptionRequiredError } from "/sdk/cascade.js";
 import { mountChat, mountPolls, mountQa, mountSurveys, isMod } from "/js/ui.js";
 import { mountChannelMoney, chatBadges } from "/js/money.js";
 const $ = (id) => document.getElementById(id);
@@ -99,39 +99,58 @@ function onEvent(name, data) {
   show();
 }
 
-// Ad breaks (docs/ADS.md): at `starts_at` — the same wall-clock moment on every viewer's
-// page — a cover "Ad break — back in N s" for `duration_s`, with the ad tag as a link; the
+// Ad breaks (docs/ADS.md): announced by `onAdBreak`, started by `onAdBreakStart` on the
+// frame the server named — the same point of the stream on every viewer's page, however
+// far behind live each is (at `starts_at` by the clock when no frame is named) — a cover
+// "Ad break — back in N s" for `duration_s` from there, with the ad tag as a link; the
 // stream plays on underneath. A viewer whose subscription skips ads sees a small note.
-// `player.adBreaks` records each break as shown here (`shownAt`/`hiddenAt`, Date.now()).
+// `player.adBreaks` records each break as shown here (`shownAt`/`hiddenAt`, Date.now();
+// `by`: "frame" or "clock"; `rtpTimestamp` of the first frame; with `?measure=1`,
+// `frameClock`: the time painted in that frame by a publisher's test clock).
 player.adBreaks = [];
 player.sponsor = null;
 const httpUrl = (u) => { try { const x = new URL(u); return /^https?:$/.test(x.protocol) ? x.href : null; } catch { return null; } };
 let adTimer = null;
-function adBreak(ad, startsInMs) {
+function adBreak(ad) {
   if (player.adBreaks.some((b) => b.id === ad.id)) return;
-  const rec = { id: ad.id, starts_at: ad.starts_at, duration_s: ad.duration_s, skip: ad.skip,
-                ad_tag_url: ad.ad_tag_url, shownAt: 0, hiddenAt: 0 };
-  player.adBreaks.push(rec);
-  const end = ad.starts_at + ad.duration_s * 1000;
-  if (Date.now() >= end) return;
-  setTimeout(() => {
-    clearInterval(adTimer);
-    for (const b of player.adBreaks) if (b !== rec && b.shownAt && !b.hiddenAt) b.hiddenAt = Date.now();
-    const cover = ad.skip ? $("adfree") : $("adbreak");
-    $("adbreak").hidden = true; $("adfree").hidden = true;
-    const link = httpUrl(ad.ad_tag_url ?? "");
-    $("adbreak-link").hidden = !link;
-    if (link) $("adbreak-link").href = link;
-    const tick = () => {
-      const left = end - Date.now();
-      if (left <= 0) { cover.hidden = true; rec.hiddenAt = Date.now(); clearInterval(adTimer); return; }
-      $("adbreak-left").textContent = String(Math.ceil(left / 1000));
-    };
-    tick();
-    if (rec.hiddenAt) return;
-    cover.hidden = false; rec.shownAt = Date.now();
-    adTimer = setInterval(tick, 200);
-  }, startsInMs);
+  player.adBreaks.push({ id: ad.id, starts_at: ad.starts_at, duration_s: ad.duration_s, skip: ad.skip,
+                         ad_tag_url: ad.ad_tag_url, shownAt: 0, hiddenAt: 0 });
+}
+/** The painted clock of the frame the video element presents now (measuring pages only). */
+const clockCanvas = document.createElement("canvas");
+function frameClock() {
+  if (!measure || !video.videoWidth) return null;
+  const r = clockRegion(video.videoWidth, 1280);
+  clockCanvas.width = r.w; clockCanvas.height = r.h;
+  const ctx = clockCanvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, r.w, r.h, 0, 0, r.w, r.h);
+  return readClock(ctx, video.videoWidth, 1280);
+}
+function adStart(ad, how) {
+  adBreak(ad);
+  const rec = player.adBreaks.find((b) => b.id === ad.id);
+  const started = Date.now();
+  Object.assign(rec, { by: how.by, rtpTimestamp: how.rtpTimestamp ?? null, intoMs: how.intoMs, rank: player.rank,
+                       frameClock: frameClock() });
+  // Its length from its start here (a viewer further behind live ends it later too), less
+  // what of it went by before this page joined.
+  const end = started + ad.duration_s * 1000 - how.intoMs;
+  clearInterval(adTimer);
+  for (const b of player.adBreaks) if (b !== rec && b.shownAt && !b.hiddenAt) b.hiddenAt = Date.now();
+  const cover = ad.skip ? $("adfree") : $("adbreak");
+  $("adbreak").hidden = true; $("adfree").hidden = true;
+  const link = httpUrl(ad.ad_tag_url ?? "");
+  $("adbreak-link").hidden = !link;
+  if (link) $("adbreak-link").href = link;
+  const tick = () => {
+    const left = end - Date.now();
+    if (left <= 0) { cover.hidden = true; rec.hiddenAt = Date.now(); clearInterval(adTimer); return; }
+    $("adbreak-left").textContent = String(Math.ceil(left / 1000));
+  };
+  tick();
+  if (rec.hiddenAt) return;
+  cover.hidden = false; rec.shownAt = Date.now();
+  adTimer = setInterval(tick, 200);
 }
 /** A sponsor's slot: name and logo (this node's, or any https one: the page's policy
  *  allows no other image) linked in the corner from its start to its end. */
@@ -171,6 +190,7 @@ async function join() {
                                           chat: transport !== "websocket" });
     player.error = null; player.paywalled = false;
     player.session.onAdBreak(adBreak);
+    player.session.onAdBreakStart(adStart);
     player.session.onSponsor(sponsor);
     player.answered = performance.now();
     const pc = player.session.pc;

@@ -12,6 +12,7 @@ use super::layers::{LayerPref, LayerRanker, LayerTable};
 use super::rewrite::SeqRewriter;
 use super::selector::{LayerSelector, Selected};
 use super::temporal::{TemporalFilter, ALL};
+use super::timeline::{Anchor, TimelineEstimator};
 use super::vp8::{Vp8Munger, Vp8Rewrite};
 use super::{DropReason, MediaPacket, SourceKey};
 use crate::budget::Pressure;
@@ -58,6 +59,8 @@ struct VideoOut {
     temporal: TemporalFilter,
     rewriter: SeqRewriter,
     vp8: Vp8Munger,
+    /// Where the outgoing timestamps stand on the node's clock.
+    timeline: TimelineEstimator,
     /// The table the current target was resolved against.
     resolved_against: Option<Arc<LayerTable>>,
 }
@@ -192,6 +195,7 @@ impl Consumer {
                 temporal: TemporalFilter::default(),
                 rewriter: SeqRewriter::new(90_000, seq_origin[0], ts_origin[0]),
                 vp8: Vp8Munger::default(),
+                timeline: TimelineEstimator::new(90_000),
                 resolved_against: None,
             },
             audio: AudioOut {
@@ -227,6 +231,12 @@ impl Consumer {
     /// The source whose keyframe this viewer is waiting for.
     pub fn waiting_for_keyframe(&self) -> Option<SourceKey> {
         self.video.selector.waiting_for()
+    }
+
+    /// The anchor of the viewer's video timeline, when it moved since last taken (see
+    /// [`super::timeline`]).
+    pub fn take_timeline(&mut self) -> Option<Anchor> {
+        self.video.timeline.take()
     }
 
     /// Whether the allocator paused this viewer's video (audio goes on).
@@ -510,6 +520,8 @@ impl Consumer {
         }
         if sent > 0 {
             self.video.rewriter.drop_before(highest + 1);
+            // Their timestamps were squeezed: they say nothing of the stream's timeline.
+            self.video.timeline.reset();
         }
         sent
     }
@@ -530,6 +542,7 @@ impl Consumer {
             v.rewriter.switch_source(pkt.seq, pkt.ts, now);
             v.vp8.switch_source();
             v.temporal.splice();
+            v.timeline.reset();
         }
         if v.rewriter.is_late(pkt.seq) {
             // Reordered, or repaired upstream: its frame was decided when it was due (a
@@ -549,6 +562,7 @@ impl Consumer {
             .rewriter
             .rewrite(pkt.seq, pkt.ts, now)
             .ok_or(DropReason::Stale)?;
+        v.timeline.observe(pkt.arrival, out.ts);
         let vp8 = match pkt.codec {
             Codec::Vp8 => v.vp8.munge(&pkt.payload),
             _ => None,
@@ -760,5 +774,75 @@ mod tests {
         assert_eq!(s.at_or_below((1, 0)), 2);
         assert_eq!(s.at_or_below((2, 1)), 4);
         assert_eq!(s.at_or_below((0, 0)), 0);
+    }
+
+    /// A layer switch splices the viewer's timestamps onto another layer's: its timeline
+    /// starts afresh, and a wall-clock instant still names the frame that reaches the node
+    /// then, in the viewer's own timestamps (the layers' own timestamps differ and wrap).
+    #[test]
+    fn the_timeline_names_the_same_frame_across_a_layer_switch() {
+        use crate::forward::timeline::Timeline;
+        const WALL0_US: u64 = 1_700_000_000_000_000;
+        let t0 = Instant::now();
+        let t = table(&[]);
+        let capture = |k: u32| t0 + Duration::from_micros(u64::from(k) * 33_333);
+        // Layer 2 arrives 20 ms after capture (4 ms of jitter), layer 0 35 ms after: the
+        // splice's timestamps, made from the wall time between the two layers' packets, put
+        // the frames 15 ms later than layer 2's anchor says.
+        let delay = |enc: u8, k: u32| match enc {
+            2 => Duration::from_millis(20 + u64::from(k * 7 % 5)),
+            _ => Duration::from_millis(35 + u64::from(k * 3 % 4)),
+        };
+        let base = |enc: u8| {
+            if enc == 2 {
+                1_000_000u32
+            } else {
+                u32::MAX - 100_000
+            }
+        };
+        let pkt = |enc: u8, k: u32| MediaPacket {
+            source: SourceKey {
+                generation: 1,
+                encoding: enc,
+            },
+            seq: u64::from(k) + 1 + u64::from(enc) * 10_000,
+            ts: base(enc).wrapping_add(k * 3_000),
+            keyframe: k.is_multiple_of(30),
+            arrival: capture(k) + delay(enc, k),
+            ..key(&t, t0)
+        };
+        let mut c = Consumer::new(LayerPref::Rank(2), [0, 0], [0, 7]);
+        let mut out_ts = std::collections::HashMap::new();
+        let mut timeline = None;
+        let wall_ms = |at: Instant| (WALL0_US + at.duration_since(t0).as_micros() as u64) / 1000;
+        for k in 0..90u32 {
+            if k == 40 {
+                c.set_pref(LayerPref::Rank(0));
+            }
+            for enc in [0u8, 2] {
+                let p = pkt(enc, k);
+                if let Ok(f) = c.forward(&p, p.arrival) {
+                    out_ts.insert(k, f.ts);
+                    assert_eq!(f.source.encoding, if k < 60 { 2 } else { 0 }, "frame {k}");
+                }
+                if let Some(a) = c.take_timeline() {
+                    timeline = Some(Timeline::on_wall_clock(a, 90_000, t0, WALL0_US));
+                }
+            }
+            if k == 50 {
+                // On layer 2: frame 50 reaches the node 20 ms after its capture at best.
+                let tl = timeline.unwrap();
+                let at = wall_ms(capture(50) + Duration::from_millis(20));
+                let d = tl.ts_at(at).wrapping_sub(out_ts[&50]) as i32;
+                assert!(d.abs() <= 180, "layer 2: {d} ticks off frame 50");
+            }
+        }
+        // Switched at layer 0's keyframe (frame 60): frame 80 reaches the node 35 ms
+        // after its capture at best, and the viewer's timestamps of it are spliced ones.
+        let tl = timeline.unwrap();
+        let at = wall_ms(capture(80) + Duration::from_millis(35));
+        let d = tl.ts_at(at).wrapping_sub(out_ts[&80]) as i32;
+        assert!(d.abs() <= 180, "layer 0: {d} ticks off frame 80");
+        assert_ne!(out_ts[&80], pkt(0, 80).ts, "the viewer's own numbering");
     }
 }

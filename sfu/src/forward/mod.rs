@@ -7,7 +7,8 @@
 //! [`Forward`], or drops it with a [`DropReason`]; a [`PipeConsumer`] passes every wanted
 //! layer through unrewritten. The worker then hands the `Forward` to the sink's transport.
 //! Each video layer's packets since its last keyframe stay in a [`GopCache`], which a
-//! viewer's [`Consumer::replay`] starts from when it joins.
+//! viewer's [`Consumer::replay`] starts from when it joins. Each viewer's [`timeline`]
+//! places its outgoing video timestamps on the node's clock (where an ad break starts).
 
 pub mod allocator;
 pub mod consumer;
@@ -21,6 +22,7 @@ pub mod seq;
 pub mod sink;
 pub mod temporal;
 pub mod throttle;
+pub mod timeline;
 pub mod vp8;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::layers::LayerPref;
 use super::pipe::PipeConsumer;
+use super::timeline::Anchor;
 use super::{Consumer, DropReason, Forward, MediaPacket, SourceKey};
 
 /// One sink of a stream.
@@ -27,6 +28,16 @@ impl Sink {
         match self {
             Sink::Viewer(c) => c.forward(pkt, now),
             Sink::Pipe(p) => p.forward(pkt, now),
+        }
+    }
+
+    /// A viewer's video timeline, when it moved since last taken (a pipe has none: its
+    /// far side places its own viewers).
+    #[inline]
+    pub fn take_timeline(&mut self) -> Option<Anchor> {
+        match self {
+            Sink::Viewer(c) => c.take_timeline(),
+            Sink::Pipe(_) => None,
         }
     }
 

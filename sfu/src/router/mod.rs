@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::forward::timeline::Anchor;
 use crate::forward::{
     Allocated, Consumer, DropReason, Forward, GopCache, GopSnapshot, LayerPref, MediaPacket,
     PipeConsumer, Sink, SourceKey,
@@ -109,6 +110,8 @@ pub struct Outputs {
     pub forwards: Vec<(Endpoint, Forward)>,
     /// Requests upstream.
     pub upstream: Vec<Upstream>,
+    /// Viewers' video timelines that moved (see [`crate::forward::timeline`]).
+    pub timelines: Vec<(Endpoint, Anchor)>,
     /// Packets not forwarded, by reason, since the worker last took them.
     pub drops: Drops,
 }
@@ -591,7 +594,12 @@ impl Router {
         let wants = &mut self.scratch;
         for e in &mut s.sinks {
             match e.sink.forward(pkt, now) {
-                Ok(fwd) => out.forwards.push((e.id, fwd)),
+                Ok(fwd) => {
+                    out.forwards.push((e.id, fwd));
+                    if let Some(a) = e.sink.take_timeline() {
+                        out.timelines.push((e.id, a));
+                    }
+                }
                 Err(reason) => out.drops.count(reason),
             }
             if let Some(src) = e.sink.waiting_for_keyframe() {
