@@ -26,8 +26,9 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v pebble >/dev/null || need_apt+=(pebble)
 # OpenSSL (the node's DTLS), libvpx (the transcoded ladder, sfu/src/process/) and libopus
 # (audio levelling, sfu/src/level/) to build; GStreamer's webrtcbin, VP8, Opus and libnice
-# on Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs).
-for p in libssl-dev pkg-config libvpx-dev libopus-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+# on Debian's python (tests/interop/*.py, run by tests/it/gstreamer.rs). nasm: OpenH264's
+# x86 assembly (the stills' H.264 decoder, built from source; without it, plain C).
+for p in libssl-dev pkg-config libvpx-dev libopus-dev nasm python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
   gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")

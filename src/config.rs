@@ -193,8 +193,8 @@ pub struct ServeArgs {
     /// [default: 30000].
     #[arg(long, env = "CASCADE_RECORDING_GRACE_MS")]
     pub recording_grace_ms: Option<u64>,
-    /// How often a live VP8 stream's thumbnail is taken on the server (a keyframe decoded),
-    /// seconds, for publishers whose studio posts none; 0: never [default: 45].
+    /// How often a live VP8 or H.264 stream's thumbnail is taken on the server (a keyframe
+    /// decoded), seconds, for publishers whose studio posts none; 0: never [default: 45].
     #[arg(long, env = "CASCADE_LIVE_THUMBNAIL_SECS")]
     pub live_thumbnail_secs: Option<u64>,
     #[command(flatten)]
@@ -399,8 +399,8 @@ impl ContentArgs {
     pub fn resolve(&self) -> Result<control_plane::content::Settings, String> {
         use control_plane::content::{S3Settings, Settings, StorageSettings};
         let mut c = Settings {
-            // Videos' stills from their first keyframe, with the ladder's libvpx.
-            stills: Some(std::sync::Arc::new(crate::stills::Libvpx)),
+            // Videos' stills from their first keyframe (libvpx, OpenH264).
+            stills: Some(std::sync::Arc::new(crate::stills::Decoders)),
             ..Settings::default()
         };
         if let Some(d) = &self.media_dir {

@@ -439,8 +439,8 @@ fn serve(settings: config::Settings) -> Result<(), String> {
                 library = Some(recording::Library::InProcess(control.clone()));
             }
         }
-        // Live VP8 streams' thumbnails from a keyframe, for studios that post none: to
-        // the same control plane as the recordings.
+        // Live VP8 and H.264 streams' thumbnails from a keyframe, for studios that post
+        // none: to the same control plane as the recordings.
         if let (Some(library), Some(every)) = (&library, settings.live_thumbnail_every) {
             stills::live(node.clone(), library.clone(), every);
         }

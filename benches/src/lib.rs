@@ -2,6 +2,8 @@
 //! memory (str0m on both ends, datagrams handed across by hand), and the floor: the same
 //! bytes copied, rewritten, sealed with AES-128-GCM and sent with `sendmmsg`.
 
+pub mod pictures;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;

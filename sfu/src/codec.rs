@@ -33,6 +33,17 @@ impl Codec {
         })
     }
 
+    /// Its name as the content library and the still maker write it (`vp8`, `h264`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Vp8 => "vp8",
+            Codec::Vp9 => "vp9",
+            Codec::H264 => "h264",
+            Codec::Av1 => "av1",
+            Codec::Opus => "opus",
+        }
+    }
+
     /// The payload type that names this codec on a relay link (fixed, not negotiated).
     pub fn relay_pt(self) -> u8 {
         match self {

@@ -325,14 +325,15 @@ impl Node {
         Ok(Recording::start(stream, cfg, pipe, rx, sink)?)
     }
 
-    /// A whole VP8 keyframe of `stream`'s first encoding, taken within `wait` (a keyframe
-    /// is asked for at once), for its thumbnail; `None` when none came (not VP8, no
-    /// publisher). Blocks: call it on a blocking thread.
+    /// A whole VP8 or H.264 keyframe of `stream`'s first encoding, with its codec, taken
+    /// within `wait` (a keyframe is asked for at once), for its thumbnail
+    /// ([`crate::process::still`]); `None` when none came (another codec, no publisher).
+    /// Blocks: call it on a blocking thread.
     pub fn keyframe_of(
         &self,
         stream: &str,
         wait: std::time::Duration,
-    ) -> Result<Option<Vec<u8>>, SfuError> {
+    ) -> Result<Option<crate::record::Keyframe>, SfuError> {
         let dropped = self
             .inner
             .shared

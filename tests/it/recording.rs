@@ -364,35 +364,13 @@ pub(crate) fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
 /// the studio posted is not replaced by it.
 #[test]
 fn a_live_stream_without_a_studio_gets_a_thumbnail_decoded_on_the_server() {
-    let data = temp_dir("thumbs");
-    let server = Server::launch(
-        &["--auth", "accounts", "--live-thumbnail-secs", "1"],
-        &data,
-        Stdio::inherit(),
-        "warn",
-    );
-    account(&server, "admin");
-    let amy = account(&server, "amy");
-    let (key, _) = channel_with_key(&server, &amy, "thumb-live", "public");
+    let (server, key, amy) = thumbnail_node("thumb-live");
     assert_eq!(
         thumbnail(&server, "thumb-live").0,
         404,
         "none before it is live"
     );
-    let (script, _) = publish(&server, "thumb-live", &key, 12);
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let jpeg = loop {
-        let (s, b) = thumbnail(&server, "thumb-live");
-        if s == 200 {
-            break b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no thumbnail 8 s into the live ({s})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]));
+    let (script, jpeg) = live_thumbnail(&server, "thumb-live", &key, &[]);
     assert_eq!(
         jpeg_size(&jpeg),
         Some((320, 240)),
@@ -404,6 +382,47 @@ fn a_live_stream_without_a_studio_gets_a_thumbnail_decoded_on_the_server() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(thumbnail(&server, "thumb-live"), (200, studio));
     drop(script);
+}
+
+/// A node that makes live thumbnails each second, where amy owns public channel `slug`:
+/// the node, the channel's stream key and amy's token.
+pub(crate) fn thumbnail_node(slug: &str) -> (Server, String, String) {
+    let server = Server::launch(
+        &["--auth", "accounts", "--live-thumbnail-secs", "1"],
+        &temp_dir("thumbs"),
+        Stdio::inherit(),
+        "warn",
+    );
+    account(&server, "admin");
+    let amy = account(&server, "amy");
+    let (key, _) = channel_with_key(&server, &amy, slug, "public");
+    (server, key, amy)
+}
+
+/// Publishes `slug` with GStreamer (`more`: the script's arguments, `--h264`) on a node
+/// that makes live thumbnails each second; the first thumbnail a visitor gets (a whole
+/// JPEG, within 8 s), with the publishing script.
+pub(crate) fn live_thumbnail(
+    server: &Server,
+    slug: &str,
+    key: &str,
+    more: &[&str],
+) -> (Script, Vec<u8>) {
+    let (script, _) = publish_with(server, slug, key, 12, more);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let jpeg = loop {
+        let (s, b) = thumbnail(server, slug);
+        if s == 200 {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no thumbnail 8 s into the live ({s})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]));
+    (script, jpeg)
 }
 
 /// The studio's frame (a tiny JPEG) posted as `slug`'s thumbnail by its owner: its bytes.

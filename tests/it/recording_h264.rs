@@ -3,12 +3,15 @@
 //! channel records; the recording is an MP4, listed as a video with its duration, served
 //! with range requests as `video/mp4`, and decoded by software nobody here wrote
 //! (GStreamer's `qtdemux`, `openh264dec`, `opusdec`). A publisher restart stays in one
-//! file; a node killed mid-recording leaves an MP4 that decodes up to the kill.
+//! file; a node killed mid-recording leaves an MP4 that decodes up to the kill. The
+//! recording is listed with its still, and the live stream gets its thumbnail, both
+//! decoded from H.264 keyframes on the server (OpenH264).
 
 use std::time::Duration;
 
 use crate::recording::{
-    decode, live_with_a_restart, publish_with, recording_node, recordings, restart_and_list,
+    decode, jpeg_size, live_thumbnail, live_with_a_restart, publish_with, recording_node,
+    recordings, restart_and_list, thumbnail_node,
 };
 
 #[test]
@@ -56,6 +59,46 @@ fn an_h264_live_records_to_one_mp4_over_a_restart_served_with_ranges() {
         (ms / 1000.0 - span).abs() < 1.0,
         "listed as {ms} ms long, pictures span {span:.2} s"
     );
+    // Its still: the first keyframe of the MP4, decoded on the server.
+    let thumb = videos[0]["thumbnail_url"].as_str().expect("a still");
+    let still = server.http().get(server.url(thumb)).send().unwrap();
+    assert_eq!(still.status(), 200);
+    assert_eq!(still.headers()["content-type"], "image/png");
+    assert_ball(&still.bytes().unwrap());
+}
+
+/// A PNG of GStreamer's ball pattern at 320×240: a black background, a white ball.
+fn assert_ball(bytes: &[u8]) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut rgb).unwrap();
+    assert_eq!(
+        (info.width, info.height),
+        (320, 240),
+        "the publisher's picture"
+    );
+    let px: Vec<&[u8]> = rgb[..info.buffer_size()].chunks(3).collect();
+    assert!(px[0].iter().all(|&c| c < 40), "the corner is {:?}", px[0]);
+    assert!(
+        px.iter().any(|p| p.iter().all(|&c| c > 215)),
+        "no white ball"
+    );
+}
+
+/// An OBS or GStreamer broadcaster sends H.264: its channel still gets a live thumbnail
+/// on every list, from a keyframe the node decodes.
+#[test]
+fn an_h264_live_stream_gets_a_thumbnail_decoded_on_the_server() {
+    let (server, key, _) = thumbnail_node("thumb-h264");
+    let (script, jpeg) = live_thumbnail(&server, "thumb-h264", &key, &["--h264"]);
+    assert_eq!(
+        jpeg_size(&jpeg),
+        Some((320, 240)),
+        "the publisher's picture"
+    );
+    drop(script);
 }
 
 #[test]

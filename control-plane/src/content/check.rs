@@ -23,7 +23,7 @@ const AUDIO: [(&str, &str); 1] = [("A_OPUS", "opus")];
 pub struct Probe {
     /// The MIME type it is served with.
     pub content_type: &'static str,
-    /// `vp8`, `vp9` or `av1`.
+    /// `vp8`, `vp9`, `av1` or (MP4) `h264`.
     pub video_codec: String,
     /// `opus`, if it has sound.
     pub audio_codec: Option<String>,
@@ -33,8 +33,9 @@ pub struct Probe {
     pub height: i64,
     /// From the first frame to the end of the last, ms.
     pub duration_ms: i64,
-    /// The first video keyframe (a WebM's, at most [`super::stills::MAX_KEYFRAME_BYTES`]),
-    /// for the video's still picture.
+    /// The first video keyframe (at most [`super::stills::MAX_KEYFRAME_BYTES`]), for the
+    /// video's still picture: a WebM's frame, or an MP4's sample (an H.264 one with its
+    /// parameter sets, [`super::mp4`]).
     pub keyframe: Option<Vec<u8>>,
 }
 

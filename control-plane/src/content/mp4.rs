@@ -1,11 +1,12 @@
 //! The MP4 (ISO BMFF) half of the check, with `re_mp4`: the boxes parsed (a plain file;
 //! `re_mp4` reads fragmented ones too, untested here), the codecs Chromium plays (H.264, VP8, VP9, AV1 video; AAC or Opus
 //! sound), every sample inside the file (a truncated file fails here: its `moov` is
-//! missing, or its samples point past the end), the duration from the samples' times.
+//! missing, or its samples point past the end), the duration from the samples' times, and
+//! the first video keyframe for the video's still ([`first_keyframe`]).
 
 use std::io::{Read, Seek, SeekFrom};
 
-use re_mp4::{Mp4, StsdBoxContent, TrackKind};
+use re_mp4::{Mp4, StsdBoxContent, Track, TrackKind};
 
 use super::check::{Bad, Probe, Rules};
 
@@ -32,7 +33,7 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
     r.seek(SeekFrom::Start(0))
         .map_err(|e| Bad::Truncated(e.to_string()))?;
     // A parser of untrusted bytes: should it panic, the file is refused, not the server.
-    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Mp4::read(r, size)))
+    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Mp4::read(&mut r, size)))
         .map_err(|_| Bad::Truncated("its boxes cannot be read".into()))?
         .map_err(|e| Bad::Truncated(e.to_string()))?;
     let mut video = None;
@@ -80,12 +81,17 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
             if samples == 0 {
                 return Err(Bad::Empty);
             }
-            video = Some((codec, i64::from(track.width), i64::from(track.height)));
+            video = Some((
+                codec,
+                i64::from(track.width),
+                i64::from(track.height),
+                track,
+            ));
         } else {
             audio = Some(codec);
         }
     }
-    let (video_codec, width, height) = video.ok_or(Bad::NoVideo)?;
+    let (video_codec, width, height, track) = video.ok_or(Bad::NoVideo)?;
     let duration_ms = end_ms - first_ms.min(end_ms);
     if let Some(max) = rules.max_duration_ms.filter(|max| duration_ms > *max) {
         return Err(Bad::TooLong(duration_ms / 1000, max / 1000));
@@ -97,9 +103,70 @@ pub fn probe<R: Read + Seek>(mut r: R, rules: Rules) -> Result<Probe, Bad> {
         width,
         height,
         duration_ms,
-        // No still from an MP4 yet: its samples are read by offset, not walked here.
-        keyframe: None,
+        keyframe: first_keyframe(&mut r, &mp4, track, size),
     })
+}
+
+/// The first keyframe (sync sample) of a video track, as the still maker takes it: an
+/// H.264 one as an access unit in AVC form (4-byte lengths) behind its `avcC`'s parameter
+/// sets, a VP8 one as it is; `None` for other codecs or a keyframe over
+/// [`MAX_KEYFRAME_BYTES`](super::stills::MAX_KEYFRAME_BYTES) or past the file's end.
+fn first_keyframe<R: Read + Seek>(
+    r: &mut R,
+    mp4: &Mp4,
+    track: &Track,
+    size: u64,
+) -> Option<Vec<u8>> {
+    let max = super::stills::MAX_KEYFRAME_BYTES;
+    let s = track.samples.iter().find(|s| s.is_sync)?;
+    if s.size > max as u64 || s.offset.saturating_add(s.size) > size {
+        return None;
+    }
+    // At most MAX_KEYFRAME_BYTES, checked above.
+    let mut sample = vec![0; s.size as usize];
+    r.seek(SeekFrom::Start(s.offset)).ok()?;
+    r.read_exact(&mut sample).ok()?;
+    match &track.trak(mp4).mdia.minf.stbl.stsd.contents {
+        StsdBoxContent::Vp08(_) => Some(sample),
+        StsdBoxContent::Avc1(avc1) => {
+            let avcc = &avc1.avcc.contents;
+            let sets = avcc.sequence_parameter_sets.iter();
+            let sets = sets.chain(&avcc.picture_parameter_sets);
+            let n = usize::from(avcc.length_size_minus_one) + 1;
+            avc_access_unit(sets.map(|s| &s.bytes[..]), n, &sample).filter(|au| au.len() <= max)
+        }
+        _ => None,
+    }
+}
+
+/// An `avc1` sample (NAL units each after an `n`-byte length, `avcC`'s 1 to 4) as an
+/// access unit whose NAL units each follow a 4-byte length, the `avcC`'s parameter `sets`
+/// (SPS, then PPS) first: a decoder needs them before the picture, and a recording's
+/// samples carrying them again does no harm. `None` when a length runs past the end.
+fn avc_access_unit<'a>(
+    sets: impl Iterator<Item = &'a [u8]>,
+    n: usize,
+    sample: &[u8],
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(sample.len() + 64);
+    let mut push = |nal: &[u8]| -> Option<()> {
+        out.extend_from_slice(&u32::try_from(nal.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(nal);
+        Some(())
+    };
+    for set in sets {
+        push(set)?;
+    }
+    let mut rest = sample;
+    while !rest.is_empty() {
+        let len = rest
+            .get(..n)?
+            .iter()
+            .fold(0usize, |len, b| len << 8 | usize::from(*b));
+        push(rest.get(n..n.checked_add(len)?)?)?;
+        rest = &rest[n + len..];
+    }
+    Some(out)
 }
 
 /// A track's kind: `re_mp4` tells it from the sample entries it knows, and has none for an
@@ -206,6 +273,35 @@ mod tests {
         let p = probe(Cursor::new(cut), Rules::CUT_RECORDING).unwrap();
         assert!(p.duration_ms < 320, "{}", p.duration_ms);
         assert!(probe(Cursor::new(cut), Rules::FINISHED_RECORDING).is_err());
+    }
+
+    /// The NAL unit types of an access unit whose NAL units each follow a 4-byte length.
+    fn nal_types(au: &[u8]) -> Vec<u8> {
+        let mut types = Vec::new();
+        let mut rest = au;
+        while let Some(len) = rest.get(..4) {
+            let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+            types.push(rest[4] & 0x1f);
+            rest = &rest[4 + len..];
+        }
+        types
+    }
+
+    #[test]
+    fn an_h264_mp4s_first_keyframe_comes_with_its_parameter_sets() {
+        let p = probe(Cursor::new(RECORDING), Rules::FINISHED_RECORDING).unwrap();
+        let keyframe = p.keyframe.expect("a keyframe for the still");
+        // The avcC's SPS and PPS, then the sample's own (the recorder keeps them in band)
+        // and its IDR picture.
+        assert_eq!(nal_types(&keyframe), [7, 8, 7, 8, 5]);
+        // A sample in 2-byte lengths (an avcC may say so) comes out in 4-byte ones.
+        let sets: [&[u8]; 2] = [&[0x67, 1, 2, 3], &[0x68, 4]];
+        let sample = [0, 3, 0x65, 9, 9, 0, 1, 0x06];
+        let au = avc_access_unit(sets.into_iter(), 2, &sample).unwrap();
+        assert_eq!(nal_types(&au), [7, 8, 5, 6]);
+        assert_eq!(&au[14..21], &[0, 0, 0, 3, 0x65, 9, 9]);
+        // A length past the sample's end: no keyframe.
+        assert_eq!(avc_access_unit(sets.into_iter(), 2, &[0, 9, 0x65, 9]), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A video's still picture, made on the server when it is listed: the check keeps the
-//! first video keyframe of a WebM ([`super::Probe::keyframe`]), a [`Stills`] maker (the
-//! binary installs libvpx's, `sfu::process::still`) turns it into a PNG on a blocking
-//! thread, and it is stored beside the video (`thumbs/ID.png`) and named by the video's
+//! first video keyframe of a WebM or an MP4 ([`super::Probe::keyframe`]), a [`Stills`]
+//! maker (the binary installs `sfu::process::still`'s: VP8 with libvpx, H.264 with
+//! OpenH264) turns it into a PNG on a blocking thread, and it is stored beside the video (`thumbs/ID.png`) and named by the video's
 //! `thumbnail_url`. A video without one (another codec, no maker, a frame that did not
 //! decode) is listed all the same: a still is never a reason to refuse a video.
 //! `GET /videos/{id}/thumbnail` serves it to whoever may see the video listed.
@@ -21,8 +21,9 @@ use super::Probe;
 
 /// Makes a still picture (PNG bytes) of a video from its first keyframe.
 pub trait Stills: Send + Sync + std::fmt::Debug {
-    /// The still of `keyframe`, a frame of `codec` (`vp8`, `vp9`, `av1`, `h264`), or
-    /// `None` when this maker cannot (then the video has none).
+    /// The still of `keyframe`, a frame of `codec` (`vp8`, `vp9`, `av1`, `h264`: an access
+    /// unit whose NAL units each follow a 4-byte length, its SPS and PPS first), or `None`
+    /// when this maker cannot (then the video has none).
     fn still(&self, codec: &str, keyframe: &[u8]) -> Option<Vec<u8>>;
 }
 

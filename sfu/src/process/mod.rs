@@ -3,9 +3,11 @@
 //! frames (the recorder's [`crate::record::assemble`]), decoded and encoded again with
 //! libvpx ([`vpx`]), halved per rung ([`scale`]) and packetized ([`packetize`]) by a
 //! [`ladder::Ladder`], whose start and stop a [`demand::Demand`] decides. All of it runs on
-//! the ladder's own thread ([`thread`]), never on a media worker.
+//! the ladder's own thread ([`thread`]), never on a media worker. Beside it, [`still`]
+//! turns a VP8 or H.264 keyframe ([`h264dec`]: OpenH264) into a small PNG or JPEG.
 
 pub mod demand;
+pub mod h264dec;
 pub mod ladder;
 pub mod packetize;
 pub mod pressure;

@@ -1,10 +1,11 @@
-//! A still picture of a video: a keyframe decoded with libvpx ([`super::vpx`]), halved
-//! ([`I420::half`]) until it is at most [`STILL_WIDTH`] wide, converted to RGB (BT.601,
-//! limited range, as VP8 and VP9 carry it) and written as a PNG (`png`) or a JPEG
-//! (`jpeg-encoder`). The content library makes a PNG for each video it lists
-//! (`control_plane::content::stills`); a live stream's thumbnail is a JPEG of a keyframe
-//! the node takes from it ([`crate::Node::keyframe_of`]), as the studio's are. VP8 only
-//! (its declared size is checked before decoding); other codecs give nothing.
+//! A still picture of a video: a keyframe decoded (VP8 with libvpx, [`super::vpx`]; H.264
+//! with OpenH264, [`super::h264dec`]), halved ([`I420::half`]) until it is at most
+//! [`STILL_WIDTH`] wide, converted to RGB (BT.601, limited range, as VP8 and H.264 from
+//! WebRTC encoders carry it) and written as a PNG (`png`) or a JPEG (`jpeg-encoder`). The
+//! content library makes a PNG for each video it lists (`control_plane::content::stills`);
+//! a live stream's thumbnail is a JPEG of a keyframe the node takes from it
+//! ([`crate::Node::keyframe_of`]), as the studio's are. VP8 and H.264 only (each
+//! keyframe's declared size is checked before decoding); other codecs give nothing.
 
 use super::scale::I420;
 use super::vpx::Decoder;
@@ -12,8 +13,10 @@ use super::vpx::Decoder;
 /// Widest still: a list's card (320 px) at most.
 pub const STILL_WIDTH: usize = 320;
 
-/// The PNG still of a `codec` (`vp8`) keyframe, or `None` for another codec or a frame
-/// that does not decode (or declares a picture over [`MAX_PIXELS`]).
+/// The PNG still of a `codec` keyframe, or `None` for another codec or a frame that does
+/// not decode (or declares a picture over [`MAX_PIXELS`]). A `vp8` keyframe is the codec's
+/// frame; an `h264` one is an IDR access unit in AVC form (each NAL unit after its 4-byte
+/// length) with its SPS and PPS, as [`crate::record::h264`] and an MP4 sample hold it.
 pub fn still_png(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
     png(&picture(codec, keyframe)?)
 }
@@ -29,26 +32,34 @@ pub fn still_jpeg(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Largest picture a still is made of (4K): the size a VP8 keyframe declares is read
-/// before libvpx is given it, so a frame that claims more costs nothing.
+/// Largest picture a still is made of (4K): the size a keyframe declares (a VP8 frame
+/// header, an H.264 SPS) is read before a decoder is given it, so a frame that claims more
+/// costs nothing.
 pub const MAX_PIXELS: usize = 3840 * 2160;
 
-/// The keyframe decoded and halved to at most [`STILL_WIDTH`]. VP8 only: its size is in
-/// the first ten bytes (`ladder::keyframe_size`); a VP9 frame's is deeper in its header,
-/// and an uploaded one could make libvpx allocate for 65536² pixels before any check.
+/// The keyframe decoded and halved to at most [`STILL_WIDTH`]. VP8's size is in its first
+/// ten bytes (`ladder::keyframe_size`), H.264's in its SPS ([`super::h264dec`]); a VP9
+/// frame's is deeper in its header, and an uploaded one could make libvpx allocate for
+/// 65536² pixels before any check, so VP9 (and AV1) give none.
 fn picture(codec: &str, keyframe: &[u8]) -> Option<I420> {
-    if codec != "vp8" {
-        return None;
-    }
-    let (w, h) = super::ladder::keyframe_size(keyframe)?;
-    if w == 0 || h == 0 || w.saturating_mul(h) > MAX_PIXELS {
-        return None;
-    }
-    let mut picture = Decoder::new().ok()?.decode(keyframe).ok()??;
+    let mut picture = match codec {
+        "vp8" => vp8(keyframe)?,
+        "h264" => super::h264dec::decode_keyframe(keyframe)?,
+        _ => return None,
+    };
     while picture.width > STILL_WIDTH {
         picture = picture.half();
     }
     Some(picture)
+}
+
+/// A VP8 keyframe decoded with libvpx, if it declares at most [`MAX_PIXELS`].
+fn vp8(keyframe: &[u8]) -> Option<I420> {
+    let (w, h) = super::ladder::keyframe_size(keyframe)?;
+    if w == 0 || h == 0 || w.saturating_mul(h) > MAX_PIXELS {
+        return None;
+    }
+    Decoder::new().ok()?.decode(keyframe).ok()?
 }
 
 /// `picture` as an 8-bit RGB PNG.

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use self::core::{Layers, RecorderCore};
+pub use snapshot::Keyframe;
 pub use thread::{RecorderQueue, Recording};
 
 /// Which layers a channel records.

@@ -1,9 +1,10 @@
 //! A keyframe of a live stream, for its thumbnail: a pipe like the recorder's, wanting the
 //! first video encoding only, attached for at most a few seconds. It asks for a keyframe
-//! at once (a publisher answers within a round trip), reassembles VP8 frames with the
-//! recorder's [`Assembler`] and gives the first whole keyframe; the pipe goes when it
-//! returns. The caller runs it on a blocking thread; the worker never waits on it (a full
-//! queue drops the batch, as the recorder's does).
+//! at once (a publisher answers within a round trip), reassembles the frames of that
+//! encoding's codec (VP8 or H.264) with the recorder's [`Assembler`] and gives the first
+//! whole keyframe with its codec; the pipe goes when it returns. The caller runs it on a
+//! blocking thread; the worker never waits on it (a full queue drops the batch, as the
+//! recorder's does).
 
 use std::time::{Duration, Instant};
 
@@ -17,14 +18,28 @@ use crate::relay::{Pipe, RelayPacket};
 /// The encoding taken (the pipe's wanted bit): the first, the smallest in a simulcast.
 pub(crate) const ENCODING: u8 = 0;
 
-/// Reads `rx` for up to `wait`: the first whole VP8 keyframe of [`ENCODING`], or `None`.
+/// A whole keyframe of a live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyframe {
+    /// Its codec: [`Codec::Vp8`] or [`Codec::H264`].
+    pub codec: Codec,
+    /// The codec's frame: a VP8 frame, or an H.264 access unit in AVC form with the
+    /// parameter sets the publisher sent before its IDR picture
+    /// ([`crate::record::h264`]).
+    pub data: Vec<u8>,
+}
+
+/// Reads `rx` for up to `wait`: the first whole VP8 or H.264 keyframe of [`ENCODING`], or
+/// `None`.
 pub(crate) fn take(
     pipe: &Pipe,
     rx: &Receiver<Vec<RelayPacket>>,
     wait: Duration,
-) -> Option<Vec<u8>> {
+) -> Option<Keyframe> {
     let deadline = Instant::now() + wait;
-    let mut assembler = Assembler::new(Codec::Vp8);
+    // Made for the codec of the first packet (and again should a restarted publisher
+    // send another).
+    let mut assembler: Option<Assembler> = None;
     let mut frames = Vec::new();
     pipe.keyframe(ENCODING);
     loop {
@@ -37,12 +52,19 @@ pub(crate) fn take(
         let now = Instant::now();
         for p in &batch {
             let Some(pkt) = decode(p) else { continue };
-            if pkt.codec != Codec::Vp8 || pkt.encoding != ENCODING {
+            if !matches!(pkt.codec, Codec::Vp8 | Codec::H264) || pkt.encoding != ENCODING {
                 continue;
             }
-            assembler.push(&pkt, now, &mut frames);
+            let a = match assembler.as_mut() {
+                Some(a) if a.codec() == pkt.codec => a,
+                _ => assembler.insert(Assembler::new(pkt.codec)),
+            };
+            a.push(&pkt, now, &mut frames);
             if let Some(f) = frames.drain(..).find(|f| f.keyframe) {
-                return Some(f.data);
+                return Some(Keyframe {
+                    codec: pkt.codec,
+                    data: f.data,
+                });
             }
         }
     }
