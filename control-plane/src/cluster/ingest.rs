@@ -117,7 +117,17 @@ fn placed_of(rows: Vec<PlacedRow>) -> Vec<Placed> {
         .collect()
 }
 
-/// Writes a placement for every replica's next view; removes those past keeping.
+/// Removes the placements past keeping (outside a placement's transaction, where it would
+/// make placements of other streams wait on each other's rows).
+async fn prune_placed(cp: &ControlPlane) -> ApiResult<()> {
+    sqlx::query("DELETE FROM cluster_ingest_placements WHERE placed_at < $1")
+        .bind(now_ms() - PLACED_KEPT_MS)
+        .execute(cp.pool())
+        .await?;
+    Ok(())
+}
+
+/// Writes a placement for every replica's next view.
 async fn record_placed(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     stream: &str,
@@ -125,10 +135,6 @@ async fn record_placed(
     node: &str,
 ) -> ApiResult<()> {
     let now = now_ms();
-    sqlx::query("DELETE FROM cluster_ingest_placements WHERE placed_at < $1")
-        .bind(now - PLACED_KEPT_MS)
-        .execute(&mut **tx)
-        .await?;
     sqlx::query(
         "INSERT INTO cluster_ingest_placements (stream, ingest, node_id, placed_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (stream, ingest) DO UPDATE SET \
@@ -172,7 +178,15 @@ pub fn place_publisher<R: Rng + ?Sized>(
             return Ok(n);
         }
     }
-    pick(origins, rng, ok, load).ok_or(PlaceError::Full)
+    if let Some(n) = pick(origins, rng, ok, load) {
+        return Ok(n);
+    }
+    // A primary whose standby holds the only origin with room goes there all the same:
+    // a broadcast on one origin is better than none.
+    if !backup {
+        return pick(origins, rng, |n| has_room(view, n), load).ok_or(PlaceError::Full);
+    }
+    Err(PlaceError::Full)
 }
 
 /// Of the standby ingests `node` holds (`standbys`), those whose stream's primary ingest
@@ -210,6 +224,7 @@ impl ControlPlane {
         // the cache (whose holder may be waiting for one of the pool's connections to load
         // it again, while the transactions hold them all).
         let mut view = self.with_view(|v, _| v.clone()).await?;
+        prune_placed(self).await?;
         let mut tx = begin_write(self.pool(), self.db().backend()).await?;
         if self.db().backend() == Backend::Postgres {
             // Held to the commit: this stream's placements, one at a time.
@@ -220,7 +235,7 @@ impl ControlPlane {
         }
         let rows: Vec<PlacedRow> = sqlx::query_as(
             "SELECT stream, ingest, node_id, placed_at FROM cluster_ingest_placements \
-             WHERE stream = $1 AND placed_at >= $2",
+             WHERE stream = $1 AND placed_at >= $2 ORDER BY placed_at DESC",
         )
         .bind(stream)
         .bind(now_ms() - PLACED_HOLD_MS)
@@ -232,9 +247,17 @@ impl ControlPlane {
         let placed = Placement::of(view.node(n));
         record_placed(&mut tx, stream, ingest, &placed.id).await?;
         tx.commit().await?;
-        // This replica's view counts it at once.
+        // This replica's view counts it at once (unless its origin reports it already:
+        // marked placed, it would no longer keep its standby out of charge).
         self.with_view_as_is(|v, _| {
-            if let Some(m) = v.find(&placed.id) {
+            let Some(m) = v.find(&placed.id) else {
+                return;
+            };
+            let reported = v.stream(stream).is_some_and(|ix| match ingest {
+                Ingest::Primary => ix.primary == Some(m),
+                Ingest::Backup => ix.backup == Some(m),
+            }) && v.carry(m, stream).is_some_and(|c| !c.placed);
+            if !reported {
                 v.place_ingest(m, stream, ingest);
             }
         })
@@ -293,11 +316,22 @@ mod tests {
         let mut v = cluster();
         let mut rng = SmallRng::seed_from_u64(7);
         v.set_ingest(NodeId(1), "s", Ingest::Backup);
-        v.set_load(NodeId(0), 0.2, 90, 0);
-        v.set_load(NodeId(2), 0.2, 90, 0);
+        v.set_load(NodeId(0), 0.2, 60, 0);
+        v.set_load(NodeId(2), 0.2, 60, 0);
         for _ in 0..20 {
-            assert_ne!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(1)));
+            let n = place_publisher(&v, "s", false, &mut rng).unwrap();
+            assert_ne!(n, NodeId(1), "the least loaded, but its standby's");
         }
+        // The standby's origin is the only one with room: the primary goes there too.
+        v.set_load(NodeId(0), 0.99, 100, 0);
+        v.set_load(NodeId(2), 0.99, 100, 0);
+        assert_eq!(place_publisher(&v, "s", false, &mut rng), Ok(NodeId(1)));
+        // A standby never shares its primary's origin: none has room elsewhere.
+        v.set_ingest(NodeId(1), "u", Ingest::Primary);
+        assert_eq!(
+            place_publisher(&v, "u", true, &mut rng),
+            Err(PlaceError::Full)
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@
 //!   estimate at a rate of the spell for up to a minute (its hold doubles at each spell),
 //!   whatever the delay-based estimate and the probes find (`docs/PERFORMANCE.md`).
 //! - in the join's warm-up, on a clean path and a layer whose need (with headroom) the
-//!   estimate falls short of, an estimate that did not rise by [`PROGRESS`] over
+//!   estimate falls short of, an estimate that neither rose by [`PROGRESS`] nor fell over
 //!   [`AllocatorConfig::stuck_after`] is stuck: the estimator is reset, once per viewer,
 //!   to the layer's need (what flows on a path that has lost nothing; restarted from the
 //!   stuck figure, a browser run's new estimator took 5 s to climb from 246 kbit/s back
@@ -675,7 +675,13 @@ impl Allocator {
         let span = self
             .floor(now, self.cfg.stuck_after)
             .zip(self.ceiling(now, self.cfg.stuck_after));
-        let stuck = span.is_some_and(|(lo, hi)| (hi as f64) < lo as f64 * PROGRESS);
+        // Not falling either: an estimate that came down in the window is an estimator
+        // answering an overuse (a path that does not carry the layer), not a stuck one.
+        let first = self
+            .window(now, self.cfg.stuck_after)
+            .and_then(|mut w| w.next());
+        let level = first.is_some_and(|f| est >= f);
+        let stuck = level && span.is_some_and(|(lo, hi)| (hi as f64) < lo as f64 * PROGRESS);
         self.unstuck = stuck;
         if stuck {
             self.unstick_to = Some(self.need(layers[k]).max(est));

@@ -19,7 +19,8 @@
 //!   with a video keyframe, then `mfro`) closes the file.
 //!
 //! A crash during these writes leaves the file as it was before them, but for the `moov`
-//! rewrite, which is one write of the same length over the old one.
+//! rewrite: the room's tail (inside the old `free` body) is written and synced first,
+//! then the front (the new `moov`, over the old one and the old `free` header).
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -133,8 +134,15 @@ pub fn finish(
         zeroed: (room - head.len() - 8).into(),
     }
     .encode(&mut head)?;
+    // In two writes, so that a crash between them (or a torn page) leaves a file that
+    // plays: first what lies inside the old `free` box's body (the old file reads it as
+    // zeros to skip), synced; then the front, over the old `moov` and `free` header.
+    let front = (room - RESERVE).min(head.len());
+    file.seek(SeekFrom::Start(moov_at.0 + front as u64))?;
+    file.write_all(&head[front..])?;
+    file.sync_data()?;
     file.seek(SeekFrom::Start(moov_at.0))?;
-    file.write_all(&head)?;
+    file.write_all(&head[..front])?;
     Ok(())
 }
 
@@ -189,6 +197,12 @@ pub(crate) fn segment_index(media: Media<'_>, track: Track, at: u64, room: usize
     let mut measure = Vec::new();
     sidx.encode(&mut measure).ok()?;
     sidx.first_offset = first.moof_offset.checked_sub(at + measure.len() as u64)?;
+    // Measured again: an offset past 32 bits makes the box 8 bytes longer.
+    let mut again = Vec::new();
+    sidx.encode(&mut again).ok()?;
+    if again.len() != measure.len() {
+        sidx.first_offset = first.moof_offset.checked_sub(at + again.len() as u64)?;
+    }
     Some(sidx)
 }
 

@@ -603,7 +603,13 @@ impl Router {
                 Err(reason) => out.drops.count(reason),
             }
             if let Some(src) = e.sink.waiting_for_keyframe() {
-                if !wants.contains(&src) {
+                // Not for an encoding the source does not send (a relay child's
+                // [`RUNG_WANT`] before, or without, a ladder): nothing would answer it.
+                let sent = s
+                    .gops
+                    .table()
+                    .is_none_or(|t| t.active.iter().any(|i| i.encoding == src.encoding));
+                if sent && !wants.contains(&src) {
                     wants.push(src);
                 }
             }

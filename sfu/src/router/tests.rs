@@ -784,6 +784,24 @@ fn a_relay_child_wanting_a_rung_wants_the_ladder() {
     assert!(!r.ladder_wanted(S));
     r.set_pipe_wanted(link, 0b001 | RUNG_WANT);
     assert!(r.ladder_wanted(S));
+    // The rung is not sent yet: no keyframe is asked of it at every packet.
+    out.upstream.clear();
+    for seq in 2..10 {
+        r.route(
+            S,
+            &video(0, seq, false, &table(1)),
+            PUB,
+            Instant::now(),
+            &mut out,
+        );
+    }
+    assert!(
+        !out.upstream
+            .iter()
+            .any(|u| matches!(u, Upstream::Keyframe { encoding: 1, .. })),
+        "{:?}",
+        out.upstream
+    );
     r.set_pipe_wanted(link, 0b001);
     assert!(!r.ladder_wanted(S));
     // Every layer: a child whose viewers have not chosen yet.

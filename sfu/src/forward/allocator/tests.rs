@@ -602,6 +602,13 @@ fn an_estimate_stuck_in_the_warm_up_is_reset_once() {
         .collect();
     let plan = [&[s(0, 3000, 0)], &rising[..]].concat();
     assert_eq!(run(&plan, 2, 2_200).1, [] as [u64; 0]);
+    // Falling (overuse decreases tick after tick: a path that does not carry the layer):
+    // no reset, and down at the warm-up's end.
+    let falling: Vec<Step> = (0..20).map(|i| s(300 + i * 100, 900 - i * 12, 0)).collect();
+    let falling = [&[s(0, 3000, 0)], &falling[..]].concat();
+    let (changes, resets) = run(&falling, 2, 2_500);
+    assert_eq!(resets, [] as [u64; 0]);
+    assert_eq!(changes, [(0, Layer(2)), (2_000, Layer(0))]);
     // One that carries its layer with headroom is no concern.
     assert_eq!(run(&[s(0, 3000, 0)], 2, 2_000).1, [] as [u64; 0]);
 }
