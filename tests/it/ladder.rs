@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::accounts::{account, api, channel_with_key};
 use crate::cluster::{certificates, node_with};
 use crate::gstreamer::Script;
-use crate::peer::{connected_pair, pump, Peer};
+use crate::peer::{connect_across, connected_pair, pump, Peer};
 use crate::server::{temp_dir, Server};
 
 /// A single-layer VP8 camera: a panning picture, keyframes on request and every 2 s.
@@ -243,18 +243,13 @@ fn an_edge_viewer_of_a_single_layer_publish_gets_the_origins_ladder() {
     certificates(&dir, &["origin", "edge"]);
     let (origin, o) = node_with(&dir, "origin", &[], &["--ladder"]);
     let (edge, _) = node_with(&dir, "edge", &[format!("origin@{o}")], &[]);
-    let http = origin.http();
-    let (mut publ, offer, pending) = Peer::publisher(&[]);
-    publ.connect(&http, &origin.url("/whip/live"), offer, pending);
-    let (mut viewer, offer, pending) = Peer::viewer();
-    viewer.connect(&http, &edge.url("/whep/live?layer=low"), offer, pending);
-    assert!(
-        pump(
-            &mut [&mut publ, &mut viewer],
-            Duration::from_secs(10),
-            |p| p.iter().all(|p| p.connected)
-        ),
-        "the publisher and the viewer connect"
+    let (publ, viewer) = connect_across(
+        &origin,
+        &edge,
+        Peer::publisher(&[]),
+        Peer::viewer(),
+        "/whip/live",
+        "/whep/live?layer=low",
     );
     let mut rig = Rig {
         cam: Camera::new(1280, 720),

@@ -505,11 +505,24 @@ pub fn connect_both(
     whip: &str,
     whep: &str,
 ) -> (Peer, Peer) {
-    let http = server.http();
+    connect_across(server, server, publ, viewer, whip, whep)
+}
+
+/// `publ` POSTed to `whip` on `to_publish` and `viewer` to `whep` on `to_watch` (two
+/// nodes of a tree, or one), both connected.
+pub fn connect_across(
+    to_publish: &crate::server::Server,
+    to_watch: &crate::server::Server,
+    publ: Offered,
+    viewer: Offered,
+    whip: &str,
+    whep: &str,
+) -> (Peer, Peer) {
+    let http = to_publish.http();
     let (mut publ, offer, pending) = publ;
-    publ.connect(&http, &server.url(whip), offer, pending);
+    publ.connect(&http, &to_publish.url(whip), offer, pending);
     let (mut viewer, offer, pending) = viewer;
-    viewer.connect(&http, &server.url(whep), offer, pending);
+    viewer.connect(&http, &to_watch.url(whep), offer, pending);
     assert!(
         pump(
             &mut [&mut publ, &mut viewer],
