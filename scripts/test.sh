@@ -59,6 +59,11 @@ step "PostgreSQL"
 # The control plane's tests run on SQLite and, when a server answers on 127.0.0.1:5432,
 # on PostgreSQL too, each run in fresh schemas. Without a server they are skipped, loudly.
 pg_url=${CASCADE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
+if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  # A fresh machine: Debian's PostgreSQL, a throwaway cluster (trust on loopback, as the
+  # tests expect), database `test`. Only when nothing listens: a server already there is used.
+  ./scripts/start-postgres.sh || echo "PostgreSQL could not be started (see above)"
+fi
 if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   export CASCADE_TEST_POSTGRES=$pg_url
   echo "PostgreSQL answers: control-plane tests run on it ($pg_url)"
