@@ -353,6 +353,26 @@ async fn live_now_trending_follows_and_notifications(b: Backend) {
         .call(Method::GET, "/channels/alpha/profile", None, None)
         .await;
     assert_eq!(p["following"], false);
+    // Unfollowed: alpha is no longer among vi's live follows, nor vi among its followers.
+    let (s, _) = api
+        .call(Method::DELETE, "/channels/alpha/follow", Some(&vi), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, f) = api
+        .call(Method::GET, "/me/following/live", Some(&vi), None)
+        .await;
+    assert!(names(&f, "channel").is_empty(), "{f}");
+    let (_, p) = api
+        .call(Method::GET, "/channels/alpha/profile", Some(&vi), None)
+        .await;
+    assert_eq!(
+        (p["following"].clone(), p["card"]["followers"].clone()),
+        (json!(false), json!(0))
+    );
+    let (s, _) = api
+        .call(Method::POST, "/channels/alpha/follow", Some(&vi), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
 
     // Trending, five seconds on: alpha grew 10 → 60, beta held 40, gamma held 30 with a
     // lively chat (100 messages in the window). The formula orders them alpha, gamma, beta;

@@ -260,10 +260,16 @@ async fn bad_files_are_refused_and_leave_nothing(backend: Backend) {
     let at = matroska.windows(4).position(|w| w == b"webm").unwrap();
     matroska[at..at + 4].copy_from_slice(b"mkv!");
     let garbage = b"this is not a video at all, only words".repeat(100);
+    // A WebM whose video is in a codec a browser may not play (its codec id changed: the
+    // file is whole, only the codec is refused).
+    let mut theora = clip.clone();
+    let at = theora.windows(5).position(|w| w == b"V_VP8").unwrap();
+    theora[at..at + 5].copy_from_slice(b"V_THO");
     for (what, bytes, says) in [
         ("truncated", truncated, "truncated"),
         ("not webm", matroska, "not a WebM"),
         ("garbage", garbage, "not a WebM"),
+        ("codec", theora, "codec V_THO is not allowed"),
     ] {
         refused(&api, &amy, what, &bytes, says).await;
     }

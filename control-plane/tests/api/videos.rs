@@ -264,6 +264,20 @@ async fn admins_delete_any_video(backend: Backend) {
     let (s, h, _) = clips::upload(&api, &amy, "amy-live", "x", &clip).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let id = h["cascade-video-id"].to_str().unwrap().to_owned();
+    // An admin edits it too (a moderator renaming a misleading title).
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/videos/{id}"),
+            Some(&root),
+            Some(json!({"title": "Renamed by an admin", "visibility": "private"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["title"].as_str(), v["visibility"].as_str()),
+        (Some("Renamed by an admin"), Some("private"))
+    );
     let (s, _) = api
         .call(Method::DELETE, &format!("/videos/{id}"), Some(&root), None)
         .await;
