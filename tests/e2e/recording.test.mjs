@@ -73,6 +73,46 @@ test("recording turned on in the studio: the live is listed on the channel page,
   await assertRecordingPlaysAndSeeks(page, live);
 });
 
+test("all layers: a simulcast live is recorded as one video per layer, each its own size", async () => {
+  const owner = await account(base, "alma");
+  await api(base, "/channels", { slug: "alma-all", title: "Alma" }, owner.access_token);
+  const { key } = await api(base, "/channels/alma-all/keys", { label: "studio" }, owner.access_token);
+  const studio = await open(owner, "/studio");
+  await until(studio, () => window.studio?.channel === "alma-all");
+  await studio.selectOption("#recording", "all");
+  await studio.waitForSelector("#recording-status:text('saved')");
+  assert.deepEqual(
+    await api(base, "/channels/alma-all/recording", undefined, owner.access_token, "GET"),
+    { enabled: true, layers: "all" },
+  );
+  await studio.fill("#key", key);
+  await studio.selectOption("#source", "clock");
+  await studio.click("#start");
+  await until(studio, () => window.studio?.state === "live", null, 20000);
+  const wentLive = Date.now();
+  await studio.waitForTimeout(LIVE_MS);
+  await studio.click("#stop");
+  const live = (Date.now() - wentLive) / 1000;
+
+  // Chromium sends its upper layers as its estimate allows, so at least the two lower
+  // ones are there for the whole live; each is a video of its own picture size.
+  let videos = [];
+  const deadline = Date.now() + 20000;
+  while (videos.length < 2) {
+    assert.ok(Date.now() < deadline, `two or more layers recorded: ${JSON.stringify(videos)}`);
+    await new Promise((r) => setTimeout(r, 500));
+    videos = await api(base, "/channels/alma-all/videos", undefined, owner.access_token, "GET");
+    videos = videos.items ?? videos;
+  }
+  const widths = videos.map((v) => v.width).sort((a, b) => a - b);
+  assert.equal(new Set(widths).size, widths.length, `one size per layer: ${widths}`);
+  const smallest = videos.find((v) => v.width === widths[0]);
+  assert.ok(smallest.duration_ms > (live - 2) * 1000, `the low layer spans the live: ${smallest.duration_ms} ms of ${live} s`);
+  // The smallest layer's video plays and seeks as the top one's does.
+  const page = await open(owner, `/video/${smallest.id}`);
+  await assertRecordingPlaysAndSeeks(page, live);
+});
+
 test("the studio's ladder switch, beside recording, sets the channel's ladder", async () => {
   const owner = await account(base, "lars");
   await api(base, "/channels", { slug: "lars-tv", title: "Lars" }, owner.access_token);
