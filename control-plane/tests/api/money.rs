@@ -82,6 +82,7 @@ async fn start(backend: Backend, stripe_base: &str) -> Option<Api> {
         gateway: Some(Arc::new(stripe)),
         publishable_key: Some("pk_test_cascade".into()),
         js_url: format!("{stripe_base}/js.stripe.com/v3/"),
+        ..Settings::default()
     };
     // The channel's webhooks go to a receiver of the test, on loopback, at once.
     config.webhooks = control_plane::webhooks::Settings {
