@@ -4,7 +4,8 @@
 //!
 //! - `ledger.rs`: the pure core (accounts, postings that balance by construction, the
 //!   platform fee and its rounding); `book.rs` stores it (an idempotency key per fact),
-//!   balances and the payouts report.
+//!   balances and the payouts report. `iso4217.rs`: the currency codes a metric's label
+//!   may be.
 //! - `gateway.rs`: the [`PaymentGateway`] trait and the typed events; `stripe/` is Stripe
 //!   (HTTP client, `Stripe-Signature` verification, event parsing).
 //! - `access.rs`: subscriptions' states as the gateway's events set them (ordered by the
@@ -20,6 +21,7 @@ mod apply;
 pub mod book;
 pub mod checkout;
 pub mod gateway;
+mod iso4217;
 pub mod ledger;
 pub mod reports;
 pub mod stripe;
@@ -32,6 +34,7 @@ pub mod webhook;
 use std::sync::Arc;
 
 pub use gateway::PaymentGateway;
+pub(crate) use iso4217::label as currency_label;
 
 use crate::error::Error;
 use crate::ControlPlane;
