@@ -57,8 +57,13 @@ pub(crate) async fn read(
     channel_id: &str,
     marked_at: i64,
 ) -> Result<StreamPaywall, sqlx::Error> {
+    // From the last broadcast begun by the marking (a channel's broadcasts do not
+    // overlap), along the (channel, start) index: asked at every admission, this reads a
+    // few rows however many lives the channel had before.
     let lives: Vec<(i64, Option<i64>)> = sqlx::query_as(
         "SELECT started_at, ended_at FROM broadcasts WHERE channel_id = $1 \
+         AND started_at >= COALESCE((SELECT MAX(started_at) FROM broadcasts \
+         WHERE channel_id = $1 AND started_at <= $2), $2) \
          AND (ended_at IS NULL OR ended_at >= $2) ORDER BY started_at LIMIT $3",
     )
     .bind(channel_id)
