@@ -22,8 +22,13 @@ export interface Tier {
 export interface Paywall {
   /** Every stream of the channel is for subscribers. */
   subscribers_only: boolean;
-  /** The current stream is for subscribers until then (Unix ms), or null. */
-  stream_until: number | null;
+  /**
+   * This stream only: the live now (or the next one while the channel is offline) is for
+   * subscribers until it ends; the next live is open again. Read: it holds now.
+   */
+  this_stream?: boolean;
+  /** The current stream is for subscribers until then (Unix ms), or null (older form). */
+  stream_until?: number | null;
 }
 
 export interface Subscription {

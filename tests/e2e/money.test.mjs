@@ -149,6 +149,16 @@ test("the owner makes a tier and closes the channel to subscribers in her studio
     paywall = await api(base, `/channels/${slug}/paywall`, undefined, owner.access_token, "GET");
   }
   assert.equal(paywall.subscribers_only, true);
+  // "This stream only" is its own box: the request carries it, and unchecking lifts it.
+  for (const want of [true, false]) {
+    await (want ? studio.check("#paywall-stream") : studio.uncheck("#paywall-stream"));
+    for (let i = 0; i < 50 && paywall.this_stream !== want; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      paywall = await api(base, `/channels/${slug}/paywall`, undefined, owner.access_token, "GET");
+    }
+    assert.equal(paywall.this_stream, want);
+    assert.equal(paywall.subscribers_only, true);
+  }
   const tiers = await api(base, `/channels/${slug}/tiers`, undefined, null, "GET");
   assert.deepEqual(tiers.map((t) => [t.name, t.amount, t.currency, t.period]), [["Gold", 500, "usd", "month"]]);
 

@@ -109,6 +109,17 @@ fn chat_over_a_whep_data_channel() {
     v.send_text(r#"{"type":"ping"}"#);
     assert!(pump(&mut [&mut v], WITHIN, |p| !frames(p[0], "pong").is_empty()));
     assert!(v.connected);
+
+    // The node's /metrics counts the three messages stored, not a refused one.
+    let (s, _) = api(
+        &server,
+        "POST",
+        "/channels/ann-tv/chat/messages",
+        Some(&ann),
+        Some(json!({ "text": "x".repeat(600) })),
+    );
+    assert_eq!(s, 422);
+    assert_eq!(server.metric("cascade_chat_messages_total"), 3.0);
 }
 
 #[test]

@@ -51,7 +51,8 @@ struct State {
     swept: bool,
 }
 
-/// Aggregates only: no label but a report's outcome.
+/// Aggregates only: no label but a report's outcome, and revenue's currency (an ISO 4217
+/// code or `other`) and kind (`tip`, `subscription`).
 pub(crate) struct Metrics {
     viewer_seconds: IntCounter,
     sessions: IntCounter,
@@ -59,6 +60,8 @@ pub(crate) struct Metrics {
     stall_ms: IntCounter,
     watched_ms: IntCounter,
     reports: IntCounterVec,
+    chat_messages: IntCounter,
+    revenue: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,6 +106,22 @@ impl Metrics {
         registry
             .register(Box::new(reports.clone()))
             .expect(INVARIANT);
+        let chat_messages = c(
+            "chat_messages_total",
+            "Chat messages accepted and stored (refused ones are not counted)",
+        );
+        let revenue = IntCounterVec::new(
+            Opts::new(
+                "revenue_minor_units_total",
+                "Gross revenue posted to the ledger, in minor units (cents), by currency \
+                 (ISO 4217, else other) and kind (tip, subscription); each payment once",
+            ),
+            &["currency", "kind"],
+        )
+        .expect(INVARIANT);
+        registry
+            .register(Box::new(revenue.clone()))
+            .expect(INVARIANT);
         Metrics {
             viewer_seconds,
             sessions,
@@ -110,7 +129,22 @@ impl Metrics {
             stall_ms,
             watched_ms,
             reports,
+            chat_messages,
+            revenue,
         }
+    }
+
+    /// A chat message was stored.
+    pub(crate) fn chat_message(&self) {
+        self.chat_messages.inc();
+    }
+
+    /// A payment's gross was posted to the ledger (once per payment: not on a repeat).
+    pub(crate) fn revenue(&self, currency: &str, kind: &str, minor: i64) {
+        let label = crate::money::currency_label(currency);
+        self.revenue
+            .with_label_values(&[label, kind])
+            .inc_by(u64::try_from(minor).unwrap_or(0));
     }
 }
 

@@ -165,6 +165,7 @@ pub(crate) async fn post(
         at: now,
     };
     let id = cp.chat().writer.insert(cp, room.id(), new).await?;
+    cp.analytics().metrics.chat_message();
     let message = Message {
         id,
         user: event::Author {

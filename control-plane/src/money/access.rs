@@ -1,8 +1,9 @@
 //! Who may watch a paywalled channel: subscriptions' states as the gateway's events set
-//! them, entitlements, and the paywall itself (a channel always, or its current stream
-//! until a time).
+//! them, entitlements, and the paywall itself (a channel always, one live until it ends:
+//! [`super::this_stream`], or its current stream until a time).
 
 use super::gateway::{supersedes, SubStatus};
+use super::this_stream::{self, StreamPaywall};
 use crate::db::now_ms;
 use crate::ControlPlane;
 
@@ -75,42 +76,59 @@ pub async fn entitled(
 pub struct Paywall {
     /// Every stream is for subscribers.
     pub subscribers_only: bool,
-    /// The current stream is for subscribers until then (Unix ms).
+    /// The current stream is for subscribers until then (Unix ms): the time-boxed form
+    /// of older clients.
     pub stream_until: Option<i64>,
+    /// One live is for subscribers until it ends.
+    pub this_stream: Option<StreamPaywall>,
 }
 
 impl Paywall {
     /// Whether it holds at `now` (Unix ms).
     pub fn closed(&self, now: i64) -> bool {
-        self.subscribers_only || self.stream_until.is_some_and(|t| t > now)
+        self.subscribers_only
+            || self.stream_until.is_some_and(|t| t > now)
+            || self.this_stream.is_some_and(|s| s.holds(now))
     }
 }
 
 /// The channel's paywall (none: open).
 pub async fn paywall(cp: &ControlPlane, channel_id: &str) -> Result<Paywall, sqlx::Error> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT subscribers_only, stream_until FROM channel_paywalls WHERE channel_id = $1",
+    let row: Option<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT subscribers_only, stream_until, stream_marked_at FROM channel_paywalls \
+         WHERE channel_id = $1",
     )
     .bind(channel_id)
     .fetch_optional(cp.pool())
     .await?;
-    Ok(row.map_or_else(Paywall::default, |(s, u)| Paywall {
-        subscribers_only: s != 0,
-        stream_until: u,
-    }))
+    let Some((subscribers_only, stream_until, marked)) = row else {
+        return Ok(Paywall::default());
+    };
+    let this_stream = match marked {
+        Some(at) => Some(this_stream::read(cp, channel_id, at).await?),
+        None => None,
+    };
+    Ok(Paywall {
+        subscribers_only: subscribers_only != 0,
+        stream_until,
+        this_stream,
+    })
 }
 
 /// Whether the channel's paywall held at any moment from `since` (Unix ms) to now: closed
-/// now, a stream paywall that ran past `since`, or a closing since then (each closing
-/// write records its time). What a recording begun at `since` showed only to subscribers
-/// stays theirs.
+/// now, a stream paywall that ran past `since` (a marked live that ended after it, or a
+/// time-boxed one), or a closing since then (each closing write records its time). What
+/// a recording begun at `since` showed only to subscribers stays theirs.
 pub async fn closed_since(
     cp: &ControlPlane,
     channel_id: &str,
     since: i64,
 ) -> Result<bool, sqlx::Error> {
     let p = paywall(cp, channel_id).await?;
-    if p.closed(now_ms()) || p.stream_until.is_some_and(|t| t > since) {
+    if p.closed(now_ms())
+        || p.stream_until.is_some_and(|t| t > since)
+        || p.this_stream.is_some_and(|s| s.held_since(since))
+    {
         return Ok(true);
     }
     let closing: Option<(Option<i64>,)> =
@@ -121,28 +139,53 @@ pub async fn closed_since(
     Ok(closing.and_then(|(at,)| at).is_some_and(|at| at >= since))
 }
 
-/// Sets the channel's paywall.
+/// What the owner sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PaywallChange {
+    pub subscribers_only: bool,
+    pub stream_until: Option<i64>,
+    /// The live running now, or the next one, is for subscribers; false lifts it.
+    pub this_stream: bool,
+}
+
+/// Sets the channel's paywall; returns it as it is now. Marking "this stream" again
+/// while a marked live holds keeps that live (the same live, not the next).
 pub(crate) async fn set_paywall(
     cp: &ControlPlane,
     channel_id: &str,
-    p: Paywall,
-) -> Result<(), sqlx::Error> {
+    change: PaywallChange,
+) -> Result<Paywall, sqlx::Error> {
     let now = now_ms();
+    let marked = if change.this_stream {
+        let held = paywall(cp, channel_id)
+            .await?
+            .this_stream
+            .filter(|s| s.holds(now));
+        Some(held.map_or(now, |s| s.marked_at))
+    } else {
+        None
+    };
+    let closed = change.subscribers_only
+        || change.this_stream
+        || change.stream_until.is_some_and(|t| t > now);
     sqlx::query(
         "INSERT INTO channel_paywalls (channel_id, subscribers_only, stream_until, updated_at, \
-         last_closed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id) DO UPDATE SET \
+         last_closed_at, stream_marked_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (channel_id) DO UPDATE SET \
          subscribers_only = excluded.subscribers_only, stream_until = excluded.stream_until, \
          updated_at = excluded.updated_at, \
-         last_closed_at = COALESCE(excluded.last_closed_at, channel_paywalls.last_closed_at)",
+         last_closed_at = COALESCE(excluded.last_closed_at, channel_paywalls.last_closed_at), \
+         stream_marked_at = excluded.stream_marked_at",
     )
     .bind(channel_id)
-    .bind(i64::from(p.subscribers_only))
-    .bind(p.stream_until)
+    .bind(i64::from(change.subscribers_only))
+    .bind(change.stream_until)
     .bind(now)
-    .bind(p.closed(now).then_some(now))
+    .bind(closed.then_some(now))
+    .bind(marked)
     .execute(cp.pool())
     .await?;
-    Ok(())
+    paywall(cp, channel_id).await
 }
 
 /// How a channel's paywall admits a viewer.

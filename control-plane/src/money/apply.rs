@@ -149,6 +149,12 @@ async fn revenue(
     let journal =
         ledger::revenue(gateway, channel, &gross, cp.config().money.fee_percent).map_err(bad)?;
     let key = format!("{gateway}:{object}");
-    book::post(cp, &key, kind, Some(channel), object, &journal).await?;
+    if book::post(cp, &key, kind, Some(channel), object, &journal)
+        .await?
+        .fresh
+    {
+        let m = &cp.analytics().metrics;
+        m.revenue(gross.currency.as_str(), kind.as_str(), gross.minor);
+    }
     Ok(())
 }

@@ -31,7 +31,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// The ledger's name for it (and the revenue metric's `kind`).
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Subscription => "subscription",
             Kind::Tip => "tip",

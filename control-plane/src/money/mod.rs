@@ -4,11 +4,13 @@
 //!
 //! - `ledger.rs`: the pure core (accounts, postings that balance by construction, the
 //!   platform fee and its rounding); `book.rs` stores it (an idempotency key per fact),
-//!   balances and the payouts report.
+//!   balances and the payouts report. `iso4217.rs`: the currency codes a metric's label
+//!   may be.
 //! - `gateway.rs`: the [`PaymentGateway`] trait and the typed events; `stripe/` is Stripe
 //!   (HTTP client, `Stripe-Signature` verification, event parsing).
 //! - `access.rs`: subscriptions' states as the gateway's events set them (ordered by the
-//!   events' time, `canceled` final), entitlements and paywalls, asked by the gate.
+//!   events' time, `canceled` final), entitlements and paywalls, asked by the gate;
+//!   `this_stream.rs`: one live marked subscribers-only, read against the broadcasts.
 //! - `apply.rs`: one verified event → its effects, once per event id.
 //! - `checkout.rs`: the browser's side (the gateway's script and publishable key, a
 //!   card saved through the gateway's card form) and the subscriber badges of chat.
@@ -19,10 +21,12 @@ mod apply;
 pub mod book;
 pub mod checkout;
 pub mod gateway;
+mod iso4217;
 pub mod ledger;
 pub mod reports;
 pub mod stripe;
 pub mod subscriptions;
+pub mod this_stream;
 pub mod tiers;
 pub mod tips;
 pub mod webhook;
@@ -30,6 +34,7 @@ pub mod webhook;
 use std::sync::Arc;
 
 pub use gateway::PaymentGateway;
+pub(crate) use iso4217::label as currency_label;
 
 use crate::error::Error;
 use crate::ControlPlane;
@@ -47,6 +52,9 @@ pub struct Settings {
     /// Where the pages load the gateway's script from ([`stripe::DEFAULT_JS`], or a
     /// stand-in such as localstripe's in tests).
     pub js_url: String,
+    /// A publisher back within this after its live ended continues that live for a
+    /// "this stream" paywall ([`this_stream`]); 30 s, the recordings' default grace.
+    pub stream_grace: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -56,6 +64,7 @@ impl Default for Settings {
             gateway: None,
             publishable_key: None,
             js_url: stripe::DEFAULT_JS.to_owned(),
+            stream_grace: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::{self, Paywall};
+use super::access::{self, Paywall, PaywallChange};
 use super::gateway::{NewTier, TierRefs};
 use super::ledger::Currency;
 use crate::channels::{by_slug, may_watch, owned};
@@ -90,9 +90,26 @@ pub struct TierEdit {
 pub struct PaywallView {
     /// Every stream of the channel is for subscribers.
     pub subscribers_only: bool,
-    /// The current stream is for subscribers until then (Unix ms); `null`: no such
-    /// limit.
+    /// This stream only: the live running now, or the next one when the channel is
+    /// offline, is for subscribers until it ends; the next live is open again. Read: it
+    /// holds now (that live has not ended). `false` lifts it.
+    #[serde(default)]
+    pub this_stream: bool,
+    /// The current stream is for subscribers until then (Unix ms), whatever lives begin
+    /// and end; `null` (or absent): no such limit. Kept for older clients: `this_stream`
+    /// follows the live itself.
+    #[serde(default)]
     pub stream_until: Option<i64>,
+}
+
+impl PaywallView {
+    fn of(p: Paywall) -> PaywallView {
+        PaywallView {
+            subscribers_only: p.subscribers_only,
+            this_stream: p.this_stream.is_some_and(|s| s.holds(now_ms())),
+            stream_until: p.stream_until,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -307,14 +324,12 @@ pub(crate) async fn paywall(
 ) -> ApiResult<axum::Json<PaywallView>> {
     let ch = owned(&cp, &caller, &slug).await?;
     let p = access::paywall(&cp, &ch.id).await?;
-    Ok(axum::Json(PaywallView {
-        subscribers_only: p.subscribers_only,
-        stream_until: p.stream_until,
-    }))
+    Ok(axum::Json(PaywallView::of(p)))
 }
 
-/// Make the channel, or its current stream until a time, subscribers-only (its owner).
-/// WHEP then admits the owner, admins and viewers with an active subscription.
+/// Make the channel, this stream (the live now, or the next one), or its current stream
+/// until a time, subscribers-only (its owner). WHEP then admits the owner, admins and
+/// viewers with an active subscription.
 #[utoipa::path(put, path = "/api/v1/channels/{slug}/paywall", tag = "money", security(("access_token" = [])), params(("slug" = String, Path)), request_body = PaywallView,
     responses((status = 200, body = PaywallView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn set_paywall(
@@ -332,16 +347,17 @@ pub(crate) async fn set_paywall(
             ));
         }
     }
-    let after = Paywall {
+    let change = PaywallChange {
         subscribers_only: req.subscribers_only,
         stream_until: req.stream_until,
+        this_stream: req.this_stream,
     };
-    access::set_paywall(&cp, &ch.id, after).await?;
+    let after = access::set_paywall(&cp, &ch.id, change).await?;
     if after.closed(now_ms()) {
         // Those it let through while open leave now, here and on every node; the owner,
         // admins and subscribers watch on. Done on every closing write (a retry after a
         // failed revocation, or one racing an opening write, must not skip it).
         cp.revoke(paywall_tag(&ch.id), 0, true).await?;
     }
-    Ok(axum::Json(req))
+    Ok(axum::Json(PaywallView::of(after)))
 }

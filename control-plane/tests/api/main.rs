@@ -16,6 +16,7 @@ mod harness;
 mod interact;
 mod ladder;
 mod money;
+mod money_stream;
 mod node_recordings;
 mod receiver;
 mod recording;

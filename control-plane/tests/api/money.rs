@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::both;
+use crate::chat::say;
 use crate::chat_live::Live;
 use crate::harness::{roomy, Api, Backend};
 use crate::receiver::{Behaviour, Receiver};
@@ -82,6 +83,7 @@ async fn start(backend: Backend, stripe_base: &str) -> Option<Api> {
         gateway: Some(Arc::new(stripe)),
         publishable_key: Some("pk_test_cascade".into()),
         js_url: format!("{stripe_base}/js.stripe.com/v3/"),
+        ..Settings::default()
     };
     // The channel's webhooks go to a receiver of the test, on loopback, at once.
     config.webhooks = control_plane::webhooks::Settings {
@@ -132,6 +134,19 @@ where
     }
     panic!("{what}: not within 10 s");
 }
+
+/// A sample of the control plane's `/metrics` text (0 while the series is absent).
+fn metric(api: &Api, series: &str) -> f64 {
+    api.cp
+        .render_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const SUBSCRIPTIONS_USD: &str =
+    "cascade_revenue_minor_units_total{currency=\"usd\",kind=\"subscription\"}";
+const TIPS_USD: &str = "cascade_revenue_minor_units_total{currency=\"usd\",kind=\"tip\"}";
 
 /// Every currency's postings sum to zero (debits = credits).
 async fn balanced(api: &Api) {
@@ -340,6 +355,11 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
         b,
         json!([{"currency": "usd", "gross": 500, "fees": 50, "payouts": 0, "balance": 450}])
     );
+    // The same gross on /metrics (counted just after the ledger's commit).
+    eventually("the invoice is counted", || async {
+        metric(&api, SUBSCRIPTIONS_USD) == 500.0
+    })
+    .await;
     let (s, _) = keyed(&api, &path, &viewer, "sub-2", body).await;
     assert_eq!(s, StatusCode::CONFLICT, "already subscribed");
 
@@ -375,6 +395,12 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
     // A tip: paid at once, announced in the room once its webhook arrives.
     let mut room = Live::open(&api, None, None).await;
     room.until("welcome").await;
+    // Chat messages on /metrics: the accepted one, not the refused one.
+    assert_eq!(metric(&api, "cascade_chat_messages_total"), 0.0);
+    assert_eq!(say(&api, &viewer, "hello Lea").await.0, StatusCode::CREATED);
+    let (s, _) = say(&api, &viewer, &"x".repeat(600)).await;
+    assert!(s.is_client_error(), "{s}");
+    assert_eq!(metric(&api, "cascade_chat_messages_total"), 1.0);
     let tip_body = json!({"amount": 300, "currency": "usd", "message": "great stream!", "payment_method": "pm_card_visa"});
     let (s, tip) = keyed(
         &api,
@@ -398,6 +424,10 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
     })
     .await;
     assert_eq!(balance(&api, &owner, "lea-live").await[0]["balance"], 720);
+    eventually("the tip is counted", || async {
+        metric(&api, TIPS_USD) == 300.0
+    })
+    .await;
 
     // Every event localstripe sent, delivered again (signed as Stripe signs) in reverse
     // order: nothing changes.
@@ -421,6 +451,12 @@ async fn subscribe_watch_cancel_and_tip(backend: Backend) {
     }
     assert!(replayed >= 4, "localstripe sent {replayed} events");
     assert_eq!(balance(&api, &owner, "lea-live").await[0]["gross"], 800);
+    assert_eq!(
+        metric(&api, SUBSCRIPTIONS_USD),
+        500.0,
+        "replays count nothing"
+    );
+    assert_eq!(metric(&api, TIPS_USD), 300.0, "replays count nothing");
     let (_, mine) = api
         .call(Method::GET, "/me/subscriptions", Some(&viewer), None)
         .await;
@@ -556,7 +592,8 @@ async fn payments_off_without_a_gateway(backend: Backend) {
 both!(payments_off_without_a_gateway);
 
 /// A random sequence of gateway events for two subscriptions and some tips, with
-/// duplicates and out-of-order deliveries, plus payouts: the ledger balances, each channel
+/// duplicates (some at once, some under another event id) and out-of-order deliveries,
+/// plus payouts: the ledger balances, each channel
 /// holds gross − fees − payouts, every payment counts once, and each subscription ends in
 /// the state of its newest event.
 async fn ledger_balances_under_random_events(backend: Backend) {
@@ -612,6 +649,8 @@ async fn ledger_balances_under_random_events(backend: Backend) {
     let mut expected_gross: std::collections::HashMap<(usize, &str), i64> = Default::default();
     let mut expected_fees: std::collections::HashMap<(usize, &str), i64> = Default::default();
     let mut newest: Vec<(i64, u8, &str)> = vec![(0, 0, "incomplete"); channels.len()];
+    // Gross by (currency, kind): what /metrics must say, however often each came.
+    let mut by_kind: std::collections::HashMap<(&str, &str), i64> = Default::default();
     for n in 0..60 {
         let c = rng.random_range(0..channels.len());
         let created = now - 200 + rng.random_range(0..100i64);
@@ -642,6 +681,7 @@ async fn ledger_balances_under_random_events(backend: Backend) {
                 let cur = currencies[rng.random_range(0..2)];
                 *expected_gross.entry((c, cur)).or_default() += amount;
                 *expected_fees.entry((c, cur)).or_default() += (amount * 10 + 50) / 100;
+                *by_kind.entry((cur, "subscription")).or_default() += amount;
                 json!({"id": format!("evt_{n}"), "type": "invoice.paid", "created": created,
                        "data": {"object": {"id": format!("in_{n}"), "object": "invoice", "subscription": format!("sub_{c}"),
                                            "amount_paid": amount, "currency": cur}}})
@@ -665,11 +705,20 @@ async fn ledger_balances_under_random_events(backend: Backend) {
                 .unwrap();
                 *expected_gross.entry((c, cur)).or_default() += amount;
                 *expected_fees.entry((c, cur)).or_default() += (amount * 10 + 50) / 100;
+                *by_kind.entry((cur, "tip")).or_default() += amount;
                 json!({"id": format!("evt_{n}"), "type": "payment_intent.succeeded", "created": created,
                        "data": {"object": {"id": format!("pi_{n}"), "object": "payment_intent", "amount": amount,
                                            "currency": cur, "metadata": {"tip_id": tip}}}})
             }
         };
+        // A paid invoice told again under another event id (Stripe sends both
+        // `invoice.paid` and `invoice.payment_succeeded`): the same payment, once.
+        if body["type"] == "invoice.paid" && rng.random_bool(0.5) {
+            let mut twin = body.clone();
+            twin["id"] = json!(format!("evt_{n}_twin"));
+            twin["type"] = json!("invoice.payment_succeeded");
+            events.push(twin.to_string().into_bytes());
+        }
         events.push(body.to_string().into_bytes());
     }
     // Deliver with duplicates, shuffled: every event once or more, in random order.
@@ -689,8 +738,19 @@ async fn ledger_balances_under_random_events(backend: Backend) {
         .unwrap();
     let mut paid_out: std::collections::HashMap<(usize, &str), i64> = Default::default();
     for (k, i) in deliveries.into_iter().enumerate() {
-        let (s, r) = deliver(&api, &events[i], &secret.sign(now, &events[i])).await;
-        assert_eq!(s, StatusCode::OK, "{r}");
+        let signed = secret.sign(now, &events[i]);
+        if k % 7 == 0 {
+            // The same event delivered twice at once.
+            let (a, b) = futures_util::future::join(
+                deliver(&api, &events[i], &signed),
+                deliver(&api, &events[i], &signed),
+            )
+            .await;
+            assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK), "{a:?} {b:?}");
+        } else {
+            let (s, r) = deliver(&api, &events[i], &signed).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+        }
         if k % 10 == 9 {
             // A payout of part of what a channel holds, sometimes sent twice.
             let c = rng.random_range(0..channels.len());
@@ -726,6 +786,14 @@ async fn ledger_balances_under_random_events(backend: Backend) {
         }
     }
     balanced(&api).await;
+    for cur in currencies {
+        for kind in ["subscription", "tip"] {
+            let series =
+                format!("cascade_revenue_minor_units_total{{currency=\"{cur}\",kind=\"{kind}\"}}");
+            let want = by_kind.get(&(cur, kind)).copied().unwrap_or(0);
+            assert_eq!(metric(&api, &series), want as f64, "{series}");
+        }
+    }
     for (c, slug) in ["lea-a", "lea-b"].iter().enumerate() {
         for row in balance(&api, &owner, slug).await.as_array().unwrap() {
             let cur = if row["currency"] == "usd" {

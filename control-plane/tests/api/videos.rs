@@ -292,7 +292,7 @@ async fn record(api: &Api, slug: &str, clip: &[u8]) -> String {
     record_since(api, slug, clip, control_plane_now() - 60_000).await
 }
 
-async fn record_since(api: &Api, slug: &str, clip: &[u8], started_ms: i64) -> String {
+pub async fn record_since(api: &Api, slug: &str, clip: &[u8], started_ms: i64) -> String {
     let (channel_id,): (String,) = sqlx::query_as("SELECT id FROM channels WHERE slug = $1")
         .bind(slug)
         .fetch_one(api.cp.db().pool())
@@ -419,7 +419,7 @@ async fn paywall(api: &Api, owner: &str, subscribers_only: bool) -> StatusCode {
     api.call(Method::PUT, path, Some(owner), Some(body)).await.0
 }
 
-async fn visibility(api: &Api, owner: &str, id: &str) -> String {
+pub async fn visibility(api: &Api, owner: &str, id: &str) -> String {
     let (s, v) = api
         .call(Method::GET, &format!("/videos/{id}"), Some(owner), None)
         .await;

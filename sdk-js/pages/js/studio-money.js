@@ -33,6 +33,10 @@ function showSecret(id, label, value) {
 checks("hook-events", WEBHOOK_EVENTS, "hook-event");
 checks("apikey-scopes", API_KEY_SCOPES, "apikey-scope");
 
+/** The paywall the studio's two boxes ask for (`PUT /channels/{slug}/paywall`). */
+const paywallRequest = (everyStream, thisStream) =>
+  ({ subscribers_only: everyStream, this_stream: thisStream, stream_until: null });
+
 /**
  * Binds the money cards to `slug` (called again when the studio switches channel; the
  * returned function stops its timers). `studio.tips` collects the tips announced.
@@ -66,6 +70,7 @@ export function mountStudioMoney({ account, slug, chat, studio }) {
     try {
       const [tiers, paywall] = await Promise.all([money.tiers(slug), money.paywall(slug)]);
       $("paywall-on").checked = paywall.subscribers_only;
+      $("paywall-stream").checked = paywall.this_stream;
       fill("tiers-list", tiers, "No tiers yet: add one to take subscriptions.", (t) => {
         const name = el("input", { type: "text", value: t.name, maxLength: 50, ariaLabel: "Tier name", className: "tier-rename" });
         return el("li", { className: "row", dataset: { id: t.id } },
@@ -76,8 +81,10 @@ export function mountStudioMoney({ account, slug, chat, studio }) {
       });
     } catch (e) { $("tiers-list").replaceChildren(el("li", { className: "error" }, explain(e))); }
   }
-  $("paywall-on").onchange = guard("tier-status", async () => {
-    await money.setPaywall(slug, { subscribers_only: $("paywall-on").checked, stream_until: null });
+  // Every stream, or this live only (the next one while offline; open again once it ends).
+  $("paywall-on").onchange = $("paywall-stream").onchange = guard("tier-status", async () => {
+    const p = await money.setPaywall(slug, paywallRequest($("paywall-on").checked, $("paywall-stream").checked));
+    $("paywall-stream").checked = p.this_stream;
   });
   $("tier-form").onsubmit = guard("tier-status", async () => {
     await money.createTier(slug, {
