@@ -7,26 +7,34 @@
 // run 20 of them (one renderer process instead of 20).
 //
 //   unshare --net sh -c 'ip link set lo up && node tests/e2e/bench.mjs [viewers] [layer]'
+//
+// `layer` may be a list (`low,high`): viewer i takes the (i mod n)th, and the delays are
+// also given per layer. BENCH_LADDER=1 publishes one 720p layer (no simulcast) to a node
+// started with `--ladder`, so `low` and `mid` are its transcoded rungs and `high` the
+// original: `BENCH_LADDER=1 node tests/e2e/bench.mjs 6 low,high` compares them in one run.
 import { startServer, launch, until, percentile } from "./harness.mjs";
 
 const viewers = Number(process.argv[2] ?? 20);
 const layer = process.argv[3] ?? "low";
+const layers = layer.split(",");
+const ladder = process.env.BENCH_LADDER === "1";
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 // Time between one viewer's first frame and the next viewer's join.
 const gap = Number(process.env.BENCH_JOIN_GAP_MS ?? 500);
 
-const server = await startServer(["--workers", "2"]);
+const server = await startServer(["--workers", "2", ...(ladder ? ["--ladder"] : [])]);
 const browser = await launch();
 try {
   const studio = await browser.newPage();
   await studio.goto(`${server.base}/studio?stream=bench&source=clock`);
+  if (ladder) await studio.uncheck("#simulcast");
   await studio.click("#start"); // going live is always a click
   await until(studio, () => window.studio?.state === "live", null, 20000);
   await new Promise((r) => setTimeout(r, 2000)); // let the publisher's bitrate ramp up
 
   const page = await browser.newPage();
   await page.goto(`${server.base}/`);
-  const result = await page.evaluate(async ({ viewers, layer, seconds, gap }) => {
+  const result = await page.evaluate(async ({ viewers, layers, seconds, gap }) => {
     const { play, sampleFrames } = await import("/sdk/cascade.js");
     const players = [];
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -35,7 +43,8 @@ try {
       video.muted = true; video.autoplay = true; video.playsInline = true;
       video.style.width = "160px";
       document.body.append(video);
-      const p = { start: performance.now(), answered: 0, connected: 0, first: 0, width: 0, delays: [] };
+      const layer = layers[i % layers.length];
+      const p = { layer, start: performance.now(), answered: 0, connected: 0, first: 0, width: 0, delays: [] };
       sampleFrames(video, true, (width, delay) => {
         if (!p.first) p.first = performance.now();
         p.width = width;
@@ -58,10 +67,10 @@ try {
     for (const p of players) p.delays = [];
     await sleep(seconds * 1000);
     return players.map((p) => ({
-      join: p.first - p.start, answer: p.answered - p.start,
+      layer: p.layer, join: p.first - p.start, answer: p.answered - p.start,
       connect: p.connected - p.start, width: p.width, delays: p.delays,
     }));
-  }, { viewers, layer, seconds, gap });
+  }, { viewers, layers, seconds, gap });
 
   // The floor, in the same run: the same painted clock sent peer to peer inside one tab
   // (Chromium to Chromium, no server), read back the same way.
@@ -103,13 +112,14 @@ try {
     return { first, delays: delays.slice(30) };
   });
 
-  if (process.env.BENCH_DUMP) console.error(JSON.stringify(result.map(({ delays, ...p }) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Math.round(v)])))));
+  if (process.env.BENCH_DUMP) console.error(JSON.stringify(result.map(({ delays, layer, ...p }) => ({ layer, ...Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Math.round(v)])) }))));
   const pick = (k) => result.map((p) => p[k]);
   const delays = result.flatMap((p) => p.delays);
   const r = (v) => Math.round(v);
   console.log(JSON.stringify({
     viewers,
     layer,
+    ladder,
     join_gap_ms: gap,
     widths: [...new Set(pick("width"))].join(","),
     join_ms: { p50: r(percentile(pick("join"), 50)), p95: r(percentile(pick("join"), 95)), max: r(Math.max(...pick("join"))) },
@@ -124,6 +134,13 @@ try {
       p95: r(percentile(delays, 95)),
       max: r(Math.max(...delays)),
     },
+    ...(layers.length > 1 && {
+      glass_to_glass_by_layer_ms: Object.fromEntries(layers.map((l) => {
+        const d = result.filter((p) => p.layer === l).flatMap((p) => p.delays);
+        const w = [...new Set(result.filter((p) => p.layer === l).map((p) => p.width))].join(",");
+        return [l, { widths: w, samples: d.length, p50: r(percentile(d, 50)), p95: r(percentile(d, 95)) }];
+      })),
+    }),
     floor_chromium_p2p_ms: {
       first_frame: r(floor.first),
       glass_to_glass_p50: r(percentile(floor.delays, 50)),
