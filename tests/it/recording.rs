@@ -16,7 +16,8 @@ use crate::gstreamer::Script;
 use crate::server::{temp_dir, Server};
 
 /// What GStreamer decoded of a file (tests/interop/gst_decode.py: `matroskademux`,
-/// `vp8dec`, `opusdec`, counted with pad probes).
+/// `vp8dec`, `vp9dec` or `av1dec`, `opusdec`; or `qtdemux`, `openh264dec`; counted with
+/// pad probes).
 #[derive(Debug)]
 pub(crate) struct Decoded {
     /// Presentation times of the decoded pictures, seconds.
