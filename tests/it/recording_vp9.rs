@@ -2,14 +2,15 @@
 //! `rtpvp9pay`) and Opus to a real node whose channel records; the recording is a WebM
 //! with a `V_VP9` track, listed as a VP9 video with its duration, and decoded by software
 //! nobody here wrote (GStreamer's `matroskademux`, `vp9dec`, `opusdec`). A publisher
-//! restart stays in one file; a node killed mid-recording leaves a WebM that decodes up to
-//! the kill and is listed when the node starts again.
+//! restart stays in one file (one in another video codec is left out, counted in
+//! `/metrics`); a node killed mid-recording leaves a WebM that decodes up to the kill and
+//! is listed when the node starts again.
 
 use std::time::Duration;
 
 use crate::recording::{
-    decode, live_with_a_restart, pictures_fit, publish_with, recording_node, recordings,
-    restart_and_list, span_fits,
+    decode, listed, live_with_a_restart, pictures_fit, publish_with, recording_node, recordings,
+    restart_and_list, span_fits, wait_exit,
 };
 
 #[test]
@@ -76,4 +77,45 @@ fn a_node_killed_while_recording_vp9_leaves_a_webm_that_decodes_and_is_listed() 
     );
     let (_server, videos) = restart_and_list(&data, "vp9-crash", n);
     assert_eq!(videos[0]["video_codec"], "vp9");
+}
+
+#[test]
+fn a_restart_in_another_video_codec_keeps_the_files_and_is_counted() {
+    let (server, data, key) = recording_node("vp9-then-vp8", "3000");
+    let skipped = r#"cascade_recording_video_skipped_total{reason="codec_changed"}"#;
+    let (first, t1) = publish_with(&server, "vp9-then-vp8", &key, 4, &["--vp9"]);
+    let end1 = wait_exit(first);
+    // Back within the grace, in VP8: the same recording, whose file is VP9.
+    let (second, t2) = publish_with(&server, "vp9-then-vp8", &key, 4, &[]);
+    let end2 = wait_exit(second);
+    let videos = listed(&server, "vp9-then-vp8", 1);
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    assert_eq!(videos[0]["video_codec"], "vp9");
+    let skipped = server.metric(skipped);
+    assert!(
+        skipped > (end2 - t2).as_secs_f64() * 30.0 * 0.5,
+        "the VP8 pictures counted as skipped: {skipped}"
+    );
+    let media = server
+        .http()
+        .get(server.url(videos[0]["media_url"].as_str().unwrap()))
+        .send()
+        .unwrap();
+    let file = data.join("fetched.webm");
+    std::fs::write(&file, media.bytes().unwrap()).unwrap();
+    let d = decode(&file);
+    assert!(d.ok, "GStreamer decodes it: {}", d.said);
+    // The pictures of the first publisher; the audio of both.
+    let span = d.video_pts[d.video_pts.len() - 1] - d.video_pts[0];
+    let first = (end1 - t1).as_secs_f64();
+    assert!(
+        span < first + 0.5,
+        "pictures span {span:.2} s, VP9 for {first:.2} s"
+    );
+    let live = (end1 - t1) + (end2 - t2);
+    assert!(
+        d.audio as f64 > live.as_secs_f64() * 30.0,
+        "{} audio buffers for {live:?}",
+        d.audio
+    );
 }

@@ -5,7 +5,8 @@
 //! playable) and are finished the same way.
 //!
 //! A file keeps the video codec it began with: after a publisher restart with another
-//! video codec, that codec's frames are dropped (counted in the log) and the audio goes on.
+//! video codec, that codec's frames are skipped (the recorder counts and logs them) and
+//! the audio goes on.
 
 use std::path::{Path, PathBuf};
 
@@ -68,16 +69,17 @@ impl MuxFile {
         }
     }
 
-    /// Writes a frame; a video frame of another codec than the file's is skipped.
-    pub fn write(&mut self, f: &MuxFrame) -> Result<(), MuxError> {
+    /// Writes a frame: whether it was, `false` for a video frame of another codec than the
+    /// file's (skipped).
+    pub fn write(&mut self, f: &MuxFrame) -> Result<bool, MuxError> {
         if f.video && f.codec != self.codec() {
-            tracing::debug!(codec = ?f.codec, "recording: a video frame of another codec skipped");
-            return Ok(());
+            return Ok(false);
         }
         match self {
-            MuxFile::Webm(w) => w.write(f),
-            MuxFile::Mp4(m) => m.write(f),
+            MuxFile::Webm(w) => w.write(f)?,
+            MuxFile::Mp4(m) => m.write(f)?,
         }
+        Ok(true)
     }
 
     /// Frames written.
