@@ -326,7 +326,7 @@ impl Node {
         Ok(Recording::start(stream, cfg, pipe, rx, sink, skipped)?)
     }
 
-    /// A whole VP8 or H.264 keyframe of `stream`'s first encoding, with its codec, taken
+    /// A whole VP8, VP9 or H.264 keyframe of `stream`'s first encoding, with its codec, taken
     /// within `wait` (a keyframe is asked for at once), for its thumbnail
     /// ([`crate::process::still`]); `None` when none came (another codec, no publisher).
     /// Blocks: call it on a blocking thread.

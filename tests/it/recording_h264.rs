@@ -67,7 +67,7 @@ fn an_h264_live_records_to_one_mp4_over_a_restart_served_with_ranges() {
 }
 
 /// A PNG of GStreamer's ball pattern at 320×240: a black background, a white ball.
-fn assert_ball(bytes: &[u8]) {
+pub(crate) fn assert_ball(bytes: &[u8]) {
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
         .read_info()
         .unwrap();

@@ -1,7 +1,8 @@
 //! Recording a VP9 live (issue 14): GStreamer's `webrtcbin` publishes VP9 (`vp9enc`,
 //! `rtpvp9pay`) and Opus to a real node whose channel records; the recording is a WebM
 //! with a `V_VP9` track, listed as a VP9 video with its duration, and decoded by software
-//! nobody here wrote (GStreamer's `matroskademux`, `vp9dec`, `opusdec`). A publisher
+//! nobody here wrote (GStreamer's `matroskademux`, `vp9dec`, `opusdec`), with a still
+//! made on the server (libvpx), as is the live stream's thumbnail. A publisher
 //! restart stays in one file (one in another video codec is left out, counted in
 //! `/metrics`); a node killed mid-recording leaves a WebM that decodes up to the kill and
 //! is listed when the node starts again.
@@ -9,9 +10,10 @@
 use std::time::Duration;
 
 use crate::recording::{
-    decode, listed, live_with_a_restart, pictures_fit, publish_with, recording_node, recordings,
-    restart_and_list, span_fits, wait_exit,
+    decode, jpeg_size, listed, live_thumbnail, live_with_a_restart, pictures_fit, publish_with,
+    recording_node, recordings, restart_and_list, span_fits, thumbnail_node, wait_exit,
 };
+use crate::recording_h264::assert_ball;
 
 #[test]
 fn a_vp9_live_records_to_one_webm_over_a_restart() {
@@ -51,6 +53,26 @@ fn a_vp9_live_records_to_one_webm_over_a_restart() {
         (ms / 1000.0 - last).abs() < 0.5,
         "listed as {ms} ms long, the last picture at {last:.2} s"
     );
+    // Its still: the WebM's first VP9 keyframe, decoded on the server (libvpx).
+    let thumb = videos[0]["thumbnail_url"].as_str().expect("a still");
+    let still = server.http().get(server.url(thumb)).send().unwrap();
+    assert_eq!(still.status(), 200);
+    assert_eq!(still.headers()["content-type"], "image/png");
+    assert_ball(&still.bytes().unwrap());
+}
+
+/// A browser or GStreamer broadcaster sends VP9: its channel gets a live thumbnail from a
+/// keyframe the node decodes.
+#[test]
+fn a_vp9_live_stream_gets_a_thumbnail_decoded_on_the_server() {
+    let (server, key, _) = thumbnail_node("thumb-vp9");
+    let (script, jpeg) = live_thumbnail(&server, "thumb-vp9", &key, &["--vp9"]);
+    assert_eq!(
+        jpeg_size(&jpeg),
+        Some((320, 240)),
+        "the publisher's picture"
+    );
+    drop(script);
 }
 
 #[test]

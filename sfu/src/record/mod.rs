@@ -36,7 +36,7 @@ mod tests_av1;
 #[cfg(test)]
 mod tests_mp4;
 #[cfg(test)]
-mod tests_vp9;
+pub(crate) mod tests_vp9;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

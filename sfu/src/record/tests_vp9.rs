@@ -25,7 +25,7 @@ use crate::process::vpx::Decoder;
 const CAPTURE: &[u8] = include_bytes!("testdata/ball-320x240.vp9.rtp");
 
 /// An RFC 4571 capture's RTP packets as the recorder takes them (`codec`'s).
-pub(super) fn rtp_packets(capture: &[u8], codec: Codec) -> Vec<RecPacket> {
+pub(crate) fn rtp_packets(capture: &[u8], codec: Codec) -> Vec<RecPacket> {
     let mut out = Vec::new();
     let mut rest = capture;
     while let Some(len) = rest
