@@ -11,6 +11,8 @@
 //! others have no place in a file). Every OBU is kept, whatever its temporal or spatial
 //! layer: a decoder picks its operating point from the sequence header.
 
+use super::bits::Bits;
+
 /// OBU types (AV1 spec §6.2.2).
 const OBU_SEQUENCE_HEADER: u8 = 1;
 const OBU_TEMPORAL_DELIMITER: u8 = 2;
@@ -186,46 +188,9 @@ pub struct SequenceHeader {
     pub size: (u32, u32),
 }
 
-/// Reads bits most significant first.
-struct Bits<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl Bits<'_> {
-    fn read(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let b = self.data.get(self.at / 8)?;
-            v = v << 1 | u32::from(b >> (7 - self.at % 8) & 1);
-            self.at += 1;
-        }
-        Some(v)
-    }
-
-    fn flag(&mut self) -> Option<bool> {
-        Some(self.read(1)? == 1)
-    }
-
-    /// `uvlc()` (§4.10.3).
-    fn uvlc(&mut self) -> Option<()> {
-        let mut zeros = 0;
-        while !self.flag()? {
-            zeros += 1;
-            if zeros >= 32 {
-                return None;
-            }
-        }
-        self.read(zeros).map(|_| ())
-    }
-}
-
 /// Parses a sequence header OBU's payload (§5.5) up to its colour config.
 pub fn parse_sequence_header(payload: &[u8]) -> Option<SequenceHeader> {
-    let mut b = Bits {
-        data: payload,
-        at: 0,
-    };
+    let mut b = Bits::new(payload);
     let profile = b.read(3)? as u8;
     b.read(1)?; // still_picture
     let reduced = b.flag()?;
@@ -241,7 +206,7 @@ pub fn parse_sequence_header(payload: &[u8]) -> Option<SequenceHeader> {
             b.read(32)?; // num_units_in_display_tick
             b.read(32)?; // time_scale
             if b.flag()? {
-                b.uvlc()?; // num_ticks_per_picture_minus_1
+                uvlc(&mut b)?; // num_ticks_per_picture_minus_1
             }
             decoder_model = b.flag()?;
             if decoder_model {
@@ -341,6 +306,18 @@ pub fn parse_sequence_header(payload: &[u8]) -> Option<SequenceHeader> {
         chroma_position,
         size: (w, h),
     })
+}
+
+/// `uvlc()` (AV1 spec §4.10.3), its value skipped.
+fn uvlc(b: &mut Bits<'_>) -> Option<()> {
+    let mut zeros = 0;
+    while !b.flag()? {
+        zeros += 1;
+        if zeros >= 32 {
+            return None;
+        }
+    }
+    b.read(zeros).map(|_| ())
 }
 
 /// The largest picture side taken (AV1's levels stop at 16384 wide).

@@ -18,6 +18,7 @@
 
 pub mod assemble;
 pub mod av1;
+mod bits;
 pub mod container;
 pub mod core;
 pub mod h264;

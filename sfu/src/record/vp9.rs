@@ -9,6 +9,8 @@
 //! left out. A browser's VP9 (Chromium's L1T1, L1T3, or simulcast) has one spatial layer
 //! per RTP stream, so nothing is left out of it; temporal layers are all kept.
 
+use super::bits::Bits;
+
 /// A payload descriptor, as far as the recorder needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
@@ -136,29 +138,11 @@ pub fn depacketize<'a>(
     }
 }
 
-/// Reads bits most significant first.
-struct Bits<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl Bits<'_> {
-    fn read(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let b = self.data.get(self.at / 8)?;
-            v = v << 1 | u32::from(b >> (7 - self.at % 8) & 1);
-            self.at += 1;
-        }
-        Some(v)
-    }
-}
-
 /// The picture size of a VP9 keyframe (its uncompressed header, §6.2: frame marker,
 /// profile, `frame_type` 0, the sync code, the colour config, then the size), `None` for
 /// another frame.
 pub fn keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
-    let mut b = Bits { data: frame, at: 0 };
+    let mut b = Bits::new(frame);
     if b.read(2)? != 2 {
         return None;
     }
