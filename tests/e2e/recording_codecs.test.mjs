@@ -7,7 +7,7 @@
 // in these files is decoded in tests/it/recording_*.rs.) Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, until, assertRecordingPlaysAndSeeks } from "./harness.mjs";
+import { startServer, launch, until, assertRecordingPlaysAndSeeks, liveFromStudio } from "./harness.mjs";
 import { api, account } from "./accounts.mjs";
 
 const LIVE_MS = 8000;
@@ -53,14 +53,7 @@ async function recordsAndPlays(name, mime, codec, container) {
   await studio.evaluate((s) => localStorage.setItem("cascade.session", JSON.stringify(s)), owner);
   await studio.goto(`${base}/studio`);
   await until(studio, (s) => window.studio?.channel === s, slug);
-  await studio.fill("#key", key);
-  await studio.selectOption("#source", "clock");
-  await studio.click("#start");
-  await until(studio, () => window.studio?.state === "live", null, 20000);
-  const wentLive = Date.now();
-  await studio.waitForTimeout(LIVE_MS);
-  await studio.click("#stop");
-  const live = (Date.now() - wentLive) / 1000;
+  const live = await liveFromStudio(studio, key, LIVE_MS);
   await ctx.close();
 
   const deadline = Date.now() + 20000;
