@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the rtp, rtcp, trickle_ice and relay targets into corpus/.
+"""Writes the seed inputs of the rtp, rtcp, trickle_ice, relay and recorder targets into
+corpus/ (the recorder's from its test data: GStreamer's VP9 packets, libaom's AV1).
 
 The SDP seeds are real offers: Chromium's (captured with `chromium-offers.mjs`) and
 str0m's, as the integration tests' peers make them. RTP seeds follow Chromium's offer
@@ -127,11 +128,55 @@ RELAY = {
 }
 
 
+def recorder_packet(codec, marker, seq_step, ts_step, payload):
+    """The recorder target's packet: flags (codec 0-4: VP8, VP9, H.264, AV1, Opus; marker),
+    steps, length, payload (at most 255 bytes)."""
+    payload = payload[:255]
+    return bytes([codec | (8 if marker else 0), seq_step, ts_step, len(payload)]) + payload
+
+
+def recorder_seeds():
+    data = Path("../sfu/src/record/testdata")
+    vp9 = (data / "ball-320x240.vp9.rtp").read_bytes()
+    packets, at, last_ts = [], 0, None
+    while at < len(vp9) and len(packets) < 6:
+        (n,) = struct.unpack("!H", vp9[at : at + 2])
+        p = vp9[at + 2 : at + 2 + n]
+        at += 2 + n
+        ts = struct.unpack("!I", p[4:8])[0]
+        step = 0 if ts == last_ts else 10
+        last_ts = ts
+        packets.append(recorder_packet(1, p[1] & 0x80, 3, step, p[12:]))
+    av1 = (data / "ball-320x240.av1.obu").read_bytes()
+    (n,) = struct.unpack("!I", av1[:4])
+    tu = av1[4 : 4 + n]
+    # One OBU element per packet (W=1), the temporal delimiter (2 bytes) left out, the
+    # first packet a new coded video sequence (N); the OBUs keep their size fields.
+    obus, rest = [], tu[2:]
+    while rest:
+        size, shift, i = 0, 0, 1
+        while True:
+            b = rest[i]
+            size |= (b & 0x7F) << shift
+            shift += 7
+            i += 1
+            if b < 0x80:
+                break
+        obus.append(rest[: i + size])
+        rest = rest[i + size :]
+    av1_packets = [
+        recorder_packet(3, k == len(obus) - 1, 3, 10 if k == 0 else 0, bytes([0x18 if k == 0 else 0x10]) + o)
+        for k, o in enumerate(obus)
+    ]
+    return {"vp9.rec": b"".join(packets), "av1.rec": b"".join(av1_packets)}
+
+
 def main():
     whep = Path("corpus/sdp_offer/chromium_whep.sdp").read_text()
     attr = lambda name: next(l.split(":", 1)[1] for l in whep.splitlines() if l.startswith(f"a={name}:"))
     creds = {"u": attr("ice-ufrag"), "p": attr("ice-pwd")}
-    for target, seeds in (("rtp", RTP), ("rtcp", RTCP), ("trickle_ice", FRAG), ("relay", RELAY)):
+    targets = (("rtp", RTP), ("rtcp", RTCP), ("trickle_ice", FRAG), ("relay", RELAY))
+    for target, seeds in targets + (("recorder", recorder_seeds()),):
         out = Path("corpus") / target
         out.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():

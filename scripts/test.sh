@@ -212,8 +212,8 @@ step "browser end to end: a WebM uploaded from the studio with tus (a cut connec
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test vod.test.mjs'
 step "browser end to end: recording turned on in the studio, the live listed on the channel page, played and seeked (Chromium, own network namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 90 node --test recording.test.mjs'
-step "browser end to end: Chromium publishes H.264, the recording is an MP4, played and seeked (Chromium, own namespace)"
-unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 90 node --test recording_h264.test.mjs'
+step "browser end to end: Chromium publishes H.264, VP9 and AV1, the recordings (MP4, WebM, WebM) played and seeked (Chromium, own namespace)"
+unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 240 node --test recording_codecs.test.mjs'
 
 step "HTTPS served by the node (Chromium goes live and plays over TLS on a LAN address; own namespace)"
 unshare --net sh -c 'ip link set lo up && cd tests/e2e && timeout 120 node --test https.test.mjs'

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub datagrams_dropped: IntCounterVec,
     /// Packets not forwarded to a viewer, by reason.
     pub forward_drops: IntCounterVec,
+    /// Video frames a recording could not take, by reason (`no_parameter_sets`: an H.264
+    /// keyframe without its SPS and PPS in band, an AV1 one without its sequence header, so
+    /// no file could start; `codec_changed`: a publisher restart in another video codec
+    /// than the file's).
+    pub recording_skipped: IntCounterVec,
     /// NACKs received from viewers and sent to publishers.
     pub nacks: IntCounterVec,
     /// The budget's level: 0 within budget, 1 new viewers capped below the top layer, 2
@@ -191,6 +196,12 @@ impl Metrics {
                 &r,
                 "forward_drops_total",
                 "Packets not forwarded to a viewer",
+                &["reason"],
+            ),
+            recording_skipped: counter_vec(
+                &r,
+                "recording_video_skipped_total",
+                "Video frames a recording could not take",
                 &["reason"],
             ),
             allocation_changes: counter_vec(

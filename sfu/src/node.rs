@@ -320,12 +320,13 @@ impl Node {
             .metrics
             .forward_drops
             .with_label_values(&["recorder_queue_full"]);
+        let skipped = self.inner.shared.metrics.recording_skipped.clone();
         let (queue, rx) = RecorderQueue::new(dropped);
         let pipe = self.attach_pipe(stream, u8::MAX, Arc::new(queue))?;
-        Ok(Recording::start(stream, cfg, pipe, rx, sink)?)
+        Ok(Recording::start(stream, cfg, pipe, rx, sink, skipped)?)
     }
 
-    /// A whole VP8 or H.264 keyframe of `stream`'s first encoding, with its codec, taken
+    /// A whole VP8, VP9 or H.264 keyframe of `stream`'s first encoding, with its codec, taken
     /// within `wait` (a keyframe is asked for at once), for its thumbnail
     /// ([`crate::process::still`]); `None` when none came (another codec, no publisher).
     /// Blocks: call it on a blocking thread.

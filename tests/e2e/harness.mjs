@@ -134,6 +134,19 @@ export async function seekAndPlayOn(page, t, ms = 20000) {
 
 /** On a video page (`/video/{id}`): the recording plays (decoded frames), lasts as long
  *  as the live did (`live` s, within 2 s), and seeking to its middle plays on from there. */
+/** The studio (signed in, its channel chosen) goes live with `key` on its clock source
+ *  for `ms`, then stops; returns the seconds it was live. */
+export async function liveFromStudio(studio, key, ms) {
+  await studio.fill("#key", key);
+  await studio.selectOption("#source", "clock");
+  await studio.click("#start");
+  await until(studio, () => window.studio?.state === "live", null, 20000);
+  const wentLive = Date.now();
+  await studio.waitForTimeout(ms);
+  await studio.click("#stop");
+  return (Date.now() - wentLive) / 1000;
+}
+
 export async function assertRecordingPlaysAndSeeks(page, live) {
   await until(page, () => window.page?.video != null, null, 10000);
   await page.evaluate(() => { const v = document.getElementById("video"); v.muted = true; return v.play(); });

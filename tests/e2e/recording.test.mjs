@@ -6,7 +6,7 @@
 // No page trips the Content-Security-Policy. Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, until, assertRecordingPlaysAndSeeks } from "./harness.mjs";
+import { startServer, launch, until, assertRecordingPlaysAndSeeks, liveFromStudio } from "./harness.mjs";
 import { api, account } from "./accounts.mjs";
 
 const slug = "rita-rec";
@@ -51,14 +51,7 @@ test("recording turned on in the studio: the live is listed on the channel page,
   const setting = await api(base, `/channels/${slug}/recording`, undefined, owner.access_token, "GET");
   assert.deepEqual(setting, { enabled: true, layers: "top" });
 
-  await studio.fill("#key", key);
-  await studio.selectOption("#source", "clock");
-  await studio.click("#start");
-  await until(studio, () => window.studio?.state === "live", null, 20000);
-  const wentLive = Date.now();
-  await studio.waitForTimeout(LIVE_MS);
-  await studio.click("#stop");
-  const live = (Date.now() - wentLive) / 1000;
+  const live = await liveFromStudio(studio, key, LIVE_MS);
 
   // A visitor's channel page lists it once the recording has ended and been stored.
   const page = await open(null, `/watch/${slug}`);

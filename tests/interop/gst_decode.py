@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Decodes a WebM file with GStreamer (matroskademux, vp8dec, opusdec), or an MP4 file
+"""Decodes a WebM file with GStreamer (matroskademux; vp8dec, vp9dec or av1dec by the
+track's codec id in the file's head; opusdec), or an MP4 file
 (`.mp4`: qtdemux, h264parse, openh264dec, opusdec) and prints, as one
 JSON line, what came out: every decoded picture's time, the picture size, and the number
 of decoded audio buffers. Counted with pad probes on the decoders' outputs (gst-launch's
@@ -21,7 +22,10 @@ def main():
     if path.endswith(".mp4"):
         demux, video = "qtdemux", "h264parse ! openh264dec"
     else:
-        demux, video = "matroskademux", "vp8dec"
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        video = "vp9dec" if b"V_VP9" in head else "av1dec" if b"V_AV1" in head else "vp8dec"
+        demux = "matroskademux"
     pipe = Gst.parse_launch(
         f'filesrc location="{path}" ! {demux} name=d '
         f"d.video_0 ! queue ! {video} name=vdec ! fakesink sync=false "

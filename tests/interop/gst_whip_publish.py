@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Publish a test pattern (VP8, or H.264 with --h264) and a tone (Opus) over WHIP with
+"""Publish a test pattern (VP8, H.264 with --h264, VP9 with --vp9) and a tone (Opus) over WHIP with
 GStreamer's webrtcbin.
 
 webrtcbin is the engine of whipsink/whipclientsink and of many WHIP tools; Debian 12's
@@ -14,10 +14,11 @@ The video is one layer (no simulcast: webrtcbin offers none), WIDTHxHEIGHT at 30
 about BITRATE bit/s.
 
 usage: gst_whip_publish.py URL [--token T] [--seconds N] [--width W] [--height H]
-                           [--bitrate B] [--h264]
+                           [--bitrate B] [--h264 | --vp9]
 
 --h264: openh264enc (constrained baseline, a keyframe a second, SPS and PPS before each
 one, as OBS and libwebrtc send them) and rtph264pay instead of VP8.
+--vp9: vp9enc (profile 0, real time, a keyframe a second) and rtpvp9pay instead of VP8.
 """
 
 import argparse
@@ -48,6 +49,13 @@ H264 = """
   ! pub.
 """
 
+VP9 = """
+  ! videoconvert ! video/x-raw,format=I420 ! vp9enc deadline=1 keyframe-max-dist=30
+    target-bitrate={bitrate} cpu-used=8
+  ! rtpvp9pay pt=98 picture-id-mode=15-bit
+  ! application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000 ! pub.
+"""
+
 PIPELINE = """
 webrtcbin name=pub bundle-policy=max-bundle
 videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1
@@ -68,7 +76,8 @@ class Publisher:
         self.token = token
         self.location = None
         self.loop = GLib.MainLoop()
-        encode = (H264 if video.pop("h264") else VP8).format(**video)
+        codec = video.pop("codec")
+        encode = {"h264": H264, "vp9": VP9}.get(codec, VP8).format(**video)
         self.pipe = Gst.parse_launch(PIPELINE.format(encode=encode, **video))
         self.webrtc = self.pipe.get_by_name("pub")
         # libnice leaves loopback out of its candidates; the node under test is on loopback.
@@ -184,14 +193,16 @@ def main():
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--bitrate", type=int, default=300_000)
-    ap.add_argument("--h264", action="store_true")
+    codec = ap.add_mutually_exclusive_group()
+    codec.add_argument("--h264", dest="codec", action="store_const", const="h264")
+    codec.add_argument("--vp9", dest="codec", action="store_const", const="vp9")
     args = ap.parse_args()
     Gst.init(None)
     video = {
         "width": args.width,
         "height": args.height,
         "bitrate": args.bitrate,
-        "h264": args.h264,
+        "codec": args.codec,
     }
     return Publisher(args.url, args.token, args.seconds, video).run()
 

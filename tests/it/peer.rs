@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -144,9 +146,10 @@ pub fn tcp_candidate(sdp: &str) -> Option<SocketAddr> {
 impl Peer {
     /// A peer whose UDP socket (its one ICE candidate) is on `ip`.
     fn new_at(ip: IpAddr) -> Peer {
-        Peer::with_config(ip, RtcConfig::new())
+        Peer::with_config(ip, RtcConfig::new().set_rtp_mode(true))
     }
 
+    /// A peer on `ip` built from `config` (RTP mode unless [`Peer::frame_publisher`]).
     fn with_config(ip: IpAddr, config: RtcConfig) -> Peer {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket.set_nonblocking(true).unwrap();
@@ -157,12 +160,12 @@ impl Peer {
     }
 
     fn on(link: Link) -> Peer {
-        Peer::on_with(link, RtcConfig::new())
+        Peer::on_with(link, RtcConfig::new().set_rtp_mode(true))
     }
 
     fn on_with(link: Link, config: RtcConfig) -> Peer {
         Peer {
-            rtc: config.set_rtp_mode(true).build(Instant::now()),
+            rtc: config.build(Instant::now()),
             link,
             timeout: Instant::now(),
             connected: false,
@@ -207,6 +210,36 @@ impl Peer {
         (p, offer.to_sdp_string(), pending)
     }
 
+    /// A publisher as [`Peer::publisher`] (one video layer) in str0m's frame mode: str0m
+    /// packetizes the frames [`Peer::write_frame`] gives it.
+    pub fn frame_publisher() -> (Peer, String, SdpPendingOffer) {
+        Peer::publisher_on(
+            Peer::with_config(Ipv4Addr::LOCALHOST.into(), RtcConfig::new()),
+            &[],
+        )
+    }
+
+    /// Writes one frame of `codec` at `rtp_time` (a frame-mode publisher's).
+    pub fn write_frame(&mut self, codec: Codec, rtp_time: u64, frame: &[u8]) {
+        let kind = if codec == Codec::Opus {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
+        let (pt, mid) = (self.pt(codec), self.mid(kind));
+        let clock = if codec == Codec::Opus {
+            Frequency::FORTY_EIGHT_KHZ
+        } else {
+            Frequency::NINETY_KHZ
+        };
+        let time = MediaTime::new(rtp_time, clock);
+        let writer = self.rtc.writer(mid).expect("a send stream");
+        writer
+            .write(pt, Instant::now(), time, frame.to_vec())
+            .unwrap();
+        self.drain();
+    }
+
     /// A viewer receiving audio and video.
     pub fn viewer() -> (Peer, String, SdpPendingOffer) {
         Peer::viewer_with(Ipv4Addr::LOCALHOST.into(), false)
@@ -224,7 +257,7 @@ impl Peer {
 
     /// A viewer whose offer has RED for Opus, as browsers' do.
     pub fn viewer_with_red() -> (Peer, String, SdpPendingOffer) {
-        let config = RtcConfig::new().enable_opus(true, true);
+        let config = RtcConfig::new().set_rtp_mode(true).enable_opus(true, true);
         Peer::viewer_on(Peer::with_config(Ipv4Addr::LOCALHOST.into(), config), false)
     }
 

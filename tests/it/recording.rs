@@ -16,7 +16,8 @@ use crate::gstreamer::Script;
 use crate::server::{temp_dir, Server};
 
 /// What GStreamer decoded of a file (tests/interop/gst_decode.py: `matroskademux`,
-/// `vp8dec`, `opusdec`, counted with pad probes).
+/// `vp8dec`, `vp9dec` or `av1dec`, `opusdec`; or `qtdemux`, `openh264dec`; counted with
+/// pad probes).
 #[derive(Debug)]
 pub(crate) struct Decoded {
     /// Presentation times of the decoded pictures, seconds.
@@ -94,13 +95,9 @@ pub(crate) fn recording_node(slug: &str, grace_ms: &str) -> (Server, PathBuf, St
     (server, data, key)
 }
 
-/// Publishes with GStreamer for `seconds` (from the script's start); returns once it is
-/// connected, with the script and when it connected.
-pub(crate) fn publish(server: &Server, slug: &str, key: &str, seconds: u32) -> (Script, Instant) {
-    publish_with(server, slug, key, seconds, &[])
-}
-
-/// [`publish`] with more of the script's arguments (`--h264`).
+/// Publishes with GStreamer for `seconds` (from the script's start), with `more` of the
+/// script's arguments (`--h264`, `--vp9`); returns once it is connected, with the script
+/// and when it connected.
 pub(crate) fn publish_with(
     server: &Server,
     slug: &str,
@@ -116,7 +113,7 @@ pub(crate) fn publish_with(
     )
 }
 
-/// [`publish`] to the WHIP URL `url` (a token in it, or `token`).
+/// [`publish_with`] to the WHIP URL `url` (a token in it, or `token`).
 pub(crate) fn publish_to(url: &str, token: Option<&str>, seconds: u32) -> (Script, Instant) {
     publish_to_with(url, token, seconds, &[])
 }
@@ -254,6 +251,143 @@ pub(crate) fn live_with_a_restart(
     (live, (t1, end1, t2), videos)
 }
 
+/// A node recording `slug` killed with SIGKILL 4 s into a live published with `more` of
+/// the script's arguments: its one file (of extension `ext`) decodes, with at least `low`
+/// of the pictures of the time recorded (what was written: the recorder holds the last
+/// moments for ordering, an MP4 its fragment under way). Returns the node's data
+/// directory and the pictures decoded (for [`restart_and_list`]).
+pub(crate) fn killed_while_recording(
+    slug: &str,
+    more: &[&str],
+    ext: &str,
+    low: f64,
+) -> (PathBuf, usize) {
+    let (mut server, data, key) = recording_node(slug, "30000");
+    let dir = data.join("recordings");
+    let (script, t) = publish_with(&server, slug, &key, 30, more);
+    std::thread::sleep(Duration::from_secs(4));
+    let recorded = t.elapsed();
+    server.kill_hard();
+    drop(script);
+    let files = recordings(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), ext);
+    let d = decode(&files[0]);
+    assert!(d.ok, "GStreamer decodes what was written: {}", d.said);
+    assert_eq!(d.size, Some((320, 240)));
+    let n = d.video_pts.len();
+    let expect = recorded.as_secs_f64() * 30.0;
+    assert!(
+        n as f64 > expect * low && (n as f64) < expect * 1.1,
+        "{n} pictures decoded for {recorded:?} recorded"
+    );
+    (data, n)
+}
+
+/// What a live over a restart (publishers connected for `live`, their scripts `scripted`
+/// seconds in all) decoded to: the publisher's 320×240, at least `low` of the connected
+/// time's pictures (see [`pictures_fit`]), the audio of the time, pictures in order over
+/// about the time live. Returns the pictures' span.
+pub(crate) fn assert_recorded_live(d: &Decoded, live: Duration, scripted: u32, low: f64) -> f64 {
+    assert!(d.ok, "GStreamer decodes it: {}", d.said);
+    assert_eq!(d.size, Some((320, 240)), "the publisher's picture size");
+    let n = d.video_pts.len();
+    assert!(
+        pictures_fit(n, live, scripted, low),
+        "{n} pictures decoded for {live:?} live at 30 fps"
+    );
+    assert!(d.audio as f64 > live.as_secs_f64() * 30.0, "{}", d.audio);
+    assert!(
+        d.video_pts.windows(2).all(|w| w[1] >= w[0]),
+        "times go back"
+    );
+    let span = d.video_pts[n - 1] - d.video_pts[0];
+    assert!(
+        span_fits(span, live, scripted),
+        "pictures span {span:.2} s, the publishers were live {live:?}"
+    );
+    span
+}
+
+/// A live published with `more` of the script's arguments on a node that makes
+/// thumbnails gets one from the server: a JPEG of the publisher's 320×240.
+pub(crate) fn assert_live_thumbnail(slug: &str, more: &[&str]) {
+    let (server, key, _) = thumbnail_node(slug);
+    let (script, jpeg) = live_thumbnail(&server, slug, &key, more);
+    assert_eq!(
+        jpeg_size(&jpeg),
+        Some((320, 240)),
+        "the publisher's picture"
+    );
+    drop(script);
+}
+
+/// A PNG of GStreamer's ball pattern at 320×240: a black background, a white ball.
+fn assert_ball(bytes: &[u8]) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut rgb).unwrap();
+    assert_eq!(
+        (info.width, info.height),
+        (320, 240),
+        "the publisher's picture"
+    );
+    let px: Vec<&[u8]> = rgb[..info.buffer_size()].chunks(3).collect();
+    assert!(px[0].iter().all(|&c| c < 40), "the corner is {:?}", px[0]);
+    assert!(
+        px.iter().any(|p| p.iter().all(|&c| c > 215)),
+        "no white ball"
+    );
+}
+
+/// A listed video's still: served as a PNG of the publisher's ball (its first keyframe
+/// decoded on the server).
+pub(crate) fn assert_still_is_the_ball(server: &Server, video: &serde_json::Value) {
+    let thumb = video["thumbnail_url"].as_str().expect("a still");
+    let still = server.http().get(server.url(thumb)).send().unwrap();
+    assert_eq!(still.status(), 200);
+    assert_eq!(still.headers()["content-type"], "image/png");
+    assert_ball(&still.bytes().unwrap());
+}
+
+/// A listed video's media fetched as a visitor (served as its container's type), written
+/// to `data/name`.
+pub(crate) fn fetch_media(
+    server: &Server,
+    video: &serde_json::Value,
+    data: &Path,
+    name: &str,
+) -> PathBuf {
+    let media = server
+        .http()
+        .get(server.url(video["media_url"].as_str().unwrap()))
+        .send()
+        .unwrap();
+    assert_eq!(media.status(), 200);
+    let mime = if name.ends_with(".mp4") {
+        "video/mp4"
+    } else {
+        "video/webm"
+    };
+    assert_eq!(media.headers()["content-type"], mime);
+    let file = data.join(name);
+    std::fs::write(&file, media.bytes().unwrap()).unwrap();
+    file
+}
+
+/// The video's listed length is the file's: up to its last picture, `last` seconds (the
+/// file starts at the recording's first packet, which may come before the first keyframe
+/// it waits for).
+pub(crate) fn assert_listed_length(video: &serde_json::Value, last: f64) {
+    let ms = video["duration_ms"].as_f64().unwrap();
+    assert!(
+        (ms / 1000.0 - last).abs() < 0.5,
+        "listed as {ms} ms long, the last picture at {last:.2} s"
+    );
+}
+
 /// The node started again on `data` (after a kill): the cut recording of `slug` listed as
 /// its one video, as long as the `pictures` decoded from the file (30 fps).
 pub(crate) fn restart_and_list(
@@ -305,42 +439,17 @@ pub(crate) fn listed(server: &Server, slug: &str, n: usize) -> Vec<serde_json::V
 
 #[test]
 fn a_node_killed_while_recording_leaves_a_file_that_decodes_and_is_listed_on_restart() {
-    let (mut server, data, key) = recording_node("rec-crash", "30000");
-    let dir = data.join("recordings");
-    let (script, t) = publish(&server, "rec-crash", &key, 30);
-    std::thread::sleep(Duration::from_secs(4));
-    let recorded = t.elapsed();
-    server.kill_hard();
-    drop(script);
-    let files = recordings(&dir);
-    assert_eq!(files.len(), 1, "{files:?}");
-    let d = decode(&files[0]);
-    assert!(d.ok, "GStreamer decodes what was written: {}", d.said);
-    assert_eq!(d.size, Some((320, 240)));
-    let n = d.video_pts.len();
     // What was written before the kill: all but the last moments (frames the recorder
     // still held for ordering, about a third of a second).
-    let expect = recorded.as_secs_f64() * 30.0;
-    assert!(
-        n as f64 > expect * 0.6 && (n as f64) < expect * 1.1,
-        "{n} pictures decoded for {recorded:?} recorded"
-    );
-
+    let (data, n) = killed_while_recording("rec-crash", &[], "webm", 0.6);
+    let dir = data.join("recordings");
     // Beside it, a file that is no recording (as a damaged one would be).
     let refused = dir.join("rec-crash-1000.webm");
     std::fs::write(&refused, b"not a webm at all").unwrap();
     // The node starts again on the same data: the cut recording is listed as a video of
     // the channel, and what it serves decodes as the file did.
     let (server, videos) = restart_and_list(&data, "rec-crash", n);
-    let media = server
-        .http()
-        .get(server.url(videos[0]["media_url"].as_str().unwrap()))
-        .send()
-        .unwrap();
-    assert_eq!(media.status(), 200);
-    let fetched = data.join("fetched.webm");
-    std::fs::write(&fetched, media.bytes().unwrap()).unwrap();
-    let served = decode(&fetched);
+    let served = decode(&fetch_media(&server, &videos[0], &data, "fetched.webm"));
     assert!(
         served.ok,
         "GStreamer decodes what is served: {}",

@@ -1,11 +1,11 @@
-//! A still picture of a video: a keyframe decoded (VP8 with libvpx, [`super::vpx`]; H.264
-//! with OpenH264, [`super::h264dec`]), halved ([`I420::half`]) until it is at most
+//! A still picture of a video: a keyframe decoded (VP8 and VP9 with libvpx,
+//! [`super::vpx`]; H.264 with OpenH264, [`super::h264dec`]), halved ([`I420::half`]) until it is at most
 //! [`STILL_WIDTH`] wide, converted to RGB (BT.601, limited range, as VP8 and H.264 from
 //! WebRTC encoders carry it) and written as a PNG (`png`) or a JPEG (`jpeg-encoder`). The
 //! content library makes a PNG for each video it lists (`control_plane::content::stills`);
 //! a live stream's thumbnail is a JPEG of a keyframe the node takes from it
-//! ([`crate::Node::keyframe_of`]), as the studio's are. VP8 and H.264 only (each
-//! keyframe's declared size is checked before decoding); other codecs give nothing.
+//! ([`crate::Node::keyframe_of`]), as the studio's are. VP8, VP9 and H.264 only (each
+//! keyframe's declared size is checked before decoding); AV1 gives nothing.
 
 use super::scale::I420;
 use super::vpx::Decoder;
@@ -38,12 +38,13 @@ pub fn still_jpeg(codec: &str, keyframe: &[u8]) -> Option<Vec<u8>> {
 pub const MAX_PIXELS: usize = 3840 * 2160;
 
 /// The keyframe decoded and halved to at most [`STILL_WIDTH`]. VP8's size is in its first
-/// ten bytes (`ladder::keyframe_size`), H.264's in its SPS ([`super::h264dec`]); a VP9
-/// frame's is deeper in its header, and an uploaded one could make libvpx allocate for
-/// 65536² pixels before any check, so VP9 (and AV1) give none.
+/// ten bytes (`ladder::keyframe_size`), VP9's in its uncompressed header
+/// ([`crate::record::vp9::keyframe_size`]), H.264's in its SPS ([`super::h264dec`]). AV1
+/// gives none (no AV1 decoder here).
 fn picture(codec: &str, keyframe: &[u8]) -> Option<I420> {
     let mut picture = match codec {
         "vp8" => vp8(keyframe)?,
+        "vp9" => vp9(keyframe)?,
         "h264" => super::h264dec::decode_keyframe(keyframe)?,
         _ => return None,
     };
@@ -60,6 +61,16 @@ fn vp8(keyframe: &[u8]) -> Option<I420> {
         return None;
     }
     Decoder::new().ok()?.decode(keyframe).ok()?
+}
+
+/// A VP9 keyframe decoded with libvpx, if it declares at most [`MAX_PIXELS`] (a frame
+/// that is not a keyframe gives none: libvpx would take it only after one).
+fn vp9(keyframe: &[u8]) -> Option<I420> {
+    let (w, h) = crate::record::vp9::keyframe_size(keyframe)?;
+    if (w as usize).saturating_mul(h as usize) > MAX_PIXELS {
+        return None;
+    }
+    Decoder::vp9().ok()?.decode(keyframe).ok()?
 }
 
 /// `picture` as an 8-bit RGB PNG.
@@ -134,6 +145,23 @@ mod tests {
     }
 
     #[test]
+    fn a_vp9_keyframe_becomes_a_png_of_its_size() {
+        // vp9enc's first keyframe of the ball (the recorder's test data), 320 × 240.
+        let packets = crate::record::tests_vp9::rtp_packets(
+            include_bytes!("../record/testdata/ball-320x240.vp9.rtp"),
+            crate::codec::Codec::Vp9,
+        );
+        let mut frame = Vec::new();
+        let payloads = packets[..2].iter().map(|p| &p.payload[..]);
+        crate::record::vp9::depacketize(payloads, &mut frame).unwrap();
+        let (w, h, rgb) = decode_png(&still_png("vp9", &frame).expect("a still"));
+        assert_eq!((w, h), (320, 240));
+        // The ball pattern: a black background, a white ball somewhere.
+        assert!(rgb[..3].iter().all(|&c| c < 40), "{:?}", &rgb[..3]);
+        assert!(rgb.chunks(3).any(|p| p.iter().all(|&c| c > 215)));
+    }
+
+    #[test]
     fn a_jpeg_still_is_a_whole_jpeg() {
         let grey = I420::filled(640, 360, 128, 128, 128);
         let cfg = EncoderConfig {
@@ -158,6 +186,13 @@ mod tests {
         assert!(still_png("vp8", b"not a frame at all").is_none());
         assert!(still_png("av1", &[0; 64]).is_none());
         assert!(still_png("vp9", &[]).is_none());
+        // A VP9 keyframe header (profile 0) declaring 65536 × 65536.
+        let huge = [0x82, 0x49, 0x83, 0x42, 0x0f, 0xff, 0xff, 0xff, 0xf0];
+        assert_eq!(
+            crate::record::vp9::keyframe_size(&huge),
+            Some((65536, 65536))
+        );
+        assert!(still_png("vp9", &huge).is_none());
         // A keyframe header declaring 16383 × 16383: refused before libvpx sees it.
         let mut huge = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0x3f, 0xff, 0x3f];
         huge.extend_from_slice(&[0; 64]);

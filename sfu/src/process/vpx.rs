@@ -1,4 +1,4 @@
-//! VP8 decoding and encoding with libvpx (Debian's `libvpx`, through the maintained
+//! VP8 (and VP9) decoding and VP8 encoding with libvpx (Debian's `libvpx`, through the maintained
 //! `env-libvpx-sys` bindings). The unsafe FFI stays in this file: a [`Decoder`] takes a
 //! frame and gives an owned [`I420`]; an [`Encoder`] takes an [`I420`] and gives owned
 //! frames. Both own their context and free it on drop; neither is shared between threads.
@@ -68,6 +68,13 @@ impl Decoder {
     pub fn new() -> Result<Self, VpxError> {
         // SAFETY: libvpx's interface tables are static.
         Self::with_interface(unsafe { vpx_sys::vpx_codec_vp8_dx() })
+    }
+
+    /// A VP9 decoder on one thread (the frame's declared size is the caller's to check
+    /// first: libvpx allocates for it).
+    pub fn vp9() -> Result<Self, VpxError> {
+        // SAFETY: libvpx's interface tables are static.
+        Self::with_interface(unsafe { vpx_sys::vpx_codec_vp9_dx() })
     }
 
     fn with_interface(iface: *mut vpx_sys::vpx_codec_iface_t) -> Result<Self, VpxError> {

@@ -4,9 +4,12 @@
 //! within [`REORDER_WAIT`] (or [`MAX_HELD`] packets) is given up: what follows is taken from
 //! the next frame start. str0m's depacketizers strip the payload descriptor (VP8) or undo
 //! the packetization (H.264: single NAL units, STAP-A, FU-A) into an access unit in AVC
-//! form (each NAL unit after its 4-byte length, an MP4 sample); Opus payloads are frames
-//! as they are. An H.264 access unit may span several NAL units each starting a packet:
-//! its packets are those of one timestamp up to the marker. Sans-I/O: time is an argument.
+//! form (each NAL unit after its 4-byte length, an MP4 sample); [`super::vp9`] strips
+//! VP9's descriptors (a picture: the packets of one timestamp to the marker, its base
+//! spatial layer kept), [`super::av1`] rebuilds an AV1 temporal unit's OBUs with their
+//! sizes; Opus payloads are frames as they are. An H.264 access unit may span several NAL
+//! units each starting a packet (an AV1 temporal unit several OBUs): its packets are those
+//! of one timestamp up to the marker. Sans-I/O: time is an argument.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +26,12 @@ pub const REORDER_WAIT: Duration = Duration::from_millis(150);
 pub const MAX_HELD: usize = 512;
 /// A frame larger than this is given up (more than [`MAX_HELD`] full packets hold).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Whether a codec's frame is told only by its timestamp and marker: a packet may start a
+/// unit (an H.264 NAL unit, an AV1 OBU) in the middle of a frame.
+fn by_timestamp(codec: Codec) -> bool {
+    matches!(codec, Codec::H264 | Codec::Av1)
+}
 
 /// One packet of a stream, as the recorder receives it.
 #[derive(Debug, Clone)]
@@ -94,7 +103,7 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// The assembly of a stream of `codec` (VP8, H.264 or Opus; others give no frames).
+    /// The assembly of a stream of `codec`.
     pub fn new(codec: Codec) -> Self {
         Assembler {
             codec,
@@ -141,7 +150,9 @@ impl Assembler {
         match self.codec {
             Codec::Vp8 => self.vp8.is_partition_head(payload),
             Codec::H264 => self.h264.is_partition_head(payload),
-            _ => true,
+            Codec::Vp9 => super::vp9::is_head(payload),
+            Codec::Av1 => super::av1::is_head(payload),
+            Codec::Opus => true,
         }
     }
 
@@ -213,8 +224,9 @@ impl Assembler {
         let mut seq = start;
         loop {
             let p = self.held.get(&seq)?;
-            // An H.264 access unit's NAL units each start a packet; its end is the marker.
-            let new_frame = seq != start && p.head && self.codec != Codec::H264;
+            // An H.264 access unit's NAL units (an AV1 temporal unit's OBUs) each may start
+            // a packet; its end is the marker.
+            let new_frame = seq != start && p.head && !by_timestamp(self.codec);
             if p.ts != first.ts || new_frame {
                 return Some(Err(()));
             }
@@ -230,12 +242,12 @@ impl Assembler {
     fn give_up(&mut self, from: u64) {
         self.stats.lost_frames += 1;
         self.lost = true;
-        let h264 = self.codec == Codec::H264;
+        let by_ts = by_timestamp(self.codec);
         let held = &self.held;
-        // An H.264 NAL unit's start is a frame's only after the end of one (a marker) or
-        // at a new timestamp, as far as what is held tells.
+        // An H.264 NAL unit's start (an AV1 OBU's) is a frame's only after the end of one
+        // (a marker) or at a new timestamp, as far as what is held tells.
         let starts_frame = |s: u64, p: &Held| {
-            p.head && (!h264 || held.get(&(s - 1)).is_none_or(|b| b.marker || b.ts != p.ts))
+            p.head && (!by_ts || held.get(&(s - 1)).is_none_or(|b| b.marker || b.ts != p.ts))
         };
         let start = self
             .held
@@ -260,39 +272,13 @@ impl Assembler {
         let Some(first) = packets.get(&start) else {
             return;
         };
-        let (ts, arrival, mut keyframe) = (first.ts, first.arrival, first.keyframe);
+        let (ts, arrival) = (first.ts, first.arrival);
         let mut data = Vec::new();
-        let mut extra = CodecExtra::None;
-        // Each frame starts afresh: str0m's H.264 depacketizer keeps a fragmented unit's
-        // parts until a packet ends it, and a unit never ended (a publisher's fault, or a
-        // frame given up half-way) would grow without bound and begin the next frame.
-        self.h264 = super::h264::depacketizer();
-        for p in packets.values() {
-            let ok = match self.codec {
-                Codec::Vp8 => self
-                    .vp8
-                    .depacketize(&p.payload, &mut data, &mut extra)
-                    .is_ok(),
-                Codec::H264 => self
-                    .h264
-                    .depacketize(&p.payload, &mut data, &mut extra)
-                    .is_ok(),
-                Codec::Opus => {
-                    data.extend_from_slice(&p.payload);
-                    true
-                }
-                _ => false,
-            };
-            if !ok || data.len() > MAX_FRAME_BYTES {
-                self.stats.lost_frames += 1;
-                self.lost = true;
-                return;
-            }
-        }
-        if self.codec == Codec::H264 {
-            // An IDR picture, whatever its first packet held.
-            keyframe = super::h264::is_idr(&data);
-        }
+        let Some(keyframe) = self.depacketize(&packets, &mut data) else {
+            self.stats.lost_frames += 1;
+            self.lost = true;
+            return;
+        };
         if !data.is_empty() {
             out.push(Frame {
                 ts,
@@ -301,5 +287,54 @@ impl Assembler {
                 data,
             });
         }
+    }
+
+    /// A frame's packets (in order, the first at the start) into the codec's frame in
+    /// `data`; whether it is a keyframe, or `None` when the packets do not make a frame.
+    fn depacketize(&mut self, packets: &BTreeMap<u64, Held>, data: &mut Vec<u8>) -> Option<bool> {
+        let payloads = || packets.values().map(|p| &p.payload[..]);
+        let first_key = packets.values().next().is_some_and(|p| p.keyframe);
+        let keyframe = match self.codec {
+            Codec::Vp8 => {
+                let mut extra = CodecExtra::None;
+                for p in payloads() {
+                    self.vp8.depacketize(p, data, &mut extra).ok()?;
+                    if data.len() > MAX_FRAME_BYTES {
+                        return None;
+                    }
+                }
+                first_key
+            }
+            Codec::H264 => {
+                // Each frame starts afresh: str0m's H.264 depacketizer keeps a fragmented
+                // unit's parts until a packet ends it, and a unit never ended (a
+                // publisher's fault, or a frame given up half-way) would grow without
+                // bound and begin the next frame.
+                self.h264 = super::h264::depacketizer();
+                let mut extra = CodecExtra::None;
+                for p in payloads() {
+                    self.h264.depacketize(p, data, &mut extra).ok()?;
+                    if data.len() > MAX_FRAME_BYTES {
+                        return None;
+                    }
+                }
+                // An IDR picture, whatever its first packet held.
+                super::h264::is_idr(data)
+            }
+            Codec::Vp9 => {
+                super::vp9::depacketize(payloads(), data).ok()?;
+                super::vp9::is_keyframe(data)
+            }
+            Codec::Av1 => {
+                super::av1::depacketize(payloads(), data).ok()?;
+                // A new coded video sequence (N) that carries its sequence header.
+                first_key && super::av1::sequence_header(data).is_some()
+            }
+            Codec::Opus => {
+                data.extend(payloads().flatten());
+                true
+            }
+        };
+        (data.len() <= MAX_FRAME_BYTES).then_some(keyframe)
     }
 }

@@ -1,23 +1,25 @@
 //! The recording's container, chosen per file from the video codec of its first keyframe:
-//! VP8 goes to WebM ([`WebmFile`], libwebm), H.264 to fragmented MP4 ([`Mp4File`],
+//! VP8, VP9 and AV1 go to WebM ([`WebmFile`], libwebm; AV1's track carries the `av1C` of
+//! the first keyframe's sequence header), H.264 to fragmented MP4 ([`Mp4File`],
 //! mp4-atom). Both write frames to the file as they come (a crash leaves what was written
 //! playable) and are finished the same way.
 //!
 //! A file keeps the video codec it began with: after a publisher restart with another
-//! video codec, that codec's frames are dropped (counted in the log) and the audio goes on.
+//! video codec, that codec's frames are skipped (the recorder counts and logs them) and
+//! the audio goes on.
 
 use std::path::{Path, PathBuf};
 
 use super::core::MuxFrame;
-use super::h264;
 use super::mp4::Mp4File;
 use super::mux::{MuxError, WebmFile};
+use super::{av1, h264};
 use crate::codec::Codec;
 
 /// One recording file being written.
 #[derive(Debug)]
 pub enum MuxFile {
-    /// VP8 (and Opus) in WebM.
+    /// VP8, VP9 or AV1 (and Opus) in WebM.
     Webm(WebmFile),
     /// H.264 (and Opus) in MP4 (boxed: it holds its `moov` for the end).
     Mp4(Box<Mp4File>),
@@ -26,9 +28,9 @@ pub enum MuxFile {
 /// The file name's extension for a video codec, when the recorder takes it.
 pub fn extension(codec: Codec) -> Option<&'static str> {
     match codec {
-        Codec::Vp8 => Some("webm"),
+        Codec::Vp8 | Codec::Vp9 | Codec::Av1 => Some("webm"),
         Codec::H264 => Some("mp4"),
-        _ => None,
+        Codec::Opus => None,
     }
 }
 
@@ -45,28 +47,39 @@ impl MuxFile {
                 let sets = h264::parameter_sets(&first.data).ok_or(MuxError::NoParameterSets)?;
                 MuxFile::Mp4(Box::new(Mp4File::create(&path, w, h, sets, audio)?))
             }
-            _ => MuxFile::Webm(WebmFile::create(&path, w, h, audio)?),
+            Codec::Av1 => {
+                let config = av1::codec_config(&first.data).ok_or(MuxError::NoParameterSets)?;
+                MuxFile::Webm(WebmFile::create(
+                    &path,
+                    first.codec,
+                    Some(&config),
+                    (w, h),
+                    audio,
+                )?)
+            }
+            _ => MuxFile::Webm(WebmFile::create(&path, first.codec, None, (w, h), audio)?),
         };
         Ok((file, path))
     }
 
     fn codec(&self) -> Codec {
         match self {
-            MuxFile::Webm(_) => Codec::Vp8,
+            MuxFile::Webm(w) => w.codec(),
             MuxFile::Mp4(_) => Codec::H264,
         }
     }
 
-    /// Writes a frame; a video frame of another codec than the file's is skipped.
-    pub fn write(&mut self, f: &MuxFrame) -> Result<(), MuxError> {
+    /// Writes a frame: whether it was, `false` for a video frame of another codec than the
+    /// file's (skipped).
+    pub fn write(&mut self, f: &MuxFrame) -> Result<bool, MuxError> {
         if f.video && f.codec != self.codec() {
-            tracing::debug!(codec = ?f.codec, "recording: a video frame of another codec skipped");
-            return Ok(());
+            return Ok(false);
         }
         match self {
-            MuxFile::Webm(w) => w.write(f),
-            MuxFile::Mp4(m) => m.write(f),
+            MuxFile::Webm(w) => w.write(f)?,
+            MuxFile::Mp4(m) => m.write(f)?,
         }
+        Ok(true)
     }
 
     /// Frames written.

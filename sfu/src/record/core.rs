@@ -57,8 +57,6 @@ pub enum Output {
 pub struct CoreStats {
     /// Frames given up (losses), over all tracks.
     pub lost_frames: u64,
-    /// Packets of a codec the recording cannot take.
-    pub unsupported: u64,
     /// Video frames dropped while waiting for a keyframe.
     pub awaiting_keyframe: u64,
 }
@@ -141,10 +139,6 @@ impl RecorderCore {
             self.new_generation(pkt.generation);
         }
         let video = pkt.codec.is_video();
-        if !matches!(pkt.codec, Codec::Vp8 | Codec::H264 | Codec::Opus) {
-            self.stats.unsupported += 1;
-            return;
-        }
         let encoding = if video { pkt.encoding } else { 0 };
         if video && !self.takes(pkt) {
             return;
@@ -319,12 +313,15 @@ pub fn vp8_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
     (w > 0 && h > 0).then_some((w, h))
 }
 
-/// The picture size of a keyframe (a VP8 frame, or an H.264 access unit).
+/// The picture size of a keyframe (a VP8 or VP9 frame, an H.264 access unit, an AV1
+/// temporal unit).
 fn frame_size(codec: Codec, frame: &[u8]) -> Option<(u32, u32)> {
     match codec {
         Codec::Vp8 => vp8_frame_size(frame),
+        Codec::Vp9 => super::vp9::keyframe_size(frame),
         Codec::H264 => super::h264::frame_size(frame),
-        _ => None,
+        Codec::Av1 => super::av1::frame_size(frame),
+        Codec::Opus => None,
     }
 }
 
@@ -332,12 +329,17 @@ fn frame_size(codec: Codec, frame: &[u8]) -> Option<(u32, u32)> {
 fn keyframe_size(codec: Codec, payload: &[u8]) -> Option<(u32, u32)> {
     use str0m::format::CodecExtra;
     use str0m::unversioned::{Depacketizer, Vp8Depacketizer};
-    if codec == Codec::H264 {
-        return super::h264::payload_size(payload);
+    match codec {
+        Codec::H264 => super::h264::payload_size(payload),
+        Codec::Vp9 => super::vp9::payload_size(payload),
+        Codec::Av1 => super::av1::payload_size(payload),
+        Codec::Vp8 => {
+            let mut data = Vec::with_capacity(payload.len());
+            Vp8Depacketizer::default()
+                .depacketize(payload, &mut data, &mut CodecExtra::None)
+                .ok()?;
+            vp8_frame_size(&data)
+        }
+        Codec::Opus => None,
     }
-    let mut data = Vec::with_capacity(payload.len());
-    Vp8Depacketizer::default()
-        .depacketize(payload, &mut data, &mut CodecExtra::None)
-        .ok()?;
-    vp8_frame_size(&data)
 }

@@ -6,15 +6,19 @@
 //! the worker never waits on the recorder. The recorder's own thread ([`thread`])
 //! reassembles frames ([`assemble`]), keeps one continuous timeline over losses,
 //! reordering and publisher restarts ([`timeline`], [`core`]), and writes them
-//! ([`container`]): VP8 to WebM with libwebm ([`mux`]), H.264 to fragmented MP4 with
-//! mp4-atom ([`mp4`], [`mp4index`]; access units and parameter sets in [`h264`]). A
-//! finished file is handed to a [`RecordingSink`].
+//! ([`container`]): VP8, VP9 and AV1 to WebM with libwebm ([`mux`]), H.264 to fragmented
+//! MP4 with mp4-atom ([`mp4`], [`mp4index`]; access units and parameter sets in
+//! [`h264`]). A finished file is handed to a [`RecordingSink`].
 //!
-//! Codecs: VP8 or H.264 video and Opus audio (what browsers, OBS and GStreamer publish,
-//! and what str0m's public depacketizers cover); the packets of other codecs (VP9, AV1)
-//! are counted and dropped.
+//! Codecs: every video codec the engine forwards (VP8, VP9, H.264, AV1) and Opus audio.
+//! str0m's public depacketizers undo VP8 and H.264; its VP9 and AV1 ones are private, so
+//! [`vp9`] (the payload descriptor, the base spatial layer of a spatially scalable stream)
+//! and [`av1`] (aggregation headers, OBU fragments, the `av1C` of a sequence header) are
+//! ours.
 
 pub mod assemble;
+pub mod av1;
+mod bits;
 pub mod container;
 pub mod core;
 pub mod h264;
@@ -24,11 +28,16 @@ pub mod mux;
 pub(crate) mod snapshot;
 pub mod thread;
 pub mod timeline;
+pub mod vp9;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_av1;
+#[cfg(test)]
 mod tests_mp4;
+#[cfg(test)]
+pub(crate) mod tests_vp9;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

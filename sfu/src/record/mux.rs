@@ -1,4 +1,5 @@
-//! The recording's file: WebM through libwebm (the `webm` crate's bindings).
+//! The recording's WebM file (VP8, VP9 or AV1 video, Opus audio) through libwebm (the
+//! `webm` crate's bindings).
 //!
 //! Why libwebm: it is the WebM project's own muxer (what libvpx's tools and Chromium's
 //! MediaRecorder tests use), maintained, and it writes a file that plays while it grows: the
@@ -21,6 +22,7 @@ use webm::mux::{
 };
 
 use super::core::MuxFrame;
+use crate::codec::Codec;
 
 /// Why the file could not be made or written.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +36,9 @@ pub enum MuxError {
     /// mp4-atom could not encode a box (a parameter out of its range).
     #[error("mp4 muxer: {0}")]
     Mp4(#[from] mp4_atom::Error),
-    /// An H.264 keyframe without its SPS and PPS in band: the MP4 file cannot start on it.
-    #[error("an H.264 keyframe without its parameter sets")]
+    /// An H.264 keyframe without its SPS and PPS in band (an AV1 keyframe without its
+    /// sequence header): the file cannot start on it.
+    #[error("a keyframe without its parameter sets or sequence header")]
     NoParameterSets,
     /// An MP4 value out of range (a fragment over 2 GiB, an audio frame with no track).
     #[error("mp4 muxer: a value out of range")]
@@ -50,6 +53,7 @@ const OPUS_HEAD: [u8; 19] = [
 
 /// One WebM file being written.
 pub struct WebmFile {
+    codec: Codec,
     segment: Segment<File>,
     video: VideoTrack,
     audio: Option<AudioTrack>,
@@ -66,16 +70,36 @@ impl std::fmt::Debug for WebmFile {
 }
 
 impl WebmFile {
-    /// Creates `path` with a VP8 track of `width`×`height` and, when `audio`, an Opus track.
-    pub fn create(path: &Path, width: u32, height: u32, audio: bool) -> Result<Self, MuxError> {
+    /// Creates `path` with a video track of `codec` (VP8, VP9 or AV1) of `width`×`height`,
+    /// its `CodecPrivate` `private` (AV1's `av1C`; VP8 and VP9 have none) and, when
+    /// `audio`, an Opus track.
+    pub fn create(
+        path: &Path,
+        codec: Codec,
+        private: Option<&[u8]>,
+        (width, height): (u32, u32),
+        audio: bool,
+    ) -> Result<Self, MuxError> {
+        let id = match codec {
+            Codec::Vp8 => VideoCodecId::VP8,
+            Codec::Vp9 => VideoCodecId::VP9,
+            Codec::Av1 => VideoCodecId::AV1,
+            Codec::H264 | Codec::Opus => return Err(MuxError::Webm(webm::mux::Error::BadParam)),
+        };
         let file = File::create(path)?;
         let builder = SegmentBuilder::new(Writer::new(file))
             .and_then(|b| b.set_mode(SegmentMode::File))
             .and_then(|b| b.set_writing_app("cascade"))
             .map_err(MuxError::Webm)?;
         let (builder, video) = builder
-            .add_video_track(width, height, VideoCodecId::VP8, None)
+            .add_video_track(width, height, id, None)
             .map_err(MuxError::Webm)?;
+        let builder = match private {
+            Some(p) => builder
+                .set_codec_private(video, p)
+                .map_err(MuxError::Webm)?,
+            None => builder,
+        };
         let (builder, audio) = if audio {
             let (b, track) = builder
                 .add_audio_track(48_000, 2, AudioCodecId::Opus, None)
@@ -88,12 +112,18 @@ impl WebmFile {
             (builder, None)
         };
         Ok(WebmFile {
+            codec,
             segment: builder.build(),
             video,
             audio,
             last_ns: 0,
             frames: 0,
         })
+    }
+
+    /// Its video codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Frames written.

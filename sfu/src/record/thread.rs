@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntCounterVec};
 
 use super::assemble::RecPacket;
 use super::container::MuxFile;
 use super::core::{Layers, MuxFrame, Output, RecorderCore};
 use super::mux::MuxError;
 use super::{LayerMode, RecordConfig, RecordingMeta, RecordingSink};
+use crate::codec::Codec;
 use crate::relay::{rtp, Pipe, PipeOut, RelayPacket, AUDIO_LAYER};
 
 /// Batches (one per worker turn) waiting for the recorder: about a second of a stream.
@@ -65,6 +66,7 @@ impl Recording {
         pipe: Pipe,
         rx: Receiver<Vec<RelayPacket>>,
         sink: Arc<dyn RecordingSink>,
+        skipped: IntCounterVec,
     ) -> std::io::Result<Recording> {
         std::fs::create_dir_all(&cfg.dir)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -72,7 +74,10 @@ impl Recording {
         let stream = stream.to_owned();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(&stream, &cfg, &pipe, &rx, &*sink, &flag))?;
+            .spawn(move || {
+                let mut skips = Skips::new(skipped);
+                run(&stream, &cfg, &pipe, &rx, &*sink, &flag, &mut skips)
+            })?;
         Ok(Recording {
             stop,
             thread: Some(thread),
@@ -111,6 +116,7 @@ fn run(
     rx: &Receiver<Vec<RelayPacket>>,
     sink: &dyn RecordingSink,
     stop: &AtomicBool,
+    skips: &mut Skips,
 ) {
     let started_at = SystemTime::now();
     let stamp = started_at
@@ -118,6 +124,12 @@ fn run(
         .unwrap_or_default()
         .as_millis();
     let base = format!("{}-{stamp}", file_stem(stream));
+    let at = Place {
+        pipe,
+        dir: &cfg.dir,
+        base: &base,
+        stream,
+    };
     let mut tracks: Vec<Track> = Vec::new();
     if cfg.layers == LayerMode::Top {
         tracks.push(new_track(None));
@@ -140,7 +152,7 @@ fn run(
                     for t in &mut tracks {
                         t.audio_seen |= !pkt.codec.is_video();
                         t.core.push(&pkt, now, &mut out);
-                        apply(t, &mut out, pipe, &cfg.dir, &base);
+                        apply(t, &mut out, &at, skips);
                     }
                 }
             }
@@ -152,13 +164,13 @@ fn run(
             last_tick = now;
             for t in &mut tracks {
                 t.core.tick(now, &mut out);
-                apply(t, &mut out, pipe, &cfg.dir, &base);
+                apply(t, &mut out, &at, skips);
             }
         }
     }
     for mut t in tracks {
         t.core.finish(&mut out);
-        apply(&mut t, &mut out, pipe, &cfg.dir, &base);
+        apply(&mut t, &mut out, &at, skips);
         let Some((file, path, (width, height))) = t.file else {
             continue;
         };
@@ -189,18 +201,80 @@ fn new_track(layer: Option<u8>) -> Track {
     }
 }
 
-/// Writes a core's frames (opening the file at the first video keyframe) and passes its
-/// keyframe requests to the pipe.
-fn apply(t: &mut Track, out: &mut Vec<Output>, pipe: &Pipe, dir: &Path, base: &str) {
-    for o in out.drain(..) {
-        match o {
-            Output::Keyframe(encoding) => pipe.keyframe(encoding),
-            Output::Frame(f) => write(t, &f, dir, base),
+/// Where a recording's files go and its keyframe requests.
+struct Place<'a> {
+    pipe: &'a Pipe,
+    dir: &'a Path,
+    base: &'a str,
+    stream: &'a str,
+}
+
+/// Why a video frame could not be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// The file could not start on the keyframe: an H.264 one without its SPS and PPS in
+    /// band, an AV1 one without its sequence header.
+    NoParameterSets,
+    /// After a publisher restart, a video codec other than the file's.
+    CodecChanged,
+}
+
+/// A recording's frames skipped: counted (`cascade_recording_video_skipped_total`) and
+/// told once per recording and reason at warn, so that an operator learns the broadcaster
+/// is not being recorded (or not wholly).
+struct Skips {
+    counter: IntCounterVec,
+    told: Vec<Skip>,
+}
+
+impl Skips {
+    fn new(counter: IntCounterVec) -> Self {
+        Skips {
+            counter,
+            told: Vec::new(),
+        }
+    }
+
+    fn skip(&mut self, stream: &str, codec: Codec, why: Skip) {
+        let reason = match why {
+            Skip::NoParameterSets => "no_parameter_sets",
+            Skip::CodecChanged => "codec_changed",
+        };
+        self.counter.with_label_values(&[reason]).inc();
+        if self.told.contains(&why) {
+            return;
+        }
+        self.told.push(why);
+        match why {
+            Skip::NoParameterSets => tracing::warn!(
+                stream,
+                codec = codec.name(),
+                "recording: the keyframes carry no parameter sets (H.264 SPS and PPS, AV1 \
+                 sequence header) in band; the video is not recorded until one does"
+            ),
+            Skip::CodecChanged => tracing::warn!(
+                stream,
+                codec = codec.name(),
+                "recording: the publisher came back in another video codec than the \
+                 file's; its video is left out of this recording (its audio is kept)"
+            ),
         }
     }
 }
 
-fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
+/// Writes a core's frames (opening the file at the first video keyframe) and passes its
+/// keyframe requests to the pipe.
+fn apply(t: &mut Track, out: &mut Vec<Output>, at: &Place<'_>, skips: &mut Skips) {
+    for o in out.drain(..) {
+        match o {
+            Output::Keyframe(encoding) => at.pipe.keyframe(encoding),
+            Output::Frame(f) => write(t, &f, at, skips),
+        }
+    }
+}
+
+fn write(t: &mut Track, f: &MuxFrame, at: &Place<'_>, skips: &mut Skips) {
+    let (dir, base) = (at.dir, at.base);
     if t.failed {
         return;
     }
@@ -217,7 +291,10 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
             Ok((file, path)) => t.file = Some((file, path, (w, h))),
             // The file starts at a keyframe that carries them (a publisher sending its
             // parameter sets only in the SDP is not recorded).
-            Err(MuxError::NoParameterSets) => return,
+            Err(MuxError::NoParameterSets) => {
+                skips.skip(at.stream, f.codec, Skip::NoParameterSets);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(path = %stem.display(), error = %e, "recording file not created");
                 t.failed = true;
@@ -226,7 +303,11 @@ fn write(t: &mut Track, f: &MuxFrame, dir: &Path, base: &str) {
         }
     }
     if let Some((file, _, _)) = t.file.as_mut() {
-        if let Err(e) = file.write(f) {
+        let written = file.write(f);
+        if matches!(written, Ok(false)) {
+            skips.skip(at.stream, f.codec, Skip::CodecChanged);
+        }
+        if let Err(e) = written {
             // (A full disk, say.) The file keeps what was written whole and is finished
             // as it is at the end; nothing more is written to it.
             tracing::warn!(error = %e, "recording stopped: a frame could not be written");
