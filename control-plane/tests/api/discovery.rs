@@ -442,7 +442,10 @@ async fn recommendations_from_co_viewing(b: Backend) {
     let (_, _, u2) = api.user("peer2").await;
     let (_, _, u3) = api.user("peer3").await;
     let (_, _, u4) = api.user("stranger").await;
-    for slug in ["ch-x", "ch-y", "ch-z", "ch-w", "ch-f"] {
+    let (_, _, f1) = api.user("fan1").await;
+    let (_, _, f2) = api.user("fan2").await;
+    let (_, _, f3) = api.user("fan3").await;
+    for slug in ["ch-x", "ch-y", "ch-z", "ch-w", "ch-f", "ch-v"] {
         channel(
             &api,
             &owner,
@@ -453,8 +456,15 @@ async fn recommendations_from_co_viewing(b: Backend) {
     let pool = api.cp.db().pool().clone();
     let now = control_plane::tokens::now_secs() * 1000;
     // Who watched what (the analytics' sessions): me watched x; peer2 x and y; peer3 x, y
-    // and z; a stranger w only. Me follows f.
+    // and z; a stranger w only. Me follows f, which I never watched: three of f's viewers
+    // also watched v, so a follow alone seeds v.
     let watched = [
+        (&f1, "ch-f"),
+        (&f1, "ch-v"),
+        (&f2, "ch-f"),
+        (&f2, "ch-v"),
+        (&f3, "ch-f"),
+        (&f3, "ch-v"),
         (&me_id, "ch-x"),
         (&u2, "ch-x"),
         (&u2, "ch-y"),
@@ -481,13 +491,13 @@ async fn recommendations_from_co_viewing(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
-    // Offline: y (two people in common) before z (one); not x (watched already), f
-    // (followed) nor w (no one in common).
+    // Offline: v (three people in common, through the follow), y (two) before z (one);
+    // not x (watched already), f (followed) nor w (no one in common).
     let (s, r) = api
         .call(Method::GET, "/recommendations", Some(&me), None)
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    assert_eq!(names(&r, "channel"), ["ch-y", "ch-z"], "{r}");
+    assert_eq!(names(&r, "channel"), ["ch-v", "ch-y", "ch-z"], "{r}");
     assert_eq!(r[0]["reason"], "co_viewing");
     // z goes live, and w and f: live first, then the rest, then trending (w; f is
     // followed, so not recommended).
@@ -497,8 +507,12 @@ async fn recommendations_from_co_viewing(b: Backend) {
     let (_, r) = api
         .call(Method::GET, "/recommendations", Some(&me), None)
         .await;
-    assert_eq!(names(&r, "channel"), ["ch-z", "ch-y", "ch-w"], "{r}");
-    assert_eq!(r[2]["reason"], "trending");
+    assert_eq!(
+        names(&r, "channel"),
+        ["ch-z", "ch-v", "ch-y", "ch-w"],
+        "{r}"
+    );
+    assert_eq!(r[3]["reason"], "trending");
     // Anonymous: trending, live only.
     let (_, r) = api.call(Method::GET, "/recommendations", None, None).await;
     assert_eq!(names(&r, "channel"), ["ch-w", "ch-f", "ch-z"], "{r}");
