@@ -80,6 +80,23 @@ pub struct LayerPacket {
     pub payload: Vec<u8>,
 }
 
+impl LayerPacket {
+    /// This packet as one of a `codec` stream the recorder's (and the ladder's) assembly
+    /// takes: what a viewer of the layer reassembles.
+    pub fn into_rec(self, codec: crate::codec::Codec) -> crate::record::assemble::RecPacket {
+        crate::record::assemble::RecPacket {
+            codec,
+            generation: 1,
+            encoding: 0,
+            seq: self.seq,
+            ts: self.ts,
+            marker: self.marker,
+            keyframe: self.keyframe,
+            payload: self.payload.into(),
+        }
+    }
+}
+
 /// The packetizer of one layer: its sequence numbers and picture ids.
 #[derive(Debug, Clone)]
 pub struct Vp8Payloader {
@@ -122,7 +139,7 @@ impl Vp8Payloader {
 mod tests {
     use super::*;
     use crate::codec::Codec;
-    use crate::record::assemble::{Assembler, RecPacket};
+    use crate::record::assemble::Assembler;
 
     fn frame(len: usize, key: bool) -> Vec<u8> {
         // A VP8 frame tag: bit 0 of the first byte is 0 for a keyframe.
@@ -175,17 +192,7 @@ mod tests {
         let now = std::time::Instant::now();
         let mut got = Vec::new();
         for pk in &pkts {
-            let rec = RecPacket {
-                codec: Codec::Vp8,
-                generation: 1,
-                encoding: 0,
-                seq: pk.seq,
-                ts: pk.ts,
-                marker: pk.marker,
-                keyframe: pk.keyframe,
-                payload: pk.payload.clone().into(),
-            };
-            asm.push(&rec, now, &mut got);
+            asm.push(&pk.clone().into_rec(Codec::Vp8), now, &mut got);
         }
         assert_eq!(
             got.iter().map(|f| &f.data).collect::<Vec<_>>(),

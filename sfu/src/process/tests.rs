@@ -76,7 +76,7 @@ impl Source {
             self.pay.packetize(&f.data, self.ts(), f.keyframe, &mut out);
         }
         self.t += 1;
-        out.into_iter().map(|p| rec_as(self.codec, p)).collect()
+        out.into_iter().map(|p| p.into_rec(self.codec)).collect()
     }
 
     /// A frame whose data is garbage (its VP8 descriptor is sound; for H.264, a non-IDR
@@ -89,26 +89,12 @@ impl Source {
         }
         self.pay.packetize(&junk, self.ts(), false, &mut out);
         self.t += 1;
-        out.into_iter().map(|p| rec_as(self.codec, p)).collect()
+        out.into_iter().map(|p| p.into_rec(self.codec)).collect()
     }
 }
 
 fn rec(p: LayerPacket) -> RecPacket {
-    rec_as(Codec::Vp8, p)
-}
-
-/// A packet of `codec` as the ladder (and a viewer's reassembly) takes it.
-pub(super) fn rec_as(codec: Codec, p: LayerPacket) -> RecPacket {
-    RecPacket {
-        codec,
-        generation: 1,
-        encoding: 0,
-        seq: p.seq,
-        ts: p.ts,
-        marker: p.marker,
-        keyframe: p.keyframe,
-        payload: p.payload.into(),
-    }
+    p.into_rec(Codec::Vp8)
 }
 
 /// A decoded frame: its size, and whether it was a keyframe.
@@ -140,7 +126,7 @@ impl Viewer {
             self.asm
                 .entry(p.rung)
                 .or_insert_with(|| Assembler::new(p.codec))
-                .push(&rec_as(p.codec, p.packet.clone()), now, &mut frames);
+                .push(&p.packet.clone().into_rec(p.codec), now, &mut frames);
             let dec = self
                 .dec
                 .entry(p.rung)
