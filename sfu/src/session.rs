@@ -599,7 +599,7 @@ impl Session {
         Some(MediaPacket {
             kind: Kind::Video,
             source: pb.producer.source(encoding),
-            codec: Codec::Vp8,
+            codec: p.codec,
             seq,
             ts: p.packet.ts,
             marker: p.packet.marker,

@@ -110,6 +110,19 @@ export function launchInNamespace(ns, dir) {
 }
 
 /** Polls `fn` in the page until it returns truthy or `ms` passes. */
+/** Every codec preference the page sets becomes `mime` only (for H.264, packetization
+ *  mode 1), with the repair formats: the node answers a browser in its own order of
+ *  codecs (VP8 first), so a browser that offers another codec among others sends VP8. */
+export function prefer(mime) {
+  const set = RTCRtpTransceiver.prototype.setCodecPreferences;
+  RTCRtpTransceiver.prototype.setCodecPreferences = function (codecs) {
+    const mode1 = (c) => mime !== "video/H264" || /packetization-mode=1/.test(c.sdpFmtpLine ?? "");
+    const chosen = codecs.filter((c) => c.mimeType === mime && mode1(c));
+    const repair = codecs.filter((c) => /rtx|red|ulpfec|flexfec/i.test(c.mimeType));
+    return set.call(this, chosen.length ? [...chosen, ...repair] : codecs);
+  };
+}
+
 export async function until(page, fn, arg, ms = 20000) {
   return page.waitForFunction(fn, arg, { timeout: ms, polling: 100 });
 }

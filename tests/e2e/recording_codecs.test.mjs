@@ -7,24 +7,11 @@
 // in these files is decoded in tests/it/recording_*.rs.) Run inside `unshare --net`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launch, until, assertRecordingPlaysAndSeeks, liveFromStudio } from "./harness.mjs";
+import { startServer, launch, until, assertRecordingPlaysAndSeeks, liveFromStudio, prefer } from "./harness.mjs";
 import { api, account } from "./accounts.mjs";
 
 const LIVE_MS = 8000;
 let server, browser, base;
-
-/** Every codec preference the page sets becomes `mime` only (for H.264, packetization
- *  mode 1), with the repair formats: the node answers a browser in its own order of
- *  codecs (VP8 first), so a browser that offers another codec among others sends VP8. */
-function prefer(mime) {
-  const set = RTCRtpTransceiver.prototype.setCodecPreferences;
-  RTCRtpTransceiver.prototype.setCodecPreferences = function (codecs) {
-    const mode1 = (c) => mime !== "video/H264" || /packetization-mode=1/.test(c.sdpFmtpLine ?? "");
-    const chosen = codecs.filter((c) => c.mimeType === mime && mode1(c));
-    const repair = codecs.filter((c) => /rtx|red|ulpfec|flexfec/i.test(c.mimeType));
-    return set.call(this, chosen.length ? [...chosen, ...repair] : codecs);
-  };
-}
 
 before(async () => {
   server = await startServer(["--workers", "1", "--auth", "accounts", "--recording-grace-ms", "1000"]);

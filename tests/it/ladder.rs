@@ -3,16 +3,18 @@
 //! layer, which gets 320-wide frames transcoded on the node; a corrupt frame and a change
 //! of the picture size on the way do not stop it. A channel whose owner turned the ladder
 //! off is never laddered, whatever its viewers want. GStreamer's `webrtcbin` publishing
-//! one 720p layer is laddered too, and the ladder stops when its last viewer leaves. A
+//! one 720p layer, VP8 or H.264 (as OBS sends), is laddered too, in its own codec, and the
+//! ladder stops when its last viewer leaves. A
 //! viewer on an edge node, a relay link away from the origin the publisher is on, gets the
 //! origin's rungs.
 
 use std::time::{Duration, Instant};
 
 use sfu::codec::Codec as SfuCodec;
-use sfu::process::vpx::{Decoder, Encoder, EncoderConfig};
+use sfu::process::coding::SourceDecoder;
+use sfu::process::vpx::{Encoder, EncoderConfig};
 use sfu::process::{Vp8Payloader, I420};
-use sfu::record::assemble::{Assembler, RecPacket};
+use sfu::record::assemble::{Assembler, Frame, RecPacket};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::rtp::RtpWrite;
@@ -102,11 +104,13 @@ impl Camera {
     }
 }
 
-/// What the viewer decoded: each frame's width, and decode errors.
+/// What the viewer decoded: each frame's width, and decode errors; VP8 or H.264, as the
+/// packets' payload type names it.
 #[derive(Default)]
 struct Screen {
+    codec: Option<SfuCodec>,
     asm: Option<Assembler>,
-    dec: Option<Decoder>,
+    dec: Option<SourceDecoder>,
     taken: usize,
     widths: Vec<usize>,
     errors: usize,
@@ -114,29 +118,43 @@ struct Screen {
 
 impl Screen {
     fn take(&mut self, v: &Peer) {
-        let asm = self
-            .asm
-            .get_or_insert_with(|| Assembler::new(SfuCodec::Vp8));
-        let dec = self.dec.get_or_insert_with(|| Decoder::new().unwrap());
         let mut frames = Vec::new();
         for r in &v.received[self.taken..] {
             if r.kind != MediaKind::Video {
                 continue;
             }
+            let Some(codec) = v.codec_of(r.pt).and_then(SfuCodec::from_str0m) else {
+                continue;
+            };
+            if self.codec != Some(codec) {
+                self.decode(&mut frames);
+                self.codec = Some(codec);
+                self.asm = Some(Assembler::new(codec));
+                self.dec = Some(SourceDecoder::new(codec, 1920 * 1088).unwrap());
+            }
             let pkt = RecPacket {
-                codec: SfuCodec::Vp8,
+                codec,
                 generation: 0,
                 encoding: 0,
                 seq: r.seq as u16,
                 ts: r.ts,
                 marker: r.marker,
-                keyframe: SfuCodec::Vp8.starts_keyframe(&r.payload),
+                keyframe: codec.starts_keyframe(&r.payload),
                 payload: r.payload.clone().into(),
             };
-            asm.push(&pkt, r.at, &mut frames);
+            if let Some(asm) = self.asm.as_mut() {
+                asm.push(&pkt, r.at, &mut frames);
+            }
         }
         self.taken = v.received.len();
-        for f in frames {
+        self.decode(&mut frames);
+    }
+
+    fn decode(&mut self, frames: &mut Vec<Frame>) {
+        let Some(dec) = self.dec.as_mut() else {
+            return;
+        };
+        for f in frames.drain(..) {
             match dec.decode(&f.data) {
                 Ok(Some(p)) => self.widths.push(p.width),
                 Ok(None) => {}
@@ -366,26 +384,42 @@ fn watch(
 /// leaves (WHEP DELETE), the ladder stops though the top-layer viewer stays.
 #[test]
 fn a_gstreamer_720p_publish_is_laddered_for_a_low_layer_viewer() {
+    gstreamer_720p_publish_is_laddered(SfuCodec::Vp8);
+}
+
+/// OBS's case: one 1280x720 H.264 layer (GStreamer's `openh264enc`, constrained baseline,
+/// SPS and PPS before each IDR picture, as OBS sends over WHIP). The rungs are H.264 too,
+/// on the payload type the viewer negotiated for the source.
+#[test]
+fn a_gstreamer_720p_h264_publish_gets_h264_rungs_for_a_low_layer_viewer() {
+    gstreamer_720p_publish_is_laddered(SfuCodec::H264);
+}
+
+/// A 720p publish of `codec` from GStreamer, a top-layer and a low-layer viewer of it
+/// decoding `codec`, and the ladder's stop once the low-layer viewer leaves.
+fn gstreamer_720p_publish_is_laddered(codec: SfuCodec) {
     let mut server = Server::start(&["--auth", "accounts", "--ladder"]);
     account(&server, "admin");
     let amy = account(&server, "amy");
     let (key, _) = channel_with_key(&server, &amy, "gst", "public");
-    let publisher = Script::start(
-        "gst_whip_publish.py",
-        &[
-            &server.url("/whip/gst"),
-            "--token",
-            &key,
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--bitrate",
-            "1500000",
-            "--seconds",
-            "90",
-        ],
-    );
+    let url = server.url("/whip/gst");
+    let mut args = vec![
+        url.as_str(),
+        "--token",
+        &key,
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--bitrate",
+        "1500000",
+        "--seconds",
+        "90",
+    ];
+    if codec == SfuCodec::H264 {
+        args.push("--h264");
+    }
+    let publisher = Script::start("gst_whip_publish.py", &args);
     publisher.wait_for("posted 201", Duration::from_secs(20));
     publisher.wait_for("connected", Duration::from_secs(15));
 
@@ -415,6 +449,10 @@ fn a_gstreamer_720p_publish_is_laddered_for_a_low_layer_viewer() {
         (low.screen.errors, top.screen.errors),
         (0, 0),
         "decode errors"
+    );
+    assert_eq!(
+        (low.screen.codec, top.screen.codec),
+        (Some(codec), Some(codec))
     );
     // The low-layer viewer starts on the one layer there is (and may pass the 640-wide rung
     // while the rungs show up), then stays on the 320-wide one; the top-layer viewer only

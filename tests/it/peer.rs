@@ -470,6 +470,16 @@ impl Peer {
             .expect("codec configured")
     }
 
+    /// The codec that payload type `pt` names in this peer's session.
+    pub fn codec_of(&self, pt: u8) -> Option<Codec> {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == pt.into())
+            .map(|p| p.spec().codec)
+    }
+
     /// The payload type of RED for Opus, if this peer offered it.
     pub fn red_pt(&self) -> Option<Pt> {
         self.rtc

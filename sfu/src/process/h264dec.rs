@@ -1,18 +1,84 @@
-//! H.264 keyframes decoded for stills, with Cisco's OpenH264 (the `openh264` crate, built
-//! from its bundled source). A keyframe comes in AVC form, as the recorder's
-//! depacketizer and an MP4 sample hold it ([`crate::record::h264`]): each NAL unit after
-//! its 4-byte length, the sequence and picture parameter sets before the IDR picture.
+//! H.264 decoded with Cisco's OpenH264 (the `openh264` crate, built from its bundled
+//! source): keyframes for stills ([`decode_keyframe`]), and a single-layer H.264 source for
+//! the ladder ([`Decoder`], one access unit after another). An access unit comes in AVC
+//! form, as the recorder's depacketizer and an MP4 sample hold it
+//! ([`crate::record::h264`]): each NAL unit after its 4-byte length, the sequence and
+//! picture parameter sets before an IDR picture.
 //!
 //! Every SPS in it is read first (`h264-reader`, [`crate::record::h264::sps_size`]): one
-//! that does not parse, or that declares a picture over [`MAX_PIXELS`], refuses the frame
-//! before OpenH264 sees it, as the VP8 path refuses an oversized keyframe before libvpx.
+//! that does not parse, or that declares a picture over the caller's limit, refuses the
+//! frame before OpenH264 sees it, as the VP8 path refuses an oversized keyframe before
+//! libvpx. Error concealment is off (the crate's default): a frame that does not decode,
+//! or refers to one that is missing, is an error, not a guessed picture.
 
-use openh264::decoder::{DecodedYUV, Decoder};
+use openh264::decoder::DecodedYUV;
 use openh264::formats::YUVSource;
 
 use super::scale::{chroma_size, I420};
 use super::still::MAX_PIXELS;
 use crate::record::h264::{is_idr, nal_units, parameter_sets, sps_size};
+
+/// What OpenH264 refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum H264Error {
+    /// The decoder or encoder could not be set up.
+    #[error("openh264 init failed: {0}")]
+    Init(String),
+    /// An access unit did not decode (corrupt, or it needs a picture that is missing).
+    #[error("openh264 decode failed: {0}")]
+    Decode(String),
+    /// A picture did not encode.
+    #[error("openh264 encode failed: {0}")]
+    Encode(String),
+    /// A picture of a size the encoder was not made for, or a decoded one out of bounds.
+    #[error("picture is {got:?}, expected {want:?}")]
+    Size {
+        /// The picture's size.
+        got: (usize, usize),
+        /// The size expected (the encoder's, or the largest taken).
+        want: (usize, usize),
+    },
+}
+
+/// An H.264 decoder for one stream: access units in AVC form in, pictures out.
+pub struct Decoder {
+    inner: openh264::decoder::Decoder,
+    /// The access unit in Annex B, reused.
+    stream: Vec<u8>,
+    max_pixels: usize,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("h264dec::Decoder")
+    }
+}
+
+impl Decoder {
+    /// A decoder (one thread) whose pictures are at most `max_pixels` (larger ones, which
+    /// the caller should have refused by their SPS, are errors).
+    pub fn new(max_pixels: usize) -> Result<Self, H264Error> {
+        let inner =
+            openh264::decoder::Decoder::new().map_err(|e| H264Error::Init(e.to_string()))?;
+        Ok(Decoder {
+            inner,
+            stream: Vec::new(),
+            max_pixels,
+        })
+    }
+
+    /// Decodes one access unit in AVC form; `None` when it gives no picture (parameter
+    /// sets alone).
+    pub fn decode(&mut self, au: &[u8]) -> Result<Option<I420>, H264Error> {
+        annex_b(au, &mut self.stream);
+        let max = self.max_pixels;
+        match self.inner.decode(&self.stream) {
+            Ok(Some(yuv)) => i420(&yuv, max).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(H264Error::Decode(e.to_string())),
+        }
+    }
+}
 
 /// NAL unit type of a sequence parameter set.
 const SPS: u8 = 7;
@@ -20,53 +86,55 @@ const SPS: u8 = 7;
 /// The picture of an IDR access unit in AVC form that carries its SPS and PPS; `None` when
 /// it is none, declares a picture over [`MAX_PIXELS`], or does not decode.
 pub fn decode_keyframe(au: &[u8]) -> Option<I420> {
-    if !is_idr(au) || parameter_sets(au).is_none() || !declared_fits(au) {
+    if !is_idr(au) || parameter_sets(au).is_none() || !declared_fits(au, MAX_PIXELS) {
         return None;
     }
-    let mut decoder = Decoder::new().ok()?;
-    let stream = annex_b(au);
-    if let Ok(Some(yuv)) = decoder.decode(&stream) {
-        return i420(&yuv);
+    let mut decoder = Decoder::new(MAX_PIXELS).ok()?;
+    if let Ok(Some(picture)) = decoder.decode(au) {
+        return Some(picture);
     }
     // A decoder that held the picture back gives it on a flush.
-    let frames = decoder.flush_remaining().ok()?;
-    frames.first().and_then(i420)
+    let frames = decoder.inner.flush_remaining().ok()?;
+    frames.first().and_then(|f| i420(f, MAX_PIXELS).ok())
 }
 
-/// Whether every SPS of an access unit parses and declares at most [`MAX_PIXELS`]: each,
-/// not only the first, since the PPS may name any of them.
-fn declared_fits(au: &[u8]) -> bool {
+/// Whether every SPS of an access unit parses and declares at most `max_pixels`: each, not
+/// only the first, since the PPS may name any of them. One without an SPS fits.
+pub fn declared_fits(au: &[u8], max_pixels: usize) -> bool {
     nal_units(au)
         .filter(|n| n.first().is_some_and(|b| b & 0x1f == SPS))
-        .all(|sps| sps_size(sps).is_some_and(|(w, h)| (w as usize) * (h as usize) <= MAX_PIXELS))
+        .all(|sps| sps_size(sps).is_some_and(|(w, h)| (w as usize) * (h as usize) <= max_pixels))
 }
 
 /// The NAL units of an AVC-form access unit in Annex B (each after a 4-byte start code),
-/// the form OpenH264 reads.
-fn annex_b(au: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(au.len());
+/// the form OpenH264 reads, into `out`.
+fn annex_b(au: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     for nal in nal_units(au) {
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(nal);
     }
-    out
 }
 
 /// OpenH264's picture (planes with strides) packed into an [`I420`]. H.264 crops 4:2:0
 /// pictures by whole chroma samples, so both sides are even.
-fn i420(yuv: &DecodedYUV<'_>) -> Option<I420> {
+fn i420(yuv: &DecodedYUV<'_>, max_pixels: usize) -> Result<I420, H264Error> {
     let (width, height) = yuv.dimensions();
-    if width == 0 || height == 0 || width.saturating_mul(height) > MAX_PIXELS {
-        return None;
+    let bad = || H264Error::Size {
+        got: (width, height),
+        want: (max_pixels, 1),
+    };
+    if width == 0 || height == 0 || width.saturating_mul(height) > max_pixels {
+        return Err(bad());
     }
     let (ys, us, vs) = yuv.strides();
     let (cw, ch) = chroma_size(width, height);
-    Some(I420 {
+    Ok(I420 {
         width,
         height,
-        y: plane(yuv.y(), ys, width, height)?,
-        u: plane(yuv.u(), us, cw, ch)?,
-        v: plane(yuv.v(), vs, cw, ch)?,
+        y: plane(yuv.y(), ys, width, height).ok_or_else(bad)?,
+        u: plane(yuv.u(), us, cw, ch).ok_or_else(bad)?,
+        v: plane(yuv.v(), vs, cw, ch).ok_or_else(bad)?,
     })
 }
 
@@ -203,20 +271,20 @@ mod tests {
                 .iter()
                 .map(|n| if n[0] & 0x1f == SPS { &huge[..] } else { n })
                 .collect();
-            assert!(!declared_fits(&avc(&swapped)), "{w}×{h}");
+            assert!(!declared_fits(&avc(&swapped), MAX_PIXELS), "{w}×{h}");
             assert!(decode_keyframe(&avc(&swapped)).is_none(), "{w}×{h}");
             // A second SPS, behind the real one, is read too.
             let mut more = nals.clone();
             more.insert(1, &huge);
-            assert!(!declared_fits(&avc(&more)), "{w}×{h} second");
+            assert!(!declared_fits(&avc(&more), MAX_PIXELS), "{w}×{h} second");
             assert!(decode_keyframe(&avc(&more)).is_none(), "{w}×{h} second");
         }
         // 4K itself is taken.
         let mut k4 = nals.clone();
         let sps_4k = sps(3840, 2160);
         k4.insert(1, &sps_4k);
-        assert!(declared_fits(&avc(&k4)));
-        assert!(declared_fits(&real) && decode_keyframe(&real).is_some());
+        assert!(declared_fits(&avc(&k4), MAX_PIXELS));
+        assert!(declared_fits(&real, MAX_PIXELS) && decode_keyframe(&real).is_some());
     }
 
     #[test]

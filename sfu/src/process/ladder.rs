@@ -1,7 +1,9 @@
-//! The ladder's core for one single-layer VP8 stream: its packets in, the packets of the
-//! lower layers out. Reassembles frames ([`Assembler`], the recorder's), decodes them,
-//! halves the picture once per rung and encodes each rung, then packetizes it. Sans-I/O:
-//! time is an argument; the CPU work is the caller's thread's (never a media worker's).
+//! The ladder's core for one single-layer stream (VP8 or H.264): its packets in, the
+//! packets of the lower layers out, in the source's codec. Reassembles frames
+//! ([`Assembler`], the recorder's), decodes them, halves the picture once per rung and
+//! encodes each rung, then packetizes it; what differs per codec is behind
+//! [`super::coding`]. Sans-I/O: time is an argument; the CPU work is the caller's
+//! thread's (never a media worker's).
 //!
 //! Bad input does not stop it: a frame that does not decode, or a hole in the source,
 //! makes it wait for the source's next keyframe (with a fresh decoder) and ask for one
@@ -12,10 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::packetize::{LayerPacket, Vp8Payloader};
+use super::coding::{declares_over, EncoderConfig, Payloader, RungEncoder, SourceDecoder};
+use super::packetize::LayerPacket;
 use super::pressure::Level;
 use super::scale::half_size;
-use super::vpx::{Decoder, Encoder, EncoderConfig};
 use super::watermark::Watermark;
 use crate::codec::Codec;
 use crate::record::assemble::{Assembler, Frame, RecPacket};
@@ -56,6 +58,8 @@ pub struct RungPacket {
     pub width: u16,
     /// The rung's picture height.
     pub height: u16,
+    /// Its codec: the source's.
+    pub codec: Codec,
     /// The packet.
     pub packet: LayerPacket,
 }
@@ -84,21 +88,22 @@ pub struct LadderStats {
 }
 
 struct Rung {
-    encoder: Encoder,
-    payloader: Vp8Payloader,
+    encoder: RungEncoder,
+    payloader: Payloader,
     force_key: bool,
 }
 
 /// The ladder of one stream.
 pub struct Ladder {
+    codec: Codec,
     config: LadderConfig,
     assembler: Assembler,
-    decoder: Option<Decoder>,
+    decoder: Option<SourceDecoder>,
     rungs: Vec<Rung>,
     /// The source size the rungs were made for.
     source_size: Option<(usize, usize)>,
     /// Payloaders kept across a rebuild, so that each rung's stream goes on.
-    payloaders: Vec<Vp8Payloader>,
+    payloaders: Vec<Payloader>,
     waiting_key: bool,
     ask_source_key: bool,
     /// When the source was last asked for a keyframe, while waiting for one.
@@ -117,6 +122,7 @@ pub struct Ladder {
 impl std::fmt::Debug for Ladder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ladder")
+            .field("codec", &self.codec)
             .field("source_size", &self.source_size)
             .field("stats", &self.stats)
             .finish()
@@ -124,17 +130,20 @@ impl std::fmt::Debug for Ladder {
 }
 
 impl Ladder {
-    /// A ladder; `seed` starts its rungs' sequence numbers and picture ids.
-    pub fn new(config: LadderConfig, seed: u32) -> Self {
+    /// A ladder of a `codec` source (one [`super::coding::ladders`] takes; packets of
+    /// another codec are ignored); `seed` starts its rungs' sequence numbers and picture
+    /// ids.
+    pub fn new(codec: Codec, config: LadderConfig, seed: u32) -> Self {
         let payloaders = (0..MAX_RUNGS as u32)
             .map(|i| {
                 let s = seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7919);
-                Vp8Payloader::new(s as u16, (s >> 16) as u16)
+                Payloader::new(codec, s as u16, (s >> 16) as u16)
             })
             .collect();
         Ladder {
+            codec,
             config,
-            assembler: Assembler::new(Codec::Vp8),
+            assembler: Assembler::new(codec),
             decoder: None,
             rungs: Vec::new(),
             source_size: None,
@@ -181,6 +190,11 @@ impl Ladder {
         self.stats
     }
 
+    /// The codec of its source and rungs.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// The rungs' sizes now (empty before the first keyframe decoded).
     pub fn rung_sizes(&self) -> Vec<(usize, usize)> {
         self.rungs
@@ -204,7 +218,7 @@ impl Ladder {
 
     /// Takes one source packet; the rungs' packets go to `out`.
     pub fn push(&mut self, pkt: &RecPacket, now: Instant, out: &mut Vec<RungPacket>) {
-        if pkt.codec != Codec::Vp8 {
+        if pkt.codec != self.codec {
             return;
         }
         let mut frames = std::mem::take(&mut self.frames);
@@ -272,9 +286,10 @@ impl Ladder {
             self.stats.skipped += 1;
             return;
         }
-        if f.keyframe && keyframe_size(&f.data).is_some_and(|(w, h)| w * h > MAX_SOURCE_PIXELS) {
-            // libvpx would allocate for whatever size a keyframe declares (up to
-            // 16383x16383): a source this large is not laddered, up to its next keyframe.
+        if declares_over(self.codec, &f.data, f.keyframe, MAX_SOURCE_PIXELS) {
+            // A decoder would allocate for whatever size a keyframe declares (libvpx up to
+            // 16383x16383, an H.264 SPS more): a source this large is not laddered, up to
+            // its next keyframe that fits.
             self.stats.oversize += 1;
             self.waiting_key = true;
             self.decoder = None;
@@ -282,7 +297,7 @@ impl Ladder {
         }
         let decoder = match self.decoder.as_mut() {
             Some(d) => d,
-            None => match Decoder::new() {
+            None => match SourceDecoder::new(self.codec, MAX_SOURCE_PIXELS) {
                 Ok(d) => self.decoder.insert(d),
                 Err(_) => return,
             },
@@ -330,7 +345,7 @@ impl Ladder {
                 .encode(marked.as_ref().unwrap_or(&pic), pts, key)
             {
                 Ok(encoded) => {
-                    let (w, h) = (pic.width as u16, pic.height as u16);
+                    let (w, h, codec) = (pic.width as u16, pic.height as u16, self.codec);
                     let mut pkts = Vec::new();
                     for e in encoded {
                         self.stats.encoded += 1;
@@ -341,6 +356,7 @@ impl Ladder {
                         rung: i as u8,
                         width: w,
                         height: h,
+                        codec,
                         packet,
                     }));
                 }
@@ -376,7 +392,7 @@ impl Ladder {
             }
             let mut cfg = EncoderConfig::realtime(rw, rh);
             cfg.cpu_used = self.config.cpu_used;
-            let Ok(encoder) = Encoder::new(cfg) else {
+            let Ok(encoder) = RungEncoder::new(self.codec, cfg) else {
                 self.stats.encode_errors += 1;
                 break;
             };

@@ -1,4 +1,5 @@
-//! Encoded VP8 frames back into RTP payloads (RFC 7741), one outgoing stream per layer.
+//! Encoded frames back into RTP payloads, one outgoing stream per layer: VP8 (RFC 7741,
+//! [`Vp8Payloader`]) and H.264 (RFC 6184, [`H264Payloader`]).
 //!
 //! str0m 0.25 exposes a `Vp8Packetizer`, but with no way to turn on the picture id (its
 //! field is private and `Default` leaves it off). The router's VP8 rewrite
@@ -12,6 +13,58 @@
 pub const MAX_PAYLOAD: usize = 1100;
 const DESCRIPTOR: usize = 4;
 
+/// The packetizer of one H.264 layer: str0m's `H264Packetizer` (RFC 6184 packetization
+/// mode 1: a NAL unit that fits goes alone, a larger one in FU-A fragments, and the SPS and
+/// PPS before an IDR picture together in one STAP-A, the first packet of the keyframe, as
+/// libwebrtc sends them), and the layer's sequence numbers. H.264 has no picture id to
+/// carry across layer switches, so str0m's packetizer is used as it is.
+#[derive(Debug, Clone)]
+pub struct H264Payloader {
+    seq: u16,
+    inner: str0m::unversioned::H264Packetizer,
+}
+
+impl H264Payloader {
+    /// Starting at `seq`.
+    pub fn new(seq: u16) -> Self {
+        H264Payloader {
+            seq,
+            inner: Default::default(),
+        }
+    }
+
+    /// The packets of one access unit in Annex B, appended to `out`.
+    pub fn packetize(&mut self, au: &[u8], ts: u32, keyframe: bool, out: &mut Vec<LayerPacket>) {
+        use str0m::unversioned::Packetizer;
+        let Ok(payloads) = self.inner.packetize(MAX_PAYLOAD, au) else {
+            return;
+        };
+        number(&mut self.seq, ts, keyframe, payloads, out);
+    }
+}
+
+/// The payloads of one frame as a layer's packets, numbered from `seq` on: the last one
+/// marked, the first one flagged when the frame is a keyframe.
+fn number(
+    seq: &mut u16,
+    ts: u32,
+    keyframe: bool,
+    payloads: Vec<Vec<u8>>,
+    out: &mut Vec<LayerPacket>,
+) {
+    let count = payloads.len();
+    for (i, payload) in payloads.into_iter().enumerate() {
+        out.push(LayerPacket {
+            seq: *seq,
+            ts,
+            marker: i + 1 == count,
+            keyframe: keyframe && i == 0,
+            payload,
+        });
+        *seq = seq.wrapping_add(1);
+    }
+}
+
 /// One packet of a transcoded layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerPacket {
@@ -23,8 +76,25 @@ pub struct LayerPacket {
     pub marker: bool,
     /// First packet of a keyframe.
     pub keyframe: bool,
-    /// The RTP payload: descriptor and VP8 data.
+    /// The RTP payload (VP8: descriptor and data; H.264: a NAL unit, STAP-A or FU-A).
     pub payload: Vec<u8>,
+}
+
+impl LayerPacket {
+    /// This packet as one of a `codec` stream the recorder's (and the ladder's) assembly
+    /// takes: what a viewer of the layer reassembles.
+    pub fn into_rec(self, codec: crate::codec::Codec) -> crate::record::assemble::RecPacket {
+        crate::record::assemble::RecPacket {
+            codec,
+            generation: 1,
+            encoding: 0,
+            seq: self.seq,
+            ts: self.ts,
+            marker: self.marker,
+            keyframe: self.keyframe,
+            payload: self.payload.into(),
+        }
+    }
 }
 
 /// The packetizer of one layer: its sequence numbers and picture ids.
@@ -49,9 +119,8 @@ impl Vp8Payloader {
             return;
         }
         let chunk = MAX_PAYLOAD - DESCRIPTOR;
-        let count = frame.len().div_ceil(chunk);
         let pid = self.picture_id;
-        for (i, part) in frame.chunks(chunk).enumerate() {
+        let payloads = frame.chunks(chunk).enumerate().map(|(i, part)| {
             let mut payload = Vec::with_capacity(DESCRIPTOR + part.len());
             let start = if i == 0 { 0x10 } else { 0 };
             payload.push(0x80 | start);
@@ -59,15 +128,9 @@ impl Vp8Payloader {
             payload.push(0x80 | (pid >> 8) as u8);
             payload.push(pid as u8);
             payload.extend_from_slice(part);
-            out.push(LayerPacket {
-                seq: self.seq,
-                ts,
-                marker: i + 1 == count,
-                keyframe: keyframe && i == 0,
-                payload,
-            });
-            self.seq = self.seq.wrapping_add(1);
-        }
+            payload
+        });
+        number(&mut self.seq, ts, keyframe, payloads.collect(), out);
         self.picture_id = (pid + 1) & 0x7fff;
     }
 }
@@ -76,7 +139,7 @@ impl Vp8Payloader {
 mod tests {
     use super::*;
     use crate::codec::Codec;
-    use crate::record::assemble::{Assembler, RecPacket};
+    use crate::record::assemble::Assembler;
 
     fn frame(len: usize, key: bool) -> Vec<u8> {
         // A VP8 frame tag: bit 0 of the first byte is 0 for a keyframe.
@@ -129,17 +192,7 @@ mod tests {
         let now = std::time::Instant::now();
         let mut got = Vec::new();
         for pk in &pkts {
-            let rec = RecPacket {
-                codec: Codec::Vp8,
-                generation: 1,
-                encoding: 0,
-                seq: pk.seq,
-                ts: pk.ts,
-                marker: pk.marker,
-                keyframe: pk.keyframe,
-                payload: pk.payload.clone().into(),
-            };
-            asm.push(&rec, now, &mut got);
+            asm.push(&pk.clone().into_rec(Codec::Vp8), now, &mut got);
         }
         assert_eq!(
             got.iter().map(|f| &f.data).collect::<Vec<_>>(),

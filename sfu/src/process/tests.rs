@@ -1,21 +1,23 @@
 //! The ladder end to end, on real libvpx: a VP8 source made here, its packets through a
-//! [`Ladder`], the rungs' packets reassembled and decoded as a viewer's browser would.
+//! [`Ladder`], the rungs' packets reassembled and decoded as a viewer's browser would. The
+//! source and viewer here take either codec; the H.264 cases are in `tests_h264.rs`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
-use super::ladder::{Ladder, LadderConfig, RungPacket};
-use super::packetize::Vp8Payloader;
+use super::coding::{EncoderConfig, Payloader, RungEncoder, SourceDecoder};
+use super::ladder::{Ladder, LadderConfig, RungPacket, MAX_SOURCE_PIXELS};
+use super::packetize::{LayerPacket, Vp8Payloader};
 use super::scale::I420;
 use super::thread::{LadderHandle, LadderOut};
-use super::vpx::{Decoder, Encoder, EncoderConfig};
+use super::vpx::{Decoder, Encoder};
 use crate::codec::Codec;
 use crate::record::assemble::{Assembler, RecPacket, REORDER_WAIT};
 
 /// A moving picture, so that frames differ.
-fn picture(w: usize, h: usize, t: usize) -> I420 {
+pub(super) fn picture(w: usize, h: usize, t: usize) -> I420 {
     let mut p = I420::filled(w, h, 0, 128, 128);
     for y in 0..h {
         for x in 0..w {
@@ -25,27 +27,34 @@ fn picture(w: usize, h: usize, t: usize) -> I420 {
     p
 }
 
-/// A single-layer VP8 publisher: pictures in, RTP packets (as the recorder and ladder take
-/// them) out.
-struct Source {
-    enc: Encoder,
-    pay: Vp8Payloader,
+/// A single-layer VP8 (or H.264) publisher: pictures in, RTP packets (as the recorder and
+/// ladder take them) out.
+pub(super) struct Source {
+    codec: Codec,
+    enc: RungEncoder,
+    pay: Payloader,
     t: usize,
     size: (usize, usize),
 }
 
 impl Source {
     fn new(w: usize, h: usize) -> Self {
+        Source::of(Codec::Vp8, w, h)
+    }
+
+    /// A publisher of `codec` at `w × h`.
+    pub(super) fn of(codec: Codec, w: usize, h: usize) -> Self {
         Source {
-            enc: Encoder::new(EncoderConfig::realtime(w, h)).unwrap(),
-            pay: Vp8Payloader::new(1000, 1),
+            codec,
+            enc: RungEncoder::new(codec, EncoderConfig::realtime(w, h)).unwrap(),
+            pay: Payloader::new(codec, 1000, 1),
             t: 0,
             size: (w, h),
         }
     }
 
-    fn resize(&mut self, w: usize, h: usize) {
-        self.enc = Encoder::new(EncoderConfig::realtime(w, h)).unwrap();
+    pub(super) fn resize(&mut self, w: usize, h: usize) {
+        self.enc = RungEncoder::new(self.codec, EncoderConfig::realtime(w, h)).unwrap();
         self.size = (w, h);
     }
 
@@ -56,7 +65,7 @@ impl Source {
     }
 
     /// The next frame's packets; a keyframe when `key`.
-    fn next(&mut self, key: bool) -> Vec<RecPacket> {
+    pub(super) fn next(&mut self, key: bool) -> Vec<RecPacket> {
         let (w, h) = self.size;
         let frames = self
             .enc
@@ -67,48 +76,45 @@ impl Source {
             self.pay.packetize(&f.data, self.ts(), f.keyframe, &mut out);
         }
         self.t += 1;
-        out.into_iter().map(rec).collect()
+        out.into_iter().map(|p| p.into_rec(self.codec)).collect()
     }
 
-    /// A frame whose VP8 data is garbage (its descriptor is sound).
-    fn corrupt(&mut self) -> Vec<RecPacket> {
+    /// A frame whose data is garbage (its VP8 descriptor is sound; for H.264, a non-IDR
+    /// slice's NAL header before it).
+    pub(super) fn corrupt(&mut self) -> Vec<RecPacket> {
         let mut out = Vec::new();
-        let junk: Vec<u8> = (0..900).map(|i| (i * 31 + 7) as u8 | 1).collect();
+        let mut junk: Vec<u8> = (0..900).map(|i| (i * 31 + 7) as u8 | 1).collect();
+        if self.codec == Codec::H264 {
+            junk.splice(0..0, [0, 0, 0, 1, 0x41]);
+        }
         self.pay.packetize(&junk, self.ts(), false, &mut out);
         self.t += 1;
-        out.into_iter().map(rec).collect()
+        out.into_iter().map(|p| p.into_rec(self.codec)).collect()
     }
 }
 
-fn rec(p: super::packetize::LayerPacket) -> RecPacket {
-    RecPacket {
-        codec: Codec::Vp8,
-        generation: 1,
-        encoding: 0,
-        seq: p.seq,
-        ts: p.ts,
-        marker: p.marker,
-        keyframe: p.keyframe,
-        payload: p.payload.into(),
-    }
+fn rec(p: LayerPacket) -> RecPacket {
+    p.into_rec(Codec::Vp8)
 }
 
 /// A decoded frame: its size, and whether it was a keyframe.
 type Shown = ((usize, usize), bool);
 
 /// What a viewer of each rung sees: its frames decoded (size, keyframe), and whether its
-/// sequence numbers ran on with no gap.
+/// sequence numbers ran on with no gap; and each rung's frames as they came (for a look at
+/// what they hold).
 #[derive(Default)]
-struct Viewer {
+pub(super) struct Viewer {
     asm: BTreeMap<u8, Assembler>,
-    dec: BTreeMap<u8, Decoder>,
+    dec: BTreeMap<u8, SourceDecoder>,
     last_seq: BTreeMap<u8, u16>,
-    gaps: usize,
-    frames: BTreeMap<u8, Vec<Shown>>,
+    pub(super) gaps: usize,
+    pub(super) frames: BTreeMap<u8, Vec<Shown>>,
+    pub(super) data: BTreeMap<u8, Vec<Vec<u8>>>,
 }
 
 impl Viewer {
-    fn take(&mut self, pkts: &[RungPacket]) {
+    pub(super) fn take(&mut self, pkts: &[RungPacket]) {
         let now = Instant::now();
         for p in pkts {
             if let Some(last) = self.last_seq.insert(p.rung, p.packet.seq) {
@@ -119,12 +125,12 @@ impl Viewer {
             let mut frames = Vec::new();
             self.asm
                 .entry(p.rung)
-                .or_insert_with(|| Assembler::new(Codec::Vp8))
-                .push(&rec(p.packet.clone()), now, &mut frames);
+                .or_insert_with(|| Assembler::new(p.codec))
+                .push(&p.packet.clone().into_rec(p.codec), now, &mut frames);
             let dec = self
                 .dec
                 .entry(p.rung)
-                .or_insert_with(|| Decoder::new().unwrap());
+                .or_insert_with(|| SourceDecoder::new(p.codec, MAX_SOURCE_PIXELS).unwrap());
             for f in frames {
                 let pic = dec.decode(&f.data).unwrap().unwrap();
                 assert_eq!(
@@ -135,18 +141,19 @@ impl Viewer {
                     .entry(p.rung)
                     .or_default()
                     .push(((pic.width, pic.height), f.keyframe));
+                self.data.entry(p.rung).or_default().push(f.data);
             }
         }
     }
 
-    fn sizes(&self, rung: u8) -> Vec<(usize, usize)> {
+    pub(super) fn sizes(&self, rung: u8) -> Vec<(usize, usize)> {
         let mut s: Vec<_> = self.frames[&rung].iter().map(|f| f.0).collect();
         s.dedup();
         s
     }
 }
 
-fn feed(ladder: &mut Ladder, pkts: &[RecPacket], viewer: &mut Viewer) {
+pub(super) fn feed(ladder: &mut Ladder, pkts: &[RecPacket], viewer: &mut Viewer) {
     let mut out = Vec::new();
     for p in pkts {
         ladder.push(p, Instant::now(), &mut out);
@@ -156,12 +163,24 @@ fn feed(ladder: &mut Ladder, pkts: &[RecPacket], viewer: &mut Viewer) {
 
 #[test]
 fn a_720p_source_gets_640_and_320_wide_layers() {
-    let mut src = Source::new(1280, 720);
-    let mut ladder = Ladder::new(LadderConfig::default(), 7);
+    source_720p_gets_two_rungs(Codec::Vp8);
+}
+
+/// Six frames of a 720p `codec` source: 640- and 320-wide rungs in the source's codec, one
+/// frame out per frame in, each rung starting on a keyframe. The ladder, what a viewer
+/// decoded and the rungs' packets.
+pub(super) fn source_720p_gets_two_rungs(codec: Codec) -> (Ladder, Viewer, Vec<RungPacket>) {
+    let mut src = Source::of(codec, 1280, 720);
+    let mut ladder = Ladder::new(codec, LadderConfig::default(), 7);
     let mut viewer = Viewer::default();
+    let mut out = Vec::new();
     for i in 0..6 {
-        feed(&mut ladder, &src.next(i == 0), &mut viewer);
+        for p in src.next(i == 0) {
+            ladder.push(&p, Instant::now(), &mut out);
+        }
     }
+    assert!(out.iter().all(|p| p.codec == codec), "the source's codec");
+    viewer.take(&out);
     assert_eq!(ladder.rung_sizes(), vec![(640, 360), (320, 180)]);
     assert_eq!(viewer.sizes(0), vec![(640, 360)]);
     assert_eq!(viewer.sizes(1), vec![(320, 180)]);
@@ -172,12 +191,13 @@ fn a_720p_source_gets_640_and_320_wide_layers() {
         assert!(f[1..].iter().all(|f| !f.1), "and then only on request");
     }
     assert_eq!(viewer.gaps, 0);
+    (ladder, viewer, out)
 }
 
 #[test]
 fn a_viewers_keyframe_request_is_the_encoders() {
     let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 1);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 1);
     let mut viewer = Viewer::default();
     for i in 0..4 {
         feed(&mut ladder, &src.next(i == 0), &mut viewer);
@@ -208,7 +228,7 @@ fn an_oversized_keyframe_is_not_decoded() {
     let mut pay = Vp8Payloader::new(1000, 1);
     let mut pkts = Vec::new();
     pay.packetize(&big, 90_000, true, &mut pkts);
-    let mut ladder = Ladder::new(LadderConfig::default(), 2);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 2);
     let mut viewer = Viewer::default();
     feed(
         &mut ladder,
@@ -231,8 +251,14 @@ fn an_oversized_keyframe_is_not_decoded() {
 
 #[test]
 fn a_corrupt_frame_waits_for_the_next_keyframe_and_goes_on() {
-    let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 2);
+    corrupt_frame_waits_for_the_next_keyframe(Codec::Vp8);
+}
+
+/// A corrupt frame of a `codec` source: the ladder waits for the next keyframe (asking for
+/// one) and goes on, its rungs unbroken.
+pub(super) fn corrupt_frame_waits_for_the_next_keyframe(codec: Codec) {
+    let mut src = Source::of(codec, 640, 360);
+    let mut ladder = Ladder::new(codec, LadderConfig::default(), 2);
     let mut viewer = Viewer::default();
     feed(&mut ladder, &src.next(true), &mut viewer);
     assert!(ladder.take_source_keyframe_request(), "asks at the start");
@@ -264,7 +290,7 @@ fn a_ladder_waiting_for_a_keyframe_asks_again_every_second() {
     let mut src = Source::new(640, 360);
     // The source's keyframe went by before the ladder started: it sees only deltas.
     let _ = src.next(true);
-    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 3);
     let t0 = Instant::now();
     let mut out = Vec::new();
     let mut asks = Vec::new();
@@ -304,7 +330,7 @@ fn a_ladder_waiting_for_a_keyframe_asks_again_every_second() {
 #[test]
 fn late_packets_are_dropped_and_the_ladder_goes_on_at_the_next_keyframe() {
     let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 4);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 4);
     let mut viewer = Viewer::default();
     feed(&mut ladder, &src.next(true), &mut viewer);
     feed(&mut ladder, &src.next(false), &mut viewer);
@@ -333,8 +359,13 @@ fn late_packets_are_dropped_and_the_ladder_goes_on_at_the_next_keyframe() {
 
 #[test]
 fn a_resolution_change_rebuilds_the_rungs_at_the_new_halves() {
-    let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    resolution_change_rebuilds_the_rungs(Codec::Vp8);
+}
+
+/// A `codec` source changes its size: the rungs are rebuilt at the new halves.
+pub(super) fn resolution_change_rebuilds_the_rungs(codec: Codec) {
+    let mut src = Source::of(codec, 640, 360);
+    let mut ladder = Ladder::new(codec, LadderConfig::default(), 3);
     let mut viewer = Viewer::default();
     for i in 0..3 {
         feed(&mut ladder, &src.next(i == 0), &mut viewer);
@@ -356,8 +387,15 @@ fn a_resolution_change_rebuilds_the_rungs_at_the_new_halves() {
 fn the_thread_hands_packets_back_and_stops() {
     let (tx, rx) = crossbeam_channel::bounded(super::thread::OUT_BATCHES);
     let dropped = IntCounter::new("ladder_test_dropped", "test").unwrap();
-    let handle =
-        LadderHandle::start(LadderConfig::default(), None, 9, tx, dropped.clone()).unwrap();
+    let handle = LadderHandle::start(
+        Codec::Vp8,
+        LadderConfig::default(),
+        None,
+        9,
+        tx,
+        dropped.clone(),
+    )
+    .unwrap();
     let mut src = Source::new(640, 360);
     for i in 0..5 {
         for p in src.next(i == 0) {
@@ -395,7 +433,7 @@ fn picture_ids(pkts: &[RungPacket], rung: u8) -> Vec<u16> {
 fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
     use super::pressure::Level;
     let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 3);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 3);
     let mut viewer = Viewer::default();
     let mut all = Vec::new();
     let mut step =
@@ -445,7 +483,7 @@ fn under_pressure_half_rate_then_fewer_rungs_keep_streams_valid() {
 /// Rung 0's first picture as a viewer decodes it, from a ladder marked with `watermark`.
 fn first_rung_picture(watermark: Option<std::sync::Arc<super::watermark::Watermark>>) -> I420 {
     let mut src = Source::new(640, 360);
-    let mut ladder = Ladder::new(LadderConfig::default(), 5).with_watermark(watermark);
+    let mut ladder = Ladder::new(Codec::Vp8, LadderConfig::default(), 5).with_watermark(watermark);
     let mut out = Vec::new();
     for p in src.next(true) {
         ladder.push(&p, Instant::now(), &mut out);

@@ -22,6 +22,7 @@ use prometheus::IntCounter;
 use super::ladder::{Ladder, LadderConfig, LadderStats, RungPacket};
 use super::pressure::Pressure;
 use super::watermark::Watermark;
+use crate::codec::Codec;
 use crate::record::assemble::RecPacket;
 
 /// Source packets waiting for the ladder: about a second of a 2.5 Mbit/s stream.
@@ -76,9 +77,11 @@ impl std::fmt::Debug for LadderHandle {
 }
 
 impl LadderHandle {
-    /// Starts a ladder thread (its rungs marked with `watermark`, if any); its output goes
-    /// to `out`, and packets dropped on either queue are counted in `dropped`.
+    /// Starts a ladder thread for a `codec` source (its rungs marked with `watermark`, if
+    /// any); its output goes to `out`, and packets dropped on either queue are counted in
+    /// `dropped`.
     pub fn start(
+        codec: Codec,
         config: LadderConfig,
         watermark: Option<Arc<Watermark>>,
         seed: u32,
@@ -93,7 +96,7 @@ impl LadderHandle {
             .name("ladder".into())
             .spawn(move || {
                 run(
-                    Ladder::new(config, seed).with_watermark(watermark),
+                    Ladder::new(codec, config, seed).with_watermark(watermark),
                     &rx,
                     &out,
                     &counter,

@@ -16,6 +16,7 @@ use vpx_sys::{
     vpx_codec_enc_cfg_t, vpx_codec_err_t, vpx_codec_iter_t, vpx_image_t, vpx_img_fmt, vpx_rc_mode,
 };
 
+pub use super::coding::{Encoded, EncoderConfig};
 use super::scale::{chroma_size, I420};
 
 /// What libvpx refused.
@@ -164,44 +165,6 @@ unsafe fn copy_out(img: &vpx_image_t) -> Option<I420> {
     })
 }
 
-/// How one layer is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncoderConfig {
-    /// Picture width (even).
-    pub width: usize,
-    /// Picture height (even).
-    pub height: usize,
-    /// Target bitrate in kbit/s.
-    pub kbps: u32,
-    /// libvpx's `cpu-used` (speed, −16..16; higher is faster).
-    pub cpu_used: i32,
-    /// A keyframe at least this often, in frames.
-    pub keyframe_max_dist: u32,
-}
-
-impl EncoderConfig {
-    /// Real-time settings for a picture of this size: ~0.1 bit per pixel at 30 fps.
-    pub fn realtime(width: usize, height: usize) -> Self {
-        let kbps = ((width * height * 3) / 1000).clamp(100, 2500) as u32;
-        EncoderConfig {
-            width,
-            height,
-            kbps,
-            cpu_used: 12,
-            keyframe_max_dist: 300,
-        }
-    }
-}
-
-/// One encoded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// The VP8 frame.
-    pub data: Vec<u8>,
-    /// Whether it is a keyframe.
-    pub keyframe: bool,
-}
-
 /// A VP8 encoder in real-time mode.
 pub struct Encoder {
     ctx: Box<vpx_codec_ctx_t>,
@@ -301,12 +264,8 @@ impl Encoder {
         pts: i64,
         keyframe: bool,
     ) -> Result<Vec<Encoded>, VpxError> {
-        let want = (self.config.width, self.config.height);
-        if (pic.width, pic.height) != want {
-            return Err(VpxError::Size {
-                got: (pic.width, pic.height),
-                want,
-            });
+        if let Some((got, want)) = self.config.mismatch(pic) {
+            return Err(VpxError::Size { got, want });
         }
         // libvpx wants increasing pts; a source timestamp that jumps back is nudged on.
         let pts = pts.max(self.pts + 1);

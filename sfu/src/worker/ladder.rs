@@ -1,5 +1,5 @@
 //! The worker's side of transcoded ladders (`crate::process`, `--ladder`): a single-layer
-//! VP8 publisher's packets go to its ladder's thread (a `try_send`), the rungs' packets
+//! VP8 or H.264 publisher's packets go to its ladder's thread (a `try_send`), the rungs' packets
 //! come back as [`Command::LadderMedia`] on this worker's own command queue and are routed
 //! as more encodings of the publisher, a viewer's keyframe request for a rung goes to the
 //! ladder's encoder, and the housekeeping tick starts and stops the ladder on demand. A
@@ -17,7 +17,7 @@ use crate::codec::Codec;
 use crate::forward::{Kind, MediaPacket};
 use crate::ids::{SessionId, StreamId};
 use crate::process::thread::{LadderHandle, LadderOut, LadderSink};
-use crate::process::{Change, Demand, LadderConfig};
+use crate::process::{coding, Change, Demand, LadderConfig};
 use crate::record::assemble::RecPacket;
 use crate::router::Endpoint;
 
@@ -27,8 +27,10 @@ pub(crate) struct LadderSource {
     stream: StreamId,
     /// Its channel lets the node ladder it (read once, at go-live).
     allowed: bool,
-    /// It sends more than one video encoding, or not VP8: nothing to ladder.
+    /// It sends more than one video encoding, or neither VP8 nor H.264: nothing to ladder.
     unfit: bool,
+    /// The codec of its video, once seen (the ladder's, when it starts).
+    codec: Option<Codec>,
     demand: Demand,
     running: Option<LadderHandle>,
     /// Its place among the node's running ladders, held while it runs.
@@ -118,6 +120,7 @@ impl Worker {
                 stream,
                 allowed,
                 unfit: false,
+                codec: None,
                 demand: Demand::default(),
                 running: None,
                 slot: None,
@@ -135,11 +138,20 @@ impl Worker {
         let Some(l) = self.ladders.get_mut(&id) else {
             return;
         };
-        if pkt.source.encoding != 0 || pkt.codec != Codec::Vp8 {
+        if pkt.source.encoding != 0 || !coding::ladders(pkt.codec) {
             l.unfit = true;
             l.running = None;
             l.slot = None;
             return;
+        }
+        if l.codec != Some(pkt.codec) {
+            // Its first video packet, or a codec change (a renegotiation): a running ladder
+            // of the other codec stops, and the next tick starts one of this codec if wanted.
+            l.codec = Some(pkt.codec);
+            if l.running.take().is_some() {
+                l.slot = None;
+                l.demand = Demand::default();
+            }
         }
         if let Some(h) = &l.running {
             h.send(RecPacket {
@@ -167,6 +179,10 @@ impl Worker {
             self.tell_peers(|| Command::LadderWant { stream, worker, on });
         }
         for (id, l) in self.ladders.iter_mut() {
+            let Some(codec) = l.codec else {
+                // No video yet: nothing to ladder.
+                continue;
+            };
             let wanted = l.allowed && !l.unfit && self.router.ladder_wanted(l.stream);
             match l.demand.update(wanted, now) {
                 Some(Change::Start) => {
@@ -190,6 +206,7 @@ impl Worker {
                         .forward_drops
                         .with_label_values(&["ladder_queue_full"]);
                     match LadderHandle::start(
+                        codec,
                         LadderConfig::default(),
                         self.shared.ladder_watermark.clone(),
                         id.0 as u32,
