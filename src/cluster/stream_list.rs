@@ -20,8 +20,11 @@ pub struct StreamList {
 }
 
 impl StreamList {
-    /// Takes the list carried now: its number, and the list itself when it must be sent.
-    pub fn report(&mut self, now: Vec<StreamStat>) -> (u64, Option<Vec<StreamStat>>) {
+    /// Takes the list carried now (in any order: it is sorted by name, so the same streams
+    /// found in another order are the same list): its number, and the list itself when it
+    /// must be sent.
+    pub fn report(&mut self, mut now: Vec<StreamStat>) -> (u64, Option<Vec<StreamStat>>) {
+        now.sort_by(|a, b| a.name.cmp(&b.name));
         if self.last.as_ref() != Some(&now) {
             self.rev += 1;
             self.last = Some(now);
@@ -64,10 +67,15 @@ mod tests {
             assert_eq!(l.report(a.clone()), (1, None), "unchanged and held");
             l.answered(Some(1));
         }
-        let b = vec![stream("a", Some("p2"))];
+        let b = vec![stream("a", Some("p2")), stream("b", None)];
         assert_eq!(l.report(b.clone()), (2, Some(b.clone())), "a new parent");
         l.answered(Some(2));
-        assert_eq!(l.report(b), (2, None));
+        let shuffled = vec![b[1].clone(), b[0].clone()];
+        assert_eq!(
+            l.report(shuffled),
+            (2, None),
+            "the same streams in another order"
+        );
     }
 
     #[test]
