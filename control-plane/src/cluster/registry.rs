@@ -1,7 +1,9 @@
 //! The node registry in the database (`cluster_nodes`) and its endpoints: register,
 //! stats, drain, list, and the two placement questions (a node's parents, a viewer's
 //! edge), answered on a [`ClusterView`] loaded from the table and kept for
-//! [`super::Tuning::view_ttl_ms`], so a thousand nodes asking do not each read it.
+//! [`super::Tuning::view_ttl_ms`], so a thousand nodes asking do not each read it. A
+//! node's stream list is kept apart from its load, and sent only when it changed
+//! (`streams.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -221,8 +223,7 @@ impl NodeRow {
             capacity: u32::try_from(self.capacity).unwrap_or(0),
             stats: NodeStats {
                 streams_rev: self.streams_rev.and_then(|r| u64::try_from(r).ok()),
-                // The load alone (a row written before the lists had their own table
-                // may still hold one here: not read).
+                // The load alone: the list is in its own row (`super::streams`).
                 streams: None,
                 ..serde_json::from_str(&self.stats).unwrap_or_else(|_| idle())
             },
