@@ -13,9 +13,10 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use control_plane::db::Backend;
 use control_plane::discovery::search;
-use control_plane::keystore::{SecretKey, SecretKeySource};
 use control_plane::{Config, ControlPlane};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -177,41 +178,6 @@ async fn seed(cp: &ControlPlane, all: &[Channel]) {
     }
 }
 
-/// A control plane on a fresh database of `backend`, or None (PostgreSQL not configured).
-async fn open(backend: Backend) -> Option<ControlPlane> {
-    let url = match backend {
-        Backend::Sqlite => {
-            let dir =
-                std::env::temp_dir().join(format!("cascade-bench-search-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            control_plane::db::sqlite_url(&dir.join("cascade.db"))
-        }
-        Backend::Postgres => {
-            let base = std::env::var("CASCADE_TEST_POSTGRES").ok()?;
-            let schema = format!("cascade_bench_{}", std::process::id());
-            let pool = sqlx::postgres::PgPool::connect(&base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&pool)
-                .await
-                .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-c%20search_path%3D{schema}")
-        }
-    };
-    let config = Config {
-        secret_key: Some(SecretKeySource::Value(SecretKey::random().to_text())),
-        ..Config::default()
-    };
-    Some(ControlPlane::open(&url, config).await.unwrap())
-}
-
 fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     v.sort();
     let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
@@ -242,7 +208,10 @@ fn bench(c: &mut Criterion) {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         };
-        let Some(cp) = rt.block_on(open(backend)) else {
+        let Some(cp) = rt
+            .block_on(common::open(backend, "search", Config::default()))
+            .map(|(cp, _)| cp)
+        else {
             eprintln!("SKIPPED (PostgreSQL): CASCADE_TEST_POSTGRES is not set");
             continue;
         };

@@ -12,6 +12,13 @@ use crate::ControlPlane;
 
 const INVARIANT: &str = "constant, valid and unique metric definitions";
 
+/// A counter `name` registered on `registry`.
+pub(crate) fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect(INVARIANT);
+    registry.register(Box::new(c.clone())).expect(INVARIANT);
+    c
+}
+
 /// The metrics and their registry.
 #[derive(Clone)]
 pub(crate) struct ApiMetrics {
@@ -26,6 +33,10 @@ pub(crate) struct ApiMetrics {
     backup_known: std::sync::Arc<std::sync::Once>,
     /// Scheduled backups of this process that failed.
     pub(crate) backup_failures: prometheus::IntCounter,
+    /// Nodes' stream lists written to the database (a report with a new list).
+    pub(crate) stream_lists_written: prometheus::IntCounter,
+    /// Nodes' stream lists this replica parsed from the database.
+    pub(crate) stream_lists_parsed: prometheus::IntCounter,
 }
 
 impl std::fmt::Debug for ApiMetrics {
@@ -78,6 +89,16 @@ impl ApiMetrics {
         registry
             .register(Box::new(backup_failures.clone()))
             .expect(INVARIANT);
+        let stream_lists_written = counter(
+            &registry,
+            "cluster_stream_lists_written_total",
+            "Media nodes' stream lists written to the database (a stats report with a new list; a report of the load alone writes none)",
+        );
+        let stream_lists_parsed = counter(
+            &registry,
+            "cluster_stream_lists_parsed_total",
+            "Media nodes' stream lists this replica parsed from the database (for its cluster view or the node list: only those changed since it last read them)",
+        );
         ApiMetrics {
             registry,
             requests,
@@ -86,6 +107,8 @@ impl ApiMetrics {
             backup_last,
             backup_known: std::sync::Arc::new(std::sync::Once::new()),
             backup_failures,
+            stream_lists_written,
+            stream_lists_parsed,
         }
     }
 }

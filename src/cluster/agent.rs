@@ -1,6 +1,7 @@
 //! A node's side of the control plane's registry: it registers (role, zone, addresses,
-//! capacity), reports its stats every second (CPU, egress, sessions, the streams it carries
-//! and from which parent) and after them its audience (streams' publishers and viewers
+//! capacity), reports its stats every second (CPU, egress, sessions; the streams it carries
+//! and from which parent when they changed or the control plane asks: [`StreamList`]) and
+//! after them its audience (streams' publishers and viewers
 //! here, viewer sessions: for webhooks and analytics), and asks which parents to pull a
 //! stream from. Media never waits on it: a failed call is retried on the next tick, and a
 //! stream keeps its parents.
@@ -10,11 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use control_plane::cluster::registry::{NodeStats, StreamStat, MAX_STREAMS_PER_NODE};
+use control_plane::cluster::Ingest;
 use serde::Deserialize;
 use serde_json::json;
 use sfu::budget::{CpuMeter, RateMeter};
 
 use super::relay::ParentAddr;
+use super::stream_list::StreamList;
 
 /// How often stats go to the control plane (a node is dead after 3 s without).
 pub const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -64,6 +68,8 @@ struct State {
     ids: HashMap<String, String>,
     /// Each pulled stream's parent now (name), as the relay reports it.
     parents: HashMap<String, String>,
+    /// The stream list's number and whether the control plane holds it.
+    list: StreamList,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +83,9 @@ struct StatsReply {
     /// The standby ingests here the cluster takes their stream from now.
     #[serde(default)]
     in_charge: Vec<String>,
+    /// The number of this node's stream list the control plane holds.
+    #[serde(default)]
+    streams_rev: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -180,7 +189,10 @@ impl Agent {
             tick.tick().await;
             let id = self.state().id.clone();
             let Some(id) = id else {
-                self.state().id = self.register().await;
+                let id = self.register().await;
+                let mut st = self.state();
+                st.list.registered();
+                st.id = id;
                 continue;
             };
             let bytes = self.inner.node.metrics().bytes_out.get();
@@ -196,6 +208,7 @@ impl Agent {
                 Some(r) if r.status() == reqwest::StatusCode::NOT_FOUND => self.state().id = None,
                 Some(r) if r.status().is_success() => {
                     if let Ok(reply) = r.json::<StatsReply>().await {
+                        self.state().list.answered(reply.streams_rev);
                         let node = &self.inner.node;
                         node.set_draining(reply.draining);
                         // A standby whose primary is gone is recorded and given live
@@ -242,30 +255,37 @@ impl Agent {
         }
     }
 
-    fn stats(&self, cpu: f64, egress_bps: u64) -> serde_json::Value {
+    fn stats(&self, cpu: f64, egress_bps: u64) -> NodeStats {
         let node = &self.inner.node;
-        let st = self.state();
-        let streams: Vec<serde_json::Value> = node
+        let mut st = self.state();
+        let streams: Vec<StreamStat> = node
             .carried()
             .into_iter()
-            .take(control_plane::cluster::registry::MAX_STREAMS_PER_NODE)
+            .take(MAX_STREAMS_PER_NODE)
             .map(|(name, ingest)| {
                 let parent = st.parents.get(&name).and_then(|p| st.ids.get(p)).cloned();
                 let publishing = match ingest {
-                    sfu::directory::Ingest::Primary => Some("primary"),
-                    sfu::directory::Ingest::Backup => Some("backup"),
+                    sfu::directory::Ingest::Primary => Some(Ingest::Primary),
+                    sfu::directory::Ingest::Backup => Some(Ingest::Backup),
                     sfu::directory::Ingest::Relayed => None,
                 };
-                json!({ "name": name, "publishing": publishing, "parent": parent })
+                StreamStat {
+                    name,
+                    publishing,
+                    parent,
+                    backup: None,
+                }
             })
             .collect();
-        json!({
-            "cpu": cpu,
-            "egress_bps": egress_bps,
-            "viewers": node.session_count(),
-            "pressure": node.pressure() as u8,
-            "streams": streams,
-        })
+        let (rev, streams) = st.list.report(streams);
+        NodeStats {
+            cpu,
+            egress_bps,
+            viewers: u32::try_from(node.session_count()).unwrap_or(u32::MAX),
+            pressure: node.pressure() as u8,
+            streams,
+            streams_rev: Some(rev),
+        }
     }
 
     /// The parents to pull `stream` from, primary first; empty when the control plane

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod metrics;
 pub mod netns;
 pub mod relay;
+pub mod stream_list;
 pub mod up;
 
 use std::net::SocketAddr;

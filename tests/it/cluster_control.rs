@@ -209,6 +209,25 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
         5,
         "nodes moved their reports to the live replica"
     );
+    // Their streams hardly change: a second's report is the load alone, a list is written
+    // only when it changed (five nodes sending theirs every second wrote 15 in 3 s).
+    let written = || {
+        let text = c2
+            .http()
+            .get(c2.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("cascade_cluster_stream_lists_written_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no list counter on /metrics:\n{text}"))
+    };
+    let before = written();
+    std::thread::sleep(Duration::from_secs(3));
+    let more = written() - before;
+    assert!(more <= 2, "{more} lists written in 3 s");
 }
 
 /// Disaster recovery (docs/DISASTER-RECOVERY.md): an edge dies (`kill -9`) under a live

@@ -66,11 +66,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     fn new(registry: &Registry) -> Metrics {
-        let c = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect(INVARIANT);
-            registry.register(Box::new(c.clone())).expect(INVARIANT);
-            c
-        };
+        let c = |name: &str, help: &str| crate::metrics::counter(registry, name, help);
         let viewer_seconds = c(
             "analytics_viewer_seconds_total",
             "Seconds watched by the node's viewers, summed over viewers (sampled every second)",

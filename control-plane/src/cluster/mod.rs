@@ -27,6 +27,7 @@ mod receipts;
 pub mod recordings;
 pub mod redirect;
 pub mod registry;
+mod streams;
 #[cfg(test)]
 mod tests;
 pub mod thumbnails;

@@ -1,7 +1,9 @@
 //! The node registry in the database (`cluster_nodes`) and its endpoints: register,
 //! stats, drain, list, and the two placement questions (a node's parents, a viewer's
 //! edge), answered on a [`ClusterView`] loaded from the table and kept for
-//! [`super::Tuning::view_ttl_ms`], so a thousand nodes asking do not each read it.
+//! [`super::Tuning::view_ttl_ms`], so a thousand nodes asking do not each read it. A
+//! node's stream list is kept apart from its load, and sent only when it changed
+//! (`streams.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{NodeAuth, Operator};
 use super::placement::{parent_for, place_viewer, PlaceError};
+use super::streams::Lists;
 use super::view::{ClusterView, Ingest, Node, NodeId, Role};
 use crate::db::now_ms;
 use crate::error::{ApiResult, Problem};
@@ -58,7 +61,7 @@ pub struct Registered {
 }
 
 /// One stream in a stats report.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamStat {
     /// Stream name.
     #[schema(max_length = 100)]
@@ -89,9 +92,18 @@ pub struct NodeStats {
     #[serde(default)]
     #[schema(maximum = 3)]
     pub pressure: u8,
-    /// The streams it carries.
-    #[serde(default)]
-    pub streams: Vec<StreamStat>,
+    /// The streams it carries: sent when they changed, with a new `streams_rev` (and again
+    /// while the answer's `streams_rev` is not that number), or at every report by a node
+    /// that numbers none. Absent: the list the control plane holds stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 10000)]
+    pub streams: Option<Vec<StreamStat>>,
+    /// The node's number for its stream list, rising with each new list of one
+    /// registration (sent with every report, `streams` or not). A list with a number at or
+    /// below the stored list's is not written (the same list again, or a late copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub streams_rev: Option<u64>,
 }
 
 /// A registered node as the registry sees it.
@@ -111,7 +123,8 @@ pub struct NodeInfo {
     pub relay_addr: String,
     /// Most viewers.
     pub capacity: u32,
-    /// The last stats report.
+    /// The last stats report: its load, and the stream list the control plane holds with
+    /// its number.
     pub stats: NodeStats,
     /// Reported within the liveness window.
     pub alive: bool,
@@ -182,10 +195,13 @@ struct NodeRow {
     stats: String,
     draining: i64,
     last_seen: i64,
+    streams_rev: Option<i64>,
+    streams_version: Option<i64>,
 }
 
-const NODE_COLUMNS: &str =
-    "id, name, role, zone, http_url, relay_addr, capacity, stats, draining, last_seen";
+const NODE_COLUMNS: &str = "n.id, n.name, n.role, n.zone, n.http_url, n.relay_addr, \
+     n.capacity, n.stats, n.draining, n.last_seen, s.rev AS streams_rev, \
+     s.version AS streams_version";
 
 fn idle() -> NodeStats {
     NodeStats {
@@ -193,7 +209,8 @@ fn idle() -> NodeStats {
         egress_bps: 0,
         viewers: 0,
         pressure: 0,
-        streams: Vec::new(),
+        streams: None,
+        streams_rev: None,
     }
 }
 
@@ -204,7 +221,12 @@ impl NodeRow {
             draining: self.draining != 0,
             role: Role::parse(&self.role).unwrap_or(Role::Edge),
             capacity: u32::try_from(self.capacity).unwrap_or(0),
-            stats: serde_json::from_str(&self.stats).unwrap_or_else(|_| idle()),
+            stats: NodeStats {
+                streams_rev: self.streams_rev.and_then(|r| u64::try_from(r).ok()),
+                // The load alone: the list is in its own row (`super::streams`).
+                streams: None,
+                ..serde_json::from_str(&self.stats).unwrap_or_else(|_| idle())
+            },
             id: self.id,
             name: self.name,
             zone: self.zone,
@@ -215,18 +237,25 @@ impl NodeRow {
     }
 }
 
-async fn all_nodes(cp: &ControlPlane) -> ApiResult<Vec<NodeInfo>> {
+/// Every registered node without its streams, and `lists` brought to their stored lists.
+async fn all_nodes(cp: &ControlPlane, lists: &mut Lists) -> ApiResult<Vec<NodeInfo>> {
     let rows: Vec<NodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {NODE_COLUMNS} FROM cluster_nodes ORDER BY name"
+        "SELECT {NODE_COLUMNS} FROM cluster_nodes n \
+         LEFT JOIN cluster_node_streams s ON s.node_id = n.id ORDER BY n.name"
     )))
     .fetch_all(cp.pool())
     .await?;
+    let versions: Vec<(&str, Option<i64>)> = rows
+        .iter()
+        .map(|r| (r.id.as_str(), r.streams_version))
+        .collect();
+    lists.refresh(cp, &versions).await?;
     let (now, timeout) = (now_ms(), cp.config().cluster_tuning.node_timeout_ms);
     Ok(rows.into_iter().map(|r| r.info(now, timeout)).collect())
 }
 
-/// Builds the view placement reads from the registry's rows.
-pub fn build_view(nodes: &[NodeInfo], limits: super::Limits) -> ClusterView {
+/// Builds the view placement reads from the registry's rows and their stream lists.
+pub(crate) fn build_view(nodes: &[NodeInfo], lists: &Lists, limits: super::Limits) -> ClusterView {
     let mut view = ClusterView::new(limits);
     for n in nodes {
         let mut node = Node::new(&n.id, n.role, &n.zone, n.capacity);
@@ -243,7 +272,7 @@ pub fn build_view(nodes: &[NodeInfo], limits: super::Limits) -> ClusterView {
     }
     for (i, n) in nodes.iter().enumerate() {
         let me = NodeId(i as u32);
-        for s in &n.stats.streams {
+        for s in lists.of(&n.id) {
             if let Some(ingest) = s.publishing.filter(|_| n.role == Role::Origin) {
                 view.set_ingest(me, &s.name, ingest);
             }
@@ -266,6 +295,8 @@ pub(crate) struct ViewCache(tokio::sync::Mutex<Cached>);
 struct Cached {
     loaded: Option<Instant>,
     view: ClusterView,
+    /// The nodes' stream lists as parsed at the last load.
+    lists: Lists,
     rng: SmallRng,
 }
 
@@ -274,6 +305,7 @@ impl ViewCache {
         ViewCache(tokio::sync::Mutex::new(Cached {
             loaded: None,
             view: ClusterView::default(),
+            lists: Lists::default(),
             rng: SmallRng::from_os_rng(),
         }))
     }
@@ -290,9 +322,9 @@ impl ControlPlane {
         let mut c = self.cluster_cache().0.lock().await;
         let ttl = Duration::from_millis(self.config().cluster_tuning.view_ttl_ms);
         if c.loaded.is_none_or(|t| t.elapsed() >= ttl) {
-            let nodes = all_nodes(self).await?;
+            let nodes = all_nodes(self, &mut c.lists).await?;
             let placed = super::ingest::recent_placed(self).await?;
-            c.view = build_view(&nodes, self.config().cluster_tuning.limits);
+            c.view = build_view(&nodes, &c.lists, self.config().cluster_tuning.limits);
             super::ingest::apply_placed(&mut c.view, &placed, now_ms());
             c.loaded = Some(Instant::now());
         }
@@ -405,11 +437,14 @@ pub(crate) async fn register(
     .bind(now)
     .execute(cp.pool())
     .await?;
+    // The list of the name's old registration: the node sends its list anew.
+    cp.drop_orphan_streams().await?;
     cp.forget_view().await;
     Ok((StatusCode::CREATED, axum::Json(Registered { id })))
 }
 
-/// Report a node's load and streams (every second; dead after the liveness window).
+/// Report a node's load (every second; dead after the liveness window) and its streams
+/// when they changed (or the answer's `streams_rev` asks for them).
 #[utoipa::path(put, path = "/api/v1/cluster/nodes/{id}/stats", tag = "cluster", security(("cluster_token" = [])),
     params(("id" = String, Path, description = "Node id")), request_body = NodeStats,
     responses((status = 200, body = StatsReply), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -417,7 +452,7 @@ pub(crate) async fn stats(
     State(cp): State<ControlPlane>,
     _: NodeAuth,
     Path(id): Path<String>,
-    Json(req): Json<NodeStats>,
+    Json(mut req): Json<NodeStats>,
 ) -> ApiResult<axum::Json<StatsReply>> {
     if !(0.0..=1.0).contains(&req.cpu) {
         return Err(Error::Invalid("cpu must be from 0 to 1".into()));
@@ -425,41 +460,75 @@ pub(crate) async fn stats(
     if req.pressure > 3 {
         return Err(Error::Invalid("pressure must be from 0 to 3".into()));
     }
-    if req.streams.len() > MAX_STREAMS_PER_NODE {
-        return Err(Error::Invalid(format!(
-            "at most {MAX_STREAMS_PER_NODE} streams"
-        )));
+    let rev = req
+        .streams_rev
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|_| Error::Invalid("streams_rev must be at most 2^63 - 1".into()))?;
+    let streams = req.streams.take();
+    if let Some(streams) = &streams {
+        if streams.len() > MAX_STREAMS_PER_NODE {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_STREAMS_PER_NODE} streams"
+            )));
+        }
+        for s in streams {
+            checked("stream name", &s.name, 100)?;
+        }
+        cp.store_streams(&id, rev, streams).await?;
     }
-    for s in &req.streams {
-        checked("stream name", &s.name, 100)?;
-    }
-    let stats = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
-    let row: Option<(i64,)> = sqlx::query_as(
-        "UPDATE cluster_nodes SET stats = $2, last_seen = $3 WHERE id = $1 RETURNING draining",
+    req.streams_rev = None;
+    let load = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
+    let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+        "UPDATE cluster_nodes SET stats = $2, last_seen = $3 WHERE id = $1 \
+         RETURNING draining, role, (SELECT rev FROM cluster_node_streams WHERE node_id = $1)",
     )
     .bind(&id)
-    .bind(&stats)
+    .bind(&load)
     .bind(now_ms())
     .fetch_optional(cp.pool())
     .await?;
-    let Some((draining,)) = row else {
+    let Some((draining, role, held)) = row else {
         return Err(Error::Missing("no such node: register again"));
     };
-    let standbys: Vec<&str> = req
-        .streams
-        .iter()
-        .filter(|s| s.publishing == Some(Ingest::Backup))
-        .map(|s| s.name.as_str())
-        .collect();
-    let in_charge = if standbys.is_empty() {
-        Vec::new()
-    } else {
-        cp.with_view(|view, _| super::ingest::standbys_in_charge(view, &standbys))
+    // Only an origin holds ingests: its standbys from the list it sent, else from the
+    // list the view holds for it.
+    let in_charge = match (&streams, Role::parse(&role)) {
+        (Some(streams), _) => {
+            let standbys: Vec<&str> = streams
+                .iter()
+                .filter(|s| s.publishing == Some(Ingest::Backup))
+                .map(|s| s.name.as_str())
+                .collect();
+            if standbys.is_empty() {
+                Vec::new()
+            } else {
+                cp.with_view(|view, _| super::ingest::standbys_in_charge(view, &standbys))
+                    .await?
+            }
+        }
+        (None, Some(Role::Origin)) => {
+            cp.with_view(|view, _| {
+                let Some(me) = view.find(&id) else {
+                    return Vec::new();
+                };
+                let standbys: Vec<&str> = view
+                    .node(me)
+                    .streams
+                    .iter()
+                    .filter(|(_, c)| c.ingest == Some(Ingest::Backup) && !c.placed)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                super::ingest::standbys_in_charge(view, &standbys)
+            })
             .await?
+        }
+        (None, _) => Vec::new(),
     };
     Ok(axum::Json(StatsReply {
         draining: draining != 0,
         in_charge,
+        streams_rev: held.and_then(|r| u64::try_from(r).ok()),
     }))
 }
 
@@ -474,6 +543,11 @@ pub struct StatsReply {
     /// stills as a primary's.
     #[serde(default)]
     pub in_charge: Vec<String>,
+    /// The number of this node's stream list the control plane holds (null: none, or a
+    /// list sent without a number). A node whose current list has another number sends
+    /// it with its next report: after a lost answer, a registration, a restored database.
+    #[serde(default)]
+    pub streams_rev: Option<u64>,
 }
 
 /// Drain a node: it keeps what it has and takes no new viewers or children.
@@ -504,7 +578,13 @@ pub(crate) async fn list(
     State(cp): State<ControlPlane>,
     _: Operator,
 ) -> ApiResult<axum::Json<Vec<NodeInfo>>> {
-    Ok(axum::Json(all_nodes(&cp).await?))
+    // With this replica's parsed lists (brought up to date, the view is not rebuilt).
+    let mut c = cp.cluster_cache().0.lock().await;
+    let mut nodes = all_nodes(&cp, &mut c.lists).await?;
+    for n in &mut nodes {
+        n.stats.streams = Some(c.lists.of(&n.id).to_vec());
+    }
+    Ok(axum::Json(nodes))
 }
 
 /// Where a node should pull a stream from, and its backup parent.

@@ -10,6 +10,7 @@ mod chat;
 mod chat_live;
 mod clips;
 mod cluster;
+mod cluster_streams;
 mod discovery;
 mod hardening;
 mod harness;
