@@ -166,7 +166,7 @@ step "API fuzzing (schemathesis against the OpenAPI document)"
 cargo build --locked --bin cascade
 tests/api/fuzz.sh
 
-step "fuzzing (bounded): cargo fuzz, 60 s per target (fuzz/)"
+step "fuzzing (bounded): cargo fuzz, 40 s per target (fuzz/)"
 # libFuzzer targets need nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain take them. New corpus entries stay in fuzz/corpus (ignored by git); a crash
 # prints its log and leaves the input in fuzz/artifacts/<target>/.
@@ -177,7 +177,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   cargo fuzz build
   for target in $(cargo fuzz list); do
     log=target/$target.log
-    if ! cargo fuzz run "$target" -- -max_total_time=60 -print_final_stats=1 >"$log" 2>&1; then
+    if ! cargo fuzz run "$target" -- -max_total_time=40 -print_final_stats=1 >"$log" 2>&1; then
       cat "$log"
       exit 1
     fi
