@@ -65,12 +65,41 @@ fn vp8(keyframe: &[u8]) -> Option<I420> {
 
 /// A VP9 keyframe decoded with libvpx, if it declares at most [`MAX_PIXELS`] (a frame
 /// that is not a keyframe gives none: libvpx would take it only after one).
+///
+/// Only a superframe's first frame reaches libvpx: it decodes every frame of a superframe,
+/// and a small first frame would otherwise carry a second declaring 65536 × 65536 past the
+/// size check.
 fn vp9(keyframe: &[u8]) -> Option<I420> {
+    let keyframe = vp9_first_frame(keyframe)?;
     let (w, h) = crate::record::vp9::keyframe_size(keyframe)?;
     if (w as usize).saturating_mul(h as usize) > MAX_PIXELS {
         return None;
     }
     Decoder::vp9().ok()?.decode(keyframe).ok()?
+}
+
+/// The first frame of a VP9 superframe (VP9 bitstream spec, Annex B: an index of frame
+/// sizes at its end, between two equal marker bytes `0b110mmfff`), the whole buffer when
+/// it has no index, none when its index is broken.
+fn vp9_first_frame(data: &[u8]) -> Option<&[u8]> {
+    let Some(&marker) = data.last() else {
+        return Some(data);
+    };
+    if marker & 0xe0 != 0xc0 {
+        return Some(data);
+    }
+    let frames = usize::from(marker & 7) + 1;
+    let mag = usize::from((marker >> 3) & 3) + 1;
+    let index = 2 + mag * frames;
+    let start = data.len().checked_sub(index)?;
+    if data[start] != marker {
+        return Some(data);
+    }
+    let first = data[start + 1..start + 1 + mag]
+        .iter()
+        .rev()
+        .fold(0usize, |n, &b| n << 8 | usize::from(b));
+    data.get(..first).filter(|f| !f.is_empty())
 }
 
 /// `picture` as an 8-bit RGB PNG.
@@ -144,9 +173,8 @@ mod tests {
         assert!(r > 230 && g < 30 && b < 30, "red came out as {r},{g},{b}");
     }
 
-    #[test]
-    fn a_vp9_keyframe_becomes_a_png_of_its_size() {
-        // vp9enc's first keyframe of the ball (the recorder's test data), 320 × 240.
+    /// vp9enc's first keyframe of the ball (the recorder's test data), 320 × 240.
+    fn vp9_ball_keyframe() -> Vec<u8> {
         let packets = crate::record::tests_vp9::rtp_packets(
             include_bytes!("../record/testdata/ball-320x240.vp9.rtp"),
             crate::codec::Codec::Vp9,
@@ -154,7 +182,12 @@ mod tests {
         let mut frame = Vec::new();
         let payloads = packets[..2].iter().map(|p| &p.payload[..]);
         crate::record::vp9::depacketize(payloads, &mut frame).unwrap();
-        let (w, h, rgb) = decode_png(&still_png("vp9", &frame).expect("a still"));
+        frame
+    }
+
+    #[test]
+    fn a_vp9_keyframe_becomes_a_png_of_its_size() {
+        let (w, h, rgb) = decode_png(&still_png("vp9", &vp9_ball_keyframe()).expect("a still"));
         assert_eq!((w, h), (320, 240));
         // The ball pattern: a black background, a white ball somewhere.
         assert!(rgb[..3].iter().all(|&c| c < 40), "{:?}", &rgb[..3]);
@@ -193,6 +226,17 @@ mod tests {
             Some((65536, 65536))
         );
         assert!(still_png("vp9", &huge).is_none());
+        // A superframe whose second frame declares 65536 × 65536: only its first, small
+        // frame is decoded (libvpx decodes every frame of a superframe).
+        let mut sneaky = vp9_ball_keyframe();
+        let first = u16::try_from(sneaky.len()).unwrap().to_le_bytes();
+        sneaky.extend_from_slice(&huge);
+        // Marker 0b110_01_001: two frames, sizes in two bytes each.
+        sneaky.extend_from_slice(&[0xc9, first[0], first[1], huge.len() as u8, 0, 0xc9]);
+        let (w, h, _) = decode_png(&still_png("vp9", &sneaky).expect("the first frame's still"));
+        assert_eq!((w, h), (320, 240));
+        // A broken index gives none.
+        assert!(still_png("vp9", &[0xc9, 0, 0, 0, 0, 0xc9]).is_none());
         // A keyframe header declaring 16383 × 16383: refused before libvpx sees it.
         let mut huge = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0x3f, 0xff, 0x3f];
         huge.extend_from_slice(&[0; 64]);
