@@ -37,13 +37,16 @@ impl StreamPaywall {
 /// When a marked live stops being for subscribers: `lives` are the channel's broadcasts
 /// (start, end; `None`: running) that were running at the marking or began after it, by
 /// start. The first that ended with none beginning within `grace` of its end was the
-/// marked live; it stops holding `grace` after that end. `None`: it has not ended.
-pub fn lapse(lives: &[(i64, Option<i64>)], grace: i64) -> Option<i64> {
+/// marked live; it stops holding `grace` after that end. `None`: it has not ended, or
+/// `cut` (the read stopped at its bound) and the last broadcast read may have gone on in
+/// one not read: held, never opened early.
+pub fn lapse(lives: &[(i64, Option<i64>)], grace: i64, cut: bool) -> Option<i64> {
     for (i, (_, end)) in lives.iter().enumerate() {
         let end = (*end)?;
-        let resumed = lives
-            .get(i + 1)
-            .is_some_and(|(next, _)| *next <= end.saturating_add(grace));
+        let resumed = match lives.get(i + 1) {
+            Some((next, _)) => *next <= end.saturating_add(grace),
+            None => cut,
+        };
         if !resumed {
             return Some(end.saturating_add(grace));
         }
@@ -74,7 +77,7 @@ pub(crate) async fn read(
     let grace = i64::try_from(cp.config().money.stream_grace.as_millis()).unwrap_or(i64::MAX);
     Ok(StreamPaywall {
         marked_at,
-        until: lapse(&lives, grace),
+        until: lapse(&lives, grace, lives.len() as i64 >= MAX_LIVES),
     })
 }
 
@@ -85,10 +88,17 @@ mod tests {
     #[test]
     fn the_marked_live_holds_until_it_ends_for_good() {
         // Marked offline: nothing yet, or the next live running.
-        assert_eq!(lapse(&[], 30), None);
-        assert_eq!(lapse(&[(100, None)], 30), None);
+        assert_eq!(lapse(&[], 30, false), None);
+        // A read cut at its bound whose last broadcast ended: the live may go on in one
+        // not read, so it holds (a publisher that came back 64 times stays paywalled).
+        assert_eq!(lapse(&[(100, Some(500)), (520, Some(900))], 30, true), None);
+        assert_eq!(
+            lapse(&[(100, Some(500)), (2000, Some(2100))], 30, true),
+            Some(530)
+        );
+        assert_eq!(lapse(&[(100, None)], 30, false), None);
         // It ended: held through the grace, then open.
-        assert_eq!(lapse(&[(100, Some(500))], 30), Some(530));
+        assert_eq!(lapse(&[(100, Some(500))], 30, false), Some(530));
         let p = StreamPaywall {
             marked_at: 50,
             until: Some(530),
@@ -96,12 +106,19 @@ mod tests {
         assert!(p.holds(529) && !p.holds(530));
         assert!(p.held_since(529) && !p.held_since(530));
         // A publisher back within the grace continues it; one back later starts another.
-        assert_eq!(lapse(&[(100, Some(500)), (520, None)], 30), None);
+        assert_eq!(lapse(&[(100, Some(500)), (520, None)], 30, false), None);
         assert_eq!(
-            lapse(&[(100, Some(500)), (520, Some(900)), (2000, None)], 30),
+            lapse(
+                &[(100, Some(500)), (520, Some(900)), (2000, None)],
+                30,
+                false
+            ),
             Some(930)
         );
-        assert_eq!(lapse(&[(100, Some(500)), (531, None)], 30), Some(530));
-        assert_eq!(lapse(&[(100, Some(i64::MAX))], 30), Some(i64::MAX));
+        assert_eq!(
+            lapse(&[(100, Some(500)), (531, None)], 30, false),
+            Some(530)
+        );
+        assert_eq!(lapse(&[(100, Some(i64::MAX))], 30, false), Some(i64::MAX));
     }
 }
