@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control_plane::cluster::registry::{NodeStats, StreamStat, MAX_STREAMS_PER_NODE};
+use control_plane::cluster::registry::{NodeStats, StreamStat};
 use control_plane::cluster::Ingest;
 use serde::Deserialize;
 use serde_json::json;
@@ -261,7 +261,6 @@ impl Agent {
         let streams: Vec<StreamStat> = node
             .carried()
             .into_iter()
-            .take(MAX_STREAMS_PER_NODE)
             .map(|(name, ingest)| {
                 let parent = st.parents.get(&name).and_then(|p| st.ids.get(p)).cloned();
                 let publishing = match ingest {

@@ -6,7 +6,7 @@
 //! list sent again with the next report; a lost answer changes nothing, so the list goes
 //! again until an answer names its number.
 
-use control_plane::cluster::registry::StreamStat;
+use control_plane::cluster::registry::{StreamStat, MAX_STREAMS_PER_NODE};
 
 /// The list last numbered and what the control plane said it holds.
 #[derive(Debug, Default)]
@@ -25,6 +25,8 @@ impl StreamList {
     /// must be sent.
     pub fn report(&mut self, mut now: Vec<StreamStat>) -> (u64, Option<Vec<StreamStat>>) {
         now.sort_by(|a, b| a.name.cmp(&b.name));
+        // Cut after the sort: the same streams found in another order keep the same list.
+        now.truncate(MAX_STREAMS_PER_NODE);
         if self.last.as_ref() != Some(&now) {
             self.rev += 1;
             self.last = Some(now);
@@ -75,6 +77,25 @@ mod tests {
             l.report(shuffled),
             (2, None),
             "the same streams in another order"
+        );
+    }
+
+    #[test]
+    fn more_streams_than_a_report_holds_keep_their_number_in_any_order() {
+        let mut l = StreamList::default();
+        let names: Vec<String> = (0..=MAX_STREAMS_PER_NODE)
+            .map(|i| format!("s{i:05}"))
+            .collect();
+        let all: Vec<StreamStat> = names.iter().map(|n| stream(n, None)).collect();
+        let (rev, sent) = l.report(all.clone());
+        assert_eq!(sent.map(|s| s.len()), Some(MAX_STREAMS_PER_NODE));
+        l.answered(Some(rev));
+        let mut reversed = all;
+        reversed.reverse();
+        assert_eq!(
+            l.report(reversed),
+            (rev, None),
+            "the same streams, another order"
         );
     }
 
