@@ -89,6 +89,28 @@ impl Codec {
     }
 }
 
+/// Flags a keyframe's start once per picture, on one source's packets in arrival order.
+///
+/// An H.264 keyframe parses as a start twice (its SPS, sent alone or in a STAP-A, then its
+/// IDR slice's first fragment): only the first packet of a timestamp that starts one is
+/// the keyframe's start, so a switch, a group of pictures or a keyframe count begins at
+/// the parameter sets and never between them and the picture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyframeStarts {
+    last: Option<u32>,
+}
+
+impl KeyframeStarts {
+    /// Whether this packet (RTP timestamp `ts`) is the first of a keyframe.
+    pub fn first(&mut self, codec: Codec, ts: u32, payload: &[u8]) -> bool {
+        if self.last == Some(ts) || !codec.starts_keyframe(payload) {
+            return false;
+        }
+        self.last = Some(ts);
+        true
+    }
+}
+
 /// A video packet's place in a temporally scalable stream (VP8 with L1T2 or L1T3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Temporal {
@@ -250,6 +272,29 @@ mod tests {
         // Truncated STAP-A length does not run off the end.
         assert!(!Codec::H264.starts_keyframe(&[0x18, 0xff, 0xff]));
         assert!(!Codec::H264.starts_keyframe(&[0x41, 0x9a]));
+    }
+
+    /// GStreamer's `rtph264pay` (and OBS) send the SPS and PPS alone before the IDR
+    /// picture's fragments: the keyframe starts at the SPS only.
+    #[test]
+    fn an_h264_keyframe_starts_once_at_its_parameter_sets() {
+        let mut k = KeyframeStarts::default();
+        let (sps, pps, idr_first, idr_last) =
+            ([0x67, 0x42], [0x68, 0xce], [0x7c, 0x85], [0x7c, 0x45]);
+        let flags: Vec<bool> = [&sps, &pps, &idr_first, &idr_last]
+            .into_iter()
+            .map(|p| k.first(Codec::H264, 9000, p))
+            .collect();
+        assert_eq!(flags, [true, false, false, false]);
+        // A delta picture, then the next keyframe (no SPS in band: its IDR fragment).
+        assert!(!k.first(Codec::H264, 12000, &[0x41, 0x9a]));
+        assert!(k.first(Codec::H264, 15000, &idr_first));
+        assert!(
+            !k.first(Codec::H264, 15000, &idr_first),
+            "a duplicate is not a new start"
+        );
+        // VP8: one start per picture anyway.
+        assert!(k.first(Codec::Vp8, 18000, &[0x90, 0x80, 0x81, 0x23, 0x10]));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
 use crate::chat::{ChatHook, ChatOutbox, ChatState};
-use crate::codec::Codec;
+use crate::codec::{Codec, KeyframeStarts};
 use crate::directory::Role;
 use crate::error::SfuError;
 use crate::forward::producer::Producer;
@@ -108,6 +108,7 @@ pub trait Transmitter {
 struct InTrack {
     kind: Kind,
     encoding: u8,
+    starts: KeyframeStarts,
 }
 
 /// How a publisher's video encoding is asked for a keyframe: through its track, or, for a
@@ -138,8 +139,8 @@ struct PublisherState {
     rung_seqs: [crate::forward::SeqExtender; crate::process::ladder::MAX_RUNGS],
     tracks: HashMap<Ssrc, InTrack>,
     codecs: HashMap<Pt, Option<Codec>>,
-    /// When the lowest encoding's last keyframe arrived, and its RTP timestamp.
-    last_keyframe: Option<(Instant, u32)>,
+    /// When the lowest encoding's last keyframe arrived.
+    last_keyframe: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -939,18 +940,15 @@ impl Session {
             return None;
         }
         let p = self.publisher.as_mut()?;
-        let last = p.last_keyframe.replace((m.arrival, m.ts));
-        match last {
-            Some((at, ts)) if ts != m.ts => Some(m.arrival.saturating_duration_since(at)),
-            _ => None,
-        }
+        let at = p.last_keyframe.replace(m.arrival)?;
+        Some(m.arrival.saturating_duration_since(at))
     }
 
     /// Parses a publisher's packet once: track, encoding, codec, keyframe start.
     fn parse(&mut self, pkt: RtpPacket) -> Option<MediaPacket> {
         let p = self.publisher.as_mut()?;
         let ssrc = pkt.header.ssrc;
-        let track = match p.tracks.get(&ssrc) {
+        let mut track = match p.tracks.get(&ssrc) {
             Some(t) => *t,
             None => {
                 let mut api = self.rtc.direct_api();
@@ -966,7 +964,11 @@ impl Session {
                         .video_encoding(rid.as_deref(), || Ask::Track(mid, rid))?,
                     Kind::Audio => 0,
                 };
-                let t = InTrack { kind, encoding };
+                let t = InTrack {
+                    kind,
+                    encoding,
+                    starts: KeyframeStarts::default(),
+                };
                 if p.tracks.len() < 16 {
                     p.tracks.insert(ssrc, t);
                 }
@@ -990,7 +992,13 @@ impl Session {
                 c
             }
         }?;
-        let keyframe = track.kind == Kind::Video && codec.starts_keyframe(&pkt.payload);
+        let keyframe = track.kind == Kind::Video && {
+            let starts = match p.tracks.get_mut(&ssrc) {
+                Some(t) => &mut t.starts,
+                None => &mut track.starts,
+            };
+            starts.first(codec, pkt.header.timestamp, &pkt.payload)
+        };
         let temporal = match track.kind {
             Kind::Video => codec.temporal(&pkt.payload),
             Kind::Audio => None,

@@ -88,16 +88,7 @@ impl GopCache {
             self.layers.resize_with(e + 1, Gop::default);
         }
         let gop = &mut self.layers[e];
-        // An H.264 keyframe may flag more than one packet as its start (its SPS sent alone,
-        // then the IDR picture's first fragment): a flagged packet of the keyframe the
-        // group starts with (its timestamp) goes on the group, else the IDR picture would
-        // be replayed without the parameter sets a decoder needs for it.
-        let same_keyframe = gop.source == Some(pkt.source)
-            && gop
-                .packets
-                .first()
-                .is_some_and(|k| k.keyframe && k.ts == pkt.ts);
-        if pkt.keyframe && !same_keyframe {
+        if pkt.keyframe {
             gop.clear();
             gop.source = Some(pkt.source);
         } else if gop.source != Some(pkt.source) || gop.packets.is_empty() {
@@ -273,30 +264,6 @@ mod tests {
             encoding: 0,
         };
         assert!(c.replayable(other, ms(t0, 120)).is_none());
-    }
-
-    /// GStreamer's `rtph264pay` (and OBS) send the SPS and PPS alone before the IDR
-    /// picture's fragments, and both the SPS and the IDR's first fragment start a keyframe
-    /// as the router reads them: the group keeps the SPS and PPS.
-    #[test]
-    fn an_h264_keyframe_flagged_twice_is_kept_whole() {
-        let t0 = Instant::now();
-        let mut c = GopCache::default();
-        let at = |seq, key, ts| {
-            let mut p = (*pkt(0, seq, key, 100, t0)).clone();
-            (p.codec, p.ts, p.marker) = (Codec::H264, ts, false);
-            Arc::new(p)
-        };
-        // SPS (a keyframe start), PPS, the IDR's first fragment (a start too), its last.
-        c.on_packet(&at(10, true, 9000));
-        c.on_packet(&at(11, false, 9000));
-        c.on_packet(&at(12, true, 9000));
-        c.on_packet(&at(13, false, 9000));
-        c.on_packet(&at(14, false, 12000));
-        assert_eq!(seqs(&c, 0, t0), Some(vec![10, 11, 12, 13, 14]));
-        // The next keyframe, at another timestamp, starts the group again.
-        c.on_packet(&at(15, true, 15000));
-        assert_eq!(seqs(&c, 0, t0), Some(vec![15]));
     }
 
     #[test]
