@@ -37,6 +37,7 @@ try {
   const result = await page.evaluate(async ({ viewers, layers, seconds, gap }) => {
     const { play, sampleFrames } = await import("/sdk/cascade.js");
     const players = [];
+    performance.setResourceTimingBufferSize(10000); // every viewer's POST, not the first 250
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     for (let i = 0; i < viewers; i++) {
       const video = document.createElement("video");
@@ -44,14 +45,16 @@ try {
       video.style.width = "160px";
       document.body.append(video);
       const layer = layers[i % layers.length];
-      const p = { layer, start: performance.now(), answered: 0, connected: 0, first: 0, width: 0, delays: [] };
+      const p = { layer, start: performance.now(), posted: 0, replied: 0, answered: 0, connected: 0, first: 0, width: 0, delays: [] };
       sampleFrames(video, true, (width, delay) => {
         if (!p.first) p.first = performance.now();
         p.width = width;
         if (delay !== null && p.delays.length < 5000) p.delays.push(delay);
       });
-      const session = await play(new URL("/whep/bench", location.href).toString(), video, { layer });
+      const url = new URL("/whep/bench", location.href).toString();
+      const session = await play(url, video, { layer });
       p.answered = performance.now();
+      p.url = url;
       // Each player follows its event stream, one HTTP/1.1 connection held open, and
       // Chromium opens at most 6 per host: the 7th viewer's POST would wait forever. This
       // page measures media, not events.
@@ -66,9 +69,27 @@ try {
     }
     for (const p of players) p.delays = [];
     await sleep(seconds * 1000);
+    // Each WHEP POST, from the browser's resource timing (its entries come some time after
+    // the response): the SDK asks the same URL with OPTIONS while the offer is made, then
+    // POSTs it, so a viewer's POST is the last entry of its URL after its start.
+    // (The SDK adds the layer as a query.)
+    const entries = performance.getEntriesByType("resource").filter((e) => e.name.split("?")[0] === players[0]?.url);
+    for (const [i, p] of players.entries()) {
+      const next = players[i + 1]?.start ?? Infinity;
+      const post = entries.filter((e) => e.startTime >= p.start && e.startTime < next).at(-1);
+      if (!post) throw new Error(`no resource timing for viewer ${i}'s POST`);
+      p.posted = post.startTime;
+      p.replied = post.responseEnd;
+      // Request sent to the answer's first byte: the node's handling, the wire aside.
+      p.node = post.responseStart - post.requestStart;
+    }
     return players.map((p) => ({
       layer: p.layer, join: p.first - p.start, answer: p.answered - p.start,
       connect: p.connected - p.start, width: p.width, delays: p.delays,
+      // What the SDK did before the POST (createOffer, setLocalDescription, the OPTIONS
+      // for announced ICE servers), and the join as the issue counts it: POST to frame.
+      before_post: p.posted - p.start, post_to_reply: p.replied - p.posted, node: p.node,
+      join_from_post: p.first - p.posted,
     }));
   }, { viewers, layers, seconds, gap });
 
@@ -123,7 +144,13 @@ try {
     join_gap_ms: gap,
     widths: [...new Set(pick("width"))].join(","),
     join_ms: { p50: r(percentile(pick("join"), 50)), p95: r(percentile(pick("join"), 95)), max: r(Math.max(...pick("join"))) },
+    // From the WHEP POST (resource timing) to the first decoded frame; `join_ms` counts
+    // from the call to play(), the SDK's offer making included.
+    join_from_post_ms: { p50: r(percentile(pick("join_from_post"), 50)), p95: r(percentile(pick("join_from_post"), 95)), max: r(Math.max(...pick("join_from_post"))) },
     join_phases_p50_ms: {
+      before_post: r(percentile(pick("before_post"), 50)),
+      post_to_reply: r(percentile(pick("post_to_reply"), 50)),
+      post_request_to_answer_byte: r(percentile(pick("node"), 50)),
       answer: r(percentile(pick("answer"), 50)),
       connected: r(percentile(pick("connect"), 50)),
       first_frame: r(percentile(pick("join"), 50)),
