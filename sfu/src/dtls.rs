@@ -25,7 +25,8 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::srtp::SrtpProfileId;
-use openssl::ssl::{ErrorCode, HandshakeError, MidHandshakeSslStream, Ssl, SslContextBuilder};
+use openssl::ssl::{ErrorCode, HandshakeError, MidHandshakeSslStream, Ssl, SslContext};
+use openssl::ssl::{SslContextBuilder, SslSessionCacheMode};
 use openssl::ssl::{SslMethod, SslOptions, SslRef, SslStream, SslVerifyMode};
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use str0m::crypto::dtls::{DtlsCert, DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider};
@@ -60,7 +61,7 @@ struct OpenSslDtls;
 
 impl DtlsProvider for OpenSslDtls {
     fn generate_certificate(&self) -> Option<DtlsCert> {
-        match self_signed() {
+        match IDENTITY.certificate(Instant::now()) {
             Ok(cert) => Some(cert),
             Err(e) => {
                 tracing::error!("DTLS certificate generation failed: {e}");
@@ -79,7 +80,8 @@ impl DtlsProvider for OpenSslDtls {
         if version != DtlsVersion::Dtls12 {
             return Err(CryptoError::Other(format!("{version} is not offered")));
         }
-        let ssl = new_ssl(cert, mtu.unwrap_or(str0m::DATAGRAM_MTU_TARGET))
+        let ssl = IDENTITY
+            .ssl(cert, mtu.unwrap_or(str0m::DATAGRAM_MTU_TARGET))
             .map_err(|e| CryptoError::Other(e.to_string()))?;
         Ok(Box::new(Dtls {
             tls: Tls::Idle(ssl, Wire::default()),
@@ -93,7 +95,63 @@ impl DtlsProvider for OpenSslDtls {
     }
 }
 
-/// An ECDSA P-256 certificate, like browsers use: cheap to make, one per session.
+/// The node's DTLS identity: one ECDSA certificate and the OpenSSL context built on it,
+/// shared by every session of the process (as mediasoup shares one per worker) and made
+/// again once a day, well inside its 30 days of validity. A context per session cost
+/// about a millisecond of CPU per join (parsing the cipher list, the certificate and the
+/// key, checking they match); a session now only makes its `Ssl` from the shared one.
+struct Identity(std::sync::Mutex<Option<Made>>);
+
+struct Made {
+    at: Instant,
+    cert: DtlsCert,
+    ctx: SslContext,
+}
+
+static IDENTITY: Identity = Identity(std::sync::Mutex::new(None));
+
+impl Identity {
+    /// How long one certificate serves new sessions.
+    const RENEW: Duration = Duration::from_secs(24 * 3600);
+
+    /// The certificate new sessions present at `now`.
+    fn certificate(&self, now: Instant) -> Result<DtlsCert, openssl::error::ErrorStack> {
+        let mut made = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*made {
+            Some(m) if now.saturating_duration_since(m.at) < Self::RENEW => Ok(m.cert.clone()),
+            _ => {
+                let cert = self_signed()?;
+                let ctx = context(&cert)?;
+                *made = Some(Made {
+                    at: now,
+                    cert: cert.clone(),
+                    ctx,
+                });
+                Ok(cert)
+            }
+        }
+    }
+
+    /// A session's `Ssl` for `cert`: from the shared context when `cert` is the node's
+    /// (any other, a test's or a renewed-away one, gets a context of its own).
+    fn ssl(&self, cert: &DtlsCert, mtu: usize) -> Result<Ssl, openssl::error::ErrorStack> {
+        let shared = {
+            let made = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            made.as_ref()
+                .filter(|m| m.cert.certificate == cert.certificate)
+                .map(|m| m.ctx.clone())
+        };
+        let ctx = match shared {
+            Some(ctx) => ctx,
+            None => context(cert)?,
+        };
+        let mut ssl = Ssl::new(&ctx)?;
+        ssl.set_mtu(u32::try_from(mtu).unwrap_or(1200))?;
+        Ok(ssl)
+    }
+}
+
+/// A fresh ECDSA P-256 certificate, like browsers use.
 fn self_signed() -> Result<DtlsCert, openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     certificate_for(PKey::from_ec_key(EcKey::generate(&group)?)?, "cascade")
@@ -132,7 +190,8 @@ fn certificate_for(
     })
 }
 
-fn new_ssl(cert: &DtlsCert, mtu: usize) -> Result<Ssl, openssl::error::ErrorStack> {
+/// The OpenSSL context sessions presenting `cert` are made from.
+fn context(cert: &DtlsCert) -> Result<SslContext, openssl::error::ErrorStack> {
     let mut ctx = SslContextBuilder::new(SslMethod::dtls())?;
     ctx.set_cipher_list(CIPHERS)?;
     ctx.set_tlsext_use_srtp(SRTP_PROFILES)?;
@@ -147,9 +206,11 @@ fn new_ssl(cert: &DtlsCert, mtu: usize) -> Result<Ssl, openssl::error::ErrorStac
     ctx.set_certificate(&certificate)?;
     ctx.set_private_key(&key)?;
     ctx.set_options(SslOptions::SINGLE_ECDH_USE | SslOptions::NO_DTLSV1 | SslOptions::NO_QUERY_MTU);
-    let mut ssl = Ssl::new(&ctx.build())?;
-    ssl.set_mtu(u32::try_from(mtu).unwrap_or(1200))?;
-    Ok(ssl)
+    // Sessions share this context: none may resume another's handshake (no cache, no
+    // tickets), as none could when each had a context of its own.
+    ctx.set_options(SslOptions::NO_TICKET);
+    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+    Ok(ctx.build())
 }
 
 /// The datagrams between OpenSSL and str0m: one read or write is one datagram.
@@ -542,5 +603,28 @@ mod tests {
     #[test]
     fn a_peer_with_an_ecdsa_certificate_still_connects() {
         assert!(connects(provider(), RtcConfig::new()));
+    }
+
+    /// Sessions present the node's one certificate, made again after a day; each
+    /// still completes its own full handshake from the shared context.
+    #[test]
+    fn sessions_share_the_nodes_certificate_until_it_is_renewed() {
+        let id = Identity(std::sync::Mutex::new(None));
+        let t0 = Instant::now();
+        let a = id.certificate(t0).unwrap();
+        let b = id.certificate(t0 + Duration::from_secs(3600)).unwrap();
+        assert_eq!(a.certificate, b.certificate, "one certificate for the day");
+        let c = id.certificate(t0 + Identity::RENEW).unwrap();
+        assert_ne!(a.certificate, c.certificate, "renewed after a day");
+        // A session made just before the renewal still gets an Ssl for its certificate.
+        assert!(id.ssl(&a, 1200).is_ok());
+        // The node's provider: two sessions in a row, the second on the shared context.
+        let node = provider();
+        let one = node.dtls_provider.generate_certificate().unwrap();
+        let two = node.dtls_provider.generate_certificate().unwrap();
+        assert_eq!(one.certificate, two.certificate);
+        for _ in 0..2 {
+            assert!(connects(provider(), RtcConfig::new()));
+        }
     }
 }
