@@ -83,15 +83,7 @@ impl DtlsProvider for OpenSslDtls {
         let ssl = IDENTITY
             .ssl(cert, mtu.unwrap_or(str0m::DATAGRAM_MTU_TARGET))
             .map_err(|e| CryptoError::Other(e.to_string()))?;
-        Ok(Box::new(Dtls {
-            tls: Tls::Idle(ssl, Wire::default()),
-            active: None,
-            now,
-            out: VecDeque::new(),
-            events: VecDeque::new(),
-            close_sent: false,
-            close_received: false,
-        }))
+        Ok(Box::new(Dtls::new(ssl, now)))
     }
 }
 
@@ -117,11 +109,14 @@ impl Identity {
     /// The certificate new sessions present at `now`.
     fn certificate(&self, now: Instant) -> Result<DtlsCert, openssl::error::ErrorStack> {
         let mut made = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match &*made {
-            Some(m) if now.saturating_duration_since(m.at) < Self::RENEW => Ok(m.cert.clone()),
-            _ => {
-                let cert = self_signed()?;
-                let ctx = context(&cert)?;
+        if let Some(m) = made.as_ref() {
+            if now.saturating_duration_since(m.at) < Self::RENEW {
+                return Ok(m.cert.clone());
+            }
+        }
+        let fresh = self_signed().and_then(|cert| Ok((context(&cert)?, cert)));
+        match (fresh, made.as_ref()) {
+            (Ok((ctx, cert)), _) => {
                 *made = Some(Made {
                     at: now,
                     cert: cert.clone(),
@@ -129,6 +124,12 @@ impl Identity {
                 });
                 Ok(cert)
             }
+            // The old one is valid for 29 more days: keep it and try again next session.
+            (Err(e), Some(m)) => {
+                tracing::warn!("DTLS certificate renewal failed, the current one stays: {e}");
+                Ok(m.cert.clone())
+            }
+            (Err(e), None) => Err(e),
         }
     }
 
@@ -209,6 +210,8 @@ fn context(cert: &DtlsCert) -> Result<SslContext, openssl::error::ErrorStack> {
     // Sessions share this context: none may resume another's handshake (no cache, no
     // tickets), as none could when each had a context of its own.
     ctx.set_options(SslOptions::NO_TICKET);
+    // The peer's certificate is read once, when the handshake completes.
+    ctx.set_options(SslOptions::NO_RENEGOTIATION);
     ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
     Ok(ctx.build())
 }
@@ -293,6 +296,18 @@ fn failed(op: CryptoOperation) -> DtlsImplError {
 }
 
 impl Dtls {
+    fn new(ssl: Ssl, now: Instant) -> Dtls {
+        Dtls {
+            tls: Tls::Idle(ssl, Wire::default()),
+            active: None,
+            now,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            close_sent: false,
+            close_received: false,
+        }
+    }
+
     /// Moves the handshake or the established connection as far as it goes.
     fn drive(&mut self) -> Result<(), DtlsImplError> {
         let Some(active) = self.active else {
@@ -388,6 +403,11 @@ impl Dtls {
 }
 
 fn srtp_keys(ssl: &SslRef) -> Result<(Vec<u8>, Vec<u8>, SrtpProfile), String> {
+    // A resumed session's peer never proved it holds its certificate's key in this
+    // handshake (the context allows none; this holds even if that changes).
+    if ssl.session_reused() {
+        return Err("a resumed session is refused".into());
+    }
     let cert = ssl
         .peer_certificate()
         .ok_or("no peer certificate")?
