@@ -212,7 +212,7 @@ impl RecorderCore {
         if !pkt.keyframe {
             return false;
         }
-        let area = keyframe_size(pkt.codec, &pkt.payload).map_or(0, |(w, h)| w * h);
+        let area = keyframe_size(pkt.codec, &pkt.payload).map_or(0, |(w, h)| w.saturating_mul(h));
         let better = match self.chosen {
             Some(c) if c.generation == pkt.generation => area > c.area,
             _ => true,
@@ -276,7 +276,7 @@ impl RecorderCore {
                 None
             };
             if let (Some((w, h)), Some(c)) = (size, self.chosen.as_mut()) {
-                c.area = w * h;
+                c.area = w.saturating_mul(h);
             }
             if video && f.keyframe && std::mem::take(&mut self.switched) {
                 self.interleaver.retain(|t, f| !f.video || t < ns);
