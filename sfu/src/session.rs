@@ -111,6 +111,13 @@ struct InTrack {
     starts: KeyframeStarts,
 }
 
+impl InTrack {
+    /// Whether this packet of the track starts a video keyframe (once per picture).
+    fn key(&mut self, codec: Codec, ts: u32, payload: &[u8]) -> bool {
+        self.kind == Kind::Video && self.starts.first(codec, ts, payload)
+    }
+}
+
 /// How a publisher's video encoding is asked for a keyframe: through its track, or, for a
 /// rung of its transcoded ladder, through the ladder's encoder.
 #[derive(Debug, Clone)]
@@ -948,33 +955,6 @@ impl Session {
     fn parse(&mut self, pkt: RtpPacket) -> Option<MediaPacket> {
         let p = self.publisher.as_mut()?;
         let ssrc = pkt.header.ssrc;
-        let mut track = match p.tracks.get(&ssrc) {
-            Some(t) => *t,
-            None => {
-                let mut api = self.rtc.direct_api();
-                let rx = api.stream_rx(&ssrc)?;
-                let (mid, rid) = (rx.mid(), rx.rid());
-                let kind = match self.rtc.media(mid)?.kind() {
-                    MediaKind::Audio => Kind::Audio,
-                    MediaKind::Video => Kind::Video,
-                };
-                let encoding = match kind {
-                    Kind::Video => p
-                        .producer
-                        .video_encoding(rid.as_deref(), || Ask::Track(mid, rid))?,
-                    Kind::Audio => 0,
-                };
-                let t = InTrack {
-                    kind,
-                    encoding,
-                    starts: KeyframeStarts::default(),
-                };
-                if p.tracks.len() < 16 {
-                    p.tracks.insert(ssrc, t);
-                }
-                t
-            }
-        };
         let pt = pkt.header.payload_type;
         let codec = match p.codecs.get(&pt) {
             Some(c) => *c,
@@ -992,21 +972,43 @@ impl Session {
                 c
             }
         }?;
-        let keyframe = track.kind == Kind::Video && {
-            let starts = match p.tracks.get_mut(&ssrc) {
-                Some(t) => &mut t.starts,
-                None => &mut track.starts,
-            };
-            starts.first(codec, pkt.header.timestamp, &pkt.payload)
+        let (ts, payload) = (pkt.header.timestamp, &pkt.payload);
+        let (kind, encoding, keyframe) = match p.tracks.get_mut(&ssrc) {
+            Some(t) => (t.kind, t.encoding, t.key(codec, ts, payload)),
+            None => {
+                let mut api = self.rtc.direct_api();
+                let rx = api.stream_rx(&ssrc)?;
+                let (mid, rid) = (rx.mid(), rx.rid());
+                let kind = match self.rtc.media(mid)?.kind() {
+                    MediaKind::Audio => Kind::Audio,
+                    MediaKind::Video => Kind::Video,
+                };
+                let encoding = match kind {
+                    Kind::Video => p
+                        .producer
+                        .video_encoding(rid.as_deref(), || Ask::Track(mid, rid))?,
+                    Kind::Audio => 0,
+                };
+                let mut t = InTrack {
+                    kind,
+                    encoding,
+                    starts: KeyframeStarts::default(),
+                };
+                let keyframe = t.key(codec, ts, payload);
+                if p.tracks.len() < 16 {
+                    p.tracks.insert(ssrc, t);
+                }
+                (kind, encoding, keyframe)
+            }
         };
-        let temporal = match track.kind {
+        let temporal = match kind {
             Kind::Video => codec.temporal(&pkt.payload),
             Kind::Audio => None,
         };
-        let layers = match track.kind {
+        let layers = match kind {
             Kind::Video => Some(p.producer.on_video(
                 pkt.timestamp,
-                track.encoding,
+                encoding,
                 pkt.payload.len(),
                 keyframe,
                 temporal.map(|t| t.tid),
@@ -1014,8 +1016,8 @@ impl Session {
             Kind::Audio => None,
         };
         Some(MediaPacket {
-            kind: track.kind,
-            source: p.producer.source(track.encoding),
+            kind,
+            source: p.producer.source(encoding),
             codec,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
