@@ -104,10 +104,14 @@ impl<H: Clone> Producer<H> {
             .then_some(handle)
     }
 
-    /// Re-ranks the layers; returns them when they changed since the last call.
+    /// Re-ranks the layers; returns them when they changed since the last call, once they
+    /// are ranked. Before the first ranking the order is only the order of arrival, and a
+    /// relay child takes a parent's list as its ranking: a viewer there that asked for the
+    /// lowest layer would get the first to arrive.
     pub fn poll_layers(&mut self, now: Instant) -> Option<Vec<EncodingInfo>> {
         let changed = self.ranker.handle_timeout(now) | std::mem::take(&mut self.layers_changed);
-        changed.then(|| self.ranker.table().active.clone())
+        let table = self.ranker.table();
+        (changed && table.settled).then(|| table.active.clone())
     }
 }
 
@@ -162,17 +166,17 @@ mod tests {
     }
 
     #[test]
-    fn layers_are_reported_when_they_change() {
+    fn layers_are_reported_once_ranked_and_when_they_change() {
         let t0 = Instant::now();
         let mut p: Producer<()> = Producer::new(3, Duration::from_millis(100));
-        let lo = p.video_encoding(Some("l"), || ()).unwrap();
+        // The top layer arrives first: unranked, it would be listed lowest.
         let hi = p.video_encoding(Some("h"), || ()).unwrap();
-        let table = p.on_video(t0, lo, 100, true, None);
+        let lo = p.video_encoding(Some("l"), || ()).unwrap();
+        let table = p.on_video(t0, hi, 1000, true, None);
         assert_eq!(table.generation, 3);
-        p.on_video(t0, hi, 1000, true, None);
-        // New encodings changed the table: reported once.
-        assert!(p.poll_layers(t0).is_some());
-        assert!(p.poll_layers(t0).is_none());
+        p.on_video(t0, lo, 100, true, None);
+        assert_eq!(p.on_video(t0, lo, 100, false, None).active[0].encoding, hi);
+        assert!(p.poll_layers(t0).is_none(), "not ranked yet");
         for i in 1..30 {
             p.on_video(ms(t0, i * 10), lo, 100, false, None);
             p.on_video(ms(t0, i * 10), hi, 1000, false, None);
@@ -180,5 +184,12 @@ mod tests {
         let layers = p.poll_layers(ms(t0, 300)).expect("first ranking");
         let order: Vec<u8> = layers.iter().map(|e| e.encoding).collect();
         assert_eq!(order, [lo, hi]);
+        assert!(p.poll_layers(ms(t0, 300)).is_none(), "reported once");
+        // The top layer stops: the change is reported.
+        for i in 30..250 {
+            p.on_video(ms(t0, i * 10), lo, 100, false, None);
+        }
+        let layers = p.poll_layers(ms(t0, 2500)).expect("a layer went");
+        assert_eq!(layers.iter().map(|e| e.encoding).collect::<Vec<_>>(), [lo]);
     }
 }
