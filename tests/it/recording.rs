@@ -191,6 +191,7 @@ fn a_recording_spans_a_publisher_restart_and_decodes() {
         "{} audio buffers",
         d.audio
     );
+    assert_starts_at_its_first_picture(&d);
     let (first_pts, last_pts) = (d.video_pts[0], d.video_pts[n - 1]);
     let span = last_pts - first_pts;
     assert!(
@@ -301,12 +302,23 @@ pub(crate) fn assert_recorded_live(d: &Decoded, live: Duration, scripted: u32, l
         d.video_pts.windows(2).all(|w| w[1] >= w[0]),
         "times go back"
     );
+    assert_starts_at_its_first_picture(d);
     let span = d.video_pts[n - 1] - d.video_pts[0];
     assert!(
         span_fits(span, live, scripted),
         "pictures span {span:.2} s, the publishers were live {live:?}"
     );
     span
+}
+
+/// A player starts a recording on its first picture: no blank lead of the time the
+/// recorder waited for a keyframe.
+fn assert_starts_at_its_first_picture(d: &Decoded) {
+    assert!(
+        d.video_pts[0] < 0.001,
+        "the first picture is at {:.3} s",
+        d.video_pts[0]
+    );
 }
 
 /// A live published with `more` of the script's arguments on a node that makes

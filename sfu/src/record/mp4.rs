@@ -207,25 +207,26 @@ impl Mp4File {
         &self.keys
     }
 
-    /// Takes a frame (an audio frame of a file without audio is skipped); a fragment is
-    /// written before a video keyframe and once [`FRAGMENT`] has passed.
-    pub fn write(&mut self, f: &MuxFrame) -> Result<(), MuxError> {
+    /// Takes a frame at `ns` in the file (an audio frame of a file without audio is
+    /// skipped); a fragment is written before a video keyframe and once [`FRAGMENT`] has
+    /// passed.
+    pub fn write(&mut self, f: &MuxFrame, ns: u64) -> Result<(), MuxError> {
         if !f.video && self.audio.is_none() {
             return Ok(());
         }
-        let start = *self.frag_start_ns.get_or_insert(f.ns);
+        let start = *self.frag_start_ns.get_or_insert(ns);
         let (samples, bytes) = std::iter::once(&self.video)
             .chain(self.audio.as_ref())
             .fold((0, 0), |(n, b), t| (n + t.done.len(), b + t.done_bytes));
-        let long = f.ns.saturating_sub(start) >= FRAGMENT.as_nanos() as u64
+        let long = ns.saturating_sub(start) >= FRAGMENT.as_nanos() as u64
             || samples >= FRAGMENT_SAMPLES
             || bytes >= FRAGMENT_BYTES;
         let track = self.track(f.video)?;
-        let dts = track.dts(f.ns);
+        let dts = track.dts(ns);
         track.close_pending(Some(dts));
         if (f.video && f.keyframe) || long {
             self.flush()?;
-            self.frag_start_ns = Some(f.ns);
+            self.frag_start_ns = Some(ns);
         }
         self.track(f.video)?.pending = Some(Sample {
             dts,
@@ -233,7 +234,7 @@ impl Mp4File {
             key: f.keyframe || !f.video,
             data: f.data.clone(),
         });
-        self.last_ns = self.last_ns.max(f.ns);
+        self.last_ns = self.last_ns.max(ns);
         self.frames += 1;
         Ok(())
     }

@@ -136,8 +136,9 @@ impl WebmFile {
         self.last_ns
     }
 
-    /// Writes a frame (an audio frame of a file without audio is skipped).
-    pub fn write(&mut self, f: &MuxFrame) -> Result<(), MuxError> {
+    /// Writes a frame at `ns` in the file (an audio frame of a file without audio is
+    /// skipped).
+    pub fn write(&mut self, f: &MuxFrame, ns: u64) -> Result<(), MuxError> {
         let track: u64 = if f.video {
             self.video.into()
         } else {
@@ -147,9 +148,9 @@ impl WebmFile {
             }
         };
         self.segment
-            .add_frame(track, &f.data, f.ns, f.keyframe)
+            .add_frame(track, &f.data, ns, f.keyframe)
             .map_err(MuxError::Webm)?;
-        self.last_ns = self.last_ns.max(f.ns);
+        self.last_ns = self.last_ns.max(ns);
         self.frames += 1;
         Ok(())
     }

@@ -133,15 +133,23 @@ fn packets_of(
 
 /// The core's frames for `generations` runs of the stream, one after the other.
 fn record(generations: u32) -> Vec<MuxFrame> {
+    let mut seq = 100;
+    let runs = (0..generations).flat_map(|g| {
+        let base = Duration::from_secs(u64::from(g) * 2);
+        packets(g + 1, &mut seq, 7_000 + g * 1_000_000)
+            .into_iter()
+            .map(move |(at, p)| (base + at, p))
+    });
+    record_packets(runs.collect())
+}
+
+/// The core's frames for packets arriving at their times from the start.
+fn record_packets(packets: Vec<(Duration, RecPacket)>) -> Vec<MuxFrame> {
     let mut core = RecorderCore::new(Layers::Top);
     let start = Instant::now();
     let mut out = Vec::new();
-    let mut seq = 100;
-    for g in 0..generations {
-        let base = Duration::from_secs(u64::from(g) * 2);
-        for (at, p) in packets(g + 1, &mut seq, 7_000 + g * 1_000_000) {
-            core.push(&p, start + base + at, &mut out);
-        }
+    for (at, p) in packets {
+        core.push(&p, start + at, &mut out);
     }
     core.finish(&mut out);
     out.into_iter()
@@ -229,6 +237,34 @@ fn an_h264_stream_records_to_an_mp4_that_reads_back_frame_for_frame() {
     // Audio from the first keyframe on: 20 ms each.
     assert!(a.samples.len() >= 15, "{}", a.samples.len());
     assert!(a.samples.iter().all(|s| s.duration == 960));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_recording_that_joins_between_keyframes_starts_at_its_first_keyframe() {
+    // The stream from its third picture on, audio from the first packet: the recorder waits
+    // 100 ms for the next IDR picture.
+    let aus = access_units();
+    let frames = record_packets(packets_of(&aus[2..], 120, 1, &mut 100, 7_000));
+    let key = frames.iter().find(|f| f.video && f.size.is_some()).unwrap();
+    assert!(key.ns >= 90_000_000, "placed {} ms in", key.ns / 1_000_000);
+
+    let dir = temp_dir("joined");
+    let mp4 = read(&write(&dir, &frames, true));
+    let (v, a) = tracks(&mp4);
+    assert_eq!(v.samples.len(), 5, "from the IDR on");
+    assert!(v.samples[0].is_sync);
+    assert_eq!(v.samples[0].decode_timestamp, 0, "no blank lead");
+    assert_eq!(
+        v.samples[4].decode_timestamp as u64,
+        4 * u64::from(FRAME_TS)
+    );
+    // The audio from the keyframe on (48 kHz): it starts with the picture.
+    assert!(
+        a.samples[0].decode_timestamp <= 960,
+        "{}",
+        a.samples[0].decode_timestamp
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
