@@ -269,6 +269,28 @@ impl LayerRanker {
         });
     }
 
+    /// Starts over under a new `generation`: a new upstream publisher, whose encodings
+    /// may be numbered in another order (by their first packets). Nothing is ranked until
+    /// this node has measured them ([`FIRST_RANK_AFTER`]) or the upstream node lists them.
+    pub fn restart(&mut self, generation: u32) {
+        self.generation = generation;
+        self.known = None;
+        self.last_rank = None;
+        self.first_packet = None;
+        for c in &mut self.counters {
+            c.bytes = 0;
+            c.tid_bytes = [0; MAX_TEMPORAL];
+            c.last_bitrate = 0;
+            c.last_temporal.clear();
+            c.last_packet = None;
+        }
+        self.table = Arc::new(LayerTable {
+            generation,
+            active: Vec::new(),
+            settled: false,
+        });
+    }
+
     /// The current table.
     pub fn table(&self) -> &Arc<LayerTable> {
         &self.table

@@ -47,6 +47,16 @@ impl<H: Clone> Producer<H> {
         self.layers_changed = true;
     }
 
+    /// The same transport under a new `generation` from a new upstream publisher: its
+    /// encodings and handles stay (wire layers), their ranking starts over
+    /// ([`LayerRanker::restart`]), and so do its keyframe requests.
+    pub fn restart(&mut self, generation: u32) {
+        self.generation = generation;
+        self.ranker.restart(generation);
+        self.throttle.reset();
+        self.layers_changed = true;
+    }
+
     /// The layers as an upstream node has them (encoding, bitrate), which make the table
     /// from now on (see [`LayerRanker::set_known`]).
     pub fn set_known_layers(&mut self, now: Instant, layers: &[(u8, u64)]) {

@@ -55,15 +55,26 @@ impl RelayInput {
         &mut self.producer
     }
 
-    /// Starts a new source generation: the link moved to another parent (or the upstream
-    /// publisher changed), whose packets viewers take from its next keyframe on, with their
-    /// numbering spliced on.
+    /// Starts a new source generation: the link moved to another parent, whose packets
+    /// viewers take from its next keyframe on, with their numbering spliced on. The same
+    /// upstream encodings: their ranking carries over (the new parent's list, told before
+    /// its first packet, stands).
     pub fn restart(&mut self) {
         self.generations = self.generations.wrapping_add(1);
-        // The same upstream encodings: their ranking carries over.
         self.producer.renumber(self.generations);
         self.seqs = [SeqExtender::default(); 8];
         self.upstream = None;
+    }
+
+    /// A new upstream publisher (a restart, the backup ingest, or a move above the parent):
+    /// a new source generation whose wire layers may stand for other encodings (numbered
+    /// by their first packets there), so nothing is ranked until this node measures them
+    /// or the parent lists them again. Keeping the old ranking sent a viewer that asked for
+    /// the low layer whatever now came first.
+    fn new_upstream(&mut self) {
+        self.generations = self.generations.wrapping_add(1);
+        self.producer.restart(self.generations);
+        self.seqs = [SeqExtender::default(); 8];
     }
 
     /// Reads one packet; `None` for bytes that are not a relay packet. The second value is
@@ -72,10 +83,7 @@ impl RelayInput {
         let h = rtp::decode(&p.rtp)?;
         let restarted = self.upstream.is_some_and(|g| g != h.generation);
         if restarted {
-            // A new upstream publisher (a restart, or the backup ingest): a new source. Its
-            // layers keep the last ranking until the next one (within a second) rather than
-            // leave viewers waiting for a first: a backup ingest sends the same ladder.
-            self.restart();
+            self.new_upstream();
         }
         self.upstream = Some(h.generation);
         let kind = if p.layer == AUDIO_LAYER {
@@ -135,6 +143,7 @@ const LAYER_RIDS: [&str; 4] = ["0", "1", "2", "3"];
 mod tests {
     use super::*;
     use crate::codec::Codec;
+    use crate::forward::layers::LayerPref;
     use crate::forward::{Forward, SourceKey};
 
     fn packet(layer: u8, generation: u32, seq: u64, keyframe: bool) -> RelayPacket {
@@ -206,6 +215,60 @@ mod tests {
         let (r, restarted) = input.parse(&packet(0, 8, 2, true), t0).unwrap();
         assert!(!restarted, "the restart was the caller's");
         assert_eq!(r.source.generation, 102);
+    }
+
+    /// The encoding a viewer that asked for the lowest layer gets, if any yet.
+    fn lowest(m: &MediaPacket) -> Option<u8> {
+        let table = m.layers.as_ref().unwrap();
+        table.resolve(&LayerPref::Rank(0)).map(|k| k.encoding)
+    }
+
+    #[test]
+    fn a_new_upstream_publisher_is_ranked_again_and_a_move_keeps_the_ranking() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(1, Duration::from_millis(100));
+        // Upstream publisher 7 numbered its top layer 0 (it came first): the parent's list.
+        input.set_layers(t0, &[(1, 150_000), (0, 2_000_000)]);
+        let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
+        assert_eq!(lowest(&m), Some(1));
+        // A move to another parent of the same publisher: its list stands at once.
+        input.restart();
+        let (m, _) = input.parse(&packet(0, 7, 2, true), t0).unwrap();
+        assert_eq!(lowest(&m), Some(1), "the same upstream encodings");
+        // Publisher 8 (a restart, the backup ingest) numbered its layers the other way.
+        let (m, restarted) = input.parse(&packet(0, 8, 1, true), t0).unwrap();
+        assert!(restarted);
+        assert_eq!(lowest(&m), None, "nothing ranked for the new publisher yet");
+        let (m, _) = input.parse(&packet(1, 8, 1, true), t0).unwrap();
+        assert_eq!(lowest(&m), None);
+        // The parent's new list ranks it.
+        input.set_layers(t0, &[(0, 150_000), (1, 2_000_000)]);
+        let (m, _) = input.parse(&packet(0, 8, 2, false), t0).unwrap();
+        assert_eq!(lowest(&m), Some(0));
+    }
+
+    #[test]
+    fn a_new_upstream_publisher_unlisted_by_the_parent_is_ranked_by_measure() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(1, Duration::from_millis(100));
+        input.set_layers(t0, &[(1, 150_000), (0, 2_000_000)]);
+        input.parse(&packet(0, 7, 1, true), t0).unwrap();
+        // Publisher 8: layer 0 now the low one (a tenth of layer 1's bytes).
+        let mut seq = 1;
+        let mut at = t0;
+        for _ in 0..30 {
+            at += Duration::from_millis(10);
+            input.parse(&packet(0, 8, seq, seq == 1), at).unwrap();
+            for _ in 0..10 {
+                input.parse(&packet(1, 8, seq, seq == 1), at).unwrap();
+                seq += 1;
+            }
+        }
+        let layers = input.producer().poll_layers(at).expect("ranked");
+        assert_eq!(
+            layers.iter().map(|e| e.encoding).collect::<Vec<_>>(),
+            [0, 1]
+        );
     }
 
     #[test]
