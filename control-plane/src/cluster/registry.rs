@@ -254,7 +254,9 @@ async fn all_nodes(cp: &ControlPlane, lists: &mut Lists) -> ApiResult<Vec<NodeIn
     Ok(rows.into_iter().map(|r| r.info(now, timeout)).collect())
 }
 
-/// Builds the view placement reads from the registry's rows and their stream lists.
+/// Builds the view placement reads from the registry's rows and their stream lists. A dead
+/// node's last list is left out: it carries nothing now, so it neither roots a stream (a
+/// publisher back on another origin) nor holds a place under a parent.
 pub(crate) fn build_view(nodes: &[NodeInfo], lists: &Lists, limits: super::Limits) -> ClusterView {
     let mut view = ClusterView::new(limits);
     for n in nodes {
@@ -270,7 +272,7 @@ pub(crate) fn build_view(nodes: &[NodeInfo], lists: &Lists, limits: super::Limit
         node.draining = n.draining;
         view.add(node);
     }
-    for (i, n) in nodes.iter().enumerate() {
+    for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.alive) {
         let me = NodeId(i as u32);
         for s in lists.of(&n.id) {
             if let Some(ingest) = s.publishing.filter(|_| n.role == Role::Origin) {

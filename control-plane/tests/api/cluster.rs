@@ -293,6 +293,38 @@ async fn cluster_api_is_off_without_a_token(b: Backend) {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
+both!(a_dead_origins_last_list_roots_nothing);
+/// An origin holding a stream's publisher dies; the broadcaster comes back on another
+/// origin, whose name sorts first. The dead origin's last report (it still says "primary")
+/// must not stand for the stream's root: a relay asking for its parent gets the live one.
+async fn a_dead_origins_last_list_roots_nothing(b: Backend) {
+    let Some(api) = Api::start(b, clustered()).await else {
+        return;
+    };
+    let back = register(&api, "origin-a", "origin", "a").await;
+    let dead = register(&api, "origin-b", "origin", "b").await;
+    let relay = register(&api, "relay-1", "relay", "a").await;
+    let live = json!({"cpu": 0.2, "egress_bps": 1000, "viewers": 0,
+        "streams": [{"name": "show", "publishing": "primary"}]});
+    assert_eq!(report(&api, &dead, live.clone()).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(TIMEOUT_MS as u64 + 300)).await;
+    assert_eq!(report(&api, &back, live).await, StatusCode::OK);
+    assert_eq!(report(&api, &relay, idle()).await, StatusCode::OK);
+    let (s, p) = api
+        .call(
+            Method::GET,
+            &format!("/cluster/parents?node={relay}&stream=show"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, p["primary"]["id"].as_str()),
+        (StatusCode::OK, Some(back.as_str())),
+        "{p}"
+    );
+}
+
 both!(whep_redirects_to_an_edge_with_a_viewer_token);
 async fn whep_redirects_to_an_edge_with_a_viewer_token(b: Backend) {
     let Some(api) = Api::start(b, clustered()).await else {
