@@ -262,7 +262,9 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
     let can_pull = !relay.parents.is_empty();
     while let Some(req) = requests.recv().await {
         let stream = req.stream.clone();
-        if *relay.node.watch_draining().borrow() {
+        // A drained node's children go to other parents, but a stream published here is
+        // nowhere else: its children stay until its publisher leaves.
+        if *relay.node.watch_draining().borrow() && !relay.node.has_publisher(&stream) {
             tracing::info!(stream, peer = req.peer, "refused: this node is draining");
             req.refuse(RefuseReason::Full);
             continue;
@@ -306,8 +308,10 @@ async fn feed_child(
     let mut sent_layers = None;
     loop {
         tokio::select! {
-            // Drained: the child goes to another parent (it hears the subscription end).
-            Ok(()) = draining.wait_for(|d| *d).map(|r| r.map(|_| ())) => break,
+            // Drained: the child goes to another parent (it hears the subscription end),
+            // unless the stream is published here, until its publisher leaves.
+            Ok(()) = draining.wait_for(|d| *d).map(|r| r.map(|_| ())),
+                if !node.has_publisher(&stream) => break,
             ev = events.recv() => match ev {
                 Some(ParentEvent::LayersWanted(set)) => pipe.set_wanted(set.bits() & 0x0f),
                 Some(ParentEvent::KeyframeWanted(l)) if l != Layer::AUDIO => {

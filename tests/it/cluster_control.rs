@@ -4,6 +4,7 @@
 //! the origin with a publish token in the URL, a viewer's WHEP POST 307 to an edge with a
 //! viewer token; the edge pulls the stream through a relay from the
 //! origin; with one replica killed, new viewers are still placed and nodes keep reporting.
+//! A drained origin keeps feeding the stream published on it.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use crate::accounts::{account, channel_with_key};
 use crate::cluster::certificates;
 use crate::peer::Peer;
 use crate::server::{temp_dir, Server};
-use crate::synth::{assert_continuous, Synth};
+use crate::synth::{assert_continuous, run, Synth};
 
 const TOKEN: &str = "a cluster token for the tests only";
 
@@ -428,4 +429,93 @@ fn a_backup_ingest_placed_by_the_control_plane_takes_over_when_the_primary_origi
     );
     assert!(backup_video(&v) >= 100, "the backup's stream plays on");
     assert!(v.connected, "the same viewer session throughout");
+}
+
+/// An operator drains the only origin while its broadcaster is live (no standby ingest):
+/// the stream is nowhere else, so the origin keeps feeding the tree and the viewer keeps
+/// playing, while the drain still keeps new streams off it. Before, the origin ended its
+/// children's subscriptions and refused them back, and every viewer froze for good.
+#[test]
+fn a_drained_origin_keeps_feeding_the_stream_published_on_it() {
+    let data = temp_dir("drain-origin");
+    let c = control(&data);
+    account(&c, "admin");
+    let owner = account(&c, "dee_x");
+    let (key, _) = channel_with_key(&c, &owner, "show", "public");
+    let dir = temp_dir("drain-origin-certs");
+    certificates(&dir, &["origin", "relay1", "edge1"]);
+    let controls = c.base.clone();
+    let origin = node(&dir, &controls, "origin", "origin", "a");
+    let _relay = node(&dir, &controls, "relay1", "relay", "a");
+    let edge = node(&dir, &controls, "edge1", "edge", "a");
+    wait_registered(&c, 3);
+
+    let http = origin.http();
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    let (status, location) = redirected(&c, "/whip/show", &offer, Some(&key));
+    assert_eq!(status, 307, "{location}");
+    publ.connect(&http, &location, offer, pending);
+    let (mut v, offer, pending) = Peer::viewer();
+    let location = placed(&c, "show", &offer);
+    assert!(location.starts_with(&edge.base), "{location}");
+    v.connect(&http, &location, offer, pending);
+    let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
+    let video = |v: &Peer| {
+        v.received
+            .iter()
+            .filter(|r| r.kind == str0m::media::MediaKind::Video)
+            .count()
+    };
+    let playing = run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut v],
+        |v| video(v[0]) >= 100,
+        Duration::from_secs(20),
+    );
+    assert!(playing, "the edge's viewer plays: {} packets", video(&v));
+
+    let out = std::process::Command::new(crate::server::cascade_bin())
+        .args([
+            "cluster",
+            "drain",
+            "--control",
+            &c.base,
+            "--cluster-token",
+            TOKEN,
+        ])
+        .args(["--node", "origin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The origin hears it in the answer to its next report (every second).
+    run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut v],
+        |_| false,
+        Duration::from_secs(3),
+    );
+    let before = video(&v);
+    run(
+        &mut synth,
+        &mut publ,
+        &mut [&mut v],
+        |_| false,
+        Duration::from_secs(3),
+    );
+    let after = video(&v) - before;
+    assert!(
+        after >= 60,
+        "{after} video packets in the 3 s after the drain took effect"
+    );
+    assert!(v.connected);
+    // New broadcasts keep off the drained origin: no other origin, so none is placed.
+    let (_, offer, _) = Peer::publisher(&["h"]);
+    let (status, body) = redirected(&c, "/whip/other", &offer, Some(&key));
+    assert_ne!(status, 307, "{body}");
 }

@@ -119,11 +119,12 @@ pub fn serving_role(view: &ClusterView) -> Option<Role> {
 }
 
 pub(crate) fn has_room(view: &ClusterView, n: NodeId) -> bool {
+    view.node(n).usable() && within_limits(view, n)
+}
+
+fn within_limits(view: &ClusterView, n: NodeId) -> bool {
     let node = view.node(n);
-    node.usable()
-        && node.load() < view.limits.load
-        && node.cpu < view.limits.cpu
-        && node.pressure < 3
+    node.load() < view.limits.load && node.cpu < view.limits.cpu && node.pressure < 3
 }
 
 /// Children of `child`'s kind a `parent` may feed per stream.
@@ -139,7 +140,14 @@ pub fn fan_out(limits: &Limits, parent: Role, child: Role) -> usize {
 
 /// Whether `parent` may take one more child of role `child` for `stream`.
 fn child_room(view: &ClusterView, parent: NodeId, stream: &str, child: Role) -> bool {
-    if !has_room(view, parent) {
+    let node = view.node(parent);
+    // A drained origin still serves a stream published on it (see `roots`).
+    let serves = node.usable()
+        || (node.alive
+            && view
+                .carry(parent, stream)
+                .is_some_and(|c| c.ingest.is_some()));
+    if !(serves && within_limits(view, parent)) {
         return false;
     }
     let bound = fan_out(&view.limits, view.node(parent).role, child);
@@ -170,17 +178,19 @@ pub fn place_viewer<R: Rng + ?Sized>(
     pick(view.with_role(role), rng, ok, load).ok_or(PlaceError::Full)
 }
 
-/// The live, non-draining ingest origins of `stream`, primary first.
+/// The live, non-draining ingest origins of `stream`, primary first; without one, the live
+/// draining ones: a drained origin keeps serving the streams published on it, which are
+/// nowhere else.
 fn roots(view: &ClusterView, stream: &str) -> Vec<NodeId> {
-    view.stream(stream)
-        .map(|ix| {
-            [ix.primary, ix.backup]
-                .into_iter()
-                .flatten()
-                .filter(|o| view.node(*o).usable())
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(ix) = view.stream(stream) else {
+        return Vec::new();
+    };
+    let ingests = [ix.primary, ix.backup].into_iter().flatten();
+    let usable: Vec<NodeId> = ingests.clone().filter(|o| view.node(*o).usable()).collect();
+    if !usable.is_empty() {
+        return usable;
+    }
+    ingests.filter(|o| view.node(*o).alive).collect()
 }
 
 fn relays_exist(view: &ClusterView) -> bool {

@@ -239,6 +239,27 @@ fn draining_and_dead_parents_are_never_chosen_and_no_loops() {
 }
 
 #[test]
+fn a_drained_origin_still_roots_the_stream_published_on_it_and_only_then() {
+    // One origin, drained while its broadcaster is live: the stream is nowhere else.
+    let mut v = cluster(1, 2, 0);
+    let o = NodeId(0);
+    v.set_state(o, true, true);
+    for i in 0..2 {
+        let p = parent_for(&v, relay(&v, i), "s", &mut rng()).unwrap();
+        assert_eq!(p.primary, o);
+    }
+    // With its standby ingest on another origin, the tree goes there instead.
+    let mut v = cluster(2, 2, 0);
+    v.set_state(o, true, true);
+    let p = parent_for(&v, relay(&v, 0), "s", &mut rng()).unwrap();
+    assert_eq!(p.primary, NodeId(1));
+    // Dead, it roots nothing.
+    v.set_state(NodeId(1), false, false);
+    v.set_state(o, false, true);
+    assert!(parent_for(&v, relay(&v, 0), "s", &mut rng()).is_err());
+}
+
+#[test]
 fn losses_are_repaired_through_backups_and_fresh_choices() {
     let mut v = cluster(1, 20, 100);
     grow(&mut v, 100);
