@@ -287,23 +287,22 @@ impl Agent {
         }
     }
 
-    /// The parents to pull `stream` from, primary first; empty when the control plane
-    /// cannot say now (the caller retries).
-    pub async fn parents(&self, stream: &str) -> Vec<ParentAddr> {
-        let Some(id) = self.state().id.clone() else {
-            return Vec::new();
-        };
+    /// The parents to pull `stream` from, primary first: empty when the control plane
+    /// names none (the stream is not live, say), `None` when it cannot answer now (no
+    /// replica reached, a server error, this node not registered yet).
+    pub async fn parents(&self, stream: &str) -> Option<Vec<ParentAddr>> {
+        let id = self.state().id.clone()?;
         let r = self
             .call(|c, u| {
                 c.get(format!("{u}/api/v1/cluster/parents"))
                     .query(&[("node", id.as_str()), ("stream", stream)])
             })
-            .await;
-        let Some(view) = (match r {
-            Some(r) if r.status().is_success() => r.json::<ParentsView>().await.ok(),
-            _ => None,
-        }) else {
-            return Vec::new();
+            .await?;
+        if !r.status().is_success() {
+            return Some(Vec::new());
+        }
+        let Ok(view) = r.json::<ParentsView>().await else {
+            return Some(Vec::new());
         };
         let mut st = self.state();
         let mut out = Vec::new();
@@ -316,7 +315,7 @@ impl Agent {
                 out.push(ParentAddr { name: n.name, addr });
             }
         }
-        out
+        Some(out)
     }
 
     /// The relay reports which parent a stream is pulled from now (`None`: no longer).

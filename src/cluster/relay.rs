@@ -70,9 +70,10 @@ pub enum Parents {
 }
 
 impl Parents {
-    async fn for_stream(&self, stream: &str) -> Vec<ParentAddr> {
+    /// The parents of `stream`, primary first; `None` when the control plane cannot say.
+    async fn for_stream(&self, stream: &str) -> Option<Vec<ParentAddr>> {
         match self {
-            Parents::Static(v) => v.clone(),
+            Parents::Static(v) => Some(v.clone()),
             Parents::Control(agent) => agent.parents(stream).await,
         }
     }
@@ -384,6 +385,25 @@ fn next_parent(n: usize, at: usize, unreachable: impl Fn(usize) -> bool) -> usiz
         .unwrap_or(at % n)
 }
 
+/// The parent of `parents` to try next, from `at` on ([`next_parent`]): neither one whose
+/// last handshake failed recently (`unreachable_since`) nor the one just `left` (lost,
+/// silent or closed), while another can be tried. The control plane may name a killed
+/// parent for its liveness window (3 s), and a kill leaves no failed handshake to skip it by.
+fn pick_parent(
+    parents: &[ParentAddr],
+    at: usize,
+    left: Option<(SocketAddr, Instant)>,
+    now: Instant,
+    unreachable_since: impl Fn(SocketAddr) -> Option<Instant>,
+) -> usize {
+    let recent = |t: Instant| now.saturating_duration_since(t) < UNREACHABLE_FOR;
+    next_parent(parents.len(), at, |i| {
+        let addr = parents[i].addr;
+        left.is_some_and(|(a, t)| a == addr && recent(t))
+            || unreachable_since(addr).is_some_and(recent)
+    })
+}
+
 /// Why a subscription to one parent ended.
 enum Moved {
     /// Lost or silent: try the next parent now.
@@ -411,23 +431,28 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
     let _pulled = PulledGuard(relay.metrics.pulled.clone());
     let mut at = 0usize;
     let mut failures = 0usize;
+    // The parents last named, and the one just left (lost, silent or closed) and when.
+    let mut last: Vec<ParentAddr> = Vec::new();
+    let mut left: Option<(SocketAddr, Instant)> = None;
     loop {
-        let parents = relay.parents.for_stream(&stream).await;
+        // A control plane that cannot answer (away, restarting) leaves the parents it named
+        // last, the pre-connected backup among them: a move needs no answer.
+        let parents = match relay.parents.for_stream(&stream).await {
+            Some(p) => p,
+            None => last.clone(),
+        };
         if parents.is_empty() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
+        last.clone_from(&parents);
         // Pre-connect the others, so a move costs a subscription, not a handshake.
         for p in parents.iter().skip(1) {
             let (ep, p) = (relay.endpoint.clone(), p.clone());
             tokio::spawn(async move { ep.connect(p.addr, &p.name).await });
         }
-        let now = Instant::now();
-        let pick = next_parent(parents.len(), at, |i| {
-            relay
-                .endpoint
-                .unreachable_since(parents[i].addr)
-                .is_some_and(|t| now.duration_since(t) < UNREACHABLE_FOR)
+        let pick = pick_parent(&parents, at, left, Instant::now(), |a| {
+            relay.endpoint.unreachable_since(a)
         });
         let parent = &parents[pick];
         let moved =
@@ -437,6 +462,7 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
             Moved::Next(reason) => {
                 relay.metrics.moves.with_label_values(&[reason]).inc();
                 failures = 0;
+                left = Some((parent.addr, Instant::now()));
             }
             Moved::Failed => {
                 relay.metrics.moves.with_label_values(&["failed"]).inc();
@@ -610,7 +636,33 @@ fn ended(stream: &str, parent: &ParentAddr, r: EndReason) -> Moved {
 
 #[cfg(test)]
 mod tests {
-    use super::next_parent;
+    use super::*;
+
+    #[test]
+    fn a_move_does_not_go_back_to_the_parent_just_left_while_another_can_be_tried() {
+        let p = |name: &str, port: u16| ParentAddr {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let t0 = Instant::now();
+        let never = |_| None;
+        // relay1 was killed; the control plane, not knowing yet, names it as the backup.
+        let named = [p("relay2", 2), p("relay1", 1)];
+        let lost = Some((named[1].addr, t0));
+        assert_eq!(pick_parent(&named, 1, lost, t0, never), 0);
+        assert_eq!(
+            pick_parent(&named, 1, None, t0, never),
+            1,
+            "in turn otherwise"
+        );
+        // Long after, or when it is the only one, it is tried again.
+        let later = t0 + UNREACHABLE_FOR;
+        assert_eq!(pick_parent(&named, 1, lost, later, never), 1);
+        assert_eq!(pick_parent(&named[1..], 0, lost, t0, never), 0);
+        // A failed handshake keeps a parent off the same way.
+        let failed = |a: SocketAddr| (a == named[0].addr).then_some(t0);
+        assert_eq!(pick_parent(&named, 0, None, t0, failed), 1);
+    }
 
     #[test]
     fn a_move_skips_parents_that_were_unreachable_and_keeps_the_order_otherwise() {

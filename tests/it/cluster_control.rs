@@ -342,6 +342,17 @@ fn a_viewer_whose_edge_is_killed_asks_again_and_is_placed_on_another_edge() {
 /// viewer session plays the backup's stream.
 #[test]
 fn a_backup_ingest_placed_by_the_control_plane_takes_over_when_the_primary_origin_dies() {
+    backup_ingest_takes_over(false);
+}
+
+/// The same with the control plane gone before the kill (its one replica killed): the relay
+/// moves to the backup parent the control plane named last, asking nothing.
+#[test]
+fn with_the_control_plane_away_a_relay_still_moves_to_the_backup_it_was_given() {
+    backup_ingest_takes_over(true);
+}
+
+fn backup_ingest_takes_over(control_plane_away: bool) {
     let c = control(&temp_dir("ingest-backup"));
     account(&c, "admin");
     let owner = account(&c, "bea_x");
@@ -402,6 +413,9 @@ fn a_backup_ingest_placed_by_the_control_plane_takes_over_when_the_primary_origi
     assert!(played.len() >= 100, "the viewer plays: {}", played.len());
     assert!(played.iter().all(|p| p.src == 1), "the primary's stream");
 
+    if control_plane_away {
+        drop(c);
+    }
     origins[primary].kill_hard();
     let killed = Instant::now();
     let end = killed + Duration::from_secs(15);
