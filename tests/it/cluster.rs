@@ -15,7 +15,7 @@ const LAYERS: [(&str, usize); 3] = [("h", 4), ("m", 2), ("l", 1)];
 const HIGH: u8 = 0;
 const LOW: u8 = 2;
 
-fn cascade(args: &[&str]) {
+pub(crate) fn cascade(args: &[&str]) {
     let out = Command::new(crate::server::cascade_bin())
         .args(args)
         .output()
@@ -123,7 +123,7 @@ fn launch_node(
     (s, addr)
 }
 
-fn video_count(v: &Peer) -> usize {
+pub(crate) fn video_count(v: &Peer) -> usize {
     video_since(v, 0)
 }
 

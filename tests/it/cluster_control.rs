@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::accounts::{account, channel_with_key};
-use crate::cluster::certificates;
+use crate::cluster::{cascade, certificates, video_count};
 use crate::peer::Peer;
 use crate::server::{temp_dir, Server};
 use crate::synth::{assert_continuous, run, Synth};
@@ -107,6 +107,16 @@ fn redirected(control: &Server, path: &str, offer: &str, bearer: Option<&str>) -
     }
 }
 
+/// A broadcaster (three simulcast layers) going live on "show" through the control plane's
+/// 307 with its stream key.
+fn go_live(control: &Server, key: &str) -> Peer {
+    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    let (status, location) = redirected(control, "/whip/show", &offer, Some(key));
+    assert_eq!(status, 307, "{location}");
+    publ.connect(&control.http(), &location, offer, pending);
+    publ
+}
+
 /// POSTs a viewer's offer to a control plane: where the 307 points.
 fn placed(control: &Server, stream: &str, offer: &str) -> String {
     let (status, location) = redirected(control, &format!("/whep/{stream}"), offer, None);
@@ -175,14 +185,8 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
         viewers.push(v);
     }
     let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
-    let video = |v: &Peer| {
-        v.received
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-    };
     let end = Instant::now() + Duration::from_secs(20);
-    while viewers.iter().any(|v| video(v) < 100) && Instant::now() < end {
+    while viewers.iter().any(|v| video_count(v) < 100) && Instant::now() < end {
         synth.tick(&mut publ);
         publ.poll();
         for v in viewers.iter_mut() {
@@ -192,9 +196,9 @@ fn a_control_plane_places_viewers_on_edges_that_pull_through_relays() {
     }
     for v in &viewers {
         assert!(
-            video(v) >= 100,
+            video_count(v) >= 100,
             "the edge's viewer plays: {} packets",
-            video(v)
+            video_count(v)
         );
         assert_continuous(v);
     }
@@ -253,26 +257,17 @@ fn a_viewer_whose_edge_is_killed_asks_again_and_is_placed_on_another_edge() {
     wait_registered(&c, 3);
 
     let http = origin.http();
-    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
-    let (status, location) = redirected(&c, "/whip/show", &offer, Some(&key));
-    assert_eq!(status, 307, "{location}");
-    publ.connect(&http, &location, offer, pending);
+    let mut publ = go_live(&c, &key);
     let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
-    let video = |v: &Peer| {
-        v.received
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-    };
     let mut pump = |publ: &mut Peer, v: &mut Peer, packets: usize, within: Duration| {
         let end = Instant::now() + within;
-        while video(v) < packets && Instant::now() < end {
+        while video_count(v) < packets && Instant::now() < end {
             synth.tick(publ);
             publ.poll();
             v.poll();
             std::thread::sleep(Duration::from_millis(1));
         }
-        video(v) >= packets
+        video_count(v) >= packets
     };
 
     let (mut v, offer, pending) = Peer::viewer();
@@ -394,14 +389,8 @@ fn backup_ingest_takes_over(control_plane_away: bool) {
     v.connect(&http, &location, offer, pending);
     let mut synth_main = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
     let mut synth_standby = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 2);
-    let video = |v: &Peer| {
-        v.received
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-    };
     let end = Instant::now() + Duration::from_secs(20);
-    while video(&v) < 100 && Instant::now() < end {
+    while video_count(&v) < 100 && Instant::now() < end {
         synth_main.tick(&mut main);
         main.poll();
         synth_standby.tick(&mut standby);
@@ -465,64 +454,49 @@ fn a_drained_origin_keeps_feeding_the_stream_published_on_it() {
     wait_registered(&c, 3);
 
     let http = origin.http();
-    let (mut publ, offer, pending) = Peer::publisher(&["h", "m", "l"]);
-    let (status, location) = redirected(&c, "/whip/show", &offer, Some(&key));
-    assert_eq!(status, 307, "{location}");
-    publ.connect(&http, &location, offer, pending);
+    let mut publ = go_live(&c, &key);
     let (mut v, offer, pending) = Peer::viewer();
     let location = placed(&c, "show", &offer);
     assert!(location.starts_with(&edge.base), "{location}");
     v.connect(&http, &location, offer, pending);
     let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 1);
-    let video = |v: &Peer| {
-        v.received
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-    };
     let playing = run(
         &mut synth,
         &mut publ,
         &mut [&mut v],
-        |v| video(v[0]) >= 100,
+        |v| video_count(v[0]) >= 100,
         Duration::from_secs(20),
     );
-    assert!(playing, "the edge's viewer plays: {} packets", video(&v));
-
-    let out = std::process::Command::new(crate::server::cascade_bin())
-        .args([
-            "cluster",
-            "drain",
-            "--control",
-            &c.base,
-            "--cluster-token",
-            TOKEN,
-        ])
-        .args(["--node", "origin"])
-        .output()
-        .unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        playing,
+        "the edge's viewer plays: {} packets",
+        video_count(&v)
     );
-    // The origin hears it in the answer to its next report (every second).
-    run(
-        &mut synth,
-        &mut publ,
-        &mut [&mut v],
-        |_| false,
-        Duration::from_secs(3),
-    );
-    let before = video(&v);
-    run(
-        &mut synth,
-        &mut publ,
-        &mut [&mut v],
-        |_| false,
-        Duration::from_secs(3),
-    );
-    let after = video(&v) - before;
+
+    cascade(&[
+        "cluster",
+        "drain",
+        "--control",
+        &c.base,
+        "--cluster-token",
+        TOKEN,
+        "--node",
+        "origin",
+    ]);
+    // The origin hears it in the answer to its next report (every second); then 3 s more.
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let idle = |_: &[&mut Peer]| false;
+        run(
+            &mut synth,
+            &mut publ,
+            &mut [&mut v],
+            idle,
+            Duration::from_secs(3),
+        );
+        counts.push(video_count(&v));
+    }
+    let after = counts[1] - counts[0];
     assert!(
         after >= 60,
         "{after} video packets in the 3 s after the drain took effect"

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cluster::video_count;
 use crate::peer::Peer;
 use crate::synth::{assert_continuous, Synth};
 
@@ -141,22 +142,16 @@ fn carries_a_stream(origin: &str, edge: &str, ip: IpAddr) {
     viewer.connect(&http, &format!("{edge}/whep/live"), offer, pending);
     let mut synth = Synth::new(&[("h", 4), ("m", 2), ("l", 1)], 3);
     let end = Instant::now() + Duration::from_secs(15);
-    let video = |v: &Peer| {
-        v.received
-            .iter()
-            .filter(|r| r.kind == str0m::media::MediaKind::Video)
-            .count()
-    };
-    while Instant::now() < end && video(&viewer) < 100 {
+    while Instant::now() < end && video_count(&viewer) < 100 {
         synth.tick(&mut publ);
         publ.poll();
         viewer.poll();
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(
-        video(&viewer) >= 100,
+        video_count(&viewer) >= 100,
         "the edge's viewer gets the origin's stream: {} video packets",
-        video(&viewer)
+        video_count(&viewer)
     );
     assert_continuous(&viewer);
 }
