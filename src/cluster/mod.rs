@@ -173,7 +173,7 @@ pub async fn start(
         endpoint,
         me: identity.id,
         parents,
-        downstream: Default::default(),
+        downstream: relay::Downstream::default(),
         metrics,
         demand: Default::default(),
     }

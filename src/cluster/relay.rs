@@ -99,7 +99,7 @@ pub struct Relay {
     /// Per stream, the nodes its children's subscriptions came through: this node's own
     /// subscription upstream names them too, so a parent that is one of them refuses (a
     /// loop), however long the cycle.
-    pub downstream: Arc<Mutex<HashMap<String, Vec<NodeId>>>>,
+    pub downstream: Downstream,
     pub metrics: super::metrics::RelayMetrics,
     /// Per stream, the video layers each worker's sinks want (wire layers, a bit each).
     pub demand: Demands,
@@ -117,31 +117,73 @@ fn wanted(demand: &Demands, stream: StreamId) -> u8 {
         .map_or(0, |w| w.values().fold(0, |m, l| m | l))
 }
 
+/// The paths of each stream's live child subscriptions (their hop lists), each held while
+/// its child is fed: a child that leaves takes its path with it, so the list never grows
+/// past the children there are, and a former child may become this node's parent.
+#[derive(Clone, Default)]
+pub struct Downstream(Arc<Mutex<DownstreamPaths>>);
+
+#[derive(Default)]
+struct DownstreamPaths {
+    next: u64,
+    by_stream: HashMap<String, Vec<(u64, Vec<NodeId>)>>,
+}
+
+/// One child's path, given back when dropped.
+struct DownstreamPath(Downstream, String, u64);
+
+impl Drop for DownstreamPath {
+    fn drop(&mut self) {
+        let mut d = self.0.lock();
+        if let Some(paths) = d.by_stream.get_mut(&self.1) {
+            paths.retain(|(k, _)| *k != self.2);
+            if paths.is_empty() {
+                d.by_stream.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl Downstream {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DownstreamPaths> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A child subscribed to `stream` through `hops`; its path counts while the guard lives.
+    fn note(&self, stream: &str, hops: &[NodeId]) -> DownstreamPath {
+        let mut d = self.lock();
+        let key = d.next;
+        d.next += 1;
+        let hops = hops[..hops.len().min(edge_relay::wire::MAX_HOPS)].to_vec();
+        d.by_stream
+            .entry(stream.to_owned())
+            .or_default()
+            .push((key, hops));
+        drop(d);
+        DownstreamPath(self.clone(), stream.to_owned(), key)
+    }
+
+    /// The hop list of `me`'s subscription to `stream`: its live children's paths (each
+    /// node once, as many as the wire takes), then itself.
+    fn hops(&self, stream: &str, me: NodeId) -> Vec<NodeId> {
+        let mut hops: Vec<NodeId> = Vec::new();
+        if let Some(paths) = self.lock().by_stream.get(stream) {
+            for h in paths.iter().flat_map(|(_, p)| p) {
+                if *h != me && !hops.contains(h) && hops.len() < edge_relay::wire::MAX_HOPS - 1 {
+                    hops.push(*h);
+                }
+            }
+        }
+        hops.push(me);
+        hops
+    }
+}
+
 impl Relay {
     /// The hop list of this node's subscription to `stream`: its children's paths, then
     /// itself.
     fn hops(&self, stream: &str) -> Vec<NodeId> {
-        let mut hops = self
-            .downstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .cloned()
-            .unwrap_or_default();
-        hops.retain(|h| *h != self.me);
-        hops.truncate(edge_relay::wire::MAX_HOPS - 1);
-        hops.push(self.me);
-        hops
-    }
-
-    fn note_downstream(&self, stream: &str, hops: &[NodeId]) {
-        let mut map = self.downstream.lock().unwrap_or_else(|p| p.into_inner());
-        let known = map.entry(stream.to_owned()).or_default();
-        for h in hops {
-            if !known.contains(h) && known.len() < edge_relay::wire::MAX_HOPS {
-                known.push(*h);
-            }
-        }
+        self.downstream.hops(stream, self.me)
     }
 }
 
@@ -276,7 +318,7 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
             continue;
         }
         let wanted = req.layers.bits() & 0x0f;
-        relay.note_downstream(&stream, &req.hops);
+        let path = relay.downstream.note(&stream, &req.hops);
         tracing::info!(stream, child = req.peer, "child subscribed");
         let mut handle = req.accept(tracks(&relay.node, &stream));
         let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
@@ -289,6 +331,7 @@ async fn serve_children(relay: Relay, mut requests: mpsc::Receiver<SubscribeRequ
                 tokio::spawn(async move {
                     feed_child(node, stream, pipe, out, events).await;
                     children.dec();
+                    drop(path);
                 });
             }
             Err(e) => tracing::warn!(stream, "cannot attach a pipe: {e}"),
@@ -342,11 +385,6 @@ async fn pull_streams(relay: Relay, keyframes: KeyframeRoutes) {
     let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, Option<Instant>)> = HashMap::new();
     loop {
         let wanted = relay.node.wanted_remotely();
-        relay
-            .downstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|s, _| wanted.contains(s));
         let now = Instant::now();
         for s in &wanted {
             let fresh = tasks.get(s).is_none_or(|(t, _)| t.is_finished());
@@ -637,6 +675,32 @@ fn ended(stream: &str, parent: &ParentAddr, r: EndReason) -> Moved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscriptions_hops_are_its_live_childrens_paths_and_itself() {
+        let n = |i: u64| NodeId(i);
+        let d = Downstream::default();
+        let me = n(9);
+        assert_eq!(d.hops("s", me), [me]);
+        let a = d.note("s", &[n(1), n(2)]);
+        let b = d.note("s", &[n(3), n(2), me]);
+        let _other = d.note("t", &[n(4)]);
+        assert_eq!(d.hops("s", me), [n(1), n(2), n(3), me]);
+        // A child that left takes its path: a node only it went through may be a parent.
+        drop(a);
+        assert_eq!(d.hops("s", me), [n(3), n(2), me]);
+        drop(b);
+        assert_eq!(d.hops("s", me), [me]);
+        assert_eq!(
+            d.lock().by_stream.len(),
+            1,
+            "nothing kept for a stream without children"
+        );
+        // However many children, the wire's bound.
+        let many: Vec<_> = (0..40).map(|i| d.note("s", &[n(100 + i)])).collect();
+        assert_eq!(d.hops("s", me).len(), edge_relay::wire::MAX_HOPS);
+        drop(many);
+    }
 
     #[test]
     fn a_move_does_not_go_back_to_the_parent_just_left_while_another_can_be_tried() {
