@@ -53,6 +53,10 @@ pub struct Tuning {
     pub redirect_token_ttl_secs: i64,
     /// Most nodes registered at once.
     pub max_nodes: i64,
+    /// A node dead this long leaves the registry at the next registration (milliseconds):
+    /// nodes that come and go under new names (autoscaling) neither fill `max_nodes` nor
+    /// stay listed for ever.
+    pub forget_dead_after_ms: i64,
     /// Load limits and fan-out.
     pub limits: Limits,
 }
@@ -64,6 +68,7 @@ impl Default for Tuning {
             view_ttl_ms: 200,
             redirect_token_ttl_secs: 60,
             max_nodes: 10_000,
+            forget_dead_after_ms: 24 * 3600 * 1000,
             limits: Limits::default(),
         }
     }

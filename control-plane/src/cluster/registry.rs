@@ -410,15 +410,21 @@ pub(crate) async fn register(
     if !(1..=10_000_000).contains(&req.capacity) {
         return Err(Error::Invalid("capacity must be from 1 to 10000000".into()));
     }
+    let now = now_ms();
+    let tuning = &cp.config().cluster_tuning;
+    sqlx::query("DELETE FROM cluster_nodes WHERE last_seen < $1 AND name <> $2")
+        .bind(now.saturating_sub(tuning.forget_dead_after_ms))
+        .bind(&name)
+        .execute(cp.pool())
+        .await?;
     let (others,): (i64,) = sqlx::query_as("SELECT count(*) FROM cluster_nodes WHERE name <> $1")
         .bind(&name)
         .fetch_one(cp.pool())
         .await?;
-    if others >= cp.config().cluster_tuning.max_nodes {
+    if others >= tuning.max_nodes {
         return Err(Error::Conflict("node limit reached"));
     }
     let id = random_id();
-    let now = now_ms();
     let stats = serde_json::to_string(&idle()).map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query(
         "INSERT INTO cluster_nodes (id, name, role, zone, http_url, relay_addr, capacity, \

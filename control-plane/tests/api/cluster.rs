@@ -325,6 +325,42 @@ async fn a_dead_origins_last_list_roots_nothing(b: Backend) {
     );
 }
 
+both!(the_registry_is_bounded_and_forgets_long_dead_nodes);
+/// At most `max_nodes` are registered; nodes dead for `forget_dead_after_ms` leave at the
+/// next registration, so nodes that come and go under new names (autoscaling) neither fill
+/// the registry nor stay listed.
+async fn the_registry_is_bounded_and_forgets_long_dead_nodes(b: Backend) {
+    let mut config = clustered();
+    config.cluster_tuning.max_nodes = 2;
+    config.cluster_tuning.forget_dead_after_ms = 1_000;
+    let Some(api) = Api::start(b, config).await else {
+        return;
+    };
+    register(&api, "edge-1", "edge", "a").await;
+    register(&api, "edge-2", "edge", "a").await;
+    let body = json!({"name": "edge-3", "role": "edge", "zone": "a",
+        "http_url": "http://edge-3.test:8080/", "relay_addr": "edge-3.test:4433", "capacity": 100});
+    let (s, _) = api
+        .call(Method::POST, "/cluster/nodes", Some(TOKEN), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the limit holds");
+    // A registration again under a name already there is no new node.
+    register(&api, "edge-2", "edge", "a").await;
+    // Neither reports: dead, then forgotten.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    register(&api, "edge-3", "edge", "a").await;
+    let (_, nodes) = api
+        .call(Method::GET, "/cluster/nodes", Some(TOKEN), None)
+        .await;
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["edge-3"]);
+}
+
 both!(whep_redirects_to_an_edge_with_a_viewer_token);
 async fn whep_redirects_to_an_edge_with_a_viewer_token(b: Backend) {
     let Some(api) = Api::start(b, clustered()).await else {
