@@ -590,11 +590,9 @@ async fn subscribe_once(
                             source.set_layers(known_layers(&t.layers));
                         }
                     }
-                    Some(ChildEvent::Layers(layers)) => {
-                        if !layers.is_empty() {
-                            source.set_layers(known_layers(&layers));
-                        }
-                    }
+                    // Empty: the parent's publisher left or restarted, and the next one
+                    // may number its layers in another order (forgotten here too).
+                    Some(ChildEvent::Layers(layers)) => source.set_layers(known_layers(&layers)),
                     Some(ChildEvent::State(s)) => {
                         let live = s == StreamState::Active;
                         if live != active && !live {

@@ -552,3 +552,63 @@ fn an_edge_pulls_only_the_layers_its_viewers_want_and_the_rest_on_demand() {
     let low_video = assert_continuous(&low);
     assert!(low_video.iter().rev().take(30).all(|p| p.layer == LOW));
 }
+
+/// The broadcaster leaves and comes back with its layers starting in the other order (its
+/// encodings numbered by their first packets: the top one first, then the low one first).
+/// A viewer two hops down that asked for the low layer gets only the low layer of the new
+/// publisher: the nodes above forget the old ranking when their parent's publisher leaves.
+#[test]
+fn after_a_publisher_restart_with_its_layers_in_another_order_an_edge_viewer_stays_low() {
+    let dir = temp_dir("restart-order");
+    certificates(&dir, &["origin", "relay", "edge"]);
+    let (origin, o) = node(&dir, "origin", &[]);
+    let (_relay, r) = node(&dir, "relay", &[format!("origin@{o}")]);
+    let (edge, _) = node(&dir, "edge", &[format!("relay@{r}")]);
+    let http = origin.http();
+    let (mut first, offer, pending) = Peer::publisher(&["h", "m", "l"]);
+    first.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let (mut v, offer, pending) = Peer::viewer();
+    v.connect(&http, &edge.url("/whep/live?layer=low"), offer, pending);
+    let mut synth = Synth::new(&LAYERS, 1);
+    let low_of = |v: &Peer, src: u8| {
+        let video = assert_continuous(v);
+        let h = histogram(video.iter().filter(|p| p.src == src).map(|p| p.layer));
+        h.keys().copied().collect::<Vec<_>>()
+    };
+    let playing = run(
+        &mut synth,
+        &mut first,
+        &mut [&mut v],
+        |v| video_count(v[0]) >= 60,
+        Duration::from_secs(15),
+    );
+    assert!(playing, "the viewer plays: {}", video_count(&v));
+    assert_eq!(low_of(&v, 1), [LOW]);
+
+    // The first publisher leaves; the next sends its low layer first.
+    let session = first.location.clone().expect("a WHIP session URL");
+    let s = http.delete(origin.url(&session)).send().unwrap();
+    assert!(s.status().is_success(), "DELETE {session}: {}", s.status());
+    drop(first);
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut next, offer, pending) = Peer::publisher(&["l", "m", "h"]);
+    next.connect(&http, &origin.url("/whip/live"), offer, pending);
+    let mut synth = Synth::new(&[("l", 1), ("m", 2), ("h", 4)], 2);
+    let back = run(
+        &mut synth,
+        &mut next,
+        &mut [&mut v],
+        |v| {
+            assert_continuous(v[0])
+                .iter()
+                .filter(|p| p.src == 2)
+                .count()
+                >= 60
+        },
+        Duration::from_secs(15),
+    );
+    assert!(back, "the viewer plays the next publisher");
+    // Its layer 0 is its low one ("l").
+    assert_eq!(low_of(&v, 2), [0], "only the low layer");
+    assert!(v.connected, "the same viewer session");
+}

@@ -161,6 +161,10 @@ pub struct LayerRanker {
     /// Layers told by an upstream node (a relay link's parent), flowing here or not: they
     /// make the table instead of what is measured here.
     known: Option<Vec<EncodingInfo>>,
+    /// Ranked only by an upstream node's list, never by what is measured here (a relay
+    /// child pulls only the layers its sinks want: the lowest it measures need not be the
+    /// lowest there is).
+    listed_only: bool,
 }
 
 impl LayerRanker {
@@ -180,7 +184,13 @@ impl LayerRanker {
             last_rank: None,
             first_packet: None,
             known: None,
+            listed_only: false,
         }
+    }
+
+    /// Ranks only by the upstream node's lists ([`LayerRanker::set_known`]).
+    pub fn set_listed_only(&mut self) {
+        self.listed_only = true;
     }
 
     /// The layers as an upstream node has them (encoding and bitrate), flowing here or
@@ -269,11 +279,11 @@ impl LayerRanker {
         });
     }
 
-    /// Starts over under a new `generation`: a new upstream publisher, whose encodings
-    /// may be numbered in another order (by their first packets). Nothing is ranked until
-    /// this node has measured them ([`FIRST_RANK_AFTER`]) or the upstream node lists them.
-    pub fn restart(&mut self, generation: u32) {
-        self.generation = generation;
+    /// Forgets the ranking: the upstream node no longer knows its layers (its publisher
+    /// left or restarted, and the next one may number its encodings in another order, by
+    /// their first packets). Nothing is ranked until the upstream node lists them again (or,
+    /// unless listed only, this node has measured them: [`FIRST_RANK_AFTER`]).
+    pub fn forget(&mut self) {
         self.known = None;
         self.last_rank = None;
         self.first_packet = None;
@@ -285,7 +295,7 @@ impl LayerRanker {
             c.last_packet = None;
         }
         self.table = Arc::new(LayerTable {
-            generation,
+            generation: self.generation,
             active: Vec::new(),
             settled: false,
         });
@@ -344,7 +354,7 @@ impl LayerRanker {
         }
         let order = |t: &LayerTable| t.active.iter().map(|e| e.encoding).collect::<Vec<_>>();
         let changed = order(&self.table) != active.iter().map(|e| e.encoding).collect::<Vec<_>>();
-        let settled = self.last_rank.is_some() || self.known.is_some();
+        let settled = self.known.is_some() || (self.last_rank.is_some() && !self.listed_only);
         let same = self.table.active == active && self.table.settled == settled;
         if !same {
             self.table = Arc::new(LayerTable {

@@ -23,6 +23,8 @@ pub struct Producer<H> {
     /// Per video encoding, in encoding order: how to ask it for a keyframe.
     upstream: Vec<H>,
     layers_changed: bool,
+    /// A ranked list was reported last (not yet forgotten).
+    reported: bool,
 }
 
 impl<H: Clone> Producer<H> {
@@ -35,6 +37,7 @@ impl<H: Clone> Producer<H> {
             throttle: KeyframeThrottle::new(throttle),
             upstream: Vec::new(),
             layers_changed: false,
+            reported: false,
         }
     }
 
@@ -47,13 +50,15 @@ impl<H: Clone> Producer<H> {
         self.layers_changed = true;
     }
 
-    /// The same transport under a new `generation` from a new upstream publisher: its
-    /// encodings and handles stay (wire layers), their ranking starts over
-    /// ([`LayerRanker::restart`]), and so do its keyframe requests.
-    pub fn restart(&mut self, generation: u32) {
-        self.generation = generation;
-        self.ranker.restart(generation);
-        self.throttle.reset();
+    /// Ranks only by an upstream node's lists ([`LayerRanker::set_listed_only`]).
+    pub fn set_listed_only(&mut self) {
+        self.ranker.set_listed_only();
+    }
+
+    /// The upstream node no longer knows the layers ([`LayerRanker::forget`]); the empty
+    /// list is reported, so this node's own children forget them too.
+    pub fn forget_layers(&mut self) {
+        self.ranker.forget();
         self.layers_changed = true;
     }
 
@@ -118,10 +123,18 @@ impl<H: Clone> Producer<H> {
     /// are ranked. Before the first ranking the order is only the order of arrival, and a
     /// relay child takes a parent's list as its ranking: a viewer there that asked for the
     /// lowest layer would get the first to arrive.
+    /// A ranked list reported and then forgotten is reported once as empty (unknown).
     pub fn poll_layers(&mut self, now: Instant) -> Option<Vec<EncodingInfo>> {
         let changed = self.ranker.handle_timeout(now) | std::mem::take(&mut self.layers_changed);
         let table = self.ranker.table();
-        (changed && table.settled).then(|| table.active.clone())
+        if !changed {
+            return None;
+        }
+        if table.settled {
+            self.reported = true;
+            return Some(table.active.clone());
+        }
+        std::mem::take(&mut self.reported).then(Vec::new)
     }
 }
 

@@ -28,6 +28,8 @@ impl RelayInput {
     /// it), letting one keyframe request per layer through each `throttle` window.
     pub fn new(generation: u32, throttle: Duration) -> Self {
         let mut producer = Producer::new(generation, throttle);
+        // Ranked by the parent's lists only: this node may pull a part of the layers.
+        producer.set_listed_only();
         // Encoding numbers are wire layers: demand and keyframe requests need no mapping.
         for (layer, rid) in LAYER_RIDS.iter().enumerate() {
             producer.video_encoding(Some(rid), || layer as u8);
@@ -40,9 +42,15 @@ impl RelayInput {
         }
     }
 
-    /// The layers the parent has (wire layer, bitrate), flowing here or not.
+    /// The layers the parent has (wire layer, bitrate), flowing here or not; none when it
+    /// no longer knows them (its publisher left or restarted): this node forgets its
+    /// ranking, since the next publisher may number its layers in another order.
     pub fn set_layers(&mut self, now: Instant, layers: &[(u8, u64)]) {
-        self.producer.set_known_layers(now, layers);
+        if layers.is_empty() {
+            self.producer.forget_layers();
+        } else {
+            self.producer.set_known_layers(now, layers);
+        }
     }
 
     /// The current generation (the router's `Source::generation`).
@@ -55,26 +63,16 @@ impl RelayInput {
         &mut self.producer
     }
 
-    /// Starts a new source generation: the link moved to another parent, whose packets
-    /// viewers take from its next keyframe on, with their numbering spliced on. The same
-    /// upstream encodings: their ranking carries over (the new parent's list, told before
-    /// its first packet, stands).
+    /// Starts a new source generation: the link moved to another parent (or the upstream
+    /// publisher changed), whose packets viewers take from its next keyframe on, with their
+    /// numbering spliced on. The ranking carries over: the same upstream encodings behind
+    /// another parent; after a publisher restart the parent's empty list (sent when its
+    /// publisher left) made this node forget it ([`RelayInput::set_layers`]).
     pub fn restart(&mut self) {
         self.generations = self.generations.wrapping_add(1);
         self.producer.renumber(self.generations);
         self.seqs = [SeqExtender::default(); 8];
         self.upstream = None;
-    }
-
-    /// A new upstream publisher (a restart, the backup ingest, or a move above the parent):
-    /// a new source generation whose wire layers may stand for other encodings (numbered
-    /// by their first packets there), so nothing is ranked until this node measures them
-    /// or the parent lists them again. Keeping the old ranking sent a viewer that asked for
-    /// the low layer whatever now came first.
-    fn new_upstream(&mut self) {
-        self.generations = self.generations.wrapping_add(1);
-        self.producer.restart(self.generations);
-        self.seqs = [SeqExtender::default(); 8];
     }
 
     /// Reads one packet; `None` for bytes that are not a relay packet. The second value is
@@ -83,7 +81,7 @@ impl RelayInput {
         let h = rtp::decode(&p.rtp)?;
         let restarted = self.upstream.is_some_and(|g| g != h.generation);
         if restarted {
-            self.new_upstream();
+            self.restart();
         }
         self.upstream = Some(h.generation);
         let kind = if p.layer == AUDIO_LAYER {
@@ -224,72 +222,55 @@ mod tests {
     }
 
     #[test]
-    fn a_new_upstream_publisher_is_ranked_again_and_a_move_keeps_the_ranking() {
+    fn a_move_keeps_the_ranking_and_a_parent_that_lost_its_publisher_makes_it_forgotten() {
         let t0 = Instant::now();
         let mut input = RelayInput::new(1, Duration::from_millis(100));
         // Upstream publisher 7 numbered its top layer 0 (it came first): the parent's list.
         input.set_layers(t0, &[(1, 150_000), (0, 2_000_000)]);
         let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
         assert_eq!(lowest(&m), Some(1));
-        // A move to another parent of the same publisher: its list stands at once.
+        // A move to another parent, or the parent's own move (a new generation from it):
+        // the same upstream encodings, ranked at once.
         input.restart();
         let (m, _) = input.parse(&packet(0, 7, 2, true), t0).unwrap();
-        assert_eq!(lowest(&m), Some(1), "the same upstream encodings");
-        // Publisher 8 (a restart, the backup ingest) numbered its layers the other way.
-        let (m, restarted) = input.parse(&packet(0, 8, 1, true), t0).unwrap();
+        assert_eq!(lowest(&m), Some(1), "after a move here");
+        let (m, restarted) = input.parse(&packet(0, 8, 3, true), t0).unwrap();
         assert!(restarted);
-        assert_eq!(lowest(&m), None, "nothing ranked for the new publisher yet");
-        let (m, _) = input.parse(&packet(1, 8, 1, true), t0).unwrap();
-        assert_eq!(lowest(&m), None);
-        // The parent's new list ranks it.
+        assert_eq!(lowest(&m), Some(1), "after a move above");
+        // The parent's publisher left: its list is empty, and this node's table unranked,
+        // reported empty once to its own children.
+        input.producer().poll_layers(t0);
+        input.set_layers(t0, &[]);
+        let (m, _) = input.parse(&packet(0, 9, 1, true), t0).unwrap();
+        assert_eq!(
+            lowest(&m),
+            None,
+            "nothing ranked for the next publisher yet"
+        );
+        assert_eq!(input.producer().poll_layers(t0), Some(Vec::new()));
+        assert_eq!(input.producer().poll_layers(t0), None);
+        // The parent lists the new publisher's layers, numbered the other way.
         input.set_layers(t0, &[(0, 150_000), (1, 2_000_000)]);
-        let (m, _) = input.parse(&packet(0, 8, 2, false), t0).unwrap();
+        let (m, _) = input.parse(&packet(0, 9, 2, false), t0).unwrap();
         assert_eq!(lowest(&m), Some(0));
     }
 
     #[test]
-    fn a_new_upstream_publisher_unlisted_by_the_parent_is_ranked_by_measure() {
+    fn a_relay_child_ranks_by_its_parents_list_never_by_what_it_pulls() {
         let t0 = Instant::now();
         let mut input = RelayInput::new(1, Duration::from_millis(100));
-        input.set_layers(t0, &[(1, 150_000), (0, 2_000_000)]);
-        input.parse(&packet(0, 7, 1, true), t0).unwrap();
-        // Publisher 8: layer 0 now the low one (a tenth of layer 1's bytes).
-        let mut seq = 1;
+        // Only layer 0 is pulled here (a low viewer's), for seconds: never ranked alone.
         let mut at = t0;
-        for _ in 0..30 {
+        for seq in 1..300 {
             at += Duration::from_millis(10);
-            input.parse(&packet(0, 8, seq, seq == 1), at).unwrap();
-            for _ in 0..10 {
-                input.parse(&packet(1, 8, seq, seq == 1), at).unwrap();
-                seq += 1;
-            }
+            let (m, _) = input.parse(&packet(0, 8, seq, seq == 1), at).unwrap();
+            assert_eq!(lowest(&m), None);
         }
-        let layers = input.producer().poll_layers(at).expect("ranked");
-        assert_eq!(
-            layers.iter().map(|e| e.encoding).collect::<Vec<_>>(),
-            [0, 1]
-        );
-    }
-
-    #[test]
-    fn the_parents_layers_make_the_table_flowing_or_not() {
-        let t0 = Instant::now();
-        let mut input = RelayInput::new(1, Duration::from_millis(100));
-        let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
-        let table = m.layers.unwrap();
-        assert!(!table.settled, "measured: not yet ranked");
-        // The parent has layers 0 and 2 (in its rank, lowest first); only 0 flows here.
-        input.set_layers(t0, &[(0, 150_000), (2, 2_000_000)]);
-        let (m, _) = input.parse(&packet(0, 7, 2, false), t0).unwrap();
-        let table = m.layers.unwrap();
-        assert!(table.settled);
-        let order: Vec<u8> = table.active.iter().map(|e| e.encoding).collect();
-        assert_eq!(order, [0, 2], "the parent's rank, the unpulled top listed");
-        // An hour later, layer 2 has still sent nothing here: it stays listed.
-        let later = t0 + Duration::from_secs(3600);
-        input.producer().poll_layers(later);
-        let (m, _) = input.parse(&packet(0, 7, 3, false), later).unwrap();
-        assert_eq!(m.layers.unwrap().active.len(), 2);
+        assert_eq!(input.producer().poll_layers(at), None);
+        // The parent's list: layer 0 is its top one.
+        input.set_layers(at, &[(2, 150_000), (0, 2_000_000)]);
+        let (m, _) = input.parse(&packet(0, 8, 300, false), at).unwrap();
+        assert_eq!(lowest(&m), Some(2));
     }
 
     #[test]
