@@ -349,13 +349,14 @@ async fn feed_child(
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut draining = node.watch_draining();
+    // A child fed since before the drain goes to another parent (it hears the subscription
+    // end, and asks): the standby ingest's origin if there is one, else back here for a
+    // stream published here, which is then fed for as long as it lasts.
+    let fed_before_drain = !*draining.borrow();
     let mut sent_layers = None;
     loop {
         tokio::select! {
-            // Drained: the child goes to another parent (it hears the subscription end),
-            // unless the stream is published here, until its publisher leaves.
-            Ok(()) = draining.wait_for(|d| *d).map(|r| r.map(|_| ())),
-                if !node.has_publisher(&stream) => break,
+            Ok(()) = draining.wait_for(|d| *d).map(|r| r.map(|_| ())), if fed_before_drain => break,
             ev = events.recv() => match ev {
                 Some(ParentEvent::LayersWanted(set)) => pipe.set_wanted(set.bits() & 0x0f),
                 Some(ParentEvent::KeyframeWanted(l)) if l != Layer::AUDIO => {
@@ -472,13 +473,19 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
     // The parents last named, and the one just left (lost, silent or closed) and when.
     let mut last: Vec<ParentAddr> = Vec::new();
     let mut left: Option<(SocketAddr, Instant)> = None;
+    let mut ask = true;
     loop {
-        // A control plane that cannot answer (away, restarting) leaves the parents it named
-        // last, the pre-connected backup among them: a move needs no answer.
-        let parents = match relay.parents.for_stream(&stream).await {
-            Some(p) => p,
-            None => last.clone(),
+        // A move goes to the backup last named, pre-connected, asking nothing (a control
+        // plane slow to answer would hold it up); the control plane is asked at the next
+        // turn, and a control plane that cannot answer (away, restarting) leaves the
+        // parents it named last.
+        let use_last = !std::mem::replace(&mut ask, true) && last.len() > 1;
+        let named = if use_last {
+            None
+        } else {
+            relay.parents.for_stream(&stream).await
         };
+        let parents = named.unwrap_or_else(|| last.clone());
         if parents.is_empty() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -501,6 +508,7 @@ async fn pull(relay: Relay, stream: String, keyframes: KeyframeRoutes) {
                 relay.metrics.moves.with_label_values(&[reason]).inc();
                 failures = 0;
                 left = Some((parent.addr, Instant::now()));
+                ask = false;
             }
             Moved::Failed => {
                 relay.metrics.moves.with_label_values(&["failed"]).inc();
