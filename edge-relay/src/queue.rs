@@ -3,8 +3,9 @@
 //! Live media loses its worth in a few hundred milliseconds, so the queue holds about
 //! [`SendQueue::HOLD`] of the link's estimated rate and, when full, drops the oldest packet of
 //! the least important class rather than the newest (quinn-proto's `Datagrams::send` does the
-//! same for one class). Classes, most important first: audio, the base video layer, higher
-//! video layers. A viewer keeps audio and a watchable base layer while a link is congested.
+//! same for one class). Classes, most important first: audio, the base video layer (the
+//! stream's lowest-ranked layer, whatever its wire number), higher video layers. A viewer
+//! keeps audio and a watchable base layer while a link is congested.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,18 +19,21 @@ use crate::wire::Layer;
 pub enum Class {
     /// Audio.
     Audio = 0,
-    /// The base video layer.
+    /// The base (lowest-ranked) video layer.
     Base = 1,
     /// Any higher video layer.
     Higher = 2,
 }
 
 impl Class {
-    /// The class of a layer's packets.
-    pub fn of(layer: Layer) -> Class {
+    /// The class of a layer's packets when `base` is the stream's lowest-ranked video layer.
+    /// A wire layer number is not a rank (it is the origin's encoding index, in order of
+    /// arrival; a server-made ladder's rungs come after their full-size source), so the
+    /// base is whichever layer the parent lists first.
+    pub fn of(layer: Layer, base: Layer) -> Class {
         if layer == Layer::AUDIO {
             Class::Audio
-        } else if layer == Layer::BASE {
+        } else if layer == base {
             Class::Base
         } else {
             Class::Higher

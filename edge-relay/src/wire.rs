@@ -39,14 +39,16 @@ pub struct NodeId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubId(pub u32);
 
-/// A layer of the stream: simulcast video layers `0..=3` (0 the base), or [`Layer::AUDIO`].
+/// A layer of the stream: video layers `0..=3`, or [`Layer::AUDIO`]. A video layer's number
+/// is the origin's encoding index (in order of arrival), not its rank: which is lowest is
+/// told by the order of a layer list ([`Message::Layers`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Layer(u8);
 
 impl Layer {
     /// The audio track.
     pub const AUDIO: Layer = Layer(7);
-    /// The base video layer.
+    /// Video layer 0: the base until a layer list says another is lowest.
     pub const BASE: Layer = Layer(0);
     /// Number of video layers.
     pub const VIDEO_LAYERS: u8 = 4;
@@ -224,7 +226,7 @@ pub enum Message {
     /// measured bitrates: what the child's viewers choose among, so a layer the child let
     /// go can be asked for again.
     Layers {
-        /// The layers, at most [`MAX_TRACK_LAYERS`].
+        /// The layers, lowest-ranked first, at most [`MAX_TRACK_LAYERS`].
         layers: Vec<LayerInfo>,
     },
 }

@@ -57,6 +57,9 @@ pub struct ParentLink {
     sub: SubId,
     state: ParentState,
     wanted: LayerSet,
+    /// The stream's lowest-ranked video layer, the first of the last layer list sent down:
+    /// its packets are the queue's [`Class::Base`]. Wire layer 0 until a list names one.
+    base: Layer,
     keyframes: KeyframeThrottle,
     cache: [PacketCache; LAYER_SLOTS],
     rx: ControlRx,
@@ -77,6 +80,7 @@ impl ParentLink {
             sub,
             state: ParentState::AwaitSubscribe,
             wanted: LayerSet::EMPTY,
+            base: Layer::BASE,
             keyframes: KeyframeThrottle::default(),
             cache: Default::default(),
             rx: ControlRx::default(),
@@ -166,7 +170,7 @@ impl ParentLink {
                             self.repair_window.1 += 1;
                             self.repaired += 1;
                             self.out.push_back(Output::Transmit(Transmit::Datagram {
-                                class: Class::of(layer),
+                                class: Class::of(layer, self.base),
                                 data: d.clone(),
                             }));
                         }
@@ -195,9 +199,13 @@ impl ParentLink {
         }
     }
 
-    /// The node has the stream: tell the child its tracks.
+    /// The node has the stream: tell the child its tracks (each track's layers lowest
+    /// first).
     pub fn accept(&mut self, now: Instant, tracks: Vec<TrackInfo>) {
         self.now = now;
+        for t in &tracks {
+            self.learn_base(&t.layers);
+        }
         if self.state == ParentState::Deciding {
             self.state = ParentState::Active;
             self.out.push_back(control(&Message::Subscribed { tracks }));
@@ -229,11 +237,21 @@ impl ParentLink {
         self.out.push_back(control(&Message::State { state }));
     }
 
-    /// The stream's video layers changed (which the parent has, and their bitrates).
+    /// The stream's video layers changed (which the parent has, and their bitrates), in
+    /// rank order, lowest first.
     pub fn handle_layers(&mut self, now: Instant, layers: Vec<LayerInfo>) {
         self.now = now;
+        self.learn_base(&layers);
         if self.state == ParentState::Active {
             self.out.push_back(control(&Message::Layers { layers }));
+        }
+    }
+
+    /// A layer list, lowest first: its first video layer is the base from now on. An empty
+    /// list (no video now) leaves the last one.
+    fn learn_base(&mut self, layers: &[LayerInfo]) {
+        if let Some(first) = layers.iter().find(|l| l.layer != Layer::AUDIO) {
+            self.base = first.layer;
         }
     }
 
@@ -260,7 +278,7 @@ impl ParentLink {
         let data = Bytes::from(buf);
         self.cache[layer.index()].insert(self.cfg.cache_packets, seq, data.clone());
         self.out.push_back(Output::Transmit(Transmit::Datagram {
-            class: Class::of(layer),
+            class: Class::of(layer, self.base),
             data,
         }));
         true

@@ -413,3 +413,59 @@ fn out_of_range_config_is_bounded() {
     parent.accept(now, vec![]);
     assert!(parent.handle_media(now, Layer::BASE, true, &rtp(7)));
 }
+
+/// A server-made ladder at the origin: the full-size source is wire layer 0 and its rung,
+/// the lowest layer, wire layer 1; the node lists them lowest first. On a congested link the
+/// child keeps the rung (where the constrained viewers are) and loses the source first.
+#[test]
+fn a_congested_link_keeps_the_lowest_listed_layer_whatever_its_number() {
+    use crate::queue::SendQueue;
+    let (source, rung) = (Layer::BASE, l1());
+    let mut p = Pair::new(vec![NodeId(1)], layers(&[source, rung]), 0);
+    p.run_for(Duration::from_millis(100));
+    let now = p.now;
+    let info = |layer, bitrate_bps| LayerInfo {
+        layer,
+        ssrc: 0,
+        bitrate_bps,
+    };
+    p.parent
+        .handle_layers(now, vec![info(rung, 300_000), info(source, 2_500_000)]);
+    p.drain();
+    p.run_for(Duration::from_millis(100));
+    assert!(p
+        .child_events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Layers(l) if l[0].layer == rung)));
+
+    // Ten packets of each, interleaved, into a queue with room for 16: four must go.
+    let now = p.now;
+    for seq in 0..10u16 {
+        for layer in [source, rung] {
+            let mut pkt = rtp(seq);
+            pkt.resize(1000, 0xab);
+            assert!(p.parent.handle_media(now, layer, seq == 0, &pkt));
+        }
+    }
+    let mut queue = SendQueue::new(0);
+    let mut classes = Vec::new();
+    loop {
+        match p.parent.poll_output() {
+            Output::Transmit(Transmit::Datagram { class, data }) => {
+                let (h, _, _) = crate::wire::DatagramHeader::decode(&data).unwrap();
+                classes.push((h.layer, class));
+                queue.push(class, data);
+            }
+            Output::Timeout(_) => break,
+            o => panic!("unexpected {o:?}"),
+        }
+    }
+    while let Some(d) = queue.pop() {
+        p.to_child.push_back((now + LATENCY, Item::Datagram(d)));
+    }
+    p.run_for(Duration::from_millis(100));
+    assert_eq!(p.received(rung), (0..10).collect());
+    assert_eq!(p.received(source), (4..10).collect());
+    assert!(classes.contains(&(rung, Class::Base)), "{classes:?}");
+    assert!(classes.contains(&(source, Class::Higher)), "{classes:?}");
+}
