@@ -134,7 +134,10 @@ impl RelayInput {
     }
 }
 
-/// Names of the relay's video layers as rids: a viewer on a child node selects by rank.
+/// Names of the relay's video layers as rids: the wire layers, which are the origin's
+/// encoding numbers (in order of first packet). The wire carries no publisher rid, so on a
+/// child node `?layer=<rid>` does not find the publisher's names (the top layer is given,
+/// as for an unknown rid); `low`, `high` and automatic choose by rank, as everywhere.
 const LAYER_RIDS: [&str; 4] = ["0", "1", "2", "3"];
 
 #[cfg(test)]
