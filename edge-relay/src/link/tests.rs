@@ -377,6 +377,43 @@ fn a_new_ssrc_on_a_layer_restarts_its_numbering() {
     assert_eq!(send(&mut child, 8, 104), [103]);
 }
 
+/// After a publisher restart, a NACK of a packet the link lost is not answered with the
+/// packet of the same number of the publisher before (still in the parent's cache), which
+/// the child's node would take for the old publisher back.
+#[test]
+fn a_nack_after_a_restart_is_not_answered_with_the_old_publishers_packet() {
+    let mut p = Pair::new(vec![NodeId(1)], layers(&[Layer::BASE]), 0);
+    p.run_for(Duration::from_millis(100));
+    let now = p.now;
+    p.parent
+        .handle_media(now, Layer::BASE, true, &rtp_of(7, 101));
+    p.run_for(Duration::from_millis(50));
+    let now = p.now;
+    p.parent
+        .handle_media(now, Layer::BASE, true, &rtp_of(8, 100));
+    // Its 101 is lost on the way.
+    p.parent
+        .handle_media(now, Layer::BASE, false, &rtp_of(8, 102));
+    p.run_for(Duration::from_millis(500));
+    let ssrcs: Vec<u32> = p
+        .child_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Media { rtp, .. } => crate::wire::rtp_ssrc(rtp),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ssrcs,
+        [7, 8, 8],
+        "nothing of the old publisher after the new one's"
+    );
+    // The child asked (its tries), and nothing was there to answer.
+    let (repaired, unrepairable) = p.parent.repairs();
+    assert_eq!(repaired, 0);
+    assert!(unrepairable > 0);
+}
+
 #[test]
 fn garbage_on_the_control_stream_ends_the_subscription_without_panic() {
     let mut rng = Rng(7);
