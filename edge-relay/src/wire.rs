@@ -594,6 +594,13 @@ pub fn rtp_seq(rtp: &[u8]) -> Option<u16> {
     (rtp.len() >= 12 && rtp[0] >> 6 == 2).then(|| u16::from_be_bytes([rtp[2], rtp[3]]))
 }
 
+/// The SSRC of a packet, if it looks like RTP: whose numbering its sequence number is in
+/// (a Cascade node writes the upstream publisher's generation there).
+pub fn rtp_ssrc(rtp: &[u8]) -> Option<u32> {
+    (rtp.len() >= 12 && rtp[0] >> 6 == 2)
+        .then(|| u32::from_be_bytes([rtp[8], rtp[9], rtp[10], rtp[11]]))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -8,8 +8,8 @@ use tracing::{debug, trace};
 
 use super::{control, ControlRx, Event, KeyframeThrottle, LinkConfig, Output, IDLE, LAYER_SLOTS};
 use crate::wire::{
-    DatagramHeader, Layer, LayerSet, Message, NodeId, RefuseReason, StreamState, SubId, WireError,
-    MAX_HOPS, MAX_NACK,
+    rtp_ssrc, DatagramHeader, Layer, LayerSet, Message, NodeId, RefuseReason, StreamState, SubId,
+    WireError, MAX_HOPS, MAX_NACK,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +26,32 @@ struct Missing {
     tries: u8,
 }
 
-/// What the child knows of one layer's sequence: the highest seen and the holes.
+/// What the child knows of one layer's sequence: whose numbering (the SSRC), the highest
+/// seen and the holes.
 #[derive(Debug, Default)]
 struct RxLayer {
+    ssrc: Option<u32>,
+    /// The SSRC before, whose late packets change nothing.
+    previous: Option<u32>,
     highest: Option<u16>,
     missing: VecDeque<Missing>,
 }
 
 impl RxLayer {
-    fn on_packet(&mut self, now: Instant, seq: u16, max_missing: usize) {
+    fn on_packet(&mut self, now: Instant, ssrc: u32, seq: u16, max_missing: usize) {
+        if self.ssrc != Some(ssrc) {
+            if self.previous == Some(ssrc) {
+                return;
+            }
+            // A new numbering (a restarted publisher, or a move upstream of the parent,
+            // which the parent need not have noticed): old holes and the old highest mean
+            // nothing, or a new sequence "behind" the old one would never be repaired.
+            *self = RxLayer {
+                ssrc: Some(ssrc),
+                previous: self.ssrc,
+                ..RxLayer::default()
+            };
+        }
         let Some(high) = self.highest else {
             self.highest = Some(seq);
             return;
@@ -230,8 +247,8 @@ impl ChildLink {
         if self.state != ChildState::Active {
             return;
         }
-        let (h, seq, rtp_len) = match DatagramHeader::decode(&datagram) {
-            Ok((h, seq, rtp)) => (h, seq, rtp.len()),
+        let (h, seq, ssrc, rtp_len) = match DatagramHeader::decode(&datagram) {
+            Ok((h, seq, rtp)) => (h, seq, rtp_ssrc(rtp).unwrap_or(0), rtp.len()),
             Err(e) => {
                 trace!(sub = self.sub.0, %e, "dropped datagram");
                 return;
@@ -243,7 +260,7 @@ impl ChildLink {
         if h.keyframe {
             self.keyframes.satisfied(h.layer);
         }
-        self.rx_layers[h.layer.index()].on_packet(now, seq, self.cfg.max_missing);
+        self.rx_layers[h.layer.index()].on_packet(now, ssrc, seq, self.cfg.max_missing);
         let rtp = datagram.slice(datagram.len() - rtp_len..);
         self.out.push_back(Output::Event(Event::Media {
             layer: h.layer,

@@ -11,20 +11,27 @@ use super::{
 };
 use crate::queue::Class;
 use crate::wire::{
-    rtp_seq, DatagramHeader, Layer, LayerInfo, LayerSet, Message, NodeId, RefuseReason,
+    rtp_seq, rtp_ssrc, DatagramHeader, Layer, LayerInfo, LayerSet, Message, NodeId, RefuseReason,
     StreamState, SubId, TrackInfo, WireError,
 };
 
-/// Recent packets of one layer by sequence number, for NACKs.
+/// Recent packets of one layer by sequence number, for NACKs: of one numbering (SSRC).
 #[derive(Debug, Default)]
 struct PacketCache {
+    ssrc: Option<u32>,
     slots: Vec<Option<(u16, Bytes)>>,
 }
 
 impl PacketCache {
-    fn insert(&mut self, size: usize, seq: u16, datagram: Bytes) {
+    fn insert(&mut self, size: usize, ssrc: u32, seq: u16, datagram: Bytes) {
         if self.slots.is_empty() {
             self.slots = vec![None; size];
+        }
+        if self.ssrc != Some(ssrc) {
+            // A new publisher numbers afresh: a NACK of one of its packets is not answered
+            // with the packet of the same number of the one before.
+            self.ssrc = Some(ssrc);
+            self.slots.fill(None);
         }
         let i = seq as usize % self.slots.len();
         self.slots[i] = Some((seq, datagram));
@@ -262,7 +269,7 @@ impl ParentLink {
         if self.state != ParentState::Active || !self.wanted.contains(layer) {
             return false;
         }
-        let Some(seq) = rtp_seq(rtp) else {
+        let (Some(seq), Some(ssrc)) = (rtp_seq(rtp), rtp_ssrc(rtp)) else {
             return false;
         };
         if keyframe {
@@ -276,7 +283,7 @@ impl ParentLink {
         }
         .encode(rtp, &mut buf);
         let data = Bytes::from(buf);
-        self.cache[layer.index()].insert(self.cfg.cache_packets, seq, data.clone());
+        self.cache[layer.index()].insert(self.cfg.cache_packets, ssrc, seq, data.clone());
         self.out.push_back(Output::Transmit(Transmit::Datagram {
             class: Class::of(layer, self.base),
             data,

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::*;
 use crate::wire::tests::Rng;
-use crate::wire::{rtp_seq, SubId, TrackKind, MAX_NACK};
+use crate::wire::{rtp_seq, DatagramHeader, SubId, TrackKind, MAX_NACK};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -52,6 +52,13 @@ fn rtp(seq: u16) -> Vec<u8> {
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&[0; 8]);
     p.extend_from_slice(&[0xab; 100]);
+    p
+}
+
+/// A packet of the numbering `ssrc` (a publisher generation).
+fn rtp_of(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = rtp(seq);
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
     p
 }
 
@@ -317,6 +324,94 @@ fn stream_state_goes_down_and_a_restart_forgets_old_holes() {
     // Sequence 5 after 100 is a new publisher, not a 65 000-packet hole: no NACK went up.
     assert_eq!(p.parent.repairs(), (0, 0));
     assert_eq!(p.received(Layer::BASE), [5, 100].into());
+}
+
+/// The sequence numbers a child NACKs in what it has to send now.
+fn nacked(child: &mut ChildLink, rx: &mut ControlRx) -> Vec<u16> {
+    let mut msgs = Vec::new();
+    loop {
+        match child.poll_output() {
+            Output::Transmit(Transmit::Control(b)) => rx.feed(&b, &mut msgs).unwrap(),
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    msgs.into_iter()
+        .flat_map(|m| match m {
+            Message::Nack { seqs, .. } => seqs,
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A publisher restart the parent did not tell (nothing sends PUBLISHER_RESTART, and a move
+/// upstream of a mid-tier parent is not one it sees): the new SSRC on a layer starts its
+/// numbering anew, so the holes of a new sequence "behind" the old one are NACKed too.
+#[test]
+fn a_new_ssrc_on_a_layer_restarts_its_numbering() {
+    let now = Instant::now();
+    let base = layers(&[Layer::BASE]);
+    let mut child = ChildLink::new(LinkConfig::default(), now, SubId(1), "cam", base, vec![]);
+    let mut bytes = Vec::new();
+    Message::Subscribed { tracks: tracks() }.encode(&mut bytes);
+    child.handle_control(now, &bytes);
+    let mut rx = ControlRx::default();
+    let mut send = |child: &mut ChildLink, ssrc: u32, seq: u16| {
+        let mut d = Vec::new();
+        let h = DatagramHeader {
+            sub: SubId(1),
+            layer: Layer::BASE,
+            keyframe: false,
+        };
+        h.encode(&rtp_of(ssrc, seq), &mut d);
+        child.handle_datagram(now, Bytes::from(d));
+        nacked(child, &mut rx)
+    };
+    for seq in 1000..=1010 {
+        assert!(send(&mut child, 7, seq).is_empty(), "no hole");
+    }
+    assert!(send(&mut child, 8, 100).is_empty());
+    assert_eq!(send(&mut child, 8, 102), [101]);
+    // A late packet of the publisher before changes nothing.
+    assert!(send(&mut child, 7, 1011).is_empty());
+    assert_eq!(send(&mut child, 8, 104), [103]);
+}
+
+/// After a publisher restart, a NACK of a packet the link lost is not answered with the
+/// packet of the same number of the publisher before (still in the parent's cache), which
+/// the child's node would take for the old publisher back.
+#[test]
+fn a_nack_after_a_restart_is_not_answered_with_the_old_publishers_packet() {
+    let mut p = Pair::new(vec![NodeId(1)], layers(&[Layer::BASE]), 0);
+    p.run_for(Duration::from_millis(100));
+    let now = p.now;
+    p.parent
+        .handle_media(now, Layer::BASE, true, &rtp_of(7, 101));
+    p.run_for(Duration::from_millis(50));
+    let now = p.now;
+    p.parent
+        .handle_media(now, Layer::BASE, true, &rtp_of(8, 100));
+    // Its 101 is lost on the way.
+    p.parent
+        .handle_media(now, Layer::BASE, false, &rtp_of(8, 102));
+    p.run_for(Duration::from_millis(500));
+    let ssrcs: Vec<u32> = p
+        .child_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Media { rtp, .. } => crate::wire::rtp_ssrc(rtp),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ssrcs,
+        [7, 8, 8],
+        "nothing of the old publisher after the new one's"
+    );
+    // The child asked (its tries), and nothing was there to answer.
+    let (repaired, unrepairable) = p.parent.repairs();
+    assert_eq!(repaired, 0);
+    assert!(unrepairable > 0);
 }
 
 #[test]

@@ -225,6 +225,10 @@ pub struct Router {
     remote_wants: HashMap<(StreamId, SourceKey), Instant>,
     /// Keyframe wants of one fan-out, deduplicated (kept for its capacity).
     scratch: Vec<SourceKey>,
+    /// Streams pruned since the last [`Router::poll_demand`] with a demand reported that
+    /// was not nothing, and that demand: what the poll takes back (a relay link pulls the
+    /// union of what the workers last reported).
+    pruned_demand: Vec<(StreamId, u8)>,
 }
 
 impl Router {
@@ -479,6 +483,7 @@ impl Router {
         self.parked.shrink_to_fit();
         self.pending.shrink_to_fit();
         self.remote_wants.shrink_to_fit();
+        self.pruned_demand.shrink_to_fit();
     }
 
     /// Sinks of `stream` on this worker.
@@ -557,8 +562,21 @@ impl Router {
 
     /// Reports each stream whose layer demand changed since the last call. Called on the
     /// worker's housekeeping tick, not per packet: a viewer's target moves with the tables
-    /// its packets carry, and the demand follows within a tick.
+    /// its packets carry, and the demand follows within a tick. A stream whose entry went
+    /// (its last sink here left) is reported as wanting nothing, so that a relay link
+    /// stops pulling for this worker what it last asked for.
     pub fn poll_demand(&mut self, out: &mut Outputs) {
+        for (stream, last) in self.pruned_demand.drain(..) {
+            match self.streams.get_mut(&stream) {
+                // Back since (its demand not yet reported): compared below with the last.
+                Some(s) => s.demand = last,
+                None => out.upstream.push(Upstream::LayerDemand {
+                    stream,
+                    to: None,
+                    layers: 0,
+                }),
+            }
+        }
         for (stream, s) in &mut self.streams {
             let mut layers = s.sinks.iter().fold(0, |m, e| m | e.sink.demand());
             if s.single_layer() && s.wants_ladder() {
@@ -735,8 +753,13 @@ impl Router {
     }
 
     fn prune(&mut self, stream: StreamId) {
-        if self.streams.get(&stream).is_some_and(StreamState::is_empty) {
-            self.streams.remove(&stream);
+        if !self.streams.get(&stream).is_some_and(StreamState::is_empty) {
+            return;
+        }
+        if let Some(s) = self.streams.remove(&stream) {
+            if s.demand != 0 {
+                self.pruned_demand.push((stream, s.demand));
+            }
         }
     }
 }

@@ -289,6 +289,48 @@ fn layer_demand_is_reported_when_it_changes() {
     assert_eq!(out.upstream, [demand(0b011)]);
 }
 
+/// On a worker without the stream's source, the last viewer's leaving prunes the stream's
+/// entry: its demand (here the layer and the ladder's rung) is taken back at the next poll,
+/// or the relay link would go on pulling it (and the origin transcoding for nobody).
+#[test]
+fn the_demand_of_a_pruned_stream_is_taken_back() {
+    let other = Endpoint::Worker(WorkerId(0));
+    let demand = |layers| Upstream::LayerDemand {
+        stream: S,
+        to: None,
+        layers,
+    };
+    let now = Instant::now();
+    let mut r = Router::default();
+    let mut out = Outputs::default();
+    let v = viewer(&mut r, 1, &mut out);
+    assert!(r.set_pref(SessionId(1), LayerPref::Rank(0)));
+    r.route(S, &video(0, 1, true, &table(1)), other, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0b001 | RUNG_WANT)]);
+    assert_eq!(r.remove_sink(v, &mut out), Some(S));
+    assert!(r.streams.is_empty(), "the entry is pruned");
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0)], "taken back");
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert!(out.upstream.is_empty(), "once");
+
+    // Back before the poll, with a viewer that has no target yet: nothing is wanted.
+    let v = viewer(&mut r, 2, &mut out);
+    r.route(S, &video(0, 2, true, &table(1)), other, now, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0b001)]);
+    r.remove_sink(v, &mut out);
+    viewer(&mut r, 3, &mut out);
+    out.upstream.clear();
+    r.poll_demand(&mut out);
+    assert_eq!(out.upstream, [demand(0)]);
+}
+
 #[test]
 fn the_fanout_allocates_nothing_once_buffers_have_grown() {
     let mut r = Router::default();
