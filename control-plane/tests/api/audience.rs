@@ -337,15 +337,18 @@ async fn a_node_that_stops_reporting_stops_counting(b: Backend) {
             .unwrap();
         row.map(|(v,)| v)
     };
-    // Both report until the cluster's three viewers are counted.
+    // Both report until the cluster's three viewers and their sessions are counted (the
+    // two are written on their own turns: one may come a report before the other).
+    let open = "SELECT count(*) FROM viewer_sessions WHERE closed_at IS NULL";
     let deadline = Instant::now() + Duration::from_secs(30);
-    while live_viewers().await != Some(3) && Instant::now() < deadline {
+    while (live_viewers().await != Some(3) || count(&api, open).await != 3)
+        && Instant::now() < deadline
+    {
         report(&api, &origin, &on_origin).await;
         report(&api, &edge, &on_edge).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(live_viewers().await, Some(3), "the origin's and the edge's");
-    let open = "SELECT count(*) FROM viewer_sessions WHERE closed_at IS NULL";
     assert_eq!(count(&api, open).await, 3);
 
     // The edge dies (no more reports): past the liveness window its viewers and its
