@@ -277,6 +277,27 @@ mod tests {
     }
 
     #[test]
+    fn the_parents_layers_make_the_table_flowing_or_not() {
+        let t0 = Instant::now();
+        let mut input = RelayInput::new(1, Duration::from_millis(100));
+        let (m, _) = input.parse(&packet(0, 7, 1, true), t0).unwrap();
+        let table = m.layers.unwrap();
+        assert!(!table.settled, "measured: not yet ranked");
+        // The parent has layers 0 and 2 (in its rank, lowest first); only 0 flows here.
+        input.set_layers(t0, &[(0, 150_000), (2, 2_000_000)]);
+        let (m, _) = input.parse(&packet(0, 7, 2, false), t0).unwrap();
+        let table = m.layers.unwrap();
+        assert!(table.settled);
+        let order: Vec<u8> = table.active.iter().map(|e| e.encoding).collect();
+        assert_eq!(order, [0, 2], "the parent's rank, the unpulled top listed");
+        // An hour later, layer 2 has still sent nothing here: it stays listed.
+        let later = t0 + Duration::from_secs(3600);
+        input.producer().poll_layers(later);
+        let (m, _) = input.parse(&packet(0, 7, 3, false), later).unwrap();
+        assert_eq!(m.layers.unwrap().active.len(), 2);
+    }
+
+    #[test]
     fn bytes_that_are_not_relay_packets_are_refused() {
         let t0 = Instant::now();
         let mut input = RelayInput::new(1, Duration::from_millis(100));
