@@ -118,10 +118,12 @@ pub fn serving_role(view: &ClusterView) -> Option<Role> {
         .find(|r| view.with_role(*r).iter().any(|n| view.node(*n).alive))
 }
 
+/// Whether `n` is usable (alive, not drained) and within the load limits.
 pub(crate) fn has_room(view: &ClusterView, n: NodeId) -> bool {
     view.node(n).usable() && within_limits(view, n)
 }
 
+/// Whether `n`'s load, CPU and budget pressure are within the limits.
 fn within_limits(view: &ClusterView, n: NodeId) -> bool {
     let node = view.node(n);
     node.load() < view.limits.load && node.cpu < view.limits.cpu && node.pressure < 3
